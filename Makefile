@@ -1,0 +1,50 @@
+# The two commands the README starts with: `make demo` and `make test`.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEMO_HOME := $(CURDIR)/.demo
+
+.PHONY: demo test lint typecheck unit venv services-start services-stop lock clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,examples]'
+	touch $@
+
+demo: venv
+	rm -rf $(DEMO_HOME)
+	SHIPYARD_HOME=$(DEMO_HOME) $(BIN)/python examples/digits/flow.py run --max-workers 2
+	SHIPYARD_HOME=$(DEMO_HOME) $(BIN)/shipyard show DigitsFlow
+	@echo
+	@echo "Look at what it made:"
+	@echo "  SHIPYARD_HOME=$(DEMO_HOME) $(BIN)/shipyard runs"
+	@echo "  SHIPYARD_HOME=$(DEMO_HOME) $(BIN)/shipyard show DigitsFlow"
+
+lint: venv
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest -q
+
+# Start the servers the tests need, run everything, stop them again (even on failure).
+test: venv
+	source scripts/services.sh && services_start && trap services_stop EXIT && \
+	  $(MAKE) --no-print-directory lint typecheck && \
+	  $(BIN)/pytest -q -p no:cacheprovider
+
+# Refresh constraints.txt from a fresh resolve (run by hand, commit the result).
+lock:
+	rm -rf /tmp/shipyard-lock && $(PY) -m venv /tmp/shipyard-lock
+	/tmp/shipyard-lock/bin/pip install -q '.[dev,examples,s3,postgres]'
+	/tmp/shipyard-lock/bin/pip freeze --exclude shipyard > constraints.txt
+
+clean:
+	rm -rf $(VENV) .demo .services test-artifacts

@@ -1,0 +1,65 @@
+# Servers the test suite needs, started on 127.0.0.1 and stopped again.
+#   source scripts/services.sh && services_start   # exports SHIPYARD_TEST_*_URL
+#   services_stop
+# Missing software is installed (apt-get / the venv); under CI=true a server that
+# cannot be started fails the run instead of letting its tests skip.
+SERVICES_DIR="${SERVICES_DIR:-$PWD/.services}"
+
+_free_port() { "${PYTHON:-.venv/bin/python}" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+_fail_or_warn() {
+  if [ "${CI:-}" = "true" ]; then echo "services: $1" >&2; return 1; fi
+  echo "services: WARNING: $1 (its tests will be skipped; under CI=true this fails)" >&2
+}
+
+_pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1; }
+
+_postgres_start() {
+  local bin; bin="$(_pg_bin)"
+  if [ -z "$bin" ]; then
+    echo "services: installing PostgreSQL (apt-get)" >&2
+    (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null) || true
+    bin="$(_pg_bin)"
+  fi
+  [ -n "$bin" ] || { _fail_or_warn "PostgreSQL is not installed and could not be installed"; return; }
+  local dir="$SERVICES_DIR/pg" port; port="$(_free_port)"
+  rm -rf "$dir"; mkdir -p "$dir"; chown postgres "$dir" 2>/dev/null || true
+  local as=(); [ "$(id -u)" = 0 ] && as=(runuser -u postgres --)
+  "${as[@]}" "$bin/initdb" -D "$dir/data" -A trust -U postgres >"$SERVICES_DIR/pg-initdb.log" 2>&1 \
+    || { _fail_or_warn "initdb failed (see $SERVICES_DIR/pg-initdb.log)"; return; }
+  "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off" start >/dev/null \
+    || { _fail_or_warn "PostgreSQL did not start (see $dir/log)"; return; }
+  echo "$bin" > "$SERVICES_DIR/pg-bin"
+  export SHIPYARD_TEST_PG_URL="postgresql+psycopg://postgres@127.0.0.1:$port/postgres"
+  echo "services: PostgreSQL on 127.0.0.1:$port" >&2
+}
+
+_s3_start() {
+  local moto="$PWD/.venv/bin/moto_server" port
+  [ -x "$moto" ] || { _fail_or_warn "moto_server is not installed in .venv (make venv)"; return; }
+  port="$(_free_port)"
+  "$moto" -H 127.0.0.1 -p "$port" >"$SERVICES_DIR/moto.log" 2>&1 &
+  echo $! > "$SERVICES_DIR/moto.pid"
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1
+  done
+  curl -s -o /dev/null "http://127.0.0.1:$port/" || { _fail_or_warn "moto_server did not start (see $SERVICES_DIR/moto.log)"; return; }
+  export SHIPYARD_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
+  echo "services: S3-compatible server (moto_server) on 127.0.0.1:$port" >&2
+}
+
+services_start() {
+  mkdir -p "$SERVICES_DIR"
+  _postgres_start || return 1
+  _s3_start || return 1
+}
+
+services_stop() {
+  if [ -f "$SERVICES_DIR/moto.pid" ]; then kill "$(cat "$SERVICES_DIR/moto.pid")" 2>/dev/null; rm -f "$SERVICES_DIR/moto.pid"; fi
+  if [ -f "$SERVICES_DIR/pg-bin" ] && [ -d "$SERVICES_DIR/pg/data" ]; then
+    local as=(); [ "$(id -u)" = 0 ] && as=(runuser -u postgres --)
+    "${as[@]}" "$(cat "$SERVICES_DIR/pg-bin")/pg_ctl" -D "$SERVICES_DIR/pg/data" -m immediate stop >/dev/null 2>&1
+  fi
+  return 0
+}

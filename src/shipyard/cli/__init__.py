@@ -1,0 +1,1 @@
+"""The ``shipyard`` command: one click group per part."""

@@ -1,0 +1,279 @@
+"""``shipyard run`` / ``shipyard resume`` and the ``python flow.py run|resume|show`` CLI.
+
+Both spellings build the same per-flow click command, whose options are the run options
+plus one option per ``Parameter``; click checks every value's type before anything runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from shipyard.flow.exceptions import FlowError, ParameterError, ResumeError
+from shipyard.flow.loader import LoadedFlow, load_flow
+from shipyard.flow.parameters import IncludeFile, JSONType, Parameter, flow_parameters
+
+
+def _fail(exc: FlowError) -> NoReturn:
+    if isinstance(exc, ParameterError):
+        raise click.UsageError(str(exc))
+    raise click.ClickException(str(exc))
+
+
+def _param_option(p: Parameter) -> click.Option:
+    if p.type is bool:
+        return click.Option(
+            [f"--{p.name}/--no-{p.name}", p.name],
+            default=p.default if p.has_default else None,
+            help=p.help,
+            show_default=p.has_default,
+        )
+    click_type: Any = {JSONType: str}.get(p.type, p.type)
+    if isinstance(p, IncludeFile):
+        click_type = click.Path(dir_okay=False)
+    return click.Option(
+        [f"--{p.name}", p.name],
+        type=click_type,
+        default=None,
+        required=p.required and not p.has_default,
+        help=(p.help or "") + (f"  [default: {p.default}]" if p.has_default else ""),
+        metavar="FILE" if isinstance(p, IncludeFile) else None,
+    )
+
+
+_RUN_OPTIONS = [
+    click.Option(
+        ["--max-workers"], type=click.IntRange(min=1), default=None,
+        help="Tasks run at once (default: the number of cores).",
+    ),
+    click.Option(["--tag"], multiple=True, help="Tag the run (repeatable)."),
+    click.Option(["--run-id-file"], type=click.Path(dir_okay=False), default=None,
+                 help="Write the run id to this file as soon as it is known."),
+    click.Option(["--quiet", "-q"], is_flag=True, help="No progress bars."),
+]
+
+
+def _execute(loaded: LoadedFlow, given: dict[str, Any], options: dict[str, Any],
+             origin: Any = None, resume_step: str | None = None) -> NoReturn:
+    from shipyard.flow.runtime import RunPlan, Runtime, parameter_values
+    from shipyard.store.records import RunStatus
+
+    try:
+        graph = loaded.graph()
+        parameters = flow_parameters(loaded.flow_cls)
+        params, display = parameter_values(loaded.flow_cls, given, parameters)
+        if resume_step is not None and resume_step not in graph.nodes:
+            raise ResumeError(f"--step {resume_step!r}: the flow has no such step; it has "
+                              f"{graph.order}")
+    except FlowError as exc:
+        _fail(exc)
+    plan = RunPlan(
+        flow_cls=loaded.flow_cls, graph=graph, module=loaded.module_name,
+        source_file=loaded.source_file, params=params, param_display=display,
+        tags=list(options.get("tag") or ()), max_workers=options.get("max_workers") or 0,
+        quiet=bool(options.get("quiet")), origin=origin, resume_step=resume_step,
+    )
+    runtime = Runtime(plan)
+    if options.get("run_id_file"):
+        runtime.on_run_id = lambda run_id: Path(options["run_id_file"]).write_text(str(run_id))
+    runtime.run()
+    sys.exit({RunStatus.SUCCEEDED: 0, RunStatus.KILLED: 130}.get(runtime.status, 1))
+
+
+def run_command(loaded: LoadedFlow) -> click.Command:
+    parameters = flow_parameters(loaded.flow_cls)
+
+    def callback(**kwargs: Any) -> None:
+        given = {p.name: kwargs.pop(p.name, None) for p in parameters}
+        _execute(loaded, given, kwargs)
+
+    return click.Command(
+        "run",
+        callback=callback,
+        params=[*_RUN_OPTIONS, *(_param_option(p) for p in parameters)],
+        help=f"Run {loaded.flow_cls.__name__} ({loaded.source_file.name}).",
+    )
+
+
+def _find_origin(flow_name: str, run: str | None) -> Any:
+    from shipyard.store.meta import MetaStore
+    from shipyard.store.records import RunStatus
+
+    meta = MetaStore.open()
+    try:
+        if run:
+            flow, _, number = run.rpartition("/")
+            if flow and flow != flow_name:
+                raise ResumeError(f"run {run!r} is not a run of {flow_name}")
+            if not number.isdigit():
+                raise click.BadParameter(f"{run!r} is not a run id (e.g. 12 or {flow_name}/12)")
+            origin = meta.get_run(flow_name, int(number))
+            if origin is None:
+                raise ResumeError(f"there is no run {flow_name}/{number}",
+                                  hint=f"list them with: shipyard runs --flow {flow_name}")
+            return origin
+        for record in meta.list_runs(flow_name, limit=200):
+            if record.status in (RunStatus.FAILED, RunStatus.KILLED, RunStatus.DEAD):
+                return record
+        raise ResumeError(f"{flow_name} has no failed, killed or dead run to resume",
+                          hint=f"name one: resume {flow_name}/<run id>")
+    finally:
+        meta.close()
+
+
+def resume_command(loaded: LoadedFlow) -> click.Command:
+    flow_name = loaded.flow_cls.__name__
+
+    def callback(run: str | None, step: str | None, **options: Any) -> None:
+        try:
+            origin = _find_origin(flow_name, run)
+        except FlowError as exc:
+            _fail(exc)
+        _execute(loaded, dict(origin.params), options, origin=origin, resume_step=step)
+
+    return click.Command(
+        "resume",
+        callback=callback,
+        params=[
+            click.Argument(["run"], required=False),
+            click.Option(["--step"], default=None,
+                         help="Re-run from this step on, even where the origin succeeded."),
+            *_RUN_OPTIONS,
+        ],
+        help=f"Resume a run of {flow_name}: reuse what succeeded, re-run what failed and "
+        "what depends on it. RUN defaults to the latest failed run.",
+    )
+
+
+def show_command(loaded: LoadedFlow) -> click.Command:
+    def callback() -> None:
+        try:
+            graph = loaded.graph()
+        except FlowError as exc:
+            _fail(exc)
+        for node in graph:
+            arrow = ", ".join(node.out) or "-"
+            extra = f" (foreach {node.foreach})" if node.foreach else ""
+            decos = " ".join(f"@{d.name}" for d in node.decorators)
+            click.echo(f"{node.name:<20} {node.type.value:<8} -> {arrow}{extra}  {decos}".rstrip())
+            if node.doc:
+                click.echo(f"{'':<20} {node.doc}")
+
+    return click.Command("show", callback=callback, help="Show the flow's steps.")
+
+
+def flow_group(loaded: LoadedFlow) -> click.Group:
+    group = click.Group(
+        loaded.flow_cls.__name__,
+        help=(loaded.flow_cls.__doc__ or "").strip() or None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    for make in (run_command, resume_command, show_command):
+        group.add_command(make(loaded))
+    return group
+
+
+def flow_main(flow_cls: type) -> NoReturn:
+    """``python flow.py ...``: re-import the file under its own name, then run the CLI."""
+    main_file = getattr(sys.modules.get(flow_cls.__module__), "__file__", None)
+    if main_file is None:
+        raise SystemExit(f"cannot find the file defining {flow_cls.__name__}")
+    try:
+        loaded = load_flow(main_file, flow_cls.__name__)
+    except FlowError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    flow_group(loaded).main(prog_name=os.path.basename(main_file))
+    sys.exit(0)
+
+
+class _FlowFileCommand(click.Command):
+    """``shipyard run FLOW_FILE [OPTIONS]``: the options depend on the file."""
+
+    def __init__(self, name: str, make: Any, help: str) -> None:  # noqa: A002
+        super().__init__(
+            name,
+            params=[
+                click.Option(["--flow", "flow_name"], default=None,
+                             help="The flow class, when the file defines several."),
+                click.Argument(["flow_file"], type=click.Path(dir_okay=False)),
+                click.Argument(["args"], nargs=-1, type=click.UNPROCESSED),
+            ],
+            context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+            help=help,
+            callback=self._invoke,
+        )
+        self._make = make
+
+    def _invoke(self, flow_name: str | None, flow_file: str, args: tuple[str, ...]) -> None:
+        try:
+            loaded = load_flow(flow_file, flow_name)
+        except FlowError as exc:
+            raise click.UsageError(str(exc)) from None
+        command = self._make(loaded)
+        ctx = click.get_current_context()
+        with command.make_context(f"{ctx.info_name} {flow_file}", list(args),
+                                  parent=ctx) as sub:
+            command.invoke(sub)
+
+
+shipyard_run = _FlowFileCommand(
+    "run", run_command,
+    "Run a flow: shipyard run [--flow NAME] FLOW_FILE [--max-workers N] [--PARAM VALUE ...].\n\n"
+    "Example: shipyard run examples/digits/flow.py --max-workers 2",
+)
+
+
+@click.command("resume")
+@click.argument("run", required=False)
+@click.option("--step", default=None, help="Re-run from this step on.")
+@click.option("--max-workers", type=click.IntRange(min=1), default=None)
+@click.option("--tag", multiple=True)
+@click.option("--run-id-file", type=click.Path(dir_okay=False), default=None)
+@click.option("--quiet", "-q", is_flag=True)
+def shipyard_resume(run: str | None, step: str | None, **options: Any) -> None:
+    """Resume RUN (Flow/12, or a flow name for its latest failed run; default: the latest
+    failed run of any flow) with the flow file it ran from, changed or not.
+
+    Example: shipyard resume DigitsFlow/3 --step train
+    """
+    from shipyard.store.meta import MetaStore
+    from shipyard.store.records import RunStatus
+
+    meta = MetaStore.open()
+    try:
+        if run is None:
+            failed = [r for r in meta.list_runs(limit=200)
+                      if r.status in (RunStatus.FAILED, RunStatus.KILLED, RunStatus.DEAD)]
+            if not failed:
+                raise click.ClickException("no failed, killed or dead run to resume")
+            record = failed[0]
+        else:
+            flow, _, number = run.partition("/")
+            if number and not number.isdigit():
+                raise click.BadParameter(f"{run!r}: expected Flow/12 or Flow", param_hint="RUN")
+            record = meta.get_run(flow, int(number)) if number else next(
+                (r for r in meta.list_runs(flow, limit=200)
+                 if r.status in (RunStatus.FAILED, RunStatus.KILLED, RunStatus.DEAD)), None)
+            if record is None:
+                raise click.ClickException(f"no run to resume matches {run!r}")
+    finally:
+        meta.close()
+    source = record.graph.get("file")
+    if not source or not Path(source).is_file():
+        raise click.ClickException(
+            f"{record.pathspec} ran from {source!r}, which no longer exists; "
+            f"resume from the flow file: python FLOW_FILE resume {record.run_id}"
+        )
+    try:
+        loaded = load_flow(source, record.flow_name)
+    except FlowError as exc:
+        raise click.ClickException(str(exc)) from None
+    _execute(loaded, dict(record.params), options, origin=record, resume_step=step)
+
+
+COMMANDS: list[click.Command] = [shipyard_run, shipyard_resume]

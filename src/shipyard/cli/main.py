@@ -1,0 +1,17 @@
+"""``shipyard``: the command-line entry point. Each part adds its commands here."""
+
+from __future__ import annotations
+
+import click
+
+from shipyard.cli import flows, runs
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="shipyard")
+def main() -> None:
+    """shipyard: flows, models, services, cache and gateway for ML work."""
+
+
+for _command in (*flows.COMMANDS, *runs.COMMANDS):
+    main.add_command(_command)

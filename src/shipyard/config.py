@@ -1,0 +1,98 @@
+"""Settings: one typed reader, resolved lazily.
+
+Order, highest first: a command-line flag (passed in by the CLI as an override) >
+the environment (``SHIPYARD_*``) > ``$SHIPYARD_HOME/config.yaml`` > the default.
+
+Flow ``Parameter``s never come from here: only the command line or ``Runner`` set them.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+_ENV = {
+    "db_url": "SHIPYARD_DB_URL",
+    "store_url": "SHIPYARD_STORE_URL",
+    "cache_url": "SHIPYARD_CACHE_URL",
+    "url": "SHIPYARD_URL",
+    "key": "SHIPYARD_KEY",
+}
+
+
+class ConfigError(Exception):
+    """A setting could not be read (bad config.yaml, bad value)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. Build with :func:`settings`, never by hand in library code."""
+
+    home: Path
+    db_url: str
+    store_url: str
+    cache_url: str
+    url: str = "http://127.0.0.1:8000"
+    key: str | None = None
+    heartbeat_seconds: float = 5.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """Return a copy with the non-None ``overrides`` applied (command-line flags)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def home() -> Path:
+    """``SHIPYARD_HOME`` (default ``~/.shipyard``), created on first use."""
+    path = Path(os.environ.get("SHIPYARD_HOME") or Path.home() / ".shipyard").expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path.resolve()
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def settings(**overrides: Any) -> Settings:
+    """Resolve the settings now: ``overrides`` (flags) > environment > config.yaml > default."""
+    root = home()
+    file_values = _read_yaml(root / "config.yaml")
+    defaults: dict[str, Any] = {
+        "db_url": f"sqlite:///{root / 'meta.db'}",
+        "store_url": f"file://{root / 'blobs'}",
+        "cache_url": f"lmdb://{root / 'cache'}",
+        "url": "http://127.0.0.1:8000",
+        "key": None,
+        "heartbeat_seconds": 5.0,
+    }
+    values: dict[str, Any] = {}
+    for name, default in defaults.items():
+        env = os.environ.get(_ENV.get(name, "SHIPYARD_" + name.upper()))
+        if overrides.get(name) is not None:
+            values[name] = overrides[name]
+        elif env:
+            values[name] = env
+        elif name in file_values:
+            values[name] = file_values[name]
+        else:
+            values[name] = default
+    try:
+        values["heartbeat_seconds"] = float(values["heartbeat_seconds"])
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"heartbeat_seconds must be a number, got {values['heartbeat_seconds']!r}"
+        ) from None
+    extra = {k: v for k, v in file_values.items() if k not in defaults}
+    return Settings(home=root, extra=extra, **values)

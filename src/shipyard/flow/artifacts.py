@@ -1,0 +1,105 @@
+"""Artifacts inside a running task: lazy loading of what the task inherits, persisting what
+the step assigned, and the foreach item blob.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from shipyard.store.blobs import BlobStore
+from shipyard.store.records import ArtifactRecord
+from shipyard.store.serialize import Encoded, decode, encode
+
+_NOT_LOADED: Any = object()
+
+
+def load_record(store: BlobStore, record: ArtifactRecord) -> Any:
+    """Read and decode one artifact (a range of a blob when the record says so)."""
+    if record.offset is None or record.length is None:
+        data = store.get(record.key)
+    else:
+        data = store.get_range(record.key, record.offset, record.length)
+    return decode(data)
+
+
+class ArtifactLoader(Mapping[str, ArtifactRecord]):
+    """Name -> record, loading each value at most once, on first use."""
+
+    def __init__(self, store: BlobStore, records: Mapping[str, ArtifactRecord]) -> None:
+        self._store = store
+        self._records = dict(records)
+        self._values: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> ArtifactRecord:
+        return self._records[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._records)
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def add(self, record: ArtifactRecord) -> None:
+        self._records[record.name] = record
+        self._values.pop(record.name, None)
+
+    def load(self, name: str) -> Any:
+        value = self._values.get(name, _NOT_LOADED)
+        if value is _NOT_LOADED:
+            value = self._values[name] = load_record(self._store, self._records[name])
+        return value
+
+
+def to_record(name: str, enc: Encoded, **extra: Any) -> ArtifactRecord:
+    return ArtifactRecord(
+        name=name,
+        key=enc.key,
+        size=enc.size,
+        encoding=enc.encoding,
+        type_name=enc.type_name,
+        preview=enc.preview,
+        **extra,
+    )
+
+
+def save(store: BlobStore, name: str, value: Any) -> ArtifactRecord:
+    """Encode and write one value (deduplicated by content)."""
+    enc = encode(value, name=name)
+    store.put(enc.key, enc.chunks)
+    return to_record(name, enc)
+
+
+def save_items(store: BlobStore, name: str, items: Iterable[Any]) -> list[ArtifactRecord]:
+    """Write the items of a foreach as ONE blob of independently decodable parts, so that
+    each foreach task reads only its own item (a ranged read), and a 1,000-way foreach costs
+    one file, not a thousand."""
+    encoded = [encode(item, name=f"{name}[{i}]") for i, item in enumerate(items)]
+    digest = hashlib.sha256()
+    chunks: list[bytes | memoryview] = []
+    spans: list[tuple[int, int]] = []
+    offset = 0
+    for enc in encoded:
+        length = 0
+        for chunk in enc.chunks:
+            digest.update(chunk)
+            chunks.append(chunk)
+            length += memoryview(chunk).nbytes
+        spans.append((offset, length))
+        offset += length
+    key = digest.hexdigest()
+    store.put(key, chunks)
+    return [
+        ArtifactRecord(
+            name=f"{name}[{i}]",
+            key=key,
+            size=enc.size,
+            encoding=enc.encoding,
+            type_name=enc.type_name,
+            preview=enc.preview,
+            offset=start,
+            length=length,
+        )
+        for i, (enc, (start, length)) in enumerate(zip(encoded, spans, strict=True))
+    ]

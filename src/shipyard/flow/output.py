@@ -1,0 +1,91 @@
+"""What a run prints: task output prefixed with ``step/task_id``, status lines, and a
+progress bar per foreach (on a terminal; plain milestone lines otherwise)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+class LogTail:
+    """Follows one attempt's log file, yielding complete lines."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.partial = b""
+
+    def read(self, final: bool = False) -> list[str]:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read()
+        except FileNotFoundError:
+            data = b""
+        self.offset += len(data)
+        data = self.partial + data
+        lines = data.split(b"\n")
+        self.partial = lines.pop()
+        if final and self.partial:
+            lines.append(self.partial)
+            self.partial = b""
+        return [line.decode("utf-8", "replace") for line in lines]
+
+
+class RunOutput:
+    """The runtime's terminal. ``quiet`` keeps task output and status lines but no bars."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.console = Console(highlight=False, soft_wrap=True)
+        self.quiet = quiet
+        self.progress: Progress | None = None
+        self.bars: dict[str, Any] = {}
+        self.plain_marks: dict[str, int] = {}
+
+    def line(self, text: str) -> None:
+        self.console.print(text)
+
+    def task_line(self, prefix: str, text: str, *, err: bool = False) -> None:
+        style = "red" if err else "dim"
+        self.console.print(f"[{style}]{escape(prefix)}[/] {escape(text)}")
+
+    def foreach_started(self, step: str, total: int) -> None:
+        """A foreach fanned out to ``step``; ``total`` counts every task of it so far."""
+        if step in self.bars and self.progress is not None:
+            self.progress.update(self.bars[step], total=total)
+            return
+        if step in self.plain_marks:
+            return
+        if self.console.is_terminal and not self.quiet:
+            if self.progress is None:
+                self.progress = Progress(
+                    TextColumn("[bold]{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    console=self.console,
+                    transient=False,
+                )
+                self.progress.start()
+            self.bars[step] = self.progress.add_task(step, total=total)
+        else:
+            self.line(f"{step}: {total} tasks")
+            self.plain_marks[step] = 0
+
+    def foreach_advanced(self, step: str, done: int, total: int) -> None:
+        if self.progress is not None and step in self.bars:
+            self.progress.update(self.bars[step], completed=done)
+        elif step in self.plain_marks:
+            mark = done * 4 // total  # print at 25%, 50%, 75%, 100%
+            if mark > self.plain_marks[step]:
+                self.plain_marks[step] = mark
+                self.line(f"{step}: {done}/{total} done")
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None

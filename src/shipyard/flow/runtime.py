@@ -1,0 +1,597 @@
+"""The local runtime: decides what runs next, runs it in parallel, records everything.
+
+One process, one loop, no threads: tasks are forked by the zygote (see zygote.py), the loop
+waits on the zygote's socket, follows the tasks' log files, enforces timeouts, schedules
+retries and @catch fallbacks, keeps the run's heartbeat, and is the only writer of metadata.
+Resume is the same loop: a task whose step, foreach position and inputs match a successful
+task of the origin run is cloned instead of run.
+"""
+
+from __future__ import annotations
+
+import functools
+import getpass
+import json
+import os
+import selectors
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shipyard.config import Settings, settings
+from shipyard.flow.artifacts import save
+from shipyard.flow.decorators import TaskOptions, task_options
+from shipyard.flow.graph import Graph, Node, NodeType
+from shipyard.flow.output import LogTail, RunOutput
+from shipyard.flow.parameters import Parameter
+from shipyard.flow.task import InputSpec, TaskSpec, run_task, upload_logs
+from shipyard.flow.zygote import Zygote
+from shipyard.store.blobs import BlobStore, open_blob_store
+from shipyard.store.meta import MetaStore
+from shipyard.store.records import ArtifactRecord, RunRecord, RunStatus, TaskRecord, TaskStatus
+
+
+@dataclass
+class _Task:
+    task_id: int
+    step: str
+    stack: list[dict[str, Any]]
+    inputs: list[int]
+    foreach_item: ArtifactRecord | None = None
+    index: int | None = None
+    attempt: int = 0
+    not_before: float = 0.0
+    caught_error: dict[str, Any] | None = None
+
+
+@dataclass
+class _Running:
+    task: _Task
+    started: float
+    deadline: float | None
+    tails: tuple[LogTail, LogTail]
+    cpu: int
+    memory: int
+    pid: int | None = None
+    timed_out: bool = False
+
+
+@dataclass
+class RunPlan:
+    """What to run: built by the CLI or Runner."""
+
+    flow_cls: type
+    graph: Graph
+    module: str
+    source_file: Path
+    params: dict[str, Any]  # attr -> value, already checked
+    param_display: dict[str, Any]  # option name -> JSON-able value, shown with the run
+    tags: list[str] = field(default_factory=list)
+    max_workers: int = 0
+    quiet: bool = False
+    origin: RunRecord | None = None
+    resume_step: str | None = None
+
+
+class Runtime:
+    """Execute a :class:`RunPlan`. ``run()`` returns the run id; see ``.status``."""
+
+    def __init__(self, plan: RunPlan, config: Settings | None = None) -> None:
+        self.plan = plan
+        self.graph = plan.graph
+        self.config = config or settings()
+        self.max_workers = plan.max_workers or os.cpu_count() or 1
+        self.options: dict[str, TaskOptions] = {n.name: task_options(n) for n in self.graph}
+        self.out = RunOutput(quiet=plan.quiet)
+        self.status = RunStatus.RUNNING
+        self._interrupted: int | None = None
+        self.ready: deque[_Task] = deque()
+        self.running: dict[int, _Running] = {}
+        self.completed: deque[int] = deque()
+        self.outputs: dict[int, dict[str, ArtifactRecord]] = {}
+        self.results: dict[int, dict[str, Any]] = {}
+        self.task_info: dict[int, _Task] = {}
+        self.joins: dict[tuple[str, str], list[int]] = {}
+        self.origin_of: dict[int, int] = {}
+        self.origin_tasks: dict[tuple[str, tuple[int, ...]], TaskRecord] = {}
+        self.rerun_steps: set[str] = set()
+        self.bars: dict[str, list[int]] = {}
+        self.failed_tasks: list[str] = []
+        self.log_dirs: dict[int, str] = {}
+        self.on_run_id: Any = None
+        self._clamp_resources()
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _clamp_resources(self) -> None:
+        self.memory_total = _total_memory_mb()
+        for step, opts in self.options.items():
+            if opts.cpu > self.max_workers:
+                self.out.line(
+                    f"[yellow]note:[/] step {step!r} asks for cpu={opts.cpu}; this run has "
+                    f"{self.max_workers} worker slot(s), so it runs with {self.max_workers}"
+                )
+                opts.cpu = self.max_workers
+            if opts.memory_mb > self.memory_total:
+                self.out.line(
+                    f"[yellow]note:[/] step {step!r} asks for memory={opts.memory_mb} MB; this "
+                    f"machine has {self.memory_total} MB"
+                )
+                opts.memory_mb = self.memory_total
+
+    def run(self) -> int:
+        # Fork the zygote first: nothing below (database, threads, progress bars) may leak in.
+        self.zygote = Zygote(functools.partial(run_task, self.plan.flow_cls, self.graph))
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            self.meta = MetaStore.open(self.config.db_url)
+            self.store: BlobStore = open_blob_store(self.config.store_url)
+            self.run_id = self._create_run()
+            self._loop()
+            return self.run_id
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            self.out.close()
+            self.zygote.close()
+
+    def _create_run(self) -> int:
+        from shipyard.client.code import pack_code
+
+        code = pack_code(self.plan.source_file, self.plan.module)
+        import hashlib
+
+        code_key = hashlib.sha256(code).hexdigest()
+        self.store.put(code_key, [code])
+        self.param_records = {
+            attr: save(self.store, attr, value) for attr, value in self.plan.params.items()
+        }
+        origin = self.plan.origin
+        run_id = self.meta.create_run(
+            self.graph.flow_name,
+            user=_user(),
+            params=self.plan.param_display,
+            tags=self.plan.tags,
+            graph=self.graph.to_json(self.plan.module),
+            code_key=code_key,
+            origin_run_id=origin.run_id if origin else None,
+        )
+        self.logs_root = self.config.home / "logs" / self.graph.flow_name / str(run_id)
+        if self.on_run_id is not None:
+            self.on_run_id(run_id)
+        if origin is not None:
+            self._plan_resume(origin)
+            self.out.line(
+                f"[bold]{self.graph.flow_name}/{run_id}[/] resuming {origin.pathspec} "
+                f"({self.max_workers} workers)"
+            )
+        else:
+            self.out.line(
+                f"[bold]{self.graph.flow_name}/{run_id}[/] started "
+                f"({self.plan.source_file.name}, {self.max_workers} workers)"
+            )
+        self.next_heartbeat = time.monotonic() + self.config.heartbeat_seconds
+        return run_id
+
+    def _plan_resume(self, origin: RunRecord) -> None:
+        for record in self.meta.list_tasks(origin.run_id):
+            if record.status is TaskStatus.SUCCEEDED:
+                position = tuple(int(f["index"]) for f in record.foreach_stack)
+                self.origin_tasks[(record.step_name, position)] = record
+        step = self.plan.resume_step
+        if step is not None:
+            todo = [step]
+            while todo:
+                name = todo.pop()
+                if name not in self.rerun_steps:
+                    self.rerun_steps.add(name)
+                    todo.extend(self.graph[name].out)
+
+    # -- the loop -------------------------------------------------------------------------
+    def _loop(self) -> None:
+        self._create("start", [], [])
+        selector = selectors.DefaultSelector()
+        selector.register(self.zygote.sock, selectors.EVENT_READ)
+        while True:
+            while self.completed:
+                self._on_success(self.completed.popleft())
+            if self._interrupted is not None:
+                self._shutdown(RunStatus.KILLED)
+                return
+            self._launch_ready()
+            if not self.running and not self.completed and (self.failed_tasks or not self.ready):
+                break
+            if selector.select(timeout=self._wait_time()):
+                for message in self.zygote.receive():
+                    self._on_message(message)
+            self._tail_logs()
+            self._check_timeouts()
+            if time.monotonic() >= self.next_heartbeat:
+                self.meta.heartbeat(self.run_id)
+                self.next_heartbeat = time.monotonic() + self.config.heartbeat_seconds
+        self._finish()
+
+    def _wait_time(self) -> float:
+        waits = [0.1 if self.running else 1.0, self.next_heartbeat - time.monotonic()]
+        if self.ready and not self.running:
+            waits.append(min(t.not_before for t in self.ready) - time.monotonic())
+        return max(0.0, min(waits))
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self._interrupted = signum
+
+    # -- creating tasks -------------------------------------------------------------------
+    def _create(
+        self,
+        step: str,
+        stack: list[dict[str, Any]],
+        inputs: list[int],
+        item: ArtifactRecord | None = None,
+    ) -> None:
+        index = int(stack[-1]["index"]) if stack else None
+        origin = self._clone_candidate(step, stack, inputs)
+        if origin is not None:
+            task_id = self.meta.clone_task(self.run_id, origin.task_id, input_task_ids=inputs)
+            self.origin_of[task_id] = origin.task_id
+            self.task_info[task_id] = _Task(task_id, step, stack, inputs, item, index)
+            self.outputs[task_id] = {a.name: a for a in self.meta.list_artifacts(task_id)}
+            self.results[task_id] = dict(origin.result)
+            self.completed.append(task_id)
+            return
+        log_dir = self.logs_root / step
+        task_id = self.meta.create_task(
+            self.run_id, step, foreach_stack=stack, input_task_ids=inputs, log_dir=None
+        )
+        task = _Task(task_id, step, stack, inputs, item, index)
+        self.task_info[task_id] = task
+        self.log_dirs[task_id] = str(log_dir / str(task_id))
+        self.ready.append(task)
+
+    def _clone_candidate(
+        self, step: str, stack: list[dict[str, Any]], inputs: list[int]
+    ) -> TaskRecord | None:
+        if not self.origin_tasks or step in self.rerun_steps:
+            return None
+        origin = self.origin_tasks.get((step, tuple(int(f["index"]) for f in stack)))
+        if origin is None:
+            return None
+        mapped = [self.origin_of.get(i) for i in inputs]
+        if None in mapped or sorted(mapped) != sorted(origin.input_task_ids):  # type: ignore[type-var]
+            return None
+        return origin
+
+    def _on_success(self, task_id: int) -> None:
+        task = self.task_info[task_id]
+        node = self.graph[task.step]
+        if node.type is NodeType.END:
+            return
+        if node.foreach is not None:
+            split = self.results[task_id]["foreach"]
+            n = int(split["num_splits"])
+            target = node.out[0]
+            bar = self.bars.setdefault(target, [0, 0])
+            bar[1] += n
+            self.out.foreach_started(target, bar[1])
+            for i, (start, length) in enumerate(split["spans"]):
+                item = ArtifactRecord(
+                    name="input", key=split["items_key"], size=length, encoding="",
+                    type_name="", preview="", offset=start, length=length,
+                )
+                frame = {"step": node.name, "index": i, "num_splits": n}
+                self._create(target, [*task.stack, frame], [task_id], item)
+            return
+        for target in node.out:
+            child = self.graph[target]
+            if child.is_join:
+                self._arrive_at_join(child, task_id, task.stack)
+            else:
+                self._create(target, task.stack, [task_id])
+
+    def _arrive_at_join(self, join: Node, task_id: int, stack: list[dict[str, Any]]) -> None:
+        assert join.closes is not None
+        split = self.graph[join.closes]
+        if split.type is NodeType.FOREACH:
+            outer, expected = stack[:-1], int(stack[-1]["num_splits"])
+        else:
+            outer, expected = stack, len(join.inputs)
+        key = (join.name, json.dumps(outer, sort_keys=True))
+        arrived = self.joins.setdefault(key, [])
+        arrived.append(task_id)
+        if len(arrived) < expected:
+            return
+        del self.joins[key]
+        if split.type is NodeType.FOREACH:
+            arrived.sort(key=lambda t: int(self.task_info[t].stack[-1]["index"]))
+        else:
+            arrived.sort(key=lambda t: join.inputs.index(self.task_info[t].step))
+        self._create(join.name, outer, arrived)
+
+    # -- launching ------------------------------------------------------------------------
+    def _launch_ready(self) -> None:
+        if self.failed_tasks or not self.ready:
+            return
+        now = time.monotonic()
+        cpu_free = self.max_workers - sum(r.cpu for r in self.running.values())
+        mem_free = self.memory_total - sum(r.memory for r in self.running.values())
+        for task in list(self.ready):
+            if cpu_free <= 0:
+                break
+            opts = self.options[task.step]
+            if task.not_before > now or opts.cpu > cpu_free or opts.memory_mb > mem_free:
+                continue
+            self.ready.remove(task)
+            cpu_free -= opts.cpu
+            mem_free -= opts.memory_mb
+            self._start(task, opts)
+
+    def _start(self, task: _Task, opts: TaskOptions) -> None:
+        spec = TaskSpec(
+            flow_name=self.graph.flow_name,
+            run_id=self.run_id,
+            task_id=task.task_id,
+            step_name=task.step,
+            attempt=task.attempt,
+            store_url=self.config.store_url,
+            inputs=self._input_specs(task),
+            param_names=list(self.param_records),
+            log_dir=self.log_dirs[task.task_id],
+            foreach_item=task.foreach_item,
+            index=task.index,
+            origin_run_id=self.plan.origin.run_id if self.plan.origin else None,
+            caught_error=task.caught_error,
+            catch_var=opts.catch_var,
+        )
+        self.meta.start_attempt(task.task_id, task.attempt, pid=None)
+        now = time.monotonic()
+        self.running[task.task_id] = _Running(
+            task=task,
+            started=now,
+            deadline=now + opts.timeout_seconds if opts.timeout_seconds else None,
+            tails=(LogTail(spec.path("out")), LogTail(spec.path("err"))),
+            cpu=opts.cpu,
+            memory=opts.memory_mb,
+        )
+        self.zygote.spawn(task.task_id, spec)
+
+    def _input_specs(self, task: _Task) -> list[InputSpec]:
+        if not task.inputs:
+            return [InputSpec("_parameters", 0, None, dict(self.param_records))]
+        return [
+            InputSpec(
+                self.task_info[i].step, i, self.task_info[i].index, self.outputs[i]
+            )
+            for i in task.inputs
+        ]
+
+    # -- tasks ending ---------------------------------------------------------------------
+    def _on_message(self, message: tuple[Any, ...]) -> None:
+        kind, task_id = message[0], message[1]
+        running = self.running.get(task_id)
+        if running is None:
+            return
+        if kind == "started":
+            running.pid = message[2]
+        elif kind == "exited":
+            running.pid = message[2]
+            self._on_exit(running, int(message[3]))
+
+    def _on_exit(self, running: _Running, exitcode: int) -> None:
+        task = running.task
+        attempt = task.attempt
+        del self.running[task.task_id]
+        self._tail(running, final=True)
+        spec_paths = Path(self.log_dirs[task.task_id])
+        result_path = spec_paths / f"{attempt}.result.json"
+        try:
+            result = json.loads(result_path.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            result = {"ok": False, "error": self._exit_error(running, exitcode)}
+            result.update(self._upload_logs(task))
+        if running.timed_out:
+            result = {**result, "ok": False, "error": self._exit_error(running, exitcode)}
+        opts = self.options[task.step]
+        logs = {"stdout_key": result.get("stdout_key"), "stderr_key": result.get("stderr_key")}
+        prefix = f"{task.step}/{task.task_id}"
+        if result.get("ok"):
+            artifacts = [ArtifactRecord(**a) for a in result["artifacts"]]
+            keep = {"foreach": result.get("foreach"), "duration": result.get("duration")}
+            self.meta.finish_attempt(
+                task.task_id, task.attempt, status=TaskStatus.SUCCEEDED,
+                artifacts=artifacts, result=keep, **logs,
+            )
+            self.outputs[task.task_id] = {a.name: a for a in artifacts}
+            self.results[task.task_id] = keep
+            self._report_success(task, time.monotonic() - running.started)
+            self.completed.append(task.task_id)
+        else:
+            error = result["error"]
+            retry = task.attempt + 1 < opts.max_attempts and task.caught_error is None
+            catch = not retry and opts.catch_var is not None and task.caught_error is None
+            self.meta.finish_attempt(
+                task.task_id, task.attempt, status=TaskStatus.FAILED, error=error,
+                final=not (retry or catch), **logs,
+            )
+            self.out.line(
+                f"[red]{prefix} failed[/] (attempt {task.attempt + 1}): "
+                f"{error['type']}: {error['message']}"
+            )
+            if retry or catch:
+                task.attempt += 1
+                task.not_before = time.monotonic() + (opts.retry_delay_seconds if retry else 0)
+                if catch:
+                    task.caught_error = error
+                    self.out.line(f"{prefix}: @catch stores the failure and the flow goes on")
+                else:
+                    self.out.line(
+                        f"{prefix}: retrying (attempt {task.attempt + 1} of {opts.max_attempts})"
+                        + (f" in {opts.retry_delay_seconds:g} s" if opts.retry_delay_seconds else "")
+                    )
+                self.ready.appendleft(task)
+            else:
+                self.failed_tasks.append(prefix)
+        for suffix in ("out", "err", "result.json"):
+            (spec_paths / f"{attempt}.{suffix}").unlink(missing_ok=True)
+
+    def _report_success(self, task: _Task, seconds: float) -> None:
+        bar = self.bars.get(task.step)
+        if bar is not None:
+            bar[0] += 1
+            self.out.foreach_advanced(task.step, bar[0], bar[1])
+        else:
+            self.out.line(f"[green]{task.step}/{task.task_id}[/] done in {seconds:.2f} s")
+
+    def _exit_error(self, running: _Running, exitcode: int) -> dict[str, Any]:
+        if running.timed_out:
+            limit = self.options[running.task.step].timeout_seconds
+            return {
+                "type": "TimeoutError",
+                "message": f"the step ran longer than its @timeout of {limit:g} s; its "
+                "process group was killed",
+                "traceback": "",
+            }
+        if exitcode < 0:
+            name = signal.Signals(-exitcode).name
+            why = {
+                "SIGKILL": "killed (out of memory, or kill -9)",
+                "SIGSEGV": "crashed with a segmentation fault",
+                "SIGABRT": "aborted",
+            }.get(name, "killed by a signal")
+            return {"type": "TaskCrashed", "message": f"the task process was {why} ({name})",
+                    "traceback": ""}
+        return {
+            "type": "TaskCrashed",
+            "message": f"the task process exited with status {exitcode} before reporting",
+            "traceback": "",
+        }
+
+    def _upload_logs(self, task: _Task) -> dict[str, str | None]:
+        spec = TaskSpec(
+            flow_name="", run_id=0, task_id=task.task_id, step_name=task.step,
+            attempt=task.attempt, store_url="", inputs=[], param_names=[],
+            log_dir=self.log_dirs[task.task_id],
+        )
+        return upload_logs(self.store, spec)
+
+    # -- while running --------------------------------------------------------------------
+    def _tail_logs(self) -> None:
+        for running in self.running.values():
+            self._tail(running)
+
+    def _tail(self, running: _Running, final: bool = False) -> None:
+        prefix = f"{running.task.step}/{running.task.task_id}"
+        for tail, err in ((running.tails[0], False), (running.tails[1], True)):
+            for line in tail.read(final=final):
+                self.out.task_line(prefix, line, err=err)
+
+    def _check_timeouts(self) -> None:
+        now = time.monotonic()
+        for running in self.running.values():
+            if running.deadline is not None and now > running.deadline and not running.timed_out:
+                if running.pid is not None:
+                    running.timed_out = True
+                    _kill_group(running.pid, signal.SIGKILL)
+
+    # -- ending ---------------------------------------------------------------------------
+    def _shutdown(self, status: RunStatus) -> None:
+        self.out.line(f"[yellow]interrupted ({signal.Signals(self._interrupted or 2).name}): "
+                      "stopping every task[/]")
+        for running in self.running.values():
+            if running.pid is not None:
+                _kill_group(running.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 3
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.zygote.sock, selectors.EVENT_READ)
+            while self.running and time.monotonic() < deadline:
+                if selector.select(timeout=0.1):
+                    for message in self.zygote.receive():
+                        if message[0] == "exited":
+                            self.running.pop(message[1], None)
+        for running in self.running.values():
+            if running.pid is not None:
+                _kill_group(running.pid, signal.SIGKILL)
+        self.meta.kill_unfinished_tasks(self.run_id)
+        self.meta.finish_run(self.run_id, status)
+        self.status = status
+        self.out.close()
+        self.out.line(f"[yellow]{self.graph.flow_name}/{self.run_id} killed[/]")
+
+    def _finish(self) -> None:
+        self.out.close()
+        ok = not self.failed_tasks
+        self.status = RunStatus.SUCCEEDED if ok else RunStatus.FAILED
+        if not ok:
+            self.meta.kill_unfinished_tasks(self.run_id)
+        self.meta.finish_run(self.run_id, self.status)
+        pathspec = f"{self.graph.flow_name}/{self.run_id}"
+        if ok:
+            self.out.line(f"[bold green]{pathspec} succeeded[/]")
+        else:
+            self.out.line(
+                f"[bold red]{pathspec} failed[/] in {', '.join(self.failed_tasks)}\n"
+                f"  see the logs: shipyard logs {self.failed_tasks[0]}\n"
+                f"  fix and resume: shipyard resume {pathspec}"
+            )
+        _remove_empty_dirs(self.logs_root)
+
+
+def _kill_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _remove_empty_dirs(root: Path) -> None:
+    if not root.exists():
+        return
+    for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir():
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+    try:
+        root.rmdir()
+    except OSError:
+        pass
+
+
+def _total_memory_mb() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20))
+    except (ValueError, OSError):
+        return 1 << 20
+
+
+def _user() -> str:
+    try:
+        return os.environ.get("SHIPYARD_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def parameter_values(
+    flow_cls: type, given: dict[str, Any], parameters: list[Parameter]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(attr -> artifact value, option name -> JSON-able value shown with the run)."""
+    values, display = {}, {}
+    for p in parameters:
+        raw = given.get(p.name)
+        values[p.attr] = p.value_for_run(raw if raw is not None else _missing())
+        shown = raw if raw is not None else (p.default if p.has_default else None)
+        try:
+            json.dumps(shown)
+        except TypeError:
+            shown = repr(shown)
+        display[p.name] = shown
+    return values, display
+
+
+def _missing() -> Any:
+    from shipyard.flow.parameters import _MISSING
+
+    return _MISSING

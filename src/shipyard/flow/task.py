@@ -1,0 +1,281 @@
+"""Run one task attempt inside the process the zygote forked for it.
+
+The task never touches the metadata database: it reads its inputs from the blob store,
+runs the user's step, persists the artifacts, and writes a small JSON result (atomically)
+that the runtime reads when the process exits. A task killed at any point leaves no result,
+and blobs are only ever visible complete, so nothing half-written is ever recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard.flow.artifacts import ArtifactLoader, save, save_items
+from shipyard.flow.current import current
+from shipyard.flow.exceptions import ArtifactError, TransitionError
+from shipyard.flow.spec import FlowSpec, Inputs, InputView
+from shipyard.store.blobs import BlobStore, open_blob_store
+from shipyard.store.records import ArtifactRecord
+from shipyard.store.serialize import ArtifactNotPicklable
+
+if TYPE_CHECKING:
+    from shipyard.flow.graph import Graph, Node
+
+_SHIPYARD_DIR = str(Path(__file__).resolve().parent.parent)
+
+
+@dataclass
+class InputSpec:
+    step_name: str
+    task_id: int
+    index: int | None
+    artifacts: dict[str, ArtifactRecord]
+
+
+@dataclass
+class TaskSpec:
+    """Everything a task attempt needs; sent to the zygote (pickled)."""
+
+    flow_name: str
+    run_id: int
+    task_id: int
+    step_name: str
+    attempt: int
+    store_url: str
+    inputs: list[InputSpec]
+    param_names: list[str]
+    log_dir: str
+    foreach_item: ArtifactRecord | None = None
+    index: int | None = None
+    origin_run_id: int | None = None
+    #: set for the extra attempt @catch runs after the last failure: the step is not run
+    caught_error: dict[str, Any] | None = None
+    catch_var: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def path(self, suffix: str) -> Path:
+        return Path(self.log_dir) / f"{self.attempt}.{suffix}"
+
+
+class CaughtFailure:
+    """What ``@catch(var=...)`` stores when every attempt of a step failed."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        self.type = str(error.get("type", "Exception"))
+        self.message = str(error.get("message", ""))
+        self.traceback = str(error.get("traceback", ""))
+
+    def __repr__(self) -> str:
+        return f"CaughtFailure({self.type}: {self.message})"
+
+    def __bool__(self) -> bool:
+        return True
+
+
+@dataclass
+class TaskContext:
+    """What decorator hooks see in the task process."""
+
+    flow: FlowSpec
+    spec: TaskSpec
+    node: Node
+    store: BlobStore
+
+
+def _redirect_output(spec: TaskSpec) -> None:
+    Path(spec.log_dir).mkdir(parents=True, exist_ok=True)
+    for fd, suffix in ((1, "out"), (2, "err")):
+        target = os.open(spec.path(suffix), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(target, fd)
+        os.close(target)
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+
+
+def user_traceback(exc: BaseException) -> str:
+    """The traceback without shipyard's own frames, so it starts at the user's step."""
+    tb = traceback.TracebackException.from_exception(exc)
+    frames = [f for f in tb.stack if not f.filename.startswith(_SHIPYARD_DIR)]
+    if frames:
+        tb.stack = traceback.StackSummary.from_list(frames)
+    return "".join(tb.format())
+
+
+def error_dict(exc: BaseException) -> dict[str, Any]:
+    return {
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "traceback": user_traceback(exc),
+    }
+
+
+def _upload_log(store: BlobStore, path: Path) -> str | None:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    if not data:
+        return None
+    key = hashlib.sha256(data).hexdigest()
+    store.put(key, [data])
+    return key
+
+
+def upload_logs(store: BlobStore, spec: TaskSpec) -> dict[str, str | None]:
+    return {
+        "stdout_key": _upload_log(store, spec.path("out")),
+        "stderr_key": _upload_log(store, spec.path("err")),
+    }
+
+
+def write_result(spec: TaskSpec, result: dict[str, Any]) -> None:
+    path = spec.path("result.json")
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result))
+    os.replace(tmp, path)
+
+
+def _build_flow(flow_cls: type[FlowSpec], spec: TaskSpec, node: Node, store: BlobStore) -> Any:
+    flow = flow_cls.__new__(flow_cls)
+    inputs = [
+        InputView(i.step_name, ArtifactLoader(store, i.artifacts), i.index) for i in spec.inputs
+    ]
+    if node.is_join:
+        first = spec.inputs[0].artifacts if spec.inputs else {}
+        data = ArtifactLoader(store, {n: first[n] for n in spec.param_names if n in first})
+    else:
+        data = ArtifactLoader(store, spec.inputs[0].artifacts if spec.inputs else {})
+    item = (
+        ArtifactLoader(store, {"input": spec.foreach_item}) if spec.foreach_item is not None else None
+    )
+    flow._init_task(step_name=spec.step_name, data=data, foreach_item=item, index=spec.index)
+    current._update(
+        flow_name=spec.flow_name,
+        run_id=spec.run_id,
+        step_name=spec.step_name,
+        task_id=spec.task_id,
+        retry_count=spec.attempt,
+        origin_run_id=spec.origin_run_id,
+        parameter_names=list(spec.param_names),
+        parameters=lambda: {n: data.load(n) for n in spec.param_names if n in data},
+    )
+    return flow, Inputs(inputs)
+
+
+def _check_transition(flow: FlowSpec, node: Node) -> None:
+    transition = flow.__dict__.get("_transition")
+    if node.name == "end":
+        return
+    if transition is None:
+        raise TransitionError(
+            f"step {node.name!r} returned without calling self.next()",
+            hint="every path through the step must end in self.next(...)",
+        )
+    names, foreach = transition
+    if names != node.out or foreach != node.foreach:
+        raise TransitionError(f"step {node.name!r} called self.next() unlike its source says")
+
+
+def _persist(flow: FlowSpec, spec: TaskSpec, store: BlobStore) -> dict[str, ArtifactRecord]:
+    data: ArtifactLoader = flow.__dict__["_data"]
+    outputs = {name: data[name] for name in data}
+    for name, value in list(flow.__dict__.items()):
+        if name.startswith("_"):
+            continue
+        try:
+            outputs[name] = save(store, name, value)
+        except ArtifactNotPicklable as exc:
+            raise ArtifactError(
+                f"step {spec.step_name!r}: artifact {name!r} of type {exc.type_name} "
+                f"cannot be pickled: {exc.reason}",
+                hint=f"store something picklable, or name it self._{name} to keep it "
+                "out of the artifacts",
+            ) from None
+    return outputs
+
+
+def _split(flow: FlowSpec, node: Node, store: BlobStore) -> dict[str, Any]:
+    assert node.foreach is not None
+    try:
+        items = list(getattr(flow, node.foreach))
+    except AttributeError:
+        raise ArtifactError(
+            f"step {node.name!r}: foreach={node.foreach!r} but self.{node.foreach} is not set"
+        ) from None
+    except TypeError:
+        raise ArtifactError(
+            f"step {node.name!r}: foreach={node.foreach!r} must name a list or other iterable"
+        ) from None
+    if not items:
+        raise ArtifactError(
+            f"step {node.name!r}: foreach over {node.foreach!r} has no items",
+            hint="a foreach needs at least one item",
+        )
+    records = save_items(store, node.foreach, items)
+    return {
+        "num_splits": len(records),
+        "items_key": records[0].key,
+        "spans": [[r.offset, r.length] for r in records],
+    }
+
+
+def run_task(flow_cls: type[FlowSpec], graph: Graph, spec: TaskSpec) -> int:
+    """The body of a task process. Returns its exit code."""
+    _redirect_output(spec)
+    store = open_blob_store(spec.store_url)
+    node = graph[spec.step_name]
+    started = time.time()
+    result: dict[str, Any] = {"ok": False}
+    ctx: TaskContext | None = None
+    try:
+        flow, inputs = _build_flow(flow_cls, spec, node, store)
+        ctx = TaskContext(flow=flow, spec=spec, node=node, store=store)
+        for deco in node.decorators:
+            deco.task_pre_step(ctx)
+        if spec.caught_error is not None:
+            if spec.catch_var:
+                setattr(flow, spec.catch_var, CaughtFailure(spec.caught_error))
+            flow.__dict__["_transition"] = (list(node.out), node.foreach)
+        else:
+            try:
+                step_fn = getattr(flow, spec.step_name)
+                step_fn(inputs) if node.is_join else step_fn()
+            except BaseException as exc:
+                if not any(deco.task_exception(ctx, exc) for deco in node.decorators):
+                    raise
+            for deco in node.decorators:
+                deco.task_post_step(ctx)
+        _check_transition(flow, node)
+        outputs = _persist(flow, spec, store)
+        result = {
+            "ok": True,
+            "artifacts": [asdict(r) for r in outputs.values()],
+            "foreach": _split(flow, node, store) if node.foreach else None,
+            "extra": current._values.get("task_extra", {}),
+        }
+    except BaseException as exc:  # noqa: BLE001 - reported to the runtime, never swallowed
+        if isinstance(exc, SystemExit):
+            exc = RuntimeError(f"the step called sys.exit({exc.code!r})")
+        print(user_traceback(exc), file=sys.stderr, end="")
+        result = {"ok": False, "error": error_dict(exc)}
+    finally:
+        if ctx is not None:
+            for deco in node.decorators:
+                try:
+                    deco.task_finished(ctx, result.get("ok", False))
+                except Exception as exc:  # noqa: BLE001
+                    result = {"ok": False, "error": error_dict(exc)}
+    sys.stdout.flush()
+    sys.stderr.flush()
+    result["duration"] = time.time() - started
+    result.update(upload_logs(store, spec))
+    write_result(spec, result)
+    return 0 if result["ok"] else 1

@@ -1,0 +1,103 @@
+"""Plain records passed between the metadata store and its readers (runtime, client, CLI).
+
+They are frozen dataclasses so that nothing outside ``store/`` can mistake them for live
+database rows. Times are UTC ``datetime`` objects; JSON columns come back as Python values.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class RunStatus(str, enum.Enum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    KILLED = "killed"
+    #: never stored: a RUNNING run whose runtime stopped sending heartbeats
+    DEAD = "dead"
+
+
+class TaskStatus(str, enum.Enum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    KILLED = "killed"
+
+
+@dataclass(frozen=True)
+class ArtifactRecord:
+    """One named artifact of a task: a pointer to a content-addressed blob plus its preview."""
+
+    name: str
+    key: str  # blob key (content hash)
+    size: int  # serialized size in bytes, before compression
+    encoding: str  # how the blob decodes, e.g. "pickle5" / "pickle5+zstd"
+    type_name: str  # e.g. "numpy.ndarray", "builtins.dict"
+    preview: str  # short, human-readable; computed at write time, never by unpickling later
+    #: a range inside the blob when several artifacts share one (foreach items); None = whole
+    offset: int | None = None
+    length: int | None = None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    flow_name: str
+    run_id: int
+    status: RunStatus  # DEAD is derived from heartbeat_at by the store when reading
+    user: str
+    created_at: datetime
+    finished_at: datetime | None
+    heartbeat_at: datetime | None
+    params: dict[str, Any]
+    tags: tuple[str, ...]
+    graph: dict[str, Any]  # the validated DAG as JSON (see flow/graph.py: Graph.to_json)
+    code_key: str | None  # blob key of the run's code snapshot
+    origin_run_id: int | None  # the run this one resumed
+
+    @property
+    def pathspec(self) -> str:
+        return f"{self.flow_name}/{self.run_id}"
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    task_id: int
+    attempt: int
+    status: TaskStatus
+    started_at: datetime
+    finished_at: datetime | None
+    pid: int | None
+    #: {"type", "message", "traceback"} for a failed attempt
+    error: dict[str, Any] | None
+    stdout_key: str | None  # blob key of the captured stdout once the attempt ended
+    stderr_key: str | None
+
+
+@dataclass(frozen=True)
+class TaskRecord:
+    flow_name: str
+    run_id: int
+    step_name: str
+    task_id: int
+    status: TaskStatus
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts: int  # how many attempts have started
+    #: one entry per enclosing foreach, outermost first: {"step", "index", "num_splits"}
+    foreach_stack: tuple[dict[str, Any], ...]
+    input_task_ids: tuple[int, ...]
+    origin_task_id: int | None  # set when a resume reused (cloned) this task
+    #: what the task produced for the runtime: {"num_splits": n} for a foreach split, etc.
+    result: dict[str, Any] = field(default_factory=dict)
+    #: where live logs are written while the task runs (local path), until stdout_key is set
+    log_dir: str | None = None
+
+    @property
+    def pathspec(self) -> str:
+        return f"{self.flow_name}/{self.run_id}/{self.step_name}/{self.task_id}"
