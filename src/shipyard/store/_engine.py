@@ -1,0 +1,88 @@
+"""Engine set-up for the metadata store: SQLite pragmas and locking, PostgreSQL pooling.
+
+SQLite (the default) runs in WAL mode with ``synchronous=NORMAL`` (durable at checkpoints,
+never corrupt), a 30 s busy timeout and foreign keys on. Write transactions start with
+``BEGIN IMMEDIATE``: they take the write lock up front, so two writers queue on the busy
+timeout instead of one failing with "database is locked" when it upgrades a read lock
+mid-transaction. Readers use :data:`READ_OPTION` and get a plain deferred ``BEGIN`` (a WAL
+snapshot that never blocks a writer). This is SQLAlchemy's documented pysqlite recipe:
+sqlite3's own transaction handling is switched off (``isolation_level = None``) and the
+``begin`` event emits our BEGIN.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+#: execution option marking a connection as read-only (SQLite: deferred BEGIN)
+READ_OPTION = "shipyard_read"
+
+BUSY_TIMEOUT_MS = 30_000
+
+_engines: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+def _dispose_in_child() -> None:
+    # A forked child must not use its parent's pooled connections (shared sockets/file
+    # locks); drop them without closing what the parent still owns.
+    for engine in list(_engines):
+        engine.dispose(close=False)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_dispose_in_child)
+
+
+def create_engine(url: str) -> Engine:
+    """An engine for ``url`` configured for the metadata store's access pattern."""
+    parsed = sa.make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        engine = _sqlite_engine(parsed)
+    elif backend == "postgresql":
+        engine = sa.create_engine(parsed, pool_pre_ping=True)
+    else:
+        raise ValueError(
+            f"metadata database URL {parsed.render_as_string()!r}: unsupported backend "
+            f"{backend!r}; use sqlite:///path/meta.db or postgresql+psycopg://user@host/db"
+        )
+    _engines.add(engine)
+    return engine
+
+
+def _sqlite_engine(url: sa.URL) -> Engine:
+    database = url.database or ""
+    if database and database != ":memory:" and not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see _on_begin)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        if connection.get_execution_options().get(READ_OPTION):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+__all__ = ["READ_OPTION", "create_engine"]
