@@ -59,24 +59,17 @@ _RUN_OPTIONS = [
 
 def _execute(loaded: LoadedFlow, given: dict[str, Any], options: dict[str, Any],
              origin: Any = None, resume_step: str | None = None) -> NoReturn:
-    from shipyard.flow.runtime import RunPlan, Runtime, parameter_values
+    from shipyard.flow.launch import make_plan
+    from shipyard.flow.runtime import Runtime
     from shipyard.store.records import RunStatus
 
     try:
-        graph = loaded.graph()
-        parameters = flow_parameters(loaded.flow_cls)
-        params, display = parameter_values(loaded.flow_cls, given, parameters)
-        if resume_step is not None and resume_step not in graph.nodes:
-            raise ResumeError(f"--step {resume_step!r}: the flow has no such step; it has "
-                              f"{graph.order}")
+        plan = make_plan(
+            loaded, given, tags=options.get("tag") or (), max_workers=options.get("max_workers"),
+            quiet=bool(options.get("quiet")), origin=origin, resume_step=resume_step,
+        )
     except FlowError as exc:
         _fail(exc)
-    plan = RunPlan(
-        flow_cls=loaded.flow_cls, graph=graph, module=loaded.module_name,
-        source_file=loaded.source_file, params=params, param_display=display,
-        tags=list(options.get("tag") or ()), max_workers=options.get("max_workers") or 0,
-        quiet=bool(options.get("quiet")), origin=origin, resume_step=resume_step,
-    )
     runtime = Runtime(plan)
     if options.get("run_id_file"):
         runtime.on_run_id = lambda run_id: Path(options["run_id_file"]).write_text(str(run_id))

@@ -241,6 +241,7 @@ class Runtime:
             self.outputs[task_id] = {a.name: a for a in self.meta.list_artifacts(task_id)}
             self.results[task_id] = dict(origin.result)
             self.completed.append(task_id)
+            self._report_success(self.task_info[task_id], None)
             return
         log_dir = self.logs_root / step
         task_id = self.meta.create_task(
@@ -436,11 +437,14 @@ class Runtime:
         for suffix in ("out", "err", "result.json"):
             (spec_paths / f"{attempt}.{suffix}").unlink(missing_ok=True)
 
-    def _report_success(self, task: _Task, seconds: float) -> None:
+    def _report_success(self, task: _Task, seconds: float | None) -> None:
+        """``seconds`` is None for a task reused from the origin run."""
         bar = self.bars.get(task.step)
         if bar is not None:
             bar[0] += 1
             self.out.foreach_advanced(task.step, bar[0], bar[1])
+        elif seconds is None:
+            self.out.line(f"[green]{task.step}/{task.task_id}[/] reused from the origin run")
         else:
             self.out.line(f"[green]{task.step}/{task.task_id}[/] done in {seconds:.2f} s")
 
@@ -456,11 +460,11 @@ class Runtime:
         if exitcode < 0:
             name = signal.Signals(-exitcode).name
             why = {
-                "SIGKILL": "killed (out of memory, or kill -9)",
+                "SIGKILL": "was killed (out of memory, or kill -9)",
                 "SIGSEGV": "crashed with a segmentation fault",
                 "SIGABRT": "aborted",
-            }.get(name, "killed by a signal")
-            return {"type": "TaskCrashed", "message": f"the task process was {why} ({name})",
+            }.get(name, "was killed by a signal")
+            return {"type": "TaskCrashed", "message": f"the task process {why} ({name})",
                     "traceback": ""}
         return {
             "type": "TaskCrashed",
@@ -532,7 +536,7 @@ class Runtime:
         else:
             self.out.line(
                 f"[bold red]{pathspec} failed[/] in {', '.join(self.failed_tasks)}\n"
-                f"  see the logs: shipyard logs {self.failed_tasks[0]}\n"
+                f"  see the logs: shipyard logs {pathspec}/{self.failed_tasks[0]}\n"
                 f"  fix and resume: shipyard resume {pathspec}"
             )
         _remove_empty_dirs(self.logs_root)

@@ -8,6 +8,7 @@ and blobs are only ever visible complete, so nothing half-written is ever record
 
 from __future__ import annotations
 
+import faulthandler
 import hashlib
 import json
 import os
@@ -98,6 +99,8 @@ def _redirect_output(spec: TaskSpec) -> None:
         os.close(target)
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    # a segfault in user code then leaves its Python stack in the task's own stderr log
+    faulthandler.enable(file=sys.stderr)
 
 
 def user_traceback(exc: BaseException) -> str:
