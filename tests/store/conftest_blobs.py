@@ -61,7 +61,7 @@ def s3_url_fixture(shipyard_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     client.delete_bucket(Bucket=bucket)
 
 
-@pytest.fixture(name="blob_store", params=["local", "s3"])
+@pytest.fixture(name="blob_store", params=["local", pytest.param("s3", marks=pytest.mark.s3)])
 def blob_store_fixture(request: pytest.FixtureRequest, shipyard_home: Path) -> BlobStore:
     """The same behaviour tests run against both backends."""
     if request.param == "s3":

@@ -21,6 +21,9 @@ from shipyard.store.blobs import BlobNotFound, BlobStore, open_blob_store
 BAD_KEYS = ["../../etc/passwd", "A" * 64, "0" * 63, "0" * 65, "g" * 64, "0" * 63 + "\n", ""]
 
 
+pytestmark = pytest.mark.usefixtures("shipyard_home")  # never ~/.shipyard
+
+
 def key_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 

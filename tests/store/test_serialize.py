@@ -21,6 +21,8 @@ from conftest_blobs import shipyard_home_fixture  # noqa: F401
 from shipyard.store.blobs import open_blob_store
 from shipyard.store.serialize import ArtifactNotPicklable, decode, encode, preview
 
+pytestmark = pytest.mark.usefixtures("shipyard_home")  # never ~/.shipyard
+
 
 @dataclass
 class Point:

@@ -12,6 +12,9 @@ sqlite3's own transaction handling is switched off (``isolation_level = None``) 
 
 from __future__ import annotations
 
+import sqlite3
+import time
+
 import os
 import weakref
 from pathlib import Path
@@ -69,7 +72,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
@@ -83,6 +86,22 @@ def _sqlite_engine(url: sa.URL) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch to WAL once per database file. Two processes creating the same new database
+    can race here, and SQLite may answer "database is locked" without waiting on the busy
+    timeout, so retry for as long as the busy timeout would have waited."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 __all__ = ["READ_OPTION", "create_engine"]
