@@ -32,13 +32,23 @@ _EXPORTS = {
 
 __all__ = sorted(_EXPORTS)
 
-if TYPE_CHECKING:
-    from shipyard.client import Flow, Run, Step, Task
-    from shipyard.flow.current import current
-    from shipyard.flow.decorators import catch, environment, resources, retry, step, timeout
-    from shipyard.flow.parameters import IncludeFile, JSONType, Parameter
-    from shipyard.flow.runner import Runner
-    from shipyard.flow.spec import FlowSpec
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first use
+    from shipyard.client import Flow as Flow
+    from shipyard.client import Run as Run
+    from shipyard.client import Step as Step
+    from shipyard.client import Task as Task
+    from shipyard.flow.current import current as current
+    from shipyard.flow.decorators import catch as catch
+    from shipyard.flow.decorators import environment as environment
+    from shipyard.flow.decorators import resources as resources
+    from shipyard.flow.decorators import retry as retry
+    from shipyard.flow.decorators import step as step
+    from shipyard.flow.decorators import timeout as timeout
+    from shipyard.flow.parameters import IncludeFile as IncludeFile
+    from shipyard.flow.parameters import JSONType as JSONType
+    from shipyard.flow.parameters import Parameter as Parameter
+    from shipyard.flow.runner import Runner as Runner
+    from shipyard.flow.spec import FlowSpec as FlowSpec
 
 
 def __getattr__(name: str) -> Any:

@@ -15,7 +15,9 @@ def collect(inputs):
     return sorted(out)
 """
 
-LINEAR = HEADER + """
+LINEAR = (
+    HEADER
+    + """
 class LinearFlow(FlowSpec):
     alpha = Parameter("alpha", default=1)
 
@@ -36,8 +38,11 @@ class LinearFlow(FlowSpec):
     def end(self):
         self.results = [self.out]
 """
+)
 
-BRANCH = HEADER + """
+BRANCH = (
+    HEADER
+    + """
 class BranchFlow(FlowSpec):
     alpha = Parameter("alpha", default=1)
 
@@ -69,8 +74,11 @@ class BranchFlow(FlowSpec):
     def end(self):
         pass
 """
+)
 
-FOREACH = HEADER + """
+FOREACH = (
+    HEADER
+    + """
 class ForeachFlow(FlowSpec):
     alpha = Parameter("alpha", default=1)
 
@@ -97,8 +105,11 @@ class ForeachFlow(FlowSpec):
     def end(self):
         pass
 """
+)
 
-NESTED = HEADER + """
+NESTED = (
+    HEADER
+    + """
 class NestedFlow(FlowSpec):
     alpha = Parameter("alpha", default=1)
 
@@ -136,8 +147,11 @@ class NestedFlow(FlowSpec):
     def end(self):
         pass
 """
+)
 
-BRANCH_IN_FOREACH = HEADER + """
+BRANCH_IN_FOREACH = (
+    HEADER
+    + """
 class BranchInForeachFlow(FlowSpec):
     alpha = Parameter("alpha", default=1)
 
@@ -179,6 +193,7 @@ class BranchInForeachFlow(FlowSpec):
     def end(self):
         pass
 """
+)
 
 #: name -> (source template, number of work tasks, the work items)
 SHAPES = {

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from flow_shapes import SHAPES, expected, results, source
 
 from shipyard.store.records import RunStatus, TaskStatus
 from shipyard.testing import resume_flow, run_flow, write_flow
-from flow_shapes import SHAPES, expected, results, source
 
 shapes = pytest.mark.parametrize("shape", sorted(SHAPES))
 
@@ -56,7 +56,10 @@ def test_a_crash_in_one_task_fails_only_that_task(shape: str) -> None:
 def test_resume_after_a_failure_reuses_the_right_tasks(shape: str, tmp_path: Path) -> None:
     flag = tmp_path / "broken"
     flag.touch()
-    body = f"if self.item == 0 and os.path.exists({str(flag)!r}):\n            raise RuntimeError('bug')"
+    body = (
+        f"if self.item == 0 and os.path.exists({str(flag)!r}):\n"
+        "            raise RuntimeError('bug')"
+    )
     path = write_flow(source(shape, body), tmp_path)
     first = run_flow(path, alpha=2)
     assert first.status is RunStatus.FAILED
@@ -70,14 +73,18 @@ def test_resume_after_a_failure_reuses_the_right_tasks(shape: str, tmp_path: Pat
     for task in second["work"].tasks():
         reused = task.origin_pathspec is not None
         assert reused == (task.data.item in done_before), (task.pathspec, task.origin_pathspec)
-    assert second["start"].task.origin_pathspec == f"{first.pathspec}/start/{first['start'].task.id}"
+    assert (
+        second["start"].task.origin_pathspec == f"{first.pathspec}/start/{first['start'].task.id}"
+    )
 
 
 @shapes
 def test_catch_stores_the_failure_and_goes_on(shape: str) -> None:
     body = "if self.item == 0:\n            raise KeyError('boom')"
     flow = source(shape, body, "@catch(var='failure')")
-    flow = flow.replace("self.results = [self.out]", "self.results = [] if self.failure else [self.out]")
+    flow = flow.replace(
+        "self.results = [self.out]", "self.results = [] if self.failure else [self.out]"
+    )
     run = run_flow(flow)
     assert run.successful
     failures = [t.data.failure for t in run["work"].tasks()]

@@ -16,6 +16,7 @@ import click
 from shipyard.flow.exceptions import FlowError, ParameterError, ResumeError
 from shipyard.flow.loader import LoadedFlow, load_flow
 from shipyard.flow.parameters import IncludeFile, JSONType, Parameter, flow_parameters
+from shipyard.store.records import RunRecord
 
 
 def _fail(exc: FlowError) -> NoReturn:
@@ -47,26 +48,42 @@ def _param_option(p: Parameter) -> click.Option:
 
 _RUN_OPTIONS = [
     click.Option(
-        ["--max-workers"], type=click.IntRange(min=1), default=None,
+        ["--max-workers"],
+        type=click.IntRange(min=1),
+        default=None,
         help="Tasks run at once (default: the number of cores).",
     ),
     click.Option(["--tag"], multiple=True, help="Tag the run (repeatable)."),
-    click.Option(["--run-id-file"], type=click.Path(dir_okay=False), default=None,
-                 help="Write the run id to this file as soon as it is known."),
+    click.Option(
+        ["--run-id-file"],
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="Write the run id to this file as soon as it is known.",
+    ),
     click.Option(["--quiet", "-q"], is_flag=True, help="No progress bars."),
 ]
 
 
-def _execute(loaded: LoadedFlow, given: dict[str, Any], options: dict[str, Any],
-             origin: Any = None, resume_step: str | None = None) -> NoReturn:
+def _execute(
+    loaded: LoadedFlow,
+    given: dict[str, Any],
+    options: dict[str, Any],
+    origin: Any = None,
+    resume_step: str | None = None,
+) -> NoReturn:
     from shipyard.flow.launch import make_plan
     from shipyard.flow.runtime import Runtime
     from shipyard.store.records import RunStatus
 
     try:
         plan = make_plan(
-            loaded, given, tags=options.get("tag") or (), max_workers=options.get("max_workers"),
-            quiet=bool(options.get("quiet")), origin=origin, resume_step=resume_step,
+            loaded,
+            given,
+            tags=options.get("tag") or (),
+            max_workers=options.get("max_workers"),
+            quiet=bool(options.get("quiet")),
+            origin=origin,
+            resume_step=resume_step,
         )
     except FlowError as exc:
         _fail(exc)
@@ -92,30 +109,39 @@ def run_command(loaded: LoadedFlow) -> click.Command:
     )
 
 
-def _find_origin(flow_name: str, run: str | None) -> Any:
-    from shipyard.store.meta import MetaStore
-    from shipyard.store.records import RunStatus
+_RESUMABLE = ("failed", "killed", "dead")
 
-    meta = MetaStore.open()
-    try:
+
+def _find_origin(flow_name: str | None, run: str | None) -> RunRecord:
+    """The run to resume: ``run`` (``12`` or ``Flow/12``), or the latest failed, killed or
+    dead run of ``flow_name`` (of any flow when None)."""
+    from shipyard.store.meta import MetaStore
+
+    if run:
+        flow, _, number = run.rpartition("/")
+        if flow_name and flow and flow != flow_name:
+            raise ResumeError(f"run {run!r} is not a run of {flow_name}")
+        flow_name = flow or flow_name
+        if not number.isdigit() or not flow_name:
+            raise click.BadParameter(
+                f"{run!r}: expected Flow/12 (or 12 in python flow.py resume)", param_hint="RUN"
+            )
+    with MetaStore.open() as meta:
         if run:
-            flow, _, number = run.rpartition("/")
-            if flow and flow != flow_name:
-                raise ResumeError(f"run {run!r} is not a run of {flow_name}")
-            if not number.isdigit():
-                raise click.BadParameter(f"{run!r} is not a run id (e.g. 12 or {flow_name}/12)")
-            origin = meta.get_run(flow_name, int(number))
+            origin = meta.get_run(flow_name or "", int(number))
             if origin is None:
-                raise ResumeError(f"there is no run {flow_name}/{number}",
-                                  hint=f"list them with: shipyard runs --flow {flow_name}")
+                raise ResumeError(
+                    f"there is no run {flow_name}/{number}",
+                    hint=f"list them with: shipyard runs --flow {flow_name}",
+                )
             return origin
         for record in meta.list_runs(flow_name, limit=200):
-            if record.status in (RunStatus.FAILED, RunStatus.KILLED, RunStatus.DEAD):
+            if record.status.value in _RESUMABLE:
                 return record
-        raise ResumeError(f"{flow_name} has no failed, killed or dead run to resume",
-                          hint=f"name one: resume {flow_name}/<run id>")
-    finally:
-        meta.close()
+    raise ResumeError(
+        f"{flow_name or 'no flow'} has no failed, killed or dead run to resume",
+        hint="name one: shipyard resume Flow/<run id>",
+    )
 
 
 def resume_command(loaded: LoadedFlow) -> click.Command:
@@ -133,8 +159,11 @@ def resume_command(loaded: LoadedFlow) -> click.Command:
         callback=callback,
         params=[
             click.Argument(["run"], required=False),
-            click.Option(["--step"], default=None,
-                         help="Re-run from this step on, even where the origin succeeded."),
+            click.Option(
+                ["--step"],
+                default=None,
+                help="Re-run from this step on, even where the origin succeeded.",
+            ),
             *_RUN_OPTIONS,
         ],
         help=f"Resume a run of {flow_name}: reuse what succeeded, re-run what failed and "
@@ -191,8 +220,11 @@ class _FlowFileCommand(click.Command):
         super().__init__(
             name,
             params=[
-                click.Option(["--flow", "flow_name"], default=None,
-                             help="The flow class, when the file defines several."),
+                click.Option(
+                    ["--flow", "flow_name"],
+                    default=None,
+                    help="The flow class, when the file defines several.",
+                ),
                 click.Argument(["flow_file"], type=click.Path(dir_okay=False)),
                 click.Argument(["args"], nargs=-1, type=click.UNPROCESSED),
             ],
@@ -209,13 +241,13 @@ class _FlowFileCommand(click.Command):
             raise click.UsageError(str(exc)) from None
         command = self._make(loaded)
         ctx = click.get_current_context()
-        with command.make_context(f"{ctx.info_name} {flow_file}", list(args),
-                                  parent=ctx) as sub:
+        with command.make_context(f"{ctx.info_name} {flow_file}", list(args), parent=ctx) as sub:
             command.invoke(sub)
 
 
 shipyard_run = _FlowFileCommand(
-    "run", run_command,
+    "run",
+    run_command,
     "Run a flow: shipyard run [--flow NAME] FLOW_FILE [--max-workers N] [--PARAM VALUE ...].\n\n"
     "Example: shipyard run examples/digits/flow.py --max-workers 2",
 )
@@ -234,28 +266,10 @@ def shipyard_resume(run: str | None, step: str | None, **options: Any) -> None:
 
     Example: shipyard resume DigitsFlow/3 --step train
     """
-    from shipyard.store.meta import MetaStore
-    from shipyard.store.records import RunStatus
-
-    meta = MetaStore.open()
     try:
-        if run is None:
-            failed = [r for r in meta.list_runs(limit=200)
-                      if r.status in (RunStatus.FAILED, RunStatus.KILLED, RunStatus.DEAD)]
-            if not failed:
-                raise click.ClickException("no failed, killed or dead run to resume")
-            record = failed[0]
-        else:
-            flow, _, number = run.partition("/")
-            if number and not number.isdigit():
-                raise click.BadParameter(f"{run!r}: expected Flow/12 or Flow", param_hint="RUN")
-            record = meta.get_run(flow, int(number)) if number else next(
-                (r for r in meta.list_runs(flow, limit=200)
-                 if r.status in (RunStatus.FAILED, RunStatus.KILLED, RunStatus.DEAD)), None)
-            if record is None:
-                raise click.ClickException(f"no run to resume matches {run!r}")
-    finally:
-        meta.close()
+        record = _find_origin(None, run) if run is None or "/" in run else _find_origin(run, None)
+    except FlowError as exc:
+        _fail(exc)
     source = record.graph.get("file")
     if not source or not Path(source).is_file():
         raise click.ClickException(

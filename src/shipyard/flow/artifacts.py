@@ -17,6 +17,7 @@ _NOT_LOADED: Any = object()
 
 def load_record(store: BlobStore, record: ArtifactRecord) -> Any:
     """Read and decode one artifact (a range of a blob when the record says so)."""
+    data: bytes | bytearray
     if record.offset is None or record.length is None:
         data = store.get(record.key)
     else:

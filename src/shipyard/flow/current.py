@@ -32,9 +32,7 @@ class Current:
         values = self.__dict__.get("_values", {})
         if name not in values:
             if not values:
-                raise AttributeError(
-                    f"current.{name} is only available while a flow step runs"
-                )
+                raise AttributeError(f"current.{name} is only available while a flow step runs")
             raise AttributeError(f"current has no attribute {name!r}; it has {sorted(values)}")
         value = values[name]
         if name == "parameters" and callable(value):

@@ -100,7 +100,9 @@ class RetryDecorator(StepDecorator):
 
     def step_init(self, graph: Graph, node: Node) -> None:
         _number(node, "retry", "times", self.attributes["times"])
-        _number(node, "retry", "minutes_between_retries", self.attributes["minutes_between_retries"])
+        _number(
+            node, "retry", "minutes_between_retries", self.attributes["minutes_between_retries"]
+        )
 
     def runtime_options(self, options: TaskOptions) -> None:
         options.max_attempts = int(self.attributes["times"]) + 1
@@ -189,8 +191,13 @@ class EnvironmentDecorator(StepDecorator):
 
 DECORATORS: dict[str, type[StepDecorator]] = {
     d.name: d
-    for d in (RetryDecorator, CatchDecorator, TimeoutDecorator, ResourcesDecorator,
-              EnvironmentDecorator)
+    for d in (
+        RetryDecorator,
+        CatchDecorator,
+        TimeoutDecorator,
+        ResourcesDecorator,
+        EnvironmentDecorator,
+    )
 }
 
 

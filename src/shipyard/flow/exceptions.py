@@ -1,12 +1,12 @@
 """Errors raised by the flow engine.
 
-    FlowError                      root of everything below
-    ├── GraphError                 the DAG is invalid (names the step, file and line)
-    ├── ParameterError             a Parameter / IncludeFile value or definition is wrong
-    ├── FlowDefinitionError        the flow file or class cannot be used (not found, two flows…)
-    ├── TransitionError            a step called self.next() unlike its source says
-    ├── ArtifactError              an artifact cannot be saved / merged / found
-    └── ResumeError                nothing to resume, or the origin run cannot be resumed
+FlowError                      root of everything below
+├── GraphError                 the DAG is invalid (names the step, file and line)
+├── ParameterError             a Parameter / IncludeFile value or definition is wrong
+├── FlowDefinitionError        the flow file or class cannot be used (not found, two flows…)
+├── TransitionError            a step called self.next() unlike its source says
+├── ArtifactError              an artifact cannot be saved / merged / found
+└── ResumeError                nothing to resume, or the origin run cannot be resumed
 """
 
 from __future__ import annotations

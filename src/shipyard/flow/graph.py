@@ -19,7 +19,7 @@ from typing import Any
 from shipyard.flow.exceptions import GraphError
 
 
-class NodeType(str, enum.Enum):
+class NodeType(enum.StrEnum):
     LINEAR = "linear"  # one next step
     SPLIT = "split"  # static branches: self.next(self.a, self.b)
     FOREACH = "foreach"  # self.next(self.train, foreach="grid")
@@ -150,7 +150,7 @@ def _parse_node(name: str, func: Callable[..., Any]) -> Node:
     node = Node(
         name=name,
         func=func,
-        lineno=first + fdef.lineno - 1 + len(fdef.decorator_list),
+        lineno=first + fdef.lineno - 1,
         source_file=source_file,
         doc=doc,
         is_join=arg_count == 2,
@@ -173,11 +173,9 @@ def _parse_node(name: str, func: Callable[..., Any]) -> Node:
     node.next_count = len(calls)
     if calls:
         call = calls[-1]
-        node.next_lineno = first + call.lineno - 1
+        node.next_lineno = first + calls[0].lineno - 1
         last = fdef.body[-1]
-        node.next_is_last = (
-            isinstance(last, ast.Expr) and last.value is call and len(calls) == 1
-        )
+        node.next_is_last = isinstance(last, ast.Expr) and last.value is call and len(calls) == 1
         for arg in call.args:
             if not (
                 isinstance(arg, ast.Attribute)
@@ -249,7 +247,9 @@ def check_targets_exist(graph: Graph) -> None:
                 close = difflib.get_close_matches(target, graph.nodes, n=1)
                 raise node.error(
                     f"self.next() names an unknown step {target!r}",
-                    hint=f"did you mean self.{close[0]}?" if close else "is it decorated with @step?",
+                    hint=f"did you mean self.{close[0]}?"
+                    if close
+                    else "is it decorated with @step?",
                     at_next=True,
                 )
         if node.foreach is not None and len(node.out) != 1:
@@ -311,7 +311,8 @@ def check_joins(graph: Graph) -> None:
     for node in graph.nodes.values():
         if len(node.inputs) > 1 and not node.is_join:
             raise node.error(
-                f"{len(node.inputs)} steps lead here ({', '.join(node.inputs)}) but it takes no inputs",
+                f"{len(node.inputs)} steps lead here ({', '.join(node.inputs)}) "
+                "but it takes no inputs",
                 hint=f"make it a join: def {node.name}(self, inputs): ...",
             )
     _assign_split_parents(graph)
@@ -361,7 +362,9 @@ def _assign_split_parents(graph: Graph) -> None:
                 node.split_parents = parents
         else:
             node.split_parents = parents
-        child_parents = [*parents, node.name] if node.type in (NodeType.SPLIT, NodeType.FOREACH) else parents
+        child_parents = (
+            [*parents, node.name] if node.type in (NodeType.SPLIT, NodeType.FOREACH) else parents
+        )
         for child in node.out:
             visit(graph.nodes[child], child_parents)
 
@@ -387,7 +390,7 @@ RULES: list[Callable[[Graph], None]] = [
     check_next_calls,
     check_targets_exist,
     check_inputs,
-    check_reachable,
     check_no_cycles,
+    check_reachable,
     check_joins,
 ]

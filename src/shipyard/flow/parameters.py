@@ -105,7 +105,9 @@ class Parameter:
         """The artifact value for a run given the raw option value (``_MISSING`` if absent)."""
         if given is _MISSING or given is None:
             if self.required:
-                raise ParameterError(f"parameter {self.name!r} is required", hint=f"pass --{self.name}")
+                raise ParameterError(
+                    f"parameter {self.name!r} is required", hint=f"pass --{self.name}"
+                )
             if not self.has_default:
                 return None
             given = self.default
@@ -129,8 +131,13 @@ class IncludeFile(Parameter):
         help: str | None = None,  # noqa: A002
         required: bool = False,
     ) -> None:
-        super().__init__(name, default if default is not None else _MISSING, type=str, help=help,
-                         required=required)
+        super().__init__(
+            name,
+            default if default is not None else _MISSING,
+            type=str,
+            help=help,
+            required=required,
+        )
         self.is_text = is_text
         self.encoding = encoding
 

@@ -25,10 +25,18 @@ class Runner:
     >>> run.successful, run["end"].task.data.score
     """
 
-    def __init__(self, flow: type | str | os.PathLike[str], *, max_workers: int | None = None,
-                 tags: tuple[str, ...] = (), quiet: bool = True, env: dict[str, str] | None = None,
-                 **params: Any) -> None:
+    def __init__(
+        self,
+        flow: type | str | os.PathLike[str],
+        *,
+        max_workers: int | None = None,
+        tags: tuple[str, ...] = (),
+        quiet: bool = True,
+        env: dict[str, str] | None = None,
+        **params: Any,
+    ) -> None:
         if isinstance(flow, type):
+            source: str | None
             try:
                 source = inspect.getsourcefile(flow)
             except TypeError:
@@ -38,7 +46,8 @@ class Runner:
                     f"{flow.__name__} is not defined in a file (a notebook cell?)",
                     hint="put the flow in a .py file and pass that file or class",
                 )
-            self.file, self.flow_name = Path(source), flow.__name__
+            self.file: Path = Path(source)
+            self.flow_name: str | None = flow.__name__
         else:
             self.file, self.flow_name = Path(flow), None
         self.params = params
@@ -74,8 +83,9 @@ class Runner:
         with tempfile.TemporaryDirectory() as tmp:
             id_file = os.path.join(tmp, "run_id")
             env = {**os.environ, **(self.env or {})}
-            proc = subprocess.run(self._argv(id_file), env=env, timeout=timeout,
-                                  capture_output=True, text=True)
+            proc = subprocess.run(
+                self._argv(id_file), env=env, timeout=timeout, capture_output=True, text=True
+            )
             sys.stdout.write(proc.stdout)
             if not os.path.exists(id_file):
                 raise FlowDefinitionError(

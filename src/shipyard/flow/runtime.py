@@ -243,13 +243,14 @@ class Runtime:
             self.completed.append(task_id)
             self._report_success(self.task_info[task_id], None)
             return
-        log_dir = self.logs_root / step
+        # the task id is not known before the insert, so live logs go by creation order
+        log_dir = str(self.logs_root / step / str(len(self.task_info)))
         task_id = self.meta.create_task(
-            self.run_id, step, foreach_stack=stack, input_task_ids=inputs, log_dir=None
+            self.run_id, step, foreach_stack=stack, input_task_ids=inputs, log_dir=log_dir
         )
         task = _Task(task_id, step, stack, inputs, item, index)
         self.task_info[task_id] = task
-        self.log_dirs[task_id] = str(log_dir / str(task_id))
+        self.log_dirs[task_id] = log_dir
         self.ready.append(task)
 
     def _clone_candidate(
@@ -279,8 +280,14 @@ class Runtime:
             self.out.foreach_started(target, bar[1])
             for i, (start, length) in enumerate(split["spans"]):
                 item = ArtifactRecord(
-                    name="input", key=split["items_key"], size=length, encoding="",
-                    type_name="", preview="", offset=start, length=length,
+                    name="input",
+                    key=split["items_key"],
+                    size=length,
+                    encoding="",
+                    type_name="",
+                    preview="",
+                    offset=start,
+                    length=length,
                 )
                 frame = {"step": node.name, "index": i, "num_splits": n}
                 self._create(target, [*task.stack, frame], [task_id], item)
@@ -362,9 +369,7 @@ class Runtime:
         if not task.inputs:
             return [InputSpec("_parameters", 0, None, dict(self.param_records))]
         return [
-            InputSpec(
-                self.task_info[i].step, i, self.task_info[i].index, self.outputs[i]
-            )
+            InputSpec(self.task_info[i].step, i, self.task_info[i].index, self.outputs[i])
             for i in task.inputs
         ]
 
@@ -401,8 +406,12 @@ class Runtime:
             artifacts = [ArtifactRecord(**a) for a in result["artifacts"]]
             keep = {"foreach": result.get("foreach"), "duration": result.get("duration")}
             self.meta.finish_attempt(
-                task.task_id, task.attempt, status=TaskStatus.SUCCEEDED,
-                artifacts=artifacts, result=keep, **logs,
+                task.task_id,
+                task.attempt,
+                status=TaskStatus.SUCCEEDED,
+                artifacts=artifacts,
+                result=keep,
+                **logs,
             )
             self.outputs[task.task_id] = {a.name: a for a in artifacts}
             self.results[task.task_id] = keep
@@ -413,8 +422,12 @@ class Runtime:
             retry = task.attempt + 1 < opts.max_attempts and task.caught_error is None
             catch = not retry and opts.catch_var is not None and task.caught_error is None
             self.meta.finish_attempt(
-                task.task_id, task.attempt, status=TaskStatus.FAILED, error=error,
-                final=not (retry or catch), **logs,
+                task.task_id,
+                task.attempt,
+                status=TaskStatus.FAILED,
+                error=error,
+                final=not (retry or catch),
+                **logs,
             )
             self.out.line(
                 f"[red]{prefix} failed[/] (attempt {task.attempt + 1}): "
@@ -429,7 +442,11 @@ class Runtime:
                 else:
                     self.out.line(
                         f"{prefix}: retrying (attempt {task.attempt + 1} of {opts.max_attempts})"
-                        + (f" in {opts.retry_delay_seconds:g} s" if opts.retry_delay_seconds else "")
+                        + (
+                            f" in {opts.retry_delay_seconds:g} s"
+                            if opts.retry_delay_seconds
+                            else ""
+                        )
                     )
                 self.ready.appendleft(task)
             else:
@@ -464,8 +481,11 @@ class Runtime:
                 "SIGSEGV": "crashed with a segmentation fault",
                 "SIGABRT": "aborted",
             }.get(name, "was killed by a signal")
-            return {"type": "TaskCrashed", "message": f"the task process {why} ({name})",
-                    "traceback": ""}
+            return {
+                "type": "TaskCrashed",
+                "message": f"the task process {why} ({name})",
+                "traceback": "",
+            }
         return {
             "type": "TaskCrashed",
             "message": f"the task process exited with status {exitcode} before reporting",
@@ -474,8 +494,14 @@ class Runtime:
 
     def _upload_logs(self, task: _Task) -> dict[str, str | None]:
         spec = TaskSpec(
-            flow_name="", run_id=0, task_id=task.task_id, step_name=task.step,
-            attempt=task.attempt, store_url="", inputs=[], param_names=[],
+            flow_name="",
+            run_id=0,
+            task_id=task.task_id,
+            step_name=task.step,
+            attempt=task.attempt,
+            store_url="",
+            inputs=[],
+            param_names=[],
             log_dir=self.log_dirs[task.task_id],
         )
         return upload_logs(self.store, spec)
@@ -501,8 +527,10 @@ class Runtime:
 
     # -- ending ---------------------------------------------------------------------------
     def _shutdown(self, status: RunStatus) -> None:
-        self.out.line(f"[yellow]interrupted ({signal.Signals(self._interrupted or 2).name}): "
-                      "stopping every task[/]")
+        self.out.line(
+            f"[yellow]interrupted ({signal.Signals(self._interrupted or 2).name}): "
+            "stopping every task[/]"
+        )
         for running in self.running.values():
             if running.pid is not None:
                 _kill_group(running.pid, signal.SIGTERM)

@@ -46,9 +46,7 @@ class FlowSpec:
         if data is None or name not in data:
             step = self.__dict__.get("_step_name", "?")
             known = sorted(data) if data is not None else []
-            raise AttributeError(
-                f"step {step!r} has no artifact {name!r}; it has {known}"
-            )
+            raise AttributeError(f"step {step!r} has no artifact {name!r}; it has {known}")
         return data.load(name)
 
     def __getattr__(self, name: str) -> Any:

@@ -157,7 +157,9 @@ def _build_flow(flow_cls: type[FlowSpec], spec: TaskSpec, node: Node, store: Blo
     else:
         data = ArtifactLoader(store, spec.inputs[0].artifacts if spec.inputs else {})
     item = (
-        ArtifactLoader(store, {"input": spec.foreach_item}) if spec.foreach_item is not None else None
+        ArtifactLoader(store, {"input": spec.foreach_item})
+        if spec.foreach_item is not None
+        else None
     )
     flow._init_task(step_name=spec.step_name, data=data, foreach_item=item, index=spec.index)
     current._update(

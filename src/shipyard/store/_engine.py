@@ -12,10 +12,9 @@ sqlite3's own transaction handling is switched off (``isolation_level = None``) 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
-
-import os
 import weakref
 from pathlib import Path
 from typing import Any

@@ -62,8 +62,12 @@ class LocalBlobStore:
         A reader (or a process killed mid-write) can only ever see the whole blob or none.
         """
         final = self._path(key)
-        if final.exists():
+        try:
+            # refresh the mtime: gc spares young blobs, and this one is about to be referenced
+            os.utime(final)
             return False
+        except FileNotFoundError:
+            pass
         folder = final.parent
         if not folder.is_dir():
             folder.mkdir(parents=True, exist_ok=True)

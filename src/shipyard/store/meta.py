@@ -470,7 +470,16 @@ class MetaStore:
         from shipyard.store._gc import referenced_keys_query
 
         with self._reader.connect() as conn:
-            return {key for key in conn.execute(referenced_keys_query()).scalars() if key}
+            keys = {key for key in conn.execute(referenced_keys_query()).scalars() if key}
+            # a foreach split keeps its items in one blob named in the task's result
+            results = conn.execute(
+                sa.select(schema.tasks.c.result).where(schema.tasks.c.result.is_not(None))
+            ).scalars()
+            for result in results:
+                split = (result or {}).get("foreach") if isinstance(result, dict) else None
+                if split and split.get("items_key"):
+                    keys.add(split["items_key"])
+        return keys
 
 
 __all__ = ["MIN_DEAD_AFTER_SECONDS", "MetaStore", "MetaStoreError", "RecordNotFound"]

@@ -1,0 +1,89 @@
+"""``Flow``: every run of one flow, newest first."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from shipyard.client import pathspec as _pathspec
+from shipyard.client._stores import stores
+from shipyard.client.errors import NotFound
+from shipyard.client.run import Run, check_tag
+from shipyard.store.records import RunStatus
+
+
+class Flow:
+    """A flow, by class name.
+
+    >>> run = Flow("DigitsFlow").latest_successful_run   # doctest: +SKIP
+    >>> [r.id for r in Flow("DigitsFlow").runs("baseline")]  # doctest: +SKIP
+    """
+
+    def __init__(self, name: str) -> None:
+        spec = _pathspec.parse(name, max_depth=1)
+        self._stores = stores()
+        known = self._stores.meta.flow_names()
+        if spec.flow not in known:
+            raise NotFound(
+                spec.flow,
+                f"flow {spec.flow!r} not found; known flows: {', '.join(sorted(known)) or 'none'}",
+            )
+        self.name = spec.flow
+        self.pathspec = spec.flow
+
+    def runs(self, *tags: str) -> list[Run]:
+        """The flow's runs having all ``tags``, newest first."""
+        records = self._stores.meta.list_runs(
+            self.name, tags=[check_tag(t) for t in tags], limit=None
+        )
+        return [Run._from_record(self._stores, r) for r in records]
+
+    def _latest(self, status: RunStatus | None) -> Run | None:
+        records = self._stores.meta.list_runs(self.name, status=status, limit=1)
+        return Run._from_record(self._stores, records[0]) if records else None
+
+    @property
+    def latest_run(self) -> Run | None:
+        return self._latest(None)
+
+    @property
+    def latest_successful_run(self) -> Run | None:
+        return self._latest(RunStatus.SUCCEEDED)
+
+    def __getitem__(self, run_id: int | str) -> Run:
+        return Run(f"{self.name}/{run_id}")
+
+    def __iter__(self) -> Iterator[Run]:
+        return iter(self.runs())
+
+    def __repr__(self) -> str:
+        return f"Flow({self.name!r})"
+
+
+def list_runs(
+    flow: str | None = None,
+    *,
+    tags: Sequence[str] = (),
+    status: RunStatus | str | None = None,
+    limit: int | None = 100,
+) -> list[Run]:
+    """Runs of every flow (or of ``flow``) having all ``tags``, newest first.
+
+    >>> [r.pathspec for r in list_runs(status="failed", limit=5)]   # doctest: +SKIP
+    """
+    ctx = stores()
+    wanted = RunStatus(status) if status is not None else None
+    records = ctx.meta.list_runs(
+        flow, tags=[check_tag(t) for t in tags], status=wanted, limit=limit
+    )
+    return [Run._from_record(ctx, r) for r in records]
+
+
+def flows() -> list[Flow]:
+    """Every flow that has at least one run, by name."""
+    ctx = stores()
+    result = []
+    for name in sorted(ctx.meta.flow_names()):
+        flow = Flow.__new__(Flow)
+        flow._stores, flow.name, flow.pathspec = ctx, name, name
+        result.append(flow)
+    return result

@@ -1,0 +1,470 @@
+"""Runtime behaviour beyond the shape matrix: timeouts, signals, dead runs, scheduling,
+isolation, artifacts that cannot be saved, and code loaded back in another process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from shipyard.client import Run
+from shipyard.store.records import RunStatus, TaskStatus
+from shipyard.testing import run_flow, write_flow
+
+HEAD = """
+import os, subprocess, sys, threading, time
+from shipyard import FlowSpec, Parameter, IncludeFile, current, step, retry, catch
+from shipyard import timeout, resources, environment
+"""
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def wait_for(predicate, seconds: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def shipyard(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
+    return subprocess.Popen(
+        [sys.executable, "-m", "shipyard", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        **kw,
+    )
+
+
+def test_timeout_kills_a_hanging_step_and_its_children(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    run = run_flow(
+        HEAD
+        + f"""
+class HangFlow(FlowSpec):
+    @timeout(seconds=1)
+    @step
+    def start(self):
+        child = subprocess.Popen(["sleep", "60"])
+        open({str(pidfile)!r}, "w").write(str(child.pid))
+        time.sleep(60)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+    )
+    assert run.status is RunStatus.FAILED
+    task = run["start"].task
+    assert task.exception["type"] == "TimeoutError"
+    assert "@timeout of 1 s" in task.exception["message"]
+    child = int(pidfile.read_text())
+    wait_for(lambda: not alive(child), 5)
+
+
+def test_retry_counts_timeouts_and_catch_takes_the_last_failure(tmp_path: Path) -> None:
+    run = run_flow(
+        HEAD
+        + """
+class SlowFlow(FlowSpec):
+    @catch(var="failure")
+    @retry(times=1, minutes_between_retries=0)
+    @timeout(seconds=0.5)
+    @step
+    def start(self):
+        time.sleep(30)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.failed_with = self.failure.type
+"""
+    )
+    assert run.successful
+    assert run["end"].task.data.failed_with == "TimeoutError"
+    attempts = run["start"].task.attempts
+    assert [a.status for a in attempts] == [
+        TaskStatus.FAILED,
+        TaskStatus.FAILED,
+        TaskStatus.SUCCEEDED,
+    ]
+
+
+def test_resources_are_honoured_by_the_scheduler(tmp_path: Path) -> None:
+    run = run_flow(
+        HEAD
+        + """
+class HeavyFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = list(range(4))
+        self.next(self.work, foreach="items")
+
+    @resources(cpu=2)
+    @step
+    def work(self):
+        self.began = time.time()
+        time.sleep(0.3)
+        self.ended = time.time()
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.spans = sorted((i.began, i.ended) for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""",
+        max_workers=2,
+    )
+    spans = run["end"].task.data.spans
+    for (_, end), (begin, _) in zip(spans, spans[1:], strict=False):
+        assert begin >= end, spans  # cpu=2 on 2 workers: one at a time
+
+
+def test_environment_and_current(tmp_path: Path) -> None:
+    run = run_flow(
+        HEAD
+        + """
+class EnvFlow(FlowSpec):
+    alpha = Parameter("alpha", default=0.5)
+
+    @environment(vars={"MY_SETTING": "on", "THREADS": 1})
+    @step
+    def start(self):
+        self.setting = os.environ["MY_SETTING"], os.environ["THREADS"]
+        self.me = (current.flow_name, current.run_id, current.step_name, current.task_id,
+                   current.retry_count, current.parameters)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.leaked = os.environ.get("MY_SETTING")
+""",
+        alpha=2.5,
+    )
+    task = run["start"].task
+    assert task.data.setting == ("on", "1")
+    assert task.data.me == ("EnvFlow", run.id, "start", task.id, 0, {"alpha": 2.5})
+    assert run["end"].task.data.leaked is None  # only that step's process
+
+
+def test_unpicklable_artifact_names_attribute_type_and_step() -> None:
+    run = run_flow(
+        HEAD
+        + """
+class LockFlow(FlowSpec):
+    @step
+    def start(self):
+        self.lock = threading.Lock()
+        self._scratch = threading.Lock()  # underscore: not an artifact, fine
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+    )
+    error = run["start"].task.exception
+    assert run.status is RunStatus.FAILED
+    assert "'lock'" in error["message"] and "lock" in error["message"].lower()
+    assert "step 'start'" in error["message"] and "_scratch" not in error["message"]
+
+
+def test_sys_exit_and_missing_next_fail_only_their_task() -> None:
+    run = run_flow(
+        HEAD
+        + """
+class ExitFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.a, self.b)
+
+    @step
+    def a(self):
+        sys.exit(3)
+        self.next(self.join)
+
+    @step
+    def b(self):
+        self.done = True
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+    )
+    assert "sys.exit(3)" in run["a"].task.exception["message"]
+    assert run["b"].task.successful
+
+
+def test_a_foreach_task_loads_only_its_own_item() -> None:
+    run = run_flow(
+        HEAD
+        + """
+class ItemFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = [{"n": i, "payload": "x" * 1000} for i in range(5)]
+        self.next(self.work, foreach="items")
+
+    @step
+    def work(self):
+        self.n = self.input["n"]
+        self.loaded = sorted(self.__dict__["_data"]._values)
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.ns = [i.n for i in inputs]
+        self.loaded = [i.loaded for i in inputs]
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+    )
+    data = run["join"].task.data
+    assert data.ns == [0, 1, 2, 3, 4]
+    assert all("items" not in loaded for loaded in data.loaded)
+
+
+def test_include_file_stores_contents(tmp_path: Path) -> None:
+    csv = tmp_path / "data.csv"
+    csv.write_text("a,b\n1,2\n")
+    run = run_flow(
+        HEAD
+        + """
+class IncludeFlow(FlowSpec):
+    data = IncludeFile("data")
+
+    @step
+    def start(self):
+        self.rows = self.data.splitlines()
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""",
+        data=str(csv),
+    )
+    csv.write_text("changed")
+    assert run["end"].task.data.rows == ["a,b", "1,2"]
+
+
+def test_flow_file_classes_load_in_another_process(tmp_path: Path) -> None:
+    path = (
+        write_flow(
+            HEAD
+            + """
+class Doubler:
+    def __init__(self, k):
+        self.k = k
+
+    def predict(self, x):
+        return x * self.k
+
+
+class ModelFlow(FlowSpec):
+    @step
+    def start(self):
+        self.model = Doubler(2)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""",
+            tmp_path / "",
+            name="model_flow",
+        )
+        if (tmp_path / "").exists()
+        else None
+    )
+    assert path is not None
+    run = run_flow(path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    moved = path.with_suffix(".moved")
+    path.rename(moved)  # the original file is gone: the run's code snapshot must serve
+    code = (
+        f"from shipyard import Run; m = Run({run.pathspec!r})['end'].task.data.model; "
+        "print(type(m).__module__, type(m).__name__, m.predict(21))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=elsewhere,
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ.copy(),
+    )
+    assert out.stdout.split() == [path.stem, "Doubler", "42"]
+
+
+SLEEPY = (
+    HEAD
+    + """
+class SleepyFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = [0, 1]
+        self.next(self.nap, foreach="items")
+
+    @step
+    def nap(self):
+        child = subprocess.Popen(["sleep", "60"])
+        open(os.path.join(os.environ["PIDS"], f"{os.getpid()}-{child.pid}"), "w").close()
+        time.sleep(60)
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+)
+
+
+def _start_sleepy(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, list[int]]:
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    flow = write_flow(SLEEPY, tmp_path)
+    proc = shipyard("run", str(flow), "--max-workers", "2", env={"PIDS": str(pids)})
+    wait_for(lambda: len(list(pids.iterdir())) == 2)
+    procs = [int(p) for name in os.listdir(pids) for p in name.split("-")]
+    return proc, flow, procs
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_stops_cleanly(sig: int, tmp_path: Path) -> None:
+    proc, _, procs = _start_sleepy(tmp_path)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, (out, err)
+    wait_for(lambda: not any(alive(p) for p in procs), 5)
+    run = Run("SleepyFlow/1")
+    assert run.status is RunStatus.KILLED
+    assert {t.status for t in run["nap"].tasks()} == {TaskStatus.KILLED}
+
+
+def test_kill_9_of_the_runtime_leaves_no_orphans_and_a_dead_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHIPYARD_HEARTBEAT_SECONDS", "0.3")
+    proc, _, procs = _start_sleepy(tmp_path)
+    assert Run("SleepyFlow/1").status is RunStatus.RUNNING
+    proc.kill()
+    proc.communicate(timeout=10)
+    wait_for(lambda: not any(alive(p) for p in procs), 5)
+    wait_for(lambda: Run("SleepyFlow/1").status is RunStatus.DEAD, 10)
+
+
+def test_two_runs_at_once(tmp_path: Path) -> None:
+    flow = write_flow(
+        HEAD
+        + """
+class BusyFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = list(range(12))
+        self.next(self.work, foreach="items")
+
+    @step
+    def work(self):
+        self.sq = self.input ** 2
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.total = sum(i.sq for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""",
+        tmp_path,
+    )
+    procs = [shipyard("run", str(flow), "--max-workers", "2") for _ in range(2)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, (out, err)
+    runs = [Run("BusyFlow/1"), Run("BusyFlow/2")]
+    assert [r["end"].task.data.total for r in runs] == [506, 506]
+
+
+def test_kill_9_of_a_task_mid_write_leaves_no_partial_artifact(tmp_path: Path) -> None:
+    from shipyard.config import settings
+    from shipyard.store.blobs import open_blob_store
+    from shipyard.store.serialize import decode
+
+    pidfile = tmp_path / "task.pid"
+    flow = write_flow(
+        HEAD
+        + f"""
+class BigFlow(FlowSpec):
+    @step
+    def start(self):
+        open({str(pidfile)!r}, "w").write(str(os.getpid()))
+        self.big = os.urandom(300 * 1024 * 1024)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""",
+        tmp_path,
+    )
+    proc = shipyard("run", str(flow), "--max-workers", "1")
+    wait_for(pidfile.exists)
+    blobs = Path(settings().store_url.removeprefix("file://"))
+    # the artifact is being written once a temporary file grows in the blob store
+    wait_for(
+        lambda: any(
+            p.name.startswith(".") and p.stat().st_size > 1 << 20
+            for p in blobs.rglob("*")
+            if p.is_file()
+        ),
+        60,
+    )
+    os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1, (out, err)
+    run = Run("BigFlow/1")
+    task = run["start"].task
+    assert task.status is TaskStatus.FAILED and "SIGKILL" in task.exception["message"]
+    assert list(task.artifacts) == []
+    store = open_blob_store()
+    for key, _ in store.list():  # every visible blob is whole
+        assert len(store.get(key)) > 0
+        if key != run.code_key:
+            decode(store.get(key))
