@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shipyard.flow.exceptions import ResumeError
+from shipyard.flow.exceptions import ParameterError, ResumeError
 from shipyard.flow.loader import LoadedFlow
 from shipyard.flow.parameters import flow_parameters
 from shipyard.flow.runtime import RunPlan, parameter_values
@@ -25,7 +25,7 @@ def make_plan(
     graph = loaded.graph()
     params, display = parameter_values(loaded.flow_cls, given, flow_parameters(loaded.flow_cls))
     if resume_step is not None and resume_step not in graph.nodes:
-        raise ResumeError(
+        raise ParameterError(
             f"--step {resume_step!r}: the flow has no such step; it has {graph.order}"
         )
     if origin is not None and origin.flow_name != graph.flow_name:
