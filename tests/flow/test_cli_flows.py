@@ -44,8 +44,13 @@ if __name__ == "__main__":
 
 
 def python(path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(path), *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(path), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=120,
+    )
 
 
 def test_python_flow_py_run_with_parameters(tmp_path: Path) -> None:
@@ -78,7 +83,10 @@ def test_shipyard_run_and_resume(tmp_path: Path) -> None:
     runner = CliRunner()
     first = subprocess.run(
         [sys.executable, "-m", "shipyard", "run", str(path), "--count", "4", "--tag", "exp"],
-        capture_output=True, text=True, env={**os.environ, "BREAK_START_AT": "4"}, timeout=120,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "BREAK_START_AT": "4"},
+        timeout=120,
     )
     assert first.returncode == 1
     assert "broken on purpose" in first.stdout + first.stderr
@@ -86,8 +94,13 @@ def test_shipyard_run_and_resume(tmp_path: Path) -> None:
     failed = Run("ParamFlow/1")
     assert failed.status is RunStatus.FAILED and "exp" in failed.tags
     # `shipyard resume` with no argument picks the latest failed run, with its parameters
-    second = subprocess.run([sys.executable, "-m", "shipyard", "resume"], capture_output=True,
-                            text=True, timeout=120, env=dict(os.environ))
+    second = subprocess.run(
+        [sys.executable, "-m", "shipyard", "resume"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+    )
     assert second.returncode == 0, second.stdout + second.stderr
     resumed = Flow("ParamFlow").latest_run
     assert resumed.origin_run == failed and resumed["end"].task.data.total == 5.0
