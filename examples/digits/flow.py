@@ -15,8 +15,12 @@ from shipyard import FlowSpec, JSONType, Parameter, current, retry, step
 class DigitsFlow(FlowSpec):
     """Fit an SVM per gamma in the grid on the digits data set; keep the best."""
 
-    grid = Parameter("grid", type=JSONType, default="[0.0001, 0.0005, 0.001, 0.005, 0.01]",
-                     help="gamma values to try (JSON list)")
+    grid = Parameter(
+        "grid",
+        type=JSONType,
+        default="[0.0001, 0.0005, 0.001, 0.005, 0.01]",
+        help="gamma values to try (JSON list)",
+    )
     test_size = Parameter("test_size", default=0.25, help="held-out fraction")
 
     @step

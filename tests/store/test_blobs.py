@@ -10,11 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest_blobs import (  # noqa: F401
-    blob_store_fixture,
-    s3_url_fixture,
-    shipyard_home_fixture,
-)
+from conftest_blobs import blob_store_fixture  # noqa: F401
 
 from shipyard.store.blobs import BlobNotFound, BlobStore, open_blob_store
 

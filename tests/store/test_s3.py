@@ -7,7 +7,6 @@ import os
 from typing import Any
 
 import pytest
-from conftest_blobs import s3_url_fixture, shipyard_home_fixture  # noqa: F401
 
 from shipyard.store._s3 import S3BlobStore
 from shipyard.store.blobs import open_blob_store

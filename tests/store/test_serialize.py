@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import zstandard
-from conftest_blobs import shipyard_home_fixture  # noqa: F401
 
 from shipyard.store.blobs import open_blob_store
 from shipyard.store.serialize import ArtifactNotPicklable, decode, encode, preview

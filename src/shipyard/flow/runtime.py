@@ -138,6 +138,8 @@ class Runtime:
                 signal.signal(sig, handler)
             self.out.close()
             self.zygote.close()
+            if hasattr(self, "meta"):
+                self.meta.close()
 
     def _create_run(self) -> int:
         from shipyard.client.code import pack_code

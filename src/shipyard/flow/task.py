@@ -97,8 +97,10 @@ def _redirect_output(spec: TaskSpec) -> None:
         target = os.open(spec.path(suffix), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(target, fd)
         os.close(target)
-    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    sys.stderr.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+    # New file objects over fds 1 and 2: whatever sys.stdout was in the parent (a notebook's
+    # or pytest's capture object) may not write to fd 1 at all.
+    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
     # a segfault in user code then leaves its Python stack in the task's own stderr log
     faulthandler.enable(file=sys.stderr)
 

@@ -1,0 +1,66 @@
+"""Fixtures every test package can use: a private SHIPYARD_HOME and the servers that
+scripts/services.sh starts (PostgreSQL, an S3-compatible server). A test that needs a server
+skips when it is not running, except under CI=true, where that is a failure."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from servers import server_url
+
+
+@pytest.fixture(name="shipyard_home")
+def shipyard_home_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private SHIPYARD_HOME; no store URL from the caller's environment leaks in."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("SHIPYARD_HOME", str(home))
+    monkeypatch.delenv("SHIPYARD_STORE_URL", raising=False)
+    return home
+
+
+@pytest.fixture(name="s3_url")
+def s3_url_fixture(shipyard_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """``s3://<fresh bucket>/blobs`` on the moto_server started by scripts/services.sh."""
+    endpoint = server_url("SHIPYARD_TEST_S3_ENDPOINT")
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(shipyard_home / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(shipyard_home / "no-aws-credentials"),
+        "SHIPYARD_S3_ENDPOINT_URL": endpoint,
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    import boto3
+
+    client = boto3.session.Session().client("s3", endpoint_url=endpoint)
+    bucket = f"shipyard-test-{uuid.uuid4().hex[:12]}"
+    client.create_bucket(Bucket=bucket)
+    yield f"s3://{bucket}/blobs"
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for item in page.get("Contents", []):
+            client.delete_object(Bucket=bucket, Key=item["Key"])
+    client.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture(scope="module")
+def pg_database() -> Iterator[sa.URL]:
+    """A fresh PostgreSQL database for this test module, dropped afterwards."""
+    admin_url = server_url("SHIPYARD_TEST_PG_URL")
+    name = f"shipyard_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        yield sa.make_url(admin_url).set(database=name)
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+    finally:
+        admin.dispose()
