@@ -1,14 +1,17 @@
 """What a run prints: task output prefixed with ``step/task_id``, status lines, and a
-progress bar per foreach (on a terminal; plain milestone lines otherwise)."""
+progress bar per foreach on a terminal (plain milestone lines otherwise).
+
+rich is only imported for a terminal: piped output (CI, notebooks, Runner) is plain text.
+"""
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+_MARKUP = re.compile(r"\[/?[a-z ]*\]")
 
 
 class LogTail:
@@ -37,21 +40,37 @@ class LogTail:
 
 
 class RunOutput:
-    """The runtime's terminal. ``quiet`` keeps task output and status lines but no bars."""
+    """The runtime's terminal. ``quiet`` keeps task output and status lines but no bars.
+
+    Status text may carry simple rich markup (``[green]...[/]``); it is stripped when the
+    output is not a terminal."""
 
     def __init__(self, quiet: bool = False) -> None:
-        self.console = Console(highlight=False, soft_wrap=True)
         self.quiet = quiet
-        self.progress: Progress | None = None
+        self.terminal = sys.stdout.isatty()
+        self.console: Any = None
+        if self.terminal:
+            from rich.console import Console
+
+            self.console = Console(highlight=False, soft_wrap=True)
+        self.progress: Any = None
         self.bars: dict[str, Any] = {}
         self.plain_marks: dict[str, int] = {}
 
     def line(self, text: str) -> None:
-        self.console.print(text)
+        if self.console is not None:
+            self.console.print(text)
+        else:
+            print(_MARKUP.sub("", text), flush=True)
 
     def task_line(self, prefix: str, text: str, *, err: bool = False) -> None:
-        style = "red" if err else "dim"
-        self.console.print(f"[{style}]{escape(prefix)}[/] {escape(text)}")
+        if self.console is not None:
+            from rich.markup import escape
+
+            style = "red" if err else "dim"
+            self.console.print(f"[{style}]{escape(prefix)}[/] {escape(text)}")
+        else:
+            print(f"{prefix} {text}", flush=True)
 
     def foreach_started(self, step: str, total: int) -> None:
         """A foreach fanned out to ``step``; ``total`` counts every task of it so far."""
@@ -60,8 +79,16 @@ class RunOutput:
             return
         if step in self.plain_marks:
             return
-        if self.console.is_terminal and not self.quiet:
+        if self.console is not None and not self.quiet:
             if self.progress is None:
+                from rich.progress import (
+                    BarColumn,
+                    MofNCompleteColumn,
+                    Progress,
+                    TextColumn,
+                    TimeElapsedColumn,
+                )
+
                 self.progress = Progress(
                     TextColumn("[bold]{task.description}"),
                     BarColumn(),

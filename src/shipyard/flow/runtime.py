@@ -234,26 +234,48 @@ class Runtime:
         inputs: list[int],
         item: ArtifactRecord | None = None,
     ) -> None:
-        index = int(stack[-1]["index"]) if stack else None
-        origin = self._clone_candidate(step, stack, inputs)
-        if origin is not None:
-            task_id = self.meta.clone_task(self.run_id, origin.task_id, input_task_ids=inputs)
-            self.origin_of[task_id] = origin.task_id
-            self.task_info[task_id] = _Task(task_id, step, stack, inputs, item, index)
-            self.outputs[task_id] = {a.name: a for a in self.meta.list_artifacts(task_id)}
-            self.results[task_id] = dict(origin.result)
-            self.completed.append(task_id)
-            self._report_success(self.task_info[task_id], None)
-            return
-        # the task id is not known before the insert, so live logs go by creation order
-        log_dir = str(self.logs_root / step / str(len(self.task_info)))
-        task_id = self.meta.create_task(
-            self.run_id, step, foreach_stack=stack, input_task_ids=inputs, log_dir=log_dir
-        )
-        task = _Task(task_id, step, stack, inputs, item, index)
-        self.task_info[task_id] = task
-        self.log_dirs[task_id] = log_dir
-        self.ready.append(task)
+        self._create_many([(step, stack, inputs, item)])
+
+    def _create_many(
+        self, items: list[tuple[str, list[dict[str, Any]], list[int], ArtifactRecord | None]]
+    ) -> None:
+        """Create tasks (a foreach's fan-out in one transaction); on resume, clone those
+        the origin run already did with the same inputs instead."""
+        clones: list[tuple[_Task, TaskRecord]] = []
+        fresh: list[_Task] = []
+        for step, stack, inputs, item in items:
+            index = int(stack[-1]["index"]) if stack else None
+            task = _Task(0, step, stack, inputs, item, index)
+            origin = self._clone_candidate(step, stack, inputs)
+            if origin is None:
+                fresh.append(task)
+            else:
+                clones.append((task, origin))
+        if clones:
+            ids = self.meta.clone_tasks(
+                self.run_id, [(origin.task_id, task.inputs) for task, origin in clones]
+            )
+            for task_id, (task, origin) in zip(ids, clones, strict=True):
+                task.task_id = task_id
+                self.origin_of[task_id] = origin.task_id
+                self.task_info[task_id] = task
+                self.outputs[task_id] = {a.name: a for a in self.meta.list_artifacts(task_id)}
+                self.results[task_id] = dict(origin.result)
+                self.completed.append(task_id)
+                self._report_success(task, None)
+        if fresh:
+            # the task id is not known before the insert, so live logs go by creation order
+            first = len(self.task_info)
+            log_dirs = [str(self.logs_root / t.step / str(first + i)) for i, t in enumerate(fresh)]
+            ids = self.meta.create_tasks(
+                self.run_id,
+                [(t.step, t.stack, t.inputs, d) for t, d in zip(fresh, log_dirs, strict=True)],
+            )
+            for task_id, task, log_dir in zip(ids, fresh, log_dirs, strict=True):
+                task.task_id = task_id
+                self.task_info[task_id] = task
+                self.log_dirs[task_id] = log_dir
+                self.ready.append(task)
 
     def _clone_candidate(
         self, step: str, stack: list[dict[str, Any]], inputs: list[int]
@@ -280,6 +302,7 @@ class Runtime:
             bar = self.bars.setdefault(target, [0, 0])
             bar[1] += n
             self.out.foreach_started(target, bar[1])
+            children = []
             for i, (start, length) in enumerate(split["spans"]):
                 item = ArtifactRecord(
                     name="input",
@@ -292,7 +315,8 @@ class Runtime:
                     length=length,
                 )
                 frame = {"step": node.name, "index": i, "num_splits": n}
-                self._create(target, [*task.stack, frame], [task_id], item)
+                children.append((target, [*task.stack, frame], [task_id], item))
+            self._create_many(children)
             return
         for target in node.out:
             child = self.graph[target]

@@ -249,23 +249,37 @@ class MetaStore:
         log_dir: str | None = None,
     ) -> int:
         """Insert a PENDING task and return its task id (unique in this DB)."""
+        return self.create_tasks(run_id, [(step_name, foreach_stack, input_task_ids, log_dir)])[0]
+
+    def create_tasks(
+        self,
+        run_id: int,
+        items: Sequence[tuple[str, Sequence[dict[str, Any]], Sequence[int], str | None]],
+    ) -> list[int]:
+        """:meth:`create_task` for many ``(step_name, foreach_stack, input_task_ids,
+        log_dir)`` in one transaction (a foreach fanning out); returns the ids in order."""
+        if not items:
+            return []
+        now = _now()
+        rows = [
+            {
+                "run_id": run_id,
+                "step_name": step_name,
+                "status": TaskStatus.PENDING.value,
+                "created_at": now,
+                "attempts": 0,
+                "foreach_stack": list(stack),
+                "input_task_ids": list(inputs),
+                "log_dir": log_dir,
+            }
+            for step_name, stack, inputs, log_dir in items
+        ]
         with self._engine.begin() as conn:
             self._check_run(conn, run_id)
-            task_id: int = conn.execute(
-                tasks.insert()
-                .values(
-                    run_id=run_id,
-                    step_name=step_name,
-                    status=TaskStatus.PENDING.value,
-                    created_at=_now(),
-                    attempts=0,
-                    foreach_stack=list(foreach_stack),
-                    input_task_ids=list(input_task_ids),
-                    log_dir=log_dir,
-                )
-                .returning(tasks.c.task_id)
-            ).scalar_one()
-        return task_id
+            result = conn.execute(
+                tasks.insert().returning(tasks.c.task_id, sort_by_parameter_order=True), rows
+            )
+            return [int(task_id) for task_id in result.scalars()]
 
     def start_attempt(self, task_id: int, attempt: int, *, pid: int | None) -> None:
         """Record attempt ``attempt`` (0-based) as RUNNING; the task becomes RUNNING."""
@@ -282,23 +296,22 @@ class MetaStore:
             )
             if result.rowcount == 0:
                 raise RecordNotFound(f"no task with id {task_id} in {self.url}")
-            exists = sa.select(attempts.c.attempt).where(
-                attempts.c.task_id == task_id, attempts.c.attempt == attempt
-            )
-            if conn.execute(exists).first() is not None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        attempts.insert().values(
+                            task_id=task_id,
+                            attempt=attempt,
+                            status=TaskStatus.RUNNING.value,
+                            started_at=now,
+                            pid=pid,
+                        )
+                    )
+            except sa.exc.IntegrityError:
                 raise MetaStoreError(
                     f"task {task_id} attempt {attempt} was started already; "
                     "start the next attempt with attempt + 1"
-                )
-            conn.execute(
-                attempts.insert().values(
-                    task_id=task_id,
-                    attempt=attempt,
-                    status=TaskStatus.RUNNING.value,
-                    started_at=now,
-                    pid=pid,
-                )
-            )
+                ) from None
 
     def finish_attempt(
         self,
