@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from servers import pg_schema_url
 
+from servers import pg_schema_url
 from shipyard.client import Flow
 from shipyard.store.blobs import open_blob_store
 from shipyard.store.records import RunStatus

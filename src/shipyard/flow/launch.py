@@ -1,14 +1,51 @@
-"""Turn a loaded flow plus raw parameter values into a checked :class:`RunPlan`."""
+"""What to run: a loaded flow plus checked parameter values, as a :class:`RunPlan`."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from shipyard.flow.exceptions import ParameterError, ResumeError
+from shipyard.flow.graph import Graph
 from shipyard.flow.loader import LoadedFlow
-from shipyard.flow.parameters import flow_parameters
-from shipyard.flow.runtime import RunPlan, parameter_values
+from shipyard.flow.parameters import _MISSING, Parameter, flow_parameters
 from shipyard.store.records import RunRecord
+
+
+@dataclass
+class RunPlan:
+    """What to run: built by the CLI or Runner."""
+
+    flow_cls: type
+    graph: Graph
+    module: str
+    source_file: Path
+    params: dict[str, Any]  # attr -> value, already checked
+    param_display: dict[str, Any]  # option name -> JSON-able value, shown with the run
+    tags: list[str] = field(default_factory=list)
+    max_workers: int = 0
+    quiet: bool = False
+    origin: RunRecord | None = None
+    resume_step: str | None = None
+
+
+def parameter_values(
+    flow_cls: type, given: dict[str, Any], parameters: list[Parameter]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(attr -> artifact value, option name -> JSON-able value shown with the run)."""
+    values, display = {}, {}
+    for p in parameters:
+        raw = given.get(p.name)
+        values[p.attr] = p.value_for_run(raw if raw is not None else _MISSING)
+        shown = raw if raw is not None else (p.default if p.has_default else None)
+        try:
+            json.dumps(shown)
+        except TypeError:
+            shown = repr(shown)
+        display[p.name] = shown
+    return values, display
 
 
 def make_plan(

@@ -17,21 +17,24 @@ import selectors
 import signal
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from shipyard.config import Settings, settings
 from shipyard.flow.artifacts import save
 from shipyard.flow.decorators import TaskOptions, task_options
-from shipyard.flow.graph import Graph, Node, NodeType
+from shipyard.flow.failures import exit_error
+from shipyard.flow.graph import Node, NodeType
+from shipyard.flow.launch import RunPlan
 from shipyard.flow.output import LogTail, RunOutput
-from shipyard.flow.parameters import Parameter
+from shipyard.flow.resume import ResumePlan
 from shipyard.flow.task import InputSpec, TaskSpec, run_task, upload_logs
 from shipyard.flow.zygote import Zygote
 from shipyard.store.blobs import BlobStore, open_blob_store
 from shipyard.store.meta import MetaStore
-from shipyard.store.records import ArtifactRecord, RunRecord, RunStatus, TaskRecord, TaskStatus
+from shipyard.store.records import ArtifactRecord, RunStatus, TaskRecord, TaskStatus
 
 
 @dataclass
@@ -59,23 +62,6 @@ class _Running:
     timed_out: bool = False
 
 
-@dataclass
-class RunPlan:
-    """What to run: built by the CLI or Runner."""
-
-    flow_cls: type
-    graph: Graph
-    module: str
-    source_file: Path
-    params: dict[str, Any]  # attr -> value, already checked
-    param_display: dict[str, Any]  # option name -> JSON-able value, shown with the run
-    tags: list[str] = field(default_factory=list)
-    max_workers: int = 0
-    quiet: bool = False
-    origin: RunRecord | None = None
-    resume_step: str | None = None
-
-
 class Runtime:
     """Execute a :class:`RunPlan`. ``run()`` returns the run id; see ``.status``."""
 
@@ -95,9 +81,7 @@ class Runtime:
         self.results: dict[int, dict[str, Any]] = {}
         self.task_info: dict[int, _Task] = {}
         self.joins: dict[tuple[str, str], list[int]] = {}
-        self.origin_of: dict[int, int] = {}
-        self.origin_tasks: dict[tuple[str, tuple[int, ...]], TaskRecord] = {}
-        self.rerun_steps: set[str] = set()
+        self.resume: ResumePlan | None = None
         self.bars: dict[str, list[int]] = {}
         self.failed_tasks: list[str] = []
         self.log_dirs: dict[int, str] = {}
@@ -166,7 +150,9 @@ class Runtime:
         if self.on_run_id is not None:
             self.on_run_id(run_id)
         if origin is not None:
-            self._plan_resume(origin)
+            self.resume = ResumePlan(
+                self.graph, self.meta.list_tasks(origin.run_id), self.plan.resume_step
+            )
             self.out.line(
                 f"[bold]{self.graph.flow_name}/{run_id}[/] resuming {origin.pathspec} "
                 f"({self.max_workers} workers)"
@@ -178,20 +164,6 @@ class Runtime:
             )
         self.next_heartbeat = time.monotonic() + self.config.heartbeat_seconds
         return run_id
-
-    def _plan_resume(self, origin: RunRecord) -> None:
-        for record in self.meta.list_tasks(origin.run_id):
-            if record.status is TaskStatus.SUCCEEDED:
-                position = tuple(int(f["index"]) for f in record.foreach_stack)
-                self.origin_tasks[(record.step_name, position)] = record
-        step = self.plan.resume_step
-        if step is not None:
-            todo = [step]
-            while todo:
-                name = todo.pop()
-                if name not in self.rerun_steps:
-                    self.rerun_steps.add(name)
-                    todo.extend(self.graph[name].out)
 
     # -- the loop -------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -237,7 +209,7 @@ class Runtime:
         self._create_many([(step, stack, inputs, item)])
 
     def _create_many(
-        self, items: list[tuple[str, list[dict[str, Any]], list[int], ArtifactRecord | None]]
+        self, items: Sequence[tuple[str, list[dict[str, Any]], list[int], ArtifactRecord | None]]
     ) -> None:
         """Create tasks (a foreach's fan-out in one transaction); on resume, clone those
         the origin run already did with the same inputs instead."""
@@ -246,7 +218,7 @@ class Runtime:
         for step, stack, inputs, item in items:
             index = int(stack[-1]["index"]) if stack else None
             task = _Task(0, step, stack, inputs, item, index)
-            origin = self._clone_candidate(step, stack, inputs)
+            origin = self.resume.candidate(step, stack, inputs) if self.resume else None
             if origin is None:
                 fresh.append(task)
             else:
@@ -257,7 +229,8 @@ class Runtime:
             )
             for task_id, (task, origin) in zip(ids, clones, strict=True):
                 task.task_id = task_id
-                self.origin_of[task_id] = origin.task_id
+                assert self.resume is not None
+                self.resume.origin_of[task_id] = origin.task_id
                 self.task_info[task_id] = task
                 self.outputs[task_id] = {a.name: a for a in self.meta.list_artifacts(task_id)}
                 self.results[task_id] = dict(origin.result)
@@ -276,19 +249,6 @@ class Runtime:
                 self.task_info[task_id] = task
                 self.log_dirs[task_id] = log_dir
                 self.ready.append(task)
-
-    def _clone_candidate(
-        self, step: str, stack: list[dict[str, Any]], inputs: list[int]
-    ) -> TaskRecord | None:
-        if not self.origin_tasks or step in self.rerun_steps:
-            return None
-        origin = self.origin_tasks.get((step, tuple(int(f["index"]) for f in stack)))
-        if origin is None:
-            return None
-        mapped = [self.origin_of.get(i) for i in inputs]
-        if None in mapped or sorted(mapped) != sorted(origin.input_task_ids):  # type: ignore[type-var]
-            return None
-        return origin
 
     def _on_success(self, task_id: int) -> None:
         task = self.task_info[task_id]
@@ -421,10 +381,11 @@ class Runtime:
         try:
             result = json.loads(result_path.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
-            result = {"ok": False, "error": self._exit_error(running, exitcode)}
+            result = {"ok": False, "error": exit_error(exitcode)}
             result.update(self._upload_logs(task))
         if running.timed_out:
-            result = {**result, "ok": False, "error": self._exit_error(running, exitcode)}
+            limit = self.options[task.step].timeout_seconds
+            result = {**result, "ok": False, "error": exit_error(exitcode, timeout_seconds=limit)}
         opts = self.options[task.step]
         logs = {"stdout_key": result.get("stdout_key"), "stderr_key": result.get("stderr_key")}
         prefix = f"{task.step}/{task.task_id}"
@@ -490,33 +451,6 @@ class Runtime:
             self.out.line(f"[green]{task.step}/{task.task_id}[/] reused from the origin run")
         else:
             self.out.line(f"[green]{task.step}/{task.task_id}[/] done in {seconds:.2f} s")
-
-    def _exit_error(self, running: _Running, exitcode: int) -> dict[str, Any]:
-        if running.timed_out:
-            limit = self.options[running.task.step].timeout_seconds
-            return {
-                "type": "TimeoutError",
-                "message": f"the step ran longer than its @timeout of {limit:g} s; its "
-                "process group was killed",
-                "traceback": "",
-            }
-        if exitcode < 0:
-            name = signal.Signals(-exitcode).name
-            why = {
-                "SIGKILL": "was killed (out of memory, or kill -9)",
-                "SIGSEGV": "crashed with a segmentation fault",
-                "SIGABRT": "aborted",
-            }.get(name, "was killed by a signal")
-            return {
-                "type": "TaskCrashed",
-                "message": f"the task process {why} ({name})",
-                "traceback": "",
-            }
-        return {
-            "type": "TaskCrashed",
-            "message": f"the task process exited with status {exitcode} before reporting",
-            "traceback": "",
-        }
 
     def _upload_logs(self, task: _Task) -> dict[str, str | None]:
         spec = TaskSpec(
@@ -630,26 +564,3 @@ def _user() -> str:
         return os.environ.get("SHIPYARD_USER") or getpass.getuser()
     except (KeyError, OSError):
         return "unknown"
-
-
-def parameter_values(
-    flow_cls: type, given: dict[str, Any], parameters: list[Parameter]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(attr -> artifact value, option name -> JSON-able value shown with the run)."""
-    values, display = {}, {}
-    for p in parameters:
-        raw = given.get(p.name)
-        values[p.attr] = p.value_for_run(raw if raw is not None else _missing())
-        shown = raw if raw is not None else (p.default if p.has_default else None)
-        try:
-            json.dumps(shown)
-        except TypeError:
-            shown = repr(shown)
-        display[p.name] = shown
-    return values, display
-
-
-def _missing() -> Any:
-    from shipyard.flow.parameters import _MISSING
-
-    return _MISSING
