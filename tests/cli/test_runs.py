@@ -15,7 +15,9 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
+from shipyard.cli import artifacts, housekeeping
 from shipyard.cli import runs as runs_cli
+from shipyard.cli._common import parse_duration
 from shipyard.cli.main import main
 from shipyard.client import _stores
 from shipyard.store.records import RunStatus, TaskStatus
@@ -243,13 +245,13 @@ def test_artifacts_errors(fake: Any) -> None:
     ],
 )
 def test_parse_duration(text: str, seconds: int) -> None:
-    assert runs_cli.parse_duration(text) == timedelta(seconds=seconds)
+    assert parse_duration(text) == timedelta(seconds=seconds)
 
 
 @pytest.mark.parametrize("text", ["", "30", "d", "3x", "1h-2m", "h1"])
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="e.g. 30d"):
-        runs_cli.parse_duration(text)
+        parse_duration(text)
 
 
 def test_gc_dry_run_then_real(fake: Any) -> None:
@@ -311,5 +313,7 @@ def test_every_command_has_help_with_an_example(home: Path, args: list[str]) -> 
 
 
 def test_commands_are_exported() -> None:
-    assert all(isinstance(c, click.Command) for c in runs_cli.COMMANDS)
-    assert {c.name for c in runs_cli.COMMANDS} == {"runs", "show", "logs", "artifacts", "gc", "tag"}
+    commands = [*runs_cli.COMMANDS, *artifacts.COMMANDS, *housekeeping.COMMANDS]
+    assert all(isinstance(c, click.Command) for c in commands)
+    assert {c.name for c in commands} == {"runs", "show", "logs", "artifacts", "gc", "tag"}
+    assert {c.name for c in commands} <= set(main.commands)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from shipyard.cli import flows, runs
+from shipyard.cli import artifacts, flows, housekeeping, runs
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -13,5 +13,10 @@ def main() -> None:
     """shipyard: flows, models, services, cache and gateway for ML work."""
 
 
-for _command in (*flows.COMMANDS, *runs.COMMANDS):
+for _command in (
+    *flows.COMMANDS,
+    *runs.COMMANDS,
+    *artifacts.COMMANDS,
+    *housekeeping.COMMANDS,
+):
     main.add_command(_command)

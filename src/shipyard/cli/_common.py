@@ -1,0 +1,211 @@
+"""Shared pieces of the read-side commands: pathspec and duration option types, the
+error handler that turns store problems into exit-1 messages, formatting helpers, and
+pathspec resolution."""
+
+from __future__ import annotations
+
+import functools
+import pickle
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from shipyard.client import (
+    ClientError,
+    Flow,
+    Run,
+    RunStatus,
+    Step,
+    Task,
+)
+from shipyard.client import pathspec as _pathspec
+from shipyard.client._stores import now, utc
+from shipyard.store.records import RunRecord
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+if TYPE_CHECKING:  # click 8.5 made ParamType generic; older versions are not subscriptable
+    _PathspecParam = click.ParamType[_pathspec.Pathspec, Any]
+    _DurationParam = click.ParamType[timedelta, Any]
+else:
+    _PathspecParam = _DurationParam = click.ParamType
+
+COLOURS = {
+    "succeeded": "green",
+    "failed": "red",
+    "killed": "magenta",
+    "dead": "bold red",
+    "running": "yellow",
+    "pending": "dim",
+}
+LOG_TAIL = 20
+
+
+# --- parameter types and error handling --------------------------------------------------
+class PathspecType(_PathspecParam):
+    """A pathspec of ``min_depth`` to ``max_depth`` parts (1 = Flow ... 4 = task)."""
+
+    name = "pathspec"
+
+    def __init__(self, min_depth: int = 1, max_depth: int = 4) -> None:
+        self.min_depth, self.max_depth = min_depth, max_depth
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> _pathspec.Pathspec:
+        if isinstance(value, _pathspec.Pathspec):
+            return value
+        try:
+            return _pathspec.parse(value, min_depth=self.min_depth, max_depth=self.max_depth)
+        except ValueError as exc:
+            self.fail(f"{exc} (`shipyard runs` lists runs)", param, ctx)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+
+
+def parse_duration(text: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``1h30m``, ``45s``, ``2w`` -> timedelta (ValueError if not)."""
+    compact = text.strip().lower().replace(" ", "")
+    parts = _DURATION.findall(compact)
+    if not compact or "".join(n + u for n, u in parts) != compact:
+        raise ValueError(f"bad duration {text!r}: use a number and a unit s/m/h/d/w, e.g. 30d, 12h")
+    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in parts))
+
+
+class DurationType(_DurationParam):
+    name = "duration"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        try:
+            return parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def friendly(func: F) -> F:
+    """Turn the client's and the stores' runtime errors into exit-1 messages (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from shipyard.store.meta import MetaStoreError
+
+        try:
+            return func(*args, **kwargs)
+        except (ClientError, MetaStoreError) as exc:
+            raise click.ClickException(str(exc)) from None
+        except (OSError, pickle.UnpicklingError, ImportError) as exc:
+            raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+# --- formatting --------------------------------------------------------------------------
+def make_console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def status_markup(value: str | None) -> str:
+    if value is None:
+        return "[dim]-[/dim]"
+    return f"[{COLOURS.get(value, 'white')}]{value}[/]"
+
+
+def when(value: datetime | None) -> str:
+    return value.astimezone().strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours}h{minutes:02d}m"
+    return f"{hours // 24}d{hours % 24:02d}h"
+
+
+def span(start: datetime | None, end: datetime | None, running: bool) -> str:
+    if start is None:
+        return "-"
+    if end is None:
+        return duration((now() - start).total_seconds()) + "…" if running else "-"
+    return duration((end - start).total_seconds())
+
+
+def size(num: int | None) -> str:
+    if num is None:
+        return "?"
+    value = float(num)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{num} B"
+
+
+def run_duration(record: RunRecord) -> str:
+    status = record.status
+    end = record.finished_at or (record.heartbeat_at if status is RunStatus.DEAD else None)
+    return span(utc(record.created_at), utc(end) if end else None, status is RunStatus.RUNNING)
+
+
+def tail(text: str, lines: int = LOG_TAIL) -> str:
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+# --- resolving pathspecs -------------------------------------------------------------------
+def resolve(spec: _pathspec.Pathspec) -> Flow | Run | Step | Task:
+    if spec.depth == 1:
+        return Flow(spec.flow)
+    if spec.depth == 2:
+        return Run(str(spec))
+    if spec.depth == 3:
+        return Run(f"{spec.flow}/{spec.run_id}")[spec.step or ""]
+    return Task(str(spec))
+
+
+def single_task(spec: _pathspec.Pathspec) -> Task:
+    """A task pathspec, or a step pathspec of a step with exactly one task."""
+    target = resolve(spec)
+    if isinstance(target, Task):
+        return target
+    assert isinstance(target, Step)
+    tasks = target.tasks()
+    if len(tasks) != 1:
+        ids = ", ".join(str(t.id) for t in tasks[:5]) or "none"
+        raise click.UsageError(
+            f"step {target.pathspec} has {len(tasks)} tasks ({ids}); "
+            f"name one, e.g. {target.pathspec}/{tasks[0].id if tasks else 'TASK_ID'}"
+        )
+    return tasks[0]
+
+
+def artifact_table(console: Console, task: Task) -> None:
+    artifacts = task.artifacts
+    if not artifacts:
+        console.print("[dim]no artifacts (they are recorded when the task succeeds)[/dim]")
+        return
+    table = Table(title="artifacts", title_justify="left", box=None, pad_edge=False)
+    for column in ("name", "type", "size", "preview"):
+        table.add_column(column, no_wrap=column != "preview", overflow="fold")
+    for name, artifact in sorted(artifacts.items()):
+        table.add_row(
+            escape(name), escape(artifact.type_name), size(artifact.size), escape(artifact.preview)
+        )
+    console.print(table)

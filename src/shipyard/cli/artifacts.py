@@ -1,0 +1,109 @@
+"""``shipyard artifacts list|get``: a task's artifacts, described from their previews or
+loaded."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+from rich.markup import escape
+
+from shipyard.cli._common import (
+    PathspecType,
+    artifact_table,
+    friendly,
+    make_console,
+    single_task,
+    size,
+)
+from shipyard.client import pathspec as _pathspec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+if TYPE_CHECKING:  # click 8.5 made ParamType generic; older versions are not subscriptable
+    _PathspecParam = click.ParamType[_pathspec.Pathspec, Any]
+    _DurationParam = click.ParamType[timedelta, Any]
+else:
+    _PathspecParam = _DurationParam = click.ParamType
+
+_COLOURS = {
+    "succeeded": "green",
+    "failed": "red",
+    "killed": "magenta",
+    "dead": "bold red",
+    "running": "yellow",
+    "pending": "dim",
+}
+_LOG_TAIL = 20
+
+
+# --- artifacts ---------------------------------------------------------------------------
+@click.group("artifacts")
+def artifacts_group() -> None:
+    """List a task's artifacts, or fetch one.
+
+    \b
+    Examples:
+      shipyard artifacts list DigitsFlow/12/train/34
+      shipyard artifacts get DigitsFlow/12/end/40:model -o model.pkl
+    """
+
+
+@artifacts_group.command("list")
+@click.argument("pathspec", type=PathspecType(min_depth=3))
+@friendly
+def artifacts_list(pathspec: _pathspec.Pathspec) -> None:
+    """Name, type, size and preview of a task's artifacts (nothing is unpickled).
+
+    \b
+    Example:
+      shipyard artifacts list DigitsFlow/12/train/34
+    """
+    task = single_task(pathspec)
+    console = make_console()
+    console.print(f"[bold]{escape(task.pathspec)}[/bold]")
+    artifact_table(console, task)
+
+
+@artifacts_group.command("get")
+@click.argument("address", metavar="Flow/run/step/task:name")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write the value here: bytes and str as they are, anything else pickled.",
+)
+@friendly
+def artifacts_get(address: str, output: Path | None) -> None:
+    """Print an artifact's value (its repr), or write it to a file with -o.
+
+    Loading an artifact unpickles it: only do this with a store you trust.
+
+    \b
+    Examples:
+      shipyard artifacts get DigitsFlow/12/join/39:score
+      shipyard artifacts get DigitsFlow/12/end/40:model -o model.pkl
+    """
+    try:
+        spec, name = _pathspec.parse_artifact(address)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'Flow/run/step/task:name'") from None
+    value = single_task(spec)[name].data
+    if output is None:
+        click.echo(repr(value))
+        return
+    if isinstance(value, bytes | bytearray | memoryview):
+        data = bytes(value)
+    elif isinstance(value, str):
+        data = value.encode()
+    else:
+        data = pickle.dumps(value, protocol=5)
+    output.write_bytes(data)
+    click.echo(f"wrote {size(len(data))} to {output}", err=True)
+
+
+COMMANDS: list[click.Command] = [artifacts_group]

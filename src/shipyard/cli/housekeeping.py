@@ -1,0 +1,138 @@
+"""``shipyard gc`` and ``shipyard tag``: delete old runs and unreferenced blobs; tag runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from shipyard.cli._common import (
+    DurationType,
+    PathspecType,
+    friendly,
+    size,
+)
+from shipyard.client import (
+    Run,
+)
+from shipyard.client import pathspec as _pathspec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+if TYPE_CHECKING:  # click 8.5 made ParamType generic; older versions are not subscriptable
+    _PathspecParam = click.ParamType[_pathspec.Pathspec, Any]
+    _DurationParam = click.ParamType[timedelta, Any]
+else:
+    _PathspecParam = _DurationParam = click.ParamType
+
+_COLOURS = {
+    "succeeded": "green",
+    "failed": "red",
+    "killed": "magenta",
+    "dead": "bold red",
+    "running": "yellow",
+    "pending": "dim",
+}
+_LOG_TAIL = 20
+
+
+# --- gc ----------------------------------------------------------------------------------
+@click.command("gc")
+@click.option(
+    "--older-than",
+    "older_than",
+    type=DurationType(),
+    help="Delete finished runs created longer ago than this (30d, 12h, 90m).",
+)
+@click.option(
+    "--keep", type=click.IntRange(min=0), help="Keep the newest N runs of each flow, delete older."
+)
+@click.option("--dry-run", is_flag=True, help="Only report what would be deleted.")
+@click.option(
+    "--grace",
+    type=DurationType(),
+    default="1h",
+    show_default=True,
+    help="Never delete unreferenced blobs younger than this (a live run may be writing them).",
+)
+@friendly
+def gc_command(
+    older_than: timedelta | None, keep: int | None, dry_run: bool, grace: timedelta
+) -> None:
+    """Delete old runs and the stored blobs nothing references any more.
+
+    Running runs are never touched. With both limits, a run goes only if both let it go.
+
+    \b
+    Examples:
+      shipyard gc --older-than 30d --dry-run
+      shipyard gc --keep 10
+    """
+    from shipyard.client.gc import collect
+
+    if older_than is None and keep is None:
+        raise click.UsageError(
+            "say what to delete: --older-than DURATION and/or --keep N, "
+            "e.g. `shipyard gc --older-than 30d --dry-run`"
+        )
+    report = collect(older_than=older_than, keep_last=keep, dry_run=dry_run, grace=grace)
+    verb = "would delete" if dry_run else "deleted"
+    shown = ", ".join(report.runs[:10]) + (", ..." if len(report.runs) > 10 else "")
+    click.echo(f"{verb} {len(report.runs)} run(s)" + (f": {shown}" if shown else ""))
+    click.echo(f"{verb} {report.blobs} blob(s), {size(report.bytes)}")
+    if report.log_dirs:
+        click.echo(f"{verb} {report.log_dirs} leftover log dir(s)")
+    if report.young_blobs:
+        click.echo(f"kept {report.young_blobs} unreferenced blob(s) younger than the grace period")
+    if dry_run and report.runs:
+        click.echo("(blobs only these runs use are counted when they are really deleted)")
+
+
+# --- tag ---------------------------------------------------------------------------------
+@click.group("tag")
+def tag_group() -> None:
+    """Add or remove a run's tags.
+
+    \b
+    Examples:
+      shipyard tag add DigitsFlow/12 baseline reviewed
+      shipyard tag remove DigitsFlow/12 reviewed
+    """
+
+
+def _check_tags(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> Any:
+    from shipyard.client.run import check_tag
+
+    try:
+        return tuple(check_tag(t) for t in value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def _tag_command(name: str, add: bool) -> click.Command:
+    @click.argument("pathspec", type=PathspecType(min_depth=2, max_depth=2))
+    @click.argument("tags", nargs=-1, required=True, callback=_check_tags)
+    @friendly
+    def command(pathspec: _pathspec.Pathspec, tags: tuple[str, ...]) -> None:
+        run = Run(str(pathspec))
+        if add:
+            run.add_tags(tags)
+        else:
+            run.remove_tags(tags)
+        click.echo(f"{run.pathspec} tags: {', '.join(sorted(run.tags)) or '-'}")
+
+    verb = "Add" if add else "Remove"
+    command.__doc__ = (
+        f"{verb} tags {'to' if add else 'from'} a run.\n\n\b\nExample:\n"
+        f"  shipyard tag {name} DigitsFlow/12 baseline"
+    )
+    return click.command(name)(command)
+
+
+tag_group.add_command(_tag_command("add", add=True))
+tag_group.add_command(_tag_command("remove", add=False))
+
+
+COMMANDS: list[click.Command] = [gc_command, tag_group]
