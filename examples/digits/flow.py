@@ -58,6 +58,12 @@ class DigitsFlow(FlowSpec):
         """Score the chosen model on the held-out images."""
         self.test_accuracy = float(self.model.score(self.x_test, self.y_test))
         print(f"best gamma={self.gamma}: test accuracy {self.test_accuracy:.4f}")
+        current.register_model(
+            "digits",
+            self.model,
+            metrics={"test_accuracy": self.test_accuracy, "cv_accuracy": self.cv_score},
+            tags=[f"gamma={self.gamma}"],
+        )
         print(f"look at it: shipyard show {current.flow_name}/{current.run_id}")
 
 

@@ -15,10 +15,13 @@ _EXPORTS = {
     "FlowSpec": "shipyard.flow.spec",
     "IncludeFile": "shipyard.flow.parameters",
     "JSONType": "shipyard.flow.parameters",
+    "Model": "shipyard.registry",
     "Parameter": "shipyard.flow.parameters",
     "Runner": "shipyard.flow.runner",
+    "Service": "shipyard.serve",
     "catch": "shipyard.flow.decorators",
     "current": "shipyard.flow.current",
+    "endpoint": "shipyard.serve",
     "environment": "shipyard.flow.decorators",
     "resources": "shipyard.flow.decorators",
     "retry": "shipyard.flow.decorators",
@@ -49,6 +52,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from shipyard.flow.parameters import Parameter as Parameter
     from shipyard.flow.runner import Runner as Runner
     from shipyard.flow.spec import FlowSpec as FlowSpec
+    from shipyard.registry import Model as Model
+    from shipyard.serve import Service as Service
+    from shipyard.serve import endpoint as endpoint
 
 
 def __getattr__(name: str) -> Any:

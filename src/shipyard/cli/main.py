@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from shipyard.cli import artifacts, flows, housekeeping, runs
+from shipyard.cli import artifacts, flows, housekeeping, keys, models, runs, serve
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -18,5 +18,8 @@ for _command in (
     *runs.COMMANDS,
     *artifacts.COMMANDS,
     *housekeeping.COMMANDS,
+    *models.COMMANDS,
+    *keys.COMMANDS,
+    *serve.COMMANDS,
 ):
     main.add_command(_command)

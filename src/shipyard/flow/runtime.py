@@ -17,7 +17,7 @@ import selectors
 import signal
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,6 +86,7 @@ class Runtime:
         self.failed_tasks: list[str] = []
         self.log_dirs: dict[int, str] = {}
         self.on_run_id: Any = None
+        self.registered: list[str] = []
         self._clamp_resources()
 
     # -- set-up ---------------------------------------------------------------------------
@@ -392,14 +393,25 @@ class Runtime:
         if result.get("ok"):
             artifacts = [ArtifactRecord(**a) for a in result["artifacts"]]
             keep = {"foreach": result.get("foreach"), "duration": result.get("duration")}
-            self.meta.finish_attempt(
-                task.task_id,
-                task.attempt,
-                status=TaskStatus.SUCCEEDED,
-                artifacts=artifacts,
-                result=keep,
-                **logs,
-            )
+            try:
+                self.meta.finish_attempt(
+                    task.task_id,
+                    task.attempt,
+                    status=TaskStatus.SUCCEEDED,
+                    artifacts=artifacts,
+                    result=keep,
+                    also=self._register_models(task, artifacts, result),
+                    **logs,
+                )
+            except Exception as exc:  # the registry refused: the task fails, nothing recorded
+                result = {
+                    "ok": False,
+                    "error": {"type": type(exc).__name__, "message": str(exc), "traceback": ""},
+                }
+        if result.get("ok"):
+            for model in self.registered:
+                self.out.line(f"[green]{prefix}[/] registered the model {model}")
+            self.registered.clear()
             self.outputs[task.task_id] = {a.name: a for a in artifacts}
             self.results[task.task_id] = keep
             self._report_success(task, time.monotonic() - running.started)
@@ -440,6 +452,31 @@ class Runtime:
                 self.failed_tasks.append(prefix)
         for suffix in ("out", "err", "result.json"):
             (spec_paths / f"{attempt}.{suffix}").unlink(missing_ok=True)
+
+    def _register_models(
+        self, task: _Task, artifacts: list[ArtifactRecord], result: dict[str, Any]
+    ) -> Callable[[Any], None] | None:
+        """The registry's commit of the models the task registered, to run inside the
+        transaction that records the task's success."""
+        intents = (result.get("extra") or {}).get("models") or []
+        if not intents:
+            return None
+        from shipyard.registry import commit
+
+        def write(conn: Any) -> None:
+            added = commit(
+                conn,
+                intents,
+                artifacts={a.name: a for a in artifacts},
+                flow_name=self.graph.flow_name,
+                run_id=self.run_id,
+                step_name=task.step,
+                task_id=task.task_id,
+                user=_user(),
+            )
+            self.registered.extend(f"{name}:{version}" for name, version in added)
+
+        return write
 
     def _report_success(self, task: _Task, seconds: float | None) -> None:
         """``seconds`` is None for a task reused from the origin run."""

@@ -164,6 +164,21 @@ def _build_flow(flow_cls: type[FlowSpec], spec: TaskSpec, node: Node, store: Blo
         else None
     )
     flow._init_task(step_name=spec.step_name, data=data, foreach_item=item, index=spec.index)
+    models: list[dict[str, Any]] = []
+
+    def register_model(
+        name: str,
+        obj: Any,
+        *,
+        metrics: dict[str, float] | None = None,
+        tags: list[str] | None = None,
+    ) -> None:
+        """Register ``obj`` (or the artifact named by a string) as the next version of the
+        model ``name``; committed only if this task succeeds."""
+        from shipyard.registry import capture
+
+        models.append(capture(name, obj, flow=flow, store=store, metrics=metrics, tags=tags))
+
     current._update(
         flow_name=spec.flow_name,
         run_id=spec.run_id,
@@ -173,6 +188,8 @@ def _build_flow(flow_cls: type[FlowSpec], spec: TaskSpec, node: Node, store: Blo
         origin_run_id=spec.origin_run_id,
         parameter_names=list(spec.param_names),
         parameters=lambda: {n: data.load(n) for n in spec.param_names if n in data},
+        register_model=register_model,
+        task_extra={"models": models},
     )
     return flow, Inputs(inputs)
 
@@ -262,6 +279,11 @@ def run_task(flow_cls: type[FlowSpec], graph: Graph, spec: TaskSpec) -> int:
                 deco.task_post_step(ctx)
         _check_transition(flow, node)
         outputs = _persist(flow, spec, store)
+        registered = current._values["task_extra"]["models"]
+        if registered:
+            from shipyard.registry import check_references
+
+            check_references(registered, outputs)
         result = {
             "ok": True,
             "artifacts": [asdict(r) for r in outputs.values()],

@@ -12,7 +12,9 @@ from shipyard.store._rows import chunks, not_live_clause
 from shipyard.store.schema import (
     artifacts,
     attempts,
+    deployment_versions,
     flows,
+    model_versions,
     run_params,
     run_tags,
     runs,
@@ -64,6 +66,10 @@ def referenced_keys_query() -> sa.CompoundSelect[Any]:
         sa.select(attempts.c.stdout_key),
         sa.select(attempts.c.stderr_key),
         sa.select(runs.c.code_key),
+        # a registered model outlives its run; a deployed service keeps its code snapshot
+        sa.select(model_versions.c.key),
+        sa.select(model_versions.c.code_key),
+        sa.select(deployment_versions.c.code_key),
     )
 
 

@@ -13,7 +13,7 @@ Errors::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -98,6 +98,12 @@ class MetaStore:
             current = migrations.current_revision(conn)
         if current != HEAD_REVISION:  # only now pay for importing Alembic
             migrations.upgrade(self._engine)
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine, for parts that keep their own tables in this database
+        (registry, keys, deployments). Writes on it start with BEGIN IMMEDIATE on SQLite."""
+        return self._engine
 
     def close(self) -> None:
         """Close every pooled connection; the store cannot be used afterwards."""
@@ -325,10 +331,13 @@ class MetaStore:
         artifacts: Sequence[ArtifactRecord] = (),
         result: dict[str, Any] | None = None,
         final: bool = True,
+        also: Callable[[Connection], None] | None = None,
     ) -> None:
         """In ONE transaction: close the attempt, and if ``final`` set the task's status,
         finished_at, result and (on success) its artifacts. A non-final failed attempt (one
-        that will be retried) records the attempt only."""
+        that will be retried) records the attempt only. ``also`` runs inside the same
+        transaction (e.g. the registry committing the models the task registered): if it
+        raises, nothing is recorded."""
         status = TaskStatus(status)
         if status not in _ENDED:
             raise MetaStoreError(
@@ -363,6 +372,8 @@ class MetaStore:
             if status is TaskStatus.SUCCEEDED and artifacts:
                 rows = [_rows.artifact_row(task_id, a) for a in artifacts]
                 conn.execute(schema.artifacts.insert(), rows)  # param shadows the table
+            if also is not None:
+                also(conn)
 
     def clone_task(self, run_id: int, origin_task_id: int, *, input_task_ids: Sequence[int]) -> int:
         """Copy a SUCCEEDED task of another run into ``run_id`` (for resume): same step,

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 #: the Alembic revision these tables correspond to (checked against the scripts by a test)
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0005"
 
 #: 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the (fast) rowid alias
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -153,15 +153,145 @@ artifacts = sa.Table(
     sa.Index("ix_artifacts_key", "key"),  # added in 0002: gc's referenced-keys scan
 )
 
+# --- the model registry (added in 0003) ----------------------------------------------------
+# Versions copy what loading needs (blob range, code snapshot key, module), so a model version
+# outlives the run that produced it: no foreign keys to runs or tasks (gc may delete them).
+
+models = sa.Table(
+    "models",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    # the counter versions are taken from (row-locked while a version is added; never reused)
+    sa.Column("last_version", sa.Integer(), nullable=False),
+)
+
+model_versions = sa.Table(
+    "model_versions",
+    metadata,
+    sa.Column("name", sa.String(64), sa.ForeignKey("models.name"), primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("flow_name", sa.String(255), nullable=False),
+    sa.Column("run_id", sa.BigInteger(), nullable=False),
+    sa.Column("step_name", sa.String(255), nullable=False),
+    sa.Column("task_id", sa.BigInteger(), nullable=False),
+    sa.Column("artifact_name", sa.String(255), nullable=True),
+    sa.Column("key", sa.String(128), nullable=False),
+    sa.Column("offset", sa.BigInteger(), nullable=True),
+    sa.Column("length", sa.BigInteger(), nullable=True),
+    sa.Column("size", sa.BigInteger(), nullable=False),
+    sa.Column("encoding", sa.String(64), nullable=False),
+    sa.Column("type_name", sa.String(255), nullable=False),
+    sa.Column("preview", sa.Text(), nullable=False),
+    sa.Column("code_key", sa.String(128), nullable=True),
+    sa.Column("module", sa.String(255), nullable=True),
+    sa.Column("metrics", _json(), nullable=False),
+    sa.Column("tags", _json(), nullable=False),
+    sa.Column("libraries", _json(), nullable=False),
+    sa.Column("user", sa.String(255), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index("ix_model_versions_key", "key"),
+    sa.Index("ix_model_versions_run", "run_id"),
+)
+
+model_aliases = sa.Table(
+    "model_aliases",
+    metadata,
+    sa.Column("name", sa.String(64), sa.ForeignKey("models.name"), primary_key=True),
+    sa.Column("alias", sa.String(64), primary_key=True),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_by", sa.String(255), nullable=False),
+    sa.ForeignKeyConstraint(
+        ["name", "version"],
+        ["model_versions.name", "model_versions.version"],
+        name="fk_model_aliases_version",
+    ),
+)
+
+#: who did what, when: model registrations, alias moves, (later) deploys
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("user", sa.String(255), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False),
+    sa.Column("model", sa.String(64), nullable=True),
+    sa.Column("alias", sa.String(64), nullable=True),
+    sa.Column("from_version", sa.Integer(), nullable=True),
+    sa.Column("to_version", sa.Integer(), nullable=True),
+    sa.Column("detail", _json(), nullable=True),
+    sa.Index("ix_audit_log_model_at", "model", "at"),
+    sa.Index("ix_audit_log_at", "at"),
+    sqlite_autoincrement=True,
+)
+
 __all__ = [
     "HEAD_REVISION",
     "UTCDateTime",
+    "api_keys",
     "artifacts",
     "attempts",
+    "audit_log",
     "flows",
     "metadata",
+    "model_aliases",
+    "model_versions",
+    "models",
     "run_params",
     "run_tags",
     "runs",
     "tasks",
 ]
+
+# --- API keys (added in 0004) ---------------------------------------------------------------
+# Only the SHA-256 of a key is stored; ``prefix`` is the short non-secret part of the key
+# (``sy_<prefix>_<secret>``) that finds the row and names the key in lists.
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("key_id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("prefix", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("scopes", _json(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=True),
+    sa.Column("revoked_at", UTCDateTime(), nullable=True),
+    sa.Column("last_used_at", UTCDateTime(), nullable=True),
+    sa.Index("ix_api_keys_prefix", "prefix", unique=True),
+    sqlite_autoincrement=True,
+)
+
+
+# --- hosting (revision 0005) ---------------------------------------------------------------
+#: the desired state of each service: its current version and replica count
+deployments = sa.Table(
+    "deployments",
+    metadata,
+    sa.Column("service", sa.String(63), primary_key=True),
+    sa.Column("current_version", sa.Integer(), nullable=True),
+    sa.Column("replicas", sa.Integer(), nullable=False),
+    sa.Column("active", sa.Boolean(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+#: every version ever deployed: code snapshot, entry point, environment, pinned models
+deployment_versions = sa.Table(
+    "deployment_versions",
+    metadata,
+    sa.Column("service", sa.String(63), primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("entry", sa.String(255), nullable=False),
+    sa.Column("code_key", sa.String(64), nullable=False),
+    sa.Column("replicas", sa.Integer(), nullable=False),
+    sa.Column("env", _json(), nullable=False),
+    sa.Column("pins", _json(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("message", sa.Text(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+)

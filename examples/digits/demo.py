@@ -1,0 +1,118 @@
+"""``make demo``: a flow trains and registers a model, a host serves it, requests are answered.
+
+Runs everything under its own SHIPYARD_HOME (``.demo/``), ends by itself and leaves nothing
+running; the last lines say how to bring the host back up to look at what it made.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SHIPYARD = [sys.executable, "-m", "shipyard"]
+
+
+def step(title: str) -> None:
+    print(f"\n==> {title}", flush=True)
+
+
+def shipyard(*args: str) -> None:
+    print("$ shipyard " + " ".join(args), flush=True)
+    subprocess.run([*SHIPYARD, *args], check=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def post(url: str, body: object) -> object:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def main() -> int:
+    home = Path(os.environ["SHIPYARD_HOME"])
+    step("train: a foreach over hyper-parameters, a join that keeps the best, a registered model")
+    subprocess.run([sys.executable, str(HERE / "flow.py"), "run", "--max-workers", "2"], check=True)
+    shipyard("show", "DigitsFlow")
+    shipyard("models", "alias", "digits", "latest", "prod")
+    shipyard("models", "show", "digits")
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    step(f"serve: a host on {url}, the model deployed as a service")
+    log = open(home / "host.log", "wb")  # noqa: SIM115 - closed in finally
+    host = subprocess.Popen(
+        [*SHIPYARD, "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(url + "/healthz", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.1)
+        shipyard(
+            "deploy",
+            str(HERE / "service.py") + ":Digits",
+            "--name",
+            "digits",
+            "--replicas",
+            "2",
+            "--model",
+            "digits@prod",
+            "--url",
+            url,
+        )
+
+        step("requests: real handwritten digits from the held-out set")
+        from sklearn.datasets import load_digits
+
+        digits = load_digits()
+        right = 0
+        for i in range(1790, 1797):
+            answer = post(f"{url}/digits/predict", {"pixels": digits.data[i].tolist()})
+            right += answer["digit"] == digits.target[i]
+            print(f"POST /digits/predict  image {i} (a {digits.target[i]}) -> {answer}")
+        many = post(f"{url}/digits/classify", {"images": digits.data[:20].tolist()})
+        print(f"POST /digits/classify  20 images -> {many}")
+        print(
+            f"{right}/7 single predictions right; batch agrees with labels on "
+            f"{sum(int(a == b) for a, b in zip(many, digits.target[:20], strict=True))}/20"
+        )
+        bad = urllib.request.Request(
+            f"{url}/digits/predict",
+            data=b'{"pixels": [1, 2]}',
+            headers={"content-type": "application/json"},
+        )
+        try:
+            urllib.request.urlopen(bad, timeout=10)
+        except urllib.error.HTTPError as exc:
+            print(f"POST /digits/predict with 2 pixels -> {exc.code} {exc.read().decode()}")
+    finally:
+        host.send_signal(signal.SIGTERM)
+        host.wait(30)
+        log.close()
+
+    step("done: the host has stopped; nothing is left running")
+    print(f"Bring the host back up (the deployment is restored from {home}):")
+    print(f"  SHIPYARD_HOME={home} .venv/bin/shipyard serve --port 8000")
+    print("  then: curl localhost:8000/digits/docs   ·   .venv/bin/shipyard runs")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""``shipyard serve`` (the host) and the deployment commands that talk to it:
+``deploy``, ``undeploy``, ``scale``, ``rollback``, ``deployments``.
+
+The deployment commands reach the host at ``--url`` / ``SHIPYARD_URL`` with the admin key from
+``--key`` / ``SHIPYARD_KEY`` or, on the host's own machine, ``$SHIPYARD_HOME/admin.token``.
+"""
+
+from __future__ import annotations
+
+import base64
+import getpass
+import os
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+_url_option = click.option(
+    "--url",
+    envvar="SHIPYARD_URL",
+    default="http://127.0.0.1:8000",
+    show_default=True,
+    help="Where the host listens (env: SHIPYARD_URL).",
+)
+_key_option = click.option(
+    "--key",
+    envvar="SHIPYARD_KEY",
+    default=None,
+    help="An admin key (env: SHIPYARD_KEY; default: $SHIPYARD_HOME/admin.token).",
+)
+
+
+def _admin_key(key: str | None) -> str:
+    if key:
+        return key
+    from shipyard.config import home
+    from shipyard.keys import read_admin_token
+
+    token = read_admin_token(home())
+    if token is None:
+        raise click.ClickException(
+            "no admin key: pass --key or SHIPYARD_KEY, or run this on the host's machine "
+            "after `shipyard serve` has started once (it writes $SHIPYARD_HOME/admin.token)"
+        )
+    return token
+
+
+def _call(
+    method: str, url: str, path: str, key: str | None, body: Any = None, timeout: float = 600.0
+) -> dict[str, Any]:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {_admin_key(key)}", "Content-Type": "application/json"}
+    try:
+        response = httpx.request(
+            method, url.rstrip("/") + "/api/v1" + path, json=body, headers=headers, timeout=timeout
+        )
+    except httpx.HTTPError as exc:
+        raise click.ClickException(
+            f"cannot reach the host at {url}: {exc}\n  hint: start it with `shipyard serve`"
+        ) from None
+    try:
+        data = response.json()
+    except ValueError:
+        data = {}
+    if response.status_code >= 400:
+        error = data.get("error", {}) if isinstance(data, dict) else {}
+        _fail(
+            f"{error.get('message') or response.text} ({response.status_code} "
+            f"{error.get('type', '')})".rstrip()
+        )
+    return data  # type: ignore[no-any-return]
+
+
+def _fail(message: str) -> NoReturn:
+    raise click.ClickException(message)
+
+
+def _print_deployment(d: dict[str, Any]) -> None:
+    live = d.get("live", [])
+    ready = sum(1 for r in live if r["ready"])
+    click.echo(
+        f"{d['service']}  v{d.get('current_version')}  {ready}/{d.get('replicas')} ready  "
+        f"endpoints: {', '.join(d.get('endpoints', [])) or '-'}"
+    )
+
+
+@click.command("serve")
+@click.argument("service", required=False, metavar="[FILE.py:Class]")
+@click.option("--host", "bind", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--name", default=None, help="Service name for FILE.py:Class (default: file stem).")
+@click.option("--replicas", default=1, show_default=True, type=click.IntRange(1, 64))
+def serve_command(
+    service: str | None, bind: str, port: int, name: str | None, replicas: int
+) -> None:
+    """Start the host: every deployed service, the admin API, /metrics, /healthz.
+
+    With FILE.py:Class the same host starts with that service deployed, and redeploys it
+    whenever the file changes (the development loop).
+
+    \b
+    Examples:
+      shipyard serve
+      shipyard serve service.py:Ranker --port 8080
+    """
+    from shipyard.serve.run import run_host
+
+    dev = None
+    if service is not None:
+        file, _, cls = service.partition(":")
+        if not file.endswith(".py") or not cls or not Path(file).is_file():
+            raise click.BadParameter(
+                f"{service!r}: expected an existing FILE.py:ClassName", param_hint="SERVICE"
+            )
+        dev = (Path(file).resolve(), cls, name or _default_name(file), replicas)
+    run_host(bind=bind, port=port, dev=dev)
+
+
+def _default_name(file: str) -> str:
+    import re
+
+    stem = re.sub(r"[^a-z0-9-]", "-", Path(file).stem.lower()).strip("-")
+    return stem if stem and stem[0].isalpha() else f"svc-{stem}"
+
+
+def pack_service(file: Path) -> str:
+    """The service file's directory as a base64 code snapshot."""
+    from shipyard.client.code import pack_code
+    from shipyard.flow.loader import module_name_for
+
+    return base64.b64encode(pack_code(file, module_name_for(file))).decode()
+
+
+@click.command("deploy")
+@click.argument("target", metavar="FILE.py:Class")
+@click.option("--name", required=True, help="The service name: POST /NAME/ENDPOINT.")
+@click.option("--replicas", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--model",
+    "models",
+    multiple=True,
+    metavar="SPEC",
+    help="Pin a model (name, name:version, name@alias) at deploy time (repeatable).",
+)
+@click.option("--env", "env", multiple=True, metavar="K=V", help="Environment for the workers.")
+@_url_option
+@_key_option
+def deploy_command(
+    target: str,
+    name: str,
+    replicas: int,
+    models: tuple[str, ...],
+    env: tuple[str, ...],
+    url: str,
+    key: str | None,
+) -> None:
+    """Deploy a service class to the host, live, without restarting it.
+
+    Uploads a snapshot of the file's directory; new replicas start, and traffic switches to
+    them only once every one is ready; the old ones drain. If load() fails, the old version
+    keeps serving.
+
+    \b
+    Example:
+      shipyard deploy service.py:Ranker --name ranker --replicas 2 --model ranker@prod
+    """
+    file, _, cls = target.partition(":")
+    path = Path(file)
+    if not file.endswith(".py") or not cls or not path.is_file():
+        raise click.BadParameter(
+            f"{target!r}: expected an existing FILE.py:ClassName", param_hint="FILE.py:Class"
+        )
+    variables = {}
+    for item in env:
+        k, sep, v = item.partition("=")
+        if not sep or not k:
+            raise click.BadParameter(f"{item!r}: expected K=V", param_hint="--env")
+        variables[k] = v
+    body = {
+        "name": name,
+        "entry": f"{path.name}:{cls}",
+        "code": pack_service(path.resolve()),
+        "replicas": replicas,
+        "models": list(models),
+        "env": variables,
+        "user": os.environ.get("SHIPYARD_USER") or getpass.getuser(),
+    }
+    click.echo(f"deploying {target} as {name} ({replicas} replica(s))...", err=True)
+    _print_deployment(_call("POST", url, "/deployments", key, body))
+
+
+@click.command("undeploy")
+@click.argument("name")
+@_url_option
+@_key_option
+def undeploy_command(name: str, url: str, key: str | None) -> None:
+    """Stop a service (its requests in flight finish first).
+
+    Example: shipyard undeploy ranker
+    """
+    _call("DELETE", url, f"/deployments/{name}", key)
+    click.echo(f"{name} undeployed")
+
+
+@click.command("scale")
+@click.argument("name")
+@click.argument("replicas", type=click.IntRange(1, 64))
+@_url_option
+@_key_option
+def scale_command(name: str, replicas: int, url: str, key: str | None) -> None:
+    """Set a service's number of replicas.
+
+    Example: shipyard scale ranker 4
+    """
+    _print_deployment(_call("POST", url, f"/deployments/{name}/scale", key, {"replicas": replicas}))
+
+
+@click.command("rollback")
+@click.argument("name")
+@_url_option
+@_key_option
+def rollback_command(name: str, url: str, key: str | None) -> None:
+    """Return a service to its previous version (code snapshot and model pins).
+
+    Example: shipyard rollback ranker
+    """
+    _print_deployment(_call("POST", url, f"/deployments/{name}/rollback", key, {}))
+
+
+@click.command("deployments")
+@click.argument("name", required=False)
+@_url_option
+@_key_option
+def deployments_command(name: str | None, url: str, key: str | None) -> None:
+    """List deployed services, or show one with its versions.
+
+    Example: shipyard deployments ranker
+    """
+    if name is None:
+        for d in _call("GET", url, "/deployments", key)["deployments"]:
+            _print_deployment(d)
+        return
+    d = _call("GET", url, f"/deployments/{name}", key)
+    _print_deployment(d)
+    for v in d["versions"]:
+        pins = ", ".join(f"{k}={p}" for k, p in v["pins"].items()) or "-"
+        click.echo(
+            f"  v{v['version']}  {v['status']:<9} {v['created_at'][:19]}  "
+            f"{v['entry']}  models: {pins}  {v.get('message') or ''}".rstrip()
+        )
+
+
+COMMANDS: list[click.Command] = [
+    serve_command,
+    deploy_command,
+    undeploy_command,
+    scale_command,
+    rollback_command,
+    deployments_command,
+]
+
+__all__ = ["COMMANDS"]

@@ -1,0 +1,269 @@
+"""Request checks that the host, the gateway and the UI make before doing anything else.
+
+Every check takes a Starlette connection (``Request`` or ``WebSocket``) or a plain
+:class:`RequestInfo` ``(method, headers, client_host, scheme)``, and either returns the
+:class:`~shipyard.keys.records.KeyRecord` that allowed the request (None when open loopback
+access allowed it) or raises an :class:`~shipyard.keys.errors.AuthError` whose ``status``,
+``body`` and ``headers`` are the response to send::
+
+    guard = Guard(keys, bind_host=host, allowed_hosts=conf.extra.get("allowed_hosts", []))
+    try:
+        guard.check_admin(request)
+    except AuthError as exc:
+        return JSONResponse(exc.body, exc.status, headers=exc.headers)
+
+The rules (DESIGN.md, "Security defaults"):
+
+- **admin** (:meth:`Guard.check_admin`): always a key with scope ``admin``, even on loopback
+  (401 without or with an unknown key, 403 with another scope); the Host header must name this
+  server (loopback names, the bind address, ``allowed_hosts``) and an ``Origin``, if sent, must
+  be that same host and port, else 403: so neither DNS rebinding nor a web page can deploy
+  code; POST/PUT/PATCH/DELETE must be ``application/json``, else 415.
+- **invoke** (:meth:`Guard.check_invoke`) and **ui** (:meth:`Guard.check_ui`): open without a
+  key only to a loopback client while no key of that scope exists (``keys_exist``, from
+  :meth:`KeyStore.has_keys_with_scope_prefix`), and then with the same Host/Origin checks as
+  admin; otherwise a key with ``invoke:<service>`` / ``invoke:*`` (or ``ui``); ``admin`` keys
+  allow everything. A key that is sent is always checked, even when access would be open.
+- **route** (:meth:`Guard.check_route`): always a key with ``route:<route>`` or ``route:*``.
+
+"Loopback" is the TCP peer's address. Behind a reverse proxy on the same machine every
+client is loopback: create keys before putting a proxy in front. The checks are synchronous:
+a cached key costs no I/O; an uncached one costs one indexed SELECT per ``cache_ttl``.
+No error message contains the presented key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from shipyard.keys.errors import Forbidden, Unauthorized, UnsupportedMediaType
+from shipyard.keys.records import KeyRecord
+from shipyard.keys.scopes import ADMIN, INVOKE, ROUTE, UI
+from shipyard.keys.store import KeyStore
+
+if TYPE_CHECKING:
+    from starlette.requests import HTTPConnection
+
+#: names every host answers to, besides its bind address and configured extras
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
+#: admin methods whose body must be JSON
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """What the checks need from a request, for callers without a Starlette object.
+
+    ``headers`` keys are matched case-insensitively; ``client_host`` is the peer's address
+    (None if unknown: never loopback); ``scheme`` is ``http`` or ``https``.
+    """
+
+    method: str
+    headers: Mapping[str, str]
+    client_host: str | None
+    scheme: str = "http"
+
+
+def _info(request: HTTPConnection | RequestInfo) -> RequestInfo:
+    if isinstance(request, RequestInfo):
+        headers = {k.lower(): v for k, v in request.headers.items()}
+        return RequestInfo(request.method.upper(), headers, request.client_host, request.scheme)
+    scope = request.scope
+    client = scope.get("client")
+    return RequestInfo(
+        str(scope.get("method", "GET")).upper(),
+        request.headers,  # Starlette's Headers: case-insensitive already
+        str(client[0]) if client else None,
+        str(scope.get("scheme", "http")),
+    )
+
+
+def is_loopback(client_host: str | None) -> bool:
+    """Whether the peer address is on loopback (127.0.0.0/8, ::1, ::ffff:127.x)."""
+    if not client_host:
+        return False
+    try:
+        address = ipaddress.ip_address(client_host.strip("[]"))
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def split_host(value: str) -> tuple[str, int | None] | None:
+    """``"Example.com:8000"`` -> ``("example.com", 8000)``; ``"[::1]"`` -> ``("::1", None)``;
+    None if malformed."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        end = value.find("]")
+        if end < 0:
+            return None
+        host, rest = value[1:end], value[end + 1 :]
+        if rest and not rest.startswith(":"):
+            return None
+        port_text = rest[1:]
+    elif value.count(":") == 1:
+        host, port_text = value.split(":")
+    else:  # no port, or a bare IPv6 address
+        host, port_text = value, ""
+    if port_text and not port_text.isdigit():
+        return None
+    host = host.rstrip(".")
+    return (host, int(port_text) if port_text else None) if host else None
+
+
+class Guard:
+    """The access checks of one server (see the module docstring for the rules).
+
+    ``bind_host`` is the address the server listens on; ``allowed_hosts`` are further names
+    clients may use in the Host header (e.g. a DNS name in front of the host).
+    """
+
+    def __init__(
+        self,
+        keys: KeyStore,
+        *,
+        bind_host: str = "127.0.0.1",
+        allowed_hosts: Iterable[str] = (),
+    ) -> None:
+        self.keys = keys
+        names = (*LOOPBACK_NAMES, bind_host, *allowed_hosts)
+        self.allowed_hosts = frozenset(n.strip().lower().strip("[]").rstrip(".") for n in names)
+
+    # --- the checks -------------------------------------------------------------------
+    def check_admin(self, request: HTTPConnection | RequestInfo) -> KeyRecord:
+        """Allow an admin API request, or raise 401/403/415."""
+        info = _info(request)
+        self._check_host(info)
+        self._check_origin(info)
+        record = self._authenticate(info, ADMIN, "the admin API")
+        if info.method in WRITE_METHODS:
+            content_type = info.headers.get("content-type") or ""
+            if content_type.split(";", 1)[0].strip().lower() != "application/json":
+                got = repr(content_type) if content_type else "none"
+                raise UnsupportedMediaType(
+                    f"admin {info.method} requests must be sent with "
+                    f"`Content-Type: application/json` (got {got})"
+                )
+        return record
+
+    def check_invoke(
+        self, request: HTTPConnection | RequestInfo, service: str, keys_exist: bool
+    ) -> KeyRecord | None:
+        """Allow a call of ``service``: None (open loopback access) or the key's record."""
+        return self._open_or_key(
+            _info(request), f"{INVOKE}:{service}", f"service {service!r}", keys_exist, None
+        )
+
+    def check_route(self, request: HTTPConnection | RequestInfo, route: str) -> KeyRecord:
+        """Allow a gateway route: always a key with ``route:<route>`` or ``route:*``."""
+        return self._authenticate(_info(request), f"{ROUTE}:{route}", f"gateway route {route!r}")
+
+    def check_ui(
+        self, request: HTTPConnection | RequestInfo, keys_exist: bool, key: str | None = None
+    ) -> KeyRecord | None:
+        """Allow a UI request: None (open loopback access) or the key's record. ``key`` is the
+        one from the UI's sign-in cookie, if any (else the Authorization header is used)."""
+        return self._open_or_key(_info(request), UI, "the UI", keys_exist, key)
+
+    # --- pieces -----------------------------------------------------------------------
+    def _open_or_key(
+        self, info: RequestInfo, needed: str, what: str, keys_exist: bool, key: str | None
+    ) -> KeyRecord | None:
+        if key is not None or "authorization" in info.headers:
+            return self._authenticate(info, needed, what, key)
+        if keys_exist:
+            raise Unauthorized(f"{what} needs a key with scope {needed!r}: {_how_to(needed)}")
+        if not is_loopback(info.client_host):
+            raise Unauthorized(
+                f"{what} needs a key with scope {needed!r} for calls from beyond loopback: "
+                f"{_how_to(needed)}"
+            )
+        self._check_host(info)
+        self._check_origin(info)
+        return None
+
+    def _authenticate(
+        self, info: RequestInfo, needed: str, what: str, key: str | None = None
+    ) -> KeyRecord:
+        if key is None:
+            key = _bearer(info, needed)
+        record = self.keys.verify(key) if key else None
+        if record is None:
+            raise Unauthorized(
+                "the key sent is not valid: it is unknown, revoked or expired "
+                "(`shipyard keys list` shows the keys)"
+            )
+        if not record.allows(needed):
+            held = ", ".join(record.scopes)
+            raise Forbidden(
+                f"key {record.label} ({record.name or 'unnamed'}) has scopes [{held}], which "
+                f"do not allow {what}: use a key with scope {needed!r}"
+            )
+        return record
+
+    def _check_host(self, info: RequestInfo) -> None:
+        value = info.headers.get("host")
+        parsed = split_host(value) if value else None
+        if parsed is None:
+            raise Forbidden("the request has no valid Host header")
+        if parsed[0] not in self.allowed_hosts:
+            names = ", ".join(sorted(self.allowed_hosts))
+            raise Forbidden(
+                f"Host {parsed[0]!r} is not a name of this server ({names}); a request for "
+                "another name may be DNS rebinding. If you reach shipyard under that name, "
+                "add it to `allowed_hosts` in SHIPYARD_HOME/config.yaml"
+            )
+
+    def _check_origin(self, info: RequestInfo) -> None:
+        origin = info.headers.get("origin")
+        if origin is None:
+            return
+        host = split_host(info.headers.get("host") or "")
+        try:
+            parts = urlsplit(origin.strip())
+            origin_port = parts.port
+        except ValueError:
+            parts, origin_port = None, None
+        if host is None or parts is None or not parts.hostname:
+            raise Forbidden(
+                f"Origin {origin!r} is not this server: cross-site requests are refused"
+            )
+        default = _DEFAULT_PORTS.get(parts.scheme.lower())
+        origin_at = (parts.hostname.lower().rstrip("."), origin_port or default)
+        if origin_at != (host[0], host[1] or default):
+            raise Forbidden(
+                f"Origin {origin!r} is not this server: a web page on another site may not "
+                "call this API"
+            )
+
+
+def _how_to(needed: str) -> str:
+    if needed == ADMIN:
+        return (
+            "send `Authorization: Bearer <admin token>` (the shipyard command reads it from "
+            "SHIPYARD_HOME/admin.token)"
+        )
+    return (
+        "send `Authorization: Bearer <key>` (create one with "
+        f"`shipyard keys create --scope {needed}`)"
+    )
+
+
+def _bearer(info: RequestInfo, needed: str) -> str:
+    header = info.headers.get("authorization")
+    if not header:
+        raise Unauthorized(f"no key was sent: {_how_to(needed)}")
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthorized(f"the Authorization header must read `Bearer <key>`: {_how_to(needed)}")
+    return value.strip()
+
+
+__all__ = ["LOOPBACK_NAMES", "WRITE_METHODS", "Guard", "RequestInfo", "is_loopback", "split_host"]

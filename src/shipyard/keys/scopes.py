@@ -1,0 +1,93 @@
+"""Scopes: what a key may do.
+
+=====================  ==========================================================
+``admin``              the admin API (deploy, alias moves, keys); implies every other scope
+``invoke:<service>``   call one hosted service; ``invoke:*`` every service
+``route:<route>``      use one gateway route; ``route:*`` every route
+``ui``                 sign in to the UI
+=====================  ==========================================================
+
+Service and route names match ``[a-z][a-z0-9-]{0,62}`` (DESIGN.md's names table).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from shipyard.keys.errors import KeyInputError
+
+ADMIN = "admin"
+UI = "ui"
+INVOKE = "invoke"
+ROUTE = "route"
+
+NAME_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,62}")
+
+#: names a service can never have (they are the host's own paths)
+RESERVED_SERVICE_NAMES = frozenset(
+    {"api", "v1", "gateway", "ui", "metrics", "healthz", "readyz", "static", "docs"}
+)
+
+_EXAMPLES = "admin, ui, invoke:<service>, invoke:*, route:<route>, route:* (e.g. invoke:ranker)"
+
+
+def check_name(kind: str, name: str) -> str:
+    """``name`` if it is a valid service (``kind="invoke"``) or route name, else KeyInputError."""
+    what = "service" if kind == INVOKE else "route"
+    if not NAME_PATTERN.fullmatch(name):
+        raise KeyInputError(
+            f"{what} name {name!r} is not valid: use 1-63 lowercase letters, digits and '-', "
+            "starting with a letter (e.g. ranker, home-rows)"
+        )
+    if kind == INVOKE and name in RESERVED_SERVICE_NAMES:
+        reserved = ", ".join(sorted(RESERVED_SERVICE_NAMES))
+        raise KeyInputError(f"{name!r} can never be a service name (reserved: {reserved})")
+    return name
+
+
+def parse_scope(text: str) -> str:
+    """Validate one scope string and return it (surrounding spaces removed)."""
+    scope = text.strip()
+    if scope in (ADMIN, UI):
+        return scope
+    kind, sep, target = scope.partition(":")
+    if not sep or kind not in (INVOKE, ROUTE):
+        raise KeyInputError(f"unknown scope {text!r}: use one of {_EXAMPLES}")
+    if target != "*":
+        check_name(kind, target)
+    return scope
+
+
+def parse_scopes(texts: Iterable[str]) -> tuple[str, ...]:
+    """Validate scopes; sorted, without duplicates. At least one is required."""
+    scopes = sorted({parse_scope(text) for text in texts})
+    if not scopes:
+        raise KeyInputError(f"a key needs at least one scope: {_EXAMPLES}")
+    return tuple(scopes)
+
+
+def allows(scopes: Iterable[str], needed: str) -> bool:
+    """Whether a key holding ``scopes`` may do ``needed`` (one exact scope, e.g. ``invoke:ranker``).
+
+    ``admin`` allows everything; ``invoke:*`` / ``route:*`` allow every service / route.
+    """
+    held = set(scopes)
+    if ADMIN in held or needed in held:
+        return True
+    kind, sep, _ = needed.partition(":")
+    return bool(sep) and f"{kind}:*" in held
+
+
+__all__ = [
+    "ADMIN",
+    "INVOKE",
+    "NAME_PATTERN",
+    "RESERVED_SERVICE_NAMES",
+    "ROUTE",
+    "UI",
+    "allows",
+    "check_name",
+    "parse_scope",
+    "parse_scopes",
+]

@@ -1,0 +1,299 @@
+"""The registry's SQL: adding a version, reading versions and aliases, the audit log.
+
+Every function takes a connection; the caller owns the transaction. Versions are numbered
+from a counter on the model's row: ``UPDATE models SET last_version = last_version + 1`` takes
+the row lock on PostgreSQL (SQLite's ``BEGIN IMMEDIATE`` already holds the write lock), so two
+transactions registering the same name queue there and get distinct numbers, and a number
+is never handed out twice. The (name, version) primary key backs this up.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, Row
+
+from shipyard.registry.records import AuditEntry, ModelVersion
+from shipyard.store._engine import READ_OPTION
+from shipyard.store.meta import MetaStore
+from shipyard.store.records import ArtifactRecord
+from shipyard.store.schema import audit_log, model_aliases, model_versions, models, runs
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def current_user() -> str:
+    """``SHIPYARD_USER``, else the login name (as the flow runtime records a run's user)."""
+    try:
+        return os.environ.get("SHIPYARD_USER") or getpass.getuser()
+    except (KeyError, OSError):  # no login name (some containers)
+        return "unknown"
+
+
+def write_engine(meta: MetaStore) -> Engine:
+    """The store's engine for writes (SQLite: ``BEGIN IMMEDIATE``)."""
+    return meta.engine
+
+
+def read_engine(meta: MetaStore) -> Engine:
+    """The store's engine for reads (SQLite: a deferred BEGIN that never blocks a writer)."""
+    return write_engine(meta).execution_options(**{READ_OPTION: True})
+
+
+def insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any]) -> None:
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        conn.execute(sqlite_insert(table).values(values).on_conflict_do_nothing())
+    else:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        conn.execute(pg_insert(table).values(values).on_conflict_do_nothing())
+
+
+def run_code(conn: Connection, run_id: int) -> tuple[str | None, str | None]:
+    """The run's ``(code_key, module)``; ``(None, None)`` if the run is unknown."""
+    row = conn.execute(sa.select(runs.c.code_key, runs.c.graph).where(runs.c.run_id == run_id))
+    found = row.first()
+    if found is None:
+        return None, None
+    graph = found.graph if isinstance(found.graph, dict) else {}
+    module = graph.get("module")
+    return found.code_key, module if isinstance(module, str) else None
+
+
+def add_version(
+    conn: Connection,
+    *,
+    name: str,
+    record: ArtifactRecord,
+    artifact_name: str | None,
+    flow_name: str,
+    run_id: int,
+    step_name: str,
+    task_id: int,
+    metrics: dict[str, float],
+    tags: list[str],
+    libraries: dict[str, str],
+    user: str,
+) -> int:
+    """Insert the next version of ``name`` (creating the model) and its audit entry."""
+    at = now()
+    insert_ignore(conn, models, {"name": name, "created_at": at, "last_version": 0})
+    version = int(
+        conn.execute(
+            models.update()
+            .where(models.c.name == name)
+            .values(last_version=models.c.last_version + 1)
+            .returning(models.c.last_version)
+        ).scalar_one()
+    )
+    code_key, module = run_code(conn, run_id)
+    conn.execute(
+        model_versions.insert().values(
+            name=name,
+            version=version,
+            flow_name=flow_name,
+            run_id=run_id,
+            step_name=step_name,
+            task_id=task_id,
+            artifact_name=artifact_name,
+            key=record.key,
+            offset=record.offset,
+            length=record.length,
+            size=record.size,
+            encoding=record.encoding,
+            type_name=record.type_name,
+            preview=record.preview,
+            code_key=code_key,
+            module=module,
+            metrics=metrics,
+            tags=tags,
+            libraries=libraries,
+            user=user,
+            created_at=at,
+        )
+    )
+    lineage = f"{flow_name}/{run_id}/{step_name}/{task_id}"
+    if artifact_name:
+        lineage += f":{artifact_name}"
+    add_audit(conn, user, "register", name, to_version=version, detail={"lineage": lineage})
+    return version
+
+
+def add_audit(
+    conn: Connection,
+    user: str,
+    action: str,
+    model: str | None,
+    *,
+    alias: str | None = None,
+    from_version: int | None = None,
+    to_version: int | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Append one entry to the audit log (hosting records its deploys through this too)."""
+    conn.execute(
+        audit_log.insert().values(
+            at=now(),
+            user=user,
+            action=action,
+            model=model,
+            alias=alias,
+            from_version=from_version,
+            to_version=to_version,
+            detail=detail,
+        )
+    )
+
+
+def model_names(conn: Connection) -> list[str]:
+    return list(conn.execute(sa.select(models.c.name).order_by(models.c.name)).scalars())
+
+
+def aliases(conn: Connection, names: Sequence[str]) -> dict[str, dict[str, int]]:
+    """name -> {alias: version} for ``names``."""
+    found: dict[str, dict[str, int]] = defaultdict(dict)
+    if names:
+        query = (
+            sa.select(model_aliases.c.name, model_aliases.c.alias, model_aliases.c.version)
+            .where(model_aliases.c.name.in_(list(names)))
+            .order_by(model_aliases.c.alias)
+        )
+        for row in conn.execute(query):
+            found[row.name][row.alias] = int(row.version)
+    return found
+
+
+def version_record(row: Row[Any], alias_map: dict[str, int]) -> ModelVersion:
+    aliases_here = tuple(sorted(a for a, v in alias_map.items() if v == row.version))
+    return ModelVersion(
+        name=row.name,
+        version=int(row.version),
+        aliases=aliases_here,
+        metrics=dict(row.metrics or {}),
+        tags=tuple(row.tags or ()),
+        flow_name=row.flow_name,
+        run_id=int(row.run_id),
+        step_name=row.step_name,
+        task_id=int(row.task_id),
+        artifact_name=row.artifact_name,
+        artifact=ArtifactRecord(
+            name=row.artifact_name or row.name,
+            key=row.key,
+            size=int(row.size),
+            encoding=row.encoding,
+            type_name=row.type_name,
+            preview=row.preview,
+            offset=row.offset,
+            length=row.length,
+        ),
+        code_key=row.code_key,
+        module=row.module,
+        libraries=dict(row.libraries or {}),
+        user=row.user,
+        created_at=row.created_at,
+    )
+
+
+def select_versions(conn: Connection, name: str) -> list[ModelVersion]:
+    """Every version of ``name``, oldest first (empty if the model does not exist)."""
+    query = (
+        sa.select(model_versions)
+        .where(model_versions.c.name == name)
+        .order_by(model_versions.c.version)
+    )
+    rows = conn.execute(query).all()
+    alias_map = aliases(conn, [name]).get(name, {})
+    return [version_record(row, alias_map) for row in rows]
+
+
+def select_version(conn: Connection, name: str, version: int) -> ModelVersion | None:
+    query = sa.select(model_versions).where(
+        model_versions.c.name == name, model_versions.c.version == version
+    )
+    row = conn.execute(query).first()
+    if row is None:
+        return None
+    return version_record(row, aliases(conn, [name]).get(name, {}))
+
+
+def latest_versions(conn: Connection) -> list[tuple[ModelVersion, int]]:
+    """(the newest version, the number of versions) of every model, by name."""
+    newest = (
+        sa.select(
+            model_versions.c.name,
+            sa.func.max(model_versions.c.version).label("version"),
+            sa.func.count().label("n_versions"),
+        )
+        .group_by(model_versions.c.name)
+        .subquery()
+    )
+    query = (
+        sa.select(model_versions, newest.c.n_versions)
+        .join(
+            newest,
+            sa.and_(
+                newest.c.name == model_versions.c.name,
+                newest.c.version == model_versions.c.version,
+            ),
+        )
+        .order_by(model_versions.c.name)
+    )
+    rows = conn.execute(query).all()
+    alias_map = aliases(conn, [row.name for row in rows])
+    return [(version_record(row, alias_map.get(row.name, {})), int(row.n_versions)) for row in rows]
+
+
+def audit_entries(conn: Connection, name: str | None, limit: int | None) -> list[AuditEntry]:
+    """Newest first."""
+    query = sa.select(audit_log).order_by(audit_log.c.id.desc())
+    if name is not None:
+        query = query.where(audit_log.c.model == name)
+    if limit is not None:
+        query = query.limit(limit)
+    return [
+        AuditEntry(
+            id=int(row.id),
+            at=row.at,
+            user=row.user,
+            action=row.action,
+            model=row.model,
+            alias=row.alias,
+            from_version=row.from_version,
+            to_version=row.to_version,
+            detail=row.detail,
+        )
+        for row in conn.execute(query)
+    ]
+
+
+def referenced_keys_query() -> sa.CompoundSelect[Any]:
+    """Blob keys registered model versions need (the model and its code snapshot); may hold
+    NULLs. gc must keep these: see ``MetaStore.referenced_blob_keys``."""
+    return sa.union(sa.select(model_versions.c.key), sa.select(model_versions.c.code_key))
+
+
+__all__ = [
+    "add_audit",
+    "add_version",
+    "aliases",
+    "audit_entries",
+    "current_user",
+    "latest_versions",
+    "model_names",
+    "read_engine",
+    "referenced_keys_query",
+    "run_code",
+    "select_version",
+    "select_versions",
+    "write_engine",
+]

@@ -1,0 +1,60 @@
+"""``Model("ranker@prod")``: one registered model version, loadable anywhere.
+
+>>> model = Model("ranker@prod")            # doctest: +SKIP
+>>> model.resolve()                         # doctest: +SKIP
+'ranker:3'
+>>> scorer = model.load()                   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shipyard.registry.records import ModelVersion
+from shipyard.registry.registry import Registry
+
+
+class Model:
+    """A model version named by ``name`` (the latest), ``name:3`` or ``name@alias``.
+
+    The spec is resolved once, when the Model is made: a later alias move does not change
+    what this object loads (``resolve()`` gives the pinned ``name:version``). Raises
+    :class:`ModelSpecError` for a malformed spec and :class:`ModelNotFound` (listing what
+    exists) when nothing matches.
+    """
+
+    def __init__(self, spec: str, *, registry: Registry | None = None) -> None:
+        self._registry = registry or Registry()
+        self.spec = spec
+        self._info = self._registry.get(spec)
+
+    @property
+    def info(self) -> ModelVersion:
+        """Everything recorded: name, version, aliases, metrics, tags, lineage, libraries,
+        created_at, user, the artifact's blob key (read when the Model was made)."""
+        return self._info
+
+    @property
+    def name(self) -> str:
+        return self._info.name
+
+    @property
+    def version(self) -> int:
+        return self._info.version
+
+    def resolve(self) -> str:
+        """The pinned ``name:version`` this Model loads (an alias resolved)."""
+        return self._info.spec
+
+    def load(self) -> Any:
+        """The model object (a fresh copy each call), its classes imported from the producing
+        run's code snapshot when they are not importable here. Warns
+        (:class:`ModelVersionWarning`) if Python or a library it was registered with differs
+        here in major.minor."""
+        return self._registry.load(self._info)
+
+    def __repr__(self) -> str:
+        return f"Model({self.spec!r} -> {self._info.spec}, {self._info.artifact.type_name})"
+
+
+__all__ = ["Model"]

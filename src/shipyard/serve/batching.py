@@ -1,0 +1,252 @@
+"""Adaptive batching for ``@endpoint(batch=True)``: items from concurrent requests, one call.
+
+A request carries one or more items (the endpoint's list parameter). The batcher queues them
+and joins the items of consecutive requests into one call of at most ``max_batch_size``
+items; a request's items stay in one call, unless the request alone is larger than
+``max_batch_size`` - then it is cut into calls of ``max_batch_size`` and its results are
+joined back. The results are split back by each request's item count; a result of the wrong
+length fails the requests of that call with ``batch_size_mismatch`` and nothing else.
+
+When to close a batch:
+
+* at once when it is full;
+* otherwise wait only while the recent arrival rate says another request will come before
+  the oldest queued request has waited ``max_wait_ms``: an exponentially weighted mean of
+  the gaps between arrivals (after at least two short gaps in a row), compared with the wait
+  remaining; and wait at most twice that mean for the next one. A silence longer than
+  ``max_wait_ms`` resets the mean, so a lone request on an idle worker runs immediately -
+  unlike a fixed wait (Ray Serve's ``batch_wait_timeout_s``), which every lone request pays
+  in full. A wait that saw no arrival stops further waits until requests are seen to
+  overlap again: a client calling sequentially looks like a steady stream but can never
+  join a batch, and must not pay the wait on every call.
+
+A sync batch function runs inline on the event loop: while it runs, new requests queue in
+the socket and form the next batch, without a thread hop per call. An async one is awaited.
+One call runs at a time per endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["BatchSizeMismatch", "Batcher"]
+
+ALPHA = 0.25  # weight of the newest gap in the arrival mean
+MIN_GAPS = 2  # short gaps seen in a row before a batch is held for more arrivals
+
+
+class BatchSizeMismatch(Exception):
+    """A batch function returned a number of results other than the number of items."""
+
+
+class _Request:
+    __slots__ = ("future", "parts_left", "results", "batch_size")
+
+    def __init__(self, future: asyncio.Future[tuple[list[Any], int]], parts: int) -> None:
+        self.future = future
+        self.parts_left = parts
+        self.results: dict[int, Sequence[Any]] = {}
+        self.batch_size = 0
+
+    def deliver(self, start: int, results: Sequence[Any], batch_size: int) -> None:
+        if self.future.done():
+            return
+        self.batch_size = max(self.batch_size, batch_size)
+        self.parts_left -= 1
+        if self.parts_left == 0 and not self.results:  # the common case: one part
+            self.future.set_result((results, batch_size))  # type: ignore[arg-type]
+            return
+        self.results[start] = results
+        if self.parts_left == 0:
+            joined = [r for key in sorted(self.results) for r in self.results[key]]
+            self.future.set_result((joined, self.batch_size))
+
+    def fail(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+class _Part:
+    __slots__ = ("request", "start", "items", "arrived")
+
+    def __init__(self, request: _Request, start: int, items: list[Any], arrived: float) -> None:
+        self.request = request
+        self.start = start
+        self.items = items
+        self.arrived = arrived
+
+
+class Batcher:
+    """Joins the items of concurrent requests into calls of ``function``.
+
+    ``function`` takes a list of items and returns a list of results (or an awaitable of
+    one when ``is_async``). ``on_error`` turns an exception raised by a call - or a
+    ``BatchSizeMismatch`` - into the exception every request of that call fails with (the
+    dispatcher logs it once and gives it an error id).
+    """
+
+    def __init__(
+        self,
+        function: Callable[[list[Any]], Any],
+        *,
+        is_async: bool,
+        max_batch_size: int,
+        max_wait_ms: float,
+        on_error: Callable[[BaseException], BaseException],
+        name: str = "batch",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.function = function
+        self.is_async = is_async
+        self.max_batch_size = max_batch_size
+        self.max_wait = max_wait_ms / 1000.0
+        self.on_error = on_error
+        self.name = name
+        self.clock = clock
+        self.calls = 0  # number of calls made, for tests and metrics
+        self._queue: deque[_Part] = deque()
+        self._pending = 0  # items queued
+        self._gap: float | None = None  # mean seconds between arrivals
+        self._gaps_seen = 0  # short gaps since the last silence
+        self._trust = True  # did holding a batch pay off lately (see _wait_to_close)
+        self._last_arrival: float | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._waiter: asyncio.Future[bool] | None = None
+
+    def submit(self, items: list[Any]) -> asyncio.Future[tuple[list[Any], int]]:
+        """Queue a request's items; the future gives its results and the size of its call."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[list[Any], int]] = loop.create_future()
+        count = len(items)
+        if count == 0:
+            future.set_result(([], 0))
+            return future
+        now = self.clock()
+        self._observe_arrival(now)
+        size = self.max_batch_size
+        if count <= size:
+            self._queue.append(_Part(_Request(future, 1), 0, items, now))
+        else:
+            request = _Request(future, (count + size - 1) // size)
+            for start in range(0, count, size):
+                self._queue.append(_Part(request, start, items[start : start + size], now))
+        self._pending += count
+        if self._runner is None:
+            self._runner = loop.create_task(self._run())
+        elif self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(True)
+        return future
+
+    @property
+    def pending(self) -> int:
+        """Items queued and not yet in a call."""
+        return self._pending
+
+    def _observe_arrival(self, now: float) -> None:
+        if self._last_arrival is not None:
+            gap = now - self._last_arrival
+            if gap >= self.max_wait:
+                # a silence longer than the whole wait: whatever stream there was has
+                # stopped, and the next lone request must not wait for it
+                self._gap, self._gaps_seen = gap, 0
+            else:
+                self._gaps_seen += 1
+                if self._runner is not None:
+                    self._trust = True  # requests overlap: there is something to join
+                self._gap = gap if self._gap is None else self._gap + ALPHA * (gap - self._gap)
+        self._last_arrival = now
+
+    async def _run(self) -> None:
+        try:
+            while self._queue:
+                await self._wait_to_close()
+                parts, total = self._take()
+                await self._call(parts, total)
+                if self._queue and self._pending < self.max_batch_size:
+                    # let the reader pull in the frames that arrived during the call
+                    # (one turn to poll the socket, one for the reader to run)
+                    await asyncio.sleep(0)
+                    await asyncio.sleep(0)
+        finally:
+            self._runner = None
+
+    async def _wait_to_close(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending < self.max_batch_size:
+            remaining = self._queue[0].arrived + self.max_wait - self.clock()
+            gap = self._gap
+            if gap is None or gap >= remaining or self._gaps_seen < MIN_GAPS or not self._trust:
+                return  # nothing is expected in time: holding the batch only adds latency
+            waiter: asyncio.Future[bool] = loop.create_future()
+            self._waiter = waiter
+            timer = loop.call_later(min(remaining, 2 * gap), _resolve, waiter)
+            try:
+                arrived = await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+            self._trust = arrived
+            if not arrived:
+                # the expected request did not come. A caller that sends its next request
+                # only after this one's answer (a loop of sequential calls) looks like a
+                # steady stream but can never join; stop holding until requests overlap
+                return
+
+    def _take(self) -> tuple[list[_Part], int]:
+        parts = [self._queue.popleft()]
+        total = len(parts[0].items)
+        while self._queue and total + len(self._queue[0].items) <= self.max_batch_size:
+            part = self._queue.popleft()
+            parts.append(part)
+            total += len(part.items)
+        self._pending -= total
+        return parts, total
+
+    async def _call(self, parts: list[_Part], total: int) -> None:
+        if len(parts) == 1:
+            items = parts[0].items
+        else:
+            items = []
+            for part in parts:
+                items.extend(part.items)
+        self.calls += 1
+        try:
+            results = self.function(items)
+            if self.is_async:
+                results = await results
+        except Exception as exc:
+            self._fail(parts, exc)
+            return
+        try:
+            count: int | None = len(results)
+        except TypeError:
+            count = None
+        if count != total:
+            got = f"{count} results" if count is not None else type(results).__name__
+            self._fail(
+                parts,
+                BatchSizeMismatch(
+                    f"{self.name}() returned {got} for a batch of {total} items; a batch "
+                    "endpoint must return a list with one result per item, in order"
+                ),
+            )
+            return
+        offset = 0
+        for part in parts:
+            end = offset + len(part.items)
+            part.request.deliver(part.start, results[offset:end], total)
+            offset = end
+
+    def _fail(self, parts: list[_Part], exc: BaseException) -> None:
+        error = self.on_error(exc)
+        for part in parts:
+            part.request.fail(error)
+
+
+def _resolve(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)

@@ -1,0 +1,230 @@
+"""Desired deployments, kept in the metadata database so a restarted host restores them.
+
+A deployment is a service name with an ordered history of versions; each version records the
+code snapshot (a blob key), the entry point, the environment, the replica count and the model
+versions it pinned. Exactly one version is current; ``rollback`` makes the previous live one
+current again.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from shipyard.store.meta import MetaStore
+from shipyard.store.schema import deployment_versions, deployments
+
+
+class VersionStatus(enum.StrEnum):
+    DEPLOYING = "deploying"
+    LIVE = "live"
+    FAILED = "failed"
+    RETIRED = "retired"
+
+
+@dataclass(frozen=True)
+class DeploymentVersion:
+    service: str
+    version: int
+    entry: str
+    code_key: str
+    replicas: int
+    env: dict[str, str]
+    pins: dict[str, str]
+    status: VersionStatus
+    message: str | None
+    created_at: datetime
+    created_by: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "version": self.version,
+            "entry": self.entry,
+            "code_key": self.code_key,
+            "replicas": self.replicas,
+            "env": sorted(self.env),  # names only: values may be sensitive
+            "pins": self.pins,
+            "status": self.status.value,
+            "message": self.message,
+            "created_at": self.created_at.isoformat(),
+            "created_by": self.created_by,
+        }
+
+
+@dataclass(frozen=True)
+class Deployment:
+    service: str
+    current_version: int | None
+    replicas: int
+    active: bool
+    updated_at: datetime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _version(row: Any) -> DeploymentVersion:
+    return DeploymentVersion(
+        service=row.service,
+        version=row.version,
+        entry=row.entry,
+        code_key=row.code_key,
+        replicas=row.replicas,
+        env=dict(row.env or {}),
+        pins=dict(row.pins or {}),
+        status=VersionStatus(row.status),
+        message=row.message,
+        created_at=row.created_at,
+        created_by=row.created_by,
+    )
+
+
+class DeploymentStore:
+    """Read and write the desired state."""
+
+    def __init__(self, meta: MetaStore) -> None:
+        self.engine = meta.engine
+
+    def add_version(
+        self,
+        service: str,
+        *,
+        entry: str,
+        code_key: str,
+        replicas: int,
+        env: dict[str, str],
+        pins: dict[str, str],
+        created_by: str,
+    ) -> DeploymentVersion:
+        """Record a new version (status DEPLOYING) and return it."""
+        with self.engine.begin() as conn:
+            last = conn.execute(
+                sa.select(sa.func.max(deployment_versions.c.version)).where(
+                    deployment_versions.c.service == service
+                )
+            ).scalar()
+            version = DeploymentVersion(
+                service=service,
+                version=int(last or 0) + 1,
+                entry=entry,
+                code_key=code_key,
+                replicas=replicas,
+                env=env,
+                pins=pins,
+                status=VersionStatus.DEPLOYING,
+                message=None,
+                created_at=_now(),
+                created_by=created_by,
+            )
+            conn.execute(
+                deployment_versions.insert().values(
+                    **{**version.__dict__, "status": version.status.value}
+                )
+            )
+        return version
+
+    def mark(
+        self,
+        service: str,
+        version: int,
+        status: VersionStatus,
+        message: str | None = None,
+        *,
+        pins: dict[str, str] | None = None,
+    ) -> None:
+        """Set a version's status; LIVE also makes it current (retiring the one before)."""
+        with self.engine.begin() as conn:
+            values: dict[str, Any] = {"status": status.value, "message": message}
+            if pins is not None:
+                values["pins"] = pins
+            conn.execute(
+                deployment_versions.update()
+                .where(
+                    deployment_versions.c.service == service,
+                    deployment_versions.c.version == version,
+                )
+                .values(**values)
+            )
+            if status is VersionStatus.LIVE:
+                conn.execute(
+                    deployment_versions.update()
+                    .where(
+                        deployment_versions.c.service == service,
+                        deployment_versions.c.version != version,
+                        deployment_versions.c.status == VersionStatus.LIVE.value,
+                    )
+                    .values(status=VersionStatus.RETIRED.value)
+                )
+                replicas = conn.execute(
+                    sa.select(deployment_versions.c.replicas).where(
+                        deployment_versions.c.service == service,
+                        deployment_versions.c.version == version,
+                    )
+                ).scalar_one()
+                self._upsert(conn, service, current_version=version, replicas=replicas, active=True)
+
+    def set_replicas(self, service: str, replicas: int) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                deployments.update()
+                .where(deployments.c.service == service)
+                .values(replicas=replicas, updated_at=_now())
+            )
+
+    def deactivate(self, service: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                deployments.update()
+                .where(deployments.c.service == service)
+                .values(active=False, updated_at=_now())
+            )
+
+    def _upsert(self, conn: sa.Connection, service: str, **values: Any) -> None:
+        values["updated_at"] = _now()
+        updated = conn.execute(
+            deployments.update().where(deployments.c.service == service).values(**values)
+        )
+        if updated.rowcount == 0:
+            conn.execute(deployments.insert().values(service=service, **values))
+
+    def active(self) -> list[Deployment]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(deployments)
+                .where(deployments.c.active.is_(True))
+                .order_by(deployments.c.service)
+            ).all()
+        return [
+            Deployment(r.service, r.current_version, r.replicas, r.active, r.updated_at)
+            for r in rows
+        ]
+
+    def get(self, service: str) -> Deployment | None:
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(deployments).where(deployments.c.service == service)).first()
+        return (
+            Deployment(r.service, r.current_version, r.replicas, r.active, r.updated_at)
+            if r
+            else None
+        )
+
+    def versions(self, service: str) -> list[DeploymentVersion]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(deployment_versions)
+                .where(deployment_versions.c.service == service)
+                .order_by(deployment_versions.c.version)
+            ).all()
+        return [_version(r) for r in rows]
+
+    def version(self, service: str, version: int) -> DeploymentVersion | None:
+        for v in self.versions(service):
+            if v.version == version:
+                return v
+        return None

@@ -1,0 +1,246 @@
+"""From request bytes to response bytes: the one dispatch path of the worker and of tests.
+
+``EndpointTable.load(ServiceClass, name)`` reads the class, builds every validator,
+serializer and batcher once, instantiates the class and calls ``load()``. Then
+``table.submit(index, body, done)`` handles one request and calls ``done(Reply)``:
+
+* a sync endpoint runs inline, and ``done`` is called before ``submit`` returns;
+* an async endpoint runs as a task;
+* a batch endpoint validates the request, queues its items in the endpoint's ``Batcher``.
+
+User code never reaches the client: an exception becomes a 500 ``internal_error`` with an
+``error_id``, and the traceback goes to stderr as one JSON line with that id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from shipyard.serve.batching import Batcher, BatchSizeMismatch
+from shipyard.serve.schemas import EndpointError, EndpointSchema, build_openapi, error_body
+from shipyard.serve.service import EndpointSpec, Service, collect_endpoints
+
+__all__ = [
+    "EndpointRuntime",
+    "EndpointTable",
+    "Reply",
+    "default_service_name",
+    "log_event",
+    "new_error_id",
+]
+
+INTERNAL_MESSAGE = "the endpoint raised; see the service logs"
+
+
+class Reply(NamedTuple):
+    """A response: HTTP status, JSON body, and the size of the batch it ran in (0: none)."""
+
+    status: int
+    body: bytes
+    batch_size: int = 0
+
+
+def new_error_id() -> str:
+    """A fresh id that ties a 500 response to its log line."""
+    return secrets.token_hex(8)
+
+
+def log_event(event: str, **fields: Any) -> None:
+    """One structured JSON line on stderr (the supervisor keeps the worker's log)."""
+    record = {"ts": round(time.time(), 6), "event": event, **fields}
+    sys.stderr.write(json.dumps(record, default=repr) + "\n")
+    sys.stderr.flush()
+
+
+class EndpointRuntime:
+    """One endpoint, ready to serve: its schema, the bound method, and its batcher."""
+
+    def __init__(self, index: int, service: str, schema: EndpointSchema, bound: Any) -> None:
+        self.index = index
+        self.service = service
+        self.schema = schema
+        self.spec: EndpointSpec = schema.spec
+        self.name = self.spec.name
+        self.function: Callable[..., Any] = bound
+        self.inline = not self.spec.is_async and not self.spec.options.batch
+        self.batcher: Batcher | None = None
+        if self.spec.options.batch:
+            self.batcher = Batcher(
+                bound,
+                is_async=self.spec.is_async,
+                max_batch_size=self.spec.options.max_batch_size,
+                max_wait_ms=self.spec.options.max_wait_ms,
+                on_error=self._batch_error,
+                name=self.spec.method,
+            )
+            self._list_param = self.spec.parameters[0].name
+
+    def submit(self, body: bytes, done: Callable[[Reply], None]) -> None:
+        """Handle one request; ``done`` gets the reply (at once for a sync endpoint)."""
+        if self.inline:
+            done(self.call_sync(body))
+        elif self.batcher is not None:
+            try:
+                kwargs = self.schema.parse(body)
+            except EndpointError as exc:
+                done(Reply(exc.status, exc.body()))
+                return
+            future = self.batcher.submit(kwargs[self._list_param])
+            future.add_done_callback(lambda f: done(self._batch_reply(f)))
+        else:
+            task = asyncio.get_running_loop().create_task(self.call_async(body))
+            task.add_done_callback(lambda t: done(_task_reply(t)))
+
+    def call_sync(self, body: bytes) -> Reply:
+        try:
+            value = self.function(**self.schema.parse(body))
+        except EndpointError as exc:
+            return Reply(exc.status, exc.body())
+        except Exception as exc:
+            return self._internal_error(exc)
+        return self.finish(value)
+
+    async def call_async(self, body: bytes) -> Reply:
+        try:
+            value = await self.function(**self.schema.parse(body))
+        except EndpointError as exc:
+            return Reply(exc.status, exc.body())
+        except Exception as exc:
+            return self._internal_error(exc)
+        return self.finish(value)
+
+    def finish(self, value: Any, batch_size: int = 0) -> Reply:
+        """Serialize a return value, checking its annotation and the contract."""
+        try:
+            data, value = self.schema.dump(value)
+        except EndpointError as exc:
+            exc.error_id = new_error_id()
+            self._log("response_validation", exc.error_id, exc.message)
+            return Reply(500, exc.body(), batch_size)
+        contract = self.schema.contract
+        if contract is not None:
+            problem = contract.violation(value)
+            if problem is not None:
+                error_id = new_error_id()
+                message = f"{self.spec.method}() returned a value that breaks its contract: "
+                message += problem
+                self._log("contract_violation", error_id, message)
+                body = error_body("contract_violation", message, error_id=error_id)
+                return Reply(500, body, batch_size)
+        return Reply(200, data, batch_size)
+
+    def _batch_reply(self, future: asyncio.Future[tuple[list[Any], int]]) -> Reply:
+        error = future.exception()
+        if error is not None:
+            if isinstance(error, EndpointError):
+                return Reply(error.status, error.body())
+            return self._internal_error(error)
+        results, size = future.result()
+        return self.finish(results, size)
+
+    def _batch_error(self, exc: BaseException) -> BaseException:
+        error_id = new_error_id()
+        if isinstance(exc, BatchSizeMismatch):
+            self._log("batch_size_mismatch", error_id, str(exc))
+            return EndpointError(500, "batch_size_mismatch", str(exc), error_id=error_id)
+        self._log_exception(exc, error_id)
+        return EndpointError(500, "internal_error", INTERNAL_MESSAGE, error_id=error_id)
+
+    def _internal_error(self, exc: BaseException) -> Reply:
+        error_id = new_error_id()
+        self._log_exception(exc, error_id)
+        return Reply(500, error_body("internal_error", INTERNAL_MESSAGE, error_id=error_id))
+
+    def _log_exception(self, exc: BaseException, error_id: str) -> None:
+        log_event(
+            "endpoint_error",
+            service=self.service,
+            endpoint=self.name,
+            error_id=error_id,
+            error=f"{type(exc).__name__}: {exc}",
+            traceback="".join(traceback.format_exception(exc)),
+        )
+
+    def _log(self, event: str, error_id: str, message: str) -> None:
+        log_event(event, service=self.service, endpoint=self.name, error_id=error_id, error=message)
+
+
+class EndpointTable:
+    """The endpoints of one loaded service, by index (the frame's code) and by name."""
+
+    def __init__(
+        self,
+        service: str,
+        instance: Service,
+        endpoints: list[EndpointRuntime],
+        openapi: dict[str, Any],
+    ) -> None:
+        self.service = service
+        self.instance = instance
+        self.endpoints = endpoints
+        self.by_name = {endpoint.name: endpoint for endpoint in endpoints}
+        self.openapi = openapi
+
+    @classmethod
+    def load(cls, service_class: type[Service], service: str) -> EndpointTable:
+        """Check the class, build validators, then instantiate it and call ``load()``.
+
+        Definition errors (``ServiceDefinitionError``) come before ``load()`` runs.
+        """
+        specs = collect_endpoints(service_class)
+        schemas = [EndpointSchema.build(spec, service_class.__qualname__) for spec in specs]
+        description = (service_class.__doc__ or "").strip()
+        openapi = build_openapi(service, description, schemas)
+        instance = service_class()
+        instance.load()
+        endpoints = [
+            EndpointRuntime(i, service, schema, getattr(instance, schema.spec.method))
+            for i, schema in enumerate(schemas)
+        ]
+        return cls(service, instance, endpoints, openapi)
+
+    def submit(self, index: int, body: bytes, done: Callable[[Reply], None]) -> None:
+        """Handle a request for endpoint number ``index``; ``done`` gets the reply."""
+        if not 0 <= index < len(self.endpoints):
+            message = f"service {self.service!r} has no endpoint number {index}"
+            done(Reply(404, error_body("unknown_endpoint", message)))
+            return
+        self.endpoints[index].submit(body, done)
+
+    def ready_info(self, pid: int, models: dict[str, str]) -> dict[str, Any]:
+        """The READY payload (see protocol.py)."""
+        return {
+            "service": self.service,
+            "pid": pid,
+            "endpoints": [
+                {
+                    "name": endpoint.name,
+                    "batch": endpoint.spec.options.batch,
+                    "timeout": endpoint.spec.options.timeout,
+                }
+                for endpoint in self.endpoints
+            ],
+            "openapi": self.openapi,
+            "models": models,
+        }
+
+
+def _task_reply(task: asyncio.Task[Reply]) -> Reply:
+    if task.cancelled():
+        return Reply(503, error_body("cancelled", "the request was cancelled; retry it"))
+    return task.result()
+
+
+def default_service_name(service_class: type) -> str:
+    """``RankerService`` -> ``ranker-service``: a service name for tests and local runs."""
+    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", service_class.__name__).lower()
+    name = re.sub(r"[^a-z0-9-]+", "-", name).strip("-")
+    return name if re.fullmatch(r"[a-z][a-z0-9-]{0,62}", name) else "service"

@@ -1,0 +1,74 @@
+"""The framing between the host's front process and a service's worker processes.
+
+One Unix stream socket per worker, multiplexed by request id. Every frame is a fixed
+13-byte header followed by ``length`` payload bytes:
+
+    length u32 | request_id u32 | kind u8 | code u16 | extra u16
+
+=========  =====================  ==========================================================
+kind       direction              code / extra / payload
+=========  =====================  ==========================================================
+REQUEST    front -> worker        endpoint index / 0 / the HTTP body, raw JSON bytes
+RESPONSE   worker -> front        HTTP status / batch size it ran in (0 if none) / JSON bytes
+READY      worker -> front        0 / 0 / JSON: {"service", "pid", "endpoints": [{"name",
+                                  "batch", "timeout"}], "openapi": {...}, "models": {...}}
+PING       front -> worker        0 / 0 / empty         (request_id echoed in PONG)
+PONG       worker -> front        0 / 0 / empty
+=========  =====================  ==========================================================
+
+The worker sends READY once, first, on every new connection, after ``load()`` succeeded. The
+front never parses request bodies: validation happens in the worker, where the validators
+were built once at load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import struct
+from dataclasses import dataclass
+
+HEADER = struct.Struct("!IIBHH")
+MAX_FRAME = 64 << 20  # a frame larger than this is a protocol error, not a request
+
+
+class Kind(enum.IntEnum):
+    REQUEST = 1
+    RESPONSE = 2
+    READY = 3
+    PING = 4
+    PONG = 5
+
+
+@dataclass(frozen=True)
+class Frame:
+    kind: Kind
+    request_id: int
+    code: int = 0
+    extra: int = 0
+    payload: bytes = b""
+
+
+class ProtocolError(Exception):
+    """The peer sent something that is not a frame."""
+
+
+def encode(frame: Frame) -> bytes:
+    return (
+        HEADER.pack(len(frame.payload), frame.request_id, frame.kind, frame.code, frame.extra)
+        + frame.payload
+    )
+
+
+async def read_frame(reader: asyncio.StreamReader) -> Frame:
+    """The next frame. Raises ``asyncio.IncompleteReadError`` at EOF."""
+    header = await reader.readexactly(HEADER.size)
+    length, request_id, kind, code, extra = HEADER.unpack(header)
+    if length > MAX_FRAME:
+        raise ProtocolError(f"frame of {length} bytes exceeds the {MAX_FRAME}-byte limit")
+    try:
+        frame_kind = Kind(kind)
+    except ValueError:
+        raise ProtocolError(f"unknown frame kind {kind}") from None
+    payload = await reader.readexactly(length) if length else b""
+    return Frame(frame_kind, request_id, code, extra, payload)

@@ -1,0 +1,273 @@
+"""One worker process of a service, as the front sees it: the process, its socket, and the
+requests in flight on it.
+
+The front talks to each replica over one multiplexed Unix-socket connection (see
+protocol.py). A replica is *ready* once the worker sent READY; it is picked by the number of
+requests in flight; when its process dies every request in flight on it fails at once with
+:class:`ReplicaGone`, and nothing else is affected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shipyard.serve.protocol import Frame, Kind, ProtocolError, encode, read_frame
+
+
+class ReplicaGone(Exception):
+    """The replica's process exited (or its connection broke) with the request in flight."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class LoadFailed(Exception):
+    """The worker exited before it was ready; ``reason`` is what it said."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class WorkerSpec:
+    """How to start one worker process of a deployment version."""
+
+    service: str
+    entry: str  # "service.py:Class"
+    code_dir: Path
+    env: dict[str, str]
+    pins: dict[str, str] = field(default_factory=dict)
+    log_path: Path | None = None
+
+
+class Replica:
+    """A running worker process and the connection to it."""
+
+    def __init__(self, spec: WorkerSpec, socket_path: Path, number: int) -> None:
+        self.spec = spec
+        self.socket_path = socket_path
+        self.number = number
+        self.process: asyncio.subprocess.Process | None = None
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.ready_info: dict[str, Any] = {}
+        self.in_flight: dict[int, asyncio.Future[Frame]] = {}
+        self.next_id = 1
+        self.ready = False
+        self.stopping = False
+        self.exit_reason: str | None = None
+        self.served = 0
+        self._reader_task: asyncio.Task[None] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    # -- life cycle -----------------------------------------------------------------------
+    async def start(self, ready_timeout: float = 300.0) -> None:
+        """Start the process and wait for READY. Raises :class:`LoadFailed`."""
+        argv = [
+            sys.executable,
+            "-m",
+            "shipyard.serve.worker",
+            "--socket",
+            str(self.socket_path),
+            "--code-dir",
+            str(self.spec.code_dir),
+            "--entry",
+            self.spec.entry,
+            "--name",
+            self.spec.service,
+        ]
+        if self.spec.pins:
+            argv += ["--pins", json.dumps(self.spec.pins)]
+        log = open(self.spec.log_path, "ab") if self.spec.log_path else None  # noqa: SIM115
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *argv,
+                env=self.spec.env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log or asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.STDOUT if log else asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        finally:
+            if log is not None:
+                log.close()
+        try:
+            await asyncio.wait_for(self._connect(), ready_timeout)
+        except (
+            TimeoutError,
+            LoadFailed,
+            OSError,
+            ProtocolError,
+            asyncio.IncompleteReadError,
+        ) as exc:
+            reason = self._failure_reason(exc)
+            await self.kill()
+            raise LoadFailed(reason) from None
+
+    async def _connect(self) -> None:
+        assert self.process is not None
+        while True:
+            if self.process.returncode is not None:
+                raise LoadFailed("exited")
+            try:
+                self.reader, self.writer = await asyncio.open_unix_connection(
+                    str(self.socket_path), limit=64 << 20
+                )
+                break
+            except (FileNotFoundError, ConnectionRefusedError):
+                await asyncio.sleep(0.02)
+        first = await read_frame(self.reader)
+        if first.kind is not Kind.READY:
+            raise ProtocolError(f"expected READY, got {first.kind.name}")
+        self.ready_info = json.loads(first.payload)
+        self.ready = True
+        self._reader_task = asyncio.create_task(self._read_loop())
+
+    def _failure_reason(self, exc: BaseException) -> str:
+        if isinstance(exc, TimeoutError):
+            return "the worker did not become ready in time (is load() stuck?)"
+        lines = _tail_lines(self.spec.log_path)
+        for line in reversed(lines):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and event.get("event") == "load_failed":
+                return f"load() failed: {event.get('error')}"
+        code = self.process.returncode if self.process else None
+        tail = " | ".join(lines[-5:])
+        return f"the worker exited (status {code}) before it was ready" + (
+            f": {tail}" if tail else ""
+        )
+
+    async def _read_loop(self) -> None:
+        assert self.reader is not None
+        try:
+            while True:
+                frame = await read_frame(self.reader)
+                future = self.in_flight.pop(frame.request_id, None)
+                if future is not None and not future.done():
+                    future.set_result(frame)
+        except (asyncio.IncompleteReadError, ConnectionError, ProtocolError, OSError):
+            pass
+        if self.exit_reason is None and self.process is not None:
+            # the connection broke: say why the process went, if it did
+            with contextlib.suppress(TimeoutError):
+                code = await asyncio.wait_for(self.process.wait(), 2.0)
+                self.exit_reason = _describe_exit(code)
+        self._gone(self.exit_reason or "the worker closed its connection")
+
+    def _gone(self, reason: str) -> None:
+        self.ready = False
+        failed, self.in_flight = self.in_flight, {}
+        for future in failed.values():
+            if not future.done():
+                future.set_exception(ReplicaGone(reason))
+
+    # -- requests -------------------------------------------------------------------------
+    def send(self, endpoint_index: int, body: bytes) -> asyncio.Future[Frame]:
+        """Send one request; the future resolves to the RESPONSE frame."""
+        if self.writer is None or self.writer.is_closing():
+            raise ReplicaGone(self.exit_reason or "the worker connection is closed")
+        request_id = self.next_id
+        self.next_id = (request_id + 1) & 0xFFFFFFFF or 1
+        future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        self.in_flight[request_id] = future
+        self.writer.write(encode(Frame(Kind.REQUEST, request_id, endpoint_index, 0, body)))
+        self.served += 1
+        return future
+
+    def forget(self, future: asyncio.Future[Frame]) -> None:
+        """Drop a request the caller gave up on (timeout, client gone)."""
+        for request_id, pending in list(self.in_flight.items()):
+            if pending is future:
+                del self.in_flight[request_id]
+
+    # -- stopping -------------------------------------------------------------------------
+    async def drain_and_stop(self, grace: float = 30.0) -> None:
+        """Stop taking requests, let those in flight finish, then stop the process."""
+        self.stopping = True
+        self.ready = False
+        deadline = asyncio.get_running_loop().time() + grace
+        while self.in_flight and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        await self.terminate()
+
+    async def terminate(self, grace: float = 10.0) -> None:
+        self.stopping = True
+        self.ready = False
+        if self.process is None or self.process.returncode is not None:
+            self._close()
+            return
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.process.wait(), grace)
+        except TimeoutError:
+            await self.kill()
+        self._close()
+
+    async def kill(self) -> None:
+        self.stopping = True
+        self.ready = False
+        if self.process is not None and self.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            await self.process.wait()
+        self._close()
+
+    def _close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+        self._gone(self.exit_reason or "the worker was stopped")
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+
+    async def wait_exit(self) -> int:
+        assert self.process is not None
+        code = await self.process.wait()
+        if self.exit_reason is None:
+            self.exit_reason = _describe_exit(code)
+        self._gone(self.exit_reason)
+        return code
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        if name == "SIGKILL":
+            return "the worker was killed (SIGKILL: out of memory, or kill -9)"
+        return f"the worker crashed ({name})"
+    return f"the worker exited with status {code}"
+
+
+def _tail_lines(path: Path | None, limit: int = 64 << 10) -> list[str]:
+    if path is None:
+        return []
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - limit))
+            data = fh.read()
+    except FileNotFoundError:
+        return []
+    return [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]

@@ -1,0 +1,338 @@
+"""Validators, serializers, contracts and the OpenAPI document, built once per endpoint.
+
+Nothing here is rebuilt per request: ``EndpointSchema`` holds a pydantic request model
+(parameters by name, defaults kept, extra fields forbidden) and a ``TypeAdapter`` of the
+return annotation. A request is parsed and validated in one pass (``model_validate_json``);
+a response is serialized directly, and only when that fails is it validated against its
+annotation (a ``dict`` for a model, a tuple for a list) before a 500 is declared.
+
+Errors raised for the dispatcher, all ``EndpointError``:
+
+    EndpointError(status, type, message, field?)     the body {"error": {...}}
+      400 invalid_json          the body is not JSON
+      422 validation_error      a parameter is missing, extra or of the wrong type
+      500 response_validation   the endpoint returned a value its annotation does not allow
+      500 contract_violation    the value broke the endpoint's contract
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import types
+import typing
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
+from pydantic.json_schema import GenerateJsonSchema
+from pydantic_core import PydanticSerializationError
+
+from shipyard.serve.service import EndpointSpec, ServiceDefinitionError, show_hint
+
+__all__ = [
+    "Contract",
+    "EndpointError",
+    "EndpointSchema",
+    "build_openapi",
+    "error_body",
+]
+
+ERROR_SCHEMA_NAME = "ShipyardError"
+_REF = "#/components/schemas/{model}"
+_JSON_KINDS = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
+
+
+class EndpointError(Exception):
+    """A request that gets an error response: its HTTP status and the body's fields."""
+
+    def __init__(
+        self,
+        status: int,
+        type: str,
+        message: str,
+        *,
+        field: str | None = None,
+        error_id: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.type = type
+        self.message = message
+        self.field = field
+        self.error_id = error_id
+
+    def body(self) -> bytes:
+        return error_body(self.type, self.message, field=self.field, error_id=self.error_id)
+
+
+def error_body(
+    type: str, message: str, *, field: str | None = None, error_id: str | None = None
+) -> bytes:
+    """``{"error": {"type", "message", "field"?, "error_id"?}}`` as JSON bytes."""
+    error: dict[str, str] = {"type": type, "message": message}
+    if field is not None:
+        error["field"] = field
+    if error_id is not None:
+        error["error_id"] = error_id
+    return json.dumps({"error": error}, separators=(",", ":")).encode()
+
+
+class Contract:
+    """A check on every response value: a type (validated as an annotation) or a predicate."""
+
+    def __init__(self, contract: Any) -> None:
+        self.source = contract
+        self._adapter: TypeAdapter[Any] | None = None
+        self._predicate: Callable[[Any], Any] | None = None
+        if _is_predicate(contract):
+            self._predicate = contract
+        else:
+            self._adapter = TypeAdapter(contract)
+
+    def violation(self, value: Any) -> str | None:
+        """Why ``value`` breaks the contract, or ``None`` when it holds."""
+        if self._adapter is not None:
+            try:
+                self._adapter.validate_python(value)
+            except ValidationError as exc:
+                return _describe(exc.errors(include_url=False)[0], "value")
+            return None
+        assert self._predicate is not None
+        name = getattr(self._predicate, "__name__", repr(self._predicate))
+        try:
+            ok = self._predicate(value)
+        except Exception as exc:
+            return f"the contract check {name}() raised {type(exc).__name__}: {exc}"
+        return None if ok else f"the contract check {name}() returned {ok!r}"
+
+
+@dataclass
+class EndpointSchema:
+    """The request model, response adapter and contract of one endpoint."""
+
+    spec: EndpointSpec
+    request_model: type[BaseModel]
+    response: TypeAdapter[Any]
+    contract: Contract | None
+
+    @classmethod
+    def build(cls, spec: EndpointSpec, service: str) -> EndpointSchema:
+        fields: dict[str, Any] = {
+            p.name: (p.hint, ... if p.required else p.default) for p in spec.parameters
+        }
+        title = "".join(part.capitalize() for part in spec.name.replace("-", "_").split("_"))
+        try:
+            with warnings.catch_warnings():
+                # a parameter may be called `json` or `copy`: shadowing BaseModel's methods
+                # is harmless here, the worker reads fields from __dict__
+                warnings.simplefilter("ignore")
+                request_model = create_model(  # type: ignore[call-overload]
+                    f"{title}Request",
+                    __config__=ConfigDict(extra="forbid", protected_namespaces=()),
+                    **fields,
+                )
+            response: TypeAdapter[Any] = TypeAdapter(spec.returns)
+            contract = None if spec.options.contract is None else Contract(spec.options.contract)
+        except ServiceDefinitionError:
+            raise
+        except Exception as exc:
+            raise ServiceDefinitionError(
+                f"cannot build a validator from the type hints: {exc}; use JSON-friendly "
+                "types (str, int, float, bool, list, dict, Optional, pydantic models)",
+                service=service,
+                method=spec.method,
+                source_file=spec.source_file,
+                lineno=spec.lineno,
+            ) from None
+        return cls(spec, request_model, response, contract)
+
+    def parse(self, body: bytes) -> dict[str, Any]:
+        """The endpoint's keyword arguments, or ``EndpointError`` (400/422)."""
+        try:
+            request = self.request_model.model_validate_json(body or b"{}")
+        except ValidationError as exc:
+            raise self._request_error(exc) from None
+        return request.__dict__
+
+    def dump(self, value: Any) -> tuple[bytes, Any]:
+        """The JSON bytes of a return value and the value as validated (for the contract)."""
+        try:
+            return self.response.dump_json(value, warnings="error"), value
+        except PydanticSerializationError:
+            pass
+        try:
+            value = self.response.validate_python(value)
+            return self.response.dump_json(value), value
+        except (ValidationError, PydanticSerializationError) as exc:
+            problem = self._response_problem(value, exc)
+            raise EndpointError(500, "response_validation", problem) from None
+
+    def _response_problem(self, value: Any, exc: Exception) -> str:
+        expected = show_hint(self.spec.returns)
+        problem = (
+            _describe(exc.errors(include_url=False)[0], "value")
+            if isinstance(exc, ValidationError)
+            else str(exc)
+        )
+        hint = ""
+        if type(value).__module__ == "numpy":
+            hint = "; convert numpy values with .tolist() or .item()"
+        return (
+            f"{self.spec.method}() returned {type(value).__name__}, which does not match its "
+            f"annotation -> {expected}: {problem}{hint}"
+        )
+
+    def _request_error(self, exc: ValidationError) -> EndpointError:
+        errors = exc.errors(include_url=False)
+        first = errors[0]
+        if first["type"] == "json_invalid":
+            reason = first.get("ctx", {}).get("error", "invalid JSON")
+            return EndpointError(400, "invalid_json", f"the request body is not JSON: {reason}")
+        names = ", ".join(p.name for p in self.spec.parameters) or "no parameters"
+        if not first["loc"]:
+            kind = _JSON_KINDS.get(type(first.get("input")), "not an object")
+            return EndpointError(
+                422,
+                "validation_error",
+                f"the request body must be a JSON object of the endpoint's parameters "
+                f"({names}), got {kind}",
+            )
+        field = ".".join(str(part) for part in first["loc"])
+        if first["type"] == "extra_forbidden" and len(first["loc"]) == 1:
+            message = f"unknown field {field!r}; {self.spec.name} takes: {names}"
+        else:
+            message = _describe(first, field)
+        if len(errors) > 1:
+            message += f" (and {len(errors) - 1} more error{'s' if len(errors) > 2 else ''})"
+        return EndpointError(422, "validation_error", message, field=field)
+
+
+def build_openapi(
+    service: str, description: str, schemas: list[EndpointSchema], version: str = "0"
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of a service: ``POST /{service}/{endpoint}`` per endpoint."""
+    generator = GenerateJsonSchema(ref_template=_REF)
+    inputs: list[tuple[tuple[str, str], Any, Any]] = []
+    for schema in schemas:
+        inputs.append(
+            (
+                (schema.spec.name, "request"),
+                "validation",
+                schema.request_model.__pydantic_core_schema__,
+            )
+        )
+        inputs.append(
+            ((schema.spec.name, "response"), "serialization", schema.response.core_schema)
+        )
+    mapping, definitions = generator.generate_definitions(inputs)
+    error_ref = {"$ref": _REF.format(model=ERROR_SCHEMA_NAME)}
+    components: dict[str, Any] = {str(k): v for k, v in definitions.items()}
+    components[ERROR_SCHEMA_NAME] = _ERROR_SCHEMA
+    paths: dict[str, Any] = {}
+    for schema in schemas:
+        spec = schema.spec
+        options = spec.options
+        summary, _, rest = spec.doc.partition("\n")
+        operation: dict[str, Any] = {
+            "operationId": f"{service}_{spec.name}".replace("-", "_"),
+            "summary": summary or spec.name,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": mapping[(spec.name, "request"), "validation"]}
+                },
+            },
+            "responses": {
+                "200": {
+                    "description": "the return value",
+                    "content": {
+                        "application/json": {
+                            "schema": mapping[(spec.name, "response"), "serialization"]
+                        }
+                    },
+                },
+                **{
+                    code: {
+                        "description": text,
+                        "content": {"application/json": {"schema": error_ref}},
+                    }
+                    for code, text in _ERROR_RESPONSES.items()
+                },
+            },
+            "x-shipyard": {"batch": options.batch, "timeout": options.timeout},
+        }
+        if rest.strip():
+            operation["description"] = rest.strip()
+        if options.batch:
+            operation["x-shipyard"].update(
+                max_batch_size=options.max_batch_size, max_wait_ms=options.max_wait_ms
+            )
+        paths[f"/{service}/{spec.name}"] = {"post": operation}
+    info: dict[str, Any] = {"title": service, "version": version}
+    if description:
+        info["description"] = description
+    return {
+        "openapi": "3.1.0",
+        "info": info,
+        "paths": paths,
+        "components": {"schemas": components},
+    }
+
+
+_ERROR_RESPONSES = {
+    "400": "the body is not JSON (type invalid_json)",
+    "422": "a parameter is missing, unknown or of the wrong type (type validation_error)",
+    "500": "the endpoint failed; the body has an error_id to find in the service logs",
+}
+
+_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": ERROR_SCHEMA_NAME,
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["type", "message"],
+            "properties": {
+                "type": {"type": "string"},
+                "message": {"type": "string"},
+                "field": {"type": "string", "description": "dotted path of the bad field"},
+                "error_id": {"type": "string", "description": "find it in the service logs"},
+            },
+        }
+    },
+}
+
+
+def _describe(error: Any, field: str) -> str:
+    if error["type"] == "missing":
+        return f"missing required field {field!r}"
+    if error["type"] == "extra_forbidden":
+        return f"unexpected field {field!r}"
+    got = repr(error.get("input"))
+    if len(got) > 80:
+        got = got[:77] + "..."
+    return f"{field}: {error['msg']} (got {got})"
+
+
+def _is_predicate(contract: Any) -> bool:
+    if isinstance(
+        contract, types.FunctionType | types.BuiltinFunctionType | types.MethodType | partial
+    ):
+        return True
+    if isinstance(contract, type) or typing.get_origin(contract) is not None:
+        return False
+    if isinstance(contract, typing.TypeVar):
+        return False
+    return callable(contract) and not inspect.isclass(contract)

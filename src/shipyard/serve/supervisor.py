@@ -1,0 +1,273 @@
+"""The supervisor: the replicas of every deployed service, kept at their desired count.
+
+- ``deploy`` starts the new version's replicas, waits until every one is ready, switches the
+  service's traffic to them in one assignment, then drains the old replicas (requests in
+  flight finish). A ``load()`` that fails leaves the old version serving.
+- A replica that dies (exception, segfault, kill -9, out of memory) fails only its own
+  requests in flight and is restarted with exponential backoff.
+- Workers get an allow-listed environment: secrets in the host's environment never reach
+  user code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shipyard.serve.replica import LoadFailed, Replica, WorkerSpec
+
+log = logging.getLogger("shipyard.serve")
+
+#: environment variables a worker inherits from the host (plus the deployment's own --env)
+ENV_ALLOW = (
+    "PATH",
+    "HOME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "USER",
+    "LOGNAME",
+    "VIRTUAL_ENV",
+    "PYTHONPATH",
+    "PYTHONHASHSEED",
+    "PYTHONDONTWRITEBYTECODE",
+    "SHIPYARD_HOME",
+    "SHIPYARD_DB_URL",
+    "SHIPYARD_STORE_URL",
+    "SHIPYARD_CACHE_URL",
+    "SHIPYARD_S3_ENDPOINT_URL",
+    "AWS_ENDPOINT_URL",
+    "SHIPYARD_USER",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "OPENBLAS_CORETYPE",
+)
+#: the store's own credentials are passed only when the store is on S3
+_S3_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+)
+_BACKOFF_MAX = 30.0
+
+
+def worker_env(extra: dict[str, str], store_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in ENV_ALLOW}
+    if store_url.startswith("s3://"):
+        env.update({k: v for k, v in os.environ.items() if k in _S3_ENV})
+    # one BLAS thread per worker unless told otherwise: replicas already use the cores
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        env.setdefault(name, "1")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+@dataclass
+class VersionSpec:
+    """One deployable version of a service."""
+
+    service: str
+    version: int
+    entry: str
+    code_dir: Path
+    replicas: int
+    env: dict[str, str] = field(default_factory=dict)
+    pins: dict[str, str] = field(default_factory=dict)
+
+
+class ServiceGroup:
+    """The ready replicas of one version of one service, and what they serve."""
+
+    def __init__(self, spec: VersionSpec, replicas: list[Replica]) -> None:
+        self.spec = spec
+        self.replicas = replicas
+        info = replicas[0].ready_info
+        self.endpoints: dict[str, tuple[int, dict[str, Any]]] = {
+            e["name"]: (i, e) for i, e in enumerate(info.get("endpoints", []))
+        }
+        self.openapi: dict[str, Any] = info.get("openapi", {})
+        self.models: dict[str, str] = info.get("models", {}) or {}
+        self._turn = 0
+
+    def pick(self, max_in_flight: int) -> Replica | None:
+        """The ready replica with the fewest requests in flight, if any has room; ties go
+        round-robin so idle replicas share sequential traffic."""
+        best: Replica | None = None
+        replicas = self.replicas
+        count = len(replicas)
+        self._turn = start = (self._turn + 1) % count if count else 0
+        for i in range(count):
+            replica = replicas[(start + i) % count]
+            if replica.ready and (best is None or len(replica.in_flight) < len(best.in_flight)):
+                best = replica
+        if best is None or len(best.in_flight) >= max_in_flight:
+            return None
+        return best
+
+    @property
+    def ready_count(self) -> int:
+        return sum(1 for r in self.replicas if r.ready)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(len(r.in_flight) for r in self.replicas)
+
+
+Progress = Callable[[str], None]
+
+
+class Supervisor:
+    """Owns every worker process of the host."""
+
+    def __init__(self, home: Path, store_url: str, *, max_in_flight: int = 64) -> None:
+        self.home = home
+        self.store_url = store_url
+        self.max_in_flight = max_in_flight
+        self.services: dict[str, ServiceGroup] = {}
+        self.socket_dir = Path(tempfile.mkdtemp(prefix="sy-"))  # short, private (0700)
+        os.chmod(self.socket_dir, 0o700)
+        self._counter = 0
+        self._watchers: set[asyncio.Task[None]] = set()
+        self._closing = False
+        self.restarts: dict[str, int] = {}
+        self.on_restart: Callable[[str], None] | None = None
+
+    def _new_replica(self, spec: VersionSpec) -> Replica:
+        self._counter += 1
+        logs = self.home / "serve" / "logs" / spec.service
+        logs.mkdir(parents=True, exist_ok=True)
+        worker = WorkerSpec(
+            service=spec.service,
+            entry=spec.entry,
+            code_dir=spec.code_dir,
+            env=worker_env(spec.env, self.store_url),
+            pins=spec.pins,
+            log_path=logs / f"v{spec.version}-{self._counter}.log",
+        )
+        return Replica(worker, self.socket_dir / f"{self._counter}.sock", self._counter)
+
+    async def deploy(self, spec: VersionSpec, progress: Progress | None = None) -> ServiceGroup:
+        """Start ``spec``'s replicas; when all are ready switch traffic, then drain the old.
+        Raises :class:`LoadFailed` (the old version keeps serving)."""
+        say = progress or (lambda _: None)
+        replicas = [self._new_replica(spec) for _ in range(max(1, spec.replicas))]
+        say(f"starting {len(replicas)} replica(s) of {spec.service} v{spec.version}")
+        results = await asyncio.gather(*(r.start() for r in replicas), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            await asyncio.gather(*(r.kill() for r in replicas))
+            first = failures[0]
+            raise first if isinstance(first, LoadFailed) else LoadFailed(repr(first))
+        group = ServiceGroup(spec, replicas)
+        old = self.services.get(spec.service)
+        self.services[spec.service] = group  # the switch: new requests go to the new replicas
+        say(f"{spec.service} v{spec.version} is live on {len(replicas)} replica(s)")
+        for replica in replicas:
+            self._watch(group, replica)
+        if old is not None:
+            say(f"draining v{old.spec.version}")
+            await asyncio.gather(*(r.drain_and_stop() for r in old.replicas))
+        return group
+
+    async def scale(self, service: str, replicas: int) -> ServiceGroup:
+        group = self.services[service]
+        group.spec.replicas = replicas
+        live = [r for r in group.replicas if not r.stopping]
+        if replicas > len(live):
+            new = [self._new_replica(group.spec) for _ in range(replicas - len(live))]
+            results = await asyncio.gather(*(r.start() for r in new), return_exceptions=True)
+            for replica, result in zip(new, results, strict=True):
+                if isinstance(result, BaseException):
+                    raise result if isinstance(result, LoadFailed) else LoadFailed(repr(result))
+                group.replicas.append(replica)
+                self._watch(group, replica)
+        elif replicas < len(live):
+            extra = live[replicas:]
+            group.replicas = [r for r in group.replicas if r not in extra]
+            await asyncio.gather(*(r.drain_and_stop() for r in extra))
+        return group
+
+    async def undeploy(self, service: str) -> None:
+        group = self.services.pop(service, None)
+        if group is not None:
+            await asyncio.gather(*(r.drain_and_stop() for r in group.replicas))
+
+    async def recycle(self, group: ServiceGroup, replica: Replica, reason: str) -> None:
+        """Kill a replica that misbehaved (a call overran its timeout); the watcher restarts
+        it."""
+        log.warning("recycling %s replica %s: %s", group.spec.service, replica.number, reason)
+        replica.exit_reason = reason
+        with contextlib.suppress(ProcessLookupError):
+            if replica.process is not None and replica.process.returncode is None:
+                os.killpg(replica.process.pid, 9)
+
+    def _watch(self, group: ServiceGroup, replica: Replica) -> None:
+        task = asyncio.create_task(self._watch_replica(group, replica))
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def _watch_replica(self, group: ServiceGroup, replica: Replica) -> None:
+        backoff = 0.5
+        while True:
+            started = time.monotonic()
+            code = await replica.wait_exit()
+            if (
+                replica.stopping
+                or self._closing
+                or self.services.get(group.spec.service) is not group
+            ):
+                return
+            log.warning(
+                "%s replica %s exited (%s): %s; restarting in %.1f s",
+                group.spec.service,
+                replica.number,
+                code,
+                replica.exit_reason,
+                backoff,
+            )
+            self.restarts[group.spec.service] = self.restarts.get(group.spec.service, 0) + 1
+            if self.on_restart is not None:
+                self.on_restart(group.spec.service)
+            if time.monotonic() - started > 60:
+                backoff = 0.5  # it had been healthy for a while
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _BACKOFF_MAX)
+            fresh = self._new_replica(group.spec)
+            try:
+                await fresh.start()
+            except LoadFailed as exc:
+                log.error("%s replica restart failed: %s", group.spec.service, exc.reason)
+                replica = fresh
+                replica.exit_reason = exc.reason
+                continue
+            if self.services.get(group.spec.service) is not group:
+                await fresh.terminate()
+                return
+            group.replicas = [fresh if r is replica else r for r in group.replicas]
+            replica = fresh
+
+    async def close(self) -> None:
+        self._closing = True
+        groups = list(self.services.values())
+        self.services.clear()
+        await asyncio.gather(*(r.terminate() for g in groups for r in g.replicas))
+        for task in list(self._watchers):
+            task.cancel()
+        with contextlib.suppress(OSError):
+            for path in self.socket_dir.iterdir():
+                path.unlink()
+            self.socket_dir.rmdir()

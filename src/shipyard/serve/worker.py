@@ -1,0 +1,241 @@
+"""One worker process of a hosted service, started by the host's supervisor:
+
+    python -m shipyard.serve.worker --socket PATH --code-dir DIR --entry FILE.py:Class \\
+        --name SERVICE [--pins '{"ranker@prod": "ranker:7"}']
+
+It imports FILE from DIR under its own module name (``service`` for ``service.py``, never
+``__main__``), reads the class, builds every validator, calls ``load()``, freezes the loaded
+objects out of the garbage collector's reach (``gc.freeze()``: no full collection walks the
+model again), and serves the framing of ``protocol.py`` on the Unix socket PATH (mode 0600):
+READY first on every connection, then REQUEST -> RESPONSE (many in flight, any order) and
+PING -> PONG. Sync endpoints run inline on the event loop (uvloop when installed); async
+ones are tasks.
+
+Exit status: 0 after SIGTERM/SIGINT (stop accepting, finish in-flight requests for at most
+30 s); 3 when the code could not be imported, the class is not a valid service, or
+``load()`` raised - with one JSON line ``{"event": "load_failed", ...}`` on stderr; 2 on bad
+arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gc
+import importlib
+import json
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from shipyard.serve.dispatch import EndpointTable, Reply, log_event
+from shipyard.serve.protocol import Frame, Kind, ProtocolError, encode, read_frame
+from shipyard.serve.schemas import error_body
+from shipyard.serve.service import Service, ServiceDefinitionError
+
+__all__ = ["LOAD_FAILED", "PINS_ENV", "Worker", "import_service", "main"]
+
+LOAD_FAILED = 3
+PINS_ENV = "SHIPYARD_MODEL_PINS"
+DRAIN_SECONDS = 30.0
+_HIGH_WATER = 1 << 20  # bytes buffered for the front before the worker waits for it
+
+
+def import_service(code_dir: Path, entry: str) -> type[Service]:
+    """Import ``FILE.py:Class`` from ``code_dir`` under the file's own module name."""
+    file, sep, class_name = entry.rpartition(":")
+    if not sep or not file.endswith(".py") or not class_name.isidentifier():
+        raise ServiceDefinitionError(f"--entry {entry!r} must look like service.py:ClassName")
+    path = (code_dir / file).resolve()
+    if not path.is_file():
+        raise ServiceDefinitionError(f"{path} does not exist (--entry {entry!r})")
+    module_name = ".".join(Path(file[: -len(".py")]).parts)
+    existing = sys.modules.get(module_name)
+    if existing is not None and Path(getattr(existing, "__file__", "") or "") != path:
+        raise ServiceDefinitionError(
+            f"{file} would be imported as module {module_name!r}, which is already the "
+            f"installed module {getattr(existing, '__file__', module_name)}; rename the file"
+        )
+    sys.path.insert(0, str(code_dir.resolve()))
+    module = importlib.import_module(module_name)
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Service)):
+        found = sorted(
+            name
+            for name, value in vars(module).items()
+            if isinstance(value, type) and issubclass(value, Service) and value is not Service
+        )
+        what = "is not a Service subclass" if cls is not None else "is not defined there"
+        raise ServiceDefinitionError(
+            f"{class_name} {what} in {path}; Service classes there: {', '.join(found) or 'none'}"
+        )
+    return cls
+
+
+class _Connection:
+    """One connection from the front: writes replies, counts requests in flight."""
+
+    def __init__(self, worker: Worker, writer: asyncio.StreamWriter) -> None:
+        self.worker = worker
+        self.writer = writer
+        self.transport = writer.transport
+        self.closed = False
+
+    def reply(self, request_id: int, reply: Reply) -> None:
+        self.worker.in_flight -= 1
+        if not self.closed:
+            size = reply.batch_size if reply.batch_size < 0xFFFF else 0xFFFF
+            frame = Frame(Kind.RESPONSE, request_id, reply.status, size, reply.body)
+            self.writer.write(encode(frame))
+        if self.worker.in_flight == 0 and self.worker.stopping:
+            self.worker.drained.set()
+
+    def replier(self, request_id: int) -> Callable[[Reply], None]:
+        return lambda reply: self.reply(request_id, reply)
+
+
+class Worker:
+    """Serves one loaded ``EndpointTable`` on a Unix socket until SIGTERM."""
+
+    def __init__(self, table: EndpointTable, socket_path: Path, models: dict[str, str]) -> None:
+        self.table = table
+        self.socket_path = socket_path
+        self.ready = encode(
+            Frame(Kind.READY, 0, payload=json.dumps(table.ready_info(os.getpid(), models)).encode())
+        )
+        self.in_flight = 0
+        self.stopping = False
+        self.drained = asyncio.Event()
+        self._connections: set[_Connection] = set()
+
+    async def serve(self, drain_seconds: float = DRAIN_SECONDS) -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        previous = os.umask(0o177)  # the socket file is created 0600, never wider
+        try:
+            server = await asyncio.start_unix_server(
+                self._handle, path=str(self.socket_path), limit=1 << 20
+            )
+        finally:
+            os.umask(previous)
+        os.chmod(self.socket_path, 0o600)
+        await stop.wait()
+        self.stopping = True
+        server.close()
+        with contextlib.suppress(OSError):
+            self.socket_path.unlink()
+        if self.in_flight > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.drained.wait(), drain_seconds)
+        for connection in list(self._connections):
+            connection.closed = True
+            connection.writer.close()
+        log_event("stopped", service=self.table.service, unfinished=self.in_flight)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connection = _Connection(self, writer)
+        self._connections.add(connection)
+        writer.write(self.ready)
+        submit = self.table.submit
+        try:
+            while True:
+                frame = await read_frame(reader)
+                if frame.kind is Kind.REQUEST:
+                    if self.stopping:
+                        body = error_body("worker_stopping", "the worker is shutting down; retry")
+                        writer.write(encode(Frame(Kind.RESPONSE, frame.request_id, 503, 0, body)))
+                        continue
+                    self.in_flight += 1
+                    submit(frame.code, frame.payload, connection.replier(frame.request_id))
+                elif frame.kind is Kind.PING:
+                    writer.write(encode(Frame(Kind.PONG, frame.request_id)))
+                else:
+                    raise ProtocolError(f"unexpected {frame.kind.name} frame from the front")
+                if connection.transport.get_write_buffer_size() > _HIGH_WATER:
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass  # the front closed the connection
+        except ProtocolError as exc:
+            log_event("protocol_error", service=self.table.service, error=str(exc))
+        finally:
+            connection.closed = True
+            self._connections.discard(connection)
+            writer.close()
+
+
+def _load_failed(exc: BaseException) -> int:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" ({frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
+    error = (
+        str(exc)
+        if isinstance(exc, ServiceDefinitionError)
+        else (f"{type(exc).__name__}: {exc}{where}")
+    )
+    log_event("load_failed", error=error, traceback="".join(traceback.format_exception(exc)))
+    return LOAD_FAILED
+
+
+def _parse_pins(text: str | None) -> dict[str, str]:
+    if not text:
+        return {}
+    pins = json.loads(text)
+    if not isinstance(pins, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in pins.items()
+    ):
+        raise ValueError(
+            '--pins must be a JSON object of strings, e.g. \'{"ranker@prod": "ranker:7"}\''
+        )
+    return pins
+
+
+def _run(coroutine: Any) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; keep working without
+        asyncio.run(coroutine)
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(coroutine)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m shipyard.serve.worker",
+        description=(
+            "Serve one service's endpoints on a Unix socket (started by the host's supervisor)."
+        ),
+    )
+    parser.add_argument("--socket", required=True, type=Path, help="Unix socket path to create")
+    parser.add_argument("--code-dir", required=True, type=Path, help="directory of the code")
+    parser.add_argument("--entry", required=True, help="FILE.py:Class inside --code-dir")
+    parser.add_argument("--name", required=True, help="the service name")
+    parser.add_argument("--pins", default=None, help="JSON: model spec -> 'name:version'")
+    args = parser.parse_args(argv)
+    try:
+        pins = _parse_pins(args.pins)
+    except ValueError as exc:
+        parser.error(f"--pins: {exc}")
+    if pins:
+        os.environ[PINS_ENV] = json.dumps(pins, sort_keys=True)
+    try:
+        service_class = import_service(args.code_dir, args.entry)
+        table = EndpointTable.load(service_class, args.name)
+    except (Exception, SystemExit) as exc:
+        return _load_failed(exc)
+    # everything loaded so far lives as long as the worker: keep it out of every collection
+    gc.collect()
+    gc.freeze()
+    log_event("ready", service=args.name, pid=os.getpid(), frozen_objects=gc.get_freeze_count())
+    _run(Worker(table, args.socket, pins).serve())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

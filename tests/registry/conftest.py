@@ -1,0 +1,87 @@
+"""Fixtures for the registry tests: a metadata store on SQLite and PostgreSQL, a local blob
+store, and helpers that write succeeded tasks with artifacts the way the runtime does."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from servers import pg_schema_url
+from shipyard.client import _stores
+from shipyard.registry import Registry
+from shipyard.store import serialize
+from shipyard.store.blobs import BlobStore, open_blob_store
+from shipyard.store.meta import MetaStore
+from shipyard.store.records import ArtifactRecord, RunStatus, TaskStatus
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An empty metadata database: SQLite in tmp_path, or a fresh PostgreSQL schema."""
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    for name in ("SHIPYARD_DB_URL", "SHIPYARD_STORE_URL", "SHIPYARD_USER"):
+        monkeypatch.delenv(name, raising=False)
+    if request.param == "sqlite":
+        return f"sqlite:///{os.fspath(tmp_path)}/meta.db"
+    return pg_schema_url(request.getfixturevalue("pg_database"))
+
+
+@dataclass
+class Env:
+    meta: MetaStore
+    blobs: BlobStore
+    home: Path
+    registry: Registry
+
+    def artifact(self, name: str, value: Any) -> ArtifactRecord:
+        enc = serialize.encode(value, name=name)
+        self.blobs.put(enc.key, enc.chunks)
+        return ArtifactRecord(
+            name=name,
+            key=enc.key,
+            size=enc.size,
+            encoding=enc.encoding,
+            type_name=enc.type_name,
+            preview=enc.preview,
+        )
+
+    def task(
+        self,
+        values: dict[str, Any],
+        *,
+        flow: str = "TrainFlow",
+        step: str = "train",
+        code_key: str | None = None,
+        module: str = "train_flow",
+        status: TaskStatus = TaskStatus.SUCCEEDED,
+        result: dict[str, Any] | None = None,
+    ) -> tuple[int, int, dict[str, ArtifactRecord]]:
+        """A finished run with one task holding ``values`` as artifacts."""
+        run_id = self.meta.create_run(
+            flow, user="tester", params={}, tags=[], graph={"module": module}, code_key=code_key
+        )
+        task_id = self.meta.create_task(run_id, step, foreach_stack=[], input_task_ids=[])
+        records = {name: self.artifact(name, value) for name, value in values.items()}
+        self.meta.start_attempt(task_id, 0, pid=None)
+        self.meta.finish_attempt(
+            task_id, 0, status=status, artifacts=list(records.values()), result=result
+        )
+        self.meta.finish_run(run_id, RunStatus.SUCCEEDED)
+        return run_id, task_id, records
+
+
+@pytest.fixture
+def env(db_url: str, tmp_path: Path) -> Iterator[Env]:
+    meta = MetaStore.open(db_url)
+    blobs = open_blob_store(f"file://{tmp_path}/blobs")
+    home = tmp_path / "home"
+    try:
+        yield Env(meta, blobs, home, Registry(meta, blobs=blobs, home=home))
+    finally:
+        meta.close()
+        _stores.reset()

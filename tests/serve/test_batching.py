@@ -1,0 +1,245 @@
+"""Adaptive batching: joining, splitting, failures per call, and when a batch closes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from shipyard.serve import Service, ServiceClient, endpoint
+from shipyard.serve.batching import Batcher
+
+
+class Pair(BaseModel):
+    user: str
+    item: str
+
+
+class FakeModel:
+    """Scores a pair by the length of its user name; records every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+        self.threads: set[int] = set()
+
+    def predict(self, pairs: list[Pair]) -> list[float]:
+        self.calls.append([p.user for p in pairs])
+        self.threads.add(threading.get_ident())
+        if any(p.user == "boom" for p in pairs):
+            raise RuntimeError("model exploded")
+        scores = [float(len(p.user)) for p in pairs]
+        return scores[:-1] if any(p.user == "short" for p in pairs) else scores
+
+
+class Ranker(Service):
+    def load(self) -> None:
+        self.model = FakeModel()
+
+    @endpoint(batch=True, max_batch_size=4, max_wait_ms=5)
+    def score(self, pairs: list[Pair]) -> list[float]:
+        return self.model.predict(pairs)
+
+    @endpoint(batch=True, max_batch_size=64, max_wait_ms=200)
+    async def ascore(self, pairs: list[Pair]) -> list[float]:
+        await asyncio.sleep(0)
+        return self.model.predict(pairs)
+
+    @endpoint(batch=True, max_batch_size=8, contract=lambda scores: all(s < 4 for s in scores))
+    def checked(self, pairs: list[Pair]) -> list[float]:
+        return self.model.predict(pairs)
+
+
+def _pairs(*users: str) -> dict[str, Any]:
+    return {"pairs": [{"user": u, "item": "i"} for u in users]}
+
+
+@pytest.fixture(name="client")
+def client_fixture() -> Any:
+    with ServiceClient(Ranker) as client:
+        yield client
+
+
+def _calls(client: ServiceClient) -> list[list[str]]:
+    return client.instance.model.calls  # type: ignore[attr-defined, no-any-return]
+
+
+def test_concurrent_requests_are_joined_into_one_call(client: ServiceClient) -> None:
+    replies = client.call_many("score", [_pairs("a"), _pairs("bb", "ccc"), _pairs("dddd")])
+    assert _calls(client) == [["a", "bb", "ccc", "dddd"]]
+    assert [json.loads(r.body) for r in replies] == [[1.0], [2.0, 3.0], [4.0]]
+    assert [r.batch_size for r in replies] == [4, 4, 4]
+    # the thread of the event loop ran it: no thread hop per call
+    assert client.instance.model.threads == {threading.get_ident()}  # type: ignore[attr-defined]
+
+
+def test_calls_never_exceed_max_batch_size_and_keep_requests_whole(
+    client: ServiceClient,
+) -> None:
+    bodies = [_pairs("a", "b"), _pairs("c", "d"), _pairs("e", "f", "g"), _pairs("h")]
+    replies = client.call_many("score", bodies)
+    assert _calls(client) == [["a", "b", "c", "d"], ["e", "f", "g", "h"]]
+    assert all(r.status == 200 for r in replies)
+
+
+def test_oversize_request_is_split_and_rejoined(client: ServiceClient) -> None:
+    users = [chr(ord("a") + i) * (i + 1) for i in range(10)]
+    replies = client.call_many("score", [_pairs(*users), _pairs("zz")])
+    assert [len(call) for call in _calls(client)] == [4, 4, 3]  # last: 2 of it + "zz"
+    assert _calls(client)[2] == users[8:] + ["zz"]
+    assert json.loads(replies[0].body) == [float(i + 1) for i in range(10)]
+    assert json.loads(replies[1].body) == [2.0]
+
+
+def test_wrong_length_result_fails_only_that_call(
+    client: ServiceClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bodies = [_pairs("a", "short"), _pairs("bb", "cc"), _pairs("dd", "eee")]
+    replies = client.call_many("score", bodies)
+    assert len(_calls(client)) == 2
+    bad = [json.loads(r.body)["error"] for r in replies[:2]]
+    assert [r.status for r in replies] == [500, 500, 200]
+    assert {e["type"] for e in bad} == {"batch_size_mismatch"}
+    assert "returned 3 results for a batch of 4 items" in bad[0]["message"]
+    assert json.loads(replies[2].body) == [2.0, 3.0]
+    log = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert [e["event"] for e in log] == ["batch_size_mismatch"]
+    assert log[0]["error_id"] == bad[0]["error_id"] == bad[1]["error_id"]
+
+
+def test_exception_fails_that_call_with_one_error_id(
+    client: ServiceClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    replies = client.call_many("score", [_pairs("boom"), _pairs("x"), _pairs("a", "b", "c")])
+    errors = [json.loads(r.body)["error"] for r in replies[:2]]
+    assert [e["type"] for e in errors] == ["internal_error", "internal_error"]
+    assert errors[0]["error_id"] == errors[1]["error_id"]
+    assert "exploded" not in replies[0].body.decode()
+    assert replies[2].status == 200
+    (line,) = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+    assert line["error_id"] == errors[0]["error_id"] and "model exploded" in line["traceback"]
+
+
+def test_invalid_request_does_not_spoil_the_batch(client: ServiceClient) -> None:
+    replies = client.call_many("score", [_pairs("a"), {"pairs": [{"user": "b"}]}, _pairs("c")])
+    assert [r.status for r in replies] == [200, 422, 200]
+    assert json.loads(replies[1].body)["error"]["field"] == "pairs.0.item"
+    assert _calls(client) == [["a", "c"]]
+
+
+def test_empty_list_needs_no_call(client: ServiceClient) -> None:
+    assert client.post("score", {"pairs": []}) == (200, [])
+    assert _calls(client) == []
+
+
+def test_async_batch_function(client: ServiceClient) -> None:
+    replies = client.post_many("ascore", [_pairs("a"), _pairs("bb")])
+    assert replies == [(200, [1.0]), (200, [2.0])]
+    assert _calls(client) == [["a", "bb"]]
+
+
+def test_contract_applies_to_each_response(client: ServiceClient) -> None:
+    replies = client.post_many("checked", [_pairs("a"), _pairs("abcd")])
+    assert replies[0] == (200, [1.0])
+    assert replies[1][0] == 500 and replies[1][1]["error"]["type"] == "contract_violation"
+
+
+def test_lone_request_on_idle_worker_is_not_held(client: ServiceClient) -> None:
+    # ascore may wait up to 200 ms; a lone request after a quiet spell must not, even when
+    # a burst came before the quiet spell
+    for _ in range(10):
+        client.post("ascore", _pairs("warm"))
+    time.sleep(0.25)
+    start = time.perf_counter()
+    assert client.post("ascore", _pairs("a")) == (200, [1.0])
+    assert time.perf_counter() - start < 0.1  # max_wait_ms / 2
+
+
+# -- the closing policy, on the Batcher itself -------------------------------------------------
+
+
+def _recording_batcher(max_wait_ms: float, size: int = 64) -> tuple[Batcher, list[int]]:
+    sizes: list[int] = []
+
+    def run(items: list[Any]) -> list[Any]:
+        sizes.append(len(items))
+        return items
+
+    batcher = Batcher(
+        run,
+        is_async=False,
+        max_batch_size=size,
+        max_wait_ms=max_wait_ms,
+        on_error=lambda exc: exc,
+    )
+    return batcher, sizes
+
+
+def test_steady_arrivals_are_waited_for() -> None:
+    batcher, sizes = _recording_batcher(max_wait_ms=300)
+
+    async def scenario() -> float:
+        futures = []
+        for i in range(8):
+            futures.append(batcher.submit([i]))
+            await asyncio.sleep(0.002)
+        start = time.perf_counter()
+        await asyncio.gather(*futures)
+        return time.perf_counter() - start
+
+    waited = asyncio.run(scenario())
+    assert sizes[0] == 1  # no arrival history: the first runs at once
+    assert max(sizes) >= 3 and sum(sizes) == 8  # the rest were waited for and joined
+    assert waited < 0.3  # never beyond max_wait_ms after the last arrival
+
+
+def test_sparse_arrivals_run_at_once() -> None:
+    batcher, sizes = _recording_batcher(max_wait_ms=40)
+
+    async def scenario() -> list[float]:
+        latencies = []
+        for i in range(5):
+            start = time.perf_counter()
+            await batcher.submit([i])
+            latencies.append(time.perf_counter() - start)
+            await asyncio.sleep(0.06)  # longer than the wait: nobody will join
+        return latencies
+
+    latencies = asyncio.run(scenario())
+    assert sizes == [1, 1, 1, 1, 1]
+    assert max(latencies) < 0.02  # < max_wait_ms / 2
+
+
+def test_sequential_caller_does_not_pay_the_wait() -> None:
+    # a caller that sends the next request only after the answer looks like a steady
+    # stream, but nothing can ever join its requests: at most one wait is wasted
+    batcher, sizes = _recording_batcher(max_wait_ms=500)
+
+    async def scenario() -> float:
+        start = time.perf_counter()
+        for i in range(50):
+            await batcher.submit([i])
+        return time.perf_counter() - start
+
+    elapsed = asyncio.run(scenario())
+    assert sizes == [1] * 50
+    assert elapsed < 0.25  # one wasted 500 ms wait alone would break this
+
+
+def test_full_batch_runs_without_waiting() -> None:
+    batcher, sizes = _recording_batcher(max_wait_ms=10_000, size=4)
+
+    async def scenario() -> float:
+        batcher.submit([0])
+        await asyncio.sleep(0.001)  # prime the arrival mean with a short gap
+        start = time.perf_counter()
+        await asyncio.gather(*(batcher.submit([i]) for i in range(7)))
+        return time.perf_counter() - start
+
+    elapsed = asyncio.run(scenario())
+    assert sum(sizes) == 8 and max(sizes) == 4
+    assert elapsed < 5  # far below the 10 s wait: full batches close at once
