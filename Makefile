@@ -17,12 +17,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 
 demo: venv
 	rm -rf $(DEMO_HOME)
-	SHIPYARD_HOME=$(DEMO_HOME) $(BIN)/python examples/digits/flow.py run --max-workers 2
-	SHIPYARD_HOME=$(DEMO_HOME) $(BIN)/shipyard show DigitsFlow
-	@echo
-	@echo "Look at what it made:"
-	@echo "  SHIPYARD_HOME=$(DEMO_HOME) $(BIN)/shipyard runs"
-	@echo "  SHIPYARD_HOME=$(DEMO_HOME) $(BIN)/shipyard show DigitsFlow"
+	SHIPYARD_HOME=$(DEMO_HOME) $(BIN)/python examples/digits/demo.py
 
 lint: venv
 	$(BIN)/ruff check src tests bench examples

@@ -107,10 +107,11 @@ def main() -> int:
         host.wait(30)
         log.close()
 
-    step("done: the host has stopped; nothing is left running")
-    print(f"Bring the host back up (the deployment is restored from {home}):")
+    step("done: the host has stopped and nothing is left running")
+    print("Look at what it made: the runs (shipyard runs, shipyard show DigitsFlow), the model")
+    print("(shipyard models show digits) and the service, whose deployment the host restores,")
+    print("with its docs at http://127.0.0.1:8000/digits/docs. Bring the host back up with:")
     print(f"  SHIPYARD_HOME={home} .venv/bin/shipyard serve --port 8000")
-    print("  then: curl localhost:8000/digits/docs   ·   .venv/bin/shipyard runs")
     return 0
 
 
