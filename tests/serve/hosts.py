@@ -21,7 +21,10 @@ def free_port() -> int:
 
 
 class HostProcess:
-    def __init__(self, home: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, home: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
+        self.args = args
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -33,7 +36,7 @@ class HostProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "shipyard", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "shipyard", "serve", "--port", str(self.port), *self.args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import textwrap
 import time
 from collections.abc import Iterator
@@ -268,6 +269,66 @@ def test_health_ready_and_metrics(host: HostProcess, demo: Path) -> None:
     assert "shipyard_request_seconds_bucket" in metrics
 
 
+PINNED = """
+from shipyard import Model
+from shipyard.serve import Service, endpoint
+
+
+class Pinned(Service):
+    def load(self):
+        self.spec = Model("tiny@prod").resolve()
+
+    @endpoint
+    def which(self) -> str:
+        return self.spec
+"""
+
+
+def test_an_alias_used_in_load_is_pinned_at_deploy(host: HostProcess, tmp_path: Path) -> None:
+    from shipyard.registry import Registry
+    from shipyard.testing import run_flow
+
+    os.environ["SHIPYARD_HOME"] = str(host.home)
+    try:
+        flow = (
+            "from shipyard import FlowSpec, step, current\n"
+            "class TinyFlow(FlowSpec):\n"
+            "    @step\n    def start(self):\n"
+            "        current.register_model('tiny', {'w': 1})\n        self.next(self.end)\n"
+            "    @step\n    def end(self):\n        pass\n"
+        )
+        run_flow(flow)
+        run_flow(flow)
+        registry = Registry()
+        registry.set_alias("tiny", 1, "prod")
+        path = tmp_path / "pinned_service.py"
+        path.write_text(PINNED)
+        host.deploy(f"{path}:Pinned", "pinned")
+        assert host.post("/pinned/which", {}).json() == "tiny:1"
+        registry.set_alias("tiny", 2, "prod")  # moving the alias does not move the service
+        host.cli("scale", "pinned", "2")
+        answers = {host.post("/pinned/which", {}).json() for _ in range(6)}
+        assert answers == {"tiny:1"}
+        shown = host.cli("deployments", "pinned").stdout
+        assert "tiny@prod=tiny:1" in shown
+    finally:
+        os.environ.pop("SHIPYARD_HOME", None)
+
+
+def test_deploys_are_in_the_audit_log(host: HostProcess, demo: Path) -> None:
+    from shipyard.registry import Registry
+
+    os.environ["SHIPYARD_HOME"] = str(host.home)
+    try:
+        entries = Registry().audit(limit=None)
+    finally:
+        os.environ.pop("SHIPYARD_HOME", None)
+    actions = [(e.action, (e.detail or {}).get("service")) for e in entries]
+    assert ("deploy", "demo") in actions
+    assert ("scale", "demo") in actions and ("rollback", "demo") in actions
+
+
+# last: once an invoke key exists, calls without one are refused for the rest of the module
 def test_keys_close_service_calls(host: HostProcess, demo: Path) -> None:
     out = host.cli("keys", "create", "--scope", "invoke:demo", remote=False)
     key = out.stdout.strip().splitlines()[-1]

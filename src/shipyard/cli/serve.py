@@ -50,7 +50,11 @@ def _call(
 ) -> dict[str, Any]:
     import httpx
 
-    headers = {"Authorization": f"Bearer {_admin_key(key)}", "Content-Type": "application/json"}
+    headers = {
+        "Authorization": f"Bearer {_admin_key(key)}",
+        "Content-Type": "application/json",
+        "X-Shipyard-User": os.environ.get("SHIPYARD_USER") or getpass.getuser(),
+    }
     try:
         response = httpx.request(
             method, url.rstrip("/") + "/api/v1" + path, json=body, headers=headers, timeout=timeout
@@ -91,8 +95,27 @@ def _print_deployment(d: dict[str, Any]) -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--name", default=None, help="Service name for FILE.py:Class (default: file stem).")
 @click.option("--replicas", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option(
+    "--max-in-flight",
+    default=64,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Requests in flight per replica before the host answers 503 + Retry-After.",
+)
+@click.option(
+    "--access-log/--no-access-log",
+    default=True,
+    show_default=True,
+    help="One JSON line per service request on stderr.",
+)
 def serve_command(
-    service: str | None, bind: str, port: int, name: str | None, replicas: int
+    service: str | None,
+    bind: str,
+    port: int,
+    name: str | None,
+    replicas: int,
+    max_in_flight: int,
+    access_log: bool,
 ) -> None:
     """Start the host: every deployed service, the admin API, /metrics, /healthz.
 
@@ -114,7 +137,7 @@ def serve_command(
                 f"{service!r}: expected an existing FILE.py:ClassName", param_hint="SERVICE"
             )
         dev = (Path(file).resolve(), cls, name or _default_name(file), replicas)
-    run_host(bind=bind, port=port, dev=dev)
+    run_host(bind=bind, port=port, dev=dev, max_in_flight=max_in_flight, access_log=access_log)
 
 
 def _default_name(file: str) -> str:

@@ -8,10 +8,28 @@
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 from shipyard.registry.records import ModelVersion
 from shipyard.registry.registry import Registry
+
+
+#: set by a host worker: model specs pinned at deploy time -> "name:version"
+PINS_ENV = "SHIPYARD_MODEL_PINS"
+#: every spec resolved in this process -> "name:version"; a worker reports these when it is
+#: ready, so an alias used in ``load()`` is pinned for every later replica and restart
+resolved: dict[str, str] = {}
+
+
+def _pinned(spec: str) -> str | None:
+    try:
+        pins = json.loads(os.environ.get(PINS_ENV) or "{}")
+    except ValueError:
+        return None
+    value = pins.get(spec) if isinstance(pins, dict) else None
+    return value if isinstance(value, str) else None
 
 
 class Model:
@@ -26,7 +44,9 @@ class Model:
     def __init__(self, spec: str, *, registry: Registry | None = None) -> None:
         self._registry = registry or Registry()
         self.spec = spec
-        self._info = self._registry.get(spec)
+        # in a hosted service, what the deployment pinned wins over where an alias points now
+        self._info = self._registry.get(_pinned(spec) or spec)
+        resolved[spec] = self._info.spec
 
     @property
     def info(self) -> ModelVersion:
@@ -57,4 +77,4 @@ class Model:
         return f"Model({self.spec!r} -> {self._info.spec}, {self._info.artifact.type_name})"
 
 
-__all__ = ["Model"]
+__all__ = ["PINS_ENV", "Model", "resolved"]

@@ -185,7 +185,7 @@ class AdminAPI:
             pins=pins,
             created_by=user,
         )
-        return await self._roll_out(version)
+        return await self._roll_out(version, action="deploy")
 
     def _resolve_models(self, specs: list[Any]) -> dict[str, str]:
         if not specs:
@@ -204,7 +204,15 @@ class AdminAPI:
                 raise AdminError(422, "model_not_found", str(exc)) from None
         return pins
 
-    async def _roll_out(self, version: DeploymentVersion) -> Response:
+    def _audit(self, action: str, service: str, user: str, **detail: Any) -> None:
+        """Deploys, rollbacks, scales and undeploys go to the same audit log as alias moves."""
+        from shipyard.registry import Registry
+
+        Registry(self.host.meta).log_event(
+            action, model=None, detail={"service": service, **detail}, user=user
+        )
+
+    async def _roll_out(self, version: DeploymentVersion, *, action: str) -> Response:
         from shipyard.client.code import extract_code
 
         lock = self._locks.setdefault(version.service, asyncio.Lock())
@@ -232,7 +240,17 @@ class AdminAPI:
                     f"{exc.reason}; the previous version keeps serving",
                 ) from None
             pins = {**group.models, **version.pins}
+            previous = self.store.get(version.service)
             self.store.mark(version.service, version.version, VersionStatus.LIVE, pins=pins)
+            if action != "restore":
+                self._audit(
+                    action,
+                    version.service,
+                    version.created_by,
+                    version=version.version,
+                    previous=previous.current_version if previous else None,
+                    pins=pins,
+                )
         return JSONResponse(self._describe(version.service))
 
     async def scale(self, request: Request) -> Response:
@@ -249,6 +267,7 @@ class AdminAPI:
             except LoadFailed as exc:
                 raise AdminError(422, "load_failed", exc.reason) from None
             self.store.set_replicas(name, replicas)
+        self._audit("scale", name, _user(request), replicas=replicas)
         return JSONResponse(self._describe(name))
 
     async def rollback(self, request: Request) -> Response:
@@ -277,9 +296,9 @@ class AdminAPI:
             replicas=deployment.replicas,
             env=target.env,
             pins=target.pins,
-            created_by=f"rollback to v{target.version}",
+            created_by=_user(request),
         )
-        return await self._roll_out(version)
+        return await self._roll_out(version, action="rollback")
 
     async def undeploy(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -288,6 +307,7 @@ class AdminAPI:
         async with self._locks.setdefault(name, asyncio.Lock()):
             await self.host.supervisor.undeploy(name)
             self.store.deactivate(name)
+        self._audit("undeploy", name, _user(request))
         return JSONResponse({"service": name, "active": False})
 
     # -- start-up -------------------------------------------------------------------------
@@ -302,7 +322,7 @@ class AdminAPI:
             if version is None:
                 continue
             try:
-                await self._roll_out(_with_replicas(version, deployment.replicas))
+                await self._roll_out(_with_replicas(version, deployment.replicas), action="restore")
             except AdminError as exc:
                 log.error("could not restore %s: %s", deployment.service, exc.message)
 
@@ -311,6 +331,11 @@ def _with_replicas(version: DeploymentVersion, replicas: int) -> DeploymentVersi
     from dataclasses import replace
 
     return replace(version, replicas=replicas)
+
+
+def _user(request: Request) -> str:
+    """Who asked: the user the CLI says it runs as, else the key's label."""
+    return request.headers.get("x-shipyard-user") or "admin"
 
 
 _MISSING: Any = object()

@@ -13,15 +13,20 @@ log = logging.getLogger("shipyard.serve")
 
 
 def run_host(
-    *, bind: str = "127.0.0.1", port: int = 8000, dev: tuple[Path, str, str, int] | None = None
+    *,
+    bind: str = "127.0.0.1",
+    port: int = 8000,
+    dev: tuple[Path, str, str, int] | None = None,
+    max_in_flight: int = 64,
+    access_log: bool = True,
 ) -> None:
     import uvicorn
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
     )
-    logging.getLogger("shipyard.access").setLevel(logging.WARNING)
-    host = Host(bind=bind, port=port)
+    logging.getLogger("shipyard.access").setLevel(logging.INFO if access_log else logging.WARNING)
+    host = Host(bind=bind, port=port, max_in_flight=max_in_flight)
     if dev is not None:
         host.on_start.append(lambda: _develop(host, *dev))
     config = uvicorn.Config(

@@ -173,6 +173,8 @@ class Supervisor:
             first = failures[0]
             raise first if isinstance(first, LoadFailed) else LoadFailed(repr(first))
         group = ServiceGroup(spec, replicas)
+        # what load() resolved (an alias) is pinned for every later replica and restart
+        spec.pins = {**group.models, **spec.pins}
         old = self.services.get(spec.service)
         self.services[spec.service] = group  # the switch: new requests go to the new replicas
         say(f"{spec.service} v{spec.version} is live on {len(replicas)} replica(s)")

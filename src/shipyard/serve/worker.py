@@ -233,8 +233,14 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     gc.freeze()
     log_event("ready", service=args.name, pid=os.getpid(), frozen_objects=gc.get_freeze_count())
-    _run(Worker(table, args.socket, pins).serve())
+    _run(Worker(table, args.socket, {**pins, **_resolved_models()}).serve())
     return 0
+
+
+def _resolved_models() -> dict[str, str]:
+    """The model specs load() resolved (only if it used the registry at all)."""
+    registry_model = sys.modules.get("shipyard.registry.model")
+    return dict(getattr(registry_model, "resolved", {}))
 
 
 if __name__ == "__main__":
