@@ -4,10 +4,7 @@ loaded."""
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.markup import escape
@@ -21,24 +18,6 @@ from shipyard.cli._common import (
     size,
 )
 from shipyard.client import pathspec as _pathspec
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-if TYPE_CHECKING:  # click 8.5 made ParamType generic; older versions are not subscriptable
-    _PathspecParam = click.ParamType[_pathspec.Pathspec, Any]
-    _DurationParam = click.ParamType[timedelta, Any]
-else:
-    _PathspecParam = _DurationParam = click.ParamType
-
-_COLOURS = {
-    "succeeded": "green",
-    "failed": "red",
-    "killed": "magenta",
-    "dead": "bold red",
-    "running": "yellow",
-    "pending": "dim",
-}
-_LOG_TAIL = 20
 
 
 # --- artifacts ---------------------------------------------------------------------------

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 import click
 
@@ -18,24 +17,6 @@ from shipyard.client import (
     Run,
 )
 from shipyard.client import pathspec as _pathspec
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-if TYPE_CHECKING:  # click 8.5 made ParamType generic; older versions are not subscriptable
-    _PathspecParam = click.ParamType[_pathspec.Pathspec, Any]
-    _DurationParam = click.ParamType[timedelta, Any]
-else:
-    _PathspecParam = _DurationParam = click.ParamType
-
-_COLOURS = {
-    "succeeded": "green",
-    "failed": "red",
-    "killed": "magenta",
-    "dead": "bold red",
-    "running": "yellow",
-    "pending": "dim",
-}
-_LOG_TAIL = 20
 
 
 # --- gc ----------------------------------------------------------------------------------

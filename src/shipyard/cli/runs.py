@@ -6,10 +6,6 @@ exits 2, each with a hint.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, TypeVar
-
 import click
 from rich.console import Console
 from rich.markup import escape
@@ -40,24 +36,6 @@ from shipyard.client import (
 from shipyard.client import pathspec as _pathspec
 from shipyard.client._stores import utc
 from shipyard.client.dag import nesting
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-if TYPE_CHECKING:  # click 8.5 made ParamType generic; older versions are not subscriptable
-    _PathspecParam = click.ParamType[_pathspec.Pathspec, Any]
-    _DurationParam = click.ParamType[timedelta, Any]
-else:
-    _PathspecParam = _DurationParam = click.ParamType
-
-_COLOURS = {
-    "succeeded": "green",
-    "failed": "red",
-    "killed": "magenta",
-    "dead": "bold red",
-    "running": "yellow",
-    "pending": "dim",
-}
-_LOG_TAIL = 20
 
 
 # --- runs --------------------------------------------------------------------------------
