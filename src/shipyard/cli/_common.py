@@ -94,21 +94,34 @@ class DurationType(_DurationParam):
             self.fail(str(exc), param, ctx)
 
 
-def friendly(func: F) -> F:
-    """Turn the client's and the stores' runtime errors into exit-1 messages (no traceback)."""
+def exits(
+    *, usage: tuple[type[Exception], ...] = (), runtime: tuple[type[Exception], ...] = ()
+) -> Callable[[F], F]:
+    """A decorator turning errors into click exits without a traceback: ``usage`` ones exit 2,
+    ``runtime`` ones (and store, file and unpickling problems) exit 1."""
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from shipyard.store.meta import MetaStoreError
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from shipyard.store.meta import MetaStoreError
 
-        try:
-            return func(*args, **kwargs)
-        except (ClientError, MetaStoreError) as exc:
-            raise click.ClickException(str(exc)) from None
-        except (OSError, pickle.UnpicklingError, ImportError) as exc:
-            raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+            failures: tuple[type[Exception], ...] = (*runtime, MetaStoreError)
+            try:
+                return func(*args, **kwargs)
+            except usage as exc:
+                raise click.UsageError(str(exc)) from None
+            except failures as exc:
+                raise click.ClickException(str(exc)) from None
+            except (OSError, pickle.UnpicklingError, ImportError) as exc:
+                raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
 
-    return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+#: the read-side commands: the client's errors are runtime problems
+friendly = exits(runtime=(ClientError,))
 
 
 # --- formatting --------------------------------------------------------------------------

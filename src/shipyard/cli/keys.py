@@ -10,42 +10,23 @@ store problem exits 1.
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from shipyard.cli._common import DurationType
+from shipyard.cli._common import DurationType, exits
 from shipyard.keys import KeyInputError, KeyRecord, KeysError, KeyStore
 from shipyard.keys.store import DEFAULT_CACHE_TTL
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _friendly(func: F) -> F:
-    """Key errors become exit-2 (malformed input) or exit-1 (runtime) messages."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from shipyard.store.meta import MetaStoreError
-
-        try:
-            return func(*args, **kwargs)
-        except KeyInputError as exc:
-            raise click.UsageError(str(exc)) from None
-        except (KeysError, MetaStoreError) as exc:
-            raise click.ClickException(str(exc)) from None
-        except OSError as exc:
-            raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
-
-    return wrapper  # type: ignore[return-value]
+#: malformed input exits 2, everything else 1
+_friendly = exits(usage=(KeyInputError,), runtime=(KeysError,))
 
 
 @contextmanager

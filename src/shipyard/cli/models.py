@@ -7,17 +7,16 @@ a model.
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from shipyard.cli._common import exits
 from shipyard.registry import (
     ModelSpecError,
     ModelVersion,
@@ -26,26 +25,8 @@ from shipyard.registry import (
     parse_spec,
 )
 
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _friendly(func: F) -> F:
-    """Registry errors become exit-2 (malformed input) or exit-1 (runtime) messages."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from shipyard.store.meta import MetaStoreError
-
-        try:
-            return func(*args, **kwargs)
-        except ModelSpecError as exc:
-            raise click.UsageError(str(exc)) from None
-        except (RegistryError, MetaStoreError) as exc:
-            raise click.ClickException(str(exc)) from None
-        except OSError as exc:
-            raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
-
-    return wrapper  # type: ignore[return-value]
+#: malformed input exits 2, everything else 1
+_friendly = exits(usage=(ModelSpecError,), runtime=(RegistryError,))
 
 
 def _console() -> Console:

@@ -11,7 +11,7 @@ from shipyard.client._stores import Stores
 from shipyard.client.code import ClassFinder, extract_code
 from shipyard.client.errors import ClientError, CodeSnapshotError
 from shipyard.store import serialize
-from shipyard.store.blobs import BlobNotFound
+from shipyard.store.blobs import BlobNotFound, read_record
 from shipyard.store.records import ArtifactRecord
 
 
@@ -49,12 +49,8 @@ class ArtifactLoader:
     def load(self, record: ArtifactRecord, where: str) -> Any:
         """The value of ``record`` (``where`` names it in errors)."""
         blobs = self._stores.blobs
-        data: bytes | bytearray
         try:
-            if record.offset is not None:
-                data = blobs.get_range(record.key, record.offset, record.length or 0)
-            else:
-                data = blobs.get(record.key)
+            data = read_record(blobs, record)
         except BlobNotFound:
             raise ClientError(
                 f"artifact {where} points at blob {record.key}, which is missing from "

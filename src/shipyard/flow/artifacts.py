@@ -8,21 +8,23 @@ import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from shipyard.store.blobs import BlobStore
+from shipyard.store.blobs import BlobStore, read_record
 from shipyard.store.records import ArtifactRecord
-from shipyard.store.serialize import Encoded, decode, encode
+from shipyard.store.serialize import decode, encode
 
 _NOT_LOADED: Any = object()
 
 
 def load_record(store: BlobStore, record: ArtifactRecord) -> Any:
     """Read and decode one artifact (a range of a blob when the record says so)."""
-    data: bytes | bytearray
-    if record.offset is None or record.length is None:
-        data = store.get(record.key)
-    else:
-        data = store.get_range(record.key, record.offset, record.length)
-    return decode(data)
+    return decode(read_record(store, record))
+
+
+def save(store: BlobStore, name: str, value: Any) -> ArtifactRecord:
+    """Encode and write one value (deduplicated by content). Raises ArtifactNotPicklable."""
+    enc = encode(value, name=name)
+    store.put(enc.key, enc.chunks)
+    return enc.record(name)
 
 
 class ArtifactLoader(Mapping[str, ArtifactRecord]):
@@ -51,25 +53,6 @@ class ArtifactLoader(Mapping[str, ArtifactRecord]):
         if value is _NOT_LOADED:
             value = self._values[name] = load_record(self._store, self._records[name])
         return value
-
-
-def to_record(name: str, enc: Encoded, **extra: Any) -> ArtifactRecord:
-    return ArtifactRecord(
-        name=name,
-        key=enc.key,
-        size=enc.size,
-        encoding=enc.encoding,
-        type_name=enc.type_name,
-        preview=enc.preview,
-        **extra,
-    )
-
-
-def save(store: BlobStore, name: str, value: Any) -> ArtifactRecord:
-    """Encode and write one value (deduplicated by content)."""
-    enc = encode(value, name=name)
-    store.put(enc.key, enc.chunks)
-    return to_record(name, enc)
 
 
 def save_items(store: BlobStore, name: str, items: Iterable[Any]) -> list[ArtifactRecord]:

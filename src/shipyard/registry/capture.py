@@ -83,14 +83,7 @@ def capture(
                 f"{exc.reason}"
             ) from None
         store.put(enc.key, enc.chunks)  # deduplicated: an artifact's bytes are there already
-        record = ArtifactRecord(
-            name=name,
-            key=enc.key,
-            size=enc.size,
-            encoding=enc.encoding,
-            type_name=enc.type_name,
-            preview=enc.preview,
-        )
+        record = enc.record(name)
         type_name = record.type_name
         intent["record"] = asdict(record)
     intent["libraries"] = libraries_for(type_name)

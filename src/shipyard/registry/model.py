@@ -15,7 +15,6 @@ from typing import Any
 from shipyard.registry.records import ModelVersion
 from shipyard.registry.registry import Registry
 
-
 #: set by a host worker: model specs pinned at deploy time -> "name:version"
 PINS_ENV = "SHIPYARD_MODEL_PINS"
 #: every spec resolved in this process -> "name:version"; a worker reports these when it is

@@ -29,7 +29,7 @@ from shipyard.registry.names import (
     parse_spec,
 )
 from shipyard.registry.records import AuditEntry, ModelSummary, ModelVersion
-from shipyard.store.blobs import BlobNotFound, BlobStore
+from shipyard.store.blobs import BlobNotFound, BlobStore, read_record
 from shipyard.store.meta import MetaStore
 from shipyard.store.records import TaskRecord, TaskStatus
 from shipyard.store.schema import model_aliases, models
@@ -372,12 +372,8 @@ class Registry:
                 ) from None
             return extract_code(data, code_key, self._home_dir())
 
-        data: bytes | bytearray
         try:
-            if record.offset is not None:
-                data = blobs.get_range(record.key, record.offset, record.length or 0)
-            else:
-                data = blobs.get(record.key)
+            data = read_record(blobs, record)
         except BlobNotFound:
             raise RegistryError(
                 f"model {version.spec} points at blob {record.key}, which is missing from "

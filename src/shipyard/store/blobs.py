@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from shipyard.store.records import ArtifactRecord
 
 _KEY = re.compile(r"[0-9a-f]{64}")
 
@@ -78,6 +81,14 @@ def check_range(start: int, length: int) -> None:
     """Reject negative offsets and lengths with a ``ValueError`` naming them."""
     if start < 0 or length < 0:
         raise ValueError(f"invalid blob range start={start!r} length={length!r}: both must be >= 0")
+
+
+def read_record(store: BlobStore, record: ArtifactRecord) -> bytes | bytearray:
+    """The bytes of an artifact: the whole blob, or its range when several artifacts share
+    one (a foreach's items). Raises BlobNotFound."""
+    if record.offset is None:
+        return store.get(record.key)
+    return store.get_range(record.key, record.offset, record.length or 0)
 
 
 def open_blob_store(url: str | None = None) -> BlobStore:

@@ -25,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shipyard.store.records import ArtifactRecord
+
 _MAGIC = b"SHPB"
 _PAYLOAD_MAGIC = b"SHPP"
 _VERSION = 1
@@ -70,6 +72,18 @@ class Encoded:
     type_name: str
     preview: str
     chunks: list[bytes | memoryview]
+
+    def record(self, name: str, **extra: Any) -> ArtifactRecord:
+        """The metadata row describing this value as the artifact ``name``."""
+        return ArtifactRecord(
+            name=name,
+            key=self.key,
+            size=self.size,
+            encoding=self.encoding,
+            type_name=self.type_name,
+            preview=self.preview,
+            **extra,
+        )
 
 
 def _type_name(obj: Any) -> str:
