@@ -35,8 +35,10 @@ class Customer(BaseModel):
 
 class Line(BaseModel):
     sku: str
-    qty: Annotated[int, Field(ge=1)]
-    price: float
+    # bounded so that the totals stay finite: a non-finite float is a separate, known issue
+    # (test_fuzz.py::test_a_non_finite_float_response_matches_the_document)
+    qty: Annotated[int, Field(ge=1, le=1_000_000)]
+    price: Annotated[float, Field(ge=-1e9, le=1e9)]
 
 
 class Order(BaseModel):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import types
 import typing
 import warnings
@@ -159,18 +160,41 @@ class EndpointSchema:
 
     def parse(self, body: bytes) -> dict[str, Any]:
         """The endpoint's keyword arguments, or ``EndpointError`` (400/422)."""
+        data = body or b"{}"  # an empty body is an empty object
         try:
-            request = self.request_model.model_validate_json(body or b"{}")
+            # strict: a value of the wrong JSON type is refused, as the OpenAPI document says
+            # (JSON mode still takes an int for a float)
+            request = self.request_model.model_validate_json(data, strict=True)
         except ValidationError as exc:
-            raise self._request_error(exc) from None
+            if not _only_integral_floats(exc):
+                raise self._request_error(exc) from None
+            # JSON Schema counts 41.0 as an integer: when that is the only complaint, the
+            # lax pass converts exactly those values and nothing else differs
+            try:
+                request = self.request_model.model_validate_json(data)
+            except ValidationError as again:
+                raise self._request_error(again) from None
         return request.__dict__
 
     def dump(self, value: Any) -> tuple[bytes, Any]:
         """The JSON bytes of a return value and the value as validated (for the contract)."""
         try:
-            return self.response.dump_json(value, warnings="error"), value
+            out = self.response.dump_json(value, warnings="error")
         except PydanticSerializationError:
             pass
+        else:
+            # JSON has no inf/nan: pydantic writes them as null, which the document does not
+            # allow where a number is promised; only a reply containing null can hide one
+            if b"null" in out and _non_finite(value):
+                raise EndpointError(
+                    500,
+                    "response_validation",
+                    (
+                        f"{self.spec.method}() returned a non-finite float (inf or nan), which "
+                        "JSON cannot carry"
+                    ),
+                )
+            return out, value
         try:
             value = self.response.validate_python(value)
             return self.response.dump_json(value), value
@@ -248,7 +272,7 @@ def build_openapi(
             "operationId": f"{service}_{spec.name}".replace("-", "_"),
             "summary": summary or spec.name,
             "requestBody": {
-                "required": True,
+                "required": any(p.required for p in spec.parameters),
                 "content": {
                     "application/json": {"schema": mapping[(spec.name, "request"), "validation"]}
                 },
@@ -336,3 +360,24 @@ def _is_predicate(contract: Any) -> bool:
     if isinstance(contract, typing.TypeVar):
         return False
     return callable(contract) and not inspect.isclass(contract)
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether a float inf/nan hides anywhere in a return value."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, BaseModel):
+        return any(_non_finite(v) for v in value.__dict__.values())
+    return False
+
+
+def _only_integral_floats(exc: ValidationError) -> bool:
+    """Whether every error is an integer field given a float with no fractional part."""
+    return all(
+        e["type"] == "int_type" and isinstance(e.get("input"), float) and e["input"].is_integer()
+        for e in exc.errors(include_url=False)
+    )
