@@ -373,85 +373,98 @@ class Runtime:
             self._on_exit(running, int(message[3]))
 
     def _on_exit(self, running: _Running, exitcode: int) -> None:
+        """A task process ended: record the attempt, then go on, retry, catch or fail."""
         task = running.task
         attempt = task.attempt
         del self.running[task.task_id]
         self._tail(running, final=True)
-        spec_paths = Path(self.log_dirs[task.task_id])
-        result_path = spec_paths / f"{attempt}.result.json"
+        log_dir = Path(self.log_dirs[task.task_id])
+        result = self._read_result(running, exitcode, log_dir / f"{attempt}.result.json")
+        logs = {"stdout_key": result.get("stdout_key"), "stderr_key": result.get("stderr_key")}
+        if result.get("ok"):
+            result = self._succeeded(running, result, logs)
+        if not result.get("ok"):
+            self._failed(task, result["error"], logs)
+        for suffix in ("out", "err", "result.json"):
+            (log_dir / f"{attempt}.{suffix}").unlink(missing_ok=True)
+
+    def _read_result(self, running: _Running, exitcode: int, path: Path) -> dict[str, Any]:
+        """What the task reported, or why it could not (crash, signal, timeout)."""
         try:
-            result = json.loads(result_path.read_text())
+            result: dict[str, Any] = json.loads(path.read_text())
         except (FileNotFoundError, json.JSONDecodeError):
             result = {"ok": False, "error": exit_error(exitcode)}
-            result.update(self._upload_logs(task))
+            result.update(self._upload_logs(running.task))
         if running.timed_out:
-            limit = self.options[task.step].timeout_seconds
+            limit = self.options[running.task.step].timeout_seconds
             result = {**result, "ok": False, "error": exit_error(exitcode, timeout_seconds=limit)}
-        opts = self.options[task.step]
-        logs = {"stdout_key": result.get("stdout_key"), "stderr_key": result.get("stderr_key")}
-        prefix = f"{task.step}/{task.task_id}"
-        if result.get("ok"):
-            artifacts = [ArtifactRecord(**a) for a in result["artifacts"]]
-            keep = {"foreach": result.get("foreach"), "duration": result.get("duration")}
-            try:
-                self.meta.finish_attempt(
-                    task.task_id,
-                    task.attempt,
-                    status=TaskStatus.SUCCEEDED,
-                    artifacts=artifacts,
-                    result=keep,
-                    also=self._register_models(task, artifacts, result),
-                    **logs,
-                )
-            except Exception as exc:  # the registry refused: the task fails, nothing recorded
-                result = {
-                    "ok": False,
-                    "error": {"type": type(exc).__name__, "message": str(exc), "traceback": ""},
-                }
-        if result.get("ok"):
-            for model in self.registered:
-                self.out.line(f"[green]{prefix}[/] registered the model {model}")
-            self.registered.clear()
-            self.outputs[task.task_id] = {a.name: a for a in artifacts}
-            self.results[task.task_id] = keep
-            self._report_success(task, time.monotonic() - running.started)
-            self.completed.append(task.task_id)
-        else:
-            error = result["error"]
-            retry = task.attempt + 1 < opts.max_attempts and task.caught_error is None
-            catch = not retry and opts.catch_var is not None and task.caught_error is None
+        return result
+
+    def _succeeded(
+        self, running: _Running, result: dict[str, Any], logs: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Record a successful attempt (and the models it registered, in one transaction);
+        returns a failure result instead if the registry refused them."""
+        task = running.task
+        artifacts = [ArtifactRecord(**a) for a in result["artifacts"]]
+        keep = {"foreach": result.get("foreach"), "duration": result.get("duration")}
+        try:
             self.meta.finish_attempt(
                 task.task_id,
                 task.attempt,
-                status=TaskStatus.FAILED,
-                error=error,
-                final=not (retry or catch),
+                status=TaskStatus.SUCCEEDED,
+                artifacts=artifacts,
+                result=keep,
+                also=self._register_models(task, artifacts, result),
                 **logs,
             )
+        except Exception as exc:  # the registry refused: the task fails, nothing recorded
+            self.registered.clear()
+            return {
+                "ok": False,
+                "error": {"type": type(exc).__name__, "message": str(exc), "traceback": ""},
+            }
+        for model in self.registered:
+            self.out.line(f"[green]{task.step}/{task.task_id}[/] registered the model {model}")
+        self.registered.clear()
+        self.outputs[task.task_id] = {a.name: a for a in artifacts}
+        self.results[task.task_id] = keep
+        self._report_success(task, time.monotonic() - running.started)
+        self.completed.append(task.task_id)
+        return result
+
+    def _failed(self, task: _Task, error: dict[str, Any], logs: dict[str, Any]) -> None:
+        """Record a failed attempt, then schedule a retry, the @catch attempt, or stop."""
+        opts = self.options[task.step]
+        prefix = f"{task.step}/{task.task_id}"
+        retry = task.attempt + 1 < opts.max_attempts and task.caught_error is None
+        catch = not retry and opts.catch_var is not None and task.caught_error is None
+        self.meta.finish_attempt(
+            task.task_id,
+            task.attempt,
+            status=TaskStatus.FAILED,
+            error=error,
+            final=not (retry or catch),
+            **logs,
+        )
+        self.out.line(
+            f"[red]{prefix} failed[/] (attempt {task.attempt + 1}): "
+            f"{error['type']}: {error['message']}"
+        )
+        if not (retry or catch):
+            self.failed_tasks.append(prefix)
+            return
+        task.attempt += 1
+        task.not_before = time.monotonic() + (opts.retry_delay_seconds if retry else 0)
+        if catch:
+            task.caught_error = error
+            self.out.line(f"{prefix}: @catch stores the failure and the flow goes on")
+        else:
+            delay = f" in {opts.retry_delay_seconds:g} s" if opts.retry_delay_seconds else ""
             self.out.line(
-                f"[red]{prefix} failed[/] (attempt {task.attempt + 1}): "
-                f"{error['type']}: {error['message']}"
+                f"{prefix}: retrying (attempt {task.attempt + 1} of {opts.max_attempts}){delay}"
             )
-            if retry or catch:
-                task.attempt += 1
-                task.not_before = time.monotonic() + (opts.retry_delay_seconds if retry else 0)
-                if catch:
-                    task.caught_error = error
-                    self.out.line(f"{prefix}: @catch stores the failure and the flow goes on")
-                else:
-                    self.out.line(
-                        f"{prefix}: retrying (attempt {task.attempt + 1} of {opts.max_attempts})"
-                        + (
-                            f" in {opts.retry_delay_seconds:g} s"
-                            if opts.retry_delay_seconds
-                            else ""
-                        )
-                    )
-                self.ready.appendleft(task)
-            else:
-                self.failed_tasks.append(prefix)
-        for suffix in ("out", "err", "result.json"):
-            (spec_paths / f"{attempt}.{suffix}").unlink(missing_ok=True)
+        self.ready.appendleft(task)
 
     def _register_models(
         self, task: _Task, artifacts: list[ArtifactRecord], result: dict[str, Any]
