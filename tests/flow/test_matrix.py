@@ -91,3 +91,44 @@ def test_catch_stores_the_failure_and_goes_on(shape: str) -> None:
     caught = [f for f in failures if f is not None]
     assert len(caught) == 1 and caught[0].type == "KeyError" and "boom" in caught[0].message
     assert results(run) == [r for r in expected(shape) if r != 110]
+
+
+def test_a_join_can_fan_out_again() -> None:
+    run = run_flow(
+        """
+from shipyard import FlowSpec, step
+
+class TwoRoundsFlow(FlowSpec):
+    @step
+    def start(self):
+        self.xs = [1, 2, 3]
+        self.next(self.square, foreach="xs")
+
+    @step
+    def square(self):
+        self.y = self.input ** 2
+        self.next(self.gather)
+
+    @step
+    def gather(self, inputs):
+        self.ys = sorted(i.y for i in inputs)
+        self.next(self.double, foreach="ys")
+
+    @step
+    def double(self):
+        self.z = self.input * 2
+        self.next(self.total)
+
+    @step
+    def total(self, inputs):
+        self.result = sum(i.z for i in inputs)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+    )
+    assert run.successful
+    assert run["end"].task.data.result == 2 * (1 + 4 + 9)
+    assert len(run["double"].tasks()) == 3

@@ -23,7 +23,7 @@ class NodeType(enum.StrEnum):
     LINEAR = "linear"  # one next step
     SPLIT = "split"  # static branches: self.next(self.a, self.b)
     FOREACH = "foreach"  # self.next(self.train, foreach="grid")
-    JOIN = "join"  # takes `inputs`; its own transition is linear
+    JOIN = "join"  # takes `inputs` (its own transition may still branch or fan out)
     END = "end"
 
 
@@ -46,6 +46,11 @@ class Node:
     split_parents: list[str] = field(default_factory=list)
     closes: str | None = None  # for a join: the split it closes
     matching_join: str | None = None  # for a split: its join
+
+    @property
+    def fans_out(self) -> bool:
+        """Whether its transition opens a split (static branches or a foreach)."""
+        return self.foreach is not None or len(self.out) > 1
 
     @property
     def type(self) -> NodeType:
@@ -325,7 +330,7 @@ def check_joins(graph: Graph) -> None:
                 hint=f"def {node.name}(self): ... (no inputs)",
             )
         split = graph.nodes[node.closes]
-        if split.type is NodeType.SPLIT and len(node.inputs) < 2:
+        if split.foreach is None and len(node.inputs) < 2:
             raise node.error(
                 f"it joins the branches of {split.name!r} but only one branch leads here",
                 hint=f"every branch of {split.name!r} must end in self.next(self.{node.name})",
@@ -333,7 +338,7 @@ def check_joins(graph: Graph) -> None:
     end = graph.nodes["end"]
     if end.split_parents:
         split = graph.nodes[end.split_parents[-1]]
-        kind = "foreach" if split.type is NodeType.FOREACH else "split"
+        kind = "foreach" if split.foreach is not None else "split"
         raise split.error(
             f"its {kind} is never joined before end",
             hint="add a join step: def join(self, inputs): ... self.next(self.end)",
@@ -362,9 +367,7 @@ def _assign_split_parents(graph: Graph) -> None:
                 node.split_parents = parents
         else:
             node.split_parents = parents
-        child_parents = (
-            [*parents, node.name] if node.type in (NodeType.SPLIT, NodeType.FOREACH) else parents
-        )
+        child_parents = [*parents, node.name] if node.fans_out else parents
         for child in node.out:
             visit(graph.nodes[child], child_parents)
 
@@ -375,7 +378,7 @@ def _assign_split_parents(graph: Graph) -> None:
             continue
         for parent_name in node.inputs:
             parent = graph.nodes[parent_name]
-            inner = parent.name if parent.type in (NodeType.SPLIT, NodeType.FOREACH) else None
+            inner = parent.name if parent.fans_out else None
             innermost = inner or (parent.split_parents[-1] if parent.split_parents else None)
             if innermost != node.closes:
                 raise node.error(

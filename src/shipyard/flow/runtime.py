@@ -289,7 +289,7 @@ class Runtime:
     def _arrive_at_join(self, join: Node, task_id: int, stack: list[dict[str, Any]]) -> None:
         assert join.closes is not None
         split = self.graph[join.closes]
-        if split.type is NodeType.FOREACH:
+        if split.foreach is not None:
             outer, expected = stack[:-1], int(stack[-1]["num_splits"])
         else:
             outer, expected = stack, len(join.inputs)
@@ -299,7 +299,7 @@ class Runtime:
         if len(arrived) < expected:
             return
         del self.joins[key]
-        if split.type is NodeType.FOREACH:
+        if split.foreach is not None:
             arrived.sort(key=lambda t: int(self.task_info[t].stack[-1]["index"]))
         else:
             arrived.sort(key=lambda t: join.inputs.index(self.task_info[t].step))
