@@ -393,3 +393,37 @@ def write_section(path: Path, start: str, end: str, body: str, header: str) -> N
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- live process trees
+# For long-running servers that bench/serve.py starts and measures while they run (the
+# functions above measure a command from fork to exit).
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def tree_pids(root: int) -> list[int]:
+    """``root`` and every process below it, as /proc shows them now."""
+    return _tree(root)
+
+
+def tree_cpu(pids: Sequence[int]) -> float:
+    """User + system CPU-seconds used so far by ``pids`` (all their threads; /proc/PID/stat).
+
+    A process that exited between the listing and the read counts as 0: take the difference
+    of two calls over the same live processes.
+    """
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / _TICKS
+
+
+def tree_memory(pids: Sequence[int]) -> tuple[int, int]:
+    """(sum of RSS, sum of PSS) in bytes over ``pids``."""
+    return _rss(pids), _pss(pids)

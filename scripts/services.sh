@@ -1,6 +1,7 @@
 # Servers the test suite needs, started on 127.0.0.1 and stopped again.
 #   source scripts/services.sh && services_start   # exports SHIPYARD_TEST_*_URL
 #   services_stop
+# (SHIPYARD_TEST_REDIS_URLS: two independent redis-servers, comma-separated.)
 # Missing software is installed (apt-get / the venv); under CI=true a server that
 # cannot be started fails the run instead of letting its tests skip.
 SERVICES_DIR="${SERVICES_DIR:-$PWD/.services}"
@@ -49,13 +50,41 @@ _s3_start() {
   echo "services: S3-compatible server (moto_server) on 127.0.0.1:$port" >&2
 }
 
+_redis_start() {
+  if ! command -v redis-server >/dev/null 2>&1; then
+    echo "services: installing redis-server (apt-get)" >&2
+    (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null) || true
+  fi
+  command -v redis-server >/dev/null 2>&1 || { _fail_or_warn "redis-server is not installed and could not be installed"; return; }
+  local urls="" name port
+  for name in redis1 redis2; do
+    port="$(_free_port)"
+    redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize yes \
+      --pidfile "$SERVICES_DIR/$name.pid" --logfile "$SERVICES_DIR/$name.log" --dir "$SERVICES_DIR" \
+      || { _fail_or_warn "redis-server did not start (see $SERVICES_DIR/$name.log)"; return; }
+    for _ in $(seq 1 100); do
+      redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1
+    done
+    redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 \
+      || { _fail_or_warn "redis-server on port $port does not answer (see $SERVICES_DIR/$name.log)"; return; }
+    urls="${urls:+$urls,}redis://127.0.0.1:$port/0"
+  done
+  export SHIPYARD_TEST_REDIS_URLS="$urls"
+  echo "services: two redis-servers at $urls" >&2
+}
+
 services_start() {
   mkdir -p "$SERVICES_DIR"
   _postgres_start || return 1
   _s3_start || return 1
+  _redis_start || return 1
 }
 
 services_stop() {
+  local name
+  for name in redis1 redis2; do
+    if [ -f "$SERVICES_DIR/$name.pid" ]; then kill "$(cat "$SERVICES_DIR/$name.pid")" 2>/dev/null; rm -f "$SERVICES_DIR/$name.pid"; fi
+  done
   if [ -f "$SERVICES_DIR/moto.pid" ]; then kill "$(cat "$SERVICES_DIR/moto.pid")" 2>/dev/null; rm -f "$SERVICES_DIR/moto.pid"; fi
   if [ -f "$SERVICES_DIR/pg-bin" ] && [ -d "$SERVICES_DIR/pg/data" ]; then
     local as=(); [ "$(id -u)" = 0 ] && as=(runuser -u postgres --)

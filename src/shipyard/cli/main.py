@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import click
 
-from shipyard.cli import artifacts, flows, housekeeping, keys, models, runs, serve
+from shipyard.cli import (
+    artifacts,
+    cache,
+    flows,
+    gateway,
+    housekeeping,
+    keys,
+    models,
+    runs,
+    serve,
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -21,5 +31,7 @@ for _command in (
     *models.COMMANDS,
     *keys.COMMANDS,
     *serve.COMMANDS,
+    *cache.COMMANDS,
+    *gateway.COMMANDS,
 ):
     main.add_command(_command)

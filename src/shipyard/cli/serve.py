@@ -108,6 +108,12 @@ def _print_deployment(d: dict[str, Any]) -> None:
     show_default=True,
     help="One JSON line per service request on stderr.",
 )
+@click.option(
+    "--gateway-config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Also serve the gateway routes of this YAML file under /v1 and /gateway.",
+)
 def serve_command(
     service: str | None,
     bind: str,
@@ -116,6 +122,7 @@ def serve_command(
     replicas: int,
     max_in_flight: int,
     access_log: bool,
+    gateway_config: Path | None,
 ) -> None:
     """Start the host: every deployed service, the admin API, /metrics, /healthz.
 
@@ -137,7 +144,19 @@ def serve_command(
                 f"{service!r}: expected an existing FILE.py:ClassName", param_hint="SERVICE"
             )
         dev = (Path(file).resolve(), cls, name or _default_name(file), replicas)
-    run_host(bind=bind, port=port, dev=dev, max_in_flight=max_in_flight, access_log=access_log)
+    from shipyard.gateway.errors import ConfigError
+
+    try:
+        run_host(
+            bind=bind,
+            port=port,
+            dev=dev,
+            max_in_flight=max_in_flight,
+            access_log=access_log,
+            gateway_config=gateway_config,
+        )
+    except ConfigError as exc:
+        raise click.ClickException(f"invalid gateway configuration: {exc}") from None
 
 
 def _default_name(file: str) -> str:

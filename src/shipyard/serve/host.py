@@ -14,10 +14,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -33,6 +34,9 @@ from shipyard.serve.errors import JSON, error_body, error_response, new_error_id
 from shipyard.serve.metrics import HostMetrics
 from shipyard.serve.replica import ReplicaGone
 from shipyard.serve.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from shipyard.gateway import Gateway
 
 log = logging.getLogger("shipyard.serve")
 access = logging.getLogger("shipyard.access")
@@ -55,6 +59,7 @@ class Host:
         port: int = 8000,
         max_body: int = MAX_BODY,
         max_in_flight: int = 64,
+        gateway_config: str | os.PathLike[str] | None = None,
     ) -> None:
         from shipyard.keys import Guard, KeyStore
         from shipyard.store.blobs import open_blob_store
@@ -82,12 +87,22 @@ class Host:
         #: coroutines started in the background once the host is up (e.g. the dev loop)
         self.on_start: list[Callable[[], Coroutine[Any, Any, None]]] = []
         self._background: set[asyncio.Task[None]] = set()
+        #: the gateway's routes (/v1, /gateway), mounted with ``gateway_config``
+        self.gateway: Gateway | None = None
+        if gateway_config is not None:
+            from shipyard.gateway import Gateway
+
+            here = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
+            self.gateway = Gateway(
+                gateway_config, guard=self.guard, meta=self.meta, host_url=f"http://{here}:{port}"
+            )
         self.app = Starlette(
             routes=[
                 Route("/healthz", self.healthz),
                 Route("/readyz", self.readyz),
                 Route("/metrics", self.metrics_endpoint),
                 Mount("/api/v1", routes=self.admin.routes()),
+                *(self.gateway.routes() if self.gateway is not None else ()),
                 Route("/{service}/openapi.json", self.openapi, methods=["GET"]),
                 Route("/{service}/docs", self.docs, methods=["GET"]),
                 Route("/{service}/{endpoint}", _Invoke(self), methods=["POST"]),
@@ -111,6 +126,8 @@ class Host:
                 "(create one with: shipyard keys create --scope invoke:*)"
             )
         await self.admin.restore()
+        if self.gateway is not None:
+            await self.gateway.start()
         for start in self.on_start:
             task = asyncio.create_task(start())
             self._background.add(task)
@@ -122,6 +139,8 @@ class Host:
             for task in list(self._background):
                 task.cancel()
             await self.supervisor.close()
+            if self.gateway is not None:
+                await self.gateway.close()
             self.keys.close()
             self.meta.close()
 
@@ -155,7 +174,10 @@ class Host:
             self.metrics.replicas.labels(name, "starting").set(
                 len(group.replicas) - group.ready_count
             )
-        return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
+        text = self.metrics.render()
+        if self.gateway is not None:
+            text += self.gateway.render_metrics()
+        return Response(text, media_type="text/plain; version=0.0.4")
 
     async def openapi(self, request: Request) -> Response:
         group = self.supervisor.services.get(request.path_params["service"])

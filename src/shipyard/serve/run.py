@@ -19,6 +19,7 @@ def run_host(
     dev: tuple[Path, str, str, int] | None = None,
     max_in_flight: int = 64,
     access_log: bool = True,
+    gateway_config: Path | None = None,
 ) -> None:
     import uvicorn
 
@@ -26,7 +27,7 @@ def run_host(
         level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
     )
     logging.getLogger("shipyard.access").setLevel(logging.INFO if access_log else logging.WARNING)
-    host = Host(bind=bind, port=port, max_in_flight=max_in_flight)
+    host = Host(bind=bind, port=port, max_in_flight=max_in_flight, gateway_config=gateway_config)
     if dev is not None:
         host.on_start.append(lambda: _develop(host, *dev))
     config = uvicorn.Config(

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 #: the Alembic revision these tables correspond to (checked against the scripts by a test)
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 #: 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the (fast) rowid alias
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -294,4 +294,60 @@ deployment_versions = sa.Table(
     sa.Column("message", sa.Text(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("created_by", sa.String(255), nullable=False),
+)
+
+
+# --- gateway accounting (revision 0006) ----------------------------------------------------
+# Usage is aggregated in memory and upserted in batches, one row per minute x route x key
+# (key_id 0: a request without a valid key). Latency is a sum, a max and five non-cumulative
+# bucket counts (<100 ms, <500 ms, <2 s, <10 s, longer). No foreign keys: keys are never
+# deleted, and the usage writer must not fail on a key it cannot see.
+
+#: requests, tokens, errors, cost and latency per minute x route x key
+gateway_usage = sa.Table(
+    "gateway_usage",
+    metadata,
+    sa.Column("minute", UTCDateTime(), primary_key=True),
+    sa.Column("route", sa.String(255), primary_key=True),
+    sa.Column("key_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("key_label", sa.String(32), nullable=False),
+    sa.Column("requests", sa.BigInteger(), nullable=False),
+    sa.Column("errors", sa.BigInteger(), nullable=False),
+    sa.Column("denied", sa.BigInteger(), nullable=False),
+    sa.Column("streamed", sa.BigInteger(), nullable=False),
+    sa.Column("tokens_in", sa.BigInteger(), nullable=False),
+    sa.Column("tokens_out", sa.BigInteger(), nullable=False),
+    sa.Column("cost", sa.Double(), nullable=False),
+    sa.Column("latency_ms_sum", sa.Double(), nullable=False),
+    sa.Column("latency_ms_max", sa.Double(), nullable=False),
+    sa.Column("lat_100ms", sa.BigInteger(), nullable=False),
+    sa.Column("lat_500ms", sa.BigInteger(), nullable=False),
+    sa.Column("lat_2s", sa.BigInteger(), nullable=False),
+    sa.Column("lat_10s", sa.BigInteger(), nullable=False),
+    sa.Column("lat_inf", sa.BigInteger(), nullable=False),
+    sa.Index("ix_gateway_usage_key_minute", "key_id", "minute"),
+)
+
+#: a key's budget per period ("day" or "month", calendar UTC): tokens and/or money
+gateway_budgets = sa.Table(
+    "gateway_budgets",
+    metadata,
+    sa.Column("key_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("period", sa.String(8), primary_key=True),
+    sa.Column("tokens", sa.BigInteger(), nullable=True),
+    sa.Column("money", sa.Double(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_by", sa.String(255), nullable=False),
+)
+
+#: running totals per key x period, written with the usage batches (budgets read them)
+gateway_spend = sa.Table(
+    "gateway_spend",
+    metadata,
+    sa.Column("key_id", sa.BigInteger(), primary_key=True, autoincrement=False),
+    sa.Column("period", sa.String(8), primary_key=True),
+    sa.Column("period_start", UTCDateTime(), primary_key=True),
+    sa.Column("tokens", sa.BigInteger(), nullable=False),
+    sa.Column("money", sa.Double(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -1,0 +1,873 @@
+"""Serving benchmark: a bare Starlette app, BentoML and shipyard's host, on one machine.
+
+    .venv/bin/python bench/serve.py                 # everything (~6 min on 2 cores), to stdout
+    .venv/bin/python bench/serve.py --write         # ... and updates BENCHMARKS.md
+    .venv/bin/python bench/serve.py --only bare,shipyard --duration 5 --warmup 1
+
+Every server answers ``POST`` of ``{"features": [5.1, 3.5, 1.4, 0.2]}`` with the class index
+of scikit-learn's LogisticRegression fitted on iris (bench/serve/iris_model.py):
+
+- bare: bench/serve/bare_app.py, Starlette under uvicorn (uvloop + httptools, 1 worker), the
+  model called in-process - the practical limit;
+- bentoml: bench/serve/bentoml_service.py with BentoML's defaults, 1 and 2 worker processes,
+  from its own venv (bench/.venvs/bentoml, made on first use with a pinned version);
+- shipyard: ``shipyard serve`` with bench/serve/shipyard_service.py:Iris deployed, 1 and 2
+  replicas (and 1 replica with ``--no-access-log``);
+- batching: shipyard_service.py:Accelerator, whose model holds a lock ~5 ms per call (a
+  serial device), through its batch endpoint and its one-row endpoint, at 64 and 1 clients.
+
+The load generator is Debian's wrk (installed with apt-get when missing), 1 thread, pinned
+to CPU 1 with ``taskset -c 1``; every server process runs on CPU 0 (``taskset -c 0``, which
+its workers inherit), so each server gets one whole core and never shares it with the load.
+Each measured run (``--duration``, 10 s) follows a warm-up at the same concurrency
+(``--warmup``, 3 s). Server CPU is user + system time of every process of the server's tree
+(/proc/PID/stat, before and after the run); peak memory is the largest sum of RSS and of PSS
+over the tree, sampled every 100 ms from start to stop.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib.metadata
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+from flows import HEADER, git_state
+from measure import MB, machine, run_text, tree_cpu, tree_memory, tree_pids, write_section
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+SERVE = BENCH / "serve"
+LUA = SERVE / "post.lua"
+PYTHON = Path(sys.executable)
+# 1.4.40 (the newest 1.4.x) needs certifi>=2026.10.19, which the package index reachable
+# here does not have yet; 1.4.39 is the newest that installs.
+BENTOML_VERSION = "1.4.39"
+START, END = "<!-- bench:serve:start -->", "<!-- bench:serve:end -->"
+BODY = '{"features": [5.1, 3.5, 1.4, 0.2]}'
+BATCH_BODY = '{"rows": [[5.1, 3.5, 1.4, 0.2]]}'
+HOLD_MS = 5.0  # how long Accelerator holds its lock per call
+MAX_WAIT_MS = 5.0  # Accelerator.classify's max_wait_ms (bench/serve/shipyard_service.py)
+SETTLE = 1.0  # seconds between wrk runs
+PARTS = ("bare", "bentoml", "shipyard", "batching")
+_T0 = time.perf_counter()
+
+
+def progress(message: str) -> None:
+    """One progress line on stderr (stdout is kept for the table)."""
+    print(f"[{time.perf_counter() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+class BenchFailed(Exception):
+    """A server could not be started or measured; the message says why and where the logs are."""
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def ensure_wrk() -> str:
+    """The path of wrk, installed from Debian's packages if missing."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() != 0:
+        raise BenchFailed("wrk is not installed; run: sudo apt-get install -y wrk")
+    progress("installing wrk: apt-get update && apt-get install -y wrk")
+    run_text(["apt-get", "update", "-qq"], timeout=600)
+    run_text(["apt-get", "install", "-y", "-qq", "wrk"], timeout=600)
+    found = shutil.which("wrk")
+    if not found:
+        raise BenchFailed("apt-get installed wrk, but it is not on PATH")
+    return found
+
+
+def wrk_version(wrk: str) -> str:
+    done = subprocess.run([wrk, "--version"], capture_output=True, text=True, timeout=30)
+    first = (done.stdout + done.stderr).splitlines()[0]
+    return first.split(" Copyright")[0].strip()
+
+
+def ensure_bentoml(venv: Path) -> Path:
+    """The python of ``venv`` with bentoml==BENTOML_VERSION and the driver's scikit-learn."""
+    python = venv / "bin" / "python"
+    sklearn = importlib.metadata.version("scikit-learn")
+    numpy = importlib.metadata.version("numpy")
+    want = f"{BENTOML_VERSION} {sklearn} {numpy}"
+    check = (
+        "import bentoml, sklearn, numpy; "
+        "print(bentoml.__version__, sklearn.__version__, numpy.__version__)"
+    )
+    if python.exists():
+        with contextlib.suppress(RuntimeError):
+            if run_text([str(python), "-c", check], timeout=120).strip() == want:
+                return python
+    if not python.exists():
+        progress(f"creating {venv}")
+        run_text([str(PYTHON), "-m", "venv", str(venv)], timeout=300)
+    progress(f"installing bentoml=={BENTOML_VERSION} scikit-learn=={sklearn} into {venv}")
+    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    run_text(
+        [*pip, f"bentoml=={BENTOML_VERSION}", f"scikit-learn=={sklearn}", f"numpy=={numpy}"],
+        timeout=1200,
+    )
+    got = run_text([str(python), "-c", check], timeout=120).strip()
+    if got != want:
+        raise BenchFailed(f"{venv}: wanted bentoml/scikit-learn/numpy {want}, got {got}")
+    return python
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- servers
+
+
+class Server:
+    """One server under test: its process tree, sampled for memory while it runs."""
+
+    def __init__(
+        self, name: str, argv: list[str], *, env: dict[str, str], cwd: Path, log: Path
+    ) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.cwd = cwd
+        self.log = log
+        self.popen: subprocess.Popen[bytes] | None = None
+        self.known: dict[int, psutil.Process] = {}  # every process seen in the tree
+        self.peak_rss = self.peak_pss = self.max_procs = 0
+        self._stop = threading.Event()
+        self._sampler: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with open(self.log, "ab") as log:
+            self.popen = subprocess.Popen(
+                self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C on the terminal reaches the driver only
+            )
+        self._sampler = threading.Thread(target=self._sample, name=f"sample-{self.name}")
+        self._sampler.daemon = True
+        self._sampler.start()
+
+    def pids(self) -> list[int]:
+        """The tree now; remembers every process, so that stop() can end even orphans."""
+        assert self.popen is not None
+        pids = tree_pids(self.popen.pid)
+        with self._lock:
+            for pid in pids:
+                if pid not in self.known:
+                    with contextlib.suppress(psutil.Error):
+                        self.known[pid] = psutil.Process(pid)
+        return pids
+
+    def cpu(self) -> float:
+        return tree_cpu(self.pids())
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.1):
+            if self.popen is None or self.popen.poll() is not None:
+                return
+            pids = self.pids()
+            rss, pss = tree_memory(pids)
+            self.peak_rss = max(self.peak_rss, rss)
+            self.peak_pss = max(self.peak_pss, pss)
+            self.max_procs = max(self.max_procs, len(pids))
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def wait_until(self, ready: Callable[[], bool], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise BenchFailed(
+                    f"{self.name} exited while starting; log: {self.log}\n{self.tail()}"
+                )
+            with contextlib.suppress(httpx.HTTPError):
+                if ready():
+                    return
+            time.sleep(0.1)
+        raise BenchFailed(
+            f"{self.name} not ready after {timeout:g} s; log: {self.log}\n{self.tail()}"
+        )
+
+    def tail(self, lines: int = 15) -> str:
+        if not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self, grace: float = 20.0) -> None:
+        """SIGTERM the top process, then SIGKILL whatever of its tree is left."""
+        self._stop.set()
+        if self.popen is None:
+            return
+        if self.popen.poll() is None:
+            self.pids()
+            with contextlib.suppress(ProcessLookupError):
+                self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(grace)
+            except subprocess.TimeoutExpired:
+                progress(f"  {self.name} did not stop within {grace:g} s: SIGKILL")
+        with self._lock:
+            left = [p for p in self.known.values() if p.is_running()]
+        for proc in left:  # only processes of this server's tree; is_running checks identity
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(10)
+        if self._sampler is not None:
+            self._sampler.join(5)
+
+
+def _post_ok(url: str, body: str, expect: str = "0") -> Callable[[], bool]:
+    def ready() -> bool:
+        response = httpx.post(
+            url, content=body, headers={"content-type": "application/json"}, timeout=5
+        )
+        text = response.text.strip()
+        if response.status_code == 200 and text.strip("[]") != expect:
+            raise BenchFailed(f"{url} answered {text!r}, expected {expect!r}")
+        return response.status_code == 200
+
+    return ready
+
+
+# --------------------------------------------------------------------------- load
+
+
+@dataclass
+class Point:
+    """One measured wrk run against one server."""
+
+    server: str
+    endpoint: str
+    connections: int
+    requests: int
+    seconds: float
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
+    max_ms: float
+    errors: dict[str, int]
+    cpu_seconds: float  # server tree, during the run
+    extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_ms_per_request(self) -> float:
+        return 1000 * self.cpu_seconds / self.requests if self.requests else float("nan")
+
+
+@dataclass
+class Config:
+    """Options and shared state of one benchmark run."""
+
+    args: argparse.Namespace
+    wrk: str
+    workdir: Path
+    pin_load: list[str]
+    pin_server: list[str]
+    points: list[Point] = field(default_factory=list)
+    servers: dict[str, dict[str, float]] = field(default_factory=dict)  # memory per server
+    errors: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    machine: dict[str, str] = field(default_factory=dict)
+
+    def wrk_run(self, url: str, body: str, connections: int, seconds: float) -> dict[str, object]:
+        argv = [
+            *self.pin_load, self.wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s",
+            "--latency", "--timeout", "10s", "-s", str(LUA), url, "--", body,
+        ]  # fmt: skip
+        out = run_text(argv, timeout=seconds + 60)
+        # wrk closes its connections at the deadline, with requests still queued in the
+        # server (64 clients x 5 ms = 0.3 s for the unbatched endpoint); let them finish, so
+        # the next run does not start against a backlog (shipyard answers 503 past
+        # --max-in-flight)
+        time.sleep(SETTLE)
+        for line in out.splitlines():
+            if line.startswith("BENCH_JSON "):
+                return dict(json.loads(line.removeprefix("BENCH_JSON ")))
+        raise BenchFailed(f"wrk printed no BENCH_JSON line:\n{out[-2000:]}")
+
+    def measure(
+        self,
+        server: Server,
+        url: str,
+        connections: int,
+        *,
+        body: str = BODY,
+        label: str | None = None,
+        around: Callable[[], dict[str, float]] | None = None,
+    ) -> Point:
+        """A warm-up, then one measured wrk run with the server's CPU read around it."""
+        args = self.args
+        if args.warmup > 0:
+            self.wrk_run(url, body, connections, args.warmup)
+        before = around() if around else {}
+        cpu0 = server.cpu()
+        raw = self.wrk_run(url, body, connections, args.duration)
+        cpu1 = server.cpu()
+        after = around() if around else {}
+        latency = raw["latency_us"]
+        errors = raw["errors"]
+        assert isinstance(latency, dict) and isinstance(errors, dict)
+        point = Point(
+            server=server.name,
+            endpoint=label or url.rsplit("/", 1)[-1],
+            connections=connections,
+            requests=int(str(raw["requests"])),
+            seconds=int(str(raw["duration_us"])) / 1e6,
+            p50_ms=latency["p50"] / 1000,
+            p90_ms=latency["p90"] / 1000,
+            p99_ms=latency["p99"] / 1000,
+            mean_ms=latency["mean"] / 1000,
+            max_ms=latency["max"] / 1000,
+            errors={k: int(v) for k, v in errors.items() if v},
+            cpu_seconds=cpu1 - cpu0,
+            extra={k: after[k] - before.get(k, 0.0) for k in after},
+        )
+        self.points.append(point)
+        progress(
+            f"  {point.endpoint} c={connections}: {point.rps:,.0f} req/s, "
+            f"p50 {point.p50_ms:.2f} ms, p99 {point.p99_ms:.2f} ms, "
+            f"{point.cpu_ms_per_request:.3f} CPU-ms/req"
+            + (f", errors {point.errors}" if point.errors else "")
+        )
+        if point.errors:
+            key = f"{server.name} {point.endpoint} c={connections}"
+            self.errors[key] = (
+                f"wrk saw errors {point.errors} in {point.requests} requests; log: {server.log}"
+            )
+        return point
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("SHIPYARD_", "BENTOML_", "PYTHON", "BENCH_"))
+        }
+        env.update(extra)
+        return env
+
+    @contextlib.contextmanager
+    def server(self, name: str, argv: list[str], *, env: dict[str, str]) -> Iterator[Server]:
+        log_dir = self.workdir / "logs"
+        log_dir.mkdir(exist_ok=True)
+        server = Server(
+            name, [*self.pin_server, *argv], env=env, cwd=SERVE, log=log_dir / f"{name}.log"
+        )
+        progress(f"{name}: {shlex.join(server.argv)}")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+            self.servers[name] = {
+                "peak_rss": server.peak_rss,
+                "peak_pss": server.peak_pss,
+                "max_procs": server.max_procs,
+            }
+            progress(
+                f"  {name} stopped; peak RSS {server.peak_rss / MB:.0f} MB, "
+                f"PSS {server.peak_pss / MB:.0f} MB, {server.max_procs} processes"
+            )
+
+
+# --------------------------------------------------------------------------- parts
+
+
+def part_bare(cfg: Config) -> None:
+    port = free_port()
+    argv = [
+        str(PYTHON), "-m", "uvicorn", "bare_app:app", "--app-dir", str(SERVE),
+        "--host", "127.0.0.1", "--port", str(port), "--loop", "uvloop", "--http", "httptools",
+        "--workers", "1", "--no-access-log", "--log-level", "warning",
+    ]  # fmt: skip
+    url = f"http://127.0.0.1:{port}/predict"
+    with cfg.server("bare", argv, env=cfg.env()) as server:
+        server.wait_until(_post_ok(url, BODY), 120)
+        for c in cfg.args.connections:
+            cfg.measure(server, url, c)
+
+
+def part_bentoml(cfg: Config) -> None:
+    python = ensure_bentoml(BENCH / ".venvs" / "bentoml")
+    cfg.versions["bentoml"] = BENTOML_VERSION
+    bentoml = str(python.parent / "bentoml")
+    for workers in cfg.args.workers:
+        name = f"bentoml-{workers}"
+        port = free_port()
+        argv = [
+            bentoml, "serve", "bentoml_service:Iris", "--working-dir", str(SERVE),
+            "--host", "127.0.0.1", "--port", str(port),
+        ]  # fmt: skip
+        env = cfg.env(
+            BENCH_BENTO_WORKERS=str(workers),
+            BENTOML_HOME=str(cfg.workdir / "bentoml-home"),
+            BENTOML_DO_NOT_TRACK="True",
+            VIRTUAL_ENV=str(python.parent.parent),
+            PATH=f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        )
+        url = f"http://127.0.0.1:{port}/predict"
+        try:
+            with cfg.server(name, argv, env=env) as server:
+                server.wait_until(_post_ok(url, BODY), 180)
+                for c in cfg.args.connections:
+                    cfg.measure(server, url, c)
+        except (BenchFailed, RuntimeError) as exc:
+            fail(cfg, name, exc)
+
+
+@contextlib.contextmanager
+def shipyard_host(
+    cfg: Config, name: str, target: str, service: str, replicas: int, *extra: str
+) -> Iterator[tuple[Server, str]]:
+    """``shipyard serve`` in a fresh SHIPYARD_HOME, with ``target`` deployed as ``service``."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    home = cfg.workdir / f"home-{name}"
+    env = cfg.env(SHIPYARD_HOME=str(home))
+    argv = [str(PYTHON), "-m", "shipyard", "serve", "--port", str(port), *extra]
+    with cfg.server(name, argv, env=env) as server:
+        server.wait_until(lambda: httpx.get(base + "/healthz", timeout=2).status_code == 200, 120)
+        deploy = [
+            str(PYTHON), "-m", "shipyard", "deploy", str(SERVE / target), "--name", service,
+            "--replicas", str(replicas), "--url", base,
+        ]  # fmt: skip
+        run_text(deploy, timeout=300, env=env)
+
+        def ready() -> bool:
+            data = httpx.get(base + "/readyz", timeout=2).json()
+            return int(data["services"].get(service, {}).get("ready_replicas", 0)) >= replicas
+
+        server.wait_until(ready, 120)
+        workers = len(server.pids()) - 1
+        if workers != replicas:
+            raise BenchFailed(f"{name}: expected {replicas} worker processes, found {workers}")
+        yield server, base
+
+
+def part_shipyard(cfg: Config) -> None:
+    cfg.versions["shipyard"] = f"{importlib.metadata.version('shipyard')} ({git_state()})"
+    runs: list[tuple[str, int, tuple[str, ...]]] = [
+        (f"shipyard-{r}", r, ()) for r in cfg.args.workers
+    ]
+    if not cfg.args.no_extra:
+        runs.append(("shipyard-1-nolog", 1, ("--no-access-log",)))
+    for name, replicas, extra in runs:
+        try:
+            with shipyard_host(cfg, name, "shipyard_service.py:Iris", "iris", replicas, *extra) as (
+                server,
+                base,
+            ):
+                url = base + "/iris/predict"
+                _post_ok(url, BODY)()
+                for c in cfg.args.connections:
+                    cfg.measure(server, url, c)
+        except (BenchFailed, RuntimeError) as exc:
+            fail(cfg, name, exc)
+
+
+_METRIC = re.compile(r"^(shipyard_batch_size_(?:sum|count))\{([^}]*)\}\s+(\S+)$", re.M)
+
+
+def batch_stats(base: str, service: str, endpoint: str) -> dict[str, float]:
+    """The host's shipyard_batch_size histogram sum and count for one endpoint."""
+    text = httpx.get(base + "/metrics", timeout=10).text
+    found = {"batch_sum": 0.0, "batch_count": 0.0}
+    for name, labels, value in _METRIC.findall(text):
+        if f'service="{service}"' in labels and f'endpoint="{endpoint}"' in labels:
+            found["batch_" + name.rsplit("_", 1)[1]] = float(value)
+    return found
+
+
+def part_batching(cfg: Config) -> None:
+    name = "batching"
+    with shipyard_host(cfg, name, "shipyard_service.py:Accelerator", "accel", 1) as (server, base):
+        batched, unbatched = base + "/accel/classify", base + "/accel/predict"
+        _post_ok(batched, BATCH_BODY)()
+        _post_ok(unbatched, BODY)()
+        stats = lambda: batch_stats(base, "accel", "classify")  # noqa: E731
+        for c in (cfg.args.batch_clients, 1):
+            cfg.measure(server, batched, c, body=BATCH_BODY, label="classify", around=stats)
+            cfg.measure(server, unbatched, c, label="predict")
+
+
+def fail(cfg: Config, name: str, exc: BaseException) -> None:
+    cfg.errors[name] = str(exc)
+    progress(f"  {name}: FAILED: {exc}")
+
+
+# --------------------------------------------------------------------------- report
+
+
+DISPLAY = {
+    "bare": "bare Starlette + uvicorn",
+    "bentoml-1": "BentoML, 1 worker",
+    "bentoml-2": "BentoML, 2 workers",
+    "shipyard-1": "shipyard, 1 replica",
+    "shipyard-2": "shipyard, 2 replicas",
+    "shipyard-1-nolog": "shipyard, 1 replica, `--no-access-log`",
+}
+PROCS = {"bare": 1, "bentoml-1": 1, "bentoml-2": 2, "shipyard-1": 1, "shipyard-2": 2}
+
+
+def find(cfg: Config, server: str, connections: int, endpoint: str | None = None) -> Point | None:
+    for point in cfg.points:
+        if point.server == server and point.connections == connections:
+            if endpoint is None or point.endpoint == endpoint:
+                return point
+    return None
+
+
+def ms(value: float) -> str:
+    return f"{value:.2f} ms" if value < 10 else f"{value:.1f} ms"
+
+
+def mb(value: float) -> str:
+    return f"{value / MB:.0f} MB"
+
+
+def yes(ok: bool) -> str:
+    return "yes" if ok else "**no**"
+
+
+def main_table(cfg: Config) -> list[str]:
+    rows = [
+        "| server | worker processes | connections | requests/s | p50 | p99 "
+        "| server CPU-ms / request | peak RSS (tree) | peak PSS (tree) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, display in DISPLAY.items():
+        memory = cfg.servers.get(name, {})
+        for c in cfg.args.connections:
+            point = find(cfg, name, c)
+            if point is None:
+                continue
+            workers = {"bare": "1 (in-process)"}.get(name, "")
+            if name.startswith("bentoml"):
+                workers = f"{name[-1]} + 1 arbiter"
+            if name.startswith("shipyard"):
+                workers = f"{name.split('-')[1]} + 1 front"
+            rps = f"{point.rps:,.0f}" + (" (with errors)" if point.errors else "")
+            rows.append(
+                f"| {display} | {workers} | {c} | {rps} | {ms(point.p50_ms)} | "
+                f"{ms(point.p99_ms)} | {point.cpu_ms_per_request:.3f} | "
+                f"{mb(memory.get('peak_rss', 0))} | {mb(memory.get('peak_pss', 0))} |"
+            )
+        if name in cfg.errors:
+            rows.append(f"| {display} | | | failed | | | | | |")
+    return rows
+
+
+def goals(cfg: Config) -> list[str]:
+    """The issue's goals for shipyard: CPU per request against the bare app and BentoML and
+    p99 against BentoML at every connection count; requests/s against BentoML with as many
+    worker processes at the most connections; p50 at one connection."""
+    rows = ["| goal | measured | met |", "|---|---|---|"]
+    for replicas in cfg.args.workers:
+        who = f"shipyard {replicas} replica{'s' if replicas > 1 else ''}"
+        same = f"BentoML's with {replicas} worker{'s' if replicas > 1 else ''}"
+        for c in cfg.args.connections:
+            ship = find(cfg, f"shipyard-{replicas}", c)
+            if ship is None:
+                continue
+            bare, bento = find(cfg, "bare", c), find(cfg, f"bentoml-{replicas}", c)
+            cpu = ship.cpu_ms_per_request
+            if bare is not None:
+                ratio = cpu / bare.cpu_ms_per_request
+                rows.append(
+                    f"| {who}, c={c}: server CPU-ms per request ≤ 2x the bare app's | "
+                    f"{cpu:.3f} vs {bare.cpu_ms_per_request:.3f}: {ratio:.2f}x | "
+                    f"{yes(ratio <= 2)} |"
+                )
+            if bento is not None:
+                ratio = cpu / bento.cpu_ms_per_request
+                rows.append(
+                    f"| {who}, c={c}: server CPU-ms per request ≤ 1/4 of {same} | "
+                    f"{cpu:.3f} vs {bento.cpu_ms_per_request:.3f}: 1/{1 / ratio:.1f} | "
+                    f"{yes(ratio <= 0.25)} |"
+                )
+                speed = ship.rps / bento.rps
+                # throughput is a claim about load: at fewer connections requests/s is
+                # only 1/latency, shown for information
+                met = yes(speed >= 4) if c == max(cfg.args.connections) else "(not judged)"
+                rows.append(
+                    f"| {who}, c={c}: requests/s ≥ 4x {same} | {ship.rps:,.0f} vs "
+                    f"{bento.rps:,.0f}: {speed:.1f}x | {met} |"
+                )
+                rows.append(
+                    f"| {who}, c={c}: p99 better than {same} | {ms(ship.p99_ms)} vs "
+                    f"{ms(bento.p99_ms)} | {yes(ship.p99_ms < bento.p99_ms)} |"
+                )
+            if c == 1:
+                rows.append(
+                    f"| {who}, c=1: p50 ≤ 1 ms | {ms(ship.p50_ms)} | {yes(ship.p50_ms <= 1)} |"
+                )
+    rows.extend(batching_goals(cfg))
+    return rows
+
+
+def batching_goals(cfg: Config) -> list[str]:
+    many = cfg.args.batch_clients
+    b_many, u_many = find(cfg, "batching", many, "classify"), find(cfg, "batching", many, "predict")
+    b_one, u_one = find(cfg, "batching", 1, "classify"), find(cfg, "batching", 1, "predict")
+    rows = []
+    if b_many and u_many:
+        speed = b_many.rps / u_many.rps
+        rows.append(
+            f"| batching: batched throughput ≥ 10x unbatched at {many} clients | "
+            f"{b_many.rps:,.0f} vs {u_many.rps:,.0f} req/s: {speed:.1f}x | {yes(speed >= 10)} |"
+        )
+    if b_one and u_one:
+        slower = b_one.p50_ms - u_one.p50_ms
+        rows.append(
+            f"| batching: a lone client is slowed by ≤ max_wait_ms ({MAX_WAIT_MS:g} ms), p50 | "
+            f"{ms(b_one.p50_ms)} vs {ms(u_one.p50_ms)}: {slower:+.2f} ms | "
+            f"{yes(slower <= MAX_WAIT_MS)} |"
+        )
+    return rows
+
+
+def batching_table(cfg: Config) -> list[str]:
+    points = [p for p in cfg.points if p.server == "batching"]
+    if not points:
+        return []
+    memory = cfg.servers.get("batching", {})
+    rows = [
+        "| endpoint | clients | requests/s | p50 | p99 | mean batch size "
+        "| server CPU-ms / request |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for point in sorted(points, key=lambda p: (-p.connections, p.endpoint)):
+        kind = (
+            "`classify` (batch, ≤64 rows, max_wait_ms 5)"
+            if point.endpoint == "classify"
+            else "`predict` (one row per call)"
+        )
+        count = point.extra.get("batch_count", 0)
+        mean = f"{point.extra['batch_sum'] / count:.1f}" if count else "1 (no batching)"
+        rps = f"{point.rps:,.0f}" + (" (with errors)" if point.errors else "")
+        rows.append(
+            f"| {kind} | {point.connections} | {rps} | {ms(point.p50_ms)} | "
+            f"{ms(point.p99_ms)} | {mean} | {point.cpu_ms_per_request:.3f} |"
+        )
+    rows.append("")
+    rows.append(
+        f"Batching host: peak RSS {mb(memory.get('peak_rss', 0))}, "
+        f"PSS {mb(memory.get('peak_pss', 0))} (front + 1 worker)."
+    )
+    return rows
+
+
+def section(cfg: Config, command: str, when: str) -> str:
+    m = cfg.machine
+    args = cfg.args
+    pinned = (
+        "wrk pinned to CPU 1 (`taskset -c 1`), every server process pinned to CPU 0 "
+        "(`taskset -c 0`, inherited by its workers): each server gets one core, the load the "
+        "other, for every server alike - 2 workers or 2 replicas share that one core"
+        if cfg.pin_server
+        else "no CPU pinning (`--no-pin`): wrk and the servers share both cores"
+    )
+    versions = ", ".join(f"{k} {v}" for k, v in sorted(cfg.versions.items()))
+    lines = [
+        "## Serving: a bare Starlette app, BentoML and shipyard's host on one model",
+        "",
+        f"Measured {when} with `{command}` (from the repository root).",
+        "",
+        f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram']} RAM, Linux {m['kernel']}, "
+        f"Python {m['python']}; 1-minute load average {m.get('load_start', '?')} at the start, "
+        f"{m.get('load_end', '?')} at the end (the script's own load is ~2: wrk and a server).",
+        f"- Versions: {versions}.",
+        f"- Load: wrk {cfg.versions.get('wrk', '')}, 1 thread, `--latency`, keep-alive "
+        f"connections to 127.0.0.1; {args.duration:g} s per measured run after a "
+        f"{args.warmup:g} s warm-up at the same concurrency; {pinned}.",
+        "- Model: scikit-learn LogisticRegression fitted on iris at start; body "
+        '`{"features": [5.1, 3.5, 1.4, 0.2]}`, answer `0`. Each server runs with its '
+        "defaults: BentoML and shipyard log every request (access log), the bare app does not.",
+        "",
+        *main_table(cfg),
+        "",
+        "Goals (from the issue):",
+        "",
+        *goals(cfg),
+    ]
+    batch = batching_table(cfg)
+    if batch:
+        lines += [
+            "",
+            f"Batching: `Accelerator` holds one lock {HOLD_MS:g} ms per call of the model, "
+            f"whatever the number of rows (a serial device); {args.batch_clients} and 1 wrk "
+            "connections, 1 replica. Mean batch size from the host's `/metrics` "
+            "(`shipyard_batch_size` sum / count over the measured run).",
+            "",
+            *batch,
+        ]
+    if cfg.errors:
+        lines += ["", "Failed:", ""]
+        lines += [f"- {name}: {msg.splitlines()[0][:300]}" for name, msg in cfg.errors.items()]
+    lines += [
+        "",
+        "How to read it:",
+        "",
+        "- requests/s, p50, p99: wrk's (latency from the request written to the response read,"
+        " by one wrk thread; wrk waits for each answer before the next request on a connection).",
+        "- server CPU-ms / request: user + system CPU of every process of the server's tree "
+        "(read from /proc/PID/stat before and after the measured run) divided by the requests "
+        "wrk completed. Peak RSS / PSS: the largest sum over the tree, sampled every 100 ms from "
+        "start to stop (PSS splits pages shared between processes).",
+        "- worker processes: the bare app is one process; BentoML runs an arbiter (circus) and "
+        "its workers; shipyard runs the front (Starlette on uvicorn) and one process per replica, "
+        "talking over a Unix socket.",
+    ]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--only", default=",".join(PARTS), help=f"comma-separated, of {','.join(PARTS)}"
+    )
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up before each")
+    parser.add_argument("--connections", default="1,32", help="wrk connections, comma-separated")
+    parser.add_argument("--workers", default="1,2", help="BentoML workers / shipyard replicas")
+    parser.add_argument("--batch-clients", type=int, default=64, help="clients for batching")
+    parser.add_argument("--no-extra", action="store_true", help="skip shipyard --no-access-log")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin wrk and the servers")
+    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    parser.add_argument("--json", type=Path, help="write every raw measurement here")
+    parser.add_argument("--keep", action="store_true", help="keep bench/.work/serve-* and logs")
+    args = parser.parse_args(argv)
+    args.parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    unknown = set(args.parts) - set(PARTS)
+    if unknown:
+        parser.error(f"--only: unknown {sorted(unknown)}; choose from {','.join(PARTS)}")
+    args.connections = sorted({int(c) for c in args.connections.split(",")})
+    args.workers = sorted({int(w) for w in args.workers.split(",")})
+    if args.duration <= 0 or args.duration > 600 or args.warmup < 0 or args.warmup > 600:
+        parser.error("--duration must be in (0, 600] and --warmup in [0, 600]")
+    return args
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+    described = machine(REPO)  # before pinning: it counts the CPUs this process may use
+    described["load_start"] = f"{os.getloadavg()[0]:.2f}"
+    cpus = sorted(os.sched_getaffinity(0))
+    pin = not args.no_pin and len(cpus) >= 2
+    if not args.no_pin and not pin:
+        progress("only one CPU available: not pinning")
+    if pin:
+        os.sched_setaffinity(0, {cpus[1]})  # the driver and its sampler live with the load
+    wrk = ensure_wrk()
+    (BENCH / ".work").mkdir(exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="serve-", dir=BENCH / ".work"))
+    cfg = Config(
+        args=args,
+        wrk=wrk,
+        workdir=workdir,
+        pin_load=["taskset", "-c", str(cpus[1])] if pin else [],
+        pin_server=["taskset", "-c", str(cpus[0])] if pin else [],
+        machine=described,
+    )
+    cfg.versions.update(
+        {
+            "wrk": wrk_version(wrk).removeprefix("wrk "),
+            "starlette": importlib.metadata.version("starlette"),
+            "uvicorn": importlib.metadata.version("uvicorn"),
+            "uvloop": importlib.metadata.version("uvloop"),
+            "httptools": importlib.metadata.version("httptools"),
+            "scikit-learn": importlib.metadata.version("scikit-learn"),
+        }
+    )
+    parts = {
+        "bare": part_bare,
+        "bentoml": part_bentoml,
+        "shipyard": part_shipyard,
+        "batching": part_batching,
+    }
+    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    progress(f"work directory {workdir}; parts {args.parts}")
+    try:
+        for part in args.parts:
+            try:
+                parts[part](cfg)
+            except (BenchFailed, RuntimeError, httpx.HTTPError) as exc:
+                fail(cfg, part, exc)
+    except KeyboardInterrupt:
+        progress(f"interrupted; servers stopped; logs in {workdir}")
+        return 130
+    cfg.machine["load_end"] = f"{os.getloadavg()[0]:.2f}"
+    command = ".venv/bin/python bench/serve.py " + shlex.join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    text = section(cfg, command.strip(), when)
+    print(text)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "points": [asdict(p) for p in cfg.points],
+                    "servers": cfg.servers,
+                    "errors": cfg.errors,
+                },
+                indent=2,
+            )
+        )
+    if args.write:
+        write_section(REPO / "BENCHMARKS.md", START, END, text, HEADER)
+        progress(f"wrote the serve section of {REPO / 'BENCHMARKS.md'}")
+    if cfg.errors:
+        progress(f"failures: {sorted(cfg.errors)}; logs in {workdir}")
+        return 1
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

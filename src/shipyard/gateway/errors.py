@@ -1,0 +1,115 @@
+"""Errors of the gateway, and the two error shapes it answers with.
+
+::
+
+    GatewayError               root of everything shipyard.gateway raises on purpose
+    ├── ConfigError            the YAML file is invalid: ``.file``, ``.line``, ``.reason``
+    └── RequestError           a request cannot be served as sent: ``.status``, ``.param``
+        └── TranslationError   (400) a field has no equivalent at the upstream provider
+
+On ``/v1/...`` errors use OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``,
+so OpenAI clients raise their usual exception classes; under ``/gateway/...`` they use the
+host's shape, ``{"error": {"type", "message"}}``. No message ever contains an upstream
+credential or a caller's key.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.responses import Response
+
+JSON = "application/json"
+
+
+class GatewayError(Exception):
+    """Root of the gateway's exceptions; the message says what was wrong and the fix."""
+
+
+class ConfigError(GatewayError):
+    """The gateway configuration is invalid. ``str(err)`` reads ``file:line: reason``."""
+
+    def __init__(self, file: object, line: int | None, reason: str) -> None:
+        self.file = str(file)
+        self.line = line
+        self.reason = reason
+        where = f"{self.file}:{line}" if line is not None else self.file
+        super().__init__(f"{where}: {reason}")
+
+
+class RequestError(GatewayError):
+    """A request the gateway refuses: ``status`` (4xx), ``param`` (the field, if any)."""
+
+    def __init__(
+        self, message: str, *, status: int = 400, param: str | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.param = param
+        self.code = code
+
+
+class TranslationError(RequestError):
+    """A request field that the upstream provider cannot express (400, names the field)."""
+
+
+_OPENAI_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+    502: "upstream_error",
+    504: "timeout",
+}
+
+
+def openai_error_body(
+    status: int,
+    message: str,
+    *,
+    type: str | None = None,
+    param: str | None = None,
+    code: str | None = None,
+) -> bytes:
+    """An error body in OpenAI's shape."""
+    kind = type or _OPENAI_TYPES.get(status, "api_error")
+    error = {"message": message, "type": kind, "param": param, "code": code}
+    return json.dumps({"error": error}).encode()
+
+
+def openai_error(
+    status: int,
+    message: str,
+    *,
+    type: str | None = None,
+    param: str | None = None,
+    code: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """An error response in OpenAI's shape (the ``/v1`` surface)."""
+    body = openai_error_body(status, message, type=type, param=param, code=code)
+    return Response(body, status, headers=headers, media_type=JSON)
+
+
+def gateway_error(
+    status: int, kind: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    """An error response in the host's shape (the ``/gateway`` surface)."""
+    body = json.dumps({"error": {"type": kind, "message": message, **extra}}).encode()
+    return Response(body, status, headers=headers, media_type=JSON)
+
+
+__all__ = [
+    "ConfigError",
+    "GatewayError",
+    "RequestError",
+    "TranslationError",
+    "gateway_error",
+    "openai_error",
+    "openai_error_body",
+]

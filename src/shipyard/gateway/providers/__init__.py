@@ -1,0 +1,36 @@
+"""Upstream adapters, one per provider: :func:`adapter_for` picks the one for a route."""
+
+from __future__ import annotations
+
+import httpx
+
+from shipyard.gateway.config import Provider, Route
+from shipyard.gateway.providers.anthropic import AnthropicAdapter
+from shipyard.gateway.providers.base import Adapter, Call, Usage
+from shipyard.gateway.providers.http import HttpAdapter
+from shipyard.gateway.providers.openai import OpenAIAdapter
+from shipyard.gateway.providers.service import ServiceAdapter
+
+_ADAPTERS: dict[Provider, type[Adapter]] = {
+    Provider.OPENAI: OpenAIAdapter,
+    Provider.ANTHROPIC: AnthropicAdapter,
+    Provider.SERVICE: ServiceAdapter,
+    Provider.HTTP: HttpAdapter,
+}
+
+
+def adapter_for(route: Route, client: httpx.AsyncClient) -> Adapter:
+    """The adapter of ``route``'s provider, sending on ``client``."""
+    return _ADAPTERS[route.upstream.provider](route, client)
+
+
+__all__ = [
+    "Adapter",
+    "AnthropicAdapter",
+    "Call",
+    "HttpAdapter",
+    "OpenAIAdapter",
+    "ServiceAdapter",
+    "Usage",
+    "adapter_for",
+]

@@ -1,0 +1,74 @@
+"""Plain HTTP upstreams (``type: http``): method, sub-path, query and body passed through to
+``base_url + path``, with a sub-path that can never leave ``base_url``.
+
+:func:`safe_path` refuses, before anything is sent: ``.`` and ``..`` segments, empty
+segments (``//``), backslashes, ``@``, percent-encoded ``/``, ``\\``, ``.`` or NUL
+(``%2f``, ``%5c``, ``%2e``, ``%00``) and anything that looks like an absolute URL. The URL
+built from it is checked again to have the base URL's scheme, host, port and path prefix.
+"""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+
+from shipyard.gateway.errors import RequestError
+from shipyard.gateway.providers.base import Adapter, Call
+
+_ENCODED = re.compile(r"%(2f|5c|2e|00)", re.IGNORECASE)
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]*:", re.IGNORECASE)
+_SAFE = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:%/]*")
+
+
+def safe_path(raw: str) -> str:
+    """``raw`` (still percent-encoded, no leading ``/``) if it stays under the base URL."""
+    why = None
+    if _ENCODED.search(raw):
+        why = "encoded '/', '\\', '.' or NUL"
+    elif "\\" in raw or "@" in raw:
+        why = "'\\' or '@'"
+    elif _SCHEME.match(raw):
+        why = "an absolute URL"
+    elif not _SAFE.fullmatch(raw):
+        why = "characters that must be percent-encoded"
+    else:
+        segments = raw.split("/")
+        if any(s in (".", "..") for s in segments):
+            why = "'.' or '..' segments"
+        elif any(s == "" for s in segments[:-1]):
+            why = "an empty segment ('//')"
+    if why is not None:
+        raise RequestError(f"the path may not contain {why}", status=400, param="path")
+    return raw
+
+
+def join(base_url: str, path: str, query: bytes) -> httpx.URL:
+    """``base_url/path?query``, checked to stay on ``base_url``."""
+    base = httpx.URL(base_url + "/")
+    text = base_url + "/" + safe_path(path)
+    if query:
+        text += "?" + query.decode("latin-1")
+    url = httpx.URL(text)
+    if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port) or not (
+        url.raw_path.startswith(base.raw_path)
+    ):
+        raise RequestError("the path leaves the route's base URL", status=400, param="path")
+    return url
+
+
+class HttpAdapter(Adapter):
+    """Any HTTP server: ``{method} {base_url}/{path}?{query}`` with the body as sent."""
+
+    def request(self, call: Call) -> httpx.Request:
+        url = join(self.route.upstream.base_url, call.path, call.query)
+        return self.client.build_request(
+            call.method,
+            url,
+            content=call.body or None,
+            headers=self.headers(call, {}),
+            timeout=self.timeout,
+        )
+
+
+__all__ = ["HttpAdapter", "join", "safe_path"]

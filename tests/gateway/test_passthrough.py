@@ -1,0 +1,131 @@
+"""``/gateway/{route}/...``: http passthrough, hosted services, and SSRF attempts."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import httpx
+import pytest
+from gateway_fakes import SECRETS, Running, Upstreams, config_text
+
+
+@pytest.fixture
+def gw(ups: Upstreams, serve_gateway: Callable[..., Running]) -> Running:
+    service = """
+  - name: ranker
+    type: service
+    upstream: {service: ranker}
+"""
+    # the echo upstream plays the shipyard host: POST /{service}/{endpoint}
+    return serve_gateway(config_text(ups, service), host_url=ups.echo)
+
+
+def test_http_route_passes_method_path_query_and_body(gw: Running, ups: Upstreams) -> None:
+    r = httpx.put(
+        f"{gw.url}/gateway/files/a/b.txt?x=1&y=%20z",
+        content=b"payload",
+        headers={
+            **gw.auth,
+            "x-trace-id": "t-1",
+            "cookie": "c=1",
+            "x-forwarded-host": "evil",
+            "content-type": "text/plain",
+        },
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["method"] == "PUT" and r.json()["path"] == "/base/a/b.txt"
+    assert r.json()["query"] == "x=1&y=%20z" and r.json()["body"] == "payload"
+    assert r.headers["x-request-id"] == "r1" and "set-cookie" not in r.headers
+    seen = ups.rec_echo.requests[-1]["headers"]
+    assert seen["x-api-key"] == SECRETS["HTTP_KEY"] and seen["x-trace-id"] == "t-1"
+    assert seen["host"] == ups.echo.removeprefix("http://")
+    for never in ("authorization", "cookie", "x-forwarded-host"):
+        assert never not in seen
+
+
+def test_service_route_posts_to_the_hosted_service(gw: Running, ups: Upstreams) -> None:
+    r = httpx.post(f"{gw.url}/gateway/ranker/home", json={"profile_id": "p1"}, headers=gw.auth)
+    assert r.status_code == 200
+    assert r.json()["path"] == "/ranker/home" and r.json()["body"] == '{"profile_id":"p1"}'
+    assert httpx.get(f"{gw.url}/gateway/ranker/home", headers=gw.auth).status_code == 405
+    nested = httpx.post(f"{gw.url}/gateway/ranker/a/b", json={}, headers=gw.auth)
+    assert nested.status_code == 404
+
+
+def test_unknown_routes_and_keys(gw: Running) -> None:
+    assert httpx.get(f"{gw.url}/gateway/files/x").status_code == 401
+    r = httpx.get(f"{gw.url}/gateway/nope/x", headers=gw.auth)
+    assert r.status_code == 404 and r.json() == {
+        "error": {"type": "not_found", "message": "no gateway route named 'nope'"}
+    }
+    chat = httpx.post(f"{gw.url}/gateway/chat/x", headers=gw.auth)
+    assert chat.status_code == 404 and "/v1/chat/completions" in chat.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../secret",
+        "a/../../x",
+        "a/%2e%2e/x",
+        "%2E%2E/x",
+        "a%2fb",
+        "a%2Fb",
+        "a%5cb",
+        "a\\b",
+        "user@evil.com/x",
+        "http://evil.com/x",
+        "a//b",
+        "./x",
+        "%00",
+    ],
+)
+def test_ssrf_paths_are_refused(gw: Running, ups: Upstreams, path: str) -> None:
+    before = len(ups.rec_echo.requests)
+    target = f"/gateway/files/{path}".encode()
+    with socket.create_connection(("127.0.0.1", gw.server.port), timeout=5) as sock:
+        sock.sendall(
+            b"GET "
+            + target
+            + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+            + gw.key.encode()
+            + b"\r\nConnection: close\r\n\r\n"
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    # refused, or (when the server itself normalised the path away) never off the base URL
+    assert status in (400, 404), answer
+    after = ups.rec_echo.requests[before:]
+    assert all(q["path"].startswith("/base/") and ".." not in q["path"] for q in after)
+
+
+def test_absolute_form_and_host_headers_cannot_change_the_upstream(
+    gw: Running, ups: Upstreams
+) -> None:
+    before = len(ups.rec_echo.requests)
+    with socket.create_connection(("127.0.0.1", gw.server.port), timeout=5) as sock:
+        sock.sendall(
+            b"GET http://169.254.169.254/gateway/files/ok HTTP/1.1\r\nHost: evil\r\n"
+            b"Authorization: Bearer "
+            + gw.key.encode()
+            + b"\r\nX-Forwarded-Host: evil\r\nConnection: close\r\n\r\n"
+        )
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status = int(answer.split(b" ", 2)[1])
+    assert status in (200, 404)  # the server may or may not route an absolute-form target
+    for seen in ups.rec_echo.requests[before:]:  # but it can only ever reach the base URL
+        assert seen["path"] == "/base/ok" and seen["headers"]["host"] == ups.echo[7:]
+    r = httpx.get(f"{gw.url}/gateway/files/ok", headers={**gw.auth, "host": "evil.example"})
+    assert r.status_code == 200
+    assert ups.rec_echo.requests[-1]["headers"]["host"] == ups.echo[7:]
+
+
+def test_upstream_redirects_are_not_followed(gw: Running, ups: Upstreams) -> None:
+    r = httpx.get(f"{gw.url}/gateway/files/redirect", headers=gw.auth)
+    assert r.status_code == 502 and "location" not in r.headers
+    assert len([q for q in ups.rec_echo.requests if "elsewhere" in q["path"]]) == 0
