@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_HOME := $(CURDIR)/.demo
 
-.PHONY: demo test lint typecheck unit venv services-start services-stop lock clean
+.PHONY: demo demo-digits test lint typecheck unit venv services-start services-stop lock clean
 
 venv: $(VENV)/.installed
 
@@ -16,6 +16,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	touch $@
 
 demo: venv
+	rm -rf $(DEMO_HOME)
+	SHIPYARD_HOME=$(DEMO_HOME) $(BIN)/python examples/movie_ranker/demo.py
+
+# the first demo: digits classified by a scikit-learn model, batched requests
+demo-digits: venv
 	rm -rf $(DEMO_HOME)
 	SHIPYARD_HOME=$(DEMO_HOME) $(BIN)/python examples/digits/demo.py
 

@@ -328,6 +328,41 @@ def test_deploys_are_in_the_audit_log(host: HostProcess, demo: Path) -> None:
     assert ("scale", "demo") in actions and ("rollback", "demo") in actions
 
 
+CACHED = """
+from shipyard import cache
+from shipyard.serve import Service, endpoint
+
+
+class Cached(Service):
+    def load(self):
+        self.rows = cache.reader("rows")
+
+    @endpoint
+    def row(self, key: str) -> list[int] | None:
+        return self.rows.get(key)
+"""
+
+
+def test_worker_metrics_reach_the_host(host: HostProcess, tmp_path: Path) -> None:
+    """A service's cache reads happen in its worker; the host's /metrics shows them."""
+    from shipyard import cache
+
+    os.environ["SHIPYARD_HOME"] = str(host.home)
+    try:
+        with cache.writer("rows") as w:
+            w.put("a", [1, 2, 3])
+    finally:
+        os.environ.pop("SHIPYARD_HOME", None)
+    path = tmp_path / "cached_service.py"
+    path.write_text(CACHED)
+    host.deploy(f"{path}:Cached", "cached")
+    assert host.post("/cached/row", {"key": "a"}).json() == [1, 2, 3]
+    assert host.post("/cached/row", {"key": "zz"}).json() is None
+    metrics = httpx.get(host.url + "/metrics").text
+    assert 'shipyard_cache_hits_total{namespace="rows"}' in metrics
+    assert 'shipyard_cache_misses_total{namespace="rows"}' in metrics
+
+
 # last: once an invoke key exists, calls without one are refused for the rest of the module
 def test_keys_close_service_calls(host: HostProcess, demo: Path) -> None:
     out = host.cli("keys", "create", "--scope", "invoke:demo", remote=False)

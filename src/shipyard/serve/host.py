@@ -18,6 +18,7 @@ import os
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
@@ -174,7 +175,7 @@ class Host:
             self.metrics.replicas.labels(name, "starting").set(
                 len(group.replicas) - group.ready_count
             )
-        text = self.metrics.render()
+        text = self.metrics.render() + _worker_metrics(self.supervisor.metrics_dir)
         if self.gateway is not None:
             text += self.gateway.render_metrics()
         return Response(text, media_type="text/plain; version=0.0.4")
@@ -258,11 +259,12 @@ class _Invoke:
         else:
             status, payload = frame.code, frame.payload
             if frame.extra:
-                host.metrics.batch_size.labels(service, endpoint).observe(frame.extra)
+                host.metrics.endpoint(service, endpoint).batch_size.observe(frame.extra)
         await _send(send, status, payload, retry_after=status == 503)
         elapsed = time.perf_counter() - started
-        host.metrics.requests.labels(service, endpoint, str(status)).inc()
-        host.metrics.latency.labels(service, endpoint).observe(elapsed)
+        counters = host.metrics.endpoint(service, endpoint)
+        counters.count(status)
+        counters.latency.observe(elapsed)
         if access.isEnabledFor(logging.INFO):
             access.info(
                 json.dumps(
@@ -310,6 +312,16 @@ async def _send(send: Send, status: int, body: bytes, *, retry_after: bool = Fal
         headers.append((b"retry-after", b"1"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _worker_metrics(directory: Path) -> bytes:
+    """What the workers recorded (prometheus_client's multiprocess files), added up."""
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(directory))  # type: ignore[no-untyped-call]
+    return generate_latest(registry)
 
 
 def _unknown_service(name: str) -> Response:

@@ -3,6 +3,8 @@ process, as they do in tests)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -48,6 +50,7 @@ class HostMetrics:
             ["service"],
             registry=r,
         )
+        self._endpoints: dict[tuple[str, str], EndpointMetrics] = {}
         self.rejected = Counter(
             "shipyard_rejected",
             "Requests refused because a service was overloaded or down",
@@ -55,5 +58,29 @@ class HostMetrics:
             registry=r,
         )
 
+    def endpoint(self, service: str, endpoint: str) -> EndpointMetrics:
+        """The labelled children of one endpoint, looked up once (labels() is not free)."""
+        found = self._endpoints.get((service, endpoint))
+        if found is None:
+            found = self._endpoints[(service, endpoint)] = EndpointMetrics(self, service, endpoint)
+        return found
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class EndpointMetrics:
+    """One endpoint's children of the host's metrics."""
+
+    def __init__(self, metrics: HostMetrics, service: str, endpoint: str) -> None:
+        self.latency = metrics.latency.labels(service, endpoint)
+        self.batch_size = metrics.batch_size.labels(service, endpoint)
+        self._requests = metrics.requests
+        self._labels = (service, endpoint)
+        self._by_code: dict[int, Any] = {}
+
+    def count(self, status: int) -> None:
+        child = self._by_code.get(status)
+        if child is None:
+            child = self._by_code[status] = self._requests.labels(*self._labels, str(status))
+        child.inc()

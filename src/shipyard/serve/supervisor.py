@@ -140,6 +140,10 @@ class Supervisor:
         self.services: dict[str, ServiceGroup] = {}
         self.socket_dir = Path(tempfile.mkdtemp(prefix="sy-"))  # short, private (0700)
         os.chmod(self.socket_dir, 0o700)
+        #: workers write their Prometheus metrics here (the cache's reads and fallbacks, the
+        #: user's own); the host's /metrics adds them up
+        self.metrics_dir = self.socket_dir / "metrics"
+        self.metrics_dir.mkdir()
         self._counter = 0
         self._watchers: set[asyncio.Task[None]] = set()
         self._closing = False
@@ -154,7 +158,10 @@ class Supervisor:
             service=spec.service,
             entry=spec.entry,
             code_dir=spec.code_dir,
-            env=worker_env(spec.env, self.store_url),
+            env={
+                **worker_env(spec.env, self.store_url),
+                "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
+            },
             pins=spec.pins,
             log_path=logs / f"v{spec.version}-{self._counter}.log",
         )
@@ -227,6 +234,7 @@ class Supervisor:
         while True:
             started = time.monotonic()
             code = await replica.wait_exit()
+            _metrics_gone(self.metrics_dir, replica.pid)
             if (
                 replica.stopping
                 or self._closing
@@ -269,7 +277,16 @@ class Supervisor:
         await asyncio.gather(*(r.terminate() for g in groups for r in g.replicas))
         for task in list(self._watchers):
             task.cancel()
-        with contextlib.suppress(OSError):
-            for path in self.socket_dir.iterdir():
-                path.unlink()
-            self.socket_dir.rmdir()
+        import shutil
+
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
+
+
+def _metrics_gone(directory: Path, pid: int | None) -> None:
+    """A worker exited: its live gauges must not linger in /metrics."""
+    if pid is None:
+        return
+    from prometheus_client import multiprocess
+
+    with contextlib.suppress(OSError):
+        multiprocess.mark_process_dead(pid, str(directory))  # type: ignore[no-untyped-call]
