@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -231,3 +232,24 @@ def test_a_forked_child_gets_its_own_connections(backend: RedisBackend) -> None:
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert backend.get_many(NS, version, [b"k"]) == [b"v"]
+
+
+def test_writer_and_reader_through_a_redis_url(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The public API end to end on Redis: settings, commit, read, rollback, configure."""
+    from shipyard import cache
+
+    monkeypatch.setenv("SHIPYARD_CACHE_URL", redis_url)
+    ns = f"api-{uuid.uuid4().hex[:8]}"
+    cache.configure(ns, keep=2, max_age="1h")
+    with cache.writer(ns) as w:
+        w.put_many({"a": [1, 2], "b": {"x": 1}})
+    first = cache.reader(ns).version
+    with cache.writer(ns) as w:
+        w.put("a", [3])
+    reader = cache.reader(ns)
+    assert reader.get("a") == [3] and reader.get("b") is None and reader.version != first
+    assert reader.get_many(["a", "zz"], default=0) == {"a": [3], "zz": 0}
+    cache.rollback(ns)
+    assert cache.reader(ns).get_many(["a", "b"]) == {"a": [1, 2], "b": {"x": 1}}

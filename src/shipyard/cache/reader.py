@@ -222,6 +222,8 @@ class Reader:
         return result
 
     def _decode(self, raw: bytes, key: str) -> Any:
+        if raw[:1] == codec.MSGPACK:  # the common case, without building an error context
+            return codec.msgpack.unpackb(memoryview(raw)[1:], raw=False)
         return codec.decode(raw, where=f"namespace {self.namespace!r}, key {key!r}")
 
     def _remember(self, version: str, key: str, value: Any) -> None:

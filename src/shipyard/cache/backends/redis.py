@@ -44,7 +44,8 @@ from shipyard.cache.backends.base import BackendUnavailable, CacheError, Version
 __all__ = ["RedisBackend", "mask_url"]
 
 CHUNK = 1_000
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
+# a leading "_" is for the cache's own namespaces (per-namespace settings: "_settings.NS")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,199}")
 _VERSION = re.compile(r"[0-9]{1,18}")
 _OWN_OPTIONS = {"prefix", "read_timeout", "write_timeout", "connect_timeout"}
 
