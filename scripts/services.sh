@@ -1,5 +1,6 @@
 # Servers the test suite needs, started on 127.0.0.1 and stopped again.
 #   source scripts/services.sh && services_start   # exports SHIPYARD_TEST_*_URL
+#                                                  # and SHIPYARD_TEST_CHROMIUM
 #   services_stop
 # (SHIPYARD_TEST_REDIS_URLS: two independent redis-servers, comma-separated.)
 # Missing software is installed (apt-get / the venv); under CI=true a server that
@@ -73,8 +74,21 @@ _redis_start() {
   echo "services: two redis-servers at $urls" >&2
 }
 
+_chromium_check() {
+  # Headless Chromium for the UI's browser tests: Debian's package, never a browser
+  # build downloaded by playwright.
+  if ! [ -x /usr/bin/chromium ]; then
+    echo "services: installing chromium (apt-get)" >&2
+    (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || true
+  fi
+  [ -x /usr/bin/chromium ] || { _fail_or_warn "chromium is not installed and could not be installed"; return; }
+  export SHIPYARD_TEST_CHROMIUM=/usr/bin/chromium
+  echo "services: chromium at $SHIPYARD_TEST_CHROMIUM" >&2
+}
+
 services_start() {
   mkdir -p "$SERVICES_DIR"
+  _chromium_check || return 1
   _postgres_start || return 1
   _s3_start || return 1
   _redis_start || return 1

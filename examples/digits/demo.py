@@ -110,7 +110,8 @@ def main() -> int:
     step("done: the host has stopped and nothing is left running")
     print("Look at what it made: the runs (shipyard runs, shipyard show DigitsFlow), the model")
     print("(shipyard models show digits) and the service, whose deployment the host restores,")
-    print("with its docs at http://127.0.0.1:8000/digits/docs. Bring the host back up with:")
+    print("with its docs at http://127.0.0.1:8000/digits/docs, and the UI at")
+    print("http://127.0.0.1:8000/ui. Bring the host and the UI back up with:")
     print(f"  SHIPYARD_HOME={home} .venv/bin/shipyard serve --port 8000")
     return 0
 

@@ -137,8 +137,9 @@ def main(argv: list[str]) -> int:
     step("done: the host has stopped and nothing is left running")
     print("Look at what it made: the runs (shipyard show MovieRankerFlow), the model (shipyard")
     print("models show ranker), the cache (shipyard cache show home-rows) and the service, whose")
-    print("deployment the host restores, with its docs at http://127.0.0.1:8000/ranker/docs.")
-    print("Bring the host back up with:")
+    print("deployment the host restores: the UI at http://127.0.0.1:8000/ui (runs, DAGs, models,")
+    print("deployments), the service's docs at http://127.0.0.1:8000/ranker/docs.")
+    print("Bring the host and the UI back up with:")
     print(f"  SHIPYARD_HOME={home} .venv/bin/shipyard serve --port 8000")
     return 0
 

@@ -21,6 +21,8 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
+import msgpack
+
 from shipyard.cache import codec, metrics
 from shipyard.cache.backends import open_backend
 from shipyard.cache.backends.base import Backend, BackendUnavailable, CacheError, VersionInfo
@@ -223,7 +225,7 @@ class Reader:
 
     def _decode(self, raw: bytes, key: str) -> Any:
         if raw[:1] == codec.MSGPACK:  # the common case, without building an error context
-            return codec.msgpack.unpackb(memoryview(raw)[1:], raw=False)
+            return msgpack.unpackb(memoryview(raw)[1:], raw=False)
         return codec.decode(raw, where=f"namespace {self.namespace!r}, key {key!r}")
 
     def _remember(self, version: str, key: str, value: Any) -> None:

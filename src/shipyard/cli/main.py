@@ -14,6 +14,7 @@ from shipyard.cli import (
     models,
     runs,
     serve,
+    ui,
 )
 
 
@@ -33,5 +34,6 @@ for _command in (
     *serve.COMMANDS,
     *cache.COMMANDS,
     *gateway.COMMANDS,
+    *ui.COMMANDS,
 ):
     main.add_command(_command)

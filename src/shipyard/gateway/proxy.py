@@ -283,6 +283,7 @@ class Proxy:
                     ) from None
                 failures.append(f"fallback {target.name!r} cannot take this request: {exc.message}")
                 continue
+            pool = table.pools[target.upstream.origin]
             retry = _LLM_RETRY if target.type.openai else _PLAIN_RETRY
             delay = 0.0
             for attempt in range(target.retries.attempts + 1):
@@ -291,7 +292,8 @@ class Proxy:
                 ex.attempts += 1
                 delay = 0.0
                 try:
-                    response = await adapter.client.send(request, stream=True)
+                    response = await pool.transport.handle_async_request(request)
+                    response.request = request
                 except httpx.TimeoutException:
                     metrics.attempts.labels(target.name, "timeout").inc()
                     last, why = 504, f"no answer within {target.timeout:g} s"

@@ -26,12 +26,19 @@ POOL_LIMITS = httpx.Limits(max_connections=512, max_keepalive_connections=128, k
 
 
 class Pool:
-    """One ``httpx.AsyncClient`` (HTTP/1.1 keep-alive) for one upstream origin."""
+    """One ``httpx.AsyncClient`` (HTTP/1.1 keep-alive) for one upstream origin.
+
+    The adapters build requests with :attr:`client` (its default headers and timeouts); the
+    proxy sends them on :attr:`transport`, the client's own connection pool, skipping the
+    client's auth, redirect and cookie-jar layers: nothing to authenticate or follow there,
+    and an upstream's cookies must never be replayed for the next caller.
+    """
 
     def __init__(self, origin: str) -> None:
         self.origin = origin
+        self.transport = httpx.AsyncHTTPTransport(limits=POOL_LIMITS, trust_env=False)
         self.client = httpx.AsyncClient(
-            limits=POOL_LIMITS,
+            transport=self.transport,
             follow_redirects=False,  # a redirect could point anywhere: never followed
             trust_env=False,  # no proxy or netrc from the environment
             headers={"accept-encoding": "identity", "user-agent": "shipyard-gateway"},

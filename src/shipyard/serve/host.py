@@ -35,6 +35,7 @@ from shipyard.serve.errors import JSON, error_body, error_response, new_error_id
 from shipyard.serve.metrics import HostMetrics
 from shipyard.serve.replica import ReplicaGone
 from shipyard.serve.supervisor import Supervisor
+from shipyard.ui import make_ui
 
 if TYPE_CHECKING:
     from shipyard.gateway import Gateway
@@ -103,6 +104,7 @@ class Host:
                 Route("/readyz", self.readyz),
                 Route("/metrics", self.metrics_endpoint),
                 Mount("/api/v1", routes=self.admin.routes()),
+                Mount("/ui", app=make_ui(self.meta, self.blobs, self.guard, host=self)),
                 *(self.gateway.routes() if self.gateway is not None else ()),
                 Route("/{service}/openapi.json", self.openapi, methods=["GET"]),
                 Route("/{service}/docs", self.docs, methods=["GET"]),

@@ -1,0 +1,13 @@
+"""The web UI: runs, DAGs, tasks, logs, artifacts, models and deployments in a browser.
+
+Server-rendered (Starlette + Jinja2) with a little CSS and JavaScript of our own; nothing is
+fetched from anywhere else. The host mounts :func:`make_ui` at ``/ui``; ``shipyard ui``
+serves :func:`standalone` alone, read-only. Access: open to loopback clients while no
+``ui`` key exists, otherwise sign in with a key (see :mod:`shipyard.ui.auth`).
+"""
+
+from __future__ import annotations
+
+from shipyard.ui.app import make_ui, standalone
+
+__all__ = ["make_ui", "standalone"]

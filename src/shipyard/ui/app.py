@@ -1,0 +1,228 @@
+"""The UI as an ASGI app: :func:`make_ui` (mounted at ``/ui`` by the host) and
+:func:`standalone` (what ``shipyard ui`` serves: the same pages under ``/ui``, read-only).
+
+Every page is a plain function ``(UIContext, Request) -> Response`` run in a worker thread
+(the stores are synchronous and must not stall the host's event loop), behind the sign-in
+check of :mod:`shipyard.ui.auth`. A handler answers an unknown id with
+:class:`~shipyard.ui.context.PageNotFound` (a 404 page); any other failure becomes a 500
+page with an error id to find in the logs, never a traceback.
+
+Routes (relative to the mount point)::
+
+    /                                   -> /runs
+    /runs                               runs (filters: flow, status, tag; page)
+    /runs/{flow}/{run_id}               DAG, timeline, parameters, tags
+    /runs/{flow}/{run_id}/{step}        the step's tasks
+    /runs/{flow}/{run_id}/{step}/{id}   attempts, errors, artifacts, logs
+    /models, /models/{name}             models; one model's versions
+    /deployments, /deployments/{name}   services; one service's versions
+    /api/runs[/{flow}/{run_id}[/{step}/{id}]]   the JSON the pages poll while live
+    /signin, /signout                   the key cookie
+    /static/...                         our CSS and JS
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from shipyard.keys import Guard
+from shipyard.store.blobs import BlobStore
+from shipyard.store.meta import MetaStore
+from shipyard.ui import auth, formats
+from shipyard.ui.context import PageError, UIContext
+from shipyard.ui.dag import step_status
+from shipyard.ui.deployments import deployment_page, deployments_page
+from shipyard.ui.models import model_page, models_page
+from shipyard.ui.run import run_json, run_page, step_page
+from shipyard.ui.runs import runs_json, runs_page
+from shipyard.ui.task import task_json, task_page
+
+if TYPE_CHECKING:
+    from shipyard.serve.host import Host
+
+log = logging.getLogger("shipyard.ui")
+
+HERE = Path(__file__).parent
+#: sent with every page: only our own scripts, styles and images; never framed
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+Handler = Callable[[UIContext, Request], Response]
+
+
+def templates() -> Jinja2Templates:
+    """The page templates, autoescaped, with the formatting filters."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        when=formats.when,
+        duration=formats.duration,
+        size=formats.size,
+        shorten=formats.shorten,
+        took=lambda item: formats.duration(
+            formats.seconds_between(item.started_at, item.finished_at)
+        ),
+        took_run=lambda run: formats.duration(
+            formats.seconds_between(run.created_at, run.finished_at)
+        ),
+        took_summary=lambda s: formats.duration(
+            formats.seconds_between(s["started_at"], s["finished_at"])
+        ),
+        step_status=step_status,
+    )
+    return Jinja2Templates(env=env)
+
+
+def _page(
+    ctx: UIContext, handler: Handler, *, api: bool = False
+) -> Callable[..., Awaitable[Response]]:
+    """``handler`` as an endpoint: sign-in check, a worker thread, error pages, headers."""
+
+    def call(request: Request) -> Response:
+        denied = auth.authorize(ctx, request, api=api)
+        if denied is not None:
+            return denied
+        try:
+            return handler(ctx, request)
+        except PageError as exc:
+            if api:
+                kind = "not_found" if exc.status == 404 else "bad_request"
+                body = {"error": {"type": kind, "message": exc.message}}
+                return JSONResponse(body, exc.status)
+            title = "Not found" if exc.status == 404 else "Bad request"
+            return ctx.render(request, "error.html", exc.status, title=title, message=exc.message)
+        except Exception:
+            error_id = uuid.uuid4().hex[:12]
+            log.exception("UI error %s on %s", error_id, request.url.path)
+            message = f"the UI failed on this page (error id {error_id}); see the server's log"
+            if api:
+                return JSONResponse(
+                    {"error": {"type": "internal_error", "message": message, "error_id": error_id}},
+                    500,
+                )
+            return ctx.render(request, "error.html", 500, title="Error", message=message)
+
+    async def endpoint(request: Request) -> Response:
+        response = await run_in_threadpool(call, request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
+def _routes(ctx: UIContext) -> list[BaseRoute]:
+    async def home(request: Request) -> Response:
+        base = str(request.scope.get("root_path", "")).rstrip("/")
+        return RedirectResponse(base + "/runs", status_code=307)
+
+    async def signin(request: Request) -> Response:
+        response = await auth.signin(ctx, request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    async def signout(request: Request) -> Response:
+        return await auth.signout(ctx, request)
+
+    run = "/runs/{flow}/{run_id}"
+    return [
+        Route("/", home),
+        Route("/runs", _page(ctx, runs_page)),
+        Route(run, _page(ctx, run_page)),
+        Route(run + "/{step}", _page(ctx, step_page)),
+        Route(run + "/{step}/{task_id}", _page(ctx, task_page)),
+        Route("/models", _page(ctx, models_page)),
+        Route("/models/{name}", _page(ctx, model_page)),
+        Route("/deployments", _page(ctx, deployments_page)),
+        Route("/deployments/{service}", _page(ctx, deployment_page)),
+        Route("/api/runs", _page(ctx, runs_json, api=True)),
+        Route("/api" + run, _page(ctx, run_json, api=True)),
+        Route("/api" + run + "/{step}/{task_id}", _page(ctx, task_json, api=True)),
+        Route("/signin", signin, methods=["GET", "POST"]),
+        Route("/signout", signout, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+
+
+def make_ui(
+    meta: MetaStore,
+    blobs: BlobStore,
+    guard: Guard,
+    *,
+    read_only: bool = True,
+    host: Host | None = None,
+) -> Starlette:
+    """The UI's ASGI app, to mount at ``/ui``.
+
+    >>> app = Starlette(routes=[Mount("/ui", make_ui(meta, blobs, guard))])  # doctest: +SKIP
+
+    ``host``: the host it is mounted in (deployments then show live replicas), or None.
+    """
+    from shipyard.config import settings
+
+    ctx = UIContext(
+        meta=meta,
+        blobs=blobs,
+        guard=guard,
+        templates=templates(),
+        home=settings().home,
+        read_only=read_only,
+        host=host,
+    )
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 404
+        message = f"there is no page at {request.url.path}"
+        if status != 404:
+            message = f"{request.method} is not allowed on {request.url.path}"
+        response = ctx.render(request, "error.html", status, title="Not found", message=message)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    return Starlette(routes=_routes(ctx), exception_handlers={HTTPException: not_found})
+
+
+def standalone(
+    meta: MetaStore, blobs: BlobStore, guard: Guard, *, read_only: bool = True
+) -> Starlette:
+    """What ``shipyard ui`` serves: the UI under ``/ui`` and ``/`` redirecting there."""
+
+    async def home(request: Request) -> Response:
+        return RedirectResponse("/ui/runs", status_code=307)
+
+    return Starlette(
+        routes=[
+            Route("/", home),
+            Mount("/ui", make_ui(meta, blobs, guard, read_only=read_only)),
+        ]
+    )
+
+
+__all__ = ["SECURITY_HEADERS", "make_ui", "standalone", "templates"]

@@ -1,0 +1,98 @@
+"""A Gantt-style timeline of a run's tasks, laid out for an SVG drawn server-side.
+
+Up to :data:`MAX_TASK_ROWS` tasks get one bar each; a bigger run gets one bar per step
+(earliest start to latest end, from the SQL aggregate) so the page stays small and fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shipyard.store.records import TaskRecord
+from shipyard.ui.formats import duration, seconds_between, shorten, utc
+
+MAX_TASK_ROWS = 200
+WIDTH = 960
+LABEL_W = 220
+ROW_H = 18
+AXIS_H = 22
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    title: str  # the hover text
+    status: str
+    href: str | None
+    x: float
+    width: float
+    y: int
+
+
+@dataclass(frozen=True)
+class Timeline:
+    bars: list[Bar]
+    ticks: list[tuple[float, str]]  # (x, label) along the axis
+    width: int
+    height: int
+    per_step: bool  # bars are steps, not tasks
+    label_w: int = LABEL_W
+    row_h: int = ROW_H
+    axis_h: int = AXIS_H
+
+
+def _span(
+    items: list[tuple[datetime | None, datetime | None]], start: datetime
+) -> tuple[datetime, float]:
+    ends = [seconds_between(start, e) or 0.0 for s, e in items if s is not None]
+    return start, max([*ends, 0.001])
+
+
+def build(
+    run_start: datetime,
+    tasks: list[TaskRecord] | None,
+    summaries: list[dict[str, Any]],
+    task_href: str,
+    step_href: str,
+) -> Timeline:
+    """``tasks`` (None when the run has too many) or else ``summaries`` as bars.
+
+    ``task_href`` / ``step_href`` are format strings with ``{step}`` and ``{task}``.
+    """
+    start = utc(run_start)
+    rows: list[tuple[str, str, str, str, datetime | None, datetime | None]] = []
+    if tasks is not None:
+        for t in tasks:
+            index = t.foreach_stack[-1]["index"] if t.foreach_stack else None
+            label = f"{t.step_name}[{index}]" if index is not None else t.step_name
+            href = task_href.format(step=t.step_name, task=t.task_id)
+            rows.append((label, t.pathspec, t.status.value, href, t.started_at, t.finished_at))
+    else:
+        from shipyard.ui.dag import step_status
+
+        for s in summaries:
+            label = f"{s['step_name']} ({s['tasks']} tasks)"
+            href = step_href.format(step=s["step_name"], task="")
+            state = step_status(s)
+            rows.append((label, s["step_name"], state, href, s["started_at"], s["finished_at"]))
+    origin, total = _span([(r[4], r[5]) for r in rows], start)
+    scale = (WIDTH - LABEL_W - 10) / total
+    bars = []
+    for i, (label, what, status, href, began, ended) in enumerate(rows):
+        if began is None:
+            x, width = 0.0, 0.0
+            title = f"{what}: {status}, not started"
+        else:
+            offset = seconds_between(origin, began) or 0.0
+            took = seconds_between(began, ended) or 0.0
+            x, width = offset * scale, max(2.0, took * scale)
+            title = f"{what}: {status}, {duration(took)} (from +{duration(offset)})"
+        bars.append(Bar(shorten(label, 30), title, status, href, x, width, AXIS_H + i * ROW_H))
+    ticks = [(i / 4 * total * scale, f"+{duration(i / 4 * total)}") for i in range(5)]
+    height = AXIS_H + max(1, len(rows)) * ROW_H + 6
+    return Timeline(bars, ticks, WIDTH, height, tasks is None)
+
+
+__all__ = ["MAX_TASK_ROWS", "Bar", "Timeline", "build"]
