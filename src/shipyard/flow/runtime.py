@@ -408,6 +408,9 @@ class Runtime:
         task = running.task
         artifacts = [ArtifactRecord(**a) for a in result["artifacts"]]
         keep = {"foreach": result.get("foreach"), "duration": result.get("duration")}
+        cards = (result.get("extra") or {}).get("cards")
+        if cards:  # rendered by @card in the task: [{"id", "type", "key", ...}]
+            keep["cards"] = cards
         try:
             self.meta.finish_attempt(
                 task.task_id,
