@@ -31,11 +31,13 @@ _EXPORTS = {
     "Run": "shipyard.client",
     "Step": "shipyard.client",
     "Task": "shipyard.client",
+    "card": "shipyard.cards",
 }
 
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first use
+    from shipyard.cards import card as card
     from shipyard.client import Flow as Flow
     from shipyard.client import Run as Run
     from shipyard.client import Step as Step

@@ -7,6 +7,7 @@ import click
 from shipyard.cli import (
     artifacts,
     cache,
+    cards,
     flows,
     gateway,
     housekeeping,
@@ -28,6 +29,7 @@ for _command in (
     *flows.COMMANDS,
     *runs.COMMANDS,
     *artifacts.COMMANDS,
+    *cards.COMMANDS,
     *housekeeping.COMMANDS,
     *models.COMMANDS,
     *keys.COMMANDS,

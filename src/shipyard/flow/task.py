@@ -89,6 +89,8 @@ class TaskContext:
     spec: TaskSpec
     node: Node
     store: BlobStore
+    #: the task's persisted artifacts, once they are (for task_finished hooks such as @card)
+    artifacts: dict[str, ArtifactRecord] | None = None
 
 
 def _redirect_output(spec: TaskSpec) -> None:
@@ -279,6 +281,7 @@ def run_task(flow_cls: type[FlowSpec], graph: Graph, spec: TaskSpec) -> int:
                 deco.task_post_step(ctx)
         _check_transition(flow, node)
         outputs = _persist(flow, spec, store)
+        ctx.artifacts = outputs
         registered = current._values["task_extra"]["models"]
         if registered:
             from shipyard.registry import check_references

@@ -500,9 +500,13 @@ class MetaStore:
                 sa.select(schema.tasks.c.result).where(schema.tasks.c.result.is_not(None))
             ).scalars()
             for result in results:
-                split = (result or {}).get("foreach") if isinstance(result, dict) else None
+                if not isinstance(result, dict):
+                    continue
+                split = result.get("foreach")
                 if split and split.get("items_key"):
                     keys.add(split["items_key"])
+                # the HTML of the cards the task rendered
+                keys.update(c["key"] for c in result.get("cards") or () if c.get("key"))
         return keys
 
 
