@@ -1,80 +1,18 @@
-"""Fixtures for the UI tests: a private SHIPYARD_HOME holding one small real run (made with
-``run_flow``: a foreach with a retried task, logs, artifacts, a registered model), the UI
-app over its stores, and a loopback TestClient."""
+"""Fixtures for the UI tests (the helpers they use are in ui_support.py, a module with a name of
+its own: several test folders have a conftest.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from starlette.applications import Starlette
-from starlette.testclient import TestClient
+from ui_support import UI_FLOW, UIEnv
 
-from shipyard.client import Run, _stores
-from shipyard.keys import Guard, KeyStore
-from shipyard.store.blobs import BlobStore, open_blob_store
+from shipyard.client import _stores
+from shipyard.keys import KeyStore
+from shipyard.store.blobs import open_blob_store
 from shipyard.store.meta import MetaStore
 from shipyard.testing import run_flow, write_flow
-from shipyard.ui import standalone
-
-UI_FLOW = """
-import sys
-
-from shipyard import FlowSpec, Parameter, current, retry, step
-
-
-class UiFlow(FlowSpec):
-    \"\"\"Square a few numbers, one of them on the second attempt.\"\"\"
-
-    alpha = Parameter("alpha", default=0.5, help="a weight")
-
-    @step
-    def start(self):
-        self.items = [1, 2, 3]
-        self.note = "x" * 50
-        print("hello from start")
-        self.next(self.work, foreach="items")
-
-    @retry(times=1, minutes_between_retries=0)
-    @step
-    def work(self):
-        if self.input == 2 and current.retry_count == 0:
-            raise ValueError("flaky item 2")
-        self.sq = self.input * self.input
-        print(f"square of {self.input} is {self.sq}")
-        sys.stderr.write(f"stderr line {self.input}\\n")
-        self.next(self.join)
-
-    @step
-    def join(self, inputs):
-        self.total = sum(i.sq for i in inputs)
-        self.next(self.end)
-
-    @step
-    def end(self):
-        metrics = {"total": float(self.total), "alpha": self.alpha}
-        current.register_model("uimodel", {"total": self.total}, metrics=metrics)
-"""
-
-LOOPBACK = ("127.0.0.1", 1234)
-BASE_URL = "http://127.0.0.1:8002"
-
-
-@dataclass
-class UIEnv:
-    home: Path
-    meta: MetaStore
-    blobs: BlobStore
-    keys: KeyStore
-    runs: list[Run]  # the run_flow runs, oldest first
-
-    def app(self, *, bind_host: str = "127.0.0.1") -> Starlette:
-        return standalone(self.meta, self.blobs, Guard(self.keys, bind_host=bind_host))
-
-    def client(self, *, client: tuple[str, int] = LOOPBACK, **kw: object) -> TestClient:
-        return TestClient(self.app(), client=client, base_url=BASE_URL, **kw)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ from servers import server_url
 from shipyard.store.records import RunStatus
 
 if TYPE_CHECKING:
-    from conftest import UIEnv
+    from ui_support import UIEnv
 
 
 SHOTS = Path(__file__).parents[2] / "test-artifacts" / "ui"

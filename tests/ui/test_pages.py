@@ -13,7 +13,7 @@ from shipyard.store.records import TaskStatus
 from shipyard.ui.app import SECURITY_HEADERS
 
 if TYPE_CHECKING:
-    from conftest import UIEnv
+    from ui_support import UIEnv
 
 
 def _run_url(env: UIEnv, index: int = 0) -> str:

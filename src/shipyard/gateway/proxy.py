@@ -292,7 +292,7 @@ class Proxy:
                 ex.attempts += 1
                 delay = 0.0
                 try:
-                    response = await pool.transport.handle_async_request(request)
+                    response = await pool.transport().handle_async_request(request)
                     response.request = request
                 except httpx.TimeoutException:
                     metrics.attempts.labels(target.name, "timeout").inc()

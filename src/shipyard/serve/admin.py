@@ -1,6 +1,7 @@
-"""The admin API under ``/api/v1``: deploy, scale, roll back, undeploy, list — the same
-operations the ``shipyard`` commands call. Every request needs the admin token and passes
-the key system's Host/Origin/content-type checks, so a web page cannot deploy code.
+"""The admin API under ``/api/v1``: deploy, scale, roll back, undeploy, list, move a model
+alias — the same operations the ``shipyard`` commands call. Every request needs the admin
+token and passes the key system's Host/Origin/content-type checks, so a web page cannot deploy
+code.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class AdminAPI:
             Route("/deployments/{name}", self._guard(self.undeploy), methods=["DELETE"]),
             Route("/deployments/{name}/scale", self._guard(self.scale), methods=["POST"]),
             Route("/deployments/{name}/rollback", self._guard(self.rollback), methods=["POST"]),
+            Route("/models/{name}/aliases/{alias}", self._guard(self.move_alias), methods=["POST"]),
         ]
 
     # -- auth -----------------------------------------------------------------------------
@@ -320,6 +322,26 @@ class AdminAPI:
             created_by=_user(request),
         )
         return await self._roll_out(version, action="rollback")
+
+    async def move_alias(self, request: Request) -> Response:
+        """``POST /models/{name}/aliases/{alias}`` ``{"version": N}``: point the alias at that
+        version (created or moved; audited as the caller, like ``shipyard models alias``)."""
+        from starlette.concurrency import run_in_threadpool
+
+        from shipyard.registry import ModelNotFound, ModelSpecError, Registry
+
+        name, alias = request.path_params["name"], request.path_params["alias"]
+        version = _field(await self._json(request), "version", int)
+        registry = Registry(self.host.meta, blobs=self.host.blobs, home=self.host.config.home)
+        try:
+            before = await run_in_threadpool(
+                registry.set_alias, name, version, alias, user=_user(request)
+            )
+        except ModelSpecError as exc:
+            raise AdminError(422, "validation_error", str(exc)) from None
+        except ModelNotFound as exc:
+            raise AdminError(404, "not_found", str(exc)) from None
+        return JSONResponse({"model": name, "alias": alias, "version": version, "previous": before})
 
     async def undeploy(self, request: Request) -> Response:
         name = request.path_params["name"]

@@ -32,6 +32,7 @@ from shipyard.config import Settings, settings
 from shipyard.serve.admin import AdminAPI
 from shipyard.serve.docs import docs_page
 from shipyard.serve.errors import JSON, error_body, error_response, new_error_id
+from shipyard.serve.history import History
 from shipyard.serve.metrics import HostMetrics
 from shipyard.serve.replica import ReplicaGone
 from shipyard.serve.supervisor import Supervisor
@@ -80,6 +81,7 @@ class Host:
             allowed_hosts=tuple(self.config.extra.get("allowed_hosts") or ()),
         )
         self.metrics = HostMetrics()
+        self.history = History(self.metrics)  # the UI's charts: the last hour per service
         self.supervisor = Supervisor(
             self.config.home, self.config.store_url, max_in_flight=max_in_flight
         )
@@ -135,10 +137,12 @@ class Host:
             task = asyncio.create_task(start())
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+        self.history.start()
         self.started = True
         try:
             yield
         finally:
+            self.history.stop()
             for task in list(self._background):
                 task.cancel()
             await self.supervisor.close()

@@ -1,9 +1,13 @@
-"""The web UI: runs, DAGs, tasks, logs, artifacts, models and deployments in a browser.
+"""The web UI: runs, DAGs, tasks, logs, artifacts, models, deployments (with last-hour
+traffic charts), gateway routes and usage, and cache namespaces in a browser.
 
 Server-rendered (Starlette + Jinja2) with a little CSS and JavaScript of our own; nothing is
 fetched from anywhere else. The host mounts :func:`make_ui` at ``/ui``; ``shipyard ui``
 serves :func:`standalone` alone, read-only. Access: open to loopback clients while no
-``ui`` key exists, otherwise sign in with a key (see :mod:`shipyard.ui.auth`).
+``ui`` key exists, otherwise sign in with a key (see :mod:`shipyard.ui.auth`). Read-only,
+except that inside the host a key with scope ``admin`` may move aliases and roll back
+deployments, through the admin API (see :mod:`shipyard.ui.actions`, which documents the
+cross-site request forgery defences).
 """
 
 from __future__ import annotations

@@ -10,13 +10,18 @@ page with an error id to find in the logs, never a traceback.
 Routes (relative to the mount point)::
 
     /                                   -> /runs
-    /runs                               runs (filters: flow, status, tag; page)
+    /runs                               runs (filters: flow, status, tag, since; page)
     /runs/{flow}/{run_id}               DAG, timeline, parameters, tags
     /runs/{flow}/{run_id}/{step}        the step's tasks
     /runs/{flow}/{run_id}/{step}/{id}   attempts, errors, artifacts, logs
+    /runs/{flow}/{run_id}/{step}/{id}/cards/{card_id}   one card (its own CSP, sandboxed)
     /models, /models/{name}             models; one model's versions
-    /deployments, /deployments/{name}   services; one service's versions
+    /deployments, /deployments/{name}   services with last-hour charts; one service's versions
+    /gateway                            gateway routes (no secrets) and usage (?period=hour|day)
+    /cache, /cache/{namespace}          cache namespaces; one namespace's versions
     /api/runs[/{flow}/{run_id}[/{step}/{id}]]   the JSON the pages poll while live
+    /api/deployments[/{name}/history]   the charts' points
+    /actions/...                        POST JSON, admin keys only (see shipyard.ui.actions)
     /signin, /signout                   the key cookie
     /static/...                         our CSS and JS
 """
@@ -42,10 +47,18 @@ from starlette.templating import Jinja2Templates
 from shipyard.keys import Guard
 from shipyard.store.blobs import BlobStore
 from shipyard.store.meta import MetaStore
-from shipyard.ui import auth, formats
+from shipyard.ui import actions, auth, formats
+from shipyard.ui.cache import cache_page, namespace_page
+from shipyard.ui.cards import card_page, with_card_headers
 from shipyard.ui.context import PageError, UIContext
 from shipyard.ui.dag import step_status
-from shipyard.ui.deployments import deployment_page, deployments_page
+from shipyard.ui.deployments import (
+    deployment_page,
+    deployments_json,
+    deployments_page,
+    history_json,
+)
+from shipyard.ui.gateway import gateway_page
 from shipyard.ui.models import model_page, models_page
 from shipyard.ui.run import run_json, run_page, step_page
 from shipyard.ui.runs import runs_json, runs_page
@@ -70,6 +83,7 @@ SECURITY_HEADERS = {
 }
 
 Handler = Callable[[UIContext, Request], Response]
+Action = Callable[[UIContext, Request], Awaitable[Response]]
 
 
 def templates() -> Jinja2Templates:
@@ -83,6 +97,7 @@ def templates() -> Jinja2Templates:
     )
     env.filters.update(
         when=formats.when,
+        epoch=formats.epoch,
         duration=formats.duration,
         size=formats.size,
         shorten=formats.shorten,
@@ -138,6 +153,28 @@ def _page(
     return endpoint
 
 
+def _action(ctx: UIContext, handler: Action) -> Callable[..., Awaitable[Response]]:
+    """``handler`` as an endpoint: async (it awaits the host's admin API on this loop),
+    behind the UI's own sign-in check, errors as JSON, with the security headers."""
+
+    async def endpoint(request: Request) -> Response:
+        denied = await run_in_threadpool(auth.authorize, ctx, request, api=True)
+        if denied is None:
+            try:
+                denied = await handler(ctx, request)
+            except Exception:
+                error_id = uuid.uuid4().hex[:12]
+                log.exception("UI action error %s on %s", error_id, request.url.path)
+                message = f"the action failed (error id {error_id}); see the server's log"
+                error = {"type": "internal_error", "message": message, "error_id": error_id}
+                denied = JSONResponse({"error": error}, 500)
+        denied.headers.update(SECURITY_HEADERS)
+        return denied
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
 def _routes(ctx: UIContext) -> list[BaseRoute]:
     async def home(request: Request) -> Response:
         base = str(request.scope.get("root_path", "")).rstrip("/")
@@ -158,10 +195,29 @@ def _routes(ctx: UIContext) -> list[BaseRoute]:
         Route(run, _page(ctx, run_page)),
         Route(run + "/{step}", _page(ctx, step_page)),
         Route(run + "/{step}/{task_id}", _page(ctx, task_page)),
+        Route(
+            run + "/{step}/{task_id}/cards/{card_id}",
+            with_card_headers(_page(ctx, card_page)),
+        ),
         Route("/models", _page(ctx, models_page)),
         Route("/models/{name}", _page(ctx, model_page)),
         Route("/deployments", _page(ctx, deployments_page)),
         Route("/deployments/{service}", _page(ctx, deployment_page)),
+        Route("/gateway", _page(ctx, gateway_page)),
+        Route("/cache", _page(ctx, cache_page)),
+        Route("/cache/{namespace}", _page(ctx, namespace_page)),
+        Route("/api/deployments", _page(ctx, deployments_json, api=True)),
+        Route("/api/deployments/{service}/history", _page(ctx, history_json, api=True)),
+        Route(
+            "/actions/models/{name}/aliases/{alias}",
+            _action(ctx, actions.move_alias),
+            methods=["POST"],
+        ),
+        Route(
+            "/actions/deployments/{service}/rollback",
+            _action(ctx, actions.rollback),
+            methods=["POST"],
+        ),
         Route("/api/runs", _page(ctx, runs_json, api=True)),
         Route("/api" + run, _page(ctx, run_json, api=True)),
         Route("/api" + run + "/{step}/{task_id}", _page(ctx, task_json, api=True)),
@@ -176,14 +232,16 @@ def make_ui(
     blobs: BlobStore,
     guard: Guard,
     *,
-    read_only: bool = True,
+    read_only: bool = False,
     host: Host | None = None,
 ) -> Starlette:
     """The UI's ASGI app, to mount at ``/ui``.
 
     >>> app = Starlette(routes=[Mount("/ui", make_ui(meta, blobs, guard))])  # doctest: +SKIP
 
-    ``host``: the host it is mounted in (deployments then show live replicas), or None.
+    ``host``: the host it is mounted in (deployments then show live replicas and charts, the
+    gateway page its routes), or None. Actions (move an alias, roll back) need a host and a
+    signed-in key with scope ``admin``; ``read_only=True`` turns them off altogether.
     """
     from shipyard.config import settings
 
@@ -193,7 +251,7 @@ def make_ui(
         guard=guard,
         templates=templates(),
         home=settings().home,
-        read_only=read_only,
+        read_only=read_only or host is None,
         host=host,
     )
 

@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from shipyard.keys import Guard
+from shipyard.keys import Guard, KeyRecord
+from shipyard.keys.scopes import ADMIN
 from shipyard.store.blobs import BlobStore
 from shipyard.store.meta import MetaStore
 
@@ -49,8 +50,17 @@ class UIContext:
     guard: Guard
     templates: Jinja2Templates
     home: Path
-    read_only: bool = True
+    read_only: bool = True  # True: no actions at all (``shipyard ui``, or no host to act on)
     host: Host | None = None
+
+    def admin_key(self, request: Request) -> KeyRecord | None:
+        """The signed-in key if actions are possible here and it has scope ``admin``, else
+        None (then every page is read-only for this request)."""
+        if self.read_only or self.host is None:
+            return None
+        key = request.cookies.get(COOKIE)
+        record = self.guard.keys.verify(key) if key else None
+        return record if record is not None and record.allows(ADMIN) else None
 
     def render(
         self, request: Request, template: str, status_code: int = 200, /, **context: Any
@@ -61,7 +71,8 @@ class UIContext:
         common = {
             "base": base,
             "signed_in": COOKIE in request.cookies,
-            "read_only": self.read_only,
+            "read_only": self.read_only or self.admin_key(request) is None,
+            "can_sign_in": not self.read_only and COOKIE not in request.cookies,
             "in_host": self.host is not None,
         }
         return self.templates.TemplateResponse(

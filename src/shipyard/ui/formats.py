@@ -17,6 +17,11 @@ def when(value: datetime | None) -> str:
     return utc(value).strftime("%Y-%m-%d %H:%M:%S") if value is not None else "–"
 
 
+def epoch(value: float | None) -> str:
+    """A UNIX time as :func:`when` shows it."""
+    return when(datetime.fromtimestamp(value, UTC)) if value is not None else "–"
+
+
 def seconds_between(start: datetime | None, end: datetime | None) -> float | None:
     """Seconds from ``start`` to ``end`` (now while ``end`` is None); None without a start."""
     if start is None:
@@ -57,4 +62,4 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(0, limit - 1)] + "…"
 
 
-__all__ = ["duration", "seconds_between", "shorten", "size", "utc", "when"]
+__all__ = ["duration", "epoch", "seconds_between", "shorten", "size", "utc", "when"]

@@ -28,3 +28,58 @@
 
   schedule();
 })();
+
+// Admin actions (shown only to a key with scope admin): a form with data-action is sent as
+// JSON (never form-encoded: the server refuses anything else), with the sign-in cookie;
+// "{field}" in the URL is filled from that field. Success reloads the page.
+(function () {
+  "use strict";
+  var forms = document.querySelectorAll("form[data-action]");
+
+  function send(form, event) {
+    event.preventDefault();
+    var question = form.getAttribute("data-confirm");
+    if (question && !window.confirm(question)) { return; }
+    var url = form.getAttribute("data-action");
+    var body = {};
+    Array.prototype.forEach.call(form.elements, function (field) {
+      if (!field.name) { return; }
+      var value = field.getAttribute("data-type") === "int" ? parseInt(field.value, 10) : field.value;
+      var slot = "{" + field.name + "}";
+      if (url.indexOf(slot) >= 0) { url = url.replace(slot, encodeURIComponent(field.value)); }
+      else { body[field.name] = value; }
+    });
+    var result = form.querySelector(".action-result");
+    var button = form.querySelector("button[type=submit]");
+    function show(text, ok) {
+      if (result) { result.textContent = text; result.className = "action-result " + (ok ? "ok" : "failed"); }
+    }
+    if (button) { button.disabled = true; }
+    show("working…", true);
+    fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "Accept": "application/json" },
+      body: JSON.stringify(body)
+    })
+      .then(function (response) {
+        return response.json().catch(function () { return {}; }).then(function (data) {
+          if (!response.ok) {
+            var error = data && data.error;
+            throw new Error((error && error.message) || ("HTTP " + response.status));
+          }
+          show("done", true);
+          form.setAttribute("data-done", "true");
+          window.location.reload();
+        });
+      })
+      .catch(function (error) {
+        show(error.message, false);
+        if (button) { button.disabled = false; }
+      });
+  }
+
+  Array.prototype.forEach.call(forms, function (form) {
+    form.addEventListener("submit", function (event) { send(form, event); });
+  });
+})();
