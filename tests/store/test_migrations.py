@@ -3,6 +3,7 @@ two processes opening a new database at once both succeed. On SQLite and Postgre
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -38,15 +39,41 @@ def test_head_revision_matches_the_scripts() -> None:
     assert chain[::-1] == [f"{n:04d}" for n in range(1, int(schema.HEAD_REVISION) + 1)]
 
 
-def test_new_database_is_migrated_to_exactly_schema_py(db_url: str) -> None:
-    assert _revision(db_url) is None
-    MetaStore.open(db_url).close()
+def test_the_migrations_build_exactly_schema_py(db_url: str) -> None:
+    """Replaying every revision on an empty database gives what schema.py describes — so a
+    new database created straight from schema.py (what open() does) is the same thing."""
+    engine = create_engine(db_url)
+    try:
+        migrations.upgrade(engine)
+        assert _revision(db_url) == schema.HEAD_REVISION
+        with engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            assert compare_metadata(context, schema.metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_a_new_database_is_created_at_head_without_alembic(db_url: str) -> None:
+    code = (
+        "import sys; from shipyard.store.meta import MetaStore; "
+        f"MetaStore.open({db_url!r}).close(); print('alembic' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=dict(os.environ),
+    )
+    assert out.stdout.strip() == "False"
     assert _revision(db_url) == schema.HEAD_REVISION
     engine = create_engine(db_url)
     try:
         with engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
             assert compare_metadata(context, schema.metadata) == []
+        migrations.upgrade(engine)  # a later upgrade finds it at head and does nothing
+        assert _revision(db_url) == schema.HEAD_REVISION
     finally:
         engine.dispose()
 

@@ -96,8 +96,11 @@ class MetaStore:
 
         with self._reader.connect() as conn:
             current = migrations.current_revision(conn)
-        if current != HEAD_REVISION:  # only now pay for importing Alembic
-            migrations.upgrade(self._engine)
+        if current == HEAD_REVISION:
+            return
+        if current is None and migrations.create_fresh(self._engine):
+            return
+        migrations.upgrade(self._engine)  # only now pay for importing Alembic
 
     @property
     def engine(self) -> Engine:

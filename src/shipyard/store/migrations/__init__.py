@@ -53,6 +53,31 @@ def current_revision(connection: Connection) -> str | None:
     return str(value) if value is not None else None
 
 
+def create_fresh(engine: Engine) -> bool:
+    """On an EMPTY database, create the head schema straight from ``schema.py`` and stamp it
+    (what Alembic recommends for new databases): no Alembic import and no replay of every
+    revision, so a first run starts ~0.2 s sooner. Returns False, doing nothing, if the
+    database has any table already (then :func:`upgrade` migrates it). Serialised like
+    :func:`upgrade`: the process that waited finds the tables and returns False."""
+    from shipyard.store import schema
+
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        existing = sa.inspect(connection).get_table_names()
+        if existing:
+            return False
+        schema.metadata.create_all(connection)
+        version = sa.Table(
+            "alembic_version",
+            sa.MetaData(),
+            sa.Column("version_num", sa.String(32), primary_key=True),
+        )
+        version.create(connection)
+        connection.execute(version.insert().values(version_num=schema.HEAD_REVISION))
+    return True
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Upgrade the database to ``revision`` in ONE transaction, safe against a concurrent
     upgrade by another process: SQLite's ``BEGIN IMMEDIATE`` (see ``_engine.py``) and a
@@ -83,4 +108,4 @@ def revision(message: str, **kwargs: Any) -> None:
     command.revision(config(), message=message, **kwargs)
 
 
-__all__ = ["SCRIPT_LOCATION", "config", "current_revision", "revision", "upgrade"]
+__all__ = ["SCRIPT_LOCATION", "config", "create_fresh", "current_revision", "revision", "upgrade"]
