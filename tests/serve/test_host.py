@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import textwrap
 import time
@@ -267,6 +268,12 @@ def test_health_ready_and_metrics(host: HostProcess, demo: Path) -> None:
     metrics = httpx.get(host.url + "/metrics").text
     assert 'shipyard_requests_total{code="200",endpoint="echo",service="demo"}' in metrics
     assert "shipyard_request_seconds_bucket" in metrics
+    access = [
+        json.loads(line)
+        for line in host.log.read_text().splitlines()
+        if line.startswith('{"ts"') and '"service": "demo"' in line
+    ]
+    assert any(a["endpoint"] == "echo" and a["status"] == 200 and a["ms"] > 0 for a in access)
 
 
 PINNED = """

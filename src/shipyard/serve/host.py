@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import re
@@ -42,7 +41,6 @@ if TYPE_CHECKING:
     from shipyard.gateway import Gateway
 
 log = logging.getLogger("shipyard.serve")
-access = logging.getLogger("shipyard.access")
 
 SERVICE_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
 RESERVED = frozenset(
@@ -63,6 +61,7 @@ class Host:
         max_body: int = MAX_BODY,
         max_in_flight: int = 64,
         gateway_config: str | os.PathLike[str] | None = None,
+        access_log: bool = False,
     ) -> None:
         from shipyard.keys import Guard, KeyStore
         from shipyard.store.blobs import open_blob_store
@@ -72,6 +71,8 @@ class Host:
         self.bind = bind
         self.port = port
         self.max_body = max_body
+        #: one JSON line per service request on stderr
+        self.access_log = access_log
         self.meta = MetaStore.open(self.config.db_url)
         self.blobs = open_blob_store(self.config.store_url)
         self.keys = KeyStore(self.meta)
@@ -271,19 +272,16 @@ class _Invoke:
         counters = host.metrics.endpoint(service, endpoint)
         counters.count(status)
         counters.latency.observe(elapsed)
-        if access.isEnabledFor(logging.INFO):
-            access.info(
-                json.dumps(
-                    {
-                        "service": service,
-                        "endpoint": endpoint,
-                        "status": status,
-                        "ms": round(elapsed * 1000, 3),
-                        "replica": replica.number,
-                        "bytes_in": len(body),
-                        "bytes_out": len(payload),
-                    }
-                )
+        if host.access_log:
+            # one JSON line straight to fd 2: the logging module costs more than the request
+            # routing itself; service and endpoint names are [a-z0-9_-], safe to inline
+            os.write(
+                2,
+                (
+                    f'{{"ts": {time.time():.6f}, "service": "{service}", "endpoint": "{endpoint}", '
+                    f'"status": {status}, "ms": {elapsed * 1000:.3f}, "replica": {replica.number}, '
+                    f'"bytes_in": {len(body)}, "bytes_out": {len(payload)}}}\n'
+                ).encode(),
             )
 
 

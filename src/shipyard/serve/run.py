@@ -26,8 +26,13 @@ def run_host(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
     )
-    logging.getLogger("shipyard.access").setLevel(logging.INFO if access_log else logging.WARNING)
-    host = Host(bind=bind, port=port, max_in_flight=max_in_flight, gateway_config=gateway_config)
+    host = Host(
+        bind=bind,
+        port=port,
+        max_in_flight=max_in_flight,
+        gateway_config=gateway_config,
+        access_log=access_log,
+    )
     if dev is not None:
         host.on_start.append(lambda: _develop(host, *dev))
     config = uvicorn.Config(
