@@ -34,9 +34,13 @@ _EXPORTS = {
     "card": "shipyard.cards",
 }
 
-__all__ = sorted(_EXPORTS)
+#: parts used as modules: ``from shipyard import cache`` then ``cache.reader("home-rows")``
+_MODULES = {"cache": "shipyard.cache"}
+
+__all__ = sorted([*_EXPORTS, *_MODULES])
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first use
+    from shipyard import cache as cache
     from shipyard.cards import card as card
     from shipyard.client import Flow as Flow
     from shipyard.client import Run as Run
@@ -60,6 +64,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
 
 
 def __getattr__(name: str) -> Any:
+    if name in _MODULES:
+        return importlib.import_module(_MODULES[name])
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'shipyard' has no attribute {name!r}")
