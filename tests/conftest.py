@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from servers import server_url
+from servers import pg_schema_url, server_url
+from shipyard.store.meta import MetaStore
 
 
 @pytest.fixture(name="shipyard_home")
@@ -64,3 +65,30 @@ def pg_database() -> Iterator[sa.URL]:
             conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
     finally:
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """An empty metadata database: SQLite in tmp_path, or a fresh PostgreSQL schema (the same
+    behaviour tests run on both), with a private SHIPYARD_HOME and no inherited settings."""
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    for name in (
+        "SHIPYARD_DB_URL",
+        "SHIPYARD_STORE_URL",
+        "SHIPYARD_USER",
+        "SHIPYARD_HEARTBEAT_SECONDS",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/meta.db"
+    return pg_schema_url(request.getfixturevalue("pg_database"))
+
+
+@pytest.fixture
+def meta(db_url: str) -> Iterator[MetaStore]:
+    """An opened (migrated) store on ``db_url``."""
+    store = MetaStore.open(db_url)
+    try:
+        yield store
+    finally:
+        store.close()

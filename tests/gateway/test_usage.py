@@ -5,10 +5,8 @@ budget` through CliRunner. On SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,6 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 from prometheus_client import CollectorRegistry, generate_latest
 
-from servers import pg_schema_url
 from shipyard.cli.gateway_usage import COMMANDS
 from shipyard.gateway.admission import GatewayAdmission, make_admission
 from shipyard.gateway.config import Provider, Route, RouteType, Upstream
@@ -48,25 +45,6 @@ def route(name: str = "chat", **kw: Any) -> Route:
 
 def key(key_id: int = 7, prefix: str = "0123456789ab") -> KeyRecord:
     return KeyRecord(key_id, "web", prefix, ("route:*",), T0, "ann")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
-    for name in ("SHIPYARD_DB_URL", "SHIPYARD_STORE_URL", "SHIPYARD_USER"):
-        monkeypatch.delenv(name, raising=False)
-    if request.param == "sqlite":
-        return f"sqlite:///{os.fspath(tmp_path)}/meta.db"
-    return pg_schema_url(request.getfixturevalue("pg_database"))
-
-
-@pytest.fixture
-def meta(db_url: str) -> Iterator[MetaStore]:
-    store = MetaStore.open(db_url)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 def commits(engine: sa.Engine) -> list[int]:

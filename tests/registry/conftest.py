@@ -3,7 +3,6 @@ store, and helpers that write succeeded tasks with artifacts the way the runtime
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,24 +10,12 @@ from typing import Any
 
 import pytest
 
-from servers import pg_schema_url
 from shipyard.client import _stores
 from shipyard.registry import Registry
 from shipyard.store import serialize
 from shipyard.store.blobs import BlobStore, open_blob_store
 from shipyard.store.meta import MetaStore
 from shipyard.store.records import ArtifactRecord, RunStatus, TaskStatus
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """An empty metadata database: SQLite in tmp_path, or a fresh PostgreSQL schema."""
-    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
-    for name in ("SHIPYARD_DB_URL", "SHIPYARD_STORE_URL", "SHIPYARD_USER"):
-        monkeypatch.delenv(name, raising=False)
-    if request.param == "sqlite":
-        return f"sqlite:///{os.fspath(tmp_path)}/meta.db"
-    return pg_schema_url(request.getfixturevalue("pg_database"))
 
 
 @dataclass
