@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
+from migration_data import seed_old_run
 from shipyard.keys import KeyStore
 from shipyard.store import migrations, schema
 from shipyard.store._engine import create_engine
@@ -31,20 +32,7 @@ def test_a_0003_database_upgrades_with_its_data(db_url: str) -> None:
     try:
         migrations.upgrade(engine, "0003")
         with engine.begin() as conn:
-            conn.execute(schema.flows.insert().values(name="OldFlow", created_at=at))
-            run_id = conn.execute(
-                schema.runs.insert()
-                .values(flow_name="OldFlow", status="succeeded", user="ann", created_at=at,
-                        graph={"module": "old_flow"}, code_key="ef" * 32)
-                .returning(schema.runs.c.run_id)
-            ).scalar_one()  # fmt: skip
-            task_id = conn.execute(
-                schema.tasks.insert()
-                .values(run_id=run_id, step_name="end", status="succeeded", created_at=at,
-                        attempts=1, foreach_stack=[], input_task_ids=[], result={"x": 1})
-                .returning(schema.tasks.c.task_id)
-            ).scalar_one()  # fmt: skip
-            conn.execute(schema.artifacts.insert().values(task_id=task_id, **artifact.__dict__))
+            run_id, task_id = seed_old_run(conn, at, artifact)
             conn.execute(schema.models.insert().values(name="old", created_at=at, last_version=0))
         with engine.connect() as conn:
             assert migrations.current_revision(conn) == "0003"

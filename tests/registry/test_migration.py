@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
+from migration_data import seed_old_run
 from shipyard.registry import Registry
-from shipyard.store import migrations, schema
+from shipyard.store import migrations
 from shipyard.store._engine import create_engine
 from shipyard.store.meta import MetaStore
 from shipyard.store.records import ArtifactRecord, TaskStatus
@@ -20,20 +21,7 @@ def test_a_0002_database_upgrades_with_its_data(db_url: str) -> None:
     try:
         migrations.upgrade(engine, "0002")
         with engine.begin() as conn:
-            conn.execute(schema.flows.insert().values(name="OldFlow", created_at=at))
-            run_id = conn.execute(
-                schema.runs.insert()
-                .values(flow_name="OldFlow", status="succeeded", user="ann", created_at=at,
-                        graph={"module": "old_flow"}, code_key="ef" * 32)
-                .returning(schema.runs.c.run_id)
-            ).scalar_one()  # fmt: skip
-            task_id = conn.execute(
-                schema.tasks.insert()
-                .values(run_id=run_id, step_name="end", status="succeeded", created_at=at,
-                        attempts=1, foreach_stack=[], input_task_ids=[], result={"x": 1})
-                .returning(schema.tasks.c.task_id)
-            ).scalar_one()  # fmt: skip
-            conn.execute(schema.artifacts.insert().values(task_id=task_id, **artifact.__dict__))
+            run_id, task_id = seed_old_run(conn, at, artifact)
         with engine.connect() as conn:
             assert migrations.current_revision(conn) == "0002"
             assert not sa.inspect(conn).has_table("model_versions")
