@@ -16,7 +16,7 @@ from typing import Any
 from shipyard.store import serialize
 from shipyard.store.blobs import BlobStore, open_blob_store
 from shipyard.store.meta import MetaStore
-from shipyard.store.records import ArtifactRecord, RunStatus, TaskStatus
+from shipyard.store.records import ArtifactRecord, RunStatus, TaskStatus, live_log
 
 
 def graph(flow: str = "DemoFlow", module: str = "demo_flow") -> dict[str, Any]:
@@ -125,7 +125,8 @@ class FakeRuns:
 
         ``status=None`` leaves the last attempt RUNNING with live log files in its log_dir.
         """
-        log_dir = self.home / "logs" / "live" / f"{run_id}-{step}-{os.urandom(4).hex()}"
+        # the runtime's layout: one directory per run, a name per task (records.live_log)
+        log_dir = self.home / "logs" / "live" / str(run_id) / f"{step}.{os.urandom(4).hex()}"
         stack = [] if index is None else [{"step": "start", "index": index,
                                            "num_splits": num_splits or 1}]  # fmt: skip
         task_id = self.meta.create_task(
@@ -145,9 +146,9 @@ class FakeRuns:
         last = failures
         self.meta.start_attempt(task_id, last, pid=os.getpid())
         if status is None:
-            log_dir.mkdir(parents=True, exist_ok=True)
-            (log_dir / f"{last}.out").write_text(stdout)
-            (log_dir / f"{last}.err").write_text(stderr)
+            log_dir.parent.mkdir(parents=True, exist_ok=True)
+            live_log(str(log_dir), last, "out").write_text(stdout)
+            live_log(str(log_dir), last, "err").write_text(stderr)
             return task_id
         records = [self.artifact(n, v) for n, v in (artifacts or {}).items()]
         self.meta.finish_attempt(

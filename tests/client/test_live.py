@@ -20,8 +20,10 @@ def test_in_progress_task_reads_live_logs_then_the_stored_blob(fake: Any) -> Non
     assert task.status is TaskStatus.RUNNING and not task.finished
     assert task.finished_at is None
     assert task.stdout == "line 1\n" and task.stderr == "oops\n"
-    log_dir = Path(task.record.log_dir or "")
-    with (log_dir / "0.out").open("a") as out:
+    live_out = task.record.live_log(fake.home, 0, "stdout")
+    live_err = task.record.live_log(fake.home, 0, "stderr")
+    assert live_out.parent.name == str(run_id)  # one directory per run
+    with live_out.open("a") as out:
         out.write("line 2\n")
     assert task.stdout == "line 1\nline 2\n"  # read again, not cached
 
@@ -34,8 +36,8 @@ def test_in_progress_task_reads_live_logs_then_the_stored_blob(fake: Any) -> Non
         stdout_key=out_key,
         artifacts=[fake.artifact("x", 41)],
     )
-    (log_dir / "0.out").unlink()
-    (log_dir / "0.err").unlink()
+    live_out.unlink()
+    live_err.unlink()
     assert task.status is TaskStatus.SUCCEEDED  # same object, fresh status
     assert task.stdout == "line 1\nline 2\n"
     assert task.stderr == ""
@@ -48,11 +50,11 @@ def test_log_file_removed_between_reads_falls_back_to_the_blob(fake: Any) -> Non
     run_id = fake.run()
     task_id = fake.task(run_id, "start", status=None, stdout="partial")
     task = Task(f"DemoFlow/{run_id}/start/{task_id}")
-    log_dir = Path(task.record.log_dir or "")
+    live_out = task.record.live_log(fake.home, 0, "stdout")
     fake.meta.finish_attempt(
         task_id, 0, status=TaskStatus.SUCCEEDED, stdout_key=fake.put_bytes(b"complete\n")
     )
-    (log_dir / "0.out").unlink()
+    live_out.unlink()
     assert task.stdout == "complete\n"
 
 
@@ -95,4 +97,19 @@ def test_live_logs_without_a_recorded_log_dir_use_the_runtime_layout(fake: Any, 
     (log_dir / "0.out").write_text("epoch 1\n")
     task = Task(f"DemoFlow/{run_id}/train/{task_id}")
     assert task.stdout == "epoch 1\n"
+    assert task.stderr == ""
+
+
+def test_live_logs_in_a_task_directory_of_the_first_layout(fake: Any, home: Path) -> None:
+    # 0.1.0 recorded a directory per task as log_dir, holding <attempt>.out/.err
+    run_id = fake.run()
+    log_dir = home / "logs" / "DemoFlow" / str(run_id) / "train" / "0"
+    task_id = fake.meta.create_task(
+        run_id, "train", foreach_stack=[], input_task_ids=[], log_dir=str(log_dir)
+    )
+    fake.meta.start_attempt(task_id, 0, pid=None)
+    log_dir.mkdir(parents=True)
+    (log_dir / "0.out").write_text("epoch 2\n")
+    task = Task(f"DemoFlow/{run_id}/train/{task_id}")
+    assert task.stdout == "epoch 2\n"
     assert task.stderr == ""

@@ -468,3 +468,56 @@ class BigFlow(FlowSpec):
         assert len(store.get(key)) > 0
         if key != run.code_key:
             decode(store.get(key))
+
+
+def test_a_result_larger_than_a_pipe_buffer_reaches_the_runtime() -> None:
+    # 2,000 artifacts make a result of ~400 KB, several times a pipe's 64 KB: the zygote must
+    # drain the report pipe while the task writes it.
+    run = run_flow(
+        HEAD
+        + """
+class ManyFlow(FlowSpec):
+    @step
+    def start(self):
+        for i in range(2000):
+            setattr(self, f"value_{i:04d}", i)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.total = sum(getattr(self, f"value_{i:04d}") for i in range(2000))
+"""
+    )
+    assert run.successful
+    assert len(run["start"].task.artifacts) == 2000
+    assert run["end"].task.data.total == sum(range(2000))
+
+
+def test_a_process_left_behind_by_a_step_does_not_hold_the_run(tmp_path: Path) -> None:
+    # A forked grandchild inherits the task's report pipe; the task's end is still seen at
+    # its exit, not when the grandchild closes the pipe.
+    pidfile = tmp_path / "grandchild.pid"
+    run = run_flow(
+        HEAD
+        + f"""
+class LeftBehindFlow(FlowSpec):
+    @step
+    def start(self):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(30)
+            os._exit(0)
+        open({str(pidfile)!r}, "w").write(str(pid))
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+    )
+    grandchild = int(pidfile.read_text())
+    try:
+        assert run.successful
+        assert alive(grandchild)  # the run ended while it still held the pipe
+    finally:
+        os.kill(grandchild, signal.SIGKILL)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.client import pathspec as _pathspec
@@ -205,22 +204,12 @@ class Task:
                 except BlobNotFound:
                     return ""
             try:
-                return (self._log_dir() / f"{number}.{_SUFFIX[stream]}").read_text(
-                    encoding="utf-8", errors="replace"
-                )
+                live = self.record.live_log(self._stores.home, number, stream)
+                return live.read_text(encoding="utf-8", errors="replace")
             except FileNotFoundError:
                 if retry:  # the file was uploaded and removed as we looked: read the blob
                     return ""
         return ""
-
-    def _log_dir(self) -> Path:
-        """Where the runtime writes this task's live logs: the recorded ``log_dir``, else the
-        runtime's layout ``$SHIPYARD_HOME/logs/<flow>/<run_id>/<step>/<task_id>``."""
-        recorded = self.record.log_dir
-        if recorded:
-            return Path(recorded)
-        home = self._stores.home
-        return home / "logs" / self.flow_name / str(self.run_id) / self.step_name / str(self.id)
 
     @property
     def stdout(self) -> str:

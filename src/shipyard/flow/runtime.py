@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.config import Settings, settings
 from shipyard.flow.artifacts import save
@@ -33,8 +33,10 @@ from shipyard.flow.resume import ResumePlan
 from shipyard.flow.task import InputSpec, TaskSpec, run_task, upload_logs
 from shipyard.flow.zygote import Zygote
 from shipyard.store.blobs import BlobStore, open_blob_store
-from shipyard.store.meta import MetaStore
 from shipyard.store.records import ArtifactRecord, RunStatus, TaskRecord, TaskStatus
+
+if TYPE_CHECKING:
+    from shipyard.store.meta import MetaStore
 
 
 @dataclass
@@ -76,6 +78,7 @@ class Runtime:
         self._interrupted: int | None = None
         self.ready: deque[_Task] = deque()
         self.running: dict[int, _Running] = {}
+        self.launched: list[tuple[int, TaskSpec]] = []  # started in the DB, not yet forked
         self.completed: deque[int] = deque()
         self.outputs: dict[int, dict[str, ArtifactRecord]] = {}
         self.results: dict[int, dict[str, Any]] = {}
@@ -107,14 +110,18 @@ class Runtime:
                 opts.memory_mb = self.memory_total
 
     def run(self) -> int:
-        # Fork the zygote first: nothing below (database, threads, progress bars) may leak in.
+        # Fork the zygote first: nothing below (database, threads, progress bars) may leak
+        # in, and it stays small (SQLAlchemy is imported after it), so forks and exits of
+        # tasks are cheap. It has imported what every task needs, the blob store included.
+        self.store: BlobStore = open_blob_store(self.config.store_url)
         self.zygote = Zygote(functools.partial(run_task, self.plan.flow_cls, self.graph))
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
         }
         try:
-            self.meta = MetaStore.open(self.config.db_url)
-            self.store: BlobStore = open_blob_store(self.config.store_url)
+            from shipyard.store.meta import MetaStore
+
+            self.meta: MetaStore = MetaStore.open(self.config.db_url)
             self.run_id = self._create_run()
             self._loop()
             return self.run_id
@@ -148,6 +155,7 @@ class Runtime:
             origin_run_id=origin.run_id if origin else None,
         )
         self.logs_root = self.config.home / "logs" / self.graph.flow_name / str(run_id)
+        self.logs_root.mkdir(parents=True, exist_ok=True)
         if self.on_run_id is not None:
             self.on_run_id(run_id)
         if origin is not None:
@@ -168,27 +176,35 @@ class Runtime:
 
     # -- the loop -------------------------------------------------------------------------
     def _loop(self) -> None:
-        self._create("start", [], [])
+        self._advance([], begin=True)
         selector = selectors.DefaultSelector()
         selector.register(self.zygote.sock, selectors.EVENT_READ)
         while True:
-            while self.completed:
-                self._on_success(self.completed.popleft())
             if self._interrupted is not None:
                 self._shutdown(RunStatus.KILLED)
                 return
-            self._launch_ready()
-            if not self.running and not self.completed and (self.failed_tasks or not self.ready):
+            if not self.running and (self.failed_tasks or not self.ready):
                 break
-            if selector.select(timeout=self._wait_time()):
-                for message in self.zygote.receive():
-                    self._on_message(message)
+            self._advance(self.zygote.receive() if selector.select(self._wait_time()) else [])
             self._tail_logs()
             self._check_timeouts()
             if time.monotonic() >= self.next_heartbeat:
                 self.meta.heartbeat(self.run_id)
                 self.next_heartbeat = time.monotonic() + self.config.heartbeat_seconds
         self._finish()
+
+    def _advance(self, messages: list[tuple[Any, ...]], *, begin: bool = False) -> None:
+        """Record what the messages say ended, create the tasks that follow and start what
+        can run, in one transaction; then fork the started tasks (their start committed)."""
+        with self.meta.transaction():
+            if begin:
+                self._create("start", [], [])
+            for message in messages:
+                self._on_message(message)
+            while self.completed:
+                self._on_success(self.completed.popleft())
+            self._launch_ready()
+        self._spawn_launched()
 
     def _wait_time(self) -> float:
         waits = [0.1 if self.running else 1.0, self.next_heartbeat - time.monotonic()]
@@ -238,9 +254,10 @@ class Runtime:
                 self.completed.append(task_id)
                 self._report_success(task, None)
         if fresh:
-            # the task id is not known before the insert, so live logs go by creation order
+            # the task id is not known before the insert, so live logs go by creation order;
+            # one directory per run (see records.live_log): no directory to make per task
             first = len(self.task_info)
-            log_dirs = [str(self.logs_root / t.step / str(first + i)) for i, t in enumerate(fresh)]
+            log_dirs = [str(self.logs_root / f"{t.step}.{first + i}") for i, t in enumerate(fresh)]
             ids = self.meta.create_tasks(
                 self.run_id,
                 [(t.step, t.stack, t.inputs, d) for t, d in zip(fresh, log_dirs, strict=True)],
@@ -350,7 +367,13 @@ class Runtime:
             cpu=opts.cpu,
             memory=opts.memory_mb,
         )
-        self.zygote.spawn(task.task_id, spec)
+        self.launched.append((task.task_id, spec))
+
+    def _spawn_launched(self) -> None:
+        """Fork the tasks whose start is now committed."""
+        for task_id, spec in self.launched:
+            self.zygote.spawn(task_id, spec)
+        self.launched.clear()
 
     def _input_specs(self, task: _Task) -> list[InputSpec]:
         if not task.inputs:
@@ -370,29 +393,27 @@ class Runtime:
             running.pid = message[2]
         elif kind == "exited":
             running.pid = message[2]
-            self._on_exit(running, int(message[3]))
+            self._on_exit(running, int(message[3]), message[4])
 
-    def _on_exit(self, running: _Running, exitcode: int) -> None:
+    def _on_exit(self, running: _Running, exitcode: int, report: bytes) -> None:
         """A task process ended: record the attempt, then go on, retry, catch or fail."""
         task = running.task
-        attempt = task.attempt
         del self.running[task.task_id]
         self._tail(running, final=True)
-        log_dir = Path(self.log_dirs[task.task_id])
-        result = self._read_result(running, exitcode, log_dir / f"{attempt}.result.json")
+        result = self._read_result(running, exitcode, report)
         logs = {"stdout_key": result.get("stdout_key"), "stderr_key": result.get("stderr_key")}
         if result.get("ok"):
             result = self._succeeded(running, result, logs)
         if not result.get("ok"):
             self._failed(task, result["error"], logs)
-        for suffix in ("out", "err", "result.json"):
-            (log_dir / f"{attempt}.{suffix}").unlink(missing_ok=True)
+        for tail in running.tails:
+            tail.path.unlink(missing_ok=True)
 
-    def _read_result(self, running: _Running, exitcode: int, path: Path) -> dict[str, Any]:
+    def _read_result(self, running: _Running, exitcode: int, report: bytes) -> dict[str, Any]:
         """What the task reported, or why it could not (crash, signal, timeout)."""
         try:
-            result: dict[str, Any] = json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            result: dict[str, Any] = json.loads(report)
+        except json.JSONDecodeError:  # nothing, or cut short: the task died first
             result = {"ok": False, "error": exit_error(exitcode)}
             result.update(self._upload_logs(running.task))
         if running.timed_out:

@@ -1,9 +1,10 @@
 """Run one task attempt inside the process the zygote forked for it.
 
 The task never touches the metadata database: it reads its inputs from the blob store,
-runs the user's step, persists the artifacts, and writes a small JSON result (atomically)
-that the runtime reads when the process exits. A task killed at any point leaves no result,
-and blobs are only ever visible complete, so nothing half-written is ever recorded.
+runs the user's step, persists the artifacts, and writes a small JSON result to the pipe
+the zygote gave it, which the runtime gets with the news of the process's exit. A task
+killed at any point leaves no result (or one cut short, which is no result either), and
+blobs are only ever visible complete, so nothing half-written is ever recorded.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from shipyard.flow.current import current
 from shipyard.flow.exceptions import ArtifactError, TransitionError
 from shipyard.flow.spec import FlowSpec, Inputs, InputView
 from shipyard.store.blobs import BlobStore, open_blob_store
-from shipyard.store.records import ArtifactRecord
+from shipyard.store.records import ArtifactRecord, live_log
 from shipyard.store.serialize import ArtifactNotPicklable
 
 if TYPE_CHECKING:
@@ -63,7 +64,8 @@ class TaskSpec:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def path(self, suffix: str) -> Path:
-        return Path(self.log_dir) / f"{self.attempt}.{suffix}"
+        """This attempt's live log file: ``out`` or ``err``."""
+        return live_log(self.log_dir, self.attempt, suffix)
 
 
 class CaughtFailure:
@@ -94,7 +96,6 @@ class TaskContext:
 
 
 def _redirect_output(spec: TaskSpec) -> None:
-    Path(spec.log_dir).mkdir(parents=True, exist_ok=True)
     for fd, suffix in ((1, "out"), (2, "err")):
         target = os.open(spec.path(suffix), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         os.dup2(target, fd)
@@ -143,11 +144,12 @@ def upload_logs(store: BlobStore, spec: TaskSpec) -> dict[str, str | None]:
     }
 
 
-def write_result(spec: TaskSpec, result: dict[str, Any]) -> None:
-    path = spec.path("result.json")
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, path)
+def write_result(fd: int, result: dict[str, Any]) -> None:
+    """Write the result to the report pipe (the zygote reads it as it comes)."""
+    view = memoryview(json.dumps(result).encode())
+    while view:
+        view = view[os.write(fd, view) :]
+    os.close(fd)
 
 
 def _build_flow(flow_cls: type[FlowSpec], spec: TaskSpec, node: Node, store: BlobStore) -> Any:
@@ -253,8 +255,9 @@ def _split(flow: FlowSpec, node: Node, store: BlobStore) -> dict[str, Any]:
     }
 
 
-def run_task(flow_cls: type[FlowSpec], graph: Graph, spec: TaskSpec) -> int:
-    """The body of a task process. Returns its exit code."""
+def run_task(flow_cls: type[FlowSpec], graph: Graph, spec: TaskSpec, report_fd: int) -> int:
+    """The body of a task process: its result goes to ``report_fd``; returns the exit
+    code."""
     _redirect_output(spec)
     store = open_blob_store(spec.store_url)
     node = graph[spec.step_name]
@@ -309,5 +312,5 @@ def run_task(flow_cls: type[FlowSpec], graph: Graph, spec: TaskSpec) -> int:
     sys.stderr.flush()
     result["duration"] = time.time() - started
     result.update(upload_logs(store, spec))
-    write_result(spec, result)
+    write_result(report_fd, result)
     return 0 if result["ok"] else 1

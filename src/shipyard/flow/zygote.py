@@ -9,11 +9,16 @@ exits: no orphans.
 
 Protocol over a socketpair: length-prefixed pickles.
   runtime -> zygote  ("spawn", token, payload)
-  zygote  -> runtime ("started", token, pid) | ("exited", token, pid, exitcode)
+  zygote  -> runtime ("started", token, pid) | ("exited", token, pid, exitcode, report)
+
+A task reports back by writing to the pipe whose fd its target is given (``report`` is
+every byte written there, ``b""`` if the task died first): no file to create, rename and
+remove per task, and nothing half-written is ever read, since it is read after the exit.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 import pickle
 import selectors
@@ -54,7 +59,9 @@ class _Reader:
 class Zygote:
     """Handle on the zygote process, used by the runtime."""
 
-    def __init__(self, target: Callable[[Any], int]) -> None:
+    def __init__(self, target: Callable[[Any, int], int]) -> None:
+        """``target(payload, report_fd)`` runs in each task process; it returns the exit
+        code and may write its report to ``report_fd``."""
         parent, child = socket.socketpair()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -97,7 +104,10 @@ class Zygote:
                 pass
 
 
-def _serve(sock: socket.socket, target: Callable[[Any], int]) -> None:
+def _serve(sock: socket.socket, target: Callable[[Any, int], int]) -> None:
+    # Move everything imported so far out of the collector's reach: a collection in a task
+    # would otherwise write to (and so copy) every page of the inherited heap.
+    gc.freeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runtime handles Ctrl-C
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     wake_r, wake_w = os.pipe()
@@ -109,7 +119,18 @@ def _serve(sock: socket.socket, target: Callable[[Any], int]) -> None:
     selector.register(sock, selectors.EVENT_READ, "sock")
     selector.register(wake_r, selectors.EVENT_READ, "wake")
     reader = _Reader()
-    children: dict[int, int] = {}
+    children: dict[int, tuple[int, int, bytearray]] = {}  # pid -> token, report fd, report
+
+    def read_report(fd: int, report: bytearray) -> bool:
+        """Read what is there; True at the end of it (EOF)."""
+        while True:
+            try:
+                data = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                return False
+            if not data:
+                return True
+            report += data
 
     def reap() -> None:
         while children:
@@ -119,13 +140,22 @@ def _serve(sock: socket.socket, target: Callable[[Any], int]) -> None:
                 return
             if pid == 0:
                 return
-            token = children.pop(pid, None)
-            if token is not None:
-                _send(sock, ("exited", token, pid, os.waitstatus_to_exitcode(status)))
+            if pid not in children:
+                continue
+            token, fd, report = children.pop(pid)
+            # The task wrote its whole report before exiting: what is left is in the pipe
+            # (a process the task started may hold the pipe open, so do not wait for EOF).
+            read_report(fd, report)
+            if fd in selector.get_map():
+                selector.unregister(fd)
+            os.close(fd)
+            code = os.waitstatus_to_exitcode(status)
+            _send(sock, ("exited", token, pid, code, bytes(report)))
 
     def spawn(token: int, payload: Any) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
+        report_r, report_w = os.pipe()
         pid = os.fork()
         if pid == 0:  # the task
             code = 1
@@ -133,25 +163,33 @@ def _serve(sock: socket.socket, target: Callable[[Any], int]) -> None:
                 os.setpgid(0, 0)
                 selector.close()
                 sock.close()
-                os.close(wake_r)
-                os.close(wake_w)
+                for fd in (wake_r, wake_w, report_r, *(c[1] for c in children.values())):
+                    os.close(fd)
                 signal.set_wakeup_fd(-1)
                 for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
                     signal.signal(sig, signal.SIG_DFL)
-                code = target(payload)
+                code = target(payload, report_w)
             except BaseException:  # noqa: BLE001
                 code = 1
             finally:
                 os._exit(code)
+        os.close(report_w)
+        os.set_blocking(report_r, False)
         try:
             os.setpgid(pid, pid)
         except OSError:
             pass  # the child did it first, or already exited
-        children[pid] = token
+        children[pid] = (token, report_r, bytearray())
+        selector.register(report_r, selectors.EVENT_READ, pid)
         _send(sock, ("started", token, pid))
 
     while True:
         for key, _ in selector.select():
+            if isinstance(key.data, int):  # a task's report pipe: keep it drained
+                child = children.get(key.data)
+                if child is not None and read_report(child[1], child[2]):
+                    selector.unregister(child[1])  # EOF: reap() closes it
+                continue
             if key.data == "wake":
                 try:
                     os.read(wake_r, 4096)

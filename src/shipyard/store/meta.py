@@ -2,8 +2,10 @@
 
 SQLAlchemy Core over SQLite (WAL, the default, under ``SHIPYARD_HOME``) or PostgreSQL
 (``SHIPYARD_DB_URL``). Only the flow runtime writes; tasks report back to it. Every write
-method is one short transaction. The schema is versioned with Alembic migrations that run
-automatically when the store is opened.
+method is one short transaction, or a savepoint inside :meth:`MetaStore.transaction` (the
+runtime records a task's end, its successors' creation and their start in one). The
+schema is versioned with Alembic migrations that run automatically when the store is
+opened.
 
 Errors::
 
@@ -13,7 +15,9 @@ Errors::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -74,6 +78,7 @@ class MetaStore:
         self._reader = engine.execution_options(**{READ_OPTION: True})
         self.dead_after = dead_after
         self.url = engine.url.render_as_string(hide_password=True)
+        self._local = threading.local()  # .tx: the connection of an open transaction()
 
     @classmethod
     def open(cls, url: str | None = None) -> MetaStore:
@@ -108,6 +113,40 @@ class MetaStore:
         (registry, keys, deployments). Writes on it start with BEGIN IMMEDIATE on SQLite."""
         return self._engine
 
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Make the writes (and reads) of this thread inside the block one transaction:
+        all committed at the end, or none if the block raises. A write method that raises
+        inside it undoes only its own part (it runs in a savepoint). Nests."""
+        if getattr(self._local, "tx", None) is not None:
+            yield
+            return
+        with self._engine.begin() as conn:
+            self._local.tx = conn
+            try:
+                yield
+            finally:
+                self._local.tx = None
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        tx: Connection | None = getattr(self._local, "tx", None)
+        if tx is None:
+            with self._engine.begin() as conn:
+                yield conn
+        else:
+            with tx.begin_nested():
+                yield tx
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        tx: Connection | None = getattr(self._local, "tx", None)
+        if tx is not None:  # see the transaction's own writes
+            yield tx
+            return
+        with self._reader.connect() as conn:
+            yield conn
+
     def close(self) -> None:
         """Close every pooled connection; the store cannot be used afterwards."""
         self._engine.dispose()
@@ -141,7 +180,7 @@ class MetaStore:
         """Insert a RUNNING run (heartbeat now) and return its run id (unique in this DB)."""
         tag_list = _rows.clean_tags(tags)
         now = _now()
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             _rows.insert_ignore(conn, flows, {"name": flow_name, "created_at": now})
             run_id: int = conn.execute(
                 runs.insert()
@@ -179,7 +218,7 @@ class MetaStore:
         self._update_run(run_id, status=status.value, finished_at=now, heartbeat_at=now)
 
     def _update_run(self, run_id: int, **values: Any) -> None:
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             result = conn.execute(runs.update().where(runs.c.run_id == run_id).values(**values))
             if result.rowcount == 0:
                 raise RecordNotFound(f"no run with id {run_id} in {self.url}")
@@ -191,7 +230,7 @@ class MetaStore:
 
     def get_run_by_id(self, run_id: int) -> RunRecord | None:
         """The run with this id whatever its flow (ids are unique in the database)."""
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).all()
             found = _rows.load_runs(conn, rows, self._cutoff())
         return found[0] if found else None
@@ -218,18 +257,18 @@ class MetaStore:
         if status is not None:
             query = query.where(_rows.status_clause(RunStatus(status), cutoff))
         query = query.limit(limit).offset(offset or None)
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             return _rows.load_runs(conn, conn.execute(query).all(), cutoff)
 
     def flow_names(self) -> list[str]:
         """Every flow with at least one run, sorted."""
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             return list(conn.execute(sa.select(flows.c.name).order_by(flows.c.name)).scalars())
 
     def add_tags(self, run_id: int, tags: Iterable[str]) -> None:
         """Add tags to the run (tags it has already are ignored)."""
         tag_list = _rows.clean_tags(tags)
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             self._check_run(conn, run_id)
             for tag in tag_list:
                 _rows.insert_ignore(conn, run_tags, {"run_id": run_id, "tag": tag})
@@ -237,7 +276,7 @@ class MetaStore:
     def remove_tags(self, run_id: int, tags: Iterable[str]) -> None:
         """Remove tags from the run (tags it does not have are ignored)."""
         tag_list = _rows.clean_tags(tags)
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             self._check_run(conn, run_id)
             conn.execute(
                 run_tags.delete().where(run_tags.c.run_id == run_id, run_tags.c.tag.in_(tag_list))
@@ -283,7 +322,7 @@ class MetaStore:
             }
             for step_name, stack, inputs, log_dir in items
         ]
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             self._check_run(conn, run_id)
             result = conn.execute(
                 tasks.insert().returning(tasks.c.task_id, sort_by_parameter_order=True), rows
@@ -293,7 +332,7 @@ class MetaStore:
     def start_attempt(self, task_id: int, attempt: int, *, pid: int | None) -> None:
         """Record attempt ``attempt`` (0-based) as RUNNING; the task becomes RUNNING."""
         now = _now()
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             result = conn.execute(
                 tasks.update()
                 .where(tasks.c.task_id == task_id)
@@ -348,7 +387,7 @@ class MetaStore:
                 "is not an end state; use succeeded, failed or killed"
             )
         now = _now()
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             closed = conn.execute(
                 attempts.update()
                 .where(attempts.c.task_id == task_id, attempts.c.attempt == attempt)
@@ -391,14 +430,14 @@ class MetaStore:
 
         if not items:
             return []
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             self._check_run(conn, run_id)
             return clone_tasks(conn, run_id, items, now=_now(), url=self.url)
 
     def get_task(self, task_id: int) -> TaskRecord | None:
         """The task with this id (ids are unique in the database), or None."""
         query = sa.select(*_rows.TASK_COLUMNS).join(runs).where(tasks.c.task_id == task_id)
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(query).first()
         return _rows.task_record(row) if row is not None else None
 
@@ -412,14 +451,14 @@ class MetaStore:
         )
         if step_name is not None:
             query = query.where(tasks.c.step_name == step_name)
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             return [_rows.task_record(row) for row in conn.execute(query)]
 
     def step_summaries(self, run_id: int) -> list[dict[str, Any]]:
         """Per step of the run, in order of each step's first task: ``{"step_name", "tasks"
         (count), "counts" ({task status value: count}, every status present), "started_at"
         (earliest), "finished_at" (latest; None while no task finished)}``."""
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             return [_rows.step_summary(r) for r in conn.execute(_rows.step_summary_query(run_id))]
 
     def list_attempts(self, task_id: int) -> list[AttemptRecord]:
@@ -427,7 +466,7 @@ class MetaStore:
         query = (
             sa.select(attempts).where(attempts.c.task_id == task_id).order_by(attempts.c.attempt)
         )
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             return [_rows.attempt_record(row) for row in conn.execute(query)]
 
     def list_artifacts(self, task_id: int) -> list[ArtifactRecord]:
@@ -435,13 +474,13 @@ class MetaStore:
         query = (
             sa.select(artifacts).where(artifacts.c.task_id == task_id).order_by(artifacts.c.name)
         )
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             return [_rows.artifact_record(row) for row in conn.execute(query)]
 
     def get_artifact(self, task_id: int, name: str) -> ArtifactRecord | None:
         """One artifact of the task by name, or None."""
         query = sa.select(artifacts).where(artifacts.c.task_id == task_id, artifacts.c.name == name)
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             row = conn.execute(query).first()
         return _rows.artifact_record(row) if row is not None else None
 
@@ -451,7 +490,7 @@ class MetaStore:
         unfinished = sa.select(tasks.c.task_id).where(
             tasks.c.run_id == run_id, tasks.c.status.in_(_UNFINISHED)
         )
-        with self._engine.begin() as conn:
+        with self._write() as conn:
             conn.execute(
                 attempts.update()
                 .where(
@@ -481,7 +520,7 @@ class MetaStore:
             return []
         cutoff = self._cutoff()
         query = runs_for_gc_query(cutoff, older_than=older_than, keep_last=keep_last)
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             return _rows.load_runs(conn, conn.execute(query).all(), cutoff)
 
     def delete_runs(self, run_ids: Sequence[int]) -> None:
@@ -489,14 +528,14 @@ class MetaStore:
         from shipyard.store._gc import delete_runs
 
         if run_ids:
-            with self._engine.begin() as conn:
+            with self._write() as conn:
                 delete_runs(conn, list(dict.fromkeys(run_ids)))
 
     def referenced_blob_keys(self) -> set[str]:
         """Every blob key any row still points at (artifacts, logs, code snapshots)."""
         from shipyard.store._gc import referenced_keys_query
 
-        with self._reader.connect() as conn:
+        with self._read() as conn:
             keys = {key for key in conn.execute(referenced_keys_query()).scalars() if key}
             # a foreach split keeps its items in one blob named in the task's result
             results = conn.execute(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 
@@ -78,6 +79,20 @@ class AttemptRecord:
     stderr_key: str | None
 
 
+_LOG_SUFFIX = {"stdout": "out", "stderr": "err"}
+
+
+def live_log(log_dir: str, attempt: int, suffix: str) -> Path:
+    """``<log_dir>.<attempt>.<suffix>``: the runtime gives every task a name in its run's
+    log directory (``logs/<flow>/<run>/<step>.<n>``), so one directory per run holds every
+    task's live logs. A ``log_dir`` that is a directory (runs recorded before 0.1.1) holds
+    ``<attempt>.<suffix>``."""
+    path = Path(log_dir)
+    if path.is_dir():
+        return path / f"{attempt}.{suffix}"
+    return path.with_name(f"{path.name}.{attempt}.{suffix}")
+
+
 @dataclass(frozen=True)
 class TaskRecord:
     flow_name: str
@@ -95,9 +110,19 @@ class TaskRecord:
     origin_task_id: int | None  # set when a resume reused (cloned) this task
     #: what the task produced for the runtime: {"num_splits": n} for a foreach split, etc.
     result: dict[str, Any] = field(default_factory=dict)
-    #: where live logs are written while the task runs (local path), until stdout_key is set
+    #: where live logs are written while the task runs (local path), until stdout_key is
+    #: set: see :func:`live_log`
     log_dir: str | None = None
 
     @property
     def pathspec(self) -> str:
         return f"{self.flow_name}/{self.run_id}/{self.step_name}/{self.task_id}"
+
+    def live_log(self, home: Path, attempt: int, stream: str) -> Path:
+        """The file the runtime writes ``stream`` ("stdout" or "stderr") of a running
+        ``attempt`` to (it is uploaded to the blob store, and removed, when it ends)."""
+        if self.log_dir:
+            return live_log(self.log_dir, attempt, _LOG_SUFFIX[stream])
+        # runs recorded before log_dir existed (schema 0001)
+        legacy = home / "logs" / self.flow_name / str(self.run_id) / self.step_name
+        return legacy / str(self.task_id) / f"{attempt}.{_LOG_SUFFIX[stream]}"

@@ -10,14 +10,6 @@ from shipyard.store.records import AttemptRecord, TaskRecord
 
 #: bytes of a log the task page shows (the end of it)
 TAIL_BYTES = 64 << 10
-_SUFFIX = {"stdout": "out", "stderr": "err"}
-
-
-def log_dir(home: Path, task: TaskRecord) -> Path:
-    """Where the runtime writes the task's live logs."""
-    if task.log_dir:
-        return Path(task.log_dir)
-    return home / "logs" / task.flow_name / str(task.run_id) / task.step_name / str(task.task_id)
 
 
 def _tail_file(path: Path, limit: int) -> tuple[str, bool]:
@@ -48,18 +40,18 @@ def tail(
         except (BlobNotFound, ValueError):
             return "", False
         return data[-limit:].decode("utf-8", "replace"), len(data) > limit
-    return _tail_file(log_dir(home, task) / f"{attempt.attempt}.{_SUFFIX[stream]}", limit)
+    return _tail_file(task.live_log(home, attempt.attempt, stream), limit)
 
 
 def live_size(home: Path, task: TaskRecord, attempt: AttemptRecord) -> int:
     """Bytes written so far to a running attempt's live stdout + stderr files."""
     total = 0
-    for suffix in _SUFFIX.values():
+    for stream in ("stdout", "stderr"):
         try:
-            total += (log_dir(home, task) / f"{attempt.attempt}.{suffix}").stat().st_size
+            total += task.live_log(home, attempt.attempt, stream).stat().st_size
         except OSError:
             pass
     return total
 
 
-__all__ = ["TAIL_BYTES", "live_size", "log_dir", "tail"]
+__all__ = ["TAIL_BYTES", "live_size", "tail"]
