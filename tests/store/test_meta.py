@@ -242,6 +242,39 @@ def test_finish_attempt_is_one_transaction(meta: MetaStore) -> None:
     assert meta.list_artifacts(task_id) == []
 
 
+def test_a_transaction_groups_writes_and_a_failed_write_undoes_only_itself(
+    meta: MetaStore,
+) -> None:
+    run_id = _run(meta)
+    first = meta.create_task(run_id, "start", foreach_stack=[], input_task_ids=[])
+    meta.start_attempt(first, 0, pid=None)
+
+    def refuse(conn: object) -> None:
+        raise ValueError("the registry refused")
+
+    with meta.transaction():
+        with pytest.raises(ValueError, match="refused"):
+            meta.finish_attempt(
+                first, 0, status=TaskStatus.SUCCEEDED, artifacts=[_artifact("x")], also=refuse
+            )
+        meta.finish_attempt(first, 0, status=TaskStatus.FAILED, error={"type": "E"})
+        (second,) = meta.create_tasks(run_id, [("end", [], [first], None)])
+        meta.start_attempt(second, 0, pid=None)
+        # reads inside see the transaction's own writes
+        assert meta.get_task(second) is not None
+    task = meta.get_task(first)
+    assert task is not None and task.status is TaskStatus.FAILED
+    assert meta.list_artifacts(first) == []  # the refused write left nothing
+    assert [a.status for a in meta.list_attempts(second)] == [TaskStatus.RUNNING]
+
+    with pytest.raises(RuntimeError), meta.transaction():
+        meta.finish_attempt(second, 0, status=TaskStatus.SUCCEEDED)
+        meta.create_tasks(run_id, [("later", [], [second], None)])
+        raise RuntimeError("the runtime fell over")
+    assert [t.step_name for t in meta.list_tasks(run_id)] == ["start", "end"]
+    assert [a.status for a in meta.list_attempts(second)] == [TaskStatus.RUNNING]
+
+
 def test_attempt_misuse_is_refused(meta: MetaStore) -> None:
     run_id = _run(meta)
     task_id = meta.create_task(run_id, "start", foreach_stack=[], input_task_ids=[])

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from shipyard.store import _rows, schema
-from shipyard.store._engine import READ_OPTION, create_engine
+from shipyard.store._engine import READ_OPTION, create_engine, savepoint
 from shipyard.store.records import (
     ArtifactRecord,
     AttemptRecord,
@@ -135,7 +135,7 @@ class MetaStore:
             with self._engine.begin() as conn:
                 yield conn
         else:
-            with tx.begin_nested():
+            with savepoint(tx):
                 yield tx
 
     @contextmanager
@@ -344,17 +344,16 @@ class MetaStore:
             )
             if result.rowcount == 0:
                 raise RecordNotFound(f"no task with id {task_id} in {self.url}")
-            try:
-                with conn.begin_nested():
-                    conn.execute(
-                        attempts.insert().values(
-                            task_id=task_id,
-                            attempt=attempt,
-                            status=TaskStatus.RUNNING.value,
-                            started_at=now,
-                            pid=pid,
-                        )
+            try:  # the whole write is undone (its transaction, or its savepoint in one)
+                conn.execute(
+                    attempts.insert().values(
+                        task_id=task_id,
+                        attempt=attempt,
+                        status=TaskStatus.RUNNING.value,
+                        started_at=now,
+                        pid=pid,
                     )
+                )
             except sa.exc.IntegrityError:
                 raise MetaStoreError(
                     f"task {task_id} attempt {attempt} was started already; "
