@@ -13,8 +13,6 @@ sqlite3's own transaction handling is switched off (``isolation_level = None``) 
 from __future__ import annotations
 
 import os
-import sqlite3
-import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,10 +23,11 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
+from shipyard.store.bootstrap import BUSY_TIMEOUT_MS, configure
+
 #: execution option marking a connection as read-only (SQLite: deferred BEGIN)
 READ_OPTION = "shipyard_read"
 
-BUSY_TIMEOUT_MS = 30_000
 
 _engines: weakref.WeakSet[Engine] = weakref.WeakSet()
 
@@ -88,14 +87,7 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see _on_begin)
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            _enable_wal(cursor)
-            cursor.execute("PRAGMA synchronous = NORMAL")
-            cursor.execute("PRAGMA foreign_keys = ON")
-        finally:
-            cursor.close()
+        configure(dbapi_connection)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
@@ -105,22 +97,6 @@ def _sqlite_engine(url: sa.URL) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
-
-
-def _enable_wal(cursor: Any) -> None:
-    """Switch to WAL once per database file. Two processes creating the same new database
-    can race here, and SQLite may answer "database is locked" without waiting on the busy
-    timeout, so retry for as long as the busy timeout would have waited."""
-    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
-    while True:
-        try:
-            if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
 
 
 __all__ = ["READ_OPTION", "create_engine"]

@@ -176,15 +176,21 @@ class MetaStore:
         graph: dict[str, Any],
         code_key: str | None,
         origin_run_id: int | None = None,
+        run_id: int | None = None,
+        at: datetime | None = None,
     ) -> int:
-        """Insert a RUNNING run (heartbeat now) and return its run id (unique in this DB)."""
+        """Insert a RUNNING run (heartbeat now) and return its run id (unique in this DB):
+        ``run_id`` if given (one reserved by ``bootstrap.IdReserver``), else a new one.
+        ``at``: when it happened, if not now (as for every write that takes it)."""
         tag_list = _rows.clean_tags(tags)
-        now = _now()
+        now = at or _now()
+        explicit = {} if run_id is None else {"run_id": run_id}
         with self._write() as conn:
             _rows.insert_ignore(conn, flows, {"name": flow_name, "created_at": now})
-            run_id: int = conn.execute(
+            run_id = conn.execute(
                 runs.insert()
                 .values(
+                    **explicit,
                     flow_name=flow_name,
                     status=RunStatus.RUNNING.value,
                     user=user,
@@ -196,6 +202,7 @@ class MetaStore:
                 )
                 .returning(runs.c.run_id)
             ).scalar_one()
+            assert run_id is not None
             if tag_list:
                 conn.execute(run_tags.insert(), [{"run_id": run_id, "tag": t} for t in tag_list])
             if params:
@@ -207,14 +214,14 @@ class MetaStore:
         """Tell readers the run's runtime is alive (call every ``heartbeat_seconds``)."""
         self._update_run(run_id, heartbeat_at=_now())
 
-    def finish_run(self, run_id: int, status: RunStatus) -> None:
+    def finish_run(self, run_id: int, status: RunStatus, *, at: datetime | None = None) -> None:
         """Record the run's final status and finished_at."""
         if status in (RunStatus.RUNNING, RunStatus.DEAD):
             raise MetaStoreError(
                 f"finish_run(run {run_id}, {status.value!r}): a finished run is succeeded, "
                 "failed or killed"
             )
-        now = _now()
+        now = at or _now()
         self._update_run(run_id, status=status.value, finished_at=now, heartbeat_at=now)
 
     def _update_run(self, run_id: int, **values: Any) -> None:
@@ -303,14 +310,21 @@ class MetaStore:
         self,
         run_id: int,
         items: Sequence[tuple[str, Sequence[dict[str, Any]], Sequence[int], str | None]],
+        *,
+        task_ids: Sequence[int] | None = None,
+        at: datetime | None = None,
     ) -> list[int]:
         """:meth:`create_task` for many ``(step_name, foreach_stack, input_task_ids,
-        log_dir)`` in one transaction (a foreach fanning out); returns the ids in order."""
+        log_dir)`` in one transaction (a foreach fanning out); returns the ids in order:
+        ``task_ids`` if given (reserved by ``bootstrap.IdReserver``), else new ones."""
         if not items:
             return []
-        now = _now()
+        if task_ids is not None and len(task_ids) != len(items):
+            raise ValueError(f"{len(items)} tasks but {len(task_ids)} task ids")
+        now = at or _now()
         rows = [
             {
+                **({} if task_ids is None else {"task_id": task_ids[i]}),
                 "run_id": run_id,
                 "step_name": step_name,
                 "status": TaskStatus.PENDING.value,
@@ -320,7 +334,7 @@ class MetaStore:
                 "input_task_ids": list(inputs),
                 "log_dir": log_dir,
             }
-            for step_name, stack, inputs, log_dir in items
+            for i, (step_name, stack, inputs, log_dir) in enumerate(items)
         ]
         with self._write() as conn:
             self._check_run(conn, run_id)
@@ -329,9 +343,11 @@ class MetaStore:
             )
             return [int(task_id) for task_id in result.scalars()]
 
-    def start_attempt(self, task_id: int, attempt: int, *, pid: int | None) -> None:
+    def start_attempt(
+        self, task_id: int, attempt: int, *, pid: int | None, at: datetime | None = None
+    ) -> None:
         """Record attempt ``attempt`` (0-based) as RUNNING; the task becomes RUNNING."""
-        now = _now()
+        now = at or _now()
         with self._write() as conn:
             result = conn.execute(
                 tasks.update()
@@ -373,6 +389,7 @@ class MetaStore:
         result: dict[str, Any] | None = None,
         final: bool = True,
         also: Callable[[Connection], None] | None = None,
+        at: datetime | None = None,
     ) -> None:
         """In ONE transaction: close the attempt, and if ``final`` set the task's status,
         finished_at, result and (on success) its artifacts. A non-final failed attempt (one
@@ -385,7 +402,7 @@ class MetaStore:
                 f"finish_attempt(task {task_id}, attempt {attempt}): status {status.value!r} "
                 "is not an end state; use succeeded, failed or killed"
             )
-        now = _now()
+        now = at or _now()
         with self._write() as conn:
             closed = conn.execute(
                 attempts.update()
