@@ -521,3 +521,47 @@ class LeftBehindFlow(FlowSpec):
         assert alive(grandchild)  # the run ended while it still held the pipe
     finally:
         os.kill(grandchild, signal.SIGKILL)
+
+
+def test_a_run_recorded_while_the_store_opened_keeps_its_times_and_ids(tmp_path: Path) -> None:
+    # In a fresh interpreter the store opens in a thread (importing SQLAlchemy) while the
+    # first steps already run; their rows are written later, with the times they happened.
+    flow = write_flow(
+        HEAD
+        + """
+class PacedFlow(FlowSpec):
+    @step
+    def start(self):
+        time.sleep(0.05)
+        self.next(self.a)
+
+    @step
+    def a(self):
+        time.sleep(0.05)
+        self.next(self.b)
+
+    @step
+    def b(self):
+        time.sleep(0.05)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""",
+        tmp_path,
+    )
+    for _ in range(2):
+        proc = shipyard("run", str(flow), "--max-workers", "2")
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, (out, err)
+    first, second = Run("PacedFlow/1"), Run("PacedFlow/2")
+    tasks = [first[s].task for s in ("start", "a", "b", "end")]
+    assert [t.id for t in tasks] == [1, 2, 3, 4]
+    assert [second[s].task.id for s in ("start", "a", "b", "end")] == [5, 6, 7, 8]  # no gap
+    for before, after in zip(tasks, tasks[1:], strict=False):
+        assert before.finished_at is not None and after.started_at is not None
+        assert (before.finished_at - before.started_at).total_seconds() >= 0.04
+        assert after.started_at >= before.finished_at
+    assert first.created_at <= tasks[0].started_at
+    assert first.finished_at is not None and first.finished_at >= tasks[-1].finished_at

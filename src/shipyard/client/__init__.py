@@ -11,13 +11,57 @@ it works while runs are in progress. Errors: see :mod:`shipyard.client.errors`.
 
 from __future__ import annotations
 
-from shipyard.client.artifacts import DataArtifact, TaskData
-from shipyard.client.errors import ClientError, CodeSnapshotError, NotFound
-from shipyard.client.flow import Flow, flows, list_runs
-from shipyard.client.run import Run
-from shipyard.client.step import Step, StepSummary
-from shipyard.client.task import Attempt, Task
-from shipyard.store.records import RunStatus, TaskStatus
+import importlib
+from typing import TYPE_CHECKING, Any
+
+#: name -> module; imported on first use, so that ``shipyard.client.code`` (which the
+#: runtime uses) does not pull in the metadata store and SQLAlchemy
+_EXPORTS = {
+    "DataArtifact": "shipyard.client.artifacts",
+    "TaskData": "shipyard.client.artifacts",
+    "ClientError": "shipyard.client.errors",
+    "CodeSnapshotError": "shipyard.client.errors",
+    "NotFound": "shipyard.client.errors",
+    "Flow": "shipyard.client.flow",
+    "flows": "shipyard.client.flow",
+    "list_runs": "shipyard.client.flow",
+    "Run": "shipyard.client.run",
+    "Step": "shipyard.client.step",
+    "StepSummary": "shipyard.client.step",
+    "Attempt": "shipyard.client.task",
+    "Task": "shipyard.client.task",
+    "RunStatus": "shipyard.store.records",
+    "TaskStatus": "shipyard.store.records",
+}
+
+if TYPE_CHECKING:
+    from shipyard.client.artifacts import DataArtifact as DataArtifact
+    from shipyard.client.artifacts import TaskData as TaskData
+    from shipyard.client.errors import ClientError as ClientError
+    from shipyard.client.errors import CodeSnapshotError as CodeSnapshotError
+    from shipyard.client.errors import NotFound as NotFound
+    from shipyard.client.flow import Flow as Flow
+    from shipyard.client.flow import flows as flows
+    from shipyard.client.flow import list_runs as list_runs
+    from shipyard.client.run import Run as Run
+    from shipyard.client.step import Step as Step
+    from shipyard.client.step import StepSummary as StepSummary
+    from shipyard.client.task import Attempt as Attempt
+    from shipyard.client.task import Task as Task
+    from shipyard.store.records import RunStatus as RunStatus
+    from shipyard.store.records import TaskStatus as TaskStatus
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shipyard.client' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "Attempt",

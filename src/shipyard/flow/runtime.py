@@ -2,7 +2,8 @@
 
 One process, one loop, no threads: tasks are forked by the zygote (see zygote.py), the loop
 waits on the zygote's socket, follows the tasks' log files, enforces timeouts, schedules
-retries and @catch fallbacks, keeps the run's heartbeat, and is the only writer of metadata.
+retries and @catch fallbacks, keeps the run's heartbeat, and decides every metadata write;
+the recorder process applies them (see ledger.py), so the loop never waits for the database.
 Resume is the same loop: a task whose step, foreach position and inputs match a successful
 task of the origin run is cloned instead of run.
 """
@@ -20,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from shipyard.config import Settings, settings
 from shipyard.flow.artifacts import save
@@ -28,15 +29,13 @@ from shipyard.flow.decorators import TaskOptions, task_options
 from shipyard.flow.failures import exit_error
 from shipyard.flow.graph import Node, NodeType
 from shipyard.flow.launch import RunPlan
+from shipyard.flow.ledger import Ledger
 from shipyard.flow.output import LogTail, RunOutput
 from shipyard.flow.resume import ResumePlan
 from shipyard.flow.task import InputSpec, TaskSpec, run_task, upload_logs
 from shipyard.flow.zygote import Zygote
 from shipyard.store.blobs import BlobStore, open_blob_store
 from shipyard.store.records import ArtifactRecord, RunStatus, TaskRecord, TaskStatus
-
-if TYPE_CHECKING:
-    from shipyard.store.meta import MetaStore
 
 
 @dataclass
@@ -119,19 +118,21 @@ class Runtime:
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
         }
         try:
-            from shipyard.store.meta import MetaStore
-
-            self.meta: MetaStore = MetaStore.open(self.config.db_url)
-            self.run_id = self._create_run()
-            self._loop()
+            # after the zygote: the recorder (see ledger.py) must not be its parent
+            self.ledger = Ledger(
+                self.config.db_url,
+                direct=self.plan.origin is not None,
+                close_in_recorder=[self.zygote.sock],
+            )
+            with self.ledger.closing():
+                self.run_id = self._create_run()
+                self._loop()
             return self.run_id
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.out.close()
             self.zygote.close()
-            if hasattr(self, "meta"):
-                self.meta.close()
 
     def _create_run(self) -> int:
         from shipyard.client.code import pack_code
@@ -145,22 +146,26 @@ class Runtime:
             attr: save(self.store, attr, value) for attr, value in self.plan.params.items()
         }
         origin = self.plan.origin
-        run_id = self.meta.create_run(
-            self.graph.flow_name,
-            user=_user(),
-            params=self.plan.param_display,
-            tags=self.plan.tags,
-            graph=self.graph.to_json(self.plan.module),
-            code_key=code_key,
-            origin_run_id=origin.run_id if origin else None,
-        )
+        fields: dict[str, Any] = {
+            "user": _user(),
+            "params": self.plan.param_display,
+            "tags": self.plan.tags,
+            "graph": self.graph.to_json(self.plan.module),
+            "code_key": code_key,
+            "origin_run_id": origin.run_id if origin else None,
+        }
+        run_id = self.ledger.run_id()
+        if run_id is None:
+            run_id = self.ledger.store().create_run(self.graph.flow_name, **fields)
+        else:
+            self.ledger.write("create_run", self.graph.flow_name, **fields, run_id=run_id)
         self.logs_root = self.config.home / "logs" / self.graph.flow_name / str(run_id)
         self.logs_root.mkdir(parents=True, exist_ok=True)
         if self.on_run_id is not None:
             self.on_run_id(run_id)
         if origin is not None:
             self.resume = ResumePlan(
-                self.graph, self.meta.list_tasks(origin.run_id), self.plan.resume_step
+                self.graph, self.ledger.store().list_tasks(origin.run_id), self.plan.resume_step
             )
             self.out.line(
                 f"[bold]{self.graph.flow_name}/{run_id}[/] resuming {origin.pathspec} "
@@ -178,25 +183,33 @@ class Runtime:
     def _loop(self) -> None:
         self._advance([], begin=True)
         selector = selectors.DefaultSelector()
-        selector.register(self.zygote.sock, selectors.EVENT_READ)
+        selector.register(self.zygote.sock, selectors.EVENT_READ, "zygote")
+        if self.ledger.recorder is not None:  # it only ever speaks to say it failed
+            selector.register(self.ledger.recorder.sock, selectors.EVENT_READ, "recorder")
         while True:
             if self._interrupted is not None:
                 self._shutdown(RunStatus.KILLED)
                 return
             if not self.running and (self.failed_tasks or not self.ready):
                 break
-            self._advance(self.zygote.receive() if selector.select(self._wait_time()) else [])
+            messages: list[tuple[Any, ...]] = []
+            for key, _ in selector.select(self._wait_time()):
+                if key.data == "zygote":
+                    messages = self.zygote.receive()
+                elif self.ledger.recorder is not None:
+                    self.ledger.recorder.check()
+            self._advance(messages)
             self._tail_logs()
             self._check_timeouts()
             if time.monotonic() >= self.next_heartbeat:
-                self.meta.heartbeat(self.run_id)
+                self.ledger.write("heartbeat", self.run_id)
                 self.next_heartbeat = time.monotonic() + self.config.heartbeat_seconds
         self._finish()
 
     def _advance(self, messages: list[tuple[Any, ...]], *, begin: bool = False) -> None:
         """Record what the messages say ended, create the tasks that follow and start what
         can run, in one transaction; then fork the started tasks (their start committed)."""
-        with self.meta.transaction():
+        with self.ledger.transaction():
             if begin:
                 self._create("start", [], [])
             for message in messages:
@@ -241,15 +254,16 @@ class Runtime:
             else:
                 clones.append((task, origin))
         if clones:
-            ids = self.meta.clone_tasks(
+            meta = self.ledger.store()  # resume: the store opened first
+            cloned = meta.clone_tasks(
                 self.run_id, [(origin.task_id, task.inputs) for task, origin in clones]
             )
-            for task_id, (task, origin) in zip(ids, clones, strict=True):
+            for task_id, (task, origin) in zip(cloned, clones, strict=True):
                 task.task_id = task_id
                 assert self.resume is not None
                 self.resume.origin_of[task_id] = origin.task_id
                 self.task_info[task_id] = task
-                self.outputs[task_id] = {a.name: a for a in self.meta.list_artifacts(task_id)}
+                self.outputs[task_id] = {a.name: a for a in meta.list_artifacts(task_id)}
                 self.results[task_id] = dict(origin.result)
                 self.completed.append(task_id)
                 self._report_success(task, None)
@@ -258,10 +272,12 @@ class Runtime:
             # one directory per run (see records.live_log): no directory to make per task
             first = len(self.task_info)
             log_dirs = [str(self.logs_root / f"{t.step}.{first + i}") for i, t in enumerate(fresh)]
-            ids = self.meta.create_tasks(
-                self.run_id,
-                [(t.step, t.stack, t.inputs, d) for t, d in zip(fresh, log_dirs, strict=True)],
-            )
+            rows = [(t.step, t.stack, t.inputs, d) for t, d in zip(fresh, log_dirs, strict=True)]
+            ids = self.ledger.task_ids(len(rows))
+            if ids is None:
+                ids = self.ledger.store().create_tasks(self.run_id, rows)
+            else:
+                self.ledger.write("create_tasks", self.run_id, rows, task_ids=ids)
             for task_id, task, log_dir in zip(ids, fresh, log_dirs, strict=True):
                 task.task_id = task_id
                 self.task_info[task_id] = task
@@ -357,7 +373,7 @@ class Runtime:
             caught_error=task.caught_error,
             catch_var=opts.catch_var,
         )
-        self.meta.start_attempt(task.task_id, task.attempt, pid=None)
+        self.ledger.write("start_attempt", task.task_id, task.attempt, pid=None)
         now = time.monotonic()
         self.running[task.task_id] = _Running(
             task=task,
@@ -432,16 +448,14 @@ class Runtime:
         cards = (result.get("extra") or {}).get("cards")
         if cards:  # rendered by @card in the task: [{"id", "type", "key", ...}]
             keep["cards"] = cards
+        register = self._register_models(task, artifacts, result)
+        finish = {"status": TaskStatus.SUCCEEDED, "artifacts": artifacts, "result": keep, **logs}
         try:
-            self.meta.finish_attempt(
-                task.task_id,
-                task.attempt,
-                status=TaskStatus.SUCCEEDED,
-                artifacts=artifacts,
-                result=keep,
-                also=self._register_models(task, artifacts, result),
-                **logs,
-            )
+            if register is None:
+                self.ledger.write("finish_attempt", task.task_id, task.attempt, **finish)
+            else:  # the registry may refuse: know it now, before anything follows the task
+                meta = self.ledger.store()
+                meta.finish_attempt(task.task_id, task.attempt, **finish, also=register)
         except Exception as exc:  # the registry refused: the task fails, nothing recorded
             self.registered.clear()
             return {
@@ -463,7 +477,8 @@ class Runtime:
         prefix = f"{task.step}/{task.task_id}"
         retry = task.attempt + 1 < opts.max_attempts and task.caught_error is None
         catch = not retry and opts.catch_var is not None and task.caught_error is None
-        self.meta.finish_attempt(
+        self.ledger.write(
+            "finish_attempt",
             task.task_id,
             task.attempt,
             status=TaskStatus.FAILED,
@@ -579,8 +594,8 @@ class Runtime:
         for running in self.running.values():
             if running.pid is not None:
                 _kill_group(running.pid, signal.SIGKILL)
-        self.meta.kill_unfinished_tasks(self.run_id)
-        self.meta.finish_run(self.run_id, status)
+        self.ledger.write("kill_unfinished_tasks", self.run_id)
+        self.ledger.write("finish_run", self.run_id, status)
         self.status = status
         self.out.close()
         self.out.line(f"[yellow]{self.graph.flow_name}/{self.run_id} killed[/]")
@@ -590,8 +605,8 @@ class Runtime:
         ok = not self.failed_tasks
         self.status = RunStatus.SUCCEEDED if ok else RunStatus.FAILED
         if not ok:
-            self.meta.kill_unfinished_tasks(self.run_id)
-        self.meta.finish_run(self.run_id, self.status)
+            self.ledger.write("kill_unfinished_tasks", self.run_id)
+        self.ledger.write("finish_run", self.run_id, self.status)
         pathspec = f"{self.graph.flow_name}/{self.run_id}"
         if ok:
             self.out.line(f"[bold green]{pathspec} succeeded[/]")

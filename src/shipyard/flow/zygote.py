@@ -26,18 +26,18 @@ import signal
 import socket
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 _HEADER = struct.Struct("!I")
 
 
-def _send(sock: socket.socket, message: tuple[Any, ...]) -> None:
+def send_message(sock: socket.socket, message: tuple[Any, ...]) -> None:
     data = pickle.dumps(message, protocol=5)
     sock.sendall(_HEADER.pack(len(data)) + data)
 
 
-class _Reader:
+class MessageReader:
     """Accumulates bytes from a socket and yields whole messages."""
 
     def __init__(self) -> None:
@@ -56,35 +56,44 @@ class _Reader:
         return messages
 
 
+def fork_server(
+    serve: Callable[[socket.socket], None], close_in_child: Sequence[socket.socket] = ()
+) -> tuple[int, socket.socket]:
+    """Fork a helper process that runs ``serve`` on its end of a new socketpair, then exits
+    (code 1 if it raised; it never returns into the caller's code). Returns its pid and the
+    parent's end. ``close_in_child``: sockets of the parent the child must not hold open."""
+    parent, child = socket.socketpair()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            for sock in (parent, *close_in_child):
+                sock.close()
+            serve(child)
+        except BaseException:  # noqa: BLE001 - last resort, never return into the caller
+            code = 1
+        finally:
+            os._exit(code)
+    child.close()
+    return pid, parent
+
+
 class Zygote:
     """Handle on the zygote process, used by the runtime."""
 
     def __init__(self, target: Callable[[Any, int], int]) -> None:
         """``target(payload, report_fd)`` runs in each task process; it returns the exit
         code and may write its report to ``report_fd``."""
-        parent, child = socket.socketpair()
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:  # the zygote
-            parent.close()
-            code = 0
-            try:
-                _serve(child, target)
-            except BaseException:  # noqa: BLE001 - last resort, never return into the caller
-                code = 1
-            finally:
-                os._exit(code)
-        child.close()
-        self.pid = pid
-        self.sock = parent
-        self._reader = _Reader()
+        self.pid, self.sock = fork_server(lambda sock: _serve(sock, target))
+        self._reader = MessageReader()
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
     def spawn(self, token: int, payload: Any) -> None:
-        _send(self.sock, ("spawn", token, payload))
+        send_message(self.sock, ("spawn", token, payload))
 
     def receive(self) -> list[tuple[Any, ...]]:
         """Messages available now (call when the socket is readable)."""
@@ -118,7 +127,7 @@ def _serve(sock: socket.socket, target: Callable[[Any, int], int]) -> None:
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ, "sock")
     selector.register(wake_r, selectors.EVENT_READ, "wake")
-    reader = _Reader()
+    reader = MessageReader()
     children: dict[int, tuple[int, int, bytearray]] = {}  # pid -> token, report fd, report
 
     def read_report(fd: int, report: bytearray) -> bool:
@@ -150,7 +159,7 @@ def _serve(sock: socket.socket, target: Callable[[Any, int], int]) -> None:
                 selector.unregister(fd)
             os.close(fd)
             code = os.waitstatus_to_exitcode(status)
-            _send(sock, ("exited", token, pid, code, bytes(report)))
+            send_message(sock, ("exited", token, pid, code, bytes(report)))
 
     def spawn(token: int, payload: Any) -> None:
         sys.stdout.flush()
@@ -181,7 +190,7 @@ def _serve(sock: socket.socket, target: Callable[[Any, int], int]) -> None:
             pass  # the child did it first, or already exited
         children[pid] = (token, report_r, bytearray())
         selector.register(report_r, selectors.EVENT_READ, pid)
-        _send(sock, ("started", token, pid))
+        send_message(sock, ("started", token, pid))
 
     while True:
         for key, _ in selector.select():

@@ -1,11 +1,11 @@
 """The metadata store: flows, runs, tasks, attempts, artifacts, tags, parameters, log pointers.
 
 SQLAlchemy Core over SQLite (WAL, the default, under ``SHIPYARD_HOME``) or PostgreSQL
-(``SHIPYARD_DB_URL``). Only the flow runtime writes; tasks report back to it. Every write
-method is one short transaction, or a savepoint inside :meth:`MetaStore.transaction` (the
-runtime records a task's end, its successors' creation and their start in one). The
-schema is versioned with Alembic migrations that run automatically when the store is
-opened.
+(``SHIPYARD_DB_URL``). Only the flow runtime writes (through its recorder process, see
+``flow/ledger.py``); tasks report back to it. Every write method is one short transaction,
+or a savepoint inside :meth:`MetaStore.transaction` (the recorder applies what has arrived
+in one). The schema is versioned with Alembic migrations that run automatically when the
+store is opened.
 
 Errors::
 

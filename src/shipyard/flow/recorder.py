@@ -1,0 +1,147 @@
+"""The recorder: a process that writes the runtime's metadata, so the runtime never waits
+for SQLAlchemy's import (~0.1 s) or for a commit.
+
+The runtime forks it right after the zygote. It opens the store and applies the writes the
+runtime sends, in order: whatever has arrived is applied in one transaction, so a burst of
+task ends costs one commit. Messages over a socketpair (length-prefixed pickles, as the
+zygote's)::
+
+    runtime  -> recorder  ("write", method, args, kwargs) | ("flush", token)
+    recorder -> runtime   ("flushed", token) | ("failed", reason)
+
+``flush`` is answered once every write sent before it is committed. A write that fails
+rolls its batch back; the recorder says why and exits, and the runtime stops the run with
+that reason. When the runtime closes its end (or dies), the recorder applies what it has,
+closes the store and exits.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import signal
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+from shipyard.flow.zygote import MessageReader, fork_server, send_message
+
+_EXITED = "the metadata recorder exited unexpectedly"
+
+
+class RecorderFailed(RuntimeError):
+    """The recorder could not write the run's metadata; the message says why."""
+
+
+class Recorder:
+    """Handle on the recorder process, used by the runtime (through ``ledger.Ledger``)."""
+
+    def __init__(self, url: str, *, close_in_child: Sequence[socket.socket] = ()) -> None:
+        """Fork the recorder; ``close_in_child``: sockets it must not keep open (the
+        zygote's, which must see EOF when the runtime dies)."""
+        self.pid, self.sock = fork_server(lambda sock: _serve(sock, url), close_in_child)
+        self._reader = MessageReader()
+        self._tokens = itertools.count()
+        self._closed = False
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def write(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Send ``MetaStore.<method>(*args, **kwargs)``; it is applied in order, later."""
+        self._send(("write", method, args, kwargs))
+
+    def flush(self) -> None:
+        """Wait until everything sent so far is committed."""
+        token = next(self._tokens)
+        self._send(("flush", token))
+        while True:
+            messages = self._receive(block=True)
+            if messages is None:
+                raise RecorderFailed(_EXITED)
+            if ("flushed", token) in messages:
+                return
+
+    def check(self) -> None:
+        """Raise :class:`RecorderFailed` if the recorder failed (call when readable)."""
+        if self._receive(block=False) is None:
+            raise RecorderFailed(_EXITED)
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        try:
+            send_message(self.sock, message)
+        except OSError:  # it is gone: say why, if it said
+            self._receive(block=False)
+            raise RecorderFailed(_EXITED) from None
+
+    def _receive(self, block: bool) -> list[tuple[Any, ...]] | None:
+        """What the recorder said (None: it has closed its end)."""
+        try:
+            data = self.sock.recv(1 << 16, 0 if block else socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return []
+        except ConnectionResetError:  # it exited with our messages unread
+            data = b""
+        if not data:
+            return None
+        messages = self._reader.feed(data)
+        for message in messages:
+            if message[0] == "failed":
+                raise RecorderFailed(f"cannot record the run's metadata: {message[1]}")
+        return messages
+
+    def close(self) -> None:
+        """Let the recorder apply everything and exit; raise if it failed."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+            while self._receive(block=True) is not None:
+                pass
+        finally:
+            self.sock.close()
+            _, status = os.waitpid(self.pid, 0)
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise RecorderFailed("the metadata recorder failed; see the output above")
+
+
+def _serve(sock: socket.socket, url: str) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runtime handles Ctrl-C, then closes
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        from shipyard.store.meta import MetaStore
+
+        meta = MetaStore.open(url)
+    except Exception as exc:  # noqa: BLE001 - reported to the runtime
+        send_message(sock, ("failed", f"{type(exc).__name__}: {exc}"))
+        raise
+    reader = MessageReader()
+    try:
+        while True:
+            data = sock.recv(1 << 20)
+            messages = reader.feed(data) if data else []
+            while True:  # take everything already there into this batch
+                try:
+                    more = sock.recv(1 << 20, socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    break
+                if not more:
+                    data = b""
+                    break
+                messages += reader.feed(more)
+            try:
+                with meta.transaction():
+                    for message in messages:
+                        if message[0] == "write":
+                            getattr(meta, message[1])(*message[2], **message[3])
+            except Exception as exc:  # noqa: BLE001 - reported to the runtime
+                send_message(sock, ("failed", f"{type(exc).__name__}: {exc}"))
+                raise
+            for message in messages:
+                if message[0] == "flush":
+                    send_message(sock, ("flushed", message[1]))
+            if not data:  # the runtime closed its end: all is applied
+                return
+    finally:
+        meta.close()

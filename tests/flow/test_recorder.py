@@ -1,0 +1,94 @@
+"""The recorder process: the runtime's writes applied in order, failures said, nothing lost."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from shipyard.flow.ledger import Ledger
+from shipyard.flow.recorder import Recorder, RecorderFailed
+from shipyard.store.bootstrap import IdReserver
+from shipyard.store.meta import MetaStore
+from shipyard.store.records import RunStatus, TaskStatus
+
+RUN = {"user": "u", "params": {"alpha": "0.1"}, "tags": ["t"], "graph": {}, "code_key": None}
+
+
+def _url(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'meta.db'}"
+    reserver = IdReserver.open(url)  # creates the schema, as the runtime's start does
+    assert reserver is not None
+    reserver.close()
+    return url
+
+
+def test_writes_are_applied_in_order_and_a_flush_waits_for_them(tmp_path: Path) -> None:
+    url = _url(tmp_path)
+    recorder = Recorder(url)
+    recorder.write("create_run", ("F",), {**RUN, "run_id": 7})
+    recorder.write("create_tasks", (7, [("start", [], [], None)]), {"task_ids": [3]})
+    recorder.write("start_attempt", (3, 0), {"pid": None})
+    recorder.write("finish_attempt", (3, 0), {"status": TaskStatus.SUCCEEDED})
+    recorder.write("finish_run", (7, RunStatus.SUCCEEDED), {})
+    recorder.flush()
+    with MetaStore.open(url) as meta:  # committed: another connection sees all of it
+        run = meta.get_run("F", 7)
+        task = meta.get_task(3)
+        assert run is not None and run.status is RunStatus.SUCCEEDED
+        assert task is not None and task.status is TaskStatus.SUCCEEDED
+    recorder.close()
+    recorder.close()  # closing twice is harmless
+
+
+def test_a_failed_write_stops_the_recorder_and_says_why(tmp_path: Path) -> None:
+    recorder = Recorder(_url(tmp_path))
+    recorder.write("finish_attempt", (99, 0), {"status": TaskStatus.SUCCEEDED})
+    with pytest.raises(RecorderFailed, match="RecordNotFound: task 99 has no attempt 0"):
+        recorder.flush()
+    with pytest.raises(RecorderFailed, match="recorder failed"):
+        recorder.close()
+
+
+def test_a_recorder_whose_runtime_died_applies_what_it_got_and_exits(tmp_path: Path) -> None:
+    url = _url(tmp_path)
+    recorder = Recorder(url)
+    recorder.write("create_run", ("F",), {**RUN, "run_id": 1})
+    recorder.sock.close()  # as the end of a process killed with SIGKILL
+    _, status = os.waitpid(recorder.pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with MetaStore.open(url) as meta:
+        run = meta.get_run("F", 1)
+        assert run is not None and run.status is RunStatus.RUNNING  # dead once unbeaten
+
+
+def test_a_store_that_cannot_open_is_reported(tmp_path: Path) -> None:
+    url = _url(tmp_path)
+    (tmp_path / "meta.db").write_bytes(b"not a database" * 100)
+    recorder = Recorder(url)
+    with pytest.raises(RecorderFailed, match="cannot record the run's metadata: .*Error"):
+        recorder.flush()
+    with pytest.raises(RecorderFailed):
+        recorder.close()
+
+
+def test_the_ledger_numbers_tasks_in_blocks_and_gives_back_what_it_did_not_use(
+    tmp_path: Path,
+) -> None:
+    url = _url(tmp_path)
+    ledger = Ledger(url)
+    with ledger.closing():
+        assert ledger.recorder is not None
+        assert ledger.run_id() == 1
+        assert ledger.task_ids(1) == [1]
+        assert ledger.task_ids(100) == list(range(2, 102))  # a new block, right after
+        assert ledger.task_ids(2) == [102, 103]
+    again = Ledger(url)
+    with again.closing():
+        assert again.run_id() == 2
+        assert again.task_ids(1) == [104]  # the rest of the block was given back
+    direct = Ledger(url, direct=True)
+    with direct.closing():
+        assert direct.recorder is None and direct.run_id() is None
+        assert direct.task_ids(3) is None  # the database numbers them
