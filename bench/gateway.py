@@ -739,7 +739,10 @@ def main(argv: list[str] | None = None) -> int:
         {
             "wrk": wrk_version(wrk).removeprefix("wrk "),
             "shipyard": f"{importlib.metadata.version('shipyard')} ({git_state()})",
-            **{p: importlib.metadata.version(p) for p in ("starlette", "uvicorn", "httpx")},
+            **{
+                p: importlib.metadata.version(p)
+                for p in ("starlette", "uvicorn", "httpx", "httptools")
+            },
         }
     )
     when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")

@@ -7,7 +7,6 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import openai
 import pytest
 from gateway_fakes import Running, Upstreams, config_text
@@ -23,7 +22,7 @@ def adapter(max_tokens: int | None = None) -> AnthropicAdapter:
         + extra
         + "}}\n"
     )
-    return AnthropicAdapter(config.routes["c"], httpx.AsyncClient())
+    return AnthropicAdapter(config.routes["c"])
 
 
 def test_a_request_is_translated_field_by_field() -> None:

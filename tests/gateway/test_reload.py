@@ -95,7 +95,7 @@ def test_reload_under_load_drops_nothing(
     assert any("a:x" in a for a in answers) and any("b:x" in a for a in answers)
     assert len(chunks) == 6 and chunks[-1] == "data: [DONE]"  # the stream outlived reloads
     # the origin of `slow` never left the config: its pool (and connections) were kept
-    assert gw.gateway.table.pools[pool_a.origin] is pool_a and not pool_a.client.is_closed
+    assert gw.gateway.table.pools[pool_a.origin] is pool_a and not pool_a.closed
     metrics = httpx.get(gw.url + "/metrics").text
     assert 'shipyard_gateway_reloads_total{outcome="applied"}' in metrics
 
@@ -126,5 +126,5 @@ def test_an_invalid_file_is_refused_and_the_old_routes_keep_serving(
     gw.path.write_text(original.split("  - name: claude")[0])
     wait_for(lambda: "claude" not in gw.gateway.table.routes)
     anthropic = [p for o, p in old_pools.items() if o.endswith(ups.anthropic.rsplit(":", 1)[1])]
-    wait_for(lambda: anthropic[0].client.is_closed)
+    wait_for(lambda: anthropic[0].closed)
     assert gw.post("/v1/chat/completions", {"model": "claude", "messages": []}).status_code == 404

@@ -28,12 +28,13 @@ spending guard, not a security boundary (keys and scopes are, and they do fail c
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Protocol
 
 import sqlalchemy as sa
@@ -66,6 +67,18 @@ class Period(enum.Enum):
         if self is Period.DAY:
             return start + timedelta(days=1)
         return (start + timedelta(days=32)).replace(day=1)
+
+
+def period_starts(at: datetime) -> tuple[tuple[Period, datetime], ...]:
+    """Every period with the start of the one that contains ``at`` (as :meth:`Period.start`,
+    worked out once per UTC day: this runs for every request)."""
+    return _starts_on(at.astimezone(UTC).date())
+
+
+@functools.lru_cache(maxsize=4)
+def _starts_on(day: date) -> tuple[tuple[Period, datetime], ...]:
+    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return tuple((period, period.start(midnight)) for period in Period)
 
 
 class PriceTable(Protocol):
@@ -247,10 +260,10 @@ class BudgetView:
         """Count spending of this process at once (before it reaches the database)."""
         if tokens == 0 and money == 0:
             return
-        at = self._wall()
+        starts = period_starts(self._wall())
         with self._lock:
-            for period in Period:
-                _add(self._local, (key_id, period, period.start(at)), tokens, money)
+            for period, start in starts:
+                _add(self._local, (key_id, period, start), tokens, money)
 
     def spent(self, key_id: int, period: Period) -> tuple[int, float]:
         """Tokens and money this key has spent in the current ``period``, as seen here."""
@@ -316,6 +329,7 @@ __all__ = [
     "clear_budget",
     "cost",
     "list_budgets",
+    "period_starts",
     "read_spend",
     "set_budget",
 ]

@@ -63,7 +63,11 @@ class RouteType(enum.StrEnum):
 
     @property
     def openai(self) -> bool:
-        return self in (RouteType.CHAT, RouteType.COMPLETIONS, RouteType.EMBEDDINGS)
+        """Served on the OpenAI surface (chat, completions, embeddings)."""
+        return self in _OPENAI_TYPES
+
+
+_OPENAI_TYPES = frozenset({RouteType.CHAT, RouteType.COMPLETIONS, RouteType.EMBEDDINGS})
 
 
 class Provider(enum.StrEnum):

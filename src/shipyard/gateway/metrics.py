@@ -4,6 +4,8 @@ what a caller sent, so a caller cannot blow up their number."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 
@@ -27,6 +29,14 @@ class GatewayMetrics:
             registry=r,
         )
         self.routes = Gauge("shipyard_gateway_routes", "Routes configured", registry=r)
+        self._attempts: dict[tuple[str, str], Any] = {}
+
+    def attempt(self, route: str, outcome: str) -> None:
+        """Count one upstream attempt (the labelled child is kept: labels() costs a lock)."""
+        child = self._attempts.get((route, outcome))
+        if child is None:
+            child = self._attempts[(route, outcome)] = self.attempts.labels(route, outcome)
+        child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -30,10 +30,6 @@ def run_gateway(
     logging.getLogger("shipyard.gateway.access").setLevel(
         logging.INFO if access_log else logging.WARNING
     )
-    # httpx logs every upstream request at INFO: one line per request on the hot path (a
-    # fifth of the gateway's CPU), which also bypassed --no-access-log
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     conf = settings()
     meta = MetaStore.open(conf.db_url)
     keys = KeyStore(meta)

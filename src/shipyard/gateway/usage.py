@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from sqlalchemy.engine import Connection, Engine
 
-from shipyard.gateway.budgets import Period, SpendKey
+from shipyard.gateway.budgets import SpendKey, period_starts
 from shipyard.store._engine import READ_OPTION
 from shipyard.store.schema import gateway_spend, gateway_usage
 
@@ -246,8 +246,8 @@ class UsageRecorder:
                 row.latency_ms_max = max(row.latency_ms_max, latency_ms)
             budgeted = tokens_in + tokens_out if charged is None else charged
             if key != NO_KEY_ID and (budgeted or cost):
-                for period in Period:
-                    spend_slot = (key, period, period.start(now))
+                for period, start in period_starts(now):
+                    spend_slot = (key, period, start)
                     entry = self._spend.setdefault(spend_slot, [0, 0.0])
                     entry[0] += budgeted
                     entry[1] += cost

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
-
 from shipyard.gateway.config import Provider, Route
 from shipyard.gateway.providers.anthropic import AnthropicAdapter
 from shipyard.gateway.providers.base import Adapter, Call, Usage
@@ -19,9 +17,9 @@ _ADAPTERS: dict[Provider, type[Adapter]] = {
 }
 
 
-def adapter_for(route: Route, client: httpx.AsyncClient) -> Adapter:
-    """The adapter of ``route``'s provider, sending on ``client``."""
-    return _ADAPTERS[route.upstream.provider](route, client)
+def adapter_for(route: Route) -> Adapter:
+    """The adapter of ``route``'s provider."""
+    return _ADAPTERS[route.upstream.provider](route)
 
 
 __all__ = [

@@ -22,10 +22,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
-
 from shipyard.gateway.errors import TranslationError, openai_error_body
 from shipyard.gateway.providers.base import Adapter, Call, Usage
+from shipyard.gateway.upstream_http import Request
 
 FINISH = {
     "end_turn": "stop",
@@ -76,10 +75,8 @@ class AnthropicAdapter(Adapter):
             headers["x-api-key"] = upstream.api_key
         return headers
 
-    def request(self, call: Call) -> httpx.Request:
-        return self.post_json(
-            self.route.upstream.base_url + "/messages", self.translate(call.payload), call
-        )
+    def request(self, call: Call) -> Request:
+        return self.post_json("/messages", self.translate(call.payload), call)
 
     def translate(self, body: dict[str, Any]) -> dict[str, Any]:
         """An OpenAI chat request as a Messages API request (TranslationError if impossible)."""

@@ -1,10 +1,11 @@
 """The one seam between the proxy and an upstream: an :class:`Adapter` per route.
 
-An adapter turns what the caller sent (a :class:`Call`) into one ``httpx.Request`` for its
-route's upstream, and the upstream's answer back into what the caller expects: a whole body
+An adapter turns what the caller sent (a :class:`Call`) into one upstream
+:class:`~shipyard.gateway.upstream_http.Request` (path, headers, body; the route's pool knows
+the origin), and the upstream's answer back into what the caller expects: a whole body
 (:meth:`Adapter.body`), a stream of bytes (:meth:`Adapter.stream`) or an error body
 (:meth:`Adapter.error_body`). Adapters hold no connection: the proxy sends the request on the
-route's pooled client, retries, falls back and streams.
+route's pool, retries, falls back and streams.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-import httpx
+from urllib.parse import urlsplit
 
 from shipyard.gateway.config import Route, RouteType
+from shipyard.gateway.upstream_http import Request, Timeouts
 
 _JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}
 
@@ -62,16 +63,13 @@ class Call:
 class Adapter:
     """Base adapter: JSON in, JSON out, bytes passed through as they are."""
 
-    def __init__(self, route: Route, client: httpx.AsyncClient) -> None:
+    def __init__(self, route: Route) -> None:
         self.route = route
-        self.client = client
-        self.timeout = httpx.Timeout(route.timeout, connect=min(route.timeout, 10.0))
-        # what client.build_request would merge in on every call, worked out once
-        self._defaults = dict(client.headers)
-        self._timeouts = self.timeout.as_dict()
-        self._urls: dict[str, httpx.URL] = {}
+        self.timeouts = Timeouts.of(route.timeout)
+        #: the base URL's path: every request target starts with it (the origin is the pool's)
+        self.base_path = urlsplit(route.upstream.base_url).path.rstrip("/")
 
-    def request(self, call: Call) -> httpx.Request:
+    def request(self, call: Call) -> Request:
         """The upstream request for ``call`` (raises RequestError/TranslationError for 400s)."""
         raise NotImplementedError
 
@@ -99,23 +97,10 @@ class Adapter:
             headers[name] = f"Bearer {key}" if name == "authorization" else key
         return headers
 
-    def post_json(self, url: str, payload: Any, call: Call) -> httpx.Request:
-        """A POST of ``payload`` as JSON, as ``client.build_request`` would build it (the
-        client's default headers, then ours; the route's timeout), without its per-call
-        URL parsing and header merging."""
+    def post_json(self, path: str, payload: Any, call: Call) -> Request:
+        """A POST of ``payload`` as compact JSON to ``base_url + path``."""
         content = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-        target = self._urls.get(url)
-        if target is None:
-            if len(self._urls) > 64:
-                self._urls.clear()
-            target = self._urls[url] = httpx.URL(url)
-        return httpx.Request(
-            "POST",
-            target,
-            content=content,
-            headers={**self._defaults, **self.headers(call)},
-            extensions={"timeout": self._timeouts},
-        )
+        return Request("POST", self.base_path + path, self.headers(call), content, self.timeouts)
 
 
 __all__ = ["Adapter", "Call", "Usage"]

@@ -10,15 +10,17 @@ built from it is checked again to have the base URL's scheme, host, port and pat
 from __future__ import annotations
 
 import re
-
-import httpx
+from urllib.parse import quote_from_bytes, urlsplit
 
 from shipyard.gateway.errors import RequestError
 from shipyard.gateway.providers.base import Adapter, Call
+from shipyard.gateway.upstream_http import Request
 
 _ENCODED = re.compile(r"%(2f|5c|2e|00)", re.IGNORECASE)
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]*:", re.IGNORECASE)
 _SAFE = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:%/]*")
+#: what stays as it is in a query string; anything else is percent-encoded
+_QUERY_SAFE = "!$&'()*+,;=:@/?%-._~"
 
 
 def safe_path(raw: str) -> str:
@@ -43,32 +45,27 @@ def safe_path(raw: str) -> str:
     return raw
 
 
-def join(base_url: str, path: str, query: bytes) -> httpx.URL:
-    """``base_url/path?query``, checked to stay on ``base_url``."""
-    base = httpx.URL(base_url + "/")
+def join(base_url: str, path: str, query: bytes) -> str:
+    """The request target (path and query) of ``base_url/path?query``, checked to stay on
+    ``base_url``; characters a query may not hold as they are get percent-encoded."""
+    base = urlsplit(base_url + "/")
     text = base_url + "/" + safe_path(path)
     if query:
-        text += "?" + query.decode("latin-1")
-    url = httpx.URL(text)
-    if (url.scheme, url.host, url.port) != (base.scheme, base.host, base.port) or not (
-        url.raw_path.startswith(base.raw_path)
+        text += "?" + quote_from_bytes(query, safe=_QUERY_SAFE)
+    url = urlsplit(text)
+    if (url.scheme, url.netloc) != (base.scheme, base.netloc) or not (
+        url.path.startswith(base.path)
     ):
         raise RequestError("the path leaves the route's base URL", status=400, param="path")
-    return url
+    return url.path + ("?" + url.query if url.query else "")
 
 
 class HttpAdapter(Adapter):
     """Any HTTP server: ``{method} {base_url}/{path}?{query}`` with the body as sent."""
 
-    def request(self, call: Call) -> httpx.Request:
-        url = join(self.route.upstream.base_url, call.path, call.query)
-        return self.client.build_request(
-            call.method,
-            url,
-            content=call.body or None,
-            headers=self.headers(call, {}),
-            timeout=self.timeout,
-        )
+    def request(self, call: Call) -> Request:
+        target = join(self.route.upstream.base_url, call.path, call.query)
+        return Request(call.method, target, self.headers(call, {}), call.body, self.timeouts)
 
 
 __all__ = ["HttpAdapter", "join", "safe_path"]

@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
-import httpx
-
 from shipyard.gateway.config import RouteType
 from shipyard.gateway.providers.base import Adapter, Call, Usage
+from shipyard.gateway.upstream_http import Request
 
 PATHS = {
     RouteType.CHAT: "/chat/completions",
@@ -22,9 +21,9 @@ PATHS = {
 class OpenAIAdapter(Adapter):
     """An OpenAI-compatible server at ``upstream.base_url``."""
 
-    def request(self, call: Call) -> httpx.Request:
+    def request(self, call: Call) -> Request:
         payload = {**call.payload, "model": self.route.upstream.model}
-        return self.post_json(self.route.upstream.base_url + PATHS[call.kind], payload, call)
+        return self.post_json(PATHS[call.kind], payload, call)
 
     def body(self, data: bytes) -> tuple[bytes, Usage]:
         usage = Usage()

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import re
 
-import httpx
-
 from shipyard.gateway.errors import RequestError
 from shipyard.gateway.providers.base import Adapter, Call
+from shipyard.gateway.upstream_http import Request
 
 ENDPOINT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
@@ -16,7 +15,7 @@ ENDPOINT = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 class ServiceAdapter(Adapter):
     """A service on the shipyard host; ``api_key`` (an ``invoke:`` key) is sent if set."""
 
-    def request(self, call: Call) -> httpx.Request:
+    def request(self, call: Call) -> Request:
         if call.method != "POST":
             raise RequestError(
                 f"service routes take POST /gateway/{self.route.name}/<endpoint>, "
@@ -30,12 +29,12 @@ class ServiceAdapter(Adapter):
                 status=404,
                 param="endpoint",
             )
-        return self.client.build_request(
+        return Request(
             "POST",
-            f"{self.route.upstream.base_url}/{call.path}",
-            content=call.body,
-            headers=self.headers(call, {"content-type": "application/json"}),
-            timeout=self.timeout,
+            f"{self.base_path}/{call.path}",
+            self.headers(call, {"content-type": "application/json"}),
+            call.body,
+            self.timeouts,
         )
 
 
