@@ -25,5 +25,6 @@ def seed_old_run(conn: Connection, at: datetime, artifact: ArtifactRecord) -> tu
                 attempts=1, foreach_stack=[], input_task_ids=[], result={"x": 1})
         .returning(schema.tasks.c.task_id)
     ).scalar_one()  # fmt: skip
-    conn.execute(schema.artifacts.insert().values(task_id=task_id, **artifact.__dict__))
+    columns = {k: v for k, v in artifact.__dict__.items() if k != "inline"}  # added in 0007
+    conn.execute(schema.artifacts.insert().values(task_id=task_id, **columns))
     return int(run_id), int(task_id)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from shipyard.flow.recorder import Recorder, RecorderFailed
 from shipyard.store.bootstrap import IdReserver
 from shipyard.store.meta import MetaStore
 from shipyard.store.records import RunStatus, TaskStatus
+from shipyard.testing import write_flow
 
 RUN = {"user": "u", "params": {"alpha": "0.1"}, "tags": ["t"], "graph": {}, "code_key": None}
 
@@ -47,7 +51,7 @@ def test_a_failed_write_stops_the_recorder_and_says_why(tmp_path: Path) -> None:
     recorder.write("finish_attempt", (99, 0), {"status": TaskStatus.SUCCEEDED})
     with pytest.raises(RecorderFailed, match="RecordNotFound: task 99 has no attempt 0"):
         recorder.flush()
-    with pytest.raises(RecorderFailed, match="recorder failed"):
+    with pytest.raises(RecorderFailed, match="RecordNotFound"):  # closing says it again
         recorder.close()
 
 
@@ -55,6 +59,7 @@ def test_a_recorder_whose_runtime_died_applies_what_it_got_and_exits(tmp_path: P
     url = _url(tmp_path)
     recorder = Recorder(url)
     recorder.write("create_run", ("F",), {**RUN, "run_id": 1})
+    recorder.send()
     recorder.sock.close()  # as the end of a process killed with SIGKILL
     _, status = os.waitpid(recorder.pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
@@ -79,6 +84,7 @@ def test_the_ledger_numbers_tasks_in_blocks_and_gives_back_what_it_did_not_use(
     url = _url(tmp_path)
     ledger = Ledger(url)
     with ledger.closing():
+        ledger.bootstrap()
         assert ledger.recorder is not None
         assert ledger.run_id() == 1
         assert ledger.task_ids(1) == [1]
@@ -86,9 +92,50 @@ def test_the_ledger_numbers_tasks_in_blocks_and_gives_back_what_it_did_not_use(
         assert ledger.task_ids(2) == [102, 103]
     again = Ledger(url)
     with again.closing():
+        again.bootstrap()
         assert again.run_id() == 2
         assert again.task_ids(1) == [104]  # the rest of the block was given back
     direct = Ledger(url, direct=True)
     with direct.closing():
+        direct.bootstrap()
         assert direct.recorder is None and direct.run_id() is None
         assert direct.task_ids(3) is None  # the database numbers them
+
+
+def test_a_run_whose_rows_cannot_be_written_stops_with_the_reason(
+    tmp_path: Path, home: Path
+) -> None:
+    url = f"sqlite:///{home / 'meta.db'}"
+    reserver = IdReserver.open(url)
+    assert reserver is not None
+    reserver.close()
+    with sqlite3.connect(home / "meta.db") as conn:  # the database refuses new runs
+        conn.execute(
+            "CREATE TRIGGER no_runs BEFORE INSERT ON runs "
+            "BEGIN SELECT RAISE(ABORT, 'no new runs today'); END"
+        )
+    flow = write_flow(
+        """
+from shipyard import FlowSpec, step
+
+class RefusedFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""",
+        tmp_path,
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "shipyard", "run", str(flow)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "cannot record the run's metadata" in proc.stderr
+    assert "no new runs today" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -565,3 +565,28 @@ class PacedFlow(FlowSpec):
         assert after.started_at >= before.finished_at
     assert first.created_at <= tasks[0].started_at
     assert first.finished_at is not None and first.finished_at >= tasks[-1].finished_at
+
+
+def test_small_artifacts_live_in_their_row_and_large_ones_in_the_blob_store(home: Path) -> None:
+    run = run_flow(
+        HEAD
+        + """
+class SizesFlow(FlowSpec):
+    @step
+    def start(self):
+        self.small = 41
+        self.large = os.urandom(5000)  # does not compress below the inline limit
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.total = self.small + len(self.large)
+"""
+    )
+    artifacts = run["start"].task.artifacts
+    small, large = artifacts["small"].sha, artifacts["large"].sha
+    blobs = home / "blobs"
+    assert not (blobs / small[:2] / small).exists()
+    assert (blobs / large[:2] / large).exists()
+    assert run["start"].task.data.small == 41  # read from the row, in another process too
+    assert run["end"].task.data.total == 5041  # and handed to the next task

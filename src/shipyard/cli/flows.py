@@ -72,6 +72,7 @@ def _execute(
     resume_step: str | None = None,
 ) -> NoReturn:
     from shipyard.flow.launch import make_plan
+    from shipyard.flow.recorder import RecorderFailed
     from shipyard.flow.runtime import Runtime
     from shipyard.store.records import RunStatus
 
@@ -90,7 +91,10 @@ def _execute(
     runtime = Runtime(plan)
     if options.get("run_id_file"):
         runtime.on_run_id = lambda run_id: Path(options["run_id_file"]).write_text(str(run_id))
-    runtime.run()
+    try:
+        runtime.run()
+    except RecorderFailed as exc:  # the run's metadata could not be written: say why
+        raise click.ClickException(str(exc)) from None
     sys.exit({RunStatus.SUCCEEDED: 0, RunStatus.KILLED: 130}.get(runtime.status, 1))
 
 
@@ -235,6 +239,10 @@ class _FlowFileCommand(click.Command):
         self._make = make
 
     def _invoke(self, flow_name: str | None, flow_file: str, args: tuple[str, ...]) -> None:
+        if self.name == "run":
+            from shipyard.flow.ledger import start_recorder
+
+            start_recorder()
         try:
             loaded = load_flow(flow_file, flow_name)
         except FlowError as exc:

@@ -20,9 +20,17 @@ def load_record(store: BlobStore, record: ArtifactRecord) -> Any:
     return decode(read_record(store, record))
 
 
+#: values whose encoding is at most this many bytes are kept in their metadata row: no blob
+#: file, fsync and rename for a counter or a score, and as durable as the row itself
+INLINE_MAX = 1024
+
+
 def save(store: BlobStore, name: str, value: Any) -> ArtifactRecord:
-    """Encode and write one value (deduplicated by content). Raises ArtifactNotPicklable."""
+    """Encode and write one value (deduplicated by content; a small one inline, see
+    :data:`INLINE_MAX`). Raises ArtifactNotPicklable."""
     enc = encode(value, name=name)
+    if sum(memoryview(c).nbytes for c in enc.chunks) <= INLINE_MAX:
+        return enc.record(name, inline=b"".join(enc.chunks))
     store.put(enc.key, enc.chunks)
     return enc.record(name)
 

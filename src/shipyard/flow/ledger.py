@@ -18,20 +18,25 @@ database numbers runs and tasks.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import atexit
+import os
+import signal
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from socket import socket
 from typing import TYPE_CHECKING, Any
 
-from shipyard.flow.recorder import Recorder
-from shipyard.store.bootstrap import IdReserver
+from shipyard.flow.recorder import Recorder, RecorderFailed
+from shipyard.store.bootstrap import IdReserver, sqlite_file
 
 if TYPE_CHECKING:
     from shipyard.store.meta import MetaStore
 
 #: task ids reserved at a time
 TASK_ID_BLOCK = 64
+#: a recorder forked before the flow file and the CLI load (see :func:`start_recorder`)
+_early: tuple[str, Recorder] | None = None
 #: the writes that record when something happened (their ``at=``: when it was sent)
 _TIMED = frozenset({"create_run", "create_tasks", "start_attempt", "finish_attempt", "finish_run"})
 
@@ -39,19 +44,40 @@ _TIMED = frozenset({"create_run", "create_tasks", "start_attempt", "finish_attem
 class Ledger:
     """The runtime's view of the metadata store (see the module docstring)."""
 
-    def __init__(
-        self, url: str, *, direct: bool = False, close_in_recorder: Sequence[socket] = ()
-    ) -> None:
-        """``direct``: the runtime writes itself (resume reads the origin run first).
-        ``close_in_recorder``: sockets of the runtime the recorder must not hold open."""
+    def __init__(self, url: str, *, direct: bool = False) -> None:
+        """Fork the recorder at once for a SQLite file, so that it imports SQLAlchemy while
+        the runtime sets up (the zygote must then close :attr:`sockets`); call
+        :meth:`bootstrap` next. ``direct``: the runtime writes itself (resume reads the
+        origin run first)."""
         self.url = url
         self._meta: MetaStore | None = None
-        self._reserver = None if direct else IdReserver.open(url)
-        self.recorder = None
-        if self._reserver is not None:
-            self.recorder = Recorder(url, close_in_child=close_in_recorder)
+        self._reserver: IdReserver | None = None
+        self.recorder = _take_early(url)
+        if direct and self.recorder is not None:
+            self.recorder.close()
+            self.recorder = None
+        elif not direct and self.recorder is None and sqlite_file(url) is not None:
+            self.recorder = Recorder(url)
         self._reserved: range = range(0)
         self._free = 0  # how many ids at the end of _reserved are not used yet
+
+    @property
+    def sockets(self) -> list[socket]:
+        """The runtime's connections no other process may hold open."""
+        return [] if self.recorder is None else [self.recorder.sock]
+
+    def bootstrap(self) -> None:
+        """Reserve ids in the SQLite file (creating its schema if new); if it needs a
+        migration instead, let the recorder go and write directly."""
+        if self.recorder is None:
+            return
+        self._reserver = IdReserver.open(self.url)
+        if self._reserver is None:
+            try:
+                self.recorder.close()
+            except RecorderFailed:
+                pass  # opening the store directly says why, if it still fails
+            self.recorder = None
 
     # -- ids ------------------------------------------------------------------------------
     def run_id(self) -> int | None:
@@ -82,6 +108,11 @@ class Ledger:
             self.recorder.write(method, args, kwargs)
         else:
             getattr(self._store(), method)(*args, **kwargs)
+
+    def send(self) -> None:
+        """Hand the writes made so far to the recorder (once per scheduling step)."""
+        if self.recorder is not None:
+            self.recorder.send()
 
     def transaction(self) -> Any:
         """The writes in the block in one transaction (the recorder batches on its own)."""
@@ -116,3 +147,35 @@ class Ledger:
                     self._reserver.close()
                 if self._meta is not None:
                     self._meta.close()
+
+
+def start_recorder() -> None:
+    """Fork the recorder now, for a ``run`` that is about to load its flow file and CLI:
+    the next :class:`Ledger` for the same database takes it. Importing SQLAlchemy is the
+    longest part of a short run's start; this lets it overlap everything else."""
+    global _early
+    from shipyard.config import settings
+
+    url = settings().db_url
+    if _early is None and sqlite_file(url) is not None:
+        _early = (url, Recorder(url))
+        atexit.register(_discard_early)  # the run never started (a bad parameter...)
+
+
+def _take_early(url: str) -> Recorder | None:
+    global _early
+    early, _early = _early, None
+    if early is None:
+        return None
+    if early[0] != url:  # another database after all, or no run: it has nothing to write
+        os.kill(early[1].pid, signal.SIGTERM)
+        try:
+            early[1].close()
+        except RecorderFailed:
+            pass
+        return None
+    return early[1]
+
+
+def _discard_early() -> None:
+    _take_early("")  # matches no database: a recorder still waiting is stopped

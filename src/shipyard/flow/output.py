@@ -6,6 +6,7 @@ rich is only imported for a terminal: piped output (CI, notebooks, Runner) is pl
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -15,21 +16,26 @@ _MARKUP = re.compile(r"\[/?[a-z ]*\]")
 
 
 class LogTail:
-    """Follows one attempt's log file, yielding complete lines."""
+    """Follows one attempt's log file, yielding complete lines. The file is opened once,
+    when it first exists, and read from where the last read stopped; :meth:`close` it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.offset = 0
         self.partial = b""
+        self._fd: int | None = None
 
     def read(self, final: bool = False) -> list[str]:
-        try:
-            with open(self.path, "rb") as fh:
-                fh.seek(self.offset)
-                data = fh.read()
-        except FileNotFoundError:
-            data = b""
-        self.offset += len(data)
+        if self._fd is None:
+            try:
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                return self._lines(b"", final)
+        chunks = []
+        while chunk := os.read(self._fd, 1 << 16):
+            chunks.append(chunk)
+        return self._lines(b"".join(chunks), final)
+
+    def _lines(self, data: bytes, final: bool) -> list[str]:
         data = self.partial + data
         lines = data.split(b"\n")
         self.partial = lines.pop()
@@ -37,6 +43,11 @@ class LogTail:
             lines.append(self.partial)
             self.partial = b""
         return [line.decode("utf-8", "replace") for line in lines]
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class RunOutput:

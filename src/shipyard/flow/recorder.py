@@ -6,10 +6,12 @@ runtime sends, in order: whatever has arrived is applied in one transaction, so 
 task ends costs one commit. Messages over a socketpair (length-prefixed pickles, as the
 zygote's)::
 
-    runtime  -> recorder  ("write", method, args, kwargs) | ("flush", token)
+    runtime  -> recorder  ("writes", [(method, args, kwargs), ...]) | ("flush", token)
     recorder -> runtime   ("flushed", token) | ("failed", reason)
 
-``flush`` is answered once every write sent before it is committed. A write that fails
+The runtime collects its writes and sends them once per scheduling step (:meth:`Recorder.send`,
+one message for a task's end, its successors and their start). ``flush`` is answered once
+every write sent before it is committed. A write that fails
 rolls its batch back; the recorder says why and exits, and the runtime stops the run with
 that reason. When the runtime closes its end (or dies), the recorder applies what it has,
 closes the store and exits.
@@ -21,7 +23,6 @@ import itertools
 import os
 import signal
 import socket
-from collections.abc import Sequence
 from typing import Any
 
 from shipyard.flow.zygote import MessageReader, fork_server, send_message
@@ -36,23 +37,31 @@ class RecorderFailed(RuntimeError):
 class Recorder:
     """Handle on the recorder process, used by the runtime (through ``ledger.Ledger``)."""
 
-    def __init__(self, url: str, *, close_in_child: Sequence[socket.socket] = ()) -> None:
-        """Fork the recorder; ``close_in_child``: sockets it must not keep open (the
-        zygote's, which must see EOF when the runtime dies)."""
-        self.pid, self.sock = fork_server(lambda sock: _serve(sock, url), close_in_child)
+    def __init__(self, url: str) -> None:
+        """Fork the recorder (before the zygote, which must close :attr:`sock`)."""
+        self.pid, self.sock = fork_server(lambda sock: _serve(sock, url))
         self._reader = MessageReader()
         self._tokens = itertools.count()
+        self._outbox: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        self._failure: str | None = None
         self._closed = False
 
     def fileno(self) -> int:
         return self.sock.fileno()
 
     def write(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """Send ``MetaStore.<method>(*args, **kwargs)``; it is applied in order, later."""
-        self._send(("write", method, args, kwargs))
+        """``MetaStore.<method>(*args, **kwargs)``, to send with the next :meth:`send`."""
+        self._outbox.append((method, args, kwargs))
+
+    def send(self) -> None:
+        """Send the writes collected so far; they are applied in order, soon."""
+        if self._outbox:
+            writes, self._outbox = self._outbox, []
+            self._send(("writes", writes))
 
     def flush(self) -> None:
-        """Wait until everything sent so far is committed."""
+        """Wait until every write so far is committed."""
+        self.send()
         token = next(self._tokens)
         self._send(("flush", token))
         while True:
@@ -87,7 +96,8 @@ class Recorder:
         messages = self._reader.feed(data)
         for message in messages:
             if message[0] == "failed":
-                raise RecorderFailed(f"cannot record the run's metadata: {message[1]}")
+                self._failure = f"cannot record the run's metadata: {message[1]}"
+                raise RecorderFailed(self._failure)
         return messages
 
     def close(self) -> None:
@@ -96,14 +106,25 @@ class Recorder:
             return
         self._closed = True
         try:
+            if self._failure is None:
+                self.send()
             self.sock.shutdown(socket.SHUT_WR)
             while self._receive(block=True) is not None:
                 pass
+        except RecorderFailed:
+            pass  # remembered in _failure
         finally:
             self.sock.close()
             _, status = os.waitpid(self.pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RecorderFailed("the metadata recorder failed; see the output above")
+        if self._failure is not None or os.waitstatus_to_exitcode(status) != 0:
+            raise RecorderFailed(self._failure or _EXITED)
+
+
+def _fail(sock: socket.socket, exc: Exception) -> None:
+    """Say why, then wait for the runtime to close its end (so that it reads this first)."""
+    send_message(sock, ("failed", f"{type(exc).__name__}: {exc}"))
+    while sock.recv(1 << 20):
+        pass
 
 
 def _serve(sock: socket.socket, url: str) -> None:
@@ -114,7 +135,7 @@ def _serve(sock: socket.socket, url: str) -> None:
 
         meta = MetaStore.open(url)
     except Exception as exc:  # noqa: BLE001 - reported to the runtime
-        send_message(sock, ("failed", f"{type(exc).__name__}: {exc}"))
+        _fail(sock, exc)
         raise
     reader = MessageReader()
     try:
@@ -133,10 +154,14 @@ def _serve(sock: socket.socket, url: str) -> None:
             try:
                 with meta.transaction():
                     for message in messages:
-                        if message[0] == "write":
-                            getattr(meta, message[1])(*message[2], **message[3])
+                        if message[0] == "writes":
+                            for method, args, kwargs in message[1]:
+                                getattr(meta, method)(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - reported to the runtime
-                send_message(sock, ("failed", f"{type(exc).__name__}: {exc}"))
+                if data:
+                    _fail(sock, exc)
+                else:  # the runtime has closed its end and waits for our exit
+                    send_message(sock, ("failed", f"{type(exc).__name__}: {exc}"))
                 raise
             for message in messages:
                 if message[0] == "flush":

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import functools
 import getpass
-import json
 import os
+import pickle
 import selectors
 import signal
 import time
@@ -27,11 +27,11 @@ from shipyard.config import Settings, settings
 from shipyard.flow.artifacts import save
 from shipyard.flow.decorators import TaskOptions, task_options
 from shipyard.flow.failures import exit_error
-from shipyard.flow.graph import Node, NodeType
 from shipyard.flow.launch import RunPlan
 from shipyard.flow.ledger import Ledger
 from shipyard.flow.output import LogTail, RunOutput
 from shipyard.flow.resume import ResumePlan
+from shipyard.flow.successors import NewTask, Successors
 from shipyard.flow.task import InputSpec, TaskSpec, run_task, upload_logs
 from shipyard.flow.zygote import Zygote
 from shipyard.store.blobs import BlobStore, open_blob_store
@@ -82,7 +82,7 @@ class Runtime:
         self.outputs: dict[int, dict[str, ArtifactRecord]] = {}
         self.results: dict[int, dict[str, Any]] = {}
         self.task_info: dict[int, _Task] = {}
-        self.joins: dict[tuple[str, str], list[int]] = {}
+        self.successors = Successors(self.graph)
         self.resume: ResumePlan | None = None
         self.bars: dict[str, list[int]] = {}
         self.failed_tasks: list[str] = []
@@ -113,18 +113,18 @@ class Runtime:
         # in, and it stays small (SQLAlchemy is imported after it), so forks and exits of
         # tasks are cheap. It has imported what every task needs, the blob store included.
         self.store: BlobStore = open_blob_store(self.config.store_url)
-        self.zygote = Zygote(functools.partial(run_task, self.plan.flow_cls, self.graph))
+        # The recorder (see ledger.py) first: it imports SQLAlchemy while we go on.
+        self.ledger = Ledger(self.config.db_url, direct=self.plan.origin is not None)
+        self.zygote = Zygote(
+            functools.partial(run_task, self.plan.flow_cls, self.graph),
+            close_in_child=self.ledger.sockets,
+        )
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
         }
         try:
-            # after the zygote: the recorder (see ledger.py) must not be its parent
-            self.ledger = Ledger(
-                self.config.db_url,
-                direct=self.plan.origin is not None,
-                close_in_recorder=[self.zygote.sock],
-            )
             with self.ledger.closing():
+                self.ledger.bootstrap()
                 self.run_id = self._create_run()
                 self._loop()
             return self.run_id
@@ -208,15 +208,16 @@ class Runtime:
 
     def _advance(self, messages: list[tuple[Any, ...]], *, begin: bool = False) -> None:
         """Record what the messages say ended, create the tasks that follow and start what
-        can run, in one transaction; then fork the started tasks (their start committed)."""
+        can run (one transaction); then fork the tasks whose start is recorded."""
         with self.ledger.transaction():
             if begin:
-                self._create("start", [], [])
+                self._create_many([("start", [], [], None)])
             for message in messages:
                 self._on_message(message)
             while self.completed:
                 self._on_success(self.completed.popleft())
             self._launch_ready()
+        self.ledger.send()
         self._spawn_launched()
 
     def _wait_time(self) -> float:
@@ -229,18 +230,7 @@ class Runtime:
         self._interrupted = signum
 
     # -- creating tasks -------------------------------------------------------------------
-    def _create(
-        self,
-        step: str,
-        stack: list[dict[str, Any]],
-        inputs: list[int],
-        item: ArtifactRecord | None = None,
-    ) -> None:
-        self._create_many([(step, stack, inputs, item)])
-
-    def _create_many(
-        self, items: Sequence[tuple[str, list[dict[str, Any]], list[int], ArtifactRecord | None]]
-    ) -> None:
+    def _create_many(self, items: Sequence[NewTask]) -> None:
         """Create tasks (a foreach's fan-out in one transaction); on resume, clone those
         the origin run already did with the same inputs instead."""
         clones: list[tuple[_Task, TaskRecord]] = []
@@ -268,8 +258,8 @@ class Runtime:
                 self.completed.append(task_id)
                 self._report_success(task, None)
         if fresh:
-            # the task id is not known before the insert, so live logs go by creation order;
-            # one directory per run (see records.live_log): no directory to make per task
+            # live logs are named by creation order (on PostgreSQL the ids come with the
+            # insert), one directory per run (records.live_log): no directory per task
             first = len(self.task_info)
             log_dirs = [str(self.logs_root / f"{t.step}.{first + i}") for i, t in enumerate(fresh)]
             rows = [(t.step, t.stack, t.inputs, d) for t, d in zip(fresh, log_dirs, strict=True)]
@@ -286,57 +276,13 @@ class Runtime:
 
     def _on_success(self, task_id: int) -> None:
         task = self.task_info[task_id]
-        node = self.graph[task.step]
-        if node.type is NodeType.END:
-            return
-        if node.foreach is not None:
-            split = self.results[task_id]["foreach"]
-            n = int(split["num_splits"])
-            target = node.out[0]
+        new = self.successors.after(task_id, task.step, task.stack, self.results[task_id])
+        if self.graph[task.step].foreach is not None:
+            target = self.graph[task.step].out[0]
             bar = self.bars.setdefault(target, [0, 0])
-            bar[1] += n
+            bar[1] += len(new)
             self.out.foreach_started(target, bar[1])
-            children = []
-            for i, (start, length) in enumerate(split["spans"]):
-                item = ArtifactRecord(
-                    name="input",
-                    key=split["items_key"],
-                    size=length,
-                    encoding="",
-                    type_name="",
-                    preview="",
-                    offset=start,
-                    length=length,
-                )
-                frame = {"step": node.name, "index": i, "num_splits": n}
-                children.append((target, [*task.stack, frame], [task_id], item))
-            self._create_many(children)
-            return
-        for target in node.out:
-            child = self.graph[target]
-            if child.is_join:
-                self._arrive_at_join(child, task_id, task.stack)
-            else:
-                self._create(target, task.stack, [task_id])
-
-    def _arrive_at_join(self, join: Node, task_id: int, stack: list[dict[str, Any]]) -> None:
-        assert join.closes is not None
-        split = self.graph[join.closes]
-        if split.foreach is not None:
-            outer, expected = stack[:-1], int(stack[-1]["num_splits"])
-        else:
-            outer, expected = stack, len(join.inputs)
-        key = (join.name, json.dumps(outer, sort_keys=True))
-        arrived = self.joins.setdefault(key, [])
-        arrived.append(task_id)
-        if len(arrived) < expected:
-            return
-        del self.joins[key]
-        if split.foreach is not None:
-            arrived.sort(key=lambda t: int(self.task_info[t].stack[-1]["index"]))
-        else:
-            arrived.sort(key=lambda t: join.inputs.index(self.task_info[t].step))
-        self._create(join.name, outer, arrived)
+        self._create_many(new)
 
     # -- launching ------------------------------------------------------------------------
     def _launch_ready(self) -> None:
@@ -386,7 +332,7 @@ class Runtime:
         self.launched.append((task.task_id, spec))
 
     def _spawn_launched(self) -> None:
-        """Fork the tasks whose start is now committed."""
+        """Fork the tasks whose start is now recorded (or sent to the recorder)."""
         for task_id, spec in self.launched:
             self.zygote.spawn(task_id, spec)
         self.launched.clear()
@@ -422,14 +368,15 @@ class Runtime:
             result = self._succeeded(running, result, logs)
         if not result.get("ok"):
             self._failed(task, result["error"], logs)
-        for tail in running.tails:
+        for tail in running.tails:  # an empty one the task removed itself (see task.py)
+            tail.close()
             tail.path.unlink(missing_ok=True)
 
     def _read_result(self, running: _Running, exitcode: int, report: bytes) -> dict[str, Any]:
         """What the task reported, or why it could not (crash, signal, timeout)."""
         try:
-            result: dict[str, Any] = json.loads(report)
-        except json.JSONDecodeError:  # nothing, or cut short: the task died first
+            result: dict[str, Any] = pickle.loads(report)
+        except Exception:  # noqa: BLE001 - nothing, or cut short: the task died first
             result = {"ok": False, "error": exit_error(exitcode)}
             result.update(self._upload_logs(running.task))
         if running.timed_out:
@@ -450,18 +397,18 @@ class Runtime:
             keep["cards"] = cards
         register = self._register_models(task, artifacts, result)
         finish = {"status": TaskStatus.SUCCEEDED, "artifacts": artifacts, "result": keep, **logs}
-        try:
-            if register is None:
-                self.ledger.write("finish_attempt", task.task_id, task.attempt, **finish)
-            else:  # the registry may refuse: know it now, before anything follows the task
-                meta = self.ledger.store()
+        if register is None:
+            self.ledger.write("finish_attempt", task.task_id, task.attempt, **finish)
+        else:  # the registry may refuse: know it now, before anything follows the task
+            meta = self.ledger.store()
+            try:
                 meta.finish_attempt(task.task_id, task.attempt, **finish, also=register)
-        except Exception as exc:  # the registry refused: the task fails, nothing recorded
-            self.registered.clear()
-            return {
-                "ok": False,
-                "error": {"type": type(exc).__name__, "message": str(exc), "traceback": ""},
-            }
+            except Exception as exc:  # the registry refused: the task fails, nothing recorded
+                self.registered.clear()
+                return {
+                    "ok": False,
+                    "error": {"type": type(exc).__name__, "message": str(exc), "traceback": ""},
+                }
         for model in self.registered:
             self.out.line(f"[green]{task.step}/{task.task_id}[/] registered the model {model}")
         self.registered.clear()
@@ -580,6 +527,7 @@ class Runtime:
             f"[yellow]interrupted ({signal.Signals(self._interrupted or 2).name}): "
             "stopping every task[/]"
         )
+        stopping = list(self.running.values())
         for running in self.running.values():
             if running.pid is not None:
                 _kill_group(running.pid, signal.SIGTERM)
@@ -594,6 +542,9 @@ class Runtime:
         for running in self.running.values():
             if running.pid is not None:
                 _kill_group(running.pid, signal.SIGKILL)
+        for running in stopping:
+            for tail in running.tails:
+                tail.close()
         self.ledger.write("kill_unfinished_tasks", self.run_id)
         self.ledger.write("finish_run", self.run_id, status)
         self.status = status

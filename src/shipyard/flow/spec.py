@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -21,6 +22,10 @@ class FlowSpec:
 
     def __init__(self, use_cli: bool = True) -> None:
         if use_cli:
+            if sys.argv[1:2] == ["run"]:
+                from shipyard.flow.ledger import start_recorder
+
+                start_recorder()
             from shipyard.cli.flows import flow_main
 
             flow_main(type(self))

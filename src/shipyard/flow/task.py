@@ -1,7 +1,7 @@
 """Run one task attempt inside the process the zygote forked for it.
 
 The task never touches the metadata database: it reads its inputs from the blob store,
-runs the user's step, persists the artifacts, and writes a small JSON result to the pipe
+runs the user's step, persists the artifacts, and writes a small result to the pipe
 the zygote gave it, which the runtime gets with the news of the process's exit. A task
 killed at any point leaves no result (or one cut short, which is no result either), and
 blobs are only ever visible complete, so nothing half-written is ever recorded.
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import faulthandler
 import hashlib
-import json
 import os
+import pickle
 import sys
 import time
 import traceback
@@ -130,7 +130,8 @@ def _upload_log(store: BlobStore, path: Path) -> str | None:
         data = path.read_bytes()
     except FileNotFoundError:
         return None
-    if not data:
+    if not data:  # nothing to keep: remove it here, in parallel, not in the runtime's loop
+        path.unlink(missing_ok=True)
         return None
     key = hashlib.sha256(data).hexdigest()
     store.put(key, [data])
@@ -145,8 +146,9 @@ def upload_logs(store: BlobStore, spec: TaskSpec) -> dict[str, str | None]:
 
 
 def write_result(fd: int, result: dict[str, Any]) -> None:
-    """Write the result to the report pipe (the zygote reads it as it comes)."""
-    view = memoryview(json.dumps(result).encode())
+    """Write the result (a pickle: it carries small artifacts' bytes) to the report pipe;
+    the zygote reads it as it comes."""
+    view = memoryview(pickle.dumps(result, protocol=5))
     while view:
         view = view[os.write(fd, view) :]
     os.close(fd)
@@ -289,7 +291,7 @@ def run_task(flow_cls: type[FlowSpec], graph: Graph, spec: TaskSpec, report_fd: 
         if registered:
             from shipyard.registry import check_references
 
-            check_references(registered, outputs)
+            check_references(registered, outputs, store)
         result = {
             "ok": True,
             "artifacts": [asdict(r) for r in outputs.values()],

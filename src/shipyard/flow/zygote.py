@@ -83,10 +83,13 @@ def fork_server(
 class Zygote:
     """Handle on the zygote process, used by the runtime."""
 
-    def __init__(self, target: Callable[[Any, int], int]) -> None:
+    def __init__(
+        self, target: Callable[[Any, int], int], close_in_child: Sequence[socket.socket] = ()
+    ) -> None:
         """``target(payload, report_fd)`` runs in each task process; it returns the exit
-        code and may write its report to ``report_fd``."""
-        self.pid, self.sock = fork_server(lambda sock: _serve(sock, target))
+        code and may write its report to ``report_fd``. ``close_in_child``: sockets of the
+        runtime the zygote and its tasks must not hold open."""
+        self.pid, self.sock = fork_server(lambda sock: _serve(sock, target), close_in_child)
         self._reader = MessageReader()
 
     def fileno(self) -> int:

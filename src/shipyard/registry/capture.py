@@ -90,17 +90,27 @@ def capture(
     return intent
 
 
-def check_references(intents: Sequence[dict[str, Any]], artifacts: Mapping[str, Any]) -> None:
+def check_references(
+    intents: Sequence[dict[str, Any]],
+    artifacts: Mapping[str, ArtifactRecord],
+    store: BlobStore | None = None,
+) -> None:
     """Raise :class:`RegistryError` if an intent names an artifact the task did not persist
     (the step deleted it after registering). Call in the task after persisting, so the task
-    fails there instead of the runtime's commit."""
+    fails there instead of the runtime's commit; with ``store``, a named artifact small
+    enough to live in its row also gets its blob (a model version outlives its run)."""
     for intent in intents:
         ref = intent.get("artifact")
-        if ref is not None and ref not in artifacts:
+        if ref is None:
+            continue
+        if ref not in artifacts:
             raise RegistryError(
                 f"register_model({intent.get('name')!r}, {ref!r}): the step no longer has an "
                 f"artifact {ref!r} when it ends (was it deleted?); keep it, or pass the object"
             )
+        record = artifacts[ref]
+        if store is not None and record.inline is not None:
+            store.put(record.key, [record.inline])
 
 
 def _resolve(

@@ -306,6 +306,8 @@ class Registry:
                 f"task {task.pathspec} has no artifact {artifact!r}; its artifacts: {have}"
             )
         libraries = task.result.get("libraries") if isinstance(task.result, dict) else None
+        if record.inline is not None:  # kept in its row: a model version needs its own blob
+            self._blob_store().put(record.key, [record.inline])
         with self._write() as conn:
             version = _db.add_version(
                 conn,

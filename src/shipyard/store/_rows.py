@@ -153,6 +153,7 @@ def artifact_record(row: Row[Any]) -> ArtifactRecord:
         preview=row.preview,
         offset=row.offset,
         length=row.length,
+        inline=row.inline_bytes,
     )
 
 
@@ -167,6 +168,7 @@ def artifact_row(task_id: int, artifact: ArtifactRecord) -> dict[str, Any]:
         "preview": artifact.preview,
         "offset": artifact.offset,
         "length": artifact.length,
+        "inline_bytes": artifact.inline,
     }
 
 

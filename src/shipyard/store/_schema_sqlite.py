@@ -3,7 +3,7 @@
 The SQLite statements that create the metadata tables at ``REVISION`` (see
 bootstrap.py); tests/store/test_bootstrap.py checks that they are current."""
 
-REVISION = "0006"
+REVISION = "0007"
 
 STATEMENTS = (
     "CREATE TABLE api_keys (\n\tkey_id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tprefix VARCHAR(16) NOT NULL, \n\tname VARCHAR(255) NOT NULL, \n\thash VARCHAR(64) NOT NULL, \n\tscopes JSON NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\texpires_at DATETIME, \n\trevoked_at DATETIME, \n\tlast_used_at DATETIME\n)",
@@ -32,7 +32,7 @@ STATEMENTS = (
     "CREATE INDEX ix_run_tags_tag ON run_tags (tag, run_id)",
     "CREATE TABLE tasks (\n\ttask_id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\trun_id INTEGER NOT NULL, \n\tstep_name VARCHAR(255) NOT NULL, \n\tstatus VARCHAR(16) NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tstarted_at DATETIME, \n\tfinished_at DATETIME, \n\tattempts INTEGER NOT NULL, \n\tforeach_stack JSON NOT NULL, \n\tinput_task_ids JSON NOT NULL, \n\torigin_task_id BIGINT, \n\tresult JSON, \n\tlog_dir TEXT, \n\tFOREIGN KEY(run_id) REFERENCES runs (run_id) ON DELETE CASCADE\n)",
     "CREATE INDEX ix_tasks_run_step ON tasks (run_id, step_name)",
-    'CREATE TABLE artifacts (\n\ttask_id INTEGER NOT NULL, \n\tname VARCHAR(255) NOT NULL, \n\t"key" VARCHAR(128) NOT NULL, \n\tsize BIGINT NOT NULL, \n\tencoding VARCHAR(64) NOT NULL, \n\ttype_name VARCHAR(255) NOT NULL, \n\tpreview TEXT NOT NULL, \n\t"offset" BIGINT, \n\tlength BIGINT, \n\tPRIMARY KEY (task_id, name), \n\tFOREIGN KEY(task_id) REFERENCES tasks (task_id) ON DELETE CASCADE\n)',
+    'CREATE TABLE artifacts (\n\ttask_id INTEGER NOT NULL, \n\tname VARCHAR(255) NOT NULL, \n\t"key" VARCHAR(128) NOT NULL, \n\tsize BIGINT NOT NULL, \n\tencoding VARCHAR(64) NOT NULL, \n\ttype_name VARCHAR(255) NOT NULL, \n\tpreview TEXT NOT NULL, \n\t"offset" BIGINT, \n\tlength BIGINT, \n\tinline_bytes BLOB, \n\tPRIMARY KEY (task_id, name), \n\tFOREIGN KEY(task_id) REFERENCES tasks (task_id) ON DELETE CASCADE\n)',
     'CREATE INDEX ix_artifacts_key ON artifacts ("key")',
     "CREATE TABLE attempts (\n\ttask_id INTEGER NOT NULL, \n\tattempt INTEGER NOT NULL, \n\tstatus VARCHAR(16) NOT NULL, \n\tstarted_at DATETIME NOT NULL, \n\tfinished_at DATETIME, \n\tpid INTEGER, \n\terror JSON, \n\tstdout_key VARCHAR(128), \n\tstderr_key VARCHAR(128), \n\tPRIMARY KEY (task_id, attempt), \n\tFOREIGN KEY(task_id) REFERENCES tasks (task_id) ON DELETE CASCADE\n)",
     "CREATE TABLE alembic_version (\n\tversion_num VARCHAR(32) NOT NULL, \n\tPRIMARY KEY (version_num)\n)",

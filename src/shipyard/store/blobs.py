@@ -87,7 +87,7 @@ def read_record(store: BlobStore, record: ArtifactRecord) -> bytes | bytearray:
     """The bytes of an artifact: the whole blob, or its range when several artifacts share
     one (a foreach's items). Raises BlobNotFound."""
     if record.offset is None:
-        return store.get(record.key)
+        return store.get(record.key) if record.inline is None else record.inline
     return store.get_range(record.key, record.offset, record.length or 0)
 
 

@@ -105,6 +105,10 @@ class MetaStore:
             return
         if current is None and migrations.create_fresh(self._engine):
             return
+        if current is None:  # another process created it meanwhile (runtime and recorder)
+            with self._reader.connect() as conn:
+                if migrations.current_revision(conn) == HEAD_REVISION:
+                    return
         migrations.upgrade(self._engine)  # only now pay for importing Alembic
 
     @property

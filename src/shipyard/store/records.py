@@ -43,6 +43,9 @@ class ArtifactRecord:
     #: a range inside the blob when several artifacts share one (foreach items); None = whole
     offset: int | None = None
     length: int | None = None
+    #: the encoded bytes themselves, for a small value kept in its row instead of a blob
+    #: (``key`` is still its content hash); None for a value in the blob store
+    inline: bytes | None = None
 
 
 @dataclass(frozen=True)

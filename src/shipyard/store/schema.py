@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 #: the Alembic revision these tables correspond to (checked against the scripts by a test)
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 #: 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the (fast) rowid alias
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -151,6 +151,7 @@ artifacts = sa.Table(
     sa.Column("preview", sa.Text(), nullable=False),
     sa.Column("offset", sa.BigInteger(), nullable=True),
     sa.Column("length", sa.BigInteger(), nullable=True),
+    sa.Column("inline_bytes", sa.LargeBinary(), nullable=True),  # added in 0007
     sa.Index("ix_artifacts_key", "key"),  # added in 0002: gc's referenced-keys scan
 )
 
