@@ -6,8 +6,9 @@ used.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shipyard._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -63,14 +64,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from shipyard.serve import endpoint as endpoint
 
 
-def __getattr__(name: str) -> Any:
-    if name in _MODULES:
-        return importlib.import_module(_MODULES[name])
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shipyard' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted([*__all__, "__version__"])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, [*__all__, "__version__"], _MODULES)

@@ -11,8 +11,9 @@ it works while runs are in progress. Errors: see :mod:`shipyard.client.errors`.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from shipyard._lazy import lazy_exports
 
 #: name -> module; imported on first use, so that ``shipyard.client.code`` (which the
 #: runtime uses) does not pull in the metadata store and SQLAlchemy
@@ -52,17 +53,6 @@ if TYPE_CHECKING:
     from shipyard.store.records import TaskStatus as TaskStatus
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shipyard.client' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
 __all__ = [
     "Attempt",
     "ClientError",
@@ -80,3 +70,5 @@ __all__ = [
     "flows",
     "list_runs",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

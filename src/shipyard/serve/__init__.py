@@ -18,9 +18,9 @@ loads pydantic on first use.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from shipyard._lazy import lazy_exports
 from shipyard.serve.service import Service, ServiceDefinitionError, endpoint
 
 __all__ = ["Service", "ServiceClient", "ServiceDefinitionError", "endpoint"]
@@ -31,12 +31,4 @@ if TYPE_CHECKING:
     from shipyard.serve.testing import ServiceClient as ServiceClient
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'shipyard.serve' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)
