@@ -219,6 +219,9 @@ class Context:
         full_env = tool.env(case_dir)
         full_env.update(env or {})
         (case_dir / "logs").mkdir(exist_ok=True)
+        # Write back what the previous command left dirty first: otherwise the first fsync
+        # of this one pays for the other tool's thousands of files.
+        os.sync()
         measured = run_measured(
             [str(tool.python), flow_file.name, *argv],
             cwd=case_dir,
@@ -674,7 +677,8 @@ def section(
         f"- Versions: {', '.join(version_lines)}; numpy {importlib.metadata.version('numpy')}.",
         f"- {WORKERS} workers for both tools (`--max-workers {WORKERS}`); medians of "
         f"{args.reps} runs for (a), (b), (b') and {args.reps_c} for (c), range in parentheses; "
-        f"each run in fresh temporary directories on the disk above.",
+        f"each run in fresh temporary directories on the disk above, after an `os.sync()` "
+        f"(so that no run pays for writing back what the one before it left dirty).",
         "",
         table(ctx, rows, versions),
         "",
