@@ -139,3 +139,45 @@ class RefusedFlow(FlowSpec):
     assert "cannot record the run's metadata" in proc.stderr
     assert "no new runs today" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_a_database_to_migrate_is_migrated_and_written_directly(tmp_path: Path, home: Path) -> None:
+    from shipyard.store import migrations, schema
+    from shipyard.store._engine import create_engine
+
+    url = f"sqlite:///{home / 'meta.db'}"
+    home.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url)
+    try:
+        migrations.upgrade(engine, "0006")  # made by the previous release
+    finally:
+        engine.dispose()
+    assert IdReserver.open(url) is None
+    flow = write_flow(
+        """
+from shipyard import FlowSpec, step
+
+class OlderFlow(FlowSpec):
+    @step
+    def start(self):
+        self.x = 1
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+""",
+        tmp_path,
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "shipyard", "run", str(flow)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    with sqlite3.connect(home / "meta.db") as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (schema.HEAD_REVISION,)
+        ]
+        assert conn.execute("SELECT status FROM runs").fetchall() == [("succeeded",)]

@@ -52,11 +52,8 @@ class Ledger:
         self.url = url
         self._meta: MetaStore | None = None
         self._reserver: IdReserver | None = None
-        self.recorder = _take_early(url)
-        if direct and self.recorder is not None:
-            self.recorder.close()
-            self.recorder = None
-        elif not direct and self.recorder is None and sqlite_file(url) is not None:
+        self.recorder = _take_early("" if direct else url)  # "" matches none: stopped
+        if self.recorder is None and not direct and sqlite_file(url) is not None:
             self.recorder = Recorder(url)
         self._reserved: range = range(0)
         self._free = 0  # how many ids at the end of _reserved are not used yet
@@ -72,11 +69,8 @@ class Ledger:
         if self.recorder is None:
             return
         self._reserver = IdReserver.open(self.url)
-        if self._reserver is None:
-            try:
-                self.recorder.close()
-            except RecorderFailed:
-                pass  # opening the store directly says why, if it still fails
+        if self._reserver is None:  # opening the store directly says why, if it fails
+            _stop(self.recorder)
             self.recorder = None
 
     # -- ids ------------------------------------------------------------------------------
@@ -168,13 +162,18 @@ def _take_early(url: str) -> Recorder | None:
     if early is None:
         return None
     if early[0] != url:  # another database after all, or no run: it has nothing to write
-        os.kill(early[1].pid, signal.SIGTERM)
-        try:
-            early[1].close()
-        except RecorderFailed:
-            pass
+        _stop(early[1])
         return None
     return early[1]
+
+
+def _stop(recorder: Recorder) -> None:
+    """End a recorder that has nothing to write, without waiting for its import."""
+    os.kill(recorder.pid, signal.SIGTERM)
+    try:
+        recorder.close()
+    except RecorderFailed:
+        pass
 
 
 def _discard_early() -> None:
