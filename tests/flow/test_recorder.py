@@ -49,9 +49,9 @@ def test_writes_are_applied_in_order_and_a_flush_waits_for_them(tmp_path: Path) 
 def test_a_failed_write_stops_the_recorder_and_says_why(tmp_path: Path) -> None:
     recorder = Recorder(_url(tmp_path))
     recorder.write("finish_attempt", (99, 0), {"status": TaskStatus.SUCCEEDED})
-    with pytest.raises(RecorderFailed, match="RecordNotFound: task 99 has no attempt 0"):
+    with pytest.raises(RecorderFailed, match="WriteRefused: task 99 has no attempt 0"):
         recorder.flush()
-    with pytest.raises(RecorderFailed, match="RecordNotFound"):  # closing says it again
+    with pytest.raises(RecorderFailed, match="WriteRefused"):  # closing says it again
         recorder.close()
 
 

@@ -4,8 +4,9 @@ Opening the store means importing SQLAlchemy (~0.1 s, longer than most of a shor
 and every write is a transaction. On the default SQLite store the runtime waits for
 neither: ``bootstrap.IdReserver`` (standard library only) creates the schema if needed and
 reserves the run's id and blocks of task ids, and the writes go to the recorder process
-(``recorder.py``), which opens the store beside the running tasks and commits whatever has
-arrived in one transaction. A task's blobs are written before it reports, so its row is
+(``recorder.py``), which applies them with ``store/sqlite_writer.py`` (standard library
+only, checked row for row against MetaStore) beside the running tasks and commits whatever
+has arrived in one transaction. A task's blobs are written before it reports, so its row is
 only ever written after them; a run that dies before its rows are written leaves only
 unreferenced blobs (``shipyard gc`` removes them).
 
@@ -38,16 +39,18 @@ TASK_ID_BLOCK = 64
 #: a recorder forked before the flow file and the CLI load (see :func:`start_recorder`)
 _early: tuple[str, Recorder] | None = None
 #: the writes that record when something happened (their ``at=``: when it was sent)
-_TIMED = frozenset({"create_run", "create_tasks", "start_attempt", "finish_attempt", "finish_run"})
+_TIMED = frozenset(
+    {"create_run", "create_tasks", "start_attempt", "finish_attempt", "finish_run",
+     "kill_unfinished_tasks"}
+)  # fmt: skip
 
 
 class Ledger:
     """The runtime's view of the metadata store (see the module docstring)."""
 
     def __init__(self, url: str, *, direct: bool = False) -> None:
-        """Fork the recorder at once for a SQLite file, so that it imports SQLAlchemy while
-        the runtime sets up (the zygote must then close :attr:`sockets`); call
-        :meth:`bootstrap` next. ``direct``: the runtime writes itself (resume reads the
+        """Fork the recorder at once for a SQLite file (the zygote must then close
+        :attr:`sockets`); call :meth:`bootstrap` next. ``direct``: the runtime writes itself (resume reads the
         origin run first)."""
         self.url = url
         self._meta: MetaStore | None = None
@@ -145,8 +148,8 @@ class Ledger:
 
 def start_recorder() -> None:
     """Fork the recorder now, for a ``run`` that is about to load its flow file and CLI:
-    the next :class:`Ledger` for the same database takes it. Importing SQLAlchemy is the
-    longest part of a short run's start; this lets it overlap everything else."""
+    the next :class:`Ledger` for the same database takes it, ready, and the recorder is
+    forked from a small process."""
     global _early
     from shipyard.config import settings
 

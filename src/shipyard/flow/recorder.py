@@ -1,10 +1,11 @@
-"""The recorder: a process that writes the runtime's metadata, so the runtime never waits
-for SQLAlchemy's import (~0.1 s) or for a commit.
+"""The recorder: a process that writes a run's metadata to its SQLite file, so that the
+runtime never waits for a commit.
 
-The runtime forks it right after the zygote. It opens the store and applies the writes the
-runtime sends, in order: whatever has arrived is applied in one transaction, so a burst of
-task ends costs one commit. Messages over a socketpair (length-prefixed pickles, as the
-zygote's)::
+The runtime forks it as a run starts. It applies the writes the runtime sends, in order,
+with ``store/sqlite_writer.py`` (the standard library's ``sqlite3``: no SQLAlchemy to
+import, which would cost more than the rest of a short run): whatever has arrived is applied
+in one transaction, so a burst of task ends costs one commit. Messages over a socketpair
+(length-prefixed pickles, as the zygote's)::
 
     runtime  -> recorder  ("writes", [(method, args, kwargs), ...]) | ("flush", token)
     recorder -> runtime   ("flushed", token) | ("failed", reason)
@@ -50,7 +51,8 @@ class Recorder:
         return self.sock.fileno()
 
     def write(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        """``MetaStore.<method>(*args, **kwargs)``, to send with the next :meth:`send`."""
+        """``<method>(*args, **kwargs)`` of the writer (MetaStore's signature), to send with
+        the next :meth:`send`."""
         self._outbox.append((method, args, kwargs))
 
     def send(self) -> None:
@@ -131,9 +133,13 @@ def _serve(sock: socket.socket, url: str) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the runtime handles Ctrl-C, then closes
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        from shipyard.store.meta import MetaStore
+        from shipyard.store.bootstrap import sqlite_file
+        from shipyard.store.sqlite_writer import SqliteWriter
 
-        meta = MetaStore.open(url)
+        path = sqlite_file(url)
+        if path is None:
+            raise ValueError(f"the recorder writes SQLite files only, not {url}")
+        writer = SqliteWriter(path)
     except Exception as exc:  # noqa: BLE001 - reported to the runtime
         _fail(sock, exc)
         raise
@@ -152,11 +158,11 @@ def _serve(sock: socket.socket, url: str) -> None:
                     break
                 messages += reader.feed(more)
             try:
-                with meta.transaction():
+                with writer.transaction():
                     for message in messages:
                         if message[0] == "writes":
                             for method, args, kwargs in message[1]:
-                                getattr(meta, method)(*args, **kwargs)
+                                getattr(writer, method)(*args, **kwargs)
             except Exception as exc:  # noqa: BLE001 - reported to the runtime
                 if data:
                     _fail(sock, exc)
@@ -169,4 +175,4 @@ def _serve(sock: socket.socket, url: str) -> None:
             if not data:  # the runtime closed its end: all is applied
                 return
     finally:
-        meta.close()
+        writer.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -17,6 +17,7 @@ from shipyard.store.records import (
     TaskRecord,
     TaskStatus,
 )
+from shipyard.store.records import clean_tags as clean_tags
 from shipyard.store.schema import run_params, run_tags, runs, tasks
 
 #: ids per IN (...) list: well under every backend's bound-parameter limit
@@ -170,16 +171,6 @@ def artifact_row(task_id: int, artifact: ArtifactRecord) -> dict[str, Any]:
         "length": artifact.length,
         "inline_bytes": artifact.inline,
     }
-
-
-def clean_tags(tags: Iterable[str]) -> list[str]:
-    """Unique tags in first-seen order; each a non-empty string of at most 255 characters."""
-    seen: dict[str, None] = {}
-    for tag in tags:
-        if not isinstance(tag, str) or not tag or len(tag) > 255:
-            raise ValueError(f"bad tag {tag!r}: a tag is a non-empty string of <= 255 characters")
-        seen[tag] = None
-    return list(seen)
 
 
 def step_summary(row: Row[Any]) -> dict[str, Any]:

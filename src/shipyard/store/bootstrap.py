@@ -87,7 +87,7 @@ class IdReserver:
         head = [(_schema_sqlite.REVISION,)]
         try:
             configure(conn)
-            with _immediate(conn):
+            with immediate(conn):
                 tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
                 if not tables:
                     for statement in _schema_sqlite.STATEMENTS:
@@ -111,7 +111,7 @@ class IdReserver:
     def reserve(self, table: str, count: int) -> range:
         """``count`` consecutive ids of ``table`` ("runs" or "tasks") nobody else will get."""
         column = _ID_COLUMNS[table]
-        with _immediate(self._conn):
+        with immediate(self._conn):
             row = self._conn.execute(
                 "SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)
             ).fetchone()
@@ -141,7 +141,7 @@ class IdReserver:
         self._conn.close()
 
 
-class _immediate:
+class immediate:
     """``BEGIN IMMEDIATE`` ... ``COMMIT`` (or ``ROLLBACK`` if the block raises)."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
@@ -154,4 +154,4 @@ class _immediate:
         self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
-__all__ = ["BUSY_TIMEOUT_MS", "IdReserver", "configure", "sqlite_file"]
+__all__ = ["BUSY_TIMEOUT_MS", "IdReserver", "configure", "immediate", "sqlite_file"]

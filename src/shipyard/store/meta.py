@@ -504,9 +504,9 @@ class MetaStore:
             row = conn.execute(query).first()
         return _rows.artifact_record(row) if row is not None else None
 
-    def kill_unfinished_tasks(self, run_id: int) -> None:
+    def kill_unfinished_tasks(self, run_id: int, *, at: datetime | None = None) -> None:
         """Mark every PENDING/RUNNING task (and its open attempt) of the run KILLED."""
-        now, killed = _now(), TaskStatus.KILLED.value
+        now, killed = at or _now(), TaskStatus.KILLED.value
         unfinished = sa.select(tasks.c.task_id).where(
             tasks.c.run_id == run_id, tasks.c.status.in_(_UNFINISHED)
         )

@@ -7,6 +7,7 @@ database rows. Times are UTC ``datetime`` objects; JSON columns come back as Pyt
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -129,3 +130,13 @@ class TaskRecord:
         # runs recorded before log_dir existed (schema 0001)
         legacy = home / "logs" / self.flow_name / str(self.run_id) / self.step_name
         return legacy / str(self.task_id) / f"{attempt}.{_LOG_SUFFIX[stream]}"
+
+
+def clean_tags(tags: Iterable[str]) -> list[str]:
+    """Unique tags in first-seen order; each a non-empty string of at most 255 characters."""
+    seen: dict[str, None] = {}
+    for tag in tags:
+        if not isinstance(tag, str) or not tag or len(tag) > 255:
+            raise ValueError(f"bad tag {tag!r}: a tag is a non-empty string of <= 255 characters")
+        seen[tag] = None
+    return list(seen)
