@@ -50,8 +50,8 @@ class Ledger:
 
     def __init__(self, url: str, *, direct: bool = False) -> None:
         """Fork the recorder at once for a SQLite file (the zygote must then close
-        :attr:`sockets`); call :meth:`bootstrap` next. ``direct``: the runtime writes itself (resume reads the
-        origin run first)."""
+        :attr:`sockets`); call :meth:`bootstrap` next. ``direct``: the runtime writes
+        itself (resume reads the origin run first)."""
         self.url = url
         self._meta: MetaStore | None = None
         self._reserver: IdReserver | None = None
