@@ -17,7 +17,31 @@ from shipyard.store.meta import MetaStore
 from shipyard.store.records import RunStatus, TaskStatus
 from shipyard.testing import write_flow
 
+TWO_STEPS = """
+from shipyard import FlowSpec, step
+
+class TwoStepFlow(FlowSpec):
+    @step
+    def start(self):
+        self.x = 1
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
 RUN = {"user": "u", "params": {"alpha": "0.1"}, "tags": ["t"], "graph": {}, "code_key": None}
+
+
+def _run_two_steps(tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``shipyard run`` of a two-step flow, in a fresh interpreter."""
+    flow = write_flow(TWO_STEPS, tmp_path)
+    return subprocess.run(
+        [sys.executable, "-m", "shipyard", "run", str(flow)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _url(tmp_path: Path) -> str:
@@ -114,27 +138,7 @@ def test_a_run_whose_rows_cannot_be_written_stops_with_the_reason(
             "CREATE TRIGGER no_runs BEFORE INSERT ON runs "
             "BEGIN SELECT RAISE(ABORT, 'no new runs today'); END"
         )
-    flow = write_flow(
-        """
-from shipyard import FlowSpec, step
-
-class RefusedFlow(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-""",
-        tmp_path,
-    )
-    proc = subprocess.run(
-        [sys.executable, "-m", "shipyard", "run", str(flow)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _run_two_steps(tmp_path)
     assert proc.returncode == 1
     assert "cannot record the run's metadata" in proc.stderr
     assert "no new runs today" in proc.stderr
@@ -153,28 +157,7 @@ def test_a_database_to_migrate_is_migrated_and_written_directly(tmp_path: Path, 
     finally:
         engine.dispose()
     assert IdReserver.open(url) is None
-    flow = write_flow(
-        """
-from shipyard import FlowSpec, step
-
-class OlderFlow(FlowSpec):
-    @step
-    def start(self):
-        self.x = 1
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-""",
-        tmp_path,
-    )
-    proc = subprocess.run(
-        [sys.executable, "-m", "shipyard", "run", str(flow)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _run_two_steps(tmp_path)
     assert proc.returncode == 0, proc.stderr
     with sqlite3.connect(home / "meta.db") as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
