@@ -590,3 +590,36 @@ class SizesFlow(FlowSpec):
     assert (blobs / large[:2] / large).exists()
     assert run["start"].task.data.small == 41  # read from the row, in another process too
     assert run["end"].task.data.total == 5041  # and handed to the next task
+
+
+def test_slots_pick_what_fits_in_order_and_clamp_what_never_could() -> None:
+    from dataclasses import dataclass
+
+    from shipyard.flow.decorators import TaskOptions
+    from shipyard.flow.slots import Slots
+
+    @dataclass
+    class Waiting:
+        step: str
+        not_before: float = 0.0
+
+    @dataclass
+    class Holding:
+        cpu: int
+        memory: int
+
+    notes: list[str] = []
+    options = {
+        "small": TaskOptions(cpu=1, memory_mb=100),
+        "wide": TaskOptions(cpu=8, memory_mb=100),
+        "later": TaskOptions(cpu=1, memory_mb=100),
+    }
+    slots = Slots(3, options, notes.append)
+    assert options["wide"].cpu == 3 and "asks for cpu=8" in notes[0]  # clamped, said once
+    ready = [Waiting("wide"), Waiting("later", not_before=10.0), Waiting("small")]
+    assert [t.step for t, _ in slots.pick(ready, [], now=1.0)] == ["wide"]  # takes all 3
+    busy = [Holding(cpu=1, memory=100)]
+    assert [t.step for t, _ in slots.pick(ready, busy, now=1.0)] == ["small"]  # wide waits
+    assert [t.step for t, _ in slots.pick(ready, busy, now=11.0)] == ["later", "small"]
+    hungry = [Holding(cpu=1, memory=slots.memory_total - 50)]
+    assert slots.pick(ready, hungry, now=11.0) == []  # no memory left for 100 MB

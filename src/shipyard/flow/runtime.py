@@ -31,6 +31,7 @@ from shipyard.flow.launch import RunPlan
 from shipyard.flow.ledger import Ledger
 from shipyard.flow.output import LogTail, RunOutput
 from shipyard.flow.resume import ResumePlan
+from shipyard.flow.slots import Slots
 from shipyard.flow.successors import NewTask, Successors
 from shipyard.flow.task import InputSpec, TaskSpec, run_task, upload_logs
 from shipyard.flow.zygote import Zygote
@@ -89,24 +90,7 @@ class Runtime:
         self.log_dirs: dict[int, str] = {}
         self.on_run_id: Any = None
         self.registered: list[str] = []
-        self._clamp_resources()
-
-    # -- set-up ---------------------------------------------------------------------------
-    def _clamp_resources(self) -> None:
-        self.memory_total = _total_memory_mb()
-        for step, opts in self.options.items():
-            if opts.cpu > self.max_workers:
-                self.out.line(
-                    f"[yellow]note:[/] step {step!r} asks for cpu={opts.cpu}; this run has "
-                    f"{self.max_workers} worker slot(s), so it runs with {self.max_workers}"
-                )
-                opts.cpu = self.max_workers
-            if opts.memory_mb > self.memory_total:
-                self.out.line(
-                    f"[yellow]note:[/] step {step!r} asks for memory={opts.memory_mb} MB; this "
-                    f"machine has {self.memory_total} MB"
-                )
-                opts.memory_mb = self.memory_total
+        self.slots = Slots(self.max_workers, self.options, self.out.line)
 
     def run(self) -> int:
         # Fork the zygote first: nothing below (database, threads, progress bars) may leak
@@ -288,18 +272,8 @@ class Runtime:
     def _launch_ready(self) -> None:
         if self.failed_tasks or not self.ready:
             return
-        now = time.monotonic()
-        cpu_free = self.max_workers - sum(r.cpu for r in self.running.values())
-        mem_free = self.memory_total - sum(r.memory for r in self.running.values())
-        for task in list(self.ready):
-            if cpu_free <= 0:
-                break
-            opts = self.options[task.step]
-            if task.not_before > now or opts.cpu > cpu_free or opts.memory_mb > mem_free:
-                continue
+        for task, opts in self.slots.pick(self.ready, self.running.values(), time.monotonic()):
             self.ready.remove(task)
-            cpu_free -= opts.cpu
-            mem_free -= opts.memory_mb
             self._start(task, opts)
 
     def _start(self, task: _Task, opts: TaskOptions) -> None:
@@ -590,13 +564,6 @@ def _remove_empty_dirs(root: Path) -> None:
         root.rmdir()
     except OSError:
         pass
-
-
-def _total_memory_mb() -> int:
-    try:
-        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1 << 20))
-    except (ValueError, OSError):
-        return 1 << 20
 
 
 def _user() -> str:
