@@ -35,12 +35,10 @@ route in ``fallback``, a fallback cycle or a fallback of another type. A file wi
 
 from __future__ import annotations
 
-import enum
 import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -48,141 +46,41 @@ from urllib.parse import urlsplit
 
 from shipyard.gateway.errors import ConfigError
 from shipyard.gateway.hooks import check_limits
+from shipyard.gateway.model import (
+    ANTHROPIC_VERSION as ANTHROPIC_VERSION,
+)
+from shipyard.gateway.model import (
+    DEFAULT_BASE_URLS as DEFAULT_BASE_URLS,
+)
+from shipyard.gateway.model import (
+    NEVER_FORWARDED as NEVER_FORWARDED,
+)
+from shipyard.gateway.model import (
+    GatewayConfig as GatewayConfig,
+)
+from shipyard.gateway.model import (
+    Prices as Prices,
+)
+from shipyard.gateway.model import (
+    Provider as Provider,
+)
+from shipyard.gateway.model import (
+    Retries as Retries,
+)
+from shipyard.gateway.model import (
+    Route as Route,
+)
+from shipyard.gateway.model import (  # the types, re-exported: they are the config's
+    RouteType as RouteType,
+)
+from shipyard.gateway.model import (
+    Upstream as Upstream,
+)
 from shipyard.gateway.source import Source, parse
 from shipyard.keys.scopes import NAME_PATTERN
 
-
-class RouteType(enum.StrEnum):
-    """What a route serves; the first three are the OpenAI surface under ``/v1``."""
-
-    CHAT = "chat"
-    COMPLETIONS = "completions"
-    EMBEDDINGS = "embeddings"
-    SERVICE = "service"
-    HTTP = "http"
-
-    @property
-    def openai(self) -> bool:
-        """Served on the OpenAI surface (chat, completions, embeddings)."""
-        return self in _OPENAI_TYPES
-
-
-_OPENAI_TYPES = frozenset({RouteType.CHAT, RouteType.COMPLETIONS, RouteType.EMBEDDINGS})
-
-
-class Provider(enum.StrEnum):
-    """Who answers a route."""
-
-    OPENAI = "openai"  # any OpenAI-compatible server: OpenAI, vLLM, llama.cpp, Ollama...
-    ANTHROPIC = "anthropic"
-    SERVICE = "service"  # a service hosted by shipyard
-    HTTP = "http"  # any HTTP base URL, passed through
-
-
-DEFAULT_BASE_URLS = {
-    Provider.OPENAI: "https://api.openai.com/v1",
-    Provider.ANTHROPIC: "https://api.anthropic.com/v1",
-}
-ANTHROPIC_VERSION = "2023-06-01"
-#: headers a route may never add to ``forward_headers``: credentials and routing
-NEVER_FORWARDED = frozenset(
-    {
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "host",
-        "x-api-key",
-        "api-key",
-        "content-length",
-        "transfer-encoding",
-        "connection",
-        "forwarded",
-        "x-forwarded-for",
-        "x-forwarded-host",
-        "x-forwarded-proto",
-        "x-real-ip",
-    }
-)
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
-
-
-@dataclass(frozen=True)
-class Upstream:
-    """Where a route sends its requests. ``api_key`` is resolved and never printed."""
-
-    provider: Provider
-    base_url: str
-    model: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    service: str | None = None
-    auth_header: str = "authorization"
-    max_tokens: int | None = None
-    anthropic_version: str = ANTHROPIC_VERSION
-
-    @property
-    def origin(self) -> str:
-        """``scheme://host:port``: routes with one origin share one connection pool."""
-        parts = urlsplit(self.base_url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        return f"{parts.scheme}://{parts.hostname}:{port}"
-
-
-@dataclass(frozen=True)
-class Retries:
-    """Extra attempts on a connect error, a timeout, 429 or 5xx, with jittered backoff."""
-
-    attempts: int = 2
-    backoff: float = 0.25
-    max_backoff: float = 4.0
-
-
-@dataclass(frozen=True)
-class Prices:
-    """Prices per 1,000 tokens, for budgets in money."""
-
-    input_per_1k: float
-    output_per_1k: float
-    currency: str = "USD"
-
-
-@dataclass(frozen=True)
-class Route:
-    """One route of the gateway (see the module docstring for the YAML)."""
-
-    name: str
-    type: RouteType
-    upstream: Upstream
-    timeout: float = 60.0
-    retries: Retries = Retries()
-    fallback: tuple[str, ...] = ()
-    limits: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-    prices: Prices | None = None
-    forward_headers: tuple[str, ...] = ()
-    line: int | None = None
-
-
-@dataclass(frozen=True)
-class GatewayConfig:
-    """A validated configuration: routes by name, in file order."""
-
-    routes: Mapping[str, Route]
-    file: str = "<config>"
-    format: str = "shipyard"
-
-    def chain(self, name: str) -> tuple[Route, ...]:
-        """``name`` then its fallbacks, depth first, each route once."""
-        seen: list[str] = []
-
-        def visit(n: str) -> None:
-            if n in seen:
-                return
-            seen.append(n)
-            for f in self.routes[n].fallback:
-                visit(f)
-
-        visit(name)
-        return tuple(self.routes[n] for n in seen)
 
 
 # --- loading ---------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ Latency is kept as a sum, a max and five non-cumulative buckets (< 100 ms, < 500
 < 10 s, longer) per row: the mean is exact, percentiles are bucket bounds (Prometheus'
 ``shipyard_gateway_latency_seconds`` histogram has the finer view).
 
-Prometheus metrics (the default registry unless one is given):
+Prometheus metrics (the default registry unless one is given; see
+:class:`~shipyard.gateway.metrics.UsageMetrics`):
 ``shipyard_gateway_requests_total{route,key,status}``,
 ``shipyard_gateway_tokens_total{route,key,direction}`` (``in``/``out``),
 ``shipyard_gateway_latency_seconds{route}``, ``shipyard_gateway_denied_total{route,reason}``,
@@ -27,17 +28,16 @@ from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram
 from sqlalchemy.engine import Connection, Engine
 
 from shipyard.gateway.budgets import SpendKey, period_starts
+from shipyard.gateway.metrics import UsageMetrics, usage_metrics
 from shipyard.store._engine import READ_OPTION
 from shipyard.store.schema import gateway_spend, gateway_usage
 
@@ -51,74 +51,6 @@ _COUNT_COLUMNS = ("requests", "errors", "denied", "streamed", "tokens_in", "toke
 _SUM_COLUMNS = (*_COUNT_COLUMNS, "cost", "latency_ms_sum", *_BUCKET_COLUMNS)
 
 _log = logging.getLogger(__name__)
-
-
-def _metric(kind: type[Any], name: str, doc: str, labels: list[str], **kw: Any) -> Any:
-    """A metric, or None if the registry already has one of that name (the proxy may count
-    ``shipyard_gateway_requests_total`` itself): a clash must not stop the gateway."""
-    try:
-        return kind(name, doc, labels, **kw)
-    except ValueError:
-        _log.warning("metric %s already exists in this registry; accounting skips it", name)
-        return None
-
-
-class UsageMetrics:
-    """The accounting's Prometheus metrics in one registry (see the module docstring)."""
-
-    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
-        self.registry = registry
-        self.requests = _metric(
-            Counter,
-            "shipyard_gateway_requests_total",
-            "Gateway requests by route, key label and HTTP status.",
-            ["route", "key", "status"],
-            registry=registry,
-        )
-        self.tokens = _metric(
-            Counter,
-            "shipyard_gateway_tokens_total",
-            "Tokens reported by upstreams, by route, key label and direction (in/out).",
-            ["route", "key", "direction"],
-            registry=registry,
-        )
-        self.latency = _metric(
-            Histogram,
-            "shipyard_gateway_latency_seconds",
-            "Gateway request latency in seconds (to the end of the response, streams included).",
-            ["route"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
-            registry=registry,
-        )
-        self.denied = _metric(
-            Counter,
-            "shipyard_gateway_denied_total",
-            "Requests refused by a rate limit or a budget, by route and reason.",
-            ["route", "reason"],
-            registry=registry,
-        )
-        self.dropped = _metric(
-            Counter,
-            "shipyard_gateway_usage_dropped_total",
-            "Requests left out of the usage tables because the metadata database was unreachable.",
-            [],
-            registry=registry,
-        )
-
-
-_metrics: weakref.WeakKeyDictionary[CollectorRegistry, UsageMetrics] = weakref.WeakKeyDictionary()
-_metrics_lock = threading.Lock()
-
-
-def usage_metrics(registry: CollectorRegistry | None = None) -> UsageMetrics:
-    """The metrics in ``registry`` (default: prometheus_client's default registry), created
-    once per registry, so several recorders (a config reload, tests) share them."""
-    registry = REGISTRY if registry is None else registry
-    with _metrics_lock:
-        metrics = _metrics.get(registry)
-        if metrics is None:
-            metrics = _metrics[registry] = UsageMetrics(registry)
-        return metrics
 
 
 @dataclass
