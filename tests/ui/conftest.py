@@ -4,9 +4,11 @@ its own: several test folders have a conftest.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
-from ui_support import UI_FLOW, UIEnv
+from ui_support import UI_FLOW, UIEnv, load_fakes
 
 from shipyard.client import _stores
 from shipyard.keys import KeyStore
@@ -35,3 +37,17 @@ def ui_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIEnv]:
             keys.close()
             meta.close()
             _stores.reset()
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A ``FakeRuns`` (tests/client/fakes.py) over a private SHIPYARD_HOME: runs and tasks
+    written straight through the stores, e.g. a RUNNING attempt with live log files."""
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    for name in ("SHIPYARD_DB_URL", "SHIPYARD_STORE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    _stores.reset()
+    runs = load_fakes().FakeRuns(tmp_path / "home")
+    yield runs
+    runs.close()
+    _stores.reset()

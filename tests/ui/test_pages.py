@@ -207,6 +207,8 @@ def test_deployments_pages_read_the_database_outside_the_host(ui_env: UIEnv) -> 
         "/ui/runs/UiFlow/abc",
         "/ui/runs/UiFlow/-1",
         "/ui/runs/UiFlow/99999999999999999999999999",
+        "/ui/runs/UiFlow/%C2%B2",  # a digit to str.isdigit, not to int()
+        "/ui/runs/UiFlow/" + "9" * 5000,  # more digits than int() parses
         "/ui/runs/UiFlow/{run}/nostep",
         "/ui/runs/UiFlow/{run}/work/abc",
         "/ui/runs/UiFlow/{run}/work/999999",

@@ -20,6 +20,7 @@ Routes (relative to the mount point)::
     /gateway                            gateway routes (no secrets) and usage (?period=hour|day)
     /cache, /cache/{namespace}          cache namespaces; one namespace's versions
     /api/runs[/{flow}/{run_id}[/{step}/{id}]]   the JSON the pages poll while live
+    /api/runs/{flow}/{run_id}/{step}/{id}/logs  a running attempt's log from an offset
     /api/deployments[/{name}/history]   the charts' points
     /actions/...                        POST JSON, admin keys only (see shipyard.ui.actions)
     /signin, /signout                   the key cookie
@@ -62,7 +63,7 @@ from shipyard.ui.gateway import gateway_page
 from shipyard.ui.models import model_page, models_page
 from shipyard.ui.run import run_json, run_page, step_page
 from shipyard.ui.runs import runs_json, runs_page
-from shipyard.ui.task import task_json, task_page
+from shipyard.ui.task import task_json, task_logs_json, task_page
 
 if TYPE_CHECKING:
     from shipyard.serve.host import Host
@@ -221,6 +222,7 @@ def _routes(ctx: UIContext) -> list[BaseRoute]:
         Route("/api/runs", _page(ctx, runs_json, api=True)),
         Route("/api" + run, _page(ctx, run_json, api=True)),
         Route("/api" + run + "/{step}/{task_id}", _page(ctx, task_json, api=True)),
+        Route("/api" + run + "/{step}/{task_id}/logs", _page(ctx, task_logs_json, api=True)),
         Route("/signin", signin, methods=["GET", "POST"]),
         Route("/signout", signout, methods=["POST"]),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),

@@ -82,7 +82,7 @@ class UIContext:
 
 def parse_id(text: str, what: str) -> int:
     """``text`` as a run or task id, or :class:`PageNotFound` naming it."""
-    if not text.isdigit() or int(text) > MAX_ID:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > MAX_ID:
         raise PageNotFound(f"{what} {text!r} does not exist: ids are whole numbers")
     return int(text)
 

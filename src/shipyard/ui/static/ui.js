@@ -83,3 +83,67 @@
     form.addEventListener("submit", function (event) { send(form, event); });
   });
 })();
+
+// Logs of a running attempt: a <pre data-follow="URL" data-offset="K"> asks URL for what
+// was written after byte K about once a second (at once while more is waiting) and appends
+// it as text, until the answer says done. The page itself reloads only when a status
+// changes (the first script above).
+(function () {
+  "use strict";
+  var KEEP = 1 << 20; // characters kept on the page; older text is dropped from the top
+
+  function follow(pre) {
+    var url = pre.getAttribute("data-follow");
+    var offset = parseInt(pre.getAttribute("data-offset"), 10) || 0;
+    var shown = pre.textContent.length;
+    var delay = 1000;
+
+    function schedule(ms) { window.setTimeout(poll, ms); }
+
+    function append(text) {
+      var bottom = pre.scrollHeight - pre.clientHeight - pre.scrollTop < 40;
+      pre.appendChild(document.createTextNode(text));
+      shown += text.length;
+      while (shown > KEEP && pre.firstChild && pre.firstChild !== pre.lastChild) {
+        shown -= pre.firstChild.textContent.length;
+        pre.removeChild(pre.firstChild);
+      }
+      if (bottom) { pre.scrollTop = pre.scrollHeight; }
+    }
+
+    function stop(state, message) {
+      pre.setAttribute("data-follow-state", state);
+      if (message) { pre.setAttribute("title", message); }
+    }
+
+    function poll() {
+      if (document.hidden) { schedule(delay); return; }
+      var sep = url.indexOf("?") >= 0 ? "&" : "?";
+      fetch(url + sep + "offset=" + offset, {
+        credentials: "same-origin", headers: { "Accept": "application/json" }
+      })
+        .then(function (response) {
+          return response.json().catch(function () { return {}; }).then(function (data) {
+            if (response.status >= 400 && response.status < 500) {
+              var error = data && data.error;
+              stop("error", (error && error.message) || ("HTTP " + response.status));
+              return;
+            }
+            if (!response.ok) { throw new Error("HTTP " + response.status); }
+            if (data.text) { append(data.text); }
+            offset = data.offset;
+            pre.setAttribute("data-offset", String(offset));
+            if (data.done) { stop("done"); return; }
+            delay = 1000;
+            schedule(data.more ? 0 : delay);
+          });
+        })
+        .catch(function () { delay = Math.min(delay * 2, 30000); schedule(delay); });
+    }
+
+    pre.setAttribute("data-follow-state", "following");
+    schedule(delay);
+  }
+
+  Array.prototype.forEach.call(document.querySelectorAll("pre[data-follow]"), follow);
+})();
