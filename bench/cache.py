@@ -33,20 +33,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import importlib.metadata
-import json
 import os
 import random
 import shlex
-import shutil
-import signal
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -54,19 +48,34 @@ import lmdb
 import msgpack
 import numpy as np
 import redis
-from flows import HEADER, git_state
-from measure import MB, machine, run_measured, run_text, tree_memory, write_section
+from flows import git_state
+from measure import MB, run_measured, run_text, tree_memory
 
-import serve
-from serve import BenchFailed, Server, free_port, progress, shipyard_host, wrk_version
+from serve import Config as ServeConfig
+from serve import ms, shipyard_host
+from servers import (
+    BENCH,
+    PYTHON,
+    REPO,
+    BenchFailed,
+    Server,
+    add_output_options,
+    bench_json,
+    check_options,
+    command,
+    ensure_apt,
+    failed_lines,
+    finish,
+    free_port,
+    machine_line,
+    progress,
+    start,
+    yes,
+)
 from shipyard import cache
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
 LOADER = BENCH / "cache" / "load.py"
 RANKER = REPO / "examples" / "movie_ranker"
-PYTHON = Path(sys.executable)
-START, END = "<!-- bench:cache:start -->", "<!-- bench:cache:end -->"
 PARTS = ("bulk", "lmdb", "redis", "ranker")
 NAMESPACE = "bench-bulk"
 HOME_BODY = '{"profile_id": "u00042", "limit": 10}'
@@ -154,23 +163,14 @@ class Load:
 
 
 @dataclass
-class Config:
-    """Options and results of one run."""
+class Config(ServeConfig):
+    """Options and results of one run (its servers and wrk runs as bench/serve.py's)."""
 
-    args: argparse.Namespace
-    workdir: Path
-    pin_load: list[str]
-    pin_server: list[str]
-    serve_cfg: serve.Config
-    stack: contextlib.ExitStack
+    stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
     reads: dict[str, Reads] = field(default_factory=dict)
     loads: dict[str, Load] = field(default_factory=dict)
-    points: list[serve.Point] = field(default_factory=list)
     flow: dict[str, float] = field(default_factory=dict)
-    errors: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
-    versions: dict[str, str] = field(default_factory=dict)
-    machine: dict[str, str] = field(default_factory=dict)
     redis_port: int | None = None
     redis_server: Server | None = None
     loaded: dict[str, int] = field(default_factory=dict)  # backend -> keys in NAMESPACE
@@ -184,7 +184,8 @@ class Config:
         return f"redis://127.0.0.1:{self.redis()}/0"
 
     def env(self, **extra: str) -> dict[str, str]:
-        return self.serve_cfg.env(SHIPYARD_HOME=str(self.workdir / "home-driver"), **extra)
+        """The servers' environment; SHIPYARD_HOME is the driver's unless ``extra`` says."""
+        return super().env(**{"SHIPYARD_HOME": str(self.workdir / "home-driver"), **extra})
 
     def case(self, name: str, part: str, what: str, keys_per_call: int = 1) -> Reads:
         if name not in self.reads:
@@ -196,7 +197,7 @@ class Config:
         """The port of this run's redis-server, started on first use (stopped by the stack)."""
         if self.redis_port is not None:
             return self.redis_port
-        binary = ensure_redis()
+        binary = ensure_apt("redis-server")
         port = free_port()
         data = self.workdir / "redis"
         data.mkdir(exist_ok=True)
@@ -205,9 +206,7 @@ class Config:
             "--save", "", "--appendonly", "no", "--dir", str(data), "--daemonize", "no",
             "--logfile", "",
         ]  # fmt: skip
-        server = self.stack.enter_context(
-            self.serve_cfg.server("redis-server", argv, env=self.env())
-        )
+        server = self.stack.enter_context(self.server("redis-server", argv, env=self.env()))
         client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
 
         def ready() -> bool:
@@ -221,24 +220,6 @@ class Config:
         self.redis_port, self.redis_server = port, server
         self.versions["redis-server"] = run_text([binary, "--version"], timeout=30).split()[2]
         return port
-
-
-def ensure_redis() -> str:
-    """The path of Debian's redis-server, installed with apt-get if missing."""
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    if os.geteuid() != 0:
-        raise BenchFailed(
-            "redis-server is not installed; run: sudo apt-get install -y redis-server"
-        )
-    progress("installing redis-server: apt-get update && apt-get install -y redis-server")
-    run_text(["apt-get", "update", "-qq"], timeout=600)
-    run_text(["apt-get", "install", "-y", "-qq", "redis-server"], timeout=600)
-    found = shutil.which("redis-server")
-    if not found:
-        raise BenchFailed("apt-get installed redis-server, but it is not on PATH")
-    return found
 
 
 # --------------------------------------------------------------------------- bulk
@@ -264,12 +245,9 @@ def bulk_load(cfg: Config, backend: str, *, report: bool) -> None:
         last = tail.splitlines()[-1] if tail else ""
         raise BenchFailed(f"bulk load into {backend} {why}: {last}\n{tail}")
     assert measured.stdout is not None
-    line = next(
-        (x for x in measured.stdout.read_text().splitlines() if x.startswith("BENCH_JSON ")), ""
-    )
-    if not line:
+    raw: dict[str, Any] | None = bench_json(measured.stdout.read_text())
+    if raw is None:
         raise BenchFailed(f"bulk load into {backend} printed no BENCH_JSON line")
-    raw = json.loads(line.removeprefix("BENCH_JSON "))
     cfg.loaded[backend] = keys
     if raw.get("workaround"):
         cfg.notes[f"bulk {backend}"] = raw["workaround"]
@@ -311,7 +289,7 @@ def part_bulk(cfg: Config) -> None:
         try:
             bulk_load(cfg, backend, report=True)
         except (BenchFailed, RuntimeError, redis.RedisError) as exc:
-            fail(cfg, f"bulk {backend}", exc)
+            cfg.fail(f"bulk {backend}", exc)
 
 
 # --------------------------------------------------------------------------- reads
@@ -489,12 +467,11 @@ def part_redis(cfg: Config) -> None:
 
 def part_ranker(cfg: Config) -> None:
     """The movie_ranker flow on small synthetic data, then wrk on /ranker/home."""
-    scfg = cfg.serve_cfg
     home = cfg.workdir / "home-ranker"  # shipyard_host's SHIPYARD_HOME for the name "ranker"
-    env = scfg.env(SHIPYARD_HOME=str(home))
+    env = cfg.env(SHIPYARD_HOME=str(home))
     logs = cfg.workdir / "logs"
     logs.mkdir(exist_ok=True)
-    every_cpu = ["taskset", "-c", ",".join(map(str, sorted(cfg.args.all_cpus)))]
+    every_cpu = ["taskset", "-c", ",".join(map(str, cfg.cpus))]
     argv = [*every_cpu, str(PYTHON), str(RANKER / "flow.py"), "run", *FLOW_ARGS]
     progress(f"ranker: {shlex.join(argv)} (SHIPYARD_HOME={home})")
     measured = run_measured(argv, cwd=RANKER, env=env, timeout=600, log_stem=logs / "flow")
@@ -505,7 +482,7 @@ def part_ranker(cfg: Config) -> None:
     shipyard = [str(PYTHON), "-m", "shipyard"]
     run_text([*shipyard, "models", "alias", "ranker", "latest", "prod"], timeout=120, env=env)
     target = f"{RANKER / 'service.py'}:Ranker"  # absolute: SERVE / target is target
-    with shipyard_host(scfg, "ranker", target, "ranker", cfg.args.replicas) as (server, base):
+    with shipyard_host(cfg, "ranker", target, "ranker", cfg.args.replicas) as (server, base):
         url = base + "/ranker/home"
         answer = httpx.post(
             url, content=HOME_BODY, headers={"content-type": "application/json"}, timeout=30
@@ -517,23 +494,11 @@ def part_ranker(cfg: Config) -> None:
                 "from the cache; host log: " + str(server.log)
             )
         for c in cfg.args.connections:
-            point = scfg.measure(server, url, c, body=HOME_BODY, label="home")
-            cfg.points.append(point)
-    cfg.flow.update(
-        {k: float(v) for k, v in scfg.servers.get("ranker", {}).items()}  # peak_rss, ...
-    )
+            cfg.measure(server, url, c, body=HOME_BODY, label="home")
+    cfg.flow.update({k: float(v) for k, v in cfg.servers.get("ranker", {}).items()})
 
 
 # --------------------------------------------------------------------------- report
-
-
-def fail(cfg: Config, name: str, exc: BaseException) -> None:
-    cfg.errors[name] = str(exc)
-    progress(f"  {name}: FAILED: {exc}")
-
-
-def yes(ok: bool) -> str:
-    return "yes" if ok else "**no**"
 
 
 def us(value: float) -> str:
@@ -588,7 +553,7 @@ def ranker_table(cfg: Config) -> list[str]:
     for p in cfg.points:
         rps = f"{p.rps:,.0f}" + (" (with errors)" if p.errors else "")
         rows.append(
-            f"| {p.connections} | {rps} | {serve.ms(p.p50_ms)} | {serve.ms(p.p99_ms)} "
+            f"| {p.connections} | {rps} | {ms(p.p50_ms)} | {ms(p.p99_ms)} "
             f"| {p.cpu_ms_per_request:.3f} |"
         )
     return rows
@@ -647,9 +612,7 @@ def section(cfg: Config, command: str, when: str) -> str:
         "",
         f"Measured {when} with `{command}` (from the repository root).",
         "",
-        f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram']} RAM, Linux {m['kernel']}, "
-        f"Python {m['python']}; disk {m['disk']}; 1-minute load average "
-        f"{m.get('load_start', '?')} at the start, {m.get('load_end', '?')} at the end.",
+        machine_line(m, f"; disk {m['disk']}") + ".",
         f"- Versions: {versions}.",
         f"- Pinning: {pinned}."
         + (
@@ -697,9 +660,7 @@ def section(cfg: Config, command: str, when: str) -> str:
     if cfg.notes:
         lines += ["", "Notes:", ""]
         lines += [f"- {name}: {msg}" for name, msg in cfg.notes.items()]
-    if cfg.errors:
-        lines += ["", "Failed:", ""]
-        lines += [f"- {name}: {msg.splitlines()[0][:300]}" for name, msg in cfg.errors.items()]
+    lines += failed_lines(cfg.errors)
     lines += [
         "",
         "How to read it:",
@@ -745,77 +706,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of wrk warm-up")
     parser.add_argument("--connections", default="1,32", help="wrk connections, comma-separated")
     parser.add_argument("--replicas", type=int, default=1, help="replicas of the Ranker service")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin the load and servers")
-    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
-    parser.add_argument("--json", type=Path, help="write every raw measurement here")
-    parser.add_argument("--keep", action="store_true", help="keep bench/.work/cache-* and logs")
+    add_output_options(
+        parser, no_pin="do not pin the load and servers", keep="keep bench/.work/cache-* and logs"
+    )
     args = parser.parse_args(argv)
-    args.parts = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = set(args.parts) - set(PARTS)
-    if unknown:
-        parser.error(f"--only: unknown {sorted(unknown)}; choose from {','.join(PARTS)}")
-    args.connections = sorted({int(c) for c in args.connections.split(",")})
+    check_options(parser, args, PARTS)
     if not 1_000 <= args.keys <= 20_000_000:
         parser.error("--keys must be in [1000, 20000000]")
     if not 0 < args.seconds <= 60 or not 1 <= args.rounds <= 20:
         parser.error("--seconds must be in (0, 60] and --rounds in [1, 20]")
-    if not 0 < args.duration <= 600 or not 0 <= args.warmup <= 600:
-        parser.error("--duration must be in (0, 600] and --warmup in [0, 600]")
     if not 0 < args.load_timeout <= 3600:
         parser.error("--load-timeout must be in (0, 3600]")
     return args
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
-    described = machine(REPO)
-    described["load_start"] = f"{os.getloadavg()[0]:.2f}"
-    cpus = sorted(os.sched_getaffinity(0))
-    args.all_cpus = cpus
-    pin = not args.no_pin and len(cpus) >= 2
-    if pin:
-        os.sched_setaffinity(0, {cpus[1]})
-    (BENCH / ".work").mkdir(exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="cache-", dir=BENCH / ".work"))
+    cfg = start(Config, args, "cache", wrk="ranker" in args.parts)
+    workdir = cfg.workdir
     os.environ["SHIPYARD_HOME"] = str(workdir / "home-driver")  # never ~/.shipyard
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    with contextlib.ExitStack() as stack:
-        wrk = serve.ensure_wrk() if "ranker" in args.parts else "wrk"
-        serve_args = argparse.Namespace(warmup=args.warmup, duration=args.duration)
-        scfg = serve.Config(
-            args=serve_args,
-            wrk=wrk,
-            workdir=workdir,
-            pin_load=["taskset", "-c", str(cpus[1])] if pin else [],
-            pin_server=["taskset", "-c", str(cpus[0])] if pin else [],
-        )
-        cfg = Config(
-            args=args,
-            workdir=workdir,
-            pin_load=scfg.pin_load,
-            pin_server=scfg.pin_server,
-            serve_cfg=scfg,
-            stack=stack,
-            machine=described,
-        )
-        cfg.versions.update(
-            {
-                "shipyard": f"{importlib.metadata.version('shipyard')} ({git_state()})",
-                "redis-py": importlib.metadata.version("redis"),
-                "py-lmdb": f"{lmdb.__version__} (LMDB {'.'.join(map(str, lmdb.version()[:3]))})",
-                "msgpack": importlib.metadata.version("msgpack"),
-            }
-        )
-        if "ranker" in args.parts:
-            cfg.versions["wrk"] = wrk_version(wrk).removeprefix("wrk ")
-        parts = {"bulk": part_bulk, "lmdb": part_lmdb, "redis": part_redis, "ranker": part_ranker}
-        progress(f"work directory {workdir}; parts {args.parts}")
+    cfg.versions.update(
+        {
+            "shipyard": f"{importlib.metadata.version('shipyard')} ({git_state()})",
+            "redis-py": importlib.metadata.version("redis"),
+            "py-lmdb": f"{lmdb.__version__} (LMDB {'.'.join(map(str, lmdb.version()[:3]))})",
+            "msgpack": importlib.metadata.version("msgpack"),
+        }
+    )
+    parts = {"bulk": part_bulk, "lmdb": part_lmdb, "redis": part_redis, "ranker": part_ranker}
+    progress(f"work directory {workdir}; parts {args.parts}")
+    with cfg.stack:  # stops every server at the end, also on failure or Ctrl-C
         try:
             for part in PARTS:  # in this order: the read parts use the bulk-loaded data
                 if part not in args.parts:
@@ -823,40 +743,19 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     parts[part](cfg)
                 except (BenchFailed, RuntimeError, redis.RedisError, cache.CacheError) as exc:
-                    fail(cfg, part, exc)
+                    cfg.fail(part, exc)
         except KeyboardInterrupt:
             progress(f"interrupted; stopping servers; logs in {workdir}")
             return 130
-    # every server is stopped here (the stack closed)
-    cfg.errors.update({k: v for k, v in scfg.errors.items() if k not in cfg.errors})
-    cfg.machine["load_end"] = f"{os.getloadavg()[0]:.2f}"
-    command = ".venv/bin/python bench/cache.py " + shlex.join(
-        argv if argv is not None else sys.argv[1:]
-    )
-    text = section(cfg, command.strip(), when)
-    print(text)
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "reads": {k: asdict(v) for k, v in cfg.reads.items()},
-                    "loads": {k: asdict(v) for k, v in cfg.loads.items()},
-                    "ranker": [asdict(p) for p in cfg.points],
-                    "flow": cfg.flow,
-                    "errors": cfg.errors,
-                },
-                indent=2,
-            )
-        )
-    if args.write:
-        write_section(REPO / "BENCHMARKS.md", START, END, text, HEADER)
-        progress(f"wrote the cache section of {REPO / 'BENCHMARKS.md'}")
-    if cfg.errors:
-        progress(f"failures: {sorted(cfg.errors)}; logs in {workdir}")
-        return 1
-    if not args.keep:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    text = section(cfg, command("cache", argv, cfg.machine), cfg.when)
+    raw = {
+        "reads": {k: asdict(v) for k, v in cfg.reads.items()},
+        "loads": {k: asdict(v) for k, v in cfg.loads.items()},
+        "ranker": [asdict(p) for p in cfg.points],
+        "flow": cfg.flow,
+        "errors": cfg.errors,
+    }
+    return finish(args, "cache", text, raw, cfg.errors, workdir)
 
 
 if __name__ == "__main__":

@@ -34,43 +34,52 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import importlib.metadata
 import json
 import os
 import re
-import shlex
-import shutil
-import signal
 import sys
-import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
-from flows import HEADER, git_state
-from measure import MB, machine, run_text, write_section
+from flows import git_state
+from measure import run_text
 
-from serve import BenchFailed, Server, ensure_wrk, free_port, progress, wrk_version
+from servers import (
+    BENCH,
+    POST_LUA,
+    PYTHON,
+    Bench,
+    BenchFailed,
+    Server,
+    add_options,
+    add_output_options,
+    check_options,
+    clean_env,
+    command,
+    ensure_venv,
+    failed_lines,
+    finish,
+    free_port,
+    machine_line,
+    progress,
+    start,
+    yes,
+)
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
 HERE = BENCH / "gateway"
-PYTHON = Path(sys.executable)
 # 3.18.0 is listed on PyPI but its mlflow-skinny==3.18.0 is not on the package index
 # reachable here; 3.17.2 is the newest that installs.
 MLFLOW_VERSION = "3.17.2"
-START, END = "<!-- bench:gateway:start -->", "<!-- bench:gateway:end -->"
 UPSTREAM_KEY = "sk-bench-upstream-0000"
 BODY = json.dumps({"model": "chat", "messages": [{"role": "user", "content": "Say hello."}]})
 STREAM_BODY = json.dumps(
     {"model": "chat", "messages": [{"role": "user", "content": "Say hello."}], "stream": True}
 )
 MODES = {"json": BODY, "sse": STREAM_BODY}
-SETTLE = 1.0  # seconds between wrk runs
 PARTS = ("direct", "minimal", "shipyard", "mlflow", "reload")
 GOAL_ADDED_P50_MS = 0.5
 GOAL_CPU_VS_MINIMAL = 1.5
@@ -82,22 +91,9 @@ GOAL_RPS_VS_MLFLOW = 2.5
 
 def ensure_mlflow(venv: Path) -> Path:
     """The ``mlflow`` command of ``venv``, with mlflow[gateway]==MLFLOW_VERSION installed."""
-    python, mlflow = venv / "bin" / "python", venv / "bin" / "mlflow"
     check = "import mlflow.gateway.app, mlflow; print(mlflow.__version__)"
-    if python.exists():
-        with contextlib.suppress(RuntimeError):
-            if run_text([str(python), "-c", check], timeout=120).strip() == MLFLOW_VERSION:
-                return mlflow
-    if not python.exists():
-        progress(f"creating {venv}")
-        run_text([str(PYTHON), "-m", "venv", str(venv)], timeout=300)
-    progress(f"installing mlflow[gateway]=={MLFLOW_VERSION} into {venv}")
-    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    run_text([*pip, f"mlflow[gateway]=={MLFLOW_VERSION}"], timeout=1800)
-    got = run_text([str(python), "-c", check], timeout=120).strip()
-    if got != MLFLOW_VERSION:
-        raise BenchFailed(f"{venv}: wanted mlflow {MLFLOW_VERSION}, got {got}")
-    return mlflow
+    requirement = f"mlflow[gateway]=={MLFLOW_VERSION}"
+    return ensure_venv(venv, check, MLFLOW_VERSION, [requirement], timeout=1800).with_name("mlflow")
 
 
 def shipyard_yaml(upstream: str, variant: int) -> str:
@@ -180,41 +176,17 @@ class Point:
 
 
 @dataclass
-class Run:
+class Run(Bench):
     """Options and shared state of one benchmark run."""
 
-    args: argparse.Namespace
-    wrk: str
-    workdir: Path
-    pin_load: list[str]
-    pin_server: list[str]
+    servers_cwd: Path = HERE
     upstream: str = ""
     points: list[Point] = field(default_factory=list)
-    errors: dict[str, str] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
-    versions: dict[str, str] = field(default_factory=dict)
-    machine: dict[str, str] = field(default_factory=dict)
 
     def env(self, **extra: str) -> dict[str, str]:
         prefixes = ("SHIPYARD_", "MLFLOW_", "PYTHON", "BENCH_", "VIRTUAL_ENV")
-        env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
-        env["BENCH_UPSTREAM_KEY"] = UPSTREAM_KEY
-        env.update(extra)
-        return env
-
-    def wrk_run(
-        self, url: str, body: str, key: str, connections: int, seconds: float, script: str
-    ) -> dict[str, object]:
-        argv = [
-            *self.pin_load, self.wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s",
-            "--latency", "--timeout", "10s", "-s", str(HERE / script), url, "--", body, key,
-        ]  # fmt: skip
-        out = run_text(argv, timeout=seconds + 60)
-        time.sleep(SETTLE)
-        for line in out.splitlines():
-            if line.startswith("BENCH_JSON "):
-                return dict(json.loads(line.removeprefix("BENCH_JSON ")))
-        raise BenchFailed(f"wrk printed no BENCH_JSON line:\n{out[-2000:]}")
+        return clean_env(prefixes, BENCH_UPSTREAM_KEY=UPSTREAM_KEY, **extra)
 
     def measure(
         self,
@@ -226,35 +198,27 @@ class Run:
         *,
         key: str = "",
         seconds: float | None = None,
-        script: str = "post.lua",
+        script: Path = POST_LUA,
         during: Callable[[], None] | None = None,
     ) -> Point:
         """A warm-up, then one measured wrk run with the server's CPU read around it."""
-        args, body = self.args, MODES[mode]
-        if args.warmup > 0:
-            self.wrk_run(url, body, key, connections, args.warmup, "post.lua")
-        cpu0 = server.cpu()
-        if during is None:
-            raw = self.wrk_run(url, body, key, connections, seconds or args.duration, script)
-        else:
-            with background(during):
-                raw = self.wrk_run(url, body, key, connections, seconds or args.duration, script)
-        cpu1 = server.cpu()
-        latency, errors = raw["latency_us"], raw["errors"]
-        assert isinstance(latency, dict) and isinstance(errors, dict)
+        run, cpu = self.load(
+            server, url, connections, [MODES[mode], key], seconds=seconds, script=script,
+            during=during,
+        )  # fmt: skip
         point = Point(
             server=name,
             mode=mode,
             connections=connections,
-            requests=int(str(raw["requests"])),
-            seconds=int(str(raw["duration_us"])) / 1e6,
-            p50_ms=latency["p50"] / 1000,
-            p90_ms=latency["p90"] / 1000,
-            p99_ms=latency["p99"] / 1000,
-            max_ms=latency["max"] / 1000,
-            errors={k: int(v) for k, v in errors.items() if v},
-            cpu_seconds=cpu1 - cpu0,
-            extra={k: float(str(raw[k])) for k in ("not_200", "max_gap_us") if k in raw},
+            requests=run.requests,
+            seconds=run.seconds,
+            p50_ms=run.p50_ms,
+            p90_ms=run.p90_ms,
+            p99_ms=run.p99_ms,
+            max_ms=run.max_ms,
+            errors=run.errors,
+            cpu_seconds=cpu,
+            extra={k: float(str(run.raw[k])) for k in ("not_200", "max_gap_us") if k in run.raw},
         )
         self.points.append(point)
         progress(
@@ -264,43 +228,14 @@ class Run:
             + (f", errors {point.errors}" if point.errors else "")
             + (f", {point.extra}" if point.extra else "")
         )
-        if point.errors and script == "post.lua":
-            self.errors[f"{name} {mode} c={connections}"] = (
-                f"wrk saw errors {point.errors} in {point.requests} requests; log: {server.log}"
-            )
+        if script == POST_LUA:
+            self.wrk_errors(f"{name} {mode} c={connections}", run, server)
         return point
-
-    @contextlib.contextmanager
-    def server(
-        self, name: str, argv: list[str], *, env: dict[str, str], pin: list[str] | None = None
-    ) -> Iterator[Server]:
-        log_dir = self.workdir / "logs"
-        log_dir.mkdir(exist_ok=True)
-        pinned = self.pin_server if pin is None else pin
-        server = Server(name, [*pinned, *argv], env=env, cwd=HERE, log=log_dir / f"{name}.log")
-        progress(f"{name}: {shlex.join(server.argv)}")
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
-            progress(f"  {name} stopped; peak RSS {server.peak_rss / MB:.0f} MB")
 
     def sweep(self, server: Server, name: str, url: str, key: str = "") -> None:
         for mode in MODES:
             for c in self.args.connections:
                 self.measure(server, name, url, mode, c, key=key)
-
-
-@contextlib.contextmanager
-def background(work: Callable[[], None]) -> Iterator[None]:
-    """Run ``work(stop)`` in a thread for the duration of the block."""
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        thread.join(30)
 
 
 def _answers(url: str, body: str, key: str = "") -> Callable[[], bool]:
@@ -427,7 +362,7 @@ def part_mlflow(run: Run) -> None:
             with mlflow_gateway(run, workers) as (server, url, _config):
                 run.sweep(server, f"mlflow-{workers}", url)
         except (BenchFailed, RuntimeError, httpx.HTTPError) as exc:
-            fail(run, f"mlflow-{workers}", exc)
+            run.fail(f"mlflow-{workers}", exc)
 
 
 def _rewriter(
@@ -462,7 +397,7 @@ def part_reload(run: Run) -> None:
         work = _rewriter(config, lambda v: shipyard_yaml(run.upstream, v), every, seconds)
         point = run.measure(
             server, "shipyard-reload", url, "json", c, key=key, seconds=seconds,
-            script="reload.lua", during=work,
+            script=HERE / "reload.lua", during=work,
         )  # fmt: skip
         time.sleep(1)
         after = _shipyard_reloads(base)
@@ -478,17 +413,12 @@ def part_reload(run: Run) -> None:
             work = _rewriter(config, lambda v: mlflow_yaml(run.upstream, v), every, seconds)
             point = run.measure(
                 server, f"mlflow-{workers}-reload", url, "json", c, seconds=seconds,
-                script="reload.lua", during=work,
+                script=HERE / "reload.lua", during=work,
             )  # fmt: skip
             log1 = server.log.read_text(errors="replace").count("reloading workers")
             point.extra["reloads_applied"] = float(log1 - log0)
     except (BenchFailed, RuntimeError, httpx.HTTPError) as exc:
-        fail(run, f"mlflow-{workers}-reload", exc)
-
-
-def fail(run: Run, name: str, exc: BaseException) -> None:
-    run.errors[name] = str(exc)
-    progress(f"  {name}: FAILED: {exc}")
+        run.fail(f"mlflow-{workers}-reload", exc)
 
 
 # --------------------------------------------------------------------------- report
@@ -503,10 +433,6 @@ def find(run: Run, server: str, mode: str, connections: int) -> Point | None:
 
 def ms(value: float) -> str:
     return f"{value:.3f} ms" if value < 10 else f"{value:.1f} ms"
-
-
-def yes(ok: bool) -> str:
-    return "yes" if ok else "**no**"
 
 
 def display(name: str) -> str:
@@ -630,9 +556,7 @@ def section(run: Run, command: str, when: str) -> str:
         "",
         f"Measured {when} with `{command}` (from the repository root).",
         "",
-        f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram']} RAM, Linux {m['kernel']}, "
-        f"Python {m['python']}; 1-minute load average {m.get('load_start', '?')} at the start, "
-        f"{m.get('load_end', '?')} at the end.",
+        machine_line(m) + ".",
         f"- Versions: {versions}.",
         "- Upstream: `bench/gateway/upstream.py` (Starlette, uvicorn + uvloop + httptools, 1 "
         "process) answers a fixed chat completion with `usage` at once, or the same as 5 SSE "
@@ -643,7 +567,7 @@ def section(run: Run, command: str, when: str) -> str:
         "in a fresh SHIPYARD_HOME; MLflow runs `mlflow gateway start` from "
         "`bench/.venvs/mlflow` and is called on its OpenAI-compatible `/v1/chat/completions`.",
         f"- Load: wrk {run.versions.get('wrk', '')}, 1 thread, `--latency`, keep-alive, "
-        f"`bench/gateway/post.lua`; {args.duration:g} s per measured run after a "
+        f"`bench/serve/post.lua`; {args.duration:g} s per measured run after a "
         f"{args.warmup:g} s warm-up; {pinned}.",
         "",
         *main_table(run),
@@ -662,9 +586,7 @@ def section(run: Run, command: str, when: str) -> str:
     ]
     if run.notes:
         lines += ["", *(f"- {k}: {v}" for k, v in run.notes.items())]
-    if run.errors:
-        lines += ["", "Failed:", ""]
-        lines += [f"- {name}: {msg.splitlines()[0][:300]}" for name, msg in run.errors.items()]
+    lines += failed_lines(run.errors)
     lines += [
         "",
         "How to read it:",
@@ -685,59 +607,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", default=",".join(PARTS), help=f"of {','.join(PARTS)}")
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up before each")
-    parser.add_argument("--connections", default="1,32", help="wrk connections, comma-separated")
+    add_options(parser, PARTS)
     parser.add_argument("--mlflow-workers", default="1", help="MLflow workers, comma-separated")
     parser.add_argument("--reload-connections", type=int, default=32)
     parser.add_argument("--reload-duration", type=float, default=10.0)
     parser.add_argument("--reload-every", type=float, default=1.0, help="seconds between writes")
     parser.add_argument("--no-mlflow-reload", action="store_true", help="reload shipyard only")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin wrk and the servers")
-    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
-    parser.add_argument("--json", type=Path, help="write every raw measurement here")
-    parser.add_argument("--keep", action="store_true", help="keep bench/.work/gateway-*")
+    add_output_options(
+        parser, no_pin="do not pin wrk and the servers", keep="keep bench/.work/gateway-*"
+    )
     args = parser.parse_args(argv)
-    args.parts = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = set(args.parts) - set(PARTS)
-    if unknown:
-        parser.error(f"--only: unknown {sorted(unknown)}; choose from {','.join(PARTS)}")
-    args.connections = sorted({int(c) for c in args.connections.split(",")})
+    check_options(parser, args, PARTS)
     args.mlflow_workers = sorted({int(w) for w in args.mlflow_workers.split(",")})
-    if not 0 < args.duration <= 600 or not 0 <= args.warmup <= 600:
-        parser.error("--duration must be in (0, 600] and --warmup in [0, 600]")
     return args
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
-    described = machine(REPO)
-    described["load_start"] = f"{os.getloadavg()[0]:.2f}"
-    cpus = sorted(os.sched_getaffinity(0))
-    pin = not args.no_pin and len(cpus) >= 2
-    if pin:
-        os.sched_setaffinity(0, {cpus[1]})
-    wrk = ensure_wrk()
-    (BENCH / ".work").mkdir(exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="gateway-", dir=BENCH / ".work"))
-    run = Run(
-        args=args,
-        wrk=wrk,
-        workdir=workdir,
-        pin_load=["taskset", "-c", str(cpus[1])] if pin else [],
-        pin_server=["taskset", "-c", str(cpus[0])] if pin else [],
-        machine=described,
-    )
+    run = start(Run, args, "gateway")
+    workdir = run.workdir
     run.versions.update(
         {
-            "wrk": wrk_version(wrk).removeprefix("wrk "),
             "shipyard": f"{importlib.metadata.version('shipyard')} ({git_state()})",
             **{
                 p: importlib.metadata.version(p)
@@ -745,7 +635,6 @@ def main(argv: list[str] | None = None) -> int:
             },
         }
     )
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     progress(f"work directory {workdir}; parts {args.parts}")
     parts: dict[str, Callable[[Run], None]] = {
         "minimal": part_minimal,
@@ -763,31 +652,15 @@ def main(argv: list[str] | None = None) -> int:
                     else:
                         parts[part](run)
                 except (BenchFailed, RuntimeError, httpx.HTTPError) as exc:
-                    fail(run, part, exc)
+                    run.fail(part, exc)
     except KeyboardInterrupt:
         progress(f"interrupted; servers stopped; logs in {workdir}")
         return 130
     except BenchFailed as exc:
-        fail(run, "upstream", exc)
-    run.machine["load_end"] = f"{os.getloadavg()[0]:.2f}"
-    command = ".venv/bin/python bench/gateway.py " + shlex.join(
-        argv if argv is not None else sys.argv[1:]
-    )
-    text = section(run, command.strip(), when)
-    print(text)
-    if args.json:
-        args.json.write_text(
-            json.dumps({"points": [asdict(p) for p in run.points], "errors": run.errors}, indent=2)
-        )
-    if args.write:
-        write_section(REPO / "BENCHMARKS.md", START, END, text, HEADER)
-        progress(f"wrote the gateway section of {REPO / 'BENCHMARKS.md'}")
-    if run.errors:
-        progress(f"failures: {sorted(run.errors)}; logs in {workdir}")
-        return 1
-    if not args.keep:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+        run.fail("upstream", exc)
+    text = section(run, command("gateway", argv, run.machine), run.when)
+    raw = {"points": [asdict(p) for p in run.points], "errors": run.errors}
+    return finish(args, "gateway", text, raw, run.errors, workdir)
 
 
 if __name__ == "__main__":

@@ -29,221 +29,71 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime as dt
 import importlib.metadata
-import json
 import os
 import re
-import shlex
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import tempfile
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
-import psutil
-from flows import HEADER, git_state
-from measure import MB, machine, run_text, tree_cpu, tree_memory, tree_pids, write_section
+from flows import git_state
+from measure import MB, run_text
 
-BENCH = Path(__file__).resolve().parent
-REPO = BENCH.parent
+from servers import (
+    BENCH,
+    PYTHON,
+    Bench,
+    BenchFailed,
+    Server,
+    add_options,
+    add_output_options,
+    check_options,
+    clean_env,
+    command,
+    ensure_venv,
+    failed_lines,
+    finish,
+    free_port,
+    machine_line,
+    progress,
+    start,
+    yes,
+)
+
 SERVE = BENCH / "serve"
-LUA = SERVE / "post.lua"
-PYTHON = Path(sys.executable)
 # 1.4.40 (the newest 1.4.x) needs certifi>=2026.10.19, which the package index reachable
 # here does not have yet; 1.4.39 is the newest that installs.
 BENTOML_VERSION = "1.4.39"
-START, END = "<!-- bench:serve:start -->", "<!-- bench:serve:end -->"
 BODY = '{"features": [5.1, 3.5, 1.4, 0.2]}'
 BATCH_BODY = '{"rows": [[5.1, 3.5, 1.4, 0.2]]}'
 HOLD_MS = 5.0  # how long Accelerator holds its lock per call
 MAX_WAIT_MS = 5.0  # Accelerator.classify's max_wait_ms (bench/serve/shipyard_service.py)
-SETTLE = 1.0  # seconds between wrk runs
 PARTS = ("bare", "bentoml", "shipyard", "batching")
-_T0 = time.perf_counter()
-
-
-def progress(message: str) -> None:
-    """One progress line on stderr (stdout is kept for the table)."""
-    print(f"[{time.perf_counter() - _T0:7.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-class BenchFailed(Exception):
-    """A server could not be started or measured; the message says why and where the logs are."""
 
 
 # --------------------------------------------------------------------------- tools
 
 
-def ensure_wrk() -> str:
-    """The path of wrk, installed from Debian's packages if missing."""
-    found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() != 0:
-        raise BenchFailed("wrk is not installed; run: sudo apt-get install -y wrk")
-    progress("installing wrk: apt-get update && apt-get install -y wrk")
-    run_text(["apt-get", "update", "-qq"], timeout=600)
-    run_text(["apt-get", "install", "-y", "-qq", "wrk"], timeout=600)
-    found = shutil.which("wrk")
-    if not found:
-        raise BenchFailed("apt-get installed wrk, but it is not on PATH")
-    return found
-
-
-def wrk_version(wrk: str) -> str:
-    done = subprocess.run([wrk, "--version"], capture_output=True, text=True, timeout=30)
-    first = (done.stdout + done.stderr).splitlines()[0]
-    return first.split(" Copyright")[0].strip()
-
-
 def ensure_bentoml(venv: Path) -> Path:
     """The python of ``venv`` with bentoml==BENTOML_VERSION and the driver's scikit-learn."""
-    python = venv / "bin" / "python"
     sklearn = importlib.metadata.version("scikit-learn")
     numpy = importlib.metadata.version("numpy")
-    want = f"{BENTOML_VERSION} {sklearn} {numpy}"
     check = (
         "import bentoml, sklearn, numpy; "
         "print(bentoml.__version__, sklearn.__version__, numpy.__version__)"
     )
-    if python.exists():
-        with contextlib.suppress(RuntimeError):
-            if run_text([str(python), "-c", check], timeout=120).strip() == want:
-                return python
-    if not python.exists():
-        progress(f"creating {venv}")
-        run_text([str(PYTHON), "-m", "venv", str(venv)], timeout=300)
-    progress(f"installing bentoml=={BENTOML_VERSION} scikit-learn=={sklearn} into {venv}")
-    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    run_text(
-        [*pip, f"bentoml=={BENTOML_VERSION}", f"scikit-learn=={sklearn}", f"numpy=={numpy}"],
+    return ensure_venv(
+        venv,
+        check,
+        f"{BENTOML_VERSION} {sklearn} {numpy}",
+        [f"bentoml=={BENTOML_VERSION}", f"scikit-learn=={sklearn}", f"numpy=={numpy}"],
         timeout=1200,
     )
-    got = run_text([str(python), "-c", check], timeout=120).strip()
-    if got != want:
-        raise BenchFailed(f"{venv}: wanted bentoml/scikit-learn/numpy {want}, got {got}")
-    return python
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- servers
-
-
-class Server:
-    """One server under test: its process tree, sampled for memory while it runs."""
-
-    def __init__(
-        self, name: str, argv: list[str], *, env: dict[str, str], cwd: Path, log: Path
-    ) -> None:
-        self.name = name
-        self.argv = argv
-        self.env = env
-        self.cwd = cwd
-        self.log = log
-        self.popen: subprocess.Popen[bytes] | None = None
-        self.known: dict[int, psutil.Process] = {}  # every process seen in the tree
-        self.peak_rss = self.peak_pss = self.max_procs = 0
-        self._stop = threading.Event()
-        self._sampler: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    def start(self) -> None:
-        with open(self.log, "ab") as log:
-            self.popen = subprocess.Popen(
-                self.argv,
-                cwd=self.cwd,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C on the terminal reaches the driver only
-            )
-        self._sampler = threading.Thread(target=self._sample, name=f"sample-{self.name}")
-        self._sampler.daemon = True
-        self._sampler.start()
-
-    def pids(self) -> list[int]:
-        """The tree now; remembers every process, so that stop() can end even orphans."""
-        assert self.popen is not None
-        pids = tree_pids(self.popen.pid)
-        with self._lock:
-            for pid in pids:
-                if pid not in self.known:
-                    with contextlib.suppress(psutil.Error):
-                        self.known[pid] = psutil.Process(pid)
-        return pids
-
-    def cpu(self) -> float:
-        return tree_cpu(self.pids())
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.1):
-            if self.popen is None or self.popen.poll() is not None:
-                return
-            pids = self.pids()
-            rss, pss = tree_memory(pids)
-            self.peak_rss = max(self.peak_rss, rss)
-            self.peak_pss = max(self.peak_pss, pss)
-            self.max_procs = max(self.max_procs, len(pids))
-
-    def alive(self) -> bool:
-        return self.popen is not None and self.popen.poll() is None
-
-    def wait_until(self, ready: Callable[[], bool], timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self.alive():
-                raise BenchFailed(
-                    f"{self.name} exited while starting; log: {self.log}\n{self.tail()}"
-                )
-            with contextlib.suppress(httpx.HTTPError):
-                if ready():
-                    return
-            time.sleep(0.1)
-        raise BenchFailed(
-            f"{self.name} not ready after {timeout:g} s; log: {self.log}\n{self.tail()}"
-        )
-
-    def tail(self, lines: int = 15) -> str:
-        if not self.log.exists():
-            return ""
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self, grace: float = 20.0) -> None:
-        """SIGTERM the top process, then SIGKILL whatever of its tree is left."""
-        self._stop.set()
-        if self.popen is None:
-            return
-        if self.popen.poll() is None:
-            self.pids()
-            with contextlib.suppress(ProcessLookupError):
-                self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(grace)
-            except subprocess.TimeoutExpired:
-                progress(f"  {self.name} did not stop within {grace:g} s: SIGKILL")
-        with self._lock:
-            left = [p for p in self.known.values() if p.is_running()]
-        for proc in left:  # only processes of this server's tree; is_running checks identity
-            with contextlib.suppress(psutil.Error):
-                proc.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.popen.wait(10)
-        if self._sampler is not None:
-            self._sampler.join(5)
 
 
 def _post_ok(url: str, body: str, expect: str = "0") -> Callable[[], bool]:
@@ -290,35 +140,11 @@ class Point:
 
 
 @dataclass
-class Config:
+class Config(Bench):
     """Options and shared state of one benchmark run."""
 
-    args: argparse.Namespace
-    wrk: str
-    workdir: Path
-    pin_load: list[str]
-    pin_server: list[str]
+    servers_cwd: Path = SERVE
     points: list[Point] = field(default_factory=list)
-    servers: dict[str, dict[str, float]] = field(default_factory=dict)  # memory per server
-    errors: dict[str, str] = field(default_factory=dict)
-    versions: dict[str, str] = field(default_factory=dict)
-    machine: dict[str, str] = field(default_factory=dict)
-
-    def wrk_run(self, url: str, body: str, connections: int, seconds: float) -> dict[str, object]:
-        argv = [
-            *self.pin_load, self.wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s",
-            "--latency", "--timeout", "10s", "-s", str(LUA), url, "--", body,
-        ]  # fmt: skip
-        out = run_text(argv, timeout=seconds + 60)
-        # wrk closes its connections at the deadline, with requests still queued in the
-        # server (64 clients x 5 ms = 0.3 s for the unbatched endpoint); let them finish, so
-        # the next run does not start against a backlog (shipyard answers 503 past
-        # --max-in-flight)
-        time.sleep(SETTLE)
-        for line in out.splitlines():
-            if line.startswith("BENCH_JSON "):
-                return dict(json.loads(line.removeprefix("BENCH_JSON ")))
-        raise BenchFailed(f"wrk printed no BENCH_JSON line:\n{out[-2000:]}")
 
     def measure(
         self,
@@ -331,30 +157,22 @@ class Config:
         around: Callable[[], dict[str, float]] | None = None,
     ) -> Point:
         """A warm-up, then one measured wrk run with the server's CPU read around it."""
-        args = self.args
-        if args.warmup > 0:
-            self.wrk_run(url, body, connections, args.warmup)
         before = around() if around else {}
-        cpu0 = server.cpu()
-        raw = self.wrk_run(url, body, connections, args.duration)
-        cpu1 = server.cpu()
+        run, cpu = self.load(server, url, connections, [body])
         after = around() if around else {}
-        latency = raw["latency_us"]
-        errors = raw["errors"]
-        assert isinstance(latency, dict) and isinstance(errors, dict)
         point = Point(
             server=server.name,
             endpoint=label or url.rsplit("/", 1)[-1],
             connections=connections,
-            requests=int(str(raw["requests"])),
-            seconds=int(str(raw["duration_us"])) / 1e6,
-            p50_ms=latency["p50"] / 1000,
-            p90_ms=latency["p90"] / 1000,
-            p99_ms=latency["p99"] / 1000,
-            mean_ms=latency["mean"] / 1000,
-            max_ms=latency["max"] / 1000,
-            errors={k: int(v) for k, v in errors.items() if v},
-            cpu_seconds=cpu1 - cpu0,
+            requests=run.requests,
+            seconds=run.seconds,
+            p50_ms=run.p50_ms,
+            p90_ms=run.p90_ms,
+            p99_ms=run.p99_ms,
+            mean_ms=run.mean_ms,
+            max_ms=run.max_ms,
+            errors=run.errors,
+            cpu_seconds=cpu,
             extra={k: after[k] - before.get(k, 0.0) for k in after},
         )
         self.points.append(point)
@@ -364,44 +182,11 @@ class Config:
             f"{point.cpu_ms_per_request:.3f} CPU-ms/req"
             + (f", errors {point.errors}" if point.errors else "")
         )
-        if point.errors:
-            key = f"{server.name} {point.endpoint} c={connections}"
-            self.errors[key] = (
-                f"wrk saw errors {point.errors} in {point.requests} requests; log: {server.log}"
-            )
+        self.wrk_errors(f"{server.name} {point.endpoint} c={connections}", run, server)
         return point
 
     def env(self, **extra: str) -> dict[str, str]:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("SHIPYARD_", "BENTOML_", "PYTHON", "BENCH_"))
-        }
-        env.update(extra)
-        return env
-
-    @contextlib.contextmanager
-    def server(self, name: str, argv: list[str], *, env: dict[str, str]) -> Iterator[Server]:
-        log_dir = self.workdir / "logs"
-        log_dir.mkdir(exist_ok=True)
-        server = Server(
-            name, [*self.pin_server, *argv], env=env, cwd=SERVE, log=log_dir / f"{name}.log"
-        )
-        progress(f"{name}: {shlex.join(server.argv)}")
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
-            self.servers[name] = {
-                "peak_rss": server.peak_rss,
-                "peak_pss": server.peak_pss,
-                "max_procs": server.max_procs,
-            }
-            progress(
-                f"  {name} stopped; peak RSS {server.peak_rss / MB:.0f} MB, "
-                f"PSS {server.peak_pss / MB:.0f} MB, {server.max_procs} processes"
-            )
+        return clean_env(("SHIPYARD_", "BENTOML_", "PYTHON", "BENCH_"), **extra)
 
 
 # --------------------------------------------------------------------------- parts
@@ -446,7 +231,7 @@ def part_bentoml(cfg: Config) -> None:
                 for c in cfg.args.connections:
                     cfg.measure(server, url, c)
         except (BenchFailed, RuntimeError) as exc:
-            fail(cfg, name, exc)
+            cfg.fail(name, exc)
 
 
 @contextlib.contextmanager
@@ -496,7 +281,7 @@ def part_shipyard(cfg: Config) -> None:
                 for c in cfg.args.connections:
                     cfg.measure(server, url, c)
         except (BenchFailed, RuntimeError) as exc:
-            fail(cfg, name, exc)
+            cfg.fail(name, exc)
 
 
 _METRIC = re.compile(r"^(shipyard_batch_size_(?:sum|count))\{([^}]*)\}\s+(\S+)$", re.M)
@@ -522,11 +307,6 @@ def part_batching(cfg: Config) -> None:
         for c in (cfg.args.batch_clients, 1):
             cfg.measure(server, batched, c, body=BATCH_BODY, label="classify", around=stats)
             cfg.measure(server, unbatched, c, label="predict")
-
-
-def fail(cfg: Config, name: str, exc: BaseException) -> None:
-    cfg.errors[name] = str(exc)
-    progress(f"  {name}: FAILED: {exc}")
 
 
 # --------------------------------------------------------------------------- report
@@ -557,10 +337,6 @@ def ms(value: float) -> str:
 
 def mb(value: float) -> str:
     return f"{value / MB:.0f} MB"
-
-
-def yes(ok: bool) -> str:
-    return "yes" if ok else "**no**"
 
 
 def main_table(cfg: Config) -> list[str]:
@@ -707,9 +483,7 @@ def section(cfg: Config, command: str, when: str) -> str:
         "",
         f"Measured {when} with `{command}` (from the repository root).",
         "",
-        f"- Machine: {m['nproc']} CPUs ({m['cpu']}), {m['ram']} RAM, Linux {m['kernel']}, "
-        f"Python {m['python']}; 1-minute load average {m.get('load_start', '?')} at the start, "
-        f"{m.get('load_end', '?')} at the end (the script's own load is ~2: wrk and a server).",
+        machine_line(m) + " (the script's own load is ~2: wrk and a server).",
         f"- Versions: {versions}.",
         f"- Load: wrk {cfg.versions.get('wrk', '')}, 1 thread, `--latency`, keep-alive "
         f"connections to 127.0.0.1; {args.duration:g} s per measured run after a "
@@ -735,9 +509,7 @@ def section(cfg: Config, command: str, when: str) -> str:
             "",
             *batch,
         ]
-    if cfg.errors:
-        lines += ["", "Failed:", ""]
-        lines += [f"- {name}: {msg.splitlines()[0][:300]}" for name, msg in cfg.errors.items()]
+    lines += failed_lines(cfg.errors)
     lines += [
         "",
         "How to read it:",
@@ -762,61 +534,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--only", default=",".join(PARTS), help=f"comma-separated, of {','.join(PARTS)}"
-    )
-    parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured run")
-    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up before each")
-    parser.add_argument("--connections", default="1,32", help="wrk connections, comma-separated")
+    add_options(parser, PARTS, only_help=f"comma-separated, of {','.join(PARTS)}")
     parser.add_argument("--workers", default="1,2", help="BentoML workers / shipyard replicas")
     parser.add_argument("--batch-clients", type=int, default=64, help="clients for batching")
     parser.add_argument("--no-extra", action="store_true", help="skip shipyard --no-access-log")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin wrk and the servers")
-    parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
-    parser.add_argument("--json", type=Path, help="write every raw measurement here")
-    parser.add_argument("--keep", action="store_true", help="keep bench/.work/serve-* and logs")
+    add_output_options(
+        parser,
+        no_pin="do not pin wrk and the servers",
+        keep="keep bench/.work/serve-* and logs",
+    )
     args = parser.parse_args(argv)
-    args.parts = [p.strip() for p in args.only.split(",") if p.strip()]
-    unknown = set(args.parts) - set(PARTS)
-    if unknown:
-        parser.error(f"--only: unknown {sorted(unknown)}; choose from {','.join(PARTS)}")
-    args.connections = sorted({int(c) for c in args.connections.split(",")})
+    check_options(parser, args, PARTS)
     args.workers = sorted({int(w) for w in args.workers.split(",")})
-    if args.duration <= 0 or args.duration > 600 or args.warmup < 0 or args.warmup > 600:
-        parser.error("--duration must be in (0, 600] and --warmup in [0, 600]")
     return args
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGHUP, _interrupt)
-    described = machine(REPO)  # before pinning: it counts the CPUs this process may use
-    described["load_start"] = f"{os.getloadavg()[0]:.2f}"
-    cpus = sorted(os.sched_getaffinity(0))
-    pin = not args.no_pin and len(cpus) >= 2
-    if not args.no_pin and not pin:
-        progress("only one CPU available: not pinning")
-    if pin:
-        os.sched_setaffinity(0, {cpus[1]})  # the driver and its sampler live with the load
-    wrk = ensure_wrk()
-    (BENCH / ".work").mkdir(exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="serve-", dir=BENCH / ".work"))
-    cfg = Config(
-        args=args,
-        wrk=wrk,
-        workdir=workdir,
-        pin_load=["taskset", "-c", str(cpus[1])] if pin else [],
-        pin_server=["taskset", "-c", str(cpus[0])] if pin else [],
-        machine=described,
-    )
+    cfg = start(Config, args, "serve")
     cfg.versions.update(
         {
-            "wrk": wrk_version(wrk).removeprefix("wrk "),
             "starlette": importlib.metadata.version("starlette"),
             "uvicorn": importlib.metadata.version("uvicorn"),
             "uvloop": importlib.metadata.version("uvloop"),
@@ -830,43 +567,20 @@ def main(argv: list[str] | None = None) -> int:
         "shipyard": part_shipyard,
         "batching": part_batching,
     }
-    when = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    workdir = cfg.workdir
     progress(f"work directory {workdir}; parts {args.parts}")
     try:
         for part in args.parts:
             try:
                 parts[part](cfg)
             except (BenchFailed, RuntimeError, httpx.HTTPError) as exc:
-                fail(cfg, part, exc)
+                cfg.fail(part, exc)
     except KeyboardInterrupt:
         progress(f"interrupted; servers stopped; logs in {workdir}")
         return 130
-    cfg.machine["load_end"] = f"{os.getloadavg()[0]:.2f}"
-    command = ".venv/bin/python bench/serve.py " + shlex.join(
-        argv if argv is not None else sys.argv[1:]
-    )
-    text = section(cfg, command.strip(), when)
-    print(text)
-    if args.json:
-        args.json.write_text(
-            json.dumps(
-                {
-                    "points": [asdict(p) for p in cfg.points],
-                    "servers": cfg.servers,
-                    "errors": cfg.errors,
-                },
-                indent=2,
-            )
-        )
-    if args.write:
-        write_section(REPO / "BENCHMARKS.md", START, END, text, HEADER)
-        progress(f"wrote the serve section of {REPO / 'BENCHMARKS.md'}")
-    if cfg.errors:
-        progress(f"failures: {sorted(cfg.errors)}; logs in {workdir}")
-        return 1
-    if not args.keep:
-        shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    text = section(cfg, command("serve", argv, cfg.machine), cfg.when)
+    raw = {"points": [asdict(p) for p in cfg.points], "servers": cfg.servers, "errors": cfg.errors}
+    return finish(args, "serve", text, raw, cfg.errors, workdir)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
--- wrk script of bench/gateway.py for the reload-under-load run: like post.lua, and also
--- counts the answers that are not 200 and the longest time without any answer (the "gap",
--- over all connections of the thread, from a monotonic clock via LuaJIT's ffi).
+-- wrk script of bench/gateway.py for the reload-under-load run: like bench/serve/post.lua,
+-- and also counts the answers that are not 200 and the longest time without any answer (the
+-- "gap", over all connections of the thread, from a monotonic clock via LuaJIT's ffi).
 --
 --   wrk -t1 -c32 -d20s --latency -s bench/gateway/reload.lua URL -- BODY [KEY]
 

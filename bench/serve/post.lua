@@ -1,9 +1,12 @@
--- wrk script of bench/serve.py: POST a JSON body, print the results as one JSON line.
+-- wrk script of bench/serve.py, bench/cache.py and bench/gateway.py: POST a JSON body,
+-- print the results as one JSON line.
 --
---   wrk -t1 -c32 -d10s --latency -s bench/serve/post.lua URL -- '{"features": [5.1, 3.5, 1.4, 0.2]}'
+--   wrk -t1 -c32 -d10s --latency -s bench/serve/post.lua URL -- [BODY [KEY]]
 --
--- The body is the first argument after `--` (default: the iris row). done() prints a line
--- starting with BENCH_JSON that bench/serve.py reads; latencies are in microseconds.
+-- BODY is the JSON to POST (default: the iris row of bench/serve.py); KEY, if given and not
+-- empty, is sent as `Authorization: Bearer KEY`. done() prints a line starting with
+-- BENCH_JSON that the scripts read (latencies in microseconds; errors.status counts answers
+-- with a status of 400 or more).
 
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
@@ -12,6 +15,9 @@ wrk.body = '{"features": [5.1, 3.5, 1.4, 0.2]}'
 function init(args)
   if args[1] ~= nil then
     wrk.body = args[1]
+  end
+  if args[2] ~= nil and args[2] ~= "" then
+    wrk.headers["Authorization"] = "Bearer " .. args[2]
   end
 end
 
