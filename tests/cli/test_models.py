@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 
+from fake_runs import load_fakes
 from shipyard.cli.main import main
 from shipyard.client import _stores
-
-
-def load_fakes() -> ModuleType:
-    """tests/client/fakes.py, imported by path whatever the tests' package layout."""
-    name = "shipyard_test_fakes"
-    if name not in sys.modules:
-        path = Path(__file__).parents[1] / "client" / "fakes.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture

@@ -2,38 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
-import sys
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import click
 import pytest
 from click.testing import CliRunner, Result
 
+from fake_runs import load_fakes
 from shipyard.cli import artifacts, housekeeping
 from shipyard.cli import runs as runs_cli
 from shipyard.cli._common import parse_duration
 from shipyard.cli.main import main
 from shipyard.client import _stores
 from shipyard.store.records import RunStatus, TaskStatus
-
-
-def load_fakes() -> ModuleType:
-    """tests/client/fakes.py, imported by path whatever the tests' package layout."""
-    name = "shipyard_test_fakes"
-    if name not in sys.modules:
-        path = Path(__file__).parents[1] / "client" / "fakes.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Build fake runs directly through the stores (no flow runtime), for client and CLI tests.
 
-Loaded by path (see ``load_fakes`` in conftest.py / tests/cli/test_runs.py) so that it works
+Loaded by path (see ``load_fakes`` in tests/fake_runs.py) so that it works
 whatever the tests' package layout.
 """
 

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ui_support import UI_FLOW, UIEnv, load_fakes
+from ui_support import UI_FLOW, UIEnv
 
+from fake_runs import load_fakes
 from shipyard.client import _stores
 from shipyard.keys import KeyStore
 from shipyard.store.blobs import open_blob_store

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from test_browser import _shot, browser, page, server  # noqa: F401 - fixtures used by name
-from ui_support import load_fakes
 
+from fake_runs import load_fakes
 from shipyard.store.records import TaskStatus
 
 if TYPE_CHECKING:

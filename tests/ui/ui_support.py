@@ -4,11 +4,8 @@ record, and helpers for a host over the same stores."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
@@ -79,20 +76,6 @@ class UIEnv:
 
     def client(self, *, client: tuple[str, int] = LOOPBACK, **kw: object) -> TestClient:
         return TestClient(self.app(), client=client, base_url=BASE_URL, **kw)  # type: ignore[arg-type]
-
-
-def load_fakes() -> ModuleType:
-    """tests/client/fakes.py (``FakeRuns``: runs, tasks and live logs written through the
-    stores the way the runtime does), imported by path whatever the tests' package layout."""
-    name = "shipyard_test_fakes"
-    if name not in sys.modules:
-        path = Path(__file__).parents[1] / "client" / "fakes.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
 
 
 def host_over(env: UIEnv) -> Host:
