@@ -139,4 +139,19 @@ def silent_port() -> tuple[socket.socket, str]:
 
 def closed_port_url() -> str:
     """A URL where nothing listens (connection refused)."""
-    return f"redis://127.0.0.1:{_free_port()}/0"
+    return closed_port_urls(1)[0]
+
+
+def closed_port_urls(count: int) -> list[str]:
+    """``count`` different URLs where nothing listens: the ports are held until all are
+    chosen, so two calls in a row cannot hand out the same one."""
+    held = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            held.append(sock)
+        return [f"redis://127.0.0.1:{s.getsockname()[1]}/0" for s in held]
+    finally:
+        for sock in held:
+            sock.close()

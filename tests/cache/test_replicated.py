@@ -10,6 +10,7 @@ import pytest
 from conftest_redis import (  # noqa: F401
     RedisServer,
     closed_port_url,
+    closed_port_urls,
     redis_server_fixture,
     redis_urls_fixture,
     silent_port,
@@ -165,7 +166,7 @@ def test_a_hung_region_costs_one_deadline_then_is_skipped(redis_urls: list[str])
 
 
 def test_every_region_down_is_unavailable_naming_each() -> None:
-    urls = [closed_port_url(), closed_port_url()]
+    urls = closed_port_urls(2)
     cache = ReplicatedBackend([RedisBackend(url) for url in urls])
     with pytest.raises(BackendUnavailable) as caught:
         cache.get_many(NS, "000001", [b"k"])
