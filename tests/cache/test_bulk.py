@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 
 from shipyard import cache
+from shipyard.cache import codec
 from shipyard.cache.backends import open_backend
+from shipyard.cache.namespaces import encode_key
 from shipyard.store.records import RunStatus
 from shipyard.testing import resume_flow, run_flow, write_flow
 
@@ -69,7 +71,8 @@ def test_a_shard_that_fails_once_is_retried_into_a_complete_version(tmp_path: Pa
     handle = run["start"].task.data.home_rows
     info = run["join"].task.data.version
     assert info.version == handle.version and info.published_at is not None
-    assert info.meta == {"run": f"{run.pathspec}/start/{run['start'].task.id}"}
+    assert info.meta["run"] == f"{run.pathspec}/start/{run['start'].task.id}"
+    assert info.meta["bytes"] > 4 * 200 * 10  # the parts' sizes, each counted once
     # the failed attempt's put_many landed and was rewritten; its buffered put() never landed
     assert info.keys == 4 * 200 + 4  # + one completion marker per part
     check_complete(info.version)
@@ -122,7 +125,8 @@ def test_commit_names_the_parts_that_did_not_finish() -> None:
         "k-b": "b",
         "k-c": "c",
     }
-    assert info.meta == {"run": "F/1"}
+    stored = [(encode_key("home-rows", f"k-{s}"), codec.encode(s)) for s in "abc"]
+    assert info.meta == {"run": "F/1", "bytes": sum(len(k) + len(v) for k, v in stored)}
     import pickle
 
     assert pickle.loads(pickle.dumps(handle)) == handle

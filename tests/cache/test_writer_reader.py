@@ -12,6 +12,7 @@ from prometheus_client import REGISTRY
 from shipyard import cache
 from shipyard.cache import codec, namespaces
 from shipyard.cache.backends import memory, open_backend
+from shipyard.cache.namespaces import encode_key
 
 
 @dataclass
@@ -36,7 +37,10 @@ def test_put_commit_get(url: str) -> None:
     w.put_many({"p2": {"a": 1}, "p3": Row(["x"])})
     assert w.put_many([("p4", None), ("p5", b"raw")]) == 2
     info = w.commit()
-    assert info.keys == 5 and info.published_at is not None and info.meta == {"run": "F/1"}
+    values = {"p1": ["t1", "t2"], "p2": {"a": 1}, "p3": Row(["x"]), "p4": None, "p5": b"raw"}
+    size = sum(len(encode_key("home-rows", k)) + len(codec.encode(v)) for k, v in values.items())
+    assert info.keys == 5 and info.published_at is not None
+    assert info.meta == {"run": "F/1", "bytes": size}  # the writer measured what it stored
     r = cache.reader("home-rows", url=url)
     assert r.version == info.version
     assert r.get("p1") == ["t1", "t2"]

@@ -57,8 +57,8 @@ def test_cache_pages_list_namespaces_and_versions(ui_env: UIEnv) -> None:
 
     url = f"lmdb://{ui_env.home / 'cache'}"
     for n in (2, 3):
-        with cache.writer("home-rows", meta={"run": "UiFlow/1", "bytes": 4096}, url=url) as w:
-            w.put_many({f"p{i}": [i] for i in range(n)})
+        with cache.writer("home-rows", meta={"run": "UiFlow/1"}, url=url) as w:
+            w.put_many({f"p{i}": "x" * 2000 for i in range(n)})
     cache.configure("home-rows", max_age=1, url=url)
     with cache.writer("fresh", url=url) as w:
         w.put_many({"k": 1})
@@ -74,7 +74,9 @@ def test_cache_pages_list_namespaces_and_versions(ui_env: UIEnv) -> None:
     versions = cache.open_backend(url).versions("home-rows")
     shown = re.findall(r'<tr data-version="([^"]+)"', detail.text)
     assert shown == [v.version for v in reversed(versions)]
-    assert 'class="status st-succeeded">live' in detail.text and "4.0 KiB" in detail.text
+    # the size the writer measured: 3 values of ~2,000 bytes, and 2 for the older version
+    assert 'class="status st-succeeded">live' in detail.text
+    assert re.findall(r"(\d\.\d) KiB", detail.text) == ["5.9", "3.9"]
     assert "run: UiFlow/1" in detail.text
 
     for missing in ("/ui/cache/nope", "/ui/cache/BAD%20NAME", "/ui/cache/_settings.home-rows"):

@@ -106,7 +106,12 @@ class BulkVersion:
             part = Part(loader, str(part_id))
             yield part
             loader.flush()
-            done = {"keys": loader.written, "at": time.time(), "task": _task_pathspec()}
+            done = {
+                "keys": loader.written,
+                "bytes": loader.bytes,
+                "at": time.time(),
+                "task": _task_pathspec(),
+            }
             backend.put_many(
                 self.namespace, self.version, [(_marker(part_id), msgpack.packb(done))]
             )
@@ -115,13 +120,20 @@ class BulkVersion:
 
     def missing(self, parts: int | Iterable[Any]) -> list[str]:
         """The part ids among ``parts`` that have not finished."""
+        return [p for p, done in self._finished(parts).items() if done is None]
+
+    def _finished(self, parts: int | Iterable[Any]) -> dict[str, dict[str, Any] | None]:
+        """Part id -> what its completion marker says (None: not finished)."""
         ids = [str(p) for p in (range(parts) if isinstance(parts, int) else parts)]
         backend = self._backend()
         try:
             found = backend.get_many(self.namespace, self.version, [_marker(p) for p in ids])
         finally:
             backend.close()
-        return [p for p, raw in zip(ids, found, strict=True) if raw is None]
+        return {
+            p: None if raw is None else msgpack.unpackb(raw)
+            for p, raw in zip(ids, found, strict=True)
+        }
 
     def commit(self, parts: int | Iterable[Any]) -> VersionInfo:
         """Check that every part finished, then publish the version (idempotent)."""
@@ -130,16 +142,18 @@ class BulkVersion:
             for info in backend.versions(self.namespace):
                 if info.version == self.version and info.published_at is not None:
                     return info  # a retried or resumed join: already published
-            missing = self.missing(parts)
+            finished = self._finished(parts)
+            missing = [p for p, done in finished.items() if done is None]
             if missing:
-                total = parts if isinstance(parts, int) else len(list(parts))
+                total = len(finished)
                 raise CacheError(
                     f"cannot publish version {self.version} of cache namespace "
                     f"{self.namespace!r}: {len(missing)} of {total} parts did not finish "
                     f"(no completion marker): {', '.join(missing[:20])}"
                     f"{' ...' if len(missing) > 20 else ''}; re-run or resume the shard tasks"
                 )
-            return publish(backend, self.namespace, self.version, self.keep)
+            size = sum(int(done.get("bytes", 0)) for done in finished.values() if done)
+            return publish(backend, self.namespace, self.version, self.keep, size=size)
         finally:
             backend.close()
 

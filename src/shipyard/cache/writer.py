@@ -38,13 +38,17 @@ BATCH = 10_000
 Items = Mapping[str, Any] | Iterable[tuple[str, Any]]
 
 
-def publish(backend: Backend, namespace: str, version: str, keep: int | None) -> VersionInfo:
+def publish(
+    backend: Backend, namespace: str, version: str, keep: int | None, *, size: int | None = None
+) -> VersionInfo:
     """Make ``version`` live, then drop versions beyond ``keep`` (default: the namespace's
-    setting). Pruning problems are logged, never raised: the publish has happened."""
+    setting). Pruning problems are logged, never raised: the publish has happened.
+    ``size``: the bytes of keys and values written, recorded as the version's
+    ``meta["bytes"]`` (``cache show`` and the UI list it)."""
     settings = read_settings(backend, namespace)
     keep = settings.keep if keep is None else keep
     previous = backend.live(namespace)
-    info = backend.publish(namespace, version)
+    info = backend.publish(namespace, version, None if size is None else {"bytes": size})
     metrics.PUBLISHES.labels(namespace).inc()
     log.info("cache %s: published version %s (%d keys)", namespace, version, info.keys)
     try:
@@ -61,6 +65,7 @@ class Loader:
     def __init__(self, backend: Backend, namespace: str, version: str) -> None:
         self.backend, self.namespace, self.version = backend, namespace, version
         self.written = 0
+        self.bytes = 0  # of keys and values, as stored
         self._buffer: list[tuple[bytes, bytes]] = []
         self._keys_written = metrics.KEYS_WRITTEN.labels(namespace)
 
@@ -100,6 +105,7 @@ class Loader:
     def _write(self, batch: list[tuple[bytes, bytes]]) -> None:
         self.backend.put_many(self.namespace, self.version, batch)
         self.written += len(batch)
+        self.bytes += sum(len(key) + len(value) for key, value in batch)
         self._keys_written.inc(len(batch))
 
 
@@ -172,7 +178,9 @@ class Writer:
             return self.info
         self._check_open()
         self._loader.flush()
-        self.info = publish(self.backend, self.namespace, self.version, self.keep)
+        self.info = publish(
+            self.backend, self.namespace, self.version, self.keep, size=self._loader.bytes
+        )
         return self.info
 
     def abort(self) -> None:
