@@ -382,3 +382,23 @@ def test_keys_close_service_calls(host: HostProcess, demo: Path) -> None:
     assert ok.status_code == 200
     listed = host.cli("keys", "list", remote=False).stdout
     assert "invoke:demo" in listed and key not in listed
+
+
+def test_a_rollback_from_the_ui_reaches_the_workers(host: HostProcess, tmp_path: Path) -> None:
+    # The UI's button goes through the admin API to real workers (tests/ui checks its refusals).
+    for version in (1, 2):
+        path = write_service(tmp_path / f"v{version}", version)
+        host.deploy(f"{path}:Demo", "uidemo")
+    out = host.cli("keys", "create", "--scope", "admin", "--name", "ops", remote=False)
+    key = out.stdout.strip().splitlines()[-1]
+    auth = {"Authorization": f"Bearer {key}"}  # calls need a key once any key exists
+    assert host.post("/uidemo/slow", {"ms": 1}, headers=auth).json() == 2
+    with httpx.Client(base_url=host.url, timeout=60) as ui:
+        signed = ui.post("/ui/signin", data={"key": key, "next": "/ui/deployments"})
+        assert signed.status_code in (200, 303), signed.text
+        assert "Roll back to version 1" in ui.get("/ui/deployments/uidemo").text
+        done = ui.post(
+            "/ui/actions/deployments/uidemo/rollback", json={}, headers={"Origin": host.url}
+        )
+        assert done.status_code == 200, done.text
+    assert host.post("/uidemo/slow", {"ms": 1}, headers=auth).json() == 1
