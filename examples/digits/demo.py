@@ -6,41 +6,16 @@ running; the last lines say how to bring the host back up to look at what it mad
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SHIPYARD = [sys.executable, "-m", "shipyard"]
+sys.path.insert(0, str(HERE.parent))  # examples/demo_support.py
 
-
-def step(title: str) -> None:
-    print(f"\n==> {title}", flush=True)
-
-
-def shipyard(*args: str) -> None:
-    print("$ shipyard " + " ".join(args), flush=True)
-    subprocess.run([*SHIPYARD, *args], check=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def post(url: str, body: object) -> object:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
+from demo_support import post, running_host, shipyard, step  # noqa: E402
 
 
 def main() -> int:
@@ -51,20 +26,7 @@ def main() -> int:
     shipyard("models", "alias", "digits", "latest", "prod")
     shipyard("models", "show", "digits")
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    step(f"serve: a host on {url}, the model deployed as a service")
-    log = open(home / "host.log", "wb")  # noqa: SIM115 - closed in finally
-    host = subprocess.Popen(
-        [*SHIPYARD, "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        for _ in range(300):
-            try:
-                urllib.request.urlopen(url + "/healthz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
+    with running_host(home, "the model deployed as a service") as url:
         shipyard(
             "deploy",
             str(HERE / "service.py") + ":Digits",
@@ -102,10 +64,6 @@ def main() -> int:
             urllib.request.urlopen(bad, timeout=10)
         except urllib.error.HTTPError as exc:
             print(f"POST /digits/predict with 2 pixels -> {exc.code} {exc.read().decode()}")
-    finally:
-        host.send_signal(signal.SIGTERM)
-        host.wait(30)
-        log.close()
 
     step("done: the host has stopped and nothing is left running")
     print("Look at what it made: the runs (shipyard runs, shipyard show DigitsFlow), the model")

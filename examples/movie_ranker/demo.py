@@ -16,52 +16,16 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SHIPYARD = [sys.executable, "-m", "shipyard"]
+sys.path.insert(0, str(HERE.parent))  # examples/demo_support.py
 
-
-def step(title: str) -> None:
-    print(f"\n==> {title}", flush=True)
-
-
-def shipyard(*args: str) -> None:
-    print("$ shipyard " + " ".join(args), flush=True)
-    subprocess.run([*SHIPYARD, *args], check=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def post(url: str, body: object) -> object:
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())
-
-
-def wait_healthy(url: str, host: subprocess.Popen[bytes], log: Path) -> None:
-    for _ in range(600):
-        if host.poll() is not None:
-            raise SystemExit(f"the host exited:\n{log.read_text()[-3000:]}")
-        try:
-            urllib.request.urlopen(url + "/healthz", timeout=1)
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"the host did not come up:\n{log.read_text()[-3000:]}")
+from demo_support import post, running_host, shipyard, step  # noqa: E402
 
 
 def a_known_pair() -> tuple[str, str]:
@@ -90,16 +54,7 @@ def main(argv: list[str]) -> int:
     shipyard("models", "show", "ranker")
     shipyard("cache", "ls")
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    step(f"serve: a host on {url}, the Ranker service reading the cache")
-    log_path = home / "host.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - closed in finally
-    host = subprocess.Popen(
-        [*SHIPYARD, "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
-    )
-    try:
-        wait_healthy(url, host, log_path)
+    with running_host(home, "the Ranker service reading the cache") as url:
         shipyard(
             "deploy",
             str(HERE / "service.py") + ":Ranker",
@@ -129,10 +84,6 @@ def main(argv: list[str]) -> int:
             post(url + "/ranker/home", {"profile_id": known, "limit": 500})
         except urllib.error.HTTPError as exc:
             print(f"POST /ranker/home with limit 500 -> {exc.code} {exc.read().decode()}")
-    finally:
-        host.send_signal(signal.SIGTERM)
-        host.wait(30)
-        log.close()
 
     step("done: the host has stopped and nothing is left running")
     print("Look at what it made: the runs (shipyard show MovieRankerFlow), the model (shipyard")

@@ -1,0 +1,73 @@
+"""What the demos share: printing steps, running ``shipyard``, POSTing JSON, and a host on a
+free loopback port that is always stopped at the end (``make demo`` leaves nothing running).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+SHIPYARD = [sys.executable, "-m", "shipyard"]
+
+
+def step(title: str) -> None:
+    print(f"\n==> {title}", flush=True)
+
+
+def shipyard(*args: str) -> None:
+    print("$ shipyard " + " ".join(args), flush=True)
+    subprocess.run([*SHIPYARD, *args], check=True)
+
+
+def post(url: str, body: object) -> object:
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_host(home: Path, what: str) -> Iterator[str]:
+    """``shipyard serve`` on a free port, logging to ``home/host.log``; yields its URL once
+    it is healthy, and stops it when the block ends, however it ends."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    step(f"serve: a host on {url}, {what}")
+    log_path = home / "host.log"
+    with open(log_path, "wb") as log:
+        host = subprocess.Popen(
+            [*SHIPYARD, "serve", "--port", str(port)], stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            _wait_healthy(url, host, log_path)
+            yield url
+        finally:
+            host.send_signal(signal.SIGTERM)
+            host.wait(30)
+
+
+def _wait_healthy(url: str, host: subprocess.Popen[bytes], log: Path) -> None:
+    for _ in range(600):
+        if host.poll() is not None:
+            raise SystemExit(f"the host exited:\n{log.read_text()[-3000:]}")
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"the host did not come up:\n{log.read_text()[-3000:]}")
