@@ -122,3 +122,27 @@ def test_register_model_commits_only_the_successful_attempt(home: Path) -> None:
     assert all(v.pathspec == task.pathspec for v in versions)
     assert [v.artifact_name for v in versions] == ["model", "model"]
     assert Model("ranker:1").load() == {"weights": [1, 2]}
+
+
+def test_a_small_artifact_registered_by_name_gets_a_blob_of_its_own(home: Path) -> None:
+    # the value lives in its artifact row (it is under 1 KiB); a model version needs a blob
+    run = run_flow(
+        """
+from shipyard import FlowSpec, current, step
+
+class TinyFlow(FlowSpec):
+    @step
+    def start(self):
+        self.lookup = {"a": 1}
+        current.register_model("tiny", "lookup")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+    )
+    assert run.successful
+    key = run["start"].task.artifacts["lookup"].sha
+    assert (home / "blobs" / key[:2] / key).exists()
+    assert Model("tiny").load() == {"a": 1}

@@ -20,7 +20,7 @@ from shipyard.registry import _db
 from shipyard.registry.errors import ModelSpecError, RegistryError
 from shipyard.registry.libraries import libraries_for
 from shipyard.registry.names import check_name, clean_metrics, clean_tags
-from shipyard.store.blobs import BlobStore
+from shipyard.store.blobs import BlobStore, keep_blob
 from shipyard.store.records import ArtifactRecord
 from shipyard.store.serialize import ArtifactNotPicklable, encode
 
@@ -108,9 +108,8 @@ def check_references(
                 f"register_model({intent.get('name')!r}, {ref!r}): the step no longer has an "
                 f"artifact {ref!r} when it ends (was it deleted?); keep it, or pass the object"
             )
-        record = artifacts[ref]
-        if store is not None and record.inline is not None:
-            store.put(record.key, [record.inline])
+        if store is not None:
+            keep_blob(store, artifacts[ref])
 
 
 def _resolve(

@@ -29,7 +29,7 @@ from shipyard.registry.names import (
     parse_spec,
 )
 from shipyard.registry.records import AuditEntry, ModelSummary, ModelVersion
-from shipyard.store.blobs import BlobNotFound, BlobStore, read_record
+from shipyard.store.blobs import BlobNotFound, BlobStore, keep_blob, read_record
 from shipyard.store.meta import MetaStore
 from shipyard.store.records import TaskRecord, TaskStatus
 from shipyard.store.schema import model_aliases, models
@@ -306,8 +306,7 @@ class Registry:
                 f"task {task.pathspec} has no artifact {artifact!r}; its artifacts: {have}"
             )
         libraries = task.result.get("libraries") if isinstance(task.result, dict) else None
-        if record.inline is not None:  # kept in its row: a model version needs its own blob
-            self._blob_store().put(record.key, [record.inline])
+        keep_blob(self._blob_store(), record)
         with self._write() as conn:
             version = _db.add_version(
                 conn,

@@ -83,6 +83,13 @@ def check_range(start: int, length: int) -> None:
         raise ValueError(f"invalid blob range start={start!r} length={length!r}: both must be >= 0")
 
 
+def keep_blob(store: BlobStore, record: ArtifactRecord) -> None:
+    """Give a value kept inline in its row (``record.inline``) a blob of its own, for what
+    must outlive the row: a model version points at blobs, and gc may delete the run."""
+    if record.inline is not None:
+        store.put(record.key, [record.inline])
+
+
 def read_record(store: BlobStore, record: ArtifactRecord) -> bytes | bytearray:
     """The bytes of an artifact: the whole blob, or its range when several artifacts share
     one (a foreach's items). Raises BlobNotFound."""
