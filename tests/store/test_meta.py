@@ -118,6 +118,10 @@ def test_list_runs_order_filters_and_paging(meta: MetaStore) -> None:
     assert [r.run_id for r in meta.list_runs(status=RunStatus.SUCCEEDED)] == [a2]
     assert [r.run_id for r in meta.list_runs("A", status=RunStatus.RUNNING)] == [a3, a1]
     assert meta.list_runs(status=RunStatus.DEAD) == []
+    run_a2 = meta.get_run("A", a2)
+    assert run_a2 is not None
+    since = [r.run_id for r in meta.list_runs(since=run_a2.created_at)]
+    assert since == [a3, a2]  # created at or after a2
     assert meta.flow_names() == ["A", "B"]
 
 

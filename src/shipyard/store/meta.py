@@ -252,12 +252,16 @@ class MetaStore:
         *,
         tags: Sequence[str] = (),
         status: RunStatus | None = None,
+        since: datetime | None = None,
         limit: int | None = 100,
         offset: int = 0,
     ) -> list[RunRecord]:
-        """Newest first. ``tags``: runs having all of them. ``status=DEAD`` works too."""
+        """Newest first. ``tags``: runs having all of them. ``status=DEAD`` works too.
+        ``since``: runs created at or after it (on the indexed column)."""
         cutoff = self._cutoff()
         query = sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.run_id.desc())
+        if since is not None:
+            query = query.where(runs.c.created_at >= since)
         if flow_name is not None:
             query = query.where(runs.c.flow_name == flow_name)
         for tag in dict.fromkeys(tags):

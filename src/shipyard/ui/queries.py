@@ -4,18 +4,15 @@ runs created since a time (``MetaStore.list_runs`` plus one condition)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
-from shipyard.store import _rows
 from shipyard.store._engine import READ_OPTION
 from shipyard.store.meta import MetaStore
-from shipyard.store.records import RunRecord, RunStatus
-from shipyard.store.schema import run_tags, runs, tasks
+from shipyard.store.schema import tasks
 
 
 @dataclass(frozen=True)
@@ -76,37 +73,4 @@ def step_tasks(
     return rows, total
 
 
-def runs_since(
-    meta: MetaStore,
-    flow_name: str | None,
-    *,
-    since: datetime,
-    tags: Sequence[str] = (),
-    status: RunStatus | None = None,
-    limit: int,
-    offset: int = 0,
-) -> list[RunRecord]:
-    """:meth:`MetaStore.list_runs` for runs created at or after ``since``, newest first
-    (the same query and records, with ``created_at >= since`` on the indexed column)."""
-    cutoff = datetime.now(UTC) - meta.dead_after
-    query = (
-        sa.select(runs)
-        .where(runs.c.created_at >= since)
-        .order_by(runs.c.created_at.desc(), runs.c.run_id.desc())
-    )
-    if flow_name is not None:
-        query = query.where(runs.c.flow_name == flow_name)
-    for tag in dict.fromkeys(tags):
-        has_tag = sa.select(run_tags.c.run_id).where(
-            run_tags.c.run_id == runs.c.run_id, run_tags.c.tag == tag
-        )
-        query = query.where(has_tag.exists())
-    if status is not None:
-        query = query.where(_rows.status_clause(status, cutoff))
-    query = query.limit(limit).offset(offset or None)
-    reader = meta.engine.execution_options(**{READ_OPTION: True})
-    with reader.connect() as conn:
-        return _rows.load_runs(conn, conn.execute(query).all(), cutoff)
-
-
-__all__ = ["TaskRow", "runs_since", "step_tasks"]
+__all__ = ["TaskRow", "step_tasks"]

@@ -15,7 +15,6 @@ from starlette.responses import JSONResponse, Response
 from shipyard.store.records import RunRecord, RunStatus
 from shipyard.ui.context import PageError, UIContext
 from shipyard.ui.formats import duration, seconds_between, when
-from shipyard.ui.queries import runs_since
 
 PAGE_SIZE = 50
 MAX_PAGE = 1_000_000
@@ -80,21 +79,14 @@ def load(ctx: UIContext, wanted: RunFilters) -> tuple[list[RunRecord], bool]:
     """The page of runs and whether there is a next page."""
     tags = [wanted.tag] if wanted.tag else []
     offset = (wanted.page - 1) * PAGE_SIZE
-    cutoff = wanted.cutoff()
-    if cutoff is None:
-        found = ctx.meta.list_runs(
-            wanted.flow, tags=tags, status=wanted.status, limit=PAGE_SIZE + 1, offset=offset
-        )
-    else:
-        found = runs_since(
-            ctx.meta,
-            wanted.flow,
-            since=cutoff,
-            tags=tags,
-            status=wanted.status,
-            limit=PAGE_SIZE + 1,
-            offset=offset,
-        )
+    found = ctx.meta.list_runs(
+        wanted.flow,
+        tags=tags,
+        status=wanted.status,
+        since=wanted.cutoff(),
+        limit=PAGE_SIZE + 1,
+        offset=offset,
+    )
     return found[:PAGE_SIZE], len(found) > PAGE_SIZE
 
 
