@@ -55,7 +55,7 @@ class Ledger:
         self.url = url
         self._meta: MetaStore | None = None
         self._reserver: IdReserver | None = None
-        self.recorder = _take_early("" if direct else url)  # "" matches none: stopped
+        self.recorder = _take_early(None if direct else url)
         if self.recorder is None and not direct and sqlite_file(url) is not None:
             self.recorder = Recorder(url)
         self._reserved: range = range(0)
@@ -159,12 +159,15 @@ def start_recorder() -> None:
         atexit.register(_discard_early)  # the run never started (a bad parameter...)
 
 
-def _take_early(url: str) -> Recorder | None:
+def _take_early(url: str | None) -> Recorder | None:
+    """The recorder :func:`start_recorder` forked, if it was for ``url``; one forked for
+    another database (or when ``url`` is None: no run, or one that writes directly) has
+    nothing to write and is stopped."""
     global _early
     early, _early = _early, None
     if early is None:
         return None
-    if early[0] != url:  # another database after all, or no run: it has nothing to write
+    if early[0] != url:
         _stop(early[1])
         return None
     return early[1]
@@ -180,4 +183,4 @@ def _stop(recorder: Recorder) -> None:
 
 
 def _discard_early() -> None:
-    _take_early("")  # matches no database: a recorder still waiting is stopped
+    _take_early(None)
