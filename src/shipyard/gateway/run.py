@@ -18,10 +18,9 @@ def run_gateway(
 
     Raises :class:`~shipyard.gateway.errors.ConfigError` for an invalid file.
     """
-    import uvicorn
-
     from shipyard.config import settings
     from shipyard.keys import Guard, KeyStore
+    from shipyard.serve.run import server_for
     from shipyard.store.meta import MetaStore
 
     logging.basicConfig(
@@ -51,19 +50,7 @@ def run_gateway(
                 file=sys.stderr,
                 flush=True,
             )
-        server = uvicorn.Server(
-            uvicorn.Config(
-                gateway.app,
-                host=bind,
-                port=port,
-                loop="uvloop",
-                http="httptools",
-                lifespan="on",
-                access_log=False,
-                log_level="warning",
-            )
-        )
-        server.run()
+        server_for(gateway.app, bind, port).run()
     finally:
         keys.close()
         meta.close()

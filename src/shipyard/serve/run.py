@@ -6,10 +6,29 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from shipyard.serve.host import Host
 
 log = logging.getLogger("shipyard.serve")
+
+
+def server_for(app: Any, bind: str, port: int) -> Any:
+    """The uvicorn server the host and the gateway run on: uvloop and httptools, our own
+    access log (uvicorn's is off), warnings only."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,
+        host=bind,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+    )
+    return uvicorn.Server(config)
 
 
 def run_host(
@@ -21,7 +40,6 @@ def run_host(
     access_log: bool = True,
     gateway_config: Path | None = None,
 ) -> None:
-    import uvicorn
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
@@ -35,17 +53,7 @@ def run_host(
     )
     if dev is not None:
         host.on_start.append(lambda: _develop(host, *dev))
-    config = uvicorn.Config(
-        host,
-        host=bind,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-    )
-    server = uvicorn.Server(config)
+    server = server_for(host, bind, port)
     print(
         f"shipyard host on http://{bind}:{port}  (admin token: {host.config.home / 'admin.token'})",
         file=sys.stderr,
