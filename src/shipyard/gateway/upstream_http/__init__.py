@@ -38,10 +38,10 @@ from shipyard.gateway.upstream_http.pool import (
 )
 
 __all__ = [
+    "ConnectError",
     "KEEPALIVE_EXPIRY",
     "MAX_CONNECTIONS",
     "MAX_IDLE",
-    "ConnectError",
     "Pool",
     "ProtocolError",
     "Request",
