@@ -19,9 +19,13 @@ import re
 NAME_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,62}")
 
 #: names a service can never have: they are the host's own paths
-RESERVED = frozenset({"api", "v1", "gateway", "ui", "metrics", "healthz", "readyz", "static", "docs"})
+RESERVED = frozenset(
+    {"api", "v1", "gateway", "ui", "metrics", "healthz", "readyz", "static", "docs"}
+)
 
-_RULE = "use 1-63 lowercase letters, digits and '-', starting with a letter (e.g. ranker, home-rows)"
+_RULE = (
+    "use 1-63 lowercase letters, digits and '-', starting with a letter (e.g. ranker, home-rows)"
+)
 
 
 def name_problem(name: str, what: str = "service") -> str | None:
