@@ -24,9 +24,9 @@ from shipyard.client import (
     Step,
     Task,
 )
-from shipyard.client import pathspec as _pathspec
-from shipyard.client._stores import now, utc
-from shipyard.store.records import RunRecord
+from shipyard.store import pathspec as _pathspec
+from shipyard.store.errors import MetaStoreError
+from shipyard.store.records import RunRecord, now, utc
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -103,8 +103,6 @@ def exits(
     def decorate(func: F) -> F:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            from shipyard.store.meta import MetaStoreError
-
             failures: tuple[type[Exception], ...] = (*runtime, MetaStoreError)
             try:
                 return func(*args, **kwargs)

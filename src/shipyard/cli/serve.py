@@ -168,8 +168,8 @@ def _default_name(file: str) -> str:
 
 def pack_service(file: Path) -> str:
     """The service file's directory as a base64 code snapshot."""
-    from shipyard.client.code import pack_code
     from shipyard.flow.loader import module_name_for
+    from shipyard.store.code import pack_code
 
     return base64.b64encode(pack_code(file, module_name_for(file))).decode()
 

@@ -119,7 +119,7 @@ class Runtime:
             self.zygote.close()
 
     def _create_run(self) -> int:
-        from shipyard.client.code import pack_code
+        from shipyard.store.code import pack_code
 
         code = pack_code(self.plan.source_file, self.plan.module)
         import hashlib

@@ -66,16 +66,16 @@ class Registry:
     def _meta_store(self) -> MetaStore:
         if self._meta is not None:
             return self._meta
-        from shipyard.client._stores import stores
+        from shipyard.store.context import default_stores
 
-        return stores().meta
+        return default_stores().meta
 
     def _blob_store(self) -> BlobStore:
         if self._blobs is None:
             if self._meta is None:
-                from shipyard.client._stores import stores
+                from shipyard.store.context import default_stores
 
-                return stores().blobs
+                return default_stores().blobs
             from shipyard.store.blobs import open_blob_store
 
             self._blobs = open_blob_store()
@@ -89,10 +89,10 @@ class Registry:
         return self._home
 
     def _read(self) -> sa.Connection:
-        return _db.read_engine(self._meta_store()).connect()
+        return self._meta_store().reader.connect()
 
     def _write(self) -> Any:
-        return _db.write_engine(self._meta_store()).begin()
+        return self._meta_store().writer.begin()
 
     # --- reading -----------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -288,7 +288,7 @@ class Registry:
         Library versions: the producing task's, if it recorded them (``result["libraries"]``),
         else none (``{}``), so loading such a version cannot warn about mismatches.
         """
-        from shipyard.client.pathspec import parse_artifact
+        from shipyard.store.pathspec import parse_artifact
 
         check_name(name)
         clean = clean_metrics(metrics)
@@ -353,9 +353,9 @@ class Registry:
         Warns (:class:`ModelVersionWarning`) first if Python or a recorded library differs
         in major.minor. Loading runs code from whoever could write the store: trust it.
         """
-        from shipyard.client.code import ClassFinder, extract_code
-        from shipyard.client.errors import CodeSnapshotError
         from shipyard.store import serialize
+        from shipyard.store.code import ClassFinder, extract_code
+        from shipyard.store.errors import CodeSnapshotError
 
         warn_mismatches(version.spec, version.libraries, stacklevel=4)
         blobs = self._blob_store()
