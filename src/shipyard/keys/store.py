@@ -18,11 +18,9 @@ and process, by one background thread, never on the caller's path. Call :meth:`K
 from __future__ import annotations
 
 import builtins
-import getpass
 import hashlib
 import hmac
 import logging
-import os
 import re
 import secrets
 import threading
@@ -36,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
 
+from shipyard.config import current_user as current_user  # re-exported: keys used to own it
 from shipyard.keys.errors import KeyInputError, KeyNotFound, KeysError
 from shipyard.keys.records import KEY_MARK, KeyRecord
 from shipyard.keys.scopes import parse_scopes
@@ -62,14 +61,6 @@ def _now() -> datetime:
 def hash_key(plaintext: str) -> str:
     """The SHA-256 of a key, as stored (64 hex digits)."""
     return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
-
-
-def current_user() -> str:
-    """``SHIPYARD_USER``, else the login name (recorded as a key's ``created_by``)."""
-    try:
-        return os.environ.get("SHIPYARD_USER") or getpass.getuser()
-    except (KeyError, OSError):  # no login name (some containers)
-        return "unknown"
 
 
 def _record(row: Row[Any]) -> KeyRecord:

@@ -9,8 +9,6 @@ is never handed out twice. The (name, version) primary key backs this up.
 
 from __future__ import annotations
 
-import getpass
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -26,14 +24,6 @@ from shipyard.store.schema import audit_log, model_aliases, model_versions, mode
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def current_user() -> str:
-    """``SHIPYARD_USER``, else the login name (as the flow runtime records a run's user)."""
-    try:
-        return os.environ.get("SHIPYARD_USER") or getpass.getuser()
-    except (KeyError, OSError):  # no login name (some containers)
-        return "unknown"
 
 
 def insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any]) -> None:
@@ -275,7 +265,6 @@ __all__ = [
     "add_version",
     "aliases",
     "audit_entries",
-    "current_user",
     "latest_versions",
     "model_names",
     "referenced_keys_query",

@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shipyard.config import current_user
 from shipyard.registry import _db
 from shipyard.registry.errors import ModelNotFound, ModelSpecError, RegistryError
 from shipyard.registry.libraries import warn_mismatches
@@ -195,7 +196,7 @@ class Registry:
         with self._write() as conn:
             _db.add_audit(
                 conn,
-                user or _db.current_user(),
+                user or current_user(),
                 action,
                 model,
                 alias=alias,
@@ -218,7 +219,7 @@ class Registry:
         check_name(name)
         check_alias(alias)
         version = check_version(version)
-        who = user or _db.current_user()
+        who = user or current_user()
         with self._write() as conn:
             self._lock_model(conn, name)
             if _db.select_version(conn, name, version) is None:
@@ -253,7 +254,7 @@ class Registry:
         """Remove ``alias`` (audited). Returns the version it pointed at."""
         check_name(name)
         check_alias(alias)
-        who = user or _db.current_user()
+        who = user or current_user()
         with self._write() as conn:
             self._lock_model(conn, name)
             where = (model_aliases.c.name == name, model_aliases.c.alias == alias)
@@ -320,7 +321,7 @@ class Registry:
                 metrics=clean,
                 tags=tag_list,
                 libraries=dict(libraries) if isinstance(libraries, dict) else {},
-                user=user or _db.current_user(),
+                user=user or current_user(),
             )
         return self.get(ModelSpec(name, version=version))
 
