@@ -22,7 +22,6 @@ PACKAGES = sorted(
 NO_SURFACE_YET = {
     "shipyard.cli",
     "shipyard.flow",
-    "shipyard.store",
     "shipyard.store.migrations.versions",
 }
 
