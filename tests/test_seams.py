@@ -22,22 +22,11 @@ PACKAGES = sorted(
 NO_SURFACE_YET = {
     "shipyard.cli",
     "shipyard.flow",
-    "shipyard.store",
     "shipyard.store.migrations.versions",
 }
 
 #: imports of another package's private module that are still to be removed
-PRIVATE_IMPORTS_LEFT = {
-    ("shipyard.cards.client", "shipyard.client._stores"),
-    ("shipyard.cli._common", "shipyard.client._stores"),
-    ("shipyard.cli.runs", "shipyard.client._stores"),
-    ("shipyard.gateway.budgets", "shipyard.store._engine"),
-    ("shipyard.gateway.usage", "shipyard.store._engine"),
-    ("shipyard.keys.store", "shipyard.store._engine"),
-    ("shipyard.registry._db", "shipyard.store._engine"),
-    ("shipyard.registry.registry", "shipyard.client._stores"),
-    ("shipyard.ui.queries", "shipyard.store._engine"),
-}
+PRIVATE_IMPORTS_LEFT: set[tuple[str, str]] = set()
 
 
 @pytest.mark.parametrize("name", PACKAGES)

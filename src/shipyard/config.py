@@ -8,6 +8,7 @@ Flow ``Parameter``s never come from here: only the command line or ``Runner`` se
 
 from __future__ import annotations
 
+import getpass
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -96,3 +97,12 @@ def settings(**overrides: Any) -> Settings:
         ) from None
     extra = {k: v for k, v in file_values.items() if k not in defaults}
     return Settings(home=root, extra=extra, **values)
+
+
+def current_user() -> str:
+    """Who is acting, as recorded on runs, model versions, keys and deploys: ``SHIPYARD_USER``,
+    else the login name, else ``"unknown"`` (a container may have no login name)."""
+    try:
+        return os.environ.get("SHIPYARD_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

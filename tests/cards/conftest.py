@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.client import Run, _stores
+from shipyard.client import Run
+from shipyard.store import context as _stores
 from shipyard.testing import run_flow, write_flow
 
 

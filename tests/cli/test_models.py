@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from fake_runs import load_fakes
 from shipyard.cli.main import main
-from shipyard.client import _stores
+from shipyard.store import context as _stores
 
 
 @pytest.fixture

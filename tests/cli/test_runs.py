@@ -17,7 +17,7 @@ from shipyard.cli import artifacts, housekeeping
 from shipyard.cli import runs as runs_cli
 from shipyard.cli._common import parse_duration
 from shipyard.cli.main import main
-from shipyard.client import _stores
+from shipyard.store import context as _stores
 from shipyard.store.records import RunStatus, TaskStatus
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shipyard.client import _stores
+from shipyard.store import context
 
 
 def load_fakes() -> ModuleType:
@@ -39,4 +39,4 @@ def fake(home: Path) -> Iterator[Any]:
     runs = fakes.FakeRuns(home)
     yield runs
     runs.close()
-    _stores.reset()
+    context.reset()

@@ -147,7 +147,7 @@ def test_a_run_whose_rows_cannot_be_written_stops_with_the_reason(
 
 def test_a_database_to_migrate_is_migrated_and_written_directly(tmp_path: Path, home: Path) -> None:
     from shipyard.store import migrations, schema
-    from shipyard.store._engine import create_engine
+    from shipyard.store.engine import create_engine
 
     url = f"sqlite:///{home / 'meta.db'}"
     home.mkdir(parents=True, exist_ok=True)

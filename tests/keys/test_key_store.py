@@ -21,7 +21,7 @@ from shipyard.store.schema import api_keys
 
 
 def _rows(meta: MetaStore) -> list[dict[str, Any]]:
-    with meta._engine.connect() as conn:
+    with meta.reader.connect() as conn:
         return [dict(row._mapping) for row in conn.execute(sa.select(api_keys))]
 
 

@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from migration_data import seed_old_run
 from shipyard.keys import KeyStore
 from shipyard.store import migrations, schema
-from shipyard.store._engine import create_engine
+from shipyard.store.engine import create_engine
 from shipyard.store.meta import MetaStore
 from shipyard.store.records import ArtifactRecord, RunStatus, TaskStatus
 

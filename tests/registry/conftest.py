@@ -10,9 +10,8 @@ from typing import Any
 
 import pytest
 
-from shipyard.client import _stores
 from shipyard.registry import Registry
-from shipyard.store import serialize
+from shipyard.store import context, serialize
 from shipyard.store.blobs import BlobStore, open_blob_store
 from shipyard.store.meta import MetaStore
 from shipyard.store.records import ArtifactRecord, RunStatus, TaskStatus
@@ -71,4 +70,4 @@ def env(db_url: str, tmp_path: Path) -> Iterator[Env]:
         yield Env(meta, blobs, home, Registry(meta, blobs=blobs, home=home))
     finally:
         meta.close()
-        _stores.reset()
+        context.reset()

@@ -16,7 +16,6 @@ _REGISTRAR = textwrap.dedent(
     """
     import json, os, sys, time
     from shipyard.registry import commit
-    from shipyard.registry._db import write_engine
     from shipyard.store.meta import MetaStore
     from shipyard.store.records import ArtifactRecord
 
@@ -29,7 +28,7 @@ _REGISTRAR = textwrap.dedent(
             time.sleep(0.002)
         got = []
         for _ in range(count):
-            with write_engine(meta).begin() as conn:
+            with meta.writer.begin() as conn:
                 intent = {"name": "ranker", "artifact": "model", "libraries": {}}
                 got += commit(conn, [intent], artifacts={"model": record}, flow_name="F",
                               run_id=run_id, step_name="end", task_id=task_id, user="u")

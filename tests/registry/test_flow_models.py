@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.client import _stores
 from shipyard.registry import Model, Registry
+from shipyard.store import context
 from shipyard.testing import run_flow, write_flow
 
 _SCORER_FLOW = """
@@ -58,7 +58,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     for var in ("SHIPYARD_DB_URL", "SHIPYARD_STORE_URL"):
         monkeypatch.delenv(var, raising=False)
     yield path
-    _stores.reset()
+    context.reset()
 
 
 def test_a_flow_class_loads_in_another_process_and_directory(home: Path, tmp_path: Path) -> None:

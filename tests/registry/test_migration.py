@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from migration_data import seed_old_run
 from shipyard.registry import Registry
 from shipyard.store import migrations
-from shipyard.store._engine import create_engine
+from shipyard.store.engine import create_engine
 from shipyard.store.meta import MetaStore
 from shipyard.store.records import ArtifactRecord, TaskStatus
 

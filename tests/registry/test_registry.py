@@ -22,7 +22,6 @@ from shipyard.registry import (
     check_references,
     commit,
 )
-from shipyard.registry._db import write_engine
 from shipyard.registry.libraries import libraries_for
 from shipyard.store.records import ArtifactRecord, TaskStatus
 from shipyard.store.schema import audit_log, model_versions
@@ -50,7 +49,7 @@ def _commit(
     artifacts: dict[str, ArtifactRecord],
     user: str = "ann",
 ) -> list[tuple[str, int]]:
-    with write_engine(env.meta).begin() as conn:
+    with env.meta.writer.begin() as conn:
         return commit(
             conn,
             intents,
@@ -252,7 +251,7 @@ def test_loading_under_other_library_versions_warns(env: Env) -> None:
     assert len(nothing) == 1  # same versions: only the sentinel
 
     recorded = {"python": "2.7.18", "numpy": "1.0.0", "not-a-real-dist": "3.1", "scipy": "x"}
-    with write_engine(env.meta).begin() as conn:
+    with env.meta.writer.begin() as conn:
         conn.execute(sa.update(model_versions).values(libraries=recorded))
     with pytest.warns(ModelVersionWarning) as caught:
         value = Model("ranker:1", registry=env.registry).load()
@@ -269,7 +268,7 @@ def test_loading_under_other_library_versions_warns(env: Env) -> None:
 def test_same_major_minor_does_not_warn(env: Env) -> None:
     _register(env, "ranker", 1)
     major, minor, *_ = np.__version__.split(".")
-    with write_engine(env.meta).begin() as conn:
+    with env.meta.writer.begin() as conn:
         conn.execute(sa.update(model_versions).values(libraries={"numpy": f"{major}.{minor}.999"}))
     assert Model("ranker", registry=env.registry).load() == 1  # filterwarnings=error
 
@@ -332,7 +331,7 @@ def test_gc_keeps_the_blobs_of_registered_models(env: Env) -> None:
 
 def test_audit_rows_are_plain_rows(env: Env) -> None:
     _register(env, "ranker", 1)
-    with write_engine(env.meta).connect() as conn:
+    with env.meta.writer.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(audit_log)).scalar() == 1
 
 

@@ -18,7 +18,7 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from shipyard.store import migrations, schema
-from shipyard.store._engine import create_engine
+from shipyard.store.engine import create_engine
 from shipyard.store.meta import MetaStore, MetaStoreError
 from shipyard.store.records import ArtifactRecord, RunStatus, TaskStatus
 

@@ -11,8 +11,8 @@ import pytest
 from ui_support import UI_FLOW, UIEnv
 
 from fake_runs import load_fakes
-from shipyard.client import _stores
 from shipyard.keys import KeyStore
+from shipyard.store import context as _stores
 from shipyard.store.blobs import open_blob_store
 from shipyard.store.meta import MetaStore
 from shipyard.testing import run_flow, write_flow

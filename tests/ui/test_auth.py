@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from shipyard.client import _stores
 from shipyard.keys import Guard, KeyStore
+from shipyard.store import context as _stores
 from shipyard.store.blobs import open_blob_store
 from shipyard.store.meta import MetaStore
 from shipyard.ui import standalone

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
-from shipyard.client import _stores
 from shipyard.serve.host import Host
+from shipyard.store import context as _stores
 
 
 @pytest.fixture

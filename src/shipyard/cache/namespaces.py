@@ -18,6 +18,7 @@ import msgpack
 
 from shipyard.cache.backends import version_order
 from shipyard.cache.backends.base import Backend, CacheError, VersionInfo
+from shipyard.durations import parse_duration
 
 NAME = re.compile(r"[a-z][a-z0-9._-]{0,62}")
 SETTINGS_PREFIX = "_settings."
@@ -28,8 +29,6 @@ DEFAULT_KEEP = 3
 DROP_GRACE_SECONDS = 60.0
 #: part markers of bulk loads (see ``shipyard.cache.bulk``); user keys may not start with NUL
 RESERVED_KEY_PREFIX = b"\x00"
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
 
 
 class InvalidName(CacheError, ValueError):
@@ -62,18 +61,10 @@ def parse_max_age(value: str | float | timedelta | None) -> float | None:
     -> no freshness limit."""
     if value is None or value == "off":
         return None
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        text = str(value).strip().lower().replace(" ", "")
-        parts = _DURATION.findall(text)
-        if not text or "".join(n + u for n, u in parts) != text:
-            raise InvalidName(
-                f"bad max_age {value!r}: use a number and a unit s/m/h/d/w, e.g. '6h', '1h30m'"
-            )
-        seconds = sum(float(n) * _UNITS[u] for n, u in parts)
+    try:
+        seconds = parse_duration(value, what="max_age").total_seconds()
+    except ValueError as exc:
+        raise InvalidName(str(exc)) from None
     if seconds <= 0:
         raise InvalidName(f"max_age must be positive, got {value!r}")
     return seconds

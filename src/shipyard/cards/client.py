@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipyard.client import Task
-from shipyard.client._stores import stores
 from shipyard.store.blobs import BlobNotFound, BlobStore
+from shipyard.store.context import default_stores
 
 
 class CardMissing(LookupError):
@@ -33,7 +33,7 @@ class Card:
 
     def get(self, blobs: BlobStore | None = None) -> str:
         """The card's HTML document."""
-        store = blobs if blobs is not None else stores().blobs
+        store = blobs if blobs is not None else default_stores().blobs
         try:
             return bytes(store.get(self.key)).decode("utf-8")
         except BlobNotFound:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 import pickle
-import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -24,9 +23,10 @@ from shipyard.client import (
     Step,
     Task,
 )
-from shipyard.client import pathspec as _pathspec
-from shipyard.client._stores import now, utc
-from shipyard.store.records import RunRecord
+from shipyard.durations import parse_duration
+from shipyard.store import pathspec as _pathspec
+from shipyard.store.errors import MetaStoreError
+from shipyard.store.records import RunRecord, now, utc
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,19 +67,6 @@ class PathspecType(_PathspecParam):
             self.fail(f"{exc} (`shipyard runs` lists runs)", param, ctx)
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-
-
-def parse_duration(text: str) -> timedelta:
-    """``30d``, ``12h``, ``90m``, ``1h30m``, ``45s``, ``2w`` -> timedelta (ValueError if not)."""
-    compact = text.strip().lower().replace(" ", "")
-    parts = _DURATION.findall(compact)
-    if not compact or "".join(n + u for n, u in parts) != compact:
-        raise ValueError(f"bad duration {text!r}: use a number and a unit s/m/h/d/w, e.g. 30d, 12h")
-    return timedelta(seconds=sum(float(n) * _UNITS[u] for n, u in parts))
-
-
 class DurationType(_DurationParam):
     name = "duration"
 
@@ -103,8 +90,6 @@ def exits(
     def decorate(func: F) -> F:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            from shipyard.store.meta import MetaStoreError
-
             failures: tuple[type[Exception], ...] = (*runtime, MetaStoreError)
             try:
                 return func(*args, **kwargs)

@@ -17,7 +17,7 @@ from shipyard.cli._common import (
     single_task,
     size,
 )
-from shipyard.client import pathspec as _pathspec
+from shipyard.store import pathspec as _pathspec
 
 
 # --- artifacts ---------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from rich.markup import escape
 
 from shipyard.cards.client import Card, CardMissing, cards_of
 from shipyard.cli._common import PathspecType, friendly, make_console, single_task, size
-from shipyard.client import pathspec as _pathspec
+from shipyard.store import pathspec as _pathspec
 
 
 @click.group("cards")

@@ -16,7 +16,7 @@ from shipyard.cli._common import (
 from shipyard.client import (
     Run,
 )
-from shipyard.client import pathspec as _pathspec
+from shipyard.store import pathspec as _pathspec
 
 
 # --- gc ----------------------------------------------------------------------------------

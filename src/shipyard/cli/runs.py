@@ -33,9 +33,9 @@ from shipyard.client import (
     TaskStatus,
     list_runs,
 )
-from shipyard.client import pathspec as _pathspec
-from shipyard.client._stores import utc
 from shipyard.client.dag import nesting
+from shipyard.store import pathspec as _pathspec
+from shipyard.store.records import utc
 
 
 # --- runs --------------------------------------------------------------------------------

@@ -8,12 +8,12 @@ The deployment commands reach the host at ``--url`` / ``SHIPYARD_URL`` with the 
 from __future__ import annotations
 
 import base64
-import getpass
-import os
 from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+
+from shipyard.config import current_user
 
 _url_option = click.option(
     "--url",
@@ -53,7 +53,7 @@ def _call(
     headers = {
         "Authorization": f"Bearer {_admin_key(key)}",
         "Content-Type": "application/json",
-        "X-Shipyard-User": os.environ.get("SHIPYARD_USER") or getpass.getuser(),
+        "X-Shipyard-User": current_user(),
     }
     try:
         response = httpx.request(
@@ -168,8 +168,8 @@ def _default_name(file: str) -> str:
 
 def pack_service(file: Path) -> str:
     """The service file's directory as a base64 code snapshot."""
-    from shipyard.client.code import pack_code
     from shipyard.flow.loader import module_name_for
+    from shipyard.store.code import pack_code
 
     return base64.b64encode(pack_code(file, module_name_for(file))).decode()
 
@@ -226,7 +226,7 @@ def deploy_command(
         "replicas": replicas,
         "models": list(models),
         "env": variables,
-        "user": os.environ.get("SHIPYARD_USER") or getpass.getuser(),
+        "user": current_user(),
     }
     click.echo(f"deploying {target} as {name} ({replicas} replica(s))...", err=True)
     _print_deployment(_call("POST", url, "/deployments", key, body))

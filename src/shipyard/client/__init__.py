@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from shipyard._lazy import lazy_exports
 
-#: name -> module; imported on first use, so that ``shipyard.client.code`` (which the
-#: runtime uses) does not pull in the metadata store and SQLAlchemy
+#: name -> module; imported on first use, so that ``import shipyard.client`` does not pull
+#: in the metadata store and SQLAlchemy
 _EXPORTS = {
     "DataArtifact": "shipyard.client.artifacts",
     "TaskData": "shipyard.client.artifacts",

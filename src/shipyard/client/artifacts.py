@@ -7,11 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from shipyard.client._stores import Stores
-from shipyard.client.code import ClassFinder, extract_code
 from shipyard.client.errors import ClientError, CodeSnapshotError
 from shipyard.store import serialize
 from shipyard.store.blobs import BlobNotFound, read_record
+from shipyard.store.code import ClassFinder, extract_code
+from shipyard.store.context import Stores
+from shipyard.store.errors import CodeSnapshotError as StoreCodeSnapshotError
 from shipyard.store.records import ArtifactRecord
 
 
@@ -60,6 +61,8 @@ class ArtifactLoader:
             return serialize.decode(data, find_class=self._class_finder())
         except CodeSnapshotError:
             raise
+        except StoreCodeSnapshotError as exc:  # from store.code: make it a ClientError too
+            raise CodeSnapshotError(str(exc)) from exc
         except (ImportError, AttributeError, ValueError, pickle.UnpicklingError) as exc:
             # e.g. a class that was renamed, a module no longer installed, a corrupt blob
             raise ClientError(

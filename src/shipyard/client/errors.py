@@ -4,12 +4,18 @@
 
     ClientError                 root of everything the client raises on purpose
     ├── NotFound                (also a KeyError) no flow / run / step / task / artifact by that id
-    └── CodeSnapshotError       a flow's code cannot be packed, or a run's snapshot cannot be read
+    └── CodeSnapshotError       (also the store's CodeSnapshotError) a run's code snapshot
+                                cannot be read while loading one of its artifacts
 
 A malformed pathspec string raises a plain :class:`ValueError` showing the expected form.
+Packing and extracting snapshots live in :mod:`shipyard.store.code`, which raises
+:class:`shipyard.store.errors.CodeSnapshotError`, the base of this package's one: catch that
+to handle both.
 """
 
 from __future__ import annotations
+
+from shipyard.store import errors as _store
 
 
 class ClientError(Exception):
@@ -28,8 +34,8 @@ class NotFound(ClientError, KeyError):
         return self.message
 
 
-class CodeSnapshotError(ClientError):
-    """A flow's code could not be packed, or a run's code snapshot could not be loaded."""
+class CodeSnapshotError(ClientError, _store.CodeSnapshotError):
+    """A run's code snapshot could not be loaded to read one of its artifacts."""
 
 
 __all__ = ["ClientError", "CodeSnapshotError", "NotFound"]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from shipyard.client import pathspec as _pathspec
-from shipyard.client._stores import stores
 from shipyard.client.errors import NotFound
 from shipyard.client.run import Run, check_tag
+from shipyard.store import pathspec as _pathspec
+from shipyard.store.context import default_stores
 from shipyard.store.records import RunStatus
 
 
@@ -20,7 +20,7 @@ class Flow:
 
     def __init__(self, name: str) -> None:
         spec = _pathspec.parse(name, max_depth=1)
-        self._stores = stores()
+        self._stores = default_stores()
         known = self._stores.meta.flow_names()
         if spec.flow not in known:
             raise NotFound(
@@ -70,7 +70,7 @@ def list_runs(
 
     >>> [r.pathspec for r in list_runs(status="failed", limit=5)]   # doctest: +SKIP
     """
-    ctx = stores()
+    ctx = default_stores()
     wanted = RunStatus(status) if status is not None else None
     records = ctx.meta.list_runs(
         flow, tags=[check_tag(t) for t in tags], status=wanted, limit=limit
@@ -80,7 +80,7 @@ def list_runs(
 
 def flows() -> list[Flow]:
     """Every flow that has at least one run, by name."""
-    ctx = stores()
+    ctx = default_stores()
     result = []
     for name in sorted(ctx.meta.flow_names()):
         flow = Flow.__new__(Flow)

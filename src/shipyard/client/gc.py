@@ -13,8 +13,9 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
-from shipyard.client._stores import now, stores
 from shipyard.store.blobs import BlobStore
+from shipyard.store.context import default_stores
+from shipyard.store.records import now
 
 
 @dataclass
@@ -63,7 +64,7 @@ def collect(
         raise ValueError("gc needs older_than and/or keep_last; neither was given")
     if keep_last is not None and keep_last < 0:
         raise ValueError(f"keep_last must be >= 0, got {keep_last}")
-    ctx = stores()
+    ctx = default_stores()
     cutoff = now() - older_than if older_than is not None else None
     doomed = ctx.meta.runs_for_gc(older_than=cutoff, keep_last=keep_last)
     report = GcReport(dry_run=dry_run, runs=[r.pathspec for r in doomed])

@@ -7,13 +7,13 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from shipyard.client import pathspec as _pathspec
-from shipyard.client._stores import Stores, stores, utc
 from shipyard.client.artifacts import ArtifactLoader, TaskData
 from shipyard.client.errors import NotFound
 from shipyard.client.step import Step, StepSummary, summarize
 from shipyard.client.task import Task
-from shipyard.store.records import RunRecord, RunStatus, TaskStatus
+from shipyard.store import pathspec as _pathspec
+from shipyard.store.context import Stores, default_stores
+from shipyard.store.records import RunRecord, RunStatus, TaskStatus, utc
 
 _TAG = re.compile(r"^\S(.{0,253}\S)?$", re.DOTALL)
 
@@ -49,7 +49,7 @@ class Run:
 
     def __init__(self, pathspec: str) -> None:
         spec = _pathspec.parse(pathspec, min_depth=2, max_depth=2)
-        ctx = stores()
+        ctx = default_stores()
         record = ctx.meta.get_run(spec.flow, spec.run_id or 0)
         if record is None:
             raise run_not_found(ctx, spec.flow, spec.run_id or 0)

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from shipyard.client import pathspec as _pathspec
-from shipyard.client._stores import Stores, utc
 from shipyard.client.artifacts import ArtifactLoader
 from shipyard.client.errors import NotFound
 from shipyard.client.task import Task
-from shipyard.store.records import TaskRecord, TaskStatus
+from shipyard.store import pathspec as _pathspec
+from shipyard.store.context import Stores
+from shipyard.store.records import TaskRecord, TaskStatus, utc
 
 if TYPE_CHECKING:
     from shipyard.client.run import Run

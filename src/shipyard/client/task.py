@@ -6,12 +6,12 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
-from shipyard.client import pathspec as _pathspec
-from shipyard.client._stores import Stores, stores, utc
 from shipyard.client.artifacts import ArtifactLoader, DataArtifact, TaskData
 from shipyard.client.errors import NotFound
+from shipyard.store import pathspec as _pathspec
 from shipyard.store.blobs import BlobNotFound
-from shipyard.store.records import AttemptRecord, TaskRecord, TaskStatus
+from shipyard.store.context import Stores, default_stores
+from shipyard.store.records import AttemptRecord, TaskRecord, TaskStatus, utc
 
 if TYPE_CHECKING:
     from shipyard.client.run import Run
@@ -76,7 +76,7 @@ class Task:
 
     def __init__(self, pathspec: str) -> None:
         spec = _pathspec.parse(pathspec, min_depth=4)
-        ctx = stores()
+        ctx = default_stores()
         record = ctx.meta.get_task(spec.task_id or 0)
         if (
             record is None

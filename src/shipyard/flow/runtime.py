@@ -11,7 +11,6 @@ task of the origin run is cloned instead of run.
 from __future__ import annotations
 
 import functools
-import getpass
 import os
 import pickle
 import selectors
@@ -23,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shipyard.config import Settings, settings
+from shipyard.config import Settings, current_user, settings
 from shipyard.flow.artifacts import save
 from shipyard.flow.decorators import TaskOptions, task_options
 from shipyard.flow.failures import exit_error
@@ -119,7 +118,7 @@ class Runtime:
             self.zygote.close()
 
     def _create_run(self) -> int:
-        from shipyard.client.code import pack_code
+        from shipyard.store.code import pack_code
 
         code = pack_code(self.plan.source_file, self.plan.module)
         import hashlib
@@ -131,7 +130,7 @@ class Runtime:
         }
         origin = self.plan.origin
         fields: dict[str, Any] = {
-            "user": _user(),
+            "user": current_user(),
             "params": self.plan.param_display,
             "tags": self.plan.tags,
             "graph": self.graph.to_json(self.plan.module),
@@ -445,7 +444,7 @@ class Runtime:
                 run_id=self.run_id,
                 step_name=task.step,
                 task_id=task.task_id,
-                user=_user(),
+                user=current_user(),
             )
             self.registered.extend(f"{name}:{version}" for name, version in added)
 
@@ -564,10 +563,3 @@ def _remove_empty_dirs(root: Path) -> None:
         root.rmdir()
     except OSError:
         pass
-
-
-def _user() -> str:
-    try:
-        return os.environ.get("SHIPYARD_USER") or getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"

@@ -40,7 +40,7 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from shipyard.store._engine import READ_OPTION
+from shipyard.store.engine import read_only
 from shipyard.store.schema import gateway_budgets, gateway_spend
 
 #: seconds between two reads of the budgets and totals from the database
@@ -157,7 +157,7 @@ def list_budgets(engine: Engine, key_id: int | None = None) -> list[Budget]:
     query = sa.select(gateway_budgets).order_by(gateway_budgets.c.key_id, gateway_budgets.c.period)
     if key_id is not None:
         query = query.where(gateway_budgets.c.key_id == key_id)
-    with engine.execution_options(**{READ_OPTION: True}).connect() as conn:
+    with read_only(engine).connect() as conn:
         return [
             Budget(
                 key_id=int(row.key_id),
@@ -179,7 +179,7 @@ def read_spend(engine: Engine, at: datetime) -> dict[SpendKey, tuple[int, float]
     starts = {period: period.start(at) for period in Period}
     query = sa.select(gateway_spend).where(gateway_spend.c.period_start >= min(starts.values()))
     spend: dict[SpendKey, tuple[int, float]] = {}
-    with engine.execution_options(**{READ_OPTION: True}).connect() as conn:
+    with read_only(engine).connect() as conn:
         for row in conn.execute(query):
             period = Period(row.period)
             if row.period_start == starts[period]:

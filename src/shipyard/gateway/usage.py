@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from shipyard.gateway.budgets import SpendKey, period_starts
 from shipyard.gateway.metrics import UsageMetrics, usage_metrics
-from shipyard.store._engine import READ_OPTION
+from shipyard.store.engine import read_only
 from shipyard.store.schema import gateway_spend, gateway_usage
 
 #: the key_id and label of requests without a (valid) key
@@ -407,7 +407,7 @@ def query_usage(
         query = query.where(c.route == route)
     if key_id is not None:
         query = query.where(c.key_id == key_id)
-    with engine.execution_options(**{READ_OPTION: True}).connect() as conn:
+    with read_only(engine).connect() as conn:
         result = conn.execute(query).all()
     summaries = []
     for row in result:

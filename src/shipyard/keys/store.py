@@ -18,11 +18,9 @@ and process, by one background thread, never on the caller's path. Call :meth:`K
 from __future__ import annotations
 
 import builtins
-import getpass
 import hashlib
 import hmac
 import logging
-import os
 import re
 import secrets
 import threading
@@ -34,12 +32,12 @@ from types import TracebackType
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine, Row
+from sqlalchemy.engine import Row
 
+from shipyard.config import current_user as current_user  # re-exported: keys used to own it
 from shipyard.keys.errors import KeyInputError, KeyNotFound, KeysError
 from shipyard.keys.records import KEY_MARK, KeyRecord
 from shipyard.keys.scopes import parse_scopes
-from shipyard.store._engine import READ_OPTION
 from shipyard.store.meta import MetaStore
 from shipyard.store.schema import api_keys
 
@@ -63,21 +61,6 @@ def _now() -> datetime:
 def hash_key(plaintext: str) -> str:
     """The SHA-256 of a key, as stored (64 hex digits)."""
     return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
-
-
-def current_user() -> str:
-    """``SHIPYARD_USER``, else the login name (recorded as a key's ``created_by``)."""
-    try:
-        return os.environ.get("SHIPYARD_USER") or getpass.getuser()
-    except (KeyError, OSError):  # no login name (some containers)
-        return "unknown"
-
-
-def _engine_of(meta: MetaStore) -> Engine:
-    # MetaStore.engine is new; fall back to the private attribute on an older MetaStore
-    engine = getattr(meta, "engine", None) or meta._engine
-    assert isinstance(engine, Engine)
-    return engine
 
 
 def _record(row: Row[Any]) -> KeyRecord:
@@ -127,8 +110,8 @@ class KeyStore:
         self.cache_ttl = cache_ttl
         self.touch_interval = touch_interval
         self._clock = clock
-        self._engine = _engine_of(meta)
-        self._reader = self._engine.execution_options(**{READ_OPTION: True})
+        self._engine = meta.writer
+        self._reader = meta.reader
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
         self._scope_cache: dict[str, tuple[float, bool]] = {}

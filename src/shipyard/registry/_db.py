@@ -9,43 +9,21 @@ is never handed out twice. The (name, version) primary key backs this up.
 
 from __future__ import annotations
 
-import getpass
-import os
 from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.engine import Connection, Row
 
 from shipyard.registry.records import AuditEntry, ModelVersion
-from shipyard.store._engine import READ_OPTION
-from shipyard.store.meta import MetaStore
 from shipyard.store.records import ArtifactRecord
 from shipyard.store.schema import audit_log, model_aliases, model_versions, models, runs
 
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def current_user() -> str:
-    """``SHIPYARD_USER``, else the login name (as the flow runtime records a run's user)."""
-    try:
-        return os.environ.get("SHIPYARD_USER") or getpass.getuser()
-    except (KeyError, OSError):  # no login name (some containers)
-        return "unknown"
-
-
-def write_engine(meta: MetaStore) -> Engine:
-    """The store's engine for writes (SQLite: ``BEGIN IMMEDIATE``)."""
-    return meta.engine
-
-
-def read_engine(meta: MetaStore) -> Engine:
-    """The store's engine for reads (SQLite: a deferred BEGIN that never blocks a writer)."""
-    return write_engine(meta).execution_options(**{READ_OPTION: True})
 
 
 def insert_ignore(conn: Connection, table: sa.Table, values: dict[str, Any]) -> None:
@@ -287,13 +265,10 @@ __all__ = [
     "add_version",
     "aliases",
     "audit_entries",
-    "current_user",
     "latest_versions",
     "model_names",
-    "read_engine",
     "referenced_keys_query",
     "run_code",
     "select_version",
     "select_versions",
-    "write_engine",
 ]

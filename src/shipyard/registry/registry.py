@@ -16,6 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shipyard.config import current_user
 from shipyard.registry import _db
 from shipyard.registry.errors import ModelNotFound, ModelSpecError, RegistryError
 from shipyard.registry.libraries import warn_mismatches
@@ -66,16 +67,16 @@ class Registry:
     def _meta_store(self) -> MetaStore:
         if self._meta is not None:
             return self._meta
-        from shipyard.client._stores import stores
+        from shipyard.store.context import default_stores
 
-        return stores().meta
+        return default_stores().meta
 
     def _blob_store(self) -> BlobStore:
         if self._blobs is None:
             if self._meta is None:
-                from shipyard.client._stores import stores
+                from shipyard.store.context import default_stores
 
-                return stores().blobs
+                return default_stores().blobs
             from shipyard.store.blobs import open_blob_store
 
             self._blobs = open_blob_store()
@@ -89,10 +90,10 @@ class Registry:
         return self._home
 
     def _read(self) -> sa.Connection:
-        return _db.read_engine(self._meta_store()).connect()
+        return self._meta_store().reader.connect()
 
     def _write(self) -> Any:
-        return _db.write_engine(self._meta_store()).begin()
+        return self._meta_store().writer.begin()
 
     # --- reading -----------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -195,7 +196,7 @@ class Registry:
         with self._write() as conn:
             _db.add_audit(
                 conn,
-                user or _db.current_user(),
+                user or current_user(),
                 action,
                 model,
                 alias=alias,
@@ -218,7 +219,7 @@ class Registry:
         check_name(name)
         check_alias(alias)
         version = check_version(version)
-        who = user or _db.current_user()
+        who = user or current_user()
         with self._write() as conn:
             self._lock_model(conn, name)
             if _db.select_version(conn, name, version) is None:
@@ -253,7 +254,7 @@ class Registry:
         """Remove ``alias`` (audited). Returns the version it pointed at."""
         check_name(name)
         check_alias(alias)
-        who = user or _db.current_user()
+        who = user or current_user()
         with self._write() as conn:
             self._lock_model(conn, name)
             where = (model_aliases.c.name == name, model_aliases.c.alias == alias)
@@ -288,7 +289,7 @@ class Registry:
         Library versions: the producing task's, if it recorded them (``result["libraries"]``),
         else none (``{}``), so loading such a version cannot warn about mismatches.
         """
-        from shipyard.client.pathspec import parse_artifact
+        from shipyard.store.pathspec import parse_artifact
 
         check_name(name)
         clean = clean_metrics(metrics)
@@ -320,7 +321,7 @@ class Registry:
                 metrics=clean,
                 tags=tag_list,
                 libraries=dict(libraries) if isinstance(libraries, dict) else {},
-                user=user or _db.current_user(),
+                user=user or current_user(),
             )
         return self.get(ModelSpec(name, version=version))
 
@@ -353,9 +354,9 @@ class Registry:
         Warns (:class:`ModelVersionWarning`) first if Python or a recorded library differs
         in major.minor. Loading runs code from whoever could write the store: trust it.
         """
-        from shipyard.client.code import ClassFinder, extract_code
-        from shipyard.client.errors import CodeSnapshotError
         from shipyard.store import serialize
+        from shipyard.store.code import ClassFinder, extract_code
+        from shipyard.store.errors import CodeSnapshotError
 
         warn_mismatches(version.spec, version.libraries, stacklevel=4)
         blobs = self._blob_store()

@@ -236,7 +236,7 @@ class AdminAPI:
         )
 
     async def _roll_out(self, version: DeploymentVersion, *, action: str) -> Response:
-        from shipyard.client.code import extract_code
+        from shipyard.store.code import extract_code
 
         lock = self._locks.setdefault(version.service, asyncio.Lock())
         async with lock:

@@ -65,8 +65,8 @@ def run_host(
 async def _develop(host: Host, file: Path, cls: str, name: str, replicas: int) -> None:
     from watchfiles import awatch
 
-    from shipyard.client.code import pack_code
     from shipyard.flow.loader import module_name_for
+    from shipyard.store.code import pack_code
 
     async def deploy() -> None:
         code = pack_code(file, module_name_for(file))

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from shipyard.store._rows import chunks
+from shipyard.store.errors import MetaStoreError, RecordNotFound
 from shipyard.store.records import TaskStatus
 from shipyard.store.schema import artifacts, attempts, tasks
 
@@ -37,8 +38,6 @@ def clone_tasks(
     url: str,
 ) -> list[int]:
     """Insert the clones inside the caller's transaction; returns the new ids in order."""
-    from shipyard.store.meta import MetaStoreError, RecordNotFound
-
     origin_ids = list(dict.fromkeys(origin for origin, _ in items))
     origins = {row.task_id: row for row in _select_in(conn, tasks, origin_ids)}
     for origin in origin_ids:

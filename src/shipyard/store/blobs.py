@@ -8,8 +8,8 @@ knows about flows. Two backends implement :class:`BlobStore`:
 - ``s3://bucket/prefix`` (:class:`shipyard.store._s3.S3BlobStore`): ``prefix/<key[:2]>/<key>``;
   a single PUT or a multipart upload, both atomic on S3.
 
-Errors: :class:`BlobNotFound` (a ``KeyError``) for a missing key; ``ValueError`` for a malformed
-key or URL.
+Errors: :class:`BlobNotFound` (a ``KeyError`` and a ``StoreError``) for a missing key;
+``ValueError`` for a malformed key or URL.
 """
 
 from __future__ import annotations
@@ -18,14 +18,12 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Protocol
 
+from shipyard.store.errors import BlobNotFound as BlobNotFound  # re-exported: raised here
+
 if TYPE_CHECKING:
     from shipyard.store.records import ArtifactRecord
 
 _KEY = re.compile(r"[0-9a-f]{64}")
-
-
-class BlobNotFound(KeyError):
-    """No blob under that key."""
 
 
 class BlobStore(Protocol):

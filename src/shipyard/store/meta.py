@@ -7,10 +7,9 @@ or a savepoint inside :meth:`MetaStore.transaction` (the recorder applies what h
 in one). The schema is versioned with Alembic migrations that run automatically when the
 store is opened.
 
-Errors::
-
-    MetaStoreError             anything the store refuses (bad state, unknown schema revision)
-     └── RecordNotFound        (also a LookupError) the run/task/attempt does not exist
+Errors (see :mod:`shipyard.store.errors`): :class:`MetaStoreError` for anything the store
+refuses (bad state, unknown schema revision), :class:`RecordNotFound` (also a LookupError)
+when the run/task/attempt does not exist.
 """
 
 from __future__ import annotations
@@ -26,7 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from shipyard.store import _rows, schema
-from shipyard.store._engine import READ_OPTION, create_engine, savepoint
+from shipyard.store.engine import create_engine, read_only, savepoint
+from shipyard.store.errors import MetaStoreError, RecordNotFound
 from shipyard.store.records import (
     ArtifactRecord,
     AttemptRecord,
@@ -53,14 +53,6 @@ _UNFINISHED = (TaskStatus.PENDING.value, TaskStatus.RUNNING.value)
 _ENDED = (TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.KILLED)
 
 
-class MetaStoreError(Exception):
-    """The metadata store refused an operation; the message says what and how to fix it."""
-
-
-class RecordNotFound(MetaStoreError, LookupError):
-    """No run, task or attempt with that id."""
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -75,7 +67,7 @@ class MetaStore:
     def __init__(self, engine: Engine, *, dead_after: timedelta) -> None:
         """Prefer :meth:`open`, which also migrates the schema."""
         self._engine = engine
-        self._reader = engine.execution_options(**{READ_OPTION: True})
+        self._reader = read_only(engine)
         self.dead_after = dead_after
         self.url = engine.url.render_as_string(hide_password=True)
         self._local = threading.local()  # .tx: the connection of an open transaction()
@@ -112,9 +104,29 @@ class MetaStore:
         migrations.upgrade(self._engine)  # only now pay for importing Alembic
 
     @property
+    def writer(self) -> Engine:
+        """The SQLAlchemy engine for writes, for parts that keep their own tables in this
+        database (registry, keys, deployments): on SQLite a transaction starts with
+        ``BEGIN IMMEDIATE``, taking the write lock up front (see :mod:`shipyard.store.engine`).
+
+        >>> with meta.writer.begin() as conn:              # doctest: +SKIP
+        ...     conn.execute(api_keys.insert().values(...))
+        """
+        return self._engine
+
+    @property
+    def reader(self) -> Engine:
+        """The engine for reads: on SQLite a transaction starts with a deferred ``BEGIN``,
+        a snapshot that never blocks a writer. Same connection pool as :attr:`writer`.
+
+        >>> with meta.reader.connect() as conn:            # doctest: +SKIP
+        ...     conn.execute(sa.select(api_keys)).all()
+        """
+        return self._reader
+
+    @property
     def engine(self) -> Engine:
-        """The SQLAlchemy engine, for parts that keep their own tables in this database
-        (registry, keys, deployments). Writes on it start with BEGIN IMMEDIATE on SQLite."""
+        """The same engine as :attr:`writer` (the name callers used before it had a pair)."""
         return self._engine
 
     @contextmanager

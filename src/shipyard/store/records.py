@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +140,13 @@ def clean_tags(tags: Iterable[str]) -> list[str]:
             raise ValueError(f"bad tag {tag!r}: a tag is a non-empty string of <= 255 characters")
         seen[tag] = None
     return list(seen)
+
+
+def utc(value: datetime) -> datetime:
+    """``value`` as an aware UTC datetime (SQLite hands back naive ones)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def now() -> datetime:
+    """The current time as an aware UTC datetime, as the store records times."""
+    return datetime.now(UTC)

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shipyard.store.errors import ArtifactNotPicklable as ArtifactNotPicklable  # re-exported
 from shipyard.store.records import ArtifactRecord
 
 _MAGIC = b"SHPB"
@@ -45,16 +46,6 @@ _TINY = 1024
 _SMALL = 256 << 10
 #: payloads this big use a faster zstd level and worker threads
 _BIG = 16 << 20
-
-
-class ArtifactNotPicklable(TypeError):
-    """An attribute could not be pickled. ``.name`` and ``.type_name`` say which."""
-
-    def __init__(self, name: str, type_name: str, reason: str) -> None:
-        super().__init__(f"artifact {name!r} of type {type_name} cannot be pickled: {reason}")
-        self.name = name
-        self.type_name = type_name
-        self.reason = reason
 
 
 @dataclass(frozen=True)

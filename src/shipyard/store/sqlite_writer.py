@@ -20,13 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.store.bootstrap import BUSY_TIMEOUT_MS, configure, immediate
+from shipyard.store.errors import WriteRefused
 from shipyard.store.records import ArtifactRecord, RunStatus, TaskStatus, clean_tags
 
 _UNFINISHED = (TaskStatus.PENDING.value, TaskStatus.RUNNING.value)
-
-
-class WriteRefused(Exception):
-    """A write that names a run, task or attempt that is not there."""
 
 
 def _time(value: datetime | None) -> str:

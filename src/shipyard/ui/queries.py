@@ -10,7 +10,6 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from shipyard.store._engine import READ_OPTION
 from shipyard.store.meta import MetaStore
 from shipyard.store.schema import tasks
 
@@ -55,8 +54,7 @@ def step_tasks(
         .limit(limit)
         .offset(offset or None)
     )
-    reader = meta.engine.execution_options(**{READ_OPTION: True})
-    with reader.connect() as conn:
+    with meta.reader.connect() as conn:
         total = int(conn.execute(sa.select(sa.func.count()).where(where)).scalar_one())
         rows = [
             TaskRow(

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from shipyard.store.errors import MetaStoreError
+
 if TYPE_CHECKING:
     from alembic.config import Config
     from sqlalchemy.engine import Connection, Engine
@@ -80,13 +82,11 @@ def create_fresh(engine: Engine) -> bool:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Upgrade the database to ``revision`` in ONE transaction, safe against a concurrent
-    upgrade by another process: SQLite's ``BEGIN IMMEDIATE`` (see ``_engine.py``) and a
+    upgrade by another process: SQLite's ``BEGIN IMMEDIATE`` (see ``engine.py``) and a
     PostgreSQL advisory lock serialise the upgraders, and the one that waited finds the
     database at head and does nothing."""
     from alembic import command
     from alembic.util import CommandError
-
-    from shipyard.store.meta import MetaStoreError
 
     with engine.begin() as connection:
         if connection.dialect.name == "postgresql":

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shipyard.client.pathspec import Pathspec, parse, parse_artifact
+from shipyard.store.pathspec import Pathspec, parse, parse_artifact
 
 
 def test_parses_each_depth() -> None:

@@ -1,8 +1,12 @@
-"""The process-wide metadata and blob stores the client reads through, opened lazily.
+"""The process-wide metadata and blob stores, opened lazily from the settings.
 
-One pair per process (re-opened after a fork, or when the settings point elsewhere, e.g. a
-test that changes ``SHIPYARD_HOME``). Nothing read through them is cached here: runs may be in
-progress while they are read.
+The client, the registry, cards and the CLI read through them when they are not handed stores
+of their own. One pair per process (re-opened after a fork, or when the settings point
+elsewhere, e.g. a test that changes ``SHIPYARD_HOME``). Nothing read through them is cached
+here: runs may be in progress while they are read.
+
+>>> stores = default_stores()                     # doctest: +SKIP
+>>> stores.meta.get_run_by_id(3), stores.blobs.url  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -10,7 +14,6 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from shipyard.config import settings
@@ -20,7 +23,8 @@ from shipyard.store.meta import MetaStore
 
 @dataclass(frozen=True)
 class Stores:
-    """What every client object holds: the stores and ``SHIPYARD_HOME``."""
+    """The open stores and the settings they were opened from (what every client object
+    holds)."""
 
     meta: MetaStore
     blobs: BlobStore
@@ -34,7 +38,7 @@ _lock = threading.Lock()
 _current: Stores | None = None
 
 
-def stores() -> Stores:
+def default_stores() -> Stores:
     """The stores for the current settings, opened on first use in this process."""
     global _current
     conf = settings()
@@ -68,10 +72,4 @@ def reset() -> None:
         _current = None
 
 
-def utc(value: datetime) -> datetime:
-    """``value`` as an aware UTC datetime (SQLite hands back naive ones)."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
+__all__ = ["Stores", "default_stores", "reset"]

@@ -4,8 +4,9 @@ SQLite (the default) runs in WAL mode with ``synchronous=NORMAL`` (durable at ch
 never corrupt), a 30 s busy timeout and foreign keys on. Write transactions start with
 ``BEGIN IMMEDIATE``: they take the write lock up front, so two writers queue on the busy
 timeout instead of one failing with "database is locked" when it upgrades a read lock
-mid-transaction. Readers use :data:`READ_OPTION` and get a plain deferred ``BEGIN`` (a WAL
-snapshot that never blocks a writer). This is SQLAlchemy's documented pysqlite recipe:
+mid-transaction. Readers (:func:`read_only`, :attr:`MetaStore.reader
+<shipyard.store.meta.MetaStore.reader>`) get a plain deferred ``BEGIN`` (a WAL snapshot that
+never blocks a writer). This is SQLAlchemy's documented pysqlite recipe:
 sqlite3's own transaction handling is switched off (``isolation_level = None``) and the
 ``begin`` event emits our BEGIN.
 """
@@ -41,6 +42,18 @@ def _dispose_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_dispose_in_child)
+
+
+def read_only(engine: Engine) -> Engine:
+    """``engine`` for reads: on SQLite its transactions start with a deferred ``BEGIN`` (a WAL
+    snapshot that never blocks a writer) instead of ``BEGIN IMMEDIATE``.
+
+    Holders of a :class:`~shipyard.store.meta.MetaStore` use ``meta.reader`` instead.
+
+    >>> with read_only(meta.writer).connect() as conn:   # doctest: +SKIP
+    ...     conn.execute(sa.select(runs)).all()
+    """
+    return engine.execution_options(**{READ_OPTION: True})
 
 
 def create_engine(url: str) -> Engine:
@@ -99,4 +112,4 @@ def _sqlite_engine(url: sa.URL) -> Engine:
     return engine
 
 
-__all__ = ["READ_OPTION", "create_engine"]
+__all__ = ["READ_OPTION", "create_engine", "read_only", "savepoint"]
