@@ -12,7 +12,10 @@ gateway.yaml`` mounts it in the host under ``/v1`` and ``/gateway``.
 from __future__ import annotations
 
 from shipyard.gateway.app import Gateway
-from shipyard.gateway.config import (
+from shipyard.gateway.config import load_config, parse_config
+from shipyard.gateway.errors import ConfigError, GatewayError, RequestError, TranslationError
+from shipyard.gateway.hooks import Admission, Denied, NoAdmission
+from shipyard.gateway.model import (
     GatewayConfig,
     Prices,
     Provider,
@@ -20,11 +23,7 @@ from shipyard.gateway.config import (
     Route,
     RouteType,
     Upstream,
-    load_config,
-    parse_config,
 )
-from shipyard.gateway.errors import ConfigError, GatewayError, RequestError, TranslationError
-from shipyard.gateway.hooks import Admission, Denied, NoAdmission
 
 __all__ = [
     "Admission",

@@ -29,15 +29,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shipyard.gateway.budgets import DEFAULT_REFRESH_SECONDS, BudgetView, cost
-from shipyard.gateway.hooks import Denied
+from shipyard.gateway.hooks import Admission, Denied, NoAdmission
 from shipyard.gateway.limits import RateLimiter, RouteLimits, parse_limits
+from shipyard.gateway.model import Route
 from shipyard.gateway.usage import UsageRecorder, usage_metrics
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from sqlalchemy.engine import Engine
 
-    from shipyard.gateway.config import Route
     from shipyard.keys import KeyRecord
     from shipyard.store.meta import MetaStore
 
@@ -205,4 +205,20 @@ def make_admission(
     return admission
 
 
-__all__ = ["GatewayAdmission", "make_admission"]
+def default_admission(
+    meta: MetaStore | None = None, registry: CollectorRegistry | None = None
+) -> Admission:
+    """The Admission the gateway uses when none is passed in.
+
+    ``meta`` is the metadata store (usage rows go there); ``registry`` is the Prometheus
+    registry that the gateway's ``/metrics`` renders. If the object returned has an
+    ``async close()`` (or a plain ``close()``), the gateway calls it at shut-down. With a
+    metadata store: limits, budgets and usage accounting (:func:`make_admission`); without
+    one: :class:`~shipyard.gateway.hooks.NoAdmission`.
+    """
+    if meta is None:
+        return NoAdmission()
+    return make_admission(meta, None, registry=registry)
+
+
+__all__ = ["GatewayAdmission", "default_admission", "make_admission"]

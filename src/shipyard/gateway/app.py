@@ -28,10 +28,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shipyard.gateway.config import GatewayConfig, RouteType, load_config
+from shipyard.gateway.admission import default_admission
+from shipyard.gateway.config import load_config
 from shipyard.gateway.errors import ConfigError, openai_error
-from shipyard.gateway.hooks import Admission, default_admission
+from shipyard.gateway.hooks import Admission
 from shipyard.gateway.metrics import GatewayMetrics
+from shipyard.gateway.model import GatewayConfig, RouteType
 from shipyard.gateway.proxy import MAX_BODY, Proxy
 from shipyard.gateway.reload import Reloader
 from shipyard.gateway.routes import Pool, RouteTable
@@ -48,7 +50,7 @@ class Gateway:
     """The routes of ``config`` (a YAML path), behind ``guard``'s key checks.
 
     Raises :class:`~shipyard.gateway.errors.ConfigError` if the file is invalid at start.
-    ``admission`` defaults to :func:`~shipyard.gateway.hooks.default_admission` (``meta``,
+    ``admission`` defaults to :func:`~shipyard.gateway.admission.default_admission` (``meta``,
     this gateway's metrics registry); ``host_url`` is the host's URL for ``service`` routes.
     """
 

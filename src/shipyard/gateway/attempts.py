@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import random
 
-from shipyard.gateway.config import Route
 from shipyard.gateway.errors import RequestError
 from shipyard.gateway.exchange import Exchange, Refused, quietly
 from shipyard.gateway.metrics import GatewayMetrics
+from shipyard.gateway.model import Route
 from shipyard.gateway.providers import Adapter, Call
 from shipyard.gateway.routes import RouteTable
 from shipyard.gateway.upstream_http import Response as UpstreamResponse

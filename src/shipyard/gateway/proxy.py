@@ -27,8 +27,8 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from shipyard.gateway import attempts
-from shipyard.gateway.config import Route, RouteType
 from shipyard.gateway.exchange import Exchange, Refused, auth_refusal, refusal
+from shipyard.gateway.model import Route, RouteType
 from shipyard.gateway.providers import Adapter, Call
 from shipyard.gateway.routes import RouteTable
 from shipyard.gateway.streamed import Streamed

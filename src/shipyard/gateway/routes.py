@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping
 from types import MappingProxyType
 
-from shipyard.gateway.config import GatewayConfig, Route
+from shipyard.gateway.model import GatewayConfig, Route
 from shipyard.gateway.providers import Adapter, adapter_for
 from shipyard.gateway.upstream_http import Pool
 
