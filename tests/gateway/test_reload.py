@@ -35,7 +35,7 @@ def test_reload_under_load_drops_nothing(
 ) -> None:
     original = config_text(ups)
     gw = serve_gateway(original, watch=True)
-    pool_a = gw.gateway.table.pools[f"http://127.0.0.1:{ups.a.rsplit(':', 1)[1]}"]
+    pool_a = gw.gateway.table.transports[f"http://127.0.0.1:{ups.a.rsplit(':', 1)[1]}"]
     failures: list[str] = []
     answers: list[str] = []
     stop = threading.Event()
@@ -95,7 +95,7 @@ def test_reload_under_load_drops_nothing(
     assert any("a:x" in a for a in answers) and any("b:x" in a for a in answers)
     assert len(chunks) == 6 and chunks[-1] == "data: [DONE]"  # the stream outlived reloads
     # the origin of `slow` never left the config: its pool (and connections) were kept
-    assert gw.gateway.table.pools[pool_a.origin] is pool_a and not pool_a.closed
+    assert gw.gateway.table.transports[pool_a.origin] is pool_a and not pool_a.closed
     metrics = httpx.get(gw.url + "/metrics").text
     assert 'shipyard_gateway_reloads_total{outcome="applied"}' in metrics
 
@@ -122,7 +122,7 @@ def test_an_invalid_file_is_refused_and_the_old_routes_keep_serving(
     )
     assert r.status_code == 200 and "a:still" in r.text
     # a file that drops a pool closes it once nothing uses it
-    old_pools = dict(gw.gateway.table.pools)
+    old_pools = dict(gw.gateway.table.transports)
     gw.path.write_text(original.split("  - name: claude")[0])
     wait_for(lambda: "claude" not in gw.gateway.table.routes)
     anthropic = [p for o, p in old_pools.items() if o.endswith(ups.anthropic.rsplit(":", 1)[1])]

@@ -14,7 +14,9 @@ usage (``denied``) and in ``shipyard_gateway_denied_total`` by the ``record(stat
 the proxy makes for the refused request, with nothing reserved or spent. Every request the
 proxy answers gets exactly one ``record`` (with the route that answered, maybe a fallback),
 admitted or not; one that never reached ``admit`` (a malformed body, no key) settles no
-reservation of its own. Neither method does I/O or raises.
+reservation of its own. Neither method does I/O; ``record`` never raises, and should ``admit``
+(a bug), the proxy fails open: the request goes through and
+``shipyard_gateway_admission_failures_total`` counts it.
 """
 
 from __future__ import annotations
@@ -101,18 +103,18 @@ class GatewayAdmission:
 
     # --- the Admission protocol -----------------------------------------------------------
     def admit(self, key: KeyRecord, route: Route, *, estimated_tokens: int) -> Denied | None:
-        """None to let the request through (its tokens are reserved), or a 429."""
-        try:
-            budget = self.budgets.check(key.key_id, key.label, priced=route.prices is not None)
-            if budget is not None:
-                return self._deny(key, route, budget.reason, "insufficient_quota",
-                                  budget.message, budget.retry_after)  # fmt: skip
-            refusal = self.limiter.admit(
-                route.name, key.key_id, self.limits_of(route), estimated_tokens=estimated_tokens
-            )
-        except Exception:  # a bug here must not take the gateway down: let it through
-            _log.exception("gateway admission failed for route %r; admitting", route.name)
-            return None
+        """None to let the request through (its tokens are reserved), or a 429.
+
+        A bug here raises: the proxy then lets the request through and counts it in
+        ``shipyard_gateway_admission_failures_total`` (see :mod:`shipyard.gateway.hooks`).
+        """
+        budget = self.budgets.check(key.key_id, key.label, priced=route.prices is not None)
+        if budget is not None:
+            return self._deny(key, route, budget.reason, "insufficient_quota",
+                              budget.message, budget.retry_after)  # fmt: skip
+        refusal = self.limiter.admit(
+            route.name, key.key_id, self.limits_of(route), estimated_tokens=estimated_tokens
+        )
         if refusal is None:
             return None
         return self._deny(key, route, refusal.reason, "rate_limit_exceeded",
