@@ -73,6 +73,7 @@ def test_secret_files(tmp_path: Path) -> None:
         ("    timeout: 5", "    timeout: 5\n    timeout: 6", 7, "duplicate key 'timeout'"),
         ("    timeout: 5", "    timeout: [5", 7, "invalid YAML"),
         ("requests_per_minute: 600", "requests_per_hour: 600", 9, "unknown limit"),
+        ("per_key: {requests_per_minute: 5}", "per_key: {per_key: {}}", 9, "limit 'per_key'"),
         (
             '    type: chat\n    upstream: {provider: openai, base_url: "http://127',
             '    type: embeddings\n    upstream: {provider: openai, base_url: "http://127',

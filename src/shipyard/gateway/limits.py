@@ -133,20 +133,23 @@ def parse_limits(route: str, raw: Mapping[str, Any] | None) -> RouteLimits:
     )
 
 
-def check_limits(limits: Mapping[str, Any]) -> tuple[tuple[str, ...], str] | None:
+def check_limits(
+    limits: Mapping[str, Any], *, per_key: bool = True
+) -> tuple[tuple[str, ...], str] | None:
     """Why ``limits`` is invalid, as (the path of the bad field, the reason); None if valid.
 
     The configuration reader's check, which names the line of the bad field;
-    :func:`parse_limits` is the same check for a mapping given in code.
+    :func:`parse_limits` is the same check for a mapping given in code. ``per_key`` says
+    whether a ``per_key:`` mapping may be in ``limits`` (not inside another one).
     """
     for name, value in limits.items():
-        if name == "per_key" and isinstance(value, Mapping):
-            bad = check_limits(value)
+        if name == "per_key" and per_key and isinstance(value, Mapping):
+            bad = check_limits(value, per_key=False)
             if bad is not None:
                 return (name, *bad[0]), bad[1]
             continue
         if name not in WINDOWS:
-            known = ", ".join(sorted({*LIMIT_FIELDS, "per_key"}))
+            known = ", ".join(sorted({*LIMIT_FIELDS, *(["per_key"] if per_key else [])}))
             return (name,), f"unknown limit {name!r} (known: {known})"
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             return (name,), f"limit {name!r} must be a positive number, got {value!r}"
