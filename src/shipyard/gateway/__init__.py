@@ -6,7 +6,9 @@ configured by a YAML file of routes (:mod:`shipyard.gateway.config`).
 'small-chat'
 
 ``shipyard gateway --config gateway.yaml`` runs it alone; ``shipyard serve --gateway-config
-gateway.yaml`` mounts it in the host under ``/v1`` and ``/gateway``.
+gateway.yaml`` mounts it in the host under ``/v1`` and ``/gateway``. Upstreams are reached
+through a :class:`Transport` per origin (the pooled HTTP/1.1 client by default);
+:mod:`shipyard.gateway.testing` has an in-memory one for tests.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from shipyard.gateway.model import (
     RouteType,
     Upstream,
 )
+from shipyard.gateway.transport import Transport, TransportFactory, UpstreamResponse
 
 __all__ = [
     "Admission",
@@ -40,7 +43,10 @@ __all__ = [
     "Route",
     "RouteType",
     "TranslationError",
+    "Transport",
+    "TransportFactory",
     "Upstream",
+    "UpstreamResponse",
     "load_config",
     "parse_config",
 ]

@@ -44,7 +44,8 @@ from shipyard.gateway.upstream_http import (
 
 class MockResponse:
     """An upstream's answer: ``content`` (bytes), ``json`` (serialised, with its content type)
-    or ``stream`` (an async iterable of chunks, sent as they come)."""
+    or ``stream`` (an async iterable of chunks, sent as they come). Make one per request: its
+    body is read once."""
 
     def __init__(
         self,
