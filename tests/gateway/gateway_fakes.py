@@ -1,24 +1,32 @@
-"""Fake upstreams for the gateway tests (small Starlette apps on real loopback ports) and a
-uvicorn-in-a-thread server to run them and the gateway itself."""
+"""Fake upstreams for the gateway tests, written once as handlers of
+:class:`shipyard.gateway.testing.MockTransport`: in memory (most tests), or served on real
+loopback ports by uvicorn through :func:`asgi` (the end-to-end tests and the CLI's)."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import openai
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.testclient import TestClient
 from starlette.types import ASGIApp
+
+from shipyard.gateway.testing import Handler, MockResponse, MockTransport
+from shipyard.gateway.upstream_http import ConnectError, Request, Timeouts
 
 if TYPE_CHECKING:
     from shipyard.gateway import Gateway
@@ -30,23 +38,75 @@ SECRETS = {
     "ANTHROPIC_KEY": "anthropic-secret",
     "HTTP_KEY": "http-upstream-secret-0003",
 }
+_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+
+
+class Recorder:
+    """What an upstream received: one dict per request."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+
+    def take(self, request: Request) -> dict[str, Any]:
+        raw_path, _, query = request.target.partition("?")
+        seen = {
+            "method": request.method,
+            "path": httpx.URL(raw_path).path,  # decoded, as a server routes it
+            "raw_path": raw_path,
+            "query": query,
+            "headers": dict(request.headers),
+            "body": request.body,
+        }
+        self.requests.append(seen)
+        return seen
 
 
 @dataclass
 class Upstreams:
+    """The fake upstreams' base URLs and what each received. ``gate`` holds the ``slow``
+    model's stream after its first chunk until the test sets it."""
+
     a: str
     b: str
     anthropic: str
     echo: str
-    dead: str  # a port nothing listens on
-    rec_a: Recorder
-    rec_b: Recorder
-    rec_anthropic: Recorder
-    rec_echo: Recorder
+    dead: str  # nothing answers there
+    rec_a: Recorder = field(default_factory=Recorder)
+    rec_b: Recorder = field(default_factory=Recorder)
+    rec_anthropic: Recorder = field(default_factory=Recorder)
+    rec_echo: Recorder = field(default_factory=Recorder)
+    gate: threading.Event = field(default_factory=threading.Event)
 
     def clear(self) -> None:
         for rec in (self.rec_a, self.rec_b, self.rec_anthropic, self.rec_echo):
             rec.requests.clear()
+        self.gate.clear()
+
+    def handlers(self) -> dict[str, Handler]:
+        """Each fake upstream's handler, by base URL."""
+        return {
+            self.a: openai_upstream(self.rec_a, self.gate, name="a"),
+            self.b: openai_upstream(self.rec_b, self.gate, name="b"),
+            self.anthropic: anthropic_upstream(self.rec_anthropic),
+            self.echo: echo_upstream(self.rec_echo),
+        }
+
+    def transport(self) -> Callable[[str], MockTransport]:
+        """The gateway's transport factory: a MockTransport per fake upstream's origin; any
+        other origin (``dead`` among them) refuses every connection."""
+        made = {origin_of(url): MockTransport(h, origin=url) for url, h in self.handlers().items()}
+
+        def make(origin: str) -> MockTransport:
+            return made.get(origin) or MockTransport(_refuse, origin=origin)
+
+        return make
+
+
+def in_memory_upstreams() -> Upstreams:
+    return Upstreams(
+        "http://a.test", "http://b.test", "http://anthropic.test", "http://echo.test",
+        "http://dead.test",
+    )  # fmt: skip
 
 
 def config_text(ups: Upstreams, extra: str = "") -> str:
@@ -80,13 +140,26 @@ routes:
 {extra}"""
 
 
+# -- a gateway to talk to ------------------------------------------------------------------------
+class KeptOpen(TestClient):
+    """A TestClient that the openai clients built on it cannot close (they close their
+    ``http_client``); leaving the ``with`` block ends it."""
+
+    def close(self) -> None:
+        pass
+
+
 @dataclass
 class Running:
+    """A gateway under test: in memory (``client`` is a TestClient, ``url`` its base URL) or on
+    a real port (``server`` is set, ``client`` a plain httpx client)."""
+
     url: str
     path: Path
     gateway: Gateway
     key: str
-    server: ServerThread
+    client: httpx.Client
+    server: ServerThread | None = None
 
     @property
     def auth(self) -> dict[str, str]:
@@ -94,7 +167,262 @@ class Running:
 
     def post(self, path: str, body: Any, key: str | None = None, **kw: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {key or self.key}", **kw.pop("headers", {})}
-        return httpx.post(self.url + path, json=body, headers=headers, timeout=30, **kw)
+        return self.client.post(self.url + path, json=body, headers=headers, **kw)
+
+    def get(self, path: str, **kw: Any) -> httpx.Response:
+        return self.client.get(self.url + path, **kw)
+
+
+def openai_client(gw: Running, key: str | None = None) -> openai.OpenAI:
+    """The official client, talking to ``gw`` (through its TestClient when in memory)."""
+    return openai.OpenAI(
+        base_url=gw.url + "/v1",
+        api_key=key or gw.key,
+        max_retries=0,
+        http_client=gw.client if gw.server is None else None,
+    )
+
+
+# -- the fake upstreams --------------------------------------------------------------------------
+def _chat_reply(model: str, text: str) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 1,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
+    }
+
+
+def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
+    event = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: " + json.dumps(event).encode() + b"\n\n"
+
+
+def openai_upstream(recorder: Recorder, gate: threading.Event, *, name: str = "up") -> Handler:
+    """An OpenAI-compatible upstream whose behaviour the upstream model name picks:
+
+    ``echo`` answers; ``slow`` streams its first chunk, then the rest once ``gate`` is set (or stops
+    after 10 s);
+    ``fail`` answers 500; ``sleep`` never answers; ``deny`` answers 401 echoing the key it
+    got; ``moved`` redirects; ``busy`` answers 429; ``bad`` answers 400 with an OpenAI error
+    body that quotes the credential it received.
+    """
+
+    async def handle(request: Request) -> MockResponse:
+        seen = recorder.take(request)
+        if seen["path"].endswith("/completions") and not seen["path"].endswith("/chat/completions"):
+            return completions(json.loads(seen["body"]), name)
+        if seen["path"].endswith("/embeddings"):
+            return embeddings(json.loads(seen["body"]))
+        body = json.loads(seen["body"])
+        model = body.get("model")
+        got = request.headers.get("authorization", "")
+        if model == "fail":
+            return MockResponse(500, json={"error": {"message": "boom"}})
+        if model == "busy":
+            return MockResponse(429, json={"error": {"message": "slow down"}})
+        if model == "sleep":
+            await asyncio.Event().wait()  # the gateway's timeout ends it
+        if model == "deny":
+            return MockResponse(
+                401, json={"error": {"message": f"Incorrect API key provided: {got}"}}
+            )
+        if model == "moved":
+            return MockResponse(
+                302, headers={"location": "http://169.254.169.254/latest/meta-data"}
+            )
+        if model == "bad":
+            error = {
+                "message": f"bad things with {got}",
+                "type": "invalid_request_error",
+                "param": "messages",
+                "code": None,
+            }
+            return MockResponse(400, json={"error": error})
+        text = f"{name}:{body['messages'][-1]['content']}"
+        if body.get("stream"):
+            return MockResponse(
+                200,
+                headers={"content-type": "text/event-stream"},
+                stream=_events(model, text, body, gate),
+            )
+        return MockResponse(200, json=_chat_reply(model, text))
+
+    return handle
+
+
+async def _events(
+    model: str, text: str, body: dict[str, Any], gate: threading.Event
+) -> AsyncIterator[bytes]:
+    yield _chunk(model, {"role": "assistant", "content": ""})
+    for i in range(3):
+        yield _chunk(model, {"content": f"{text}#{i} "})
+        if model == "slow" and i == 0 and not await asyncio.to_thread(gate.wait, 10):
+            return  # never released: the caller was not given chunk 0 in time
+    yield _chunk(model, {}, "stop")
+    opts = body.get("stream_options") or {}
+    if opts.get("include_usage"):
+        usage = {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
+        event = {
+            "id": "c",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": model,
+            "choices": [],
+            "usage": usage,
+        }
+        yield b"data: " + json.dumps(event).encode() + b"\n\n"
+    yield b"data: [DONE]\n\n"
+
+
+def completions(body: dict[str, Any], name: str) -> MockResponse:
+    choice = {"index": 0, "text": f"{name}:{body['prompt']}", "finish_reason": "stop",
+              "logprobs": None}  # fmt: skip
+    return MockResponse(
+        200,
+        json={
+            "id": "cmpl-1",
+            "object": "text_completion",
+            "created": 1,
+            "model": body["model"],
+            "choices": [choice],
+            "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4},
+        },
+    )
+
+
+def embeddings(body: dict[str, Any]) -> MockResponse:
+    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    data = [
+        {"object": "embedding", "index": i, "embedding": [0.5, float(len(t))]}
+        for i, t in enumerate(inputs)
+    ]
+    usage = {"prompt_tokens": 3, "total_tokens": 3}
+    return MockResponse(
+        200, json={"object": "list", "data": data, "model": body["model"], "usage": usage}
+    )
+
+
+def anthropic_upstream(recorder: Recorder) -> Handler:
+    """Anthropic's Messages API: text (and a tool call when tools are sent), or a stream."""
+
+    def handle(request: Request) -> MockResponse:
+        seen = recorder.take(request)
+        body = json.loads(seen["body"])
+        if request.headers.get("x-api-key") != "anthropic-secret":
+            error = {"type": "authentication_error", "message": "invalid x-api-key"}
+            return MockResponse(401, json={"type": "error", "error": error})
+        if body.get("stream"):
+            return MockResponse(
+                200, headers={"content-type": "text/event-stream"}, stream=_messages(body)
+            )
+        content: list[dict[str, Any]] = [
+            {"type": "text", "text": "claude:" + str(body["messages"][-1]["content"][0]["text"])}
+        ]
+        stop = "end_turn"
+        if body.get("tools"):
+            tool = {"type": "tool_use", "id": "toolu_1", "name": body["tools"][0]["name"],
+                    "input": {"city": "Oslo"}}  # fmt: skip
+            content.append(tool)
+            stop = "tool_use"
+        return MockResponse(
+            200,
+            json={
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "model": body["model"],
+                "content": content,
+                "stop_reason": stop,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 12, "output_tokens": 4},
+            },
+        )
+
+    return handle
+
+
+async def _messages(body: dict[str, Any]) -> AsyncIterator[bytes]:
+    def ev(kind: str, data: dict[str, Any]) -> bytes:
+        return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
+
+    message = {"id": "msg_1", "model": body["model"], "usage": {"input_tokens": 11}}
+    yield ev("message_start", {"message": message})
+    yield ev("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+    yield ev("ping", {})
+    for part in ("clau", "de!"):
+        yield ev("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": part}})
+    yield ev("content_block_stop", {"index": 0})
+    yield ev("message_delta", {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 6}})
+    yield ev("message_stop", {})
+
+
+def echo_upstream(recorder: Recorder) -> Handler:
+    """Any method and path: answers what it received (and POST /{service}/{endpoint})."""
+
+    def handle(request: Request) -> MockResponse:
+        seen = recorder.take(request)
+        if seen["path"].endswith("/redirect"):
+            return MockResponse(307, headers={"location": "http://127.0.0.1:1/elsewhere"})
+        if seen["path"].endswith("/forbidden"):
+            detail = f"nope {request.headers.get('x-api-key')}"
+            return MockResponse(403, json={"detail": detail})
+        answer = {
+            "method": seen["method"],
+            "path": seen["path"],
+            "query": seen["query"],
+            "body": seen["body"].decode(),
+            "auth": request.headers.get("authorization"),
+        }
+        return MockResponse(200, headers={"x-request-id": "r1", "set-cookie": "upstream=1"},
+                            json=answer)  # fmt: skip
+
+    return handle
+
+
+def _refuse(request: Request) -> MockResponse:
+    raise ConnectError("cannot connect: connection refused (a fake upstream that is down)")
+
+
+def origin_of(url: str) -> str:
+    """``scheme://host:port`` of a base URL, as the gateway keys its transports."""
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.host}:{parsed.port or 80}"
+
+
+# -- real sockets ---------------------------------------------------------------------------------
+def asgi(handler: Handler) -> Starlette:
+    """``handler`` as an ASGI app, to serve on a real port."""
+
+    async def endpoint(request: StarletteRequest) -> Response:
+        raw = request.scope.get("raw_path") or request.url.path.encode()
+        query = request.url.query
+        target = raw.decode("latin-1") + (f"?{query}" if query else "")
+        sent = Request(request.method, target, dict(request.headers), await request.body(),
+                       Timeouts.of(60))  # fmt: skip
+        answer = handler(sent)
+        response = await answer if inspect.isawaitable(answer) else answer
+        assert isinstance(response, MockResponse)
+        return StreamingResponse(
+            response.stream(), response.status_code, headers=dict(response.headers)
+        )
+
+    return Starlette(routes=[Route("/{path:path}", endpoint, methods=_METHODS)])
 
 
 def free_port() -> int:
@@ -134,265 +462,3 @@ class ServerThread:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(20)
-
-
-class Recorder:
-    """What an upstream received: one dict per request."""
-
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-
-    async def take(self, request: Request) -> dict[str, Any]:
-        body = await request.body()
-        seen = {
-            "method": request.method,
-            "path": request.url.path,
-            "raw_path": request.scope.get("raw_path", b"").decode("latin-1"),
-            "query": request.url.query,
-            "headers": dict(request.headers),
-            "body": body,
-        }
-        self.requests.append(seen)
-        return seen
-
-
-def _chat_reply(model: str, text: str) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 1,
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": "stop",
-                "logprobs": None,
-            }
-        ],
-        "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10},
-    }
-
-
-def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> bytes:
-    event = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion.chunk",
-        "created": 1,
-        "model": model,
-        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
-    }
-    return b"data: " + json.dumps(event).encode() + b"\n\n"
-
-
-def openai_upstream(recorder: Recorder, *, name: str = "up", secret: str = "") -> Starlette:
-    """An OpenAI-compatible upstream whose behaviour the upstream model name picks:
-
-    ``echo`` answers; ``slow`` streams three chunks 500 ms apart; ``fail`` answers 500;
-    ``sleep`` answers after 3 s; ``deny`` answers 401 echoing the key it got; ``moved``
-    redirects; ``busy`` answers 429; ``bad`` answers 400 with an OpenAI error body that quotes
-    the credential it received.
-    """
-
-    async def chat(request: Request) -> Response:
-        seen = await recorder.take(request)
-        body = json.loads(seen["body"])
-        model = body.get("model")
-        if model == "fail":
-            return JSONResponse({"error": {"message": "boom"}}, 500)
-        if model == "busy":
-            return JSONResponse({"error": {"message": "slow down"}}, 429)
-        if model == "sleep":
-            await asyncio.sleep(3)
-        if model == "deny":
-            got = request.headers.get("authorization", "")
-            return JSONResponse({"error": {"message": f"Incorrect API key provided: {got}"}}, 401)
-        if model == "moved":
-            return RedirectResponse("http://169.254.169.254/latest/meta-data", 302)
-        if model == "bad":
-            got = request.headers.get("authorization", "")
-            return JSONResponse(
-                {
-                    "error": {
-                        "message": f"bad things with {got}",
-                        "type": "invalid_request_error",
-                        "param": "messages",
-                        "code": None,
-                    }
-                },
-                400,
-            )
-        text = f"{name}:{body['messages'][-1]['content']}"
-        if body.get("stream"):
-
-            async def events() -> Any:
-                yield _chunk(model, {"role": "assistant", "content": ""})
-                for i in range(3):
-                    if model == "slow" and i:
-                        await asyncio.sleep(0.5)
-                    yield _chunk(model, {"content": f"{text}#{i} "})
-                yield _chunk(model, {}, "stop")
-                opts = body.get("stream_options") or {}
-                if opts.get("include_usage"):
-                    usage = {"prompt_tokens": 5, "completion_tokens": 4, "total_tokens": 9}
-                    event = {
-                        "id": "c",
-                        "object": "chat.completion.chunk",
-                        "created": 1,
-                        "model": model,
-                        "choices": [],
-                        "usage": usage,
-                    }
-                    yield b"data: " + json.dumps(event).encode() + b"\n\n"
-                yield b"data: [DONE]\n\n"
-
-            return StreamingResponse(events(), media_type="text/event-stream")
-        return JSONResponse(_chat_reply(model, text))
-
-    async def completions(request: Request) -> Response:
-        seen = await recorder.take(request)
-        body = json.loads(seen["body"])
-        return JSONResponse(
-            {
-                "id": "cmpl-1",
-                "object": "text_completion",
-                "created": 1,
-                "model": body["model"],
-                "choices": [
-                    {
-                        "index": 0,
-                        "text": f"{name}:{body['prompt']}",
-                        "finish_reason": "stop",
-                        "logprobs": None,
-                    }
-                ],
-                "usage": {"prompt_tokens": 2, "completion_tokens": 2, "total_tokens": 4},
-            }
-        )
-
-    async def embeddings(request: Request) -> Response:
-        seen = await recorder.take(request)
-        body = json.loads(seen["body"])
-        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
-        data = [
-            {"object": "embedding", "index": i, "embedding": [0.5, float(len(t))]}
-            for i, t in enumerate(inputs)
-        ]
-        return JSONResponse(
-            {
-                "object": "list",
-                "data": data,
-                "model": body["model"],
-                "usage": {"prompt_tokens": 3, "total_tokens": 3},
-            }
-        )
-
-    return Starlette(
-        routes=[
-            Route("/v1/chat/completions", chat, methods=["POST"]),
-            Route("/v1/completions", completions, methods=["POST"]),
-            Route("/v1/embeddings", embeddings, methods=["POST"]),
-        ]
-    )
-
-
-def anthropic_upstream(recorder: Recorder) -> Starlette:
-    """Anthropic's Messages API: text (and a tool call when tools are sent), or a stream."""
-
-    async def messages(request: Request) -> Response:
-        seen = await recorder.take(request)
-        body = json.loads(seen["body"])
-        if request.headers.get("x-api-key") != "anthropic-secret":
-            return JSONResponse(
-                {
-                    "type": "error",
-                    "error": {"type": "authentication_error", "message": "invalid x-api-key"},
-                },
-                401,
-            )
-        text = "claude:" + str(body["messages"][-1]["content"][0].get("text"))
-        if body.get("stream"):
-
-            async def events() -> Any:
-                def ev(kind: str, data: dict[str, Any]) -> bytes:
-                    return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n".encode()
-
-                yield ev(
-                    "message_start",
-                    {
-                        "message": {
-                            "id": "msg_1",
-                            "model": body["model"],
-                            "usage": {"input_tokens": 11},
-                        }
-                    },
-                )
-                yield ev(
-                    "content_block_start",
-                    {"index": 0, "content_block": {"type": "text", "text": ""}},
-                )
-                yield ev("ping", {})
-                for part in ("clau", "de!"):
-                    yield ev(
-                        "content_block_delta",
-                        {"index": 0, "delta": {"type": "text_delta", "text": part}},
-                    )
-                yield ev("content_block_stop", {"index": 0})
-                yield ev(
-                    "message_delta",
-                    {"delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 6}},
-                )
-                yield ev("message_stop", {})
-
-            return StreamingResponse(events(), media_type="text/event-stream")
-        content: list[dict[str, Any]] = [{"type": "text", "text": text}]
-        stop = "end_turn"
-        if body.get("tools"):
-            content.append(
-                {
-                    "type": "tool_use",
-                    "id": "toolu_1",
-                    "name": body["tools"][0]["name"],
-                    "input": {"city": "Oslo"},
-                }
-            )
-            stop = "tool_use"
-        return JSONResponse(
-            {
-                "id": "msg_1",
-                "type": "message",
-                "role": "assistant",
-                "model": body["model"],
-                "content": content,
-                "stop_reason": stop,
-                "stop_sequence": None,
-                "usage": {"input_tokens": 12, "output_tokens": 4},
-            }
-        )
-
-    return Starlette(routes=[Route("/v1/messages", messages, methods=["POST"])])
-
-
-def echo_upstream(recorder: Recorder) -> Starlette:
-    """Any method and path: answers what it received (and POST /{service}/{endpoint})."""
-
-    async def echo(request: Request) -> Response:
-        seen = await recorder.take(request)
-        if request.url.path.endswith("/redirect"):
-            return RedirectResponse("http://127.0.0.1:1/elsewhere", 307)
-        if request.url.path.endswith("/forbidden"):
-            return JSONResponse({"detail": f"nope {request.headers.get('x-api-key')}"}, 403)
-        return JSONResponse(
-            {
-                "method": seen["method"],
-                "path": seen["path"],
-                "query": seen["query"],
-                "body": seen["body"].decode(),
-                "auth": request.headers.get("authorization"),
-            },
-            headers={"x-request-id": "r1", "set-cookie": "upstream=1"},
-        )
-
-    return Starlette(
-        routes=[Route("/{path:path}", echo, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])]
-    )

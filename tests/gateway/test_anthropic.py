@@ -9,7 +9,7 @@ from typing import Any
 
 import openai
 import pytest
-from gateway_fakes import Running, Upstreams, config_text
+from gateway_fakes import Running, Upstreams, config_text, openai_client
 
 from shipyard.gateway import TranslationError, parse_config
 from shipyard.gateway.providers import AnthropicAdapter
@@ -127,7 +127,7 @@ def gw(ups: Upstreams, serve_gateway: Callable[..., Running]) -> Running:
 
 
 def test_chat_and_tools_through_the_official_client(gw: Running, ups: Upstreams) -> None:
-    with openai.OpenAI(base_url=gw.url + "/v1", api_key=gw.key, max_retries=0) as c:
+    with openai_client(gw) as c:
         reply = c.chat.completions.create(
             model="claude",
             messages=[{"role": "system", "content": "s"}, {"role": "user", "content": "hello"}],

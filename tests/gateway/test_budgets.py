@@ -16,8 +16,8 @@ from test_usage import Wall, key, route
 from servers import pg_schema_url
 from shipyard.gateway.admission import GatewayAdmission, make_admission
 from shipyard.gateway.budgets import Budget, Period, cost, list_budgets, set_budget
-from shipyard.gateway.config import Prices
 from shipyard.gateway.limits import LimitsError
+from shipyard.gateway.model import Prices
 from shipyard.keys import KeyRecord
 from shipyard.store.meta import MetaStore
 

@@ -45,7 +45,8 @@ def wait_up(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise AssertionError(log.read_text())
 
 
-def test_gateway_command_keys_and_sighup(tmp_path: Path, ups: Upstreams) -> None:
+def test_gateway_command_keys_and_sighup(tmp_path: Path, live_ups: Upstreams) -> None:
+    ups = live_ups
     env = {**os.environ, "SHIPYARD_HOME": str(tmp_path / "home")}
     env.pop("SHIPYARD_DB_URL", None)
     config = tmp_path / "gateway.yaml"
@@ -99,7 +100,8 @@ def test_gateway_command_keys_and_sighup(tmp_path: Path, ups: Upstreams) -> None
     assert key not in log.read_text()
 
 
-def test_serve_mounts_the_gateway(tmp_path: Path, ups: Upstreams) -> None:
+def test_serve_mounts_the_gateway(tmp_path: Path, live_ups: Upstreams) -> None:
+    ups = live_ups
     env = {**os.environ, "SHIPYARD_HOME": str(tmp_path / "home")}
     env.pop("SHIPYARD_DB_URL", None)
     config = tmp_path / "gateway.yaml"

@@ -73,6 +73,7 @@ def test_secret_files(tmp_path: Path) -> None:
         ("    timeout: 5", "    timeout: 5\n    timeout: 6", 7, "duplicate key 'timeout'"),
         ("    timeout: 5", "    timeout: [5", 7, "invalid YAML"),
         ("requests_per_minute: 600", "requests_per_hour: 600", 9, "unknown limit"),
+        ("per_key: {requests_per_minute: 5}", "per_key: {per_key: {}}", 9, "limit 'per_key'"),
         (
             '    type: chat\n    upstream: {provider: openai, base_url: "http://127',
             '    type: embeddings\n    upstream: {provider: openai, base_url: "http://127',
@@ -95,6 +96,21 @@ def test_a_service_route_needs_a_host_url() -> None:
     with pytest.raises(ConfigError) as bad:
         parse_config(GOOD, "g.yaml", environ=ENV)
     assert bad.value.line == 16 and "host_url" in bad.value.reason
+
+
+@pytest.mark.parametrize(
+    ("service", "reason"),
+    [
+        ("ui", "'ui' can never be a service name (reserved: api, docs, gateway,"),
+        ("Ranker_1", "service name 'Ranker_1' is not valid: use 1-63 lowercase letters"),
+    ],
+)
+def test_service_upstreams_follow_the_service_name_rule(service: str, reason: str) -> None:
+    text = GOOD.replace("upstream: {service: ranker}", f"upstream: {{service: {service}}}")
+    with pytest.raises(ConfigError) as bad:
+        parse_config(text, "g.yaml", environ=ENV, host_url="http://h:1")
+    assert bad.value.reason.startswith(reason) and bad.value.line == 16, str(bad.value)
+    assert "[a-z][a-z0-9-]*" not in bad.value.reason  # the old message contradicted the rule
 
 
 MLFLOW = """\

@@ -6,10 +6,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-import httpx
 import openai
 import pytest
-from gateway_fakes import SECRETS, Running, Upstreams, config_text
+from gateway_fakes import SECRETS, Running, Upstreams, config_text, openai_client
 
 MSG = [{"role": "user", "content": "q"}]
 
@@ -62,7 +61,7 @@ def test_retries_then_fallbacks_in_order(gw: Running, ups: Upstreams) -> None:
     assert r.json()["choices"][0]["message"]["content"] == "b:q"  # answered by `backup`
     fails = [q for q in ups.rec_a.requests if b'"fail"' in q["body"]]
     assert len(fails) == 3  # 1 + 2 retries on the primary, then `down`, then `backup`
-    metrics = httpx.get(gw.url + "/metrics").text
+    metrics = gw.get("/metrics").text
     assert 'shipyard_gateway_upstream_attempts_total{outcome="500",route="flaky"} 3.0' in metrics
     assert 'outcome="unreachable",route="down"' in metrics
 
@@ -72,10 +71,7 @@ def test_all_down_is_a_502_naming_each_route(gw: Running) -> None:
     assert r.status_code == 502
     message = r.json()["error"]["message"]
     assert "'alldown'" in message and "fallback 'down'" in message and "unreachable" in message
-    with (
-        openai.OpenAI(base_url=gw.url + "/v1", api_key=gw.key, max_retries=0) as c,
-        pytest.raises(openai.InternalServerError),
-    ):
+    with openai_client(gw) as c, pytest.raises(openai.InternalServerError):
         c.chat.completions.create(model="alldown", messages=MSG)  # type: ignore[arg-type]
 
 
@@ -113,10 +109,10 @@ def test_no_upstream_credential_in_bodies_logs_or_metrics(
     bad = gw.post("/v1/chat/completions", {"model": "bad", "messages": MSG})
     assert bad.status_code == 400 and "[redacted]" in bad.json()["error"]["message"]
     for path in ("ok", "forbidden", "redirect"):
-        r = httpx.get(f"{gw.url}/gateway/files/{path}", headers=gw.auth)
+        r = gw.get(f"/gateway/files/{path}", headers=gw.auth)
         bodies.append(r.text + str(r.headers))
-    bodies.append(httpx.get(gw.url + "/metrics").text)
-    bodies.append(httpx.get(gw.url + "/healthz").text)
+    bodies.append(gw.get("/metrics").text)
+    bodies.append(gw.get("/healthz").text)
     bodies.append(caplog.text)
     everything = "\n".join(bodies)
     assert "a:q" in everything  # the grep looked at real answers

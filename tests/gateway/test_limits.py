@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from shipyard.gateway import ConfigError
 from shipyard.gateway.limits import (
     LimitsError,
     RateLimiter,
@@ -198,3 +199,6 @@ def test_bad_limits_name_the_route_and_the_field(raw: object, fragment: str) -> 
         parse_limits("chat", raw)  # type: ignore[arg-type]
     assert fragment in str(info.value) and "'chat'" in str(info.value)
     assert info.value.route == "chat"
+    # one tree: a configuration error of the gateway, and a ValueError as it always was
+    assert isinstance(info.value, ConfigError) and isinstance(info.value, ValueError)
+    assert str(info.value) == info.value.reason  # no file to name

@@ -7,10 +7,9 @@ import threading
 import time
 from collections.abc import Callable
 
-import httpx
 import openai
 import pytest
-from gateway_fakes import SECRETS, Running, Upstreams, config_text
+from gateway_fakes import SECRETS, Running, Upstreams, config_text, openai_client
 
 from shipyard.gateway import Denied, Route
 from shipyard.keys import KeyRecord, KeyStore
@@ -22,7 +21,7 @@ def gw(ups: Upstreams, serve_gateway: Callable[..., Running]) -> Running:
 
 
 def client(gw: Running, key: str | None = None) -> openai.OpenAI:
-    return openai.OpenAI(base_url=gw.url + "/v1", api_key=key or gw.key, max_retries=0)
+    return openai_client(gw, key)
 
 
 def test_chat_with_the_official_client(gw: Running, ups: Upstreams) -> None:
@@ -90,10 +89,10 @@ def test_errors_raise_the_right_openai_exceptions(gw: Running, keystore: KeyStor
 
 
 def test_no_key_even_on_loopback_and_malformed_bodies(gw: Running) -> None:
-    r = httpx.post(gw.url + "/v1/chat/completions", json={"model": "chat", "messages": []})
+    r = gw.client.post(gw.url + "/v1/chat/completions", json={"model": "chat", "messages": []})
     assert r.status_code == 401
     assert r.json()["error"]["code"] == "invalid_api_key"
-    bad = httpx.post(gw.url + "/v1/chat/completions", content=b"{nope", headers=gw.auth)
+    bad = gw.client.post(gw.url + "/v1/chat/completions", content=b"{nope", headers=gw.auth)
     assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]["message"]
     no_model = gw.post("/v1/chat/completions", {"messages": []})
     assert no_model.status_code == 400 and no_model.json()["error"]["param"] == "model"
@@ -106,22 +105,18 @@ def test_no_key_even_on_loopback_and_malformed_bodies(gw: Running) -> None:
     }
 
 
-def test_stream_is_not_buffered(gw: Running) -> None:
-    """The upstream pauses 500 ms between chunks: chunk 1 must arrive before chunk 2 exists."""
-    arrivals: list[tuple[float, bytes]] = []
+def test_stream_is_not_buffered(gw: Running, ups: Upstreams) -> None:
+    """The upstream holds chunk 1 until the caller has chunk 0: no buffering in between."""
     body = {"model": "slow", "stream": True, "messages": [{"role": "user", "content": "s"}]}
-    with httpx.stream(
-        "POST", gw.url + "/v1/chat/completions", json=body, headers=gw.auth, timeout=10
-    ) as r:
+    with gw.client.stream("POST", gw.url + "/v1/chat/completions", json=body, headers=gw.auth) as r:
         assert r.status_code == 200
         assert r.headers["content-type"].startswith("text/event-stream")
-        for line in r.iter_lines():
-            if '"content": "a:s#' in line:
-                arrivals.append((time.monotonic(), line.encode()))
-    assert len(arrivals) == 3
-    # chunk #1 was held a good while before chunk #2 was sent (500 ms later upstream)
-    assert arrivals[1][0] - arrivals[0][0] > 0.35
-    assert arrivals[2][0] - arrivals[1][0] > 0.35
+        lines = r.iter_lines()
+        first = next(line for line in lines if '"content": "a:s#' in line)
+        assert '"a:s#0 "' in first and not ups.gate.is_set()
+        ups.gate.set()  # only now can the upstream produce chunks 1 and 2
+        rest = [line for line in lines if '"content": "a:s#' in line]
+    assert len(rest) == 2 and '"a:s#1 "' in rest[0] and '"a:s#2 "' in rest[1]
 
 
 def test_admission_denial_is_a_429_with_retry_after(

@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from shipyard.cli.gateway_usage import COMMANDS
 from shipyard.gateway.admission import GatewayAdmission, make_admission
-from shipyard.gateway.config import Provider, Route, RouteType, Upstream
+from shipyard.gateway.model import Provider, Route, RouteType, Upstream
 from shipyard.gateway.usage import UsageRecorder, query_usage, usage_metrics
 from shipyard.keys import KeyRecord, KeyStore
 from shipyard.store.meta import MetaStore

@@ -14,7 +14,9 @@ usage (``denied``) and in ``shipyard_gateway_denied_total`` by the ``record(stat
 the proxy makes for the refused request, with nothing reserved or spent. Every request the
 proxy answers gets exactly one ``record`` (with the route that answered, maybe a fallback),
 admitted or not; one that never reached ``admit`` (a malformed body, no key) settles no
-reservation of its own. Neither method does I/O or raises.
+reservation of its own. Neither method does I/O; ``record`` never raises, and should ``admit``
+(a bug), the proxy fails open: the request goes through and
+``shipyard_gateway_admission_failures_total`` counts it.
 """
 
 from __future__ import annotations
@@ -29,15 +31,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from shipyard.gateway.budgets import DEFAULT_REFRESH_SECONDS, BudgetView, cost
-from shipyard.gateway.hooks import Denied
+from shipyard.gateway.hooks import Admission, Denied, NoAdmission
 from shipyard.gateway.limits import RateLimiter, RouteLimits, parse_limits
+from shipyard.gateway.model import Route
 from shipyard.gateway.usage import UsageRecorder, usage_metrics
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
     from sqlalchemy.engine import Engine
 
-    from shipyard.gateway.config import Route
     from shipyard.keys import KeyRecord
     from shipyard.store.meta import MetaStore
 
@@ -101,18 +103,18 @@ class GatewayAdmission:
 
     # --- the Admission protocol -----------------------------------------------------------
     def admit(self, key: KeyRecord, route: Route, *, estimated_tokens: int) -> Denied | None:
-        """None to let the request through (its tokens are reserved), or a 429."""
-        try:
-            budget = self.budgets.check(key.key_id, key.label, priced=route.prices is not None)
-            if budget is not None:
-                return self._deny(key, route, budget.reason, "insufficient_quota",
-                                  budget.message, budget.retry_after)  # fmt: skip
-            refusal = self.limiter.admit(
-                route.name, key.key_id, self.limits_of(route), estimated_tokens=estimated_tokens
-            )
-        except Exception:  # a bug here must not take the gateway down: let it through
-            _log.exception("gateway admission failed for route %r; admitting", route.name)
-            return None
+        """None to let the request through (its tokens are reserved), or a 429.
+
+        A bug here raises: the proxy then lets the request through and counts it in
+        ``shipyard_gateway_admission_failures_total`` (see :mod:`shipyard.gateway.hooks`).
+        """
+        budget = self.budgets.check(key.key_id, key.label, priced=route.prices is not None)
+        if budget is not None:
+            return self._deny(key, route, budget.reason, "insufficient_quota",
+                              budget.message, budget.retry_after)  # fmt: skip
+        refusal = self.limiter.admit(
+            route.name, key.key_id, self.limits_of(route), estimated_tokens=estimated_tokens
+        )
         if refusal is None:
             return None
         return self._deny(key, route, refusal.reason, "rate_limit_exceeded",
@@ -205,4 +207,20 @@ def make_admission(
     return admission
 
 
-__all__ = ["GatewayAdmission", "make_admission"]
+def default_admission(
+    meta: MetaStore | None = None, registry: CollectorRegistry | None = None
+) -> Admission:
+    """The Admission the gateway uses when none is passed in.
+
+    ``meta`` is the metadata store (usage rows go there); ``registry`` is the Prometheus
+    registry that the gateway's ``/metrics`` renders. If the object returned has an
+    ``async close()`` (or a plain ``close()``), the gateway calls it at shut-down. With a
+    metadata store: limits, budgets and usage accounting (:func:`make_admission`); without
+    one: :class:`~shipyard.gateway.hooks.NoAdmission`.
+    """
+    if meta is None:
+        return NoAdmission()
+    return make_admission(meta, None, registry=registry)
+
+
+__all__ = ["GatewayAdmission", "default_admission", "make_admission"]

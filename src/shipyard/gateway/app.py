@@ -28,13 +28,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shipyard.gateway.config import GatewayConfig, RouteType, load_config
+from shipyard.gateway.admission import default_admission
+from shipyard.gateway.config import load_config
 from shipyard.gateway.errors import ConfigError, openai_error
-from shipyard.gateway.hooks import Admission, default_admission
+from shipyard.gateway.hooks import Admission
 from shipyard.gateway.metrics import GatewayMetrics
+from shipyard.gateway.model import GatewayConfig, RouteType
 from shipyard.gateway.proxy import MAX_BODY, Proxy
 from shipyard.gateway.reload import Reloader
-from shipyard.gateway.routes import Pool, RouteTable
+from shipyard.gateway.routes import RouteTable
+from shipyard.gateway.transport import Transport, TransportFactory
 
 if TYPE_CHECKING:
     from shipyard.keys import Guard
@@ -48,8 +51,10 @@ class Gateway:
     """The routes of ``config`` (a YAML path), behind ``guard``'s key checks.
 
     Raises :class:`~shipyard.gateway.errors.ConfigError` if the file is invalid at start.
-    ``admission`` defaults to :func:`~shipyard.gateway.hooks.default_admission` (``meta``,
-    this gateway's metrics registry); ``host_url`` is the host's URL for ``service`` routes.
+    ``admission`` defaults to :func:`~shipyard.gateway.admission.default_admission` (``meta``,
+    this gateway's metrics registry); ``host_url`` is the host's URL for ``service`` routes;
+    ``transport`` makes the transport of each upstream origin
+    (:mod:`shipyard.gateway.transport`; default: a keep-alive connection pool).
     """
 
     def __init__(
@@ -64,6 +69,7 @@ class Gateway:
         max_body: int = MAX_BODY,
         watch: bool = True,
         debounce_ms: int = 200,
+        transport: TransportFactory | None = None,
     ) -> None:
         self.path = Path(config)
         self.host_url = host_url
@@ -72,7 +78,9 @@ class Gateway:
         self.watch = watch
         self.metrics = GatewayMetrics(registry)
         self.admission = admission or default_admission(meta, self.metrics.registry)
-        self.table = RouteTable.build(load_config(self.path, host_url=host_url))
+        self.table = RouteTable.build(
+            load_config(self.path, host_url=host_url), transport=transport
+        )
         self.metrics.routes.set(len(self.table.routes))
         self.last_error: str | None = None
         self._secrets: set[bytes] = set()
@@ -80,8 +88,15 @@ class Gateway:
         self._retired: set[RouteTable] = set()
         self._closing: set[asyncio.Task[None]] = set()
         self._lock = asyncio.Lock()
-        self.proxy = Proxy(self)
-        self.reloader = Reloader(self, debounce_ms=debounce_ms)
+        self.proxy = Proxy(
+            guard=guard,
+            admission=self.admission,
+            metrics=self.metrics,
+            table=lambda: self.table,
+            secrets=self.secrets,
+            max_body=max_body,
+        )
+        self.reloader = Reloader(self.path, self.reload, debounce_ms=debounce_ms)
         self.starlette = Starlette(
             routes=[
                 routing.Route("/healthz", self.healthz),
@@ -151,11 +166,11 @@ class Gateway:
         log.info("gateway: %d route(s) from %s", len(self.table.routes), self.path)
 
     async def close(self) -> None:
-        """Stop reloading; close every upstream pool and the accounting."""
+        """Stop reloading; close every upstream transport and the accounting."""
         await self.reloader.stop()
-        pools = {id(p): p for t in (self.table, *self._retired) for p in t.pools.values()}
+        pools = {id(p): p for t in (self.table, *self._retired) for p in t.transports.values()}
         for pool in pools.values():
-            await pool.close()
+            await pool.aclose()
         for task in list(self._closing):
             with contextlib.suppress(BaseException):
                 await task
@@ -205,13 +220,13 @@ class Gateway:
 
     def _drained(self, old: RouteTable) -> None:
         self._retired.discard(old)
-        used = {id(p) for t in (self.table, *self._retired) for p in t.pools.values()}
-        for pool in old.pools.values():
+        used = {id(p) for t in (self.table, *self._retired) for p in t.transports.values()}
+        for pool in old.transports.values():
             if id(pool) not in used:
                 self._close_later(pool)
 
-    def _close_later(self, pool: Pool) -> None:
-        task = asyncio.ensure_future(pool.close())
+    def _close_later(self, pool: Transport) -> None:
+        task = asyncio.ensure_future(pool.aclose())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 

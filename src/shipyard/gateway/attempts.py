@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import random
 
-from shipyard.gateway.config import Route
 from shipyard.gateway.errors import RequestError
 from shipyard.gateway.exchange import Exchange, Refused, quietly
 from shipyard.gateway.metrics import GatewayMetrics
+from shipyard.gateway.model import Route
 from shipyard.gateway.providers import Adapter, Call
 from shipyard.gateway.routes import RouteTable
-from shipyard.gateway.upstream_http import Response as UpstreamResponse
+from shipyard.gateway.transport import UpstreamResponse
 from shipyard.gateway.upstream_http import UpstreamError, UpstreamTimeout
 
 _LLM_RETRY = frozenset({429, 500, 502, 503, 504})
@@ -51,7 +51,7 @@ async def send(
                 ) from None
             failures.append(f"fallback {target.name!r} cannot take this request: {exc.message}")
             continue
-        pool = table.pools[target.upstream.origin]
+        transport = table.transports[target.upstream.origin]
         retry = _LLM_RETRY if target.type.openai else _PLAIN_RETRY
         delay = 0.0
         for attempt in range(target.retries.attempts + 1):
@@ -60,7 +60,7 @@ async def send(
             ex.attempts += 1
             delay = 0.0
             try:
-                response = await pool.send(request)
+                response = await transport.send(request)
             except UpstreamTimeout:
                 metrics.attempt(target.name, "timeout")
                 last, why = 504, f"no answer within {target.timeout:g} s"

@@ -35,51 +35,40 @@ route in ``fallback``, a fallback cycle or a fallback of another type. A file wi
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import urlsplit
 
 from shipyard.gateway.errors import ConfigError
-from shipyard.gateway.hooks import check_limits
-from shipyard.gateway.model import (
-    ANTHROPIC_VERSION as ANTHROPIC_VERSION,
+from shipyard.gateway.fields import (
+    Fields,
+    check_name,
+    check_service,
+    check_url,
+    finish,
+    kind_of,
+    read_provider,
+    read_secret,
 )
+from shipyard.gateway.limits import check_limits
+from shipyard.gateway.mlflow import is_legacy_mlflow, read_mlflow
 from shipyard.gateway.model import (
-    DEFAULT_BASE_URLS as DEFAULT_BASE_URLS,
-)
-from shipyard.gateway.model import (
-    NEVER_FORWARDED as NEVER_FORWARDED,
-)
-from shipyard.gateway.model import (
-    GatewayConfig as GatewayConfig,
-)
-from shipyard.gateway.model import (
-    Prices as Prices,
-)
-from shipyard.gateway.model import (
-    Provider as Provider,
-)
-from shipyard.gateway.model import (
-    Retries as Retries,
-)
-from shipyard.gateway.model import (
-    Route as Route,
-)
-from shipyard.gateway.model import (  # the types, re-exported: they are the config's
-    RouteType as RouteType,
-)
-from shipyard.gateway.model import (
-    Upstream as Upstream,
+    ANTHROPIC_VERSION,
+    DEFAULT_BASE_URLS,
+    NEVER_FORWARDED,
+    GatewayConfig,
+    Prices,
+    Provider,
+    Retries,
+    Route,
+    RouteType,
+    Upstream,
 )
 from shipyard.gateway.source import Source, parse
-from shipyard.keys.scopes import NAME_PATTERN
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
@@ -113,8 +102,6 @@ def parse_config(
     """Validate YAML text (see :func:`load_config`)."""
     source = parse(text, file)
     env = os.environ if environ is None else environ
-    from shipyard.gateway.mlflow import is_legacy_mlflow, read_mlflow
-
     if (
         isinstance(source.data, dict)
         and "endpoints" in source.data
@@ -122,57 +109,6 @@ def parse_config(
     ):
         return read_mlflow(source, host_url=host_url, environ=env)
     return _Reader(source, env, host_url).config()
-
-
-class Fields:
-    """The fields of one YAML mapping, taken one by one; :meth:`done` refuses the rest."""
-
-    def __init__(self, source: Source, path: tuple[str | int, ...], value: Any, what: str):
-        if not isinstance(value, dict):
-            raise source.error(path, f"{what} must be a mapping, got {_kind(value)}")
-        self.source, self.path, self.value, self.what = source, path, value, what
-        self.taken: set[str] = set()
-
-    def at(self, name: str) -> tuple[str | int, ...]:
-        return (*self.path, name)
-
-    def error(self, name: str | None, reason: str) -> ConfigError:
-        return self.source.error(self.at(name) if name else self.path, reason)
-
-    def has(self, name: str) -> bool:
-        return name in self.value
-
-    def raw(self, name: str) -> Any:
-        self.taken.add(name)
-        return self.value.get(name)
-
-    def text(self, name: str, *, required: bool = False, default: str | None = None) -> str | None:
-        value = self.raw(name)
-        if value is None:
-            if required:
-                raise self.error(None, f"{self.what} needs `{name}`")
-            return default
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise self.error(name, f"`{name}` must be a string, got {_kind(value)}")
-        return str(value)
-
-    def number(self, name: str, default: float, *, low: float, high: float) -> float:
-        value = self.raw(name)
-        if value is None:
-            return default
-        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-            raise self.error(name, f"`{name}` must be a number, got {value!r}")
-        if not low <= value <= high:
-            raise self.error(name, f"`{name}` must be between {low:g} and {high:g}, got {value!r}")
-        return float(value)
-
-    def done(self) -> None:
-        for name in self.value:
-            if name not in self.taken:
-                known = ", ".join(sorted(self.taken))
-                raise self.error(
-                    str(name), f"unknown field {name!r} in {self.what} (known: {known})"
-                )
 
 
 class _Reader:
@@ -228,9 +164,7 @@ class _Reader:
         f = Fields(self.source, route.at("upstream"), value, f"the upstream of {route.what}")
         api_key = read_secret(f, "api_key", self.environ)
         if kind is RouteType.SERVICE:
-            service = f.text("service", required=True) or ""
-            if not NAME_PATTERN.fullmatch(service):
-                raise f.error("service", f"service name {service!r} must match [a-z][a-z0-9-]*")
+            service = check_service(f, f.text("service", required=True) or "")
             host = check_url(f, "host_url", f.text("host_url")) if f.has("host_url") else None
             host = host or self.host_url
             if host is None:
@@ -251,16 +185,7 @@ class _Reader:
                 raise f.error("auth_header", f"`auth_header` {auth!r} is not a header name")
             f.done()
             return Upstream(Provider.HTTP, base, api_key=api_key, auth_header=auth)
-        provider_text = f.text("provider", required=True) or ""
-        if provider_text not in (Provider.OPENAI, Provider.ANTHROPIC):
-            raise f.error(
-                "provider",
-                f"unknown provider {provider_text!r} for a {kind} route "
-                "(known: openai — any OpenAI-compatible server —, anthropic)",
-            )
-        provider = Provider(provider_text)
-        if provider is Provider.ANTHROPIC and kind is not RouteType.CHAT:
-            raise f.error("provider", f"the anthropic provider serves `chat` routes, not {kind}")
+        provider = read_provider(f, kind)
         base = check_url(f, "base_url", f.text("base_url", default=DEFAULT_BASE_URLS[provider]))
         model = f.text("model", required=True)
         max_tokens = None
@@ -280,82 +205,8 @@ class _Reader:
         )
 
 
-# --- pieces shared with the MLflow reader ---------------------------------------------------
-def check_name(f: Fields, name: str) -> str:
-    if not NAME_PATTERN.fullmatch(name):
-        raise f.error(
-            "name",
-            f"route name {name!r} must be 1-63 lowercase letters, digits and "
-            "'-', starting with a letter (it is also the key scope route:<name>)",
-        )
-    return name
-
-
-def check_url(f: Fields, name: str, url: str | None) -> str:
-    """``url`` if it is a plain http(s) base URL, else a ConfigError at ``name``."""
-    url = (url or "").strip()
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError as exc:
-        raise f.error(name, f"`{name}` {url!r} is not a valid URL: {exc}") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise f.error(name, f"`{name}` {url!r} must be an http:// or https:// URL with a host")
-    if parts.username or parts.password or "@" in parts.netloc:
-        raise f.error(
-            name,
-            f"`{name}` must not hold credentials (user:password@); "
-            "use `api_key` with ${ENV_VAR} or file:/path",
-        )
-    if parts.query or parts.fragment:
-        raise f.error(name, f"`{name}` {url!r} must not have a query or a fragment")
-    if any(seg in ("..", ".") for seg in parts.path.split("/")) or "%" in parts.path:
-        raise f.error(name, f"`{name}` {url!r} must not contain '.', '..' or %-escapes")
-    return url.rstrip("/")
-
-
-def read_secret(
-    f: Fields, name: str, environ: Mapping[str, str], *, mlflow: bool = False
-) -> str | None:
-    """Resolve ``${ENV_VAR}`` or ``file:/path`` (MLflow also: ``$VAR``, a path, a literal)."""
-    value = f.text(name)
-    if value is None:
-        return None
-    ref = _ENV_REF.fullmatch(value)
-    if ref is None and mlflow and value.startswith("$"):
-        ref = re.fullmatch(r"\$([A-Za-z_][A-Za-z0-9_]*)", value)
-    if ref is not None:
-        secret = environ.get(ref.group(1))
-        if not secret:
-            raise f.error(
-                name,
-                f"environment variable {ref.group(1)} (for `{name}`) is not set "
-                "or empty: export it before starting the gateway",
-            )
-        return secret
-    file = value[5:] if value.startswith("file:") else (value if mlflow else None)
-    if file is not None and (not mlflow or value.startswith("file:") or os.path.isfile(file)):
-        try:
-            secret = Path(file).expanduser().read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise f.error(
-                name,
-                f"cannot read the secret file {file!r} for `{name}`: "
-                f"{getattr(exc, 'strerror', None) or exc}",
-            ) from None
-        if not secret:
-            raise f.error(name, f"the secret file {file!r} for `{name}` is empty")
-        return secret
-    if mlflow:
-        return value
-    raise f.error(
-        name,
-        f'`{name}` must be a reference, "${{ENV_VAR}}" or "file:/path", not '
-        "the secret itself: the configuration file is reviewed and shared",
-    )
-
-
 def read_retries(f: Fields) -> Retries:
+    """A route's ``retries``: a number of extra attempts, or the full mapping."""
     value = f.raw("retries")
     if value is None:
         return Retries()
@@ -377,6 +228,7 @@ def read_retries(f: Fields) -> Retries:
 
 
 def read_names(f: Fields, name: str) -> tuple[str, ...]:
+    """A list of names (or one name) in field ``name``."""
     value = f.raw(name)
     if value is None:
         return ()
@@ -388,10 +240,11 @@ def read_names(f: Fields, name: str) -> tuple[str, ...]:
 
 
 def read_limits(f: Fields, value: Any) -> Mapping[str, Any]:
+    """A route's ``limits`` (:func:`shipyard.gateway.limits.check_limits`), read-only."""
     if value is None:
         return MappingProxyType({})
     if not isinstance(value, dict):
-        raise f.error("limits", f"`limits` must be a mapping, got {_kind(value)}")
+        raise f.error("limits", f"`limits` must be a mapping, got {kind_of(value)}")
     bad = check_limits(value)
     if bad is not None:
         raise f.source.error((*f.at("limits"), *bad[0]), bad[1])
@@ -399,6 +252,7 @@ def read_limits(f: Fields, value: Any) -> Mapping[str, Any]:
 
 
 def read_prices(f: Fields) -> Prices | None:
+    """A route's ``prices`` per 1,000 tokens, or None."""
     value = f.raw("prices")
     if value is None:
         return None
@@ -416,6 +270,7 @@ def read_prices(f: Fields) -> Prices | None:
 
 
 def read_headers(f: Fields) -> tuple[str, ...]:
+    """A route's ``forward_headers``, lower-cased; never a credential or routing header."""
     names = read_names(f, "forward_headers")
     for header in names:
         if not _HEADER.fullmatch(header):
@@ -429,70 +284,4 @@ def read_headers(f: Fields) -> tuple[str, ...]:
     return tuple(h.lower() for h in names)
 
 
-def finish(source: Source, routes: list[Route], fmt: str) -> GatewayConfig:
-    """Check names, fallbacks (known, same type, no cycle) and build the config."""
-    by_name: dict[str, Route] = {}
-    for i, route in enumerate(routes):
-        if route.name in by_name:
-            raise source.error(
-                (*_route_path(fmt, i), "name"), f"route name {route.name!r} is used twice"
-            )
-        by_name[route.name] = route
-    for i, route in enumerate(routes):
-        at = (*_route_path(fmt, i), "fallback")
-        for j, other in enumerate(route.fallback):
-            target = by_name.get(other)
-            if target is None:
-                known = ", ".join(by_name)
-                raise source.error(
-                    (*at, j),
-                    f"route {route.name!r} falls back to unknown route {other!r} (routes: {known})",
-                )
-            if target.type != route.type:
-                raise source.error(
-                    (*at, j),
-                    f"route {route.name!r} ({route.type}) cannot fall "
-                    f"back to {other!r} ({target.type}): types must match",
-                )
-    for i, route in enumerate(routes):
-        cycle = _cycle(by_name, route.name, [])
-        if cycle is not None:
-            raise source.error(
-                (*_route_path(fmt, i), "fallback"), "fallback cycle: " + " -> ".join(cycle)
-            )
-    return GatewayConfig(MappingProxyType(by_name), source.file, fmt)
-
-
-def _route_path(fmt: str, i: int) -> tuple[str | int, ...]:
-    return ("endpoints", i) if fmt == "mlflow" else ("routes", i)
-
-
-def _cycle(routes: Mapping[str, Route], name: str, stack: list[str]) -> list[str] | None:
-    if name in stack:
-        return [*stack[stack.index(name) :], name]
-    for other in routes[name].fallback:
-        found = _cycle(routes, other, [*stack, name])
-        if found is not None:
-            return found
-    return None
-
-
-def _kind(value: Any) -> str:
-    return "nothing" if value is None else f"{type(value).__name__} {value!r}"[:80]
-
-
-__all__ = [
-    "ANTHROPIC_VERSION",
-    "DEFAULT_BASE_URLS",
-    "NEVER_FORWARDED",
-    "Fields",
-    "GatewayConfig",
-    "Prices",
-    "Provider",
-    "Retries",
-    "Route",
-    "RouteType",
-    "Upstream",
-    "load_config",
-    "parse_config",
-]
+__all__ = ["Fields", "load_config", "parse_config"]

@@ -4,8 +4,20 @@
 
     GatewayError               root of everything shipyard.gateway raises on purpose
     ├── ConfigError            the YAML file is invalid: ``.file``, ``.line``, ``.reason``
-    └── RequestError           a request cannot be served as sent: ``.status``, ``.param``
-        └── TranslationError   (400) a field has no equivalent at the upstream provider
+    │   └── LimitsError        a route's ``limits`` mapping is malformed: ``.route``
+    │                          (also a ValueError)
+    ├── RequestError           a request cannot be served as sent: ``.status``, ``.param``
+    │   ├── TranslationError   (400) a field has no equivalent at the upstream provider
+    │   └── Refused            the proxy answers now (any status, 4xx or 5xx), with
+    │                          ``.kind`` and ``.headers`` (``Retry-After``)
+    └── UpstreamError          talking to an upstream failed: ``.origin``
+        ├── ConnectError       no connection: refused, unreachable, name or TLS failure
+        ├── UpstreamTimeout    no connection, free slot, write progress or answer in time
+        └── ProtocolError      a malformed answer, or the connection closed in the middle
+            └── ResponseTooLarge  a body over the limit given to ``Response.read``
+
+``LimitsError`` lives in :mod:`shipyard.gateway.limits`, the ``UpstreamError`` tree in
+:mod:`shipyard.gateway.upstream_http.errors`; the rest here.
 
 On ``/v1/...`` errors use OpenAI's shape, ``{"error": {"message", "type", "param", "code"}}``,
 so OpenAI clients raise their usual exception classes; under ``/gateway/...`` they use the
@@ -20,7 +32,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-JSON = "application/json"
+from shipyard.errors import JSON, error_response
 
 
 class GatewayError(Exception):
@@ -35,7 +47,7 @@ class ConfigError(GatewayError):
         self.line = line
         self.reason = reason
         where = f"{self.file}:{line}" if line is not None else self.file
-        super().__init__(f"{where}: {reason}")
+        super().__init__(f"{where}: {reason}" if where else reason)
 
 
 class RequestError(GatewayError):
@@ -53,6 +65,27 @@ class RequestError(GatewayError):
 
 class TranslationError(RequestError):
     """A request field that the upstream provider cannot express (400, names the field)."""
+
+
+class Refused(RequestError):
+    """The proxy answers now with this status and message, rendered in the surface's error
+    shape (:func:`shipyard.gateway.exchange.refusal`): a refused key, a malformed body, an
+    admission's 429, or an upstream that failed (502/504). ``kind`` is the error type
+    (OpenAI's ``type`` on ``/v1``, ours on ``/gateway``); ``headers`` go on the answer."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str | None = None,
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message, status=status, param=param, code=code)
+        self.kind = kind
+        self.headers = headers
 
 
 _OPENAI_TYPES = {
@@ -99,14 +132,15 @@ def openai_error(
 def gateway_error(
     status: int, kind: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
 ) -> Response:
-    """An error response in the host's shape (the ``/gateway`` surface)."""
-    body = json.dumps({"error": {"type": kind, "message": message, **extra}}).encode()
-    return Response(body, status, headers=headers, media_type=JSON)
+    """An error response in the host's shape (the ``/gateway`` surface):
+    :func:`shipyard.errors.error_response`."""
+    return error_response(status, kind, message, headers=headers, **extra)
 
 
 __all__ = [
     "ConfigError",
     "GatewayError",
+    "Refused",
     "RequestError",
     "TranslationError",
     "gateway_error",

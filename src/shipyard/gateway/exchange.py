@@ -1,5 +1,6 @@
 """One request's bookkeeping (:class:`Exchange`) and the refusals that end it early
-(:class:`Refused`, rendered in the surface's error shape by :func:`refusal`)."""
+(:class:`~shipyard.gateway.errors.Refused`, rendered in the surface's error shape by
+:func:`refusal`)."""
 
 from __future__ import annotations
 
@@ -10,31 +11,13 @@ from dataclasses import dataclass, field
 
 from starlette.responses import Response
 
-from shipyard.gateway.config import Route
-from shipyard.gateway.errors import gateway_error, openai_error
+from shipyard.gateway.errors import Refused, gateway_error, openai_error
+from shipyard.gateway.model import Route
 from shipyard.gateway.providers import Usage
 from shipyard.gateway.routes import RouteTable
 from shipyard.keys import AuthError, KeyRecord
 
 log = logging.getLogger("shipyard.gateway")
-
-
-class Refused(Exception):
-    """Answer now with this status and message (rendered in the surface's error shape)."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        kind: str | None = None,
-        param: str | None = None,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.kind = status, message, kind
-        self.param, self.code, self.headers = param, code, headers
 
 
 @dataclass

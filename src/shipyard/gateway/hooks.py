@@ -6,24 +6,23 @@ any upstream call (a :class:`Denied` becomes a 429 with ``Retry-After``), and
 the route that actually answered (a fallback route when the primary failed). ``record`` must
 not block: implementations queue and write in batches off the request path.
 
-The defaults here admit everything and record nothing, so the gateway runs without the
-accounting part; :func:`default_admission` is what the gateway and the host build, and
-:func:`check_limits` is how the config loader validates a route's ``limits:`` mapping.
-Both are meant to be replaced by the accounting part (``limits.py`` / ``usage.py``).
+If ``admit`` raises, the proxy lets the request through (fails open) and counts it in
+``shipyard_gateway_admission_failures_total``: a bug in cost control must not take the
+gateway down. :class:`NoAdmission` admits everything and records nothing (the gateway
+without a metadata store); the real one, with limits, budgets and usage accounting, is
+:class:`shipyard.gateway.admission.GatewayAdmission`
+(:func:`~shipyard.gateway.admission.default_admission` picks between the two).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from shipyard.gateway.model import Route
 
 if TYPE_CHECKING:
-    from prometheus_client import CollectorRegistry
-
-    from shipyard.gateway.config import Route
     from shipyard.keys import KeyRecord
-    from shipyard.store.meta import MetaStore
 
 
 @dataclass(frozen=True)
@@ -78,50 +77,4 @@ class NoAdmission:
         return None
 
 
-def default_admission(
-    meta: MetaStore | None = None, registry: CollectorRegistry | None = None
-) -> Admission:
-    """The Admission the gateway uses when none is passed in.
-
-    ``meta`` is the metadata store (usage rows go there); ``registry`` is the Prometheus
-    registry that the gateway's ``/metrics`` renders. If the object returned has an
-    ``async close()`` (or a plain ``close()``), the gateway calls it at shut-down. With a
-    metadata store: limits, budgets and usage accounting (``shipyard.gateway.admission``).
-    """
-    if meta is None:
-        return NoAdmission()
-    from shipyard.gateway.admission import make_admission
-
-    return make_admission(meta, None, registry=registry)
-
-
-#: numbers a route's ``limits:`` may hold (``per_key:`` may hold the same, per caller key)
-LIMIT_FIELDS = frozenset(
-    {"requests_per_minute", "tokens_per_minute", "requests_per_day", "tokens_per_day"}
-)
-
-
-def check_limits(limits: Mapping[str, Any]) -> tuple[tuple[str, ...], str] | None:
-    """Why ``limits`` is invalid, as (the path of the bad field, the reason); None if valid."""
-    for name, value in limits.items():
-        if name == "per_key" and isinstance(value, Mapping):
-            bad = check_limits(value)
-            if bad is not None:
-                return (name, *bad[0]), bad[1]
-            continue
-        if name not in LIMIT_FIELDS:
-            known = ", ".join(sorted({*LIMIT_FIELDS, "per_key"}))
-            return (name,), f"unknown limit {name!r} (known: {known})"
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            return (name,), f"limit {name!r} must be a positive number, got {value!r}"
-    return None
-
-
-__all__ = [
-    "LIMIT_FIELDS",
-    "Admission",
-    "Denied",
-    "NoAdmission",
-    "check_limits",
-    "default_admission",
-]
+__all__ = ["Admission", "Denied", "NoAdmission"]

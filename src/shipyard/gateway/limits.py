@@ -35,6 +35,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shipyard.gateway.errors import ConfigError
+
 #: the limits a route's ``limits:`` mapping may hold (``per_key:`` holds the same), with the
 #: window of each in seconds
 WINDOWS = {
@@ -49,12 +51,13 @@ _TOKEN_FIELDS = tuple(name for name in LIMIT_FIELDS if name.startswith("tokens_"
 MAX_KEY_BUCKETS = 10_000
 
 
-class LimitsError(ValueError):
+class LimitsError(ConfigError, ValueError):
     """A route's ``limits`` (or ``prices``) mapping is malformed; the message names the route,
-    the field and the fix."""
+    the field and the fix. A :class:`~shipyard.gateway.errors.ConfigError` not tied to a file
+    line (the mapping came from code), and a ValueError as it always was."""
 
     def __init__(self, message: str, *, route: str) -> None:
-        super().__init__(message)
+        super().__init__("", None, message)
         self.route = route
 
 
@@ -128,6 +131,29 @@ def parse_limits(route: str, raw: Mapping[str, Any] | None) -> RouteLimits:
         route=_rates(route, "limits", raw, (*LIMIT_FIELDS, "per_key")),
         per_key=_rates(route, "limits.per_key", per_key, LIMIT_FIELDS),
     )
+
+
+def check_limits(
+    limits: Mapping[str, Any], *, per_key: bool = True
+) -> tuple[tuple[str, ...], str] | None:
+    """Why ``limits`` is invalid, as (the path of the bad field, the reason); None if valid.
+
+    The configuration reader's check, which names the line of the bad field;
+    :func:`parse_limits` is the same check for a mapping given in code. ``per_key`` says
+    whether a ``per_key:`` mapping may be in ``limits`` (not inside another one).
+    """
+    for name, value in limits.items():
+        if name == "per_key" and per_key and isinstance(value, Mapping):
+            bad = check_limits(value, per_key=False)
+            if bad is not None:
+                return (name, *bad[0]), bad[1]
+            continue
+        if name not in WINDOWS:
+            known = ", ".join(sorted({*LIMIT_FIELDS, *(["per_key"] if per_key else [])}))
+            return (name,), f"unknown limit {name!r} (known: {known})"
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            return (name,), f"limit {name!r} must be a positive number, got {value!r}"
+    return None
 
 
 class TokenBucket:
@@ -329,5 +355,6 @@ __all__ = [
     "Refusal",
     "RouteLimits",
     "TokenBucket",
+    "check_limits",
     "parse_limits",
 ]

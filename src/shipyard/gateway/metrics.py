@@ -1,9 +1,9 @@
 """The gateway's Prometheus metrics. :class:`GatewayMetrics` (upstream attempts, reloads,
-routes) lives in a registry of its own (several gateways can live in one process, as they do
-in tests); :class:`UsageMetrics` (requests, tokens, latency, refusals per route and key,
-counted by ``shipyard.gateway.usage``) in the default registry unless one is given. Labels
-are route names from the configuration and key labels, never what a caller sent, so a caller
-cannot blow up their number."""
+routes, admission failures) lives in a registry of its own (several gateways can live in one
+process, as they do in tests); :class:`UsageMetrics` (requests, tokens, latency, refusals per
+route and key, counted by ``shipyard.gateway.usage``) in the default registry unless one is
+given. Labels are route names from the configuration and key labels, never what a caller sent,
+so a caller cannot blow up their number."""
 
 from __future__ import annotations
 
@@ -25,8 +25,9 @@ _log = logging.getLogger("shipyard.gateway.usage")
 
 
 class GatewayMetrics:
-    """Upstream attempts, reloads and the number of routes. Requests, tokens and latency per
-    route and key are counted by the usage accounting (``shipyard.gateway.usage``)."""
+    """Upstream attempts, reloads, the number of routes, and the requests the admission failed
+    on and let through (``shipyard_gateway_admission_failures_total``). Requests, tokens and
+    latency per route and key are counted by the usage accounting (``shipyard.gateway.usage``)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -44,6 +45,12 @@ class GatewayMetrics:
             registry=r,
         )
         self.routes = Gauge("shipyard_gateway_routes", "Routes configured", registry=r)
+        self.admission_failures = Counter(
+            "shipyard_gateway_admission_failures",
+            "Requests let through because the admission (limits, budgets) raised, by route",
+            ["route"],
+            registry=r,
+        )
         self._attempts: dict[tuple[str, str], Any] = {}
 
     def attempt(self, route: str, outcome: str) -> None:
@@ -53,7 +60,12 @@ class GatewayMetrics:
             child = self._attempts[(route, outcome)] = self.attempts.labels(route, outcome)
         child.inc()
 
+    def admission_failed(self, route: str) -> None:
+        """Count one request admitted without its limits and budgets checked (fail open)."""
+        self.admission_failures.labels(route).inc()
+
     def render(self) -> bytes:
+        """This registry in Prometheus' text format."""
         return generate_latest(self.registry)
 
 

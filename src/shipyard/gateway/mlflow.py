@@ -6,7 +6,7 @@ items carry ``route_type:`` is read too) is mapped as follows:
 ==============================================  ============================================
 MLflow                                          shipyard route
 ==============================================  ============================================
-``name``                                        ``name`` (must match ``[a-z][a-z0-9-]{0,62}``)
+``name``                                        ``name`` (a route name: :mod:`shipyard.names`)
 ``endpoint_type: llm/v1/chat``                  ``type: chat``
 ``endpoint_type: llm/v1/completions``           ``type: completions``
 ``endpoint_type: llm/v1/embeddings``            ``type: embeddings``
@@ -34,19 +34,22 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from shipyard.gateway.config import (
+from shipyard.gateway.fields import (
+    Fields,
+    check_name,
+    check_url,
+    finish,
+    read_provider,
+    read_secret,
+)
+from shipyard.gateway.model import (
     ANTHROPIC_VERSION,
     DEFAULT_BASE_URLS,
-    Fields,
     GatewayConfig,
     Provider,
     Route,
     RouteType,
     Upstream,
-    check_name,
-    check_url,
-    finish,
-    read_secret,
 )
 from shipyard.gateway.source import Source
 
@@ -107,16 +110,7 @@ def _endpoint(
             type_key, f"unknown {type_key} {kind_text!r} (known: {', '.join(ENDPOINT_TYPES)})"
         )
     model = Fields(source, f.at("model"), f.raw("model"), f"the model of {f.what}")
-    provider_text = model.text("provider", required=True) or ""
-    if provider_text not in (Provider.OPENAI, Provider.ANTHROPIC):
-        raise model.error(
-            "provider",
-            f"MLflow provider {provider_text!r} is not supported "
-            "(supported: openai — any OpenAI-compatible server —, anthropic)",
-        )
-    provider = Provider(provider_text)
-    if provider is Provider.ANTHROPIC and kind is not RouteType.CHAT:
-        raise model.error("provider", f"the anthropic provider serves chat, not {kind_text}")
+    provider = read_provider(model, kind, what="MLflow provider")
     model_name = model.text("name", required=True)
     conf = Fields(source, model.at("config"), model.raw("config") or {}, "`model.config`")
     model.done()

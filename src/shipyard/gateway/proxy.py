@@ -20,24 +20,23 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
 from shipyard.gateway import attempts
-from shipyard.gateway.config import Route, RouteType
 from shipyard.gateway.exchange import Exchange, Refused, auth_refusal, refusal
+from shipyard.gateway.hooks import Admission
+from shipyard.gateway.metrics import GatewayMetrics
+from shipyard.gateway.model import Route, RouteType
 from shipyard.gateway.providers import Adapter, Call
 from shipyard.gateway.routes import RouteTable
 from shipyard.gateway.streamed import Streamed
-from shipyard.gateway.upstream_http import Response as UpstreamResponse
+from shipyard.gateway.transport import UpstreamResponse
 from shipyard.gateway.upstream_http import UpstreamError, UpstreamTimeout
-from shipyard.keys import AuthError, KeyRecord
-
-if TYPE_CHECKING:
-    from shipyard.gateway.app import Gateway
+from shipyard.keys import AuthError, Guard, KeyRecord
 
 log = logging.getLogger("shipyard.gateway")
 access = logging.getLogger("shipyard.gateway.access")
@@ -72,21 +71,45 @@ _PATHS = {
 
 
 class Proxy:
-    """The gateway's request handlers; ``gateway`` holds the live table and the services."""
+    """The gateway's request handlers.
 
-    def __init__(self, gateway: Gateway) -> None:
-        self.gw = gateway
+    ``table`` returns the live route table (a reload swaps it), ``secrets`` every upstream
+    credential loaded so far (scrubbed from the upstreams' error bodies); ``guard`` checks
+    keys, ``admission`` applies limits and budgets and accounts usage, ``metrics`` counts
+    upstream attempts and admission failures. Requests are read up to ``max_body`` bytes.
+    """
+
+    def __init__(
+        self,
+        *,
+        guard: Guard,
+        admission: Admission,
+        metrics: GatewayMetrics,
+        table: Callable[[], RouteTable],
+        secrets: Callable[[], frozenset[bytes]],
+        max_body: int = MAX_BODY,
+    ) -> None:
+        self.guard = guard
+        self.admission = admission
+        self.metrics = metrics
+        self.table = table
+        self.secrets = secrets
+        self.max_body = max_body
 
     # -- the OpenAI surface ---------------------------------------------------------------------
     def openai_endpoint(self, kind: RouteType) -> Callable[[Request], Any]:
+        """A Starlette endpoint for :meth:`openai` on routes of type ``kind``."""
+
         async def endpoint(request: Request) -> Response:
             return await self.openai(request, kind)
 
         return endpoint
 
     async def openai(self, request: Request, kind: RouteType) -> Response:
+        """``POST /v1/chat/completions`` (``completions``, ``embeddings``): the route is the
+        body's ``model``."""
         ex = Exchange("openai")
-        table = self.gw.table
+        table = self.table()
         table.acquire()
         ex.table = table
         try:
@@ -97,7 +120,7 @@ class Proxy:
     async def _openai(
         self, request: Request, kind: RouteType, ex: Exchange, table: RouteTable
     ) -> Response:
-        body = await _read_body(request, self.gw.max_body)
+        body = await _read_body(request, self.max_body)
         try:
             payload = json.loads(body)
         except ValueError as exc:
@@ -132,19 +155,19 @@ class Proxy:
         self._admit(ex, route, _estimate(body, payload))
         call = Call(kind, payload=payload, headers=_forwarded(request, route))
         response, adapter = await attempts.send(
-            ex, table, route, call, metrics=self.gw.metrics, max_body=self.gw.max_body
+            ex, table, route, call, metrics=self.metrics, max_body=self.max_body
         )
         return await self._answer(ex, adapter, response, call, stream)
 
     async def models(self, request: Request) -> Response:
         """``GET /v1/models``: the OpenAI-surface routes the caller's key may use."""
-        table = self.gw.table
+        table = self.table()
         allowed, failure = [], None
         for route in table.routes.values():
             if not route.type.openai:
                 continue
             try:
-                self.gw.guard.check_route(request, route.name)
+                self.guard.check_route(request, route.name)
             except AuthError as exc:
                 if exc.status == 401:
                     return refusal("openai", auth_refusal(exc))
@@ -155,7 +178,7 @@ class Proxy:
             )
         if not allowed and failure is None:
             try:  # no OpenAI routes at all: still only answer to a valid key
-                self.gw.guard.check_route(request, "*")
+                self.guard.check_route(request, "*")
             except AuthError as exc:
                 if exc.status == 401:
                     return refusal("openai", auth_refusal(exc))
@@ -167,7 +190,7 @@ class Proxy:
     async def passthrough(self, request: Request) -> Response:
         """``/gateway/{route}/{path}``: a ``service`` or ``http`` route."""
         ex = Exchange("gateway")
-        table = self.gw.table
+        table = self.table()
         table.acquire()
         ex.table = table
         try:
@@ -190,7 +213,7 @@ class Proxy:
                 kind="not_found",
             )
         sub = _sub_path(request.scope, name)
-        body = await _read_body(request, self.gw.max_body)
+        body = await _read_body(request, self.max_body)
         self._admit(ex, route, 0)
         call = Call(
             route.type,
@@ -201,20 +224,27 @@ class Proxy:
             headers=_forwarded(request, route),
         )
         response, adapter = await attempts.send(
-            ex, table, route, call, metrics=self.gw.metrics, max_body=self.gw.max_body
+            ex, table, route, call, metrics=self.metrics, max_body=self.max_body
         )
         return await self._answer(ex, adapter, response, call, True)
 
     # -- pieces ----------------------------------------------------------------------------------
     def _check_key(self, request: Request, route: str) -> KeyRecord:
         try:
-            return self.gw.guard.check_route(request, route)
+            return self.guard.check_route(request, route)
         except AuthError as exc:
             raise auth_refusal(exc) from None
 
     def _admit(self, ex: Exchange, route: Route, estimated: int) -> None:
         assert ex.key is not None
-        denied = self.gw.admission.admit(ex.key, route, estimated_tokens=estimated)
+        try:
+            denied = self.admission.admit(ex.key, route, estimated_tokens=estimated)
+        except Exception:
+            # fail open: limits and budgets control cost, and a bug in them must not take
+            # every route down; shipyard_gateway_admission_failures_total is what to alert on
+            self.metrics.admission_failed(route.name)
+            log.exception("admission failed for route %r: the request goes through", route.name)
+            return
         if denied is not None:
             headers = (
                 {"retry-after": str(max(1, round(denied.retry_after)))}
@@ -255,7 +285,7 @@ class Proxy:
             raise Refused(502, message, kind="bad_gateway")
         if status >= 400:
             try:
-                data = await response.read(self.gw.max_body)
+                data = await response.read(self.max_body)
             finally:
                 await response.aclose()
             body = adapter.error_body(status, data) if ex.surface == "openai" else data
@@ -265,7 +295,7 @@ class Proxy:
         if stream and status == 200 or not route.type.openai:
             return await self._relay(ex, adapter, response, call, status)
         try:
-            data = await response.read(self.gw.max_body)
+            data = await response.read(self.max_body)
         except UpstreamTimeout:
             raise Refused(
                 504,
@@ -310,6 +340,7 @@ class Proxy:
         return response
 
     def account(self, ex: Exchange, status: int) -> None:
+        """Release the request's table, record its usage and write its access-log line."""
         elapsed = time.perf_counter() - ex.started
         name = ex.route.name if ex.route is not None else "-"
         table, ex.table = ex.table, None
@@ -317,7 +348,7 @@ class Proxy:
             table.release()
         if ex.route is not None:  # requests, tokens, latency: counted by the usage accounting
             try:
-                self.gw.admission.record(
+                self.admission.record(
                     ex.key,
                     ex.route,
                     status=status,
@@ -345,7 +376,7 @@ class Proxy:
             )
 
     def _scrub(self, body: bytes) -> bytes:
-        for secret in self.gw.secrets():
+        for secret in self.secrets():
             if secret in body:
                 body = body.replace(secret, b"[redacted]")
         return body

@@ -9,26 +9,34 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from shipyard.gateway.app import Gateway
 
 log = logging.getLogger("shipyard.gateway")
 
 
 class Reloader:
-    """Watches one gateway's configuration file and listens for SIGHUP."""
+    """Watches the configuration file at ``path`` and listens for SIGHUP; either calls
+    ``reload(reason)`` (:meth:`Gateway.reload`: True if the new file was applied).
 
-    def __init__(self, gateway: Gateway, *, debounce_ms: int = 200) -> None:
-        self.gateway = gateway
-        self.path = Path(gateway.path).resolve()
+    >>> reloader = Reloader(gateway.path, gateway.reload, debounce_ms=200)   # doctest: +SKIP
+    >>> await reloader.start()                                              # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        reload: Callable[[str], Awaitable[bool]],
+        *,
+        debounce_ms: int = 200,
+    ) -> None:
+        self.path = Path(path).resolve()
+        self.reload = reload
         self.debounce_ms = debounce_ms
         self._stop = asyncio.Event()
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._tasks: set[asyncio.Future[object]] = set()
         self._sighup = False
 
     async def start(self, *, watch: bool = True) -> None:
@@ -45,9 +53,10 @@ class Reloader:
 
     def trigger(self, reason: str) -> None:
         """Reload soon (from a signal handler or any code on the loop)."""
-        self._spawn(self.gateway.reload(reason))
+        self._spawn(self.reload(reason))
 
     async def stop(self) -> None:
+        """Stop watching and handling SIGHUP; a reload under way is cancelled."""
         self._stop.set()
         if self._sighup:
             with contextlib.suppress(Exception):
@@ -59,8 +68,8 @@ class Reloader:
             with contextlib.suppress(BaseException):
                 await task
 
-    def _spawn(self, coro: Coroutine[Any, Any, object]) -> None:
-        task: asyncio.Task[object] = asyncio.ensure_future(coro)
+    def _spawn(self, coro: Awaitable[object]) -> None:
+        task: asyncio.Future[object] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -77,7 +86,7 @@ class Reloader:
             recursive=False,
         ):
             if changes:
-                await self.gateway.reload(f"{self.path.name} changed")
+                await self.reload(f"{self.path.name} changed")
 
 
 __all__ = ["Reloader"]

@@ -12,7 +12,7 @@ from starlette.types import Receive, Scope, Send
 
 from shipyard.gateway.errors import openai_error_body
 from shipyard.gateway.exchange import Exchange, quietly
-from shipyard.gateway.upstream_http import Response as UpstreamResponse
+from shipyard.gateway.transport import UpstreamResponse
 from shipyard.gateway.upstream_http import UpstreamError, UpstreamTimeout
 
 log = logging.getLogger("shipyard.gateway")

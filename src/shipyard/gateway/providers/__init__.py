@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shipyard.gateway.config import Provider, Route
+from shipyard.gateway.model import Provider, Route
 from shipyard.gateway.providers.anthropic import AnthropicAdapter
 from shipyard.gateway.providers.base import Adapter, Call, Usage
 from shipyard.gateway.providers.http import HttpAdapter

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from shipyard.gateway.config import Route, RouteType
+from shipyard.gateway.model import Route, RouteType
 from shipyard.gateway.upstream_http import Request, Timeouts
 
 _JSON_HEADERS = {"content-type": "application/json", "accept": "application/json"}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
-from shipyard.gateway.config import RouteType
+from shipyard.gateway.model import RouteType
 from shipyard.gateway.providers.base import Adapter, Call, Usage
 from shipyard.gateway.upstream_http import Request
 

@@ -1,4 +1,5 @@
-"""What can go wrong talking to an upstream (the proxy retries the first two)::
+"""What can go wrong talking to an upstream (the proxy retries the first two), a branch of
+the gateway's tree (:mod:`shipyard.gateway.errors`)::
 
 UpstreamError            anything that went wrong talking to an upstream
 ├── ConnectError         no connection: refused, unreachable, name or TLS failure
@@ -9,8 +10,10 @@ UpstreamError            anything that went wrong talking to an upstream
 
 from __future__ import annotations
 
+from shipyard.gateway.errors import GatewayError
 
-class UpstreamError(Exception):
+
+class UpstreamError(GatewayError):
     """Talking to an upstream failed; ``origin`` is the upstream's ``scheme://host:port``."""
 
     def __init__(self, message: str, origin: str = "") -> None:

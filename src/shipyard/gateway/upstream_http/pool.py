@@ -213,7 +213,7 @@ class Pool:
                 pass
         self._wake()
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Close the idle connections; busy ones close when their answer is done."""
         self.closed = True
         while self._idle:
@@ -221,6 +221,10 @@ class Pool:
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_result(None)
+
+    async def close(self) -> None:
+        """:meth:`aclose` (its name before the gateway's transport seam)."""
+        await self.aclose()
 
     # -- internals ------------------------------------------------------------------------------
     def _head(self, request: Request) -> bytes:
