@@ -71,6 +71,7 @@ def _execute(
     origin: Any = None,
     resume_step: str | None = None,
 ) -> NoReturn:
+    from shipyard._entry import take_recorder
     from shipyard.flow.launch import make_plan
     from shipyard.flow.recorder import RecorderFailed
     from shipyard.flow.runtime import Runtime
@@ -88,7 +89,7 @@ def _execute(
         )
     except FlowError as exc:
         _fail(exc)
-    runtime = Runtime(plan)
+    runtime = Runtime(plan, recorder=take_recorder())
     if options.get("run_id_file"):
         runtime.on_run_id = lambda run_id: Path(options["run_id_file"]).write_text(str(run_id))
     try:
@@ -239,10 +240,10 @@ class _FlowFileCommand(click.Command):
         self._make = make
 
     def _invoke(self, flow_name: str | None, flow_file: str, args: tuple[str, ...]) -> None:
-        if self.name == "run":
-            from shipyard.flow.ledger import start_recorder
+        if self.name == "run":  # before the flow file loads (see shipyard._entry)
+            from shipyard._entry import fork_recorder
 
-            start_recorder()
+            fork_recorder()
         try:
             loaded = load_flow(flow_file, flow_name)
         except FlowError as exc:

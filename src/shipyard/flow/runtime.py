@@ -30,6 +30,7 @@ from shipyard.flow.failures import exit_error
 from shipyard.flow.launch import RunPlan
 from shipyard.flow.ledger import Ledger
 from shipyard.flow.output import LogTail, RunOutput
+from shipyard.flow.recorder import Recorder
 from shipyard.flow.resume import ResumePlan
 from shipyard.flow.slots import Slots
 from shipyard.flow.successors import NewTask, Successors
@@ -65,10 +66,14 @@ class _Running:
 
 
 class Runtime:
-    """Execute a :class:`RunPlan`. ``run()`` returns the run id; see ``.status``."""
+    """Execute a :class:`RunPlan`. ``run()`` returns the run id; see ``.status``.
+    ``recorder``: one forked before the flow loaded (``shipyard._entry``), to use."""
 
-    def __init__(self, plan: RunPlan, config: Settings | None = None) -> None:
+    def __init__(
+        self, plan: RunPlan, config: Settings | None = None, *, recorder: Recorder | None = None
+    ) -> None:
         self.plan = plan
+        self._early_recorder = recorder
         self.graph = plan.graph
         self.config = config or settings()
         self.max_workers = plan.max_workers or os.cpu_count() or 1
@@ -98,7 +103,9 @@ class Runtime:
         # tasks are cheap. It has imported what every task needs, the blob store included.
         self.store: BlobStore = open_blob_store(self.config.store_url)
         # The recorder (see ledger.py) first: it imports SQLAlchemy while we go on.
-        self.ledger = Ledger(self.config.db_url, direct=self.plan.origin is not None)
+        self.ledger = Ledger(
+            self.config.db_url, direct=self.plan.origin is not None, recorder=self._early_recorder
+        )
         self.zygote = Zygote(
             functools.partial(run_task, self.plan.flow_cls, self.graph),
             close_in_child=self.ledger.sockets,
