@@ -31,6 +31,7 @@ from shipyard.flow.launch import RunPlan
 from shipyard.flow.ledger import Ledger
 from shipyard.flow.output import LogTail, RunOutput
 from shipyard.flow.recorder import Recorder
+from shipyard.flow.report import LogKeys, TaskError, TaskResult
 from shipyard.flow.resume import ResumePlan
 from shipyard.flow.slots import Slots
 from shipyard.flow.successors import NewTask, Successors
@@ -50,7 +51,7 @@ class _Task:
     index: int | None = None
     attempt: int = 0
     not_before: float = 0.0
-    caught_error: dict[str, Any] | None = None
+    caught_error: TaskError | None = None
 
 
 @dataclass
@@ -344,47 +345,56 @@ class Runtime:
         del self.running[task.task_id]
         self._tail(running, final=True)
         result = self._read_result(running, exitcode, report)
-        logs = {"stdout_key": result.get("stdout_key"), "stderr_key": result.get("stderr_key")}
-        if result.get("ok"):
+        logs: LogKeys = {
+            "stdout_key": result.get("stdout_key"),
+            "stderr_key": result.get("stderr_key"),
+        }
+        if result["ok"]:
             result = self._succeeded(running, result, logs)
-        if not result.get("ok"):
+        if not result["ok"]:
             self._failed(task, result["error"], logs)
         for tail in running.tails:  # an empty one the task removed itself (see task.py)
             tail.close()
             tail.path.unlink(missing_ok=True)
 
-    def _read_result(self, running: _Running, exitcode: int, report: bytes) -> dict[str, Any]:
+    def _read_result(self, running: _Running, exitcode: int, report: bytes) -> TaskResult:
         """What the task reported, or why it could not (crash, signal, timeout)."""
         try:
-            result: dict[str, Any] = pickle.loads(report)
+            result: TaskResult = pickle.loads(report)
         except Exception:  # noqa: BLE001 - nothing, or cut short: the task died first
             result = {"ok": False, "error": exit_error(exitcode)}
-            result.update(self._upload_logs(running.task))
+            result = {**result, **self._upload_logs(running.task)}
         if running.timed_out:
             limit = self.options[running.task.step].timeout_seconds
-            result = {**result, "ok": False, "error": exit_error(exitcode, timeout_seconds=limit)}
+            result["ok"], result["error"] = False, exit_error(exitcode, timeout_seconds=limit)
         return result
 
-    def _succeeded(
-        self, running: _Running, result: dict[str, Any], logs: dict[str, Any]
-    ) -> dict[str, Any]:
+    def _succeeded(self, running: _Running, result: TaskResult, logs: LogKeys) -> TaskResult:
         """Record a successful attempt (and the models it registered, in one transaction);
         returns a failure result instead if the registry refused them."""
         task = running.task
         artifacts = [ArtifactRecord(**a) for a in result["artifacts"]]
         keep = {"foreach": result.get("foreach"), "duration": result.get("duration")}
-        cards = (result.get("extra") or {}).get("cards")
+        cards = result.get("extras", {}).get("cards")
         if cards:  # rendered by @card in the task: [{"id", "type", "key", ...}]
             keep["cards"] = cards
         register = self._register_models(task, artifacts, result)
-        finish = {"status": TaskStatus.SUCCEEDED, "artifacts": artifacts, "result": keep, **logs}
+        finish: dict[str, Any] = {
+            "status": TaskStatus.SUCCEEDED,
+            "artifacts": artifacts,
+            "result": keep,
+            **logs,
+        }
         if register is None:
             self.ledger.write("finish_attempt", task.task_id, task.attempt, **finish)
         else:  # the registry may refuse: know it now, before anything follows the task
+            from shipyard.registry import RegistryError
+
             meta = self.ledger.store()
             try:
                 meta.finish_attempt(task.task_id, task.attempt, **finish, also=register)
-            except Exception as exc:  # the registry refused: the task fails, nothing recorded
+            except RegistryError as exc:  # the task fails, nothing recorded; any other
+                # failure (the database's) is not the user's and stops the run as it is
                 self.registered.clear()
                 return {
                     "ok": False,
@@ -399,7 +409,7 @@ class Runtime:
         self.completed.append(task.task_id)
         return result
 
-    def _failed(self, task: _Task, error: dict[str, Any], logs: dict[str, Any]) -> None:
+    def _failed(self, task: _Task, error: TaskError, logs: LogKeys) -> None:
         """Record a failed attempt, then schedule a retry, the @catch attempt, or stop."""
         opts = self.options[task.step]
         prefix = f"{task.step}/{task.task_id}"
@@ -434,11 +444,11 @@ class Runtime:
         self.ready.appendleft(task)
 
     def _register_models(
-        self, task: _Task, artifacts: list[ArtifactRecord], result: dict[str, Any]
+        self, task: _Task, artifacts: list[ArtifactRecord], result: TaskResult
     ) -> Callable[[Any], None] | None:
         """The registry's commit of the models the task registered, to run inside the
         transaction that records the task's success."""
-        intents = (result.get("extra") or {}).get("models") or []
+        intents = result.get("extras", {}).get("models") or []
         if not intents:
             return None
         from shipyard.registry import commit
@@ -469,7 +479,7 @@ class Runtime:
         else:
             self.out.line(f"[green]{task.step}/{task.task_id}[/] done in {seconds:.2f} s")
 
-    def _upload_logs(self, task: _Task) -> dict[str, str | None]:
+    def _upload_logs(self, task: _Task) -> LogKeys:
         spec = TaskSpec(
             flow_name="",
             run_id=0,
