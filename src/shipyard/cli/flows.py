@@ -58,7 +58,7 @@ _RUN_OPTIONS = [
         ["--run-id-file"],
         type=click.Path(dir_okay=False),
         default=None,
-        help="Write the run id to this file as soon as it is known.",
+        help="Write the run's pathspec (Flow/12) to this file as soon as it is known.",
     ),
     click.Option(["--quiet", "-q"], is_flag=True, help="No progress bars."),
 ]
@@ -91,7 +91,12 @@ def _execute(
         _fail(exc)
     runtime = Runtime(plan, recorder=take_recorder())
     if options.get("run_id_file"):
-        runtime.on_run_id = lambda run_id: Path(options["run_id_file"]).write_text(str(run_id))
+        pathspec_file, flow_name = Path(options["run_id_file"]), plan.graph.flow_name
+
+        def write_pathspec(run_id: int) -> None:  # Runner reads it
+            pathspec_file.write_text(f"{flow_name}/{run_id}")
+
+        runtime.on_run_id = write_pathspec
     try:
         runtime.run()
     except RecorderFailed as exc:  # the run's metadata could not be written: say why
@@ -267,7 +272,12 @@ shipyard_run = _FlowFileCommand(
 @click.option("--step", default=None, help="Re-run from this step on.")
 @click.option("--max-workers", type=click.IntRange(min=1), default=None)
 @click.option("--tag", multiple=True)
-@click.option("--run-id-file", type=click.Path(dir_okay=False), default=None)
+@click.option(
+    "--run-id-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the run's pathspec (Flow/12) to this file as soon as it is known.",
+)
 @click.option("--quiet", "-q", is_flag=True)
 def shipyard_resume(run: str | None, step: str | None, **options: Any) -> None:
     """Resume RUN (Flow/12, or a flow name for its latest failed run; default: the latest

@@ -94,7 +94,7 @@ class Runtime:
         self.bars: dict[str, list[int]] = {}
         self.failed_tasks: list[str] = []
         self.log_dirs: dict[int, str] = {}
-        self.on_run_id: Any = None
+        self.on_run_id: Callable[[int], None] | None = None  # told the id once it is known
         self.registered: list[str] = []
         self.slots = Slots(self.max_workers, self.options, self.out.line)
 
