@@ -9,7 +9,6 @@ checkers; any other plugin name is found at run time.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
@@ -34,12 +33,18 @@ class RegisterModel(Protocol):
 ParametersLoader = Callable[[], dict[str, Any]]
 
 
-@dataclass
 class _Running:
-    ctx: TaskContext
-    load_parameters: ParametersLoader
-    register_model: RegisterModel
-    parameters: dict[str, Any] | None = None  # loaded on first use
+    # a plain class, not a dataclass: ``shipyard.flow`` imports this module eagerly, and
+    # dataclasses (with inspect) would cost the zygote's import a few milliseconds
+    __slots__ = ("ctx", "load_parameters", "parameters", "register_model")
+
+    def __init__(
+        self, ctx: TaskContext, load_parameters: ParametersLoader, register_model: RegisterModel
+    ) -> None:
+        self.ctx = ctx
+        self.load_parameters = load_parameters
+        self.register_model = register_model
+        self.parameters: dict[str, Any] | None = None  # loaded on first use
 
 
 class Current:
