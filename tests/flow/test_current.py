@@ -52,3 +52,11 @@ class CurrentFlow(FlowSpec):
         "current.card is only available in a step decorated with @card",
         "current has no attribute 'nope'; the step's plugins set []",
     ]
+
+
+def test_shipyard_flow_exports_the_current_singleton_not_its_module() -> None:
+    import shipyard.flow
+    import shipyard.flow.current  # the submodule of the same name, imported
+    from shipyard.flow import Current
+
+    assert isinstance(shipyard.flow.current, Current) and shipyard.flow.current is current
