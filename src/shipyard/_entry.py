@@ -38,16 +38,17 @@ def flow_file_main(flow_cls: type) -> NoReturn:
 
 def fork_recorder() -> None:
     """Fork the recorder now for the configured database, if it is a SQLite file and none
-    was forked yet; :func:`take_recorder` hands it to the run about to start."""
+    is waiting for it yet; :func:`take_recorder` hands it to the run about to start."""
     global _early
     from shipyard.config import settings
     from shipyard.flow.recorder import Recorder
     from shipyard.store.bootstrap import sqlite_file
 
     url = settings().db_url
+    if _early is not None and _early.url != url:  # left by a command that failed in this
+        discard_recorder()  # process (one process can run several: CliRunner, notebooks)
     if _early is None and sqlite_file(url) is not None:
         _early = Recorder(url)
-        atexit.register(_discard)  # the run never started (a bad parameter...)
 
 
 def take_recorder() -> Recorder | None:
@@ -58,10 +59,13 @@ def take_recorder() -> Recorder | None:
     return early
 
 
-def _discard() -> None:
+def discard_recorder() -> None:
+    """Stop the recorder :func:`fork_recorder` forked, if no run took it."""
     early = take_recorder()
     if early is not None:
         early.discard()
 
 
-__all__ = ["flow_file_main", "fork_recorder", "take_recorder"]
+atexit.register(discard_recorder)  # a recorder no run took (a bad parameter...) is stopped
+
+__all__ = ["discard_recorder", "flow_file_main", "fork_recorder", "take_recorder"]

@@ -88,3 +88,15 @@ def test_python_flow_file_run_starts_the_cli(tmp_path: Path) -> None:
     )
     assert ran.returncode == 0, ran.stderr
     assert "EntryFlow/1 succeeded" in ran.stdout
+
+
+def test_a_recorder_left_for_another_database_is_replaced(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHIPYARD_DB_URL", f"sqlite:///{tmp_path / 'first.db'}")
+    _entry.fork_recorder()  # a command that never took it, in a process that goes on
+    monkeypatch.delenv("SHIPYARD_DB_URL")
+    _entry.fork_recorder()
+    early = _entry.take_recorder()
+    assert early is not None and early.url == settings().db_url
+    early.discard()

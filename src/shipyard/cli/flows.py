@@ -252,6 +252,9 @@ class _FlowFileCommand(click.Command):
         try:
             loaded = load_flow(flow_file, flow_name)
         except FlowError as exc:
+            from shipyard._entry import discard_recorder
+
+            discard_recorder()  # no run: the process may go on (CliRunner)
             raise click.UsageError(str(exc)) from None
         command = self._make(loaded)
         ctx = click.get_current_context()
