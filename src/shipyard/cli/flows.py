@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
+from shipyard._entry import discard_recorder, fork_recorder, take_recorder
 from shipyard.flow.exceptions import FlowError, ParameterError, ResumeError
 from shipyard.flow.loader import LoadedFlow, load_flow
 from shipyard.flow.parameters import IncludeFile, JSONType, Parameter, flow_parameters
@@ -71,7 +72,6 @@ def _execute(
     origin: Any = None,
     resume_step: str | None = None,
 ) -> NoReturn:
-    from shipyard._entry import take_recorder
     from shipyard.flow.launch import make_plan
     from shipyard.flow.recorder import RecorderFailed
     from shipyard.flow.runtime import Runtime
@@ -245,15 +245,11 @@ class _FlowFileCommand(click.Command):
         self._make = make
 
     def _invoke(self, flow_name: str | None, flow_file: str, args: tuple[str, ...]) -> None:
-        if self.name == "run":  # before the flow file loads (see shipyard._entry)
-            from shipyard._entry import fork_recorder
-
-            fork_recorder()
+        if self.name == "run":
+            fork_recorder()  # before the flow file loads (see shipyard._entry)
         try:
             loaded = load_flow(flow_file, flow_name)
         except FlowError as exc:
-            from shipyard._entry import discard_recorder
-
             discard_recorder()  # no run: the process may go on (CliRunner)
             raise click.UsageError(str(exc)) from None
         command = self._make(loaded)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.flow.artifacts import ArtifactLoader, save, save_items
-from shipyard.flow.current import RegisterModel, start_task
+from shipyard.flow.current import start_task
 from shipyard.flow.decorators import TaskContext
 from shipyard.flow.exceptions import ArtifactError, TransitionError
 from shipyard.flow.report import ForeachSplit, LogKeys, TaskError, TaskResult
@@ -189,11 +189,10 @@ def _start_current(ctx: TaskContext) -> None:
             capture(name, obj, flow=ctx.flow, store=ctx.store, metrics=metrics, tags=tags)
         )
 
-    registrar: RegisterModel = register_model
     start_task(
         ctx,
         parameters=lambda: {n: data.load(n) for n in spec.param_names if n in data},
-        register_model=registrar,
+        register_model=register_model,
     )
 
 
