@@ -137,6 +137,15 @@ def test_show_and_help(tmp_path: Path) -> None:
 def test_runner_from_python(tmp_path: Path) -> None:
     path = write_flow(FLOW, tmp_path)
     run = Runner(path, count=2, grid=[1, 1], verbose=True).run(timeout=120)
+    assert isinstance(run, Run) and run.pathspec == "ParamFlow/1"
     assert run.successful
     assert run["end"].task.data.total == 3.0
     assert run["end"].task.data.verbose is True
+
+
+def test_the_run_tells_its_pathspec_through_the_run_id_file(tmp_path: Path) -> None:
+    path = write_flow(FLOW, tmp_path)
+    told = tmp_path / "pathspec"
+    out = python(path, "run", "--count", "1", "--quiet", "--run-id-file", str(told))
+    assert out.returncode == 0, out.stderr
+    assert told.read_text() == "ParamFlow/1"

@@ -12,8 +12,8 @@ from shipyard.testing import run_flow
 
 FLOW = """
 import json, os
-from shipyard import FlowSpec, step, retry
-from shipyard.flow.decorators import StepDecorator, register
+from shipyard import FlowSpec, current, step, retry
+from shipyard.flow.decorators import StepDecorator, TaskContext
 
 LOG = os.environ["PLUGIN_LOG"]
 
@@ -32,8 +32,9 @@ class audit(StepDecorator):
     def runtime_options(self, options):
         options.max_attempts = 2  # a plugin can change scheduling too
 
-    def task_pre_step(self, ctx):
+    def task_pre_step(self, ctx: TaskContext) -> None:
         self._log("pre", ctx)
+        ctx.current_names["audit_label"] = self.attributes["label"]
 
     def task_post_step(self, ctx):
         ctx.flow.label = self.attributes["label"]
@@ -47,13 +48,12 @@ class audit(StepDecorator):
         self._log("finished-ok" if ok else "finished-failed", ctx)
 
 
-register(audit)
-
-
 class PluginFlow(FlowSpec):
     @audit(label="seen")
     @step
     def start(self):
+        with open(LOG, "a") as fh:  # a plugin's name on current
+            fh.write(json.dumps(["step", current.audit_label, current.retry_count]) + "\\n")
         raise ValueError("always")
         self.next(self.end)
 
@@ -70,15 +70,17 @@ def test_a_plugin_decorator_sees_every_phase(
     monkeypatch.setenv("PLUGIN_LOG", str(log))
     run = run_flow(FLOW)
     events = [json.loads(line) for line in log.read_text().splitlines()]
-    assert events[:3] == [
+    assert events[:4] == [
         ["pre", "start", 0],
+        ["step", "seen", 0],
         ["exception", "start", 0],
         ["finished-failed", "start", 0],
     ]
     # runtime_options gave the step a second attempt, whose exception the plugin swallowed:
     # post_step ran, then the step's missing self.next() failed the task anyway
-    assert events[3:] == [
+    assert events[4:] == [
         ["pre", "start", 1],
+        ["step", "seen", 1],
         ["exception", "start", 1],
         ["post", "start", 1],
         ["finished-failed", "start", 1],

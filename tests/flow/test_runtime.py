@@ -623,3 +623,65 @@ def test_slots_pick_what_fits_in_order_and_clamp_what_never_could() -> None:
     assert [t.step for t, _ in slots.pick(ready, busy, now=11.0)] == ["later", "small"]
     hungry = [Holding(cpu=1, memory=slots.memory_total - 50)]
     assert slots.pick(ready, hungry, now=11.0) == []  # no memory left for 100 MB
+
+
+MODEL_FLOW = """
+from shipyard import FlowSpec, current, step
+from shipyard.flow.decorators import StepDecorator
+
+
+class smuggle(StepDecorator):
+    '''Slips a registration past the task's checks: only the registry's commit sees it.'''
+
+    name = "smuggle"
+
+    def task_finished(self, ctx, ok):
+        ctx.extras["models"].append({"name": "Not A Name", "artifact": "weights"})
+
+
+class ModelFlow(FlowSpec):
+    @smuggle()
+    @step
+    def start(self):
+        self.weights = list(range(300))
+        current.register_model("ranker", "weights")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_a_model_the_registry_refuses_fails_the_task(home: Path) -> None:
+    run = run_flow(MODEL_FLOW)
+    assert not run.successful
+    [attempt] = run["start"].task.attempts
+    assert attempt.error["type"] == "ModelSpecError"
+    assert "Not A Name" in attempt.error["message"]
+
+
+def test_a_database_failure_while_registering_is_not_reported_as_the_registrys(
+    home: Path,
+) -> None:
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from shipyard.registry import RegistryError
+    from shipyard.store.bootstrap import IdReserver
+
+    reserver = IdReserver.open(f"sqlite:///{home / 'meta.db'}")  # the schema, as a run makes it
+    assert reserver is not None
+    reserver.close()
+    with sqlite3.connect(home / "meta.db") as conn:  # the disk fills up as the task ends
+        conn.execute(
+            "CREATE TRIGGER full BEFORE INSERT ON artifacts WHEN NEW.name = 'weights' "
+            "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+        )
+    flow = MODEL_FLOW.replace("    @smuggle()\n", "")
+    with pytest.raises(sa.exc.DBAPIError, match="database or disk is full") as raised:
+        run_flow(flow)
+    assert not isinstance(raised.value, RegistryError)
+    with sqlite3.connect(home / "meta.db") as conn:  # nothing says the task failed
+        assert conn.execute("SELECT status FROM tasks").fetchall() == [("running",)]

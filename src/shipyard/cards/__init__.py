@@ -23,27 +23,21 @@ Importing this package is cheap: the client part (:func:`get_cards`) loads on fi
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from shipyard._lazy import lazy_exports
 from shipyard.cards.charts import BarChart, LineChart
-from shipyard.cards.collector import CardCollector, CardHandle, CardNotFound
+from shipyard.cards.collector import CardCollector, CardHandle
 from shipyard.cards.components import Artifact, Component, Image, Markdown, Table
 from shipyard.cards.decorator import CardDecorator, card
+from shipyard.cards.errors import CardError, CardMissing, CardNotFound
 
 if TYPE_CHECKING:
     from shipyard.cards.client import Card as Card
-    from shipyard.cards.client import CardMissing as CardMissing
     from shipyard.cards.client import get_cards as get_cards
 
-_LAZY = {"Card", "CardMissing", "get_cards"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module("shipyard.cards.client"), name)
-    raise AttributeError(f"module 'shipyard.cards' has no attribute {name!r}")
-
+#: the client part, imported on first use (it opens the stores)
+_LAZY = {"Card": "shipyard.cards.client", "get_cards": "shipyard.cards.client"}
 
 __all__ = [
     "Artifact",
@@ -51,6 +45,7 @@ __all__ = [
     "Card",
     "CardCollector",
     "CardDecorator",
+    "CardError",
     "CardHandle",
     "CardMissing",
     "CardNotFound",
@@ -62,3 +57,5 @@ __all__ = [
     "card",
     "get_cards",
 ]
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

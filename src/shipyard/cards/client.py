@@ -11,13 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from shipyard.cards.errors import CardMissing
 from shipyard.client import Task
 from shipyard.store.blobs import BlobNotFound, BlobStore
 from shipyard.store.context import default_stores
-
-
-class CardMissing(LookupError):
-    """A card's blob is gone (garbage-collected, or another store is configured)."""
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,7 @@ import time
 from collections.abc import Iterable, Iterator
 
 from shipyard.cards.components import Component
-
-
-class CardNotFound(KeyError):
-    """``current.card[id]`` names no card of the running step."""
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "card not found"
+from shipyard.cards.errors import CardNotFound
 
 
 def _check(component: object) -> Component:

@@ -23,15 +23,14 @@ import hashlib
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from shipyard.cards.collector import CardCollector, CardHandle
 from shipyard.cards.default import DagStep, TaskFacts, default_sections
 from shipyard.cards.document import document, render_components
-from shipyard.flow.current import current
-from shipyard.flow.decorators import StepDecorator, register
+from shipyard.flow.decorators import StepDecorator, TaskContext
 from shipyard.store.records import ArtifactRecord
 
 if TYPE_CHECKING:
@@ -95,35 +94,29 @@ class CardDecorator(StepDecorator):
             DagStep(name, graph[name].type.value, tuple(graph[name].out)) for name in graph.order
         ]
 
-    def task_pre_step(self, ctx: Any) -> None:
-        spec = ctx.spec
-        owner = (spec.flow_name, spec.run_id, spec.task_id, spec.attempt)
-        collector = current._values.get("card")
-        if not isinstance(collector, CardCollector) or collector.owner != owner:
-            collector = CardCollector(owner)
-            current._update(card=collector)
-        collector._add(self.card_id, self.card_type, explicit_id=self.attributes["id"] is not None)
+    def task_pre_step(self, ctx: TaskContext) -> None:
+        _collector(ctx)._add(
+            self.card_id, self.card_type, explicit_id=self.attributes["id"] is not None
+        )
 
-    def task_finished(self, ctx: Any, ok: bool) -> None:
+    def task_finished(self, ctx: TaskContext, ok: bool) -> None:
         if not ok:
             return  # only successful tasks keep cards
         try:
-            handle = current._values["card"][self.card_id]
-            descriptor = self._write(ctx, handle)
+            descriptor = self._write(ctx, _collector(ctx)[self.card_id])
         except Exception as exc:  # noqa: BLE001 - a report must never fail its task
             print(f"card {self.card_id!r} could not be written: {exc!r}", file=sys.stderr)
             return
-        extra = current._values.setdefault("task_extra", {})
-        extra.setdefault("cards", []).append(descriptor)
+        ctx.extras.setdefault("cards", []).append(descriptor)
 
     # rendering -----------------------------------------------------------------------
-    def _title(self, ctx: Any) -> str:
+    def _title(self, ctx: TaskContext) -> str:
         if self.attributes["title"]:
             return str(self.attributes["title"])
         explicit = self.attributes["id"]
         return f"{ctx.spec.step_name}: {explicit}" if explicit else str(ctx.spec.step_name)
 
-    def render(self, ctx: Any, handle: CardHandle) -> str:
+    def render(self, ctx: TaskContext, handle: CardHandle) -> str:
         """The card's HTML document for the task ``ctx`` with ``handle``'s components."""
         spec = ctx.spec
         sections = render_components(handle.components)
@@ -140,7 +133,7 @@ class CardDecorator(StepDecorator):
         subtitle = f"{pathspec} · attempt {spec.attempt} · {self.card_type} card · {rendered}"
         return document(self._title(ctx), subtitle, sections)
 
-    def _write(self, ctx: Any, handle: CardHandle) -> dict[str, Any]:
+    def _write(self, ctx: TaskContext, handle: CardHandle) -> dict[str, Any]:
         data = self.render(ctx, handle).encode("utf-8")
         key = hashlib.sha256(data).hexdigest()
         ctx.store.put(key, [data])
@@ -152,7 +145,7 @@ class CardDecorator(StepDecorator):
             "size": len(data),
         }
 
-    def _facts(self, ctx: Any) -> TaskFacts:
+    def _facts(self, ctx: TaskContext) -> TaskFacts:
         spec = ctx.spec
         records = _artifact_records(ctx)
         params = set(spec.param_names)
@@ -160,7 +153,7 @@ class CardDecorator(StepDecorator):
             pathspec=f"{spec.flow_name}/{spec.run_id}/{spec.step_name}/{spec.task_id}",
             step_name=spec.step_name,
             attempt=spec.attempt,
-            started=current._values["card"].started,
+            started=_collector(ctx).started,
             finished=time.time(),
             index=spec.index,
             parameters=[r for r in records if r.name in params],
@@ -169,27 +162,33 @@ class CardDecorator(StepDecorator):
         )
 
 
-def _artifact_records(ctx: Any) -> list[ArtifactRecord]:
-    """The records the task persisted. The runtime hands them over as ``ctx.artifacts`` when
-    it can; otherwise they are rebuilt the way the task persisted them (the inherited ones are
-    records already; the step's own values are encoded again, not stored, for the preview and
-    size). Never unpickles anything."""
-    given = getattr(ctx, "artifacts", None)
-    if isinstance(given, Mapping):
-        return [r for r in given.values() if isinstance(r, ArtifactRecord)]
+def _collector(ctx: TaskContext) -> CardCollector:
+    """The task's ``current.card``, made by its first ``@card`` hook."""
+    collector = ctx.current_names.get("card")
+    if not isinstance(collector, CardCollector):
+        spec = ctx.spec
+        collector = CardCollector((spec.flow_name, spec.run_id, spec.task_id, spec.attempt))
+        ctx.current_names["card"] = collector
+    return collector
+
+
+def _artifact_records(ctx: TaskContext) -> list[ArtifactRecord]:
+    """The records the task persisted. The task hands them over as ``ctx.artifacts`` once
+    they are; otherwise they are rebuilt the way the task persisted them (the inherited ones
+    are records already; the step's own values are encoded again, not stored, for the preview
+    and size). Never unpickles anything."""
+    if ctx.artifacts is not None:
+        return list(ctx.artifacts.values())
     from shipyard.store.serialize import encode
 
     inherited = ctx.flow.__dict__.get("_data")
     records: dict[str, ArtifactRecord] = {}
-    if isinstance(inherited, Mapping):
+    if inherited is not None:
         records.update((name, inherited[name]) for name in inherited)
     for name, value in list(ctx.flow.__dict__.items()):
         if not name.startswith("_"):
             records[name] = encode(value, name=name).record(name)
     return list(records.values())
-
-
-register(CardDecorator)
 
 
 @overload
@@ -198,7 +197,7 @@ def card(func: F) -> F: ...
 def card(
     *, type: str | None = None, id: str | None = None, title: str | None = None
 ) -> CardDecorator: ...
-def card(func: Callable[..., Any] | None = None, **attributes: Any) -> Any:
+def card(func: F | None = None, **attributes: Any) -> F | CardDecorator:
     """``@card`` or ``@card(type="default"|"blank", id="...", title="...")`` on a step."""
     if func is not None and callable(func):
         return CardDecorator()(func)

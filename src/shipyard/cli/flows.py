@@ -13,6 +13,7 @@ from typing import Any, NoReturn
 
 import click
 
+from shipyard._entry import discard_recorder, fork_recorder, take_recorder
 from shipyard.flow.exceptions import FlowError, ParameterError, ResumeError
 from shipyard.flow.loader import LoadedFlow, load_flow
 from shipyard.flow.parameters import IncludeFile, JSONType, Parameter, flow_parameters
@@ -58,7 +59,7 @@ _RUN_OPTIONS = [
         ["--run-id-file"],
         type=click.Path(dir_okay=False),
         default=None,
-        help="Write the run id to this file as soon as it is known.",
+        help="Write the run's pathspec (Flow/12) to this file as soon as it is known.",
     ),
     click.Option(["--quiet", "-q"], is_flag=True, help="No progress bars."),
 ]
@@ -88,9 +89,14 @@ def _execute(
         )
     except FlowError as exc:
         _fail(exc)
-    runtime = Runtime(plan)
+    runtime = Runtime(plan, recorder=take_recorder())
     if options.get("run_id_file"):
-        runtime.on_run_id = lambda run_id: Path(options["run_id_file"]).write_text(str(run_id))
+        pathspec_file, flow_name = Path(options["run_id_file"]), plan.graph.flow_name
+
+        def write_pathspec(run_id: int) -> None:  # Runner reads it
+            pathspec_file.write_text(f"{flow_name}/{run_id}")
+
+        runtime.on_run_id = write_pathspec
     try:
         runtime.run()
     except RecorderFailed as exc:  # the run's metadata could not be written: say why
@@ -240,12 +246,11 @@ class _FlowFileCommand(click.Command):
 
     def _invoke(self, flow_name: str | None, flow_file: str, args: tuple[str, ...]) -> None:
         if self.name == "run":
-            from shipyard.flow.ledger import start_recorder
-
-            start_recorder()
+            fork_recorder()  # before the flow file loads (see shipyard._entry)
         try:
             loaded = load_flow(flow_file, flow_name)
         except FlowError as exc:
+            discard_recorder()  # no run: the process may go on (CliRunner)
             raise click.UsageError(str(exc)) from None
         command = self._make(loaded)
         ctx = click.get_current_context()
@@ -266,7 +271,12 @@ shipyard_run = _FlowFileCommand(
 @click.option("--step", default=None, help="Re-run from this step on.")
 @click.option("--max-workers", type=click.IntRange(min=1), default=None)
 @click.option("--tag", multiple=True)
-@click.option("--run-id-file", type=click.Path(dir_okay=False), default=None)
+@click.option(
+    "--run-id-file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write the run's pathspec (Flow/12) to this file as soon as it is known.",
+)
 @click.option("--quiet", "-q", is_flag=True)
 def shipyard_resume(run: str | None, step: str | None, **options: Any) -> None:
     """Resume RUN (Flow/12, or a flow name for its latest failed run; default: the latest

@@ -10,22 +10,31 @@ hook has a no-op default. Phases:
 - ``task_exception(ctx, exc) -> bool``  the user's code raised; True = handled
 - ``task_finished(ctx, ok)``            after persisting (or failing)
 
-Built-in decorators are listed in ``DECORATORS``; plugins register theirs with
-:func:`register`.
+``ctx`` is the task's :class:`TaskContext`. A plugin needs no registration: applying its
+decorator to a step is enough (``@card`` is one, in ``shipyard.cards``).
+
+>>> class audit(StepDecorator):
+...     name = "audit"
+...     def task_finished(self, ctx: TaskContext, ok: bool) -> None:
+...         ctx.extras.setdefault("audit", []).append(ctx.spec.step_name)
 """
 
 from __future__ import annotations
 
-import functools
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 if TYPE_CHECKING:
     from shipyard.flow.graph import Graph, Node
+    from shipyard.flow.spec import FlowSpec
+    from shipyard.flow.task import TaskSpec
+    from shipyard.store.blobs import BlobStore
+    from shipyard.store.records import ArtifactRecord
 
 F = TypeVar("F", bound=Callable[..., Any])
+D = TypeVar("D", bound="StepDecorator")
 
 
 @dataclass
@@ -39,6 +48,23 @@ class TaskOptions:
     memory_mb: int = 0
     catch_var: str | None = None  # @catch: the artifact that receives the failure
     environment: dict[str, str] | None = None
+
+
+@dataclass
+class TaskContext:
+    """What a decorator's task hooks see, in the task process."""
+
+    flow: FlowSpec  # the step's ``self``
+    spec: TaskSpec  # the attempt: flow, run, step, task ids, attempt number, inputs
+    node: Node  # the step in the graph
+    store: BlobStore  # where the task's blobs go
+    #: the task's persisted artifacts, once they are (for task_finished hooks such as @card)
+    artifacts: dict[str, ArtifactRecord] | None = None
+    #: what the task reports to the runtime besides its artifacts, by plugin (picklable):
+    #: ``"models"`` (current.register_model), ``"cards"`` (@card)
+    extras: dict[str, Any] = field(default_factory=dict)
+    #: names a plugin adds to ``current`` for this task: ``current.card`` (@card)
+    current_names: dict[str, Any] = field(default_factory=dict)
 
 
 class StepDecorator:
@@ -72,17 +98,17 @@ class StepDecorator:
     def runtime_options(self, options: TaskOptions) -> None:
         """Adjust how the runtime schedules this step."""
 
-    def task_pre_step(self, ctx: Any) -> None:
+    def task_pre_step(self, ctx: TaskContext) -> None:
         """In the task process, before the step runs."""
 
-    def task_post_step(self, ctx: Any) -> None:
+    def task_post_step(self, ctx: TaskContext) -> None:
         """After the step returned, before artifacts are persisted."""
 
-    def task_exception(self, ctx: Any, exc: BaseException) -> bool:
+    def task_exception(self, ctx: TaskContext, exc: BaseException) -> bool:
         """The step raised; return True if handled (the task then succeeds)."""
         return False
 
-    def task_finished(self, ctx: Any, ok: bool) -> None:
+    def task_finished(self, ctx: TaskContext, ok: bool) -> None:
         """After the task persisted its artifacts (ok) or failed."""
 
 
@@ -130,7 +156,7 @@ class CatchDecorator(StepDecorator):
     def runtime_options(self, options: TaskOptions) -> None:
         options.catch_var = self.attributes["var"] or ""
 
-    def task_post_step(self, ctx: Any) -> None:
+    def task_post_step(self, ctx: TaskContext) -> None:
         if self.attributes["var"]:
             setattr(ctx.flow, self.attributes["var"], None)
 
@@ -185,42 +211,68 @@ class EnvironmentDecorator(StepDecorator):
         ):
             raise node.error("@environment(vars=...) takes a dict of names to string values")
 
-    def task_pre_step(self, ctx: Any) -> None:
+    def task_pre_step(self, ctx: TaskContext) -> None:
         os.environ.update({k: str(v) for k, v in self.attributes["vars"].items()})
 
 
-DECORATORS: dict[str, type[StepDecorator]] = {
-    d.name: d
-    for d in (
-        RetryDecorator,
-        CatchDecorator,
-        TimeoutDecorator,
-        ResourcesDecorator,
-        EnvironmentDecorator,
-    )
-}
+def register(decorator: type[D]) -> type[D]:
+    """Nothing to do: a step decorator works by being applied to a step. Kept (returning
+    the class) so that plugins written for the first release still import."""
+    return decorator
 
 
-def register(decorator: type[StepDecorator]) -> None:
-    """Make a plugin's decorator known (for listing and `--with`-style lookups)."""
-    DECORATORS[decorator.name] = decorator
+def _apply(cls: type[D], func: F | None, attributes: dict[str, Any]) -> F | D:
+    if func is not None and callable(func):  # used bare: @retry
+        return cls()(func)
+    return cls(**attributes)
 
 
-def _factory(cls: type[StepDecorator]) -> Callable[..., Any]:
-    @functools.wraps(cls)
-    def make(func: Callable[..., Any] | None = None, **attributes: Any) -> Any:
-        if func is not None and callable(func):  # used bare: @retry
-            return cls()(func)
-        return cls(**attributes)
+@overload
+def retry(func: F) -> F: ...
+@overload
+def retry(*, times: int = ..., minutes_between_retries: float = ...) -> RetryDecorator: ...
+def retry(func: F | None = None, **attributes: Any) -> F | RetryDecorator:
+    """``@retry`` or ``@retry(times=3, minutes_between_retries=2)``: re-run a failed task."""
+    return _apply(RetryDecorator, func, attributes)
 
-    return make
+
+@overload
+def catch(func: F) -> F: ...
+@overload
+def catch(*, var: str | None = ..., print_exception: bool = ...) -> CatchDecorator: ...
+def catch(func: F | None = None, **attributes: Any) -> F | CatchDecorator:
+    """``@catch`` or ``@catch(var="failure")``: a step that failed every attempt succeeds
+    anyway, with ``self.<var>`` holding the failure."""
+    return _apply(CatchDecorator, func, attributes)
 
 
-retry = _factory(RetryDecorator)
-catch = _factory(CatchDecorator)
-timeout = _factory(TimeoutDecorator)
-resources = _factory(ResourcesDecorator)
-environment = _factory(EnvironmentDecorator)
+@overload
+def timeout(func: F) -> F: ...
+@overload
+def timeout(
+    *, seconds: float = ..., minutes: float = ..., hours: float = ...
+) -> TimeoutDecorator: ...
+def timeout(func: F | None = None, **attributes: Any) -> F | TimeoutDecorator:
+    """``@timeout(seconds=.., minutes=.., hours=..)``: kill an attempt that runs longer."""
+    return _apply(TimeoutDecorator, func, attributes)
+
+
+@overload
+def resources(func: F) -> F: ...
+@overload
+def resources(*, cpu: int = ..., memory: int = ..., gpu: int = ...) -> ResourcesDecorator: ...
+def resources(func: F | None = None, **attributes: Any) -> F | ResourcesDecorator:
+    """``@resources(cpu=2, memory=4096)`` (memory in MB): what one task of the step needs."""
+    return _apply(ResourcesDecorator, func, attributes)
+
+
+@overload
+def environment(func: F) -> F: ...
+@overload
+def environment(*, vars: Mapping[str, str | int | float] = ...) -> EnvironmentDecorator: ...
+def environment(func: F | None = None, **attributes: Any) -> F | EnvironmentDecorator:
+    """``@environment(vars={"OMP_NUM_THREADS": "1"})``: set variables for the task."""
+    return _apply(EnvironmentDecorator, func, attributes)
 
 
 def step(func: F) -> F:
@@ -232,6 +284,7 @@ def step(func: F) -> F:
 
 
 def task_options(node: Node) -> TaskOptions:
+    """How the runtime schedules ``node``'s tasks: the defaults, as its decorators adjust them."""
     options = TaskOptions()
     for deco in node.decorators:
         deco.runtime_options(options)

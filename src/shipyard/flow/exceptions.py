@@ -6,7 +6,8 @@ FlowError                      root of everything below
 ├── FlowDefinitionError        the flow file or class cannot be used (not found, two flows…)
 ├── TransitionError            a step called self.next() unlike its source says
 ├── ArtifactError              an artifact cannot be saved / merged / found
-└── ResumeError                nothing to resume, or the origin run cannot be resumed
+├── ResumeError                nothing to resume, or the origin run cannot be resumed
+└── RecorderFailed             the run's metadata could not be written (also a RuntimeError)
 """
 
 from __future__ import annotations
@@ -61,3 +62,7 @@ class ArtifactError(FlowError):
 
 class ResumeError(FlowError):
     """A resume cannot start."""
+
+
+class RecorderFailed(FlowError, RuntimeError):
+    """The recorder process could not write the run's metadata; the message says why."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import signal
-from typing import Any
+
+from shipyard.flow.report import TaskError
 
 _SIGNALS = {
     "SIGKILL": "was killed (out of memory, or kill -9)",
@@ -13,7 +14,7 @@ _SIGNALS = {
 }
 
 
-def exit_error(exitcode: int, *, timeout_seconds: float | None = None) -> dict[str, Any]:
+def exit_error(exitcode: int, *, timeout_seconds: float | None = None) -> TaskError:
     """The error dict recorded for an attempt. ``timeout_seconds`` when @timeout killed it."""
     if timeout_seconds is not None:
         return {

@@ -19,16 +19,13 @@ database numbers runs and tasks.
 
 from __future__ import annotations
 
-import atexit
-import os
-import signal
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from socket import socket
 from typing import TYPE_CHECKING, Any
 
-from shipyard.flow.recorder import Recorder, RecorderFailed
+from shipyard.flow.recorder import Recorder
 from shipyard.store.bootstrap import IdReserver, sqlite_file
 
 if TYPE_CHECKING:
@@ -36,8 +33,6 @@ if TYPE_CHECKING:
 
 #: task ids reserved at a time
 TASK_ID_BLOCK = 64
-#: a recorder forked before the flow file and the CLI load (see :func:`start_recorder`)
-_early: tuple[str, Recorder] | None = None
 #: the writes that record when something happened (their ``at=``: when it was sent)
 _TIMED = frozenset(
     {"create_run", "create_tasks", "start_attempt", "finish_attempt", "finish_run",
@@ -48,14 +43,18 @@ _TIMED = frozenset(
 class Ledger:
     """The runtime's view of the metadata store (see the module docstring)."""
 
-    def __init__(self, url: str, *, direct: bool = False) -> None:
+    def __init__(self, url: str, *, direct: bool = False, recorder: Recorder | None = None) -> None:
         """Fork the recorder at once for a SQLite file (the zygote must then close
-        :attr:`sockets`); call :meth:`bootstrap` next. ``direct``: the runtime writes
-        itself (resume reads the origin run first)."""
+        :attr:`sockets`), or take ``recorder``, one forked earlier (``shipyard._entry``);
+        call :meth:`bootstrap` next. ``direct``: the runtime writes itself (resume reads
+        the origin run first)."""
         self.url = url
         self._meta: MetaStore | None = None
         self._reserver: IdReserver | None = None
-        self.recorder = _take_early(None if direct else url)
+        if recorder is not None and (direct or recorder.url != url):
+            recorder.discard()  # the run writes directly, or elsewhere: nothing for it
+            recorder = None
+        self.recorder = recorder
         if self.recorder is None and not direct and sqlite_file(url) is not None:
             self.recorder = Recorder(url)
         self._reserved: range = range(0)
@@ -73,7 +72,7 @@ class Ledger:
             return
         self._reserver = IdReserver.open(self.url)
         if self._reserver is None:  # opening the store directly says why, if it fails
-            _stop(self.recorder)
+            self.recorder.discard()
             self.recorder = None
 
     # -- ids ------------------------------------------------------------------------------
@@ -144,43 +143,3 @@ class Ledger:
                     self._reserver.close()
                 if self._meta is not None:
                     self._meta.close()
-
-
-def start_recorder() -> None:
-    """Fork the recorder now, for a ``run`` that is about to load its flow file and CLI:
-    the next :class:`Ledger` for the same database takes it, ready, and the recorder is
-    forked from a small process."""
-    global _early
-    from shipyard.config import settings
-
-    url = settings().db_url
-    if _early is None and sqlite_file(url) is not None:
-        _early = (url, Recorder(url))
-        atexit.register(_discard_early)  # the run never started (a bad parameter...)
-
-
-def _take_early(url: str | None) -> Recorder | None:
-    """The recorder :func:`start_recorder` forked, if it was for ``url``; one forked for
-    another database (or when ``url`` is None: no run, or one that writes directly) has
-    nothing to write and is stopped."""
-    global _early
-    early, _early = _early, None
-    if early is None:
-        return None
-    if early[0] != url:
-        _stop(early[1])
-        return None
-    return early[1]
-
-
-def _stop(recorder: Recorder) -> None:
-    """End a recorder that has nothing to write, without waiting for its import."""
-    os.kill(recorder.pid, signal.SIGTERM)
-    try:
-        recorder.close()
-    except RecorderFailed:
-        pass
-
-
-def _discard_early() -> None:
-    _take_early(None)

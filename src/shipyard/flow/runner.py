@@ -13,9 +13,12 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.flow.exceptions import FlowDefinitionError
+
+if TYPE_CHECKING:
+    from shipyard.client import Run
 
 
 class Runner:
@@ -56,11 +59,11 @@ class Runner:
         self.quiet = quiet
         self.env = env
 
-    def _argv(self, run_id_file: str) -> list[str]:
+    def _argv(self, pathspec_file: str) -> list[str]:
         argv = [sys.executable, "-m", "shipyard", "run"]
         if self.flow_name:
             argv += ["--flow", self.flow_name]
-        argv += [str(self.file), "--run-id-file", run_id_file]
+        argv += [str(self.file), "--run-id-file", pathspec_file]  # it gets Flow/12
         if self.max_workers:
             argv += ["--max-workers", str(self.max_workers)]
         if self.quiet:
@@ -76,30 +79,21 @@ class Runner:
                 argv += [f"--{name}", str(value)]
         return argv
 
-    def run(self, timeout: float | None = None) -> Any:
+    def run(self, timeout: float | None = None) -> Run:
         """Run to the end (output goes to this process's stdout) and return the Run."""
         from shipyard.client import Run
 
         with tempfile.TemporaryDirectory() as tmp:
-            id_file = os.path.join(tmp, "run_id")
+            pathspec_file = os.path.join(tmp, "pathspec")
             env = {**os.environ, **(self.env or {})}
             proc = subprocess.run(
-                self._argv(id_file), env=env, timeout=timeout, capture_output=True, text=True
+                self._argv(pathspec_file), env=env, timeout=timeout, capture_output=True, text=True
             )
             sys.stdout.write(proc.stdout)
-            if not os.path.exists(id_file):
+            if not os.path.exists(pathspec_file):
                 raise FlowDefinitionError(
                     f"the run did not start (exit {proc.returncode}):\n{proc.stderr.strip()}"
                 )
-            run_id = Path(id_file).read_text().strip()
+            pathspec = Path(pathspec_file).read_text().strip()
         sys.stderr.write(proc.stderr)
-        flow_name = self.flow_name or _flow_name_from(proc.stdout, run_id)
-        return Run(f"{flow_name}/{run_id}")
-
-
-def _flow_name_from(output: str, run_id: str) -> str:
-    for line in output.splitlines():
-        head = line.split(" ", 1)[0]
-        if head.endswith(f"/{run_id}"):
-            return head.rsplit("/", 1)[0]
-    raise FlowDefinitionError("could not tell which flow ran; pass the flow class to Runner")
+        return Run(pathspec)

@@ -29,6 +29,8 @@ from shipyard.flow.failures import exit_error
 from shipyard.flow.launch import RunPlan
 from shipyard.flow.ledger import Ledger
 from shipyard.flow.output import LogTail, RunOutput
+from shipyard.flow.recorder import Recorder
+from shipyard.flow.report import LogKeys, TaskError, TaskResult
 from shipyard.flow.resume import ResumePlan
 from shipyard.flow.slots import Slots
 from shipyard.flow.successors import NewTask, Successors
@@ -48,7 +50,7 @@ class _Task:
     index: int | None = None
     attempt: int = 0
     not_before: float = 0.0
-    caught_error: dict[str, Any] | None = None
+    caught_error: TaskError | None = None
 
 
 @dataclass
@@ -64,10 +66,14 @@ class _Running:
 
 
 class Runtime:
-    """Execute a :class:`RunPlan`. ``run()`` returns the run id; see ``.status``."""
+    """Execute a :class:`RunPlan`. ``run()`` returns the run id; see ``.status``.
+    ``recorder``: one forked before the flow loaded (``shipyard._entry``), to use."""
 
-    def __init__(self, plan: RunPlan, config: Settings | None = None) -> None:
+    def __init__(
+        self, plan: RunPlan, config: Settings | None = None, *, recorder: Recorder | None = None
+    ) -> None:
         self.plan = plan
+        self._early_recorder = recorder
         self.graph = plan.graph
         self.config = config or settings()
         self.max_workers = plan.max_workers or os.cpu_count() or 1
@@ -87,7 +93,7 @@ class Runtime:
         self.bars: dict[str, list[int]] = {}
         self.failed_tasks: list[str] = []
         self.log_dirs: dict[int, str] = {}
-        self.on_run_id: Any = None
+        self.on_run_id: Callable[[int], None] | None = None  # told the id once it is known
         self.registered: list[str] = []
         self.slots = Slots(self.max_workers, self.options, self.out.line)
 
@@ -97,7 +103,9 @@ class Runtime:
         # tasks are cheap. It has imported what every task needs, the blob store included.
         self.store: BlobStore = open_blob_store(self.config.store_url)
         # The recorder (see ledger.py) first: it imports SQLAlchemy while we go on.
-        self.ledger = Ledger(self.config.db_url, direct=self.plan.origin is not None)
+        self.ledger = Ledger(
+            self.config.db_url, direct=self.plan.origin is not None, recorder=self._early_recorder
+        )
         self.zygote = Zygote(
             functools.partial(run_task, self.plan.flow_cls, self.graph),
             close_in_child=self.ledger.sockets,
@@ -336,47 +344,56 @@ class Runtime:
         del self.running[task.task_id]
         self._tail(running, final=True)
         result = self._read_result(running, exitcode, report)
-        logs = {"stdout_key": result.get("stdout_key"), "stderr_key": result.get("stderr_key")}
-        if result.get("ok"):
+        logs: LogKeys = {
+            "stdout_key": result.get("stdout_key"),
+            "stderr_key": result.get("stderr_key"),
+        }
+        if result["ok"]:
             result = self._succeeded(running, result, logs)
-        if not result.get("ok"):
+        if not result["ok"]:
             self._failed(task, result["error"], logs)
         for tail in running.tails:  # an empty one the task removed itself (see task.py)
             tail.close()
             tail.path.unlink(missing_ok=True)
 
-    def _read_result(self, running: _Running, exitcode: int, report: bytes) -> dict[str, Any]:
+    def _read_result(self, running: _Running, exitcode: int, report: bytes) -> TaskResult:
         """What the task reported, or why it could not (crash, signal, timeout)."""
         try:
-            result: dict[str, Any] = pickle.loads(report)
+            result: TaskResult = pickle.loads(report)
         except Exception:  # noqa: BLE001 - nothing, or cut short: the task died first
             result = {"ok": False, "error": exit_error(exitcode)}
-            result.update(self._upload_logs(running.task))
+            result = {**result, **self._upload_logs(running.task)}
         if running.timed_out:
             limit = self.options[running.task.step].timeout_seconds
-            result = {**result, "ok": False, "error": exit_error(exitcode, timeout_seconds=limit)}
+            result["ok"], result["error"] = False, exit_error(exitcode, timeout_seconds=limit)
         return result
 
-    def _succeeded(
-        self, running: _Running, result: dict[str, Any], logs: dict[str, Any]
-    ) -> dict[str, Any]:
+    def _succeeded(self, running: _Running, result: TaskResult, logs: LogKeys) -> TaskResult:
         """Record a successful attempt (and the models it registered, in one transaction);
         returns a failure result instead if the registry refused them."""
         task = running.task
         artifacts = [ArtifactRecord(**a) for a in result["artifacts"]]
         keep = {"foreach": result.get("foreach"), "duration": result.get("duration")}
-        cards = (result.get("extra") or {}).get("cards")
+        cards = result.get("extras", {}).get("cards")
         if cards:  # rendered by @card in the task: [{"id", "type", "key", ...}]
             keep["cards"] = cards
         register = self._register_models(task, artifacts, result)
-        finish = {"status": TaskStatus.SUCCEEDED, "artifacts": artifacts, "result": keep, **logs}
+        finish: dict[str, Any] = {
+            "status": TaskStatus.SUCCEEDED,
+            "artifacts": artifacts,
+            "result": keep,
+            **logs,
+        }
         if register is None:
             self.ledger.write("finish_attempt", task.task_id, task.attempt, **finish)
         else:  # the registry may refuse: know it now, before anything follows the task
+            from shipyard.registry import RegistryError
+
             meta = self.ledger.store()
             try:
                 meta.finish_attempt(task.task_id, task.attempt, **finish, also=register)
-            except Exception as exc:  # the registry refused: the task fails, nothing recorded
+            except RegistryError as exc:  # the task fails, nothing recorded; any other
+                # failure (the database's) is not the user's and stops the run as it is
                 self.registered.clear()
                 return {
                     "ok": False,
@@ -391,7 +408,7 @@ class Runtime:
         self.completed.append(task.task_id)
         return result
 
-    def _failed(self, task: _Task, error: dict[str, Any], logs: dict[str, Any]) -> None:
+    def _failed(self, task: _Task, error: TaskError, logs: LogKeys) -> None:
         """Record a failed attempt, then schedule a retry, the @catch attempt, or stop."""
         opts = self.options[task.step]
         prefix = f"{task.step}/{task.task_id}"
@@ -426,11 +443,11 @@ class Runtime:
         self.ready.appendleft(task)
 
     def _register_models(
-        self, task: _Task, artifacts: list[ArtifactRecord], result: dict[str, Any]
+        self, task: _Task, artifacts: list[ArtifactRecord], result: TaskResult
     ) -> Callable[[Any], None] | None:
         """The registry's commit of the models the task registered, to run inside the
         transaction that records the task's success."""
-        intents = (result.get("extra") or {}).get("models") or []
+        intents = result.get("extras", {}).get("models") or []
         if not intents:
             return None
         from shipyard.registry import commit
@@ -461,7 +478,7 @@ class Runtime:
         else:
             self.out.line(f"[green]{task.step}/{task.task_id}[/] done in {seconds:.2f} s")
 
-    def _upload_logs(self, task: _Task) -> dict[str, str | None]:
+    def _upload_logs(self, task: _Task) -> LogKeys:
         spec = TaskSpec(
             flow_name="",
             run_id=0,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -22,13 +21,11 @@ class FlowSpec:
 
     def __init__(self, use_cli: bool = True) -> None:
         if use_cli:
-            if sys.argv[1:2] == ["run"]:
-                from shipyard.flow.ledger import start_recorder
+            # the flow file is the program, as in Metaflow: hand over to its command line
+            # (the one import of this package upward, sanctioned in pyproject.toml)
+            from shipyard._entry import flow_file_main
 
-                start_recorder()
-            from shipyard.cli.flows import flow_main
-
-            flow_main(type(self))
+            flow_file_main(type(self))
 
     # -- set up by the task runner ------------------------------------------------------
     def _init_task(

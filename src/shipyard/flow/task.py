@@ -16,13 +16,16 @@ import pickle
 import sys
 import time
 import traceback
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.flow.artifacts import ArtifactLoader, save, save_items
-from shipyard.flow.current import current
+from shipyard.flow.current import start_task
+from shipyard.flow.decorators import TaskContext
 from shipyard.flow.exceptions import ArtifactError, TransitionError
+from shipyard.flow.report import ForeachSplit, LogKeys, TaskError, TaskResult
 from shipyard.flow.spec import FlowSpec, Inputs, InputView
 from shipyard.store.blobs import BlobStore, open_blob_store
 from shipyard.store.records import ArtifactRecord, live_log
@@ -59,7 +62,7 @@ class TaskSpec:
     index: int | None = None
     origin_run_id: int | None = None
     #: set for the extra attempt @catch runs after the last failure: the step is not run
-    caught_error: dict[str, Any] | None = None
+    caught_error: TaskError | None = None
     catch_var: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -71,7 +74,7 @@ class TaskSpec:
 class CaughtFailure:
     """What ``@catch(var=...)`` stores when every attempt of a step failed."""
 
-    def __init__(self, error: dict[str, Any]) -> None:
+    def __init__(self, error: TaskError) -> None:
         self.type = str(error.get("type", "Exception"))
         self.message = str(error.get("message", ""))
         self.traceback = str(error.get("traceback", ""))
@@ -81,18 +84,6 @@ class CaughtFailure:
 
     def __bool__(self) -> bool:
         return True
-
-
-@dataclass
-class TaskContext:
-    """What decorator hooks see in the task process."""
-
-    flow: FlowSpec
-    spec: TaskSpec
-    node: Node
-    store: BlobStore
-    #: the task's persisted artifacts, once they are (for task_finished hooks such as @card)
-    artifacts: dict[str, ArtifactRecord] | None = None
 
 
 def _redirect_output(spec: TaskSpec) -> None:
@@ -117,7 +108,8 @@ def user_traceback(exc: BaseException) -> str:
     return "".join(tb.format())
 
 
-def error_dict(exc: BaseException) -> dict[str, Any]:
+def error_dict(exc: BaseException) -> TaskError:
+    """How ``exc`` is reported and recorded."""
     return {
         "type": type(exc).__name__,
         "message": str(exc),
@@ -138,14 +130,15 @@ def _upload_log(store: BlobStore, path: Path) -> str | None:
     return key
 
 
-def upload_logs(store: BlobStore, spec: TaskSpec) -> dict[str, str | None]:
+def upload_logs(store: BlobStore, spec: TaskSpec) -> LogKeys:
+    """Store the attempt's output files as blobs (an empty one is removed instead)."""
     return {
         "stdout_key": _upload_log(store, spec.path("out")),
         "stderr_key": _upload_log(store, spec.path("err")),
     }
 
 
-def write_result(fd: int, result: dict[str, Any]) -> None:
+def write_result(fd: int, result: TaskResult) -> None:
     """Write the result (a pickle: it carries small artifacts' bytes) to the report pipe;
     the zygote reads it as it comes."""
     view = memoryview(pickle.dumps(result, protocol=5))
@@ -154,7 +147,9 @@ def write_result(fd: int, result: dict[str, Any]) -> None:
     os.close(fd)
 
 
-def _build_flow(flow_cls: type[FlowSpec], spec: TaskSpec, node: Node, store: BlobStore) -> Any:
+def _build_flow(
+    flow_cls: type[FlowSpec], spec: TaskSpec, node: Node, store: BlobStore
+) -> tuple[FlowSpec, Inputs]:
     flow = flow_cls.__new__(flow_cls)
     inputs = [
         InputView(i.step_name, ArtifactLoader(store, i.artifacts), i.index) for i in spec.inputs
@@ -170,34 +165,35 @@ def _build_flow(flow_cls: type[FlowSpec], spec: TaskSpec, node: Node, store: Blo
         else None
     )
     flow._init_task(step_name=spec.step_name, data=data, foreach_item=item, index=spec.index)
-    models: list[dict[str, Any]] = []
+    return flow, Inputs(inputs)
+
+
+def _start_current(ctx: TaskContext) -> None:
+    """Point ``current`` at this task; ``current.register_model`` files into
+    ``ctx.extras["models"]``, which the runtime commits if the task succeeds."""
+    spec, data = ctx.spec, ctx.flow.__dict__["_data"]
+    models: list[dict[str, Any]] = ctx.extras.setdefault("models", [])
 
     def register_model(
         name: str,
         obj: Any,
         *,
-        metrics: dict[str, float] | None = None,
-        tags: list[str] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Iterable[str] | None = None,
     ) -> None:
         """Register ``obj`` (or the artifact named by a string) as the next version of the
         model ``name``; committed only if this task succeeds."""
         from shipyard.registry import capture
 
-        models.append(capture(name, obj, flow=flow, store=store, metrics=metrics, tags=tags))
+        models.append(
+            capture(name, obj, flow=ctx.flow, store=ctx.store, metrics=metrics, tags=tags)
+        )
 
-    current._update(
-        flow_name=spec.flow_name,
-        run_id=spec.run_id,
-        step_name=spec.step_name,
-        task_id=spec.task_id,
-        retry_count=spec.attempt,
-        origin_run_id=spec.origin_run_id,
-        parameter_names=list(spec.param_names),
+    start_task(
+        ctx,
         parameters=lambda: {n: data.load(n) for n in spec.param_names if n in data},
         register_model=register_model,
-        task_extra={"models": models},
     )
-    return flow, Inputs(inputs)
 
 
 def _check_transition(flow: FlowSpec, node: Node) -> None:
@@ -232,7 +228,7 @@ def _persist(flow: FlowSpec, spec: TaskSpec, store: BlobStore) -> dict[str, Arti
     return outputs
 
 
-def _split(flow: FlowSpec, node: Node, store: BlobStore) -> dict[str, Any]:
+def _split(flow: FlowSpec, node: Node, store: BlobStore) -> ForeachSplit:
     assert node.foreach is not None
     try:
         items = list(getattr(flow, node.foreach))
@@ -264,11 +260,12 @@ def run_task(flow_cls: type[FlowSpec], graph: Graph, spec: TaskSpec, report_fd: 
     store = open_blob_store(spec.store_url)
     node = graph[spec.step_name]
     started = time.time()
-    result: dict[str, Any] = {"ok": False}
+    result: TaskResult = {"ok": False}
     ctx: TaskContext | None = None
     try:
         flow, inputs = _build_flow(flow_cls, spec, node, store)
         ctx = TaskContext(flow=flow, spec=spec, node=node, store=store)
+        _start_current(ctx)
         for deco in node.decorators:
             deco.task_pre_step(ctx)
         if spec.caught_error is not None:
@@ -287,16 +284,15 @@ def run_task(flow_cls: type[FlowSpec], graph: Graph, spec: TaskSpec, report_fd: 
         _check_transition(flow, node)
         outputs = _persist(flow, spec, store)
         ctx.artifacts = outputs
-        registered = current._values["task_extra"]["models"]
-        if registered:
+        if ctx.extras["models"]:
             from shipyard.registry import check_references
 
-            check_references(registered, outputs, store)
+            check_references(ctx.extras["models"], outputs, store)
         result = {
             "ok": True,
             "artifacts": [asdict(r) for r in outputs.values()],
             "foreach": _split(flow, node, store) if node.foreach else None,
-            "extra": current._values.get("task_extra", {}),
+            "extras": ctx.extras,  # the same dict: what task_finished hooks add is sent too
         }
     except BaseException as exc:  # noqa: BLE001 - reported to the runtime, never swallowed
         if isinstance(exc, SystemExit):
@@ -307,12 +303,12 @@ def run_task(flow_cls: type[FlowSpec], graph: Graph, spec: TaskSpec, report_fd: 
         if ctx is not None:
             for deco in node.decorators:
                 try:
-                    deco.task_finished(ctx, result.get("ok", False))
+                    deco.task_finished(ctx, result["ok"])
                 except Exception as exc:  # noqa: BLE001
                     result = {"ok": False, "error": error_dict(exc)}
     sys.stdout.flush()
     sys.stderr.flush()
     result["duration"] = time.time() - started
-    result.update(upload_logs(store, spec))
+    result = {**result, **upload_logs(store, spec)}
     write_result(report_fd, result)
     return 0 if result["ok"] else 1
