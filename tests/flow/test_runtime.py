@@ -661,14 +661,9 @@ def test_a_model_the_registry_refuses_fails_the_task(home: Path) -> None:
     assert "Not A Name" in attempt.error["message"]
 
 
-def test_a_database_failure_while_registering_is_not_reported_as_the_registrys(
-    home: Path,
-) -> None:
+def _fill_the_disk_as_weights_are_recorded(home: Path) -> None:
     import sqlite3
 
-    import sqlalchemy as sa
-
-    from shipyard.registry import RegistryError
     from shipyard.store.bootstrap import IdReserver
 
     reserver = IdReserver.open(f"sqlite:///{home / 'meta.db'}")  # the schema, as a run makes it
@@ -679,9 +674,44 @@ def test_a_database_failure_while_registering_is_not_reported_as_the_registrys(
             "CREATE TRIGGER full BEFORE INSERT ON artifacts WHEN NEW.name = 'weights' "
             "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
         )
+
+
+def test_a_database_failure_while_registering_is_not_reported_as_the_registrys(
+    home: Path,
+) -> None:
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    from shipyard.flow.recorder import RecorderFailed
+    from shipyard.registry import RegistryError
+    from shipyard.store.bootstrap import IdReserver
+
+    reserver = IdReserver.open(f"sqlite:///{home / 'meta.db'}")  # the schema, as a run makes it
+    assert reserver is not None
+    reserver.close()
+    _fill_the_disk_as_weights_are_recorded(home)
     flow = MODEL_FLOW.replace("    @smuggle()\n", "")
-    with pytest.raises(sa.exc.DBAPIError, match="database or disk is full") as raised:
+    with pytest.raises(RecorderFailed, match="database or disk is full") as raised:
         run_flow(flow)
     assert not isinstance(raised.value, RegistryError)
+    assert "could not record start/" in str(raised.value)
+    assert isinstance(raised.value.__cause__, sa.exc.DBAPIError)
     with sqlite3.connect(home / "meta.db") as conn:  # nothing says the task failed
         assert conn.execute("SELECT status FROM tasks").fetchall() == [("running",)]
+
+
+def test_the_cli_says_the_database_failed_while_registering(tmp_path: Path, home: Path) -> None:
+    _fill_the_disk_as_weights_are_recorded(home)
+    flow = write_flow(MODEL_FLOW.replace("    @smuggle()\n", ""), tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "shipyard", "run", str(flow)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "the metadata database could not record start/" in proc.stderr
+    assert "database or disk is full" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "ModelSpecError" not in proc.stderr + proc.stdout

@@ -29,7 +29,7 @@ from shipyard.flow.failures import exit_error
 from shipyard.flow.launch import RunPlan
 from shipyard.flow.ledger import Ledger
 from shipyard.flow.output import LogTail, RunOutput
-from shipyard.flow.recorder import Recorder
+from shipyard.flow.recorder import Recorder, RecorderFailed
 from shipyard.flow.report import LogKeys, TaskError, TaskResult
 from shipyard.flow.resume import ResumePlan
 from shipyard.flow.slots import Slots
@@ -387,18 +387,24 @@ class Runtime:
         if register is None:
             self.ledger.write("finish_attempt", task.task_id, task.attempt, **finish)
         else:  # the registry may refuse: know it now, before anything follows the task
+            from sqlalchemy.exc import SQLAlchemyError
+
             from shipyard.registry import RegistryError
 
             meta = self.ledger.store()
             try:
                 meta.finish_attempt(task.task_id, task.attempt, **finish, also=register)
-            except RegistryError as exc:  # the task fails, nothing recorded; any other
-                # failure (the database's) is not the user's and stops the run as it is
+            except RegistryError as exc:  # the task fails, nothing recorded
                 self.registered.clear()
                 return {
                     "ok": False,
                     "error": {"type": type(exc).__name__, "message": str(exc), "traceback": ""},
                 }
+            except SQLAlchemyError as exc:  # the database's failure, not the user's: stop
+                raise RecorderFailed(
+                    f"the metadata database could not record {task.step}/{task.task_id}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
         for model in self.registered:
             self.out.line(f"[green]{task.step}/{task.task_id}[/] registered the model {model}")
         self.registered.clear()
