@@ -16,11 +16,11 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest_redis import RedisServer, redis_server_fixture  # noqa: F401
 from prometheus_client import REGISTRY
 
 from shipyard.cache.backends.redis import RedisBackend
 from shipyard.cache.backends.replicated import ReplicatedBackend
+from support.redis_servers import RedisServer
 
 NS = "home-rows"
 KEYS = [b"profile-%d" % i for i in range(2000)]

@@ -7,19 +7,12 @@ import time
 from collections.abc import Callable
 
 import pytest
-from conftest_redis import (  # noqa: F401
-    RedisServer,
-    closed_port_url,
-    closed_port_urls,
-    redis_server_fixture,
-    redis_urls_fixture,
-    silent_port,
-)
 from prometheus_client import REGISTRY
 
 from shipyard.cache.backends.base import BackendUnavailable, CacheError
 from shipyard.cache.backends.redis import RedisBackend
 from shipyard.cache.backends.replicated import ReplicatedBackend, ReplicationError
+from support.redis_servers import RedisServer, closed_port_url, closed_port_urls, silent_port
 
 NS = "home-rows"
 ITEMS = [(b"p%d" % i, b"row%d" % i) for i in range(300)]

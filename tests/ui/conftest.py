@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from ui_support import UI_FLOW, UIEnv
 
-from fake_runs import load_fakes
 from shipyard.client import _stores
 from shipyard.keys import KeyStore
 from shipyard.store.blobs import open_blob_store
 from shipyard.store.meta import MetaStore
 from shipyard.testing import run_flow, write_flow
+from support.fakes import FakeRuns
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     for name in ("SHIPYARD_DB_URL", "SHIPYARD_STORE_URL"):
         monkeypatch.delenv(name, raising=False)
     _stores.reset()
-    runs = load_fakes().FakeRuns(tmp_path / "home")
+    runs = FakeRuns(tmp_path / "home")
     yield runs
     runs.close()
     _stores.reset()

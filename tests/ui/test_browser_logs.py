@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from test_browser import _shot, browser, page, server  # noqa: F401 - fixtures used by name
 
-from fake_runs import load_fakes
 from shipyard.store.records import TaskStatus
+from support.fakes import FakeRuns
 
 if TYPE_CHECKING:
     from ui_support import UIEnv
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 @pytest.fixture
 def fake(ui_env: UIEnv) -> Iterator[Any]:
     """FakeRuns over the served SHIPYARD_HOME (ui_env keeps it set for the module)."""
-    runs = load_fakes().FakeRuns(ui_env.home)
+    runs = FakeRuns(ui_env.home)
     yield runs
     runs.close()
 
