@@ -17,7 +17,7 @@ from shipyard.store.meta import MetaStore
 from support.clock import Clock
 from support.servers import missing_servers, pg_schema_url, server_url
 
-pytest_plugins = ["support.blob_stores", "support.redis_servers"]
+pytest_plugins = ["pytester", "support.blob_stores", "support.redis_servers"]
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -28,13 +28,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         return
     total = sum(len(tests) for tests in missing.values())
     write = terminalreporter.write_line
-    terminalreporter.write_sep("=", f"{total} tests skipped: servers missing", red=True, bold=True)
+    title = f"{_tests(total)} skipped: servers missing"
+    terminalreporter.write_sep("=", title, red=True, bold=True)
     for server, tests in sorted(missing.items()):
-        write(f"{server} is not running: {len(tests)} tests skipped", red=True, bold=True)
+        write(f"{server} is not running: {_tests(len(tests))} skipped", red=True, bold=True)
         for nodeid in tests:
             write(f"    {nodeid}")
     write("Start the servers and run again:", bold=True)
     write("    source scripts/services.sh && services_start   (or: make test)", bold=True)
+
+
+def _tests(count: int) -> str:
+    return f"{count} test" if count == 1 else f"{count} tests"
 
 
 @pytest.fixture
