@@ -23,6 +23,11 @@ import redis
 
 from support.servers import missing_server, server_url
 
+#: how long a private redis-server may take to answer (scripts/services.sh allows as long:
+#: the first start after an install, on a loaded machine, can be slow); a server that exits
+#: ends the wait at once
+START_SECONDS = 120
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -76,7 +81,7 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + START_SECONDS
         try:
             while True:
                 try:
@@ -85,7 +90,10 @@ class RedisServer:
                 except redis.ConnectionError as exc:
                     if time.monotonic() > deadline or self.process.poll() is not None:
                         self.stop()
-                        message = f"redis-server on port {self.port} did not start"
+                        message = (
+                            f"redis-server on port {self.port} did not answer PING within "
+                            f"{START_SECONDS} s"
+                        )
                         raise RuntimeError(message) from exc
                     time.sleep(0.05)
         finally:
