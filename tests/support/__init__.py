@@ -7,6 +7,7 @@
   tests/conftest.py) for Redis and for the blob-store backends,
 - ``fakes``: runs, tasks, logs and artifacts written straight through the stores,
 - ``clock``: a clock the tests move by hand,
+- ``waiting``: ``wait_for(condition, what)``, polling with a deadline instead of sleeping,
 - ``migration_data``: a run written into an old schema,
 - ``flow_shapes``: the DAG shapes engine behaviour is tested across.
 """
