@@ -5,13 +5,29 @@
 # (SHIPYARD_TEST_REDIS_URLS: two independent redis-servers, comma-separated.)
 # Missing software is installed (apt-get / the venv); under CI=true a server that
 # cannot be started fails the run instead of letting its tests skip.
+# Each server gets SERVICES_WAIT seconds (120) to answer: a first start right after an
+# install can take much longer than a warm one.
 SERVICES_DIR="${SERVICES_DIR:-$PWD/.services}"
+SERVICES_WAIT="${SERVICES_WAIT:-120}"
 
 _free_port() { "${PYTHON:-.venv/bin/python}" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 _fail_or_warn() {
   if [ "${CI:-}" = "true" ]; then echo "services: $1" >&2; return 1; fi
   echo "services: WARNING: $1 (its tests will be skipped; under CI=true this fails)" >&2
+}
+
+# _wait_for WHAT PID CMD...: say what we wait for, then run CMD until it succeeds, for up to
+# SERVICES_WAIT seconds; give up early when PID (if not empty) has exited.
+_wait_for() {
+  local what="$1" pid="$2" deadline; shift 2
+  echo "services: waiting for $what (up to $SERVICES_WAIT s)" >&2
+  deadline=$((SECONDS + SERVICES_WAIT))
+  until "$@" >/dev/null 2>&1; do
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then return 1; fi
+    [ "$SECONDS" -le "$deadline" ] || return 1  # whole seconds: at least SERVICES_WAIT
+    sleep 0.2
+  done
 }
 
 _pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1; }
@@ -29,9 +45,10 @@ _postgres_start() {
   local as=(); [ "$(id -u)" = 0 ] && as=(runuser -u postgres --)
   "${as[@]}" "$bin/initdb" -D "$dir/data" -A trust -U postgres >"$SERVICES_DIR/pg-initdb.log" 2>&1 \
     || { _fail_or_warn "initdb failed (see $SERVICES_DIR/pg-initdb.log)"; return; }
-  "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 \
+  echo "services: waiting for PostgreSQL on 127.0.0.1:$port (up to $SERVICES_WAIT s)" >&2
+  "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t "$SERVICES_WAIT" \
     -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off" start >/dev/null \
-    || { _fail_or_warn "PostgreSQL did not start (see $dir/log)"; return; }
+    || { _fail_or_warn "PostgreSQL did not start within $SERVICES_WAIT s (see $dir/log)"; return; }
   echo "$bin" > "$SERVICES_DIR/pg-bin"
   export SHIPYARD_TEST_PG_URL="postgresql+psycopg://postgres@127.0.0.1:$port/postgres"
   echo "services: PostgreSQL on 127.0.0.1:$port" >&2
@@ -43,10 +60,9 @@ _s3_start() {
   port="$(_free_port)"
   "$moto" -H 127.0.0.1 -p "$port" >"$SERVICES_DIR/moto.log" 2>&1 &
   echo $! > "$SERVICES_DIR/moto.pid"
-  for _ in $(seq 1 100); do
-    curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1
-  done
-  curl -s -o /dev/null "http://127.0.0.1:$port/" || { _fail_or_warn "moto_server did not start (see $SERVICES_DIR/moto.log)"; return; }
+  _wait_for "moto_server on 127.0.0.1:$port" "$(cat "$SERVICES_DIR/moto.pid")" \
+    curl -s -o /dev/null "http://127.0.0.1:$port/" \
+    || { _fail_or_warn "moto_server did not answer within $SERVICES_WAIT s (see $SERVICES_DIR/moto.log)"; return; }
   export SHIPYARD_TEST_S3_ENDPOINT="http://127.0.0.1:$port"
   echo "services: S3-compatible server (moto_server) on 127.0.0.1:$port" >&2
 }
@@ -63,11 +79,8 @@ _redis_start() {
     redis-server --bind 127.0.0.1 --port "$port" --save '' --appendonly no --daemonize yes \
       --pidfile "$SERVICES_DIR/$name.pid" --logfile "$SERVICES_DIR/$name.log" --dir "$SERVICES_DIR" \
       || { _fail_or_warn "redis-server did not start (see $SERVICES_DIR/$name.log)"; return; }
-    for _ in $(seq 1 100); do
-      redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1
-    done
-    redis-cli -h 127.0.0.1 -p "$port" ping >/dev/null 2>&1 \
-      || { _fail_or_warn "redis-server on port $port does not answer (see $SERVICES_DIR/$name.log)"; return; }
+    _wait_for "redis-server on 127.0.0.1:$port" "" redis-cli -h 127.0.0.1 -p "$port" ping \
+      || { _fail_or_warn "redis-server on port $port did not answer within $SERVICES_WAIT s (see $SERVICES_DIR/$name.log)"; return; }
     urls="${urls:+$urls,}redis://127.0.0.1:$port/0"
   done
   export SHIPYARD_TEST_REDIS_URLS="$urls"

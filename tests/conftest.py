@@ -1,6 +1,8 @@
-"""Fixtures every test package can use: a private SHIPYARD_HOME and the servers that
-scripts/services.sh starts (PostgreSQL, an S3-compatible server). A test that needs a server
-skips when it is not running, except under CI=true, where that is a failure."""
+"""Fixtures every test package can use: a private SHIPYARD_HOME, a hand-moved clock, and the
+servers that scripts/services.sh starts (PostgreSQL, an S3-compatible server, Redis through
+the ``support.redis_servers`` plugin). A test that needs a server skips when it is not
+running, except under CI=true, where that is a failure; a run with such skips ends with a
+summary naming them and how to start the servers."""
 
 from __future__ import annotations
 
@@ -11,8 +13,39 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from servers import pg_schema_url, server_url
 from shipyard.store.meta import MetaStore
+from support.clock import Clock
+from support.servers import missing_servers, pg_schema_url, server_url
+
+pytest_plugins = ["pytester", "support.blob_stores", "support.redis_servers"]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Name every test skipped because its server was missing, by server, and the fix (the
+    skips' reasons are otherwise easy to miss in a quiet run's "92 skipped")."""
+    missing = missing_servers(terminalreporter.stats.get("skipped", []))
+    if not missing:
+        return
+    total = sum(len(tests) for tests in missing.values())
+    write = terminalreporter.write_line
+    title = f"{_tests(total)} skipped: servers missing"
+    terminalreporter.write_sep("=", title, red=True, bold=True)
+    for server, tests in sorted(missing.items()):
+        write(f"{server} is not running: {_tests(len(tests))} skipped", red=True, bold=True)
+        for nodeid in tests:
+            write(f"    {nodeid}")
+    write("Start the servers and run again:", bold=True)
+    write("    source scripts/services.sh && services_start   (or: make test)", bold=True)
+
+
+def _tests(count: int) -> str:
+    return f"{count} test" if count == 1 else f"{count} tests"
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A monotonic clock at 1000.0 that only moves on ``clock.advance(seconds)``."""
+    return Clock()
 
 
 @pytest.fixture(name="shipyard_home")

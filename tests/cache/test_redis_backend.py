@@ -10,15 +10,10 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from conftest_redis import (  # noqa: F401
-    closed_port_url,
-    redis_url_fixture,
-    redis_urls_fixture,
-    silent_port,
-)
 
 from shipyard.cache.backends.base import BackendUnavailable, CacheError
 from shipyard.cache.backends.redis import RedisBackend, mask_url
+from support.redis_servers import closed_port_url, silent_port
 
 NS = "home-rows"
 

@@ -13,6 +13,8 @@ from shipyard import cache
 from shipyard.cache import codec, namespaces
 from shipyard.cache.backends import memory, open_backend
 from shipyard.cache.namespaces import encode_key
+from shipyard.cache.reader import SETTINGS_SECONDS
+from support.clock import Clock
 
 
 @dataclass
@@ -83,13 +85,14 @@ def test_a_running_reader_picks_up_a_new_version_and_reads_one_version_between_c
     r.refresh()
     assert r.get_many(["a", "b"]) == {"a": 2, "b": 2}
 
-    quick = cache.reader("home-rows", url=url, refresh_seconds=0.05)
-    assert quick.get("a") == 2
+    clock = Clock()
+    timed = cache.reader("home-rows", url=url, refresh_seconds=5, clock=clock)
+    assert timed.get("a") == 2
     publish(url, {"a": 3, "b": 3})
-    deadline = time.monotonic() + 5
-    while quick.get("a") != 3:
-        assert time.monotonic() < deadline, "the reader never noticed the new version"
-        time.sleep(0.01)
+    clock.advance(4.9)
+    assert timed.get("a") == 2  # not yet time to check
+    clock.advance(0.1)
+    assert timed.get("a") == 3  # checked, and the new version read
 
 
 def test_lru_never_serves_a_stale_version(url: str) -> None:
@@ -153,20 +156,24 @@ def test_freshness_alarm_flags_but_never_expires(
     publish(url, {"p": 1}, ns=ns)
     settings = cache.configure(ns, keep=5, max_age="6h", url=url)
     assert settings == cache.NamespaceSettings(keep=5, max_age=6 * 3600.0)
-    r = cache.reader(ns, url=url, refresh_seconds=0)
+    clock, wall = Clock(), Clock(time.time())
+    r = cache.reader(ns, url=url, refresh_seconds=0, clock=clock, wall=wall)
     assert r.get("p") == 1
     assert sample("shipyard_cache_stale", namespace=ns) == 0
-    cache.configure(ns, max_age=0.05, url=url)  # keep stays 5
-    time.sleep(0.1)
-    r._settings_at = float("-inf")  # re-read settings now instead of within a minute
+    cache.configure(ns, max_age="1h", url=url)  # keep stays 5
+    wall.advance(3600 + 1)
+    assert r.get("p") == 1
+    assert sample("shipyard_cache_stale", namespace=ns) == 0  # settings not re-read yet
+    clock.advance(SETTINGS_SECONDS)
     with caplog.at_level(logging.WARNING, logger="shipyard.cache"):
         assert r.get("p") == 1  # still served
     assert sample("shipyard_cache_stale", namespace=ns) == 1
     assert any("stale" in m for m in caplog.messages)
     backend = open_backend(url)
-    assert namespaces.read_settings(backend, ns) == cache.NamespaceSettings(5, 0.05)
+    assert namespaces.read_settings(backend, ns) == cache.NamespaceSettings(5, 3600.0)
     assert "_settings." + ns not in cache.admin.user_namespaces(backend)
     publish(url, {"p": 2}, ns=ns)
+    wall.now = time.time()  # the moment the new version was published
     assert r.get("p") == 2
     assert sample("shipyard_cache_stale", namespace=ns) == 0
     assert cache.configure(ns, max_age="off", url=url).max_age is None

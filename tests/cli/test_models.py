@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from fake_runs import load_fakes
 from shipyard.cli.main import main
 from shipyard.store import context as _stores
+from support.fakes import FakeRuns
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("SHIPYARD_USER", "ann")
     for var in ("SHIPYARD_DB_URL", "SHIPYARD_STORE_URL"):
         monkeypatch.delenv(var, raising=False)
-    runs = load_fakes().FakeRuns(tmp_path / "home")
+    runs = FakeRuns(tmp_path / "home")
     yield runs
     runs.close()
     _stores.reset()

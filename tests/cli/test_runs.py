@@ -12,13 +12,13 @@ import click
 import pytest
 from click.testing import CliRunner, Result
 
-from fake_runs import load_fakes
 from shipyard.cli import artifacts, housekeeping
 from shipyard.cli import runs as runs_cli
 from shipyard.cli._common import parse_duration
 from shipyard.cli.main import main
 from shipyard.store import context as _stores
 from shipyard.store.records import RunStatus, TaskStatus
+from support.fakes import FakeRuns
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture
 def fake(home: Path) -> Iterator[Any]:
-    runs = load_fakes().FakeRuns(home)
+    runs = FakeRuns(home)
     yield runs
     runs.close()
     _stores.reset()

@@ -208,7 +208,6 @@ def test_evaluate_scores_a_perfect_and_a_useless_ranking() -> None:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """One small run of the flow, shared by the flow and service tests (in its own home)."""
-    pytest.importorskip("shipyard.cache", reason="the precompute cache has not landed yet")
     from shipyard.testing import run_flow
 
     home = tmp_path_factory.mktemp("movie-ranker") / "home"

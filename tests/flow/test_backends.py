@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from servers import pg_schema_url
 from shipyard.client import Flow
 from shipyard.store.blobs import open_blob_store
 from shipyard.store.records import RunStatus
 from shipyard.testing import resume_flow, run_flow, write_flow
+from support.servers import pg_schema_url
 
 FLOW = """
 import os

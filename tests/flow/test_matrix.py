@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from flow_shapes import SHAPES, expected, results, source
 
 from shipyard.store.records import RunStatus, TaskStatus
 from shipyard.testing import resume_flow, run_flow, write_flow
+from support.flow_shapes import SHAPES, expected, results, source
 
 shapes = pytest.mark.parametrize("shape", sorted(SHAPES))
 

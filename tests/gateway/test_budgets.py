@@ -13,13 +13,13 @@ import pytest
 from prometheus_client import CollectorRegistry
 from test_usage import Wall, key, route
 
-from servers import pg_schema_url
 from shipyard.gateway.admission import GatewayAdmission, make_admission
 from shipyard.gateway.budgets import Budget, Period, cost, list_budgets, set_budget
 from shipyard.gateway.limits import LimitsError
 from shipyard.gateway.model import Prices
 from shipyard.keys import KeyRecord
 from shipyard.store.meta import MetaStore
+from support.servers import pg_schema_url
 
 T0 = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)  # an hour before a new day and a new month
 

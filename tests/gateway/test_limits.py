@@ -14,24 +14,7 @@ from shipyard.gateway.limits import (
     TokenBucket,
     parse_limits,
 )
-
-
-class Clock:
-    """A monotonic clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+from support.clock import Clock
 
 
 def test_bucket_refills_continuously_up_to_its_capacity(clock: Clock) -> None:

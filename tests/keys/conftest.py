@@ -1,5 +1,6 @@
 """Fixtures for the key tests: a metadata store on SQLite and PostgreSQL and a KeyStore on it,
-with a clock the tests move by hand (the cache TTL and the last-use throttle read it)."""
+with the hand-moved ``clock`` (tests/conftest.py) that the cache TTL and the last-use
+throttle read."""
 
 from __future__ import annotations
 
@@ -9,24 +10,7 @@ import pytest
 
 from shipyard.keys import KeyStore
 from shipyard.store.meta import MetaStore
-
-
-class Clock:
-    """A monotonic clock that only moves when told to."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
+from support.clock import Clock
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic.script import ScriptDirectory
 
-from migration_data import seed_old_run
 from shipyard.keys import KeyStore
 from shipyard.store import migrations, schema
 from shipyard.store.engine import create_engine
 from shipyard.store.meta import MetaStore
 from shipyard.store.records import ArtifactRecord, RunStatus, TaskStatus
+from support.migration_data import seed_old_run
 
 
 def test_0004_follows_0003() -> None:

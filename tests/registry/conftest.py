@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from shipyard.registry import Registry
-from shipyard.store import context, serialize
+from shipyard.store import context
 from shipyard.store.blobs import BlobStore, open_blob_store
 from shipyard.store.meta import MetaStore
 from shipyard.store.records import ArtifactRecord, RunStatus, TaskStatus
+from support.fakes import store_artifact
 
 
 @dataclass
@@ -25,16 +26,7 @@ class Env:
     registry: Registry
 
     def artifact(self, name: str, value: Any) -> ArtifactRecord:
-        enc = serialize.encode(value, name=name)
-        self.blobs.put(enc.key, enc.chunks)
-        return ArtifactRecord(
-            name=name,
-            key=enc.key,
-            size=enc.size,
-            encoding=enc.encoding,
-            type_name=enc.type_name,
-            preview=enc.preview,
-        )
+        return store_artifact(self.blobs, name, value)
 
     def task(
         self,

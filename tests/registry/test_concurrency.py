@@ -6,11 +6,11 @@ import json
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 from shipyard.registry import Registry
 from shipyard.store.meta import MetaStore
+from support.waiting import wait_for
 
 _REGISTRAR = textwrap.dedent(
     """
@@ -19,11 +19,12 @@ _REGISTRAR = textwrap.dedent(
     from shipyard.store.meta import MetaStore
     from shipyard.store.records import ArtifactRecord
 
-    url, go, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    url, go, count, ready = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     record = ArtifactRecord("model", "ab" * 32, 1, "pickle5", "builtins.int", "1")
     with MetaStore.open(url) as meta:
         run_id = meta.create_run("F", user="u", params={}, tags=[], graph={}, code_key=None)
         task_id = meta.create_task(run_id, "end", foreach_stack=[], input_task_ids=[])
+        open(ready, "w").close()
         while not os.path.exists(go):
             time.sleep(0.002)
         got = []
@@ -41,16 +42,23 @@ _REGISTRAR = textwrap.dedent(
 def test_concurrent_commits_get_distinct_versions(db_url: str, tmp_path: Path) -> None:
     MetaStore.open(db_url).close()  # migrated before the race: the race is on versions
     go, count = tmp_path / "go", 15
+    ready = [tmp_path / f"ready-{i}" for i in range(2)]
     procs = [
         subprocess.Popen(
-            [sys.executable, "-W", "error", "-c", _REGISTRAR, db_url, str(go), str(count)],
+            [sys.executable, "-W", "error", "-c", _REGISTRAR, db_url, str(go), str(count), str(r)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(2)
+        for r in ready
     ]
-    time.sleep(0.5)  # past interpreter start-up, so the commits really interleave
+    # both past interpreter start-up, so the commits really interleave (or one failed early:
+    # communicate() below says why)
+    wait_for(
+        lambda: all(r.exists() for r in ready) or any(p.poll() is not None for p in procs),
+        "both registrars to be ready",
+        timeout=60,
+    )
     go.touch()
     versions: list[int] = []
     for proc in procs:

@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-from migration_data import seed_old_run
 from shipyard.registry import Registry
 from shipyard.store import migrations
 from shipyard.store.engine import create_engine
 from shipyard.store.meta import MetaStore
 from shipyard.store.records import ArtifactRecord, TaskStatus
+from support.migration_data import seed_old_run
 
 
 def test_a_0002_database_upgrades_with_its_data(db_url: str) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from pydantic import BaseModel
 
 from shipyard.serve import Service, ServiceClient, endpoint
 from shipyard.serve.batching import Batcher
+from support import virtual_time
 
 
 class Pair(BaseModel):
@@ -148,25 +148,21 @@ def test_contract_applies_to_each_response(client: ServiceClient) -> None:
     assert replies[1][0] == 500 and replies[1][1]["error"]["type"] == "contract_violation"
 
 
-def test_lone_request_on_idle_worker_is_not_held(client: ServiceClient) -> None:
-    # ascore may wait up to 200 ms; a lone request after a quiet spell must not, even when
-    # a burst came before the quiet spell
-    for _ in range(10):
-        client.post("ascore", _pairs("warm"))
-    time.sleep(0.25)
-    start = time.perf_counter()
-    assert client.post("ascore", _pairs("a")) == (200, [1.0])
-    assert time.perf_counter() - start < 0.1  # max_wait_ms / 2
+# -- the closing policy, on the Batcher itself, on virtual time: a loop whose clock jumps to its
+# next timer, so the waits the batcher chooses are measured exactly (no wall-clock bounds) ------
 
 
-# -- the closing policy, on the Batcher itself -------------------------------------------------
-
-
-def _recording_batcher(max_wait_ms: float, size: int = 64) -> tuple[Batcher, list[int]]:
+def _recording_batcher(
+    max_wait_ms: float, size: int = 64, times: list[float] | None = None
+) -> tuple[Batcher, list[int]]:
+    """A batcher on the virtual clock that records the size (and, into ``times``, the
+    virtual time) of every call."""
     sizes: list[int] = []
 
     def run(items: list[Any]) -> list[Any]:
         sizes.append(len(items))
+        if times is not None:
+            times.append(virtual_time.now())
         return items
 
     batcher = Batcher(
@@ -175,8 +171,30 @@ def _recording_batcher(max_wait_ms: float, size: int = 64) -> tuple[Batcher, lis
         max_batch_size=size,
         max_wait_ms=max_wait_ms,
         on_error=lambda exc: exc,
+        clock=virtual_time.now,
     )
     return batcher, sizes
+
+
+def test_lone_request_on_idle_worker_is_not_held() -> None:
+    # a lone request after a quiet spell must not wait, even when a burst of overlapping
+    # requests (which taught the batcher to wait) came before the quiet spell
+    batcher, sizes = _recording_batcher(max_wait_ms=200)
+
+    async def scenario() -> float:
+        burst = []
+        for i in range(10):
+            burst.append(batcher.submit([i]))
+            await asyncio.sleep(0.001)
+        await asyncio.gather(*burst)
+        await asyncio.sleep(0.25)  # quiet: longer than max_wait_ms
+        start = virtual_time.now()
+        await batcher.submit(["lone"])
+        return virtual_time.now() - start
+
+    assert virtual_time.run(scenario()) == 0  # run at once: not held for a single moment
+    assert sum(sizes) == 11 and max(sizes) > 1  # the burst was joined
+    assert sizes[-1] == 1
 
 
 def test_steady_arrivals_are_waited_for() -> None:
@@ -187,14 +205,14 @@ def test_steady_arrivals_are_waited_for() -> None:
         for i in range(8):
             futures.append(batcher.submit([i]))
             await asyncio.sleep(0.002)
-        start = time.perf_counter()
+        start = virtual_time.now()
         await asyncio.gather(*futures)
-        return time.perf_counter() - start
+        return virtual_time.now() - start
 
-    waited = asyncio.run(scenario())
+    waited = virtual_time.run(scenario())
     assert sizes[0] == 1  # no arrival history: the first runs at once
     assert max(sizes) >= 3 and sum(sizes) == 8  # the rest were waited for and joined
-    assert waited < 0.3  # never beyond max_wait_ms after the last arrival
+    assert waited <= 2 * 0.002  # after the last arrival: twice the mean gap, not max_wait_ms
 
 
 def test_sparse_arrivals_run_at_once() -> None:
@@ -203,43 +221,48 @@ def test_sparse_arrivals_run_at_once() -> None:
     async def scenario() -> list[float]:
         latencies = []
         for i in range(5):
-            start = time.perf_counter()
+            start = virtual_time.now()
             await batcher.submit([i])
-            latencies.append(time.perf_counter() - start)
+            latencies.append(virtual_time.now() - start)
             await asyncio.sleep(0.06)  # longer than the wait: nobody will join
         return latencies
 
-    latencies = asyncio.run(scenario())
+    latencies = virtual_time.run(scenario())
     assert sizes == [1, 1, 1, 1, 1]
-    assert max(latencies) < 0.02  # < max_wait_ms / 2
+    assert latencies == [0, 0, 0, 0, 0]
 
 
 def test_sequential_caller_does_not_pay_the_wait() -> None:
-    # a caller that sends the next request only after the answer looks like a steady
-    # stream, but nothing can ever join its requests: at most one wait is wasted
+    # a caller that sends the next request only after the answer (and 1 ms of its own work)
+    # looks like a steady stream, but nothing can ever join its requests: at most one wait
+    # is wasted
     batcher, sizes = _recording_batcher(max_wait_ms=500)
+    work = 0.001
 
     async def scenario() -> float:
-        start = time.perf_counter()
+        start = virtual_time.now()
         for i in range(50):
             await batcher.submit([i])
-        return time.perf_counter() - start
+            await asyncio.sleep(work)
+        return virtual_time.now() - start
 
-    elapsed = asyncio.run(scenario())
+    waited = virtual_time.run(scenario()) - 50 * work
     assert sizes == [1] * 50
-    assert elapsed < 0.25  # one wasted 500 ms wait alone would break this
+    assert waited == pytest.approx(2 * work)  # one wait of twice the mean gap, then none
 
 
 def test_full_batch_runs_without_waiting() -> None:
-    batcher, sizes = _recording_batcher(max_wait_ms=10_000, size=4)
+    times: list[float] = []
+    batcher, sizes = _recording_batcher(max_wait_ms=10_000, size=4, times=times)
 
     async def scenario() -> float:
         batcher.submit([0])
         await asyncio.sleep(0.001)  # prime the arrival mean with a short gap
-        start = time.perf_counter()
+        start = virtual_time.now()
         await asyncio.gather(*(batcher.submit([i]) for i in range(7)))
-        return time.perf_counter() - start
+        return start
 
-    elapsed = asyncio.run(scenario())
-    assert sum(sizes) == 8 and max(sizes) == 4
-    assert elapsed < 5  # far below the 10 s wait: full batches close at once
+    start = virtual_time.run(scenario())
+    assert sizes == [1, 4, 3]
+    assert times[1] == start  # the full batch closed at once, not after the 10 s wait
+    assert times[2] - start < 0.001  # the rest: twice the (decayed) mean gap of 1 ms at most

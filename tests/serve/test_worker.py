@@ -7,13 +7,13 @@ import os
 import signal
 import stat
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 
 from shipyard.serve.protocol import Frame, Kind
 from shipyard.serve.testing import WorkerExited, WorkerProcess
+from support.waiting import wait_for
 
 SERVICE = '''
 import asyncio
@@ -144,8 +144,10 @@ def test_errors_do_not_leak_tracebacks(worker: WorkerProcess) -> None:
     frame = conn.recv()
     assert (frame.request_id, frame.code) == (77, 404)
     assert json.loads(frame.payload)["error"]["type"] == "unknown_endpoint"
-    time.sleep(0.05)
-    logged = [e for e in worker.events() if e["event"] == "endpoint_error"]
+    logged = wait_for(
+        lambda: [e for e in worker.events() if e["event"] == "endpoint_error"],
+        "the worker to log the endpoint_error",
+    )
     assert logged[0]["error_id"] == body["error"]["error_id"]
     assert "secret detail" in logged[0]["traceback"]
 
@@ -204,11 +206,13 @@ def test_definition_and_import_errors_exit_3(
 
 def test_sigterm_finishes_in_flight_requests(worker: WorkerProcess) -> None:
     conn = worker.connect()
-    slow_id = conn.send_request("slow", {"seconds": 0.4, "tag": "finished"})
-    time.sleep(0.1)  # the worker has it
+    # long enough to still run when the late request comes in, even on a loaded machine
+    slow_id = conn.send_request("slow", {"seconds": 1.0, "tag": "finished"})
+    conn.send(Frame(Kind.PING, 999))  # frames are read in order: after the PONG, it has it
+    pong = conn.recv()
+    assert (pong.kind, pong.request_id) == (Kind.PONG, 999)
     worker.process.send_signal(signal.SIGTERM)
-    time.sleep(0.1)
-    assert not worker.socket_path.exists()  # no longer accepting
+    wait_for(lambda: not worker.socket_path.exists(), "the worker to stop accepting")
     late_id = conn.send_request("slow", {"seconds": 0, "tag": "too late"})
     frames = {f.request_id: f for f in (conn.recv(), conn.recv())}
     assert (frames[slow_id].code, json.loads(frames[slow_id].payload)) == (200, "finished")

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest_blobs import blob_store_fixture  # noqa: F401
 
 from shipyard.store.blobs import BlobNotFound, BlobStore, open_blob_store
 

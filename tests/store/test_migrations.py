@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from shipyard.store import migrations, schema
 from shipyard.store.engine import create_engine
 from shipyard.store.meta import MetaStore, MetaStoreError
 from shipyard.store.records import ArtifactRecord, RunStatus, TaskStatus
+from support.waiting import wait_for
 
 
 def _revision(url: str) -> str | None:
@@ -188,7 +188,8 @@ _OPENER = textwrap.dedent(
     import os, sys, time
     from shipyard.store.meta import MetaStore
 
-    url, go = sys.argv[1], sys.argv[2]
+    url, go, ready = sys.argv[1], sys.argv[2], sys.argv[3]
+    open(ready, "w").close()
     while not os.path.exists(go):
         time.sleep(0.002)
     with MetaStore.open(url) as meta:
@@ -200,16 +201,23 @@ _OPENER = textwrap.dedent(
 
 def test_two_processes_opening_a_new_database_at_once(db_url: str, tmp_path: Path) -> None:
     go = tmp_path / "go"
+    ready = [tmp_path / f"ready-{i}" for i in range(2)]
     openers = [
         subprocess.Popen(
-            [sys.executable, "-W", "error", "-c", _OPENER, db_url, str(go)],
+            [sys.executable, "-W", "error", "-c", _OPENER, db_url, str(go), str(r)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(2)
+        for r in ready
     ]
-    time.sleep(0.5)  # past the interpreter start-up, so the opens really race
+    # both past the interpreter start-up, so the opens really race (or one failed early:
+    # communicate() below says why)
+    wait_for(
+        lambda: all(r.exists() for r in ready) or any(o.poll() is not None for o in openers),
+        "both openers to be ready",
+        timeout=60,
+    )
     go.touch()
     run_ids = []
     for opener in openers:

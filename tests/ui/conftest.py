@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from ui_support import UI_FLOW, UIEnv
 
-from fake_runs import load_fakes
 from shipyard.keys import KeyStore
 from shipyard.store import context as _stores
 from shipyard.store.blobs import open_blob_store
 from shipyard.store.meta import MetaStore
 from shipyard.testing import run_flow, write_flow
+from support.fakes import FakeRuns
 
 
 @pytest.fixture(scope="module")
@@ -42,13 +42,13 @@ def ui_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UIEnv]:
 
 @pytest.fixture
 def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """A ``FakeRuns`` (tests/client/fakes.py) over a private SHIPYARD_HOME: runs and tasks
+    """A ``FakeRuns`` (tests/support/fakes.py) over a private SHIPYARD_HOME: runs and tasks
     written straight through the stores, e.g. a RUNNING attempt with live log files."""
     monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
     for name in ("SHIPYARD_DB_URL", "SHIPYARD_STORE_URL"):
         monkeypatch.delenv(name, raising=False)
     _stores.reset()
-    runs = load_fakes().FakeRuns(tmp_path / "home")
+    runs = FakeRuns(tmp_path / "home")
     yield runs
     runs.close()
     _stores.reset()

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from servers import server_url
 from shipyard.store.records import RunStatus
+from support.servers import server_url
 
 if TYPE_CHECKING:
     from ui_support import UIEnv

@@ -1,7 +1,7 @@
 """A running task's page in headless Chromium follows its logs: a line appended to the live
 file appears without a reload, and when the attempt ends the page reloads once into its
 finished state and stops polling. Uses test_browser's fixtures; the running task is written
-by tests/client/fakes.py. Skipped without SHIPYARD_TEST_CHROMIUM (a failure under CI=true)."""
+by tests/support/fakes.py. Skipped without SHIPYARD_TEST_CHROMIUM (a failure under CI=true)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from test_browser import _shot, browser, page, server  # noqa: F401 - fixtures used by name
 
-from fake_runs import load_fakes
 from shipyard.store.records import TaskStatus
+from support.fakes import FakeRuns
 
 if TYPE_CHECKING:
     from ui_support import UIEnv
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 @pytest.fixture
 def fake(ui_env: UIEnv) -> Iterator[Any]:
     """FakeRuns over the served SHIPYARD_HOME (ui_env keeps it set for the module)."""
-    runs = load_fakes().FakeRuns(ui_env.home)
+    runs = FakeRuns(ui_env.home)
     yield runs
     runs.close()
 

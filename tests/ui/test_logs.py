@@ -1,6 +1,6 @@
 """Following a running attempt's logs over HTTP: ``/ui/api/runs/{flow}/{run}/{step}/{task}/logs``
 reads the live file from an offset, then the blob that replaces it when the attempt ends; bad
-queries are a 4xx JSON error, unknown ids a 404. Tasks are made with tests/client/fakes.py."""
+queries are a 4xx JSON error, unknown ids a 404. Tasks are made with tests/support/fakes.py."""
 
 from __future__ import annotations
 

@@ -11,6 +11,10 @@ values keyed by ``(version, key)``, so it can never serve a value of another ver
 A lost backend never breaks a page: ``get`` returns the default (counted in
 ``shipyard_cache_defaults_served_total``) unless the reader is ``strict``. A tampered pickle is
 always an error (:class:`~shipyard.cache.codec.UntrustedValue`).
+
+Two clocks can be passed in (tests move them by hand instead of sleeping): ``clock``, monotonic,
+times the refresh checks and settings re-reads; ``wall``, the time of day, dates the live
+version against its ``max_age``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgpack
@@ -47,6 +51,8 @@ class Reader:
         strict: bool = False,
         url: str | None = None,
         backend: Backend | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.namespace = check_namespace(namespace)
         if lru < 0 or refresh_seconds < 0:
@@ -54,10 +60,12 @@ class Reader:
         self.backend = backend or open_backend(url)
         self.strict = strict
         self.refresh_seconds = refresh_seconds
+        self._clock = clock
+        self._wall = wall
         self._lru_size = lru
         self._lru: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._version: str | None = None
-        self._checked = float("-inf")
+        self._due = float("-inf")  # when (on clock) the live version is next resolved
         self._unavailable: BackendUnavailable | None = None
         self._info: VersionInfo | None = None
         self._settings = NamespaceSettings()
@@ -71,7 +79,7 @@ class Reader:
     @property
     def version(self) -> str | None:
         """The live version this reader reads (None: nothing published yet, or unreachable)."""
-        if time.monotonic() - self._checked >= self.refresh_seconds:
+        if self._clock() >= self._due:
             self._resolve()
         return self._version
 
@@ -81,8 +89,8 @@ class Reader:
         return self._version
 
     def _resolve(self) -> None:
-        now = time.monotonic()
-        self._checked = now
+        now = self._clock()
+        self._due = now + self.refresh_seconds
         try:
             live = self.backend.live(self.namespace)
         except BackendUnavailable as exc:
@@ -113,9 +121,10 @@ class Reader:
         info = self._info if self._version is not None else None
         if info is None or info.version != self._version:
             return
-        age = time.time() - (info.published_at or info.created_at)
+        now = self._wall()
+        age = now - (info.published_at or info.created_at)
         metrics.LIVE_AGE.labels(self.namespace).set(age)
-        stale = self._settings.is_stale(info)
+        stale = self._settings.is_stale(info, now=now)
         if stale != self._stale:
             self._stale = stale
             metrics.STALE.labels(self.namespace).set(int(stale))
@@ -144,7 +153,7 @@ class Reader:
 
     def _fetch(self, keys: list[bytes]) -> list[bytes | None] | None:
         """The raw values from the live version, or None if they cannot be had."""
-        if time.monotonic() - self._checked >= self.refresh_seconds:
+        if self._clock() >= self._due:
             self._resolve()
         for attempt in (0, 1):
             version = self._version
@@ -171,7 +180,7 @@ class Reader:
         self._reads.inc()
         lru = self._lru_size
         if lru:
-            if time.monotonic() - self._checked >= self.refresh_seconds:
+            if self._clock() >= self._due:
                 self._resolve()
             try:
                 value = self._lru[(self._version or "", key)]
@@ -250,12 +259,23 @@ def reader(
     refresh_seconds: float = 1.0,
     strict: bool = False,
     url: str | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    wall: Callable[[], float] = time.time,
 ) -> Reader:
     """A reader of ``namespace``'s live version.
 
     ``lru``: how many decoded values to keep in process (0: none); ``refresh_seconds``: how
     often to check for a newly published version; ``strict``: raise instead of returning the
     default when the backend is unavailable or nothing is published; ``url`` overrides
-    ``SHIPYARD_CACHE_URL``.
+    ``SHIPYARD_CACHE_URL``; ``clock`` (monotonic: when to refresh) and ``wall`` (the time of
+    day: how old the live version is) default to the real ones.
     """
-    return Reader(namespace, lru=lru, refresh_seconds=refresh_seconds, strict=strict, url=url)
+    return Reader(
+        namespace,
+        lru=lru,
+        refresh_seconds=refresh_seconds,
+        strict=strict,
+        url=url,
+        clock=clock,
+        wall=wall,
+    )

@@ -1,9 +1,5 @@
-"""Fixtures for the blob-store tests: a private SHIPYARD_HOME, the S3 test server, and a
-``blob_store`` fixture parametrized over the local and S3 backends.
-
-Test modules import the ``*_fixture`` functions (pytest finds them by their ``name=``);
-tests/store/conftest.py belongs to the metadata tests.
-"""
+"""The ``blob_store`` fixture (a plugin: ``pytest_plugins`` in tests/conftest.py), one store
+parametrized over the local and S3 backends, each in a private SHIPYARD_HOME."""
 
 from __future__ import annotations
 

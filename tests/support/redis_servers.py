@@ -1,4 +1,5 @@
-"""Redis fixtures for the cache tests (import them: ``from conftest_redis import ...``).
+"""Redis fixtures (a plugin: ``pytest_plugins`` in tests/conftest.py) and helpers for the
+cache tests (``from support.redis_servers import RedisServer, silent_port, ...``).
 
 ``redis_urls``: the two shared redis-servers scripts/services.sh starts, each URL with a fresh
 ``prefix`` so tests never see each other's keys (deleted afterwards). ``redis_server``: a
@@ -20,7 +21,12 @@ from pathlib import Path
 import pytest
 import redis
 
-from servers import server_url
+from support.servers import missing_server, server_url
+
+#: how long a private redis-server may take to answer (scripts/services.sh allows as long:
+#: the first start after an install, on a loaded machine, can be slow); a server that exits
+#: ends the wait at once
+START_SECONDS = 120
 
 
 def _free_port() -> int:
@@ -75,7 +81,7 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + START_SECONDS
         try:
             while True:
                 try:
@@ -84,7 +90,10 @@ class RedisServer:
                 except redis.ConnectionError as exc:
                     if time.monotonic() > deadline or self.process.poll() is not None:
                         self.stop()
-                        message = f"redis-server on port {self.port} did not start"
+                        message = (
+                            f"redis-server on port {self.port} did not answer PING within "
+                            f"{START_SECONDS} s"
+                        )
                         raise RuntimeError(message) from exc
                     time.sleep(0.05)
         finally:
@@ -111,10 +120,7 @@ def redis_server_fixture(tmp_path: Path) -> Iterator[Callable[[], RedisServer]]:
     """A factory ``redis_server()`` of private servers, all killed after the test."""
     server_url("SHIPYARD_TEST_REDIS_URLS")  # same skip / CI failure as the shared servers
     if shutil.which("redis-server") is None:
-        message = "redis-server is missing: run `source scripts/services.sh && services_start`"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_server("Redis", "redis-server is not on PATH")
     started: list[RedisServer] = []
 
     def start() -> RedisServer:

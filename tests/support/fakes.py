@@ -1,8 +1,6 @@
-"""Build fake runs directly through the stores (no flow runtime), for client and CLI tests.
-
-Loaded by path (see ``load_fakes`` in tests/fake_runs.py) so that it works
-whatever the tests' package layout.
-"""
+"""Fake runs written directly through the stores (no flow runtime), for the tests of any
+package: ``FakeRuns`` writes runs, tasks, attempts, live logs and artifacts the way the
+runtime does; ``store_artifact`` puts one value in a blob store and returns its record."""
 
 from __future__ import annotations
 
@@ -17,6 +15,20 @@ from shipyard.store import serialize
 from shipyard.store.blobs import BlobStore, open_blob_store
 from shipyard.store.meta import MetaStore
 from shipyard.store.records import ArtifactRecord, RunStatus, TaskStatus, live_log
+
+
+def store_artifact(blobs: BlobStore, name: str, value: Any) -> ArtifactRecord:
+    """Encode ``value`` as the runtime does, put its chunks in ``blobs``, return its record."""
+    enc = serialize.encode(value, name=name)
+    blobs.put(enc.key, enc.chunks)
+    return ArtifactRecord(
+        name=name,
+        key=enc.key,
+        size=enc.size,
+        encoding=enc.encoding,
+        type_name=enc.type_name,
+        preview=enc.preview,
+    )
 
 
 def graph(flow: str = "DemoFlow", module: str = "demo_flow") -> dict[str, Any]:
@@ -70,16 +82,7 @@ class FakeRuns:
         return key
 
     def artifact(self, name: str, value: Any) -> ArtifactRecord:
-        enc = serialize.encode(value, name=name)
-        self.blobs.put(enc.key, enc.chunks)
-        return ArtifactRecord(
-            name=name,
-            key=enc.key,
-            size=enc.size,
-            encoding=enc.encoding,
-            type_name=enc.type_name,
-            preview=enc.preview,
-        )
+        return store_artifact(self.blobs, name, value)
 
     def run(
         self,
