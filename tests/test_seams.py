@@ -18,22 +18,11 @@ PACKAGES = sorted(
     | {m.name for m in pkgutil.walk_packages(shipyard.__path__, "shipyard.") if m.ispkg}
 )
 
-#: packages with no ``__all__`` yet: each line is a debt of the seams issue
-NO_SURFACE_YET = {
-    "shipyard.store.migrations.versions",
-}
-
-#: imports of another package's private module that are still to be removed
-PRIVATE_IMPORTS_LEFT: set[tuple[str, str]] = set()
-
 
 @pytest.mark.parametrize("name", PACKAGES)
 def test_a_package_lists_its_public_names_sorted(name: str) -> None:
     package = importlib.import_module(name)
     listed = getattr(package, "__all__", None)
-    if name in NO_SURFACE_YET:
-        assert listed is None, f"{name} has an __all__ now: take it off NO_SURFACE_YET"
-        return
     assert listed is not None, f"{name}/__init__.py has no __all__"
     assert list(listed) == sorted(listed), f"{name}.__all__ is not sorted"
     assert len(set(listed)) == len(listed), f"{name}.__all__ names a name twice"
@@ -51,11 +40,10 @@ def _private(module: str) -> bool:
 
 def test_no_package_imports_another_packages_private_module() -> None:
     graph = grimp.build_graph("shipyard", exclude_type_checking_imports=True, cache_dir=None)
-    found = {
-        (importer, imported)
+    found = sorted(
+        f"{importer} -> {imported}"
         for importer in graph.modules
         for imported in graph.find_modules_directly_imported_by(importer)
         if _private(imported) and _package(importer) != _package(imported)
-    }
-    assert found - PRIVATE_IMPORTS_LEFT == set(), "a private module is imported from outside"
-    assert PRIVATE_IMPORTS_LEFT - found == set(), "paid debts: take them off PRIVATE_IMPORTS_LEFT"
+    )
+    assert found == [], "another package's private module is imported (make it public)"

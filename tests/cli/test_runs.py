@@ -302,3 +302,17 @@ def test_commands_are_exported() -> None:
     assert all(isinstance(c, click.Command) for c in commands)
     assert {c.name for c in commands} == {"runs", "show", "logs", "artifacts", "gc", "tag"}
     assert {c.name for c in commands} <= set(main.commands)
+
+
+def test_an_artifact_whose_blob_is_gone_is_an_error_not_a_traceback(
+    fake: Any, home: Path, tmp_path: Path
+) -> None:
+    demo = fake.demo_run()
+    blobs = [p for p in (home / "blobs").rglob("*") if p.is_file()]
+    assert blobs, "the demo run stores some artifact as a blob"
+    for path in blobs:
+        path.unlink()
+    model = f"DemoFlow/{demo.run_id}/end/{demo.end}:model"
+    result = invoke("artifacts", "get", model, "-o", str(tmp_path / "m.pkl"), code=1)
+    assert "Traceback" not in result.output
+    assert "which is missing from" in result.output and "deleted by gc" in result.output

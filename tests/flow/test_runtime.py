@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from shipyard.client import Run
 from shipyard.store.records import RunStatus, TaskStatus
 from shipyard.testing import run_flow, write_flow
+from support.waiting import wait_for
 
 HEAD = """
 import os, subprocess, sys, threading, time
@@ -29,15 +29,6 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
-
-
-def wait_for(predicate, seconds: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def shipyard(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.Popen[str]:  # type: ignore[no-untyped-def]
@@ -75,7 +66,7 @@ class HangFlow(FlowSpec):
     assert task.exception["type"] == "TimeoutError"
     assert "@timeout of 1 s" in task.exception["message"]
     child = int(pidfile.read_text())
-    wait_for(lambda: not alive(child), 5)
+    wait_for(lambda: not alive(child), "the child to exit", 5)
 
 
 def test_retry_counts_timeouts_and_catch_takes_the_last_failure(tmp_path: Path) -> None:
@@ -359,7 +350,7 @@ def _start_sleepy(tmp_path: Path) -> tuple[subprocess.Popen[str], Path, list[int
     pids.mkdir()
     flow = write_flow(SLEEPY, tmp_path)
     proc = shipyard("run", str(flow), "--max-workers", "2", env={"PIDS": str(pids)})
-    wait_for(lambda: len(list(pids.iterdir())) == 2)
+    wait_for(lambda: len(list(pids.iterdir())) == 2, "two tasks to start", 20)
     procs = [int(p) for name in os.listdir(pids) for p in name.split("-")]
     return proc, flow, procs
 
@@ -370,7 +361,7 @@ def test_sigterm_or_ctrl_c_stops_cleanly(sig: int, tmp_path: Path) -> None:
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, (out, err)
-    wait_for(lambda: not any(alive(p) for p in procs), 5)
+    wait_for(lambda: not any(alive(p) for p in procs), "every task process to exit", 5)
     run = Run("SleepyFlow/1")
     assert run.status is RunStatus.KILLED
     assert {t.status for t in run["nap"].tasks()} == {TaskStatus.KILLED}
@@ -384,8 +375,8 @@ def test_kill_9_of_the_runtime_leaves_no_orphans_and_a_dead_run(
     assert Run("SleepyFlow/1").status is RunStatus.RUNNING
     proc.kill()
     proc.communicate(timeout=10)
-    wait_for(lambda: not any(alive(p) for p in procs), 5)
-    wait_for(lambda: Run("SleepyFlow/1").status is RunStatus.DEAD, 10)
+    wait_for(lambda: not any(alive(p) for p in procs), "every task process to exit", 5)
+    wait_for(lambda: Run("SleepyFlow/1").status is RunStatus.DEAD, "the run to be dead", 10)
 
 
 def test_two_runs_at_once(tmp_path: Path) -> None:
@@ -445,7 +436,7 @@ class BigFlow(FlowSpec):
         tmp_path,
     )
     proc = shipyard("run", str(flow), "--max-workers", "1")
-    wait_for(pidfile.exists)
+    wait_for(pidfile.exists, "the task to write its pid", 20)
     blobs = Path(settings().store_url.removeprefix("file://"))
     # the artifact is being written once a temporary file grows in the blob store
     wait_for(
@@ -454,6 +445,7 @@ class BigFlow(FlowSpec):
             for p in blobs.rglob("*")
             if p.is_file()
         ),
+        "a large artifact to be half-written",
         60,
     )
     os.kill(int(pidfile.read_text()), signal.SIGKILL)

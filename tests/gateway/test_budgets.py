@@ -19,17 +19,10 @@ from shipyard.gateway.limits import LimitsError
 from shipyard.gateway.model import Prices
 from shipyard.keys import KeyRecord
 from shipyard.store.meta import MetaStore
+from support.clock import Clock
 from support.servers import pg_schema_url
 
 T0 = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)  # an hour before a new day and a new month
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

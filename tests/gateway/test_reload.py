@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable
 
 import httpx
@@ -17,14 +16,7 @@ import pytest
 from gateway_fakes import Running, Upstreams, config_text, origin_of
 
 from shipyard.gateway.upstream_http import Pool
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.02)
+from support.waiting import wait_for
 
 
 def swap_chat(text: str, ups: Upstreams, to: str) -> str:
@@ -87,7 +79,9 @@ def test_reload_under_load_drops_nothing(
     for t in (*threads, streamer):
         t.start()
     try:
-        wait_for(lambda: len(answers) >= 10 and len(chunks) >= 2)  # load, a stream in flight
+        wait_for(
+            lambda: len(answers) >= 10 and len(chunks) >= 2, "load and a stream in flight"
+        )  # load, a stream in flight
         swapped = swap_chat(original, ups, ups.b)
         assert swapped != original
         for n in range(6):
@@ -98,11 +92,13 @@ def test_reload_under_load_drops_nothing(
                 tmp = gw.path.with_suffix(".tmp")
                 tmp.write_text(text)
                 os.replace(tmp, gw.path)
-            wait_for(lambda target=target: chat_upstream() == target + "/v1")
+            wait_for(lambda target=target: chat_upstream() == target + "/v1", f"chat -> {target}")
         gw.path.write_text(swapped)
-        wait_for(lambda: chat_upstream() == ups.b + "/v1")
+        wait_for(lambda: chat_upstream() == ups.b + "/v1", "chat -> b")
         seen = len(answers)
-        wait_for(lambda: any("b:x" in a for a in answers[seen:]))  # served by the last table
+        wait_for(
+            lambda: any("b:x" in a for a in answers[seen:]), "an answer from b"
+        )  # served by the last table
         assert len(chunks) == 2  # the stream is still held upstream, through every reload
     finally:
         ups.gate.set()
@@ -132,7 +128,7 @@ def test_an_invalid_file_is_refused_and_the_old_routes_keep_serving(
     )
     line = broken.splitlines().index("    fallback: [ghost]") + 1
     gw.path.write_text(broken)
-    wait_for(lambda: gw.gateway.last_error is not None)
+    wait_for(lambda: gw.gateway.last_error is not None, "the reload to be refused")
     assert gw.gateway.last_error.startswith(f"{gw.path}:{line}: ")  # type: ignore[union-attr]
     assert "unknown route 'ghost'" in (gw.gateway.last_error or "")
     assert f"{gw.path}:{line}" in caplog.text and "NOT reloaded" in caplog.text
@@ -144,6 +140,6 @@ def test_an_invalid_file_is_refused_and_the_old_routes_keep_serving(
     # a file that drops an origin closes its transport once nothing uses it
     anthropic = gw.gateway.table.transports[origin_of(ups.anthropic)]
     gw.path.write_text(original.split("  - name: claude")[0])
-    wait_for(lambda: "claude" not in gw.gateway.table.routes)
-    wait_for(lambda: getattr(anthropic, "closed", False))
+    wait_for(lambda: "claude" not in gw.gateway.table.routes, "claude to go")
+    wait_for(lambda: getattr(anthropic, "closed", False), "its transport to close")
     assert gw.post("/v1/chat/completions", {"model": "claude", "messages": []}).status_code == 404

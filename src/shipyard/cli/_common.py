@@ -25,7 +25,7 @@ from shipyard.client import (
 )
 from shipyard.durations import parse_duration
 from shipyard.store import pathspec as _pathspec
-from shipyard.store.errors import MetaStoreError
+from shipyard.store.errors import StoreError
 from shipyard.store.records import RunRecord, now, utc
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -90,7 +90,7 @@ def exits(
     def decorate(func: F) -> F:
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            failures: tuple[type[Exception], ...] = (*runtime, MetaStoreError)
+            failures: tuple[type[Exception], ...] = (*runtime, StoreError)
             try:
                 return func(*args, **kwargs)
             except usage as exc:

@@ -119,8 +119,8 @@ def budget_group() -> None:
 @_friendly
 def set_command(key_ref: str, tokens: int | None, period: str, money: float | None) -> None:
     """Set KEY's budget for a period (id or sy_ prefix); replaces the one it had."""
+    from shipyard.config import current_user
     from shipyard.gateway.budgets import Budget, Period, set_budget
-    from shipyard.keys.store import current_user
 
     if tokens is None and money is None:
         raise click.UsageError("give --tokens N and/or --money X")

@@ -17,9 +17,10 @@ import stat
 from collections.abc import Iterator
 from pathlib import Path
 
+from shipyard.config import current_user
 from shipyard.keys.errors import TokenFileError
 from shipyard.keys.scopes import ADMIN
-from shipyard.keys.store import KeyStore, current_user
+from shipyard.keys.store import KeyStore
 
 TOKEN_FILE = "admin.token"
 _LOCK_FILE = "admin.token.lock"

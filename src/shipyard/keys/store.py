@@ -34,7 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
 
-from shipyard.config import current_user as current_user  # re-exported: keys used to own it
+from shipyard.config import current_user
 from shipyard.keys.errors import KeyInputError, KeyNotFound, KeysError
 from shipyard.keys.records import KEY_MARK, KeyRecord
 from shipyard.keys.scopes import parse_scopes
@@ -348,6 +348,5 @@ __all__ = [
     "MAX_CACHED",
     "TOUCH_INTERVAL",
     "KeyStore",
-    "current_user",
     "hash_key",
 ]
