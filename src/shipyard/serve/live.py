@@ -8,8 +8,10 @@ loop (:meth:`~shipyard.serve.host.Host.live_services`), never its live objects.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from shipyard.serve.supervisor import ServiceGroup
+if TYPE_CHECKING:  # the UI reads these snapshots without loading the supervisor
+    from shipyard.serve.supervisor import ServiceGroup
 
 
 @dataclass(frozen=True)
