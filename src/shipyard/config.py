@@ -38,6 +38,9 @@ class Settings:
     url: str = "http://127.0.0.1:8000"
     key: str | None = None
     heartbeat_seconds: float = 5.0
+    #: further names clients may use in the Host header (e.g. a DNS name in front of the
+    #: host): ``allowed_hosts`` in config.yaml, a list
+    allowed_hosts: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_overrides(self, **overrides: Any) -> Settings:
@@ -95,8 +98,20 @@ def settings(**overrides: Any) -> Settings:
         raise ConfigError(
             f"heartbeat_seconds must be a number, got {values['heartbeat_seconds']!r}"
         ) from None
-    extra = {k: v for k, v in file_values.items() if k not in defaults}
-    return Settings(home=root, extra=extra, **values)
+    allowed_hosts = _allowed_hosts(file_values.get("allowed_hosts"), root / "config.yaml")
+    extra = {k: v for k, v in file_values.items() if k not in defaults and k != "allowed_hosts"}
+    return Settings(home=root, allowed_hosts=allowed_hosts, extra=extra, **values)
+
+
+def _allowed_hosts(value: Any, path: Path) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(
+            f"{path}: allowed_hosts must be a list of host names, got {value!r} "
+            "(e.g. allowed_hosts: [shipyard.example.com])"
+        )
+    return tuple(value)
 
 
 def current_user() -> str:

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from starlette.responses import Response
+if TYPE_CHECKING:  # imported when used: a worker process sends error bodies, never a Response
+    from starlette.responses import Response
 
 #: the media type of every error body
 JSON = "application/json"
@@ -34,6 +35,8 @@ def error_response(
     status: int, type: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
 ) -> Response:
     """:func:`error_body` as a Starlette response with ``status``."""
+    from starlette.responses import Response
+
     return Response(error_body(type, message, **extra), status, headers=headers, media_type=JSON)
 
 

@@ -100,7 +100,7 @@ def serve_gateway(
             debounce_ms=50,
             transport=ups.transport(),
         )
-        client = KeptOpen(gateway.app).__enter__()
+        client = KeptOpen(gateway).__enter__()
         started.append(client)
         _, key = keystore.create("tests", ["route:*"])
         return Running("http://testserver", path, gateway, key, client)
@@ -120,7 +120,7 @@ def live_gateway(tmp_path: Path, keystore: KeyStore) -> Iterator[Callable[..., R
         path = tmp_path / "gateway.yaml"
         path.write_text(text)
         gateway = Gateway(path, guard=Guard(keystore), watch=watch, debounce_ms=50)
-        server = ServerThread(gateway.app).start()
+        server = ServerThread(gateway).start()
         client = httpx.Client(timeout=30)
         started.append((server, client))
         _, key = keystore.create("tests", ["route:*"])

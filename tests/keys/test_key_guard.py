@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.requests import Request
@@ -20,7 +21,8 @@ from shipyard.keys import (
     UnsupportedMediaType,
     is_loopback,
 )
-from shipyard.keys.guard import split_host
+from shipyard.keys.guard import INVOKE_CACHE_SECONDS, split_host
+from shipyard.store.meta import MetaStore
 
 LOCAL = ("127.0.0.1", 50123)
 REMOTE = ("10.1.2.3", 50123)  # only a peer address in a scope dict: nothing is sent anywhere
@@ -303,3 +305,52 @@ def test_is_loopback_and_split_host() -> None:
     assert split_host("host.") == ("host", None)
     for bad in ("[::1", "[::1]x", "host:port", ":80", ""):
         assert split_host(bad) is None
+
+
+# --- the host's request path: a cached invoke check ---------------------------------------
+def test_the_invoke_check_of_the_request_path_is_remembered_for_a_second(
+    meta: MetaStore, clock: Any
+) -> None:
+    keys = KeyStore(meta, cache_ttl=0, clock=clock)  # only the guard's own cache is left
+    guard = Guard(keys, clock=clock)
+    anonymous = request("POST").scope
+    try:
+        assert guard.invoke_refusal(anonymous, "ranker") is None  # no invoke key: open
+        _, key = keys.create("client", ["invoke:ranker"])
+        clock.advance(INVOKE_CACHE_SECONDS / 2)
+        assert guard.invoke_refusal(anonymous, "ranker") is None  # remembered
+        keyed = request("POST", bearer(key)).scope  # another caller: its own answer
+        assert guard.invoke_refusal(keyed, "ranker") is None
+        bogus = guard.invoke_refusal(request("POST", bearer("sy_nope_nope")).scope, "ranker")
+        assert isinstance(bogus, Unauthorized) and bogus.status == 401
+        other = guard.invoke_refusal(keyed, "other")  # the service is part of the question
+        assert isinstance(other, Forbidden) and "invoke:other" in other.message
+        clock.advance(INVOKE_CACHE_SECONDS)
+        refusal = guard.invoke_refusal(anonymous, "ranker")  # forgotten: keys exist now
+        assert isinstance(refusal, Unauthorized) and "invoke:ranker" in refusal.message
+        # an empty Authorization header is a header sent, as check_invoke reads it
+        blank = request("POST", {"authorization": ""}).scope
+        assert isinstance(guard.invoke_refusal(blank, "ranker"), Unauthorized)
+    finally:
+        keys.close()
+
+
+def test_a_guard_for_the_settings_answers_to_their_allowed_hosts(
+    keys: KeyStore, made: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.config import ConfigError, settings
+
+    home = tmp_path / "settings-home"
+    home.mkdir()
+    monkeypatch.setenv("SHIPYARD_HOME", str(home))
+    (home / "config.yaml").write_text("allowed_hosts: [shipyard.example.com]\n")
+    conf = settings()
+    assert conf.allowed_hosts == ("shipyard.example.com",) and "allowed_hosts" not in conf.extra
+    guard = Guard.for_settings(keys, conf, bind_host="10.0.0.5")
+    for host in ("shipyard.example.com", "10.0.0.5:8000", "localhost"):
+        assert guard.check_admin(request("GET", bearer(made["admin"], host=host))) is not None
+    other = request("GET", bearer(made["admin"], host="other.example.com"))
+    refused(Forbidden, 403, "forbidden", guard.check_admin, other)
+    (home / "config.yaml").write_text("allowed_hosts: shipyard.example.com\n")
+    with pytest.raises(ConfigError, match="allowed_hosts must be a list of host names"):
+        settings()

@@ -7,7 +7,7 @@ import json
 import os
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -179,32 +179,41 @@ def test_workers_get_an_allow_listed_environment(host: HostProcess, demo: Path) 
 
 
 def test_zero_failed_requests_during_a_redeploy_under_load(
-    host: HostProcess, demo: Path, tmp_path: Path
+    host: HostProcess, tmp_path: Path
 ) -> None:
-    new = write_service(tmp_path / "v2", 2)
+    old, new = write_service(tmp_path / "v1", 1), write_service(tmp_path / "v2", 2)
+    host.deploy(f"{old}:Demo", "rolling", "--replicas", "2")
     stop = time.monotonic() + 60
     results: list[tuple[int, object]] = []
 
     def client() -> None:
         with httpx.Client(base_url=host.url, timeout=30) as c:
             while time.monotonic() < stop and not done:
-                r = c.post("/demo/slow", json={"ms": 200})
+                r = c.post("/rolling/slow", json={"ms": 200})
                 results.append((r.status_code, r.json()))
+
+    def wait_for(what: str, seen: Callable[[], bool]) -> None:
+        while not seen():
+            assert time.monotonic() < stop, f"no {what} within the deadline: {results[-5:]}"
+            time.sleep(0.05)
 
     done = False
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(client) for _ in range(8)]
-        time.sleep(1.0)  # requests are in flight on the old replicas
-        host.deploy(f"{new}:Demo", "demo", "--replicas", "2")
-        time.sleep(1.0)
-        done = True
-        for f in futures:
-            f.result()
+        try:
+            # the clients are running: requests are in flight on the old replicas
+            wait_for("v1 answers", lambda: len(results) >= 8)
+            host.deploy(f"{new}:Demo", "rolling", "--replicas", "2")
+            wait_for("v2 answers", lambda: sum(body == 2 for _, body in results) >= 8)
+        finally:
+            done = True
+            for f in futures:
+                f.result()
     codes = [code for code, _ in results]
     assert codes and all(code == 200 for code in codes), [r for r in results if r[0] != 200][:5]
     versions = [body for _, body in results]
     assert 1 in versions and 2 in versions  # traffic moved from v1 to v2 without a failure
-    assert host.post("/demo/slow", {"ms": 1}).json() == 2
+    assert host.post("/rolling/slow", {"ms": 1}).json() == 2
 
 
 def test_a_failing_load_keeps_the_old_version(
@@ -245,19 +254,30 @@ def test_admin_api_needs_the_token_and_json(host: HostProcess, demo: Path) -> No
     assert rebound.status_code == 403
 
 
-def test_scale_rollback_and_restart_restore(host: HostProcess, demo: Path) -> None:
-    host.cli("scale", "demo", "3")
-    assert len(host.worker_pids("demo")) == 3
-    before = host.post("/demo/slow", {"ms": 1}).json()
-    host.cli("rollback", "demo")
-    after = host.post("/demo/slow", {"ms": 1}).json()
-    assert after != before
+def test_scale_rollback_restart_restore_and_the_audit_log(
+    host: HostProcess, tmp_path: Path
+) -> None:
+    from shipyard.registry import Registry
+
+    for version in (1, 2):
+        host.deploy(f"{write_service(tmp_path / f'v{version}', version)}:Demo", "scaled")
+    host.cli("scale", "scaled", "3")
+    assert len(host.worker_pids("scaled")) == 3
+    assert host.post("/scaled/slow", {"ms": 1}).json() == 2
+    host.cli("rollback", "scaled")
+    assert host.post("/scaled/slow", {"ms": 1}).json() == 1
     # a restarted host serves exactly what was deployed, at the same replica count
     host.stop()
     host.start()
-    assert host.post("/demo/slow", {"ms": 1}).json() == after
-    assert len(host.worker_pids("demo")) == 3
-    host.cli("scale", "demo", "2")
+    assert host.post("/scaled/slow", {"ms": 1}).json() == 1
+    assert len(host.worker_pids("scaled")) == 3
+    os.environ["SHIPYARD_HOME"] = str(host.home)
+    try:
+        entries = Registry().audit(limit=None)
+    finally:
+        os.environ.pop("SHIPYARD_HOME", None)
+    actions = {(e.action, (e.detail or {}).get("service")) for e in entries}
+    assert {("deploy", "scaled"), ("scale", "scaled"), ("rollback", "scaled")} <= actions
 
 
 def test_health_ready_and_metrics(host: HostProcess, demo: Path) -> None:
@@ -322,19 +342,6 @@ def test_an_alias_used_in_load_is_pinned_at_deploy(host: HostProcess, tmp_path: 
         os.environ.pop("SHIPYARD_HOME", None)
 
 
-def test_deploys_are_in_the_audit_log(host: HostProcess, demo: Path) -> None:
-    from shipyard.registry import Registry
-
-    os.environ["SHIPYARD_HOME"] = str(host.home)
-    try:
-        entries = Registry().audit(limit=None)
-    finally:
-        os.environ.pop("SHIPYARD_HOME", None)
-    actions = [(e.action, (e.detail or {}).get("service")) for e in entries]
-    assert ("deploy", "demo") in actions
-    assert ("scale", "demo") in actions and ("rollback", "demo") in actions
-
-
 CACHED = """
 from shipyard import cache
 from shipyard.serve import Service, endpoint
@@ -370,18 +377,24 @@ def test_worker_metrics_reach_the_host(host: HostProcess, tmp_path: Path) -> Non
     assert 'shipyard_cache_misses_total{namespace="rows"}' in metrics
 
 
-# last: once an invoke key exists, calls without one are refused for the rest of the module
-def test_keys_close_service_calls(host: HostProcess, demo: Path) -> None:
-    out = host.cli("keys", "create", "--scope", "invoke:demo", remote=False)
-    key = out.stdout.strip().splitlines()[-1]
-    deadline = time.monotonic() + 10  # the host re-reads whether invoke keys exist every ~5 s
-    while host.post("/demo/echo", {"text": "x"}).status_code != 401:
-        assert time.monotonic() < deadline
-        time.sleep(0.25)
-    ok = host.post("/demo/echo", {"text": "x"}, headers={"Authorization": f"Bearer {key}"})
-    assert ok.status_code == 200
-    listed = host.cli("keys", "list", remote=False).stdout
-    assert "invoke:demo" in listed and key not in listed
+def test_keys_close_service_calls(tmp_path: Path) -> None:
+    # a host of its own: once an invoke key exists, calls without one are refused
+    own = HostProcess(tmp_path / "home").start()
+    try:
+        own.deploy(f"{write_service(tmp_path / 'svc', 1)}:Demo", "demo")
+        assert own.post("/demo/echo", {"text": "x"}).status_code == 200  # open on loopback
+        out = own.cli("keys", "create", "--scope", "invoke:demo", remote=False)
+        key = out.stdout.strip().splitlines()[-1]
+        deadline = time.monotonic() + 10  # the host re-reads whether invoke keys exist every ~5 s
+        while own.post("/demo/echo", {"text": "x"}).status_code != 401:
+            assert time.monotonic() < deadline
+            time.sleep(0.25)
+        ok = own.post("/demo/echo", {"text": "x"}, headers={"Authorization": f"Bearer {key}"})
+        assert ok.status_code == 200
+        listed = own.cli("keys", "list", remote=False).stdout
+        assert "invoke:demo" in listed and key not in listed
+    finally:
+        own.stop()
 
 
 def test_a_rollback_from_the_ui_reaches_the_workers(host: HostProcess, tmp_path: Path) -> None:
@@ -391,7 +404,7 @@ def test_a_rollback_from_the_ui_reaches_the_workers(host: HostProcess, tmp_path:
         host.deploy(f"{path}:Demo", "uidemo")
     out = host.cli("keys", "create", "--scope", "admin", "--name", "ops", remote=False)
     key = out.stdout.strip().splitlines()[-1]
-    auth = {"Authorization": f"Bearer {key}"}  # calls need a key once any key exists
+    auth = {"Authorization": f"Bearer {key}"}  # an admin key may call any service
     assert host.post("/uidemo/slow", {"ms": 1}, headers=auth).json() == 2
     with httpx.Client(base_url=host.url, timeout=60) as ui:
         signed = ui.post("/ui/signin", data={"key": key, "next": "/ui/deployments"})

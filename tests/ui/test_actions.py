@@ -40,7 +40,7 @@ def keys(host: Host) -> dict[str, str]:
 
 
 def _client(host: Host, key: str | None = None) -> TestClient:
-    client = TestClient(host.app, client=("127.0.0.1", 1), base_url=URL)
+    client = TestClient(host, client=("127.0.0.1", 1), base_url=URL)
     if key is not None:
         signed = client.post("/ui/signin", data={"key": key, "next": "/ui/models"})
         assert signed.status_code == 200, signed.text
@@ -177,7 +177,7 @@ def test_gateway_page_shows_routes_without_secrets(
 ) -> None:
     import asyncio
 
-    from shipyard.serve.host import Host
+    from shipyard._app import host_app
 
     config = tmp_path / "gateway.yaml"
     config.write_text(
@@ -193,7 +193,7 @@ def test_gateway_page_shows_routes_without_secrets(
         "    upstream: {provider: openai, base_url: 'http://127.0.0.1:9/v1', model: tiny}\n"
     )
     monkeypatch.setenv("UI_TEST_SECRET", "sk-very-secret-value")
-    made = Host(gateway_config=config)
+    made = host_app(gateway_config=config)
     try:
         page = _client(made, keys["ui"]).get("/ui/gateway")
         assert page.status_code == 200

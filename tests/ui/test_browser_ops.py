@@ -39,7 +39,7 @@ def server(host: Host) -> Iterator[str]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    config = uvicorn.Config(host.app, host="127.0.0.1", port=port, log_level="warning",
+    config = uvicorn.Config(host, host="127.0.0.1", port=port, log_level="warning",
                             lifespan="off")  # fmt: skip
     uv = uvicorn.Server(config)
     thread = threading.Thread(target=uv.run, daemon=True)

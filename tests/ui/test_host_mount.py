@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from starlette.testclient import TestClient
 
+from shipyard._app import host_app
 from shipyard.serve.host import Host
 from shipyard.store import context as _stores
 
@@ -19,10 +20,10 @@ def host(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Host]:
     monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
     for name in ("SHIPYARD_DB_URL", "SHIPYARD_STORE_URL"):
         monkeypatch.delenv(name, raising=False)
-    made = Host()
+    made = host_app()
     yield made
-    made.keys.close()
-    made.meta.close()
+    for close in reversed(made.on_close):
+        close()
     _stores.reset()
 
 
@@ -30,7 +31,7 @@ def test_the_host_mounts_the_ui(host: Host) -> None:
     run_id = host.meta.create_run(
         "HostFlow", user="ann", params={}, tags=[], graph={}, code_key=None
     )
-    client = TestClient(host.app, client=("127.0.0.1", 1), base_url="http://127.0.0.1:8000")
+    client = TestClient(host, client=("127.0.0.1", 1), base_url="http://127.0.0.1:8000")
     assert client.get("/ui", follow_redirects=False).status_code in (307, 308)
     page = client.get("/ui/runs")
     assert page.status_code == 200 and f'data-run="HostFlow/{run_id}"' in page.text

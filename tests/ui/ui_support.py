@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
@@ -78,17 +78,19 @@ class UIEnv:
         return TestClient(self.app(), client=client, base_url=BASE_URL, **kw)  # type: ignore[arg-type]
 
 
-def host_over(env: UIEnv) -> Host:
-    """A host (not started: no lifespan, no workers) over ``env``'s SHIPYARD_HOME, so its UI
-    has the runs and models of ``env``; close it with :func:`close_host`."""
-    from shipyard.serve.host import Host
+def host_over(env: UIEnv, **options: Any) -> Host:
+    """The host of ``shipyard serve`` (not started: no lifespan, no workers) over ``env``'s
+    SHIPYARD_HOME, so its UI has the runs and models of ``env``; close it with
+    :func:`close_host`."""
+    from shipyard._app import host_app
 
-    return Host()
+    return host_app(**options)
 
 
 def close_host(host: Host) -> None:
-    host.keys.close()
-    host.meta.close()
+    """Close what the host opened (its lifespan would, had it started)."""
+    for close in reversed(host.on_close):
+        close()
 
 
 def seed_service(host: Host, service: str, *, versions: int = 1) -> None:

@@ -134,6 +134,9 @@ def serve_command(
       shipyard serve
       shipyard serve service.py:Ranker --port 8080
     """
+    from shipyard._app import host_app
+    from shipyard._server import log_to_stderr
+    from shipyard.gateway.errors import ConfigError
     from shipyard.serve.run import run_host
 
     dev = None
@@ -144,26 +147,28 @@ def serve_command(
                 f"{service!r}: expected an existing FILE.py:ClassName", param_hint="SERVICE"
             )
         dev = (Path(file).resolve(), cls, name or _default_name(file), replicas)
-    from shipyard.gateway.errors import ConfigError
-
+    log_to_stderr()
     try:
-        run_host(
+        host = host_app(
             bind=bind,
             port=port,
-            dev=dev,
             max_in_flight=max_in_flight,
             access_log=access_log,
             gateway_config=gateway_config,
         )
     except ConfigError as exc:
         raise click.ClickException(f"invalid gateway configuration: {exc}") from None
+    run_host(host, dev=dev)
 
 
 def _default_name(file: str) -> str:
-    import re
+    """The service name of ``serve FILE.py:Class`` without ``--name``: the file's stem
+    (``my_service.py`` -> ``my-service``), prefixed ``svc-`` when the stem alone is no
+    valid service name (``2fast.py`` -> ``svc-2fast``, ``ui.py`` -> ``svc-ui``)."""
+    from shipyard.names import name_from
 
-    stem = re.sub(r"[^a-z0-9-]", "-", Path(file).stem.lower()).strip("-")
-    return stem if stem and stem[0].isalpha() else f"svc-{stem}"
+    stem = Path(file).stem.lower()
+    return name_from(stem, fallback=name_from(f"svc-{stem}", fallback="svc"))
 
 
 def pack_service(file: Path) -> str:

@@ -23,8 +23,7 @@ def ui_command(bind: str, port: int) -> None:
       shipyard ui
       shipyard ui --port 9000
     """
-    import uvicorn
-
+    from shipyard._server import server_for
     from shipyard.config import settings
     from shipyard.keys import Guard, KeyStore
     from shipyard.keys.guard import is_loopback
@@ -36,7 +35,7 @@ def ui_command(bind: str, port: int) -> None:
     conf = settings()
     meta = MetaStore.open(conf.db_url)
     keys = KeyStore(meta)
-    guard = Guard(keys, bind_host=bind, allowed_hosts=tuple(conf.extra.get("allowed_hosts") or ()))
+    guard = Guard.for_settings(keys, conf, bind_host=bind)
     app = standalone(meta, open_blob_store(conf.store_url), guard, read_only=True)
     shown = f"[{bind}]" if ":" in bind else bind
     click.echo(f"shipyard UI (read-only) on http://{shown}:{port}/ui/", err=True)
@@ -53,7 +52,7 @@ def ui_command(bind: str, port: int) -> None:
                 err=True,
             )
     try:
-        uvicorn.run(app, host=bind, port=port, log_level="warning", access_log=False)
+        server_for(app, bind, port).run()
     finally:
         keys.close()
         meta.close()

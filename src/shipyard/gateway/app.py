@@ -1,12 +1,13 @@
 """The gateway: an ASGI app serving the routes of one configuration file.
 
-Standalone (``shipyard gateway``) it is :attr:`Gateway.app`, with ``/healthz`` and
-``/metrics``; inside the host (``shipyard serve --gateway-config``) the host mounts
-:meth:`Gateway.routes` (``/v1/...`` and ``/gateway/...``) and calls :meth:`Gateway.start`
-and :meth:`Gateway.close` from its own lifespan.
+A :class:`Gateway` is an ASGI app with its own lifespan (the file watcher and SIGHUP reload
+start with it; its upstream pools close with it). Standalone (``shipyard gateway``) it serves
+``/v1/...``, ``/gateway/...``, ``/healthz`` and ``/metrics``; inside the host
+(``shipyard serve --gateway-config``) the host mounts it at ``/v1`` and ``/gateway``, runs
+its lifespan inside the host's, and it answers those paths exactly as it does alone.
 
 >>> gateway = Gateway("gateway.yaml", guard=Guard(KeyStore(meta)))   # doctest: +SKIP
->>> uvicorn.run(gateway.app, host="127.0.0.1", port=8001)            # doctest: +SKIP
+>>> uvicorn.run(gateway, host="127.0.0.1", port=8001)                # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from typing import TYPE_CHECKING
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from starlette import routing
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from shipyard.errors import error_response
 from shipyard.gateway.admission import default_admission
 from shipyard.gateway.config import load_config
 from shipyard.gateway.errors import ConfigError, openai_error
@@ -101,9 +104,10 @@ class Gateway:
             routes=[
                 routing.Route("/healthz", self.healthz),
                 routing.Route("/metrics", self.metrics_endpoint),
-                *self.routes(),
+                *self._routes(),
             ],
             lifespan=self._lifespan,
+            exception_handlers={HTTPException: _not_routed},
         )
         #: POSTs to these exact paths skip Starlette's middleware and router (tens of
         #: microseconds a request); everything else, errors and 405s included, goes through it
@@ -113,12 +117,15 @@ class Gateway:
             "/v1/embeddings": RouteType.EMBEDDINGS,
         }
 
-        async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            await self.dispatch(scope, receive, send)
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve one ASGI call, lifespan included.
 
-        #: the standalone gateway's ASGI app (a plain function: servers tell ASGI 3 apps
-        #: from ASGI 2 ones by ``iscoroutinefunction``, which a bound method fails)
-        self.app: ASGIApp = app
+        Mounted (the host mounts it at ``/v1`` and at ``/gateway``), it routes on the path
+        below the app's root, not below the mount: its routes read ``/v1/...`` and
+        ``/gateway/...`` alone and mounted alike, and its direct POST paths stay direct."""
+        if "app_root_path" in scope:  # set by Starlette's Mount: the app's own root
+            scope = {**scope, "root_path": scope["app_root_path"]}
+        await self.dispatch(scope, receive, send)
 
     async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI call: the routes, ``/healthz`` and ``/metrics``."""
@@ -130,8 +137,8 @@ class Gateway:
                 return
         await self.starlette(scope, receive, send)
 
-    def routes(self) -> list[routing.BaseRoute]:
-        """``/v1/...`` (the OpenAI surface) and ``/gateway/{route}/...``, to mount."""
+    def _routes(self) -> list[routing.BaseRoute]:
+        """``/v1/...`` (the OpenAI surface) and ``/gateway/{route}/...``."""
         p = self.proxy
         return [
             routing.Mount(
@@ -254,6 +261,16 @@ class Gateway:
         if include_default and self.metrics.registry is not REGISTRY:
             text += generate_latest(REGISTRY)
         return text
+
+
+async def _not_routed(request: Request, exc: Exception) -> Response:
+    # what the host answers for a path no route takes, so that a mounted gateway answers
+    # alike: {"error": {"type": "not_found" | "method_not_allowed", ...}}
+    assert isinstance(exc, HTTPException)
+    kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    message = f"no route for {request.method} {request.url.path}"
+    headers = dict(exc.headers) if exc.headers else None
+    return error_response(exc.status_code, kind, message, headers=headers)
 
 
 async def _openai_unknown(request: Request) -> Response:

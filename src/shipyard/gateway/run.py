@@ -18,14 +18,12 @@ def run_gateway(
 
     Raises :class:`~shipyard.gateway.errors.ConfigError` for an invalid file.
     """
+    from shipyard._server import log_to_stderr, server_for
     from shipyard.config import settings
     from shipyard.keys import Guard, KeyStore
-    from shipyard.serve.run import server_for
     from shipyard.store.meta import MetaStore
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
-    )
+    log_to_stderr()
     logging.getLogger("shipyard.gateway.access").setLevel(
         logging.INFO if access_log else logging.WARNING
     )
@@ -33,9 +31,7 @@ def run_gateway(
     meta = MetaStore.open(conf.db_url)
     keys = KeyStore(meta)
     try:
-        guard = Guard(
-            keys, bind_host=bind, allowed_hosts=tuple(conf.extra.get("allowed_hosts") or ())
-        )
+        guard = Guard.for_settings(keys, conf, bind_host=bind)
         gateway = Gateway(config, guard=guard, meta=meta)
         print(
             f"shipyard gateway on http://{bind}:{port} with {len(gateway.table.routes)} "
@@ -50,7 +46,7 @@ def run_gateway(
                 file=sys.stderr,
                 flush=True,
             )
-        server_for(gateway.app, bind, port).run()
+        server_for(gateway, bind, port).run()
     finally:
         keys.close()
         meta.close()

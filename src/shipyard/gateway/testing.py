@@ -10,7 +10,7 @@ and returns a :class:`MockResponse`:
 ...     return MockResponse(200, json={"object": "list", "data": []})
 >>> gateway = Gateway("gateway.yaml", guard=guard,
 ...                   transport=lambda origin: MockTransport(upstream))   # doctest: +SKIP
->>> with TestClient(gateway.app) as client:                               # doctest: +SKIP
+>>> with TestClient(gateway) as client:                               # doctest: +SKIP
 ...     client.post("/v1/embeddings", json={"model": "embed", "input": "x"}, headers=auth)
 
 Several upstreams: map each origin (``scheme://host:port`` of a route's ``base_url``) to its

@@ -7,7 +7,7 @@
     ├── KeyNotFound            (also a LookupError) no key with that id or prefix
     ├── TokenFileError         the admin token file is unsafe (group/world readable) or unreadable
     └── AuthError              a request was refused: ``.status``, ``.type``, ``.message``,
-        │                      ``.body`` (the DESIGN error body), ``.headers``
+        │                      ``.body`` (the DESIGN error body), ``.headers``, ``.response()``
         ├── Unauthorized       401: no key, a malformed header, or an unknown/revoked/expired key
         ├── Forbidden          403: wrong scope, a foreign Host or Origin, open access refused
         └── UnsupportedMediaType  415: an admin write that is not application/json
@@ -17,7 +17,10 @@ No message ever contains a presented key.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starlette.responses import Response
 
 
 class KeysError(Exception):
@@ -52,8 +55,15 @@ class AuthError(KeysError):
 
     @property
     def body(self) -> dict[str, Any]:
-        """``{"error": {"type", "message"}}``, as DESIGN.md's error shape."""
+        """``{"error": {"type", "message"}}``, as DESIGN.md's error shape (parsed)."""
         return {"error": {"type": self.type, "message": self.message}}
+
+    def response(self) -> Response:
+        """The refusal as a response: :func:`shipyard.errors.error_response` with
+        :attr:`status`, the body and :attr:`headers`."""
+        from shipyard.errors import error_response
+
+        return error_response(self.status, self.type, self.message, headers=self.headers)
 
     @property
     def headers(self) -> dict[str, str]:

@@ -6,7 +6,7 @@ Every check takes a Starlette connection (``Request`` or ``WebSocket``) or a pla
 access allowed it) or raises an :class:`~shipyard.keys.errors.AuthError` whose ``status``,
 ``body`` and ``headers`` are the response to send::
 
-    guard = Guard(keys, bind_host=host, allowed_hosts=conf.extra.get("allowed_hosts", []))
+    guard = Guard.for_settings(keys, settings(), bind_host=host)
     try:
         guard.check_admin(request)
     except AuthError as exc:
@@ -26,6 +26,9 @@ The rules (DESIGN.md, "Security defaults"):
   allow everything. A key that is sent is always checked, even when access would be open.
 - **route** (:meth:`Guard.check_route`): always a key with ``route:<route>`` or ``route:*``.
 
+The host's request path asks :meth:`Guard.invoke_refusal` instead of :meth:`Guard.check_invoke`:
+the same rule, its answer remembered for a second per caller.
+
 "Loopback" is the TCP peer's address. Behind a reverse proxy on the same machine every
 client is loopback: create keys before putting a proxy in front. The checks are synchronous:
 a cached key costs no I/O; an uncached one costs one indexed SELECT per ``cache_ttl``.
@@ -35,12 +38,13 @@ No error message contains the presented key.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from shipyard.keys.errors import Forbidden, Unauthorized, UnsupportedMediaType
+from shipyard.keys.errors import AuthError, Forbidden, Unauthorized, UnsupportedMediaType
 from shipyard.keys.records import KeyRecord
 from shipyard.keys.scopes import ADMIN, INVOKE, ROUTE, UI
 from shipyard.keys.store import KeyStore
@@ -48,11 +52,18 @@ from shipyard.keys.store import KeyStore
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
 
+    from shipyard.config import Settings
+
 #: names every host answers to, besides its bind address and configured extras
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 #: admin methods whose body must be JSON
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _DEFAULT_PORTS = {"http": 80, "ws": 80, "https": 443, "wss": 443}
+#: how long :meth:`Guard.invoke_refusal` remembers an answer, in seconds
+INVOKE_CACHE_SECONDS = 1.0
+_INVOKE_CACHE_SIZE = 4096
+#: the request headers an invoke check reads
+_INVOKE_HEADERS = (b"host", b"origin", b"authorization")
 
 
 @dataclass(frozen=True)
@@ -131,10 +142,55 @@ class Guard:
         *,
         bind_host: str = "127.0.0.1",
         allowed_hosts: Iterable[str] = (),
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.keys = keys
         names = (*LOOPBACK_NAMES, bind_host, *allowed_hosts)
         self.allowed_hosts = frozenset(n.strip().lower().strip("[]").rstrip(".") for n in names)
+        self._clock = clock
+        self._invoke_cache: dict[tuple[Any, ...], tuple[float, AuthError | None]] = {}
+
+    @classmethod
+    def for_settings(cls, keys: KeyStore, settings: Settings, *, bind_host: str) -> Guard:
+        """The guard of a server bound to ``bind_host``, which also answers to the
+        ``allowed_hosts`` of ``settings`` (``SHIPYARD_HOME/config.yaml``)."""
+        return cls(keys, bind_host=bind_host, allowed_hosts=settings.allowed_hosts)
+
+    def invoke_refusal(self, scope: Mapping[str, Any], service: str) -> AuthError | None:
+        """:meth:`check_invoke` for an ASGI ``scope`` on the host's request path: None if the
+        call of ``service`` may go on, else the refusal to answer with (not raised).
+
+        The answer depends only on the client's address, the Host, Origin and Authorization
+        headers and whether invoke keys exist, so it is remembered for
+        :data:`INVOKE_CACHE_SECONDS` per such tuple: a call pays a dict lookup, not a guard
+        evaluation. (The key store caches verifications for 5 s, so a revocation takes
+        effect as soon as it did without this cache.)"""
+        wanted: dict[bytes, bytes | None] = dict.fromkeys(_INVOKE_HEADERS)
+        for name, value in scope["headers"]:
+            if name in wanted and wanted[name] is None:  # the first one, as Starlette reads
+                wanted[name] = value
+        client = scope.get("client")
+        now = self._clock()
+        ident = (service, client[0] if client else "", *wanted.values())
+        cached = self._invoke_cache.get(ident)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        info = RequestInfo(
+            str(scope.get("method", "POST")),
+            {k.decode("latin-1"): v.decode("latin-1") for k, v in wanted.items() if v is not None},
+            str(client[0]) if client else None,
+            str(scope.get("scheme", "http")),
+        )
+        keys_exist = self.keys.has_keys_with_scope_prefix(f"{INVOKE}:")
+        try:
+            self.check_invoke(info, service, keys_exist)
+            answer: AuthError | None = None
+        except AuthError as exc:
+            answer = exc.with_traceback(None)
+        if len(self._invoke_cache) >= _INVOKE_CACHE_SIZE:
+            self._invoke_cache.clear()
+        self._invoke_cache[ident] = (now + INVOKE_CACHE_SECONDS, answer)
+        return answer
 
     # --- the checks -------------------------------------------------------------------
     def check_admin(self, request: HTTPConnection | RequestInfo) -> KeyRecord:
@@ -266,4 +322,12 @@ def _bearer(info: RequestInfo, needed: str) -> str:
     return value.strip()
 
 
-__all__ = ["LOOPBACK_NAMES", "WRITE_METHODS", "Guard", "RequestInfo", "is_loopback", "split_host"]
+__all__ = [
+    "INVOKE_CACHE_SECONDS",
+    "LOOPBACK_NAMES",
+    "WRITE_METHODS",
+    "Guard",
+    "RequestInfo",
+    "is_loopback",
+    "split_host",
+]

@@ -7,42 +7,33 @@
 ``ui``                 sign in to the UI
 =====================  ==========================================================
 
-Service and route names match ``[a-z][a-z0-9-]{0,62}`` (DESIGN.md's names table).
+Service and route names follow :mod:`shipyard.names` (``[a-z][a-z0-9-]{0,62}``, DESIGN.md's
+names table).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 from shipyard.keys.errors import KeyInputError
+from shipyard.names import NAME_PATTERN, RESERVED, name_problem
 
 ADMIN = "admin"
 UI = "ui"
 INVOKE = "invoke"
 ROUTE = "route"
 
-NAME_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,62}")
-
-#: names a service can never have (they are the host's own paths)
-RESERVED_SERVICE_NAMES = frozenset(
-    {"api", "v1", "gateway", "ui", "metrics", "healthz", "readyz", "static", "docs"}
-)
+#: names a service can never have (they are the host's own paths): :data:`shipyard.names.RESERVED`
+RESERVED_SERVICE_NAMES = RESERVED
 
 _EXAMPLES = "admin, ui, invoke:<service>, invoke:*, route:<route>, route:* (e.g. invoke:ranker)"
 
 
 def check_name(kind: str, name: str) -> str:
     """``name`` if it is a valid service (``kind="invoke"``) or route name, else KeyInputError."""
-    what = "service" if kind == INVOKE else "route"
-    if not NAME_PATTERN.fullmatch(name):
-        raise KeyInputError(
-            f"{what} name {name!r} is not valid: use 1-63 lowercase letters, digits and '-', "
-            "starting with a letter (e.g. ranker, home-rows)"
-        )
-    if kind == INVOKE and name in RESERVED_SERVICE_NAMES:
-        reserved = ", ".join(sorted(RESERVED_SERVICE_NAMES))
-        raise KeyInputError(f"{name!r} can never be a service name (reserved: {reserved})")
+    problem = name_problem(name, "service" if kind == INVOKE else "route")
+    if problem is not None:
+        raise KeyInputError(problem)
     return name
 
 

@@ -9,8 +9,9 @@ class Echo(Service):
         return {"text": text}
 ```
 
-Exceptions: ``ServiceDefinitionError`` (a class that cannot be served; raised before any
-request, naming the method, file:line and the fix).
+Exceptions: everything hosting raises on purpose is a ``ServeError`` (the tree is drawn in
+:mod:`shipyard.serve.errors`), among them ``ServiceDefinitionError`` (a class that cannot be
+served; raised before any request, naming the method, file:line and the fix).
 
 Only ``service.py`` is imported eagerly; ``ServiceClient`` (the in-process test client)
 loads pydantic on first use.
@@ -21,9 +22,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from shipyard._lazy import lazy_exports
+from shipyard.serve.errors import ServeError
 from shipyard.serve.service import Service, ServiceDefinitionError, endpoint
 
-__all__ = ["Service", "ServiceClient", "ServiceDefinitionError", "endpoint"]
+__all__ = ["ServeError", "Service", "ServiceClient", "ServiceDefinitionError", "endpoint"]
 
 _LAZY = {"ServiceClient": "shipyard.serve.testing"}
 

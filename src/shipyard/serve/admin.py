@@ -10,42 +10,64 @@ import asyncio
 import base64
 import binascii
 import hashlib
-import json
 import logging
-import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Scope
 
+from shipyard.errors import error_body, error_response
+from shipyard.names import service_name_problem
 from shipyard.serve.deployments import DeploymentStore, DeploymentVersion, VersionStatus
-from shipyard.serve.errors import error_body, error_response
+from shipyard.serve.errors import ServeError
+from shipyard.serve.live import service_state
 from shipyard.serve.replica import LoadFailed
-from shipyard.serve.supervisor import VersionSpec
+from shipyard.serve.supervisor import Supervisor, VersionSpec
 
 if TYPE_CHECKING:
-    from shipyard.serve.host import Host
+    from shipyard.keys import Guard
+    from shipyard.store.blobs import BlobStore
+    from shipyard.store.meta import MetaStore
 
 log = logging.getLogger("shipyard.serve")
 MAX_CODE = 32 << 20
 
 
-class AdminError(Exception):
+class AdminError(ServeError):
+    """An admin API request refused on purpose: answered ``status`` with
+    ``{"error": {"type": kind, "message": message}}`` (a 4xx naming the field or the fix)."""
+
     def __init__(self, status: int, kind: str, message: str) -> None:
         super().__init__(message)
         self.status, self.kind, self.message = status, kind, message
 
 
 class AdminAPI:
-    def __init__(self, host: Host) -> None:
-        self.host = host
-        self.store = DeploymentStore(host.meta)
+    """The admin API's routes (see the module docstring), over the host's collaborators:
+    ``supervisor`` runs the workers, ``meta`` and ``blobs`` keep the desired state and the
+    code snapshots (extracted under ``home``), ``guard`` checks every request."""
+
+    def __init__(
+        self,
+        *,
+        meta: MetaStore,
+        blobs: BlobStore,
+        guard: Guard,
+        supervisor: Supervisor,
+        home: Path,
+    ) -> None:
+        self.meta = meta
+        self.blobs = blobs
+        self.guard = guard
+        self.supervisor = supervisor
+        self.home = home
+        self.store = DeploymentStore(meta)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._invoke_cache: dict[tuple[Any, ...], tuple[float, tuple[int, bytes] | None]] = {}
 
     def routes(self) -> list[Route]:
+        """The routes, to mount at ``/api/v1``."""
         return [
             Route("/deployments", self._guard(self.list_deployments), methods=["GET"]),
             Route("/deployments", self._guard(self.deploy), methods=["POST"]),
@@ -62,67 +84,29 @@ class AdminAPI:
             from shipyard.keys import AuthError
 
             try:
-                self.host.guard.check_admin(request)
+                self.guard.check_admin(request)
                 response: Response = await handler(request)
                 return response
             except AuthError as exc:
-                return JSONResponse(exc.body, exc.status, headers=exc.headers)
+                return exc.response()
             except AdminError as exc:
                 return error_response(exc.status, exc.kind, exc.message)
 
         guarded.__name__ = handler.__name__
         return guarded
 
-    def check_invoke(self, scope: Scope, service: str) -> tuple[int, bytes] | None:
-        """None if the call may go on, else (status, error body).
-
-        The answer depends only on the client's address, the Host, Origin and Authorization
-        headers and whether invoke keys exist, so it is remembered for a second per such
-        tuple: the request path pays a dict lookup, not a guard evaluation. (The key store
-        itself caches verifications for 5 s, so a revocation takes effect as it did.)"""
-        from shipyard.keys import AuthError
-
-        wanted = {b"host": b"", b"origin": b"", b"authorization": b""}
-        for name, value in scope["headers"]:
-            if name in wanted:
-                wanted[name] = value
-        client = scope.get("client")
-        now = time.monotonic()
-        ident = (service, client[0] if client else "", *wanted.values())
-        cached = self._invoke_cache.get(ident)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        try:
-            self.host.guard.check_invoke(Request(scope), service, not self.host.calls_open())
-            answer: tuple[int, bytes] | None = None
-        except AuthError as exc:
-            answer = exc.status, json.dumps(exc.body).encode()
-        if len(self._invoke_cache) > 4096:
-            self._invoke_cache.clear()
-        self._invoke_cache[ident] = (now + 1.0, answer)
-        return answer
-
     # -- reads ----------------------------------------------------------------------------
     def _describe(self, service: str) -> dict[str, Any]:
         deployment = self.store.get(service)
-        group = self.host.supervisor.services.get(service)
-        replicas = [
-            {
-                "number": r.number,
-                "pid": r.pid,
-                "ready": r.ready,
-                "in_flight": len(r.in_flight),
-                "served": r.served,
-            }
-            for r in (group.replicas if group else [])
-        ]
+        group = self.supervisor.services.get(service)
+        live = service_state(service, group) if group is not None else None
         return {
             "service": service,
             "active": bool(deployment and deployment.active),
             "current_version": deployment.current_version if deployment else None,
             "replicas": deployment.replicas if deployment else 0,
-            "live": replicas,
-            "endpoints": sorted(group.endpoints) if group else [],
+            "live": [r.to_json() for r in live.replicas] if live else [],
+            "endpoints": list(live.endpoints) if live else [],
             "versions": [v.to_json() for v in self.store.versions(service)],
         }
 
@@ -148,11 +132,9 @@ class AdminAPI:
         return body
 
     async def deploy(self, request: Request) -> Response:
-        from shipyard.serve.host import valid_service_name
-
         body = await self._json(request)
         name = _field(body, "name", str)
-        problem = valid_service_name(name)
+        problem = service_name_problem(name)
         if problem:
             raise AdminError(422, "validation_error", problem)
         entry = _field(body, "entry", str)
@@ -198,7 +180,7 @@ class AdminAPI:
         """Record a new version of ``name`` from a code snapshot and roll it out."""
         pins = self._resolve_models(models or [])
         code_key = hashlib.sha256(code).hexdigest()
-        self.host.blobs.put(code_key, [code])
+        self.blobs.put(code_key, [code])
         version = self.store.add_version(
             name,
             entry=entry,
@@ -211,19 +193,20 @@ class AdminAPI:
         return await self._roll_out(version, action="deploy")
 
     def _resolve_models(self, specs: list[Any]) -> dict[str, str]:
+        """Each model spec pinned to its ``name:version`` now. A spec that names nothing is
+        the caller's mistake (422); anything else (the database is down) is ours (500)."""
         if not specs:
             return {}
-        try:
-            from shipyard.registry import Model
-        except ImportError:  # pragma: no cover - the registry ships with shipyard
-            raise AdminError(422, "validation_error", "no model registry available") from None
+        from shipyard.registry import Model, ModelNotFound, ModelSpecError, Registry
+
+        registry = Registry(self.meta, blobs=self.blobs, home=self.home)
         pins = {}
         for spec in specs:
             if not isinstance(spec, str):
                 raise AdminError(422, "validation_error", f"model {spec!r} must be a string")
             try:
-                pins[spec] = Model(spec).resolve()
-            except Exception as exc:  # noqa: BLE001 - the registry's own error names the model
+                pins[spec] = Model(spec, registry=registry).resolve()
+            except (ModelNotFound, ModelSpecError) as exc:  # their message names the model
                 raise AdminError(422, "model_not_found", str(exc)) from None
         return pins
 
@@ -231,7 +214,7 @@ class AdminAPI:
         """Deploys, rollbacks, scales and undeploys go to the same audit log as alias moves."""
         from shipyard.registry import Registry
 
-        Registry(self.host.meta).log_event(
+        Registry(self.meta).log_event(
             action, model=None, detail={"service": service, **detail}, user=user
         )
 
@@ -240,9 +223,7 @@ class AdminAPI:
 
         lock = self._locks.setdefault(version.service, asyncio.Lock())
         async with lock:
-            code_dir = extract_code(
-                self.host.blobs.get(version.code_key), version.code_key, self.host.config.home
-            )
+            code_dir = extract_code(self.blobs.get(version.code_key), version.code_key, self.home)
             spec = VersionSpec(
                 service=version.service,
                 version=version.version,
@@ -253,7 +234,7 @@ class AdminAPI:
                 pins=version.pins,
             )
             try:
-                group = await self.host.supervisor.deploy(spec, progress=log.info)
+                group = await self.supervisor.deploy(spec, progress=log.info)
             except LoadFailed as exc:
                 self.store.mark(version.service, version.version, VersionStatus.FAILED, exc.reason)
                 raise AdminError(
@@ -282,11 +263,11 @@ class AdminAPI:
         replicas = _field(body, "replicas", int)
         if not 1 <= replicas <= 64:
             raise AdminError(422, "validation_error", "replicas must be between 1 and 64")
-        if name not in self.host.supervisor.services:
+        if name not in self.supervisor.services:
             raise AdminError(404, "not_found", f"no live deployment named {name!r}")
         async with self._locks.setdefault(name, asyncio.Lock()):
             try:
-                await self.host.supervisor.scale(name, replicas)
+                await self.supervisor.scale(name, replicas)
             except LoadFailed as exc:
                 raise AdminError(422, "load_failed", exc.reason) from None
             self.store.set_replicas(name, replicas)
@@ -332,7 +313,7 @@ class AdminAPI:
 
         name, alias = request.path_params["name"], request.path_params["alias"]
         version = _field(await self._json(request), "version", int)
-        registry = Registry(self.host.meta, blobs=self.host.blobs, home=self.host.config.home)
+        registry = Registry(self.meta, blobs=self.blobs, home=self.home)
         try:
             before = await run_in_threadpool(
                 registry.set_alias, name, version, alias, user=_user(request)
@@ -348,7 +329,7 @@ class AdminAPI:
         if self.store.get(name) is None:
             raise AdminError(404, "not_found", f"no deployment named {name!r}")
         async with self._locks.setdefault(name, asyncio.Lock()):
-            await self.host.supervisor.undeploy(name)
+            await self.supervisor.undeploy(name)
             self.store.deactivate(name)
         self._audit("undeploy", name, _user(request))
         return JSONResponse({"service": name, "active": False})

@@ -33,13 +33,15 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from shipyard.serve.errors import ServeError
+
 __all__ = ["BatchSizeMismatch", "Batcher"]
 
 ALPHA = 0.25  # weight of the newest gap in the arrival mean
 MIN_GAPS = 2  # short gaps seen in a row before a batch is held for more arrivals
 
 
-class BatchSizeMismatch(Exception):
+class BatchSizeMismatch(ServeError):
     """A batch function returned a number of results other than the number of items."""
 
 

@@ -16,16 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import secrets
 import sys
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from shipyard.errors import error_body, new_error_id
+from shipyard.names import name_from
 from shipyard.serve.batching import Batcher, BatchSizeMismatch
-from shipyard.serve.schemas import EndpointError, EndpointSchema, build_openapi, error_body
+from shipyard.serve.schemas import EndpointError, EndpointSchema, build_openapi
 from shipyard.serve.service import EndpointSpec, Service, collect_endpoints
 
 __all__ = [
@@ -46,11 +46,6 @@ class Reply(NamedTuple):
     status: int
     body: bytes
     batch_size: int = 0
-
-
-def new_error_id() -> str:
-    """A fresh id that ties a 500 response to its log line."""
-    return secrets.token_hex(8)
 
 
 def log_event(event: str, **fields: Any) -> None:
@@ -241,6 +236,4 @@ def _task_reply(task: asyncio.Task[Reply]) -> Reply:
 
 def default_service_name(service_class: type) -> str:
     """``RankerService`` -> ``ranker-service``: a service name for tests and local runs."""
-    name = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "-", service_class.__name__).lower()
-    name = re.sub(r"[^a-z0-9-]+", "-", name).strip("-")
-    return name if re.fullmatch(r"[a-z][a-z0-9-]{0,62}", name) else "service"
+    return name_from(service_class.__name__)

@@ -1,26 +1,28 @@
-"""Error responses in the one shape every part of the host uses:
-``{"error": {"type", "message", "field"?, "error_id"?}}``, never a traceback."""
+"""The root of everything ``shipyard.serve`` raises on purpose, and the tree under it::
+
+    ServeError                     root: catch it to catch any hosting failure
+    ├── ServiceDefinitionError     a Service class that cannot be served (method, file:line, fix)
+    ├── EndpointError              a request answered with an error: ``.status``, ``.type``,
+    │                              ``.field``, ``.error_id`` (``{"error": {...}}``)
+    ├── BatchSizeMismatch          a batched endpoint returned a list of the wrong length
+    ├── ProtocolError              a frame between the host and a worker is malformed
+    ├── WorkerExited               a test worker (:class:`~shipyard.serve.ServiceClient`) died
+    ├── ReplicaGone                a replica died with requests in flight (``.reason``)
+    ├── LoadFailed                 a new version's workers did not start (``.reason``)
+    ├── AdminError                 an admin API request refused: ``.status``, ``.kind``
+    └── LifespanFailed             an app mounted in the host did not start or stop
+
+The error *bodies* every HTTP surface sends are :mod:`shipyard.errors`' (``error_body``,
+``error_response``, ``new_error_id``, ``JSON``), also importable from here.
+"""
 
 from __future__ import annotations
 
-import json
-import secrets
-from typing import Any
-
-from starlette.responses import Response
-
-JSON = "application/json"
+from shipyard.errors import JSON, error_body, error_response, new_error_id
 
 
-def error_body(kind: str, message: str, **extra: Any) -> bytes:
-    return json.dumps({"error": {"type": kind, "message": message, **extra}}).encode()
+class ServeError(Exception):
+    """Root of the hosting exceptions; the message says what was wrong and the fix."""
 
 
-def error_response(
-    status: int, kind: str, message: str, *, headers: dict[str, str] | None = None, **extra: Any
-) -> Response:
-    return Response(error_body(kind, message, **extra), status, headers=headers, media_type=JSON)
-
-
-def new_error_id() -> str:
-    return secrets.token_hex(8)
+__all__ = ["JSON", "ServeError", "error_body", "error_response", "new_error_id"]

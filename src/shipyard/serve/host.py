@@ -1,11 +1,20 @@
-"""The host: one ASGI app (Starlette) in front of every deployed service.
+"""The host: one ASGI app in front of every deployed service.
 
 Routes (see DESIGN.md): ``POST /{service}/{endpoint}``, ``GET /{service}/openapi.json`` and
-``/{service}/docs``, the admin API under ``/api/v1``, ``/metrics``, ``/healthz``, ``/readyz``.
+``/{service}/docs``, the admin API under ``/api/v1``, ``/metrics``, ``/healthz``, ``/readyz``;
+the gateway's ``/v1`` and ``/gateway`` when it is given one, and whatever else is mounted
+(the UI at ``/ui``) under the host's reserved names (:data:`shipyard.names.RESERVED`).
 
-The service path is a raw ASGI handler: it never parses the body (the worker does, with
-validators built at load), picks the least-loaded ready replica, forwards the bytes and
-streams the worker's answer back — the only work on the front is routing and bookkeeping.
+``POST /{service}/{endpoint}`` is answered before the route table is consulted
+(:class:`~shipyard.serve.invoke.Invoker`): a service call pays a string split, not routing.
+
+The host is built from its collaborators, as a Starlette app is, and
+:meth:`Host.from_settings` opens them from the settings; what the host mounts runs its own
+lifespan inside the host's::
+
+    host = Host.from_settings(bind="127.0.0.1", port=8000)
+    host.mount("/ui", make_ui(host.meta, host.blobs, host.guard, live=host))
+    uvicorn.run(host)
 """
 
 from __future__ import annotations
@@ -13,111 +22,204 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import re
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shipyard.config import Settings, settings
+from shipyard.errors import error_response, new_error_id
+from shipyard.names import RESERVED, service_name_problem
 from shipyard.serve.admin import AdminAPI
 from shipyard.serve.docs import docs_page
-from shipyard.serve.errors import JSON, error_body, error_response, new_error_id
-from shipyard.serve.history import History
+from shipyard.serve.errors import ServeError
+from shipyard.serve.history import History, Point
+from shipyard.serve.invoke import MAX_BODY, Invoker
+from shipyard.serve.lifespans import lifespan
+from shipyard.serve.live import ServiceState, service_state
 from shipyard.serve.metrics import HostMetrics
-from shipyard.serve.replica import ReplicaGone
 from shipyard.serve.supervisor import Supervisor
-from shipyard.ui import make_ui
 
 if TYPE_CHECKING:
-    from shipyard.gateway import Gateway
+    from shipyard.keys import Guard, KeyStore
+    from shipyard.store.blobs import BlobStore
+    from shipyard.store.meta import MetaStore
 
 log = logging.getLogger("shipyard.serve")
+T = TypeVar("T")
 
-SERVICE_NAME = re.compile(r"[a-z][a-z0-9-]{0,62}")
-RESERVED = frozenset(
-    {"api", "v1", "gateway", "ui", "metrics", "healthz", "readyz", "static", "docs"}
-)
-MAX_BODY = 16 << 20
+
+class GatewayApp(Protocol):
+    """What the host needs of the gateway it mounts at ``/v1`` and ``/gateway``: an ASGI app
+    with its own lifespan, and its metrics for the host's ``/metrics``
+    (:class:`shipyard.gateway.Gateway` is one)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
+
+    def render_metrics(self) -> bytes: ...
+
+
+#: builds the gateway from the host's guard, metadata store and own URL (for service routes)
+GatewayFactory = Callable[["Guard", "MetaStore", str], GatewayApp]
 
 
 class Host:
-    """Everything one ``shipyard serve`` process runs. ``host.app`` is the ASGI app."""
+    """Everything one ``shipyard serve`` process runs, as one ASGI app.
+
+    ``meta`` and ``blobs`` keep the deployments and code snapshots, ``guard`` checks every
+    request, ``supervisor`` runs the workers, ``home`` holds the admin token; ``gateway``,
+    if given, is mounted at ``/v1`` and ``/gateway``. :meth:`from_settings` builds them all.
+    """
 
     def __init__(
         self,
-        config: Settings | None = None,
         *,
+        meta: MetaStore,
+        blobs: BlobStore,
+        guard: Guard,
+        supervisor: Supervisor,
+        home: Path,
+        gateway: GatewayApp | None = None,
         bind: str = "127.0.0.1",
         port: int = 8000,
         max_body: int = MAX_BODY,
-        max_in_flight: int = 64,
-        gateway_config: str | os.PathLike[str] | None = None,
         access_log: bool = False,
     ) -> None:
-        from shipyard.keys import Guard, KeyStore
-        from shipyard.store.blobs import open_blob_store
-        from shipyard.store.meta import MetaStore
-
-        self.config = config or settings()
+        self.meta = meta
+        self.blobs = blobs
+        self.guard = guard
+        self.supervisor = supervisor
+        self.home = home
+        self.gateway = gateway
         self.bind = bind
         self.port = port
-        self.max_body = max_body
-        #: one JSON line per service request on stderr
-        self.access_log = access_log
-        self.meta = MetaStore.open(self.config.db_url)
-        self.blobs = open_blob_store(self.config.store_url)
-        self.keys = KeyStore(self.meta)
-        self.guard = Guard(
-            self.keys,
-            bind_host=bind,
-            allowed_hosts=tuple(self.config.extra.get("allowed_hosts") or ()),
-        )
         self.metrics = HostMetrics()
         self.history = History(self.metrics)  # the UI's charts: the last hour per service
-        self.supervisor = Supervisor(
-            self.config.home, self.config.store_url, max_in_flight=max_in_flight
+        supervisor.on_restart = lambda s: self.metrics.restarts.labels(s).inc()
+        self.admin = AdminAPI(meta=meta, blobs=blobs, guard=guard, supervisor=supervisor, home=home)
+        #: ``POST /{service}/{endpoint}``; ``access_log``: one JSON line per call on stderr
+        self.invoke = Invoker(
+            supervisor=supervisor,
+            guard=guard,
+            metrics=self.metrics,
+            max_body=max_body,
+            access_log=access_log,
         )
-        self.supervisor.on_restart = lambda s: self.metrics.restarts.labels(s).inc()
-        self.admin = AdminAPI(self)
         self.started = False
         #: coroutines started in the background once the host is up (e.g. the dev loop)
         self.on_start: list[Callable[[], Coroutine[Any, Any, None]]] = []
+        #: called, last first, when the host has stopped (what :meth:`from_settings` opened)
+        self.on_close: list[Callable[[], None]] = []
         self._background: set[asyncio.Task[None]] = set()
-        #: the gateway's routes (/v1, /gateway), mounted with ``gateway_config``
-        self.gateway: Gateway | None = None
-        if gateway_config is not None:
-            from shipyard.gateway import Gateway
-
-            here = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
-            self.gateway = Gateway(
-                gateway_config, guard=self.guard, meta=self.meta, host_url=f"http://{here}:{port}"
-            )
+        self._mounted: list[ASGIApp] = []  # each runs its lifespan inside the host's
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # the routes that take any first path segment: mounts go before them
+        self._by_service = [
+            Route("/{service}/openapi.json", self.openapi, methods=["GET"]),
+            Route("/{service}/docs", self.docs, methods=["GET"]),
+            Route("/{service}/{endpoint}", self.invoke.endpoint(), methods=["POST"]),
+        ]
+        #: the route table: everything but the direct service calls of :meth:`__call__`
         self.app = Starlette(
             routes=[
                 Route("/healthz", self.healthz),
                 Route("/readyz", self.readyz),
                 Route("/metrics", self.metrics_endpoint),
                 Mount("/api/v1", routes=self.admin.routes()),
-                Mount("/ui", app=make_ui(self.meta, self.blobs, self.guard, host=self)),
-                *(self.gateway.routes() if self.gateway is not None else ()),
-                Route("/{service}/openapi.json", self.openapi, methods=["GET"]),
-                Route("/{service}/docs", self.docs, methods=["GET"]),
-                Route("/{service}/{endpoint}", _Invoke(self), methods=["POST"]),
+                *self._by_service,
             ],
             exception_handlers={HTTPException: _http_error, Exception: _internal_error},
             lifespan=self._lifespan,
         )
+        if gateway is not None:
+            self.mount("/v1", gateway)
+            self.mount("/gateway", gateway)
+
+    @classmethod
+    def from_settings(
+        cls,
+        config: Settings | None = None,
+        *,
+        bind: str = "127.0.0.1",
+        port: int = 8000,
+        max_in_flight: int = 64,
+        max_body: int = MAX_BODY,
+        access_log: bool = False,
+        gateway: GatewayFactory | None = None,
+    ) -> Host:
+        """The host of ``config`` (default: :func:`shipyard.config.settings`): its stores
+        opened from the settings (and closed when it stops), a guard for ``bind`` and the
+        ``allowed_hosts``, ``max_in_flight`` requests per replica; ``gateway(guard, meta,
+        host_url)`` builds the gateway to mount, if any."""
+        from shipyard.keys import Guard, KeyStore
+        from shipyard.store.blobs import open_blob_store
+        from shipyard.store.meta import MetaStore
+
+        config = config or settings()
+        meta = MetaStore.open(config.db_url)
+        keys = KeyStore(meta)
+        try:
+            blobs = open_blob_store(config.store_url)
+            guard = Guard.for_settings(keys, config, bind_host=bind)
+            here = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
+            built = gateway(guard, meta, f"http://{here}:{port}") if gateway else None
+            supervisor = Supervisor(config.home, config.store_url, max_in_flight=max_in_flight)
+        except BaseException:
+            keys.close()
+            meta.close()
+            raise
+        host = cls(
+            meta=meta,
+            blobs=blobs,
+            guard=guard,
+            supervisor=supervisor,
+            home=config.home,
+            gateway=built,
+            bind=bind,
+            port=port,
+            max_body=max_body,
+            access_log=access_log,
+        )
+        host.on_close += [meta.close, keys.close]
+        return host
+
+    @property
+    def keys(self) -> KeyStore:
+        """The key store the guard checks keys against."""
+        return self.guard.keys
+
+    def mount(self, path: str, app: ASGIApp) -> None:
+        """Serve ``app`` under ``path`` (``/ui``) and run its lifespan inside the host's.
+
+        ``path`` must be one of the host's reserved names (:data:`shipyard.names.RESERVED`):
+        ``POST /{name}/{endpoint}`` under any other name is a service call. Mount before the
+        host starts."""
+        first = path.strip("/").split("/", 1)[0]
+        if first not in RESERVED:
+            raise ServeError(
+                f"cannot mount an app at {path!r}: the host mounts apps only under its "
+                f"reserved names ({', '.join(sorted(RESERVED))}), which no service can take"
+            )
+        if self.started:
+            raise ServeError(f"cannot mount an app at {path!r}: the host has started")
+        routes = self.app.router.routes
+        routes.insert(len(routes) - len(self._by_service), Mount(path, app=app))
+        if all(mounted is not app for mounted in self._mounted):
+            self._mounted.append(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and not scope.get("root_path"):
+            # the hot path, before any routing: /{service}/{endpoint}, as the table's route
+            service, slash, endpoint = scope["path"][1:].partition("/")
+            if service and endpoint and "/" not in endpoint and service not in RESERVED:
+                await self.invoke(scope, receive, send, service, endpoint)
+                return
         await self.app(scope, receive, send)
 
     # -- life cycle -----------------------------------------------------------------------
@@ -125,36 +227,88 @@ class Host:
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
         from shipyard.keys import ensure_admin_token
 
-        ensure_admin_token(self.config.home, self.keys)
-        if self.calls_open():
-            log.warning(
-                "service calls are open to loopback clients: no invoke key exists "
-                "(create one with: shipyard keys create --scope invoke:*)"
-            )
-        await self.admin.restore()
-        if self.gateway is not None:
-            await self.gateway.start()
-        for start in self.on_start:
-            task = asyncio.create_task(start())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-        self.history.start()
-        self.started = True
+        self._loop = asyncio.get_running_loop()
         try:
-            yield
+            ensure_admin_token(self.home, self.keys)
+            if self.calls_open():
+                log.warning(
+                    "service calls are open to loopback clients: no invoke key exists "
+                    "(create one with: shipyard keys create --scope invoke:*)"
+                )
+            await self.admin.restore()
+            async with contextlib.AsyncExitStack() as mounted:
+                for each in self._mounted:
+                    await mounted.enter_async_context(lifespan(each))
+                for start in self.on_start:
+                    task = asyncio.create_task(start())
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
+                self.history.start()
+                self.started = True
+                try:
+                    yield
+                finally:
+                    self.history.stop()
+                    for task in list(self._background):
+                        task.cancel()
         finally:
-            self.history.stop()
-            for task in list(self._background):
-                task.cancel()
+            self._loop = None
             await self.supervisor.close()
-            if self.gateway is not None:
-                await self.gateway.close()
-            self.keys.close()
-            self.meta.close()
+            for close in reversed(self.on_close):
+                close()
 
     def calls_open(self) -> bool:
         """True while no ``invoke`` key exists (the key store caches the answer ~5 s)."""
         return not self.keys.has_keys_with_scope_prefix("invoke:")
+
+    # -- what the UI reads (shipyard.ui.context.LiveHost): snapshots ----------------------
+    def live_services(self) -> dict[str, ServiceState]:
+        """Every live service now, taken on the event loop that runs them."""
+        return self._on_loop(
+            lambda: {name: service_state(name, g) for name, g in self.supervisor.services.items()}
+        )
+
+    def live_service(self, service: str) -> ServiceState | None:
+        """One live service now (None: not live here), taken on the event loop."""
+
+        def take() -> ServiceState | None:
+            group = self.supervisor.services.get(service)
+            return service_state(service, group) if group is not None else None
+
+        return self._on_loop(take)
+
+    def traffic(self, service: str, since: float) -> list[Point]:
+        """The history's points of ``service`` since ``since`` (History has its own lock)."""
+        return self.history.points(service, since=since)
+
+    def last_sample(self) -> float | None:
+        """When the history last took a sample."""
+        return self.history.last_sample
+
+    @property
+    def admin_app(self) -> ASGIApp:
+        """The host's route table: the admin API under ``/api/v1``, errors as JSON."""
+        return self.app
+
+    def _on_loop(self, take: Callable[[], T]) -> T:
+        """``take()`` on the host's event loop, which owns the supervisor's state, and its
+        answer. A UI page runs in a worker thread: it waits for the loop to run ``take``.
+        On the loop itself, or before the host starts (nothing changes the state then),
+        ``take`` runs here."""
+        loop = self._loop
+        if loop is None or not loop.is_running():
+            return take()
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is loop:
+            return take()
+
+        async def taken() -> T:
+            return take()
+
+        return asyncio.run_coroutine_threadsafe(taken(), loop).result(timeout=30)
 
     # -- small routes ---------------------------------------------------------------------
     async def healthz(self, request: Request) -> Response:
@@ -201,123 +355,6 @@ class Host:
         return HTMLResponse(docs_page(name, group.openapi))
 
 
-class _Invoke:
-    """``POST /{service}/{endpoint}``: the hot path, as a raw ASGI app."""
-
-    def __init__(self, host: Host) -> None:
-        self.host = host
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        host = self.host
-        params = scope["path_params"]
-        service, endpoint = params["service"], params["endpoint"]
-        group = host.supervisor.services.get(service)
-        if group is None:
-            await _send(send, 404, error_body("not_found", f"no service named {service!r}"))
-            return
-        found = group.endpoints.get(endpoint)
-        if found is None:
-            known = sorted(group.endpoints)
-            message = f"service {service!r} has no endpoint {endpoint!r}; it has {known}"
-            await _send(send, 404, error_body("not_found", message))
-            return
-        denied = host.admin.check_invoke(scope, service)
-        if denied is not None:
-            await _send(send, denied[0], denied[1])
-            return
-        body = await _read_body(scope, receive, host.max_body)
-        if body is None:
-            await _send(
-                send,
-                413,
-                error_body("payload_too_large", f"the request body exceeds {host.max_body} bytes"),
-            )
-            return
-        index, info = found
-        replica = group.pick(host.supervisor.max_in_flight)
-        if replica is None:
-            reason = "overloaded" if group.ready_count else "unavailable"
-            host.metrics.rejected.labels(service, reason).inc()
-            message = (
-                f"service {service!r} is overloaded; retry shortly"
-                if group.ready_count
-                else f"service {service!r} has no ready replica (restarting); retry shortly"
-            )
-            await _send(send, 503, error_body(reason, message), retry_after=True)
-            return
-        future = replica.send(index, body)
-        try:
-            async with asyncio.timeout(info.get("timeout") or 30.0):
-                frame = await future
-        except TimeoutError:
-            replica.forget(future)
-            await host.supervisor.recycle(
-                group, replica, f"a call to {endpoint!r} ran longer than {info.get('timeout')} s"
-            )
-            status, payload = (
-                504,
-                error_body(
-                    "timeout", f"{service}/{endpoint} did not answer within {info.get('timeout')} s"
-                ),
-            )
-        except ReplicaGone as exc:
-            status, payload = 503, error_body("worker_crashed", exc.reason)
-        else:
-            status, payload = frame.code, frame.payload
-            if frame.extra:
-                host.metrics.endpoint(service, endpoint).batch_size.observe(frame.extra)
-        await _send(send, status, payload, retry_after=status == 503)
-        elapsed = time.perf_counter() - started
-        counters = host.metrics.endpoint(service, endpoint)
-        counters.count(status)
-        counters.latency.observe(elapsed)
-        if host.access_log:
-            # one JSON line straight to fd 2: the logging module costs more than the request
-            # routing itself; service and endpoint names are [a-z0-9_-], safe to inline
-            os.write(
-                2,
-                (
-                    f'{{"ts": {time.time():.6f}, "service": "{service}", "endpoint": "{endpoint}", '
-                    f'"status": {status}, "ms": {elapsed * 1000:.3f}, "replica": {replica.number}, '
-                    f'"bytes_in": {len(body)}, "bytes_out": {len(payload)}}}\n'
-                ).encode(),
-            )
-
-
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            try:
-                if int(value) > limit:
-                    return None
-            except ValueError:
-                return None
-    chunks: list[bytes] = []
-    size = 0
-    more = True
-    while more:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-_JSON_HEADERS = [(b"content-type", JSON.encode())]
-
-
-async def _send(send: Send, status: int, body: bytes, *, retry_after: bool = False) -> None:
-    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
-    if retry_after:
-        headers.append((b"retry-after", b"1"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 def _worker_metrics(directory: Path) -> bytes:
     """What the workers recorded (prometheus_client's multiprocess files), added up."""
     from prometheus_client import CollectorRegistry, generate_latest
@@ -350,13 +387,7 @@ async def _internal_error(request: Request, exc: Exception) -> Response:
     return error_response(500, "internal_error", "the host failed; see its logs", error_id=error_id)
 
 
-def valid_service_name(name: str) -> str | None:
-    """Why ``name`` cannot be a service name, or None if it can."""
-    if not SERVICE_NAME.fullmatch(name):
-        return f"service name {name!r} must match [a-z][a-z0-9-]{{0,62}}"
-    if name in RESERVED:
-        return f"service name {name!r} is reserved (reserved: {sorted(RESERVED)})"
-    return None
+#: why ``name`` cannot be a service name, or None (:func:`shipyard.names.service_name_problem`)
+valid_service_name = service_name_problem
 
-
-__all__ = ["Host", "valid_service_name"]
+__all__ = ["GatewayApp", "GatewayFactory", "Host", "valid_service_name"]

@@ -28,6 +28,8 @@ import enum
 import struct
 from dataclasses import dataclass
 
+from shipyard.serve.errors import ServeError
+
 HEADER = struct.Struct("!IIBHH")
 MAX_FRAME = 64 << 20  # a frame larger than this is a protocol error, not a request
 
@@ -49,7 +51,7 @@ class Frame:
     payload: bytes = b""
 
 
-class ProtocolError(Exception):
+class ProtocolError(ServeError):
     """The peer sent something that is not a frame."""
 
 

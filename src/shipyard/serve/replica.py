@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shipyard.serve.errors import ServeError
 from shipyard.serve.protocol import Frame, Kind, ProtocolError, encode, read_frame
 
 
-class ReplicaGone(Exception):
+class ReplicaGone(ServeError):
     """The replica's process exited (or its connection broke) with the request in flight."""
 
     def __init__(self, reason: str) -> None:
@@ -30,7 +31,7 @@ class ReplicaGone(Exception):
         self.reason = reason
 
 
-class LoadFailed(Exception):
+class LoadFailed(ServeError):
     """The worker exited before it was ready; ``reason`` is what it said."""
 
     def __init__(self, reason: str) -> None:

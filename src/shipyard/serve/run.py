@@ -1,61 +1,32 @@
-"""Run the host under uvicorn (uvloop + httptools), optionally with one service in
-development mode: deployed at start and redeployed whenever its directory changes."""
+"""Run a host under uvicorn (:mod:`shipyard._server`), optionally with one service in
+development mode: deployed at start and redeployed whenever its directory changes.
+
+The host comes built (``shipyard serve`` builds it with :func:`shipyard._app.host_app`, which
+mounts the gateway and the UI): this module only runs it.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
+from shipyard._server import server_for  # lived here: importable from here as before
 from shipyard.serve.host import Host
 
 log = logging.getLogger("shipyard.serve")
 
 
-def server_for(app: Any, bind: str, port: int) -> Any:
-    """The uvicorn server the host and the gateway run on: uvloop and httptools, our own
-    access log (uvicorn's is off), warnings only."""
-    import uvicorn
-
-    config = uvicorn.Config(
-        app,
-        host=bind,
-        port=port,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_level="warning",
-    )
-    return uvicorn.Server(config)
-
-
-def run_host(
-    *,
-    bind: str = "127.0.0.1",
-    port: int = 8000,
-    dev: tuple[Path, str, str, int] | None = None,
-    max_in_flight: int = 64,
-    access_log: bool = True,
-    gateway_config: Path | None = None,
-) -> None:
-
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stderr
-    )
-    host = Host(
-        bind=bind,
-        port=port,
-        max_in_flight=max_in_flight,
-        gateway_config=gateway_config,
-        access_log=access_log,
-    )
+def run_host(host: Host, *, dev: tuple[Path, str, str, int] | None = None) -> None:
+    """Serve ``host`` on its bind address and port until SIGINT/SIGTERM. ``dev``:
+    ``(file, class, name, replicas)`` of a service to deploy now and on every change."""
     if dev is not None:
-        host.on_start.append(lambda: _develop(host, *dev))
-    server = server_for(host, bind, port)
+        file, cls, name, replicas = dev
+        host.on_start.append(lambda: _develop(host, file, cls, name, replicas))
+    server = server_for(host, host.bind, host.port)
     print(
-        f"shipyard host on http://{bind}:{port}  (admin token: {host.config.home / 'admin.token'})",
+        f"shipyard host on http://{host.bind}:{host.port}  "
+        f"(admin token: {host.home / 'admin.token'})",
         file=sys.stderr,
         flush=True,
     )
@@ -85,4 +56,4 @@ async def _develop(host: Host, file: Path, cls: str, name: str, replicas: int) -
             await deploy()
 
 
-__all__ = ["run_host"]
+__all__ = ["run_host", "server_for"]

@@ -18,7 +18,6 @@ Errors raised for the dispatcher, all ``EndpointError``:
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import types
 import typing
@@ -32,6 +31,8 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create
 from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import PydanticSerializationError
 
+from shipyard.errors import error_body
+from shipyard.serve.errors import ServeError
 from shipyard.serve.service import EndpointSpec, ServiceDefinitionError, show_hint
 
 __all__ = [
@@ -54,7 +55,7 @@ _JSON_KINDS = {
 }
 
 
-class EndpointError(Exception):
+class EndpointError(ServeError):
     """A request that gets an error response: its HTTP status and the body's fields."""
 
     def __init__(
@@ -75,18 +76,6 @@ class EndpointError(Exception):
 
     def body(self) -> bytes:
         return error_body(self.type, self.message, field=self.field, error_id=self.error_id)
-
-
-def error_body(
-    type: str, message: str, *, field: str | None = None, error_id: str | None = None
-) -> bytes:
-    """``{"error": {"type", "message", "field"?, "error_id"?}}`` as JSON bytes."""
-    error: dict[str, str] = {"type": type, "message": message}
-    if field is not None:
-        error["field"] = field
-    if error_id is not None:
-        error["error_id"] = error_id
-    return json.dumps({"error": error}, separators=(",", ":")).encode()
 
 
 class Contract:

@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
+from shipyard.serve.errors import ServeError
+
 __all__ = [
     "EndpointOptions",
     "EndpointSpec",
@@ -45,7 +47,7 @@ _MARK = "__shipyard_endpoint__"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class ServiceDefinitionError(Exception):
+class ServiceDefinitionError(ServeError):
     """A ``Service`` class that cannot be served; the message says where and how to fix it."""
 
     def __init__(

@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any
 
 from shipyard.serve.dispatch import EndpointTable, Reply, default_service_name
+from shipyard.serve.errors import ServeError
 from shipyard.serve.protocol import HEADER, Frame, Kind, ProtocolError, encode
 from shipyard.serve.service import Service
 
@@ -111,7 +112,7 @@ def _encode_body(body: Body) -> bytes:
     return json.dumps(body).encode()
 
 
-class WorkerExited(Exception):
+class WorkerExited(ServeError):
     """The worker process exited before it was ready."""
 
     def __init__(self, returncode: int, stderr: str) -> None:

@@ -2,8 +2,9 @@
 traffic charts), gateway routes and usage, and cache namespaces in a browser.
 
 Server-rendered (Starlette + Jinja2) with a little CSS and JavaScript of our own; nothing is
-fetched from anywhere else. The host mounts :func:`make_ui` at ``/ui``; ``shipyard ui``
-serves :func:`standalone` alone, read-only. Access: open to loopback clients while no
+fetched from anywhere else. ``shipyard serve`` mounts :func:`make_ui` at ``/ui`` in the host
+(:mod:`shipyard._app`), which it reads through :class:`LiveHost`; ``shipyard ui`` serves
+:func:`standalone` alone, read-only. Access: open to loopback clients while no
 ``ui`` key exists, otherwise sign in with a key (see :mod:`shipyard.ui.auth`). Read-only,
 except that inside the host a key with scope ``admin`` may move aliases and roll back
 deployments, through the admin API (see :mod:`shipyard.ui.actions`, which documents the
@@ -13,5 +14,6 @@ cross-site request forgery defences).
 from __future__ import annotations
 
 from shipyard.ui.app import make_ui, standalone
+from shipyard.ui.context import LiveHost
 
-__all__ = ["make_ui", "standalone"]
+__all__ = ["LiveHost", "make_ui", "standalone"]

@@ -36,14 +36,15 @@ import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from shipyard.errors import error_response
 from shipyard.keys import AuthError, RequestInfo
-from shipyard.ui.context import COOKIE, UIContext
+from shipyard.ui.context import COOKIE, UIContext, UIError
 
 #: an action's body is a tiny JSON object
 MAX_BODY = 4096
 
 
-class ActionError(Exception):
+class ActionError(UIError):
     """An action refused before it reached the admin API."""
 
     def __init__(self, status: int, kind: str, message: str) -> None:
@@ -51,8 +52,8 @@ class ActionError(Exception):
         self.status, self.kind, self.message = status, kind, message
 
     def response(self) -> Response:
-        body = {"error": {"type": self.kind, "message": self.message}}
-        return JSONResponse(body, self.status)
+        """The refusal as the action's JSON answer."""
+        return error_response(self.status, self.kind, self.message)
 
 
 async def move_alias(ctx: UIContext, request: Request) -> Response:
@@ -75,13 +76,13 @@ async def _act(ctx: UIContext, request: Request, path: str) -> Response:
     except ActionError as exc:
         return exc.response()
     except AuthError as exc:
-        return JSONResponse(exc.body, exc.status, headers=exc.headers)
+        return exc.response()
     return await _forward(ctx, request, path, body, key=key, user=user)
 
 
 def _check(ctx: UIContext, request: Request) -> tuple[str, str]:
     """The signed-in admin key and who to audit as, or ActionError / AuthError."""
-    if ctx.read_only or ctx.host is None:
+    if ctx.read_only or ctx.live is None:
         raise ActionError(
             403,
             "read_only",
@@ -128,10 +129,10 @@ async def _forward(
     ctx: UIContext, request: Request, path: str, body: dict[str, Any], *, key: str, user: str
 ) -> Response:
     """``POST path`` on the host's own app, as the admin API sees any other client."""
-    assert ctx.host is not None  # _check made sure
+    assert ctx.live is not None  # _check made sure
     client = request.scope.get("client")
     transport = httpx.ASGITransport(
-        app=ctx.host.app,
+        app=ctx.live.admin_app,
         raise_app_exceptions=False,  # the host answers its own errors as JSON
         client=(str(client[0]), int(client[1])) if client else ("127.0.0.1", 0),
     )
@@ -147,7 +148,7 @@ async def _forward(
     try:
         payload = answer.json()
     except ValueError:
-        payload = {"error": {"type": "bad_gateway", "message": answer.text[:500]}}
+        return error_response(answer.status_code, "bad_gateway", answer.text[:500])
     return JSONResponse(payload, answer.status_code)
 
 

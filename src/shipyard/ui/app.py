@@ -1,11 +1,13 @@
-"""The UI as an ASGI app: :func:`make_ui` (mounted at ``/ui`` by the host) and
-:func:`standalone` (what ``shipyard ui`` serves: the same pages under ``/ui``, read-only).
+"""The UI as an ASGI app: :func:`make_ui` (mounted at ``/ui`` in the host by
+:mod:`shipyard._app`) and :func:`standalone` (what ``shipyard ui`` serves: the same pages
+under ``/ui``, read-only).
 
 Every page is a plain function ``(UIContext, Request) -> Response`` run in a worker thread
 (the stores are synchronous and must not stall the host's event loop), behind the sign-in
 check of :mod:`shipyard.ui.auth`. A handler answers an unknown id with
 :class:`~shipyard.ui.context.PageNotFound` (a 404 page); any other failure becomes a 500
-page with an error id to find in the logs, never a traceback.
+page with an error id to find in the logs, never a traceback. Every response carries the
+security headers of :mod:`shipyard.ui.headers`.
 
 Routes (relative to the mount point)::
 
@@ -30,7 +32,6 @@ Routes (relative to the mount point)::
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,19 +40,21 @@ import jinja2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from shipyard.errors import error_response, new_error_id
 from shipyard.keys import Guard
 from shipyard.store.blobs import BlobStore
 from shipyard.store.meta import MetaStore
 from shipyard.ui import actions, auth, formats
 from shipyard.ui.cache import cache_page, namespace_page
-from shipyard.ui.cards import card_page, with_card_headers
-from shipyard.ui.context import PageError, UIContext
+from shipyard.ui.cards import card_page
+from shipyard.ui.context import LiveHost, PageError, UIContext
 from shipyard.ui.dag import step_status
 from shipyard.ui.deployments import (
     deployment_page,
@@ -60,28 +63,18 @@ from shipyard.ui.deployments import (
     history_json,
 )
 from shipyard.ui.gateway import gateway_page
+from shipyard.ui.headers import SECURITY_HEADERS, SecurityHeaders
 from shipyard.ui.models import model_page, models_page
 from shipyard.ui.run import run_json, run_page, step_page
 from shipyard.ui.runs import runs_json, runs_page
 from shipyard.ui.task import task_json, task_logs_json, task_page
 
 if TYPE_CHECKING:
-    from shipyard.serve.host import Host
+    from shipyard.gateway import Gateway
 
 log = logging.getLogger("shipyard.ui")
 
 HERE = Path(__file__).parent
-#: sent with every page: only our own scripts, styles and images; never framed
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-}
 
 Handler = Callable[[UIContext, Request], Response]
 Action = Callable[[UIContext, Request], Awaitable[Response]]
@@ -119,7 +112,7 @@ def templates() -> Jinja2Templates:
 def _page(
     ctx: UIContext, handler: Handler, *, api: bool = False
 ) -> Callable[..., Awaitable[Response]]:
-    """``handler`` as an endpoint: sign-in check, a worker thread, error pages, headers."""
+    """``handler`` as an endpoint: sign-in check, a worker thread, error pages."""
 
     def call(request: Request) -> Response:
         denied = auth.authorize(ctx, request, api=api)
@@ -130,25 +123,14 @@ def _page(
         except PageError as exc:
             if api:
                 kind = "not_found" if exc.status == 404 else "bad_request"
-                body = {"error": {"type": kind, "message": exc.message}}
-                return JSONResponse(body, exc.status)
+                return error_response(exc.status, kind, exc.message)
             title = "Not found" if exc.status == 404 else "Bad request"
             return ctx.render(request, "error.html", exc.status, title=title, message=exc.message)
         except Exception:
-            error_id = uuid.uuid4().hex[:12]
-            log.exception("UI error %s on %s", error_id, request.url.path)
-            message = f"the UI failed on this page (error id {error_id}); see the server's log"
-            if api:
-                return JSONResponse(
-                    {"error": {"type": "internal_error", "message": message, "error_id": error_id}},
-                    500,
-                )
-            return ctx.render(request, "error.html", 500, title="Error", message=message)
+            return _failed(ctx, request, "the UI failed on this page", api=api)
 
     async def endpoint(request: Request) -> Response:
-        response = await run_in_threadpool(call, request)
-        response.headers.update(SECURITY_HEADERS)
-        return response
+        return await run_in_threadpool(call, request)
 
     endpoint.__name__ = handler.__name__
     return endpoint
@@ -156,24 +138,30 @@ def _page(
 
 def _action(ctx: UIContext, handler: Action) -> Callable[..., Awaitable[Response]]:
     """``handler`` as an endpoint: async (it awaits the host's admin API on this loop),
-    behind the UI's own sign-in check, errors as JSON, with the security headers."""
+    behind the UI's own sign-in check, errors as JSON."""
 
     async def endpoint(request: Request) -> Response:
         denied = await run_in_threadpool(auth.authorize, ctx, request, api=True)
-        if denied is None:
-            try:
-                denied = await handler(ctx, request)
-            except Exception:
-                error_id = uuid.uuid4().hex[:12]
-                log.exception("UI action error %s on %s", error_id, request.url.path)
-                message = f"the action failed (error id {error_id}); see the server's log"
-                error = {"type": "internal_error", "message": message, "error_id": error_id}
-                denied = JSONResponse({"error": error}, 500)
-        denied.headers.update(SECURITY_HEADERS)
-        return denied
+        if denied is not None:
+            return denied
+        try:
+            return await handler(ctx, request)
+        except Exception:
+            return _failed(ctx, request, "the action failed", api=True)
 
     endpoint.__name__ = handler.__name__
     return endpoint
+
+
+def _failed(ctx: UIContext, request: Request, what: str, *, api: bool) -> Response:
+    """The answer to an unexpected failure (call it in an ``except``): logged with its
+    traceback under a new error id, answered with the id only."""
+    error_id = new_error_id()
+    log.exception("UI error %s on %s %s", error_id, request.method, request.url.path)
+    message = f"{what} (error id {error_id}); see the server's log"
+    if api:
+        return error_response(500, "internal_error", message, error_id=error_id)
+    return ctx.render(request, "error.html", 500, title="Error", message=message)
 
 
 def _routes(ctx: UIContext) -> list[BaseRoute]:
@@ -182,9 +170,7 @@ def _routes(ctx: UIContext) -> list[BaseRoute]:
         return RedirectResponse(base + "/runs", status_code=307)
 
     async def signin(request: Request) -> Response:
-        response = await auth.signin(ctx, request)
-        response.headers.update(SECURITY_HEADERS)
-        return response
+        return await auth.signin(ctx, request)
 
     async def signout(request: Request) -> Response:
         return await auth.signout(ctx, request)
@@ -196,10 +182,7 @@ def _routes(ctx: UIContext) -> list[BaseRoute]:
         Route(run, _page(ctx, run_page)),
         Route(run + "/{step}", _page(ctx, step_page)),
         Route(run + "/{step}/{task_id}", _page(ctx, task_page)),
-        Route(
-            run + "/{step}/{task_id}/cards/{card_id}",
-            with_card_headers(_page(ctx, card_page)),
-        ),
+        Route(run + "/{step}/{task_id}/cards/{card_id}", _page(ctx, card_page)),
         Route("/models", _page(ctx, models_page)),
         Route("/models/{name}", _page(ctx, model_page)),
         Route("/deployments", _page(ctx, deployments_page)),
@@ -235,26 +218,33 @@ def make_ui(
     guard: Guard,
     *,
     read_only: bool = False,
-    host: Host | None = None,
+    live: LiveHost | None = None,
+    gateway: Gateway | None = None,
+    home: Path | None = None,
 ) -> Starlette:
     """The UI's ASGI app, to mount at ``/ui``.
 
     >>> app = Starlette(routes=[Mount("/ui", make_ui(meta, blobs, guard))])  # doctest: +SKIP
 
-    ``host``: the host it is mounted in (deployments then show live replicas and charts, the
-    gateway page its routes), or None. Actions (move an alias, roll back) need a host and a
-    signed-in key with scope ``admin``; ``read_only=True`` turns them off altogether.
+    ``live``: the host it is mounted in (deployments then show live replicas and charts), or
+    None; ``gateway``: the gateway mounted beside it (the gateway page shows its routes).
+    Actions (move an alias, roll back) need a host and a signed-in key with scope ``admin``;
+    ``read_only=True`` turns them off altogether. ``home``: SHIPYARD_HOME (default: the
+    settings').
     """
-    from shipyard.config import settings
+    if home is None:
+        from shipyard.config import settings
 
+        home = settings().home
     ctx = UIContext(
         meta=meta,
         blobs=blobs,
         guard=guard,
         templates=templates(),
-        home=settings().home,
-        read_only=read_only or host is None,
-        host=host,
+        home=home,
+        read_only=read_only or live is None,
+        live=live,
+        gateway=gateway,
     )
 
     async def not_found(request: Request, exc: Exception) -> Response:
@@ -262,11 +252,13 @@ def make_ui(
         message = f"there is no page at {request.url.path}"
         if status != 404:
             message = f"{request.method} is not allowed on {request.url.path}"
-        response = ctx.render(request, "error.html", status, title="Not found", message=message)
-        response.headers.update(SECURITY_HEADERS)
-        return response
+        return ctx.render(request, "error.html", status, title="Not found", message=message)
 
-    return Starlette(routes=_routes(ctx), exception_handlers={HTTPException: not_found})
+    return Starlette(
+        routes=_routes(ctx),
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={HTTPException: not_found},
+    )
 
 
 def standalone(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from shipyard.keys import AuthError, Unauthorized
 from shipyard.keys.scopes import UI
@@ -31,7 +31,7 @@ def authorize(ctx: UIContext, request: Request, *, api: bool = False) -> Respons
         return None
     except AuthError as exc:
         if api:
-            return JSONResponse(exc.body, exc.status, headers=exc.headers)
+            return exc.response()
         if isinstance(exc, Unauthorized) or key is not None:
             response = signin_form(ctx, request, exc.message, exc.status, next_url=_here(request))
             if key is not None:  # a revoked or under-scoped key: forget it

@@ -7,8 +7,6 @@ an opaque origin: even a bug in the renderer's escaping could not act as the UI.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
@@ -16,7 +14,8 @@ from shipyard.store.blobs import BlobNotFound
 from shipyard.ui.context import PageNotFound, UIContext
 from shipyard.ui.task import get_task
 
-#: sent with a card instead of the UI pages' policy
+#: sent with a card instead of the UI pages' policy (the UI's middleware adds only the
+#: headers a response does not set itself)
 CARD_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; img-src data:; style-src 'unsafe-inline'; sandbox"
@@ -43,20 +42,4 @@ def card_page(ctx: UIContext, request: Request) -> Response:
     return HTMLResponse(html, headers=CARD_HEADERS)
 
 
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def with_card_headers(endpoint: Endpoint) -> Endpoint:
-    """``endpoint`` (a UI page endpoint) with :data:`CARD_HEADERS` on the card itself; its
-    error pages keep the UI's own headers."""
-
-    async def card(request: Request) -> Response:
-        response = await endpoint(request)
-        if response.status_code == 200:
-            response.headers.update(CARD_HEADERS)
-        return response
-
-    return card
-
-
-__all__ = ["CARD_HEADERS", "card_page", "with_card_headers"]
+__all__ = ["CARD_HEADERS", "card_page"]

@@ -1,23 +1,74 @@
-"""What every page handler gets: the stores, the guard, the templates; and the two errors
-a handler raises to answer with an error page instead of a 500."""
+"""What every page handler gets (:class:`UIContext`): the stores, the guard, the templates,
+and, inside the host, the host's live state (:class:`LiveHost`) and its gateway.
+
+The UI's errors::
+
+    UIError                 root of everything shipyard.ui raises on purpose
+    ├── PageError           a handler's answer as an error page (400) with a message
+    │   ├── PageNotFound    an unknown run, step, task, model or deployment (404)
+    │   └── CacheUnavailable  the cache backend cannot be reached (503; ui.cache)
+    ├── ActionError         an action refused before it reached the admin API (ui.actions)
+    └── LogOffsetError      (also a ValueError) an offset past the end of a log (ui.logs)
+
+Any other exception in a page becomes a 500 page with an error id to find in the log.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp
 
 from shipyard.keys import Guard, KeyRecord
 from shipyard.keys.scopes import ADMIN
+from shipyard.serve.history import Point
+from shipyard.serve.live import ServiceState
 from shipyard.store.blobs import BlobStore
 from shipyard.store.meta import MetaStore
 
 if TYPE_CHECKING:
-    from shipyard.serve.host import Host
+    from shipyard.gateway import Gateway
+
+
+class LiveHost(Protocol):
+    """The live state of the host the UI is mounted in, as snapshots.
+
+    Pages run in worker threads while the host's event loop changes its state: every method
+    returns a copy taken safely (:class:`shipyard.serve.host.Host` takes it on the loop),
+    never a live object.
+    """
+
+    def live_services(self) -> Mapping[str, ServiceState]:
+        """Every service live now: version, replicas (ready or not), endpoints."""
+        ...
+
+    def live_service(self, service: str) -> ServiceState | None:
+        """One live service now, or None if it does not run here."""
+        ...
+
+    def traffic(self, service: str, since: float) -> list[Point]:
+        """The traffic history of ``service`` since ``since`` (epoch seconds)."""
+        ...
+
+    def last_sample(self) -> float | None:
+        """When the traffic history last took a sample (None: never)."""
+        ...
+
+    @property
+    def admin_app(self) -> ASGIApp:
+        """An ASGI app serving the admin API under ``/api/v1``, to replay actions to."""
+        ...
+
+
+class UIError(Exception):
+    """Root of the UI's exceptions (see the module docstring for the tree)."""
+
 
 #: the sign-in cookie (HttpOnly, SameSite=Strict, path = the UI's root)
 COOKIE = "shipyard_ui_key"
@@ -25,7 +76,7 @@ COOKIE = "shipyard_ui_key"
 MAX_ID = 2**63 - 1
 
 
-class PageError(Exception):
+class PageError(UIError):
     """A handler's answer as an error page: ``status`` and a message naming what was wrong."""
 
     status = 400
@@ -51,12 +102,13 @@ class UIContext:
     templates: Jinja2Templates
     home: Path
     read_only: bool = True  # True: no actions at all (``shipyard ui``, or no host to act on)
-    host: Host | None = None
+    live: LiveHost | None = None  # the host the UI is mounted in, if any
+    gateway: Gateway | None = None  # the gateway mounted beside it, if any
 
     def admin_key(self, request: Request) -> KeyRecord | None:
         """The signed-in key if actions are possible here and it has scope ``admin``, else
         None (then every page is read-only for this request)."""
-        if self.read_only or self.host is None:
+        if self.read_only or self.live is None:
             return None
         key = request.cookies.get(COOKIE)
         record = self.guard.keys.verify(key) if key else None
@@ -73,7 +125,7 @@ class UIContext:
             "signed_in": COOKIE in request.cookies,
             "read_only": self.read_only or self.admin_key(request) is None,
             "can_sign_in": not self.read_only and COOKIE not in request.cookies,
-            "in_host": self.host is not None,
+            "in_host": self.live is not None,
         }
         return self.templates.TemplateResponse(
             request, template, {**common, **context}, status_code=status_code
@@ -87,4 +139,13 @@ def parse_id(text: str, what: str) -> int:
     return int(text)
 
 
-__all__ = ["COOKIE", "MAX_ID", "PageError", "PageNotFound", "UIContext", "parse_id"]
+__all__ = [
+    "COOKIE",
+    "MAX_ID",
+    "LiveHost",
+    "PageError",
+    "PageNotFound",
+    "UIContext",
+    "UIError",
+    "parse_id",
+]

@@ -1,6 +1,6 @@
 """The deployments pages: each active service with its current version, replicas and its
-traffic over the last hour (rps, error rate, p50, p99 from the host's
-:class:`~shipyard.serve.history.History`, drawn by :mod:`shipyard.ui.charts`), and one
+traffic over the last hour (rps, error rate, p50, p99 from the host's history, read through
+:class:`~shipyard.ui.context.LiveHost`, drawn by :mod:`shipyard.ui.charts`), and one
 service's version history. Inside the host the replica states are the live ones; the UI alone
 (``shipyard ui``) shows the desired state kept in the metadata database, without charts.
 
@@ -22,6 +22,7 @@ from shipyard.serve.deployments import (
     VersionStatus,
 )
 from shipyard.serve.history import Point
+from shipyard.serve.live import ServiceState
 from shipyard.ui.charts import SPAN, Chart, service_charts
 from shipyard.ui.context import PageNotFound, UIContext
 
@@ -38,28 +39,25 @@ class ServiceView:
 
 
 def _points(ctx: UIContext, service: str, now: float) -> list[Point]:
-    if ctx.host is None:
+    if ctx.live is None:
         return []
-    return ctx.host.history.points(service, since=now - SPAN)
+    return ctx.live.traffic(service, since=now - SPAN)
 
 
-def _view(ctx: UIContext, deployment: Deployment, now: float) -> ServiceView:
-    host = ctx.host
-    if host is None:
+def _view(
+    ctx: UIContext, deployment: Deployment, now: float, live: ServiceState | None
+) -> ServiceView:
+    if ctx.live is None:
         return ServiceView(deployment, None, None, [])
     charts = service_charts(_points(ctx, deployment.service, now), now=now)
-    group = host.supervisor.services.get(deployment.service)
-    if group is None:
+    if live is None:
         return ServiceView(deployment, 0, 0, [], charts)
-    ready = group.ready_count
-    return ServiceView(
-        deployment, ready, len(group.replicas) - ready, sorted(group.endpoints), charts
-    )
+    return ServiceView(deployment, live.ready, live.starting, list(live.endpoints), charts)
 
 
 def _polling(ctx: UIContext, request: Request) -> dict[str, object]:
     """The page context that makes ui.js redraw the page when a new sample is taken."""
-    if ctx.host is None:
+    if ctx.live is None:
         return {}
     base = str(request.scope.get("root_path", "")).rstrip("/")
     return {
@@ -70,17 +68,18 @@ def _polling(ctx: UIContext, request: Request) -> dict[str, object]:
 
 
 def _fingerprint(ctx: UIContext) -> str:
-    last = ctx.host.history.last_sample if ctx.host is not None else None
+    last = ctx.live.last_sample() if ctx.live is not None else None
     return f"{last:.3f}" if last is not None else "-"
 
 
 def _store(ctx: UIContext) -> DeploymentStore:
-    return ctx.host.admin.store if ctx.host is not None else DeploymentStore(ctx.meta)
+    return DeploymentStore(ctx.meta)
 
 
 def deployments_page(ctx: UIContext, request: Request) -> Response:
     now = time.time()
-    services = [_view(ctx, d, now) for d in _store(ctx).active()]
+    live = ctx.live.live_services() if ctx.live is not None else {}
+    services = [_view(ctx, d, now, live.get(d.service)) for d in _store(ctx).active()]
     return ctx.render(
         request,
         "deployments.html",
@@ -97,7 +96,7 @@ def deployments_json(ctx: UIContext, request: Request) -> Response:
     services = {
         d.service: [p.to_json() for p in _points(ctx, d.service, now)] for d in _store(ctx).active()
     }
-    body = {"live": ctx.host is not None, "fingerprint": _fingerprint(ctx), "services": services}
+    body = {"live": ctx.live is not None, "fingerprint": _fingerprint(ctx), "services": services}
     return JSONResponse(body)
 
 
@@ -117,18 +116,15 @@ def deployment_page(ctx: UIContext, request: Request) -> Response:
     if deployment is None:
         raise PageNotFound(f"no service named {name!r} was ever deployed")
     versions = store.versions(name)
-    live = []
-    if ctx.host is not None:
-        group = ctx.host.supervisor.services.get(name)
-        live = list(group.replicas) if group is not None else []
+    live = ctx.live.live_service(name) if ctx.live is not None else None
     return ctx.render(
         request,
         "deployment.html",
         title=f"Service {name}",
         nav="deployments",
-        service=_view(ctx, deployment, time.time()),
+        service=_view(ctx, deployment, time.time(), live),
         versions=list(reversed(versions)),
-        replicas=live,
+        replicas=list(live.replicas) if live is not None else [],
         rollback_to=_rollback_target(deployment, versions),
         **_polling(ctx, request),
     )

@@ -50,12 +50,12 @@ def origin(url: str) -> str:
 
 
 def route_views(ctx: UIContext) -> list[RouteView] | None:
-    """The host's gateway routes, or None when no gateway is mounted here."""
-    gateway = ctx.host.gateway if ctx.host is not None else None
-    if gateway is None:
+    """The gateway's routes, or None when no gateway is mounted here. (A route table is
+    immutable, and a reload swaps the whole table: reading it from a page's thread is safe.)"""
+    if ctx.gateway is None:
         return None
     views = []
-    for route in gateway.table.routes.values():
+    for route in ctx.gateway.table.routes.values():
         up = route.upstream
         views.append(
             RouteView(

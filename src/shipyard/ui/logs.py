@@ -14,6 +14,7 @@ from pathlib import Path
 
 from shipyard.store.blobs import BlobNotFound, BlobStore
 from shipyard.store.records import AttemptRecord, TaskRecord, TaskStatus
+from shipyard.ui.context import UIError
 
 #: bytes of a log the task page shows (the end of it)
 TAIL_BYTES = 64 << 10
@@ -23,7 +24,7 @@ CHUNK_BYTES = 64 << 10
 STREAMS = ("stdout", "stderr")
 
 
-class LogOffsetError(ValueError):
+class LogOffsetError(UIError, ValueError):
     """An offset past the end of the log (:func:`follow`); ``.size`` is the log's size."""
 
     def __init__(self, message: str, size: int) -> None:

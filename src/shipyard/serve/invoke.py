@@ -1,0 +1,166 @@
+"""``POST /{service}/{endpoint}``: the host's hot path, as a raw ASGI handler.
+
+It never parses the body (the worker does, with validators built at load): it finds the
+service, asks the guard (a cached answer), picks the least-loaded ready replica, forwards the
+bytes and sends the worker's answer back. The only work on the front is routing and
+bookkeeping, so it is inlined on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import TYPE_CHECKING
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shipyard.errors import JSON, error_body
+from shipyard.serve.metrics import HostMetrics
+from shipyard.serve.replica import ReplicaGone
+from shipyard.serve.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from shipyard.keys import Guard
+
+#: the largest request body a service call may send, by default
+MAX_BODY = 16 << 20
+
+
+class Invoker:
+    """Calls of the services ``supervisor`` runs, checked by ``guard``, counted in
+    ``metrics``; with ``access_log``, one JSON line per call on stderr."""
+
+    def __init__(
+        self,
+        *,
+        supervisor: Supervisor,
+        guard: Guard,
+        metrics: HostMetrics,
+        max_body: int = MAX_BODY,
+        access_log: bool = False,
+    ) -> None:
+        self.supervisor = supervisor
+        self.guard = guard
+        self.metrics = metrics
+        self.max_body = max_body
+        self.access_log = access_log
+
+    def endpoint(self) -> ASGIApp:
+        """The same calls as an ASGI endpoint of a route ``/{service}/{endpoint}``."""
+        return _RouteEndpoint(self)
+
+    async def __call__(
+        self, scope: Scope, receive: Receive, send: Send, service: str, endpoint: str
+    ) -> None:
+        started = time.perf_counter()
+        group = self.supervisor.services.get(service)
+        if group is None:
+            await _send(send, 404, error_body("not_found", f"no service named {service!r}"))
+            return
+        found = group.endpoints.get(endpoint)
+        if found is None:
+            known = sorted(group.endpoints)
+            message = f"service {service!r} has no endpoint {endpoint!r}; it has {known}"
+            await _send(send, 404, error_body("not_found", message))
+            return
+        denied = self.guard.invoke_refusal(scope, service)
+        if denied is not None:
+            await _send(send, denied.status, error_body(denied.type, denied.message))
+            return
+        body = await _read_body(scope, receive, self.max_body)
+        if body is None:
+            message = f"the request body exceeds {self.max_body} bytes"
+            await _send(send, 413, error_body("payload_too_large", message))
+            return
+        index, info = found
+        replica = group.pick(self.supervisor.max_in_flight)
+        if replica is None:
+            reason = "overloaded" if group.ready_count else "unavailable"
+            self.metrics.rejected.labels(service, reason).inc()
+            message = (
+                f"service {service!r} is overloaded; retry shortly"
+                if group.ready_count
+                else f"service {service!r} has no ready replica (restarting); retry shortly"
+            )
+            await _send(send, 503, error_body(reason, message), retry_after=True)
+            return
+        future = replica.send(index, body)
+        try:
+            async with asyncio.timeout(info.get("timeout") or 30.0):
+                frame = await future
+        except TimeoutError:
+            replica.forget(future)
+            await self.supervisor.recycle(
+                group, replica, f"a call to {endpoint!r} ran longer than {info.get('timeout')} s"
+            )
+            message = f"{service}/{endpoint} did not answer within {info.get('timeout')} s"
+            status, payload = 504, error_body("timeout", message)
+        except ReplicaGone as exc:
+            status, payload = 503, error_body("worker_crashed", exc.reason)
+        else:
+            status, payload = frame.code, frame.payload
+            if frame.extra:
+                self.metrics.endpoint(service, endpoint).batch_size.observe(frame.extra)
+        await _send(send, status, payload, retry_after=status == 503)
+        elapsed = time.perf_counter() - started
+        counters = self.metrics.endpoint(service, endpoint)
+        counters.count(status)
+        counters.latency.observe(elapsed)
+        if self.access_log:
+            # one JSON line straight to fd 2: the logging module costs more than the request
+            # routing itself; service and endpoint names are [a-z0-9_-], safe to inline
+            os.write(
+                2,
+                (
+                    f'{{"ts": {time.time():.6f}, "service": "{service}", "endpoint": "{endpoint}", '
+                    f'"status": {status}, "ms": {elapsed * 1000:.3f}, "replica": {replica.number}, '
+                    f'"bytes_in": {len(body)}, "bytes_out": {len(payload)}}}\n'
+                ).encode(),
+            )
+
+
+class _RouteEndpoint:
+    # an object, not a function: Starlette's Route hands an ASGI app the raw call
+    def __init__(self, invoker: Invoker) -> None:
+        self.invoker = invoker
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        params = scope["path_params"]
+        await self.invoker(scope, receive, send, params["service"], params["endpoint"])
+
+
+async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                if int(value) > limit:
+                    return None
+            except ValueError:
+                return None
+    chunks: list[bytes] = []
+    size = 0
+    more = True
+    while more:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        more = message.get("more_body", False)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+_JSON_HEADERS = [(b"content-type", JSON.encode())]
+
+
+async def _send(send: Send, status: int, body: bytes, *, retry_after: bool = False) -> None:
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    if retry_after:
+        headers.append((b"retry-after", b"1"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+__all__ = ["MAX_BODY", "Invoker"]
