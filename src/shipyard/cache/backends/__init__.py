@@ -15,7 +15,14 @@ Backends for servers are imported only when a URL needs them.
 
 from __future__ import annotations
 
-from shipyard.cache.backends.base import Backend, BackendUnavailable, CacheError, VersionInfo
+from shipyard.cache.backends.base import (
+    Backend,
+    BackendUnavailable,
+    CacheError,
+    VersionInfo,
+    check_version_id,
+    version_order,
+)
 
 DEFAULT_READ_DEADLINE_MS = 20.0
 
@@ -30,18 +37,6 @@ __all__ = [
     "open_backend",
     "version_order",
 ]
-
-
-def version_order(version: str) -> tuple[int, str]:
-    """Sort key of version ids: numeric ids of any width, in creation order."""
-    return (len(version), version)
-
-
-def check_version_id(namespace: str, version: str) -> str:
-    """``version`` if it is a valid id (digits, as ``begin`` makes them), else CacheError."""
-    if not (version.isascii() and version.isdigit() and 0 < len(version) <= 18):
-        raise CacheError(f"bad version id {version!r} for {namespace!r}: expected digits")
-    return version
 
 
 def mask(url: str) -> str:

@@ -86,3 +86,15 @@ class Backend(Protocol):
     def namespaces(self) -> list[str]: ...
 
     def close(self) -> None: ...
+
+
+def version_order(version: str) -> tuple[int, str]:
+    """Sort key of version ids: numeric ids of any width, in creation order."""
+    return (len(version), version)
+
+
+def check_version_id(namespace: str, version: str) -> str:
+    """``version`` if it is a valid id (digits, as ``begin`` makes them), else CacheError."""
+    if not (version.isascii() and version.isdigit() and 0 < len(version) <= 18):
+        raise CacheError(f"bad version id {version!r} for {namespace!r}: expected digits")
+    return version

@@ -35,8 +35,13 @@ from typing import Any
 import lmdb
 import msgpack
 
-from shipyard.cache.backends import check_version_id, version_order
-from shipyard.cache.backends.base import BackendUnavailable, CacheError, VersionInfo
+from shipyard.cache.backends.base import (
+    BackendUnavailable,
+    CacheError,
+    VersionInfo,
+    check_version_id,
+    version_order,
+)
 
 MAP_SIZE = 64 << 30  # sparse: the file grows only as pages are written
 MAX_READERS = 1024

@@ -13,8 +13,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from shipyard.cache.backends import check_version_id, version_order
-from shipyard.cache.backends.base import BackendUnavailable, CacheError, VersionInfo
+from shipyard.cache.backends.base import (
+    BackendUnavailable,
+    CacheError,
+    VersionInfo,
+    check_version_id,
+    version_order,
+)
 
 
 @dataclass
