@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,6 @@ from click.testing import CliRunner, Result
 
 from shipyard.cli import artifacts, housekeeping
 from shipyard.cli import runs as runs_cli
-from shipyard.cli._common import parse_duration
 from shipyard.cli.main import main
 from shipyard.store import context as _stores
 from shipyard.store.records import RunStatus, TaskStatus
@@ -218,27 +216,6 @@ def test_artifacts_errors(fake: Any) -> None:
 
 
 # --- gc ------------------------------------------------------------------------------------
-@pytest.mark.parametrize(
-    ("text", "seconds"),
-    [
-        ("30d", 30 * 86400),
-        ("12h", 43200),
-        ("90m", 5400),
-        ("1h30m", 5400),
-        ("45s", 45),
-        ("2w", 1209600),
-    ],
-)
-def test_parse_duration(text: str, seconds: int) -> None:
-    assert parse_duration(text) == timedelta(seconds=seconds)
-
-
-@pytest.mark.parametrize("text", ["", "30", "d", "3x", "1h-2m", "h1"])
-def test_parse_duration_rejects(text: str) -> None:
-    with pytest.raises(ValueError, match="e.g. 30d"):
-        parse_duration(text)
-
-
 def test_gc_dry_run_then_real(fake: Any) -> None:
     old = fake.demo_run(grid=(1,))
     kept = fake.demo_run(grid=(2,))
