@@ -93,7 +93,7 @@ def serve_gateway(
         path.write_text(text)
         gateway = Gateway(
             path,
-            guard=Guard(keystore),
+            guard=Guard(keystore, allowed_hosts=["testserver"]),  # the TestClient's Host
             watch=watch,
             admission=admission,
             host_url=host_url,

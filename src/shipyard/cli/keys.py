@@ -2,7 +2,9 @@
 
 ``create`` prints a summary and then the new key alone on the last line, so scripts can do
 ``KEY=$(shipyard keys create --scope invoke:ranker | tail -1)``; the key is shown only then.
-``list`` never shows a key or its hash, only its ``sy_<prefix>`` label.
+``list`` never shows a key or its hash, only its ``sy_<prefix>`` label. ``revoke`` warns (on
+stderr) when the key was the last active ``invoke`` (or ``ui``) key: a running host then
+opens service calls (or the UI) to loopback clients without a key again.
 
 Errors: a malformed scope, name, expiry or key reference exits 2 (usage); an unknown key or a
 store problem exits 1.
@@ -22,11 +24,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from shipyard.cli._common import DurationType, exits
-from shipyard.keys import KeyInputError, KeyRecord, KeysError, KeyStore
+from shipyard.keys import KeyInputError, KeyRecord, KeysError, KeyStore, reopened_warning
+from shipyard.keys.scopes import INVOKE, UI
 from shipyard.keys.store import DEFAULT_CACHE_TTL
 
 #: malformed input exits 2, everything else 1
 _friendly = exits(usage=(KeyInputError,), runtime=(KeysError,))
+#: scope prefixes whose last key's revocation opens keyless loopback access again
+_OPEN_WITHOUT_KEYS = (f"{INVOKE}:", UI)
 
 
 @contextmanager
@@ -160,6 +165,14 @@ def revoke_command(key: str) -> None:
     with _key_store() as keys:
         before = keys.get(key)
         record = keys.revoke(key)
+        # the last active invoke (or ui) key gone: keyless loopback access opens again
+        reopened = [
+            prefix
+            for prefix in _OPEN_WITHOUT_KEYS
+            if before.is_active(datetime.now(UTC))
+            and any(scope.startswith(prefix) for scope in record.scopes)
+            and not keys.has_keys_with_scope_prefix(prefix)  # revoke() emptied its cache
+        ]
     if before.revoked_at is not None:
         click.echo(
             f"key {record.key_id} {record.label} was already revoked at {_when(record.revoked_at)}"
@@ -169,6 +182,8 @@ def revoke_command(key: str) -> None:
         f"revoked key {record.key_id} {record.label} ({record.name or 'unnamed'}); a running "
         f"host stops accepting it within {DEFAULT_CACHE_TTL:g} s"
     )
+    for prefix in reopened:
+        click.secho(f"Warning: {reopened_warning(prefix)}", fg="yellow", err=True)
 
 
 COMMANDS: list[click.Command] = [keys_group]

@@ -41,6 +41,7 @@ from shipyard.gateway.proxy import MAX_BODY, Proxy
 from shipyard.gateway.reload import Reloader
 from shipyard.gateway.routes import RouteTable
 from shipyard.gateway.transport import Transport, TransportFactory
+from shipyard.keys import AuthError
 
 if TYPE_CHECKING:
     from shipyard.keys import Guard
@@ -251,6 +252,11 @@ class Gateway:
         return JSONResponse({"status": "ok", "routes": len(self.table.routes)})
 
     async def metrics_endpoint(self, request: Request) -> Response:
+        # route names and spend: not for a DNS-rebinding page (the admin API's Host checks)
+        try:
+            self.guard.check_host(request)
+        except AuthError as exc:
+            return exc.response()
         return Response(
             self.render_metrics(include_default=True), media_type="text/plain; version=0.0.4"
         )

@@ -23,7 +23,7 @@ from shipyard.keys.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from shipyard.keys.guard import Guard, RequestInfo, is_loopback
+from shipyard.keys.guard import Guard, RequestInfo, is_loopback, reopened_warning
 from shipyard.keys.records import KeyRecord
 from shipyard.keys.scopes import allows, parse_scope, parse_scopes
 from shipyard.keys.store import KeyStore, hash_key
@@ -48,5 +48,6 @@ __all__ = [
     "parse_scope",
     "parse_scopes",
     "read_admin_token",
+    "reopened_warning",
     "token_path",
 ]

@@ -25,9 +25,22 @@ The rules (DESIGN.md, "Security defaults"):
   admin; otherwise a key with ``invoke:<service>`` / ``invoke:*`` (or ``ui``); ``admin`` keys
   allow everything. A key that is sent is always checked, even when access would be open.
 - **route** (:meth:`Guard.check_route`): always a key with ``route:<route>`` or ``route:*``.
+- **this server** (:meth:`Guard.check_host`): the Host and Origin checks of admin alone, for
+  keyless reads of the server's own data (the host's ``/metrics``, a service's OpenAPI and docs
+  page): a DNS-rebinding page in a browser cannot read them.
+
+"A name of this server" is a loopback name, the bind address, a name in ``allowed_hosts``, or
+the IP address the connection arrived on (ASGI ``server``; a scraper or load balancer that
+addresses a host bound to ``0.0.0.0`` by one of its IPs). An IP literal in the Host header
+cannot be a rebinding: the browser's origin would be this server itself.
 
 The host's request path asks :meth:`Guard.invoke_refusal` instead of :meth:`Guard.check_invoke`:
 the same rule, its answer remembered for a second per caller.
+
+**Keys running out.** :meth:`Guard.keys_exist` is how the servers ask whether keys of a scope
+exist; when the answer turns from yes to no (the last ``invoke`` or ``ui`` key revoked or
+expired), access opens to loopback clients again, and it logs a WARNING, once per such turn,
+saying so and how to close it (:func:`reopened_warning`).
 
 "Loopback" is the TCP peer's address. Behind a reverse proxy on the same machine every
 client is loopback: create keys before putting a proxy in front. The checks are synchronous:
@@ -38,6 +51,8 @@ No error message contains the presented key.
 from __future__ import annotations
 
 import ipaddress
+import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -53,6 +68,8 @@ if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
 
     from shipyard.config import Settings
+
+log = logging.getLogger("shipyard.keys")
 
 #: names every host answers to, besides its bind address and configured extras
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
@@ -71,27 +88,51 @@ class RequestInfo:
     """What the checks need from a request, for callers without a Starlette object.
 
     ``headers`` keys are matched case-insensitively; ``client_host`` is the peer's address
-    (None if unknown: never loopback); ``scheme`` is ``http`` or ``https``.
+    (None if unknown: never loopback); ``scheme`` is ``http`` or ``https``; ``server_host`` is
+    the local address the connection arrived on (ASGI ``server``), if known.
     """
 
     method: str
     headers: Mapping[str, str]
     client_host: str | None
     scheme: str = "http"
+    server_host: str | None = None
 
 
 def _info(request: HTTPConnection | RequestInfo) -> RequestInfo:
     if isinstance(request, RequestInfo):
         headers = {k.lower(): v for k, v in request.headers.items()}
-        return RequestInfo(request.method.upper(), headers, request.client_host, request.scheme)
+        return RequestInfo(
+            request.method.upper(),
+            headers,
+            request.client_host,
+            request.scheme,
+            request.server_host,
+        )
     scope = request.scope
     client = scope.get("client")
+    server = scope.get("server")
     return RequestInfo(
         str(scope.get("method", "GET")).upper(),
         request.headers,  # Starlette's Headers: case-insensitive already
         str(client[0]) if client else None,
         str(scope.get("scheme", "http")),
+        str(server[0]) if server and server[0] else None,
     )
+
+
+def _ip_literal(value: str | None) -> str | None:
+    """``value`` as a normalised IP address (an IPv4-mapped IPv6 address as its IPv4), or None
+    if it is not one (a name, a Unix socket path)."""
+    if not value:
+        return None
+    try:
+        address = ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return str(address)
 
 
 def is_loopback(client_host: str | None) -> bool:
@@ -149,6 +190,8 @@ class Guard:
         self.allowed_hosts = frozenset(n.strip().lower().strip("[]").rstrip(".") for n in names)
         self._clock = clock
         self._invoke_cache: dict[tuple[Any, ...], tuple[float, AuthError | None]] = {}
+        self._keys_seen: dict[str, bool] = {}  # keys_exist's last answer per scope prefix
+        self._seen_lock = threading.Lock()
 
     @classmethod
     def for_settings(cls, keys: KeyStore, settings: Settings, *, bind_host: str) -> Guard:
@@ -181,7 +224,7 @@ class Guard:
             str(client[0]) if client else None,
             str(scope.get("scheme", "http")),
         )
-        keys_exist = self.keys.has_keys_with_scope_prefix(f"{INVOKE}:")
+        keys_exist = self.keys_exist(f"{INVOKE}:")
         try:
             self.check_invoke(info, service, keys_exist)
             answer: AuthError | None = None
@@ -192,7 +235,34 @@ class Guard:
         self._invoke_cache[ident] = (now + INVOKE_CACHE_SECONDS, answer)
         return answer
 
+    def keys_exist(self, prefix: str) -> bool:
+        """Whether an active key with a scope starting with ``prefix`` (``"invoke:"``,
+        ``"ui"``) exists: :meth:`KeyStore.has_keys_with_scope_prefix`, cached there.
+
+        When the answer turns from yes to no, keyless loopback access to what ``prefix``
+        guards opens again: a WARNING (:func:`reopened_warning`) is logged then, once per turn;
+        the turn back is logged at INFO. The first answer logs nothing (the host says at start
+        whether calls are open)."""
+        found = self.keys.has_keys_with_scope_prefix(prefix)
+        if self._keys_seen.get(prefix) != found:  # the first answer, or a turn: lock only then
+            with self._seen_lock:
+                before = self._keys_seen.get(prefix)
+                self._keys_seen[prefix] = found
+            if before is True and not found:
+                log.warning(reopened_warning(prefix))
+            elif before is False and found:
+                log.info("%s keys exist again: %s need a key", prefix.rstrip(":"), _what(prefix))
+        return found
+
     # --- the checks -------------------------------------------------------------------
+    def check_host(self, request: HTTPConnection | RequestInfo) -> None:
+        """Allow a keyless read of this server's own data (the host's ``/metrics``, a
+        service's OpenAPI and docs page), or raise 403: the Host header must name this server
+        and an ``Origin``, if sent, must be this server, exactly as for the admin API."""
+        info = _info(request)
+        self._check_host(info)
+        self._check_origin(info)
+
     def check_admin(self, request: HTTPConnection | RequestInfo) -> KeyRecord:
         """Allow an admin API request, or raise 401/403/415."""
         info = _info(request)
@@ -269,13 +339,20 @@ class Guard:
         parsed = split_host(value) if value else None
         if parsed is None:
             raise Forbidden("the request has no valid Host header")
-        if parsed[0] not in self.allowed_hosts:
+        if parsed[0] not in self.allowed_hosts and not self._arrived_at(parsed[0], info):
             names = ", ".join(sorted(self.allowed_hosts))
             raise Forbidden(
                 f"Host {parsed[0]!r} is not a name of this server ({names}); a request for "
                 "another name may be DNS rebinding. If you reach shipyard under that name, "
                 "add it to `allowed_hosts` in SHIPYARD_HOME/config.yaml"
             )
+
+    @staticmethod
+    def _arrived_at(host: str, info: RequestInfo) -> bool:
+        """Whether ``host`` is the IP address the connection arrived on (see the module
+        docstring: an IP literal naming this server cannot be a rebinding)."""
+        server = _ip_literal(info.server_host)
+        return server is not None and _ip_literal(host) == server
 
     def _check_origin(self, info: RequestInfo) -> None:
         origin = info.headers.get("origin")
@@ -298,6 +375,29 @@ class Guard:
                 f"Origin {origin!r} is not this server: a web page on another site may not "
                 "call this API"
             )
+
+
+#: what keyless loopback access opens when no key of a scope prefix is left, and the fix
+_REOPENS = {
+    f"{INVOKE}:": ("service calls", "shipyard keys create --scope 'invoke:*'"),
+    UI: ("the UI's pages", "shipyard keys create --scope ui"),
+}
+
+
+def _what(prefix: str) -> str:
+    return _REOPENS.get(prefix, (f"requests needing a {prefix!r} key", ""))[0]
+
+
+def reopened_warning(prefix: str) -> str:
+    """What to say when the last key of ``prefix`` (``"invoke:"``, ``"ui"``) is gone: what
+    is open again without a key, to whom, and how to close it."""
+    fix = _REOPENS[prefix][1] if prefix in _REOPENS else f"shipyard keys create --scope {prefix}"
+    return (
+        f"no active {prefix.rstrip(':')!r} key is left (the last one was revoked or expired): "
+        f"{_what(prefix)} are open again without a key to every loopback client — any local "
+        "user or process, and anything behind a proxy on this machine. Create a key to close "
+        f"them: {fix}"
+    )
 
 
 def _how_to(needed: str) -> str:
@@ -329,5 +429,6 @@ __all__ = [
     "Guard",
     "RequestInfo",
     "is_loopback",
+    "reopened_warning",
     "split_host",
 ]

@@ -8,6 +8,15 @@ the gateway's ``/v1`` and ``/gateway`` when it is given one, and whatever else i
 ``POST /{service}/{endpoint}`` is answered before the route table is consulted
 (:class:`~shipyard.serve.invoke.Invoker`): a service call pays a string split, not routing.
 
+What the host tells without a key — ``/metrics``, a service's ``openapi.json`` and ``docs``,
+``/readyz``'s detail — it tells only to requests whose Host (and Origin, if sent) names this
+host (:meth:`Guard.check_host <shipyard.keys.Guard.check_host>`: loopback names, the bind
+address, the address the connection arrived on, ``allowed_hosts``), so a DNS-rebinding page
+in a browser cannot read them; others get the admin API's 403. ``/healthz`` (``ok``, nothing
+else) and ``/readyz``'s status code answer any Host: load balancers probe with whatever Host
+they like, and one bit of readiness tells an attacker nothing. Service calls keep their own
+checks (:meth:`Guard.invoke_refusal`): no added work on the hot path.
+
 The host is built from its collaborators, as a Starlette app is, and
 :meth:`Host.from_settings` opens them from the settings; what the host mounts runs its own
 lifespan inside the host's::
@@ -119,6 +128,9 @@ class Host:
         self._background: set[asyncio.Task[None]] = set()
         self._mounted: list[ASGIApp] = []  # each runs its lifespan inside the host's
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: seconds between two looks for invoke keys while the host runs (the key store's
+        #: cache lifetime), so the last one's revocation is logged when it happens
+        self.keys_watch_seconds = guard.keys.cache_ttl
         # the routes that take any first path segment: mounts go before them
         self._by_service = [
             Route("/{service}/openapi.json", self.openapi, methods=["GET"]),
@@ -239,7 +251,7 @@ class Host:
             async with contextlib.AsyncExitStack() as mounted:
                 for each in self._mounted:
                     await mounted.enter_async_context(lifespan(each))
-                for start in self.on_start:
+                for start in [self._watch_keys, *self.on_start]:
                     task = asyncio.create_task(start())
                     self._background.add(task)
                     task.add_done_callback(self._background.discard)
@@ -258,8 +270,20 @@ class Host:
                 close()
 
     def calls_open(self) -> bool:
-        """True while no ``invoke`` key exists (the key store caches the answer ~5 s)."""
-        return not self.keys.has_keys_with_scope_prefix("invoke:")
+        """True while no ``invoke`` key exists (the key store caches the answer ~5 s); the
+        guard logs a WARNING when this turns true (the last invoke key revoked or expired)."""
+        return not self.guard.keys_exist("invoke:")
+
+    async def _watch_keys(self) -> None:
+        """Look for invoke keys every :attr:`keys_watch_seconds`, so that the last one's
+        revocation is logged when it happens, not at the next call (the guard logs the turn:
+        :meth:`Guard.keys_exist <shipyard.keys.Guard.keys_exist>`)."""
+        while True:
+            await asyncio.sleep(self.keys_watch_seconds)
+            try:
+                self.calls_open()  # one indexed query, as a call that misses the cache pays
+            except Exception:  # the database is away: the calls themselves will say so
+                log.debug("could not look for invoke keys", exc_info=True)
 
     # -- what the UI reads (shipyard.ui.context.LiveHost): snapshots ----------------------
     def live_services(self) -> dict[str, ServiceState]:
@@ -311,10 +335,23 @@ class Host:
         return asyncio.run_coroutine_threadsafe(taken(), loop).result(timeout=30)
 
     # -- small routes ---------------------------------------------------------------------
+    def _foreign(self, request: Request) -> Response | None:
+        """The admin API's 403 if the request's Host or Origin does not name this host (a
+        DNS-rebinding page), else None (see the module docstring)."""
+        from shipyard.keys import AuthError
+
+        try:
+            self.guard.check_host(request)
+        except AuthError as exc:
+            return exc.response()
+        return None
+
     async def healthz(self, request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(self, request: Request) -> Response:
+        """200 when every active deployment has a ready replica (and the host has started),
+        else 503, to any Host; the services' detail only to this host's names."""
         wanted = {d.service for d in self.admin.store.active()}
         services = {
             name: {"ready_replicas": group.ready_count, "version": group.spec.version}
@@ -322,14 +359,14 @@ class Host:
         }
         missing = sorted(s for s in wanted if services.get(s, {}).get("ready_replicas", 0) == 0)
         ready = self.started and not missing
-        body = {
-            "status": "ready" if ready else "not ready",
-            "services": services,
-            "not_ready": missing,
-        }
+        body: dict[str, Any] = {"status": "ready" if ready else "not ready"}
+        if self._foreign(request) is None:
+            body |= {"services": services, "not_ready": missing}
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics_endpoint(self, request: Request) -> Response:
+        if (refused := self._foreign(request)) is not None:
+            return refused
         for name, group in self.supervisor.services.items():
             self.metrics.in_flight.labels(name).set(group.in_flight)
             self.metrics.replicas.labels(name, "ready").set(group.ready_count)
@@ -342,12 +379,16 @@ class Host:
         return Response(text, media_type="text/plain; version=0.0.4")
 
     async def openapi(self, request: Request) -> Response:
+        if (refused := self._foreign(request)) is not None:
+            return refused
         group = self.supervisor.services.get(request.path_params["service"])
         if group is None:
             return _unknown_service(request.path_params["service"])
         return JSONResponse(group.openapi)
 
     async def docs(self, request: Request) -> Response:
+        if (refused := self._foreign(request)) is not None:
+            return refused
         name = request.path_params["service"]
         group = self.supervisor.services.get(name)
         if group is None:

@@ -24,7 +24,7 @@ MAX_FORM = 4096
 
 def authorize(ctx: UIContext, request: Request, *, api: bool = False) -> Response | None:
     """None if the request may go on, else the response that refuses it."""
-    keys_exist = ctx.guard.keys.has_keys_with_scope_prefix(UI)
+    keys_exist = ctx.guard.keys_exist(UI)  # logs the turn when the last ui key goes
     key = request.cookies.get(COOKIE) or None
     try:
         ctx.guard.check_ui(request, keys_exist, key=key)
