@@ -28,7 +28,7 @@ import pytest
 from gateway_fakes import ServerThread, asgi, free_port
 from starlette.testclient import TestClient
 
-from shipyard.gateway import Gateway
+from shipyard.gateway import Gateway, load_config
 from shipyard.gateway.testing import MockResponse, MockTransport
 from shipyard.gateway.upstream_http import Request
 from shipyard.keys import Guard, KeyStore
@@ -349,6 +349,23 @@ def test_the_forms_are_computed_once_per_configuration(
     ask(gw, "chat")
     assert gateway.scrubber is before  # nothing is computed per request
     assert before.hold == max(6 * len(k) for k in KEYS.values()) - 1
+
+
+def test_a_reload_adds_its_new_keys_and_keeps_the_old_ones(
+    tmp_path: Path, keystore: KeyStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in KEYS.items():
+        monkeypatch.setenv(name, value)
+    path = tmp_path / "gateway.yaml"
+    path.write_text(CONFIG.replace("UP", "http://up.test"))
+    gateway = Gateway(path, guard=Guard(keystore), watch=False)
+    first = gateway.scrubber
+    gateway.swap(load_config(path))
+    assert gateway.scrubber is first  # the same keys: nothing recomputed
+    monkeypatch.setenv("SCRUB_CHAT", "sk-rotated/9Zz+0=new")
+    gateway.swap(load_config(path))
+    rotated = gateway.scrubber.scrub(b"sk-rotated\\/9Zz+0=new sk-chat%2F7Qe%2BLx9%3DA0001")
+    assert rotated == b"[redacted] [redacted]"
 
 
 # -- over real sockets ---------------------------------------------------------------------------
