@@ -71,6 +71,13 @@ def test_secret_files(tmp_path: Path) -> None:
         ),
         ("  - name: local", "  - name: Local_1", 11, "route name 'Local_1'"),
         ("    timeout: 5", "    timeout: 5\n    timeout: 6", 7, "duplicate key 'timeout'"),
+        # an upstream asked for gzip could not be scrubbed of credentials as it answers
+        (
+            "    timeout: 5",
+            "    timeout: 5\n    forward_headers: [Accept-Encoding]",
+            7,
+            "'Accept-Encoding' is never forwarded",
+        ),
         ("    timeout: 5", "    timeout: [5", 7, "invalid YAML"),
         ("requests_per_minute: 600", "requests_per_hour: 600", 9, "unknown limit"),
         ("per_key: {requests_per_minute: 5}", "per_key: {per_key: {}}", 9, "limit 'per_key'"),

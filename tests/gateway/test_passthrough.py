@@ -5,11 +5,15 @@ upstreams behind it (the wire is what they test); the rest run in memory."""
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Callable
 
 import pytest
 from gateway_fakes import SECRETS, Running, Upstreams, config_text
+
+from shipyard.gateway import RequestError
+from shipyard.gateway.providers.http import safe_path
 
 SERVICE = """
   - name: ranker
@@ -109,6 +113,76 @@ def test_ssrf_paths_are_refused(wire: Running, live_ups: Upstreams, path: str) -
     assert status in (400, 404), answer
     after = ups.rec_echo.requests[before:]
     assert all(q["path"].startswith("/base/") and ".." not in q["path"] for q in after)
+
+
+#: paths that a server behind the gateway could still read as '..' or a separator (a
+#: ';' parameter cut off, as Tomcat and Spring do; a second or third percent-decoding), each
+#: with the plain form it must be refused like. Before, all but the three ``%2e`` mixes
+#: (already refused as encoded dots) reached the upstream.
+TRICKS = {
+    "..;/x": "../x",
+    "a/..;/x": "../x",
+    "..;jsessionid=1/x": "../x",
+    ".;/x": "./x",
+    "..%3b/x": "../x",
+    "..%3B/x": "../x",
+    "%252e%252e/x": "../x",
+    "a/%252E%252E/x": "../x",
+    "%25252e%25252e/x": "../x",
+    "%252e%252e;/x": "../x",
+    "%2e%2e;/x": "%2e%2e/x",
+    ".%2e/x": "%2e%2e/x",
+    "%2e./x": "%2e%2e/x",
+    "a%252fb": "a%2fb",
+    "a%252Fb": "a%2fb",
+    "a%255cb": "a%5cb",
+    "a%2500": "%00",
+}
+
+
+@pytest.mark.parametrize(("path", "like"), TRICKS.items())
+def test_double_encoded_and_semicolon_dots_are_refused_like_plain_ones(
+    path: str, like: str
+) -> None:
+    with pytest.raises(RequestError) as plain:
+        safe_path(like)
+    with pytest.raises(RequestError) as trick:
+        safe_path(path)
+    assert (trick.value.status, trick.value.param, trick.value.message) == (
+        plain.value.status, plain.value.param, plain.value.message,
+    )  # fmt: skip
+
+
+def test_ordinary_paths_with_semicolons_and_encodings_still_pass() -> None:
+    for path in ("a;v=1/b", "100%25.txt", "a..b/c", "...", "x/.hidden", "a%2520b"):
+        assert safe_path(path) == path
+
+
+def raw_get(gw: Running, target: bytes) -> tuple[int, object]:
+    """``GET target`` written on the socket as it is (no client normalises it)."""
+    assert gw.server is not None
+    with socket.create_connection(("127.0.0.1", gw.server.port), timeout=5) as sock:
+        sock.sendall(
+            b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer "
+            + gw.key.encode() + b"\r\nConnection: close\r\n\r\n"
+        )  # fmt: skip
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(body)
+
+
+def test_path_tricks_get_the_answer_of_the_plain_form_on_the_wire(
+    wire: Running, live_ups: Upstreams
+) -> None:
+    gw, ups = wire, live_ups
+    before = len(ups.rec_echo.requests)
+    for path, like in TRICKS.items():
+        plain = raw_get(gw, f"/gateway/files/{like}".encode())
+        assert plain[0] == 400, plain
+        assert raw_get(gw, f"/gateway/files/{path}".encode()) == plain, path
+    assert ups.rec_echo.requests[before:] == []  # none reached the upstream
 
 
 def test_absolute_form_and_host_headers_cannot_change_the_upstream(

@@ -40,6 +40,7 @@ from shipyard.gateway.model import GatewayConfig, RouteType
 from shipyard.gateway.proxy import MAX_BODY, Proxy
 from shipyard.gateway.reload import Reloader
 from shipyard.gateway.routes import RouteTable
+from shipyard.gateway.scrubbing import Scrubber
 from shipyard.gateway.transport import Transport, TransportFactory
 from shipyard.keys import AuthError
 
@@ -87,7 +88,8 @@ class Gateway:
         )
         self.metrics.routes.set(len(self.table.routes))
         self.last_error: str | None = None
-        self._secrets: set[bytes] = set()
+        self._secrets: set[str] = set()
+        self.scrubber = Scrubber()
         self._remember_secrets(self.table.config)
         self._retired: set[RouteTable] = set()
         self._closing: set[asyncio.Task[None]] = set()
@@ -97,7 +99,7 @@ class Gateway:
             admission=self.admission,
             metrics=self.metrics,
             table=lambda: self.table,
-            secrets=self.secrets,
+            scrubber=lambda: self.scrubber,
             max_body=max_body,
         )
         self.reloader = Reloader(self.path, self.reload, debounce_ms=debounce_ms)
@@ -239,13 +241,18 @@ class Gateway:
         task.add_done_callback(self._closing.discard)
 
     def _remember_secrets(self, config: GatewayConfig) -> None:
+        # every credential ever loaded stays scrubbed: an answer of a route that a reload
+        # removed may still be streaming; the forms are computed here, once per load
+        known = len(self._secrets)
         for route in config.routes.values():
             if route.upstream.api_key:
-                self._secrets.add(route.upstream.api_key.encode())
+                self._secrets.add(route.upstream.api_key)
+        if len(self._secrets) != known:
+            self.scrubber = Scrubber(self._secrets)
 
     def secrets(self) -> frozenset[bytes]:
-        """Every upstream credential loaded so far (scrubbed from error bodies)."""
-        return frozenset(self._secrets)
+        """Every upstream credential loaded so far (scrubbed from every upstream answer)."""
+        return frozenset(s.encode() for s in self._secrets)
 
     # -- small routes -----------------------------------------------------------------------
     async def healthz(self, request: Request) -> Response:

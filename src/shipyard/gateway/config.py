@@ -279,7 +279,7 @@ def read_headers(f: Fields) -> tuple[str, ...]:
             raise f.error(
                 "forward_headers",
                 f"header {header!r} is never forwarded upstream "
-                "(credentials and routing headers stay at the gateway)",
+                "(credentials, routing and encoding headers stay at the gateway)",
             )
     return tuple(h.lower() for h in names)
 

@@ -43,9 +43,12 @@ DEFAULT_BASE_URLS = {
     Provider.ANTHROPIC: "https://api.anthropic.com/v1",
 }
 ANTHROPIC_VERSION = "2023-06-01"
-#: headers a route may never add to ``forward_headers``: credentials and routing
+#: headers a route may never add to ``forward_headers``: credentials, routing, and the
+#: body's encoding (upstreams are asked for identity bodies, which can be scrubbed)
 NEVER_FORWARDED = frozenset(
     {
+        "accept-encoding",
+        "te",
         "authorization",
         "proxy-authorization",
         "cookie",

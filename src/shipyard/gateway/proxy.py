@@ -8,9 +8,12 @@ ask :meth:`Admission.admit`, then try the route and its fallbacks in order, each
 
 Upstream answers: a 401/403 becomes our own 502 (the upstream's body could describe the
 gateway's credential); a 3xx becomes 502 (redirects are never followed, and the Location
-is not passed back); another 4xx is passed on in the surface's error shape with every
-configured credential scrubbed out; a 2xx body (or stream) is passed on. Only allow-listed
-request headers go upstream (:data:`FORWARDED`); the caller's Authorization never does.
+is not passed back); a 5xx becomes 502 on the OpenAI surface; another 4xx is passed on in
+the surface's error shape; a 2xx body (or stream), and a ``service``/``http`` route's 5xx,
+are passed on. Whatever is passed on — headers, bodies, streams — is first decompressed if
+the upstream compressed it (:mod:`shipyard.gateway.decoding`) and scrubbed of every
+configured credential (:mod:`shipyard.gateway.scrubbing`). Only allow-listed request
+headers go upstream (:data:`FORWARDED`); the caller's Authorization never does.
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from shipyard.gateway import attempts
+from shipyard.gateway.decoding import decoded
 from shipyard.gateway.exchange import Exchange, Refused, auth_refusal, refusal
 from shipyard.gateway.hooks import Admission
 from shipyard.gateway.metrics import GatewayMetrics
 from shipyard.gateway.model import Route, RouteType
 from shipyard.gateway.providers import Adapter, Call
 from shipyard.gateway.routes import RouteTable
+from shipyard.gateway.scrubbing import Scrubber
 from shipyard.gateway.streamed import Streamed
 from shipyard.gateway.transport import UpstreamResponse
 from shipyard.gateway.upstream_http import UpstreamError, UpstreamTimeout
@@ -73,10 +78,11 @@ _PATHS = {
 class Proxy:
     """The gateway's request handlers.
 
-    ``table`` returns the live route table (a reload swaps it), ``secrets`` every upstream
-    credential loaded so far (scrubbed from the upstreams' error bodies); ``guard`` checks
-    keys, ``admission`` applies limits and budgets and accounts usage, ``metrics`` counts
-    upstream attempts and admission failures. Requests are read up to ``max_body`` bytes.
+    ``table`` returns the live route table (a reload swaps it), ``scrubber`` the
+    :class:`Scrubber` of every upstream credential loaded so far (everything passed on goes
+    through it); ``guard`` checks keys, ``admission`` applies limits and budgets and
+    accounts usage, ``metrics`` counts upstream attempts and admission failures. Requests
+    are read up to ``max_body`` bytes.
     """
 
     def __init__(
@@ -86,14 +92,14 @@ class Proxy:
         admission: Admission,
         metrics: GatewayMetrics,
         table: Callable[[], RouteTable],
-        secrets: Callable[[], frozenset[bytes]],
+        scrubber: Callable[[], Scrubber],
         max_body: int = MAX_BODY,
     ) -> None:
         self.guard = guard
         self.admission = admission
         self.metrics = metrics
         self.table = table
-        self.secrets = secrets
+        self.scrubber = scrubber
         self.max_body = max_body
 
     # -- the OpenAI surface ---------------------------------------------------------------------
@@ -260,42 +266,45 @@ class Proxy:
     ) -> Response:
         status = response.status_code
         route = adapter.route
-        if status >= 500 and not route.type.openai:
-            return await self._relay(ex, adapter, response, call, status)  # the service's own
-        if status in (401, 403) or 300 <= status < 400 or status >= 500:
+        relayed = status >= 500 and not route.type.openai  # the service's own answer
+        if not relayed and (status in (401, 403) or 300 <= status < 400 or status >= 500):
             await response.aclose()
-            if status >= 500:
-                message = f"the upstream of route {route.name!r} failed (HTTP {status})"
-            elif status >= 400:
-                log.error(
-                    "route %r: the upstream refused the gateway's credentials (HTTP %s)",
-                    route.name,
-                    status,
-                )
-                message = (
-                    f"the upstream of route {route.name!r} refused the gateway's "
-                    f"credentials (HTTP {status}); the gateway's operator must fix the "
-                    "route's api_key"
-                )
-            else:
-                message = (
-                    f"the upstream of route {route.name!r} answered a redirect (HTTP "
-                    f"{status}); the gateway never follows redirects"
-                )
-            raise Refused(502, message, kind="bad_gateway")
-        if status >= 400:
-            try:
-                data = await response.read(self.max_body)
-            finally:
-                await response.aclose()
-            body = adapter.error_body(status, data) if ex.surface == "openai" else data
-            body = self._scrub(body)
-            headers = {"content-type": response.headers.get("content-type", "application/json")}
-            return self._finish(ex, Response(body, status, headers=headers))
-        if stream and status == 200 or not route.type.openai:
-            return await self._relay(ex, adapter, response, call, status)
+            raise _replaced(route, status)
+        scrubber = self.scrubber()
         try:
-            data = await response.read(self.max_body)
+            response = decoded(response, route.upstream.origin)
+        except UpstreamError as exc:
+            await response.aclose()
+            raise Refused(
+                502, f"route {route.name!r}: {scrubber.text(str(exc))}", kind="bad_gateway"
+            ) from None
+        if relayed:
+            return await self._relay(ex, adapter, response, call, status, scrubber)
+        if status >= 400:
+            data = await self._read(route, response)
+            body = adapter.error_body(status, data) if ex.surface == "openai" else data
+            kind = scrubber.text(response.headers.get("content-type", "application/json"))
+            answer = Response(scrubber.scrub(body), status, headers={"content-type": kind})
+            return self._finish(ex, answer)
+        if stream and status == 200 or not route.type.openai:
+            return await self._relay(ex, adapter, response, call, status, scrubber)
+        data = await self._read(route, response)
+        try:
+            body, ex.usage = adapter.body(data)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise Refused(
+                502,
+                f"the upstream of route {route.name!r} sent a body that is "
+                "not what its provider sends",
+                kind="bad_gateway",
+            ) from None
+        answer = Response(scrubber.scrub(body), status, media_type="application/json")
+        return self._finish(ex, answer)
+
+    async def _read(self, route: Route, response: UpstreamResponse) -> bytes:
+        """The upstream's whole body (then closed); 504/502 if it stops or breaks."""
+        try:
+            return await response.read(self.max_body)
         except UpstreamTimeout:
             raise Refused(
                 504,
@@ -311,27 +320,24 @@ class Proxy:
             ) from None
         finally:
             await response.aclose()
-        try:
-            body, ex.usage = adapter.body(data)
-        except (ValueError, KeyError, TypeError, AttributeError):
-            raise Refused(
-                502,
-                f"the upstream of route {route.name!r} sent a body that is "
-                "not what its provider sends",
-                kind="bad_gateway",
-            ) from None
-        return self._finish(ex, Response(body, status, media_type="application/json"))
 
     async def _relay(
-        self, ex: Exchange, adapter: Adapter, response: UpstreamResponse, call: Call, status: int
+        self,
+        ex: Exchange,
+        adapter: Adapter,
+        response: UpstreamResponse,
+        call: Call,
+        status: int,
+        scrubber: Scrubber,
     ) -> Response:
-        """Stream the upstream's body to the caller as it arrives."""
+        """Stream the upstream's body to the caller as it arrives, scrubbed."""
         ex.streamed = True
         if adapter.route.type.openai:
             headers = {"content-type": "text/event-stream", "cache-control": "no-cache"}
         else:
-            headers = {k: response.headers[k] for k in RETURNED if k in response.headers}
-        chunks = adapter.stream(call, response.stream(), ex.usage)
+            upstream = response.headers
+            headers = {k: scrubber.text(upstream[k]) for k in RETURNED if k in upstream}
+        chunks = scrubber.stream(adapter.stream(call, response.stream(), ex.usage))
         return Streamed(self.account, ex, response, chunks, status, headers)
 
     def _finish(self, ex: Exchange, response: Response, status: int | None = None) -> Response:
@@ -375,12 +381,6 @@ class Proxy:
                 )
             )
 
-    def _scrub(self, body: bytes) -> bytes:
-        for secret in self.secrets():
-            if secret in body:
-                body = body.replace(secret, b"[redacted]")
-        return body
-
 
 # -- helpers ---------------------------------------------------------------------------------------
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -420,6 +420,30 @@ def _sub_path(scope: Scope, route: str) -> str:
     at = text.find(marker)
     rest = text[at + len(marker) :] if at >= 0 else ""
     return rest[1:] if rest.startswith("/") else rest
+
+
+def _replaced(route: Route, status: int) -> Refused:
+    """Our 502 for an upstream's 401/403 (its body could describe the gateway's credential),
+    3xx (redirects are never followed) or, on the OpenAI surface, 5xx."""
+    if status >= 500:
+        message = f"the upstream of route {route.name!r} failed (HTTP {status})"
+    elif status >= 400:
+        log.error(
+            "route %r: the upstream refused the gateway's credentials (HTTP %s)",
+            route.name,
+            status,
+        )
+        message = (
+            f"the upstream of route {route.name!r} refused the gateway's "
+            f"credentials (HTTP {status}); the gateway's operator must fix the "
+            "route's api_key"
+        )
+    else:
+        message = (
+            f"the upstream of route {route.name!r} answered a redirect (HTTP "
+            f"{status}); the gateway never follows redirects"
+        )
+    return Refused(502, message, kind="bad_gateway")
 
 
 def _estimate(body: bytes, payload: dict[str, Any]) -> int:

@@ -3,14 +3,18 @@
 
 :func:`safe_path` refuses, before anything is sent: ``.`` and ``..`` segments, empty
 segments (``//``), backslashes, ``@``, percent-encoded ``/``, ``\\``, ``.`` or NUL
-(``%2f``, ``%5c``, ``%2e``, ``%00``) and anything that looks like an absolute URL. The URL
-built from it is checked again to have the base URL's scheme, host, port and path prefix.
+(``%2f``, ``%5c``, ``%2e``, ``%00``) and anything that looks like an absolute URL. What a
+server further on could still decode into those is refused alike: a segment that is ``.``
+or ``..`` once its ``;`` parameters are cut off (``..;``, ``..;jsessionid=1``, as Tomcat
+and Spring read it) or once percent-decoded again and again (``%252e%252e``, ``..%3b``),
+and a double-encoded ``/``, ``\\`` or NUL (``%252f``). The URL built from it is checked
+again to have the base URL's scheme, host, port and path prefix.
 """
 
 from __future__ import annotations
 
 import re
-from urllib.parse import quote_from_bytes, urlsplit
+from urllib.parse import quote_from_bytes, unquote, urlsplit
 
 from shipyard.gateway.errors import RequestError
 from shipyard.gateway.providers.base import Adapter, Call
@@ -36,13 +40,30 @@ def safe_path(raw: str) -> str:
         why = "characters that must be percent-encoded"
     else:
         segments = raw.split("/")
-        if any(s in (".", "..") for s in segments):
+        decoded = [_decoded(s) for s in segments]
+        if any(_dots(s) for s in segments + decoded):
             why = "'.' or '..' segments"
         elif any(s == "" for s in segments[:-1]):
             why = "an empty segment ('//')"
+        elif any(c in s for s in decoded for c in "/\\\0"):
+            why = "encoded '/', '\\', '.' or NUL"
     if why is not None:
         raise RequestError(f"the path may not contain {why}", status=400, param="path")
     return raw
+
+
+def _decoded(segment: str) -> str:
+    """``segment`` percent-decoded until nothing changes (``%252e`` -> ``%2e`` -> ``.``),
+    what a chain of servers that each decode once could end up with; each round that
+    changes it shortens it, so this ends."""
+    while (once := unquote(segment, errors="surrogateescape")) != segment:
+        segment = once
+    return segment
+
+
+def _dots(segment: str) -> bool:
+    """``.`` or ``..``, maybe followed by ``;`` parameters."""
+    return segment.partition(";")[0] in (".", "..")
 
 
 def join(base_url: str, path: str, query: bytes) -> str:
