@@ -15,10 +15,11 @@ Layout, every key under ``{prefix}:{namespace}:``::
 
 and ``{prefix}:namespaces``, the set of namespace names. Writes are Lua scripts over chunks of
 1,000 keys (one round trip each; a published version refuses writes, atomically), reads are one
-MGET, publish/set_live/drop are one atomic script each. Maintenance (re-signing values) scans a
-version with SCAN + MGET and rewrites values with a compare-and-set script. Reads use short socket timeouts and no
+MGET, publish/set_live/drop are one atomic script each. Reads use short socket timeouts and no
 retries, so a dead or hung server costs a caller at most the read timeout; bulk writes use a
 longer timeout and retry a chunk twice (rewriting a key is idempotent and counted once).
+Maintenance (re-signing values) scans a version with SCAN + MGET and rewrites values with a
+compare-and-set script.
 """
 
 from __future__ import annotations
