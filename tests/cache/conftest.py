@@ -1,5 +1,5 @@
-"""Every cache test gets its own SHIPYARD_HOME (so its own signing key and LMDB cache), and
-no cache URL or signing key leaks in from the caller's environment."""
+"""Every cache test gets its own SHIPYARD_HOME (so its own key pair and LMDB cache), and no
+cache URL or signing, verifying or old HMAC key leaks in from the caller's environment."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ import pytest
 def cache_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("SHIPYARD_HOME", str(home))
-    for name in ("SHIPYARD_CACHE_URL", "SHIPYARD_CACHE_SIGNING_KEY", "SHIPYARD_DB_URL"):
+    for name in (
+        "SHIPYARD_CACHE_URL",
+        "SHIPYARD_CACHE_SIGNING_KEY",
+        "SHIPYARD_CACHE_VERIFY_KEY",
+        "SHIPYARD_CACHE_HMAC_KEY",
+        "SHIPYARD_DB_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("SHIPYARD_STORE_URL", raising=False)
     return home

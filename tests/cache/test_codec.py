@@ -3,16 +3,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import pickle
-import stat
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from shipyard.cache import codec
-from shipyard.cache.backends.base import CacheError
+from shipyard.cache import codec, signing
 
 
 @dataclass
@@ -79,58 +78,57 @@ def test_anything_else_is_a_signed_pickle(value: Any) -> None:
     assert codec.decode(data) == value
 
 
-def test_signing_key_is_created_private_once(cache_home: Path) -> None:
-    key = codec.signing_key()
-    path = cache_home / "cache.key"
-    assert path.read_bytes() == key and len(key) == 32
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert codec.signing_key() == key
-
-
 def test_tampered_pickle_is_refused_without_unpickling(tmp_path: Path) -> None:
-    data = bytearray(codec.encode(Thing("x", 1.0)))
-    data[-3] ^= 0x01
-    with pytest.raises(codec.UntrustedValue, match="namespace 'ns', key 'k'.*signature"):
-        codec.decode(bytes(data), where="namespace 'ns', key 'k'")
+    marker = tmp_path / "pwned"
+    signed = codec.encode(Boom(marker))
+    for position in (codec.HEADER - 1, len(signed) - 3):  # the signature, the pickle
+        data = bytearray(signed)
+        data[position] ^= 0x01
+        with pytest.raises(codec.UntrustedValue, match="namespace 'ns', key 'k'.*altered"):
+            codec.decode(bytes(data), where="namespace 'ns', key 'k'")
+    assert not marker.exists()
+    codec.decode(signed)  # the untouched value is trusted (and so loaded)
+    assert marker.exists()
 
 
-def test_unsigned_or_foreign_pickles_are_never_loaded(tmp_path: Path) -> None:
+def test_unsigned_foreign_and_hmac_pickles_are_never_loaded(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     payload = pickle.dumps(Boom(marker))
     pickle.loads(payload)
     assert marker.exists()  # the probe works...
     marker.unlink()
-    # a raw pickle, a pickle with a zeroed signature, one signed with another key
-    wrong = hmac.new(b"k" * 32, payload, hashlib.sha256).digest()
+    mine = signing.signer()
+    other = Ed25519PrivateKey.generate()
     for data in (
+        b"",
         payload,
         codec.PICKLE + payload,
-        codec.PICKLE + b"\0" * 32 + payload,
-        codec.PICKLE + wrong + payload,
+        codec.PICKLE + mine.key_id + b"\0" * 64 + payload,
+        # signed with another key, naming it or claiming ours
+        codec.PICKLE + signing.key_id(other.public_key()) + other.sign(payload) + payload,
+        codec.PICKLE + mine.key_id + other.sign(payload) + payload,
+        # the old format, with a right HMAC under some key
+        codec.HMAC_PICKLE + hmac.new(b"k" * 32, payload, hashlib.sha256).digest() + payload,
     ):
         with pytest.raises(codec.UntrustedValue):
             codec.decode(data)
     assert not marker.exists()  # ...and none of these loaded it
 
 
-def test_env_key_is_shared_across_homes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SHIPYARD_CACHE_SIGNING_KEY", "s" * 64)
-    data = codec.encode(Thing("x", 1.0))
-    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "elsewhere"))
-    assert codec.decode(data) == Thing("x", 1.0)
-    assert not (tmp_path / "elsewhere" / "cache.key").exists()
-    monkeypatch.setenv("SHIPYARD_CACHE_SIGNING_KEY", "t" * 64)
-    with pytest.raises(codec.UntrustedValue):
-        codec.decode(data)
-    monkeypatch.setenv("SHIPYARD_CACHE_SIGNING_KEY", "short")
-    with pytest.raises(CacheError, match="too short"):
-        codec.signing_key()
+def test_an_hmac_value_is_refused_naming_the_migration() -> None:
+    payload = pickle.dumps(Thing("x", 1.0))
+    old = codec.HMAC_PICKLE + hmac.new(b"k" * 32, payload, hashlib.sha256).digest() + payload
+    where = "namespace 'ns', version 000007, key 'k'"
+    with pytest.raises(codec.UntrustedValue, match=f"{where}.*shipyard cache migrate-signatures"):
+        codec.decode(old, where=where)
 
 
-def test_a_different_home_key_refuses_the_value(
+def test_a_value_signed_by_another_pair_names_both_keys(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = codec.encode(Thing("x", 1.0))
+    theirs = signing.signer().key_id.hex()
     monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "other"))
-    with pytest.raises(codec.UntrustedValue):
+    ours = signing.signer().key_id.hex()  # another home: another pair
+    with pytest.raises(codec.UntrustedValue, match=f"signing key {theirs}.*only key {ours}"):
         codec.decode(data)

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from shipyard import cache
-from shipyard.cache import codec, namespaces
+from shipyard.cache import codec, namespaces, signing
 from shipyard.cache.backends import memory, open_backend
 from shipyard.cache.namespaces import encode_key
 from shipyard.cache.reader import SETTINGS_SECONDS
@@ -215,11 +215,12 @@ def test_a_tampered_value_is_an_error_naming_namespace_and_key(url: str) -> None
     version = publish(url, {"ok": 1})
     backend = open_backend(url)
     w = cache.writer("home-rows", url=url)
-    evil = codec.PICKLE + b"\0" * 32 + b"cos\nsystem\n(S'true'\ntR."
+    evil = codec.PICKLE + signing.signer().key_id + b"\0" * 64 + b"cos\nsystem\n(S'true'\ntR."
     w.backend.put_many("home-rows", w.version, [(b"p1", evil)])
     w.commit()
     assert backend.live("home-rows") != version
-    with pytest.raises(cache.UntrustedValue, match="namespace 'home-rows', key 'p1'"):
+    where = f"namespace 'home-rows', version {w.version}, key 'p1'"
+    with pytest.raises(cache.UntrustedValue, match=where):
         cache.reader("home-rows", url=url).get("p1")
 
 

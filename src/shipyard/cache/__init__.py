@@ -19,7 +19,12 @@ Errors::
     CacheError                   anything the cache refuses or cannot do
     ├── BackendUnavailable       the backend cannot be reached (readers fall back instead)
     ├── InvalidName (ValueError) a bad namespace, key or setting
-    └── UntrustedValue           a stored pickle with a missing or wrong signature
+    ├── SigningKeyError          a signing or verifying key missing, malformed or of the old kind
+    └── UntrustedValue           a stored pickle with a missing, wrong or old (HMAC) signature
+
+Pickles are signed with an Ed25519 key pair: writers hold the private key, readers only the
+public one (:mod:`shipyard.cache.signing`); ``shipyard cache migrate-signatures`` re-signs
+values stored under the old shared HMAC key (:mod:`shipyard.cache.migration`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from shipyard.cache.bulk import BulkVersion, Part, bulk
 from shipyard.cache.codec import UntrustedValue
 from shipyard.cache.namespaces import InvalidName, NamespaceSettings
 from shipyard.cache.reader import Reader, reader
+from shipyard.cache.signing import SigningKeyError
 from shipyard.cache.writer import Writer, writer
 
 __all__ = [
@@ -42,6 +48,7 @@ __all__ = [
     "NamespaceStatus",
     "Part",
     "Reader",
+    "SigningKeyError",
     "UntrustedValue",
     "VersionInfo",
     "Writer",

@@ -10,7 +10,9 @@ values keyed by ``(version, key)``, so it can never serve a value of another ver
 
 A lost backend never breaks a page: ``get`` returns the default (counted in
 ``shipyard_cache_defaults_served_total``) unless the reader is ``strict``. A tampered pickle is
-always an error (:class:`~shipyard.cache.codec.UntrustedValue`).
+always an error (:class:`~shipyard.cache.codec.UntrustedValue`), and so is a pickle signed with
+the old shared HMAC key (the error names the namespace, version and key, and the fix: ``shipyard
+cache migrate-signatures``). Readers need only the public key (:mod:`shipyard.cache.signing`).
 
 Two clocks can be passed in (tests move them by hand instead of sleeping): ``clock``, monotonic,
 times the refresh checks and settings re-reads; ``wall``, the time of day, dates the live
@@ -235,7 +237,8 @@ class Reader:
     def _decode(self, raw: bytes, key: str) -> Any:
         if raw[:1] == codec.MSGPACK:  # the common case, without building an error context
             return msgpack.unpackb(memoryview(raw)[1:], raw=False)
-        return codec.decode(raw, where=f"namespace {self.namespace!r}, key {key!r}")
+        where = f"namespace {self.namespace!r}, version {self._version}, key {key!r}"
+        return codec.decode(raw, where=where)
 
     def _remember(self, version: str, key: str, value: Any) -> None:
         self._lru[(version, key)] = value

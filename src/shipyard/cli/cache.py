@@ -12,13 +12,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.markup import escape
 from rich.table import Table
 
-from shipyard.cache import admin, codec
+from shipyard.cache import admin, codec, migration, signing
 from shipyard.cache.backends import Backend, CacheError, VersionInfo, open_backend
 from shipyard.cache.namespaces import (
     InvalidName,
@@ -83,6 +84,8 @@ def cache_group(ctx: click.Context, url: str | None) -> None:
       shipyard cache rollback home-rows
       shipyard cache configure home-rows --keep 5 --max-age 6h
       shipyard cache gc --dry-run
+      shipyard cache public-key
+      shipyard cache migrate-signatures
     """
     ctx.obj = url
 
@@ -194,7 +197,7 @@ def get_command(ctx: click.Context, namespace: str, key: str, version: str | Non
         (raw,) = backend.get_many(namespace, version, [raw_key])
     if raw is None:
         raise CacheError(f"key {key!r} is not in version {version} of {namespace!r}")
-    value = codec.decode(raw, where=f"namespace {namespace!r}, key {key!r}")
+    value = codec.decode(raw, where=f"namespace {namespace!r}, version {version}, key {key!r}")
     if raw[:1] == codec.PICKLE:
         click.echo(repr(value))
     else:
@@ -260,6 +263,123 @@ def configure_command(
     settings = admin.configure(namespace, keep=keep, max_age=max_age, url=ctx.obj)
     limit = duration(settings.max_age) if settings.max_age else "none"
     click.echo(f"{namespace}: keep {settings.keep} versions, max age {limit}")
+
+
+@cache_group.command("public-key")
+@_friendly
+def public_key_command() -> None:
+    """Print the public key readers verify pickles with, for SHIPYARD_CACHE_VERIFY_KEY on
+    machines that only read (makes the key pair on first use, as a writer would)."""
+    key = signing.signer().key.public_key()
+    click.echo(signing.public_text(key))
+
+
+@cache_group.command("keygen")
+def keygen_command() -> None:
+    """Print a new key pair for the environment and write nothing: the first line for
+    SHIPYARD_CACHE_SIGNING_KEY (writers only: keep it secret), the second for
+    SHIPYARD_CACHE_VERIFY_KEY (readers)."""
+    private, public = signing.generate()
+    click.echo(f"{signing.SIGNING_ENV}={private}")
+    click.echo(f"{signing.VERIFY_ENV}={public}")
+
+
+@cache_group.command("migrate-signatures")
+@click.option(
+    "--hmac-key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The old HMAC key: the old cache.key, or a file holding the old "
+    "SHIPYARD_CACHE_SIGNING_KEY string. Default: SHIPYARD_CACHE_HMAC_KEY, else "
+    "$SHIPYARD_HOME/cache.key if it still is the old key (moved to cache.hmac.key), else "
+    "$SHIPYARD_HOME/cache.hmac.key.",
+)
+@click.option("--namespace", "namespaces", multiple=True, help="Only this namespace (repeatable).")
+@click.option(
+    "--keep-hmac-key",
+    is_flag=True,
+    help="Keep $SHIPYARD_HOME/cache.hmac.key after a complete run (another cache URL still "
+    "needs it); by default it is deleted then.",
+)
+@click.pass_context
+@_friendly
+def migrate_signatures_command(
+    ctx: click.Context,
+    hmac_key_file: Path | None,
+    namespaces: tuple[str, ...],
+    keep_hmac_key: bool,
+) -> None:
+    """Re-sign pickles signed with the old shared HMAC key with the Ed25519 private key.
+
+    Run once after upgrading, where the writers' private key is (it is made if missing).
+    Every version of every namespace, in every region, is checked: each old signature is
+    verified with the old key first, so a tampered value is reported, never re-signed.
+    Idempotent; if interrupted, run it again. Exits 1 if a version still holds values that
+    readers refuse (listed). A complete run deletes $SHIPYARD_HOME/cache.hmac.key: whoever
+    held the old key (every reader did) could otherwise get a value forged with it re-signed
+    by a later run.
+    """
+    for namespace in namespaces:
+        check_namespace(namespace)
+    old = signing.hmac_key(hmac_key_file)
+    signer = signing.signer()
+    click.echo(f"signing with {signer.source} (key {signer.key_id.hex()})")
+    click.echo(f"old HMAC key: {old[1] if old else 'none found'}")
+    with _backend(ctx) as backend:
+        several = len(migration.regions(backend)) > 1
+        results = migration.migrate(
+            backend,
+            old[0] if old else None,
+            namespaces=namespaces,
+            progress=lambda result: _print_result(result, region=several),
+        )
+    left = [r for r in results if not r.complete]
+    resigned = sum(r.resigned for r in results)
+    click.echo(
+        f"re-signed {resigned:,} value{'s' if resigned != 1 else ''} in "
+        f"{len(results) - len(left)} of {len(results)} version{'s' if len(results) != 1 else ''}"
+    )
+    if left:
+        many = len(left) != 1
+        raise CacheError(
+            f"{len(left)} version{'s' if many else ''} still hold{'' if many else 's'} values "
+            "that readers refuse (listed above with why); fix what is named and run "
+            "`shipyard cache migrate-signatures` again, or drop those versions"
+        )
+    if old is None:
+        return
+    retired = signing.retired_hmac_key()
+    if old[1] == str(retired) and not namespaces and not keep_hmac_key:
+        retired.unlink(missing_ok=True)
+        click.echo(f"every value is re-signed: deleted the old HMAC key {retired}")
+    else:
+        click.echo(
+            f"every value is re-signed: remove the old HMAC key ({old[1]}) once every cache "
+            "that used it is migrated (whoever held it could get a forged value re-signed by "
+            "a later run)"
+        )
+
+
+def _print_result(result: migration.VersionResult, *, region: bool) -> None:
+    where = f"[{result.region}] " if region else ""
+    name = f"{where}{result.namespace} {result.version}"
+    if result.dropped:
+        click.echo(f"{name}: dropped meanwhile")
+        return
+    if result.error is not None:
+        click.echo(f"{name}: NOT MIGRATED: {result.error}")
+        return
+    counts = (
+        f"re-signed {result.resigned:,}, already signed {result.current:,}, plain {result.plain:,}"
+    )
+    if result.complete:
+        click.echo(f"{name}: {counts}")
+        return
+    click.echo(f"{name}: {counts}; {result.unresolved:,} LEFT AS THEY WERE (readers refuse them):")
+    for key, why in result.reasons.items():
+        click.echo(f"    key {key!r}: {why}")
+    if result.unresolved > len(result.reasons):
+        click.echo(f"    ... and {result.unresolved - len(result.reasons):,} more")
 
 
 COMMANDS: list[click.Command] = [cache_group]

@@ -13,7 +13,7 @@ them in ``begin``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -84,6 +84,21 @@ class Backend(Protocol):
         ...
 
     def namespaces(self) -> list[str]: ...
+
+    def scan(self, namespace: str, version: str) -> Iterator[list[tuple[bytes, bytes]]]:
+        """Every ``(key, value)`` of ``version``, published or not, in batches, in no set
+        order (a key may come twice). For maintenance (re-signing values), not for readers."""
+        ...
+
+    def replace_values(
+        self, namespace: str, version: str, changes: Iterable[tuple[bytes, bytes, bytes]]
+    ) -> int:
+        """For each ``(key, old, new)``, set ``key`` to ``new`` only where it still holds
+        ``old`` (compare-and-set), in any version, published or not; keys are never added and
+        counts never change. Returns how many were replaced. For maintenance only: readers of
+        a published version see the new bytes at once, so ``new`` must hold the same value
+        (re-signing it)."""
+        ...
 
     def close(self) -> None: ...
 

@@ -28,7 +28,7 @@ import itertools
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -322,6 +322,54 @@ class LmdbBackend:
                     txn.delete(_record_key(namespace, version), db=e.meta)
                     break
         self._prefixes.pop((namespace, version), None)
+
+    def _live_record(self, txn: lmdb.Transaction, namespace: str, version: str) -> bytes:
+        """The version's key prefix, or CacheError if it is gone or being dropped."""
+        record = self._read_record(txn, namespace, version)
+        if record.get("dropping"):
+            raise CacheError(f"version {version} of {namespace!r} is being dropped")
+        prefix: bytes = record["prefix"]
+        return prefix
+
+    def scan(self, namespace: str, version: str) -> Iterator[list[tuple[bytes, bytes]]]:
+        """In batches of 1,000, a short read transaction each (writers are never held up)."""
+        e = self._e()
+        with e.env.begin() as txn:
+            prefix = self._live_record(txn, namespace, version)
+        last: bytes | None = None  # the last key of the previous batch
+        while True:
+            batch: list[tuple[bytes, bytes]] = []
+            with e.env.begin(db=e.data) as txn:
+                cursor = txn.cursor()
+                found = cursor.set_range(prefix + (last or b""))
+                if found and last is not None and cursor.key() == prefix + last:
+                    found = cursor.next()
+                while found and len(batch) < 1000:
+                    key = cursor.key()
+                    if key[:8] != prefix:
+                        break
+                    batch.append((key[8:], cursor.value()))
+                    found = cursor.next()
+            if not batch:
+                return
+            yield batch
+            last = batch[-1][0]
+
+    def replace_values(
+        self, namespace: str, version: str, changes: Iterable[tuple[bytes, bytes, bytes]]
+    ) -> int:
+        """One write transaction per ``CHUNK_ITEMS`` changes."""
+        e = self._e()
+        iterator = iter(changes)
+        replaced = 0
+        while chunk := list(itertools.islice(iterator, CHUNK_ITEMS)):
+            with self._write() as txn:
+                prefix = self._live_record(txn, namespace, version)
+                for key, old, new in chunk:
+                    if txn.get(prefix + key, db=e.data) == old:
+                        txn.put(prefix + key, new, db=e.data)
+                        replaced += 1
+        return replaced
 
     def namespaces(self) -> list[str]:
         e = self._e()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -169,6 +169,26 @@ class MemoryBackend:
             if ns.live == version:
                 raise CacheError(f"version {version} of {namespace!r} is live: not dropping it")
             del ns.versions[version], ns.data[version]
+
+    def scan(self, namespace: str, version: str) -> Iterator[list[tuple[bytes, bytes]]]:
+        with self._store.lock:
+            ns, _ = self._version(namespace, version)
+            items = list(ns.data[version].items())
+        for start in range(0, len(items), 1000):
+            yield items[start : start + 1000]
+
+    def replace_values(
+        self, namespace: str, version: str, changes: Iterable[tuple[bytes, bytes, bytes]]
+    ) -> int:
+        with self._store.lock:
+            ns, _ = self._version(namespace, version)
+            data = ns.data[version]
+            replaced = 0
+            for key, old, new in changes:
+                if data.get(key) == old:
+                    data[key] = bytes(new)
+                    replaced += 1
+            return replaced
 
     def namespaces(self) -> list[str]:
         if not self._store.available:

@@ -18,6 +18,8 @@ and ``{prefix}:namespaces``, the set of namespace names. Writes are Lua scripts 
 MGET, publish/set_live/drop are one atomic script each. Reads use short socket timeouts and no
 retries, so a dead or hung server costs a caller at most the read timeout; bulk writes use a
 longer timeout and retry a chunk twice (rewriting a key is idempotent and counted once).
+Maintenance (re-signing values) scans a version with SCAN + MGET and rewrites values with a
+compare-and-set script.
 """
 
 from __future__ import annotations
@@ -83,6 +85,21 @@ for i = 4, #KEYS do
   if not redis.call('SET', KEYS[i], ARGV[i - 2], 'GET') then n = n + 1 end
 end
 if n > 0 then redis.call('INCRBY', KEYS[3], n) end
+return n
+"""
+
+# KEYS: versions, data keys...; ARGV: version, old1, new1, old2, new2, ...
+_REPLACE = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+  return redis.error_reply('SHIPYARD version ' .. ARGV[1] .. ' does not exist (dropped?)')
+end
+local n = 0
+for i = 2, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[2 * i - 2] then
+    redis.call('SET', KEYS[i], ARGV[2 * i - 1])
+    n = n + 1
+  end
+end
 return n
 """
 
@@ -449,6 +466,48 @@ class RedisBackend:
                 )
             )
         return infos
+
+    def scan(self, namespace: str, version: str) -> Iterator[list[tuple[bytes, bytes]]]:
+        """SCAN over the version's data keys, then one MGET per batch (a key may come twice,
+        as SCAN promises no better)."""
+        base = self._ns(namespace)
+        data = base + b"v:" + self._check_version(version) + b":"
+        with self._errors(f"cannot scan version {version} of {namespace!r}"):
+            client = self._writes()  # the long timeout: a maintenance job, not a page
+            if not client.hexists(base + b"versions", version):
+                raise CacheError(f"version {version!r} of cache namespace {namespace!r} not found")
+            keys = client.scan_iter(match=data + b"*", count=CHUNK)
+            while batch := list(islice(keys, CHUNK)):
+                values = cast("list[bytes | None]", client.mget(batch))
+                yield [
+                    (bytes(key)[len(data) :], value)
+                    for key, value in zip(batch, values, strict=True)
+                    if value is not None
+                ]
+
+    def replace_values(
+        self, namespace: str, version: str, changes: Iterable[tuple[bytes, bytes, bytes]]
+    ) -> int:
+        """Compare-and-set in one script per 100 changes (old and new values travel)."""
+        base = self._ns(namespace)
+        data = base + b"v:" + self._check_version(version) + b":"
+        script = self._script(_REPLACE)
+        replaced = 0
+        iterator = iter(changes)
+        with self._errors(f"cannot rewrite values of version {version} of {namespace!r}"):
+            client = self._writes()
+            while chunk := list(islice(iterator, 100)):
+                args: list[bytes | str] = [version]
+                for _, old, new in chunk:
+                    args += [old, new]
+                replaced += int(
+                    script(
+                        keys=[base + b"versions", *(data + key for key, _, _ in chunk)],
+                        args=args,
+                        client=client,
+                    )
+                )
+        return replaced
 
     def namespaces(self) -> list[str]:
         """Every namespace that ever had a version begun."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -106,6 +106,12 @@ class ReplicatedBackend:
 
     def __repr__(self) -> str:
         return f"ReplicatedBackend({self.url!r}, degraded_ok={self.degraded_ok})"
+
+    @property
+    def backends(self) -> list[Backend]:
+        """The regions' backends, preferred first (maintenance such as the signature
+        migration works on each region by itself)."""
+        return [region.backend for region in self._regions]
 
     # -- health ---------------------------------------------------------------------------
 
@@ -351,6 +357,35 @@ class ReplicatedBackend:
         for region in self._regions:
             region.versions_held.discard((namespace, version))
         self._missed.pop((namespace, version), None)
+
+    def scan(self, namespace: str, version: str) -> Iterator[list[tuple[bytes, bytes]]]:
+        """The version's items as the first region that holds it has them (regions should
+        agree; to check or fix every region, scan each of :attr:`backends`)."""
+        failures: dict[str, str] = {}
+        for region in self._regions:
+            try:
+                held = any(v.version == version for v in region.backend.versions(namespace))
+            except BackendUnavailable as exc:
+                failures[region.name] = str(exc)
+                continue
+            if held:
+                yield from region.backend.scan(namespace, version)
+                return
+            failures[region.name] = f"does not hold version {version}"
+        raise ReplicationError(f"cannot scan version {version} of {namespace!r}", failures)
+
+    def replace_values(
+        self, namespace: str, version: str, changes: Iterable[tuple[bytes, bytes, bytes]]
+    ) -> int:
+        """Compare-and-set in every region; returns the most replaced in any one."""
+        listed = list(changes)
+        counts: list[int] = []
+
+        def call(backend: Backend) -> None:
+            counts.append(backend.replace_values(namespace, version, listed))
+
+        self._everywhere(f"rewrite values of version {version} of {namespace!r}", call)
+        return max(counts, default=0)
 
     def close(self) -> None:
         """Close every region's connections."""
