@@ -9,7 +9,9 @@ Flow ``Parameter``s never come from here: only the command line or ``Runner`` se
 from __future__ import annotations
 
 import getpass
+import logging
 import os
+import stat
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -49,10 +51,73 @@ class Settings:
 
 
 def home() -> Path:
-    """``SHIPYARD_HOME`` (default ``~/.shipyard``), created on first use."""
+    """``SHIPYARD_HOME`` (default ``~/.shipyard``), created on first use with mode 0700.
+
+    It holds the metadata database, the admin token, the cache signing key, blobs and logs,
+    so nobody but its owner may look inside: an existing home that group or others may
+    access is tightened (see :func:`keep_private`)."""
     path = Path(os.environ.get("SHIPYARD_HOME") or Path.home() / ".shipyard").expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        # the mode is set by mkdir itself (the umask can only narrow it): no moment at which
+        # a new home is open to others
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        keep_private(path, "SHIPYARD_HOME", spare_user_home=True)
+    except FileNotFoundError:  # its parent does not exist yet: parents get the usual modes
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, exist_ok=True)
     return path.resolve()
+
+
+_log = logging.getLogger("shipyard")
+_warned: set[str] = set()
+
+
+def keep_private(
+    path: Path, what: str, *, uid: int | None = None, spare_user_home: bool = False
+) -> None:
+    """Take group's and others' permissions away from ``path`` (``what``: "the metadata
+    database", ...), if they have any. When ``uid`` (default: this process's effective user)
+    owns it, it is tightened, with a warning saying so; otherwise (someone else's, or the
+    user's own home directory with ``spare_user_home``) a warning names the ``chmod`` that
+    fixes it. A missing ``path`` is left alone. Each warning is given once per process.
+
+    Tightened rather than only warned about: what shipyard keeps there is its own and meant
+    for nobody else, and a warning alone would leave an existing install open until someone
+    read it."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return
+    mode = stat.S_IMODE(info.st_mode)
+    if not mode & 0o077:
+        return
+    private = mode & ~0o077
+    ours = info.st_uid == (os.geteuid() if uid is None else uid)
+    user_home = Path(os.path.expanduser("~")).resolve()
+    if ours and not (spare_user_home and Path(path).resolve() == user_home):
+        try:
+            os.chmod(path, private)
+        except OSError:  # a read-only file system: say so below
+            pass
+        else:
+            _warn_once(
+                path,
+                f"{what} {path} was open to group or others (mode {mode:04o}); shipyard made "
+                f"it {private:04o}, since it may hold secrets (keys, deploys' --env values)",
+            )
+            return
+    _warn_once(
+        path,
+        f"{what} {path} is open to group or others (mode {mode:04o}) and may hold secrets "
+        f"(keys, deploys' --env values): run `chmod go-rwx {path}` as its owner",
+    )
+
+
+def _warn_once(path: Path, message: str) -> None:
+    if str(path) not in _warned:
+        _warned.add(str(path))
+        _log.warning("%s", message)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:

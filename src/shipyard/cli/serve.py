@@ -190,7 +190,22 @@ def pack_service(file: Path) -> str:
     metavar="SPEC",
     help="Pin a model (name, name:version, name@alias) at deploy time (repeatable).",
 )
-@click.option("--env", "env", multiple=True, metavar="K=V", help="Environment for the workers.")
+@click.option(
+    "--env",
+    "env",
+    multiple=True,
+    metavar="K=V",
+    help="A setting for the workers' environment, stored as given: use --secret for secrets.",
+)
+@click.option(
+    "--secret",
+    "secret_refs",
+    multiple=True,
+    metavar="NAME=env:VAR|NAME=file:PATH",
+    help="A secret for the workers' environment, read by the host at each worker's start "
+    "from its environment variable VAR or its file PATH; only the reference is stored "
+    "(repeatable).",
+)
 @_url_option
 @_key_option
 def deploy_command(
@@ -199,6 +214,7 @@ def deploy_command(
     replicas: int,
     models: tuple[str, ...],
     env: tuple[str, ...],
+    secret_refs: tuple[str, ...],
     url: str,
     key: str | None,
 ) -> None:
@@ -209,9 +225,13 @@ def deploy_command(
     keeps serving.
 
     \b
-    Example:
+    Examples:
       shipyard deploy service.py:Ranker --name ranker --replicas 2 --model ranker@prod
+      shipyard deploy service.py:Ranker --name ranker --secret API_KEY=env:RANKER_API_KEY
+      shipyard deploy service.py:Ranker --name ranker --secret API_KEY=file:/run/secrets/ranker
     """
+    from shipyard.serve.secrets import SecretError, parse_secret
+
     file, _, cls = target.partition(":")
     path = Path(file)
     if not file.endswith(".py") or not cls or not path.is_file():
@@ -224,6 +244,13 @@ def deploy_command(
         if not sep or not k:
             raise click.BadParameter(f"{item!r}: expected K=V", param_hint="--env")
         variables[k] = v
+    secrets = {}
+    for item in secret_refs:
+        try:
+            secret, reference = parse_secret(item)
+        except SecretError as exc:
+            raise click.BadParameter(str(exc), param_hint="--secret") from None
+        secrets[secret] = reference
     body = {
         "name": name,
         "entry": f"{path.name}:{cls}",
@@ -231,6 +258,7 @@ def deploy_command(
         "replicas": replicas,
         "models": list(models),
         "env": variables,
+        "secrets": secrets,
         "user": current_user(),
     }
     click.echo(f"deploying {target} as {name} ({replicas} replica(s))...", err=True)
@@ -292,10 +320,13 @@ def deployments_command(name: str | None, url: str, key: str | None) -> None:
     _print_deployment(d)
     for v in d["versions"]:
         pins = ", ".join(f"{k}={p}" for k, p in v["pins"].items()) or "-"
+        secrets = "".join(f"  secret {k}={r}" for k, r in (v.get("secrets") or {}).items())
         click.echo(
             f"  v{v['version']}  {v['status']:<9} {v['created_at'][:19]}  "
-            f"{v['entry']}  models: {pins}  {v.get('message') or ''}".rstrip()
+            f"{v['entry']}  models: {pins}{secrets}  {v.get('message') or ''}".rstrip()
         )
+    for event in d.get("events") or []:
+        click.echo(f"  {event['at'][:19]}  {event['event']}: {event['reason']}")
 
 
 COMMANDS: list[click.Command] = [

@@ -2,6 +2,21 @@
 alias — the same operations the ``shipyard`` commands call. Every request needs the admin
 token and passes the key system's Host/Origin/content-type checks, so a web page cannot deploy
 code.
+
+``POST /deployments`` takes a JSON object::
+
+    {"name": "ranker", "entry": "service.py:Ranker", "code": "<base64 zip snapshot>",
+     "replicas": 2, "models": ["ranker@prod"], "user": "ann",
+     "env": {"LOG_LEVEL": "info"},
+     "secrets": {"API_KEY": "env:RANKER_API_KEY", "DB_PASSWORD": "file:/run/secrets/db"}}
+
+``env`` values are stored as given (for settings, not secrets); ``secrets`` maps a worker
+variable to a reference the host resolves when it starts each worker (see
+:mod:`shipyard.serve.secrets`): checked now, stored as the reference, the value never
+stored, logged or answered. A secret that cannot be read now is a 422 ``secret_unavailable``
+naming it and its reference. ``GET /deployments/{name}`` shows each version's ``env`` names
+and ``secrets`` references, and the service's recent ``events`` (a replica that could not
+start, and why).
 """
 
 from __future__ import annotations
@@ -11,6 +26,8 @@ import base64
 import binascii
 import hashlib
 import logging
+from collections import deque
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +41,7 @@ from shipyard.serve.deployments import DeploymentStore, DeploymentVersion, Versi
 from shipyard.serve.errors import ServeError
 from shipyard.serve.live import service_state
 from shipyard.serve.replica import LoadFailed
+from shipyard.serve.secrets import MAX_SECRETS, SecretError, check_reference, resolve_secrets
 from shipyard.serve.supervisor import Supervisor, VersionSpec
 
 if TYPE_CHECKING:
@@ -33,6 +51,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shipyard.serve")
 MAX_CODE = 32 << 20
+#: how many recent events each service keeps (in memory) for ``GET /deployments/{name}``
+MAX_EVENTS = 20
 
 
 class AdminError(ServeError):
@@ -65,6 +85,9 @@ class AdminAPI:
         self.home = home
         self.store = DeploymentStore(meta)
         self._locks: dict[str, asyncio.Lock] = {}
+        #: per service, what went wrong lately (a replica that could not start, and why)
+        self.events: dict[str, deque[dict[str, Any]]] = {}
+        supervisor.on_start_failed = self.replica_failed
 
     def routes(self) -> list[Route]:
         """The routes, to mount at ``/api/v1``."""
@@ -108,7 +131,20 @@ class AdminAPI:
             "live": [r.to_json() for r in live.replicas] if live else [],
             "endpoints": list(live.endpoints) if live else [],
             "versions": [v.to_json() for v in self.store.versions(service)],
+            "events": list(self.events.get(service, ())),
         }
+
+    def replica_failed(self, service: str, reason: str) -> None:
+        """Record that a replica of ``service`` could not start (``reason`` names a secret
+        and its reference, or the worker's last words), for ``GET /deployments/{name}``."""
+        events = self.events.setdefault(service, deque(maxlen=MAX_EVENTS))
+        events.append(
+            {
+                "at": datetime.now(UTC).isoformat(),
+                "event": "replica_start_failed",
+                "reason": reason,
+            }
+        )
 
     async def list_deployments(self, request: Request) -> Response:
         return JSONResponse(
@@ -148,6 +184,20 @@ class AdminAPI:
         env = _field(body, "env", dict, default={})
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
             raise AdminError(422, "validation_error", "env must map names to strings")
+        secrets = _field(body, "secrets", dict, default={})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in secrets.items()):
+            raise AdminError(
+                422,
+                "validation_error",
+                'secrets must map names to references, e.g. {"API_KEY": "env:RANKER_API_KEY"}',
+            )
+        both = sorted(set(env) & set(secrets))
+        if both:
+            raise AdminError(
+                422,
+                "validation_error",
+                f"{', '.join(both)} given both in env and in secrets; keep it in secrets",
+            )
         try:
             code = base64.b64decode(_field(body, "code", str), validate=True)
         except binascii.Error:
@@ -162,9 +212,27 @@ class AdminAPI:
             code,
             replicas=replicas,
             env=env,
+            secrets=secrets,
             models=_field(body, "models", list, default=[]),
             user=_field(body, "user", str, default="unknown"),
         )
+
+    def _check_secrets(self, secrets: dict[str, str]) -> None:
+        """Refuse malformed references (422 ``validation_error``) and, reading each one now
+        and keeping nothing, those the host cannot resolve (422 ``secret_unavailable``)."""
+        if len(secrets) > MAX_SECRETS:
+            raise AdminError(
+                422, "validation_error", f"at most {MAX_SECRETS} secrets per deployment"
+            )
+        try:
+            for name, reference in secrets.items():
+                check_reference(name, reference)
+        except SecretError as exc:
+            raise AdminError(422, "validation_error", str(exc)) from None
+        try:
+            resolve_secrets(secrets)
+        except SecretError as exc:
+            raise AdminError(422, "secret_unavailable", str(exc)) from None
 
     async def deploy_code(
         self,
@@ -176,8 +244,11 @@ class AdminAPI:
         env: dict[str, str] | None = None,
         models: list[Any] | None = None,
         user: str = "unknown",
+        secrets: dict[str, str] | None = None,
     ) -> Response:
-        """Record a new version of ``name`` from a code snapshot and roll it out."""
+        """Record a new version of ``name`` from a code snapshot and roll it out.
+        ``secrets``: name -> reference, resolved at each worker's start (never stored)."""
+        self._check_secrets(secrets or {})
         pins = self._resolve_models(models or [])
         code_key = hashlib.sha256(code).hexdigest()
         self.blobs.put(code_key, [code])
@@ -189,6 +260,7 @@ class AdminAPI:
             env=env or {},
             pins=pins,
             created_by=user,
+            secrets=secrets or {},
         )
         return await self._roll_out(version, action="deploy")
 
@@ -232,6 +304,7 @@ class AdminAPI:
                 replicas=version.replicas,
                 env=version.env,
                 pins=version.pins,
+                secrets=version.secrets,
             )
             try:
                 group = await self.supervisor.deploy(spec, progress=log.info)
@@ -254,6 +327,8 @@ class AdminAPI:
                     version=version.version,
                     previous=previous.current_version if previous else None,
                     pins=pins,
+                    # who had the host read which variable or file (references only)
+                    **({"secrets": version.secrets} if version.secrets else {}),
                 )
         return JSONResponse(self._describe(version.service))
 
@@ -292,6 +367,7 @@ class AdminAPI:
                 f"{name} v{deployment.current_version} has no earlier live version",
             )
         target = earlier[-1]
+        self._check_secrets(target.secrets)  # still readable? say which one, before recording
         # a rollback is a new version with the old snapshot and pins, so history stays linear
         version = self.store.add_version(
             name,
@@ -301,6 +377,7 @@ class AdminAPI:
             env=target.env,
             pins=target.pins,
             created_by=_user(request),
+            secrets=target.secrets,
         )
         return await self._roll_out(version, action="rollback")
 
@@ -349,6 +426,7 @@ class AdminAPI:
                 await self._roll_out(_with_replicas(version, deployment.replicas), action="restore")
             except AdminError as exc:
                 log.error("could not restore %s: %s", deployment.service, exc.message)
+                self.replica_failed(deployment.service, exc.message)
 
 
 def _with_replicas(version: DeploymentVersion, replicas: int) -> DeploymentVersion:

@@ -1,15 +1,16 @@
 """Desired deployments, kept in the metadata database so a restarted host restores them.
 
 A deployment is a service name with an ordered history of versions; each version records the
-code snapshot (a blob key), the entry point, the environment, the replica count and the model
-versions it pinned. Exactly one version is current; ``rollback`` makes the previous live one
-current again.
+code snapshot (a blob key), the entry point, the environment, its secrets (as references:
+``env:VAR`` or ``file:PATH``, never values; see :mod:`shipyard.serve.secrets`), the replica
+count and the model versions it pinned. Exactly one version is current; ``rollback`` makes the
+previous live one current again.
 """
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,8 @@ class DeploymentVersion:
     message: str | None
     created_at: datetime
     created_by: str
+    #: name -> reference (``env:VAR`` / ``file:PATH``): what the host resolves at worker start
+    secrets: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -48,6 +51,7 @@ class DeploymentVersion:
             "code_key": self.code_key,
             "replicas": self.replicas,
             "env": sorted(self.env),  # names only: values may be sensitive
+            "secrets": dict(self.secrets),  # references, never values
             "pins": self.pins,
             "status": self.status.value,
             "message": self.message,
@@ -77,6 +81,7 @@ def _version(row: Any) -> DeploymentVersion:
         code_key=row.code_key,
         replicas=row.replicas,
         env=dict(row.env or {}),
+        secrets=dict(row.secrets or {}),
         pins=dict(row.pins or {}),
         status=VersionStatus(row.status),
         message=row.message,
@@ -101,8 +106,10 @@ class DeploymentStore:
         env: dict[str, str],
         pins: dict[str, str],
         created_by: str,
+        secrets: dict[str, str] | None = None,
     ) -> DeploymentVersion:
-        """Record a new version (status DEPLOYING) and return it."""
+        """Record a new version (status DEPLOYING) and return it. ``secrets`` maps names to
+        references (checked by the caller); only the references are stored."""
         with self.engine.begin() as conn:
             last = conn.execute(
                 sa.select(sa.func.max(deployment_versions.c.version)).where(
@@ -118,6 +125,7 @@ class DeploymentStore:
                 env=env,
                 pins=pins,
                 status=VersionStatus.DEPLOYING,
+                secrets=dict(secrets or {}),
                 message=None,
                 created_at=_now(),
                 created_by=created_by,

@@ -21,6 +21,7 @@ from typing import Any
 
 from shipyard.serve.errors import ServeError
 from shipyard.serve.protocol import Frame, Kind, ProtocolError, encode, read_frame
+from shipyard.serve.secrets import SecretError, resolve_secrets
 
 
 class ReplicaGone(ServeError):
@@ -49,6 +50,7 @@ class WorkerSpec:
     env: dict[str, str]
     pins: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
+    secrets: dict[str, str] = field(default_factory=dict)  # name -> reference (secrets.py)
 
 
 class Replica:
@@ -92,11 +94,15 @@ class Replica:
         ]
         if self.spec.pins:
             argv += ["--pins", json.dumps(self.spec.pins)]
+        try:  # the values exist only in the new process's environment
+            env = {**self.spec.env, **resolve_secrets(self.spec.secrets)}
+        except SecretError as exc:
+            raise LoadFailed(str(exc)) from None
         log = open(self.spec.log_path, "ab") if self.spec.log_path else None  # noqa: SIM115
         try:
             self.process = await asyncio.create_subprocess_exec(
                 *argv,
-                env=self.spec.env,
+                env=env,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log or asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.STDOUT if log else asyncio.subprocess.DEVNULL,
@@ -240,7 +246,9 @@ class Replica:
             self.socket_path.unlink()
 
     async def wait_exit(self) -> int:
-        assert self.process is not None
+        if self.process is None:  # start() refused before spawning (a secret it cannot read)
+            self._gone(self.exit_reason or "the worker never started")
+            return -1
         code = await self.process.wait()
         if self.exit_reason is None:
             self.exit_reason = _describe_exit(code)

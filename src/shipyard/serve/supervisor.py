@@ -87,6 +87,7 @@ class VersionSpec:
     replicas: int
     env: dict[str, str] = field(default_factory=dict)
     pins: dict[str, str] = field(default_factory=dict)
+    secrets: dict[str, str] = field(default_factory=dict)  # name -> reference (secrets.py)
 
 
 class ServiceGroup:
@@ -149,6 +150,8 @@ class Supervisor:
         self._closing = False
         self.restarts: dict[str, int] = {}
         self.on_restart: Callable[[str], None] | None = None
+        #: (service, reason) when a replica could not be restarted (a secret gone, ...)
+        self.on_start_failed: Callable[[str, str], None] | None = None
 
     def _new_replica(self, spec: VersionSpec) -> Replica:
         self._counter += 1
@@ -164,6 +167,7 @@ class Supervisor:
             },
             pins=spec.pins,
             log_path=logs / f"v{spec.version}-{self._counter}.log",
+            secrets=spec.secrets,
         )
         return Replica(worker, self.socket_dir / f"{self._counter}.sock", self._counter)
 
@@ -261,6 +265,10 @@ class Supervisor:
                 await fresh.start()
             except LoadFailed as exc:
                 log.error("%s replica restart failed: %s", group.spec.service, exc.reason)
+                if self.on_start_failed is not None:
+                    self.on_start_failed(group.spec.service, exc.reason)
+                # it takes the dead one's place, so that a later start that works replaces it
+                group.replicas = [fresh if r is replica else r for r in group.replicas]
                 replica = fresh
                 replica.exit_reason = exc.reason
                 continue

@@ -1,4 +1,8 @@
-"""The local-directory blob backend: ``root/<key[:2]>/<key>``, written atomically."""
+"""The local-directory blob backend: ``root/<key[:2]>/<key>``, written atomically.
+
+Blobs hold artifacts, logs and code snapshots, so they are the owner's alone: directories
+are created 0700 and files 0600 (modes given at creation; the umask can only narrow them).
+"""
 
 from __future__ import annotations
 
@@ -70,10 +74,13 @@ class LocalBlobStore:
             pass
         folder = final.parent
         if not folder.is_dir():
-            folder.mkdir(parents=True, exist_ok=True)
+            if not self.root.is_dir():
+                self.root.parent.mkdir(parents=True, exist_ok=True)
+                self.root.mkdir(mode=0o700, exist_ok=True)
+            folder.mkdir(mode=0o700, exist_ok=True)
             _fsync_dir(folder.parent)
         tmp = folder / f"{_TMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             try:
                 for chunk in chunks:

@@ -14,6 +14,7 @@ gets ``None`` from :meth:`IdReserver.open`, and the runtime opens the store firs
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -65,6 +66,39 @@ def sqlite_file(url: str) -> Path | None:
     return Path(path).expanduser()
 
 
+def database_file(url: str) -> Path | None:
+    """The file of any ``sqlite:///path[?query]`` URL; None for an in-memory or URI database
+    or another backend."""
+    prefix = "sqlite:///"
+    if not url.startswith(prefix):
+        return None
+    path = unquote(url[len(prefix) :].partition("?")[0])
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Path(path).expanduser()
+
+
+def private_database(path: Path) -> None:
+    """Make the SQLite database at ``path`` readable by its owner alone (0600), before
+    SQLite opens it: a new file is created empty with that mode (SQLite takes an empty file
+    for a new database, and creates its ``-wal`` and ``-shm`` with the database's mode), so
+    it is never open to others, not even for a moment. An existing one, written by an older
+    shipyard with the umask's 0644, is tightened with its ``-wal`` and ``-shm`` (or warned
+    about, if another user owns it: see :func:`shipyard.config.keep_private`)."""
+    from shipyard.config import keep_private
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+        return
+    except FileExistsError:
+        pass
+    except OSError:  # a directory we may not write to: SQLite will say so when it opens
+        return
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        keep_private(file, "the metadata database")
+
+
 class IdReserver:
     """Reserves run and task ids in a SQLite metadata database (see the module docstring)."""
 
@@ -80,7 +114,7 @@ class IdReserver:
         path = sqlite_file(url)
         if path is None:
             return None
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_database(path)
         conn = sqlite3.connect(
             path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
         )
@@ -154,4 +188,12 @@ class immediate:
         self.conn.execute("COMMIT" if kind is None else "ROLLBACK")
 
 
-__all__ = ["BUSY_TIMEOUT_MS", "IdReserver", "configure", "immediate", "sqlite_file"]
+__all__ = [
+    "BUSY_TIMEOUT_MS",
+    "IdReserver",
+    "configure",
+    "database_file",
+    "immediate",
+    "private_database",
+    "sqlite_file",
+]

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from shipyard.store import _rows, schema
+from shipyard.store.bootstrap import database_file, private_database
 from shipyard.store.engine import create_engine, read_only, savepoint
 from shipyard.store.errors import MetaStoreError, RecordNotFound
 from shipyard.store.records import (
@@ -78,7 +79,11 @@ class MetaStore:
         from shipyard.config import settings
 
         conf = settings()
-        engine = create_engine(url or conf.db_url)
+        url = url or conf.db_url
+        path = database_file(url)
+        if path is not None:
+            private_database(path)
+        engine = create_engine(url)
         dead_after = max(3 * conf.heartbeat_seconds, MIN_DEAD_AFTER_SECONDS)
         store = cls(engine, dead_after=timedelta(seconds=dead_after))
         try:

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 #: the Alembic revision these tables correspond to (checked against the scripts by a test)
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 #: 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the (fast) rowid alias
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -281,7 +281,8 @@ deployments = sa.Table(
     sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
-#: every version ever deployed: code snapshot, entry point, environment, pinned models
+#: every version ever deployed: code snapshot, entry point, environment, secrets' references,
+#: pinned models
 deployment_versions = sa.Table(
     "deployment_versions",
     metadata,
@@ -296,6 +297,8 @@ deployment_versions = sa.Table(
     sa.Column("message", sa.Text(), nullable=True),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("created_by", sa.String(255), nullable=False),
+    # name -> reference ("env:VAR" / "file:PATH"), never a value (revision 0008; NULL: none)
+    sa.Column("secrets", _json(), nullable=True),
 )
 
 
