@@ -26,7 +26,7 @@ import pytest
 from hosts import HostProcess
 
 PROBE = '''
-import hashlib, os, stat, sys
+import hashlib, os, stat, sys, tempfile
 
 import httpx
 from shipyard import Model, cache
@@ -125,6 +125,8 @@ class Probe(Reader):
             "own_code": hashlib.sha256(open(__file__, "rb").read()).hexdigest(),
             "code_dir": os.path.dirname(__file__),
             "registry_module": sys.modules["shipyard.registry"].__file__,
+            "env": {k: os.environ.get(k) for k in ("HOME", "TMPDIR", "SHIPYARD_DB_URL")},
+            "scratch": tempfile.mkdtemp(),
         }
 '''
 
@@ -207,7 +209,8 @@ def probed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[HostProce
     from shipyard.testing import run_flow
 
     home = tmp_path_factory.mktemp("iso") / "home"
-    host = HostProcess(home).start()
+    # the database named in the host's environment, as a deployment might: not for workers
+    host = HostProcess(home, env={"SHIPYARD_DB_URL": f"sqlite:///{home}/meta.db"}).start()
     saved = os.environ.get("SHIPYARD_HOME")
     os.environ["SHIPYARD_HOME"] = str(home)
     try:
@@ -277,6 +280,7 @@ def test_a_worker_resolves_models_through_the_host(probed: tuple[HostProcess, Pa
     assert "no model named 'no-such-model'" in facts["missing"]  # the host's own message
     # the worker answered all this without the registry reading meta.db in the worker
     assert facts["registry_module"].endswith("shipyard/registry/__init__.py")
+    assert facts["env"]["SHIPYARD_DB_URL"] is None  # it has no use for the database's URL
 
 
 def test_a_worker_cannot_read_the_host_secrets(probed: tuple[HostProcess, Path]) -> None:
@@ -306,6 +310,9 @@ def test_an_isolated_worker_cannot_reach_the_host_files_another_way(
     assert facts["host_pid"] == host.proc.pid
     assert facts["caps"] == dict.fromkeys(["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"], 0)
     assert facts["no_new_privs"] == "1"
+    # it writes to a /tmp of its own, also its HOME
+    assert facts["env"]["HOME"] == facts["env"]["TMPDIR"] == "/tmp"
+    assert facts["scratch"].startswith("/tmp/") and not Path(facts["scratch"]).exists()
     # through the host's own view of the files
     through_proc = f"/proc/{host.proc.pid}/root{host.home}/admin.token"
     assert host.post("/probe/read", {"paths": [through_proc]}).json() == {

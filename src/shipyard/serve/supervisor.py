@@ -198,13 +198,15 @@ class Supervisor:
                 cache_url=self.cache_url,
                 db_url=self.db_url,
             )
-        # the stores the host resolved (a flag or config.yaml may have named them: an isolated
-        # worker cannot read config.yaml), then the deployment's own --env
-        urls = {"SHIPYARD_STORE_URL": self.store_url, "SHIPYARD_CACHE_URL": self.cache_url}
-        env = {**worker_env({}, self.store_url), **urls, **spec.env}
-        env["PROMETHEUS_MULTIPROC_DIR"] = str(self.metrics_dir)
-        if plan is not None:
-            env["TMPDIR"] = "/tmp"  # the worker's own tmpfs; anywhere else is read-only
+        # the home and stores the host resolved (a flag or config.yaml may have named them:
+        # an isolated worker cannot read config.yaml), then the deployment's own --env
+        env = worker_env({}, self.store_url)
+        env["SHIPYARD_HOME"] = str(self.home)
+        env["SHIPYARD_STORE_URL"] = self.store_url
+        env["SHIPYARD_CACHE_URL"] = self.cache_url
+        if plan is not None:  # the worker's own tmpfs: everywhere else is read-only
+            env["TMPDIR"] = env["HOME"] = "/tmp"
+        env = {**env, **spec.env, "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir)}
         worker = WorkerSpec(
             service=spec.service,
             entry=spec.entry,
