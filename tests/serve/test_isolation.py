@@ -467,3 +467,39 @@ def test_a_host_that_is_not_root_says_what_its_workers_can_read(
         shutil.rmtree(home.parent, ignore_errors=True)
         shutil.rmtree(stage, ignore_errors=True)
         users.close()
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 and os.environ.get("CI") != "true",
+    reason="the test drops a capability from a root host (CI runs as root)",
+)
+def test_a_root_host_without_mount_namespaces_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Root without CAP_SYS_ADMIN (a container's default) cannot make the workers' view:
+    the host says so at start, and its workers can read what it says."""
+    launcher = tmp_path / "python"
+    launcher.write_text(
+        f"#!/bin/sh\nexec setpriv --bounding-set=-sys_admin --inh-caps=-sys_admin -- "
+        f'{shlex.quote(sys.executable)} "$@"\n'
+    )
+    launcher.chmod(0o700)
+    host = HostProcess(tmp_path / "home")
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(sys, "executable", str(launcher))
+            host.start()
+        status = _status(host)
+        assert status["isolated"] is False
+        assert status["reason"].startswith("mount namespaces are unavailable (unshare(")
+        assert "workers are NOT isolated: mount namespaces are unavailable" in host.log.read_text()
+        files = _secret_files(host.home)
+        source = tmp_path / "reader_service.py"
+        source.write_text(textwrap.dedent(PROBE))
+        host.deploy(f"{source}:Reader", "reader")
+        seen = host.post("/reader/read", {"paths": [str(p) for p in files]}).json()
+        readable = {p.name.split("-")[0] for p in files if len(seen[str(p)]) == 64}
+        assert readable == set(status["workers_can_read"])
+        assert readable == {"admin.token", "cache.key", "meta.db"}
+    finally:
+        host.stop()

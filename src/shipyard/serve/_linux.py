@@ -19,6 +19,7 @@ MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
 MS_NOEXEC = 8
+MS_NOSYMFOLLOW = 256
 MS_REMOUNT = 32
 MS_NOATIME = 1024
 MS_NODIRATIME = 2048
@@ -37,6 +38,7 @@ MOUNT_OPTIONS = {
     "noatime": MS_NOATIME,
     "nodiratime": MS_NODIRATIME,
     "relatime": MS_RELATIME,
+    "nosymfollow": MS_NOSYMFOLLOW,
 }
 
 PR_SET_DUMPABLE = 4

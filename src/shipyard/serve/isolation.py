@@ -144,7 +144,7 @@ def probe() -> None:
         linux.mount("tmpfs", "/tmp", "tmpfs", linux.MS_NOSUID | linux.MS_NODEV, "mode=1777")
         drop_privileges()
     except OSError as exc:
-        print(exc, file=sys.stderr)
+        print(exc.strerror or exc, file=sys.stderr)
         raise SystemExit(1) from None
 
 
