@@ -75,6 +75,7 @@ class Status:
     isolated: bool
     reason: str
     exposed: tuple[str, ...] = ()
+    fix: str = "run the host as root on Linux to isolate them"
 
     def to_json(self) -> dict[str, Any]:
         """For ``/readyz``: ``{"isolated", "reason", "workers_can_read"}``."""
@@ -91,7 +92,7 @@ class Status:
         return (
             f"workers are NOT isolated: {self.reason}. Service code can read "
             f"{', '.join(self.exposed)} (with admin.token it can call the admin API and "
-            "deploy code); run the host as root on Linux to isolate workers"
+            f"deploy code); {self.fix}"
         )
 
 
@@ -109,16 +110,26 @@ def detect() -> Status:
             "as the same user",
             HOST_SECRETS,
         )
-    probe = subprocess.run(
-        [sys.executable, "-c", "from shipyard.serve.isolation import probe; probe()"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "VIRTUAL_ENV")},
-    )
-    if probe.returncode != 0:
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", "from shipyard.serve.isolation import probe; probe()"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "VIRTUAL_ENV")},
+        )
+        failed = probe.returncode != 0
         why = (probe.stderr.strip().splitlines() or [f"status {probe.returncode}"])[-1]
-        return Status(False, f"mount namespaces are unavailable ({why})", HOST_SECRETS)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        failed, why = True, str(exc)
+    if failed:
+        return Status(
+            False,
+            f"mount namespaces are unavailable ({why})",
+            HOST_SECRETS,
+            fix="let the host make mount namespaces to isolate them (CAP_SYS_ADMIN; in a "
+            "container, e.g. --cap-add SYS_ADMIN and a seccomp profile allowing unshare and mount)",
+        )
     return Status(
         True,
         "each worker runs in its own mount namespace without admin.token, cache.key or "
