@@ -10,6 +10,7 @@ mount, and mounts the UI over the host's live state:
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING
 
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from shipyard.gateway import Gateway
     from shipyard.keys import Guard
     from shipyard.store.meta import MetaStore
+
+
+log = logging.getLogger("shipyard.serve")
 
 
 def host_app(
@@ -40,6 +44,7 @@ def host_app(
     Raises :class:`shipyard.gateway.errors.ConfigError` for an invalid gateway file.
     """
 
+    _cache_keys()
     gateways: list[Gateway] = []  # the one the host builds, for the UI's gateway page
     host = Host.from_settings(
         config,
@@ -60,6 +65,18 @@ def host_app(
     )
     host.mount("/ui", ui)
     return host
+
+
+def _cache_keys() -> None:
+    """Make the cache's key pair now if there is none: a worker isolates itself before it
+    runs, and sees ``cache.pub`` only if it exists then (a pair made later by a flow would
+    reach only workers started after it)."""
+    from shipyard.cache.signing import SigningKeyError, signer
+
+    try:
+        signer()
+    except SigningKeyError as exc:  # a readers-only setup: the public key comes from outside
+        log.info("the host holds no cache signing key: %s", exc)
 
 
 def _gateway(path: str | os.PathLike[str], built: list[Gateway]) -> GatewayFactory:

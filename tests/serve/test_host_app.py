@@ -246,3 +246,14 @@ def test_the_uis_snapshots_are_taken_on_the_hosts_event_loop(host: Host) -> None
         assert loop_thread != threading.get_ident()
         assert host.live_services() == {} and host.live_service("nosuch") is None
         assert threads[1:] == [loop_thread]
+
+
+def test_the_host_makes_the_cache_key_pair_its_isolated_workers_read(home: Path) -> None:
+    assert not (home / "cache.pub").exists()
+    made = host_app()
+    try:
+        assert (home / "cache.pub").is_file() and (home / "cache.key").is_file()
+        assert (home / "cache.key").stat().st_mode & 0o077 == 0
+    finally:
+        for close in reversed(made.on_close):
+            close()

@@ -18,7 +18,7 @@ from shipyard.registry.errors import (
     ModelVersionWarning,
     RegistryError,
 )
-from shipyard.registry.model import Model
+from shipyard.registry.model import Model, set_resolver
 from shipyard.registry.names import ModelSpec, parse_spec
 from shipyard.registry.records import AuditEntry, ModelSummary, ModelVersion
 from shipyard.registry.registry import Registry
@@ -38,4 +38,5 @@ __all__ = [
     "check_references",
     "commit",
     "parse_spec",
+    "set_resolver",
 ]

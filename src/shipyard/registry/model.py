@@ -4,22 +4,61 @@
 >>> model.resolve()                         # doctest: +SKIP
 'ranker:3'
 >>> scorer = model.load()                   # doctest: +SKIP
+
+Where a ``Model`` finds its record is a seam: by default it reads the metadata database, but a
+process may install a resolver (:func:`set_resolver`) that every later ``Model(spec)`` asks
+instead. A host's worker installs one that asks the host, so service code never needs (nor
+can read) the metadata database; the model is still loaded from the blob store.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from shipyard.registry.records import ModelVersion
 from shipyard.registry.registry import Registry
+
+#: a spec as written (``ranker@prod``) -> its record; raises ModelNotFound / ModelSpecError
+Resolver = Callable[[str], ModelVersion]
 
 #: set by a host worker: model specs pinned at deploy time -> "name:version"
 PINS_ENV = "SHIPYARD_MODEL_PINS"
 #: every spec resolved in this process -> "name:version"; a worker reports these when it is
 #: ready, so an alias used in ``load()`` is pinned for every later replica and restart
 resolved: dict[str, str] = {}
+_resolver: Resolver | None = None
+_loader: Registry | None = None
+_lock = threading.Lock()
+
+
+def set_resolver(resolver: Resolver | None) -> None:
+    """Make every later ``Model(spec)`` made without ``registry=`` take its record from
+    ``resolver(spec)`` instead of the metadata database (None: back to the database). The
+    resolver gets the spec as written and applies any pins itself; the model's blob is read
+    from the settings' blob store.
+
+    >>> set_resolver(lambda spec: records[spec])     # doctest: +SKIP
+    """
+    global _resolver, _loader
+    with _lock:
+        _resolver, _loader = resolver, None
+
+
+def _resolving() -> tuple[Resolver, Registry] | None:
+    """The installed resolver and a registry that only loads (no metadata store), if any."""
+    global _loader
+    with _lock:
+        if _resolver is None:
+            return None
+        if _loader is None:
+            from shipyard.store.blobs import open_blob_store
+
+            _loader = Registry(blobs=open_blob_store())
+        return _resolver, _loader
 
 
 def _pinned(spec: str) -> str | None:
@@ -41,10 +80,15 @@ class Model:
     """
 
     def __init__(self, spec: str, *, registry: Registry | None = None) -> None:
-        self._registry = registry or Registry()
         self.spec = spec
-        # in a hosted service, what the deployment pinned wins over where an alias points now
-        self._info = self._registry.get(_pinned(spec) or spec)
+        seam = _resolving() if registry is None else None
+        if seam is not None:
+            resolve, self._registry = seam
+            self._info = resolve(spec)
+        else:
+            self._registry = registry or Registry()
+            # in a hosted service, what the deployment pinned wins over where an alias points
+            self._info = self._registry.get(_pinned(spec) or spec)
         resolved[spec] = self._info.spec
 
     @property
@@ -76,4 +120,4 @@ class Model:
         return f"Model({self.spec!r} -> {self._info.spec}, {self._info.artifact.type_name})"
 
 
-__all__ = ["PINS_ENV", "Model", "resolved"]
+__all__ = ["PINS_ENV", "Model", "Resolver", "resolved", "set_resolver"]

@@ -348,6 +348,25 @@ class Registry:
         return done[0]
 
     # --- loading -----------------------------------------------------------------------
+    def stage_code(self, version: ModelVersion) -> Path | None:
+        """Extract the code snapshot of ``version``'s run under ``home/code`` now (None: it
+        has none). :meth:`load` does it when a class is not importable; a host does it for
+        its workers, whose view of ``home`` is read-only."""
+        from shipyard.store.code import extract_code
+
+        code_key = version.code_key
+        if code_key is None:
+            return None
+        blobs = self._blob_store()
+        try:
+            data = blobs.get(code_key)
+        except BlobNotFound:
+            raise RegistryError(
+                f"model {version.spec}: its code snapshot {code_key} is missing from "
+                f"{blobs.url} (a different SHIPYARD_STORE_URL?)"
+            ) from None
+        return extract_code(data, code_key, self._home_dir())
+
     def load(self, version: ModelVersion) -> Any:
         """Unpickle the version's object, importing classes from its run's code snapshot.
 
@@ -355,7 +374,7 @@ class Registry:
         in major.minor. Loading runs code from whoever could write the store: trust it.
         """
         from shipyard.store import serialize
-        from shipyard.store.code import ClassFinder, extract_code
+        from shipyard.store.code import ClassFinder
         from shipyard.store.errors import CodeSnapshotError
 
         warn_mismatches(version.spec, version.libraries, stacklevel=4)
@@ -364,15 +383,9 @@ class Registry:
         code_key = version.code_key
 
         def fetch() -> Path:
-            assert code_key is not None
-            try:
-                data = blobs.get(code_key)
-            except BlobNotFound:
-                raise RegistryError(
-                    f"model {version.spec}: its code snapshot {code_key} is missing from "
-                    f"{blobs.url} (a different SHIPYARD_STORE_URL?)"
-                ) from None
-            return extract_code(data, code_key, self._home_dir())
+            path = self.stage_code(version)
+            assert path is not None
+            return path
 
         try:
             data = read_record(blobs, record)

@@ -170,6 +170,7 @@ class Host:
         ``allowed_hosts``, ``max_in_flight`` requests per replica; ``gateway(guard, meta,
         host_url)`` builds the gateway to mount, if any."""
         from shipyard.keys import Guard, KeyStore
+        from shipyard.registry import Registry
         from shipyard.store.blobs import open_blob_store
         from shipyard.store.meta import MetaStore
 
@@ -181,7 +182,13 @@ class Host:
             guard = Guard.for_settings(keys, config, bind_host=bind)
             here = "127.0.0.1" if bind in ("0.0.0.0", "::", "") else bind
             built = gateway(guard, meta, f"http://{here}:{port}") if gateway else None
-            supervisor = Supervisor(config.home, config.store_url, max_in_flight=max_in_flight)
+            supervisor = Supervisor(
+                config.home,
+                config.store_url,
+                max_in_flight=max_in_flight,
+                config=config,
+                models=Registry(meta, blobs=blobs, home=config.home),
+            )
         except BaseException:
             keys.close()
             meta.close()
@@ -360,8 +367,12 @@ class Host:
         missing = sorted(s for s in wanted if services.get(s, {}).get("ready_replicas", 0) == 0)
         ready = self.started and not missing
         body: dict[str, Any] = {"status": "ready" if ready else "not ready"}
-        if self._foreign(request) is None:
-            body |= {"services": services, "not_ready": missing}
+        if self._foreign(request) is None:  # the detail only for the host's own names
+            body |= {
+                "services": services,
+                "not_ready": missing,
+                "isolation": self.supervisor.isolation.to_json(),
+            }
         return JSONResponse(body, status_code=200 if ready else 503)
 
     async def metrics_endpoint(self, request: Request) -> Response:

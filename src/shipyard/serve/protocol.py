@@ -19,12 +19,27 @@ PONG       worker -> front        0 / 0 / empty
 The worker sends READY once, first, on every new connection, after ``load()`` succeeded. The
 front never parses request bodies: validation happens in the worker, where the validators
 were built once at load.
+
+A second socket, the *model channel*, carries model records, so that a worker never needs the
+metadata database (see ``model_channel.py``). The host passes the worker one end of a socket
+pair (``--models-fd``); the same framing runs on it:
+
+=========  =====================  ==========================================================
+kind       direction              code / extra / payload
+=========  =====================  ==========================================================
+PINNED     host -> worker         0 / 0 / JSON: {spec: record} of the deployment's pins; sent
+                                  once, first
+RESOLVE    worker -> host         0 / 0 / the model spec, UTF-8 (``ranker@prod``)
+MODEL      host -> worker         200, 404, 422 or 500 / 0 / JSON: the record, or
+                                  {"error": message}   (request_id echoed from RESOLVE)
+=========  =====================  ==========================================================
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
+import socket
 import struct
 from dataclasses import dataclass
 
@@ -40,6 +55,9 @@ class Kind(enum.IntEnum):
     READY = 3
     PING = 4
     PONG = 5
+    PINNED = 6
+    RESOLVE = 7
+    MODEL = 8
 
 
 @dataclass(frozen=True)
@@ -64,7 +82,19 @@ def encode(frame: Frame) -> bytes:
 
 async def read_frame(reader: asyncio.StreamReader) -> Frame:
     """The next frame. Raises ``asyncio.IncompleteReadError`` at EOF."""
-    header = await reader.readexactly(HEADER.size)
+    length, request_id, kind, code, extra = _header(await reader.readexactly(HEADER.size))
+    payload = await reader.readexactly(length) if length else b""
+    return Frame(kind, request_id, code, extra, payload)
+
+
+def recv_frame(sock: socket.socket) -> Frame:
+    """The next frame from a blocking socket. Raises ``EOFError`` when the peer closed it."""
+    length, request_id, kind, code, extra = _header(_recv_exactly(sock, HEADER.size))
+    payload = _recv_exactly(sock, length) if length else b""
+    return Frame(kind, request_id, code, extra, payload)
+
+
+def _header(header: bytes) -> tuple[int, int, Kind, int, int]:
     length, request_id, kind, code, extra = HEADER.unpack(header)
     if length > MAX_FRAME:
         raise ProtocolError(f"frame of {length} bytes exceeds the {MAX_FRAME}-byte limit")
@@ -72,5 +102,14 @@ async def read_frame(reader: asyncio.StreamReader) -> Frame:
         frame_kind = Kind(kind)
     except ValueError:
         raise ProtocolError(f"unknown frame kind {kind}") from None
-    payload = await reader.readexactly(length) if length else b""
-    return Frame(frame_kind, request_id, code, extra, payload)
+    return length, request_id, frame_kind, code, extra
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < size:
+        chunk = sock.recv(size - len(chunks))
+        if not chunk:
+            raise EOFError("the peer closed the connection")
+        chunks += chunk
+    return bytes(chunks)

@@ -14,14 +14,19 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.serve.errors import ServeError
 from shipyard.serve.protocol import Frame, Kind, ProtocolError, encode, read_frame
 from shipyard.serve.secrets import SecretError, resolve_secrets
+
+if TYPE_CHECKING:
+    from shipyard.serve.isolation import Plan
+    from shipyard.serve.model_channel import ModelSource
 
 
 class ReplicaGone(ServeError):
@@ -51,6 +56,10 @@ class WorkerSpec:
     pins: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
     secrets: dict[str, str] = field(default_factory=dict)  # name -> reference (secrets.py)
+    #: where the worker's model records come from (None: it reads the registry itself)
+    models: ModelSource | None = None
+    #: the view the worker isolates itself into before running any service code (None: none)
+    isolation: Plan | None = None
 
 
 class Replica:
@@ -71,6 +80,7 @@ class Replica:
         self.exit_reason: str | None = None
         self.served = 0
         self._reader_task: asyncio.Task[None] | None = None
+        self._models_task: asyncio.Task[None] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -79,38 +89,7 @@ class Replica:
     # -- life cycle -----------------------------------------------------------------------
     async def start(self, ready_timeout: float = 300.0) -> None:
         """Start the process and wait for READY. Raises :class:`LoadFailed`."""
-        argv = [
-            sys.executable,
-            "-m",
-            "shipyard.serve.worker",
-            "--socket",
-            str(self.socket_path),
-            "--code-dir",
-            str(self.spec.code_dir),
-            "--entry",
-            self.spec.entry,
-            "--name",
-            self.spec.service,
-        ]
-        if self.spec.pins:
-            argv += ["--pins", json.dumps(self.spec.pins)]
-        try:  # the values exist only in the new process's environment
-            env = {**self.spec.env, **resolve_secrets(self.spec.secrets)}
-        except SecretError as exc:
-            raise LoadFailed(str(exc)) from None
-        log = open(self.spec.log_path, "ab") if self.spec.log_path else None  # noqa: SIM115
-        try:
-            self.process = await asyncio.create_subprocess_exec(
-                *argv,
-                env=env,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log or asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.STDOUT if log else asyncio.subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        finally:
-            if log is not None:
-                log.close()
+        await self._spawn()
         try:
             await asyncio.wait_for(self._connect(), ready_timeout)
         except (
@@ -123,6 +102,61 @@ class Replica:
             reason = self._failure_reason(exc)
             await self.kill()
             raise LoadFailed(reason) from None
+
+    async def _spawn(self) -> None:
+        """Start the worker process: everything a worker gets from the host is decided here
+        (its arguments, environment, model channel and isolation plan)."""
+        spec = self.spec
+        argv = [
+            sys.executable,
+            "-m",
+            "shipyard.serve.worker",
+            "--socket",
+            str(self.socket_path),
+            "--code-dir",
+            str(spec.code_dir),
+            "--entry",
+            spec.entry,
+            "--name",
+            spec.service,
+        ]
+        if spec.pins:
+            argv += ["--pins", json.dumps(spec.pins)]
+        try:  # the values exist only in the new process's environment
+            env = {**spec.env, **resolve_secrets(spec.secrets)}
+        except SecretError as exc:
+            raise LoadFailed(str(exc)) from None
+        if spec.isolation is not None:
+            argv += ["--isolate", spec.isolation.to_json()]
+        host_end = worker_end = None
+        if spec.models is not None:
+            # the worker's end is passed as an fd: it is its only way to the host's registry
+            host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            argv += ["--models-fd", str(worker_end.fileno())]
+        log = open(spec.log_path, "ab") if spec.log_path else None  # noqa: SIM115
+        try:
+            self.process = await asyncio.create_subprocess_exec(
+                *argv,
+                env=env,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log or asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.STDOUT if log else asyncio.subprocess.DEVNULL,
+                start_new_session=True,
+                pass_fds=(worker_end.fileno(),) if worker_end is not None else (),
+            )
+        except BaseException:
+            if host_end is not None:
+                host_end.close()
+            raise
+        finally:
+            if log is not None:
+                log.close()
+            if worker_end is not None:
+                worker_end.close()
+        if host_end is not None and spec.models is not None:
+            from shipyard.serve.model_channel import serve_models
+
+            self._models_task = asyncio.create_task(serve_models(host_end, spec.pins, spec.models))
 
     async def _connect(self) -> None:
         assert self.process is not None
@@ -241,6 +275,8 @@ class Replica:
             self.writer.close()
         if self._reader_task is not None:
             self._reader_task.cancel()
+        if self._models_task is not None:
+            self._models_task.cancel()
         self._gone(self.exit_reason or "the worker was stopped")
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()

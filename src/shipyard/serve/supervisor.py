@@ -6,7 +6,9 @@
 - A replica that dies (exception, segfault, kill -9, out of memory) fails only its own
   requests in flight and is restarted with exponential backoff.
 - Workers get an allow-listed environment: secrets in the host's environment never reach
-  user code.
+  user code (nor the metadata database's URL: workers get model records from the host).
+- When the host can (root, Linux), each worker isolates itself before running service code
+  (``isolation.py``); when it cannot, the supervisor says so in a WARNING at start.
 """
 
 from __future__ import annotations
@@ -20,9 +22,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from shipyard.serve import isolation
 from shipyard.serve.replica import LoadFailed, Replica, WorkerSpec
+
+if TYPE_CHECKING:
+    from shipyard.config import Settings
+    from shipyard.serve.model_channel import ModelSource
 
 log = logging.getLogger("shipyard.serve")
 
@@ -42,7 +49,6 @@ ENV_ALLOW = (
     "PYTHONHASHSEED",
     "PYTHONDONTWRITEBYTECODE",
     "SHIPYARD_HOME",
-    "SHIPYARD_DB_URL",
     "SHIPYARD_STORE_URL",
     "SHIPYARD_CACHE_URL",
     "SHIPYARD_S3_ENDPOINT_URL",
@@ -132,12 +138,40 @@ Progress = Callable[[str], None]
 
 
 class Supervisor:
-    """Owns every worker process of the host."""
+    """Owns every worker process of the host.
 
-    def __init__(self, home: Path, store_url: str, *, max_in_flight: int = 64) -> None:
+    ``config`` (default: the settings) names the cache and the metadata database; ``models``
+    (default: the registry of the settings) answers the workers' model lookups.
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        store_url: str,
+        *,
+        max_in_flight: int = 64,
+        config: Settings | None = None,
+        models: ModelSource | None = None,
+    ) -> None:
+        from shipyard.config import settings
+
         self.home = home
         self.store_url = store_url
         self.max_in_flight = max_in_flight
+        conf = config or settings()
+        self.cache_url = conf.cache_url
+        self.db_url = conf.db_url
+        if models is None:
+            from shipyard.registry import Registry
+
+            models = Registry(home=home)
+        self.models = models
+        #: whether workers are isolated, said once at start (and in /readyz)
+        self.isolation = isolation.detect()
+        if self.isolation.isolated:
+            log.info(self.isolation.message())
+        else:
+            log.warning(self.isolation.message())
         self.services: dict[str, ServiceGroup] = {}
         self.socket_dir = Path(tempfile.mkdtemp(prefix="sy-"))  # short, private (0700)
         os.chmod(self.socket_dir, 0o700)
@@ -157,17 +191,35 @@ class Supervisor:
         self._counter += 1
         logs = self.home / "serve" / "logs" / spec.service
         logs.mkdir(parents=True, exist_ok=True)
+        plan = None
+        if self.isolation.isolated:
+            plan = isolation.plan_for(
+                self.home,
+                code_dir=spec.code_dir,
+                socket_dir=self.socket_dir,
+                store_url=self.store_url,
+                cache_url=self.cache_url,
+                db_url=self.db_url,
+            )
+        # the home and stores the host resolved (a flag or config.yaml may have named them:
+        # an isolated worker cannot read config.yaml), then the deployment's own --env
+        env = worker_env({}, self.store_url)
+        env["SHIPYARD_HOME"] = str(self.home)
+        env["SHIPYARD_STORE_URL"] = self.store_url
+        env["SHIPYARD_CACHE_URL"] = self.cache_url
+        if plan is not None:  # the worker's own tmpfs: everywhere else is read-only
+            env["TMPDIR"] = env["HOME"] = "/tmp"
+        env = {**env, **spec.env, "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir)}
         worker = WorkerSpec(
             service=spec.service,
             entry=spec.entry,
             code_dir=spec.code_dir,
-            env={
-                **worker_env(spec.env, self.store_url),
-                "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir),
-            },
+            env=env,
             pins=spec.pins,
             log_path=logs / f"v{spec.version}-{self._counter}.log",
             secrets=spec.secrets,
+            models=self.models,
+            isolation=plan,
         )
         return Replica(worker, self.socket_dir / f"{self._counter}.sock", self._counter)
 

@@ -1,15 +1,18 @@
 """One worker process of a hosted service, started by the host's supervisor:
 
     python -m shipyard.serve.worker --socket PATH --code-dir DIR --entry FILE.py:Class \\
-        --name SERVICE [--pins '{"ranker@prod": "ranker:7"}']
+        --name SERVICE [--pins '{"ranker@prod": "ranker:7"}'] [--models-fd N] [--isolate PLAN]
 
-It imports FILE from DIR under its own module name (``service`` for ``service.py``, never
-``__main__``), reads the class, builds every validator, calls ``load()``, freezes the loaded
-objects out of the garbage collector's reach (``gc.freeze()``: no full collection walks the
-model again), and serves the framing of ``protocol.py`` on the Unix socket PATH (mode 0600):
-READY first on every connection, then REQUEST -> RESPONSE (many in flight, any order) and
-PING -> PONG. Sync endpoints run inline on the event loop (uvloop when installed); async
-ones are tasks.
+Before any of the service's code is imported it isolates itself when the host asked
+(``--isolate``: see ``isolation.py``; it exits 3 if it cannot), and takes its model records
+from the host over the model channel ``--models-fd`` (see ``model_channel.py``), so it never
+opens the metadata database. Then it imports FILE from DIR under its own module name
+(``service`` for ``service.py``, never ``__main__``), reads the class, builds every
+validator, calls ``load()``, freezes the loaded objects out of the garbage collector's reach
+(``gc.freeze()``: no full collection walks the model again), and serves the framing of
+``protocol.py`` on the Unix socket PATH (mode 0600): READY first on every connection, then
+REQUEST -> RESPONSE (many in flight, any order) and PING -> PONG. Sync endpoints run inline
+on the event loop (uvloop when installed); async ones are tasks.
 
 Exit status: 0 after SIGTERM/SIGINT (stop accepting, finish in-flight requests for at most
 30 s); 3 when the code could not be imported, the class is not a valid service, or
@@ -27,6 +30,7 @@ import importlib
 import json
 import os
 import signal
+import socket
 import sys
 import traceback
 from collections.abc import Callable
@@ -217,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--entry", required=True, help="FILE.py:Class inside --code-dir")
     parser.add_argument("--name", required=True, help="the service name")
     parser.add_argument("--pins", default=None, help="JSON: model spec -> 'name:version'")
+    parser.add_argument("--models-fd", type=int, default=None, help="the model channel's fd")
+    parser.add_argument("--isolate", default=None, help="JSON: the view to isolate into")
     args = parser.parse_args(argv)
     try:
         pins = _parse_pins(args.pins)
@@ -224,6 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--pins: {exc}")
     if pins:
         os.environ[PINS_ENV] = json.dumps(pins, sort_keys=True)
+    try:
+        _start(args.isolate, args.models_fd)
+    except (OSError, EOFError, ValueError, ProtocolError) as exc:
+        return _load_failed(ServiceDefinitionError(f"the worker could not start: {exc}"))
     try:
         service_class = import_service(args.code_dir, args.entry)
         table = EndpointTable.load(service_class, args.name)
@@ -235,6 +245,18 @@ def main(argv: list[str] | None = None) -> int:
     log_event("ready", service=args.name, pid=os.getpid(), frozen_objects=gc.get_freeze_count())
     _run(Worker(table, args.socket, {**pins, **_resolved_models()}).serve())
     return 0
+
+
+def _start(isolate: str | None, models_fd: int | None) -> None:
+    """What happens before any service code runs: isolation, then the model channel."""
+    if isolate is not None:
+        from shipyard.serve.isolation import Plan, apply
+
+        apply(Plan.from_json(isolate))
+    if models_fd is not None:
+        from shipyard.serve.model_channel import HostResolver, install
+
+        install(HostResolver(socket.socket(fileno=models_fd)))
 
 
 def _resolved_models() -> dict[str, str]:
