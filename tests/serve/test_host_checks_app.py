@@ -80,7 +80,7 @@ def test_a_forged_host_learns_no_service_names(host: Host) -> None:
         assert client.get(path).status_code == 404
     ready = client.get("/readyz", headers={"Host": EVIL})  # not started: 503, and no detail
     assert ready.status_code == 503 and ready.json() == {"status": "not ready"}
-    assert set(client.get("/readyz").json()) == {"status", "services", "not_ready"}
+    assert set(client.get("/readyz").json()) == {"status", "services", "not_ready", "isolation"}
 
 
 def test_the_standalone_gateways_metrics_are_checked_like_the_hosts(
