@@ -50,9 +50,6 @@ import numpy as np
 import redis
 from flows import git_state
 from measure import MB, run_measured, run_text, tree_memory
-
-from serve import Config as ServeConfig
-from serve import ms, shipyard_host
 from servers import (
     BENCH,
     PYTHON,
@@ -72,6 +69,9 @@ from servers import (
     start,
     yes,
 )
+
+from serve import Config as ServeConfig
+from serve import ms, shipyard_host
 from shipyard import cache
 
 LOADER = BENCH / "cache" / "load.py"

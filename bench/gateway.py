@@ -47,7 +47,6 @@ from pathlib import Path
 import httpx
 from flows import git_state
 from measure import run_text
-
 from servers import (
     BENCH,
     POST_LUA,

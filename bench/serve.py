@@ -40,7 +40,6 @@ from pathlib import Path
 import httpx
 from flows import git_state
 from measure import MB, run_text
-
 from servers import (
     BENCH,
     PYTHON,
