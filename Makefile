@@ -25,7 +25,7 @@ demo-digits: venv
 	SHIPYARD_HOME=$(DEMO_HOME) $(BIN)/python examples/digits/demo.py
 
 lint: venv
-	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff check --no-cache src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/lint-imports --no-cache
 
