@@ -30,6 +30,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from shipyard.gateway import attempts
+from shipyard.gateway.cooldown import Cooldowns
 from shipyard.gateway.decoding import decoded
 from shipyard.gateway.exchange import Exchange, Refused, auth_refusal, refusal
 from shipyard.gateway.hooks import Admission
@@ -101,6 +102,8 @@ class Proxy:
         self.table = table
         self.scrubber = scrubber
         self.max_body = max_body
+        #: routes whose upstream answered 429, resting until the wait it asked for is over
+        self.cooldowns = Cooldowns()
 
     # -- the OpenAI surface ---------------------------------------------------------------------
     def openai_endpoint(self, kind: RouteType) -> Callable[[Request], Any]:
@@ -161,7 +164,13 @@ class Proxy:
         self._admit(ex, route, _estimate(body, payload))
         call = Call(kind, payload=payload, headers=_forwarded(request, route))
         response, adapter = await attempts.send(
-            ex, table, route, call, metrics=self.metrics, max_body=self.max_body
+            ex,
+            table,
+            route,
+            call,
+            metrics=self.metrics,
+            max_body=self.max_body,
+            cooldowns=self.cooldowns,
         )
         return await self._answer(ex, adapter, response, call, stream)
 
@@ -230,7 +239,13 @@ class Proxy:
             headers=_forwarded(request, route),
         )
         response, adapter = await attempts.send(
-            ex, table, route, call, metrics=self.metrics, max_body=self.max_body
+            ex,
+            table,
+            route,
+            call,
+            metrics=self.metrics,
+            max_body=self.max_body,
+            cooldowns=self.cooldowns,
         )
         return await self._answer(ex, adapter, response, call, True)
 
