@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -68,10 +69,10 @@ def test_diverged_version_ids_heal_above_every_id_held(redis_urls: list[str]) ->
     assert one.begin(NS, {}) == "000004"  # the first region's counter moved past it
 
 
-def test_a_region_restarted_empty_takes_the_next_publish(tmp_path: object) -> None:
+def test_a_region_restarted_empty_takes_the_next_publish() -> None:
     from shipyard.cache.backends import memory
 
-    names = [f"memory://restart-{i}-{id(tmp_path)}" for i in (0, 1)]
+    names = [f"memory://restart-{i}-{uuid.uuid4().hex}" for i in (0, 1)]
     try:
         cache = ReplicatedBackend([memory.MemoryBackend(name) for name in names])
         for _ in range(2):

@@ -10,11 +10,12 @@ Upstream answers: a 401/403 becomes our own 502 (the upstream's body could descr
 gateway's credential); a 3xx becomes 502 (redirects are never followed, and the Location
 is not passed back); a 5xx becomes 502 on the OpenAI surface; a 429 is retried and, if it
 stays, answered 429 with the upstream's ``Retry-After`` (:mod:`shipyard.gateway.attempts`);
-another 4xx is passed on in the surface's error shape; a 2xx body (or stream), and a ``service``/``http`` route's 5xx,
-are passed on. Whatever is passed on — headers, bodies, streams — is first decompressed if
-the upstream compressed it (:mod:`shipyard.gateway.decoding`) and scrubbed of every
-configured credential (:mod:`shipyard.gateway.scrubbing`). Only allow-listed request
-headers go upstream (:data:`FORWARDED`); the caller's Authorization never does.
+another 4xx is passed on in the surface's error shape; a 2xx body (or stream), and a
+``service``/``http`` route's 5xx, are passed on. Whatever is passed on — headers, bodies,
+streams — is first decompressed if the upstream compressed it
+(:mod:`shipyard.gateway.decoding`) and scrubbed of every configured credential
+(:mod:`shipyard.gateway.scrubbing`). Only allow-listed request headers go upstream
+(:data:`FORWARDED`); the caller's Authorization never does.
 """
 
 from __future__ import annotations
