@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -56,14 +57,36 @@ def test_writes_go_to_every_region_with_the_same_version(redis_urls: list[str]) 
     assert cache.get_many(NS, version, KEYS[:3]) == VALUES[:3]
 
 
-def test_diverged_version_ids_fail_loudly_naming_the_region(redis_urls: list[str]) -> None:
-    two = RedisBackend(redis_urls[1])
-    two.begin(NS, {})  # written to the second region alone: ids collide
+def test_diverged_version_ids_heal_above_every_id_held(redis_urls: list[str]) -> None:
+    one, two = (RedisBackend(url) for url in redis_urls)
+    two.begin(NS, {})  # written to the second region alone: the first region's next id collides
+    two.begin(NS, {})
     cache = ReplicatedBackend([RedisBackend(url) for url in redis_urls])
-    with pytest.raises(ReplicationError) as caught:
-        cache.begin(NS, {})
-    assert list(caught.value.failures) == [two.url]
-    assert "000001 already exists" in str(caught.value)
+    version = cache.begin(NS, {})
+    assert version == "000003"  # above every id either region holds, the same in both
+    assert [i.version for i in one.versions(NS)] == ["000003"]  # 000001 was given up
+    assert [i.version for i in two.versions(NS)] == ["000001", "000002", "000003"]
+    assert one.begin(NS, {}) == "000004"  # the first region's counter moved past it
+
+
+def test_a_region_restarted_empty_takes_the_next_publish() -> None:
+    from shipyard.cache.backends import memory
+
+    names = [f"memory://restart-{i}-{uuid.uuid4().hex}" for i in (0, 1)]
+    try:
+        cache = ReplicatedBackend([memory.MemoryBackend(name) for name in names])
+        for _ in range(2):
+            _publish(cache, ITEMS)
+        memory.wipe(names[0].removeprefix("memory://"))  # the preferred region comes back empty
+        version = _publish(cache, ITEMS[:5])
+        assert version == "000003"
+        for name in names:
+            region = memory.MemoryBackend(name)
+            assert region.live(NS) == version
+            assert region.get_many(NS, version, KEYS[:5]) == VALUES[:5]
+    finally:
+        for name in names:
+            memory.reset(name.removeprefix("memory://"))
 
 
 def test_publish_fails_before_any_region_moves_when_one_is_incomplete(

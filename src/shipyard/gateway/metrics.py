@@ -38,6 +38,13 @@ class GatewayMetrics:
             ["route", "outcome"],
             registry=r,
         )
+        self.rests = Counter(
+            "shipyard_gateway_upstream_rested",
+            "Requests not sent to a route because its upstream's 429 asked for a pause "
+            "(they went to the fallbacks, or were answered 429), by route",
+            ["route"],
+            registry=r,
+        )
         self.reloads = Counter(
             "shipyard_gateway_reloads",
             "Configuration reloads by outcome",
@@ -59,6 +66,10 @@ class GatewayMetrics:
         if child is None:
             child = self._attempts[(route, outcome)] = self.attempts.labels(route, outcome)
         child.inc()
+
+    def rested(self, route: str) -> None:
+        """Count one request kept off ``route`` while its upstream asked for a pause."""
+        self.rests.labels(route).inc()
 
     def admission_failed(self, route: str) -> None:
         """Count one request admitted without its limits and budgets checked (fail open)."""

@@ -8,12 +8,14 @@ ask :meth:`Admission.admit`, then try the route and its fallbacks in order, each
 
 Upstream answers: a 401/403 becomes our own 502 (the upstream's body could describe the
 gateway's credential); a 3xx becomes 502 (redirects are never followed, and the Location
-is not passed back); a 5xx becomes 502 on the OpenAI surface; another 4xx is passed on in
-the surface's error shape; a 2xx body (or stream), and a ``service``/``http`` route's 5xx,
-are passed on. Whatever is passed on — headers, bodies, streams — is first decompressed if
-the upstream compressed it (:mod:`shipyard.gateway.decoding`) and scrubbed of every
-configured credential (:mod:`shipyard.gateway.scrubbing`). Only allow-listed request
-headers go upstream (:data:`FORWARDED`); the caller's Authorization never does.
+is not passed back); a 5xx becomes 502 on the OpenAI surface; a 429 is retried and, if it
+stays, answered 429 with the upstream's ``Retry-After`` (:mod:`shipyard.gateway.attempts`);
+another 4xx is passed on in the surface's error shape; a 2xx body (or stream), and a
+``service``/``http`` route's 5xx, are passed on. Whatever is passed on — headers, bodies,
+streams — is first decompressed if the upstream compressed it
+(:mod:`shipyard.gateway.decoding`) and scrubbed of every configured credential
+(:mod:`shipyard.gateway.scrubbing`). Only allow-listed request headers go upstream
+(:data:`FORWARDED`); the caller's Authorization never does.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from shipyard.gateway import attempts
+from shipyard.gateway.cooldown import Cooldowns
 from shipyard.gateway.decoding import decoded
 from shipyard.gateway.exchange import Exchange, Refused, auth_refusal, refusal
 from shipyard.gateway.hooks import Admission
@@ -101,6 +104,8 @@ class Proxy:
         self.table = table
         self.scrubber = scrubber
         self.max_body = max_body
+        #: routes whose upstream answered 429, resting until the wait it asked for is over
+        self.cooldowns = Cooldowns()
 
     # -- the OpenAI surface ---------------------------------------------------------------------
     def openai_endpoint(self, kind: RouteType) -> Callable[[Request], Any]:
@@ -161,7 +166,13 @@ class Proxy:
         self._admit(ex, route, _estimate(body, payload))
         call = Call(kind, payload=payload, headers=_forwarded(request, route))
         response, adapter = await attempts.send(
-            ex, table, route, call, metrics=self.metrics, max_body=self.max_body
+            ex,
+            table,
+            route,
+            call,
+            metrics=self.metrics,
+            max_body=self.max_body,
+            cooldowns=self.cooldowns,
         )
         return await self._answer(ex, adapter, response, call, stream)
 
@@ -230,7 +241,13 @@ class Proxy:
             headers=_forwarded(request, route),
         )
         response, adapter = await attempts.send(
-            ex, table, route, call, metrics=self.metrics, max_body=self.max_body
+            ex,
+            table,
+            route,
+            call,
+            metrics=self.metrics,
+            max_body=self.max_body,
+            cooldowns=self.cooldowns,
         )
         return await self._answer(ex, adapter, response, call, True)
 

@@ -60,6 +60,14 @@ def reset(name: str | None = None) -> None:
             _stores.pop(name, None)
 
 
+def wipe(name: str) -> None:
+    """Empty the store ``name`` in place, as a server restarted without persistence comes
+    back: backends already open on it see it empty (to test recovery)."""
+    store = _store(name)
+    with store.lock:
+        store.namespaces.clear()
+
+
 class MemoryBackend:
     """Versions of namespaces in this process's memory."""
 

@@ -34,6 +34,8 @@ from shipyard.cache.backends.base import Backend, BackendUnavailable, CacheError
 __all__ = ["FALLBACKS", "REGION_UP", "ReplicatedBackend", "ReplicationError"]
 
 T = TypeVar("T")
+#: rounds of picking a version id before :meth:`ReplicatedBackend.begin` gives up
+_ID_ROUNDS = 5
 log = logging.getLogger(__name__)
 
 FALLBACKS = Counter(
@@ -216,17 +218,52 @@ class ReplicatedBackend:
             log.warning("cache region %s missed: %s (%s)", region, what, why)
 
     def begin(self, namespace: str, meta: dict[str, Any], version: str | None = None) -> str:
-        """Begin the same version id in every region (the first region that answers picks it)."""
+        """Begin the same version id in every region (the first region that answers picks it,
+        unless ``version`` is given).
+
+        A region restarted empty (no persistence) counts ids from 1 again, so the id it picks
+        can be an old version in another region. Then the id is given up where this call began
+        it, and the version is begun again, everywhere, with an id above every one any region
+        holds (which also moves each region's counter past it); a concurrent writer taking
+        that id first means one more round, at most :data:`_ID_ROUNDS`."""
+        if version is not None:
+            return self._begin(namespace, meta, version, picked=False)
+        chosen: str | None = None
+        for _ in range(_ID_ROUNDS):
+            try:
+                return self._begin(namespace, meta, chosen, picked=True)
+            except _Taken as taken:
+                self._give_up(namespace, taken.version, taken.began)
+                chosen = self._next_id(namespace, taken.version)
+        raise ReplicationError(
+            f"cannot begin a version of {namespace!r}: {_ID_ROUNDS} version ids in a row were "
+            "taken in some region by concurrent writers",
+            {},
+        )
+
+    def _begin(
+        self, namespace: str, meta: dict[str, Any], version: str | None, *, picked: bool
+    ) -> str:
+        """One round of :meth:`begin`; ``picked``: the id is this call's own choice (the first
+        region's, or :meth:`_next_id`'s), so a region holding it already raises :class:`_Taken`
+        instead of failing the write."""
         failures: dict[str, str] = {}
+        began: list[_Region] = []
         for region in self._regions:
             try:
                 if version is None:
                     got = region.backend.begin(namespace, meta)
                 else:
                     got = region.backend.begin(namespace, meta, version=version)
-            except CacheError as exc:  # unavailable, or the id is taken there (diverged)
+            except BackendUnavailable as exc:
                 failures[region.name] = str(exc)
                 continue
+            except CacheError as exc:  # the id is taken there
+                if picked and version is not None:
+                    raise _Taken(version, began) from exc
+                failures[region.name] = str(exc)
+                continue
+            began.append(region)
             version = version or got
         if version is None:
             what = f"cannot begin a version of {namespace!r} in any region"
@@ -235,6 +272,25 @@ class ReplicatedBackend:
         if failures:
             self._missed.setdefault((namespace, version), {}).update(failures)
         return version
+
+    def _give_up(self, namespace: str, version: str, began: list[_Region]) -> None:
+        """Drop ``version`` (just begun, empty) from the regions where this call began it."""
+        for region in began:
+            try:
+                region.backend.drop(namespace, version)
+            except CacheError as exc:  # an empty unpublished version: gc drops it later
+                log.warning("cannot give up version %s in %s: %s", version, region.name, exc)
+
+    def _next_id(self, namespace: str, taken: str) -> str:
+        """An id above ``taken`` and every version any reachable region holds."""
+        highest = int(taken)
+        for region in self._regions:
+            try:
+                held = region.backend.versions(namespace)
+            except BackendUnavailable:
+                continue
+            highest = max([highest, *(int(info.version) for info in held)])
+        return f"{highest + 1:06d}"
 
     def put_many(self, namespace: str, version: str, items: Iterable[tuple[bytes, bytes]]) -> int:
         """Write ``items`` into every region (that has not already missed this version), in
@@ -393,6 +449,15 @@ class ReplicatedBackend:
             region.backend.close()
             if region.quick is not region.backend:
                 region.quick.close()
+
+
+class _Taken(CacheError):
+    """The version id a begin picked is already a version in some region."""
+
+    def __init__(self, version: str, began: list[_Region]) -> None:
+        super().__init__(f"version {version} exists already in some region")
+        self.version = version
+        self.began = began
 
 
 class _Lacks(CacheError):
