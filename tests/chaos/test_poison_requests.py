@@ -1,0 +1,81 @@
+"""A request that crashes its worker, repeated, must not keep a service down: after it was in
+flight at 2 worker crashes within 60 s the host refuses it (503 ``poison_request``) without
+sending it to a worker again, and every other call is served."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import httpx
+
+from serve.hosts import HostProcess
+from support.waiting import wait_for
+
+CRASHY = """
+import os
+from shipyard.serve import Service, endpoint
+
+
+class Crashy(Service):
+    @endpoint
+    def maybe_crash(self, die: bool) -> str:
+        if die:
+            os._exit(1)  # the worker process is gone, with every request in flight on it
+        return "alive"
+
+    @endpoint
+    def echo(self, x: int) -> int:
+        return x
+"""
+
+
+def _metric(text: str, name: str) -> float:
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_request_that_crashed_its_worker_twice_is_refused_and_the_rest_served(
+    tmp_path: Path,
+) -> None:
+    host = HostProcess(tmp_path / "home").start()
+    try:
+        path = tmp_path / "crashy_service.py"
+        path.write_text(CRASHY)
+        host.deploy(f"{path}:Crashy", "crashy")
+
+        def healthy() -> bool:
+            return host.post("/crashy/echo", {"x": 1}).status_code == 200
+
+        answers = []
+        for _ in range(5):  # the same poison body, each time once the worker is back
+            wait_for(healthy, "the crashy service to be ready again", timeout=30)
+            answers.append(host.post("/crashy/maybe_crash", {"die": True}))
+        types = [r.json()["error"]["type"] for r in answers]
+        assert [r.status_code for r in answers] == [503] * 5, types
+        assert types == ["worker_crashed"] * 2 + ["poison_request"] * 3, types
+        refused = answers[-1]
+        assert 60 < int(refused.headers["retry-after"]) <= 600
+        error = refused.json()["error"]
+        assert "crashy/maybe_crash" in error["message"] and "600 s" in error["message"]
+        assert re.fullmatch(r"[0-9a-f]{64}", error["sha256"])
+
+        # the same endpoint with another body, and the other endpoint, are served
+        wait_for(healthy, "the crashy service to be ready again", timeout=30)
+        assert host.post("/crashy/maybe_crash", {"die": False}).json() == "alive"
+        assert [host.post("/crashy/echo", {"x": i}).json() for i in range(20)] == list(range(20))
+
+        metrics = httpx.get(host.url + "/metrics").text
+        # the worker crashed twice, not five times
+        assert _metric(metrics, 'shipyard_worker_restarts_total{service="crashy"}') == 2
+        poison = 'shipyard_poison_requests_total{endpoint="maybe_crash",service="crashy"}'
+        assert _metric(metrics, poison) == 3
+        assert _metric(metrics, "shipyard_poison_hashes_held") == 1
+
+        # the refusals are in the access log, with their reason
+        lines = [json.loads(x) for x in host.log.read_text().splitlines() if x.startswith("{")]
+        logged = [x for x in lines if x.get("reason") == "poison_request"]
+        assert len(logged) == 3 and all(x["status"] == 503 for x in logged), logged
+    finally:
+        host.stop()
