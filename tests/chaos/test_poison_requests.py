@@ -75,6 +75,8 @@ def test_a_request_that_crashed_its_worker_twice_is_refused_and_the_rest_served(
         poison = 'shipyard_poison_requests_total{endpoint="maybe_crash",service="crashy"}'
         assert _metric(metrics, poison) == 3
         assert _metric(metrics, "shipyard_poison_hashes_held") == 1
+        marked = 'shipyard_poison_hashes_marked_total{endpoint="maybe_crash",service="crashy"}'
+        assert _metric(metrics, marked) == 1
 
         # the refusals are in the access log, with their reason
         lines = [json.loads(x) for x in host.log.read_text().splitlines() if x.startswith("{")]

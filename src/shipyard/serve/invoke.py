@@ -56,9 +56,7 @@ class Invoker:
         self.max_body = max_body
         self.access_log = access_log
         self.poison = poison or PoisonRequests()
-        self.poison.on_held = lambda held: metrics.poison_marked.labels(
-            held.service, held.endpoint
-        ).inc()
+        self.poison.on_held = self._count_held
         metrics.poison_hashes.set_function(self.poison.held_count)
         self.refusal_log = refusal_log or RefusalLog()
         #: replicas the host itself killed (a call overran): their end is not a crash
@@ -146,6 +144,9 @@ class Invoker:
                     f'"bytes_in": {len(body)}, "bytes_out": {len(payload)}}}\n'
                 ).encode(),
             )
+
+    def _count_held(self, held: Held) -> None:
+        self.metrics.poison_marked.labels(held.service, held.endpoint).inc()
 
     def _crashed(
         self, replica: Replica, service: str, endpoint: str, body: bytes, exc: ReplicaGone
