@@ -74,6 +74,8 @@ def test_a_request_that_crashed_its_worker_twice_is_refused_and_the_rest_served(
         assert _metric(metrics, 'shipyard_worker_restarts_total{service="crashy"}') == 2
         poison = 'shipyard_poison_requests_total{endpoint="maybe_crash",service="crashy"}'
         assert _metric(metrics, poison) == 3
+        rejected = 'shipyard_rejected_total{reason="poison_request",service="crashy"}'
+        assert _metric(metrics, rejected) == 3
         assert _metric(metrics, "shipyard_poison_hashes_held") == 1
         marked = 'shipyard_poison_hashes_marked_total{endpoint="maybe_crash",service="crashy"}'
         assert _metric(metrics, marked) == 1

@@ -169,6 +169,7 @@ class Invoker:
     ) -> None:
         now = self.poison.clock()
         self.metrics.poison_requests.labels(service, endpoint).inc()
+        self.metrics.rejected.labels(service, "poison_request").inc()  # the UI's error counts
         message, retry = held.message(now), held.retry_after(now)
         await self._refuse(
             send,

@@ -71,7 +71,7 @@ class HostMetrics:
         )
         self.rejected = Counter(
             "shipyard_rejected",
-            "Requests refused because a service was overloaded or down",
+            "Requests refused: a service overloaded or down, or a poison request",
             ["service", "reason"],
             registry=r,
         )
