@@ -56,7 +56,7 @@ class Held:
     def message(self, now: float) -> str:
         """What the caller is told: what is refused, why, for how long, and the fix."""
         return (
-            f"this request to {self.service}/{self.endpoint} (body sha256 {self.digest[:16]}…) "
+            f"this request to {self.service}/{self.endpoint} (body sha256 {self.digest[:16]}...) "
             f"crashed its worker {self.crashes} times within {WINDOW:g} s; the host refuses it "
             f"for {HOLD:g} s ({self.retry_after(now)} s left). Fix the endpoint, or send "
             "another request"
