@@ -15,7 +15,7 @@ worker *answers* (any status: the worker survived it) is cleared: a poison reque
 answered. Crashes the host causes itself (a drain, a stop, a recycled worker) are not
 counted.
 
-Healthy traffic pays nothing while nothing is suspected or held, and then a dict lookup by
+Healthy traffic pays two truth tests while nothing is suspected or held, then a dict lookup by
 ``(service, endpoint, body length)``; the body is hashed only when that matches (or at a
 crash, from the bytes each request in flight keeps).
 """
