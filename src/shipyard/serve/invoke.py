@@ -4,6 +4,10 @@ It never parses the body (the worker does, with validators built at load): it fi
 service, asks the guard (a cached answer), picks the least-loaded ready replica, forwards the
 bytes and sends the worker's answer back. The only work on the front is routing and
 bookkeeping, so it is inlined on purpose.
+
+A request that was in flight at worker crashes is tracked (:mod:`~shipyard.serve.poison`):
+only while some request is suspected or refused does a call pay a dict lookup more. Calls
+refused before a worker saw them are logged by :class:`~shipyard.serve.accesslog.RefusalLog`.
 """
 
 from __future__ import annotations
@@ -11,13 +15,16 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+import weakref
 from typing import TYPE_CHECKING
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shipyard.errors import JSON, error_body
+from shipyard.serve.accesslog import RefusalLog
 from shipyard.serve.metrics import HostMetrics
-from shipyard.serve.replica import ReplicaGone
+from shipyard.serve.poison import Held, PoisonRequests
+from shipyard.serve.replica import Replica, ReplicaGone
 from shipyard.serve.supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -29,7 +36,8 @@ MAX_BODY = 16 << 20
 
 class Invoker:
     """Calls of the services ``supervisor`` runs, checked by ``guard``, counted in
-    ``metrics``; with ``access_log``, one JSON line per call on stderr."""
+    ``metrics``; with ``access_log``, one JSON line per call on stderr (refusals through
+    ``refusal_log``, rate-limited); requests that crash workers are refused by ``poison``."""
 
     def __init__(
         self,
@@ -39,12 +47,20 @@ class Invoker:
         metrics: HostMetrics,
         max_body: int = MAX_BODY,
         access_log: bool = False,
+        poison: PoisonRequests | None = None,
+        refusal_log: RefusalLog | None = None,
     ) -> None:
         self.supervisor = supervisor
         self.guard = guard
         self.metrics = metrics
         self.max_body = max_body
         self.access_log = access_log
+        self.poison = poison or PoisonRequests()
+        self.poison.on_held = self._count_held
+        metrics.poison_hashes.set_function(self.poison.held_count)
+        self.refusal_log = refusal_log or RefusalLog()
+        #: replicas the host itself killed (a call overran): their end is not a crash
+        self._recycled: weakref.WeakSet[Replica] = weakref.WeakSet()
 
     def endpoint(self) -> ASGIApp:
         """The same calls as an ASGI endpoint of a route ``/{service}/{endpoint}``."""
@@ -56,22 +72,29 @@ class Invoker:
         started = time.perf_counter()
         group = self.supervisor.services.get(service)
         if group is None:
-            await _send(send, 404, error_body("not_found", f"no service named {service!r}"))
+            message = f"no service named {service!r}"
+            await self._refuse(send, service, endpoint, started, 404, "not_found", message)
             return
         found = group.endpoints.get(endpoint)
         if found is None:
             known = sorted(group.endpoints)
             message = f"service {service!r} has no endpoint {endpoint!r}; it has {known}"
-            await _send(send, 404, error_body("not_found", message))
+            await self._refuse(send, service, endpoint, started, 404, "not_found", message)
             return
         denied = self.guard.invoke_refusal(scope, service)
         if denied is not None:
-            await _send(send, denied.status, error_body(denied.type, denied.message))
+            await self._refuse(
+                send, service, endpoint, started, denied.status, denied.type, denied.message
+            )
             return
         body = await _read_body(scope, receive, self.max_body)
         if body is None:
             message = f"the request body exceeds {self.max_body} bytes"
-            await _send(send, 413, error_body("payload_too_large", message))
+            await self._refuse(send, service, endpoint, started, 413, "payload_too_large", message)
+            return
+        poison = self.poison
+        if poison.holding and (held := poison.refusal(service, endpoint, body)) is not None:
+            await self._refuse_poison(send, service, endpoint, started, held, len(body))
             return
         index, info = found
         replica = group.pick(self.supervisor.max_in_flight)
@@ -83,7 +106,7 @@ class Invoker:
                 if group.ready_count
                 else f"service {service!r} has no ready replica (restarting); retry shortly"
             )
-            await _send(send, 503, error_body(reason, message), retry_after=True)
+            await self._refuse(send, service, endpoint, started, 503, reason, message, len(body), 1)
             return
         future = replica.send(index, body)
         try:
@@ -91,18 +114,21 @@ class Invoker:
                 frame = await future
         except TimeoutError:
             replica.forget(future)
+            self._recycled.add(replica)
             await self.supervisor.recycle(
                 group, replica, f"a call to {endpoint!r} ran longer than {info.get('timeout')} s"
             )
             message = f"{service}/{endpoint} did not answer within {info.get('timeout')} s"
             status, payload = 504, error_body("timeout", message)
         except ReplicaGone as exc:
-            status, payload = 503, error_body("worker_crashed", exc.reason)
+            status, payload = 503, self._crashed(replica, service, endpoint, body, exc)
         else:
             status, payload = frame.code, frame.payload
             if frame.extra:
                 self.metrics.endpoint(service, endpoint).batch_size.observe(frame.extra)
-        await _send(send, status, payload, retry_after=status == 503)
+            if poison.suspecting:
+                poison.answered(service, endpoint, body)
+        await _send(send, status, payload, retry_after=1 if status == 503 else 0)
         elapsed = time.perf_counter() - started
         counters = self.metrics.endpoint(service, endpoint)
         counters.count(status)
@@ -117,6 +143,72 @@ class Invoker:
                     f'"status": {status}, "ms": {elapsed * 1000:.3f}, "replica": {replica.number}, '
                     f'"bytes_in": {len(body)}, "bytes_out": {len(payload)}}}\n'
                 ).encode(),
+            )
+
+    def _count_held(self, held: Held) -> None:
+        self.metrics.poison_marked.labels(held.service, held.endpoint).inc()
+
+    def _crashed(
+        self, replica: Replica, service: str, endpoint: str, body: bytes, exc: ReplicaGone
+    ) -> bytes:
+        """The answer to a call whose worker went away under it; a crash (not a stop or a
+        recycle of the host's own) makes the call a suspect of it (poison.py)."""
+        message = exc.reason
+        if not replica.stopping and replica not in self._recycled:
+            held = self.poison.crashed(replica.number, service, endpoint, body)
+            if held is not None:
+                message += (
+                    f"; this request was in flight at {held.crashes} worker crashes within "
+                    f"{self.poison.window:g} s, so it is refused for {self.poison.hold:g} s "
+                    "(503 poison_request)"
+                )
+        return error_body("worker_crashed", message)
+
+    async def _refuse_poison(
+        self, send: Send, service: str, endpoint: str, started: float, held: Held, size: int
+    ) -> None:
+        now = self.poison.clock()
+        self.metrics.poison_requests.labels(service, endpoint).inc()
+        self.metrics.rejected.labels(service, "poison_request").inc()  # the UI's error counts
+        message, retry = held.message(now), held.retry_after(now)
+        await self._refuse(
+            send,
+            service,
+            endpoint,
+            started,
+            503,
+            "poison_request",
+            message,
+            size,
+            retry,
+            {"sha256": held.digest},
+        )
+
+    async def _refuse(
+        self,
+        send: Send,
+        service: str,
+        endpoint: str,
+        started: float,
+        status: int,
+        reason: str,
+        message: str,
+        bytes_in: int = 0,
+        retry_after: int = 0,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        """Answer a call no worker saw, and log it (rate-limited per reason)."""
+        payload = error_body(reason, message, **(extra or {}))
+        await _send(send, status, payload, retry_after=retry_after)
+        if self.access_log:
+            self.refusal_log.refused(
+                reason,
+                service=service,
+                endpoint=endpoint,
+                status=status,
+                ms=(time.perf_counter() - started) * 1000,
+                bytes_in=bytes_in,
+                bytes_out=len(payload),
             )
 
 
@@ -155,10 +247,10 @@ async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None
 _JSON_HEADERS = [(b"content-type", JSON.encode())]
 
 
-async def _send(send: Send, status: int, body: bytes, *, retry_after: bool = False) -> None:
+async def _send(send: Send, status: int, body: bytes, *, retry_after: int = 0) -> None:
     headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode())]
     if retry_after:
-        headers.append((b"retry-after", b"1"))
+        headers.append((b"retry-after", str(retry_after).encode()))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

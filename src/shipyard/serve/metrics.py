@@ -51,9 +51,27 @@ class HostMetrics:
             registry=r,
         )
         self._endpoints: dict[tuple[str, str], EndpointMetrics] = {}
+        self.poison_requests = Counter(
+            "shipyard_poison_requests",
+            "Requests refused (503 poison_request) because the same request crashed workers",
+            ["service", "endpoint"],
+            registry=r,
+        )
+        self.poison_marked = Counter(
+            "shipyard_poison_hashes_marked",
+            "Requests (endpoint and body hashes) found crashing workers and refused since",
+            ["service", "endpoint"],
+            registry=r,
+        )
+        #: set to the invoker's count of held hashes (a function: holds end by themselves)
+        self.poison_hashes = Gauge(
+            "shipyard_poison_hashes_held",
+            "Requests (endpoint and body hashes) refused now because they crashed workers",
+            registry=r,
+        )
         self.rejected = Counter(
             "shipyard_rejected",
-            "Requests refused because a service was overloaded or down",
+            "Requests refused: a service overloaded or down, or a poison request",
             ["service", "reason"],
             registry=r,
         )
