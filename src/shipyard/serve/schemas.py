@@ -10,20 +10,25 @@ Errors raised for the dispatcher, all ``EndpointError``:
 
     EndpointError(status, type, message, field?)     the body {"error": {...}}
       400 invalid_json          the body is not JSON
-      422 validation_error      a parameter is missing, extra or of the wrong type
-      500 response_validation   the endpoint returned a value its annotation does not allow
+      422 validation_error      a parameter is missing, extra or of the wrong type, or a
+                                float is NaN, Infinity or overflows (1e999)
+      500 response_validation   the endpoint returned a value its annotation does not allow,
+                                or a NaN/inf float, which JSON cannot carry
       500 contract_violation    the value broke the endpoint's contract
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
+import re
 import types
 import typing
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -56,7 +61,14 @@ _JSON_KINDS = {
 
 
 class EndpointError(ServeError):
-    """A request that gets an error response: its HTTP status and the body's fields."""
+    """A request that gets an error response: its HTTP status and the body's fields.
+
+    An endpoint may raise it to answer 4xx itself. A batched endpoint names the bad items
+    with ``items`` (indices into the list it was called with): only the requests holding
+    them get the error; the others are run again without them::
+
+        raise EndpointError(422, "bad_pair", "pair 3 has no user", items=[3])
+    """
 
     def __init__(
         self,
@@ -66,6 +78,7 @@ class EndpointError(ServeError):
         *,
         field: str | None = None,
         error_id: str | None = None,
+        items: Sequence[int] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -73,6 +86,7 @@ class EndpointError(ServeError):
         self.message = message
         self.field = field
         self.error_id = error_id
+        self.items = tuple(items) if items is not None else None
 
     def body(self) -> bytes:
         return error_body(self.type, self.message, field=self.field, error_id=self.error_id)
@@ -115,6 +129,8 @@ class EndpointSchema:
     request_model: type[BaseModel]
     response: TypeAdapter[Any]
     contract: Contract | None
+    #: whether a float can hide in a nested model, past ``allow_inf_nan=False`` (see parse)
+    check_nested: bool = False
 
     @classmethod
     def build(cls, spec: EndpointSpec, service: str) -> EndpointSchema:
@@ -129,9 +145,12 @@ class EndpointSchema:
                 warnings.simplefilter("ignore")
                 request_model = create_model(  # type: ignore[call-overload]
                     f"{title}Request",
-                    __config__=ConfigDict(extra="forbid", protected_namespaces=()),
+                    __config__=ConfigDict(
+                        extra="forbid", protected_namespaces=(), allow_inf_nan=False
+                    ),
                     **fields,
                 )
+            check_nested = _floats_in_nested(request_model.__pydantic_core_schema__)
             response: TypeAdapter[Any] = TypeAdapter(spec.returns)
             contract = None if spec.options.contract is None else Contract(spec.options.contract)
         except ServiceDefinitionError:
@@ -145,7 +164,7 @@ class EndpointSchema:
                 source_file=spec.source_file,
                 lineno=spec.lineno,
             ) from None
-        return cls(spec, request_model, response, contract)
+        return cls(spec, request_model, response, contract, check_nested)
 
     def parse(self, body: bytes) -> dict[str, Any]:
         """The endpoint's keyword arguments, or ``EndpointError`` (400/422)."""
@@ -163,7 +182,23 @@ class EndpointSchema:
                 request = self.request_model.model_validate_json(data)
             except ValidationError as again:
                 raise self._request_error(again) from None
+        if self.check_nested and _MAYBE_NON_FINITE.search(data) is not None:
+            self._refuse_non_finite(request.__dict__)
         return request.__dict__
+
+    def _refuse_non_finite(self, arguments: dict[str, Any]) -> None:
+        # JSON has no NaN or inf; the request model refuses them in its own fields, this
+        # finds one a nested model let through (only when the body could hold one at all)
+        found = _non_finite_path(arguments)
+        if found is not None:
+            path, value = found
+            field = ".".join(str(part) for part in path)
+            raise EndpointError(
+                422,
+                "validation_error",
+                f"{field}: Input should be a finite number (got {value!r})",
+                field=field,
+            )
 
     def dump(self, value: Any) -> tuple[bytes, Any]:
         """The JSON bytes of a return value and the value as validated (for the contract)."""
@@ -174,15 +209,16 @@ class EndpointSchema:
         else:
             # JSON has no inf/nan: pydantic writes them as null, which the document does not
             # allow where a number is promised; only a reply containing null can hide one
-            if b"null" in out and _non_finite(value):
-                raise EndpointError(
-                    500,
-                    "response_validation",
-                    (
-                        f"{self.spec.method}() returned a non-finite float (inf or nan), which "
-                        "JSON cannot carry"
-                    ),
-                )
+            if b"null" in out:
+                found = _non_finite_path(value, decimals=False)
+                if found is not None:
+                    where = ".".join(str(part) for part in found[0]) or "the value"
+                    raise EndpointError(
+                        500,
+                        "response_validation",
+                        f"{self.spec.method}() returned a non-finite float ({found[1]!r} at "
+                        f"{where}), which JSON cannot carry; return a finite number or None",
+                    )
             return out, value
         try:
             value = self.response.validate_python(value)
@@ -351,17 +387,62 @@ def _is_predicate(contract: Any) -> bool:
     return callable(contract) and not inspect.isclass(contract)
 
 
-def _non_finite(value: Any) -> bool:
-    """Whether a float inf/nan hides anywhere in a return value."""
+#: what a JSON body holding a non-finite number must contain: a NaN or Infinity literal, an
+#: exponent of three digits, or a run of 309 digits (10**308 is the largest finite float).
+#: Strings may match too; it only gates the exact check. The lookbehind starts a digit run
+#: once, so the scan stays linear on a body of digits.
+_MAYBE_NON_FINITE = re.compile(rb"NaN|Infinity|[eE]\+?\d\d\d|(?<!\d)\d{309}")
+_NESTED = ("model", "dataclass", "typed-dict")
+
+
+def _floats_in_nested(node: Any, nested: bool = False, top: bool = True) -> bool:
+    """Whether a float (or decimal) sits inside a model, dataclass or TypedDict nested in the
+    request: ``allow_inf_nan=False`` on the request model does not reach those (they keep
+    their own config, and pydantic reuses their own prebuilt validators)."""
+    if isinstance(node, list):
+        return any(_floats_in_nested(item, nested, top) for item in node)
+    if not isinstance(node, dict):
+        return False
+    kind = node.get("type")
+    if kind in ("float", "decimal") and nested:
+        return True
+    if kind in _NESTED and not top:
+        nested = True
+    if kind in _NESTED:
+        top = False
+    return any(
+        _floats_in_nested(value, nested, top)
+        for key, value in node.items()
+        if key not in ("cls", "metadata", "default", "config")
+    )
+
+
+def _non_finite_path(
+    value: Any, path: tuple[Any, ...] = (), *, decimals: bool = True
+) -> tuple[tuple[Any, ...], Any] | None:
+    """The path and value of the first NaN or inf float (or Decimal) inside a value, or None."""
     if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, list | tuple | set | frozenset):
-        return any(_non_finite(v) for v in value)
+        return None if math.isfinite(value) else (path, value)
+    if decimals and isinstance(value, Decimal):
+        return None if value.is_finite() else (path, value)
+    items: Any
     if isinstance(value, dict):
-        return any(_non_finite(v) for v in value.values())
-    if isinstance(value, BaseModel):
-        return any(_non_finite(v) for v in value.__dict__.values())
-    return False
+        items = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    elif isinstance(value, set | frozenset):
+        items = ((None, v) for v in value)
+    elif isinstance(value, BaseModel):
+        items = value.__dict__.items()
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite_path(item, path if key is None else (*path, key), decimals=decimals)
+        if found is not None:
+            return found
+    return None
 
 
 def _only_integral_floats(exc: ValidationError) -> bool:
