@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 from shipyard.serve import Service, ServiceClient, endpoint
-from shipyard.serve.schemas import EndpointSchema, _floats_in_nested
+from shipyard.serve.schemas import EndpointSchema
 from shipyard.serve.service import collect_endpoints
 
 
@@ -130,14 +131,19 @@ def test_a_bad_item_is_refused_before_it_joins_a_batch(client: ServiceClient) ->
     assert json.loads(replies[0].body) == [1.0]
 
 
-def test_only_endpoints_with_floats_in_nested_models_pay_the_scan() -> None:
-    schemas = {
-        spec.name: EndpointSchema.build(spec, "Geometry") for spec in collect_endpoints(Geometry)
-    }
-    assert schemas["area"].check_nested and schemas["lengths"].check_nested
-    # the request model's own config covers a top-level float; Label has none
-    assert not schemas["labels"].check_nested
-    assert not _floats_in_nested(schemas["broken"].request_model.__pydantic_core_schema__)
+def test_the_users_models_keep_their_own_validation() -> None:
+    # the finite validator is built from a copy: the classes themselves are untouched
+    EndpointSchema.build(collect_endpoints(Geometry)[0], "Geometry")
+    assert Point.__pydantic_complete__
+    assert math.isnan(Point.model_validate_json('{"x": NaN}').x)
+    assert Point.model_validate({"x": 1}) == Point(x=1.0)
+
+
+def test_arguments_are_instances_of_the_users_classes() -> None:
+    schema = EndpointSchema.build(collect_endpoints(Geometry)[0], "Geometry")
+    arguments = schema.parse(b'{"shape": {"name": "s", "points": [{"x": 1}]}, "box": {"side": 2}}')
+    assert type(arguments["shape"]) is Shape and type(arguments["shape"].points[0]) is Point
+    assert arguments["shape"].points == [Point(x=1.0)] and arguments["box"] == Box(side=2.0)
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 Nothing here is rebuilt per request: ``EndpointSchema`` holds a pydantic request model
 (parameters by name, defaults kept, extra fields forbidden) and a ``TypeAdapter`` of the
-return annotation. A request is parsed and validated in one pass (``model_validate_json``);
+return annotation. A request is parsed and validated in one pass (``validate_json``);
 a response is serialized directly, and only when that fails is it validated against its
 annotation (a ``dict`` for a model, a tuple for a list) before a 500 is declared.
 
@@ -22,19 +22,17 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
-import re
 import types
 import typing
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 from pydantic.json_schema import GenerateJsonSchema
-from pydantic_core import PydanticSerializationError
+from pydantic_core import CoreSchema, PydanticSerializationError, SchemaValidator
 
 from shipyard.errors import error_body
 from shipyard.serve.errors import ServeError
@@ -129,8 +127,8 @@ class EndpointSchema:
     request_model: type[BaseModel]
     response: TypeAdapter[Any]
     contract: Contract | None
-    #: whether a float can hide in a nested model, past ``allow_inf_nan=False`` (see parse)
-    check_nested: bool = False
+    #: the request model's validator with every float finite (see _finite_validator)
+    validator: SchemaValidator
 
     @classmethod
     def build(cls, spec: EndpointSpec, service: str) -> EndpointSchema:
@@ -150,7 +148,7 @@ class EndpointSchema:
                     ),
                     **fields,
                 )
-            check_nested = _floats_in_nested(request_model.__pydantic_core_schema__)
+            validator = _finite_validator(request_model)
             response: TypeAdapter[Any] = TypeAdapter(spec.returns)
             contract = None if spec.options.contract is None else Contract(spec.options.contract)
         except ServiceDefinitionError:
@@ -164,7 +162,7 @@ class EndpointSchema:
                 source_file=spec.source_file,
                 lineno=spec.lineno,
             ) from None
-        return cls(spec, request_model, response, contract, check_nested)
+        return cls(spec, request_model, response, contract, validator)
 
     def parse(self, body: bytes) -> dict[str, Any]:
         """The endpoint's keyword arguments, or ``EndpointError`` (400/422)."""
@@ -172,33 +170,17 @@ class EndpointSchema:
         try:
             # strict: a value of the wrong JSON type is refused, as the OpenAPI document says
             # (JSON mode still takes an int for a float)
-            request = self.request_model.model_validate_json(data, strict=True)
+            request = self.validator.validate_json(data, strict=True)
         except ValidationError as exc:
             if not _only_integral_floats(exc):
                 raise self._request_error(exc) from None
             # JSON Schema counts 41.0 as an integer: when that is the only complaint, the
             # lax pass converts exactly those values and nothing else differs
             try:
-                request = self.request_model.model_validate_json(data)
+                request = self.validator.validate_json(data)
             except ValidationError as again:
                 raise self._request_error(again) from None
-        if self.check_nested and _MAYBE_NON_FINITE.search(data) is not None:
-            self._refuse_non_finite(request.__dict__)
-        return request.__dict__
-
-    def _refuse_non_finite(self, arguments: dict[str, Any]) -> None:
-        # JSON has no NaN or inf; the request model refuses them in its own fields, this
-        # finds one a nested model let through (only when the body could hold one at all)
-        found = _non_finite_path(arguments)
-        if found is not None:
-            path, value = found
-            field = ".".join(str(part) for part in path)
-            raise EndpointError(
-                422,
-                "validation_error",
-                f"{field}: Input should be a finite number (got {value!r})",
-                field=field,
-            )
+        return request.__dict__  # type: ignore[no-any-return]
 
     def dump(self, value: Any) -> tuple[bytes, Any]:
         """The JSON bytes of a return value and the value as validated (for the contract)."""
@@ -210,7 +192,7 @@ class EndpointSchema:
             # JSON has no inf/nan: pydantic writes them as null, which the document does not
             # allow where a number is promised; only a reply containing null can hide one
             if b"null" in out:
-                found = _non_finite_path(value, decimals=False)
+                found = _non_finite_path(value)
                 if found is not None:
                     where = ".".join(str(part) for part in found[0]) or "the value"
                     raise EndpointError(
@@ -341,7 +323,10 @@ def build_openapi(
 
 _ERROR_RESPONSES = {
     "400": "the body is not JSON (type invalid_json)",
-    "422": "a parameter is missing, unknown or of the wrong type (type validation_error)",
+    "422": (
+        "a parameter is missing, unknown or of the wrong type, or a number is NaN, infinite "
+        "or overflows (type validation_error)"
+    ),
     "500": "the endpoint failed; the body has an error_id to find in the service logs",
 }
 
@@ -387,44 +372,64 @@ def _is_predicate(contract: Any) -> bool:
     return callable(contract) and not inspect.isclass(contract)
 
 
-#: what a JSON body holding a non-finite number must contain: a NaN or Infinity literal, an
-#: exponent of three digits, or a run of 309 digits (10**308 is the largest finite float).
-#: Strings may match too; it only gates the exact check. The lookbehind starts a digit run
-#: once, so the scan stays linear on a body of digits.
-_MAYBE_NON_FINITE = re.compile(rb"NaN|Infinity|[eE]\+?\d\d\d|(?<!\d)\d{309}")
-_NESTED = ("model", "dataclass", "typed-dict")
+def _finite_validator(model: type[BaseModel]) -> SchemaValidator:
+    """``model``'s validator, refusing NaN, Infinity and overflowed floats (``1e999``) everywhere.
+
+    JSON has no such numbers, but the parser takes the literals and rounds an overflow to
+    inf. ``allow_inf_nan=False`` on the request model reaches its own fields and their lists
+    and dicts, not a nested pydantic model: pydantic-core reuses that model's own prebuilt
+    validator, built with its own config. So the request's core schema is copied with every
+    float, decimal and config made finite, and built while the models in it are marked
+    incomplete (pydantic-core then builds them from the copy; they are marked complete again
+    at once). Built once per endpoint at load: a request pays nothing, and the 422 names the
+    field's path (``pairs.3.score``). The instances are still of the user's classes.
+    """
+    schema = _finite(model.__pydantic_core_schema__)
+    classes = [cls for cls in _schema_classes(schema) if cls.__dict__.get("__pydantic_complete__")]
+    for cls in classes:
+        cls.__pydantic_complete__ = False  # type: ignore[attr-defined]
+    try:
+        return SchemaValidator(typing.cast(CoreSchema, schema))
+    finally:
+        for cls in classes:
+            cls.__pydantic_complete__ = True  # type: ignore[attr-defined]
 
 
-def _floats_in_nested(node: Any, nested: bool = False, top: bool = True) -> bool:
-    """Whether a float (or decimal) sits inside a model, dataclass or TypedDict nested in the
-    request: ``allow_inf_nan=False`` on the request model does not reach those (they keep
-    their own config, and pydantic reuses their own prebuilt validators)."""
+def _finite(node: Any) -> Any:
     if isinstance(node, list):
-        return any(_floats_in_nested(item, nested, top) for item in node)
+        return [_finite(item) for item in node]
     if not isinstance(node, dict):
-        return False
-    kind = node.get("type")
-    if kind in ("float", "decimal") and nested:
-        return True
-    if kind in _NESTED and not top:
-        nested = True
-    if kind in _NESTED:
-        top = False
-    return any(
-        _floats_in_nested(value, nested, top)
-        for key, value in node.items()
-        if key not in ("cls", "metadata", "default", "config")
-    )
+        return node  # classes, functions: shared, not copied
+    copy = {key: value if key in _OPAQUE else _finite(value) for key, value in node.items()}
+    if node.get("type") in ("float", "decimal"):
+        copy["allow_inf_nan"] = False
+    if isinstance(node.get("config"), dict):
+        copy["config"] = {**node["config"], "allow_inf_nan": False}
+    return copy
+
+
+_OPAQUE = ("default", "metadata", "config", "cls", "serialization")
+
+
+def _schema_classes(node: Any) -> list[type]:
+    """The classes of the models and dataclasses in a core schema."""
+    if isinstance(node, list):
+        return [cls for item in node for cls in _schema_classes(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [node["cls"]] if node.get("type") in ("model", "dataclass") else []
+    for key, value in node.items():
+        if key not in _OPAQUE:
+            found.extend(_schema_classes(value))
+    return found
 
 
 def _non_finite_path(
-    value: Any, path: tuple[Any, ...] = (), *, decimals: bool = True
-) -> tuple[tuple[Any, ...], Any] | None:
-    """The path and value of the first NaN or inf float (or Decimal) inside a value, or None."""
+    value: Any, path: tuple[Any, ...] = ()
+) -> tuple[tuple[Any, ...], float] | None:
+    """The path and value of the first NaN or inf float inside a return value, or None."""
     if isinstance(value, float):
         return None if math.isfinite(value) else (path, value)
-    if decimals and isinstance(value, Decimal):
-        return None if value.is_finite() else (path, value)
     items: Any
     if isinstance(value, dict):
         items = value.items()
@@ -439,7 +444,7 @@ def _non_finite_path(
     else:
         return None
     for key, item in items:
-        found = _non_finite_path(item, path if key is None else (*path, key), decimals=decimals)
+        found = _non_finite_path(item, path if key is None else (*path, key))
         if found is not None:
             return found
     return None
