@@ -237,7 +237,7 @@ class Batcher:
         # extra calls a failed batch may spend finding its bad requests: a bisection that
         # isolates one bad request among n runs two halves per level, 2 * ceil(log2 n)
         allowed = 2 * (len(parts) - 1).bit_length()
-        budget = [allowed]
+        budget = [allowed, allowed]  # left, allowed
         await self._settle(parts, total, budget)
         if budget[0] != allowed and self.on_retried is not None:
             self.on_retried(len(parts), allowed - budget[0])
@@ -277,7 +277,7 @@ class Batcher:
             # the requests not yet told apart fail together, with the last error as cause
             exhausted = BatchRetriesExhausted(
                 f"{self.name}() kept failing; {len(parts)} requests of the batch were not "
-                f"told apart from the bad ones within {self.extra_calls} extra calls"
+                f"told apart from the bad ones within {budget[1]} extra calls"
             )
             exhausted.__cause__ = error
             self._fail(parts, exhausted)
@@ -287,7 +287,10 @@ class Batcher:
         if halves:
             self.bisections += 1
         for group in groups:
-            await self._settle(group, sum(len(part.items) for part in group), budget)
+            # a request cut into parts has failed already if another of its parts did
+            group = [part for part in group if not part.request.future.done()]
+            if group:
+                await self._settle(group, sum(len(part.items) for part in group), budget)
 
     async def _invoke(
         self, parts: list[_Part], total: int
