@@ -11,7 +11,8 @@ import pytest
 from pydantic import BaseModel
 
 from shipyard.serve import Service, ServiceClient, endpoint
-from shipyard.serve.batching import Batcher
+from shipyard.serve.batching import Batcher, BatchRetriesExhausted
+from shipyard.serve.schemas import EndpointError
 from support import virtual_time
 
 
@@ -48,6 +49,16 @@ class Ranker(Service):
     async def ascore(self, pairs: list[Pair]) -> list[float]:
         await asyncio.sleep(0)
         return self.model.predict(pairs)
+
+    @endpoint(batch=True, max_batch_size=8)
+    def named(self, pairs: list[Pair]) -> list[float]:
+        self.model.calls.append([p.user for p in pairs])
+        bad = [i for i, p in enumerate(pairs) if p.user == "bad"]
+        if bad:
+            raise EndpointError(422, "bad_pair", f"pair {bad[0]} is bad", items=bad)
+        if any(p.user == "unnamed" for p in pairs):
+            raise EndpointError(409, "conflict", "one of these pairs conflicts")
+        return [1.0] * len(pairs)
 
     @endpoint(batch=True, max_batch_size=8, contract=lambda scores: all(s < 4 for s in scores))
     def checked(self, pairs: list[Pair]) -> list[float]:
@@ -111,17 +122,40 @@ def test_wrong_length_result_fails_only_that_call(
     assert log[0]["error_id"] == bad[0]["error_id"] == bad[1]["error_id"]
 
 
-def test_exception_fails_that_call_with_one_error_id(
+def test_exception_fails_only_the_bad_request(
     client: ServiceClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
     replies = client.call_many("score", [_pairs("boom"), _pairs("x"), _pairs("a", "b", "c")])
-    errors = [json.loads(r.body)["error"] for r in replies[:2]]
-    assert [e["type"] for e in errors] == ["internal_error", "internal_error"]
-    assert errors[0]["error_id"] == errors[1]["error_id"]
-    assert "exploded" not in replies[0].body.decode()
-    assert replies[2].status == 200
-    (line,) = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
-    assert line["error_id"] == errors[0]["error_id"] and "model exploded" in line["traceback"]
+    assert [r.status for r in replies] == [500, 200, 200]
+    error = json.loads(replies[0].body)["error"]
+    assert error["type"] == "internal_error" and "exploded" not in replies[0].body.decode()
+    assert json.loads(replies[1].body) == [1.0]
+    # the failed call was split in two and each half run again; the bad half is one request
+    assert _calls(client) == [["boom", "x"], ["boom"], ["x"], ["a", "b", "c"]]
+    log = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+    assert [e["event"] for e in log] == ["endpoint_error", "batch_retried"]
+    assert log[0]["error_id"] == error["error_id"] and "model exploded" in log[0]["traceback"]
+    assert (log[1]["requests"], log[1]["extra_calls"]) == (2, 2)
+
+
+def test_named_items_fail_their_requests_and_the_rest_run_again(
+    client: ServiceClient,
+) -> None:
+    replies = client.call_many("named", [_pairs("a"), _pairs("b", "bad"), _pairs("c")])
+    assert [r.status for r in replies] == [200, 422, 200]
+    assert json.loads(replies[1].body)["error"] == {
+        "type": "bad_pair",
+        "message": "pair 2 is bad",
+    }
+    assert [json.loads(r.body) for r in (replies[0], replies[2])] == [[1.0], [1.0]]
+    # the named request is never run again; the others once more, without it
+    assert _calls(client) == [["a", "b", "bad", "c"], ["a", "c"]]
+
+
+def test_an_endpoint_error_naming_no_item_is_bisected_and_kept(client: ServiceClient) -> None:
+    replies = client.call_many("named", [_pairs("a"), _pairs("unnamed"), _pairs("c")])
+    assert [r.status for r in replies] == [200, 409, 200]
+    assert json.loads(replies[1].body)["error"]["type"] == "conflict"
 
 
 def test_invalid_request_does_not_spoil_the_batch(client: ServiceClient) -> None:
@@ -266,3 +300,149 @@ def test_full_batch_runs_without_waiting() -> None:
     assert sizes == [1, 4, 3]
     assert times[1] == start  # the full batch closed at once, not after the 10 s wait
     assert times[2] - start < 0.001  # the rest: twice the (decayed) mean gap of 1 ms at most
+
+
+# -- a failed call: only the requests that caused it fail (bisection and named items) ---------
+
+
+def _failing_batcher(
+    bad: Any, *, size: int = 64, is_async: bool = False
+) -> tuple[Batcher, list[list[Any]]]:
+    """A batcher on the virtual clock whose function raises when ``bad(item)`` holds for an
+    item of its call; it records every call's items."""
+    calls: list[list[Any]] = []
+
+    def run(items: list[Any]) -> list[Any]:
+        calls.append(list(items))
+        if any(bad(item) for item in items):
+            raise ValueError("bad item")
+        return [item * 10 for item in items]
+
+    async def arun(items: list[Any]) -> list[Any]:
+        await asyncio.sleep(0.001)
+        return run(items)
+
+    batcher = Batcher(
+        arun if is_async else run,
+        is_async=is_async,
+        max_batch_size=size,
+        max_wait_ms=5,
+        on_error=lambda exc: exc,
+        clock=virtual_time.now,
+    )
+    return batcher, calls
+
+
+async def _outcomes(batcher: Batcher, requests: list[list[Any]]) -> list[Any]:
+    # all queued before the first call runs: they form one batch
+    futures = [batcher.submit(items) for items in requests]
+    results = await asyncio.gather(*futures, return_exceptions=True)
+    return [r if isinstance(r, BaseException) else r[0] for r in results]
+
+
+@pytest.mark.parametrize("is_async", [False, True])
+def test_one_bad_item_among_twenty_fails_only_its_request(is_async: bool) -> None:
+    batcher, calls = _failing_batcher(lambda item: item == 13, is_async=is_async)
+    outcomes = virtual_time.run(_outcomes(batcher, [[i] for i in range(20)]))
+    failed = [i for i, o in enumerate(outcomes) if isinstance(o, BaseException)]
+    assert failed == [13]
+    assert isinstance(outcomes[13], ValueError)
+    assert [o for i, o in enumerate(outcomes) if i != 13] == [
+        [i * 10] for i in range(20) if i != 13
+    ]
+    assert len(calls[0]) == 20  # they did share one call first
+    # at most two halves per level: 2 * ceil(log2 20) = 10 extra calls
+    assert batcher.extra_calls == len(calls) - 1 <= 10
+    assert batcher.bisections >= 1
+
+
+def test_a_request_of_many_items_fails_whole_and_alone() -> None:
+    batcher, _ = _failing_batcher(lambda item: item == -1)
+    requests = [[1, 2], [3, -1, 4], [5], [6, 7]]
+    outcomes = virtual_time.run(_outcomes(batcher, requests))
+    assert [isinstance(o, ValueError) for o in outcomes] == [False, True, False, False]
+    assert outcomes[0] == [10, 20] and outcomes[3] == [60, 70]
+
+
+def test_a_request_cut_into_parts_fails_whole() -> None:
+    batcher, calls = _failing_batcher(lambda item: item == -1, size=4)
+    requests = [[1, 2, 3, 4, 5, -1], [7]]  # parts of 4 and 2 items; [5, -1] joins [7]
+    outcomes = virtual_time.run(_outcomes(batcher, requests))
+    assert isinstance(outcomes[0], ValueError)
+    assert outcomes[1] == [70]
+    assert calls[:2] == [[1, 2, 3, 4], [5, -1, 7]]
+
+
+def test_several_bad_requests_stay_within_the_extra_calls() -> None:
+    batcher, calls = _failing_batcher(lambda item: item % 2 == 0)  # every other one is bad
+    outcomes = virtual_time.run(_outcomes(batcher, [[i] for i in range(16)]))
+    assert batcher.extra_calls == len(calls) - 1 <= 2 * 4
+    # every bad request failed; a good one either got its answer or, once the extra calls
+    # ran out before it was told apart, BatchRetriesExhausted caused by the last error
+    for i, outcome in enumerate(outcomes):
+        if i % 2 == 0:
+            assert isinstance(outcome, ValueError | BatchRetriesExhausted)
+        elif isinstance(outcome, BaseException):
+            assert isinstance(outcome, BatchRetriesExhausted)
+            assert isinstance(outcome.__cause__, ValueError)
+        else:
+            assert outcome == [i * 10]
+    exhausted = [o for o in outcomes if isinstance(o, BatchRetriesExhausted)]
+    assert exhausted and "within 8 extra calls" in str(exhausted[0])
+    assert sum(1 for o in outcomes if isinstance(o, list)) >= 1
+
+
+def test_a_function_that_always_fails_is_not_retried_without_bound() -> None:
+    batcher, calls = _failing_batcher(lambda item: True)
+    outcomes = virtual_time.run(_outcomes(batcher, [[i] for i in range(64)]))
+    assert all(isinstance(o, ValueError | BatchRetriesExhausted) for o in outcomes)
+    assert len(calls) - 1 == batcher.extra_calls <= 2 * 6
+
+
+def test_named_items_are_answered_and_never_retried() -> None:
+    calls: list[list[int]] = []
+
+    def run(items: list[int]) -> list[int]:
+        calls.append(list(items))
+        bad = [i for i, item in enumerate(items) if item < 0]
+        if bad:
+            raise EndpointError(422, "negative", "no negatives", items=bad)
+        return items
+
+    batcher = Batcher(
+        run, is_async=False, max_batch_size=64, max_wait_ms=5, on_error=lambda exc: exc
+    )
+    outcomes = virtual_time.run(_outcomes(batcher, [[1], [-2, 3], [4], [-5]]))
+    assert outcomes[0] == [1] and outcomes[2] == [4]
+    assert outcomes[1] is outcomes[3] and isinstance(outcomes[1], EndpointError)
+    assert calls == [[1, -2, 3, 4, -5], [1, 4]]  # one re-run, without the named requests
+    assert batcher.extra_calls == 1 and batcher.bisections == 0
+
+
+def test_named_items_out_of_range_are_bisected() -> None:
+    def run(items: list[int]) -> list[int]:
+        if 0 in items:
+            raise EndpointError(422, "zero", "no zeros", items=[99])
+        return items
+
+    batcher = Batcher(
+        run, is_async=False, max_batch_size=64, max_wait_ms=5, on_error=lambda exc: exc
+    )
+    outcomes = virtual_time.run(_outcomes(batcher, [[1], [0], [2], [3]]))
+    assert outcomes[0] == [1] and outcomes[2:] == [[2], [3]]
+    assert isinstance(outcomes[1], EndpointError) and batcher.bisections >= 1
+
+
+def test_a_wrong_length_result_is_not_bisected() -> None:
+    calls: list[int] = []
+
+    def run(items: list[int]) -> list[int]:
+        calls.append(len(items))
+        return items[:-1]
+
+    batcher = Batcher(
+        run, is_async=False, max_batch_size=64, max_wait_ms=5, on_error=lambda exc: exc
+    )
+    outcomes = virtual_time.run(_outcomes(batcher, [[1], [2], [3]]))
+    assert calls == [3] and batcher.extra_calls == 0
+    assert all(type(o).__name__ == "BatchSizeMismatch" for o in outcomes)

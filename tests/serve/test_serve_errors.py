@@ -6,7 +6,7 @@ import pytest
 
 from shipyard.serve import errors
 from shipyard.serve.admin import AdminError
-from shipyard.serve.batching import BatchSizeMismatch
+from shipyard.serve.batching import BatchRetriesExhausted, BatchSizeMismatch
 from shipyard.serve.dispatch import default_service_name
 from shipyard.serve.lifespans import LifespanFailed
 from shipyard.serve.protocol import ProtocolError
@@ -17,6 +17,7 @@ from shipyard.serve.testing import WorkerExited
 
 RAISED = [
     AdminError,
+    BatchRetriesExhausted,
     BatchSizeMismatch,
     EndpointError,
     LifespanFailed,

@@ -7,6 +7,21 @@ items; a request's items stay in one call, unless the request alone is larger th
 joined back. The results are split back by each request's item count; a result of the wrong
 length fails the requests of that call with ``batch_size_mismatch`` and nothing else.
 
+Requests are validated one by one before they are queued: a bad request is answered 422 on
+its own and never joins a call. When a call raises, only the requests that caused it fail:
+
+* an ``EndpointError`` with ``items=`` (indices into the list the call got) fails exactly the
+  requests holding those items, with that error, never retried; the other requests run
+  again without them, in one call;
+* any other exception is bisected: the requests are split in two halves, each run again,
+  down to a single request, whose caller alone gets the error (500 with an error id). The
+  extra calls of one failed batch are bounded by ``2 * ceil(log2 n)`` for ``n`` requests
+  (enough to isolate one bad request); past that, the requests not yet told apart fail
+  together with ``BatchRetriesExhausted``. ``bisections`` and ``extra_calls`` count them.
+
+A function called again sees some items twice: it must not have side effects per item that
+matter (a model's forward pass has none).
+
 When to close a batch:
 
 * at once when it is full;
@@ -34,8 +49,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from shipyard.serve.errors import ServeError
+from shipyard.serve.schemas import EndpointError
 
-__all__ = ["BatchSizeMismatch", "Batcher"]
+__all__ = ["BatchRetriesExhausted", "BatchSizeMismatch", "Batcher"]
 
 ALPHA = 0.25  # weight of the newest gap in the arrival mean
 MIN_GAPS = 2  # short gaps seen in a row before a batch is held for more arrivals
@@ -43,6 +59,10 @@ MIN_GAPS = 2  # short gaps seen in a row before a batch is held for more arrival
 
 class BatchSizeMismatch(ServeError):
     """A batch function returned a number of results other than the number of items."""
+
+
+class BatchRetriesExhausted(ServeError):
+    """A failed batch spent its extra calls before its good requests were told apart."""
 
 
 class _Request:
@@ -87,8 +107,9 @@ class Batcher:
 
     ``function`` takes a list of items and returns a list of results (or an awaitable of
     one when ``is_async``). ``on_error`` turns an exception raised by a call - or a
-    ``BatchSizeMismatch`` - into the exception every request of that call fails with (the
-    dispatcher logs it once and gives it an error id).
+    ``BatchSizeMismatch`` - into the exception the requests it is blamed on fail with (the
+    dispatcher logs it once and gives it an error id). ``on_retried(requests, extra_calls)``
+    is told when a failed call was run again to tell its requests apart.
     """
 
     def __init__(
@@ -101,6 +122,7 @@ class Batcher:
         on_error: Callable[[BaseException], BaseException],
         name: str = "batch",
         clock: Callable[[], float] = time.monotonic,
+        on_retried: Callable[[int, int], None] | None = None,
     ) -> None:
         self.function = function
         self.is_async = is_async
@@ -109,7 +131,10 @@ class Batcher:
         self.on_error = on_error
         self.name = name
         self.clock = clock
+        self.on_retried = on_retried
         self.calls = 0  # number of calls made, for tests and metrics
+        self.bisections = 0  # failed calls split in two to find their bad requests
+        self.extra_calls = 0  # calls made again after a failure (halves and re-runs)
         self._queue: deque[_Part] = deque()
         self._pending = 0  # items queued
         self._gap: float | None = None  # mean seconds between arrivals
@@ -209,6 +234,68 @@ class Batcher:
         return parts, total
 
     async def _call(self, parts: list[_Part], total: int) -> None:
+        # extra calls a failed batch may spend finding its bad requests: a bisection that
+        # isolates one bad request among n runs two halves per level, 2 * ceil(log2 n)
+        allowed = 2 * (len(parts) - 1).bit_length()
+        budget = [allowed, allowed]  # left, allowed
+        await self._settle(parts, total, budget)
+        if budget[0] != allowed and self.on_retried is not None:
+            self.on_retried(len(parts), allowed - budget[0])
+
+    async def _settle(self, parts: list[_Part], total: int, budget: list[int]) -> None:
+        """Run ``parts`` in one call and deliver; on failure, find whose items failed it."""
+        results, error = await self._invoke(parts, total)
+        if error is None:
+            offset = 0
+            for part in parts:
+                end = offset + len(part.items)
+                part.request.deliver(part.start, results[offset:end], total)
+                offset = end
+            return
+        if len(parts) == 1 or isinstance(error, BatchSizeMismatch):
+            # one request: the error is its own. A result list of the wrong length is the
+            # function's bug, not an item's: no re-run would tell the requests apart
+            self._fail(parts, error)
+            return
+        named = _named_parts(parts, error)
+        if named is not None:
+            # the function said which items are bad: answer those requests with its error,
+            # never retried, and run the others again without them
+            self._fail([parts[i] for i in named], error)
+            rest = [part for i, part in enumerate(parts) if i not in named]
+            if rest:
+                await self._retry(rest, error, budget, halves=False)
+            return
+        await self._retry(parts, error, budget, halves=True)
+
+    async def _retry(
+        self, parts: list[_Part], error: BaseException, budget: list[int], *, halves: bool
+    ) -> None:
+        groups = [parts[: len(parts) // 2], parts[len(parts) // 2 :]] if halves else [parts]
+        if budget[0] < len(groups):
+            # out of extra calls (several bad requests, or a function that fails at random):
+            # the requests not yet told apart fail together, with the last error as cause
+            exhausted = BatchRetriesExhausted(
+                f"{self.name}() kept failing; {len(parts)} requests of the batch were not "
+                f"told apart from the bad ones within {budget[1]} extra calls"
+            )
+            exhausted.__cause__ = error
+            self._fail(parts, exhausted)
+            return
+        budget[0] -= len(groups)
+        self.extra_calls += len(groups)
+        if halves:
+            self.bisections += 1
+        for group in groups:
+            # a request cut into parts has failed already if another of its parts did
+            group = [part for part in group if not part.request.future.done()]
+            if group:
+                await self._settle(group, sum(len(part.items) for part in group), budget)
+
+    async def _invoke(
+        self, parts: list[_Part], total: int
+    ) -> tuple[Sequence[Any], BaseException | None]:
+        """One call of the function: its results, or the exception that fails it."""
         if len(parts) == 1:
             items = parts[0].items
         else:
@@ -221,32 +308,40 @@ class Batcher:
             if self.is_async:
                 results = await results
         except Exception as exc:
-            self._fail(parts, exc)
-            return
+            return (), exc
         try:
             count: int | None = len(results)
         except TypeError:
             count = None
         if count != total:
             got = f"{count} results" if count is not None else type(results).__name__
-            self._fail(
-                parts,
-                BatchSizeMismatch(
-                    f"{self.name}() returned {got} for a batch of {total} items; a batch "
-                    "endpoint must return a list with one result per item, in order"
-                ),
+            return (), BatchSizeMismatch(
+                f"{self.name}() returned {got} for a batch of {total} items; a batch "
+                "endpoint must return a list with one result per item, in order"
             )
-            return
-        offset = 0
-        for part in parts:
-            end = offset + len(part.items)
-            part.request.deliver(part.start, results[offset:end], total)
-            offset = end
+        return results, None
 
     def _fail(self, parts: list[_Part], exc: BaseException) -> None:
         error = self.on_error(exc)
         for part in parts:
             part.request.fail(error)
+
+
+def _named_parts(parts: list[_Part], error: BaseException) -> set[int] | None:
+    """The positions in ``parts`` of the parts holding the items an ``EndpointError``
+    names (``items=``: indices into the call's list), or None when it names none that exist."""
+    items = error.items if isinstance(error, EndpointError) else None
+    if not items:
+        return None
+    wanted = set(items)
+    named: set[int] = set()
+    offset = 0
+    for position, part in enumerate(parts):
+        end = offset + len(part.items)
+        if any(offset <= index < end for index in wanted):
+            named.add(position)
+        offset = end
+    return named or None
 
 
 def _resolve(waiter: asyncio.Future[bool]) -> None:

@@ -75,6 +75,7 @@ class EndpointRuntime:
                 max_wait_ms=self.spec.options.max_wait_ms,
                 on_error=self._batch_error,
                 name=self.spec.method,
+                on_retried=self._batch_retried,
             )
             self._list_param = self.spec.parameters[0].name
 
@@ -142,12 +143,23 @@ class EndpointRuntime:
         return self.finish(results, size)
 
     def _batch_error(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, EndpointError):
+            return exc  # the endpoint's own answer (4xx), as a plain endpoint's would be
         error_id = new_error_id()
         if isinstance(exc, BatchSizeMismatch):
             self._log("batch_size_mismatch", error_id, str(exc))
             return EndpointError(500, "batch_size_mismatch", str(exc), error_id=error_id)
         self._log_exception(exc, error_id)
         return EndpointError(500, "internal_error", INTERNAL_MESSAGE, error_id=error_id)
+
+    def _batch_retried(self, requests: int, extra_calls: int) -> None:
+        log_event(
+            "batch_retried",
+            service=self.service,
+            endpoint=self.name,
+            requests=requests,
+            extra_calls=extra_calls,
+        )
 
     def _internal_error(self, exc: BaseException) -> Reply:
         error_id = new_error_id()

@@ -3,8 +3,10 @@
     ServeError                     root: catch it to catch any hosting failure
     ├── ServiceDefinitionError     a Service class that cannot be served (method, file:line, fix)
     ├── EndpointError              a request answered with an error: ``.status``, ``.type``,
-    │                              ``.field``, ``.error_id`` (``{"error": {...}}``)
+    │                              ``.field``, ``.error_id`` (``{"error": {...}}``); in a
+    │                              batch, ``.items`` names the bad items' indices
     ├── BatchSizeMismatch          a batched endpoint returned a list of the wrong length
+    ├── BatchRetriesExhausted      a failed batch ran out of extra calls to find its bad items
     ├── ProtocolError              a frame between the host and a worker is malformed
     ├── WorkerExited               a test worker (:class:`~shipyard.serve.ServiceClient`) died
     ├── ReplicaGone                a replica died with requests in flight (``.reason``)

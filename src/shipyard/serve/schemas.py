@@ -2,7 +2,7 @@
 
 Nothing here is rebuilt per request: ``EndpointSchema`` holds a pydantic request model
 (parameters by name, defaults kept, extra fields forbidden) and a ``TypeAdapter`` of the
-return annotation. A request is parsed and validated in one pass (``model_validate_json``);
+return annotation. A request is parsed and validated in one pass (``validate_json``);
 a response is serialized directly, and only when that fails is it validated against its
 annotation (a ``dict`` for a model, a tuple for a list) before a 500 is declared.
 
@@ -10,26 +10,29 @@ Errors raised for the dispatcher, all ``EndpointError``:
 
     EndpointError(status, type, message, field?)     the body {"error": {...}}
       400 invalid_json          the body is not JSON
-      422 validation_error      a parameter is missing, extra or of the wrong type
-      500 response_validation   the endpoint returned a value its annotation does not allow
+      422 validation_error      a parameter is missing, extra or of the wrong type, or a
+                                float is NaN, Infinity or overflows (1e999)
+      500 response_validation   the endpoint returned a value its annotation does not allow,
+                                or a NaN/inf float, which JSON cannot carry
       500 contract_violation    the value broke the endpoint's contract
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import types
 import typing
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 from pydantic.json_schema import GenerateJsonSchema
-from pydantic_core import PydanticSerializationError
+from pydantic_core import CoreSchema, PydanticSerializationError, SchemaValidator
 
 from shipyard.errors import error_body
 from shipyard.serve.errors import ServeError
@@ -56,7 +59,14 @@ _JSON_KINDS = {
 
 
 class EndpointError(ServeError):
-    """A request that gets an error response: its HTTP status and the body's fields."""
+    """A request that gets an error response: its HTTP status and the body's fields.
+
+    An endpoint may raise it to answer 4xx itself. A batched endpoint names the bad items
+    with ``items`` (indices into the list it was called with): only the requests holding
+    them get the error; the others are run again without them::
+
+        raise EndpointError(422, "bad_pair", "pair 3 has no user", items=[3])
+    """
 
     def __init__(
         self,
@@ -66,6 +76,7 @@ class EndpointError(ServeError):
         *,
         field: str | None = None,
         error_id: str | None = None,
+        items: Sequence[int] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -73,6 +84,7 @@ class EndpointError(ServeError):
         self.message = message
         self.field = field
         self.error_id = error_id
+        self.items = tuple(items) if items is not None else None
 
     def body(self) -> bytes:
         return error_body(self.type, self.message, field=self.field, error_id=self.error_id)
@@ -115,6 +127,8 @@ class EndpointSchema:
     request_model: type[BaseModel]
     response: TypeAdapter[Any]
     contract: Contract | None
+    #: the request model's validator with every float finite (see _finite_validator)
+    validator: SchemaValidator
 
     @classmethod
     def build(cls, spec: EndpointSpec, service: str) -> EndpointSchema:
@@ -129,9 +143,12 @@ class EndpointSchema:
                 warnings.simplefilter("ignore")
                 request_model = create_model(  # type: ignore[call-overload]
                     f"{title}Request",
-                    __config__=ConfigDict(extra="forbid", protected_namespaces=()),
+                    __config__=ConfigDict(
+                        extra="forbid", protected_namespaces=(), allow_inf_nan=False
+                    ),
                     **fields,
                 )
+            validator = _finite_validator(request_model)
             response: TypeAdapter[Any] = TypeAdapter(spec.returns)
             contract = None if spec.options.contract is None else Contract(spec.options.contract)
         except ServiceDefinitionError:
@@ -145,7 +162,7 @@ class EndpointSchema:
                 source_file=spec.source_file,
                 lineno=spec.lineno,
             ) from None
-        return cls(spec, request_model, response, contract)
+        return cls(spec, request_model, response, contract, validator)
 
     def parse(self, body: bytes) -> dict[str, Any]:
         """The endpoint's keyword arguments, or ``EndpointError`` (400/422)."""
@@ -153,17 +170,17 @@ class EndpointSchema:
         try:
             # strict: a value of the wrong JSON type is refused, as the OpenAPI document says
             # (JSON mode still takes an int for a float)
-            request = self.request_model.model_validate_json(data, strict=True)
+            request = self.validator.validate_json(data, strict=True)
         except ValidationError as exc:
             if not _only_integral_floats(exc):
                 raise self._request_error(exc) from None
             # JSON Schema counts 41.0 as an integer: when that is the only complaint, the
             # lax pass converts exactly those values and nothing else differs
             try:
-                request = self.request_model.model_validate_json(data)
+                request = self.validator.validate_json(data)
             except ValidationError as again:
                 raise self._request_error(again) from None
-        return request.__dict__
+        return request.__dict__  # type: ignore[no-any-return]
 
     def dump(self, value: Any) -> tuple[bytes, Any]:
         """The JSON bytes of a return value and the value as validated (for the contract)."""
@@ -174,15 +191,16 @@ class EndpointSchema:
         else:
             # JSON has no inf/nan: pydantic writes them as null, which the document does not
             # allow where a number is promised; only a reply containing null can hide one
-            if b"null" in out and _non_finite(value):
-                raise EndpointError(
-                    500,
-                    "response_validation",
-                    (
-                        f"{self.spec.method}() returned a non-finite float (inf or nan), which "
-                        "JSON cannot carry"
-                    ),
-                )
+            if b"null" in out:
+                found = _non_finite_path(value)
+                if found is not None:
+                    where = ".".join(str(part) for part in found[0]) or "the value"
+                    raise EndpointError(
+                        500,
+                        "response_validation",
+                        f"{self.spec.method}() returned a non-finite float ({found[1]!r} at "
+                        f"{where}), which JSON cannot carry; return a finite number or None",
+                    )
             return out, value
         try:
             value = self.response.validate_python(value)
@@ -305,7 +323,10 @@ def build_openapi(
 
 _ERROR_RESPONSES = {
     "400": "the body is not JSON (type invalid_json)",
-    "422": "a parameter is missing, unknown or of the wrong type (type validation_error)",
+    "422": (
+        "a parameter is missing, unknown or of the wrong type, or a number is NaN, infinite "
+        "or overflows (type validation_error)"
+    ),
     "500": "the endpoint failed; the body has an error_id to find in the service logs",
 }
 
@@ -351,17 +372,82 @@ def _is_predicate(contract: Any) -> bool:
     return callable(contract) and not inspect.isclass(contract)
 
 
-def _non_finite(value: Any) -> bool:
-    """Whether a float inf/nan hides anywhere in a return value."""
+def _finite_validator(model: type[BaseModel]) -> SchemaValidator:
+    """``model``'s validator, refusing NaN, Infinity and overflowed floats (``1e999``) everywhere.
+
+    JSON has no such numbers, but the parser takes the literals and rounds an overflow to
+    inf. ``allow_inf_nan=False`` on the request model reaches its own fields and their lists
+    and dicts, not a nested pydantic model: pydantic-core reuses that model's own prebuilt
+    validator, built with its own config. So the request's core schema is copied with every
+    float, decimal and config made finite, and built while the models in it are marked
+    incomplete (pydantic-core then builds them from the copy; they are marked complete again
+    at once). Built once per endpoint at load: a request pays nothing, and the 422 names the
+    field's path (``pairs.3.score``). The instances are still of the user's classes.
+    """
+    schema = _finite(model.__pydantic_core_schema__)
+    classes = [cls for cls in _schema_classes(schema) if cls.__dict__.get("__pydantic_complete__")]
+    for cls in classes:
+        cls.__pydantic_complete__ = False  # type: ignore[attr-defined]
+    try:
+        return SchemaValidator(typing.cast(CoreSchema, schema))
+    finally:
+        for cls in classes:
+            cls.__pydantic_complete__ = True  # type: ignore[attr-defined]
+
+
+def _finite(node: Any) -> Any:
+    if isinstance(node, list):
+        return [_finite(item) for item in node]
+    if not isinstance(node, dict):
+        return node  # classes, functions: shared, not copied
+    copy = {key: value if key in _OPAQUE else _finite(value) for key, value in node.items()}
+    if node.get("type") in ("float", "decimal"):
+        copy["allow_inf_nan"] = False
+    if isinstance(node.get("config"), dict):
+        copy["config"] = {**node["config"], "allow_inf_nan": False}
+    return copy
+
+
+_OPAQUE = ("default", "metadata", "config", "cls", "serialization")
+
+
+def _schema_classes(node: Any) -> list[type]:
+    """The classes of the models and dataclasses in a core schema."""
+    if isinstance(node, list):
+        return [cls for item in node for cls in _schema_classes(item)]
+    if not isinstance(node, dict):
+        return []
+    found = [node["cls"]] if node.get("type") in ("model", "dataclass") else []
+    for key, value in node.items():
+        if key not in _OPAQUE:
+            found.extend(_schema_classes(value))
+    return found
+
+
+def _non_finite_path(
+    value: Any, path: tuple[Any, ...] = ()
+) -> tuple[tuple[Any, ...], float] | None:
+    """The path and value of the first NaN or inf float inside a return value, or None."""
     if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, list | tuple | set | frozenset):
-        return any(_non_finite(v) for v in value)
+        return None if math.isfinite(value) else (path, value)
+    items: Any
     if isinstance(value, dict):
-        return any(_non_finite(v) for v in value.values())
-    if isinstance(value, BaseModel):
-        return any(_non_finite(v) for v in value.__dict__.values())
-    return False
+        items = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    elif isinstance(value, set | frozenset):
+        items = ((None, v) for v in value)
+    elif isinstance(value, BaseModel):
+        items = value.__dict__.items()
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        items = ((f.name, getattr(value, f.name)) for f in dataclasses.fields(value))
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite_path(item, path if key is None else (*path, key))
+        if found is not None:
+            return found
+    return None
 
 
 def _only_integral_floats(exc: ValidationError) -> bool:
