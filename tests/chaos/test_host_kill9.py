@@ -48,8 +48,9 @@ def test_kill9_takes_the_workers_and_the_restart_brings_back_as_many(
     gate.open()
     host.start()
     try:
-        deployed(host.deploy(code, "Fast", "fast", 2))
-        deployed(host.deploy(code, "Slow", "slow", 2))
+        # "held" is restored first (by name): one after another, "quick" would wait for it
+        deployed(host.deploy(code, "Fast", "quick", 2))
+        deployed(host.deploy(code, "Slow", "held", 2))
         before = workers_of_home(home)
         assert len(before) == 4
         # the workers isolate themselves where the host can: this is the isolated path then
@@ -63,11 +64,15 @@ def test_kill9_takes_the_workers_and_the_restart_brings_back_as_many(
         gate.close_gate()  # the restored slow replicas now wait in load()
         polls = host.start()
         assert polls <= HEALTHZ_POLLS
-        # both slow replicas are in load() at once (restored in parallel), and the host
-        # answers meanwhile: /healthz ok, /readyz 503 naming the one not back yet
-        deadline_poll(lambda: gate.waiting == 2, "both slow replicas waiting in load()")
+        # the deployments come back at once: "quick" is ready while both replicas of "held"
+        # still wait in load(), and the host answers meanwhile: /healthz ok, /readyz 503
+        # naming the one not back yet
+        deadline_poll(lambda: gate.waiting == 2, "both held replicas waiting in load()")
+        deadline_poll(
+            lambda: host.readyz().json()["not_ready"] == ["held"], "quick back before held"
+        )
         assert host.readyz().status_code == 503
-        assert host.readyz().json()["not_ready"] == ["slow"]
+        assert gate.waiting == 2
 
         # killed again while the slow replicas are in load(), not yet connected to it: the
         # kernel's parent-death signal alone takes them (after they isolated themselves)
