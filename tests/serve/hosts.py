@@ -53,6 +53,15 @@ class HostProcess:
             time.sleep(0.05)
         raise RuntimeError(f"the host did not start: {self.log.read_text()[-3000:]}")
 
+    def wait_ready(self, timeout: float = 120) -> None:
+        """Poll ``/readyz`` until every deployment is back: a restarted host restores them in
+        the background, answering ``/healthz`` meanwhile."""
+        deadline = time.monotonic() + timeout
+        while httpx.get(self.url + "/readyz", timeout=10).status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the host was not ready: {self.log.read_text()[-3000:]}")
+            time.sleep(0.05)
+
     @property
     def token(self) -> str:
         return (self.home / "admin.token").read_text().strip()

@@ -269,6 +269,7 @@ def test_scale_rollback_restart_restore_and_the_audit_log(
     # a restarted host serves exactly what was deployed, at the same replica count
     host.stop()
     host.start()
+    host.wait_ready()  # the deployments come back in the background
     assert host.post("/scaled/slow", {"ms": 1}).json() == 1
     assert len(host.worker_pids("scaled")) == 3
     os.environ["SHIPYARD_HOME"] = str(host.home)

@@ -37,7 +37,12 @@ from starlette.routing import Route
 
 from shipyard.errors import error_body, error_response
 from shipyard.names import service_name_problem
-from shipyard.serve.deployments import DeploymentStore, DeploymentVersion, VersionStatus
+from shipyard.serve.deployments import (
+    Deployment,
+    DeploymentStore,
+    DeploymentVersion,
+    VersionStatus,
+)
 from shipyard.serve.errors import ServeError
 from shipyard.serve.live import service_state
 from shipyard.serve.replica import LoadFailed
@@ -413,20 +418,30 @@ class AdminAPI:
 
     # -- start-up -------------------------------------------------------------------------
     async def restore(self) -> None:
-        """Bring back every active deployment at its current version (host restart)."""
-        for deployment in self.store.active():
-            version = (
-                self.store.version(deployment.service, deployment.current_version)
-                if deployment.current_version
-                else None
-            )
-            if version is None:
-                continue
-            try:
-                await self._roll_out(_with_replicas(version, deployment.replicas), action="restore")
-            except AdminError as exc:
-                log.error("could not restore %s: %s", deployment.service, exc.message)
-                self.replica_failed(deployment.service, exc.message)
+        """Bring back every active deployment at its current version (host restart), all at
+        once: one slow ``load()`` does not hold back the others. A deployment that does not
+        come back is logged and shown in its events; the rest still do."""
+        await asyncio.gather(*(self._restore(d) for d in self.store.active()))
+
+    async def _restore(self, deployment: Deployment) -> None:
+        version = (
+            self.store.version(deployment.service, deployment.current_version)
+            if deployment.current_version
+            else None
+        )
+        if version is None or deployment.service in self.supervisor.services:
+            return  # nothing to bring back, or deployed again meanwhile
+        try:
+            await self._roll_out(_with_replicas(version, deployment.replicas), action="restore")
+        except AdminError as exc:
+            reason = exc.message
+        except Exception as exc:  # its code snapshot unreadable, ...: the others still come back
+            log.exception("could not restore %s", deployment.service)
+            reason = f"{type(exc).__name__}: {exc}"
+        else:
+            return
+        log.error("could not restore %s: %s", deployment.service, reason)
+        self.replica_failed(deployment.service, reason)
 
 
 def _with_replicas(version: DeploymentVersion, replicas: int) -> DeploymentVersion:

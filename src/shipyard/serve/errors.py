@@ -12,6 +12,7 @@
     ├── ReplicaGone                a replica died with requests in flight (``.reason``)
     ├── LoadFailed                 a new version's workers did not start (``.reason``)
     ├── AdminError                 an admin API request refused: ``.status``, ``.kind``
+    ├── HostBusy                   another host runs on this home (``hostfile.py``)
     └── LifespanFailed             an app mounted in the host did not start or stop
 
 The error *bodies* every HTTP surface sends are :mod:`shipyard.errors`' (``error_body``,

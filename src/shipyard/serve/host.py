@@ -254,11 +254,13 @@ class Host:
                     "service calls are open to loopback clients: no invoke key exists "
                     "(create one with: shipyard keys create --scope invoke:*)"
                 )
-            await self.admin.restore()
+            self.supervisor.claim()  # one host per home; its predecessor's leftovers go
             async with contextlib.AsyncExitStack() as mounted:
                 for each in self._mounted:
                     await mounted.enter_async_context(lifespan(each))
-                for start in [self._watch_keys, *self.on_start]:
+                # the deployments come back in the background, all at once: /healthz answers
+                # meanwhile, /readyz says which are not back yet
+                for start in [self.admin.restore, self._watch_keys, *self.on_start]:
                     task = asyncio.create_task(start())
                     self._background.add(task)
                     task.add_done_callback(self._background.discard)

@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +61,10 @@ class WorkerSpec:
     models: ModelSource | None = None
     #: the view the worker isolates itself into before running any service code (None: none)
     isolation: Plan | None = None
+    #: the host's pid and id: the worker dies with that process (parent.py), and a later
+    #: host of the same home knows the worker for its predecessor's (hostfile.py)
+    host_pid: int | None = None
+    host_id: str | None = None
 
 
 class Replica:
@@ -81,6 +86,8 @@ class Replica:
         self.served = 0
         self._reader_task: asyncio.Task[None] | None = None
         self._models_task: asyncio.Task[None] | None = None
+        #: called with the worker's pid as soon as it is started (the host's record)
+        self.on_spawn: Callable[[int], None] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -128,6 +135,10 @@ class Replica:
             raise LoadFailed(str(exc)) from None
         if spec.isolation is not None:
             argv += ["--isolate", spec.isolation.to_json()]
+        if spec.host_pid is not None:
+            argv += ["--host-pid", str(spec.host_pid)]
+        if spec.host_id is not None:
+            argv += ["--host-id", spec.host_id]
         host_end = worker_end = None
         if spec.models is not None:
             # the worker's end is passed as an fd: it is its only way to the host's registry
@@ -153,6 +164,8 @@ class Replica:
                 log.close()
             if worker_end is not None:
                 worker_end.close()
+        if self.on_spawn is not None:
+            self.on_spawn(self.process.pid)
         if host_end is not None and spec.models is not None:
             from shipyard.serve.model_channel import serve_models
 

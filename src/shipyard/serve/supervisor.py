@@ -7,6 +7,9 @@
   requests in flight and is restarted with exponential backoff.
 - Workers get an allow-listed environment: secrets in the host's environment never reach
   user code (nor the metadata database's URL: workers get model records from the host).
+- Workers die with their host, even by ``kill -9`` (``parent.py``); the host claims its home
+  at start (:meth:`Supervisor.claim`, ``hostfile.py``): one host per home, and the leftovers
+  of the previous host of this home, if any survived, are stopped before anything starts.
 - When the host can (root, Linux), each worker isolates itself before running service code
   (``isolation.py``); when it cannot, the supervisor says so in a WARNING at start.
 """
@@ -19,12 +22,14 @@ import logging
 import os
 import tempfile
 import time
+import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.serve import isolation
+from shipyard.serve import hostfile, isolation
 from shipyard.serve.replica import LoadFailed, Replica, WorkerSpec
 
 if TYPE_CHECKING:
@@ -186,6 +191,30 @@ class Supervisor:
         self.on_restart: Callable[[str], None] | None = None
         #: (service, reason) when a replica could not be restarted (a secret gone, ...)
         self.on_start_failed: Callable[[str, str], None] | None = None
+        #: this host's id in its home's record, on every worker's command line
+        self.host_id = uuid.uuid4().hex
+        self.record: hostfile.HostRecord | None = None
+        #: every replica not yet collected, deployed or still starting: close() stops them all
+        self._replicas: weakref.WeakSet[Replica] = weakref.WeakSet()
+
+    def claim(self) -> list[int]:
+        """Claim the home before starting any worker: stop the leftovers of the host that
+        ran here before, record this one (``hostfile.py``). Returns the pids stopped.
+        Raises :class:`~shipyard.serve.hostfile.HostBusy` if another host runs here."""
+        try:
+            self.record, stopped = hostfile.claim(self.home, self.host_id)
+        except hostfile.HostBusy as exc:
+            log.error("%s", exc)  # the line to read above the server's traceback
+            raise
+        return stopped
+
+    def _spawned(self, pid: int) -> None:
+        if self.record is None:
+            return
+        try:
+            self.record.add_worker(pid)
+        except OSError as exc:  # the worker still dies with the host; say what is missing
+            log.warning("could not record worker %s in %s: %s", pid, self.record.path, exc)
 
     def _new_replica(self, spec: VersionSpec) -> Replica:
         self._counter += 1
@@ -220,8 +249,13 @@ class Supervisor:
             secrets=spec.secrets,
             models=self.models,
             isolation=plan,
+            host_pid=os.getpid(),
+            host_id=self.host_id,
         )
-        return Replica(worker, self.socket_dir / f"{self._counter}.sock", self._counter)
+        replica = Replica(worker, self.socket_dir / f"{self._counter}.sock", self._counter)
+        replica.on_spawn = self._spawned
+        self._replicas.add(replica)
+        return replica
 
     async def deploy(self, spec: VersionSpec, progress: Progress | None = None) -> ServiceGroup:
         """Start ``spec``'s replicas; when all are ready switch traffic, then drain the old.
@@ -334,12 +368,16 @@ class Supervisor:
         self._closing = True
         groups = list(self.services.values())
         self.services.clear()
-        await asyncio.gather(*(r.terminate() for g in groups for r in g.replicas))
+        # the deployed replicas, and those a cancelled deploy (a restore cut short) started
+        replicas = {r for g in groups for r in g.replicas} | set(self._replicas)
+        await asyncio.gather(*(r.terminate() for r in replicas))
         for task in list(self._watchers):
             task.cancel()
         import shutil
 
         shutil.rmtree(self.socket_dir, ignore_errors=True)
+        if self.record is not None:
+            self.record.release()
 
 
 def _metrics_gone(directory: Path, pid: int | None) -> None:

@@ -2,6 +2,11 @@
 
     python -m shipyard.serve.worker --socket PATH --code-dir DIR --entry FILE.py:Class \\
         --name SERVICE [--pins '{"ranker@prod": "ranker:7"}'] [--models-fd N] [--isolate PLAN]
+        [--host-pid PID --host-id ID]
+
+With ``--host-pid`` it dies with that host (``parent.py``): the kernel kills it when the host
+exits, it exits at once (status 4) if the host has already gone, and it drains and exits when
+the host's connection closes. ``--host-id`` only marks it as that host's (``hostfile.py``).
 
 Before any of the service's code is imported it isolates itself when the host asked
 (``--isolate``: see ``isolation.py``; it exits 3 if it cannot), and takes its model records
@@ -116,10 +121,23 @@ class Worker:
         self.stopping = False
         self.drained = asyncio.Event()
         self._connections: set[_Connection] = set()
+        #: set by SIGTERM/SIGINT, or when the host's connection closes (:meth:`follow_host`)
+        self.stop = asyncio.Event()
+        self._stop_with_front = False
+
+    def follow_host(self) -> None:
+        """Stop (draining) when the host's connection closes: the host keeps one for the
+        worker's whole life, so once it is gone nobody can reach this worker again."""
+        self._stop_with_front = True
+
+    def _front_left(self) -> None:
+        if self._stop_with_front and not self.stopping:
+            log_event("host_gone", service=self.table.service)
+            self.stop.set()
 
     async def serve(self, drain_seconds: float = DRAIN_SECONDS) -> None:
         loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
+        stop = self.stop
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         previous = os.umask(0o177)  # the socket file is created 0600, never wider
@@ -172,6 +190,7 @@ class Worker:
             connection.closed = True
             self._connections.discard(connection)
             writer.close()
+            self._front_left()
 
 
 def _load_failed(exc: BaseException) -> int:
@@ -223,7 +242,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pins", default=None, help="JSON: model spec -> 'name:version'")
     parser.add_argument("--models-fd", type=int, default=None, help="the model channel's fd")
     parser.add_argument("--isolate", default=None, help="JSON: the view to isolate into")
+    parser.add_argument("--host-pid", type=int, default=None, help="die with this process")
+    parser.add_argument("--host-id", default=None, help="the id of the host that started it")
     args = parser.parse_args(argv)
+    _die_with_host(args.host_pid)  # before anything slow: the host may die at any time
     try:
         pins = _parse_pins(args.pins)
     except ValueError as exc:
@@ -234,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         _start(args.isolate, args.models_fd)
     except (OSError, EOFError, ValueError, ProtocolError) as exc:
         return _load_failed(ServiceDefinitionError(f"the worker could not start: {exc}"))
+    _die_with_host(args.host_pid)  # isolation changed this process's capabilities
     try:
         service_class = import_service(args.code_dir, args.entry)
         table = EndpointTable.load(service_class, args.name)
@@ -242,9 +265,21 @@ def main(argv: list[str] | None = None) -> int:
     # everything loaded so far lives as long as the worker: keep it out of every collection
     gc.collect()
     gc.freeze()
+    _die_with_host(args.host_pid)  # load() may have changed the user id, which clears it
     log_event("ready", service=args.name, pid=os.getpid(), frozen_objects=gc.get_freeze_count())
-    _run(Worker(table, args.socket, {**pins, **_resolved_models()}).serve())
+    worker = Worker(table, args.socket, {**pins, **_resolved_models()})
+    if args.host_pid is not None:
+        worker.follow_host()
+    _run(worker.serve())
     return 0
+
+
+def _die_with_host(host_pid: int | None) -> None:
+    """With ``--host-pid``: die with the host, or exit now if it has gone (``parent.py``)."""
+    if host_pid is not None:
+        from shipyard.serve.parent import die_with_host
+
+        die_with_host(host_pid)
 
 
 def _start(isolate: str | None, models_fd: int | None) -> None:
