@@ -3,9 +3,15 @@ connection, starts a thread or an event loop, that forks one child per task atte
 
 Tasks therefore start in ~1 ms with the flow module and shipyard already imported, and none
 inherits a lock held by a thread that does not exist in the child. Each task leads its own
-process group, so a timeout or Ctrl-C kills the task *and* whatever it started. If the
-runtime dies (even by SIGKILL) the zygote sees its socket close, kills every task group and
-exits: no orphans.
+process group, so a timeout or Ctrl-C kills the task *and* whatever it started; so does the
+task's end: once a task is reaped, what is left in its group is killed. No orphans:
+- the runtime dies (even by SIGKILL): the zygote sees its socket close, kills every task
+  group and exits;
+- the zygote dies too (``kill -9`` of the runtime's process group, the OOM killer): each task
+  asked for :data:`ORPHANED` on its parent's death (``PR_SET_PDEATHSIG``; it follows the
+  thread that forked the task, the zygote's only one), whose handler kills the task's whole
+  group, itself included. A task busy in C code (not in Python, a sleep or a wait) goes when
+  it returns to Python.
 
 Protocol over a socketpair: length-prefixed pickles.
   runtime -> zygote  ("spawn", token, payload)
@@ -30,6 +36,30 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 _HEADER = struct.Struct("!I")
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+#: what a task gets when the zygote dies (see the module docstring); a real-time signal no
+#: library uses, whose default action (if a step replaced the handler) still ends the task
+ORPHANED = signal.SIGRTMAX
+
+
+def _orphaned(zygote_pid: int) -> None:
+    """ORPHANED's handler, set in the zygote and inherited by each task: kill the task's
+    group. The zygote never asks for ORPHANED; sent to it anyway, it does nothing."""
+    if os.getpid() != zygote_pid:
+        os.killpg(0, signal.SIGKILL)
+
+
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, or None where there is none (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
 
 
 def send_message(sock: socket.socket, message: tuple[Any, ...]) -> None:
@@ -127,6 +157,9 @@ def _serve(sock: socket.socket, target: Callable[[Any, int], int]) -> None:
     os.set_blocking(wake_r, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    zygote_pid, prctl = os.getpid(), _prctl()
+    if prctl is not None:
+        signal.signal(ORPHANED, lambda *_: _orphaned(zygote_pid))
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ, "sock")
     selector.register(wake_r, selectors.EVENT_READ, "wake")
@@ -154,6 +187,12 @@ def _serve(sock: socket.socket, target: Callable[[Any, int], int]) -> None:
                 return
             if pid not in children:
                 continue
+            # the task is over: so is whatever it left in its group (its pid stays the
+            # group's id, not reused, while any member lives)
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             token, fd, report = children.pop(pid)
             # The task wrote its whole report before exiting: what is left is in the pipe
             # (a process the task started may hold the pipe open, so do not wait for EOF).
@@ -173,6 +212,10 @@ def _serve(sock: socket.socket, target: Callable[[Any, int], int]) -> None:
             code = 1
             try:
                 os.setpgid(0, 0)
+                if prctl is not None:
+                    prctl(_PR_SET_PDEATHSIG, ORPHANED, 0, 0, 0)
+                    if os.getppid() != zygote_pid:  # it died before the prctl took
+                        return
                 selector.close()
                 sock.close()
                 for fd in (wake_r, wake_w, report_r, *(c[1] for c in children.values())):
