@@ -152,3 +152,19 @@ def test_a_store_that_refuses_writes_fails_the_task_and_the_run_cleanly(
     assert again.successful
     assert again["end"].task.data.total == 120_000
     assert "reused from the origin run" in resumed.stdout + resumed.stderr
+
+
+def test_a_store_that_refuses_writes_from_the_start_stops_the_run_before_it_exists(
+    refusal: Refusal, tmp_path: Path
+) -> None:
+    oserror = refusal.refuse()
+    proc = subprocess.run(
+        [sys.executable, "-m", "shipyard", "run", str(write_flow(FLOW, tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr
+    assert "the blob store refused the run's code snapshot" in proc.stderr, proc.stderr
+    assert str(refusal.blobs) in proc.stderr and oserror in proc.stderr, proc.stderr

@@ -133,10 +133,13 @@ class Runtime:
         import hashlib
 
         code_key = hashlib.sha256(code).hexdigest()
-        self.store.put(code_key, [code])
-        self.param_records = {
-            attr: save(self.store, attr, value) for attr, value in self.plan.params.items()
-        }
+        try:
+            self.store.put(code_key, [code])
+            self.param_records = {
+                attr: save(self.store, attr, value) for attr, value in self.plan.params.items()
+            }
+        except OSError as exc:  # before the run exists: nothing to record, say why
+            raise StoreRefused("the run's code snapshot and parameters", exc) from None
         origin = self.plan.origin
         fields: dict[str, Any] = {
             "user": current_user(),
