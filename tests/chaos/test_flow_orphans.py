@@ -128,3 +128,73 @@ def test_kill_9_of_the_runtime_takes_its_tasks_and_their_groups(
         if proc.returncode is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate(timeout=10)
+
+
+ESCAPER = """
+import os, subprocess, time
+from shipyard import FlowSpec, step
+
+def wait(condition):
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+class EscaperFlow(FlowSpec):
+    @step
+    def start(self):
+        self.items = ["escaper", "sibling"]
+        self.next(self.work, foreach="items")
+
+    @step
+    def work(self):
+        sibling = os.path.join(os.environ["PIDS"], "sibling")
+        if self.input == "sibling":  # ends once the other task's processes are started
+            open(sibling, "w").write(str(os.getpid()))
+            wait(lambda: os.path.exists(os.path.join(os.environ["PIDS"], "escaped")))
+        else:
+            self.escape(sibling)
+        self.next(self.join)
+
+    def escape(self, sibling):
+        own_group = subprocess.Popen(["sleep", "300"], process_group=0)
+        own_session = subprocess.Popen(["sleep", "300"], start_new_session=True)
+        # a daemon: double fork, its parent gone at once, in a session of its own
+        r, w = os.pipe()
+        if os.fork() == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.write(w, str(os.getpid()).encode())
+                time.sleep(300)
+            os._exit(0)
+        pids = [own_group.pid, own_session.pid, int(os.read(r, 100))]
+        open(os.path.join(os.environ["PIDS"], "escaped"), "w").write(" ".join(map(str, pids)))
+        # the sibling task ends meanwhile: what this task started lives on while it does
+        wait(lambda: os.path.exists(sibling))
+        wait(lambda: not os.path.exists(f"/proc/{open(sibling).read()}"))
+        time.sleep(0.2)  # a margin for the zygote to finish the sibling's end
+        assert all(os.path.exists(f"/proc/{p}") for p in pids)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_what_a_task_started_outside_its_group_dies_when_it_ends(
+    tmp_path: Path, shipyard_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PIDS", str(tmp_path))
+    run = run_flow(ESCAPER, max_workers=2)
+    assert run.successful, [t.exception for t in run["work"].tasks()]
+    left = [int(p) for p in (tmp_path / "escaped").read_text().split()]
+    try:
+        wait_for(lambda: not any(alive(p) for p in left), "what the task started to die", 10)
+    finally:
+        for pid in left:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -7,6 +7,10 @@ process group, so a timeout or Ctrl-C kills the task *and* whatever it started; 
 task's end: once a task is reaped, what is left in its group is killed. No orphans:
 - the runtime dies (even by SIGKILL): the zygote sees its socket close, kills every task
   group and exits;
+- a process that left the task's group (``setsid``, a double fork) is still the task's
+  descendant: the zygote and every task are child subreapers, so such a process is adopted
+  by its task while the task lives and by the zygote after, which kills it at the task's
+  end (the zygote's children that are not tasks are exactly these);
 - the zygote dies too (``kill -9`` of the runtime's process group, the OOM killer): each task
   asked for :data:`ORPHANED` on its parent's death (``PR_SET_PDEATHSIG``; it follows the
   thread that forked the task, the zygote's only one), whose handler kills the task's whole
@@ -37,6 +41,7 @@ from typing import Any
 
 _HEADER = struct.Struct("!I")
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_PR_SET_CHILD_SUBREAPER = 36
 #: what a task gets when the zygote dies (see the module docstring); a real-time signal no
 #: library uses, whose default action (if a step replaced the handler) still ends the task
 ORPHANED = signal.SIGRTMAX
@@ -160,6 +165,8 @@ def _serve(sock: socket.socket, target: Callable[[Any, int], int]) -> None:
     zygote_pid, prctl = os.getpid(), _prctl()
     if prctl is not None:
         signal.signal(ORPHANED, lambda *_: _orphaned(zygote_pid))
+        prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    adopted = f"/proc/self/task/{zygote_pid}/children"  # the zygote's only thread
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ, "sock")
     selector.register(wake_r, selectors.EVENT_READ, "wake")
@@ -176,6 +183,25 @@ def _serve(sock: socket.socket, target: Callable[[Any, int], int]) -> None:
             if not data:
                 return True
             report += data
+
+    def kill_strays() -> None:
+        """Kill the zygote's children that are not tasks: processes ended tasks left
+        outside their group, adopted here, with the groups they lead."""
+        try:
+            fd = os.open(adopted, os.O_RDONLY)
+        except OSError:  # no /proc, or a kernel without CONFIG_PROC_CHILDREN
+            return
+        try:
+            pids = os.read(fd, 1 << 16).split()
+        finally:
+            os.close(fd)
+        for pid in map(int, pids):
+            if pid not in children:
+                for kill in (os.killpg, os.kill):
+                    try:
+                        kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
 
     def reap() -> None:
         while children:
@@ -194,6 +220,8 @@ def _serve(sock: socket.socket, target: Callable[[Any, int], int]) -> None:
             except ProcessLookupError:
                 pass
             token, fd, report = children.pop(pid)
+            if prctl is not None:
+                kill_strays()
             # The task wrote its whole report before exiting: what is left is in the pipe
             # (a process the task started may hold the pipe open, so do not wait for EOF).
             read_report(fd, report)
@@ -216,6 +244,7 @@ def _serve(sock: socket.socket, target: Callable[[Any, int], int]) -> None:
                     prctl(_PR_SET_PDEATHSIG, ORPHANED, 0, 0, 0)
                     if os.getppid() != zygote_pid:  # it died before the prctl took
                         return
+                    prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # not inherited
                 selector.close()
                 sock.close()
                 for fd in (wake_r, wake_w, report_r, *(c[1] for c in children.values())):
@@ -259,12 +288,14 @@ def _serve(sock: socket.socket, target: Callable[[Any, int], int]) -> None:
                         os.killpg(pid, signal.SIGKILL)
                     except OSError:
                         pass
-                for pid in list(children):
+                children.clear()  # now every child is a stray: kill and reap until none
+                while True:
+                    if prctl is not None:
+                        kill_strays()
                     try:
-                        os.waitpid(pid, 0)
+                        os.waitpid(-1, 0)
                     except ChildProcessError:
-                        pass
-                return
+                        return
             for message in reader.feed(data):
                 if message[0] == "spawn":
                     spawn(message[1], message[2])
