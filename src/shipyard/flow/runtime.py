@@ -370,7 +370,8 @@ class Runtime:
             result = {"ok": False, "error": exit_error(exitcode)}
             try:
                 result = {**result, **self._upload_logs(running.task)}
-            except StoreRefused as exc:  # the task's failure stands; its output stays on disk
+            except Exception as exc:  # noqa: BLE001 - the task failed already; say, go on
+                # (StoreRefused from a file:// store; an S3 store's own errors as they are)
                 self.out.line(f"[yellow]{running.task.step}/{running.task.task_id}[/]: {exc}")
         if running.timed_out:
             limit = self.options[running.task.step].timeout_seconds

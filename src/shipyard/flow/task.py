@@ -321,7 +321,7 @@ def run_task(flow_cls: type[FlowSpec], graph: Graph, spec: TaskSpec, report_fd: 
     result["duration"] = time.time() - started
     try:
         result = {**result, **upload_logs(store, spec)}
-    except StoreRefused as exc:  # the output is lost to the run: so is the attempt
+    except Exception as exc:  # noqa: BLE001 - the output is lost to the run: so is the attempt
         if result["ok"]:
             result = {"ok": False, "error": error_dict(exc), "duration": result["duration"]}
     write_result(report_fd, result)
