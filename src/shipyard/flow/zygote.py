@@ -43,8 +43,9 @@ _HEADER = struct.Struct("!I")
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _PR_SET_CHILD_SUBREAPER = 36
 #: what a task gets when the zygote dies (see the module docstring); a real-time signal no
-#: library uses, whose default action (if a step replaced the handler) still ends the task
-ORPHANED = signal.SIGRTMAX
+#: library uses, whose default action (if a step replaced the handler) still ends the task.
+#: Linux only, as prctl is (0 elsewhere, never used)
+ORPHANED: int = getattr(signal, "SIGRTMAX", 0)
 
 
 def _orphaned(zygote_pid: int) -> None:
