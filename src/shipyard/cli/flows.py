@@ -14,7 +14,7 @@ from typing import Any, NoReturn
 import click
 
 from shipyard._entry import discard_recorder, fork_recorder, take_recorder
-from shipyard.flow.exceptions import FlowError, ParameterError, ResumeError
+from shipyard.flow.exceptions import FlowError, ParameterError, ResumeError, StoreRefused
 from shipyard.flow.loader import LoadedFlow, load_flow
 from shipyard.flow.parameters import IncludeFile, JSONType, Parameter, flow_parameters
 from shipyard.store.records import RunRecord
@@ -99,7 +99,7 @@ def _execute(
         runtime.on_run_id = write_pathspec
     try:
         runtime.run()
-    except RecorderFailed as exc:  # the run's metadata could not be written: say why
+    except (RecorderFailed, StoreRefused) as exc:  # metadata or blobs not written: say why
         raise click.ClickException(str(exc)) from None
     sys.exit({RunStatus.SUCCEEDED: 0, RunStatus.KILLED: 130}.get(runtime.status, 1))
 

@@ -36,13 +36,15 @@ from shipyard.store import pathspec as _pathspec
     type=DurationType(),
     default="1h",
     show_default=True,
-    help="Never delete unreferenced blobs younger than this (a live run may be writing them).",
+    help="Never delete unreferenced blobs younger than this (a live run may be writing them), "
+    "nor temp files written to more recently, unless their writer is gone.",
 )
 @friendly
 def gc_command(
     older_than: timedelta | None, keep: int | None, dry_run: bool, grace: timedelta
 ) -> None:
-    """Delete old runs and the stored blobs nothing references any more.
+    """Delete old runs and the stored blobs nothing references any more, and the temp
+    files that writes killed mid-way left in a local blob store.
 
     Running runs are never touched. With both limits, a run goes only if both let it go.
 
@@ -65,6 +67,11 @@ def gc_command(
     click.echo(f"{verb} {report.blobs} blob(s), {size(report.bytes)}")
     if report.log_dirs:
         click.echo(f"{verb} {report.log_dirs} leftover log dir(s)")
+    if report.temp_files:
+        click.echo(
+            f"{verb} {report.temp_files} temp file(s) of interrupted writes, "
+            f"{size(report.temp_bytes)}"
+        )
     if report.young_blobs:
         click.echo(f"kept {report.young_blobs} unreferenced blob(s) younger than the grace period")
     if dry_run and report.runs:

@@ -30,6 +30,9 @@ class GcReport:
     #: unreferenced blobs younger than the grace period (a live run may be about to use them)
     young_blobs: int = 0
     log_dirs: int = 0
+    #: temp files of interrupted blob writes (a task killed mid-write), and their bytes
+    temp_files: int = 0
+    temp_bytes: int = 0
 
 
 def _blob_size(blobs: BlobStore, key: str) -> int | None:
@@ -55,7 +58,9 @@ def collect(
 ) -> GcReport:
     """Delete finished (or dead) runs created more than ``older_than`` ago and/or beyond the
     newest ``keep_last`` per flow (both given: only runs both rules let go), then every blob no
-    row references that is older than ``grace``, and the deleted runs' leftover log dirs.
+    row references that is older than ``grace``, and the deleted runs' leftover log dirs;
+    and the temp files of interrupted blob writes: those whose writer is gone (judged on the
+    machine that wrote them) or that were not written to for ``grace``.
 
     ``dry_run`` changes nothing; its blob counts include only blobs unreferenced *now*, not
     those the listed runs alone still hold.
@@ -90,6 +95,11 @@ def collect(
         report.blobs += 1
         if not dry_run:
             ctx.blobs.delete(key)
+    remove_temp_files = getattr(ctx.blobs, "remove_temp_files", None)  # file:// stores only
+    if remove_temp_files is not None:
+        report.temp_files, report.temp_bytes = remove_temp_files(
+            grace.total_seconds(), dry_run=dry_run
+        )
     return report
 
 

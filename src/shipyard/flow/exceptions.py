@@ -7,6 +7,7 @@ FlowError                      root of everything below
 ├── TransitionError            a step called self.next() unlike its source says
 ├── ArtifactError              an artifact cannot be saved / merged / found
 ├── ResumeError                nothing to resume, or the origin run cannot be resumed
+├── StoreRefused               the blob store refused a write (disk full, read-only); fails the task
 └── RecorderFailed             the run's metadata could not be written (also a RuntimeError)
 """
 
@@ -66,3 +67,14 @@ class ResumeError(FlowError):
 
 class RecorderFailed(FlowError, RuntimeError):
     """The recorder process could not write the run's metadata; the message says why."""
+
+
+class StoreRefused(FlowError):
+    """The blob store refused to write a task's artifact or log (its disk is full, its
+    directory read-only): the task fails, naming the path and the OS error."""
+
+    def __init__(self, what: str, exc: OSError) -> None:
+        super().__init__(
+            f"the blob store refused {what}: {exc}",
+            hint="free space in the blob store (or make it writable again), then resume the run",
+        )

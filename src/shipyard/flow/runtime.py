@@ -25,6 +25,7 @@ from typing import Any
 from shipyard.config import Settings, current_user, settings
 from shipyard.flow.artifacts import save
 from shipyard.flow.decorators import TaskOptions, task_options
+from shipyard.flow.exceptions import StoreRefused
 from shipyard.flow.failures import exit_error
 from shipyard.flow.launch import RunPlan
 from shipyard.flow.ledger import Ledger
@@ -132,10 +133,13 @@ class Runtime:
         import hashlib
 
         code_key = hashlib.sha256(code).hexdigest()
-        self.store.put(code_key, [code])
-        self.param_records = {
-            attr: save(self.store, attr, value) for attr, value in self.plan.params.items()
-        }
+        try:
+            self.store.put(code_key, [code])
+            self.param_records = {
+                attr: save(self.store, attr, value) for attr, value in self.plan.params.items()
+            }
+        except OSError as exc:  # before the run exists: nothing to record, say why
+            raise StoreRefused("the run's code snapshot and parameters", exc) from None
         origin = self.plan.origin
         fields: dict[str, Any] = {
             "user": current_user(),
@@ -352,9 +356,11 @@ class Runtime:
             result = self._succeeded(running, result, logs)
         if not result["ok"]:
             self._failed(task, result["error"], logs)
-        for tail in running.tails:  # an empty one the task removed itself (see task.py)
+        stored = (logs["stdout_key"], logs["stderr_key"])
+        for tail, key in zip(running.tails, stored, strict=True):
             tail.close()
-            tail.path.unlink(missing_ok=True)
+            if key is not None:  # else empty (the task removed it) or the store refused it
+                tail.path.unlink(missing_ok=True)
 
     def _read_result(self, running: _Running, exitcode: int, report: bytes) -> TaskResult:
         """What the task reported, or why it could not (crash, signal, timeout)."""
@@ -362,7 +368,11 @@ class Runtime:
             result: TaskResult = pickle.loads(report)
         except Exception:  # noqa: BLE001 - nothing, or cut short: the task died first
             result = {"ok": False, "error": exit_error(exitcode)}
-            result = {**result, **self._upload_logs(running.task)}
+            try:
+                result = {**result, **self._upload_logs(running.task)}
+            except Exception as exc:  # noqa: BLE001 - the task failed already; say, go on
+                # (StoreRefused from a file:// store; an S3 store's own errors as they are)
+                self.out.line(f"[yellow]{running.task.step}/{running.task.task_id}[/]: {exc}")
         if running.timed_out:
             limit = self.options[running.task.step].timeout_seconds
             result["ok"], result["error"] = False, exit_error(exitcode, timeout_seconds=limit)

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.flow.artifacts import ArtifactLoader, save, save_items
 from shipyard.flow.current import start_task
 from shipyard.flow.decorators import TaskContext
-from shipyard.flow.exceptions import ArtifactError, TransitionError
+from shipyard.flow.exceptions import ArtifactError, StoreRefused, TransitionError
 from shipyard.flow.report import ForeachSplit, LogKeys, TaskError, TaskResult
 from shipyard.flow.spec import FlowSpec, Inputs, InputView
 from shipyard.store.blobs import BlobStore, open_blob_store
@@ -113,7 +113,8 @@ def error_dict(exc: BaseException) -> TaskError:
     return {
         "type": type(exc).__name__,
         "message": str(exc),
-        "traceback": user_traceback(exc),
+        # the store's refusal is no bug in the user's code: its message is the whole story
+        "traceback": "" if isinstance(exc, StoreRefused) else user_traceback(exc),
     }
 
 
@@ -126,12 +127,16 @@ def _upload_log(store: BlobStore, path: Path) -> str | None:
         path.unlink(missing_ok=True)
         return None
     key = hashlib.sha256(data).hexdigest()
-    store.put(key, [data])
+    try:
+        store.put(key, [data])
+    except OSError as exc:  # the file stays, for `shipyard logs` and whoever frees the disk
+        raise StoreRefused(f"the log {path}", exc) from None
     return key
 
 
 def upload_logs(store: BlobStore, spec: TaskSpec) -> LogKeys:
-    """Store the attempt's output files as blobs (an empty one is removed instead)."""
+    """Store the attempt's output files as blobs (an empty one is removed instead).
+    Raises :class:`StoreRefused` if the store refuses, leaving the files in place."""
     return {
         "stdout_key": _upload_log(store, spec.path("out")),
         "stderr_key": _upload_log(store, spec.path("err")),
@@ -225,6 +230,8 @@ def _persist(flow: FlowSpec, spec: TaskSpec, store: BlobStore) -> dict[str, Arti
                 hint=f"store something picklable, or name it self._{name} to keep it "
                 "out of the artifacts",
             ) from None
+        except OSError as exc:
+            raise StoreRefused(f"artifact {name!r} of step {spec.step_name!r}", exc) from None
     return outputs
 
 
@@ -245,7 +252,10 @@ def _split(flow: FlowSpec, node: Node, store: BlobStore) -> ForeachSplit:
             f"step {node.name!r}: foreach over {node.foreach!r} has no items",
             hint="a foreach needs at least one item",
         )
-    records = save_items(store, node.foreach, items)
+    try:
+        records = save_items(store, node.foreach, items)
+    except OSError as exc:
+        raise StoreRefused(f"the items of foreach={node.foreach!r}", exc) from None
     return {
         "num_splits": len(records),
         "items_key": records[0].key,
@@ -297,8 +307,8 @@ def run_task(flow_cls: type[FlowSpec], graph: Graph, spec: TaskSpec, report_fd: 
     except BaseException as exc:  # noqa: BLE001 - reported to the runtime, never swallowed
         if isinstance(exc, SystemExit):
             exc = RuntimeError(f"the step called sys.exit({exc.code!r})")
-        print(user_traceback(exc), file=sys.stderr, end="")
         result = {"ok": False, "error": error_dict(exc)}
+        print(result["error"]["traceback"] or f"{exc}\n", file=sys.stderr, end="")
     finally:
         if ctx is not None:
             for deco in node.decorators:
@@ -309,6 +319,10 @@ def run_task(flow_cls: type[FlowSpec], graph: Graph, spec: TaskSpec, report_fd: 
     sys.stdout.flush()
     sys.stderr.flush()
     result["duration"] = time.time() - started
-    result = {**result, **upload_logs(store, spec)}
+    try:
+        result = {**result, **upload_logs(store, spec)}
+    except Exception as exc:  # noqa: BLE001 - the output is lost to the run: so is the attempt
+        if result["ok"]:
+            result = {"ok": False, "error": error_dict(exc), "duration": result["duration"]}
     write_result(report_fd, result)
     return 0 if result["ok"] else 1

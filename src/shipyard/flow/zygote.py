@@ -3,9 +3,19 @@ connection, starts a thread or an event loop, that forks one child per task atte
 
 Tasks therefore start in ~1 ms with the flow module and shipyard already imported, and none
 inherits a lock held by a thread that does not exist in the child. Each task leads its own
-process group, so a timeout or Ctrl-C kills the task *and* whatever it started. If the
-runtime dies (even by SIGKILL) the zygote sees its socket close, kills every task group and
-exits: no orphans.
+process group, so a timeout or Ctrl-C kills the task *and* whatever it started; so does the
+task's end: once a task is reaped, what is left in its group is killed. No orphans:
+- the runtime dies (even by SIGKILL): the zygote sees its socket close, kills every task
+  group and exits;
+- a process that left the task's group (``setsid``, a double fork) is still the task's
+  descendant: the zygote and every task are child subreapers, so such a process is adopted
+  by its task while the task lives and by the zygote after, which kills it at the task's
+  end (the zygote's children that are not tasks are exactly these);
+- the zygote dies too (``kill -9`` of the runtime's process group, the OOM killer): each task
+  asked for :data:`ORPHANED` on its parent's death (``PR_SET_PDEATHSIG``; it follows the
+  thread that forked the task, the zygote's only one), whose handler kills the task's whole
+  group, itself included. A task busy in C code (not in Python, a sleep or a wait) goes when
+  it returns to Python.
 
 Protocol over a socketpair: length-prefixed pickles.
   runtime -> zygote  ("spawn", token, payload)
@@ -30,6 +40,32 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 _HEADER = struct.Struct("!I")
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_PR_SET_CHILD_SUBREAPER = 36
+#: what a task gets when the zygote dies (see the module docstring); a real-time signal no
+#: library uses, whose default action (if a step replaced the handler) still ends the task.
+#: Linux only, as prctl is (0 elsewhere, never used)
+ORPHANED: int = getattr(signal, "SIGRTMAX", 0)
+
+
+def _orphaned(zygote_pid: int) -> None:
+    """ORPHANED's handler, set in the zygote and inherited by each task: kill the task's
+    group. The zygote never asks for ORPHANED; sent to it anyway, it does nothing."""
+    if os.getpid() != zygote_pid:
+        os.killpg(0, signal.SIGKILL)
+
+
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, or None where there is none (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return prctl
 
 
 def send_message(sock: socket.socket, message: tuple[Any, ...]) -> None:
@@ -127,6 +163,11 @@ def _serve(sock: socket.socket, target: Callable[[Any, int], int]) -> None:
     os.set_blocking(wake_r, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    zygote_pid, prctl = os.getpid(), _prctl()
+    if prctl is not None:
+        signal.signal(ORPHANED, lambda *_: _orphaned(zygote_pid))
+        prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    adopted = f"/proc/self/task/{zygote_pid}/children"  # the zygote's only thread
     selector = selectors.DefaultSelector()
     selector.register(sock, selectors.EVENT_READ, "sock")
     selector.register(wake_r, selectors.EVENT_READ, "wake")
@@ -144,6 +185,25 @@ def _serve(sock: socket.socket, target: Callable[[Any, int], int]) -> None:
                 return True
             report += data
 
+    def kill_strays() -> None:
+        """Kill the zygote's children that are not tasks: processes ended tasks left
+        outside their group, adopted here, with the groups they lead."""
+        try:
+            fd = os.open(adopted, os.O_RDONLY)
+        except OSError:  # no /proc, or a kernel without CONFIG_PROC_CHILDREN
+            return
+        try:
+            pids = os.read(fd, 1 << 16).split()
+        finally:
+            os.close(fd)
+        for pid in map(int, pids):
+            if pid not in children:
+                for kill in (os.killpg, os.kill):
+                    try:
+                        kill(pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+
     def reap() -> None:
         while children:
             try:
@@ -154,7 +214,15 @@ def _serve(sock: socket.socket, target: Callable[[Any, int], int]) -> None:
                 return
             if pid not in children:
                 continue
+            # the task is over: so is whatever it left in its group (its pid stays the
+            # group's id, not reused, while any member lives)
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             token, fd, report = children.pop(pid)
+            if prctl is not None:
+                kill_strays()
             # The task wrote its whole report before exiting: what is left is in the pipe
             # (a process the task started may hold the pipe open, so do not wait for EOF).
             read_report(fd, report)
@@ -173,6 +241,11 @@ def _serve(sock: socket.socket, target: Callable[[Any, int], int]) -> None:
             code = 1
             try:
                 os.setpgid(0, 0)
+                if prctl is not None:
+                    prctl(_PR_SET_PDEATHSIG, ORPHANED, 0, 0, 0)
+                    if os.getppid() != zygote_pid:  # it died before the prctl took
+                        return
+                    prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)  # not inherited
                 selector.close()
                 sock.close()
                 for fd in (wake_r, wake_w, report_r, *(c[1] for c in children.values())):
@@ -216,12 +289,14 @@ def _serve(sock: socket.socket, target: Callable[[Any, int], int]) -> None:
                         os.killpg(pid, signal.SIGKILL)
                     except OSError:
                         pass
-                for pid in list(children):
+                children.clear()  # now every child is a stray: kill and reap until none
+                while True:
+                    if prctl is not None:
+                        kill_strays()
                     try:
-                        os.waitpid(pid, 0)
+                        os.waitpid(-1, 0)
                     except ChildProcessError:
-                        pass
-                return
+                        return
             for message in reader.feed(data):
                 if message[0] == "spawn":
                     spawn(message[1], message[2])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -15,8 +16,30 @@ from urllib.parse import unquote, urlsplit
 from shipyard.store.blobs import BlobNotFound, check_key, check_range, is_key
 
 _TMP_PREFIX = ".tmp-"
+#: the machine a temp file's writer runs on, in its name: gc may judge a writer's pid only
+#: on its own machine (a blob directory can be shared over NFS)
+_HOST = os.uname().nodename.replace("/", "_") or "unknown"
 #: os.write moves at most ~2 GiB per call on Linux; slice bigger chunks so each call is whole
 _MAX_WRITE = 1 << 30
+
+
+def temp_name() -> str:
+    """A temp file's name: ``.tmp-<host>-<writer pid>-<random>``."""
+    return f"{_TMP_PREFIX}{_HOST}-{os.getpid()}-{secrets.token_hex(8)}"
+
+
+def _writer_gone(name: str) -> bool:
+    """True if the temp file's writer ran on this machine and is no longer running."""
+    host, _, rest = name[len(_TMP_PREFIX) :].rpartition("-")[0].rpartition("-")
+    if host != _HOST or not rest.isdigit():
+        return False
+    try:
+        os.kill(int(rest), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # running, as someone else
+        return False
+    return False
 
 
 def _fsync_dir(path: Path) -> None:
@@ -25,6 +48,12 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _refused(exc: OSError, path: Path) -> OSError:
+    """The same error (class and errno), naming the blob's path: an ``os.write`` that found
+    the disk full names no file."""
+    return OSError(exc.errno, exc.strerror, str(path))
 
 
 def _write_all(fd: int, chunk: bytes | memoryview) -> None:
@@ -64,6 +93,8 @@ class LocalBlobStore:
         """Write ``chunks`` to a temp file next to the final name, fsync, rename, fsync the dir.
 
         A reader (or a process killed mid-write) can only ever see the whole blob or none.
+        A refused write (disk full, read-only directory) raises :class:`OSError` naming the
+        blob's path, the temp file removed.
         """
         final = self._path(key)
         try:
@@ -72,6 +103,15 @@ class LocalBlobStore:
             return False
         except FileNotFoundError:
             pass
+        except OSError as exc:  # e.g. a read-only file system
+            raise _refused(exc, final) from None
+        try:
+            self._write(final, chunks)
+        except OSError as exc:
+            raise _refused(exc, final) from None
+        return True
+
+    def _write(self, final: Path, chunks: Iterable[bytes | memoryview]) -> None:
         folder = final.parent
         if not folder.is_dir():
             if not self.root.is_dir():
@@ -79,7 +119,7 @@ class LocalBlobStore:
                 self.root.mkdir(mode=0o700, exist_ok=True)
             folder.mkdir(mode=0o700, exist_ok=True)
             _fsync_dir(folder.parent)
-        tmp = folder / f"{_TMP_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+        tmp = folder / temp_name()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         try:
             try:
@@ -93,7 +133,6 @@ class LocalBlobStore:
             tmp.unlink(missing_ok=True)
             raise
         _fsync_dir(folder)
-        return True
 
     def _open(self, key: str) -> int:
         try:
@@ -141,14 +180,41 @@ class LocalBlobStore:
         """Remove the blob; no error if absent."""
         self._path(key).unlink(missing_ok=True)
 
-    def list(self) -> Iterator[tuple[str, float]]:
-        """Every finished blob; temp files of interrupted writes are not keys and are skipped."""
+    def remove_temp_files(self, older_than: float, *, dry_run: bool = False) -> tuple[int, int]:
+        """Remove what interrupted writes left: every temp file whose writer (on this
+        machine, named in the file's name) is gone, and any other not written to for
+        ``older_than`` seconds (a live writer's file grows, so its mtime stays fresh).
+        Returns how many files and bytes (``dry_run``: would be) removed."""
+        cutoff = time.time() - older_than
+        count = size = 0
+        for folder in self._folders():
+            with os.scandir(folder.path) as entries:
+                temps = [e for e in entries if e.name.startswith(_TMP_PREFIX) and e.is_file()]
+            for entry in temps:
+                try:
+                    stat = entry.stat()
+                except FileNotFoundError:  # its writer finished (renamed it) or gave up
+                    continue
+                if stat.st_mtime > cutoff and not _writer_gone(entry.name):
+                    continue
+                if not dry_run:
+                    try:
+                        os.unlink(entry.path)
+                    except FileNotFoundError:
+                        continue
+                count, size = count + 1, size + stat.st_size
+        return count, size
+
+    def _folders(self) -> list[os.DirEntry[str]]:
         try:
             with os.scandir(self.root) as top:
-                folders = [e for e in top if len(e.name) == 2 and e.is_dir()]
+                return [e for e in top if len(e.name) == 2 and e.is_dir()]
         except FileNotFoundError:
-            return
-        for folder in folders:
+            return []
+
+    def list(self) -> Iterator[tuple[str, float]]:
+        """Every finished blob; temp files of interrupted writes are not keys and are skipped."""
+        for folder in self._folders():
             with os.scandir(folder.path) as entries:
                 for entry in entries:
                     if is_key(entry.name) and entry.name[:2] == folder.name and entry.is_file():
