@@ -58,8 +58,15 @@ def test_kill9_takes_the_workers_and_the_restart_brings_back_as_many(
         assert detail["isolation"]["isolated"] is isolation.detect().isolated
 
         host.kill9()
-        deadline_poll(lambda: not workers_of_home(home), "every worker of the killed host gone")
-        assert not any(alive(pid, started) for pid, started in before.items())
+        # a process on its way out has no command line before it stops being alive: poll
+        # for both, not one then the other
+        deadline_poll(
+            lambda: (
+                not workers_of_home(home)
+                and not any(alive(pid, started) for pid, started in before.items())
+            ),
+            "every worker of the killed host gone",
+        )
 
         gate.close_gate()  # the restored slow replicas now wait in load()
         polls = host.start()

@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from support.waiting import wait_for
+
 #: services whose load() waits at the gate (``GATE_PORT``): the test decides when they load.
 #: ``Stubborn`` clears its parent-death signal first, as a load() that changes its user id
 #: would: nothing but the next host of its home can stop it then.
@@ -58,13 +60,8 @@ class Stubborn(Service):
 
 
 def deadline_poll(condition: Any, what: str, timeout: float = 30.0) -> Any:
-    """Poll ``condition`` (every 20 ms) until truthy; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not (value := condition()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"waited {timeout} s for {what}")
-        time.sleep(0.02)
-    return value
+    """:func:`support.waiting.wait_for` with the longer deadline process deaths need."""
+    return wait_for(condition, what, timeout)
 
 
 def start_time(pid: int) -> int | None:
