@@ -34,6 +34,9 @@ log = logging.getLogger("shipyard.server")
 FD_RESERVE = 128
 #: the connection cap where the file limit allows it
 MAX_CONNECTIONS = 1000
+#: seconds a timed-out connection may wait for the sweep that closes it, so that a flood of
+#: connections is closed in a few sweeps rather than one sweep each
+SWEEP_SLACK = 0.1
 
 
 def default_max_connections() -> int:
@@ -87,27 +90,31 @@ class _Guard:
     """The connections of one server waiting on their client: those still sending headers
     and those whose body has stalled, each with its deadline, oldest first (a dict keeps
     insertion order, and every entry of one dict has the same timeout, so the first entry is
-    the first to expire). One sweep timer runs while any is waiting; nothing per request."""
+    the first to expire). One sweep timer, at the first deadline, runs while any is waiting;
+    a request costs a few dict operations, not a timer."""
 
     def __init__(self, limits: ConnectionLimits) -> None:
         self.header_timeout = limits.header_timeout
         self.body_timeout = limits.body_timeout
         self.max_connections = limits.max_connections or default_max_connections()
-        # a sweep every quarter timeout: a connection is closed at most 25% after its deadline
-        self.interval = min(limits.header_timeout, limits.body_timeout) / 4
         self.headers: dict[Any, float] = {}
         self.bodies: dict[Any, float] = {}
         self.sweeping: asyncio.TimerHandle | None = None
+        self.sweep_at = 0.0
+        self.logged_at = float("-inf")
+        self.displaced = self.refused = 0
 
     def wait_headers(self, protocol: Any) -> None:
         if protocol not in self.headers:
-            self.headers[protocol] = protocol.loop.time() + self.header_timeout
-            self._sweep_later(protocol.loop)
+            deadline = protocol.loop.time() + self.header_timeout
+            self.headers[protocol] = deadline
+            self._sweep_by(protocol.loop, deadline)
 
     def wait_body(self, protocol: Any) -> None:
         self.bodies.pop(protocol, None)  # to the end: the newest deadline
-        self.bodies[protocol] = protocol.loop.time() + self.body_timeout
-        self._sweep_later(protocol.loop)
+        deadline = protocol.loop.time() + self.body_timeout
+        self.bodies[protocol] = deadline
+        self._sweep_by(protocol.loop, deadline)
 
     def forget(self, protocol: Any) -> None:
         self.headers.pop(protocol, None)
@@ -118,16 +125,40 @@ class _Guard:
         the oldest connection still sending its headers."""
         if len(protocol.connections) <= self.max_connections:
             return True
+        admitted = False
         for oldest in self.headers:
             if oldest is not protocol:
                 self.headers.pop(oldest)
                 oldest.transport.abort()
-                return True
-        return False
+                admitted = True
+                break
+        self._log_full(protocol.loop, admitted)
+        return admitted
 
-    def _sweep_later(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self.sweeping is None:
-            self.sweeping = loop.call_later(self.interval, self._sweep, loop)
+    def _log_full(self, loop: asyncio.AbstractEventLoop, displaced: bool) -> None:
+        """One line a second at most while the cap is reached: a flood logs no flood."""
+        self.displaced += displaced
+        self.refused += not displaced
+        now = loop.time()
+        if now - self.logged_at >= 1.0:
+            log.warning(
+                "%d connections held (--max-connections): %d half-sent closed for newcomers, "
+                "%d newcomers refused since the last line",
+                self.max_connections,
+                self.displaced,
+                self.refused,
+            )
+            self.logged_at, self.displaced, self.refused = now, 0, 0
+
+    def _sweep_by(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """A sweep at ``deadline`` unless one comes before it (or just after: the sweeps of
+        a flood of connections are batched at most :data:`SWEEP_SLACK` apart)."""
+        if self.sweeping is not None:
+            if self.sweep_at <= deadline + SWEEP_SLACK:
+                return
+            self.sweeping.cancel()
+        self.sweep_at = deadline
+        self.sweeping = loop.call_at(deadline, self._sweep, loop)
 
     def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
         self.sweeping = None
@@ -161,8 +192,11 @@ class _Guard:
                 self.header_timeout,
                 self.body_timeout,
             )
-        if self.headers or self.bodies:
-            self._sweep_later(loop)
+        firsts = [
+            next(iter(waiting.values())) for waiting in (self.headers, self.bodies) if waiting
+        ]
+        if firsts:
+            self._sweep_by(loop, max(min(firsts), now + SWEEP_SLACK))
 
 
 def _answer_408(protocol: Any, timeout: float) -> None:
@@ -197,6 +231,10 @@ def guarded_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
                 transport.abort()
                 return
             guard.wait_headers(self)
+
+        def handle_websocket_upgrade(self) -> None:
+            guard.forget(self)  # a WebSocket keeps its own time, and this protocol hands over
+            super().handle_websocket_upgrade()
 
         def connection_lost(self, exc: Exception | None) -> None:
             guard.forget(self)

@@ -110,3 +110,25 @@ def test_the_default_cap_leaves_room_under_the_file_limit() -> None:
     cap = default_max_connections()
     assert 16 <= cap <= 1000
     assert soft == resource.RLIM_INFINITY or cap <= max(16, soft - 128)
+
+
+def test_past_the_cap_with_none_half_sent_a_new_connection_is_closed_at_once(
+    capped: int,
+) -> None:
+    held = [socket.create_connection(("127.0.0.1", capped)) for _ in range(3)]
+    try:
+        for s in held:  # headers read (the 100 says so), the body to come: none is displaced
+            s.sendall(
+                b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                b"Expect: 100-continue\r\n\r\n"
+            )
+            s.settimeout(5)
+            assert s.recv(4096).startswith(b"HTTP/1.1 100 ")
+        with socket.create_connection(("127.0.0.1", capped)) as s:
+            s.sendall(b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\n")
+            assert _read_until_closed(s) == b""
+        held[0].sendall(b"abcde")  # the held ones are still served
+        assert _read_until_closed(held[0], reads=20).startswith(b"HTTP/1.1 200 ")
+    finally:
+        for s in held:
+            s.close()
