@@ -109,6 +109,27 @@ def _print_deployment(d: dict[str, Any]) -> None:
     help="One JSON line per service request on stderr.",
 )
 @click.option(
+    "--header-timeout",
+    default=10.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600),
+    help="Seconds a connection may take to send complete request headers; then it is closed.",
+)
+@click.option(
+    "--body-timeout",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600),
+    help="Seconds a request body may go without a byte; then 408 and the connection is closed.",
+)
+@click.option(
+    "--max-connections",
+    default=None,
+    type=click.IntRange(1, 1_000_000),
+    help="Connections held at once; past it a new one displaces the oldest still sending "
+    "headers, or is closed [default: 1000, or the file limit (ulimit -n) less 128].",
+)
+@click.option(
     "--gateway-config",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
@@ -122,6 +143,9 @@ def serve_command(
     replicas: int,
     max_in_flight: int,
     access_log: bool,
+    header_timeout: float,
+    body_timeout: float,
+    max_connections: int | None,
     gateway_config: Path | None,
 ) -> None:
     """Start the host: every deployed service, the admin API, /metrics, /healthz.
@@ -135,7 +159,7 @@ def serve_command(
       shipyard serve service.py:Ranker --port 8080
     """
     from shipyard._app import host_app
-    from shipyard._server import log_to_stderr
+    from shipyard._server import ConnectionLimits, log_to_stderr
     from shipyard.gateway.errors import ConfigError
     from shipyard.serve.run import run_host
 
@@ -158,7 +182,8 @@ def serve_command(
         )
     except ConfigError as exc:
         raise click.ClickException(f"invalid gateway configuration: {exc}") from None
-    run_host(host, dev=dev)
+    limits = ConnectionLimits(header_timeout, body_timeout, max_connections)
+    run_host(host, dev=dev, limits=limits)
 
 
 def _default_name(file: str) -> str:

@@ -11,19 +11,25 @@ import logging
 import sys
 from pathlib import Path
 
-from shipyard._server import server_for  # lived here: importable from here as before
+from shipyard._server import ConnectionLimits, server_for  # server_for: importable as before
 from shipyard.serve.host import Host
 
 log = logging.getLogger("shipyard.serve")
 
 
-def run_host(host: Host, *, dev: tuple[Path, str, str, int] | None = None) -> None:
+def run_host(
+    host: Host,
+    *,
+    dev: tuple[Path, str, str, int] | None = None,
+    limits: ConnectionLimits | None = None,
+) -> None:
     """Serve ``host`` on its bind address and port until SIGINT/SIGTERM. ``dev``:
-    ``(file, class, name, replicas)`` of a service to deploy now and on every change."""
+    ``(file, class, name, replicas)`` of a service to deploy now and on every change;
+    ``limits``: the header and body timeouts and the connection cap (default: the defaults)."""
     if dev is not None:
         file, cls, name, replicas = dev
         host.on_start.append(lambda: _develop(host, file, cls, name, replicas))
-    server = server_for(host, host.bind, host.port)
+    server = server_for(host, host.bind, host.port, limits or ConnectionLimits())
     print(
         f"shipyard host on http://{host.bind}:{host.port}  "
         f"(admin token: {host.home / 'admin.token'})",
