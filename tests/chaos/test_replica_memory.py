@@ -42,6 +42,7 @@ def test_a_replica_over_its_memory_limit_is_killed_restarted_and_said(tmp_path: 
 
         over = host.post("/hungry/eat", {"mb": 300})
         assert over.status_code == 503, over.text
+        assert over.json()["error"]["type"] == "worker_crashed", over.text
         assert "memory limit of 128 MB" in over.json()["error"]["message"], over.text
 
         # the replica comes back and serves small calls
@@ -56,6 +57,22 @@ def test_a_replica_over_its_memory_limit_is_killed_restarted_and_said(tmp_path: 
         metrics = httpx.get(host.url + "/metrics").text
         assert _metric(metrics, 'shipyard_replica_oom_kills_total{service="hungry"}') == 1
         assert _metric(metrics, 'shipyard_worker_restarts_total{service="hungry"}') == 1
+        # a size that does not parse is refused, naming it, before anything is recorded
+        bad = httpx.post(
+            host.url + "/api/v1/deployments",
+            json={
+                "name": "hungry",
+                "entry": "hungry_service.py:Hungry",
+                "code": "",
+                "memory": "lots",
+            },
+            headers=host.admin,
+        )
+        assert bad.status_code == 422 and "'lots' is not a size" in bad.text, bad.text
+        refused = host.cli(
+            "deploy", f"{path}:Hungry", "--name", "h2", "--memory", "1M", check=False
+        )
+        assert refused.returncode != 0 and "below the minimum" in refused.stderr, refused.stderr
         log = host.log.read_text()
         assert "replica memory limits: enforced by" in log, log[-2000:]
         if os.geteuid() == 0:  # CI: the kernel enforces it, not the poller
