@@ -73,6 +73,18 @@ def test_the_host_says_which_enforcement_it_has(tmp_path: Path) -> None:
     assert not found.parent or not found.parent.exists()  # made only when a replica needs it
 
 
+def test_cgroup2_without_the_memory_controller_delegated_falls_back_to_polling(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "cgroup.controllers").write_text("cpu io memory pids")
+    (tmp_path / "cgroup.subtree_control").write_text("cpu pids")
+    found = detect("0123456789abcdef", root=tmp_path)
+    assert found.kind == "rss-poll" and "memory is not delegated" in found.message()
+    (tmp_path / "cgroup.subtree_control").write_text("cpu memory pids")
+    found = detect("0123456789abcdef", root=tmp_path)
+    assert found == Enforcement("cgroup-v2", tmp_path / "shipyard-0123456789ab")
+
+
 HOG = """
 import sys, time
 block = bytearray(200 << 20)  # zero-filled: every page is touched

@@ -102,6 +102,9 @@ def detect(host_id: str, *, root: Path = CGROUP_ROOT, cgroups: bool = True) -> E
         kind, base = "cgroup-v1", root / "memory"
     else:
         return Enforcement("rss-poll", None, f"no memory controller under {root}")
+    if kind == "cgroup-v2" and "memory" not in _words(root / "cgroup.subtree_control"):
+        # a container's cgroup2 root often holds processes and so cannot hand controllers down
+        return Enforcement("rss-poll", None, f"memory is not delegated below {root}")
     if not os.access(base, os.W_OK):
         return Enforcement("rss-poll", None, f"{base} is not writable (the host is not root)")
     # made when the first limited replica starts (a host with no --memory leaves no trace)
@@ -219,6 +222,13 @@ def group_rss(pgid: int) -> int | None:
         except (OSError, ValueError, IndexError):
             continue
     return total
+
+
+def _words(path: Path) -> list[str]:
+    try:
+        return path.read_text().split()
+    except OSError:
+        return []
 
 
 def _cgroup_oom_kills(cgroup: Path, kind: str) -> int:
