@@ -231,6 +231,13 @@ def pack_service(file: Path) -> str:
     "from its environment variable VAR or its file PATH; only the reference is stored "
     "(repeatable).",
 )
+@click.option(
+    "--memory",
+    metavar="SIZE",
+    default=None,
+    help="Each replica's memory limit, e.g. 512M or 2G: a replica over it is killed and "
+    "restarted, and its deployment's events say so.",
+)
 @_url_option
 @_key_option
 def deploy_command(
@@ -240,6 +247,7 @@ def deploy_command(
     models: tuple[str, ...],
     env: tuple[str, ...],
     secret_refs: tuple[str, ...],
+    memory: str | None,
     url: str,
     key: str | None,
 ) -> None:
@@ -254,7 +262,9 @@ def deploy_command(
       shipyard deploy service.py:Ranker --name ranker --replicas 2 --model ranker@prod
       shipyard deploy service.py:Ranker --name ranker --secret API_KEY=env:RANKER_API_KEY
       shipyard deploy service.py:Ranker --name ranker --secret API_KEY=file:/run/secrets/ranker
+      shipyard deploy service.py:Ranker --name ranker --memory 512M
     """
+    from shipyard.serve.memory import SizeError, parse_size
     from shipyard.serve.secrets import SecretError, parse_secret
 
     file, _, cls = target.partition(":")
@@ -276,6 +286,10 @@ def deploy_command(
         except SecretError as exc:
             raise click.BadParameter(str(exc), param_hint="--secret") from None
         secrets[secret] = reference
+    try:
+        limit = parse_size(memory) if memory is not None else None
+    except SizeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--memory") from None
     body = {
         "name": name,
         "entry": f"{path.name}:{cls}",
@@ -284,6 +298,7 @@ def deploy_command(
         "models": list(models),
         "env": variables,
         "secrets": secrets,
+        "memory": limit,
         "user": current_user(),
     }
     click.echo(f"deploying {target} as {name} ({replicas} replica(s))...", err=True)
@@ -346,6 +361,8 @@ def deployments_command(name: str | None, url: str, key: str | None) -> None:
     for v in d["versions"]:
         pins = ", ".join(f"{k}={p}" for k, p in v["pins"].items()) or "-"
         secrets = "".join(f"  secret {k}={r}" for k, r in (v.get("secrets") or {}).items())
+        if v.get("memory"):
+            secrets += f"  memory {v['memory'] >> 20} MB"
         click.echo(
             f"  v{v['version']}  {v['status']:<9} {v['created_at'][:19]}  "
             f"{v['entry']}  models: {pins}{secrets}  {v.get('message') or ''}".rstrip()

@@ -6,7 +6,7 @@ code.
 ``POST /deployments`` takes a JSON object::
 
     {"name": "ranker", "entry": "service.py:Ranker", "code": "<base64 zip snapshot>",
-     "replicas": 2, "models": ["ranker@prod"], "user": "ann",
+     "replicas": 2, "memory": "512M", "models": ["ranker@prod"], "user": "ann",
      "env": {"LOG_LEVEL": "info"},
      "secrets": {"API_KEY": "env:RANKER_API_KEY", "DB_PASSWORD": "file:/run/secrets/db"}}
 
@@ -14,9 +14,11 @@ code.
 variable to a reference the host resolves when it starts each worker (see
 :mod:`shipyard.serve.secrets`): checked now, stored as the reference, the value never
 stored, logged or answered. A secret that cannot be read now is a 422 ``secret_unavailable``
-naming it and its reference. ``GET /deployments/{name}`` shows each version's ``env`` names
-and ``secrets`` references, and the service's recent ``events`` (a replica that could not
-start, and why).
+naming it and its reference. ``memory`` (optional; ``"512M"``, ``"2G"`` or bytes) limits each
+replica (see :mod:`shipyard.serve.memory`); a replica over it is killed and restarted, which
+the service's ``events`` say (``replica_memory_exceeded``). ``GET /deployments/{name}`` shows
+each version's ``env`` names and ``secrets`` references, and the service's recent ``events``
+(a replica that could not start, or was killed over its memory limit, and why).
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ class AdminAPI:
         #: per service, what went wrong lately (a replica that could not start, and why)
         self.events: dict[str, deque[dict[str, Any]]] = {}
         supervisor.on_start_failed = self.replica_failed
+        supervisor.on_memory_kill.append(self.replica_over_memory)
 
     def routes(self) -> list[Route]:
         """The routes, to mount at ``/api/v1``."""
@@ -151,6 +154,17 @@ class AdminAPI:
             }
         )
 
+    def replica_over_memory(self, service: str, reason: str) -> None:
+        """Record that a replica of ``service`` was killed over its memory limit."""
+        events = self.events.setdefault(service, deque(maxlen=MAX_EVENTS))
+        events.append(
+            {
+                "at": datetime.now(UTC).isoformat(),
+                "event": "replica_memory_exceeded",
+                "reason": reason,
+            }
+        )
+
     async def list_deployments(self, request: Request) -> Response:
         return JSONResponse(
             {"deployments": [self._describe(d.service) for d in self.store.active()]}
@@ -186,6 +200,7 @@ class AdminAPI:
         replicas = _field(body, "replicas", int, default=1)
         if not 1 <= replicas <= 64:
             raise AdminError(422, "validation_error", "replicas must be between 1 and 64")
+        memory_limit = _memory_field(body)
         env = _field(body, "env", dict, default={})
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
             raise AdminError(422, "validation_error", "env must map names to strings")
@@ -218,6 +233,7 @@ class AdminAPI:
             replicas=replicas,
             env=env,
             secrets=secrets,
+            memory=memory_limit,
             models=_field(body, "models", list, default=[]),
             user=_field(body, "user", str, default="unknown"),
         )
@@ -250,9 +266,11 @@ class AdminAPI:
         models: list[Any] | None = None,
         user: str = "unknown",
         secrets: dict[str, str] | None = None,
+        memory: int | None = None,
     ) -> Response:
         """Record a new version of ``name`` from a code snapshot and roll it out.
-        ``secrets``: name -> reference, resolved at each worker's start (never stored)."""
+        ``secrets``: name -> reference, resolved at each worker's start (never stored);
+        ``memory``: each replica's limit in bytes."""
         self._check_secrets(secrets or {})
         pins = self._resolve_models(models or [])
         code_key = hashlib.sha256(code).hexdigest()
@@ -266,6 +284,7 @@ class AdminAPI:
             pins=pins,
             created_by=user,
             secrets=secrets or {},
+            memory=memory,
         )
         return await self._roll_out(version, action="deploy")
 
@@ -310,6 +329,7 @@ class AdminAPI:
                 env=version.env,
                 pins=version.pins,
                 secrets=version.secrets,
+                memory=version.memory,
             )
             try:
                 group = await self.supervisor.deploy(spec, progress=log.info)
@@ -383,6 +403,7 @@ class AdminAPI:
             pins=target.pins,
             created_by=_user(request),
             secrets=target.secrets,
+            memory=target.memory,
         )
         return await self._roll_out(version, action="rollback")
 
@@ -456,6 +477,23 @@ def _user(request: Request) -> str:
 
 
 _MISSING: Any = object()
+
+
+def _memory_field(body: dict[str, Any]) -> int | None:
+    """``memory``: ``"512M"``, ``"2G"`` or a number of bytes; absent or null: no limit."""
+    from shipyard.serve.memory import SizeError, parse_size
+
+    value = body.get("memory")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise AdminError(
+            422, "validation_error", f"field 'memory' must be a size like \"512M\", got {value!r}"
+        )
+    try:
+        return parse_size(str(value))
+    except SizeError as exc:
+        raise AdminError(422, "validation_error", str(exc)) from None
 
 
 def _field(body: dict[str, Any], name: str, kind: type, default: Any = _MISSING) -> Any:

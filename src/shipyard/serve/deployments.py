@@ -3,8 +3,8 @@
 A deployment is a service name with an ordered history of versions; each version records the
 code snapshot (a blob key), the entry point, the environment, its secrets (as references:
 ``env:VAR`` or ``file:PATH``, never values; see :mod:`shipyard.serve.secrets`), the replica
-count and the model versions it pinned. Exactly one version is current; ``rollback`` makes the
-previous live one current again.
+count, each replica's memory limit (``--memory``) and the model versions it pinned. Exactly
+one version is current; ``rollback`` makes the previous live one current again.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ class DeploymentVersion:
     created_by: str
     #: name -> reference (``env:VAR`` / ``file:PATH``): what the host resolves at worker start
     secrets: dict[str, str] = field(default_factory=dict)
+    #: each replica's memory limit in bytes (None: none)
+    memory: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +52,7 @@ class DeploymentVersion:
             "entry": self.entry,
             "code_key": self.code_key,
             "replicas": self.replicas,
+            "memory": self.memory,
             "env": sorted(self.env),  # names only: values may be sensitive
             "secrets": dict(self.secrets),  # references, never values
             "pins": self.pins,
@@ -82,6 +85,7 @@ def _version(row: Any) -> DeploymentVersion:
         replicas=row.replicas,
         env=dict(row.env or {}),
         secrets=dict(row.secrets or {}),
+        memory=row.memory,
         pins=dict(row.pins or {}),
         status=VersionStatus(row.status),
         message=row.message,
@@ -107,9 +111,11 @@ class DeploymentStore:
         pins: dict[str, str],
         created_by: str,
         secrets: dict[str, str] | None = None,
+        memory: int | None = None,
     ) -> DeploymentVersion:
         """Record a new version (status DEPLOYING) and return it. ``secrets`` maps names to
-        references (checked by the caller); only the references are stored."""
+        references (checked by the caller); only the references are stored. ``memory``: each
+        replica's limit in bytes."""
         with self.engine.begin() as conn:
             last = conn.execute(
                 sa.select(sa.func.max(deployment_versions.c.version)).where(
@@ -126,6 +132,7 @@ class DeploymentStore:
                 pins=pins,
                 status=VersionStatus.DEPLOYING,
                 secrets=dict(secrets or {}),
+                memory=memory,
                 message=None,
                 created_at=_now(),
                 created_by=created_by,

@@ -111,6 +111,7 @@ class Host:
         self.metrics = HostMetrics()
         self.history = History(self.metrics)  # the UI's charts: the last hour per service
         supervisor.on_restart = lambda s: self.metrics.restarts.labels(s).inc()
+        supervisor.on_memory_kill.append(lambda s, _: self.metrics.oom_kills.labels(s).inc())
         self.admin = AdminAPI(meta=meta, blobs=blobs, guard=guard, supervisor=supervisor, home=home)
         #: ``POST /{service}/{endpoint}``; ``access_log``: one JSON line per call on stderr
         self.invoke = Invoker(

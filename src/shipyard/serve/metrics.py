@@ -50,6 +50,12 @@ class HostMetrics:
             ["service"],
             registry=r,
         )
+        self.oom_kills = Counter(
+            "shipyard_replica_oom_kills",
+            "Replicas killed over their memory limit (--memory), then restarted",
+            ["service"],
+            registry=r,
+        )
         self._endpoints: dict[tuple[str, str], EndpointMetrics] = {}
         self.poison_requests = Counter(
             "shipyard_poison_requests",

@@ -27,6 +27,7 @@ from shipyard.serve.secrets import SecretError, resolve_secrets
 
 if TYPE_CHECKING:
     from shipyard.serve.isolation import Plan
+    from shipyard.serve.memory import Guard
     from shipyard.serve.model_channel import ModelSource
 
 
@@ -88,6 +89,8 @@ class Replica:
         self._models_task: asyncio.Task[None] | None = None
         #: called with the worker's pid as soon as it is started (the host's record)
         self.on_spawn: Callable[[int], None] | None = None
+        #: the replica's memory limit (memory.py): its cgroup, or the poller of its RSS
+        self.memory: Guard | None = None
 
     @property
     def pid(self) -> int | None:
@@ -166,6 +169,8 @@ class Replica:
                 worker_end.close()
         if self.on_spawn is not None:
             self.on_spawn(self.process.pid)
+        if self.memory is not None:  # before load() allocates (and before it drops privileges)
+            self.memory.attach(self.process.pid)
         if host_end is not None and spec.models is not None:
             from shipyard.serve.model_channel import serve_models
 
@@ -193,6 +198,10 @@ class Replica:
     def _failure_reason(self, exc: BaseException) -> str:
         if isinstance(exc, TimeoutError):
             return "the worker did not become ready in time (is load() stuck?)"
+        if self.memory is not None and self.memory.oom_killed():
+            from shipyard.serve.memory import exceeded
+
+            return exceeded(self.memory.limit) + " before it was ready"
         lines = _tail_lines(self.spec.log_path)
         for line in reversed(lines):
             try:
@@ -221,7 +230,7 @@ class Replica:
             # the connection broke: say why the process went, if it did
             with contextlib.suppress(TimeoutError):
                 code = await asyncio.wait_for(self.process.wait(), 2.0)
-                self.exit_reason = _describe_exit(code)
+                self.exit_reason = self._describe_exit(code)
         self._gone(self.exit_reason or "the worker closed its connection")
 
     def _gone(self, reason: str) -> None:
@@ -293,6 +302,17 @@ class Replica:
         self._gone(self.exit_reason or "the worker was stopped")
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
+        if self.memory is not None and self.process is not None:
+            if self.process.returncode is not None:
+                self.memory.release()
+
+    def _describe_exit(self, code: int) -> str:
+        """Why the worker exited; a worker killed over its memory limit says so."""
+        if self.memory is not None and code < 0 and self.memory.oom_killed():
+            from shipyard.serve.memory import exceeded
+
+            return exceeded(self.memory.limit)
+        return _describe_exit(code)
 
     async def wait_exit(self) -> int:
         if self.process is None:  # start() refused before spawning (a secret it cannot read)
@@ -300,8 +320,10 @@ class Replica:
             return -1
         code = await self.process.wait()
         if self.exit_reason is None:
-            self.exit_reason = _describe_exit(code)
+            self.exit_reason = self._describe_exit(code)
         self._gone(self.exit_reason)
+        if self.memory is not None:
+            self.memory.release()
         return code
 
 

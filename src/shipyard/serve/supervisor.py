@@ -10,6 +10,9 @@
 - Workers die with their host, even by ``kill -9`` (``parent.py``); the host claims its home
   at start (:meth:`Supervisor.claim`, ``hostfile.py``): one host per home, and the leftovers
   of the previous host of this home, if any survived, are stopped before anything starts.
+- A version deployed with ``--memory`` runs each replica under that limit (``memory.py``: a
+  memory cgroup where the host can make one, else an RSS poller); a replica over it is killed
+  and restarted like any other that died, and ``on_memory_kill`` hooks hear of it.
 - When the host can (root, Linux), each worker isolates itself before running service code
   (``isolation.py``); when it cannot, the supervisor says so in a WARNING at start.
 """
@@ -29,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.serve import hostfile, isolation
+from shipyard.serve import hostfile, isolation, memory
 from shipyard.serve.replica import LoadFailed, Replica, WorkerSpec
 
 if TYPE_CHECKING:
@@ -99,6 +102,8 @@ class VersionSpec:
     env: dict[str, str] = field(default_factory=dict)
     pins: dict[str, str] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)  # name -> reference (secrets.py)
+    #: each replica's memory limit in bytes (None: none)
+    memory: int | None = None
 
 
 class ServiceGroup:
@@ -146,7 +151,8 @@ class Supervisor:
     """Owns every worker process of the host.
 
     ``config`` (default: the settings) names the cache and the metadata database; ``models``
-    (default: the registry of the settings) answers the workers' model lookups.
+    (default: the registry of the settings) answers the workers' model lookups;
+    ``memory_cgroups=False`` enforces ``--memory`` by polling RSS even where cgroups work.
     """
 
     def __init__(
@@ -157,6 +163,7 @@ class Supervisor:
         max_in_flight: int = 64,
         config: Settings | None = None,
         models: ModelSource | None = None,
+        memory_cgroups: bool = True,
     ) -> None:
         from shipyard.config import settings
 
@@ -193,6 +200,11 @@ class Supervisor:
         self.on_start_failed: Callable[[str, str], None] | None = None
         #: this host's id in its home's record, on every worker's command line
         self.host_id = uuid.uuid4().hex
+        #: how --memory is enforced on this host, said once at start
+        self.memory = memory.detect(self.host_id, cgroups=memory_cgroups)
+        log.info(self.memory.message())
+        #: called with (service, reason) when a replica is killed over its memory limit
+        self.on_memory_kill: list[Callable[[str, str], None]] = []
         self.record: hostfile.HostRecord | None = None
         #: every replica not yet collected, deployed or still starting: close() stops them all
         self._replicas: weakref.WeakSet[Replica] = weakref.WeakSet()
@@ -254,6 +266,8 @@ class Supervisor:
         )
         replica = Replica(worker, self.socket_dir / f"{self._counter}.sock", self._counter)
         replica.on_spawn = self._spawned
+        if spec.memory is not None:
+            replica.memory = memory.Guard(self.memory, f"replica-{self._counter}", spec.memory)
         self._replicas.add(replica)
         return replica
 
@@ -325,6 +339,7 @@ class Supervisor:
             started = time.monotonic()
             code = await replica.wait_exit()
             _metrics_gone(self.metrics_dir, replica.pid)
+            self._memory_killed(group, replica)
             if (
                 replica.stopping
                 or self._closing
@@ -364,6 +379,15 @@ class Supervisor:
             group.replicas = [fresh if r is replica else r for r in group.replicas]
             replica = fresh
 
+    def _memory_killed(self, group: ServiceGroup, replica: Replica) -> None:
+        """A replica that exited over its memory limit: tell the hooks (events, metric)."""
+        if replica.memory is None or replica.stopping or not replica.memory.oom_killed():
+            return
+        reason = memory.exceeded(replica.memory.limit)
+        log.warning("%s replica %s: %s", group.spec.service, replica.number, reason)
+        for hook in self.on_memory_kill:
+            hook(group.spec.service, reason)
+
     async def close(self) -> None:
         self._closing = True
         groups = list(self.services.values())
@@ -376,6 +400,7 @@ class Supervisor:
         import shutil
 
         shutil.rmtree(self.socket_dir, ignore_errors=True)
+        memory.remove_parent(self.memory)
         if self.record is not None:
             self.record.release()
 

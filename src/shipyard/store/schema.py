@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 #: the Alembic revision these tables correspond to (checked against the scripts by a test)
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0009"
 
 #: 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the (fast) rowid alias
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -299,6 +299,8 @@ deployment_versions = sa.Table(
     sa.Column("created_by", sa.String(255), nullable=False),
     # name -> reference ("env:VAR" / "file:PATH"), never a value (revision 0008; NULL: none)
     sa.Column("secrets", _json(), nullable=True),
+    # each replica's memory limit in bytes (revision 0009; NULL: none)
+    sa.Column("memory", sa.BigInteger(), nullable=True),
 )
 
 
