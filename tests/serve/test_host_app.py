@@ -257,3 +257,17 @@ def test_the_host_makes_the_cache_key_pair_its_isolated_workers_read(home: Path)
     finally:
         for close in reversed(made.on_close):
             close()
+
+
+def test_a_service_call_the_host_fails_on_is_a_json_500_with_an_error_id(
+    host: Host, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(*args: Any) -> None:  # a fault in the host's own call path
+        raise RuntimeError("the invoker broke")
+
+    host.invoke = broken  # type: ignore[assignment,method-assign]
+    r = _client(host).post("/svc/ep", json={})
+    assert r.status_code == 500
+    error = r.json()["error"]
+    assert error["type"] == "internal_error" and len(error["error_id"]) == 16
+    assert error["error_id"] in caplog.text and "the invoker broke" in caplog.text

@@ -43,7 +43,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shipyard.config import Settings, settings
-from shipyard.errors import error_response, new_error_id
+from shipyard.errors import error_body, error_response, new_error_id
 from shipyard.names import RESERVED, service_name_problem
 from shipyard.serve.admin import AdminAPI
 from shipyard.serve.docs import docs_page
@@ -238,7 +238,10 @@ class Host:
             # the hot path, before any routing: /{service}/{endpoint}, as the table's route
             service, slash, endpoint = scope["path"][1:].partition("/")
             if service and endpoint and "/" not in endpoint and service not in RESERVED:
-                await self.invoke(scope, receive, send, service, endpoint)
+                try:
+                    await self.invoke(scope, receive, send, service, endpoint)
+                except Exception:  # the route table's 500 handler is not on this path
+                    await _failed(scope, send)
                 return
         await self.app(scope, receive, send)
 
@@ -434,6 +437,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
     headers = dict(exc.headers) if exc.headers else None
     return error_response(exc.status_code, kind, str(message), headers=headers)
+
+
+async def _failed(scope: Scope, send: Send) -> None:
+    """A service call that failed in the host itself: logged with an error id, answered
+    with a JSON 500 naming it, unless the answer had already begun (then only logged)."""
+    error_id = new_error_id()
+    log.exception("error %s handling POST %s", error_id, scope["path"])
+    body = error_body("internal_error", "the host failed; see its logs", error_id=error_id)
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    with contextlib.suppress(Exception):  # the server refuses a second start: already begun
+        await send({"type": "http.response.start", "status": 500, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

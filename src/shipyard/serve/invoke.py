@@ -16,7 +16,7 @@ import asyncio
 import os
 import time
 import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -25,10 +25,11 @@ from shipyard.serve.accesslog import RefusalLog
 from shipyard.serve.metrics import HostMetrics
 from shipyard.serve.poison import Held, PoisonRequests
 from shipyard.serve.replica import Replica, ReplicaGone
-from shipyard.serve.supervisor import Supervisor
+from shipyard.serve.supervisor import ServiceGroup, Supervisor
 
 if TYPE_CHECKING:
     from shipyard.keys import Guard
+    from shipyard.serve.protocol import Frame
 
 #: the largest request body a service call may send, by default
 MAX_BODY = 16 << 20
@@ -108,26 +109,14 @@ class Invoker:
             )
             await self._refuse(send, service, endpoint, started, 503, reason, message, len(body), 1)
             return
-        future = replica.send(index, body)
         try:
-            async with asyncio.timeout(info.get("timeout") or 30.0):
-                frame = await future
-        except TimeoutError:
-            replica.forget(future)
-            self._recycled.add(replica)
-            await self.supervisor.recycle(
-                group, replica, f"a call to {endpoint!r} ran longer than {info.get('timeout')} s"
+            future = replica.send(index, body)
+        except ReplicaGone as exc:  # gone between pick and send: the call never reached it
+            future, status, payload = None, 503, error_body("worker_crashed", exc.reason)
+        if future is not None:
+            status, payload = await self._await(
+                future, replica, group, service, endpoint, body, info
             )
-            message = f"{service}/{endpoint} did not answer within {info.get('timeout')} s"
-            status, payload = 504, error_body("timeout", message)
-        except ReplicaGone as exc:
-            status, payload = 503, self._crashed(replica, service, endpoint, body, exc)
-        else:
-            status, payload = frame.code, frame.payload
-            if frame.extra:
-                self.metrics.endpoint(service, endpoint).batch_size.observe(frame.extra)
-            if poison.suspecting:
-                poison.answered(service, endpoint, body)
         await _send(send, status, payload, retry_after=1 if status == 503 else 0)
         elapsed = time.perf_counter() - started
         counters = self.metrics.endpoint(service, endpoint)
@@ -144,6 +133,37 @@ class Invoker:
                     f'"bytes_in": {len(body)}, "bytes_out": {len(payload)}}}\n'
                 ).encode(),
             )
+
+    async def _await(
+        self,
+        future: asyncio.Future[Frame],
+        replica: Replica,
+        group: ServiceGroup,
+        service: str,
+        endpoint: str,
+        body: bytes,
+        info: dict[str, Any],
+    ) -> tuple[int, bytes]:
+        """The worker's answer to a call sent to ``replica``: its frame, a 504 when it
+        overran (the replica is recycled), a 503 when the worker went away under it."""
+        try:
+            async with asyncio.timeout(info.get("timeout") or 30.0):
+                frame = await future
+        except TimeoutError:
+            replica.forget(future)
+            self._recycled.add(replica)
+            await self.supervisor.recycle(
+                group, replica, f"a call to {endpoint!r} ran longer than {info.get('timeout')} s"
+            )
+            message = f"{service}/{endpoint} did not answer within {info.get('timeout')} s"
+            return 504, error_body("timeout", message)
+        except ReplicaGone as exc:
+            return 503, self._crashed(replica, service, endpoint, body, exc)
+        if frame.extra:
+            self.metrics.endpoint(service, endpoint).batch_size.observe(frame.extra)
+        if self.poison.suspecting:
+            self.poison.answered(service, endpoint, body)
+        return frame.code, frame.payload
 
     def _count_held(self, held: Held) -> None:
         self.metrics.poison_marked.labels(held.service, held.endpoint).inc()
