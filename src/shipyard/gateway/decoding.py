@@ -17,8 +17,8 @@ from __future__ import annotations
 import zlib
 from collections.abc import AsyncIterator, Mapping
 
-from shipyard.gateway.transport import UpstreamResponse
-from shipyard.gateway.upstream_http import ProtocolError, ResponseTooLarge
+from shipyard.gateway.transport import UpstreamResponse, read_body
+from shipyard.gateway.upstream_http import ProtocolError
 
 #: the most decompressed bytes produced by one step
 PIECE = 64 * 1024
@@ -67,17 +67,7 @@ class Decoded:
 
     async def read(self, limit: int | None = None) -> bytes:
         """The whole decoded body; ``ResponseTooLarge`` past ``limit`` decoded bytes."""
-        chunks, size = [], 0
-        async for chunk in self.stream():
-            size += len(chunk)
-            if limit is not None and size > limit:
-                await self.aclose()
-                raise ResponseTooLarge(
-                    f"the upstream's decoded answer is larger than {limit} bytes",
-                    self.origin,
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_body(self, limit, self.origin, "decoded answer")
 
     async def stream(self) -> AsyncIterator[bytes]:
         """The decoded body, piece by piece as the upstream's arrive."""

@@ -34,9 +34,9 @@ import json as jsonlib
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from shipyard.gateway.transport import read_body
 from shipyard.gateway.upstream_http import (
     Request,
-    ResponseTooLarge,
     UpstreamError,
     UpstreamTimeout,
 )
@@ -75,16 +75,7 @@ class MockResponse:
 
     async def read(self, limit: int | None = None) -> bytes:
         """The whole body; :class:`ResponseTooLarge` past ``limit`` bytes."""
-        chunks, size = [], 0
-        async for chunk in self.stream():
-            size += len(chunk)
-            if limit is not None and size > limit:
-                await self.aclose()
-                raise ResponseTooLarge(
-                    f"the upstream's answer is larger than {limit} bytes", self._origin
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_body(self, limit, self._origin)
 
     async def stream(self) -> AsyncIterator[bytes]:
         """The body, chunk by chunk, each within the request's read timeout."""

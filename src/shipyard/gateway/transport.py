@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Protocol
 
-from shipyard.gateway.upstream_http import Request
+from shipyard.gateway.upstream_http import Request, ResponseTooLarge
 
 
 class UpstreamResponse(Protocol):
@@ -58,6 +58,22 @@ class Transport(Protocol):
     async def aclose(self) -> None:
         """Stop: release idle connections; answers still being read finish first."""
         ...
+
+
+async def read_body(
+    response: UpstreamResponse, limit: int | None, origin: str, what: str = "answer"
+) -> bytes:
+    """All of ``response``'s stream; past ``limit`` bytes it is closed and
+    :class:`~shipyard.gateway.upstream_http.ResponseTooLarge` names ``origin`` (for
+    responses that stream their body chunk by chunk, as the decoded and the mock ones do)."""
+    chunks, size = [], 0
+    async for chunk in response.stream():
+        size += len(chunk)
+        if limit is not None and size > limit:
+            await response.aclose()
+            raise ResponseTooLarge(f"the upstream's {what} is larger than {limit} bytes", origin)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 #: makes the transport of one origin (``scheme://host:port``); ``Pool`` is the default
