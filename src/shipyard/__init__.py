@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "FlowSpec": "shipyard.flow.spec",
+    "HTTPError": "shipyard.errors",
     "IncludeFile": "shipyard.flow.parameters",
     "JSONType": "shipyard.flow.parameters",
     "Model": "shipyard.registry",
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from shipyard.client import Run as Run
     from shipyard.client import Step as Step
     from shipyard.client import Task as Task
+    from shipyard.errors import HTTPError as HTTPError
     from shipyard.flow.current import current as current
     from shipyard.flow.decorators import catch as catch
     from shipyard.flow.decorators import environment as environment
