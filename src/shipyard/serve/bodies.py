@@ -33,11 +33,13 @@ class BodyBudget:
     >>> budget = BodyBudget(1 << 20)
     >>> budget.reserve(800 << 10), budget.reserve(800 << 10)
     (True, False)
-    >>> budget.release(800 << 10); budget.held
+    >>> budget.release(800 << 10)
+    >>> budget.held
     0
 
     ``trim`` (default: glibc's ``malloc_trim``) runs once the budget is empty again after
-    it held more than ``trim_after`` bytes, from the running event loop's timer.
+    it held more than ``trim_after`` bytes, from the running event loop's timer, at most once
+    every ``trim_interval`` seconds.
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class BodyBudget:
         limit: int = MAX_BODY_BUFFER,
         *,
         trim_after: int = TRIM_AFTER,
+        trim_interval: float = TRIM_INTERVAL,
         trim: Callable[[], object] = malloc_trim,
     ) -> None:
         self.limit = limit
@@ -53,6 +56,7 @@ class BodyBudget:
         #: how many trims ran (for tests and curiosity)
         self.trims = 0
         self.trim_after = trim_after
+        self.trim_interval = trim_interval
         self._trim = trim
         self._peak = 0  # the most held since the last trim
         self._trimmed_at = float("-inf")
@@ -80,7 +84,7 @@ class BodyBudget:
         except RuntimeError:  # no loop (a test's direct call): trim now
             self._run_trim()
             return
-        delay = max(0.0, self._trimmed_at + TRIM_INTERVAL - loop.time())
+        delay = max(0.0, self._trimmed_at + self.trim_interval - loop.time())
         self._timer = loop.call_later(delay, self._run_trim)
 
     def _run_trim(self) -> None:
