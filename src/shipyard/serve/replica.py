@@ -286,7 +286,7 @@ class Replica:
         if writer.transport.get_write_buffer_size() > HIGH_WATER:
             try:
                 await writer.drain()
-            except ConnectionError as exc:
+            except OSError as exc:  # ConnectionResetError: the worker went under it
                 reason = self.exit_reason or f"the worker connection broke: {exc}"
                 raise ReplicaGone(reason) from None
 
