@@ -306,11 +306,12 @@ class Replica:
 
     # -- stopping -------------------------------------------------------------------------
     async def drain_and_stop(self, grace: float = 30.0) -> None:
-        """Stop taking requests, let those in flight finish, then stop the process."""
+        """Stop taking requests, let those in flight finish (and those picked for it still
+        sending their body), then stop the process."""
         self.stopping = True
         self.ready = False
         deadline = asyncio.get_running_loop().time() + grace
-        while self.in_flight and asyncio.get_running_loop().time() < deadline:
+        while (self.in_flight or self.pending) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
         await self.terminate()
 
