@@ -198,5 +198,6 @@ def test_a_poison_body_streamed_to_its_worker_is_known_by_its_digest(tmp_path: P
         assert ready()
         metrics = httpx.get(host.url + "/metrics").text
         assert _metric(metrics, 'shipyard_worker_restarts_total{service="streamed"}') == 2
+        assert _metric(metrics, "shipyard_body_bytes_held") == 0  # crashed, refused: released
     finally:
         host.stop()
