@@ -151,6 +151,9 @@ def test_a_body_sent_in_parts_is_streamed_to_the_worker_and_answered(host: HostP
     parts = (body[i : i + 65536] for i in range(0, len(body), 65536))
     r = httpx.post(host.url + PATH, content=parts, timeout=30)
     assert (r.status_code, r.json()) == (200, answer)
+    small, small_answer = _body(100)  # chunked, and whole in the host's first message
+    r = httpx.post(host.url + PATH, content=iter([small]), timeout=30)
+    assert (r.status_code, r.json()) == (200, small_answer)
 
 
 def test_a_call_past_the_budget_gets_503_before_its_body_is_read(host: HostProcess) -> None:
