@@ -15,6 +15,7 @@ import os
 from typing import TYPE_CHECKING
 
 from shipyard.config import Settings
+from shipyard.serve.bodies import MAX_BODY_BUFFER
 from shipyard.serve.host import GatewayFactory, Host
 from shipyard.serve.invoke import MAX_BODY
 from shipyard.ui import make_ui
@@ -35,6 +36,7 @@ def host_app(
     port: int = 8000,
     max_in_flight: int = 64,
     max_body: int = MAX_BODY,
+    max_body_buffer: int = MAX_BODY_BUFFER,
     access_log: bool = False,
     gateway_config: str | os.PathLike[str] | None = None,
 ) -> Host:
@@ -52,6 +54,7 @@ def host_app(
         port=port,
         max_in_flight=max_in_flight,
         max_body=max_body,
+        max_body_buffer=max_body_buffer,
         access_log=access_log,
         gateway=_gateway(gateway_config, gateways) if gateway_config is not None else None,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import hashlib
 import json
 import re
 import threading
@@ -151,5 +152,52 @@ def test_callers_in_flight_at_the_crashes_are_not_taken_for_the_poison(tmp_path:
         assert answers == [200] * 20
         metrics = httpx.get(host.url + "/metrics").text
         assert _metric(metrics, 'shipyard_worker_restarts_total{service="busy"}') == 2
+    finally:
+        host.stop()
+
+
+STREAMED = """
+import os
+from shipyard.serve import Service, endpoint
+
+
+class Streamed(Service):
+    @endpoint
+    def take(self, data: str) -> int:
+        if data.startswith("die"):
+            os._exit(1)
+        return len(data)
+"""
+
+
+def test_a_poison_body_streamed_to_its_worker_is_known_by_its_digest(tmp_path: Path) -> None:
+    # a 1 MB body is streamed to the worker, not kept by the host: it is hashed as it streams
+    # (crash attribution), and refused at the end of its stream once poison (the worker
+    # never sees it whole again)
+    host = HostProcess(tmp_path / "home").start()
+    try:
+        path = tmp_path / "streamed_service.py"
+        path.write_text(STREAMED)
+        host.deploy(f"{path}:Streamed", "streamed")
+        body = json.dumps({"data": "die" + "x" * (1 << 20)}).encode()
+        healthy = json.dumps({"data": "x" * (1 << 20)}).encode()
+
+        def ready() -> bool:
+            r = httpx.post(host.url + "/streamed/take", content=healthy, timeout=30)
+            return r.status_code == 200 and r.json() == 1 << 20
+
+        types = []
+        for _ in range(3):
+            wait_for(ready, "the streamed service to be ready again", timeout=30)
+            r = httpx.post(host.url + "/streamed/take", content=body, timeout=30)
+            assert r.status_code == 503
+            types.append(r.json()["error"]["type"])
+        assert types == ["worker_crashed", "worker_crashed", "poison_request"], types
+        expected = hashlib.sha256(b"streamed/take\n" + body).hexdigest()
+        assert r.json()["error"]["sha256"] == expected
+        assert ready()
+        metrics = httpx.get(host.url + "/metrics").text
+        assert _metric(metrics, 'shipyard_worker_restarts_total{service="streamed"}') == 2
+        assert _metric(metrics, "shipyard_body_bytes_held") == 0  # crashed, refused: released
     finally:
         host.stop()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
-from shipyard.serve.poison import PoisonRequests
+from shipyard.serve.poison import Digested, PoisonRequests, body_hasher
 from support.clock import Clock
 
 BAD = b'{"die": true}'
@@ -84,3 +84,23 @@ def test_what_is_tracked_is_bounded(clock: Clock) -> None:
     assert poison.held_count() == 4
     assert poison.refusal("svc", "crash", b'{"i": 9}') is not None
     assert poison.refusal("svc", "crash", b'{"i": 0}') is None  # the oldest went first
+
+
+def test_a_streamed_body_is_the_same_request_by_its_digest(clock: Clock) -> None:
+    # the host hashes a streamed body part by part and keeps only (length, digest): a crash
+    # of it and a crash of the same bytes sent whole are crashes of one request
+    hasher = body_hasher("svc", "crash")
+    for part in (BAD[:4], BAD[4:9], BAD[9:]):
+        hasher.update(part)
+    streamed = Digested(len(BAD), hasher.hexdigest())
+    poison = PoisonRequests(clock=clock)
+    assert poison.crashed(1, "svc", "crash", streamed) is None
+    held = poison.crashed(2, "svc", "crash", BAD)
+    assert held is not None and held.digest == streamed.digest
+    assert poison.refusal("svc", "crash", streamed) is held
+    assert poison.refusal("svc", "crash", Digested(len(GOOD), "0" * 64)) is None
+    # a streamed body a worker answered is cleared like any other
+    other = Digested(len(GOOD), "1" * 64)
+    assert poison.crashed(3, "svc", "crash", other) is None
+    poison.answered("svc", "crash", other)
+    assert poison.crashed(4, "svc", "crash", other) is None  # a first crash again

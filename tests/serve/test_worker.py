@@ -134,6 +134,39 @@ def test_many_requests_in_flight_on_one_connection(worker: WorkerProcess) -> Non
     assert max(sizes) > 1 and all(1 <= size <= 5 for size in sizes)
 
 
+def test_a_body_streamed_in_chunks_runs_at_its_last_one_between_other_requests(
+    worker: WorkerProcess,
+) -> None:
+    conn = worker.connect()
+    slow = conn.indexes["slow"]
+    body = json.dumps({"seconds": 0, "tag": "streamed " + "x" * 100_000}).encode()
+    parts = [body[:10], body[10:60_000], body[60_000:]]
+    conn.send(Frame(Kind.REQUEST, 1001, slow, 1, parts[0]))  # extra=1: the body follows
+    whole = conn.send_request("slow", {"seconds": 0, "tag": "whole"})
+    conn.send(Frame(Kind.CHUNK, 1001, 0, 1, parts[1]))
+    conn.send(Frame(Kind.PING, 999))
+    conn.send(Frame(Kind.CHUNK, 1001, 0, 0, parts[2]))  # the last
+    frames = {f.request_id: f for f in (conn.recv() for _ in range(3))}
+    assert set(frames) == {1001, whole, 999}
+    assert json.loads(frames[1001].payload) == "streamed " + "x" * 100_000
+    assert json.loads(frames[whole].payload) == "whole"
+
+
+def test_an_aborted_body_is_dropped_without_an_answer(worker: WorkerProcess) -> None:
+    conn = worker.connect()
+    slow = conn.indexes["slow"]
+    body = json.dumps({"seconds": 0, "tag": "never"}).encode()
+    conn.send(Frame(Kind.REQUEST, 1002, slow, 1, body[:5]))
+    conn.send(Frame(Kind.ABORT, 1002))
+    conn.send(Frame(Kind.CHUNK, 1002, 0, 0, body[5:]))  # late: dropped as well
+    conn.send(Frame(Kind.ABORT, 4242))  # an id the worker never saw: nothing to do
+    conn.send(Frame(Kind.PING, 999))
+    assert conn.recv().kind is Kind.PONG
+    # the next answer is the next request's: 1002 never ran
+    status, tag = conn.request("slow", {"seconds": 0, "tag": "after"})
+    assert (status, tag) == (200, "after")
+
+
 def test_errors_do_not_leak_tracebacks(worker: WorkerProcess) -> None:
     conn = worker.connect()
     status, body = conn.request("boom")

@@ -103,6 +103,14 @@ def _print_deployment(d: dict[str, Any]) -> None:
     help="Requests in flight per replica before the host answers 503 + Retry-After.",
 )
 @click.option(
+    "--max-body-buffer",
+    metavar="SIZE",
+    default="256MB",
+    show_default=True,
+    help="Bytes of request bodies the host and its workers hold at once (256MB, 1GB, or "
+    "bytes); past it, calls get 503 + Retry-After before their body is read.",
+)
+@click.option(
     "--access-log/--no-access-log",
     default=True,
     show_default=True,
@@ -142,6 +150,7 @@ def serve_command(
     name: str | None,
     replicas: int,
     max_in_flight: int,
+    max_body_buffer: str,
     access_log: bool,
     header_timeout: float,
     body_timeout: float,
@@ -161,8 +170,13 @@ def serve_command(
     from shipyard._app import host_app
     from shipyard._server import ConnectionLimits, log_to_stderr
     from shipyard.gateway.errors import ConfigError
+    from shipyard.serve.memory import SizeError, parse_size
     from shipyard.serve.run import run_host
 
+    try:
+        body_buffer = parse_size(max_body_buffer, minimum=1 << 20, what="body buffer")
+    except SizeError as exc:
+        raise click.BadParameter(str(exc), param_hint="--max-body-buffer") from None
     dev = None
     if service is not None:
         file, _, cls = service.partition(":")
@@ -177,6 +191,7 @@ def serve_command(
             bind=bind,
             port=port,
             max_in_flight=max_in_flight,
+            max_body_buffer=body_buffer,
             access_log=access_log,
             gateway_config=gateway_config,
         )

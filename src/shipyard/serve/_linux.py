@@ -1,5 +1,6 @@
 """The few Linux system calls worker isolation needs, through ``ctypes`` (Python 3.11 has no
-``os.unshare``): ``unshare``, ``mount``, ``prctl`` and ``capset``.
+``os.unshare``): ``unshare``, ``mount``, ``prctl`` and ``capset``; and glibc's
+``malloc_trim``, which the host and its workers call after they freed large request bodies.
 
 Each raises ``OSError`` naming the call and its arguments on failure. Nothing here decides
 what to mount; :mod:`shipyard.serve.isolation` does.
@@ -76,6 +77,18 @@ def _check(result: int, what: str) -> None:
     if result != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
+
+
+def malloc_trim() -> bool:
+    """glibc's ``malloc_trim(0)``: return the free memory of every malloc arena to the system
+    (glibc keeps freed heap memory for reuse, so a process that once held a few hundred MB
+    of request bodies would keep them resident). True if memory was released; False too
+    where there is no glibc (musl, macOS), where it does nothing."""
+    try:
+        trim = _c().malloc_trim
+    except (OSError, AttributeError):
+        return False
+    return bool(trim(0))
 
 
 def unshare(flags: int) -> None:

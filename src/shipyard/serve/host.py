@@ -46,6 +46,7 @@ from shipyard.config import Settings, settings
 from shipyard.errors import error_body, error_response, new_error_id
 from shipyard.names import RESERVED, service_name_problem
 from shipyard.serve.admin import AdminAPI
+from shipyard.serve.bodies import MAX_BODY_BUFFER
 from shipyard.serve.docs import docs_page
 from shipyard.serve.errors import ServeError
 from shipyard.serve.history import History, Point
@@ -98,6 +99,7 @@ class Host:
         bind: str = "127.0.0.1",
         port: int = 8000,
         max_body: int = MAX_BODY,
+        max_body_buffer: int = MAX_BODY_BUFFER,
         access_log: bool = False,
     ) -> None:
         self.meta = meta
@@ -119,6 +121,7 @@ class Host:
             guard=guard,
             metrics=self.metrics,
             max_body=max_body,
+            max_body_buffer=max_body_buffer,
             access_log=access_log,
         )
         self.started = False
@@ -163,13 +166,15 @@ class Host:
         port: int = 8000,
         max_in_flight: int = 64,
         max_body: int = MAX_BODY,
+        max_body_buffer: int = MAX_BODY_BUFFER,
         access_log: bool = False,
         gateway: GatewayFactory | None = None,
     ) -> Host:
         """The host of ``config`` (default: :func:`shipyard.config.settings`): its stores
         opened from the settings (and closed when it stops), a guard for ``bind`` and the
-        ``allowed_hosts``, ``max_in_flight`` requests per replica; ``gateway(guard, meta,
-        host_url)`` builds the gateway to mount, if any."""
+        ``allowed_hosts``, ``max_in_flight`` requests per replica, request bodies of at most
+        ``max_body`` bytes each and ``max_body_buffer`` bytes together; ``gateway(guard,
+        meta, host_url)`` builds the gateway to mount, if any."""
         from shipyard.keys import Guard, KeyStore
         from shipyard.registry import Registry
         from shipyard.store.blobs import open_blob_store
@@ -204,6 +209,7 @@ class Host:
             bind=bind,
             port=port,
             max_body=max_body,
+            max_body_buffer=max_body_buffer,
             access_log=access_log,
         )
         host.on_close += [meta.close, keys.close]

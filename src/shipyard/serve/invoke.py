@@ -5,6 +5,15 @@ service, asks the guard (a cached answer), picks the least-loaded ready replica,
 bytes and sends the worker's answer back. The only work on the front is routing and
 bookkeeping, so it is inlined on purpose.
 
+A call is admitted before any byte of its body is read, in this order: the service and
+endpoint, the guard, a declared ``Content-Length`` over the largest body (413), the host's
+body budget (:mod:`~shipyard.serve.bodies`: 503 ``overloaded``), a replica with room (503).
+A body that came whole in the server's first message goes to the worker in one frame; a
+larger one is streamed to it as it arrives (protocol.py's CHUNKs), and the host stops
+reading its client while the worker's connection has more than a MB waiting. A streamed
+body found too large, over the budget, poison, or left by its client is dropped by the
+worker (ABORT) and never runs.
+
 A request that was in flight at worker crashes is tracked (:mod:`~shipyard.serve.poison`):
 only while some request is suspected or refused does a call pay a dict lookup more. Calls
 refused before a worker saw them are logged by :class:`~shipyard.serve.accesslog.RefusalLog`.
@@ -22,8 +31,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shipyard.errors import JSON, error_body
 from shipyard.serve.accesslog import RefusalLog
+from shipyard.serve.bodies import MAX_BODY_BUFFER, BodyBudget
+from shipyard.serve.memory import format_size
 from shipyard.serve.metrics import HostMetrics
-from shipyard.serve.poison import Held, PoisonRequests
+from shipyard.serve.poison import Body, Digested, Held, PoisonRequests, body_hasher
 from shipyard.serve.replica import Replica, ReplicaGone
 from shipyard.serve.supervisor import ServiceGroup, Supervisor
 
@@ -38,7 +49,8 @@ MAX_BODY = 16 << 20
 class Invoker:
     """Calls of the services ``supervisor`` runs, checked by ``guard``, counted in
     ``metrics``; with ``access_log``, one JSON line per call on stderr (refusals through
-    ``refusal_log``, rate-limited); requests that crash workers are refused by ``poison``."""
+    ``refusal_log``, rate-limited); requests that crash workers are refused by ``poison``.
+    Bodies are at most ``max_body`` bytes each and ``max_body_buffer`` bytes together."""
 
     def __init__(
         self,
@@ -47,6 +59,7 @@ class Invoker:
         guard: Guard,
         metrics: HostMetrics,
         max_body: int = MAX_BODY,
+        max_body_buffer: int = MAX_BODY_BUFFER,
         access_log: bool = False,
         poison: PoisonRequests | None = None,
         refusal_log: RefusalLog | None = None,
@@ -55,6 +68,11 @@ class Invoker:
         self.guard = guard
         self.metrics = metrics
         self.max_body = max_body
+        #: the bytes of the bodies admitted and not answered yet (``--max-body-buffer``)
+        self.budget = BodyBudget(max_body_buffer)
+        metrics.body_bytes.set_function(lambda: self.budget.held)
+        #: the largest body a call may have: ``max_body``, or the whole budget if smaller
+        self.body_limit = min(max_body, max_body_buffer)
         self.access_log = access_log
         self.poison = poison or PoisonRequests()
         self.poison.on_held = self._count_held
@@ -88,35 +106,75 @@ class Invoker:
                 send, service, endpoint, started, denied.status, denied.type, denied.message
             )
             return
-        body = await _read_body(scope, receive, self.max_body)
-        if body is None:
-            message = f"the request body exceeds {self.max_body} bytes"
-            await self._refuse(send, service, endpoint, started, 413, "payload_too_large", message)
+        declared = _declared_length(scope)
+        if declared > self.body_limit:
+            await self._too_large(send, service, endpoint, started, declared)
             return
-        poison = self.poison
-        if poison.holding and (held := poison.refusal(service, endpoint, body)) is not None:
-            await self._refuse_poison(send, service, endpoint, started, held, len(body))
-            return
-        index, info = found
-        replica = group.pick(self.supervisor.max_in_flight)
-        if replica is None:
-            reason = "overloaded" if group.ready_count else "unavailable"
-            self.metrics.rejected.labels(service, reason).inc()
-            message = (
-                f"service {service!r} is overloaded; retry shortly"
-                if group.ready_count
-                else f"service {service!r} has no ready replica (restarting); retry shortly"
-            )
-            await self._refuse(send, service, endpoint, started, 503, reason, message, len(body), 1)
+        # admitted before any byte of the body is read: the budget, then a replica
+        budget = self.budget
+        reserved = declared if declared > 0 else 0
+        if reserved and not budget.reserve(reserved):
+            await self._over_budget(send, service, endpoint, started, reserved)
             return
         try:
-            future = replica.send(index, body)
-        except ReplicaGone as exc:  # gone between pick and send: the call never reached it
-            future, status, payload = None, 503, error_body("worker_crashed", exc.reason)
-        if future is not None:
-            status, payload = await self._await(
-                future, replica, group, service, endpoint, body, info
-            )
+            index, info = found
+            replica = group.pick(self.supervisor.max_in_flight)
+            if replica is None:
+                reason = "overloaded" if group.ready_count else "unavailable"
+                self.metrics.rejected.labels(service, reason).inc()
+                message = (
+                    f"service {service!r} is overloaded; retry shortly"
+                    if group.ready_count
+                    else f"service {service!r} has no ready replica (restarting); retry shortly"
+                )
+                await self._refuse(send, service, endpoint, started, 503, reason, message, 0, 1)
+                return
+            future: asyncio.Future[Frame] | None = None
+            streamed = False
+            try:  # until the request is sent, it is pending on its replica
+                first = await receive()
+                if first["type"] != "http.request":
+                    return  # the client left before its body: nobody to answer
+                body = first.get("body", b"")
+                size = len(body)
+                if size > reserved:  # no length declared (chunked), or one the body outgrew
+                    if size > self.body_limit:
+                        await self._too_large(send, service, endpoint, started, size)
+                        return
+                    if not budget.reserve(size - reserved):
+                        await self._over_budget(send, service, endpoint, started, size)
+                        return
+                    reserved = size
+                streamed = first.get("more_body", False)
+                if streamed:  # the rest follows: stream it to the worker as it comes
+                    request_id, future = replica.open(index, body)
+                else:
+                    poison = self.poison
+                    if poison.holding and (held := poison.refusal(service, endpoint, body)):
+                        await self._refuse_poison(send, service, endpoint, started, held, size)
+                        return
+                    future = replica.send(index, body)
+            except ReplicaGone as exc:  # gone between pick and send: the call never reached it
+                status, payload = 503, error_body("worker_crashed", exc.reason)
+            finally:
+                replica.pending -= 1
+            if future is None:
+                pass
+            elif streamed:
+                call = (group, service, endpoint, info)
+                answer = await self._stream(
+                    receive, send, replica, request_id, future, body, reserved, call, started
+                )
+                if answer is None:
+                    return  # refused here, or the client left: the worker dropped the body
+                status, payload, size = answer
+            else:
+                status, payload = await self._await(
+                    future, replica, group, service, endpoint, body, info
+                )
+        finally:
+            if reserved:
+                budget.release(reserved)
         await _send(send, status, payload, retry_after=1 if status == 503 else 0)
         elapsed = time.perf_counter() - started
         counters = self.metrics.endpoint(service, endpoint)
@@ -130,7 +188,7 @@ class Invoker:
                 (
                     f'{{"ts": {time.time():.6f}, "service": "{service}", "endpoint": "{endpoint}", '
                     f'"status": {status}, "ms": {elapsed * 1000:.3f}, "replica": {replica.number}, '
-                    f'"bytes_in": {len(body)}, "bytes_out": {len(payload)}}}\n'
+                    f'"bytes_in": {size}, "bytes_out": {len(payload)}}}\n'
                 ).encode(),
             )
 
@@ -141,7 +199,7 @@ class Invoker:
         group: ServiceGroup,
         service: str,
         endpoint: str,
-        body: bytes,
+        body: Body,
         info: dict[str, Any],
     ) -> tuple[int, bytes]:
         """The worker's answer to a call sent to ``replica``: its frame, a 504 when it
@@ -165,11 +223,113 @@ class Invoker:
             self.poison.answered(service, endpoint, body)
         return frame.code, frame.payload
 
+    async def _stream(
+        self,
+        receive: Receive,
+        send: Send,
+        replica: Replica,
+        request_id: int,
+        future: asyncio.Future[Frame],
+        first: bytes,
+        reserved: int,
+        call: tuple[ServiceGroup, str, str, dict[str, Any]],
+        started: float,
+    ) -> tuple[int, bytes, int] | None:
+        """Send the rest of a call's body to ``replica`` as it arrives (its first part is
+        there), then wait for the answer: (status, payload, body size); None when the call
+        was refused here (413, the budget, a poison request) or its client left, after the
+        worker was told to drop the body. Bytes past the ``reserved`` ones (at admission) are
+        reserved as they come, and released with the answer."""
+        group, service, endpoint, info = call
+        budget = self.budget
+        size = len(first)
+        extra = 0  # reserved here, past the bytes reserved at admission
+        hasher = body_hasher(service, endpoint)  # the body is not kept: poison.py needs this
+        hasher.update(first)
+        sent = False
+        try:
+            try:
+                while not sent:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return None  # the client left (or its body stalled: it got a 408)
+                    chunk = message.get("body", b"")
+                    size += len(chunk)
+                    if size > reserved + extra:
+                        if size > self.body_limit:
+                            replica.abort(request_id)
+                            await self._too_large(send, service, endpoint, started, size)
+                            return None
+                        if not budget.reserve(size - reserved - extra):
+                            replica.abort(request_id)
+                            await self._over_budget(send, service, endpoint, started, size)
+                            return None
+                        extra = size - reserved
+                    if future.done():  # answered before the end (a stopping worker), or gone
+                        return self._early(future, size)
+                    hasher.update(chunk)
+                    last = not message.get("more_body", False)
+                    if last:
+                        digested = Digested(size, hasher.hexdigest())
+                        poison = self.poison
+                        if poison.holding and (held := poison.refusal(service, endpoint, digested)):
+                            replica.abort(request_id)
+                            await self._refuse_poison(send, service, endpoint, started, held, size)
+                            return None
+                    await replica.send_chunk(request_id, chunk, last)
+                    sent = last
+            except ReplicaGone as exc:  # the connection closed under the body
+                return 503, error_body("worker_crashed", exc.reason), size
+            finally:
+                if not sent:
+                    replica.abort(request_id)
+            status, payload = await self._await(
+                future, replica, group, service, endpoint, digested, info
+            )
+            return status, payload, size
+        finally:
+            if extra:
+                budget.release(extra)
+
+    def _early(self, future: asyncio.Future[Frame], size: int) -> tuple[int, bytes, int]:
+        """The answer to a streamed call that came before its body was all sent: the
+        worker's (it is stopping), or a 503 when it went away (not the body's doing: the
+        worker never had it whole, so poison.py does not count it)."""
+        exc = future.exception()
+        if isinstance(exc, ReplicaGone):
+            return 503, error_body("worker_crashed", exc.reason), size
+        if exc is not None:
+            raise exc
+        frame = future.result()
+        return frame.code, frame.payload, size
+
+    async def _too_large(
+        self, send: Send, service: str, endpoint: str, started: float, size: int
+    ) -> None:
+        message = f"the request body exceeds {self.body_limit} bytes"
+        if self.body_limit < self.max_body:
+            message += " (the host's whole --max-body-buffer)"
+        reason = "payload_too_large"
+        await self._refuse(send, service, endpoint, started, 413, reason, message, size)
+
+    async def _over_budget(
+        self, send: Send, service: str, endpoint: str, started: float, size: int
+    ) -> None:
+        """503 to a call whose body does not fit in the host's body budget now."""
+        self.metrics.rejected.labels(service, "body_buffer").inc()
+        budget = self.budget
+        message = (
+            f"the host holds {format_size(budget.held)} of request bodies; this one "
+            f"({format_size(size)}) would pass its limit of {format_size(budget.limit)} "
+            "(shipyard serve --max-body-buffer); retry shortly"
+        )
+        await self._refuse(send, service, endpoint, started, 503, "overloaded", message, size, 1)
+
     def _count_held(self, held: Held) -> None:
         self.metrics.poison_marked.labels(held.service, held.endpoint).inc()
 
     def _crashed(
-        self, replica: Replica, service: str, endpoint: str, body: bytes, exc: ReplicaGone
+        self, replica: Replica, service: str, endpoint: str, body: Body, exc: ReplicaGone
     ) -> bytes:
         """The answer to a call whose worker went away under it; a crash (not a stop or a
         recycle of the host's own) makes the call a suspect of it (poison.py)."""
@@ -242,26 +402,16 @@ class _RouteEndpoint:
         await self.invoker(scope, receive, send, params["service"], params["endpoint"])
 
 
-async def _read_body(scope: Scope, receive: Receive, limit: int) -> bytes | None:
+def _declared_length(scope: Scope) -> int:
+    """The body length a request declares (``Content-Length``), -1 when it declares none (a
+    chunked body); one that is no number counts as too large."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
-                if int(value) > limit:
-                    return None
+                return int(value)
             except ValueError:
-                return None
-    chunks: list[bytes] = []
-    size = 0
-    more = True
-    while more:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        more = message.get("more_body", False)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+                return 1 << 62
+    return -1
 
 
 _JSON_HEADERS = [(b"content-type", JSON.encode())]

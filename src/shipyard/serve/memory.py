@@ -41,15 +41,16 @@ class SizeError(ValueError):
     """A memory size that does not parse (or is too small to run a worker)."""
 
 
-def parse_size(text: str) -> int:
-    """``"512M"``, ``"1G"``, ``"1.5GiB"``, ``"268435456"`` -> bytes (K, M, G, T are powers of
-    1024). Raises :class:`SizeError` naming the value and the expected form."""
+def parse_size(text: str, *, minimum: int = MIN_LIMIT, what: str = "memory size") -> int:
+    """``"512M"``, ``"1G"``, ``"1.5GiB"``, ``"256MB"``, ``"268435456"`` -> bytes (K, M, G, T
+    are powers of 1024), at least ``minimum``. Raises :class:`SizeError` naming ``what``, the
+    value and the expected form."""
     match = _SIZE.match(text)
     if match is None:
-        raise SizeError(f"memory size {text!r} is not a size: use e.g. 512M or 2G")
+        raise SizeError(f"{what} {text!r} is not a size: use e.g. 512M or 2G")
     size = int(float(match.group(1)) * _UNITS[match.group(2).upper()])
-    if size < MIN_LIMIT:
-        raise SizeError(f"memory size {text!r} is below the minimum of {format_size(MIN_LIMIT)}")
+    if size < minimum:
+        raise SizeError(f"{what} {text!r} is below the minimum of {format_size(minimum)}")
     return size
 
 

@@ -75,9 +75,16 @@ class HostMetrics:
             "Requests (endpoint and body hashes) refused now because they crashed workers",
             registry=r,
         )
+        #: set to the invoker's body budget (a function: read at each scrape)
+        self.body_bytes = Gauge(
+            "shipyard_body_bytes_held",
+            "Bytes of request bodies admitted and not answered yet (--max-body-buffer)",
+            registry=r,
+        )
         self.rejected = Counter(
             "shipyard_rejected",
-            "Requests refused: a service overloaded or down, or a poison request",
+            "Requests refused: a service overloaded or down, the host's body buffer full "
+            "(body_buffer), or a poison request",
             ["service", "reason"],
             registry=r,
         )

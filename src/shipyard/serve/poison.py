@@ -17,7 +17,9 @@ counted.
 
 Healthy traffic pays two truth tests while nothing is suspected or held, then a dict lookup by
 ``(service, endpoint, body length)``; the body is hashed only when that matches (or at a
-crash, from the bytes each request in flight keeps).
+crash, from the bytes each request in flight keeps). A body the host streamed to its worker
+in parts is not kept: it is hashed as it streams (:func:`body_hasher`) and known by its
+:class:`Digested` length and digest instead of its bytes.
 """
 
 from __future__ import annotations
@@ -40,6 +42,25 @@ HOLD = 600.0
 LIMIT = 1024
 
 _Key = tuple[str, str, int]
+
+
+@dataclass(frozen=True)
+class Digested:
+    """A request body known by its length and digest (what :func:`body_hasher` made of it),
+    not its bytes: a body the host streamed to the worker and did not keep."""
+
+    length: int
+    digest: str
+
+
+#: a request body, by its bytes or by its digest
+Body = bytes | Digested
+
+
+def body_hasher(service: str, endpoint: str) -> hashlib._Hash:
+    """The hash of a request to ``service/endpoint`` to feed its body to, part by part; its
+    ``hexdigest()`` is the :class:`Digested` digest."""
+    return hashlib.sha256(f"{service}/{endpoint}\n".encode())
 
 
 @dataclass
@@ -113,11 +134,11 @@ class PoisonRequests:
         """Whether any request is a suspect (until then :meth:`answered` need not be told)."""
         return bool(self._suspects)
 
-    def refusal(self, service: str, endpoint: str, body: bytes) -> Held | None:
+    def refusal(self, service: str, endpoint: str, body: Body) -> Held | None:
         """The hold on this request, if it is refused now."""
         if self._held and next(iter(self._held.values())).until <= self.clock():
             self._expire()  # the first held ends first: all are held as long
-        if (service, endpoint, len(body)) not in self._held_keys:
+        if (service, endpoint, _length(body)) not in self._held_keys:
             return None  # no hash: no held request has this endpoint and length
         digest = _digest(service, endpoint, body)
         held = self._held.get(digest)
@@ -128,15 +149,15 @@ class PoisonRequests:
             return None
         return held
 
-    def answered(self, service: str, endpoint: str, body: bytes) -> None:
+    def answered(self, service: str, endpoint: str, body: Body) -> None:
         """A worker answered this request: it is not what crashes workers."""
         if self.clock() > self._suspects_until:
             self._suspects.clear()  # the last crash is older than the window
             self._suspect_keys.clear()
-        elif (service, endpoint, len(body)) in self._suspect_keys:
+        elif (service, endpoint, _length(body)) in self._suspect_keys:
             self._clear(_digest(service, endpoint, body))
 
-    def crashed(self, crash: int, service: str, endpoint: str, body: bytes) -> Held | None:
+    def crashed(self, crash: int, service: str, endpoint: str, body: Body) -> Held | None:
         """This request was in flight on a worker that crashed (``crash`` names the crash:
         the replica's number); the hold it gets, if this makes it poison."""
         now = self.clock()
@@ -145,7 +166,7 @@ class PoisonRequests:
         if suspect is None:
             if len(self._suspects) >= self.limit:
                 self._clear(next(iter(self._suspects)))
-            key = (service, endpoint, len(body))
+            key = (service, endpoint, _length(body))
             suspect = self._suspects[digest] = _Suspect(key)
             self._suspect_keys[key] = self._suspect_keys.get(key, 0) + 1
         suspect.crashes[crash] = now
@@ -156,7 +177,7 @@ class PoisonRequests:
         if len(suspect.crashes) < self.crashes:
             return None
         self._clear(digest)
-        return self._hold(service, endpoint, digest, len(body), now)
+        return self._hold(service, endpoint, digest, _length(body), now)
 
     def held_count(self) -> int:
         """How many requests are refused now (the gauge); it does not change the state, so
@@ -203,10 +224,16 @@ class PoisonRequests:
             _drop(self._suspect_keys, suspect.key)
 
 
-def _digest(service: str, endpoint: str, body: bytes) -> str:
-    h = hashlib.sha256(f"{service}/{endpoint}\n".encode())
+def _digest(service: str, endpoint: str, body: Body) -> str:
+    if isinstance(body, Digested):
+        return body.digest
+    h = body_hasher(service, endpoint)
     h.update(body)
     return h.hexdigest()
+
+
+def _length(body: Body) -> int:
+    return body.length if isinstance(body, Digested) else len(body)
 
 
 def _drop(counts: dict[_Key, int], key: _Key) -> None:
@@ -217,4 +244,14 @@ def _drop(counts: dict[_Key, int], key: _Key) -> None:
         counts.pop(key, None)
 
 
-__all__ = ["CRASHES", "HOLD", "LIMIT", "WINDOW", "Held", "PoisonRequests"]
+__all__ = [
+    "CRASHES",
+    "HOLD",
+    "LIMIT",
+    "WINDOW",
+    "Body",
+    "Digested",
+    "Held",
+    "PoisonRequests",
+    "body_hasher",
+]

@@ -8,7 +8,12 @@ One Unix stream socket per worker, multiplexed by request id. Every frame is a f
 =========  =====================  ==========================================================
 kind       direction              code / extra / payload
 =========  =====================  ==========================================================
-REQUEST    front -> worker        endpoint index / 0 / the HTTP body, raw JSON bytes
+REQUEST    front -> worker        endpoint index / 0, or 1 when CHUNKs of the body follow /
+                                  the HTTP body (or its first part), raw JSON bytes
+CHUNK      front -> worker        0 / 1 when more follow, 0 for the last / the next part of a
+                                  REQUEST's body (frames of other requests may come between)
+ABORT      front -> worker        0 / 0 / empty: drop the partial body of a streamed REQUEST
+                                  (too large, or its client left); it gets no RESPONSE
 RESPONSE   worker -> front        HTTP status / batch size it ran in (0 if none) / JSON bytes
 READY      worker -> front        0 / 0 / JSON: {"service", "pid", "endpoints": [{"name",
                                   "batch", "timeout"}], "openapi": {...}, "models": {...}}
@@ -18,7 +23,9 @@ PONG       worker -> front        0 / 0 / empty
 
 The worker sends READY once, first, on every new connection, after ``load()`` succeeded. The
 front never parses request bodies: validation happens in the worker, where the validators
-were built once at load.
+were built once at load. A body the front has whole goes in one REQUEST; a larger one is
+streamed as it arrives (REQUEST with extra=1, then CHUNKs), and the worker runs the request
+at its last CHUNK.
 
 A second socket, the *model channel*, carries model records, so that a worker never needs the
 metadata database (see ``model_channel.py``). The host passes the worker one end of a socket
@@ -58,6 +65,8 @@ class Kind(enum.IntEnum):
     PINNED = 6
     RESOLVE = 7
     MODEL = 8
+    CHUNK = 9
+    ABORT = 10
 
 
 @dataclass(frozen=True)

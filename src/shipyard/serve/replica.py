@@ -3,8 +3,10 @@ requests in flight on it.
 
 The front talks to each replica over one multiplexed Unix-socket connection (see
 protocol.py). A replica is *ready* once the worker sent READY; it is picked by the number of
-requests in flight; when its process dies every request in flight on it fails at once with
-:class:`ReplicaGone`, and nothing else is affected.
+requests in flight plus those admitted to it that are still on their way (``pending``); when
+its process dies every request in flight on it fails at once with :class:`ReplicaGone`, and
+nothing else is affected. A body the front does not have whole is streamed to it
+(:meth:`Replica.open`, :meth:`Replica.send_chunk`, :meth:`Replica.abort`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ if TYPE_CHECKING:
     from shipyard.serve.isolation import Plan
     from shipyard.serve.memory import Guard
     from shipyard.serve.model_channel import ModelSource
+
+
+#: bytes waiting for a worker beyond which a streamed body waits too (backpressure)
+HIGH_WATER = 1 << 20
 
 
 class ReplicaGone(ServeError):
@@ -80,6 +86,9 @@ class Replica:
         self.writer: asyncio.StreamWriter | None = None
         self.ready_info: dict[str, Any] = {}
         self.in_flight: dict[int, asyncio.Future[Frame]] = {}
+        #: requests picked for this replica and not sent yet (their body is on its way): the
+        #: invoker takes each down again when it sent the request or gave up on it
+        self.pending = 0
         self.next_id = 1
         self.ready = False
         self.stopping = False
@@ -253,6 +262,42 @@ class Replica:
         self.served += 1
         return future
 
+    def open(self, endpoint_index: int, first: bytes) -> tuple[int, asyncio.Future[Frame]]:
+        """Send the first part of a request whose body follows in :meth:`send_chunk` calls:
+        its id, and the future of its RESPONSE frame."""
+        if self.writer is None or self.writer.is_closing():
+            raise ReplicaGone(self.exit_reason or "the worker connection is closed")
+        request_id = self.next_id
+        self.next_id = (request_id + 1) & 0xFFFFFFFF or 1
+        future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        self.in_flight[request_id] = future
+        self.writer.write(encode(Frame(Kind.REQUEST, request_id, endpoint_index, 1, first)))
+        self.served += 1
+        return request_id, future
+
+    async def send_chunk(self, request_id: int, chunk: bytes, last: bool) -> None:
+        """Send the next part of request ``request_id``'s body; wait while more than
+        :data:`HIGH_WATER` bytes wait for the worker (the caller stops reading its client
+        meanwhile). Raises :class:`ReplicaGone` when the connection is closed."""
+        writer = self.writer
+        if writer is None or writer.is_closing():
+            raise ReplicaGone(self.exit_reason or "the worker connection is closed")
+        writer.write(encode(Frame(Kind.CHUNK, request_id, 0, 0 if last else 1, chunk)))
+        if writer.transport.get_write_buffer_size() > HIGH_WATER:
+            try:
+                await writer.drain()
+            except OSError as exc:  # ConnectionResetError: the worker went under it
+                reason = self.exit_reason or f"the worker connection broke: {exc}"
+                raise ReplicaGone(reason) from None
+
+    def abort(self, request_id: int) -> None:
+        """Give up on a streamed request before its last part: the worker drops what it has
+        of the body, and sends no answer."""
+        if self.in_flight.pop(request_id, None) is None:
+            return  # answered already, or failed with the replica
+        if self.writer is not None and not self.writer.is_closing():
+            self.writer.write(encode(Frame(Kind.ABORT, request_id)))
+
     def forget(self, future: asyncio.Future[Frame]) -> None:
         """Drop a request the caller gave up on (timeout, client gone)."""
         for request_id, pending in list(self.in_flight.items()):
@@ -261,11 +306,12 @@ class Replica:
 
     # -- stopping -------------------------------------------------------------------------
     async def drain_and_stop(self, grace: float = 30.0) -> None:
-        """Stop taking requests, let those in flight finish, then stop the process."""
+        """Stop taking requests, let those in flight finish (and those picked for it still
+        sending their body), then stop the process."""
         self.stopping = True
         self.ready = False
         deadline = asyncio.get_running_loop().time() + grace
-        while self.in_flight and asyncio.get_running_loop().time() < deadline:
+        while (self.in_flight or self.pending) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.02)
         await self.terminate()
 

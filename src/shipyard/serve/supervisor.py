@@ -121,18 +121,24 @@ class ServiceGroup:
         self._turn = 0
 
     def pick(self, max_in_flight: int) -> Replica | None:
-        """The ready replica with the fewest requests in flight, if any has room; ties go
-        round-robin so idle replicas share sequential traffic."""
+        """The ready replica with the fewest requests in flight or on their way to it (its
+        ``pending`` ones, admitted and still sending their body), if any has room; ties go
+        round-robin so idle replicas share sequential traffic. The replica picked counts one
+        request more ``pending``: the caller takes it down once it sent it or gave up."""
         best: Replica | None = None
+        least = 0
         replicas = self.replicas
         count = len(replicas)
         self._turn = start = (self._turn + 1) % count if count else 0
         for i in range(count):
             replica = replicas[(start + i) % count]
-            if replica.ready and (best is None or len(replica.in_flight) < len(best.in_flight)):
-                best = replica
-        if best is None or len(best.in_flight) >= max_in_flight:
+            if replica.ready:
+                load = len(replica.in_flight) + replica.pending
+                if best is None or load < least:
+                    best, least = replica, load
+        if best is None or least >= max_in_flight:
             return None
+        best.pending += 1
         return best
 
     @property

@@ -16,8 +16,9 @@ opens the metadata database. Then it imports FILE from DIR under its own module 
 validator, calls ``load()``, freezes the loaded objects out of the garbage collector's reach
 (``gc.freeze()``: no full collection walks the model again), and serves the framing of
 ``protocol.py`` on the Unix socket PATH (mode 0600): READY first on every connection, then
-REQUEST -> RESPONSE (many in flight, any order) and PING -> PONG. Sync endpoints run inline
-on the event loop (uvloop when installed); async ones are tasks.
+REQUEST -> RESPONSE (many in flight, any order; a body streamed in CHUNKs runs at its last
+one, and an ABORT drops it) and PING -> PONG. Sync endpoints run inline on the event loop
+(uvloop when installed); async ones are tasks.
 
 Exit status: 0 after SIGTERM/SIGINT (stop accepting, finish in-flight requests for at most
 30 s); 3 when the code could not be imported, the class is not a valid service, or
@@ -53,6 +54,8 @@ LOAD_FAILED = 3
 PINS_ENV = "SHIPYARD_MODEL_PINS"
 DRAIN_SECONDS = 30.0
 _HIGH_WATER = 1 << 20  # bytes buffered for the front before the worker waits for it
+_TRIM_BODY = 4 << 20  # a streamed body this large is followed by a malloc_trim
+_TRIM_DELAY = 1.0  # seconds after it (one trim for all the bodies of that second)
 
 
 def import_service(code_dir: Path, entry: str) -> type[Service]:
@@ -124,6 +127,7 @@ class Worker:
         #: set by SIGTERM/SIGINT, or when the host's connection closes (:meth:`follow_host`)
         self.stop = asyncio.Event()
         self._stop_with_front = False
+        self._trim_timer: asyncio.TimerHandle | None = None
 
     def follow_host(self) -> None:
         """Stop (draining) when the host's connection closes: the host keeps one for the
@@ -161,21 +165,58 @@ class Worker:
             connection.writer.close()
         log_event("stopped", service=self.table.service, unfinished=self.in_flight)
 
+    def _refuse_stopping(self, writer: asyncio.StreamWriter, request_id: int) -> None:
+        body = error_body("worker_stopping", "the worker is shutting down; retry")
+        writer.write(encode(Frame(Kind.RESPONSE, request_id, 503, 0, body)))
+
+    def _trim_later(self) -> None:
+        """Give the memory of large freed bodies back to the system a second from now (glibc
+        keeps it otherwise), once for all the bodies of that second."""
+        if self._trim_timer is None:
+
+            def trim() -> None:
+                self._trim_timer = None
+                _trim()
+
+            self._trim_timer = asyncio.get_running_loop().call_later(_TRIM_DELAY, trim)
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = _Connection(self, writer)
         self._connections.add(connection)
         writer.write(self.ready)
         submit = self.table.submit
+        #: the bodies streamed in parts, until their last CHUNK: request id -> (endpoint, parts)
+        partial: dict[int, tuple[int, list[bytes]]] = {}
         try:
             while True:
                 frame = await read_frame(reader)
                 if frame.kind is Kind.REQUEST:
                     if self.stopping:
-                        body = error_body("worker_stopping", "the worker is shutting down; retry")
-                        writer.write(encode(Frame(Kind.RESPONSE, frame.request_id, 503, 0, body)))
-                        continue
-                    self.in_flight += 1
-                    submit(frame.code, frame.payload, connection.replier(frame.request_id))
+                        self._refuse_stopping(writer, frame.request_id)
+                    elif frame.extra:  # the body follows in CHUNKs
+                        partial[frame.request_id] = (frame.code, [frame.payload])
+                    else:
+                        self.in_flight += 1
+                        submit(frame.code, frame.payload, connection.replier(frame.request_id))
+                elif frame.kind is Kind.CHUNK:
+                    streamed = partial.get(frame.request_id)
+                    if streamed is None:
+                        continue  # refused at its start (stopping): the rest is dropped
+                    streamed[1].append(frame.payload)
+                    if not frame.extra:
+                        del partial[frame.request_id]
+                        if self.stopping:
+                            self._refuse_stopping(writer, frame.request_id)
+                            continue
+                        body = b"".join(streamed[1])
+                        streamed[1].clear()
+                        self.in_flight += 1
+                        submit(streamed[0], body, connection.replier(frame.request_id))
+                        if len(body) >= _TRIM_BODY:
+                            self._trim_later()
+                        del body
+                elif frame.kind is Kind.ABORT:
+                    partial.pop(frame.request_id, None)  # no answer: the front forgot it
                 elif frame.kind is Kind.PING:
                     writer.write(encode(Frame(Kind.PONG, frame.request_id)))
                 else:
@@ -191,6 +232,12 @@ class Worker:
             self._connections.discard(connection)
             writer.close()
             self._front_left()
+
+
+def _trim() -> None:
+    from shipyard.serve._linux import malloc_trim
+
+    malloc_trim()
 
 
 def _load_failed(exc: BaseException) -> int:
