@@ -6,6 +6,7 @@ that cannot be reached or is not a shipyard host."""
 
 from __future__ import annotations
 
+import ast
 import inspect
 import subprocess
 import sys
@@ -261,3 +262,58 @@ def test_close_and_refresh(host: tuple[Host, str]) -> None:
         assert client.home_rows.top(k=1) == [0]
     with pytest.raises(RuntimeError):  # closed: httpx refuses to send
         client.ranker.home(profile_id="p1")
+
+
+def test_a_stub_for_type_checkers(host: tuple[Host, str], tmp_path: Path) -> None:
+    process, key = host
+    written = subprocess.run(
+        [sys.executable, "-m", "shipyard", "stub", process.url, "--key", key, "-o", "api.pyi"],
+        cwd=tmp_path,
+        env=process.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert written.returncode == 0, written.stderr
+    assert "wrote api.pyi (home-rows, ranker)" in written.stderr
+    text = (tmp_path / "api.pyi").read_text()
+    ast.parse(text)
+    assert "class Ranker(RemoteService):" in text and "class HomeRows(RemoteService):" in text
+    assert "    def home(self, *, profile_id: str, limit: int = 10) -> list[str]:" in text
+    assert "    home_rows: HomeRows" in text and "    ranker: Ranker" in text
+    assert '        """The home row of a profile.' in text
+    # a type checker reads it: a wrong argument type is caught before any call
+    (tmp_path / "use.py").write_text(
+        "from typing import cast\n"
+        "import shipyard\n"
+        "from api import Services\n"
+        "client = cast(Services, shipyard.connect('http://127.0.0.1:8000'))\n"
+        "rows: list[str] = client.ranker.home(profile_id='p1', limit=2)\n"
+        "client.ranker.home(profile_id=1)\n"
+        "client.home_rows.top(order='sideways')\n"
+    )
+    checked = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental", "--follow-imports=skip", "use.py"],
+        cwd=tmp_path,
+        env={**process.env, "MYPYPATH": str(Path(shipyard.__file__).parents[1])},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    errors = [line for line in checked.stdout.splitlines() if ": error:" in line]
+    assert len(errors) == 2, checked.stdout + checked.stderr
+    assert 'use.py:6: error: Argument "profile_id"' in errors[0]
+    assert 'use.py:7: error: Argument "order"' in errors[1]
+
+
+def test_stub_of_an_unreachable_host_exits_1(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "shipyard", "stub", "http://127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        out.returncode == 1 and "cannot reach the shipyard host at http://127.0.0.1:9" in out.stderr
+    )
+    assert "Traceback" not in out.stderr
