@@ -32,6 +32,7 @@ SERVICE = '''
 from __future__ import annotations
 
 import datetime
+import decimal
 import enum
 import uuid
 from typing import Annotated, Any, Literal
@@ -105,6 +106,11 @@ class Docs(Service):
         items: Annotated[list[int], Field(min_length=3)],
         pairs_by_name: dict[str, Pair],
         maybe: Pair | None,
+        by_number: dict[int, str],
+        by_letter: dict[Literal["b", "c"], int],
+        amount: decimal.Decimal,
+        wait: datetime.timedelta,
+        ids: frozenset[int],
     ) -> int:
         return level
 
@@ -169,6 +175,7 @@ def test_examples_follow_the_schema(local: ServiceClient) -> None:
     assert strict["level"] == 11 and 0.25 <= strict["share"] < 0.5
     assert len(strict["word"]) == 12 and len(strict["items"]) == 3
     assert strict["maybe"] == {"user": "string", "item": "string", "weight": 1.0}
+    assert strict["by_number"] == {"1": "string"} and strict["by_letter"] == {"b": 0}
 
 
 def test_given_examples_come_first_and_a_cycle_without_a_way_out_has_none() -> None:

@@ -223,8 +223,8 @@ class Connection:
         path = f"/{service}/{endpoint}"
         try:
             body = json.dumps(arguments, allow_nan=False, default=_jsonable).encode()
-        except (TypeError, ValueError) as exc:
-            raise TypeError(
+        except (TypeError, ValueError) as exc:  # an object JSON cannot hold, or NaN
+            raise type(exc)(
                 f"cannot send the arguments of {service}.{endpoint} as JSON: {exc}"
             ) from None
         response = self._send("POST", path, body)

@@ -148,8 +148,12 @@ class SchemaReader:
                 out[name] = sub["default"]
         extra = node.get("additionalProperties")
         if not properties and isinstance(extra, Mapping) and extra:
+            # "1": a valid key whether the keys are strings or integers (dict[int, str]
+            # says nothing of its keys), unless the schema names its keys
+            names = node.get("propertyNames")
             try:
-                out["key"] = self._example(extra, seen)
+                key = str(self._example(names, seen)) if isinstance(names, Mapping) else "1"
+                out[key] = self._example(extra, seen)
             except NoExample:
                 pass  # an empty mapping is valid
         return out
