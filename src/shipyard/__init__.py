@@ -34,6 +34,7 @@ _EXPORTS = {
     "Step": "shipyard.client",
     "Task": "shipyard.client",
     "card": "shipyard.cards",
+    "connect": "shipyard.remote",
 }
 
 #: parts used as modules: ``from shipyard import cache`` then ``cache.reader("home-rows")``
@@ -62,6 +63,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from shipyard.flow.runner import Runner as Runner
     from shipyard.flow.spec import FlowSpec as FlowSpec
     from shipyard.registry import Model as Model
+    from shipyard.remote import connect as connect
     from shipyard.serve import Service as Service
     from shipyard.serve import endpoint as endpoint
 

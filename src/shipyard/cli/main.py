@@ -15,6 +15,7 @@ from shipyard.cli import (
     models,
     runs,
     serve,
+    stub,
     ui,
 )
 
@@ -36,6 +37,7 @@ for _command in (
     *serve.COMMANDS,
     *cache.COMMANDS,
     *gateway.COMMANDS,
+    *stub.COMMANDS,
     *ui.COMMANDS,
 ):
     main.add_command(_command)

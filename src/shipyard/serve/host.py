@@ -1,21 +1,24 @@
 """The host: one ASGI app in front of every deployed service.
 
 Routes (see DESIGN.md): ``POST /{service}/{endpoint}``, ``GET /{service}/openapi.json`` and
-``/{service}/docs``, the admin API under ``/api/v1``, ``/metrics``, ``/healthz``, ``/readyz``;
-the gateway's ``/v1`` and ``/gateway`` when it is given one, and whatever else is mounted
-(the UI at ``/ui``) under the host's reserved names (:data:`shipyard.names.RESERVED`).
+``/{service}/docs``, ``GET /`` (the services: JSON, or a page for a browser) and
+``/openapi.json`` (every service in one document, :mod:`shipyard.serve.index`), the admin API
+under ``/api/v1``, ``/metrics``, ``/healthz``, ``/readyz``; the gateway's ``/v1`` and
+``/gateway`` when it is given one, and whatever else is mounted (the UI at ``/ui``) under the
+host's reserved names (:data:`shipyard.names.RESERVED`).
 
 ``POST /{service}/{endpoint}`` is answered before the route table is consulted
 (:class:`~shipyard.serve.invoke.Invoker`): a service call pays a string split, not routing.
 
-What the host tells without a key — ``/metrics``, a service's ``openapi.json`` and ``docs``,
-``/readyz``'s detail — it tells only to requests whose Host (and Origin, if sent) names this
-host (:meth:`Guard.check_host <shipyard.keys.Guard.check_host>`: loopback names, the bind
-address, the address the connection arrived on, ``allowed_hosts``), so a DNS-rebinding page
-in a browser cannot read them; others get the admin API's 403. ``/healthz`` (``ok``, nothing
-else) and ``/readyz``'s status code answer any Host: load balancers probe with whatever Host
-they like, and one bit of readiness tells an attacker nothing. Service calls keep their own
-checks (:meth:`Guard.invoke_refusal`): no added work on the hot path.
+What the host tells without a key — ``/metrics``, ``/``, the ``openapi.json`` documents and
+``docs`` pages, ``/readyz``'s detail — it tells only to requests whose Host (and Origin, if
+sent) names this host (:meth:`Guard.check_host <shipyard.keys.Guard.check_host>`: loopback
+names, the bind address, the address the connection arrived on, ``allowed_hosts``), so a
+DNS-rebinding page in a browser cannot read them; others get the admin API's 403.
+``/healthz`` (``ok``, nothing else) and ``/readyz``'s status code answer any Host: load
+balancers probe with whatever Host they like, and one bit of readiness tells an attacker
+nothing. Service calls keep their own checks (:meth:`Guard.invoke_refusal`): no added work on
+the hot path.
 
 The host is built from its collaborators, as a Starlette app is, and
 :meth:`Host.from_settings` opens them from the settings; what the host mounts runs its own
@@ -47,9 +50,10 @@ from shipyard.errors import error_body, error_response, new_error_id
 from shipyard.names import RESERVED, service_name_problem
 from shipyard.serve.admin import AdminAPI
 from shipyard.serve.bodies import MAX_BODY_BUFFER
-from shipyard.serve.docs import docs_page
+from shipyard.serve.docs import docs_page, new_nonce, page_headers
 from shipyard.serve.errors import ServeError
 from shipyard.serve.history import History, Point
+from shipyard.serve.index import combined_openapi, index_page, prefers_html
 from shipyard.serve.invoke import MAX_BODY, Invoker
 from shipyard.serve.lifespans import lifespan
 from shipyard.serve.live import ServiceState, service_state
@@ -147,6 +151,8 @@ class Host:
                 Route("/healthz", self.healthz),
                 Route("/readyz", self.readyz),
                 Route("/metrics", self.metrics_endpoint),
+                Route("/", self.index, methods=["GET"]),
+                Route("/openapi.json", self.openapi_all, methods=["GET"]),
                 Mount("/api/v1", routes=self.admin.routes()),
                 *self._by_service,
             ],
@@ -416,7 +422,46 @@ class Host:
         group = self.supervisor.services.get(name)
         if group is None:
             return _unknown_service(name)
-        return HTMLResponse(docs_page(name, group.openapi))
+        nonce = new_nonce()
+        return HTMLResponse(docs_page(name, group.openapi, nonce), headers=page_headers(nonce))
+
+    async def index(self, request: Request) -> Response:
+        """The services served here: JSON, or a page when the request prefers HTML."""
+        if (refused := self._foreign(request)) is not None:
+            return refused
+        services = []
+        for name, group in sorted(self.supervisor.services.items()):
+            info = group.openapi.get("info", {})
+            services.append(
+                {
+                    "name": name,
+                    "version": group.spec.version,
+                    "description": (info.get("description") or "").strip().split("\n")[0],
+                    "replicas": {"ready": group.ready_count, "total": len(group.replicas)},
+                    "endpoints": sorted(group.endpoints),
+                    "docs": f"/{name}/docs",
+                    "openapi": f"/{name}/openapi.json",
+                }
+            )
+        body = {"services": services, "openapi": "/openapi.json"}
+        if prefers_html(request.headers.get("accept", "")):
+            nonce = new_nonce()
+            ui = any(getattr(r, "path", None) == "/ui" for r in self.app.router.routes)
+            return HTMLResponse(index_page(body, nonce, ui=ui), headers=page_headers(nonce))
+        return JSONResponse(body)
+
+    async def openapi_all(self, request: Request) -> Response:
+        """One OpenAPI document of every service (components named ``<service>.<name>``)."""
+        if (refused := self._foreign(request)) is not None:
+            return refused
+        documents = {
+            name: {
+                **group.openapi,
+                "info": {**group.openapi.get("info", {}), "version": str(group.spec.version)},
+            }
+            for name, group in self.supervisor.services.items()
+        }
+        return JSONResponse(combined_openapi(documents))
 
 
 def _worker_metrics(directory: Path) -> bytes:
