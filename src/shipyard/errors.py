@@ -89,7 +89,8 @@ class HTTPError(Exception):
         return f"{self.status} {self.type}: {self.message}{where}"
 
     def __repr__(self) -> str:
-        return f"HTTPError({self.status}, {self.message!r}, field={self.field!r})"
+        name = type(self).__name__
+        return f"{name}({self.status}, {self.message!r}, field={self.field!r})"
 
 
 def status_type(status: int) -> str:

@@ -8,12 +8,19 @@ joined back. The results are split back by each request's item count; a result o
 length fails the requests of that call with ``batch_size_mismatch`` and nothing else.
 
 Requests are validated one by one before they are queued: a bad request is answered 422 on
-its own and never joins a call. When a call raises, only the requests that caused it fail:
+its own and never joins a call. When a call raises an error *answer* (``shipyard.HTTPError``,
+or Starlette's or FastAPI's ``HTTPException``; see ``answers.py``), the endpoint has said who
+gets it:
 
-* an ``EndpointError`` with ``items=`` (indices into the list the call got) fails exactly the
-  requests holding those items, with that error, never retried; the other requests run
-  again without them, in one call;
-* any other exception is bisected: the requests are split in two halves, each run again,
+* with ``items=`` (indices into the list the call got), exactly the requests holding those
+  items get it, never retried; the other requests run again without them, in one call;
+* without ``items``, every request of the call gets it, and nothing runs again (a 503
+  "model not loaded" is everyone's answer, and re-running the call would not change it).
+
+When a call raises anything else (a bug, or a model choking on one request's data), only the
+requests that caused it fail:
+
+* the exception is bisected: the requests are split in two halves, each run again,
   down to a single request, whose caller alone gets the error (500 with an error id). The
   extra calls of one failed batch are bounded by ``2 * ceil(log2 n)`` for ``n`` requests
   (enough to isolate one bad request); past that, the requests not yet told apart fail
@@ -48,8 +55,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from shipyard.serve.answers import as_http_error
 from shipyard.serve.errors import ServeError
-from shipyard.serve.schemas import EndpointError
 
 __all__ = ["BatchRetriesExhausted", "BatchSizeMismatch", "Batcher"]
 
@@ -257,7 +264,11 @@ class Batcher:
             # function's bug, not an item's: no re-run would tell the requests apart
             self._fail(parts, error)
             return
-        named = _named_parts(parts, error)
+        answer = as_http_error(error)
+        named = _named_parts(parts, answer.items) if answer is not None else None
+        if answer is not None and not answer.items:
+            self._fail(parts, error)  # the endpoint's answer to the whole call
+            return
         if named is not None:
             # the function said which items are bad: answer those requests with its error,
             # never retried, and run the others again without them
@@ -327,10 +338,10 @@ class Batcher:
             part.request.fail(error)
 
 
-def _named_parts(parts: list[_Part], error: BaseException) -> set[int] | None:
-    """The positions in ``parts`` of the parts holding the items an ``EndpointError``
-    names (``items=``: indices into the call's list), or None when it names none that exist."""
-    items = error.items if isinstance(error, EndpointError) else None
+def _named_parts(parts: list[_Part], items: Sequence[int] | None) -> set[int] | None:
+    """The positions in ``parts`` of the parts holding the items an ``HTTPError`` names
+    (``items=``: indices into the call's list), or None when it names none that exist (a
+    bug of the endpoint: its requests are bisected like any other failure's)."""
     if not items:
         return None
     wanted = set(items)
