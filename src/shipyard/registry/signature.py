@@ -28,6 +28,7 @@ a 500 from inside the model.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -227,16 +228,14 @@ class Signature:
         if missing:
             raise HTTPError(
                 422,
-                f"missing {_plural(len(missing), 'feature')} {_listed(missing)}; "
-                f"expected {self._expected()}",
+                f"missing {_noun(missing)} {_listed(missing)}; expected {self._expected()}",
                 field=f"{field}.{missing[0]}",
             )
         extra = [str(n) for n in row if n not in names]
         if extra:
             raise HTTPError(
                 422,
-                f"unknown {_plural(len(extra), 'feature')} {_listed(extra)}; "
-                f"expected {self._expected()}",
+                f"unknown {_noun(extra)} {_listed(extra)}; expected {self._expected()}",
                 field=f"{field}.{extra[0]}",
             )
         for column in self.columns:
@@ -264,7 +263,10 @@ def infer_signature(
     Raises ``ModelSpecError`` for an explicit ``signature`` that is not one."""
     if signature is not None:
         return Signature.of(signature)
-    found = _from_sklearn(model)
+    try:
+        found = _from_sklearn(model)
+    except Exception:  # an object that only looks like an estimator: it says nothing
+        found = None
     if found is not None:
         if input_example is not None:  # names from the model, types from the example
             example = _from_example(input_example)
@@ -280,16 +282,15 @@ def infer_signature(
 
 # --- inference ---------------------------------------------------------------------------
 def _from_sklearn(model: Any) -> Signature | None:
-    count = getattr(model, "n_features_in_", None)
-    names = getattr(model, "feature_names_in_", None)
-    if names is None and not isinstance(count, int):
+    count: Any = getattr(model, "n_features_in_", None)
+    names: Any = getattr(model, "feature_names_in_", None)
+    if names is None and count is None:
         return None
     dtype = _sklearn_dtype(model)
     if names is not None:
         columns = tuple(Column(str(n), dtype) for n in names)
         return Signature(columns, named=True, source="sklearn")
-    assert isinstance(count, int)
-    columns = tuple(Column(f"f{i}", dtype) for i in range(count))
+    columns = tuple(Column(f"f{i}", dtype) for i in range(operator.index(count)))
     return Signature(columns, named=False, source="sklearn")
 
 
@@ -421,6 +422,10 @@ def _short(value: Any) -> str:
 
 def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _noun(names: list[str]) -> str:
+    return "feature" if len(names) == 1 else "features"
 
 
 def _listed(names: list[str]) -> str:
