@@ -208,6 +208,26 @@ class Counter(Service):
         return xs
 
 
+class Located(Service):
+    @endpoint(batch=True, max_batch_size=16)
+    def score(self, xs: list[float]) -> list[float]:
+        bad = [i for i, x in enumerate(xs) if x < 0]
+        if bad:
+            where = f"xs[{bad[0]}]"
+            raise HTTPError(422, f"{where} must be >= 0", field=where, items=bad)
+        return xs
+
+
+def test_a_named_items_field_index_is_counted_in_the_callers_own_list() -> None:
+    with ServiceClient(Located) as client:
+        replies = client.post_many("score", [{"xs": [1.0, 2.0]}, {"xs": [3.0, -4.0]}])
+    assert replies[0] == (200, [1.0, 2.0])
+    assert replies[1] == (
+        422,
+        {"error": {"type": "validation_error", "message": "xs[1] must be >= 0", "field": "xs[1]"}},
+    )
+
+
 def test_in_one_batch_named_items_fail_alone_and_unnamed_fail_everyone() -> None:
     with ServiceClient(Counter) as client:
         replies = client.post_many("score", [{"xs": [1.0]}, {"xs": [-2.0, 3.0]}, {"xs": [4.0]}])

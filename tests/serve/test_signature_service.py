@@ -5,13 +5,18 @@ and a request with 1 feature instead of 4 is a 422 naming the field, not a 500."
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from hosts import HostProcess
 
-from shipyard.registry import Registry
+from shipyard.registry import Registry, Signature
+from shipyard.serve import Service, ServiceClient, endpoint
 from shipyard.store import context
 from shipyard.testing import run_flow, write_flow
+
+IRIS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+EXPECTED_4 = "expected 4 features (sepal_length, sepal_width, petal_length, petal_width)"
 
 FLOW = """
 import numpy as np
@@ -106,3 +111,36 @@ def test_models_show_prints_the_inputs_the_service_checks(host: HostProcess) -> 
     shown = host.cli("models", "show", "iris@prod", remote=False).stdout
     assert "4 columns (from sklearn)" in shown
     assert "3  petal_width   float" in shown
+
+
+# -- in a batched endpoint: each caller hears about its own rows -----------------------------
+
+
+class BatchedIris(Service):
+    def load(self) -> None:
+        self.signature = Signature.of(dict.fromkeys(IRIS, "float"))
+        self.calls: list[int] = []
+
+    @endpoint(batch=True, max_batch_size=16)
+    def predict(self, rows: list[Any]) -> list[int]:
+        self.calls.append(len(rows))
+        return [0 for _ in self.signature.validate(rows, field="rows")]
+
+
+def test_in_a_batch_each_bad_request_gets_its_own_rows_error() -> None:
+    good = [1.0, 2.0, 3.0, 4.0]
+    bodies = [{"rows": [good]}, {"rows": [good, [5.1]]}, {"rows": [good]}, {"rows": [["a"] * 4]}]
+    with ServiceClient(BatchedIris) as client:
+        replies = client.post_many("predict", bodies)
+        calls = client.instance.calls  # type: ignore[attr-defined]
+    assert [status for status, _ in replies] == [200, 422, 200, 422]
+    assert replies[1][1]["error"] == {
+        "type": "validation_error",
+        "message": f"{EXPECTED_4}, got 1",
+        "field": "rows[1]",  # its second row (the call's fourth)
+    }
+    assert replies[3][1]["error"]["field"] == "rows[0][0]"
+    assert replies[3][1]["error"]["message"] == (
+        "rows[0][0] (sepal_length) must be a number, got 'a'"
+    )
+    assert calls == [5, 2]  # one call, then the good requests again, once

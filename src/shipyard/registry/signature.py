@@ -170,25 +170,26 @@ class Signature:
         A row is a list of values in column order, or a dict by column name (when the
         columns are named), or a pydantic model. Raises ``shipyard.HTTPError(422)`` naming
         the first bad row's field (``rows[2]``, ``rows[2].petal_width``, ``rows[2][3]``) and
-        listing every bad row in ``items``: raised in a batched endpoint over the rows, only
-        the requests holding them get the error (whose field index counts in the call's
-        list).
+        listing every bad row in ``items`` (each one's own error in ``item_errors``): raised
+        in a batched endpoint over the rows, only the requests holding them get a 422, each
+        about its own first bad row, counted in its own list.
         """
         if hasattr(rows, "tolist") and not isinstance(rows, list):
             rows = rows.tolist()  # a numpy array
         if not isinstance(rows, Sequence) or isinstance(rows, str | bytes | Mapping):
             raise HTTPError(422, f"expected a list of rows, got {_short(rows)}", field=field)
         ordered: list[list[Any]] = []
-        first: HTTPError | None = None
-        bad: list[int] = []
+        errors: dict[int, HTTPError] = {}
         for index, row in enumerate(rows):
             try:
                 ordered.append(self._row(row, f"{field}[{index}]"))
             except HTTPError as exc:
-                first = first or exc
-                bad.append(index)
-        if first is not None:
-            raise HTTPError(422, first.message, first.field, items=bad)
+                errors[index] = exc
+        if errors:
+            first = next(iter(errors.values()))
+            error = HTTPError(422, first.message, first.field, items=list(errors))
+            error.item_errors = errors
+            raise error
         return ordered
 
     def validate_row(self, row: Any, *, field: str = "features") -> list[Any]:
