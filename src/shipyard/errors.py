@@ -79,6 +79,9 @@ class HTTPError(Exception):
         #: the whole error body (set by the client from the answer)
         self.body: dict[str, Any] = dict(body) if body is not None else {}
         self.headers: dict[str, str] = dict(headers or {})
+        #: with ``items``: each named item's own error, by index (``Signature.validate``
+        #: sets it); in a batch, each request gets the one of its first named item
+        self.item_errors: dict[int, HTTPError] = {}
 
     def to_body(self) -> bytes:
         """The answer's JSON body (:func:`error_body`)."""
@@ -89,7 +92,8 @@ class HTTPError(Exception):
         return f"{self.status} {self.type}: {self.message}{where}"
 
     def __repr__(self) -> str:
-        return f"HTTPError({self.status}, {self.message!r}, field={self.field!r})"
+        name = type(self).__name__
+        return f"{name}({self.status}, {self.message!r}, field={self.field!r})"
 
 
 def status_type(status: int) -> str:

@@ -152,10 +152,11 @@ def test_named_items_fail_their_requests_and_the_rest_run_again(
     assert _calls(client) == [["a", "b", "bad", "c"], ["a", "c"]]
 
 
-def test_an_endpoint_error_naming_no_item_is_bisected_and_kept(client: ServiceClient) -> None:
+def test_an_endpoint_error_naming_no_item_answers_the_whole_call(client: ServiceClient) -> None:
     replies = client.call_many("named", [_pairs("a"), _pairs("unnamed"), _pairs("c")])
-    assert [r.status for r in replies] == [200, 409, 200]
-    assert json.loads(replies[1].body)["error"]["type"] == "conflict"
+    assert [r.status for r in replies] == [409, 409, 409]
+    assert {json.loads(r.body)["error"]["type"] for r in replies} == {"conflict"}
+    assert _calls(client) == [["a", "unnamed", "c"]]  # the endpoint's answer: no re-run
 
 
 def test_invalid_request_does_not_spoil_the_batch(client: ServiceClient) -> None:

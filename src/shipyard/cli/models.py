@@ -22,6 +22,7 @@ from shipyard.registry import (
     ModelVersion,
     Registry,
     RegistryError,
+    Signature,
     parse_spec,
 )
 
@@ -120,7 +121,7 @@ def show_command(spec: str, as_json: bool) -> None:
     \b
     Examples:
       shipyard models show ranker          # one row per version
-      shipyard models show ranker@prod     # that version: lineage, libraries, blob
+      shipyard models show ranker@prod     # that version: lineage, libraries, inputs
     """
     parsed = parse_spec(spec)
     registry = Registry()
@@ -147,6 +148,7 @@ def _versions_table(name: str, versions: list[ModelVersion]) -> Table:
         table.add_column(escape(metric), justify="right")
     for column in ("tags", "lineage", "user", "registered"):
         table.add_column(column)
+    table.add_column("inputs", justify="right")
     for v in reversed(versions):  # newest first
         table.add_row(
             str(v.version),
@@ -156,6 +158,7 @@ def _versions_table(name: str, versions: list[ModelVersion]) -> Table:
             escape(v.lineage),
             escape(v.user),
             _when(v.created_at),
+            str(len(v.signature)) if v.signature is not None else "-",
         )
     return table
 
@@ -173,6 +176,7 @@ def _show_version(console: Console, v: ModelVersion) -> None:
         ("blob", f"{v.artifact.key} ({v.artifact.size} bytes, {v.artifact.encoding})"),
         ("libraries", libraries or "- (not recorded)"),
         ("registered", f"{_when(v.created_at)} by {v.user}"),
+        ("inputs", _inputs_text(v.signature)),
     ]
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(style="bold")
@@ -180,6 +184,31 @@ def _show_version(console: Console, v: ModelVersion) -> None:
     for label, value in rows:
         table.add_row(label, escape(value))
     console.print(table)
+    if v.signature is not None and v.signature.columns:
+        console.print()
+        console.print(_signature_table(v.signature))
+
+
+def _inputs_text(signature: Signature | None) -> str:
+    if signature is None:
+        return (
+            "- (no signature recorded: requests cannot be checked against it; register with "
+            "signature=... or a fitted scikit-learn model)"
+        )
+    count = len(signature)
+    what = f"{count} column" + ("" if count == 1 else "s")
+    unnamed = "" if signature.named else ", unnamed: rows are lists in this order"
+    return f"{what} (from {signature.source}{unnamed})"
+
+
+def _signature_table(signature: Signature) -> Table:
+    table = Table(box=None, pad_edge=False, title="inputs", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("column")
+    table.add_column("type")
+    for position, column in enumerate(signature.columns):
+        table.add_row(str(position), escape(column.name), escape(column.type_text))
+    return table
 
 
 @models_group.command("register")
@@ -187,9 +216,21 @@ def _show_version(console: Console, v: ModelVersion) -> None:
 @click.option("--name", "-n", "name", required=True, help="The model's name, e.g. ranker.")
 @click.option("--metric", "-m", "metrics", multiple=True, metavar="NAME=NUMBER")
 @click.option("--tag", "-t", "tags", multiple=True, metavar="TAG")
+@click.option(
+    "--input",
+    "-i",
+    "inputs",
+    multiple=True,
+    metavar="NAME[:DTYPE]",
+    help="An input column, in order (dtype: float, int, bool, str or any; default any).",
+)
 @_friendly
 def register_command(
-    address: str, name: str, metrics: tuple[str, ...], tags: tuple[str, ...]
+    address: str,
+    name: str,
+    metrics: tuple[str, ...],
+    tags: tuple[str, ...],
+    inputs: tuple[str, ...],
 ) -> None:
     """Register a task's artifact as the next version of a model (nothing is unpickled).
 
@@ -199,10 +240,27 @@ def register_command(
     \b
     Example:
       shipyard models register RankerFlow/12/pick/40:model --name ranker -m ndcg=0.41
+      shipyard models register IrisFlow/3/end/9:model -n iris -i sepal_length:float ...
     """
     parsed = dict(_parse_metric(m) for m in metrics)
-    version = Registry().register_artifact(address, name, metrics=parsed, tags=list(tags))
+    signature = _parse_inputs(inputs) if inputs else None
+    version = Registry().register_artifact(
+        address, name, metrics=parsed, tags=list(tags), signature=signature
+    )
     click.echo(f"registered {version.spec} from {version.lineage}")
+
+
+def _parse_inputs(inputs: tuple[str, ...]) -> dict[str, str]:
+    columns: dict[str, str] = {}
+    for text in inputs:
+        column, _, dtype = text.partition(":")
+        if not column.strip() or column.strip() in columns:
+            raise click.BadParameter(
+                f"{text!r} is not NAME[:DTYPE] with a new name, e.g. --input sepal_length:float",
+                param_hint="--input",
+            )
+        columns[column.strip()] = dtype.strip() or "any"
+    return columns
 
 
 @models_group.command("alias")

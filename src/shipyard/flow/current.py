@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 
 class RegisterModel(Protocol):
-    """``current.register_model(name, obj, metrics=..., tags=...)``."""
+    """``current.register_model(name, obj, metrics=..., tags=..., signature=...,
+    input_example=...)``."""
 
     def __call__(
         self,
@@ -27,6 +28,8 @@ class RegisterModel(Protocol):
         *,
         metrics: Mapping[str, float] | None = None,
         tags: Iterable[str] | None = None,
+        signature: Any = None,
+        input_example: Any = None,
     ) -> None: ...
 
 

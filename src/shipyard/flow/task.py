@@ -185,13 +185,25 @@ def _start_current(ctx: TaskContext) -> None:
         *,
         metrics: Mapping[str, float] | None = None,
         tags: Iterable[str] | None = None,
+        signature: Any = None,
+        input_example: Any = None,
     ) -> None:
         """Register ``obj`` (or the artifact named by a string) as the next version of the
-        model ``name``; committed only if this task succeeds."""
+        model ``name``; committed only if this task succeeds. Its input signature is
+        ``signature``, else inferred (a fitted scikit-learn model, ``input_example``)."""
         from shipyard.registry import capture
 
         models.append(
-            capture(name, obj, flow=ctx.flow, store=ctx.store, metrics=metrics, tags=tags)
+            capture(
+                name,
+                obj,
+                flow=ctx.flow,
+                store=ctx.store,
+                metrics=metrics,
+                tags=tags,
+                signature=signature,
+                input_example=input_example,
+            )
         )
 
     start_task(

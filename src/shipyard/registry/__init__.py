@@ -22,9 +22,11 @@ from shipyard.registry.model import Model, set_resolver
 from shipyard.registry.names import ModelSpec, parse_spec
 from shipyard.registry.records import AuditEntry, ModelSummary, ModelVersion
 from shipyard.registry.registry import Registry
+from shipyard.registry.signature import Column, Signature, infer_signature
 
 __all__ = [
     "AuditEntry",
+    "Column",
     "Model",
     "ModelNotFound",
     "ModelSpec",
@@ -34,9 +36,11 @@ __all__ = [
     "ModelVersionWarning",
     "Registry",
     "RegistryError",
+    "Signature",
     "capture",
     "check_references",
     "commit",
+    "infer_signature",
     "parse_spec",
     "set_resolver",
 ]

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from shipyard.registry.records import AuditEntry, ModelVersion
+from shipyard.registry.signature import Signature
 from shipyard.store.records import ArtifactRecord
 from shipyard.store.schema import audit_log, model_aliases, model_versions, models, runs
 
@@ -62,6 +63,7 @@ def add_version(
     tags: list[str],
     libraries: dict[str, str],
     user: str,
+    signature: dict[str, Any] | None = None,
 ) -> int:
     """Insert the next version of ``name`` (creating the model) and its audit entry."""
     at = now()
@@ -98,6 +100,7 @@ def add_version(
             libraries=libraries,
             user=user,
             created_at=at,
+            signature=signature,
         )
     )
     lineage = f"{flow_name}/{run_id}/{step_name}/{task_id}"
@@ -179,6 +182,7 @@ def version_record(row: Row[Any], alias_map: dict[str, int]) -> ModelVersion:
         libraries=dict(row.libraries or {}),
         user=row.user,
         created_at=row.created_at,
+        signature=Signature.from_json(row.signature) if row.signature else None,
     )
 
 

@@ -20,6 +20,7 @@ from shipyard.registry import _db
 from shipyard.registry.errors import ModelSpecError, RegistryError
 from shipyard.registry.libraries import libraries_for
 from shipyard.registry.names import check_name, clean_metrics, clean_tags
+from shipyard.registry.signature import infer_signature
 from shipyard.store.blobs import BlobStore, keep_blob
 from shipyard.store.records import ArtifactRecord
 from shipyard.store.serialize import ArtifactNotPicklable, encode
@@ -41,14 +42,20 @@ def capture(
     store: BlobStore,
     metrics: Mapping[str, Any] | None = None,
     tags: Iterable[str] | None = None,
+    signature: Any = None,
+    input_example: Any = None,
 ) -> dict[str, Any]:
     """Check a registration and return its intent (called in the task process).
 
     ``obj`` is the model object, or a ``str`` naming an artifact of the step (one it set or
     inherited; registered with the value it has when the step ends). An object is serialized
     and written now (deduplicated: passing ``self.model`` costs no second blob). Raises
-    :class:`ModelSpecError` for a bad name, metric or tag or an unknown artifact name, and
-    :class:`RegistryError` for an object that cannot be pickled.
+    :class:`ModelSpecError` for a bad name, metric, tag or signature or an unknown artifact
+    name, and :class:`RegistryError` for an object that cannot be pickled.
+
+    The input signature is ``signature`` if given, else inferred from the object (a fitted
+    scikit-learn model) or from ``input_example`` (see :mod:`shipyard.registry.signature`);
+    an inherited artifact named by a string is not loaded for it.
 
     >>> capture("ranker", "model", flow=self, store=store, metrics={"ndcg": 0.4})  # doctest: +SKIP
     {'name': 'ranker', 'artifact': 'model', 'metrics': {'ndcg': 0.4}, 'tags': [], ...}
@@ -59,6 +66,7 @@ def capture(
         "metrics": clean_metrics(metrics),
         "tags": clean_tags(tags),
     }
+    value: Any = None
     if isinstance(obj, str):
         own, inherited = _flow_artifacts(flow)
         if obj in own:
@@ -86,7 +94,10 @@ def capture(
         record = enc.record(name)
         type_name = record.type_name
         intent["record"] = asdict(record)
+        value = obj
     intent["libraries"] = libraries_for(type_name)
+    found = infer_signature(value, signature=signature, input_example=input_example)
+    intent["signature"] = found.to_json() if found is not None else None
     return intent
 
 
@@ -157,6 +168,7 @@ def commit(
             tags=clean_tags(intent.get("tags")),
             libraries=dict(intent.get("libraries") or {}),
             user=user,
+            signature=intent.get("signature"),
         )
         added.append((name, version))
     return added

@@ -19,8 +19,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from shipyard.registry.errors import RegistryError
 from shipyard.registry.records import ModelVersion
 from shipyard.registry.registry import Registry
+from shipyard.registry.signature import Signature
 
 #: a spec as written (``ranker@prod``) -> its record; raises ModelNotFound / ModelSpecError
 Resolver = Callable[[str], ModelVersion]
@@ -104,6 +106,27 @@ class Model:
     @property
     def version(self) -> int:
         return self._info.version
+
+    @property
+    def signature(self) -> Signature | None:
+        """The model's input columns, recorded at register time, or None.
+
+        >>> rows = Model("iris@prod").signature.validate(rows, field="rows")  # doctest: +SKIP
+        """
+        return self._info.signature
+
+    def validate(self, rows: Any, *, field: str = "rows") -> list[list[Any]]:
+        """``self.signature.validate(rows, field=field)``: the rows as lists in column order,
+        or ``shipyard.HTTPError(422)`` naming the field. Raises :class:`RegistryError` when
+        the version has no signature (register it with ``signature=...``)."""
+        signature = self._info.signature
+        if signature is None:
+            raise RegistryError(
+                f"model {self._info.spec} has no input signature to validate against: "
+                "register it with current.register_model(..., signature={'name': 'float', "
+                "...}) or a fitted scikit-learn model, or an input_example="
+            )
+        return signature.validate(rows, field=field)
 
     def resolve(self) -> str:
         """The pinned ``name:version`` this Model loads (an alias resolved)."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from shipyard.registry.signature import Signature
 from shipyard.store.records import ArtifactRecord
 
 
@@ -34,6 +35,8 @@ class ModelVersion:
     libraries: dict[str, str]  # {"python": "3.11.9", "scikit-learn": "1.5.2", ...}
     user: str
     created_at: datetime
+    #: the model's input columns, recorded at register time (None: nothing said what they are)
+    signature: Signature | None = None
 
     @property
     def spec(self) -> str:
@@ -78,6 +81,7 @@ class ModelVersion:
             "libraries": dict(self.libraries),
             "user": self.user,
             "created_at": self.created_at.isoformat(),
+            "signature": self.signature.to_json() if self.signature is not None else None,
         }
 
 

@@ -30,6 +30,7 @@ from shipyard.registry.names import (
     parse_spec,
 )
 from shipyard.registry.records import AuditEntry, ModelSummary, ModelVersion
+from shipyard.registry.signature import Signature
 from shipyard.store.blobs import BlobNotFound, BlobStore, keep_blob, read_record
 from shipyard.store.meta import MetaStore
 from shipyard.store.records import TaskRecord, TaskStatus
@@ -282,9 +283,12 @@ class Registry:
         metrics: Mapping[str, Any] | None = None,
         tags: Iterable[str] | None = None,
         user: str | None = None,
+        signature: Any = None,
     ) -> ModelVersion:
         """Register the artifact ``Flow/run/step[/task]:artifact`` as the next version of
-        ``name`` without unpickling it (only its metadata row is read).
+        ``name`` without unpickling it (only its metadata row is read). Its input signature
+        is ``signature`` if given (see :meth:`Signature.of`), else none: nothing is loaded
+        to infer one.
 
         Library versions: the producing task's, if it recorded them (``result["libraries"]``),
         else none (``{}``), so loading such a version cannot warn about mismatches.
@@ -294,6 +298,7 @@ class Registry:
         check_name(name)
         clean = clean_metrics(metrics)
         tag_list = clean_tags(tags)
+        inputs = Signature.of(signature) if signature is not None else None
         try:
             spec, artifact = parse_artifact(address)
         except ValueError as exc:
@@ -322,6 +327,7 @@ class Registry:
                 tags=tag_list,
                 libraries=dict(libraries) if isinstance(libraries, dict) else {},
                 user=user or current_user(),
+                signature=inputs.to_json() if inputs is not None else None,
             )
         return self.get(ModelSpec(name, version=version))
 

@@ -8,12 +8,23 @@ joined back. The results are split back by each request's item count; a result o
 length fails the requests of that call with ``batch_size_mismatch`` and nothing else.
 
 Requests are validated one by one before they are queued: a bad request is answered 422 on
-its own and never joins a call. When a call raises, only the requests that caused it fail:
+its own and never joins a call. When a call raises an error *answer* (``shipyard.HTTPError``,
+or Starlette's or FastAPI's ``HTTPException``; see ``answers.py``), the endpoint has said who
+gets it:
 
-* an ``EndpointError`` with ``items=`` (indices into the list the call got) fails exactly the
-  requests holding those items, with that error, never retried; the other requests run
-  again without them, in one call;
-* any other exception is bisected: the requests are split in two halves, each run again,
+* with ``items=`` (indices into the list the call got), exactly the requests holding those
+  items get it, never retried; the other requests run again without them, in one call.
+  Each gets the error of its own first named item when the error has ``item_errors``
+  (``Signature.validate`` sets them), and a ``field`` that starts with that item's index
+  (``rows[7]...``) is rewritten to count in the request's own list (``rows[0]...``), in
+  the message too;
+* without ``items``, every request of the call gets it, and nothing runs again (a 503
+  "model not loaded" is everyone's answer, and re-running the call would not change it).
+
+When a call raises anything else (a bug, or a model choking on one request's data), only the
+requests that caused it fail:
+
+* the exception is bisected: the requests are split in two halves, each run again,
   down to a single request, whose caller alone gets the error (500 with an error id). The
   extra calls of one failed batch are bounded by ``2 * ceil(log2 n)`` for ``n`` requests
   (enough to isolate one bad request); past that, the requests not yet told apart fail
@@ -48,8 +59,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from shipyard.errors import HTTPError
+from shipyard.serve.answers import as_http_error
 from shipyard.serve.errors import ServeError
-from shipyard.serve.schemas import EndpointError
 
 __all__ = ["BatchRetriesExhausted", "BatchSizeMismatch", "Batcher"]
 
@@ -252,16 +264,21 @@ class Batcher:
                 part.request.deliver(part.start, results[offset:end], total)
                 offset = end
             return
-        if len(parts) == 1 or isinstance(error, BatchSizeMismatch):
-            # one request: the error is its own. A result list of the wrong length is the
-            # function's bug, not an item's: no re-run would tell the requests apart
+        if isinstance(error, BatchSizeMismatch):
+            # a result list of the wrong length is the function's bug, not an item's: no
+            # re-run would tell the requests apart
             self._fail(parts, error)
             return
-        named = _named_parts(parts, error)
+        answer = as_http_error(error)
+        named = _named_parts(parts, answer.items) if answer is not None else None
+        if (answer is not None and not answer.items) or (len(parts) == 1 and named is None):
+            # the endpoint's answer to the whole call, or one request's own error
+            self._fail(parts, error)
+            return
         if named is not None:
             # the function said which items are bad: answer those requests with its error,
             # never retried, and run the others again without them
-            self._fail([parts[i] for i in named], error)
+            self._fail_named(parts, named, error)
             rest = [part for i, part in enumerate(parts) if i not in named]
             if rest:
                 await self._retry(rest, error, budget, halves=False)
@@ -326,22 +343,56 @@ class Batcher:
         for part in parts:
             part.request.fail(error)
 
+    def _fail_named(self, parts: list[_Part], named: dict[int, int], exc: BaseException) -> None:
+        """Fail the parts at the positions in ``named``, each with the error of its first
+        named item (see :func:`_own_error`)."""
+        error = self.on_error(exc)
+        offset = 0
+        for position, part in enumerate(parts):
+            item = named.get(position)
+            if item is not None:
+                part.request.fail(_own_error(error, exc, item, item - offset + part.start))
+            offset += len(part.items)
 
-def _named_parts(parts: list[_Part], error: BaseException) -> set[int] | None:
-    """The positions in ``parts`` of the parts holding the items an ``EndpointError``
-    names (``items=``: indices into the call's list), or None when it names none that exist."""
-    items = error.items if isinstance(error, EndpointError) else None
+
+def _named_parts(parts: list[_Part], items: Sequence[int] | None) -> dict[int, int] | None:
+    """The parts holding the items an ``HTTPError`` names (``items=``: indices into the
+    call's list) as {position in ``parts``: the first named item's index in the call}, or
+    None when it names none that exist (a bug of the endpoint: its requests are bisected
+    like any other failure's)."""
     if not items:
         return None
-    wanted = set(items)
-    named: set[int] = set()
+    wanted = sorted(set(items))
+    named: dict[int, int] = {}
     offset = 0
     for position, part in enumerate(parts):
         end = offset + len(part.items)
-        if any(offset <= index < end for index in wanted):
-            named.add(position)
+        first = next((index for index in wanted if offset <= index < end), None)
+        if first is not None:
+            named[position] = first
         offset = end
     return named or None
+
+
+def _own_error(error: BaseException, raised: BaseException, item: int, local: int) -> BaseException:
+    """The error one request of a batch gets for its item ``item`` of the call, which is
+    item ``local`` of its own list: that item's own error (``item_errors``), with a field
+    that starts with the item's index (``rows[7].x``) counted in the request's own list
+    (``rows[0].x``), in the message too. A 5xx (logged under its error id) is sent as is."""
+    if not isinstance(error, HTTPError) or error.status >= 500:
+        return error
+    own: dict[int, HTTPError] = raised.item_errors if isinstance(raised, HTTPError) else {}
+    source = own.get(item, error)
+    field, message = source.field, source.message
+    if field is not None:
+        name = field.partition("[")[0]
+        head = f"{name}[{item}]"
+        if field.startswith(head):
+            new = f"{name}[{local}]"
+            field, message = new + field[len(head) :], message.replace(head, new)
+    if source is error and field == error.field:
+        return error
+    return HTTPError(error.status, message, field, type=error.type, error_id=error.error_id)
 
 
 def _resolve(waiter: asyncio.Future[bool]) -> None:

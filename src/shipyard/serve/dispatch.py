@@ -9,7 +9,10 @@ serializer and batcher once, instantiates the class and calls ``load()``. Then
 * a batch endpoint validates the request, queues its items in the endpoint's ``Batcher``.
 
 User code never reaches the client: an exception becomes a 500 ``internal_error`` with an
-``error_id``, and the traceback goes to stderr as one JSON line with that id.
+``error_id``, and the traceback goes to stderr as one JSON line with that id. Except the
+exceptions that are the endpoint's own answer (``shipyard.HTTPError``, Starlette's and
+FastAPI's ``HTTPException``; see ``answers.py``): those are sent with their status, and
+logged (with an error id) only when the status is 5xx.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ import traceback
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from shipyard.errors import error_body, new_error_id
+from shipyard.errors import HTTPError, error_body, new_error_id
 from shipyard.names import name_from
+from shipyard.serve.answers import EndpointError, as_http_error
 from shipyard.serve.batching import Batcher, BatchSizeMismatch
-from shipyard.serve.schemas import EndpointError, EndpointSchema, build_openapi
+from shipyard.serve.schemas import EndpointSchema, build_openapi
 from shipyard.serve.service import EndpointSpec, Service, collect_endpoints
 
 __all__ = [
@@ -87,7 +91,7 @@ class EndpointRuntime:
             try:
                 kwargs = self.schema.parse(body)
             except EndpointError as exc:
-                done(Reply(exc.status, exc.body()))
+                done(Reply(exc.status, exc.to_body()))
                 return
             future = self.batcher.submit(kwargs[self._list_param])
             future.add_done_callback(lambda f: done(self._batch_reply(f)))
@@ -98,19 +102,15 @@ class EndpointRuntime:
     def call_sync(self, body: bytes) -> Reply:
         try:
             value = self.function(**self.schema.parse(body))
-        except EndpointError as exc:
-            return Reply(exc.status, exc.body())
         except Exception as exc:
-            return self._internal_error(exc)
+            return self._error_reply(exc)
         return self.finish(value)
 
     async def call_async(self, body: bytes) -> Reply:
         try:
             value = await self.function(**self.schema.parse(body))
-        except EndpointError as exc:
-            return Reply(exc.status, exc.body())
         except Exception as exc:
-            return self._internal_error(exc)
+            return self._error_reply(exc)
         return self.finish(value)
 
     def finish(self, value: Any, batch_size: int = 0) -> Reply:
@@ -120,7 +120,7 @@ class EndpointRuntime:
         except EndpointError as exc:
             exc.error_id = new_error_id()
             self._log("response_validation", exc.error_id, exc.message)
-            return Reply(500, exc.body(), batch_size)
+            return Reply(500, exc.to_body(), batch_size)
         contract = self.schema.contract
         if contract is not None:
             problem = contract.violation(value)
@@ -136,15 +136,16 @@ class EndpointRuntime:
     def _batch_reply(self, future: asyncio.Future[tuple[list[Any], int]]) -> Reply:
         error = future.exception()
         if error is not None:
-            if isinstance(error, EndpointError):
-                return Reply(error.status, error.body())
+            if isinstance(error, HTTPError):  # made by _batch_error: logged if need be
+                return Reply(error.status, error.to_body())
             return self._internal_error(error)
         results, size = future.result()
         return self.finish(results, size)
 
     def _batch_error(self, exc: BaseException) -> BaseException:
-        if isinstance(exc, EndpointError):
-            return exc  # the endpoint's own answer (4xx), as a plain endpoint's would be
+        answer = as_http_error(exc)
+        if answer is not None:
+            return self._answer(answer, exc)  # as a plain endpoint's would be
         error_id = new_error_id()
         if isinstance(exc, BatchSizeMismatch):
             self._log("batch_size_mismatch", error_id, str(exc))
@@ -159,6 +160,33 @@ class EndpointRuntime:
             endpoint=self.name,
             requests=requests,
             extra_calls=extra_calls,
+        )
+
+    def _error_reply(self, exc: Exception) -> Reply:
+        """The reply to an exception from parsing or from the endpoint."""
+        answer = as_http_error(exc)
+        if answer is None:
+            return self._internal_error(exc)
+        answer = self._answer(answer, exc)
+        return Reply(answer.status, answer.to_body())
+
+    def _answer(self, answer: HTTPError, exc: BaseException) -> HTTPError:
+        """An error answer as sent: a 5xx one gets an error id, logged with the traceback
+        (it was raised on purpose, but something on the server side is wrong)."""
+        if answer.status < 500 or answer.error_id is not None:
+            return answer
+        error_id = new_error_id()
+        log_event(
+            "endpoint_http_error",
+            service=self.service,
+            endpoint=self.name,
+            error_id=error_id,
+            status=answer.status,
+            error=f"{type(exc).__name__}: {answer.message}",
+            traceback="".join(traceback.format_exception(exc)),
+        )
+        return HTTPError(
+            answer.status, answer.message, answer.field, type=answer.type, error_id=error_id
         )
 
     def _internal_error(self, exc: BaseException) -> Reply:

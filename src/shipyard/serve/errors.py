@@ -4,7 +4,8 @@
     ├── ServiceDefinitionError     a Service class that cannot be served (method, file:line, fix)
     ├── EndpointError              a request answered with an error: ``.status``, ``.type``,
     │                              ``.field``, ``.error_id`` (``{"error": {...}}``); in a
-    │                              batch, ``.items`` names the bad items' indices
+    │                              batch, ``.items`` names the bad items' indices. Also a
+    │                              ``shipyard.HTTPError``, what user code raises (answers.py)
     ├── BatchSizeMismatch          a batched endpoint returned a list of the wrong length
     ├── BatchRetriesExhausted      a failed batch ran out of extra calls to find its bad items
     ├── ProtocolError              a frame between the host and a worker is malformed

@@ -77,14 +77,16 @@ def record_to_json(version: ModelVersion) -> dict[str, Any]:
         "libraries": dict(version.libraries),
         "user": version.user,
         "created_at": version.created_at.isoformat(),
+        "signature": version.signature.to_json() if version.signature is not None else None,
     }
 
 
 def record_from_json(data: dict[str, Any]) -> ModelVersion:
     """The record :func:`record_to_json` wrote."""
-    from shipyard.registry import ModelVersion
+    from shipyard.registry import ModelVersion, Signature
 
     artifact = dict(data["artifact"])
+    signature = data.get("signature")
     inline = artifact.pop("inline")
     return ModelVersion(
         name=data["name"],
@@ -105,6 +107,7 @@ def record_from_json(data: dict[str, Any]) -> ModelVersion:
         libraries=dict(data["libraries"]),
         user=data["user"],
         created_at=datetime.fromisoformat(data["created_at"]),
+        signature=Signature.from_json(signature) if signature else None,
     )
 
 

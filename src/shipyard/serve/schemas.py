@@ -6,7 +6,8 @@ return annotation. A request is parsed and validated in one pass (``validate_jso
 a response is serialized directly, and only when that fails is it validated against its
 annotation (a ``dict`` for a model, a tuple for a list) before a 500 is declared.
 
-Errors raised for the dispatcher, all ``EndpointError``:
+Errors raised for the dispatcher, all ``EndpointError`` (a ``shipyard.HTTPError``, see
+``answers.py``):
 
     EndpointError(status, type, message, field?)     the body {"error": {...}}
       400 invalid_json          the body is not JSON
@@ -25,7 +26,7 @@ import math
 import types
 import typing
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -35,7 +36,7 @@ from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import CoreSchema, PydanticSerializationError, SchemaValidator
 
 from shipyard.errors import error_body
-from shipyard.serve.errors import ServeError
+from shipyard.serve.answers import EndpointError
 from shipyard.serve.service import EndpointSpec, ServiceDefinitionError, show_hint
 
 __all__ = [
@@ -56,38 +57,6 @@ _JSON_KINDS = {
     bool: "a boolean",
     type(None): "null",
 }
-
-
-class EndpointError(ServeError):
-    """A request that gets an error response: its HTTP status and the body's fields.
-
-    An endpoint may raise it to answer 4xx itself. A batched endpoint names the bad items
-    with ``items`` (indices into the list it was called with): only the requests holding
-    them get the error; the others are run again without them::
-
-        raise EndpointError(422, "bad_pair", "pair 3 has no user", items=[3])
-    """
-
-    def __init__(
-        self,
-        status: int,
-        type: str,
-        message: str,
-        *,
-        field: str | None = None,
-        error_id: str | None = None,
-        items: Sequence[int] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.type = type
-        self.message = message
-        self.field = field
-        self.error_id = error_id
-        self.items = tuple(items) if items is not None else None
-
-    def body(self) -> bytes:
-        return error_body(self.type, self.message, field=self.field, error_id=self.error_id)
 
 
 class Contract:

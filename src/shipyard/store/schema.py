@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 #: the Alembic revision these tables correspond to (checked against the scripts by a test)
-HEAD_REVISION = "0009"
+HEAD_REVISION = "0010"
 
 #: 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the (fast) rowid alias
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -192,6 +192,8 @@ model_versions = sa.Table(
     sa.Column("libraries", _json(), nullable=False),
     sa.Column("user", sa.String(255), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
+    # the model's input columns (revision 0010; NULL: none recorded), registry/signature.py
+    sa.Column("signature", _json(), nullable=True),
     sa.Index("ix_model_versions_key", "key"),
     sa.Index("ix_model_versions_run", "run_id"),
 )
