@@ -491,10 +491,13 @@ def replica_kill(run: Chaos) -> Result:
         h.deploy("Echo", "echo", "--replicas", str(s.kill_replicas))
         replaced: list[float] = []
         with Load(h.url + "/echo/echo", {"x": 1}, s.kill_callers, s.kill_seconds) as load:
-            t_end = time.monotonic() + s.kill_seconds
-            while time.monotonic() + s.kill_every <= t_end:
-                time.sleep(s.kill_every)
-                victim = h.ready_pids("echo")[0]
+            t0 = time.monotonic()
+            # a kill at every multiple of kill_every within the load (late if a replacement
+            # took longer), each time another replica
+            for k in range(1, int(s.kill_seconds / s.kill_every - 1e-9) + 1):
+                time.sleep(max(0.0, t0 + k * s.kill_every - time.monotonic()))
+                ready = h.ready_pids("echo")
+                victim = ready[k % len(ready)]
                 os.kill(victim, signal.SIGKILL)
                 took = poll(functools.partial(_replaced, h, victim, s.kill_replicas), 30)
                 replaced.append(took if took is not None else float("inf"))
@@ -922,7 +925,8 @@ def memory_limit(run: Chaos) -> Result:
         replaced: list[float] = []
         limit = f"memory limit of {s.memory_limit_mb} MB"
         for _ in range(s.memory_rounds):
-            over = h.post("/hungry/eat", {"mb": s.memory_eat_mb}, timeout=60)
+            # a body of its own each time: the same one twice is a poison request, refused
+            over = h.post("/hungry/eat", {"mb": s.memory_eat_mb + len(answers)}, timeout=60)
             kind = over.json()["error"]["type"] if over.status_code != 200 else ""
             answers.append(
                 f"{over.status_code} {kind}" + " (names the limit)" * (limit in over.text)
@@ -938,12 +942,13 @@ def memory_limit(run: Chaos) -> Result:
     enforced = found.group(1).strip() if found else "?"
     crashed = answers.count("503 worker_crashed (names the limit)")
     text = (
-        f"`--memory {s.memory_limit_mb}M`, a call allocating {s.memory_eat_mb} MB, "
+        f"`--memory {s.memory_limit_mb}M`, a call allocating {s.memory_eat_mb}+ MB, "
         f"{times(s.memory_rounds, 'time')} (enforced by {enforced}): {crashed} of {len(answers)} "
         f"answered 503 `worker_crashed` naming the limit; {restarts:.0f} restarts, "
         f"{kills:.0f} memory kills counted, "
         f"{said} `replica_memory_exceeded` events; replaced and ready in "
-        f"{ms(median(replaced))} median, {ms(max(replaced, default=0))} max"
+        f"{ms(median(replaced))} median, {ms(max(replaced, default=0))} max (the restart "
+        "backoff doubles with each crash in a row)"
     )
     rounds = s.memory_rounds
     held = crashed == rounds and kills == rounds and all(t < 60 for t in replaced)
