@@ -735,8 +735,8 @@ def host_kill9(run: Chaos) -> Result:
         f"{s.kill9_load_seconds:g} s; one after another: {serial:g} s); {len(after)} workers, "
         f"{duplicates}"
     )
-    held = not left and ready is not None and back == s.kill9_services
-    held = held and len(after) == len(before) and ready < serial
+    parallel = ready is not None and ready < serial  # from /healthz answering to ready
+    held = parallel and not left and back == s.kill9_services and len(after) == len(before)
     raw = {
         "workers": len(before),
         "gone_s": gone,
