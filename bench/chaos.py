@@ -29,6 +29,7 @@ import os
 import re
 import resource
 import selectors
+import shlex
 import shutil
 import signal
 import socket
@@ -1103,6 +1104,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def shown_command(argv: list[str]) -> str:
+    """How this run was started, for the table, without the options that only say where its
+    output goes (``--json PATH``, ``--keep``)."""
+    words, skip = [], False
+    for word in argv:
+        if skip or word == "--keep" or word.startswith("--json="):
+            skip = False
+            continue
+        skip = word == "--json"
+        if not skip:
+            words.append(word)
+    return shlex.join([".venv/bin/python", "bench/chaos.py", *words])
+
+
 def leaked(run: Chaos) -> list[int]:
     """Worker processes of this run's homes still alive: killed here, and returned."""
     found = workers_under(run.workdir)
@@ -1158,10 +1173,7 @@ def main(argv: list[str] | None = None) -> int:
             run.errors["leaked"] = f"worker processes left running (killed now): {left}"
             progress(f"LEAKED workers {left}: killed")
     described["load_end"] = f"{os.getloadavg()[0]:.2f}"
-    command = (
-        f".venv/bin/python bench/chaos.py {' '.join(argv if argv is not None else sys.argv[1:])}"
-    )
-    text = section(run, command.strip())
+    text = section(run, shown_command(argv if argv is not None else sys.argv[1:]))
     print(text)
     if args.json:
         raw = {k: {"measured": v.measured, "held": v.held, **v.raw} for k, v in run.results.items()}
