@@ -303,6 +303,9 @@ deployment_versions = sa.Table(
     sa.Column("secrets", _json(), nullable=True),
     # each replica's memory limit in bytes (revision 0009; NULL: none)
     sa.Column("memory", sa.BigInteger(), nullable=True),
+    # deployed by the development loop, `shipyard serve FILE.py:Class`: a later plain
+    # `shipyard serve` does not restore it (revision 0010; NULL: not dev)
+    sa.Column("dev", sa.Boolean(), nullable=True),
 )
 
 
