@@ -189,8 +189,11 @@ class AdminAPI:
 
         name = request.path_params["name"]
         query = request.query_params
-        directory = logs_dir(self.home, name)
-        if service_name_problem(name) or not directory.is_dir():
+        try:
+            directory = logs_dir(self.home, name)
+        except LogsError as exc:
+            raise AdminError(404, "not_found", str(exc)) from None
+        if not directory.is_dir():
             raise AdminError(
                 404, "not_found", f"no logs of a service named {name!r} on this host ({directory})"
             )

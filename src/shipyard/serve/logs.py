@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from shipyard.names import service_name_problem
 from shipyard.serve.errors import ServeError
 
 #: the largest ``tail`` a reader may ask for
@@ -51,7 +52,11 @@ class LogsError(ServeError):
 
 
 def logs_dir(home: Path, service: str) -> Path:
-    """Where the replicas of ``service`` write their logs."""
+    """Where the replicas of ``service`` write their logs. Raises :class:`LogsError` for a
+    name that is no service name (it would lead elsewhere: ``..``)."""
+    problem = service_name_problem(service)
+    if problem:
+        raise LogsError(problem)
     return home / "serve" / "logs" / service
 
 
@@ -102,31 +107,46 @@ class LogLine:
 
 @dataclass(frozen=True)
 class Cursor:
-    """Where each log file of a service was read up to: file name -> byte offset.
+    """Where each log file of a service was read up to: ``(file name, byte offset, the last
+    stamp read in it)``, so that a later read places its first unstamped lines after it.
 
-    Its text form (:meth:`__str__`, :meth:`parse`) travels in a URL: ``v1-1.log:120,v1-2.log:0``.
+    Its text form (:meth:`__str__`, :meth:`parse`) travels in a URL:
+    ``v1-1.log:120:1764921600.5,v1-2.log:0``.
     """
 
-    offsets: tuple[tuple[str, int], ...] = ()
+    offsets: tuple[tuple[str, int, float | None], ...] = ()
 
     def __str__(self) -> str:
-        return ",".join(f"{name}:{offset}" for name, offset in self.offsets)
+        return ",".join(
+            f"{name}:{offset}" + (f":{stamp!r}" if stamp is not None else "")
+            for name, offset, stamp in self.offsets
+        )
 
     @classmethod
     def parse(cls, text: str) -> Cursor:
         """Raises :class:`LogsError` for text that is no cursor."""
         offsets = []
         for part in filter(None, text.split(",")):
-            name, _, offset = part.rpartition(":")
-            if not _FILE.fullmatch(name) or not offset.isdigit():
+            name, _, rest = part.partition(":")
+            offset, _, stamp = rest.partition(":")
+            try:
+                last = float(stamp) if stamp else None
+            except ValueError:
+                last = None
+            if not _FILE.fullmatch(name) or not offset.isdigit() or (stamp and last is None):
                 raise LogsError(
-                    f"bad logs cursor {part!r}: expected FILE:OFFSET pairs such as v1-1.log:120"
+                    f"bad logs cursor {part!r}: expected FILE:OFFSET[:STAMP] parts such as "
+                    "v1-1.log:120"
                 )
-            offsets.append((name, int(offset)))
+            offsets.append((name, int(offset), last))
         return cls(tuple(offsets))
 
-    def get(self, name: str) -> int:
-        return dict(self.offsets).get(name, 0)
+    def get(self, name: str) -> tuple[int, float | None]:
+        """Where ``name`` was read up to, and its last stamp (a file not seen: ``0, None``)."""
+        for file, offset, stamp in self.offsets:
+            if file == name:
+                return offset, stamp
+        return 0, None
 
 
 @dataclass(frozen=True)
@@ -168,24 +188,24 @@ def _parse(raw: str) -> tuple[float | None, dict[str, Any] | None]:
 
 
 def _lines(
-    path: Path, version: int, replica: int, start: int, limit: int | None
-) -> tuple[list[LogLine], int]:
+    path: Path, version: int, replica: int, start: int, last: float | None, limit: int | None
+) -> tuple[list[LogLine], int, float | None]:
     """The whole lines of ``path`` from byte ``start`` (at most ``limit`` bytes, None: all),
-    and the offset after the last whole line read."""
+    the offset after the last whole line read and the last stamp seen (``last``: the one
+    before ``start``)."""
     try:
         with path.open("rb") as file:
             file.seek(start)
             data = file.read() if limit is None else file.read(limit)
             mtime = os.fstat(file.fileno()).st_mtime
     except FileNotFoundError:
-        return [], start
+        return [], start, last
     end = data.rfind(b"\n") + 1  # a line still being written is read next time
     if end == 0 and limit is not None and len(data) == limit:
         end = len(data)  # one line longer than a chunk: take it in pieces
     data = data[:end]
     pending: list[tuple[str, dict[str, Any] | None]] = []  # before the first stamp
     lines: list[LogLine] = []
-    last: float | None = None
     for raw_bytes in data.splitlines():
         raw = raw_bytes.decode("utf-8", "replace").rstrip("\r")
         ts, event = _parse(raw)
@@ -201,7 +221,7 @@ def _lines(
             lines.append(LogLine(last, False, version, replica, raw, event))
     # a file without any stamp: its lines go at the time it was last written
     lines += [LogLine(mtime, False, version, replica, t, e) for t, e in pending]
-    return lines, start + end
+    return lines, start + end, last
 
 
 def read_logs(
@@ -226,10 +246,10 @@ def read_logs(
     per_file: list[list[LogLine]] = []
     offsets = []
     for name, file_version, replica in files:
-        start = after.get(name) if after is not None else 0
+        start, stamp = after.get(name) if after is not None else (0, None)
         limit = CHUNK_BYTES if after is not None else None
-        lines, end = _lines(directory / name, file_version, replica, start, limit)
-        offsets.append((name, end))
+        lines, end, stamp = _lines(directory / name, file_version, replica, start, stamp, limit)
+        offsets.append((name, end, stamp))
         if since is not None:
             lines = [line for line in lines if line.at >= since]
         if error_id is not None:
