@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from serve.hosts import HostProcess
@@ -82,6 +83,18 @@ def test_an_unknown_error_id_says_where_it_looked(host: HostProcess) -> None:
 
     out = host.cli("service", "logs", "nothing", check=False)
     assert out.returncode == 1 and "no logs of a service named 'nothing'" in out.stderr
+    out = host.cli("service", "logs", "divider", "--since", "ten", check=False)
+    assert out.returncode == 2 and "bad --since 'ten'" in out.stderr
+
+    # the admin API's rules: a key, and the checks of its parameters
+    path = "/api/v1/services/divider/logs"
+    assert httpx.get(host.url + path, timeout=10).status_code == 401
+    bad = httpx.get(host.url + path + "?tail=-1", headers=host.admin, timeout=10)
+    assert bad.status_code == 422 and "tail must be a whole number" in bad.text
+    bad = httpx.get(host.url + path + "?after=x", headers=host.admin, timeout=10)
+    assert bad.status_code == 422 and "bad logs cursor" in bad.text
+    dots = httpx.get(host.url + "/api/v1/services/%2E%2E/logs", headers=host.admin, timeout=10)
+    assert dots.status_code == 404 and "service name '..' is not valid" in dots.text
 
 
 def test_the_replicas_lines_are_merged_in_time_order(host: HostProcess) -> None:
@@ -186,3 +199,25 @@ def test_follow_prints_new_lines_and_new_replicas_until_ctrl_c(host: HostProcess
             if follow.poll() is None:
                 follow.kill()
             host.cli("scale", "divider", "2")
+
+
+def test_a_tail_of_a_long_log_reads_its_end(tmp_path: Path) -> None:
+    logs = tmp_path / "serve" / "logs" / "svc"
+    logs.mkdir(parents=True)
+    with (logs / "v1-1.log").open("w") as file:
+        for n in range(100_000):
+            file.write(json.dumps({"ts": n, "event": "tick", "n": n}) + "\n")
+            if n == 500:
+                file.write(
+                    json.dumps({"ts": n, "event": "endpoint_error", "error_id": "e1"}) + "\n"
+                )
+        file.write("printed last\n")
+    page = read_logs(tmp_path, "svc", tail=3)
+    assert [line.text for line in page.lines][1:] == [
+        json.dumps({"ts": 99_999, "event": "tick", "n": 99_999}),
+        "printed last",
+    ]
+    assert page.lines[-1].at == 99_999 and not page.lines[-1].stamped
+    assert page.cursor == read_logs(tmp_path, "svc").cursor  # the same end, either way
+    (found,) = read_logs(tmp_path, "svc", error_id="e1").lines
+    assert found.at == 500 and found.error_id == "e1"

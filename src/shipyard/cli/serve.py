@@ -385,6 +385,8 @@ def deployments_command(name: str | None, url: str, key: str | None) -> None:
         secrets = "".join(f"  secret {k}={r}" for k, r in (v.get("secrets") or {}).items())
         if v.get("memory"):
             secrets += f"  memory {v['memory'] >> 20} MB"
+        if v.get("dev"):
+            secrets += "  dev (shipyard serve FILE.py:Class; not restored)"
         click.echo(
             f"  v{v['version']}  {v['status']:<9} {v['created_at'][:19]}  "
             f"{v['entry']}  models: {pins}{secrets}  {v.get('message') or ''}".rstrip()

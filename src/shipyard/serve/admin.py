@@ -19,6 +19,10 @@ replica (see :mod:`shipyard.serve.memory`); a replica over it is killed and rest
 the service's ``events`` say (``replica_memory_exceeded``). ``GET /deployments/{name}`` shows
 each version's ``env`` names and ``secrets`` references, and the service's recent ``events``
 (a replica that could not start, or was killed over its memory limit, and why).
+
+``GET /services/{name}/logs`` reads the service's replica logs on this host, merged in time
+order (:mod:`shipyard.serve.logs`; ``?error_id=``, ``?version=``, ``?since=10m``,
+``?tail=``, ``?after=CURSOR``): what ``shipyard service logs`` shows.
 """
 
 from __future__ import annotations

@@ -42,6 +42,8 @@ from shipyard.serve.errors import ServeError
 MAX_TAIL = 10_000
 #: bytes one follow-up read takes from each file at most
 CHUNK_BYTES = 1 << 20
+#: bytes from the end of a file a tail read starts with (more if the lines need it)
+TAIL_WINDOW = 64 << 10
 _FILE = re.compile(r"v(\d+)-(\d+)\.log")
 #: fields of an event shown by name in its line (the rest follow as ``key=value``)
 _SHOWN = ("ts", "event", "service", "endpoint", "error", "error_id", "traceback")
@@ -188,11 +190,20 @@ def _parse(raw: str) -> tuple[float | None, dict[str, Any] | None]:
 
 
 def _lines(
-    path: Path, version: int, replica: int, start: int, last: float | None, limit: int | None
+    path: Path,
+    version: int,
+    replica: int,
+    start: int,
+    last: float | None,
+    limit: int | None,
+    *,
+    needle: bytes | None = None,
+    whole: bool = True,
 ) -> tuple[list[LogLine], int, float | None]:
     """The whole lines of ``path`` from byte ``start`` (at most ``limit`` bytes, None: all),
     the offset after the last whole line read and the last stamp seen (``last``: the one
-    before ``start``)."""
+    before ``start``). ``needle``: only lines holding these bytes; ``whole=False``: ``start``
+    may be inside a line, which is skipped."""
     try:
         with path.open("rb") as file:
             file.seek(start)
@@ -203,10 +214,13 @@ def _lines(
     end = data.rfind(b"\n") + 1  # a line still being written is read next time
     if end == 0 and limit is not None and len(data) == limit:
         end = len(data)  # one line longer than a chunk: take it in pieces
-    data = data[:end]
+    begin = 0 if whole or start == 0 else data.find(b"\n") + 1
+    data = data[begin:end] if begin <= end else b""
     pending: list[tuple[str, dict[str, Any] | None]] = []  # before the first stamp
     lines: list[LogLine] = []
     for raw_bytes in data.splitlines():
+        if needle is not None and needle not in raw_bytes:
+            continue
         raw = raw_bytes.decode("utf-8", "replace").rstrip("\r")
         ts, event = _parse(raw)
         if ts is not None:
@@ -222,6 +236,24 @@ def _lines(
     # a file without any stamp: its lines go at the time it was last written
     lines += [LogLine(mtime, False, version, replica, t, e) for t, e in pending]
     return lines, start + end, last
+
+
+def _last_lines(
+    path: Path, version: int, replica: int, count: int
+) -> tuple[list[LogLine], int, float | None]:
+    """The last ``count`` lines of ``path``, reading only as much of its end as they need
+    (a long-running replica's log may be large), with :func:`_lines`' other answers."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return [], 0, None
+    window = max(TAIL_WINDOW, count * 512)
+    while True:
+        start = max(0, size - window)
+        lines, end, stamp = _lines(path, version, replica, start, None, None, whole=False)
+        if start == 0 or len(lines) > count:
+            return lines[-count:] if count else [], end, stamp
+        window *= 4
 
 
 def read_logs(
@@ -246,9 +278,15 @@ def read_logs(
     per_file: list[list[LogLine]] = []
     offsets = []
     for name, file_version, replica in files:
-        start, stamp = after.get(name) if after is not None else (0, None)
-        limit = CHUNK_BYTES if after is not None else None
-        lines, end, stamp = _lines(directory / name, file_version, replica, start, stamp, limit)
+        path = directory / name
+        if after is not None:
+            start, stamp = after.get(name)
+            lines, end, stamp = _lines(path, file_version, replica, start, stamp, CHUNK_BYTES)
+        elif tail is not None and since is None and error_id is None:
+            lines, end, stamp = _last_lines(path, file_version, replica, tail)
+        else:
+            needle = json.dumps(error_id).encode() if error_id is not None else None
+            lines, end, stamp = _lines(path, file_version, replica, 0, None, None, needle=needle)
         offsets.append((name, end, stamp))
         if since is not None:
             lines = [line for line in lines if line.at >= since]
@@ -307,6 +345,7 @@ def render(line: LogLine) -> str:
 __all__ = [
     "CHUNK_BYTES",
     "MAX_TAIL",
+    "TAIL_WINDOW",
     "Cursor",
     "LogLine",
     "LogsError",
