@@ -102,11 +102,14 @@ def test_a_save_that_changes_nothing_deploys_nothing(dev_host: HostProcess, code
     service = code / "svc.py"
     assert wait_for(lambda: _answer(dev_host) == "first", "the first version", 60)
     service.write_text(service.read_text())  # the same content, saved again
+    wait_for(lambda: "changed: svc.py" in _log(dev_host), "the save seen", 60)
     (code / "notes.txt").write_text("not python")  # not watched
+    service.write_text("")  # an editor that truncates, then writes: one save
     service.write_text(GOOD.replace("VERSION", "second"))
     assert wait_for(lambda: _answer(dev_host) == "second", "the changed save deployed", 60)
     versions = dev_host.cli("deployments", "echo-service").stdout
-    assert "v2  live" in versions and "v3" not in versions
+    assert "v2  live" in versions and "v3" not in versions  # nor a failed empty file
+    assert "notes.txt" not in _log(dev_host)
 
 
 def test_a_later_plain_serve_does_not_bring_the_dev_service_back(

@@ -50,3 +50,15 @@ def test_deploy_refuses_a_malformed_secret_before_calling_the_host(
     assert result.exit_code == 2, result.output
     assert says in result.output and "--secret" in result.output
     assert "sk-live-9f8e7d" not in result.output
+
+
+def test_serve_refuses_a_bad_name_before_starting(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from shipyard.cli.serve import serve_command
+
+    service = tmp_path / "svc.py"
+    service.write_text("")
+    result = CliRunner().invoke(serve_command, [f"{service}:Svc", "--name", "Bad_Name"])
+    assert result.exit_code == 2, result.output
+    assert "service name 'Bad_Name' is not valid" in result.output and "--name" in result.output

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from test_browser import _shot, browser, page, server  # noqa: F401 - fixtures used by name
 
 from shipyard.serve.deployments import DeploymentStore, VersionStatus
 
@@ -76,9 +77,9 @@ def _logs(html: str) -> str:
 
 
 def test_the_page_shows_the_replicas_lines_in_time_order(logged: UIEnv) -> None:
-    page = logged.client().get("/ui/deployments/logged")
-    assert page.status_code == 200
-    logs = _logs(page.text)
+    shown = logged.client().get("/ui/deployments/logged")
+    assert shown.status_code == 200
+    logs = _logs(shown.text)
     order = [
         logs.index(text) for text in ("ready  pid=11", "ready  pid=12", "aaaa1111", "cccc3333")
     ]
@@ -90,18 +91,18 @@ def test_the_page_shows_the_replicas_lines_in_time_order(logged: UIEnv) -> None:
 
 
 def test_a_log_lines_html_is_shown_as_text(logged: UIEnv) -> None:
-    page = logged.client().get("/ui/deployments/logged")
-    assert "<script>alert" not in page.text
-    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in _logs(page.text)
+    shown = logged.client().get("/ui/deployments/logged")
+    assert "<script>alert" not in shown.text
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in _logs(shown.text)
 
 
 def test_the_error_id_filter_keeps_that_failure(logged: UIEnv) -> None:
     client = logged.client()
-    page = client.get("/ui/deployments/logged?error_id=cccc3333dddd4444")
-    logs = _logs(page.text)
+    shown = client.get("/ui/deployments/logged?error_id=cccc3333dddd4444")
+    logs = _logs(shown.text)
     assert "ValueError: other" in logs and "Traceback..." in logs
     assert "aaaa1111" not in logs and "ready" not in logs and "script" not in logs
-    assert 'value="cccc3333dddd4444"' in page.text and 'id="logs-all"' in page.text
+    assert 'value="cccc3333dddd4444"' in shown.text and 'id="logs-all"' in shown.text
 
     none = client.get("/ui/deployments/logged?error_id=eeee5555ffff6666")
     assert none.status_code == 200 and _logs(none.text) == ""
@@ -112,8 +113,8 @@ def test_the_error_id_filter_keeps_that_failure(logged: UIEnv) -> None:
 
 def test_the_panel_follows_what_is_written_later(logged: UIEnv) -> None:
     client = logged.client()
-    page = client.get("/ui/deployments/logged")
-    found = re.search(r'data-follow-logs="([^"]+)" data-cursor="([^"]*)"', page.text)
+    shown = client.get("/ui/deployments/logged")
+    found = re.search(r'data-follow-logs="([^"]+)" data-cursor="([^"]*)"', shown.text)
     assert found is not None
     url, cursor = found.groups()
     assert url == "/ui/api/deployments/logged/logs"
@@ -131,3 +132,26 @@ def test_the_panel_follows_what_is_written_later(logged: UIEnv) -> None:
     bad = client.get(url, params={"after": "../x:1"})
     assert bad.status_code == 400 and "bad logs cursor" in bad.json()["error"]["message"]
     assert client.get("/ui/api/deployments/nope/logs").status_code == 404
+
+
+def test_the_panel_follows_in_a_browser_and_links_error_ids(
+    page: Any,  # noqa: F811
+    server: str,  # noqa: F811
+    logged: UIEnv,
+) -> None:
+    page.goto(f"{server}/ui/deployments/logged")
+    logs = page.locator("pre#service-logs")
+    assert "ready  pid=11" in logs.text_content()
+    page.evaluate("window.notReloaded = true")
+    with (logged.home / "serve" / "logs" / "logged" / "v1-1.log").open("a") as file:
+        file.write("<i>followed</i>\n")
+    page.wait_for_selector('pre#service-logs:has-text("followed")', timeout=15_000)
+    assert logs.text_content().endswith("v1 r1  | <i>followed</i>\n")  # text, not HTML
+    assert page.locator("pre#service-logs i").count() == 0
+    assert page.evaluate("window.notReloaded") is True
+    _shot(page, "deployment-logs")
+
+    page.locator('a.error-id:has-text("aaaa1111bbbb2222")').click()
+    page.wait_for_url("**/deployments/logged?error_id=aaaa1111bbbb2222#logs")
+    assert "ZeroDivisionError: boom" in logs.text_content()
+    assert "followed" not in logs.text_content()

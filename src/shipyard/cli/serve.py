@@ -191,6 +191,10 @@ def serve_command(
             raise click.BadParameter(
                 f"{service!r}: expected an existing FILE.py:ClassName", param_hint="SERVICE"
             )
+        from shipyard.names import service_name_problem
+
+        if name is not None and (problem := service_name_problem(name)):
+            raise click.BadParameter(problem, param_hint="--name")
         dev = (Path(file).resolve(), cls, name or _default_name(cls), replicas)
     log_to_stderr()
     try:
