@@ -134,6 +134,18 @@ def test_the_panel_follows_what_is_written_later(logged: UIEnv) -> None:
     assert client.get("/ui/api/deployments/nope/logs").status_code == 404
 
 
+def test_a_service_without_logs_here_says_where_they_would_be(logged: UIEnv) -> None:
+    store = DeploymentStore(logged.meta)
+    version = store.add_version(
+        "elsewhere", entry="svc.py:E", code_key="0" * 64, replicas=1, env={}, pins={},
+        created_by="tester",
+    )  # fmt: skip
+    store.mark("elsewhere", version.version, VersionStatus.LIVE)
+    shown = logged.client().get("/ui/deployments/elsewhere")
+    assert shown.status_code == 200 and _logs(shown.text) == ""
+    assert "No logs of elsewhere under" in shown.text
+
+
 def test_the_panel_follows_in_a_browser_and_links_error_ids(
     page: Any,  # noqa: F811
     server: str,  # noqa: F811
