@@ -67,12 +67,20 @@ class DevLoop:
             self.root,
         )
         await self.deploy_changes()
-        async for changes in awatch(
-            self.root, watch_filter=_python_files(), debounce=DEBOUNCE_MS, step=QUIET_MS
-        ):
-            names = sorted({Path(path).name for _, path in changes})
-            log.info("changed: %s", ", ".join(names))
-            await self.deploy_changes()
+        try:
+            async for changes in awatch(
+                self.root, watch_filter=_python_files(), debounce=DEBOUNCE_MS, step=QUIET_MS
+            ):
+                names = sorted({Path(path).name for _, path in changes})
+                log.info("changed: %s", ", ".join(names))
+                await self.deploy_changes()
+        except Exception:  # the directory went away...: say so, the host serves on
+            log.exception(
+                "the development loop stopped watching %s; %s keeps serving as it is; "
+                "restart `shipyard serve` to watch again",
+                self.root,
+                self.name,
+            )
 
     async def deploy_changes(self) -> None:
         """Deploy the code as it is now, unless it is what was last tried; again while it

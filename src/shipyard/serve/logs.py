@@ -303,11 +303,6 @@ def read_logs(
     return LogsPage(kept, Cursor(tuple(offsets)), directory, len(files))
 
 
-def end_cursor(home: Path, service: str) -> Cursor:
-    """A cursor at the end of every whole line of ``service``'s logs now (to follow from)."""
-    return read_logs(home, service, tail=0).cursor
-
-
 def _when(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
@@ -350,7 +345,6 @@ __all__ = [
     "LogLine",
     "LogsError",
     "LogsPage",
-    "end_cursor",
     "logs_dir",
     "read_logs",
     "render",
