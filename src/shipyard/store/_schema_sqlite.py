@@ -3,7 +3,7 @@
 The SQLite statements that create the metadata tables at ``REVISION`` (see
 bootstrap.py); tests/store/test_bootstrap.py checks that they are current."""
 
-REVISION = "0010"
+REVISION = "0011"
 
 STATEMENTS = (
     "CREATE TABLE api_keys (\n\tkey_id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tprefix VARCHAR(16) NOT NULL, \n\tname VARCHAR(255) NOT NULL, \n\thash VARCHAR(64) NOT NULL, \n\tscopes JSON NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\texpires_at DATETIME, \n\trevoked_at DATETIME, \n\tlast_used_at DATETIME\n)",
