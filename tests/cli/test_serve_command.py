@@ -1,4 +1,4 @@
-"""``shipyard serve FILE.py:Class`` names its service after the file, by the name rule;
+"""``shipyard serve FILE.py:Class`` names its service after the class, by the name rule;
 ``shipyard deploy --secret`` refuses a malformed reference itself, without repeating it."""
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ from shipyard.names import service_name_problem
 
 
 @pytest.mark.parametrize(
-    ("file", "name"),
+    ("cls", "name"),
     [
-        ("ranker.py", "ranker"),
-        ("my_service.py", "my-service"),
-        ("models/Home_Rows.py", "home-rows"),
-        ("2fast.py", "svc-2fast"),
-        ("ui.py", "svc-ui"),  # a reserved name: the host's own path
+        ("Ranker", "ranker"),
+        ("RankerService", "ranker-service"),
+        ("HomeRows2", "home-rows2"),
+        ("UI", "svc-ui"),  # a reserved name: the host's own path
+        ("Api", "svc-api"),
     ],
 )
-def test_the_default_service_name_is_the_files_stem(file: str, name: str) -> None:
-    assert _default_name(file) == name
+def test_the_default_service_name_is_the_class_name(cls: str, name: str) -> None:
+    assert _default_name(cls) == name
     assert service_name_problem(name) is None
 
 
@@ -50,3 +50,15 @@ def test_deploy_refuses_a_malformed_secret_before_calling_the_host(
     assert result.exit_code == 2, result.output
     assert says in result.output and "--secret" in result.output
     assert "sk-live-9f8e7d" not in result.output
+
+
+def test_serve_refuses_a_bad_name_before_starting(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from shipyard.cli.serve import serve_command
+
+    service = tmp_path / "svc.py"
+    service.write_text("")
+    result = CliRunner().invoke(serve_command, [f"{service}:Svc", "--name", "Bad_Name"])
+    assert result.exit_code == 2, result.output
+    assert "service name 'Bad_Name' is not valid" in result.output and "--name" in result.output

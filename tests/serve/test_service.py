@@ -254,8 +254,10 @@ def test_exception_gives_error_id_and_no_traceback(
     status, error = _error(faulty.post("boom", {"secret": "hunter2"}))
     assert status == 500
     assert error["type"] == "internal_error"
-    assert error["message"] == "the endpoint raised; see the service logs"
     assert re.fullmatch(r"[0-9a-f]{16}", error["error_id"])
+    assert error["message"] == (
+        f"the endpoint raised; see `shipyard service logs faulty --error-id {error['error_id']}`"
+    )
     assert "hunter2" not in json.dumps(error) and "Traceback" not in json.dumps(error)
     (line,) = _log_lines(capsys.readouterr().err)
     assert line["event"] == "endpoint_error"

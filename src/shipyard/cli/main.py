@@ -15,6 +15,7 @@ from shipyard.cli import (
     models,
     runs,
     serve,
+    service,
     stub,
     ui,
 )
@@ -35,6 +36,7 @@ for _command in (
     *models.COMMANDS,
     *keys.COMMANDS,
     *serve.COMMANDS,
+    *service.COMMANDS,
     *cache.COMMANDS,
     *gateway.COMMANDS,
     *stub.COMMANDS,

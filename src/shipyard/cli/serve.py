@@ -93,7 +93,12 @@ def _print_deployment(d: dict[str, Any]) -> None:
 @click.argument("service", required=False, metavar="[FILE.py:Class]")
 @click.option("--host", "bind", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--name", default=None, help="Service name for FILE.py:Class (default: file stem).")
+@click.option(
+    "--name",
+    default=None,
+    help="Service name for FILE.py:Class [default: the class name: RankerService -> "
+    "ranker-service].",
+)
 @click.option("--replicas", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option(
     "--max-in-flight",
@@ -160,7 +165,9 @@ def serve_command(
     """Start the host: every deployed service, the admin API, /metrics, /healthz.
 
     With FILE.py:Class the same host starts with that service deployed, and redeploys it
-    whenever the file changes (the development loop).
+    whenever a .py file in its directory changes (the development loop): a save that fails
+    is printed with its traceback while the version before it keeps serving, and the next
+    good save is deployed. A later plain `shipyard serve` does not bring that service back.
 
     \b
     Examples:
@@ -184,7 +191,11 @@ def serve_command(
             raise click.BadParameter(
                 f"{service!r}: expected an existing FILE.py:ClassName", param_hint="SERVICE"
             )
-        dev = (Path(file).resolve(), cls, name or _default_name(file), replicas)
+        from shipyard.names import service_name_problem
+
+        if name is not None and (problem := service_name_problem(name)):
+            raise click.BadParameter(problem, param_hint="--name")
+        dev = (Path(file).resolve(), cls, name or _default_name(cls), replicas)
     log_to_stderr()
     try:
         host = host_app(
@@ -201,14 +212,14 @@ def serve_command(
     run_host(host, dev=dev, limits=limits)
 
 
-def _default_name(file: str) -> str:
-    """The service name of ``serve FILE.py:Class`` without ``--name``: the file's stem
-    (``my_service.py`` -> ``my-service``), prefixed ``svc-`` when the stem alone is no
-    valid service name (``2fast.py`` -> ``svc-2fast``, ``ui.py`` -> ``svc-ui``)."""
+def _default_name(cls: str) -> str:
+    """The service name of ``serve FILE.py:Class`` without ``--name``: the class name by the
+    name rule (``RankerService`` -> ``ranker-service``), prefixed ``svc-`` when that alone is
+    no valid service name (``UI`` -> ``svc-ui``: a reserved name)."""
     from shipyard.names import name_from
 
-    stem = Path(file).stem.lower()
-    return name_from(stem, fallback=name_from(f"svc-{stem}", fallback="svc"))
+    name = name_from(cls, fallback="")
+    return name or name_from(f"svc-{name_from(cls, fallback='') or cls}", fallback="svc")
 
 
 def pack_service(file: Path) -> str:
@@ -378,6 +389,8 @@ def deployments_command(name: str | None, url: str, key: str | None) -> None:
         secrets = "".join(f"  secret {k}={r}" for k, r in (v.get("secrets") or {}).items())
         if v.get("memory"):
             secrets += f"  memory {v['memory'] >> 20} MB"
+        if v.get("dev"):
+            secrets += "  dev (shipyard serve FILE.py:Class; not restored)"
         click.echo(
             f"  v{v['version']}  {v['status']:<9} {v['created_at'][:19]}  "
             f"{v['entry']}  models: {pins}{secrets}  {v.get('message') or ''}".rstrip()

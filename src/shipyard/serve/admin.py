@@ -19,6 +19,10 @@ replica (see :mod:`shipyard.serve.memory`); a replica over it is killed and rest
 the service's ``events`` say (``replica_memory_exceeded``). ``GET /deployments/{name}`` shows
 each version's ``env`` names and ``secrets`` references, and the service's recent ``events``
 (a replica that could not start, or was killed over its memory limit, and why).
+
+``GET /services/{name}/logs`` reads the service's replica logs on this host, merged in time
+order (:mod:`shipyard.serve.logs`; ``?error_id=``, ``?version=``, ``?since=10m``,
+``?tail=``, ``?after=CURSOR``): what ``shipyard service logs`` shows.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import base64
 import binascii
 import hashlib
 import logging
+import time
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +112,7 @@ class AdminAPI:
             Route("/deployments/{name}/scale", self._guard(self.scale), methods=["POST"]),
             Route("/deployments/{name}/rollback", self._guard(self.rollback), methods=["POST"]),
             Route("/models/{name}/aliases/{alias}", self._guard(self.move_alias), methods=["POST"]),
+            Route("/services/{name}/logs", self._guard(self.service_logs), methods=["GET"]),
         ]
 
     # -- auth -----------------------------------------------------------------------------
@@ -175,6 +181,61 @@ class AdminAPI:
         if self.store.get(name) is None:
             raise AdminError(404, "not_found", f"no deployment named {name!r}")
         return JSONResponse(self._describe(name))
+
+    async def service_logs(self, request: Request) -> Response:
+        """``GET /services/{name}/logs``: the replicas' log lines merged in time order (see
+        :mod:`shipyard.serve.logs`). Query: ``error_id``, ``version``, ``since`` (a
+        duration: ``10m``), ``tail`` (default 200; with ``error_id``: all), ``after`` (the
+        ``cursor`` of an earlier answer: only what was written since)."""
+        from starlette.concurrency import run_in_threadpool
+
+        from shipyard.serve.logs import MAX_TAIL, Cursor, LogsError, logs_dir, read_logs
+
+        name = request.path_params["name"]
+        query = request.query_params
+        try:
+            directory = logs_dir(self.home, name)
+        except LogsError as exc:
+            raise AdminError(404, "not_found", str(exc)) from None
+        if not directory.is_dir():
+            raise AdminError(
+                404, "not_found", f"no logs of a service named {name!r} on this host ({directory})"
+            )
+        error_id = query.get("error_id") or None
+        version = _int_query(query.get("version"), "version", 1, 1 << 31)
+        default_tail = None if error_id or query.get("after") else 200
+        tail = _int_query(query.get("tail"), "tail", 0, MAX_TAIL, default_tail)
+        since = None
+        if query.get("since"):
+            from shipyard.durations import parse_duration
+
+            try:
+                since = time.time() - parse_duration(query["since"], what="since").total_seconds()
+            except ValueError as exc:
+                raise AdminError(422, "validation_error", str(exc)) from None
+        try:
+            after = Cursor.parse(query["after"]) if "after" in query else None
+        except LogsError as exc:
+            raise AdminError(422, "validation_error", str(exc)) from None
+        page = await run_in_threadpool(
+            read_logs,
+            self.home,
+            name,
+            version=version,
+            since=since,
+            tail=tail,
+            error_id=error_id,
+            after=after,
+        )
+        return JSONResponse(
+            {
+                "service": name,
+                "lines": [line.to_json() for line in page.lines],
+                "cursor": str(page.cursor),
+                "directory": str(page.directory),
+                "files": page.files,
+            }
+        )
 
     # -- writes ---------------------------------------------------------------------------
     async def _json(self, request: Request) -> dict[str, Any]:
@@ -267,10 +328,12 @@ class AdminAPI:
         user: str = "unknown",
         secrets: dict[str, str] | None = None,
         memory: int | None = None,
+        dev: bool = False,
     ) -> Response:
         """Record a new version of ``name`` from a code snapshot and roll it out.
         ``secrets``: name -> reference, resolved at each worker's start (never stored);
-        ``memory``: each replica's limit in bytes."""
+        ``memory``: each replica's limit in bytes; ``dev``: the development loop's (not
+        restored at the next host start)."""
         self._check_secrets(secrets or {})
         pins = self._resolve_models(models or [])
         code_key = hashlib.sha256(code).hexdigest()
@@ -285,6 +348,7 @@ class AdminAPI:
             created_by=user,
             secrets=secrets or {},
             memory=memory,
+            dev=dev,
         )
         return await self._roll_out(version, action="deploy")
 
@@ -441,7 +505,15 @@ class AdminAPI:
     async def restore(self) -> None:
         """Bring back every active deployment at its current version (host restart), all at
         once: one slow ``load()`` does not hold back the others. A deployment that does not
-        come back is logged and shown in its events; the rest still do."""
+        come back is logged and shown in its events; the rest still do. What the
+        development loop deployed (``shipyard serve FILE.py:Class``) is set aside, not
+        brought back."""
+        for service in self.store.set_aside_dev():
+            log.info(
+                "not restoring %s: the development loop (shipyard serve FILE.py:Class) "
+                "deployed it; `shipyard deploy` it to keep it",
+                service,
+            )
         await asyncio.gather(*(self._restore(d) for d in self.store.active()))
 
     async def _restore(self, deployment: Deployment) -> None:
@@ -494,6 +566,19 @@ def _memory_field(body: dict[str, Any]) -> int | None:
         return parse_size(str(value))
     except SizeError as exc:
         raise AdminError(422, "validation_error", str(exc)) from None
+
+
+def _int_query(
+    value: str | None, name: str, low: int, high: int, default: int | None = None
+) -> int | None:
+    """A whole-number query parameter between ``low`` and ``high`` (absent: ``default``)."""
+    if value is None or value == "":
+        return default
+    if not value.isdigit() or not low <= int(value) <= high:
+        raise AdminError(
+            422, "validation_error", f"{name} must be a whole number from {low} to {high}"
+        )
+    return int(value)
 
 
 def _field(body: dict[str, Any], name: str, kind: type, default: Any = _MISSING) -> Any:

@@ -5,6 +5,11 @@ code snapshot (a blob key), the entry point, the environment, its secrets (as re
 ``env:VAR`` or ``file:PATH``, never values; see :mod:`shipyard.serve.secrets`), the replica
 count, each replica's memory limit (``--memory``) and the model versions it pinned. Exactly
 one version is current; ``rollback`` makes the previous live one current again.
+
+A version deployed by the development loop (``shipyard serve FILE.py:Class``) is marked
+``dev``: a later host start does not restore a deployment whose current version is one
+(:meth:`DeploymentStore.set_aside_dev`), while a plain ``deploy`` of the same service, a
+version of its own, is restored as any other.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ class DeploymentVersion:
     secrets: dict[str, str] = field(default_factory=dict)
     #: each replica's memory limit in bytes (None: none)
     memory: int | None = None
+    #: deployed by the development loop: not restored at the next host start
+    dev: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -53,6 +60,7 @@ class DeploymentVersion:
             "code_key": self.code_key,
             "replicas": self.replicas,
             "memory": self.memory,
+            "dev": self.dev,
             "env": sorted(self.env),  # names only: values may be sensitive
             "secrets": dict(self.secrets),  # references, never values
             "pins": self.pins,
@@ -86,6 +94,7 @@ def _version(row: Any) -> DeploymentVersion:
         env=dict(row.env or {}),
         secrets=dict(row.secrets or {}),
         memory=row.memory,
+        dev=bool(row.dev),
         pins=dict(row.pins or {}),
         status=VersionStatus(row.status),
         message=row.message,
@@ -112,10 +121,11 @@ class DeploymentStore:
         created_by: str,
         secrets: dict[str, str] | None = None,
         memory: int | None = None,
+        dev: bool = False,
     ) -> DeploymentVersion:
         """Record a new version (status DEPLOYING) and return it. ``secrets`` maps names to
         references (checked by the caller); only the references are stored. ``memory``: each
-        replica's limit in bytes."""
+        replica's limit in bytes; ``dev``: deployed by the development loop."""
         with self.engine.begin() as conn:
             last = conn.execute(
                 sa.select(sa.func.max(deployment_versions.c.version)).where(
@@ -133,6 +143,7 @@ class DeploymentStore:
                 status=VersionStatus.DEPLOYING,
                 secrets=dict(secrets or {}),
                 memory=memory,
+                dev=dev,
                 message=None,
                 created_at=_now(),
                 created_by=created_by,
@@ -199,6 +210,36 @@ class DeploymentStore:
                 .where(deployments.c.service == service)
                 .values(active=False, updated_at=_now())
             )
+
+    def set_aside_dev(self) -> list[str]:
+        """Deactivate every active deployment whose current version the development loop
+        deployed, and return their names: a host starting restores the others only. Each is
+        deactivated only if its current version is still that one (a deploy meanwhile wins).
+        """
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(deployments.c.service, deployments.c.current_version)
+                .select_from(
+                    deployments.join(
+                        deployment_versions,
+                        sa.and_(
+                            deployment_versions.c.service == deployments.c.service,
+                            deployment_versions.c.version == deployments.c.current_version,
+                        ),
+                    )
+                )
+                .where(deployments.c.active.is_(True), deployment_versions.c.dev.is_(True))
+            ).all()
+            for service, current in rows:
+                conn.execute(
+                    deployments.update()
+                    .where(
+                        deployments.c.service == service,
+                        deployments.c.current_version == current,
+                    )
+                    .values(active=False, updated_at=_now())
+                )
+        return sorted(service for service, _ in rows)
 
     def _upsert(self, conn: sa.Connection, service: str, **values: Any) -> None:
         values["updated_at"] = _now()

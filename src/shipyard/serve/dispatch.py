@@ -41,7 +41,10 @@ __all__ = [
     "new_error_id",
 ]
 
-INTERNAL_MESSAGE = "the endpoint raised; see the service logs"
+#: the 500 of an endpoint that raised, formatted with the service name and the error id
+INTERNAL_MESSAGE = (
+    "the endpoint raised; see `shipyard service logs {service} --error-id {error_id}`"
+)
 
 
 class Reply(NamedTuple):
@@ -151,7 +154,8 @@ class EndpointRuntime:
             self._log("batch_size_mismatch", error_id, str(exc))
             return EndpointError(500, "batch_size_mismatch", str(exc), error_id=error_id)
         self._log_exception(exc, error_id)
-        return EndpointError(500, "internal_error", INTERNAL_MESSAGE, error_id=error_id)
+        message = INTERNAL_MESSAGE.format(service=self.service, error_id=error_id)
+        return EndpointError(500, "internal_error", message, error_id=error_id)
 
     def _batch_retried(self, requests: int, extra_calls: int) -> None:
         log_event(
@@ -192,7 +196,8 @@ class EndpointRuntime:
     def _internal_error(self, exc: BaseException) -> Reply:
         error_id = new_error_id()
         self._log_exception(exc, error_id)
-        return Reply(500, error_body("internal_error", INTERNAL_MESSAGE, error_id=error_id))
+        message = INTERNAL_MESSAGE.format(service=self.service, error_id=error_id)
+        return Reply(500, error_body("internal_error", message, error_id=error_id))
 
     def _log_exception(self, exc: BaseException, error_id: str) -> None:
         log_event(

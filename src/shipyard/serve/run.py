@@ -28,7 +28,9 @@ def run_host(
     ``limits``: the header and body timeouts and the connection cap (default: the defaults)."""
     if dev is not None:
         file, cls, name, replicas = dev
-        host.on_start.append(lambda: _develop(host, file, cls, name, replicas))
+        from shipyard.serve.devloop import DevLoop
+
+        host.on_start.append(DevLoop(host, file, cls, name, replicas).run)
     server = server_for(host, host.bind, host.port, limits or ConnectionLimits())
     print(
         f"shipyard host on http://{host.bind}:{host.port}  "
@@ -37,29 +39,6 @@ def run_host(
         flush=True,
     )
     server.run()
-
-
-async def _develop(host: Host, file: Path, cls: str, name: str, replicas: int) -> None:
-    from watchfiles import awatch
-
-    from shipyard.flow.loader import module_name_for
-    from shipyard.store.code import pack_code
-
-    async def deploy() -> None:
-        code = pack_code(file, module_name_for(file))
-        response = await host.admin.deploy_code(
-            name, f"{file.name}:{cls}", code, replicas=replicas, user="shipyard serve"
-        )
-        if response.status_code == 200:
-            log.info("%s is live at http://%s:%s/%s/", name, host.bind, host.port, name)
-        else:
-            log.error("%s: %s", name, bytes(response.body).decode())
-
-    await deploy()
-    async for changes in awatch(file.parent):
-        if any(path.endswith(".py") for _, path in changes):
-            log.info("%s changed: redeploying %s", file.parent, name)
-            await deploy()
 
 
 __all__ = ["run_host", "server_for"]

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 #: the Alembic revision these tables correspond to (checked against the scripts by a test)
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 
 #: 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the (fast) rowid alias
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -303,6 +303,9 @@ deployment_versions = sa.Table(
     sa.Column("secrets", _json(), nullable=True),
     # each replica's memory limit in bytes (revision 0009; NULL: none)
     sa.Column("memory", sa.BigInteger(), nullable=True),
+    # deployed by the development loop, `shipyard serve FILE.py:Class`: a later plain
+    # `shipyard serve` does not restore it (revision 0011; NULL: not dev)
+    sa.Column("dev", sa.Boolean(), nullable=True),
 )
 
 

@@ -24,6 +24,7 @@ Routes (relative to the mount point)::
     /api/runs[/{flow}/{run_id}[/{step}/{id}]]   the JSON the pages poll while live
     /api/runs/{flow}/{run_id}/{step}/{id}/logs  a running attempt's log from an offset
     /api/deployments[/{name}/history]   the charts' points
+    /api/deployments/{name}/logs        a service's log lines (?after=CURSOR: written since)
     /actions/...                        POST JSON, admin keys only (see shipyard.ui.actions)
     /signin, /signout                   the key cookie
     /static/...                         our CSS and JS
@@ -57,6 +58,7 @@ from shipyard.ui.cards import card_page
 from shipyard.ui.context import LiveHost, PageError, UIContext
 from shipyard.ui.dag import step_status
 from shipyard.ui.deployments import (
+    deployment_logs_json,
     deployment_page,
     deployments_json,
     deployments_page,
@@ -192,6 +194,7 @@ def _routes(ctx: UIContext) -> list[BaseRoute]:
         Route("/cache/{namespace}", _page(ctx, namespace_page)),
         Route("/api/deployments", _page(ctx, deployments_json, api=True)),
         Route("/api/deployments/{service}/history", _page(ctx, history_json, api=True)),
+        Route("/api/deployments/{service}/logs", _page(ctx, deployment_logs_json, api=True)),
         Route(
             "/actions/models/{name}/aliases/{alias}",
             _action(ctx, actions.move_alias),

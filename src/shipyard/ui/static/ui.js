@@ -147,3 +147,63 @@
 
   Array.prototype.forEach.call(document.querySelectorAll("pre[data-follow]"), follow);
 })();
+
+// A service's logs (the deployment page): a <pre data-follow-logs="URL" data-cursor="C">
+// asks URL for the lines written after cursor C every two seconds and appends them as text;
+// an error id becomes a link that filters the page by it.
+(function () {
+  "use strict";
+  var KEEP = 2000; // lines kept on the page; older ones are dropped from the top
+
+  function follow(pre) {
+    var url = pre.getAttribute("data-follow-logs");
+    var cursor = pre.getAttribute("data-cursor") || "";
+    var delay = 2000;
+
+    function schedule() { window.setTimeout(poll, delay); }
+
+    function add(line) {
+      var span = document.createElement("span");
+      span.className = "log-line";
+      span.appendChild(document.createTextNode(line.head));
+      if (line.error_id && url.indexOf("error_id=") < 0) {
+        var link = document.createElement("a");
+        link.className = "error-id";
+        link.href = "?error_id=" + encodeURIComponent(line.error_id) + "#logs";
+        link.textContent = line.error_id;
+        span.appendChild(document.createTextNode(" "));
+        span.appendChild(link);
+      }
+      span.appendChild(document.createTextNode("\n" + (line.rest ? line.rest + "\n" : "")));
+      pre.appendChild(span);
+    }
+
+    function poll() {
+      if (document.hidden) { schedule(); return; }
+      var sep = url.indexOf("?") >= 0 ? "&" : "?";
+      fetch(url + sep + "after=" + encodeURIComponent(cursor), {
+        credentials: "same-origin", headers: { "Accept": "application/json" }
+      })
+        .then(function (response) {
+          if (!response.ok) { throw new Error("HTTP " + response.status); }
+          return response.json();
+        })
+        .then(function (data) {
+          var bottom = pre.scrollHeight - pre.clientHeight - pre.scrollTop < 40;
+          (data.lines || []).forEach(add);
+          while (pre.children.length > KEEP) { pre.removeChild(pre.firstChild); }
+          if (bottom) { pre.scrollTop = pre.scrollHeight; }
+          cursor = data.cursor;
+          pre.setAttribute("data-cursor", cursor);
+          pre.setAttribute("data-polled", String(Date.now()));
+          delay = 2000;
+          schedule();
+        })
+        .catch(function () { delay = Math.min(delay * 2, 30000); schedule(); });
+    }
+
+    schedule();
+  }
+
+  Array.prototype.forEach.call(document.querySelectorAll("pre[data-follow-logs]"), follow);
+})();
