@@ -81,10 +81,10 @@ def test_ready_payload(worker: WorkerProcess) -> None:
     assert ready["service"] == "ranker"
     assert ready["pid"] == worker.process.pid
     assert ready["endpoints"] == [
-        {"name": "info", "batch": False, "timeout": 30.0},
-        {"name": "slow", "batch": False, "timeout": 2.5},
-        {"name": "score", "batch": True, "timeout": 30.0},
-        {"name": "boom", "batch": False, "timeout": 30.0},
+        {"name": "info", "batch": False, "timeout": 30.0, "async": False},
+        {"name": "slow", "batch": False, "timeout": 2.5, "async": True},
+        {"name": "score", "batch": True, "timeout": 30.0, "async": True},
+        {"name": "boom", "batch": False, "timeout": 30.0, "async": False},
     ]
     assert ready["models"] == {"ranker@prod": "ranker:7"}
     assert ready["openapi"]["openapi"] == "3.1.0"
@@ -216,7 +216,7 @@ def test_sigterm_finishes_in_flight_requests(worker: WorkerProcess) -> None:
     late_id = conn.send_request("slow", {"seconds": 0, "tag": "too late"})
     frames = {f.request_id: f for f in (conn.recv(), conn.recv())}
     assert (frames[slow_id].code, json.loads(frames[slow_id].payload)) == (200, "finished")
-    assert frames[late_id].code == 503
-    assert json.loads(frames[late_id].payload)["error"]["type"] == "worker_stopping"
+    # not run: REFUSED tells the host it may send it to another replica
+    assert (frames[late_id].kind, frames[late_id].payload) == (Kind.REFUSED, b"")
     assert worker.process.wait(10) == 0
     assert worker.events()[-1] == {**worker.events()[-1], "event": "stopped", "unfinished": 0}

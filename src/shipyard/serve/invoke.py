@@ -5,6 +5,13 @@ service, asks the guard (a cached answer), picks the least-loaded ready replica,
 bytes and sends the worker's answer back. The only work on the front is routing and
 bookkeeping, so it is inlined on purpose.
 
+A call is timed here at its endpoint's ``timeout`` when the endpoint is sync (the worker
+runs it inline and cannot stop it), and at ``timeout`` + 1 s when it is async (the worker
+cancels it itself and answers 504; if it did not, its event loop is held, e.g. by a blocking
+call inside ``async def``). A call that overran here gets 504 and its replica is retired
+(``Supervisor.retire``); the calls queued on that replica that its worker never started
+(``NotStarted``) are sent again to another replica, each timed afresh: they never ran.
+
 A request that was in flight at worker crashes is tracked (:mod:`~shipyard.serve.poison`):
 only while some request is suspected or refused does a call pay a dict lookup more. Calls
 refused before a worker saw them are logged by :class:`~shipyard.serve.accesslog.RefusalLog`.
@@ -15,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -24,7 +30,7 @@ from shipyard.errors import JSON, error_body
 from shipyard.serve.accesslog import RefusalLog
 from shipyard.serve.metrics import HostMetrics
 from shipyard.serve.poison import Held, PoisonRequests
-from shipyard.serve.replica import Replica, ReplicaGone
+from shipyard.serve.replica import NotStarted, Replica, ReplicaGone
 from shipyard.serve.supervisor import ServiceGroup, Supervisor
 
 if TYPE_CHECKING:
@@ -33,6 +39,12 @@ if TYPE_CHECKING:
 
 #: the largest request body a service call may send, by default
 MAX_BODY = 16 << 20
+#: seconds an async call may run past its timeout before the host gives up on the worker
+ASYNC_GRACE = 1.0
+#: how many replicas a call is sent to when the ones before did not start it (retiring)
+MAX_SENDS = 3
+#: what ``_await`` returns for a call the worker did not start
+_NOT_STARTED = (0, b"")
 
 
 class Invoker:
@@ -60,8 +72,6 @@ class Invoker:
         self.poison.on_held = self._count_held
         metrics.poison_hashes.set_function(self.poison.held_count)
         self.refusal_log = refusal_log or RefusalLog()
-        #: replicas the host itself killed (a call overran): their end is not a crash
-        self._recycled: weakref.WeakSet[Replica] = weakref.WeakSet()
 
     def endpoint(self) -> ASGIApp:
         """The same calls as an ASGI endpoint of a route ``/{service}/{endpoint}``."""
@@ -98,25 +108,41 @@ class Invoker:
             await self._refuse_poison(send, service, endpoint, started, held, len(body))
             return
         index, info = found
-        replica = group.pick(self.supervisor.max_in_flight)
-        if replica is None:
-            reason = "overloaded" if group.ready_count else "unavailable"
-            self.metrics.rejected.labels(service, reason).inc()
-            message = (
-                f"service {service!r} is overloaded; retry shortly"
-                if group.ready_count
-                else f"service {service!r} has no ready replica (restarting); retry shortly"
-            )
-            await self._refuse(send, service, endpoint, started, 503, reason, message, len(body), 1)
-            return
-        try:
-            future = replica.send(index, body)
-        except ReplicaGone as exc:  # gone between pick and send: the call never reached it
-            future, status, payload = None, 503, error_body("worker_crashed", exc.reason)
-        if future is not None:
-            status, payload = await self._await(
-                future, replica, group, service, endpoint, body, info
-            )
+        sends = 0
+        while True:
+            replica = group.pick(self.supervisor.max_in_flight)
+            if replica is None:
+                reason = "overloaded" if group.ready_count else "unavailable"
+                self.metrics.rejected.labels(service, reason).inc()
+                message = (
+                    f"service {service!r} is overloaded; retry shortly"
+                    if group.ready_count
+                    else f"service {service!r} has no ready replica (restarting); retry shortly"
+                )
+                await self._refuse(
+                    send, service, endpoint, started, 503, reason, message, len(body), 1
+                )
+                return
+            sends += 1
+            try:
+                future = replica.send(index, body)
+            except ReplicaGone as exc:  # gone between pick and send: the call never reached it
+                status, payload = 503, error_body("worker_crashed", exc.reason)
+                break
+            result = await self._await(future, replica, group, service, endpoint, body, info)
+            if result is not _NOT_STARTED:
+                status, payload = result
+                break
+            # the worker never ran it (retiring, stopping): another replica may. A streamed
+            # body the host did not keep could not be sent again: 503 worker_retiring then
+            if sends >= MAX_SENDS:
+                message = (
+                    f"{service}/{endpoint} was not started by {sends} replicas in turn "
+                    "(retiring or stopping); retry shortly"
+                )
+                status, payload = 503, error_body("worker_retiring", message)
+                break
+            self.metrics.resent.labels(service).inc()
         await _send(send, status, payload, retry_after=1 if status == 503 else 0)
         elapsed = time.perf_counter() - started
         counters = self.metrics.endpoint(service, endpoint)
@@ -145,18 +171,24 @@ class Invoker:
         info: dict[str, Any],
     ) -> tuple[int, bytes]:
         """The worker's answer to a call sent to ``replica``: its frame, a 504 when it
-        overran (the replica is recycled), a 503 when the worker went away under it."""
+        overran (the replica is retired), a 503 when the worker went away under it, and
+        ``_NOT_STARTED`` when the worker did not run it."""
+        timeout = info.get("timeout") or 30.0
         try:
-            async with asyncio.timeout(info.get("timeout") or 30.0):
+            async with asyncio.timeout(timeout + ASYNC_GRACE if info.get("async") else timeout):
                 frame = await future
         except TimeoutError:
             replica.forget(future)
-            self._recycled.add(replica)
-            await self.supervisor.recycle(
-                group, replica, f"a call to {endpoint!r} ran longer than {info.get('timeout')} s"
+            self.supervisor.retire(
+                group, replica, f"a call to {endpoint!r} ran longer than its timeout, {timeout:g} s"
             )
-            message = f"{service}/{endpoint} did not answer within {info.get('timeout')} s"
+            message = (
+                f"{service}/{endpoint} did not finish within {timeout:g} s; its replica is "
+                "replaced (a running call cannot be stopped)"
+            )
             return 504, error_body("timeout", message)
+        except NotStarted:
+            return _NOT_STARTED
         except ReplicaGone as exc:
             return 503, self._crashed(replica, service, endpoint, body, exc)
         if frame.extra:
@@ -174,7 +206,7 @@ class Invoker:
         """The answer to a call whose worker went away under it; a crash (not a stop or a
         recycle of the host's own) makes the call a suspect of it (poison.py)."""
         message = exc.reason
-        if not replica.stopping and replica not in self._recycled:
+        if not replica.stopping and not replica.retiring:
             held = self.poison.crashed(replica.number, service, endpoint, body)
             if held is not None:
                 message += (

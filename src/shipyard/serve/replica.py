@@ -5,6 +5,14 @@ The front talks to each replica over one multiplexed Unix-socket connection (see
 protocol.py). A replica is *ready* once the worker sent READY; it is picked by the number of
 requests in flight; when its process dies every request in flight on it fails at once with
 :class:`ReplicaGone`, and nothing else is affected.
+
+A replica the host *retires* (a call overran; see ``Supervisor.retire``) is told so on its
+control channel (RETIRE); its answer RETIRED names the last request it took: every request
+sent after it, and every one it answers REFUSED, fails with :class:`NotStarted`, which the
+front may send to another replica, since the worker never ran it.
+
+The supervisor pings each ready replica (:meth:`Replica.ping`); ``ping_sent`` is the time of
+the ping not answered yet, if any, and ``unresponsive`` says it has waited too long.
 """
 
 from __future__ import annotations
@@ -33,6 +41,15 @@ if TYPE_CHECKING:
 
 class ReplicaGone(ServeError):
     """The replica's process exited (or its connection broke) with the request in flight."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NotStarted(ServeError):
+    """The worker did not run the request and never will (it is retiring or stopping): the
+    request can be sent to another replica."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -83,10 +100,22 @@ class Replica:
         self.next_id = 1
         self.ready = False
         self.stopping = False
+        #: the host retired it (a call overran): it takes no new request, and its end is
+        #: neither a crash nor a reason to restart it (a replacement is started at once)
+        self.retiring = False
+        #: set when the worker answered RETIRE (every request it will not run is failed)
+        self.retired = asyncio.Event()
         self.exit_reason: str | None = None
         self.served = 0
+        #: loop time of the health ping not answered yet (None: none outstanding)
+        self.ping_sent: float | None = None
+        #: its health ping has gone unanswered too long: picked only when all are
+        self.unresponsive = False
         self._reader_task: asyncio.Task[None] | None = None
         self._models_task: asyncio.Task[None] | None = None
+        self._control_task: asyncio.Task[None] | None = None
+        self._control: socket.socket | None = None
+        self._control_writer: asyncio.StreamWriter | None = None
         #: called with the worker's pid as soon as it is started (the host's record)
         self.on_spawn: Callable[[int], None] | None = None
         #: the replica's memory limit (memory.py): its cgroup, or the poller of its RSS
@@ -147,6 +176,10 @@ class Replica:
             # the worker's end is passed as an fd: it is its only way to the host's registry
             host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             argv += ["--models-fd", str(worker_end.fileno())]
+        # the control channel (RETIRE), read by a thread of the worker
+        control, control_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        argv += ["--control-fd", str(control_end.fileno())]
+        passed = (control_end.fileno(),) + ((worker_end.fileno(),) if worker_end else ())
         log = open(spec.log_path, "ab") if spec.log_path else None  # noqa: SIM115
         try:
             self.process = await asyncio.create_subprocess_exec(
@@ -156,17 +189,20 @@ class Replica:
                 stdout=log or asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.STDOUT if log else asyncio.subprocess.DEVNULL,
                 start_new_session=True,
-                pass_fds=(worker_end.fileno(),) if worker_end is not None else (),
+                pass_fds=passed,
             )
         except BaseException:
             if host_end is not None:
                 host_end.close()
+            control.close()
             raise
         finally:
             if log is not None:
                 log.close()
             if worker_end is not None:
                 worker_end.close()
+            control_end.close()
+        self._control = control
         if self.on_spawn is not None:
             self.on_spawn(self.process.pid)
         if self.memory is not None:  # before load() allocates (and before it drops privileges)
@@ -194,6 +230,8 @@ class Replica:
         self.ready_info = json.loads(first.payload)
         self.ready = True
         self._reader_task = asyncio.create_task(self._read_loop())
+        if self._control is not None:
+            self._control_task = asyncio.create_task(self._control_loop(self._control))
 
     def _failure_reason(self, exc: BaseException) -> str:
         if isinstance(exc, TimeoutError):
@@ -221,9 +259,16 @@ class Replica:
         try:
             while True:
                 frame = await read_frame(self.reader)
+                if frame.kind is Kind.PONG and frame.request_id == 0:  # the health ping
+                    self.ping_sent = None
+                    self.unresponsive = False
+                    continue
                 future = self.in_flight.pop(frame.request_id, None)
                 if future is not None and not future.done():
-                    future.set_result(frame)
+                    if frame.kind is Kind.REFUSED:
+                        future.set_exception(NotStarted("the worker refused it (stopping)"))
+                    else:
+                        future.set_result(frame)
         except (asyncio.IncompleteReadError, ConnectionError, ProtocolError, OSError):
             pass
         if self.exit_reason is None and self.process is not None:
@@ -232,6 +277,52 @@ class Replica:
                 code = await asyncio.wait_for(self.process.wait(), 2.0)
                 self.exit_reason = self._describe_exit(code)
         self._gone(self.exit_reason or "the worker closed its connection")
+
+    async def _control_loop(self, control: socket.socket) -> None:
+        """Read the control channel: RETIRED(upto) fails every request sent after ``upto``
+        with :class:`NotStarted`."""
+        try:
+            reader, writer = await asyncio.open_unix_connection(sock=control)
+        except OSError:
+            return
+        self._control_writer = writer
+        try:
+            while True:
+                frame = await read_frame(reader)
+                if frame.kind is Kind.RETIRED:
+                    self._not_started_after(frame.request_id)
+                    self.retired.set()
+        except (asyncio.IncompleteReadError, ConnectionError, ProtocolError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    def _not_started_after(self, upto: int) -> None:
+        """Fail the requests sent after ``upto`` (ids wrap at 2**32; 0: none was taken)."""
+        later = [
+            request_id
+            for request_id in self.in_flight
+            if upto == 0 or 0 < (request_id - upto) & 0xFFFFFFFF < 0x80000000
+        ]
+        for request_id in later:
+            future = self.in_flight.pop(request_id)
+            if not future.done():
+                future.set_exception(NotStarted("the worker is retiring"))
+
+    def retire(self) -> None:
+        """Tell the worker to take no new request, finish those it started and exit; its
+        answer fails the others with :class:`NotStarted`."""
+        self.retiring = True
+        self.ready = False
+        writer = self._control_writer
+        if writer is not None and not writer.is_closing():
+            writer.write(encode(Frame(Kind.RETIRE, 0)))
+
+    def ping(self, now: float) -> None:
+        """Send a health ping (request id 0) unless one is still unanswered."""
+        if self.ping_sent is None and self.writer is not None and not self.writer.is_closing():
+            self.ping_sent = now
+            self.writer.write(encode(Frame(Kind.PING, 0)))
 
     def _gone(self, reason: str) -> None:
         self.ready = False
@@ -299,6 +390,10 @@ class Replica:
             self._reader_task.cancel()
         if self._models_task is not None:
             self._models_task.cancel()
+        if self._control_task is not None:
+            self._control_task.cancel()
+        elif self._control is not None:
+            self._control.close()
         self._gone(self.exit_reason or "the worker was stopped")
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
