@@ -7,6 +7,7 @@ when none can."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import concurrent.futures
 import os
@@ -187,3 +188,64 @@ def test_a_lone_unresponsive_worker_still_gets_its_calls_queued(host: HostProces
     finally:
         os.kill(pid, signal.SIGCONT)
     assert [(r.status_code, r.json()) for r in answers] == [(200, pid)] * 3
+
+
+HUNG = """
+import os
+from shipyard.serve import Service, endpoint
+
+
+class Hung(Service):
+    @endpoint(timeout=0.5)
+    def pid(self) -> int:
+        return os.getpid()
+"""
+
+
+def test_a_worker_silent_for_hung_after_is_retired_and_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.config import settings
+    from shipyard.serve.replica import ReplicaGone
+    from shipyard.serve.supervisor import Supervisor, VersionSpec
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("SHIPYARD_HOME", str(home))
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "hung_service.py").write_text(HUNG)
+    conf = settings()
+
+    async def run() -> tuple[list[tuple[str, str]], str, int, int, dict[str, int]]:
+        supervisor = Supervisor(
+            home, conf.store_url, config=conf, ping_interval=0.1, ping_timeout=0.3, hung_after=1
+        )
+        said: list[tuple[str, str]] = []
+        supervisor.on_retire.append(lambda s, r: said.append((s, r)))
+        try:
+            group = await supervisor.deploy(VersionSpec("hung", 1, "hung_service.py:Hung", code, 1))
+            first = group.replicas[0]
+            assert first.pid is not None
+            os.kill(first.pid, signal.SIGSTOP)  # alive, silent: no answer, no exit
+            pending = first.send(group.endpoints["pid"][0], b"{}")  # queued on it (panic)
+            try:
+                await asyncio.wait_for(pending, 30)
+                outcome = "answered"
+            except ReplicaGone as exc:
+                outcome = exc.reason  # it did not answer RETIRE either: killed
+            deadline = asyncio.get_running_loop().time() + 60
+            while not (group.replicas[0] is not first and group.replicas[0].ready):
+                assert asyncio.get_running_loop().time() < deadline, "no replacement"
+                await asyncio.sleep(0.05)
+            fresh = group.replicas[0]
+            answer = await asyncio.wait_for(fresh.send(group.endpoints["pid"][0], b"{}"), 30)
+            return said, outcome, int(answer.payload), first.pid, supervisor.restarts
+        finally:
+            await supervisor.close()
+
+    said, outcome, answered_by, stopped, restarts = asyncio.run(run())
+    assert said == [("hung", "did not answer health pings for 1 s")]
+    assert outcome.startswith("retired: did not answer health pings"), outcome
+    assert answered_by != stopped and not Path(f"/proc/{stopped}").exists()
+    assert restarts == {}  # a retirement is not a crash restart

@@ -171,7 +171,7 @@ class EndpointRuntime:
         error_id = new_error_id()
         if isinstance(exc, BatchTimedOut):
             self._log("batch_timed_out", error_id, str(exc))
-            return EndpointError(504, "timeout", str(exc))
+            return EndpointError(504, "timeout", str(exc), error_id=error_id)
         if isinstance(exc, BatchSizeMismatch):
             self._log("batch_size_mismatch", error_id, str(exc))
             return EndpointError(500, "batch_size_mismatch", str(exc), error_id=error_id)

@@ -111,6 +111,8 @@ class Replica:
         self.ping_sent: float | None = None
         #: its health ping has gone unanswered too long: picked only when all are
         self.unresponsive = False
+        #: answers received (a worker that answers calls is busy, not hung: see the pinger)
+        self.answers = 0
         self._reader_task: asyncio.Task[None] | None = None
         self._models_task: asyncio.Task[None] | None = None
         self._control_task: asyncio.Task[None] | None = None
@@ -263,6 +265,7 @@ class Replica:
                     self.ping_sent = None
                     self.unresponsive = False
                     continue
+                self.answers += 1
                 future = self.in_flight.pop(frame.request_id, None)
                 if future is not None and not future.done():
                     if frame.kind is Kind.REFUSED:

@@ -388,6 +388,8 @@ class Supervisor:
 
     async def _replace(self, group: ServiceGroup, retired: Replica) -> None:
         """Start a replica in ``retired``'s place; swap it in when ready."""
+        if self._closing or self.services.get(group.spec.service) is not group:
+            return  # an old version, draining: nothing to replace
         fresh = self._new_replica(group.spec)
         try:
             await fresh.start()
@@ -428,8 +430,16 @@ class Supervisor:
         await replica.terminate(grace=max(0.0, deadline - loop.time()) + 2.0)
 
     async def _ping_loop(self) -> None:
-        """Ping every ready replica; mark those slow to answer, retire the hung ones."""
+        """Ping every ready replica; mark those slow to answer, retire the hung ones.
+
+        A ping waits behind the calls queued before it on the connection, so a replica
+        that keeps answering calls is busy, not hung: it may be skipped while another
+        answers, but it is retired only when it answered nothing at all for ``hung_after``.
+        """
         loop = asyncio.get_running_loop()
+        progress: weakref.WeakKeyDictionary[Replica, tuple[int, float]] = (
+            weakref.WeakKeyDictionary()
+        )
         while not self._closing:
             await asyncio.sleep(self.ping_interval)
             now = loop.time()
@@ -438,10 +448,13 @@ class Supervisor:
                 for replica in list(group.replicas):
                     if not replica.ready:
                         continue
+                    answers, since = progress.get(replica, (-1, now))
+                    if answers != replica.answers:
+                        progress[replica] = answers, since = replica.answers, now
                     sent = replica.ping_sent
                     if sent is None:
                         replica.ping(now)
-                    elif now - sent >= hung:
+                    elif now - max(sent, since) >= hung:
                         self.retire(
                             group,
                             replica,
