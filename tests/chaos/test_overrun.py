@@ -37,7 +37,7 @@ class Overrun(Service):
         await asyncio.sleep(seconds)
         return os.getpid()
 
-    @endpoint(timeout=1.0)
+    @endpoint(timeout=2.0)
     def work(self, call: int, seconds: float) -> int:
         print(f"ran {call}", flush=True)  # the worker's log, kept by the host
         time.sleep(seconds)
@@ -119,8 +119,10 @@ def test_a_sync_call_that_overruns_retires_its_replica_and_its_queue_goes_elsewh
             answers.append(call(0.02))
 
     with concurrent.futures.ThreadPoolExecutor(7) as pool:
-        stuck = pool.submit(call, 3.0)
-        time.sleep(0.3)  # the slow call is in; every fast one comes well before its timer
+        stuck = pool.submit(call, 4.0)
+        # the slow call first; the fast ones queued right behind it are timed out with it,
+        # and still sent elsewhere: the worker says it never started them
+        time.sleep(0.05)
         callers = [pool.submit(caller) for _ in range(6)]
         stuck_id, stuck_answer = stuck.result()
         stuck_done.set()
@@ -129,7 +131,12 @@ def test_a_sync_call_that_overruns_retires_its_replica_and_its_queue_goes_elsewh
     assert stuck_answer.status_code == 504, stuck_answer.text
     assert stuck_answer.json()["error"]["type"] == "timeout"
     statuses = collections.Counter(r.status_code for _, r in answers)
-    assert statuses == {200: len(answers)}, [r.text for _, r in answers if r.status_code != 200]
+    retirements = _metric(host, 'shipyard_replica_retirements_total{service="pair"}')
+    assert statuses == {200: len(answers)}, (
+        [r.text for _, r in answers if r.status_code != 200],
+        retirements,
+        [line for line in host.log.read_text().splitlines() if "retir" in line],
+    )
     # some fast calls were queued on the retired replica: they were sent again, not failed
     assert _metric(host, 'shipyard_requests_resent_total{service="pair"}') >= 1
     assert _metric(host, 'shipyard_replica_retirements_total{service="pair"}') == 1

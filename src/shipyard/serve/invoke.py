@@ -178,10 +178,14 @@ class Invoker:
             async with asyncio.timeout(timeout + ASYNC_GRACE if info.get("async") else timeout):
                 frame = await future
         except TimeoutError:
-            replica.forget(future)
+            request_id = replica.forget(future)
             self.supervisor.retire(
                 group, replica, f"a call to {endpoint!r} ran longer than its timeout, {timeout:g} s"
             )
+            # queued behind the call that overran, it may never have started: then it is not
+            # this call's 504 but another replica's to run (the worker says, within a second)
+            if request_id is not None and await replica.started(request_id, 1.0) is False:
+                return _NOT_STARTED
             message = (
                 f"{service}/{endpoint} did not finish within {timeout:g} s; its replica is "
                 "replaced (a running call cannot be stopped)"

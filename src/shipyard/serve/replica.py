@@ -105,6 +105,8 @@ class Replica:
         self.retiring = False
         #: set when the worker answered RETIRE (every request it will not run is failed)
         self.retired = asyncio.Event()
+        #: the last request the retiring worker took, from its RETIRED (0: none)
+        self.retired_upto: int | None = None
         self.exit_reason: str | None = None
         self.served = 0
         #: loop time of the health ping not answered yet (None: none outstanding)
@@ -302,11 +304,8 @@ class Replica:
 
     def _not_started_after(self, upto: int) -> None:
         """Fail the requests sent after ``upto`` (ids wrap at 2**32; 0: none was taken)."""
-        later = [
-            request_id
-            for request_id in self.in_flight
-            if upto == 0 or 0 < (request_id - upto) & 0xFFFFFFFF < 0x80000000
-        ]
+        later = [request_id for request_id in self.in_flight if _after(request_id, upto)]
+        self.retired_upto = upto
         for request_id in later:
             future = self.in_flight.pop(request_id)
             if not future.done():
@@ -347,11 +346,24 @@ class Replica:
         self.served += 1
         return future
 
-    def forget(self, future: asyncio.Future[Frame]) -> None:
-        """Drop a request the caller gave up on (timeout, client gone)."""
+    def forget(self, future: asyncio.Future[Frame]) -> int | None:
+        """Drop a request the caller gave up on (timeout, client gone); its id, if it was
+        still in flight."""
         for request_id, pending in list(self.in_flight.items()):
             if pending is future:
                 del self.in_flight[request_id]
+                return request_id
+        return None
+
+    async def started(self, request_id: int, wait: float) -> bool | None:
+        """Whether the retiring worker took request ``request_id``: waits up to ``wait``
+        seconds for its RETIRED; None if it did not answer."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.retired.wait(), wait)
+        upto = self.retired_upto
+        if upto is None:
+            return None
+        return not _after(request_id, upto)
 
     # -- stopping -------------------------------------------------------------------------
     async def drain_and_stop(self, grace: float = 30.0) -> None:
@@ -423,6 +435,12 @@ class Replica:
         if self.memory is not None:
             self.memory.release()
         return code
+
+
+def _after(request_id: int, upto: int) -> bool:
+    """Whether ``request_id`` was sent after ``upto`` (ids count up from 1 and wrap at 2**32,
+    skipping 0; ``upto`` 0: the worker took none)."""
+    return upto == 0 or 0 < (request_id - upto) & 0xFFFFFFFF < 0x80000000
 
 
 def _describe_exit(code: int) -> str:
