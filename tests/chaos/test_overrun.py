@@ -158,6 +158,26 @@ def test_a_sync_call_that_overruns_retires_its_replica_and_its_queue_goes_elsewh
     assert set(ran) == expected and set(ran.values()) == {1}, ran.most_common(3)
 
 
+def test_calls_queued_behind_sync_calls_wait_their_turn_past_their_timeout(
+    host: HostProcess,
+) -> None:
+    # four sync calls of 0.7 s on one replica: the last is answered 2.8 s after it was sent,
+    # past its 2 s timeout, and an async call (0.5 s) sent behind them waits as long; none
+    # of them overran, so none is a 504 and the replica stays
+    (pid,) = host.worker_pids("solo")
+    with concurrent.futures.ThreadPoolExecutor(5) as pool:
+        works = [
+            pool.submit(host.post, "/solo/work", {"call": 1000 + i, "seconds": 0.7})
+            for i in range(4)
+        ]
+        time.sleep(0.1)
+        nap = pool.submit(host.post, "/solo/nap", {"seconds": 0})
+        answers = [w.result() for w in works] + [nap.result()]
+    assert [(r.status_code, r.json()) for r in answers] == [(200, pid)] * 5
+    assert host.worker_pids("solo") == [pid]
+    assert _metric(host, 'shipyard_replica_retirements_total{service="solo"}') == 0
+
+
 def test_a_worker_that_does_not_answer_pings_gets_no_call_while_another_can(
     host: HostProcess,
 ) -> None:

@@ -27,6 +27,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from prometheus_client import Counter
+
 from shipyard.errors import error_body, new_error_id
 from shipyard.names import name_from
 from shipyard.serve.batching import Batcher, BatchSizeMismatch, BatchTimedOut
@@ -43,6 +45,13 @@ __all__ = [
 ]
 
 INTERNAL_MESSAGE = "the endpoint raised; see the service logs"
+
+#: in a worker, prometheus_client's multiprocess files (the host's /metrics adds them up)
+BATCH_EXTRA_CALLS = Counter(
+    "shipyard_batch_extra_calls",
+    "Calls of a batch endpoint run again to tell a failed batch's bad requests apart",
+    ["service", "endpoint"],
+)
 
 
 class Reply(NamedTuple):
@@ -179,6 +188,7 @@ class EndpointRuntime:
         return EndpointError(500, "internal_error", INTERNAL_MESSAGE, error_id=error_id)
 
     def _batch_retried(self, requests: int, extra_calls: int) -> None:
+        BATCH_EXTRA_CALLS.labels(self.service, self.name).inc(extra_calls)
         log_event(
             "batch_retried",
             service=self.service,

@@ -125,7 +125,7 @@ class Invoker:
                 return
             sends += 1
             try:
-                future = replica.send(index, body)
+                future = replica.send(index, body, not info.get("async", False))
             except ReplicaGone as exc:  # gone between pick and send: the call never reached it
                 status, payload = 503, error_body("worker_crashed", exc.reason)
                 break
@@ -174,11 +174,25 @@ class Invoker:
         overran (the replica is retired), a 503 when the worker went away under it, and
         ``_NOT_STARTED`` when the worker did not run it."""
         timeout = info.get("timeout") or 30.0
+        is_async = info.get("async", False)
+        limit = timeout + ASYNC_GRACE if is_async else timeout
+        request_id: int | None = None
         try:
-            async with asyncio.timeout(timeout + ASYNC_GRACE if info.get("async") else timeout):
-                frame = await future
+            while True:
+                try:
+                    async with asyncio.timeout(limit):
+                        frame = await future
+                    break
+                except TimeoutError:
+                    request_id = replica.request_id(future)
+                    if request_id is None:  # answered at the very moment its timer fired
+                        return 504, _timed_out(service, endpoint, timeout)
+                    limit = _waiting(replica, request_id, timeout, is_async)
+                    if limit is None:
+                        del replica.in_flight[request_id]
+                        raise
+                future = replica.wait_again(request_id)
         except TimeoutError:
-            request_id = replica.forget(future)
             self.supervisor.retire(
                 group, replica, f"a call to {endpoint!r} ran longer than its timeout, {timeout:g} s"
             )
@@ -186,11 +200,7 @@ class Invoker:
             # this call's 504 but another replica's to run (the worker says, within a second)
             if request_id is not None and await replica.started(request_id, 1.0) is False:
                 return _NOT_STARTED
-            message = (
-                f"{service}/{endpoint} did not finish within {timeout:g} s; its replica is "
-                "replaced (a running call cannot be stopped)"
-            )
-            return 504, error_body("timeout", message)
+            return 504, _timed_out(service, endpoint, timeout)
         except NotStarted:
             return _NOT_STARTED
         except ReplicaGone as exc:
@@ -266,6 +276,32 @@ class Invoker:
                 bytes_in=bytes_in,
                 bytes_out=len(payload),
             )
+
+
+def _timed_out(service: str, endpoint: str, timeout: float) -> bytes:
+    message = (
+        f"{service}/{endpoint} did not finish within {timeout:g} s; its replica is replaced "
+        "(a running call cannot be stopped)"
+    )
+    return error_body("timeout", message)
+
+
+def _waiting(replica: Replica, request_id: int, timeout: float, is_async: bool) -> float | None:
+    """A call's timer fired: how much longer it waits, or None when it overran.
+
+    A worker reads calls in order and runs each sync one inline on its event loop,
+    answering nothing while it runs. A sync call whose worker answered within its timeout
+    is queued, not running that long. A call with an older sync call still in flight
+    waits for that one, whose own timer tells whether it overran (if the worker is retired
+    for it, its RETIRED says whether this call started). Otherwise the call itself overran
+    (or an ``async def`` holds the loop).
+    """
+    quiet = time.monotonic() - replica.heard
+    if not is_async and quiet < timeout:
+        return timeout - quiet
+    if replica.sync_ahead(request_id):
+        return timeout
+    return None
 
 
 class _RouteEndpoint:

@@ -24,6 +24,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,13 +114,17 @@ class Replica:
         self.ping_sent: float | None = None
         #: its health ping has gone unanswered too long: picked only when all are
         self.unresponsive = False
-        #: answers received (a worker that answers calls is busy, not hung: see the pinger)
-        self.answers = 0
+        #: time.monotonic() of the last frame from the worker: its event loop ran then, so no
+        #: sync call was holding it (a call queued behind others has not overrun, a replica
+        #: that answers calls is busy, not hung)
+        self.heard = 0.0
         self._reader_task: asyncio.Task[None] | None = None
         self._models_task: asyncio.Task[None] | None = None
         self._control_task: asyncio.Task[None] | None = None
         self._control: socket.socket | None = None
         self._control_writer: asyncio.StreamWriter | None = None
+        #: ids of the sync calls sent (answered ones are pruned in bulk: see send)
+        self._sync: set[int] = set()
         #: called with the worker's pid as soon as it is started (the host's record)
         self.on_spawn: Callable[[int], None] | None = None
         #: the replica's memory limit (memory.py): its cgroup, or the poller of its RSS
@@ -232,6 +237,7 @@ class Replica:
         if first.kind is not Kind.READY:
             raise ProtocolError(f"expected READY, got {first.kind.name}")
         self.ready_info = json.loads(first.payload)
+        self.heard = time.monotonic()
         self.ready = True
         self._reader_task = asyncio.create_task(self._read_loop())
         if self._control is not None:
@@ -263,11 +269,11 @@ class Replica:
         try:
             while True:
                 frame = await read_frame(self.reader)
+                self.heard = time.monotonic()
                 if frame.kind is Kind.PONG and frame.request_id == 0:  # the health ping
                     self.ping_sent = None
                     self.unresponsive = False
                     continue
-                self.answers += 1
                 future = self.in_flight.pop(frame.request_id, None)
                 if future is not None and not future.done():
                     if frame.kind is Kind.REFUSED:
@@ -334,14 +340,20 @@ class Replica:
                 future.set_exception(ReplicaGone(reason))
 
     # -- requests -------------------------------------------------------------------------
-    def send(self, endpoint_index: int, body: bytes) -> asyncio.Future[Frame]:
-        """Send one request; the future resolves to the RESPONSE frame."""
+    def send(self, endpoint_index: int, body: bytes, sync: bool = False) -> asyncio.Future[Frame]:
+        """Send one request; the future resolves to the RESPONSE frame. ``sync``: the
+        endpoint runs inline on the worker's loop (see :meth:`sync_ahead`)."""
         if self.writer is None or self.writer.is_closing():
             raise ReplicaGone(self.exit_reason or "the worker connection is closed")
         request_id = self.next_id
         self.next_id = (request_id + 1) & 0xFFFFFFFF or 1
         future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         self.in_flight[request_id] = future
+        if sync:
+            calls = self._sync
+            calls.add(request_id)
+            if len(calls) > 256 and len(calls) > 2 * len(self.in_flight):
+                calls.intersection_update(self.in_flight)  # the answered ones, in bulk
         self.writer.write(encode(Frame(Kind.REQUEST, request_id, endpoint_index, 0, body)))
         self.served += 1
         return future
@@ -349,11 +361,36 @@ class Replica:
     def forget(self, future: asyncio.Future[Frame]) -> int | None:
         """Drop a request the caller gave up on (timeout, client gone); its id, if it was
         still in flight."""
-        for request_id, pending in list(self.in_flight.items()):
+        request_id = self.request_id(future)
+        if request_id is not None:
+            del self.in_flight[request_id]
+        return request_id
+
+    def request_id(self, future: asyncio.Future[Frame]) -> int | None:
+        """The id of the request in flight that ``future`` waits for, if any."""
+        for request_id, pending in self.in_flight.items():
             if pending is future:
-                del self.in_flight[request_id]
                 return request_id
         return None
+
+    def wait_again(self, request_id: int) -> asyncio.Future[Frame]:
+        """A new future for request ``request_id`` in flight, whose first one was given up
+        (its timer fired) but not the request: the worker's answer resolves this one."""
+        future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        self.in_flight[request_id] = future  # the same key: its place in send order stays
+        return future
+
+    def sync_ahead(self, request_id: int) -> bool:
+        """Whether a sync call sent before ``request_id`` is still in flight: the worker
+        runs sync calls one at a time, in order, on its loop, so the oldest one holds the
+        loop (or waits its turn), and its own timer tells whether it overran."""
+        calls = self._sync
+        for other in self.in_flight:
+            if other == request_id:
+                return False
+            if other in calls:
+                return True
+        return False
 
     async def started(self, request_id: int, wait: float) -> bool | None:
         """Whether the retiring worker took request ``request_id``: waits up to ``wait``

@@ -436,25 +436,18 @@ class Supervisor:
         that keeps answering calls is busy, not hung: it may be skipped while another
         answers, but it is retired only when it answered nothing at all for ``hung_after``.
         """
-        loop = asyncio.get_running_loop()
-        progress: weakref.WeakKeyDictionary[Replica, tuple[int, float]] = (
-            weakref.WeakKeyDictionary()
-        )
         while not self._closing:
             await asyncio.sleep(self.ping_interval)
-            now = loop.time()
+            now = time.monotonic()
             for group in list(self.services.values()):
                 hung = max(self.hung_after, group.longest_timeout + self.ping_timeout)
                 for replica in list(group.replicas):
                     if not replica.ready:
                         continue
-                    answers, since = progress.get(replica, (-1, now))
-                    if answers != replica.answers:
-                        progress[replica] = answers, since = replica.answers, now
                     sent = replica.ping_sent
                     if sent is None:
                         replica.ping(now)
-                    elif now - max(sent, since) >= hung:
+                    elif now - max(sent, replica.heard) >= hung:
                         self.retire(
                             group,
                             replica,
