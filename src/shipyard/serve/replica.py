@@ -109,6 +109,8 @@ class Replica:
         #: the last request the retiring worker took, from its RETIRED (0: none)
         self.retired_upto: int | None = None
         self.exit_reason: str | None = None
+        #: why its connection is over, once it is (no answer will come)
+        self.gone: str | None = None
         self.served = 0
         #: loop time of the health ping not answered yet (None: none outstanding)
         self.ping_sent: float | None = None
@@ -334,6 +336,7 @@ class Replica:
 
     def _gone(self, reason: str) -> None:
         self.ready = False
+        self.gone = reason
         failed, self.in_flight = self.in_flight, {}
         for future in failed.values():
             if not future.done():
@@ -377,7 +380,10 @@ class Replica:
         """A new future for request ``request_id`` in flight, whose first one was given up
         (its timer fired) but not the request: the worker's answer resolves this one."""
         future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
-        self.in_flight[request_id] = future  # the same key: its place in send order stays
+        if self.gone is not None:
+            future.set_exception(ReplicaGone(self.gone))
+        else:
+            self.in_flight[request_id] = future  # the same key: its place in send order stays
         return future
 
     def sync_ahead(self, request_id: int) -> bool:

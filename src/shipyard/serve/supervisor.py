@@ -369,8 +369,8 @@ class Supervisor:
         fail with ``NotStarted``: the invoker sends them elsewhere), and once the requests
         it started are done - or after the service's longest timeout and a few seconds -
         it is stopped. Its end is not a crash; the watcher does not restart it."""
-        if replica.retiring or replica.stopping:
-            return
+        if replica.retiring or replica.stopping or not replica.ready:
+            return  # retired already, stopping, or gone (the watcher restarts it)
         service = group.spec.service
         log.warning("retiring %s replica %s: %s", service, replica.number, reason)
         replica.exit_reason = f"retired: {reason}"
