@@ -290,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--control-fd", type=int, default=None, help="the control channel's fd")
     args = parser.parse_args(argv)
     _die_with_host(args.host_pid)  # before anything slow: the host may die at any time
+    if args.control_fd is not None:  # the host's, not for processes the service may start
+        os.set_inheritable(args.control_fd, False)
     try:
         pins = _parse_pins(args.pins)
     except ValueError as exc:
