@@ -39,6 +39,7 @@ def host_app(
     max_body_buffer: int = MAX_BODY_BUFFER,
     access_log: bool = False,
     gateway_config: str | os.PathLike[str] | None = None,
+    ping_timeout: float = 5.0,
 ) -> Host:
     """What ``shipyard serve`` runs: the host of ``config``'s stores, with the gateway of
     ``gateway_config`` (a YAML path) at ``/v1`` and ``/gateway``, and the UI at ``/ui``.
@@ -57,6 +58,7 @@ def host_app(
         max_body_buffer=max_body_buffer,
         access_log=access_log,
         gateway=_gateway(gateway_config, gateways) if gateway_config is not None else None,
+        ping_timeout=ping_timeout,
     )
     ui = make_ui(
         host.meta,

@@ -66,6 +66,8 @@ def test_one_poison_item_fails_only_its_caller(host: HostProcess) -> None:
     total = _sample(metrics, "shipyard_batch_size_sum")
     count = _sample(metrics, "shipyard_batch_size_count")
     assert count == 3 * (CALLERS - 1) and total > 2 * count
+    # the workers' extra calls that told the bad request apart are in the host's /metrics
+    assert _sample(metrics, "shipyard_batch_extra_calls_total") >= 2
 
 
 def _sample(metrics: str, name: str) -> float:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 from pydantic import BaseModel
 
 from shipyard.serve import Service, ServiceClient, endpoint
@@ -75,6 +77,12 @@ def client_fixture() -> Any:
         yield client
 
 
+def _sample(name: str) -> float:
+    text = generate_latest().decode()
+    found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
 def _calls(client: ServiceClient) -> list[list[str]]:
     return client.instance.model.calls  # type: ignore[attr-defined, no-any-return]
 
@@ -125,8 +133,11 @@ def test_wrong_length_result_fails_only_that_call(
 def test_exception_fails_only_the_bad_request(
     client: ServiceClient, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    extra = 'shipyard_batch_extra_calls_total{endpoint="score",service="ranker"}'
+    before = _sample(extra)
     replies = client.call_many("score", [_pairs("boom"), _pairs("x"), _pairs("a", "b", "c")])
     assert [r.status for r in replies] == [500, 200, 200]
+    assert _sample(extra) == before + 2  # /metrics counts the extra calls
     error = json.loads(replies[0].body)["error"]
     assert error["type"] == "internal_error" and "exploded" not in replies[0].body.decode()
     assert json.loads(replies[1].body) == [1.0]

@@ -140,7 +140,7 @@ def test_invalid_json_and_oversized_bodies(host: HostProcess, demo: Path) -> Non
     assert r.status_code == 413
 
 
-def test_timeout_recycles_the_worker(host: HostProcess, demo: Path) -> None:
+def test_timeout_retires_the_worker(host: HostProcess, demo: Path) -> None:
     started = time.monotonic()
     r = host.post("/demo/hang", {})
     assert r.status_code == 504 and r.json()["error"]["type"] == "timeout"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.serve.protocol import Frame, Kind
+from shipyard.serve.protocol import Frame, Kind, encode, recv_frame
 from shipyard.serve.testing import WorkerExited, WorkerProcess
 from support.waiting import wait_for
 
@@ -81,10 +82,10 @@ def test_ready_payload(worker: WorkerProcess) -> None:
     assert ready["service"] == "ranker"
     assert ready["pid"] == worker.process.pid
     assert ready["endpoints"] == [
-        {"name": "info", "batch": False, "timeout": 30.0},
-        {"name": "slow", "batch": False, "timeout": 2.5},
-        {"name": "score", "batch": True, "timeout": 30.0},
-        {"name": "boom", "batch": False, "timeout": 30.0},
+        {"name": "info", "batch": False, "timeout": 30.0, "async": False},
+        {"name": "slow", "batch": False, "timeout": 2.5, "async": True},
+        {"name": "score", "batch": True, "timeout": 30.0, "async": True},
+        {"name": "boom", "batch": False, "timeout": 30.0, "async": False},
     ]
     assert ready["models"] == {"ranker@prod": "ranker:7"}
     assert ready["openapi"]["openapi"] == "3.1.0"
@@ -249,7 +250,46 @@ def test_sigterm_finishes_in_flight_requests(worker: WorkerProcess) -> None:
     late_id = conn.send_request("slow", {"seconds": 0, "tag": "too late"})
     frames = {f.request_id: f for f in (conn.recv(), conn.recv())}
     assert (frames[slow_id].code, json.loads(frames[slow_id].payload)) == (200, "finished")
-    assert frames[late_id].code == 503
-    assert json.loads(frames[late_id].payload)["error"]["type"] == "worker_stopping"
+    # not run: REFUSED tells the host it may send it to another replica
+    assert (frames[late_id].kind, frames[late_id].payload) == (Kind.REFUSED, b"")
     assert worker.process.wait(10) == 0
     assert worker.events()[-1] == {**worker.events()[-1], "event": "stopped", "unfinished": 0}
+
+
+HOLDING = """
+import sys
+import time
+from shipyard.serve import Service, endpoint
+
+
+class Holding(Service):
+    @endpoint
+    def hold(self, seconds: float, tag: str) -> str:
+        print(f"ran {tag}", file=sys.stderr, flush=True)
+        time.sleep(seconds)
+        return tag
+"""
+
+
+def test_retire_is_answered_while_a_sync_call_holds_the_loop(tmp_path: Path) -> None:
+    code = _write(tmp_path, HOLDING)
+    with WorkerProcess(code, "svc.py:Holding", "holding", control=True) as worker:
+        assert worker.control is not None
+        conn = worker.connect()
+        held = conn.send_request("hold", {"seconds": 1.5, "tag": "held"})
+        wait_for(lambda: "ran held" in worker.stderr(), "the sync call to run")
+        queued = [conn.send_request("hold", {"seconds": 0, "tag": f"q{i}"}) for i in range(3)]
+        worker.control.sendall(encode(Frame(Kind.RETIRE, 0)))
+        worker.control.settimeout(1.0)  # well before the held call ends: a thread answers
+        retired = recv_frame(worker.control)
+        assert (retired.kind, retired.request_id) == (Kind.RETIRED, held)
+        frames = []
+        with contextlib.suppress(ConnectionError):
+            while True:
+                frames.append(conn.recv())
+        answered = {f.request_id: f for f in frames}
+        assert (answered[held].kind, answered[held].code) == (Kind.RESPONSE, 200)
+        # the queued ones were not run: refused, or left for RETIRED to tell
+        assert all(answered[q].kind is Kind.REFUSED for q in queued if q in answered)
+        assert worker.process.wait(10) == 0
+        assert "ran q" not in worker.stderr()

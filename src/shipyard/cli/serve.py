@@ -143,6 +143,14 @@ def _print_deployment(d: dict[str, Any]) -> None:
     "headers, or is closed [default: 1000, or the file limit (ulimit -n) less 128].",
 )
 @click.option(
+    "--ping-timeout",
+    default=5.0,
+    show_default=True,
+    type=click.FloatRange(0.1, 3600),
+    help="Seconds a replica may leave a health ping unanswered before it gets no new request "
+    "(while another replica of its service answers).",
+)
+@click.option(
     "--gateway-config",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
@@ -160,6 +168,7 @@ def serve_command(
     header_timeout: float,
     body_timeout: float,
     max_connections: int | None,
+    ping_timeout: float,
     gateway_config: Path | None,
 ) -> None:
     """Start the host: every deployed service, the admin API, /metrics, /healthz.
@@ -205,6 +214,7 @@ def serve_command(
             max_body_buffer=body_buffer,
             access_log=access_log,
             gateway_config=gateway_config,
+            ping_timeout=ping_timeout,
         )
     except ConfigError as exc:
         raise click.ClickException(f"invalid gateway configuration: {exc}") from None

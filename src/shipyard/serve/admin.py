@@ -101,6 +101,7 @@ class AdminAPI:
         self.events: dict[str, deque[dict[str, Any]]] = {}
         supervisor.on_start_failed = self.replica_failed
         supervisor.on_memory_kill.append(self.replica_over_memory)
+        supervisor.on_retire.append(self.replica_retired)
 
     def routes(self) -> list[Route]:
         """The routes, to mount at ``/api/v1``."""
@@ -167,6 +168,17 @@ class AdminAPI:
             {
                 "at": datetime.now(UTC).isoformat(),
                 "event": "replica_memory_exceeded",
+                "reason": reason,
+            }
+        )
+
+    def replica_retired(self, service: str, reason: str) -> None:
+        """Record that a replica of ``service`` was retired (and replaced), and why."""
+        events = self.events.setdefault(service, deque(maxlen=MAX_EVENTS))
+        events.append(
+            {
+                "at": datetime.now(UTC).isoformat(),
+                "event": "replica_retired",
                 "reason": reason,
             }
         )

@@ -63,7 +63,7 @@ from shipyard.errors import HTTPError
 from shipyard.serve.answers import as_http_error
 from shipyard.serve.errors import ServeError
 
-__all__ = ["BatchRetriesExhausted", "BatchSizeMismatch", "Batcher"]
+__all__ = ["BatchRetriesExhausted", "BatchSizeMismatch", "BatchTimedOut", "Batcher"]
 
 ALPHA = 0.25  # weight of the newest gap in the arrival mean
 MIN_GAPS = 2  # short gaps seen in a row before a batch is held for more arrivals
@@ -71,6 +71,10 @@ MIN_GAPS = 2  # short gaps seen in a row before a batch is held for more arrival
 
 class BatchSizeMismatch(ServeError):
     """A batch function returned a number of results other than the number of items."""
+
+
+class BatchTimedOut(ServeError):
+    """An async batch call overran the endpoint's timeout and was cancelled."""
 
 
 class BatchRetriesExhausted(ServeError):
@@ -121,7 +125,9 @@ class Batcher:
     one when ``is_async``). ``on_error`` turns an exception raised by a call - or a
     ``BatchSizeMismatch`` - into the exception the requests it is blamed on fail with (the
     dispatcher logs it once and gives it an error id). ``on_retried(requests, extra_calls)``
-    is told when a failed call was run again to tell its requests apart.
+    is told when a failed call was run again to tell its requests apart. An async call
+    that runs longer than ``timeout`` seconds is cancelled; its requests all fail with
+    :class:`BatchTimedOut`, never run again (a slow batch is not a bad item).
     """
 
     def __init__(
@@ -135,8 +141,10 @@ class Batcher:
         name: str = "batch",
         clock: Callable[[], float] = time.monotonic,
         on_retried: Callable[[int, int], None] | None = None,
+        timeout: float | None = None,
     ) -> None:
         self.function = function
+        self.timeout = timeout
         self.is_async = is_async
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
@@ -264,9 +272,9 @@ class Batcher:
                 part.request.deliver(part.start, results[offset:end], total)
                 offset = end
             return
-        if isinstance(error, BatchSizeMismatch):
-            # a result list of the wrong length is the function's bug, not an item's: no
-            # re-run would tell the requests apart
+        if isinstance(error, BatchSizeMismatch | BatchTimedOut):
+            # a result list of the wrong length is the function's bug, not an item's, and a
+            # slow call is slow for all: no re-run would tell the requests apart
             self._fail(parts, error)
             return
         answer = as_http_error(error)
@@ -320,11 +328,18 @@ class Batcher:
             for part in parts:
                 items.extend(part.items)
         self.calls += 1
+        deadline: asyncio.Timeout | None = None
         try:
             results = self.function(items)
             if self.is_async:
-                results = await results
+                async with asyncio.timeout(self.timeout) as deadline:
+                    results = await results
         except Exception as exc:
+            if isinstance(exc, TimeoutError) and deadline is not None and deadline.expired():
+                return (), BatchTimedOut(
+                    f"{self.name}() did not finish within {self.timeout:g} s for a batch of "
+                    f"{total} items; it was cancelled"
+                )
             return (), exc
         try:
             count: int | None = len(results)

@@ -5,8 +5,13 @@ serializer and batcher once, instantiates the class and calls ``load()``. Then
 ``table.submit(index, body, done)`` handles one request and calls ``done(Reply)``:
 
 * a sync endpoint runs inline, and ``done`` is called before ``submit`` returns;
-* an async endpoint runs as a task;
-* a batch endpoint validates the request, queues its items in the endpoint's ``Batcher``.
+* an async endpoint runs as a task, cancelled when it overruns the endpoint's ``timeout``
+  (504 ``timeout``: the worker itself stays);
+* a batch endpoint validates the request, queues its items in the endpoint's ``Batcher``
+  (an async batch call that overruns is cancelled too: each of its requests gets the 504).
+
+A sync endpoint is not timed here: a thread cannot be stopped, so the host times it and
+retires the worker whose call overran (``supervisor.py``).
 
 User code never reaches the client: an exception becomes a 500 ``internal_error`` with an
 ``error_id``, and the traceback goes to stderr as one JSON line with that id. Except the
@@ -25,10 +30,12 @@ import traceback
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from prometheus_client import Counter
+
 from shipyard.errors import HTTPError, error_body, new_error_id
 from shipyard.names import name_from
 from shipyard.serve.answers import EndpointError, as_http_error
-from shipyard.serve.batching import Batcher, BatchSizeMismatch
+from shipyard.serve.batching import Batcher, BatchSizeMismatch, BatchTimedOut
 from shipyard.serve.schemas import EndpointSchema, build_openapi
 from shipyard.serve.service import EndpointSpec, Service, collect_endpoints
 
@@ -44,6 +51,13 @@ __all__ = [
 #: the 500 of an endpoint that raised, formatted with the service name and the error id
 INTERNAL_MESSAGE = (
     "the endpoint raised; see `shipyard service logs {service} --error-id {error_id}`"
+)
+
+#: in a worker, prometheus_client's multiprocess files (the host's /metrics adds them up)
+BATCH_EXTRA_CALLS = Counter(
+    "shipyard_batch_extra_calls",
+    "Calls of a batch endpoint run again to tell a failed batch's bad requests apart",
+    ["service", "endpoint"],
 )
 
 
@@ -83,6 +97,7 @@ class EndpointRuntime:
                 on_error=self._batch_error,
                 name=self.spec.method,
                 on_retried=self._batch_retried,
+                timeout=self.spec.options.timeout if self.spec.is_async else None,
             )
             self._list_param = self.spec.parameters[0].name
 
@@ -99,8 +114,25 @@ class EndpointRuntime:
             future = self.batcher.submit(kwargs[self._list_param])
             future.add_done_callback(lambda f: done(self._batch_reply(f)))
         else:
-            task = asyncio.get_running_loop().create_task(self.call_async(body))
+            task = asyncio.get_running_loop().create_task(self._call_timed(body))
             task.add_done_callback(lambda t: done(_task_reply(t)))
+
+    async def _call_timed(self, body: bytes) -> Reply:
+        """:meth:`call_async`, cancelled when it overruns the endpoint's timeout."""
+        timeout = self.spec.options.timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await self.call_async(body)
+        except TimeoutError:  # the endpoint's own TimeoutError is a 500 of call_async
+            return Reply(504, self.overran())
+
+    def overran(self) -> bytes:
+        """The 504 body of a call cancelled because it overran the endpoint's timeout."""
+        message = (
+            f"{self.service}/{self.name} did not finish within {self.spec.options.timeout:g} s; "
+            "it was cancelled"
+        )
+        return error_body("timeout", message)
 
     def call_sync(self, body: bytes) -> Reply:
         try:
@@ -150,6 +182,9 @@ class EndpointRuntime:
         if answer is not None:
             return self._answer(answer, exc)  # as a plain endpoint's would be
         error_id = new_error_id()
+        if isinstance(exc, BatchTimedOut):
+            self._log("batch_timed_out", error_id, str(exc))
+            return EndpointError(504, "timeout", str(exc), error_id=error_id)
         if isinstance(exc, BatchSizeMismatch):
             self._log("batch_size_mismatch", error_id, str(exc))
             return EndpointError(500, "batch_size_mismatch", str(exc), error_id=error_id)
@@ -158,6 +193,7 @@ class EndpointRuntime:
         return EndpointError(500, "internal_error", message, error_id=error_id)
 
     def _batch_retried(self, requests: int, extra_calls: int) -> None:
+        BATCH_EXTRA_CALLS.labels(self.service, self.name).inc(extra_calls)
         log_event(
             "batch_retried",
             service=self.service,
@@ -265,6 +301,8 @@ class EndpointTable:
                     "name": endpoint.name,
                     "batch": endpoint.spec.options.batch,
                     "timeout": endpoint.spec.options.timeout,
+                    # the worker cancels an async call that overruns; a sync one the host times
+                    "async": endpoint.spec.is_async,
                 }
                 for endpoint in self.endpoints
             ],

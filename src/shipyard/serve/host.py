@@ -118,6 +118,7 @@ class Host:
         self.history = History(self.metrics)  # the UI's charts: the last hour per service
         supervisor.on_restart = lambda s: self.metrics.restarts.labels(s).inc()
         supervisor.on_memory_kill.append(lambda s, _: self.metrics.oom_kills.labels(s).inc())
+        supervisor.on_retire.append(lambda s, _: self.metrics.retirements.labels(s).inc())
         self.admin = AdminAPI(meta=meta, blobs=blobs, guard=guard, supervisor=supervisor, home=home)
         #: ``POST /{service}/{endpoint}``; ``access_log``: one JSON line per call on stderr
         self.invoke = Invoker(
@@ -175,12 +176,14 @@ class Host:
         max_body_buffer: int = MAX_BODY_BUFFER,
         access_log: bool = False,
         gateway: GatewayFactory | None = None,
+        ping_timeout: float = 5.0,
     ) -> Host:
         """The host of ``config`` (default: :func:`shipyard.config.settings`): its stores
         opened from the settings (and closed when it stops), a guard for ``bind`` and the
         ``allowed_hosts``, ``max_in_flight`` requests per replica, request bodies of at most
-        ``max_body`` bytes each and ``max_body_buffer`` bytes together; ``gateway(guard,
-        meta, host_url)`` builds the gateway to mount, if any."""
+        ``max_body`` bytes each and ``max_body_buffer`` bytes together, replicas skipped after
+        ``ping_timeout`` seconds without answering a health ping; ``gateway(guard, meta,
+        host_url)`` builds the gateway to mount, if any."""
         from shipyard.keys import Guard, KeyStore
         from shipyard.registry import Registry
         from shipyard.store.blobs import open_blob_store
@@ -200,6 +203,7 @@ class Host:
                 max_in_flight=max_in_flight,
                 config=config,
                 models=Registry(meta, blobs=blobs, home=config.home),
+                ping_timeout=ping_timeout,
             )
         except BaseException:
             keys.close()
@@ -402,6 +406,7 @@ class Host:
             self.metrics.replicas.labels(name, "starting").set(
                 len(group.replicas) - group.ready_count
             )
+            self.metrics.unresponsive.labels(name).set(group.unresponsive_count)
         text = self.metrics.render() + _worker_metrics(self.supervisor.metrics_dir)
         if self.gateway is not None:
             text += self.gateway.render_metrics()

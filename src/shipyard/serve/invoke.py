@@ -14,6 +14,15 @@ reading its client while the worker's connection has more than a MB waiting. A s
 body found too large, over the budget, poison, or left by its client is dropped by the
 worker (ABORT) and never runs.
 
+A call is timed here at its endpoint's ``timeout`` when the endpoint is sync (the worker
+runs it inline and cannot stop it), and at ``timeout`` + 1 s when it is async (the worker
+cancels it itself and answers 504; if it did not, its event loop is held, e.g. by a blocking
+call inside ``async def``). A call that overran here gets 504 and its replica is retired
+(``Supervisor.retire``); the calls queued on that replica that its worker never started
+(``NotStarted``) are sent again to another replica, each timed afresh: they never ran. A
+streamed body is not kept, so a streamed call not started is answered 503
+``worker_retiring`` (with ``Retry-After``) instead.
+
 A request that was in flight at worker crashes is tracked (:mod:`~shipyard.serve.poison`):
 only while some request is suspected or refused does a call pay a dict lookup more. Calls
 refused before a worker saw them are logged by :class:`~shipyard.serve.accesslog.RefusalLog`.
@@ -24,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -35,7 +43,7 @@ from shipyard.serve.bodies import MAX_BODY_BUFFER, BodyBudget
 from shipyard.serve.memory import format_size
 from shipyard.serve.metrics import HostMetrics
 from shipyard.serve.poison import Body, Digested, Held, PoisonRequests, body_hasher
-from shipyard.serve.replica import Replica, ReplicaGone
+from shipyard.serve.replica import NotStarted, Replica, ReplicaGone
 from shipyard.serve.supervisor import ServiceGroup, Supervisor
 
 if TYPE_CHECKING:
@@ -44,6 +52,12 @@ if TYPE_CHECKING:
 
 #: the largest request body a service call may send, by default
 MAX_BODY = 16 << 20
+#: seconds an async call may run past its timeout before the host gives up on the worker
+ASYNC_GRACE = 1.0
+#: how many replicas a call is sent to when the ones before did not start it (retiring)
+MAX_SENDS = 3
+#: what ``_await`` returns for a call the worker did not start
+_NOT_STARTED = (0, b"")
 
 
 class Invoker:
@@ -78,8 +92,6 @@ class Invoker:
         self.poison.on_held = self._count_held
         metrics.poison_hashes.set_function(self.poison.held_count)
         self.refusal_log = refusal_log or RefusalLog()
-        #: replicas the host itself killed (a call overran): their end is not a crash
-        self._recycled: weakref.WeakSet[Replica] = weakref.WeakSet()
 
     def endpoint(self) -> ASGIApp:
         """The same calls as an ASGI endpoint of a route ``/{service}/{endpoint}``."""
@@ -129,6 +141,7 @@ class Invoker:
                 )
                 await self._refuse(send, service, endpoint, started, 503, reason, message, 0, 1)
                 return
+            sync = not info.get("async", False)
             future: asyncio.Future[Frame] | None = None
             streamed = False
             try:  # until the request is sent, it is pending on its replica
@@ -147,13 +160,13 @@ class Invoker:
                     reserved = size
                 streamed = first.get("more_body", False)
                 if streamed:  # the rest follows: stream it to the worker as it comes
-                    request_id, future = replica.open(index, body)
+                    request_id, future = replica.open(index, body, sync)
                 else:
                     poison = self.poison
                     if poison.holding and (held := poison.refusal(service, endpoint, body)):
                         await self._refuse_poison(send, service, endpoint, started, held, size)
                         return
-                    future = replica.send(index, body)
+                    future = replica.send(index, body, sync)
             except ReplicaGone as exc:  # gone between pick and send: the call never reached it
                 status, payload = 503, error_body("worker_crashed", exc.reason)
             finally:
@@ -169,8 +182,8 @@ class Invoker:
                     return  # refused here, or the client left: the worker dropped the body
                 status, payload, size = answer
             else:
-                status, payload = await self._await(
-                    future, replica, group, service, endpoint, body, info
+                status, payload, replica = await self._call(
+                    future, replica, group, service, (index, endpoint), body, info
                 )
         finally:
             if reserved:
@@ -192,6 +205,40 @@ class Invoker:
                 ).encode(),
             )
 
+    async def _call(
+        self,
+        future: asyncio.Future[Frame],
+        replica: Replica,
+        group: ServiceGroup,
+        service: str,
+        target: tuple[int, str],
+        body: bytes,
+        info: dict[str, Any],
+    ) -> tuple[int, bytes, Replica]:
+        """The answer to a call sent to ``replica`` (and the replica that gave it): a call
+        its worker did not start is sent to another replica, at most :data:`MAX_SENDS` in
+        all, each timed afresh. ``target``: the endpoint's index and name."""
+        index, endpoint = target
+        sync = not info.get("async", False)
+        sends = 1
+        while True:
+            answer = await self._await(future, replica, group, service, endpoint, body, info)
+            if answer is not _NOT_STARTED:
+                return answer[0], answer[1], replica
+            if sends >= MAX_SENDS:
+                return 503, _not_started(service, endpoint, sends), replica
+            picked = group.pick(self.supervisor.max_in_flight)
+            if picked is None:
+                return 503, _not_started(service, endpoint, sends), replica
+            self.metrics.resent.labels(service).inc()
+            replica, sends = picked, sends + 1
+            try:
+                future = replica.send(index, body, sync)
+            except ReplicaGone as exc:
+                return 503, error_body("worker_crashed", exc.reason), replica
+            finally:
+                replica.pending -= 1
+
     async def _await(
         self,
         future: asyncio.Future[Frame],
@@ -203,18 +250,38 @@ class Invoker:
         info: dict[str, Any],
     ) -> tuple[int, bytes]:
         """The worker's answer to a call sent to ``replica``: its frame, a 504 when it
-        overran (the replica is recycled), a 503 when the worker went away under it."""
+        overran (the replica is retired), a 503 when the worker went away under it, and
+        ``_NOT_STARTED`` when the worker did not run it."""
+        timeout = info.get("timeout") or 30.0
+        is_async = info.get("async", False)
+        limit = timeout + ASYNC_GRACE if is_async else timeout
+        request_id: int | None = None
         try:
-            async with asyncio.timeout(info.get("timeout") or 30.0):
-                frame = await future
+            while True:
+                try:
+                    async with asyncio.timeout(limit):
+                        frame = await future
+                    break
+                except TimeoutError:
+                    request_id = replica.request_id(future)
+                    if request_id is None:  # answered at the very moment its timer fired
+                        return 504, _timed_out(service, endpoint, timeout)
+                    limit = _waiting(replica, request_id, timeout, is_async)
+                    if limit is None:
+                        del replica.in_flight[request_id]
+                        raise
+                future = replica.wait_again(request_id)
         except TimeoutError:
-            replica.forget(future)
-            self._recycled.add(replica)
-            await self.supervisor.recycle(
-                group, replica, f"a call to {endpoint!r} ran longer than {info.get('timeout')} s"
+            self.supervisor.retire(
+                group, replica, f"a call to {endpoint!r} ran longer than its timeout, {timeout:g} s"
             )
-            message = f"{service}/{endpoint} did not answer within {info.get('timeout')} s"
-            return 504, error_body("timeout", message)
+            # queued behind the call that overran, it may never have started: then it is not
+            # this call's 504 but another replica's to run (the worker says, within a second)
+            if request_id is not None and await replica.started(request_id, 1.0) is False:
+                return _NOT_STARTED
+            return 504, _timed_out(service, endpoint, timeout)
+        except NotStarted:
+            return _NOT_STARTED
         except ReplicaGone as exc:
             return 503, self._crashed(replica, service, endpoint, body, exc)
         if frame.extra:
@@ -283,10 +350,10 @@ class Invoker:
             finally:
                 if not sent:
                     replica.abort(request_id)
-            status, payload = await self._await(
-                future, replica, group, service, endpoint, digested, info
-            )
-            return status, payload, size
+            answer = await self._await(future, replica, group, service, endpoint, digested, info)
+            if answer is _NOT_STARTED:  # the body is not kept: it cannot go again
+                return 503, _not_started(service, endpoint, 1), size
+            return answer[0], answer[1], size
         finally:
             if extra:
                 budget.release(extra)
@@ -296,6 +363,9 @@ class Invoker:
         worker's (it is stopping), or a 503 when it went away (not the body's doing: the
         worker never had it whole, so poison.py does not count it)."""
         exc = future.exception()
+        if isinstance(exc, NotStarted):  # a stopping worker: the body is not kept
+            message = "the worker stopped before it took this call; retry shortly"
+            return 503, error_body("worker_retiring", message), size
         if isinstance(exc, ReplicaGone):
             return 503, error_body("worker_crashed", exc.reason), size
         if exc is not None:
@@ -334,7 +404,7 @@ class Invoker:
         """The answer to a call whose worker went away under it; a crash (not a stop or a
         recycle of the host's own) makes the call a suspect of it (poison.py)."""
         message = exc.reason
-        if not replica.stopping and replica not in self._recycled:
+        if not replica.stopping and not replica.retiring:
             held = self.poison.crashed(replica.number, service, endpoint, body)
             if held is not None:
                 message += (
@@ -390,6 +460,40 @@ class Invoker:
                 bytes_in=bytes_in,
                 bytes_out=len(payload),
             )
+
+
+def _timed_out(service: str, endpoint: str, timeout: float) -> bytes:
+    message = (
+        f"{service}/{endpoint} did not finish within {timeout:g} s; its replica is replaced "
+        "(a running call cannot be stopped)"
+    )
+    return error_body("timeout", message)
+
+
+def _not_started(service: str, endpoint: str, sends: int) -> bytes:
+    message = (
+        f"{service}/{endpoint} was not started by {sends} replica(s) in turn (retiring or "
+        "stopping) and could not be sent to another; retry shortly"
+    )
+    return error_body("worker_retiring", message)
+
+
+def _waiting(replica: Replica, request_id: int, timeout: float, is_async: bool) -> float | None:
+    """A call's timer fired: how much longer it waits, or None when it overran.
+
+    A worker reads calls in order and runs each sync one inline on its event loop,
+    answering nothing while it runs. A sync call whose worker answered within its timeout
+    is queued, not running that long. A call with an older sync call still in flight
+    waits for that one, whose own timer tells whether it overran (if the worker is retired
+    for it, its RETIRED says whether this call started). Otherwise the call itself overran
+    (or an ``async def`` holds the loop).
+    """
+    quiet = time.monotonic() - replica.heard
+    if not is_async and quiet < timeout:
+        return timeout - quiet
+    if replica.sync_ahead(request_id):
+        return timeout
+    return None
 
 
 class _RouteEndpoint:

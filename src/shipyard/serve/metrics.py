@@ -56,6 +56,26 @@ class HostMetrics:
             ["service"],
             registry=r,
         )
+        self.retirements = Counter(
+            "shipyard_replica_retirements",
+            "Replicas retired (a call overran its timeout, or health pings went unanswered) "
+            "and replaced",
+            ["service"],
+            registry=r,
+        )
+        self.resent = Counter(
+            "shipyard_requests_resent",
+            "Requests sent again to another replica because theirs did not start them "
+            "(it was retiring or stopping)",
+            ["service"],
+            registry=r,
+        )
+        self.unresponsive = Gauge(
+            "shipyard_replicas_unresponsive",
+            "Ready replicas whose health ping has gone unanswered past the ping timeout",
+            ["service"],
+            registry=r,
+        )
         self._endpoints: dict[tuple[str, str], EndpointMetrics] = {}
         self.poison_requests = Counter(
             "shipyard_poison_requests",

@@ -16,9 +16,13 @@ ABORT      front -> worker        0 / 0 / empty: drop the partial body of a stre
                                   (too large, or its client left); it gets no RESPONSE
 RESPONSE   worker -> front        HTTP status / batch size it ran in (0 if none) / JSON bytes
 READY      worker -> front        0 / 0 / JSON: {"service", "pid", "endpoints": [{"name",
-                                  "batch", "timeout"}], "openapi": {...}, "models": {...}}
-PING       front -> worker        0 / 0 / empty         (request_id echoed in PONG)
+                                  "batch", "timeout", "async"}], "openapi": {...},
+                                  "models": {...}}
+PING       front -> worker        0 / 0 / empty         (request_id echoed in PONG; the
+                                  host's health pings use request id 0)
 PONG       worker -> front        0 / 0 / empty
+REFUSED    worker -> front        0 / 0 / empty: the worker did not run this request (it is
+                                  retiring or stopping); the front may send it elsewhere
 =========  =====================  ==========================================================
 
 The worker sends READY once, first, on every new connection, after ``load()`` succeeded. The
@@ -39,6 +43,18 @@ PINNED     host -> worker         0 / 0 / JSON: {spec: record} of the deployment
 RESOLVE    worker -> host         0 / 0 / the model spec, UTF-8 (``ranker@prod``)
 MODEL      host -> worker         200, 404, 422 or 500 / 0 / JSON: the record, or
                                   {"error": message}   (request_id echoed from RESOLVE)
+=========  =====================  ==========================================================
+
+A third one, the *control channel* (``--control-fd``, a socket pair too), is read by a thread
+of the worker, so it is answered even while a sync endpoint holds the event loop:
+
+=========  =====================  ==========================================================
+kind       direction              code / extra / payload
+=========  =====================  ==========================================================
+RETIRE     host -> worker         0 / 0 / empty: stop taking requests, finish those started,
+                                  exit
+RETIRED    worker -> host         request_id = the last request the worker took (0: none);
+                                  every request sent after it will not run (see worker.py)
 =========  =====================  ==========================================================
 """
 
@@ -67,6 +83,9 @@ class Kind(enum.IntEnum):
     MODEL = 8
     CHUNK = 9
     ABORT = 10
+    REFUSED = 11
+    RETIRE = 12
+    RETIRED = 13
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,15 @@ requests in flight plus those admitted to it that are still on their way (``pend
 its process dies every request in flight on it fails at once with :class:`ReplicaGone`, and
 nothing else is affected. A body the front does not have whole is streamed to it
 (:meth:`Replica.open`, :meth:`Replica.send_chunk`, :meth:`Replica.abort`).
+
+A replica the host *retires* (a call overran; see ``Supervisor.retire``) is told so on its
+control channel (RETIRE); its answer RETIRED names the last request it took: every request
+sent after it, and every one it answers REFUSED, fails with :class:`NotStarted`, which the
+front may send to another replica, since the worker never ran it (when the front still has
+its body: a streamed one is answered 503 instead).
+
+The supervisor pings each ready replica (:meth:`Replica.ping`); ``ping_sent`` is the time of
+the ping not answered yet, if any, and ``unresponsive`` says it has waited too long.
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +49,15 @@ HIGH_WATER = 1 << 20
 
 class ReplicaGone(ServeError):
     """The replica's process exited (or its connection broke) with the request in flight."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NotStarted(ServeError):
+    """The worker did not run the request and never will (it is retiring or stopping): the
+    request can be sent to another replica."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -92,10 +111,32 @@ class Replica:
         self.next_id = 1
         self.ready = False
         self.stopping = False
+        #: the host retired it (a call overran): it takes no new request, and its end is
+        #: neither a crash nor a reason to restart it (a replacement is started at once)
+        self.retiring = False
+        #: set when the worker answered RETIRE (every request it will not run is failed)
+        self.retired = asyncio.Event()
+        #: the last request the retiring worker took, from its RETIRED (0: none)
+        self.retired_upto: int | None = None
         self.exit_reason: str | None = None
+        #: why its connection is over, once it is (no answer will come)
+        self.gone: str | None = None
         self.served = 0
+        #: loop time of the health ping not answered yet (None: none outstanding)
+        self.ping_sent: float | None = None
+        #: its health ping has gone unanswered too long: picked only when all are
+        self.unresponsive = False
+        #: time.monotonic() of the last frame from the worker: its event loop ran then, so no
+        #: sync call was holding it (a call queued behind others has not overrun, a replica
+        #: that answers calls is busy, not hung)
+        self.heard = 0.0
         self._reader_task: asyncio.Task[None] | None = None
         self._models_task: asyncio.Task[None] | None = None
+        self._control_task: asyncio.Task[None] | None = None
+        self._control: socket.socket | None = None
+        self._control_writer: asyncio.StreamWriter | None = None
+        #: ids of the sync calls sent (answered ones are pruned in bulk: see send)
+        self._sync: set[int] = set()
         #: called with the worker's pid as soon as it is started (the host's record)
         self.on_spawn: Callable[[int], None] | None = None
         #: the replica's memory limit (memory.py): its cgroup, or the poller of its RSS
@@ -156,6 +197,10 @@ class Replica:
             # the worker's end is passed as an fd: it is its only way to the host's registry
             host_end, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             argv += ["--models-fd", str(worker_end.fileno())]
+        # the control channel (RETIRE), read by a thread of the worker
+        control, control_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        argv += ["--control-fd", str(control_end.fileno())]
+        passed = (control_end.fileno(),) + ((worker_end.fileno(),) if worker_end else ())
         log = open(spec.log_path, "ab") if spec.log_path else None  # noqa: SIM115
         try:
             self.process = await asyncio.create_subprocess_exec(
@@ -165,17 +210,20 @@ class Replica:
                 stdout=log or asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.STDOUT if log else asyncio.subprocess.DEVNULL,
                 start_new_session=True,
-                pass_fds=(worker_end.fileno(),) if worker_end is not None else (),
+                pass_fds=passed,
             )
         except BaseException:
             if host_end is not None:
                 host_end.close()
+            control.close()
             raise
         finally:
             if log is not None:
                 log.close()
             if worker_end is not None:
                 worker_end.close()
+            control_end.close()
+        self._control = control
         if self.on_spawn is not None:
             self.on_spawn(self.process.pid)
         if self.memory is not None:  # before load() allocates (and before it drops privileges)
@@ -201,8 +249,11 @@ class Replica:
         if first.kind is not Kind.READY:
             raise ProtocolError(f"expected READY, got {first.kind.name}")
         self.ready_info = json.loads(first.payload)
+        self.heard = time.monotonic()
         self.ready = True
         self._reader_task = asyncio.create_task(self._read_loop())
+        if self._control is not None:
+            self._control_task = asyncio.create_task(self._control_loop(self._control))
 
     def _failure_reason(self, exc: BaseException) -> str:
         if isinstance(exc, TimeoutError):
@@ -230,9 +281,17 @@ class Replica:
         try:
             while True:
                 frame = await read_frame(self.reader)
+                self.heard = time.monotonic()
+                if frame.kind is Kind.PONG and frame.request_id == 0:  # the health ping
+                    self.ping_sent = None
+                    self.unresponsive = False
+                    continue
                 future = self.in_flight.pop(frame.request_id, None)
                 if future is not None and not future.done():
-                    future.set_result(frame)
+                    if frame.kind is Kind.REFUSED:
+                        future.set_exception(NotStarted("the worker refused it (stopping)"))
+                    else:
+                        future.set_result(frame)
         except (asyncio.IncompleteReadError, ConnectionError, ProtocolError, OSError):
             pass
         if self.exit_reason is None and self.process is not None:
@@ -242,36 +301,86 @@ class Replica:
                 self.exit_reason = self._describe_exit(code)
         self._gone(self.exit_reason or "the worker closed its connection")
 
+    async def _control_loop(self, control: socket.socket) -> None:
+        """Read the control channel: RETIRED(upto) fails every request sent after ``upto``
+        with :class:`NotStarted`."""
+        try:
+            reader, writer = await asyncio.open_unix_connection(sock=control)
+        except OSError:
+            return
+        self._control_writer = writer
+        try:
+            while True:
+                frame = await read_frame(reader)
+                if frame.kind is Kind.RETIRED:
+                    self._not_started_after(frame.request_id)
+                    self.retired.set()
+        except (asyncio.IncompleteReadError, ConnectionError, ProtocolError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    def _not_started_after(self, upto: int) -> None:
+        """Fail the requests sent after ``upto`` (ids wrap at 2**32; 0: none was taken)."""
+        later = [request_id for request_id in self.in_flight if _after(request_id, upto)]
+        self.retired_upto = upto
+        for request_id in later:
+            future = self.in_flight.pop(request_id)
+            if not future.done():
+                future.set_exception(NotStarted("the worker is retiring"))
+
+    def retire(self) -> None:
+        """Tell the worker to take no new request, finish those it started and exit; its
+        answer fails the others with :class:`NotStarted`."""
+        self.retiring = True
+        self.ready = False
+        writer = self._control_writer
+        if writer is not None and not writer.is_closing():
+            writer.write(encode(Frame(Kind.RETIRE, 0)))
+
+    def ping(self, now: float) -> None:
+        """Send a health ping (request id 0) unless one is still unanswered."""
+        if self.ping_sent is None and self.writer is not None and not self.writer.is_closing():
+            self.ping_sent = now
+            self.writer.write(encode(Frame(Kind.PING, 0)))
+
     def _gone(self, reason: str) -> None:
         self.ready = False
+        self.gone = reason
         failed, self.in_flight = self.in_flight, {}
         for future in failed.values():
             if not future.done():
                 future.set_exception(ReplicaGone(reason))
 
     # -- requests -------------------------------------------------------------------------
-    def send(self, endpoint_index: int, body: bytes) -> asyncio.Future[Frame]:
-        """Send one request; the future resolves to the RESPONSE frame."""
-        if self.writer is None or self.writer.is_closing():
-            raise ReplicaGone(self.exit_reason or "the worker connection is closed")
-        request_id = self.next_id
-        self.next_id = (request_id + 1) & 0xFFFFFFFF or 1
-        future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
-        self.in_flight[request_id] = future
-        self.writer.write(encode(Frame(Kind.REQUEST, request_id, endpoint_index, 0, body)))
-        self.served += 1
-        return future
+    def send(self, endpoint_index: int, body: bytes, sync: bool = False) -> asyncio.Future[Frame]:
+        """Send one request; the future resolves to the RESPONSE frame. ``sync``: the
+        endpoint runs inline on the worker's loop (see :meth:`sync_ahead`)."""
+        return self._request(endpoint_index, body, sync, more=False)[1]
 
-    def open(self, endpoint_index: int, first: bytes) -> tuple[int, asyncio.Future[Frame]]:
+    def open(
+        self, endpoint_index: int, first: bytes, sync: bool = False
+    ) -> tuple[int, asyncio.Future[Frame]]:
         """Send the first part of a request whose body follows in :meth:`send_chunk` calls:
         its id, and the future of its RESPONSE frame."""
+        return self._request(endpoint_index, first, sync, more=True)
+
+    def _request(
+        self, endpoint_index: int, body: bytes, sync: bool, *, more: bool
+    ) -> tuple[int, asyncio.Future[Frame]]:
         if self.writer is None or self.writer.is_closing():
             raise ReplicaGone(self.exit_reason or "the worker connection is closed")
         request_id = self.next_id
         self.next_id = (request_id + 1) & 0xFFFFFFFF or 1
         future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
         self.in_flight[request_id] = future
-        self.writer.write(encode(Frame(Kind.REQUEST, request_id, endpoint_index, 1, first)))
+        if sync:
+            calls = self._sync
+            calls.add(request_id)
+            if len(calls) > 256 and len(calls) > 2 * len(self.in_flight):
+                calls.intersection_update(self.in_flight)  # the answered ones, in bulk
+        frame = Frame(Kind.REQUEST, request_id, endpoint_index, 1 if more else 0, body)
+        self.writer.write(encode(frame))
         self.served += 1
         return request_id, future
 
@@ -298,11 +407,52 @@ class Replica:
         if self.writer is not None and not self.writer.is_closing():
             self.writer.write(encode(Frame(Kind.ABORT, request_id)))
 
-    def forget(self, future: asyncio.Future[Frame]) -> None:
-        """Drop a request the caller gave up on (timeout, client gone)."""
-        for request_id, pending in list(self.in_flight.items()):
+    def forget(self, future: asyncio.Future[Frame]) -> int | None:
+        """Drop a request the caller gave up on (timeout, client gone); its id, if it was
+        still in flight."""
+        request_id = self.request_id(future)
+        if request_id is not None:
+            del self.in_flight[request_id]
+        return request_id
+
+    def request_id(self, future: asyncio.Future[Frame]) -> int | None:
+        """The id of the request in flight that ``future`` waits for, if any."""
+        for request_id, pending in self.in_flight.items():
             if pending is future:
-                del self.in_flight[request_id]
+                return request_id
+        return None
+
+    def wait_again(self, request_id: int) -> asyncio.Future[Frame]:
+        """A new future for request ``request_id`` in flight, whose first one was given up
+        (its timer fired) but not the request: the worker's answer resolves this one."""
+        future: asyncio.Future[Frame] = asyncio.get_running_loop().create_future()
+        if self.gone is not None:
+            future.set_exception(ReplicaGone(self.gone))
+        else:
+            self.in_flight[request_id] = future  # the same key: its place in send order stays
+        return future
+
+    def sync_ahead(self, request_id: int) -> bool:
+        """Whether a sync call sent before ``request_id`` is still in flight: the worker
+        runs sync calls one at a time, in order, on its loop, so the oldest one holds the
+        loop (or waits its turn), and its own timer tells whether it overran."""
+        calls = self._sync
+        for other in self.in_flight:
+            if other == request_id:
+                return False
+            if other in calls:
+                return True
+        return False
+
+    async def started(self, request_id: int, wait: float) -> bool | None:
+        """Whether the retiring worker took request ``request_id``: waits up to ``wait``
+        seconds for its RETIRED; None if it did not answer."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.retired.wait(), wait)
+        upto = self.retired_upto
+        if upto is None:
+            return None
+        return not _after(request_id, upto)
 
     # -- stopping -------------------------------------------------------------------------
     async def drain_and_stop(self, grace: float = 30.0) -> None:
@@ -345,6 +495,10 @@ class Replica:
             self._reader_task.cancel()
         if self._models_task is not None:
             self._models_task.cancel()
+        if self._control_task is not None:
+            self._control_task.cancel()
+        elif self._control is not None:
+            self._control.close()
         self._gone(self.exit_reason or "the worker was stopped")
         with contextlib.suppress(FileNotFoundError):
             self.socket_path.unlink()
@@ -371,6 +525,12 @@ class Replica:
         if self.memory is not None:
             self.memory.release()
         return code
+
+
+def _after(request_id: int, upto: int) -> bool:
+    """Whether ``request_id`` was sent after ``upto`` (ids count up from 1 and wrap at 2**32,
+    skipping 0; ``upto`` 0: the worker took none)."""
+    return upto == 0 or 0 < (request_id - upto) & 0xFFFFFFFF < 0x80000000
 
 
 def _describe_exit(code: int) -> str:

@@ -13,6 +13,11 @@
 - A version deployed with ``--memory`` runs each replica under that limit (``memory.py``: a
   memory cgroup where the host can make one, else an RSS poller); a replica over it is killed
   and restarted like any other that died, and ``on_memory_kill`` hooks hear of it.
+- A replica whose call overran its timeout is *retired* (:meth:`Supervisor.retire`): it takes
+  no new request, a replacement starts at once, the requests it had not started go to
+  another replica, those it started finish, then it is stopped. A replica that does not
+  answer its health pings for ``ping_timeout`` is skipped by ``pick`` (unless all are), and
+  retired after ``hung_after``.
 - When the host can (root, Linux), each worker isolates itself before running service code
   (``isolation.py``); when it cannot, the supervisor says so in a WARNING at start.
 """
@@ -124,18 +129,30 @@ class ServiceGroup:
         """The ready replica with the fewest requests in flight or on their way to it (its
         ``pending`` ones, admitted and still sending their body), if any has room; ties go
         round-robin so idle replicas share sequential traffic. The replica picked counts one
-        request more ``pending``: the caller takes it down once it sent it or gave up."""
+        request more ``pending``: the caller takes it down once it sent it or gave up.
+
+        A replica that does not answer its health pings is picked only when every ready one
+        is in that state (the "panic threshold" of Envoy: better a queue on a slow replica
+        than refusing all)."""
         best: Replica | None = None
         least = 0
+        stale: Replica | None = None
+        stale_load = 0
         replicas = self.replicas
         count = len(replicas)
         self._turn = start = (self._turn + 1) % count if count else 0
         for i in range(count):
             replica = replicas[(start + i) % count]
-            if replica.ready:
-                load = len(replica.in_flight) + replica.pending
-                if best is None or load < least:
-                    best, least = replica, load
+            if not replica.ready:
+                continue
+            load = len(replica.in_flight) + replica.pending
+            if replica.unresponsive:
+                if stale is None or load < stale_load:
+                    stale, stale_load = replica, load
+            elif best is None or load < least:
+                best, least = replica, load
+        if best is None:
+            best, least = stale, stale_load
         if best is None or least >= max_in_flight:
             return None
         best.pending += 1
@@ -149,6 +166,17 @@ class ServiceGroup:
     def in_flight(self) -> int:
         return sum(len(r.in_flight) for r in self.replicas)
 
+    @property
+    def unresponsive_count(self) -> int:
+        return sum(1 for r in self.replicas if r.ready and r.unresponsive)
+
+    @property
+    def longest_timeout(self) -> float:
+        """The longest timeout of the service's endpoints, in seconds."""
+        return max(
+            (float(e.get("timeout") or 30.0) for _, e in self.endpoints.values()), default=30.0
+        )
+
 
 Progress = Callable[[str], None]
 
@@ -159,6 +187,10 @@ class Supervisor:
     ``config`` (default: the settings) names the cache and the metadata database; ``models``
     (default: the registry of the settings) answers the workers' model lookups;
     ``memory_cgroups=False`` enforces ``--memory`` by polling RSS even where cgroups work.
+    Every ready replica is pinged each ``ping_interval`` seconds; one whose ping waited
+    ``ping_timeout`` is *unresponsive* (``pick`` skips it unless all are), and one that has
+    been for ``hung_after`` (or its service's longest endpoint timeout and ``ping_timeout``,
+    if longer: a sync call holds pings while it runs) is retired.
     """
 
     def __init__(
@@ -170,12 +202,23 @@ class Supervisor:
         config: Settings | None = None,
         models: ModelSource | None = None,
         memory_cgroups: bool = True,
+        ping_interval: float = 1.0,
+        ping_timeout: float = 5.0,
+        hung_after: float = 60.0,
     ) -> None:
         from shipyard.config import settings
 
         self.home = home
         self.store_url = store_url
         self.max_in_flight = max_in_flight
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.hung_after = hung_after
+        self._pinger: asyncio.Task[None] | None = None
+        #: called with (service, reason) when a replica is retired (a call overran, ...)
+        self.on_retire: list[Callable[[str, str], None]] = []
+        #: replicas retired: how many, per service
+        self.retirements: dict[str, int] = {}
         conf = config or settings()
         self.cache_url = conf.cache_url
         self.db_url = conf.db_url
@@ -297,6 +340,8 @@ class Supervisor:
         say(f"{spec.service} v{spec.version} is live on {len(replicas)} replica(s)")
         for replica in replicas:
             self._watch(group, replica)
+        if self._pinger is None:
+            self._pinger = asyncio.create_task(self._ping_loop())
         if old is not None:
             say(f"draining v{old.spec.version}")
             await asyncio.gather(*(r.drain_and_stop() for r in old.replicas))
@@ -325,14 +370,106 @@ class Supervisor:
         if group is not None:
             await asyncio.gather(*(r.drain_and_stop() for r in group.replicas))
 
-    async def recycle(self, group: ServiceGroup, replica: Replica, reason: str) -> None:
-        """Kill a replica that misbehaved (a call overran its timeout); the watcher restarts
-        it."""
-        log.warning("recycling %s replica %s: %s", group.spec.service, replica.number, reason)
-        replica.exit_reason = reason
-        with contextlib.suppress(ProcessLookupError):
-            if replica.process is not None and replica.process.returncode is None:
-                os.killpg(replica.process.pid, 9)
+    def retire(self, group: ServiceGroup, replica: Replica, reason: str) -> None:
+        """Retire a replica that misbehaved (a call overran its timeout, or it stopped
+        answering pings): it takes no new request, a replacement starts at once (and takes
+        its place when ready), the worker is told RETIRE (the requests it had not started
+        fail with ``NotStarted``: the invoker sends them elsewhere), and once the requests
+        it started are done - or after the service's longest timeout and a few seconds -
+        it is stopped. Its end is not a crash; the watcher does not restart it."""
+        if replica.retiring or replica.stopping or not replica.ready:
+            return  # retired already, stopping, or gone (the watcher restarts it)
+        service = group.spec.service
+        log.warning("retiring %s replica %s: %s", service, replica.number, reason)
+        replica.exit_reason = f"retired: {reason}"
+        replica.retire()
+        self.retirements[service] = self.retirements.get(service, 0) + 1
+        for hook in self.on_retire:
+            hook(service, reason)
+        self._background(self._replace(group, replica))
+        self._background(self._stop_retired(group, replica))
+
+    def _background(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._watchers.add(task)
+        task.add_done_callback(self._watchers.discard)
+
+    async def _replace(self, group: ServiceGroup, retired: Replica) -> None:
+        """Start a replica in ``retired``'s place; swap it in when ready."""
+        if self._closing or self.services.get(group.spec.service) is not group:
+            return  # an old version, draining: nothing to replace
+        fresh = self._new_replica(group.spec)
+        try:
+            await fresh.start()
+        except LoadFailed as exc:
+            log.error("%s replica start failed: %s", group.spec.service, exc.reason)
+            if self.on_start_failed is not None:
+                self.on_start_failed(group.spec.service, exc.reason)
+            fresh.exit_reason = exc.reason  # it holds the place, as a failed restart does
+        if (
+            self._closing
+            or self.services.get(group.spec.service) is not group
+            or retired not in group.replicas
+        ):
+            await fresh.terminate()  # redeployed, scaled down or closed meanwhile
+            return
+        group.replicas = [fresh if r is retired else r for r in group.replicas]
+        self._watch(group, fresh)
+
+    async def _stop_retired(self, group: ServiceGroup, replica: Replica) -> None:
+        """Stop a retired replica once the requests it started are done, at the latest
+        after the service's longest timeout and a few seconds. A worker that does not
+        answer RETIRE within ``ping_timeout`` (stopped, or a call holding the GIL) is
+        killed at once: no request can finish on it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + group.longest_timeout + 5.0
+        try:
+            await asyncio.wait_for(replica.retired.wait(), max(self.ping_timeout, 1.0))
+        except TimeoutError:
+            log.warning(
+                "%s replica %s did not answer RETIRE; killing it",
+                group.spec.service,
+                replica.number,
+            )
+            await replica.kill()
+            return
+        while replica.in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        await replica.terminate(grace=max(0.0, deadline - loop.time()) + 2.0)
+
+    async def _ping_loop(self) -> None:
+        """Ping every ready replica; mark those slow to answer, retire the hung ones.
+
+        A ping waits behind the calls queued before it on the connection, so a replica
+        that keeps answering calls is busy, not hung: it may be skipped while another
+        answers, but it is retired only when it answered nothing at all for ``hung_after``.
+        """
+        while not self._closing:
+            await asyncio.sleep(self.ping_interval)
+            now = time.monotonic()
+            for group in list(self.services.values()):
+                hung = max(self.hung_after, group.longest_timeout + self.ping_timeout)
+                for replica in list(group.replicas):
+                    if not replica.ready:
+                        continue
+                    sent = replica.ping_sent
+                    if sent is None:
+                        replica.ping(now)
+                    elif now - max(sent, replica.heard) >= hung:
+                        self.retire(
+                            group,
+                            replica,
+                            f"did not answer health pings for {now - sent:.0f} s",
+                        )
+                    elif now - sent >= self.ping_timeout and not replica.unresponsive:
+                        replica.unresponsive = True
+                        log.warning(
+                            "%s replica %s has not answered a health ping for %.1f s; "
+                            "sending it no new request while another can take it",
+                            group.spec.service,
+                            replica.number,
+                            now - sent,
+                        )
 
     def _watch(self, group: ServiceGroup, replica: Replica) -> None:
         task = asyncio.create_task(self._watch_replica(group, replica))
@@ -348,6 +485,7 @@ class Supervisor:
             self._memory_killed(group, replica)
             if (
                 replica.stopping
+                or replica.retiring
                 or self._closing
                 or self.services.get(group.spec.service) is not group
             ):
@@ -403,6 +541,8 @@ class Supervisor:
         await asyncio.gather(*(r.terminate() for r in replicas))
         for task in list(self._watchers):
             task.cancel()
+        if self._pinger is not None:
+            self._pinger.cancel()
         import shutil
 
         shutil.rmtree(self.socket_dir, ignore_errors=True)

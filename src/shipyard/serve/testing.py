@@ -195,6 +195,7 @@ class WorkerProcess:
         pins: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
         ready_timeout: float = 30.0,
+        control: bool = False,
     ) -> None:
         self.code_dir = Path(code_dir)
         self._socket_dir = tempfile.TemporaryDirectory(prefix="shipyard-w-")
@@ -216,13 +217,24 @@ class WorkerProcess:
         ]
         if pins:
             argv += ["--pins", json.dumps(dict(pins))]
-        self.process = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=self._stderr,
-            env={**os.environ, **(env or {})},
-        )
+        #: with ``control=True``: the host's end of the control channel (RETIRE, RETIRED)
+        self.control: socket.socket | None = None
+        worker_end = None
+        if control:
+            self.control, worker_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            argv += ["--control-fd", str(worker_end.fileno())]
+        try:
+            self.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=self._stderr,
+                env={**os.environ, **(env or {})},
+                pass_fds=(worker_end.fileno(),) if worker_end is not None else (),
+            )
+        finally:
+            if worker_end is not None:
+                worker_end.close()
         self._ready_timeout = ready_timeout
         self._connections: list[FrameConnection] = []
 
@@ -281,6 +293,8 @@ class WorkerProcess:
     def close(self) -> None:
         for connection in self._connections:
             connection.close()
+        if self.control is not None:
+            self.control.close()
         self.kill()
         self._stderr.close()
         self._socket_dir.cleanup()

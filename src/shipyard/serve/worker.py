@@ -2,7 +2,7 @@
 
     python -m shipyard.serve.worker --socket PATH --code-dir DIR --entry FILE.py:Class \\
         --name SERVICE [--pins '{"ranker@prod": "ranker:7"}'] [--models-fd N] [--isolate PLAN]
-        [--host-pid PID --host-id ID]
+        [--host-pid PID --host-id ID] [--control-fd N]
 
 With ``--host-pid`` it dies with that host (``parent.py``): the kernel kills it when the host
 exits, it exits at once (status 4) if the host has already gone, and it drains and exits when
@@ -19,6 +19,18 @@ validator, calls ``load()``, freezes the loaded objects out of the garbage colle
 REQUEST -> RESPONSE (many in flight, any order; a body streamed in CHUNKs runs at its last
 one, and an ABORT drops it) and PING -> PONG. Sync endpoints run inline on the event loop
 (uvloop when installed); async ones are tasks.
+
+Retiring (``--control-fd``): the host retires a worker whose call overran (a sync call cannot
+be stopped) by sending RETIRE on the control channel. A thread reads it, so it is answered
+even while a sync call holds the event loop (as long as that call lets the GIL go, as
+sleeping, I/O and Python code do). The thread sets ``retiring``, then reads ``current`` (the
+last request the read loop took) and answers RETIRED(current), then stops the worker
+(draining). The read loop, for each request, sets ``current`` first and then looks at
+``retiring``: a request whose look came after the flag is answered REFUSED and never runs.
+Under the GIL these are Dekker's two flags: a request runs only if its look came before the
+flag was set, and then ``current`` was already it or later, so RETIRED covers it; every
+request after the one RETIRED names is one the worker will not run, and the host sends it to
+another replica. A worker stopping on SIGTERM refuses new requests the same way.
 
 Exit status: 0 after SIGTERM/SIGINT (stop accepting, finish in-flight requests for at most
 30 s); 3 when the code could not be imported, the class is not a valid service, or
@@ -38,14 +50,14 @@ import os
 import signal
 import socket
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from shipyard.serve.dispatch import EndpointTable, Reply, log_event
-from shipyard.serve.protocol import Frame, Kind, ProtocolError, encode, read_frame
-from shipyard.serve.schemas import error_body
+from shipyard.serve.protocol import Frame, Kind, ProtocolError, encode, read_frame, recv_frame
 from shipyard.serve.service import Service, ServiceDefinitionError
 
 __all__ = ["LOAD_FAILED", "PINS_ENV", "Worker", "import_service", "main"]
@@ -114,7 +126,13 @@ class _Connection:
 class Worker:
     """Serves one loaded ``EndpointTable`` on a Unix socket until SIGTERM."""
 
-    def __init__(self, table: EndpointTable, socket_path: Path, models: dict[str, str]) -> None:
+    def __init__(
+        self,
+        table: EndpointTable,
+        socket_path: Path,
+        models: dict[str, str],
+        control: socket.socket | None = None,
+    ) -> None:
         self.table = table
         self.socket_path = socket_path
         self.ready = encode(
@@ -128,6 +146,12 @@ class Worker:
         self.stop = asyncio.Event()
         self._stop_with_front = False
         self._trim_timer: asyncio.TimerHandle | None = None
+        #: the host's control channel (RETIRE), read by a thread of its own
+        self.control = control
+        #: the id of the last request the read loop took, and whether RETIRE came (set by
+        #: the control thread): see the module's docstring for why this order is enough
+        self.current = 0
+        self.retiring = False
 
     def follow_host(self) -> None:
         """Stop (draining) when the host's connection closes: the host keeps one for the
@@ -152,6 +176,10 @@ class Worker:
         finally:
             os.umask(previous)
         os.chmod(self.socket_path, 0o600)
+        if self.control is not None:
+            threading.Thread(
+                target=self._control_loop, args=(self.control, loop), daemon=True
+            ).start()
         await stop.wait()
         self.stopping = True
         server.close()
@@ -165,10 +193,6 @@ class Worker:
             connection.writer.close()
         log_event("stopped", service=self.table.service, unfinished=self.in_flight)
 
-    def _refuse_stopping(self, writer: asyncio.StreamWriter, request_id: int) -> None:
-        body = error_body("worker_stopping", "the worker is shutting down; retry")
-        writer.write(encode(Frame(Kind.RESPONSE, request_id, 503, 0, body)))
-
     def _trim_later(self) -> None:
         """Give the memory of large freed bodies back to the system a second from now (glibc
         keeps it otherwise), once for all the bodies of that second."""
@@ -179,6 +203,21 @@ class Worker:
                 _trim()
 
             self._trim_timer = asyncio.get_running_loop().call_later(_TRIM_DELAY, trim)
+
+    def _control_loop(self, control: socket.socket, loop: asyncio.AbstractEventLoop) -> None:
+        """The control thread: answers RETIRE even while a sync call holds the loop."""
+        try:
+            while True:
+                frame = recv_frame(control)
+                if frame.kind is not Kind.RETIRE or self.retiring:
+                    continue
+                self.retiring = True  # first the flag, then the read of current
+                upto = self.current
+                control.sendall(encode(Frame(Kind.RETIRED, upto)))
+                log_event("retiring", service=self.table.service, upto=upto)
+                loop.call_soon_threadsafe(self.stop.set)
+        except (EOFError, OSError, ProtocolError, RuntimeError):
+            return  # the host closed the channel, or the loop is closed: nothing to do
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = _Connection(self, writer)
@@ -191,8 +230,9 @@ class Worker:
             while True:
                 frame = await read_frame(reader)
                 if frame.kind is Kind.REQUEST:
-                    if self.stopping:
-                        self._refuse_stopping(writer, frame.request_id)
+                    self.current = frame.request_id  # first current, then the look at retiring
+                    if self.retiring or self.stopping:  # not run: the host sends it elsewhere
+                        writer.write(encode(Frame(Kind.REFUSED, frame.request_id)))
                     elif frame.extra:  # the body follows in CHUNKs
                         partial[frame.request_id] = (frame.code, [frame.payload])
                     else:
@@ -201,12 +241,12 @@ class Worker:
                 elif frame.kind is Kind.CHUNK:
                     streamed = partial.get(frame.request_id)
                     if streamed is None:
-                        continue  # refused at its start (stopping): the rest is dropped
+                        continue  # refused at its start: the rest is dropped
                     streamed[1].append(frame.payload)
                     if not frame.extra:
                         del partial[frame.request_id]
-                        if self.stopping:
-                            self._refuse_stopping(writer, frame.request_id)
+                        if self.stopping:  # taken, but its body ended after the stop
+                            writer.write(encode(Frame(Kind.REFUSED, frame.request_id)))
                             continue
                         body = b"".join(streamed[1])
                         streamed[1].clear()
@@ -291,8 +331,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--isolate", default=None, help="JSON: the view to isolate into")
     parser.add_argument("--host-pid", type=int, default=None, help="die with this process")
     parser.add_argument("--host-id", default=None, help="the id of the host that started it")
+    parser.add_argument("--control-fd", type=int, default=None, help="the control channel's fd")
     args = parser.parse_args(argv)
     _die_with_host(args.host_pid)  # before anything slow: the host may die at any time
+    if args.control_fd is not None:  # the host's, not for processes the service may start
+        os.set_inheritable(args.control_fd, False)
     try:
         pins = _parse_pins(args.pins)
     except ValueError as exc:
@@ -314,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     gc.freeze()
     _die_with_host(args.host_pid)  # load() may have changed the user id, which clears it
     log_event("ready", service=args.name, pid=os.getpid(), frozen_objects=gc.get_freeze_count())
-    worker = Worker(table, args.socket, {**pins, **_resolved_models()})
+    control = socket.socket(fileno=args.control_fd) if args.control_fd is not None else None
+    worker = Worker(table, args.socket, {**pins, **_resolved_models()}, control)
     if args.host_pid is not None:
         worker.follow_host()
     _run(worker.serve())
