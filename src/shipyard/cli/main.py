@@ -12,6 +12,7 @@ from shipyard.cli import (
     gateway,
     housekeeping,
     keys,
+    loadtest,
     models,
     runs,
     serve,
@@ -37,5 +38,6 @@ for _command in (
     *cache.COMMANDS,
     *gateway.COMMANDS,
     *ui.COMMANDS,
+    *loadtest.COMMANDS,
 ):
     main.add_command(_command)
