@@ -21,6 +21,7 @@ class Behaviour:
     chunked: bool = False
     close: bool = False  # Connection: close after each answer
     statuses: dict[str, int] = field(default_factory=dict)  # path -> status
+    hang: frozenset[str] = frozenset()  # paths never answered
 
 
 class TinyServer:
@@ -29,6 +30,7 @@ class TinyServer:
         self.answered = 0
         self.by_path: Counter[str] = Counter()
         self.bodies: Counter[bytes] = Counter()
+        self.authorizations: Counter[str] = Counter()
         self.port = 0
         self.started = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -67,11 +69,15 @@ class TinyServer:
                     name, _, value = line.partition(":")
                     if name.strip().lower() == "content-length":
                         length = int(value)
+                    if name.strip().lower() == "authorization":
+                        self.authorizations[value.strip()] += 1
                 body = await reader.readexactly(length) if length else b""
                 if b.period:
                     into = (time.monotonic() - self.started) % b.period
                     if into < b.stall:
                         await asyncio.sleep(b.stall - into)
+                if path in b.hang:
+                    await asyncio.sleep(3600)
                 status = b.statuses.get(path, 200)
                 self.answered += 1
                 self.by_path[path] += 1

@@ -28,11 +28,12 @@ class Series:
 
 
 def nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 times a power of ten at or above ``value``."""
+    """The smallest of 1, 2, 5 times a power of ten at or above ``value`` (so that fifths of
+    it are round too)."""
     if value <= 0 or not math.isfinite(value):
         return 1.0
     power = 10.0 ** math.floor(math.log10(value))
-    for step in (1, 2, 2.5, 5, 10):
+    for step in (1, 2, 5, 10):
         if step * power >= value * (1 - 1e-9):
             return step * power
     return 10 * power  # pragma: no cover
@@ -69,8 +70,8 @@ def line_chart(
         f'<text x="{x0}" y="16" class="title">{escape(title)}</text>',
         f'<rect x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}" class="frame"/>',
     ]
-    for k in range(5):
-        value = y_top * k / 4
+    for k in range(6):
+        value = y_top * k / 5
         y = py(value)
         parts.append(f'<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" class="grid"/>')
         parts.append(
@@ -117,6 +118,14 @@ def line_chart(
         parts.append(f'<text x="{lx + 16}" y="{y0 + 11}" class="legend">{escape(s.label)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
+
+
+def _even_ticks(low: float, high: float) -> list[tuple[float, str]]:
+    """Ticks at round steps (1, 2, 5 times a power of ten), about five of them."""
+    step = nice_ceiling((high - low) / 5)
+    first = math.ceil(low / step) * step
+    count = int((high - first) / step + 1e-9) + 1
+    return [(first + k * step, f"{first + k * step:g}") for k in range(count)]
 
 
 def percentile_x(percent: float, count: int) -> float:
