@@ -5,10 +5,14 @@ from __future__ import annotations
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from shipyard.cli._common import DurationType
+
+if TYPE_CHECKING:
+    from shipyard.loadtest import Objective, Plan
 
 #: the request cap when --max-requests is not given
 DEFAULT_MAX_REQUESTS = 1_000_000
@@ -112,6 +116,20 @@ DEFAULT_MAX_REQUESTS = 1_000_000
     "errors in % or a fraction; rps).",
 )
 @click.option(
+    "--find-max",
+    is_flag=True,
+    default=False,
+    help="Search for the highest --rate (the start) that meets --slo, in at most --steps "
+    "runs of --duration each.",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(1, 50),
+    default=6,
+    show_default=True,
+    help="--find-max: the most runs the search makes.",
+)
+@click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -147,6 +165,8 @@ def loadtest_command(
     method: str | None,
     headers: tuple[str, ...],
     slo: str | None,
+    find_max: bool,
+    steps: int,
     out: Path | None,
     url: str | None,
     key: str | None,
@@ -182,6 +202,11 @@ def loadtest_command(
         )
     if sum(x is not None for x in (json_body, body_file, bodies)) > 1:
         raise click.UsageError("give at most one of --json, --body-file and --bodies")
+    if find_max and (slo is None or rate is None):
+        raise click.UsageError(
+            "--find-max needs --slo (what to meet) and --rate (the rate to start from), e.g. "
+            "--find-max --rate 100 --slo 'p99<50ms,errors<0.1%'"
+        )
     if duration.total_seconds() <= 0:
         raise click.BadParameter("must be more than 0", param_hint="--duration")
     try:
@@ -223,6 +248,10 @@ def loadtest_command(
         + (f" over {processes} processes" if processes > 1 else ""),
         err=True,
     )
+    if find_max:
+        assert objectives is not None
+        _find_max(plan, objectives, steps=steps, processes=processes, shown=shown, out=out)
+        return
     progress = lt.Progress(
         lambda text: click.echo(text, nl=False, err=True), tty=sys.stderr.isatty()
     )
@@ -232,17 +261,7 @@ def loadtest_command(
         raise click.ClickException(str(exc)) from None
     finally:
         progress.finish()
-    checks = None
-    if objectives is not None:
-        total = outcome.total
-        checks = lt.check(
-            objectives,
-            latency_ms=lambda p: total.latency.percentile(p) / 1000,
-            max_ms=total.latency.max / 1000,
-            mean_ms=total.latency.mean / 1000,
-            error_rate=total.errors / total.requests if total.requests else 1.0,
-            rps=outcome.rps,
-        )
+    checks = lt.judge(outcome, objectives) if objectives is not None else None
     result = lt.summary(outcome, target=shown, checks=checks)
     click.echo(lt.table(result))
     if out is not None:
@@ -253,6 +272,79 @@ def loadtest_command(
             click.echo(("  " if c.met else "SLO MISSED: ") + c.describe())
         if not all(c.met for c in checks):
             sys.exit(1)
+
+
+def _find_max(
+    plan: Plan,
+    objectives: list[Objective],
+    *,
+    steps: int,
+    processes: int,
+    shown: str,
+    out: Path | None,
+) -> None:
+    from shipyard import loadtest as lt
+    from shipyard.loadtest.search import Step, find_max
+
+    each = plan.ramp + plan.duration
+    click.echo(
+        f"searching for the highest rate meeting {', '.join(o.text for o in objectives)}: "
+        f"from {plan.rate:g} req/s, at most {steps} steps of {each:g}s ({steps * each:g}s "
+        "in all, plus the answers' waits)",
+        err=True,
+    )
+
+    def said(step: Step) -> None:
+        total = step.outcome.total
+        rate = total.errors / total.requests if total.requests else 1.0
+        verdict = "met" if step.met else ("client-limited" if step.client_limited else "MISSED")
+        click.echo(
+            f"  {step.rate:>10,.1f} req/s: achieved {step.outcome.rps:,.1f}, p99 "
+            f"{total.latency.percentile(99) / 1000:.2f} ms, errors {rate:.2%}: {verdict}",
+            err=True,
+        )
+
+    try:
+        search = find_max(plan, objectives, steps=steps, processes=processes, on_step=said)
+    except lt.LoadtestError as exc:
+        raise click.ClickException(str(exc)) from None
+    best = search.best
+    ended = {
+        "converged": "the rates met and missed are within 5 %",
+        "steps": f"--steps {steps} used",
+        "client": "the client became the limit: add --processes to search higher",
+    }
+    if best is None:
+        click.echo(f"no rate tried met the SLO ({ended[search.ended_by]}); the lowest tried:")
+        chosen = min(search.steps, key=lambda s: s.rate)
+    else:
+        click.echo(
+            f"highest rate meeting the SLO: {best.rate:,.1f} req/s ({ended[search.ended_by]})"
+        )
+        chosen = best
+    result = lt.summary(chosen.outcome, target=shown, checks=chosen.checks)
+    result["find_max"] = {
+        "max_rate": best.rate if best else None,
+        "ended_by": search.ended_by,
+        "steps": [
+            {
+                "rate": s.rate,
+                "rps": round(s.outcome.rps, 2),
+                "met": s.met,
+                "client_limited": s.client_limited,
+                "p99_ms": round(s.outcome.total.latency.percentile(99) / 1000, 3),
+                "errors": s.outcome.total.errors,
+                "requests": s.outcome.total.requests,
+            }
+            for s in search.steps
+        ],
+    }
+    click.echo(lt.table(result))
+    if out is not None:
+        for path in lt.write_outputs(chosen.outcome, result, out):
+            click.echo(f"wrote {path}", err=True)
+    if best is None:
+        sys.exit(1)
 
 
 def _host_url(url: str | None) -> str:

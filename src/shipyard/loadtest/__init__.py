@@ -21,7 +21,7 @@ from shipyard.loadtest.histogram import Histogram
 from shipyard.loadtest.models import Plan, run_plan
 from shipyard.loadtest.processes import Outcome, run
 from shipyard.loadtest.progress import Progress
-from shipyard.loadtest.report import summary, table, write_outputs
+from shipyard.loadtest.report import judge, summary, table, write_outputs
 from shipyard.loadtest.requests import (
     Address,
     Body,
@@ -54,6 +54,7 @@ __all__ = [
     "body_from_file",
     "body_from_json",
     "check",
+    "judge",
     "parse_header",
     "parse_slo",
     "parse_target",

@@ -21,7 +21,7 @@ from typing import Any
 from shipyard.loadtest.charts import Series, line_chart, percentile_ticks, percentile_x
 from shipyard.loadtest.histogram import Histogram
 from shipyard.loadtest.processes import Outcome
-from shipyard.loadtest.slo import Check
+from shipyard.loadtest.slo import Check, Objective, check
 
 PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 #: a process busier than this share of a core was the limit, not the server
@@ -57,6 +57,20 @@ def client_warnings(outcome: Outcome) -> list[str]:
                 "its schedule, so the rate and latencies are the client's (add --processes)"
             )
     return warnings
+
+
+def judge(outcome: Outcome, objectives: list[Objective]) -> list[Check]:
+    """Each objective against the run (latency clauses: the corrected latency in the open
+    model; errors: failed requests over finished ones, all of them when none finished)."""
+    total = outcome.total
+    return check(
+        objectives,
+        latency_ms=lambda p: total.latency.percentile(p) / 1000,
+        max_ms=total.latency.max / 1000,
+        mean_ms=total.latency.mean / 1000,
+        error_rate=total.errors / total.requests if total.requests else 1.0,
+        rps=outcome.rps,
+    )
 
 
 def summary(outcome: Outcome, *, target: str, checks: list[Check] | None = None) -> dict[str, Any]:
@@ -309,6 +323,7 @@ __all__ = [
     "PERCENTILES",
     "client_warnings",
     "html",
+    "judge",
     "latency_ms",
     "summary",
     "table",
