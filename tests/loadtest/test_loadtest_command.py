@@ -134,6 +134,7 @@ def test_a_service_endpoint_target_goes_to_the_configured_host_with_the_key(
             "1",
             "--max-requests",
             "20",
+            "--no-record",
         )
         by_path, keys = dict(server.by_path), dict(server.authorizations)
     assert code == 0, output

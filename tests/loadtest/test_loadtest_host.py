@@ -1,6 +1,7 @@
 """``shipyard loadtest SERVICE/ENDPOINT`` against a real host (``shipyard serve`` with a
-service deployed): the host counts exactly the requests the client sent, and the client
-reads its key the way the other commands do."""
+service deployed): the host counts exactly the requests the client sent, the client reads
+its key the way the other commands do, and the run is kept with the deployment (listed on
+the UI's page of the service, with its report)."""
 
 from __future__ import annotations
 
@@ -56,5 +57,15 @@ def test_a_load_test_of_a_deployed_service_is_counted_by_the_host(tmp_path: Path
         assert summary["requests"] == 300 and summary["errors"] == 0, summary
         assert summary["target"] == "echo/echo"
         assert _served(host.url, "200") == 300
+        # kept with the deployment (the admin token read from SHIPYARD_HOME), on its page
+        assert "recorded with echo v1 (load test 1;" in done.stderr, done.stderr
+        page = httpx.get(host.url + "/ui/deployments/echo", timeout=10)
+        assert page.status_code == 200
+        assert 'data-loadtest="1"' in page.text and "closed, 4 conn." in page.text
+        report = httpx.get(host.url + "/ui/deployments/echo/loadtests/1", timeout=10)
+        assert report.status_code == 200 and "Load test of echo/echo" in report.text
+        assert "sandbox" in report.headers["content-security-policy"]
+        missing = httpx.get(host.url + "/ui/deployments/echo/loadtests/2", timeout=10)
+        assert missing.status_code == 404
     finally:
         host.stop()

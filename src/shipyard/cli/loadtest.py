@@ -5,14 +5,14 @@ from __future__ import annotations
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from shipyard.cli._common import DurationType
 
 if TYPE_CHECKING:
-    from shipyard.loadtest import Objective, Plan
+    from shipyard.loadtest import Objective, Outcome, Plan
 
 #: the request cap when --max-requests is not given
 DEFAULT_MAX_REQUESTS = 1_000_000
@@ -136,6 +136,13 @@ DEFAULT_MAX_REQUESTS = 1_000_000
     help="Write summary.json, seconds.csv and report.html here.",
 )
 @click.option(
+    "--record/--no-record",
+    default=True,
+    show_default=True,
+    help="For SERVICE/ENDPOINT targets: keep the summary and report with the deployment "
+    "on the host (needs an admin key), listed on the UI's deployment page.",
+)
+@click.option(
     "--url",
     default=None,
     help="The host for SERVICE/ENDPOINT targets (env: SHIPYARD_URL; default "
@@ -168,6 +175,7 @@ def loadtest_command(
     find_max: bool,
     steps: int,
     out: Path | None,
+    record: bool,
     url: str | None,
     key: str | None,
 ) -> None:
@@ -223,8 +231,12 @@ def loadtest_command(
         extra = [lt.parse_header(h) for h in headers]
     except lt.LoadtestError as exc:
         raise click.UsageError(str(exc)) from None
+    admin_key = key
     if key is None and on_host:
-        key = _local_admin_token()
+        key = admin_key = _local_admin_token()
+    recorder = None
+    if on_host and record:
+        recorder = _Recorder(_host_url(url), target.split("/", 1)[0], admin_key)
     if key is not None and not any(name.lower() == "authorization" for name, _ in extra):
         extra.append(("Authorization", f"Bearer {key}"))
     plan = lt.Plan(
@@ -250,7 +262,15 @@ def loadtest_command(
     )
     if find_max:
         assert objectives is not None
-        _find_max(plan, objectives, steps=steps, processes=processes, shown=shown, out=out)
+        _find_max(
+            plan,
+            objectives,
+            steps=steps,
+            processes=processes,
+            shown=shown,
+            out=out,
+            recorder=recorder,
+        )
         return
     progress = lt.Progress(
         lambda text: click.echo(text, nl=False, err=True), tty=sys.stderr.isatty()
@@ -267,6 +287,8 @@ def loadtest_command(
     if out is not None:
         for path in lt.write_outputs(outcome, result, out):
             click.echo(f"wrote {path}", err=True)
+    if recorder is not None:
+        recorder.send(outcome, result)
     if checks is not None:
         for c in checks:
             click.echo(("  " if c.met else "SLO MISSED: ") + c.describe())
@@ -282,6 +304,7 @@ def _find_max(
     processes: int,
     shown: str,
     out: Path | None,
+    recorder: _Recorder | None,
 ) -> None:
     from shipyard import loadtest as lt
     from shipyard.loadtest.search import Step, find_max
@@ -343,8 +366,52 @@ def _find_max(
     if out is not None:
         for path in lt.write_outputs(chosen.outcome, result, out):
             click.echo(f"wrote {path}", err=True)
+    if recorder is not None:
+        recorder.send(chosen.outcome, result)
     if best is None:
         sys.exit(1)
+
+
+class _Recorder:
+    """Keeps a run with its deployment: ``POST /api/v1/deployments/{service}/loadtests`` on
+    the host, with an admin key. A run that cannot be recorded is said, not failed."""
+
+    def __init__(self, url: str, service: str, key: str | None) -> None:
+        self.url, self.service, self.key = url.rstrip("/"), service, key
+
+    def send(self, outcome: Outcome, result: dict[str, Any]) -> None:
+        import httpx
+
+        from shipyard.config import current_user
+        from shipyard.loadtest.report import html
+
+        if self.key is None:
+            click.echo("not recorded with the deployment: no admin key (--key, or run this "
+                       "on the host's machine); --no-record to skip", err=True)  # fmt: skip
+            return
+        body = {"summary": result, "report": html(outcome, result), "user": current_user()}
+        try:
+            response = httpx.post(
+                f"{self.url}/api/v1/deployments/{self.service}/loadtests",
+                json=body,
+                headers={"Authorization": f"Bearer {self.key}", "X-Shipyard-User": current_user()},
+                timeout=30,
+            )
+        except httpx.HTTPError as exc:
+            click.echo(f"not recorded with the deployment: {exc}", err=True)
+            return
+        if response.status_code != 201:
+            try:
+                message = response.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = response.text[:200]
+            click.echo(f"not recorded with the deployment ({response.status_code}): {message}",
+                       err=True)  # fmt: skip
+            return
+        record = response.json()
+        click.echo(f"recorded with {self.service} v{record.get('version')} "
+                   f"(load test {record.get('id')}; the UI's page of {self.service} lists it)",
+                   err=True)  # fmt: skip
 
 
 def _host_url(url: str | None) -> str:

@@ -25,6 +25,7 @@ from shipyard.serve.history import Point
 from shipyard.serve.live import ServiceState
 from shipyard.ui.charts import SPAN, Chart, service_charts
 from shipyard.ui.context import PageNotFound, UIContext
+from shipyard.ui.loadtests import recent_loadtests
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ def deployment_page(ctx: UIContext, request: Request) -> Response:
         versions=list(reversed(versions)),
         replicas=list(live.replicas) if live is not None else [],
         rollback_to=_rollback_target(deployment, versions),
+        loadtests=recent_loadtests(ctx.meta, name),
         **_polling(ctx, request),
     )
 
