@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from loadtest.http_servers import Behaviour, tiny_server
 from shipyard.cli.main import main
+from support.waiting import wait_for
 
 LATENCY_KEYS = {"p50", "p90", "p99", "p999", "max"}
 
@@ -181,3 +186,25 @@ def test_usage_errors_exit_2_and_say_what_to_do(tmp_path: Path) -> None:
             continue
         assert code == 2, (args, output)
         assert message in output, (args, output)
+
+
+def test_ctrl_c_stops_sending_and_still_reports_what_was_measured() -> None:
+    with tiny_server() as server:
+        for processes in ("1", "2"):
+            before = server.answered
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "shipyard", "loadtest", server.url + "/x",
+                 "--rate", "100", "--duration", "60s", "--processes", processes],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )  # fmt: skip
+            try:
+                wait_for(lambda b=before: server.answered > b + 50, "answers", timeout=30)
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=30)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+            assert proc.returncode == 0, err
+            assert "(stopped early: interrupted)" in out, out + err
+            match = re.search(r"requests +(\d[\d,]*) in", out)
+            assert match and int(match.group(1).replace(",", "")) > 0, out

@@ -13,15 +13,17 @@
   over it.
 
 Both stop sending at the end of the duration or at ``max_requests`` started, whichever is
-first, then wait up to ``timeout`` for the answers in flight. A request with no answer
-after ``timeout`` is a ``Timeout`` error and its connection is dropped.
+first (or at Ctrl-C), then wait up to ``timeout`` for the answers in flight. A request with
+no answer after ``timeout`` is a ``Timeout`` error and its connection is dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
+import signal
 import ssl
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -102,6 +104,14 @@ class Driver:
         self.idle_event = asyncio.Event()
 
     # --- the run ---------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop sending now (Ctrl-C): the answers in flight are still waited for, and what
+        was measured is reported."""
+        if self.sending:
+            self.sending = False
+            self.stopped_by = "interrupted"
+            self.idle_event.set()
+
     async def run(self) -> ProcessResult:
         plan = self.plan
         cpu0, wall0 = time.process_time(), perf_counter()
@@ -142,7 +152,7 @@ class Driver:
         plan = self.plan
         rate = plan.rate or 1.0
         index = 0
-        while True:
+        while self.sending:
             if self.started >= plan.max_requests:
                 self.stopped_by = "max-requests"
                 return
@@ -152,6 +162,8 @@ class Driver:
             now = perf_counter()
             if intended > now:
                 await asyncio.sleep(intended - now)
+                if not self.sending:
+                    return
                 now = perf_counter()
             self.current.lag.record(int((now - intended) * 1e6))
             index += 1
@@ -361,7 +373,14 @@ def run_plan(plan: Plan, emit: Callable[[Interval], None] | None = None) -> Proc
     """Run ``plan`` in this thread on a fresh event loop (uvloop where there is one)."""
 
     async def main() -> ProcessResult:
-        return await Driver(plan, emit).run()
+        driver = Driver(plan, emit)
+        if threading.current_thread() is threading.main_thread():
+            driver.loop.add_signal_handler(signal.SIGINT, driver.stop)
+        try:
+            return await driver.run()
+        finally:
+            if threading.current_thread() is threading.main_thread():
+                driver.loop.remove_signal_handler(signal.SIGINT)
 
     try:
         import uvloop

@@ -10,7 +10,10 @@ sends its per-second intervals and its final result to the parent, which merges 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import queue as queue_module
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -42,8 +45,12 @@ class Outcome:
 
     @property
     def stopped_by(self) -> str:
+        """ "interrupted" (Ctrl-C), "max-requests" or "duration"."""
         reasons = {r.stopped_by for r in self.results}
-        return "max-requests" if "max-requests" in reasons else "duration"
+        for reason in ("interrupted", "max-requests"):
+            if reason in reasons:
+                return reason
+        return "duration"
 
     @property
     def rps(self) -> float:
@@ -136,6 +143,16 @@ def _run_processes(
     ]
     for child in children:
         child.start()
+    # Ctrl-C (or a SIGINT to this process alone) is passed to the children: each stops
+    # sending and reports what it measured, which this process still collects
+
+    def forward(signum: int, frame: object) -> None:
+        for child in children:
+            if child.pid is not None and child.is_alive():
+                os.kill(child.pid, signal.SIGINT)
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, forward) if main_thread else None
     try:
         ready = 0
         deadline = time.monotonic() + START_SECONDS
@@ -170,6 +187,8 @@ def _run_processes(
             child.join(5)
         return _outcome(plan, processes, merged, [results[i] for i in range(processes)])
     finally:
+        if main_thread:
+            signal.signal(signal.SIGINT, previous)
         for child in children:
             if child.is_alive():
                 child.terminate()

@@ -152,6 +152,8 @@ def table(s: dict[str, Any]) -> str:
     )
     if s["stopped_by"] == "max-requests":
         lines.append("  (stopped early: --max-requests reached)")
+    elif s["stopped_by"] == "interrupted":
+        lines.append("  (stopped early: interrupted)")
     rate = f"{s['rps']:,.1f} req/s"
     if s["target_rps"]:
         rate += f" achieved of {s['target_rps']:,g} target ({s['rps'] / s['target_rps']:.0%})"
