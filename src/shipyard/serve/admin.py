@@ -19,6 +19,10 @@ replica (see :mod:`shipyard.serve.memory`); a replica over it is killed and rest
 the service's ``events`` say (``replica_memory_exceeded``). ``GET /deployments/{name}`` shows
 each version's ``env`` names and ``secrets`` references, and the service's recent ``events``
 (a replica that could not start, or was killed over its memory limit, and why).
+
+``POST /deployments/{name}/loadtests`` (``{"summary": {...}, "report": "<html>", "user"}``)
+keeps a ``shipyard loadtest`` run with the service's current version
+(:mod:`shipyard.serve.loadtests`); 201 with the record.
 """
 
 from __future__ import annotations
