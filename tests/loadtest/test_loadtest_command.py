@@ -177,6 +177,7 @@ def test_usage_errors_exit_2_and_say_what_to_do(tmp_path: Path) -> None:
         (["http://127.0.0.1:9/x", "--rate", "1", "--slo", "p99<50"], "needs a unit"),
         (["http://127.0.0.1:9/x", "--rate", "1", "--json", "{nope"], "--json is not valid JSON"),
         (["http://127.0.0.1:9/x", "--rate", "1", "--bodies", str(bad)], f"{bad}:2: weight"),
+        (["http://127.0.0.1:9/x", "--rate", "1", "--method", "HEAD"], "HEAD is not supported"),
         (["http://127.0.0.1:9/x", "--concurrency", "1", "--processes", "2"], None),
     ]
     for args, message in cases:

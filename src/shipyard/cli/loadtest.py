@@ -210,6 +210,12 @@ def loadtest_command(
         )
     if sum(x is not None for x in (json_body, body_file, bodies)) > 1:
         raise click.UsageError("give at most one of --json, --body-file and --bodies")
+    if method is not None and (method.upper() == "HEAD" or not method.isalpha()):
+        raise click.BadParameter(
+            f"{method!r}: give a method such as GET, POST or PUT (HEAD is not supported: its "
+            "answers announce a body they do not send)",
+            param_hint="--method",
+        )
     if find_max and (slo is None or rate is None):
         raise click.UsageError(
             "--find-max needs --slo (what to meet) and --rate (the rate to start from), e.g. "
