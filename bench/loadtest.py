@@ -15,8 +15,12 @@ Three parts, the issue's three goals:
   server is the limit; the rps we report should be within 10 % of wrk's at the same
   concurrency;
 - omission: bench/loadtest/stall_server.py stalling 1 s every 5 s; ``shipyard loadtest
-  --rate 200`` (open model, over as many connections as wrk's) against wrk at the same
-  connections. Goal: our corrected p99 shows the stall (>= 500 ms); wrk's p99 does not.
+  --rate 200`` (open model, over as many connections as wrk's), wrk and our closed model
+  at the same connections. Goal: our corrected p99 shows the stall (>= 500 ms) where a
+  closed client without correction (our closed model) does not. Debian's wrk 4.1 is no such
+  client: it post-corrects its histogram (``stats_correct``, from the mean interval per
+  connection, as HdrHistogram's ``copyCorrectedForCoordinatedOmission``), so its p99 shows
+  the stall too; it is listed beside.
 
 Each measured run (``--duration``) follows a warm-up at the same load (``--warmup``).
 """
@@ -173,6 +177,12 @@ def part_omission(run: Run) -> None:
         server.wait_until(lambda: _ready(url)(), 30)
         c = min(run.args.connections)
         run.both("omission", server, url, c, "--rate", str(RATE), "--max-connections", str(c))
+        # what a closed client without correction records: our closed model, same connections
+        s = run.ours(url, c, run.args.duration)
+        run.points.append(
+            Point("omission", "shipyard closed", c, s["rps"], s["latency_ms"]["p50"],
+                  s["latency_ms"]["p99"], None, max(s["client"]["cpu"]), s["errors"])
+        )  # fmt: skip
 
 
 def tables(run: Run) -> list[str]:
@@ -208,10 +218,15 @@ def goals(run: Run) -> list[str]:
             f"| rps within 10 % of wrk's on the host, {w.connections} connections | "
             f"{s.rps:,.0f} vs {w.rps:,.0f} ({off:+.1%}) | {yes(abs(off) <= 0.10)} |"
         )
+    closed = find("omission", "shipyard closed")
     for w, s in zip(find("omission", "wrk"), find("omission", "shipyard"), strict=False):
-        rows.append(f"| a 1 s stall every 5 s: our corrected p99 >= 500 ms, wrk's below | "
-                    f"{s.p99_ms:.0f} ms vs wrk {w.p99_ms:.1f} ms | "
-                    f"{yes(s.p99_ms >= 500 and w.p99_ms < 500)} |")  # fmt: skip
+        naive = closed[0].p99_ms if closed else float("nan")
+        rows.append(
+            f"| a 1 s stall every 5 s at {RATE}/s: our corrected p99 >= 500 ms, an uncorrected "
+            f"closed client's far below | {s.p99_ms:.0f} ms corrected; uncorrected "
+            f"{s.uncorrected_p99_ms or 0:.1f} ms, closed {naive:.1f} ms; wrk {w.p99_ms:.1f} ms | "
+            f"{yes(s.p99_ms >= 500 and naive < 100)} |"
+        )
     return rows
 
 
