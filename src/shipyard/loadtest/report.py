@@ -28,6 +28,8 @@ PERCENTILES = {"p50": 50.0, "p90": 90.0, "p99": 99.0, "p999": 99.9}
 CPU_LIMIT = 0.9
 #: an open-model send lag p99 above this (ms) means the client could not keep its schedule
 LAG_LIMIT_MS = 1.0
+#: a late client this busy is told to add processes; a less busy one, that the machine is
+BUSY_SHARE = 0.5
 
 
 def latency_ms(histogram: Histogram) -> dict[str, float]:
@@ -52,9 +54,16 @@ def client_warnings(outcome: Outcome) -> list[str]:
     if outcome.plan.open:
         lag = outcome.total.lag.percentile(99) / 1000
         if lag > LAG_LIMIT_MS:
+            busiest = max((r.cpu_share for r in outcome.results), default=0.0)
+            why = (
+                "add --processes, or lower the rate"
+                if busiest >= BUSY_SHARE
+                else f"its CPU was only {busiest:.0%} of a core: the machine is busy, or its "
+                "timers coarse; latencies of a few ms include that lateness"
+            )
             warnings.append(
-                f"send lag p99 {lag:.2f} ms > {LAG_LIMIT_MS:g} ms: the client could not keep "
-                "its schedule, so the rate and latencies are the client's (add --processes)"
+                f"send lag p99 {lag:.2f} ms > {LAG_LIMIT_MS:g} ms: the client sent late, so "
+                f"the rate and the latencies are partly the client's ({why})"
             )
     return warnings
 
