@@ -5,9 +5,13 @@ and by exception."""
 from __future__ import annotations
 
 import socket
+import time
+
+import pytest
 
 from loadtest.http_servers import Behaviour, tiny_server
 from shipyard.loadtest import Body, Plan, parse_target, request_cycle, run
+from shipyard.loadtest.connection import Connection
 
 
 def _plan(url: str, **settings: object) -> Plan:
@@ -109,3 +113,23 @@ def test_a_request_with_no_answer_times_out_and_the_run_still_ends() -> None:
         assert server.answered == 0
     assert outcome.total.responses == 0
     assert dict(outcome.total.exceptions) == {"Timeout": 20}
+
+
+def test_the_open_model_never_sends_a_request_before_its_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # uvloop's timers count whole milliseconds and often fire early; a request sent early
+    # would have its corrected latency start after it was sent
+    early: list[float] = []
+    send = Connection.send
+
+    def checked(self: Connection, request: bytes, intended: float) -> None:
+        if time.perf_counter() < intended:
+            early.append(intended - time.perf_counter())
+        send(self, request, intended)
+
+    monkeypatch.setattr(Connection, "send", checked)
+    with tiny_server() as server:
+        outcome = run(_plan(server.url + "/x", rate=270, duration=1.0))
+    assert outcome.total.responses == 270
+    assert early == []

@@ -98,7 +98,8 @@ class Driver:
         self.stopped_by = "duration"
         self.opened = 0
         self.max_queued = 0
-        self.connect_failed_at = 0.0
+        self.wanted = 0  # closed model: connections to keep open
+        self.last_done = 0.0  # when the last answer came
         self.ssl = ssl.create_default_context() if plan.address.scheme == "https" else None
         self.start = perf_counter()  # set again by run()
         self.measure_from = self.start
@@ -148,8 +149,6 @@ class Driver:
             max_queued=self.max_queued,
         )
 
-    last_done = 0.0
-
     async def _schedule(self, end: float) -> None:
         """The open model: dispatch each request at its time."""
         plan = self.plan
@@ -165,9 +164,14 @@ class Driver:
             now = perf_counter()
             if intended > now:
                 await asyncio.sleep(intended - now)
+                now = perf_counter()
+                # uvloop's timers count whole milliseconds and may fire early: never send
+                # before the time (the corrected latency would start after the send)
+                while now < intended and self.sending:
+                    await asyncio.sleep(intended - now - 1e-3 if intended - now > 2e-3 else 0)
+                    now = perf_counter()
                 if not self.sending:
                     return
-                now = perf_counter()
                 burst = 0
             else:
                 burst += 1
@@ -207,8 +211,6 @@ class Driver:
             await asyncio.sleep(min(end - now, 0.05))
         self.sending = False
 
-    wanted = 0
-
     async def _drain(self) -> None:
         """Wait for the requests in flight (each is bounded by the timeout)."""
         deadline = perf_counter() + self.plan.timeout + 2 * SWEEP_SECONDS
@@ -246,7 +248,6 @@ class Driver:
             self.opened += 1
 
     def _connect_failed(self, name: str) -> None:
-        self.connect_failed_at = perf_counter()
         if self.plan.open:
             if self.queued:  # the request that wanted this connection fails with it
                 self.queued.popleft()
