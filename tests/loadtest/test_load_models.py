@@ -44,12 +44,14 @@ def test_the_request_cap_stops_a_run_early_and_exactly() -> None:
 
 
 def test_chunked_answers_and_connections_closed_after_each_answer_are_handled() -> None:
+    # a capped count: each closed connection leaves a port in TIME_WAIT for a minute
     with tiny_server(Behaviour(chunked=True, close=True)) as server:
-        outcome = run(_plan(server.url + "/x", concurrency=4, duration=1.0))
+        outcome = run(_plan(server.url + "/x", concurrency=4, duration=10, max_requests=200))
         answered = server.answered
-    assert outcome.total.responses == answered > 20
+    assert outcome.total.responses == answered == 200
     assert outcome.total.errors == 0
-    assert outcome.results[0].connections_opened == answered  # a new one for each
+    # a new connection for each answer (and a few more, opened as the last ones were sent)
+    assert answered <= outcome.results[0].connections_opened <= answered + 4
 
 
 def test_the_open_model_holds_its_rate_and_sends_exactly_its_schedule() -> None:

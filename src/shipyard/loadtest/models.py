@@ -230,22 +230,26 @@ class Driver:
         self.loop.create_task(self._open())
 
     async def _open(self) -> None:
+        """Open one connection. It stops counting as ``connecting`` in :meth:`on_ready`,
+        not when this coroutine resumes: its answer (and close) may come first, and a
+        refill made then must see it gone, or its slot is lost for good."""
         address = self.plan.address
+        made: list[Connection] = []
+
+        def factory() -> Connection:
+            made.append(Connection(self))
+            return made[-1]
+
         try:
-            try:
-                await asyncio.wait_for(
-                    self.loop.create_connection(
-                        lambda: Connection(self), address.host, address.port, ssl=self.ssl
-                    ),
-                    self.plan.timeout,
-                )
-            finally:
-                self.connecting -= 1
+            await asyncio.wait_for(
+                self.loop.create_connection(factory, address.host, address.port, ssl=self.ssl),
+                self.plan.timeout,
+            )
         except (OSError, TimeoutError, ssl.SSLError) as exc:
+            if not (made and made[0].transport is not None):  # on_ready never came
+                self.connecting -= 1
             name = "ConnectTimeout" if isinstance(exc, TimeoutError) else type(exc).__name__
             self._connect_failed(name)
-        else:
-            self.opened += 1
 
     def _connect_failed(self, name: str) -> None:
         if self.plan.open:
@@ -264,7 +268,10 @@ class Driver:
 
     def _refill(self) -> None:
         """The closed model: keep ``concurrency`` connections open while sending."""
-        if not self.sending or self.started >= self.plan.max_requests:
+        if self.sending and self.started >= self.plan.max_requests:
+            self.sending = False
+            self.stopped_by = "max-requests"
+        if not self.sending:
             self._wake()
             return
         while len(self.connections) + self.connecting < self.wanted:
@@ -272,6 +279,8 @@ class Driver:
 
     # --- what a Connection reports ---------------------------------------------------------
     def on_ready(self, conn: Connection) -> None:
+        self.connecting -= 1
+        self.opened += 1
         self.connections.add(conn)
         self._next(conn)
 
