@@ -45,7 +45,8 @@ def test_a_load_test_of_a_deployed_service_is_counted_by_the_host(tmp_path: Path
         host.deploy(f"{code_dir / 'echo_service.py'}:Echo", "echo")
         # an invoke key exists: a keyless call would be refused, so the admin token that
         # the command reads from SHIPYARD_HOME (as `deploy` does) must be sent
-        host.cli("keys", "create", "--scope", "invoke:echo", remote=False)
+        created = host.cli("keys", "create", "--scope", "invoke:echo", remote=False)
+        invoke_key = created.stdout.strip().splitlines()[-1]
         done = subprocess.run(
             [sys.executable, "-m", "shipyard", "loadtest", "echo/echo", "--json", '{"x": 3}',
              "--concurrency", "4", "--max-requests", "300", "--duration", "30s",
@@ -67,5 +68,18 @@ def test_a_load_test_of_a_deployed_service_is_counted_by_the_host(tmp_path: Path
         assert "sandbox" in report.headers["content-security-policy"]
         missing = httpx.get(host.url + "/ui/deployments/echo/loadtests/2", timeout=10)
         assert missing.status_code == 404
+        # an invoke key calls the service but cannot record: said, and the run still passes
+        done = subprocess.run(
+            [sys.executable, "-m", "shipyard", "loadtest", "echo/echo", "--json", '{"x": 3}',
+             "--concurrency", "1", "--max-requests", "10", "--url", host.url,
+             "--key", invoke_key],
+            env=host.env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "not recorded with the deployment (403)" in done.stderr, done.stderr
+        assert _served(host.url, "200") == 310
+        unknown = httpx.post(host.url + "/api/v1/deployments/nope/loadtests", headers=host.admin,
+                             json={"summary": {}}, timeout=10)  # fmt: skip
+        assert unknown.status_code == 404 and unknown.json()["error"]["type"] == "not_found"
     finally:
         host.stop()
