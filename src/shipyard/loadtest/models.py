@@ -12,6 +12,10 @@
   previous answer arrives; latency from the write. A ramp opens the N connections evenly
   over it.
 
+A ramp (``ramp`` seconds before the measurement) is never measured: a request counts only
+if it started, or should have, after it; each second's :class:`Interval` holds the counted
+requests that finished in that second.
+
 Both stop sending at the end of the duration or at ``max_requests`` started, whichever is
 first (or at Ctrl-C), then wait up to ``timeout`` for the answers in flight. A request with
 no answer after ``timeout`` is a ``Timeout`` error and its connection is dropped.
@@ -105,6 +109,8 @@ class Driver:
         self.measure_from = self.start
         self.current = Interval(second=0)
         self.total = Interval(second=0)
+        #: ramp requests that finished after the ramp: counted nowhere
+        self.ramp_late = Interval(second=-1)
         self.idle_event = asyncio.Event()
 
     # --- the run ---------------------------------------------------------------------------
@@ -254,8 +260,7 @@ class Driver:
     def _connect_failed(self, name: str) -> None:
         if self.plan.open:
             if self.queued:  # the request that wanted this connection fails with it
-                self.queued.popleft()
-                self._failed(name)
+                self._failed(name, self.queued.popleft())
             if self.queued and not self.connections and not self.connecting:
                 self._connect()
             return
@@ -284,8 +289,15 @@ class Driver:
         self.connections.add(conn)
         self._next(conn)
 
+    def _bucket(self, started: float) -> Interval:
+        """Where a request that started (or should have) at ``started`` is counted: this
+        second, unless it is a ramp request finishing after the ramp (never measured)."""
+        if started >= self.measure_from or self.current.second < 0:
+            return self.current
+        return self.ramp_late
+
     def on_response(self, conn: Connection, status: int, done: float) -> None:
-        interval = self.current
+        interval = self._bucket(conn.intended)
         interval.responses += 1
         interval.latency.record(int((done - conn.intended) * 1e6))
         if self.plan.open:
@@ -299,7 +311,7 @@ class Driver:
             self._wake()
 
     def on_failure(self, conn: Connection, name: str) -> None:
-        self._failed(name)
+        self._failed(name, conn.intended)
 
     def on_closed(self, conn: Connection) -> None:
         self.connections.discard(conn)
@@ -345,8 +357,9 @@ class Driver:
         if not self.plan.open:
             conn.intended = conn.sent  # closed model: no schedule, latency from the write
 
-    def _failed(self, name: str) -> None:
-        self.current.exceptions[name] += 1
+    def _failed(self, name: str, started: float | None = None) -> None:
+        interval = self.current if started is None else self._bucket(started)
+        interval.exceptions[name] += 1
         self._wake()
 
     def _wake(self) -> None:
@@ -385,8 +398,7 @@ class Driver:
             for conn in [c for c in self.connections if c.busy and now - c.sent > timeout]:
                 conn.fail("Timeout")
             while self.queued and now - self.queued[0] > timeout:
-                self.queued.popleft()
-                self._failed("Timeout")
+                self._failed("Timeout", self.queued.popleft())
 
 
 def run_plan(plan: Plan, emit: Callable[[Interval], None] | None = None) -> ProcessResult:
