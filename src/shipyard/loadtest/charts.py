@@ -55,7 +55,8 @@ def line_chart(
     x_min, x_max = (min(xs), max(xs)) if xs else (0.0, 1.0)
     if x_max <= x_min:
         x_max = x_min + 1
-    y_top = nice_ceiling(max(ys, default=0.0))
+    y_step = nice_ceiling(max(ys, default=0.0) / 5)
+    y_top = y_step * max(1, math.ceil(max(ys, default=0.0) / y_step - 1e-9))
     x0, y0, x1, y1 = LEFT, TOP, WIDTH - RIGHT, HEIGHT - BOTTOM
 
     def px(x: float) -> float:
@@ -70,21 +71,14 @@ def line_chart(
         f'<text x="{x0}" y="16" class="title">{escape(title)}</text>',
         f'<rect x="{x0}" y="{y0}" width="{x1 - x0}" height="{y1 - y0}" class="frame"/>',
     ]
-    for k in range(6):
-        value = y_top * k / 5
+    for k in range(round(y_top / y_step) + 1):
+        value = y_step * k
         y = py(value)
         parts.append(f'<line x1="{x0}" y1="{y}" x2="{x1}" y2="{y}" class="grid"/>')
         parts.append(
             f'<text x="{x0 - 6}" y="{y + 4}" class="ylab">{escape(y_format(value))}</text>'
         )
-    ticks = (
-        x_ticks
-        if x_ticks is not None
-        else [
-            (x_min + (x_max - x_min) * k / 4, f"{x_min + (x_max - x_min) * k / 4:g}")
-            for k in range(5)
-        ]
-    )
+    ticks = x_ticks if x_ticks is not None else _even_ticks(x_min, x_max)
     for x, label in ticks:
         parts.append(f'<line x1="{px(x)}" y1="{y0}" x2="{px(x)}" y2="{y1}" class="grid"/>')
         parts.append(f'<text x="{px(x)}" y="{y1 + 16}" class="xlab">{escape(label)}</text>')
@@ -113,9 +107,9 @@ def line_chart(
                 parts.append(
                     f'<path d="{path}" fill="none" stroke="{s.colour}" stroke-width="1.6"{dash}/>'
                 )
-        lx = x0 + 8 + 150 * n
-        parts.append(f'<rect x="{lx}" y="{y0 + 6}" width="12" height="3" fill="{s.colour}"/>')
-        parts.append(f'<text x="{lx + 16}" y="{y0 + 11}" class="legend">{escape(s.label)}</text>')
+        lx = x1 - 130 * (len(series) - n)  # the legend sits right of the title, above the plot
+        parts.append(f'<rect x="{lx}" y="10" width="12" height="3" fill="{s.colour}"/>')
+        parts.append(f'<text x="{lx + 16}" y="15" class="legend">{escape(s.label)}</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 

@@ -235,7 +235,7 @@ def write_csv(outcome: Outcome, path: Path) -> None:
 _STYLE = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 900px; color: #222; }
 h1 { font-size: 1.3em; }
-pre { font-size: 12px; background: #f6f6f6; padding: 1em; overflow-x: auto; }
+pre { font-size: 12px; background: #f6f6f6; padding: 1em; white-space: pre-wrap; }
 .warning { background: #fff3cd; padding: .6em 1em; border-left: 4px solid #e0a800; }
 svg text { font: 11px system-ui, sans-serif; fill: #444; }
 svg .title { font-weight: 600; font-size: 12px; } svg .ylab { text-anchor: end; }
