@@ -12,6 +12,7 @@ from shipyard.cli import (
     gateway,
     housekeeping,
     keys,
+    loadtest,
     models,
     runs,
     serve,
@@ -41,5 +42,6 @@ for _command in (
     *gateway.COMMANDS,
     *stub.COMMANDS,
     *ui.COMMANDS,
+    *loadtest.COMMANDS,
 ):
     main.add_command(_command)

@@ -23,6 +23,10 @@ each version's ``env`` names and ``secrets`` references, and the service's recen
 ``GET /services/{name}/logs`` reads the service's replica logs on this host, merged in time
 order (:mod:`shipyard.serve.logs`; ``?error_id=``, ``?version=``, ``?since=10m``,
 ``?tail=``, ``?after=CURSOR``): what ``shipyard service logs`` shows.
+
+``POST /deployments/{name}/loadtests`` (``{"summary": {...}, "report": "<html>", "user"}``)
+keeps a ``shipyard loadtest`` run with the service's current version
+(:mod:`shipyard.serve.loadtests`); 201 with the record.
 """
 
 from __future__ import annotations
@@ -112,6 +116,7 @@ class AdminAPI:
             Route("/deployments/{name}", self._guard(self.undeploy), methods=["DELETE"]),
             Route("/deployments/{name}/scale", self._guard(self.scale), methods=["POST"]),
             Route("/deployments/{name}/rollback", self._guard(self.rollback), methods=["POST"]),
+            Route("/deployments/{name}/loadtests", self._guard(self.loadtest), methods=["POST"]),
             Route("/models/{name}/aliases/{alias}", self._guard(self.move_alias), methods=["POST"]),
             Route("/services/{name}/logs", self._guard(self.service_logs), methods=["GET"]),
         ]
@@ -482,6 +487,27 @@ class AdminAPI:
             memory=target.memory,
         )
         return await self._roll_out(version, action="rollback")
+
+    async def loadtest(self, request: Request) -> Response:
+        """Keep a load test's ``summary`` (and HTML ``report``) with the service's current
+        version (see :mod:`shipyard.serve.loadtests`)."""
+        from shipyard.serve.loadtests import LoadTestStore
+
+        name = request.path_params["name"]
+        deployment = self.store.get(name)
+        if deployment is None:
+            raise AdminError(404, "not_found", f"no deployment named {name!r}")
+        body = await self._json(request)
+        summary = _field(body, "summary", dict)
+        report = _field(body, "report", str, default=None)
+        record = LoadTestStore(self.meta).record(
+            name,
+            deployment.current_version,
+            summary,
+            report=report,
+            created_by=_field(body, "user", str, default="unknown"),
+        )
+        return JSONResponse(record.to_json(), status_code=201)
 
     async def move_alias(self, request: Request) -> Response:
         """``POST /models/{name}/aliases/{alias}`` ``{"version": N}``: point the alias at that

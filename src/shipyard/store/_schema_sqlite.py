@@ -3,7 +3,7 @@
 The SQLite statements that create the metadata tables at ``REVISION`` (see
 bootstrap.py); tests/store/test_bootstrap.py checks that they are current."""
 
-REVISION = "0011"
+REVISION = "0012"
 
 STATEMENTS = (
     "CREATE TABLE api_keys (\n\tkey_id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tprefix VARCHAR(16) NOT NULL, \n\tname VARCHAR(255) NOT NULL, \n\thash VARCHAR(64) NOT NULL, \n\tscopes JSON NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\texpires_at DATETIME, \n\trevoked_at DATETIME, \n\tlast_used_at DATETIME\n)",
@@ -18,6 +18,8 @@ STATEMENTS = (
     "CREATE TABLE gateway_spend (\n\tkey_id BIGINT NOT NULL, \n\tperiod VARCHAR(8) NOT NULL, \n\tperiod_start DATETIME NOT NULL, \n\ttokens BIGINT NOT NULL, \n\tmoney DOUBLE NOT NULL, \n\tupdated_at DATETIME NOT NULL, \n\tPRIMARY KEY (key_id, period, period_start)\n)",
     "CREATE TABLE gateway_usage (\n\tminute DATETIME NOT NULL, \n\troute VARCHAR(255) NOT NULL, \n\tkey_id BIGINT NOT NULL, \n\tkey_label VARCHAR(32) NOT NULL, \n\trequests BIGINT NOT NULL, \n\terrors BIGINT NOT NULL, \n\tdenied BIGINT NOT NULL, \n\tstreamed BIGINT NOT NULL, \n\ttokens_in BIGINT NOT NULL, \n\ttokens_out BIGINT NOT NULL, \n\tcost DOUBLE NOT NULL, \n\tlatency_ms_sum DOUBLE NOT NULL, \n\tlatency_ms_max DOUBLE NOT NULL, \n\tlat_100ms BIGINT NOT NULL, \n\tlat_500ms BIGINT NOT NULL, \n\tlat_2s BIGINT NOT NULL, \n\tlat_10s BIGINT NOT NULL, \n\tlat_inf BIGINT NOT NULL, \n\tPRIMARY KEY (minute, route, key_id)\n)",
     "CREATE INDEX ix_gateway_usage_key_minute ON gateway_usage (key_id, minute)",
+    "CREATE TABLE loadtests (\n\tid INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tservice VARCHAR(63) NOT NULL, \n\tversion INTEGER, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\tsummary JSON NOT NULL, \n\treport TEXT\n)",
+    "CREATE INDEX ix_loadtests_service_created ON loadtests (service, created_at)",
     "CREATE TABLE models (\n\tname VARCHAR(64) NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tlast_version INTEGER NOT NULL, \n\tPRIMARY KEY (name)\n)",
     'CREATE TABLE model_versions (\n\tname VARCHAR(64) NOT NULL, \n\tversion INTEGER NOT NULL, \n\tflow_name VARCHAR(255) NOT NULL, \n\trun_id BIGINT NOT NULL, \n\tstep_name VARCHAR(255) NOT NULL, \n\ttask_id BIGINT NOT NULL, \n\tartifact_name VARCHAR(255), \n\t"key" VARCHAR(128) NOT NULL, \n\t"offset" BIGINT, \n\tlength BIGINT, \n\tsize BIGINT NOT NULL, \n\tencoding VARCHAR(64) NOT NULL, \n\ttype_name VARCHAR(255) NOT NULL, \n\tpreview TEXT NOT NULL, \n\tcode_key VARCHAR(128), \n\tmodule VARCHAR(255), \n\tmetrics JSON NOT NULL, \n\ttags JSON NOT NULL, \n\tlibraries JSON NOT NULL, \n\tuser VARCHAR(255) NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tsignature JSON, \n\tPRIMARY KEY (name, version), \n\tFOREIGN KEY(name) REFERENCES models (name)\n)',
     'CREATE INDEX ix_model_versions_key ON model_versions ("key")',

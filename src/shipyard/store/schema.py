@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 #: the Alembic revision these tables correspond to (checked against the scripts by a test)
-HEAD_REVISION = "0011"
+HEAD_REVISION = "0012"
 
 #: 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the (fast) rowid alias
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -362,6 +362,24 @@ gateway_spend = sa.Table(
     sa.Column("tokens", sa.BigInteger(), nullable=False),
     sa.Column("money", sa.Double(), nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+
+# --- load tests (revision 0010) ---------------------------------------------------------
+#: ``shipyard loadtest`` runs against a deployed service, kept with the version they hit:
+#: the summary (summary.json) and the self-contained HTML report
+loadtests = sa.Table(
+    "loadtests",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("service", sa.String(63), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("summary", _json(), nullable=False),
+    sa.Column("report", sa.Text(), nullable=True),
+    sa.Index("ix_loadtests_service_created", "service", "created_at"),
+    sqlite_autoincrement=True,
 )
 
 

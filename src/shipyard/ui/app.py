@@ -66,6 +66,7 @@ from shipyard.ui.deployments import (
 )
 from shipyard.ui.gateway import gateway_page
 from shipyard.ui.headers import SECURITY_HEADERS, SecurityHeaders
+from shipyard.ui.loadtests import loadtest_report
 from shipyard.ui.models import model_page, models_page
 from shipyard.ui.run import run_json, run_page, step_page
 from shipyard.ui.runs import runs_json, runs_page
@@ -189,6 +190,7 @@ def _routes(ctx: UIContext) -> list[BaseRoute]:
         Route("/models/{name}", _page(ctx, model_page)),
         Route("/deployments", _page(ctx, deployments_page)),
         Route("/deployments/{service}", _page(ctx, deployment_page)),
+        Route("/deployments/{service}/loadtests/{loadtest_id}", _page(ctx, loadtest_report)),
         Route("/gateway", _page(ctx, gateway_page)),
         Route("/cache", _page(ctx, cache_page)),
         Route("/cache/{namespace}", _page(ctx, namespace_page)),

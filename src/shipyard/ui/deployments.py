@@ -33,6 +33,7 @@ from shipyard.serve.live import ServiceState
 from shipyard.serve.logs import Cursor, LogLine, LogsError, read_logs, render
 from shipyard.ui.charts import SPAN, Chart, service_charts
 from shipyard.ui.context import PageError, PageNotFound, UIContext
+from shipyard.ui.loadtests import recent_loadtests
 
 #: log lines the deployment page shows (the last ones)
 LOG_LINES = 200
@@ -148,6 +149,7 @@ def deployment_page(ctx: UIContext, request: Request) -> Response:
         log_files=logs.files,
         log_error_id=error_id,
         log_url=f"{base}/api/deployments/{name}/logs",
+        loadtests=recent_loadtests(ctx.meta, name),
         **_polling(ctx, request),
     )
 
