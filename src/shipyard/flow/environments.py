@@ -146,7 +146,8 @@ def _merged(node: Node, base: Any) -> dict[str, Any] | None:
     disabled = False
     for deco in (base, own):
         if deco is not None:
-            packages.update(deco.attributes["packages"])
+            # by normalized name: the step's "tiny-pkg" replaces the base's "Tiny_Pkg"
+            packages.update({_normalize(n): v for n, v in deco.attributes["packages"].items()})
             python = deco.attributes["python"] or python
             disabled = bool(deco.attributes["disabled"])
     if disabled:
@@ -229,7 +230,9 @@ def _build(
     if final.exists():  # no marker: not one of ours, or from before markers; rebuild
         shutil.rmtree(final)
     tmp = final.parent / f".{env.key}.{os.getpid()}.building"
-    where = "wheelhouse " + ", ".join(links) if links else "pip's configured index"
+    where = (
+        f"{', '.join(links)} (pip --no-index --find-links)" if links else "pip's configured index"
+    )
     say(
         f"pypi: building the environment for {', '.join(steps)}: {env.describe()} "
         f"from {where} (once; {final})"

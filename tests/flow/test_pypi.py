@@ -1,0 +1,267 @@
+"""``@pypi`` / ``@pypi_base``: per-step environments built once from a wheelhouse the test
+writes (``--pypi-find-links``, so pip runs with ``--no-index``: never PyPI), reused by
+content hash; ``@conda`` / ``@conda_base`` are refused before anything runs."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from shipyard.client import Flow
+from shipyard.client.errors import NotFound
+from shipyard.flow.environments import MARKER, step_environments
+from shipyard.flow.exceptions import FlowError, GraphError
+from shipyard.flow.loader import load_flow
+from shipyard.testing import write_flow
+
+
+def build_wheel(directory: Path, name: str, version: str) -> Path:
+    """A pure-Python wheel of ``name`` whose ``__version__`` is ``version``, written by hand
+    (a zip with the metadata pip reads and a RECORD of hashes)."""
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f'__version__ = "{version}"\n',
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: shipyard-tests\nRoot-Is-Purelib: true\n"
+            "Tag: py3-none-any\n"
+        ),
+    }
+    record = []
+    for path, text in files.items():
+        data = text.encode()
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(data)}")
+    files[f"{dist}/RECORD"] = "\n".join([*record, f"{dist}/RECORD,,"]) + "\n"
+    wheel = directory / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for path, text in files.items():
+            zf.writestr(path, text)
+    return wheel
+
+
+@pytest.fixture
+def wheelhouse(tmp_path: Path) -> Path:
+    house = tmp_path / "wheelhouse"
+    house.mkdir()
+    build_wheel(house, "tinypkg", "1.0")
+    build_wheel(house, "tinypkg", "2.0")
+    return house
+
+
+FLOW = """
+import os, sys
+from shipyard import FlowSpec, pypi, step
+
+class TinyFlow(FlowSpec):
+    @pypi(packages={"tinypkg": "1.0"})
+    @step
+    def start(self):
+        import tinypkg
+        self.version = tinypkg.__version__
+        self.prefix = sys.prefix
+        self.from_with = os.environ.get("FROM_WITH")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        try:
+            import tinypkg
+            self.leaked = True
+        except ImportError:
+            self.leaked = False
+
+if __name__ == "__main__":
+    TinyFlow()
+"""
+
+
+def shipyard(*args: str) -> subprocess.CompletedProcess[str]:
+    # pip's own configuration (find-links of this machine, an index URL) is left out: the
+    # wheelhouse the test names is the only place packages come from
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
+    env.pop("PIP_FIND_LINKS", None)
+    return subprocess.run(
+        [sys.executable, "-m", "shipyard", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def built_envs(home: Path) -> list[Path]:
+    root = home / "envs"
+    return sorted(p for p in root.iterdir() if p.is_dir()) if root.exists() else []
+
+
+def test_a_pypi_step_runs_in_its_environment_built_once(
+    tmp_path: Path, home: Path, wheelhouse: Path
+) -> None:
+    path = write_flow(FLOW, tmp_path)
+    first = shipyard("run", str(path), "--pypi-find-links", str(wheelhouse))
+    assert first.returncode == 0, first.stderr + first.stdout
+    assert "pypi: building the environment for start: tinypkg==1.0" in first.stdout
+    assert f"from {wheelhouse} (pip --no-index --find-links)" in first.stdout  # never PyPI
+    run = Flow("TinyFlow").latest_run
+    assert run is not None and run.successful
+    assert run["start"].task.data.version == "1.0"
+    assert run["end"].task.data.leaked is False  # a step without @pypi cannot import it
+    (env,) = built_envs(home)
+    assert run["start"].task.data.prefix == str(env)  # it ran with the environment's python
+    marker = env / MARKER
+    built = (marker.read_text(), marker.stat().st_mtime_ns)
+    assert json.loads(built[0])["requirements"] == ["tinypkg==1.0"]
+
+    # a second run (with a --with decorator, which the task attaches in its own python)
+    # reuses the environment: no build, the marker untouched
+    second = shipyard(
+        "run",
+        str(path),
+        "--pypi-find-links",
+        str(wheelhouse),
+        "--with",
+        "environment:vars={'FROM_WITH': 'yes'}",
+    )
+    assert second.returncode == 0, second.stderr + second.stdout
+    assert "pypi: building" not in second.stdout
+    assert built_envs(home) == [env]
+    assert (marker.read_text(), marker.stat().st_mtime_ns) == built
+    again = Flow("TinyFlow").latest_run
+    assert again is not None and again.pathspec != run.pathspec
+    assert again["start"].task.data.version == "1.0"
+    assert again["start"].task.data.from_with == "yes"
+
+
+def test_two_runs_at_once_build_the_environment_once(
+    tmp_path: Path, home: Path, wheelhouse: Path
+) -> None:
+    path = write_flow(FLOW, tmp_path)
+    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "shipyard", "run", str(path), "-q"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**env, "SHIPYARD_PYPI_FIND_LINKS": str(wheelhouse)},  # the variable, this time
+        )
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    builds = sum(out.count("pypi: building the environment") for out, _ in outputs)
+    assert builds == 1
+    assert len(built_envs(home)) == 1
+    assert not [p for p in (home / "envs").iterdir() if p.name.endswith(".building")]
+    runs = list(Flow("TinyFlow"))
+    assert len(runs) == 2 and all(r["start"].task.data.version == "1.0" for r in runs)
+
+
+def test_pypi_base_applies_to_every_step_and_a_steps_own_pypi_wins(
+    tmp_path: Path, home: Path, wheelhouse: Path
+) -> None:
+    path = write_flow(
+        """
+from shipyard import FlowSpec, pypi, pypi_base, step
+
+@pypi_base(packages={"TinyPkg": "1.0"})
+class BaseFlow(FlowSpec):
+    @step
+    def start(self):
+        import tinypkg
+        self.first = tinypkg.__version__
+        self.next(self.end)
+
+    @pypi(packages={"tinypkg": "2.0"})
+    @step
+    def end(self):
+        import tinypkg
+        self.second = tinypkg.__version__
+""",
+        tmp_path,
+    )
+    out = shipyard("run", str(path), "--pypi-find-links", str(wheelhouse))
+    assert out.returncode == 0, out.stderr + out.stdout
+    run = Flow("BaseFlow").latest_run
+    assert run is not None
+    assert (run["start"].task.data.first, run["end"].task.data.second) == ("1.0", "2.0")
+    assert len(built_envs(home)) == 2
+
+
+def test_a_pip_failure_fails_the_run_before_any_step(
+    tmp_path: Path, home: Path, wheelhouse: Path
+) -> None:
+    path = write_flow(FLOW.replace('"tinypkg": "1.0"', '"tinypkg": "9.9"'), tmp_path)
+    out = shipyard("run", str(path), "--pypi-find-links", str(wheelhouse))
+    assert out.returncode == 1
+    assert "@pypi could not build the environment of step(s) start: tinypkg==9.9" in out.stderr
+    assert "No matching distribution found for tinypkg==9.9" in out.stderr  # pip's own words
+    with pytest.raises(NotFound):  # no run was recorded: nothing ran
+        Flow("TinyFlow")
+    assert built_envs(home) == []  # and no half-built environment is left to be used
+
+
+def test_a_python_that_is_not_there_is_refused(tmp_path: Path) -> None:
+    loaded = load_flow(write_flow(FLOW.replace('"1.0"}', '"1.0"}, python="3.99"'), tmp_path))
+    with pytest.raises(FlowError, match=r"python='3.99'.*there is no working python3.99 on PATH"):
+        step_environments(loaded.graph())
+    bad = write_flow(FLOW.replace('"1.0"}', '"1.0"}, python="three"'), tmp_path)
+    with pytest.raises(GraphError, match="expected a version like"):
+        load_flow(bad).graph()
+    bad = write_flow(FLOW.replace('"tinypkg": "1.0"', '"tinypkg": 1.0'), tmp_path)
+    with pytest.raises(GraphError, match="the version of 'tinypkg' must be a string"):
+        load_flow(bad).graph()
+
+
+def test_the_requirement_set_is_normalized_before_it_is_hashed(tmp_path: Path) -> None:
+    one = write_flow(FLOW.replace('{"tinypkg": "1.0"}', '{"Tiny_Pkg": "1.0", "b": ""}'))
+    two = write_flow(FLOW.replace('{"tinypkg": "1.0"}', '{"b": "", "tiny-pkg": "==1.0"}'))
+    first = step_environments(load_flow(one).graph())["start"]
+    second = step_environments(load_flow(two).graph())["start"]
+    assert first.requirements == ["b", "tiny-pkg==1.0"]
+    assert first.key == second.key
+
+
+CONDA = """
+from shipyard import FlowSpec, conda, conda_base, step
+
+{base}
+class CondaFlow(FlowSpec):
+    {step_deco}
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    CondaFlow()
+"""
+
+
+def test_conda_and_conda_base_are_refused_before_anything_runs(tmp_path: Path) -> None:
+    step_level = write_flow(
+        CONDA.format(base="", step_deco='@conda(libraries={"numpy": "1.26"})'), tmp_path
+    )
+    out = shipyard("run", str(step_level))
+    assert out.returncode == 1
+    assert (
+        "step 'start': @conda is not supported: no conda channel is reachable here; "
+        "use @pypi(packages={...}) (see README: Per-step environments)"
+    ) in out.stderr
+    flow_level = write_flow(CONDA.format(base='@conda_base(python="3.11")', step_deco=""), tmp_path)
+    with pytest.raises(GraphError, match=r"@conda_base is not supported.*use @pypi_base\("):
+        load_flow(flow_level).graph()
+    with pytest.raises(NotFound):  # nothing ran
+        Flow("CondaFlow")
