@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from shipyard.cards import get_cards
 from shipyard.client import Flow
 from shipyard.client.errors import NotFound
 from shipyard.flow.environments import MARKER, step_environments
@@ -121,7 +122,7 @@ def test_a_pypi_step_runs_in_its_environment_built_once(
     built = (marker.read_text(), marker.stat().st_mtime_ns)
     assert json.loads(built[0])["requirements"] == ["tinypkg==1.0"]
 
-    # a second run (with a --with decorator, which the task attaches in its own python)
+    # a second run (with --with decorators, which the task attaches in its own python)
     # reuses the environment: no build, the marker untouched
     second = shipyard(
         "run",
@@ -130,6 +131,8 @@ def test_a_pypi_step_runs_in_its_environment_built_once(
         str(wheelhouse),
         "--with",
         "environment:vars={'FROM_WITH': 'yes'}",
+        "--with",
+        "card",  # a plugin's decorator: its module is imported in the environment's python
     )
     assert second.returncode == 0, second.stderr + second.stdout
     assert "pypi: building" not in second.stdout
@@ -139,6 +142,7 @@ def test_a_pypi_step_runs_in_its_environment_built_once(
     assert again is not None and again.pathspec != run.pathspec
     assert again["start"].task.data.version == "1.0"
     assert again["start"].task.data.from_with == "yes"
+    assert [c.type for c in get_cards(again["start"].task)] == ["default"]
 
 
 def test_two_runs_at_once_build_the_environment_once(

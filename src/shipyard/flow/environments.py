@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib
 import json
 import os
 import pickle
@@ -47,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.flow.decorators import check_pypi_attributes
+from shipyard.flow.decorators import check_pypi_attributes, parse_decospec
 from shipyard.flow.exceptions import FlowError, GraphError
 
 if TYPE_CHECKING:
@@ -413,6 +414,8 @@ def task_main(payload_fd: int, report_fd: int) -> None:
     with os.fdopen(payload_fd, "rb") as f:
         spec, pypi = pickle.load(f)
     try:
+        for module in pypi["decorator_modules"]:  # plugins --with names (@card)
+            importlib.import_module(module)
         loaded = load_flow(pypi["flow_file"], pypi["flow_name"])
         graph = loaded.graph()
         attach_decospecs(graph, pypi["decospecs"])
@@ -443,6 +446,7 @@ def pypi_extra(
         "flow_file": str(flow_file),
         "flow_name": flow_name,
         "decospecs": list(decospecs),
+        "decorator_modules": sorted({parse_decospec(d)[0].__module__ for d in decospecs}),
     }
 
 
