@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ import pytest
 from shipyard.cards import get_cards
 from shipyard.client import Flow
 from shipyard.client.errors import NotFound
-from shipyard.flow.environments import MARKER, step_environments
+from shipyard.flow.environments import FIND_LINKS_VAR, MARKER, step_environments
 from shipyard.flow.exceptions import FlowError, GraphError
 from shipyard.flow.loader import load_flow
 from shipyard.testing import write_flow
@@ -85,16 +86,67 @@ if __name__ == "__main__":
 """
 
 
+#: imported by every Python process the tests start (pip's included): a connection to
+#: anything but this machine is refused, and written down
+OFFLINE = """
+import os, socket
+
+_connect, _connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+def _check(address):
+    if isinstance(address, tuple) and address[0] not in ("127.0.0.1", "::1", "localhost"):
+        with open(os.environ["SHIPYARD_TEST_REFUSED"], "a") as log:
+            log.write(f"{address}\\n")
+        raise OSError(f"outbound connection to {address} refused by the test")
+
+def connect(self, address):
+    _check(address)
+    return _connect(self, address)
+
+def connect_ex(self, address):
+    _check(address)
+    return _connect_ex(self, address)
+
+socket.socket.connect, socket.socket.connect_ex = connect, connect_ex
+"""
+
+
+@pytest.fixture(autouse=True)
+def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Processes the test starts cannot reach the internet, and pip's own configuration
+    (this machine's find-links, an index URL) is left out: the wheelhouse the test names
+    is the only place packages come from. Fails the test if anything tried."""
+    site_dir = tmp_path / "offline"
+    site_dir.mkdir()
+    (site_dir / "sitecustomize.py").write_text(OFFLINE)
+    refused = tmp_path / "refused.log"
+    path = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site_dir), *([path] if path else [])]))
+    monkeypatch.setenv("SHIPYARD_TEST_REFUSED", str(refused))
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    for name in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", FIND_LINKS_VAR):
+        monkeypatch.delenv(name, raising=False)
+    yield refused
+    assert not refused.exists(), f"something tried the network: {refused.read_text()}"
+
+
+def test_the_processes_a_test_starts_are_offline(offline: Path) -> None:
+    probe = subprocess.run(
+        [sys.executable, "-c", "import socket; socket.create_connection(('192.0.2.1', 80), 1)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert probe.returncode == 1 and "refused by the test" in probe.stderr
+    assert "192.0.2.1" in offline.read_text()
+    offline.unlink()
+
+
 def shipyard(*args: str) -> subprocess.CompletedProcess[str]:
-    # pip's own configuration (find-links of this machine, an index URL) is left out: the
-    # wheelhouse the test names is the only place packages come from
-    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
-    env.pop("PIP_FIND_LINKS", None)
     return subprocess.run(
         [sys.executable, "-m", "shipyard", *args],
         capture_output=True,
         text=True,
-        env=env,
         timeout=300,
     )
 
@@ -149,14 +201,13 @@ def test_two_runs_at_once_build_the_environment_once(
     tmp_path: Path, home: Path, wheelhouse: Path
 ) -> None:
     path = write_flow(FLOW, tmp_path)
-    env = {**os.environ, "PIP_CONFIG_FILE": os.devnull}
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "shipyard", "run", str(path), "-q"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env={**env, "SHIPYARD_PYPI_FIND_LINKS": str(wheelhouse)},  # the variable, this time
+            env={**os.environ, FIND_LINKS_VAR: str(wheelhouse)},  # the variable, this time
         )
         for _ in range(2)
     ]
