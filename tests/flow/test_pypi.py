@@ -318,5 +318,28 @@ def test_conda_and_conda_base_are_refused_before_anything_runs(tmp_path: Path) -
     flow_level = write_flow(CONDA.format(base='@conda_base(python="3.11")', step_deco=""), tmp_path)
     with pytest.raises(GraphError, match=r"@conda_base is not supported.*use @pypi_base\("):
         load_flow(flow_level).graph()
+    as_metaflow = subprocess.run(
+        [sys.executable, str(flow_level), "--environment=conda", "run"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert as_metaflow.returncode == 2
+    assert "--environment=conda: @conda is not supported" in as_metaflow.stderr
     with pytest.raises(NotFound):  # nothing ran
         Flow("CondaFlow")
+
+
+def test_environment_pypi_is_accepted_as_metaflow_spells_it(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    path = write_flow(FLOW, tmp_path)
+    out = subprocess.run(
+        [sys.executable, str(path), "--environment=pypi", "run", "--pypi-find-links", wheelhouse],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr + out.stdout
+    run = Flow("TinyFlow").latest_run
+    assert run is not None and run["start"].task.data.version == "1.0"

@@ -218,11 +218,32 @@ def show_command(loaded: LoadedFlow) -> click.Command:
     return click.Command("show", callback=callback, help="Show the flow's steps.")
 
 
+def _environment(environment: str) -> None:
+    """``python flow.py --environment=pypi run``, as Metaflow spells it: @pypi always
+    builds its environments here, so ``pypi`` (and ``local``) change nothing; ``conda`` is
+    refused as @conda is."""
+    if environment == "conda":
+        from shipyard.flow.graph import conda_refusal
+
+        raise click.UsageError(f"--environment=conda: {conda_refusal('conda')}")
+
+
 def flow_group(loaded: LoadedFlow) -> click.Group:
     group = click.Group(
         loaded.flow_cls.__name__,
         help=(loaded.flow_cls.__doc__ or "").strip() or None,
         context_settings={"help_option_names": ["-h", "--help"]},
+        callback=_environment,
+        params=[
+            click.Option(
+                ["--environment"],
+                type=click.Choice(["local", "pypi", "conda"]),
+                default="local",
+                show_default=True,
+                help="Accepted as Metaflow spells it: @pypi steps always run in their own "
+                "environment; conda is not supported.",
+            )
+        ],
     )
     for make in (run_command, resume_command, show_command):
         group.add_command(make(loaded))
