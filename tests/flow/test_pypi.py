@@ -343,3 +343,41 @@ def test_environment_pypi_is_accepted_as_metaflow_spells_it(
     assert out.returncode == 0, out.stderr + out.stdout
     run = Flow("TinyFlow").latest_run
     assert run is not None and run["start"].task.data.version == "1.0"
+
+
+def test_a_pypi_task_fails_and_times_out_as_any_task(tmp_path: Path, wheelhouse: Path) -> None:
+    source = """
+import time
+from shipyard import FlowSpec, pypi, step
+
+class EnvFailFlow(FlowSpec):
+    @pypi(packages={"tinypkg": "2.0"})
+    @step
+    def start(self):
+        import tinypkg
+        if tinypkg.__version__ == "2.0" and "MODE" == "raise":
+            raise ValueError("boom in " + tinypkg.__version__)
+        time.sleep(60)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+    raising = write_flow(source.replace("MODE", "raise"), tmp_path)
+    out = shipyard("run", str(raising), "--pypi-find-links", str(wheelhouse))
+    assert out.returncode == 1
+    run = Flow("EnvFailFlow").latest_run
+    assert run is not None
+    error = run["start"].task.exception
+    assert (error["type"], error["message"]) == ("ValueError", "boom in 2.0")
+    assert str(raising) in error["traceback"] and "shipyard/flow" not in error["traceback"]
+
+    sleeping = write_flow(source.replace("MODE", "sleep"), tmp_path)
+    out = shipyard(
+        "run", str(sleeping), "--pypi-find-links", str(wheelhouse), "--with", "timeout:seconds=1"
+    )
+    assert out.returncode == 1
+    assert "pypi: building" not in out.stdout  # the same requirement set: built already
+    run = Flow("EnvFailFlow").latest_run
+    assert run is not None and run["start"].task.exception["type"] == "TimeoutError"

@@ -29,20 +29,14 @@ keeps working when shipyard moves or is upgraded).
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import importlib
 import json
 import os
 import pickle
 import re
-import shutil
 import site
-import subprocess
 import sys
-import sysconfig
-import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +74,9 @@ class PythonEnv:
     @property
     def key(self) -> str:
         """The environment's directory name: sha256 of what it holds and where it runs."""
+        import hashlib
+        import sysconfig
+
         identity = {
             "requirements": self.requirements,
             "python": f"{sys.implementation.name}-{self.python_version}",
@@ -111,6 +108,9 @@ def _running_version() -> str:
 def find_python(version: str | None, where: str) -> tuple[str, str]:
     """(interpreter, "3.X") for ``python=version``: the running one when it matches (or
     when None), else ``python3.X`` on PATH, which must report that version."""
+    import shutil
+    import subprocess
+
     running = _running_version()
     full = ".".join(map(str, sys.version_info[:3]))
     if version is None or version in (running, full):
@@ -226,6 +226,9 @@ def ensure_environment(
 def _build(
     env: PythonEnv, final: Path, links: list[str], say: Callable[[str], None], steps: list[str]
 ) -> None:
+    import shutil
+    import sysconfig
+
     for stale in final.parent.glob(f".{env.key}.*.building"):
         shutil.rmtree(stale, ignore_errors=True)  # an interrupted build (we hold the lock)
     if final.exists():  # no marker: not one of ours, or from before markers; rebuild
@@ -278,6 +281,7 @@ def _pip(tmp: Path) -> list[str]:
     the environment needs no pip of its own; the environment's own pip where this
     interpreter has none."""
     import importlib.util
+    import subprocess
 
     if importlib.util.find_spec("pip") is not None:
         return [sys.executable, "-m", "pip", "--python", str(tmp / "bin" / "python")]
@@ -294,6 +298,8 @@ def _run(
 ) -> None:
     """Run a build command, showing its output as it comes; on failure raise with its last
     lines and the requirement set."""
+    import subprocess
+
     tail: list[str] = []
     proc = subprocess.Popen(
         command,
@@ -387,6 +393,8 @@ def launch_task(flow_cls: type, graph: Graph, spec: TaskSpec, report_fd: int) ->
     pypi = spec.extra.get("pypi")
     if pypi is None:
         return run_task(flow_cls, graph, spec, report_fd)  # type: ignore[arg-type]
+    import tempfile
+
     payload = tempfile.TemporaryFile()  # noqa: SIM115 - handed to the new program by fd
     payload.write(pickle.dumps((spec, pypi), protocol=5))
     payload.flush()
@@ -406,6 +414,8 @@ def launch_task(flow_cls: type, graph: Graph, spec: TaskSpec, report_fd: int) ->
 
 def task_main(payload_fd: int, report_fd: int) -> None:
     """In the environment's python: load the flow as the runtime did, run the task, exit."""
+    import traceback
+
     from shipyard.flow.decorators import attach_decospecs
     from shipyard.flow.loader import load_flow
     from shipyard.flow.task import error_dict, run_task, upload_logs, write_result
