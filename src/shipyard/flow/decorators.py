@@ -324,8 +324,9 @@ def check_pypi_attributes(
 
 
 def register(decorator: type[D]) -> type[D]:
-    """Nothing to do: a step decorator works by being applied to a step. Kept (returning
-    the class) so that plugins written for the first release still import."""
+    """Nothing to do: a step decorator works by being applied to a step, and defining its
+    class files it in :data:`STEP_DECORATORS` (for ``--with``). Kept (returning the class)
+    so that plugins written for the first release still import."""
     return decorator
 
 
