@@ -24,7 +24,11 @@ _EXPORTS = {
     "catch": "shipyard.flow.decorators",
     "current": "shipyard.flow.current",
     "endpoint": "shipyard.serve",
+    "conda": "shipyard.flow.decorators",
+    "conda_base": "shipyard.flow.decorators",
     "environment": "shipyard.flow.decorators",
+    "pypi": "shipyard.flow.decorators",
+    "pypi_base": "shipyard.flow.decorators",
     "resources": "shipyard.flow.decorators",
     "retry": "shipyard.flow.decorators",
     "step": "shipyard.flow.decorators",
@@ -52,7 +56,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from shipyard.errors import HTTPError as HTTPError
     from shipyard.flow.current import current as current
     from shipyard.flow.decorators import catch as catch
+    from shipyard.flow.decorators import conda as conda
+    from shipyard.flow.decorators import conda_base as conda_base
     from shipyard.flow.decorators import environment as environment
+    from shipyard.flow.decorators import pypi as pypi
+    from shipyard.flow.decorators import pypi_base as pypi_base
     from shipyard.flow.decorators import resources as resources
     from shipyard.flow.decorators import retry as retry
     from shipyard.flow.decorators import step as step

@@ -62,6 +62,20 @@ _RUN_OPTIONS = [
         help="Write the run's pathspec (Flow/12) to this file as soon as it is known.",
     ),
     click.Option(["--quiet", "-q"], is_flag=True, help="No progress bars."),
+    click.Option(
+        ["--with", "decospecs"],
+        multiple=True,
+        metavar="DECORATOR[:attr=value,...]",
+        help="Attach a step decorator to every step, e.g. --with retry, "
+        "--with timeout:seconds=60 (repeatable; a step that has it keeps its own).",
+    ),
+    click.Option(
+        ["--pypi-find-links"],
+        multiple=True,
+        metavar="DIR|URL",
+        help="Where pip finds @pypi packages (with --no-index; repeatable). "
+        "Default: $SHIPYARD_PYPI_FIND_LINKS, else pip's configured index.",
+    ),
 ]
 
 
@@ -72,11 +86,14 @@ def _execute(
     origin: Any = None,
     resume_step: str | None = None,
 ) -> NoReturn:
+    from shipyard.flow.environments import EnvironmentBuildError
     from shipyard.flow.launch import make_plan
     from shipyard.flow.recorder import RecorderFailed
     from shipyard.flow.runtime import Runtime
     from shipyard.store.records import RunStatus
 
+    if options.get("decospecs"):
+        import shipyard.cards.decorator  # noqa: F401 - files @card under its name (--with card)
     try:
         plan = make_plan(
             loaded,
@@ -86,6 +103,8 @@ def _execute(
             quiet=bool(options.get("quiet")),
             origin=origin,
             resume_step=resume_step,
+            decospecs=options.get("decospecs") or (),
+            pypi_find_links=options.get("pypi_find_links") or (),
         )
     except FlowError as exc:
         _fail(exc)
@@ -99,7 +118,8 @@ def _execute(
         runtime.on_run_id = write_pathspec
     try:
         runtime.run()
-    except (RecorderFailed, StoreRefused) as exc:  # metadata or blobs not written: say why
+    except (RecorderFailed, StoreRefused, EnvironmentBuildError) as exc:
+        # metadata or blobs not written, or a @pypi environment not built: say why
         raise click.ClickException(str(exc)) from None
     sys.exit({RunStatus.SUCCEEDED: 0, RunStatus.KILLED: 130}.get(runtime.status, 1))
 
@@ -198,11 +218,32 @@ def show_command(loaded: LoadedFlow) -> click.Command:
     return click.Command("show", callback=callback, help="Show the flow's steps.")
 
 
+def _environment(environment: str) -> None:
+    """``python flow.py --environment=pypi run``, as Metaflow spells it: @pypi always
+    builds its environments here, so ``pypi`` (and ``local``) change nothing; ``conda`` is
+    refused as @conda is."""
+    if environment == "conda":
+        from shipyard.flow.graph import conda_refusal
+
+        raise click.UsageError(f"--environment=conda: {conda_refusal('conda')}")
+
+
 def flow_group(loaded: LoadedFlow) -> click.Group:
     group = click.Group(
         loaded.flow_cls.__name__,
         help=(loaded.flow_cls.__doc__ or "").strip() or None,
         context_settings={"help_option_names": ["-h", "--help"]},
+        callback=_environment,
+        params=[
+            click.Option(
+                ["--environment"],
+                type=click.Choice(["local", "pypi", "conda"]),
+                default="local",
+                show_default=True,
+                help="Accepted as Metaflow spells it: @pypi steps always run in their own "
+                "environment; conda is not supported.",
+            )
+        ],
     )
     for make in (run_command, resume_command, show_command):
         group.add_command(make(loaded))
@@ -278,6 +319,19 @@ shipyard_run = _FlowFileCommand(
     help="Write the run's pathspec (Flow/12) to this file as soon as it is known.",
 )
 @click.option("--quiet", "-q", is_flag=True)
+@click.option(
+    "--with",
+    "decospecs",
+    multiple=True,
+    metavar="DECORATOR[:attr=value,...]",
+    help="Attach a step decorator to every step (repeatable), as for run.",
+)
+@click.option(
+    "--pypi-find-links",
+    multiple=True,
+    metavar="DIR|URL",
+    help="Where pip finds @pypi packages (with --no-index), as for run.",
+)
 def shipyard_resume(run: str | None, step: str | None, **options: Any) -> None:
     """Resume RUN (Flow/12, or a flow name for its latest failed run; default: the latest
     failed run of any flow) with the flow file it ran from, changed or not.

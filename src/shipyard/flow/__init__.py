@@ -40,7 +40,11 @@ _EXPORTS = {
     "TaskOptions": "shipyard.flow.decorators",
     "TransitionError": "shipyard.flow.exceptions",
     "catch": "shipyard.flow.decorators",
+    "conda": "shipyard.flow.decorators",
+    "conda_base": "shipyard.flow.decorators",
     "environment": "shipyard.flow.decorators",
+    "pypi": "shipyard.flow.decorators",
+    "pypi_base": "shipyard.flow.decorators",
     "resources": "shipyard.flow.decorators",
     "retry": "shipyard.flow.decorators",
     "step": "shipyard.flow.decorators",
@@ -56,7 +60,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from shipyard.flow.decorators import TaskContext as TaskContext
     from shipyard.flow.decorators import TaskOptions as TaskOptions
     from shipyard.flow.decorators import catch as catch
+    from shipyard.flow.decorators import conda as conda
+    from shipyard.flow.decorators import conda_base as conda_base
     from shipyard.flow.decorators import environment as environment
+    from shipyard.flow.decorators import pypi as pypi
+    from shipyard.flow.decorators import pypi_base as pypi_base
     from shipyard.flow.decorators import resources as resources
     from shipyard.flow.decorators import retry as retry
     from shipyard.flow.decorators import step as step

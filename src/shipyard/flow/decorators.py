@@ -11,7 +11,9 @@ hook has a no-op default. Phases:
 - ``task_finished(ctx, ok)``            after persisting (or failing)
 
 ``ctx`` is the task's :class:`TaskContext`. A plugin needs no registration: applying its
-decorator to a step is enough (``@card`` is one, in ``shipyard.cards``).
+decorator to a step is enough (``@card`` is one, in ``shipyard.cards``). Defining the class
+also files it under its ``name`` in :data:`STEP_DECORATORS`, which is how ``--with NAME``
+on the command line finds it (:func:`attach_decospecs`).
 
 >>> class audit(StepDecorator):
 ...     name = "audit"
@@ -21,8 +23,12 @@ decorator to a step is enough (``@card`` is one, in ``shipyard.cards``).
 
 from __future__ import annotations
 
+import ast
+import difflib
+import json
 import os
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
@@ -35,6 +41,7 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 D = TypeVar("D", bound="StepDecorator")
+C = TypeVar("C", bound=type)
 
 
 @dataclass
@@ -67,11 +74,20 @@ class TaskContext:
     current_names: dict[str, Any] = field(default_factory=dict)
 
 
+#: every step decorator class by name: what ``--with NAME`` may attach
+STEP_DECORATORS: dict[str, type[StepDecorator]] = {}
+
+
 class StepDecorator:
     """Base class of step decorators. ``name`` is how it appears in graphs and errors."""
 
     name = "decorator"
     defaults: dict[str, Any] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" in cls.__dict__:  # the latest definition of a name wins (plugins, tests)
+            STEP_DECORATORS[cls.name] = cls
 
     def __init__(self, **attributes: Any) -> None:
         unknown = set(attributes) - set(self.defaults)
@@ -215,9 +231,102 @@ class EnvironmentDecorator(StepDecorator):
         os.environ.update({k: str(v) for k, v in self.attributes["vars"].items()})
 
 
+class PypiDecorator(StepDecorator):
+    """``@pypi(packages={"pandas": "2.1.0"}, python=None)``: run the step in its own
+    virtual environment with exactly these packages; see ``shipyard.flow.environments``.
+    A version is pinned (``"2.1.0"`` means ``==2.1.0``), a specifier (``">=2,<3"``) or
+    ``""`` (any). ``python``: the version to use, default the running one."""
+
+    name = "pypi"
+    defaults = {"packages": {}, "python": None, "disabled": False}
+
+    def step_init(self, graph: Graph, node: Node) -> None:
+        check_pypi_attributes(self, lambda message: node.error(message))
+
+
+class FlowDecorator:
+    """Base class of flow decorators, written above ``class MyFlow(FlowSpec)``."""
+
+    name = "flow_decorator"
+    defaults: dict[str, Any] = {}
+
+    def __init__(self, **attributes: Any) -> None:
+        unknown = set(attributes) - set(self.defaults)
+        if unknown:
+            raise TypeError(
+                f"@{self.name} got unknown argument(s) {sorted(unknown)}; "
+                f"it takes {sorted(self.defaults)}"
+            )
+        self.attributes = {**self.defaults, **attributes}
+
+    def __call__(self, cls: C) -> C:
+        if not isinstance(cls, type):
+            raise TypeError(f"@{self.name} decorates a flow class, not {cls!r}")
+        own = [d for d in flow_decorators(cls) if d.name != self.name]
+        cls._flow_decorators = [self, *own]  # type: ignore[attr-defined]
+        return cls
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.attributes.items())
+        return f"@{self.name}({args})"
+
+
+def flow_decorators(cls: type) -> list[FlowDecorator]:
+    """The flow decorators on ``cls`` (or inherited from a base flow)."""
+    return list(getattr(cls, "_flow_decorators", []))
+
+
+class PypiBaseDecorator(FlowDecorator):
+    """``@pypi_base(packages={...}, python=None)``: the @pypi every step of the flow gets;
+    a step's own ``@pypi`` adds to its packages (and wins where both name one)."""
+
+    name = "pypi_base"
+    defaults = {"packages": {}, "python": None, "disabled": False}
+
+
+class CondaDecorator(StepDecorator):
+    """``@conda``: exists so that Metaflow flows import, and is refused by the graph check
+    (no conda channel is reachable here): use ``@pypi``."""
+
+    name = "conda"
+    defaults = {"packages": {}, "libraries": {}, "python": None, "disabled": None}
+
+
+class CondaBaseDecorator(FlowDecorator):
+    """``@conda_base``: refused by the graph check, like ``@conda``: use ``@pypi_base``."""
+
+    name = "conda_base"
+    defaults = {"packages": {}, "libraries": {}, "python": None, "disabled": None}
+
+
+_PACKAGE_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?(\[[A-Za-z0-9._,-]+\])?$")
+
+
+def check_pypi_attributes(
+    deco: StepDecorator | FlowDecorator, error: Callable[[str], Exception]
+) -> None:
+    """Refuse what pip could not make sense of, before anything runs."""
+    packages, python = deco.attributes["packages"], deco.attributes["python"]
+    if not isinstance(packages, dict):
+        raise error(f"@{deco.name}(packages=...) takes a dict of names to versions")
+    for name, version in packages.items():
+        if not isinstance(name, str) or not _PACKAGE_NAME.match(name):
+            raise error(f"@{deco.name}: {name!r} is not a package name")
+        if not isinstance(version, str):
+            raise error(
+                f"@{deco.name}: the version of {name!r} must be a string "
+                f'("1.2.0", ">=1.2" or "" for any), not {version!r}'
+            )
+    if python is not None and (
+        not isinstance(python, str) or not re.fullmatch(r"3\.\d+(\.\d+)?", python)
+    ):
+        raise error(f'@{deco.name}(python={python!r}): expected a version like "3.11"')
+
+
 def register(decorator: type[D]) -> type[D]:
-    """Nothing to do: a step decorator works by being applied to a step. Kept (returning
-    the class) so that plugins written for the first release still import."""
+    """Nothing to do: a step decorator works by being applied to a step, and defining its
+    class files it in :data:`STEP_DECORATORS` (for ``--with``). Kept (returning the class)
+    so that plugins written for the first release still import."""
     return decorator
 
 
@@ -275,6 +384,48 @@ def environment(func: F | None = None, **attributes: Any) -> F | EnvironmentDeco
     return _apply(EnvironmentDecorator, func, attributes)
 
 
+@overload
+def pypi(func: F) -> F: ...
+@overload
+def pypi(
+    *,
+    packages: Mapping[str, str] = ...,
+    python: str | None = ...,
+    disabled: bool = ...,
+) -> PypiDecorator: ...
+def pypi(func: F | None = None, **attributes: Any) -> F | PypiDecorator:
+    """``@pypi(packages={"pandas": "2.1.0"}, python=None)``: run the step in a virtual
+    environment holding these packages, built once and reused (README: Per-step
+    environments)."""
+    return _apply(PypiDecorator, func, attributes)
+
+
+def pypi_base(
+    cls: C | None = None,
+    *,
+    packages: Mapping[str, str] | None = None,
+    python: str | None = None,
+    disabled: bool = False,
+) -> Any:
+    """``@pypi_base(packages={...}, python=None)`` above the flow class: every step's
+    @pypi; a step's own ``@pypi`` adds packages and wins where both name one."""
+    deco = PypiBaseDecorator(packages=dict(packages or {}), python=python, disabled=disabled)
+    return deco(cls) if cls is not None else deco
+
+
+def conda(func: F | None = None, **attributes: Any) -> Any:
+    """``@conda``: accepted so that Metaflow flows import; the graph check refuses it."""
+    if func is not None and callable(func):
+        return CondaDecorator()(func)
+    return CondaDecorator(**attributes)
+
+
+def conda_base(cls: C | None = None, **attributes: Any) -> Any:
+    """``@conda_base``: accepted so that Metaflow flows import; the graph check refuses it."""
+    deco = CondaBaseDecorator(**attributes)
+    return deco(cls) if cls is not None else deco
+
+
 def step(func: F) -> F:
     """Mark a method of a FlowSpec as a step."""
     func.is_step = True  # type: ignore[attr-defined]
@@ -300,3 +451,78 @@ def init_decorators(graph: Graph) -> None:
                 raise node.error(f"@{name} is applied twice")
         for deco in node.decorators:
             deco.step_init(graph, node)
+
+
+# -- --with on the command line --------------------------------------------------------------
+def _literal(text: str) -> Any:
+    """A ``--with`` value: a Python literal where it is one (``2``, ``0.5``, ``True``,
+    ``{"a": "1"}``), ``true``/``false``/``none`` as JSON spells them, else the string."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        pass
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _did_you_mean(word: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def parse_decospec(spec: str) -> tuple[type[StepDecorator], dict[str, Any]]:
+    """``NAME[:attr=value[,attr=value]]`` as ``--with`` takes it: the decorator class and its
+    arguments. Raises ParameterError naming the known decorators or attributes."""
+    from shipyard.flow.exceptions import ParameterError
+    from shipyard.flow.graph import conda_refusal
+
+    name, _, rest = spec.partition(":")
+    name = name.strip().lstrip("@")
+    if name in ("conda", "conda_base"):
+        raise ParameterError(f"--with {spec!r}: {conda_refusal(name)}")
+    cls = STEP_DECORATORS.get(name)
+    if cls is None:
+        known = sorted(n for n in STEP_DECORATORS if n != "conda")
+        raise ParameterError(
+            f"--with {spec!r}: there is no step decorator {name!r}"
+            f"{_did_you_mean(name, known)}; known: {', '.join(known)}"
+        )
+    attributes: dict[str, Any] = {}
+    if rest.strip():
+        # split at the commas that start the next attr=: a dict value may hold commas
+        for part in re.split(r",(?=\s*[A-Za-z_]\w*\s*=)", rest):
+            key, eq, value = part.partition("=")
+            key = key.strip()
+            if not eq or not key:
+                raise ParameterError(
+                    f"--with {spec!r}: {part!r} is not attr=value; "
+                    f"write --with {name}:attr=value,attr=value"
+                )
+            if key not in cls.defaults:
+                takes = sorted(cls.defaults)
+                raise ParameterError(
+                    f"--with {spec!r}: @{name} has no attribute {key!r}"
+                    f"{_did_you_mean(key, takes)}; it takes {', '.join(takes) or 'none'}"
+                )
+            attributes[key] = _literal(value.strip())
+    return cls, attributes
+
+
+def attach_decospecs(graph: Graph, specs: Iterable[str]) -> None:
+    """Attach each ``--with`` decorator to every step of ``graph`` and check it there. As
+    in Metaflow, a step that has the decorator already keeps its own (and its arguments)."""
+    from shipyard.flow.exceptions import GraphError, ParameterError
+
+    for spec in specs:
+        cls, attributes = parse_decospec(spec)
+        for node in graph:
+            if any(d.name == cls.name for d in node.decorators):
+                continue
+            deco = cls(**attributes)
+            try:
+                deco.step_init(graph, node)
+            except GraphError as exc:
+                raise ParameterError(f"--with {spec!r}: {exc.message}") from None
+            node.decorators.append(deco)

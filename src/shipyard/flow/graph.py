@@ -82,6 +82,8 @@ class Graph:
         self.flow_name = flow_cls.__name__
         self.nodes: dict[str, Node] = {}
         self.source_file = inspect.getsourcefile(flow_cls) or "<unknown>"
+        #: decorators above the class (``@pypi_base``), see shipyard.flow.decorators
+        self.flow_decorators: list[Any] = list(getattr(flow_cls, "_flow_decorators", []))
         for name, func in _step_functions(flow_cls):
             self.nodes[name] = _parse_node(name, func)
         for rule in RULES:
@@ -388,7 +390,31 @@ def _assign_split_parents(graph: Graph) -> None:
                 )
 
 
+def conda_refusal(name: str) -> str:
+    """Why ``@conda`` / ``@conda_base`` are refused, and what to use instead."""
+    instead = "@pypi_base(packages={...})" if name == "conda_base" else "@pypi(packages={...})"
+    return (
+        f"@{name} is not supported: no conda channel is reachable here; use {instead} "
+        "(see README: Per-step environments)"
+    )
+
+
+def check_no_conda(graph: Graph) -> None:
+    """Refuse ``@conda`` and ``@conda_base`` before anything runs (no conda channel is
+    reachable here); ``@pypi`` builds per-step environments instead."""
+    for deco in graph.flow_decorators:
+        if deco.name == "conda_base":
+            raise GraphError(
+                f"flow {graph.flow_name}: {conda_refusal('conda_base')}",
+                source_file=graph.source_file,
+            )
+    for node in graph.nodes.values():
+        if any(d.name == "conda" for d in node.decorators):
+            raise node.error(conda_refusal("conda"))
+
+
 RULES: list[Callable[[Graph], None]] = [
+    check_no_conda,
     check_start_and_end,
     check_next_calls,
     check_targets_exist,

@@ -29,6 +29,11 @@ class RunPlan:
     quiet: bool = False
     origin: RunRecord | None = None
     resume_step: str | None = None
+    #: ``--with`` decorators, as given (attached to ``graph`` already; a @pypi task
+    #: attaches them again in its own interpreter)
+    decospecs: list[str] = field(default_factory=list)
+    #: ``--pypi-find-links``: where pip finds @pypi packages (empty: pip's own config)
+    pypi_find_links: list[str] = field(default_factory=list)
 
 
 def parameter_values(
@@ -57,9 +62,16 @@ def make_plan(
     quiet: bool = False,
     origin: RunRecord | None = None,
     resume_step: str | None = None,
+    decospecs: list[str] | tuple[str, ...] = (),
+    pypi_find_links: list[str] | tuple[str, ...] = (),
 ) -> RunPlan:
     """Validate the graph and the parameters; raise a FlowError before anything runs."""
+    from shipyard.flow.decorators import attach_decospecs
+    from shipyard.flow.environments import find_links, step_environments
+
     graph = loaded.graph()
+    attach_decospecs(graph, decospecs)
+    step_environments(graph)  # a @pypi python= that is nowhere is refused now
     params, display = parameter_values(loaded.flow_cls, given, flow_parameters(loaded.flow_cls))
     if resume_step is not None and resume_step not in graph.nodes:
         raise ParameterError(
@@ -79,4 +91,6 @@ def make_plan(
         quiet=quiet,
         origin=origin,
         resume_step=resume_step,
+        decospecs=list(decospecs),
+        pypi_find_links=find_links(tuple(pypi_find_links)),
     )

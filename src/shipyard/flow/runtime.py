@@ -25,6 +25,7 @@ from typing import Any
 from shipyard.config import Settings, current_user, settings
 from shipyard.flow.artifacts import save
 from shipyard.flow.decorators import TaskOptions, task_options
+from shipyard.flow.environments import launch_task, prepare_environments, pypi_extra
 from shipyard.flow.exceptions import StoreRefused
 from shipyard.flow.failures import exit_error
 from shipyard.flow.launch import RunPlan
@@ -35,7 +36,7 @@ from shipyard.flow.report import LogKeys, TaskError, TaskResult
 from shipyard.flow.resume import ResumePlan
 from shipyard.flow.slots import Slots
 from shipyard.flow.successors import NewTask, Successors
-from shipyard.flow.task import InputSpec, TaskSpec, run_task, upload_logs
+from shipyard.flow.task import InputSpec, TaskSpec, upload_logs
 from shipyard.flow.zygote import Zygote
 from shipyard.store.blobs import BlobStore, open_blob_store
 from shipyard.store.records import ArtifactRecord, RunStatus, TaskRecord, TaskStatus
@@ -99,6 +100,10 @@ class Runtime:
         self.slots = Slots(self.max_workers, self.options, self.out.line)
 
     def run(self) -> int:
+        # @pypi environments before anything: a pip failure fails the run before it exists
+        self.pythons = prepare_environments(
+            self.graph, self.config.home, self.plan.pypi_find_links, self.out.line
+        )
         # Fork the zygote first: nothing below (database, threads, progress bars) may leak
         # in, and it stays small (SQLAlchemy is imported after it), so forks and exits of
         # tasks are cheap. It has imported what every task needs, the blob store included.
@@ -108,7 +113,7 @@ class Runtime:
             self.config.db_url, direct=self.plan.origin is not None, recorder=self._early_recorder
         )
         self.zygote = Zygote(
-            functools.partial(run_task, self.plan.flow_cls, self.graph),
+            functools.partial(launch_task, self.plan.flow_cls, self.graph),
             close_in_child=self.ledger.sockets,
         )
         previous = {
@@ -145,7 +150,7 @@ class Runtime:
             "user": current_user(),
             "params": self.plan.param_display,
             "tags": self.plan.tags,
-            "graph": self.graph.to_json(self.plan.module),
+            "graph": {**self.graph.to_json(self.plan.module), "with": self.plan.decospecs},
             "code_key": code_key,
             "origin_run_id": origin.run_id if origin else None,
         }
@@ -304,6 +309,11 @@ class Runtime:
             caught_error=task.caught_error,
             catch_var=opts.catch_var,
         )
+        python = self.pythons.get(task.step)
+        if python is not None:  # @pypi: started with its environment's python
+            spec.extra["pypi"] = pypi_extra(
+                self.plan.source_file, self.graph.flow_name, self.plan.decospecs, python
+            )
         self.ledger.write("start_attempt", task.task_id, task.attempt, pid=None)
         now = time.monotonic()
         self.running[task.task_id] = _Running(
