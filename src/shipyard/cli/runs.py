@@ -126,7 +126,7 @@ def _show_run(console: Console, run: Run) -> None:
         console.print(
             f"[red]failed[/red] {escape(task.pathspec)}: "
             f"{escape(str(error.get('type', '?')))}: {escape(str(error.get('message', '')))}"
-            f"  (shipyard logs {escape(task.pathspec)} --stderr)"
+            f"  (shipyard logs {escape(task.pathspec)})"
         )
     params = run.parameters
     if params:
@@ -227,33 +227,57 @@ def show_command(pathspec: _pathspec.Pathspec) -> None:
 # --- logs --------------------------------------------------------------------------------
 @click.command("logs")
 @click.argument("pathspec", type=PathspecType(min_depth=2))
-@click.option("--stderr", "stderr", is_flag=True, help="Standard error instead of output.")
+@click.option(
+    "--both",
+    "stream",
+    flag_value="both",
+    default=True,
+    help="Standard output and error, interleaved in the order written (the default).",
+)
+@click.option("--stdout", "stream", flag_value="stdout", help="Only standard output.")
+@click.option("--stderr", "stream", flag_value="stderr", help="Only standard error.")
+@click.option(
+    "--timestamps", is_flag=True, help="Start each line with the time it was written (UTC)."
+)
 @click.option(
     "--attempt",
     type=click.IntRange(min=0),
     help="Attempt number (0-based); default: the latest.",
 )
 @friendly
-def logs_command(pathspec: _pathspec.Pathspec, stderr: bool, attempt: int | None) -> None:
-    """Print a task's log; for a step or a run, every task's, each line prefixed step/task_id.
+def logs_command(
+    pathspec: _pathspec.Pathspec, stream: str, timestamps: bool, attempt: int | None
+) -> None:
+    """Print a task's output: standard output and error, interleaved in the order they were
+    written (a failed task's traceback among its prints). For a step or a run, every task's,
+    each line prefixed step/task_id.
 
     \b
     Examples:
-      shipyard logs DigitsFlow/12/train/34 --stderr
+      shipyard logs DigitsFlow/12/train/34
+      shipyard logs DigitsFlow/12/train/34 --stderr --timestamps
       shipyard logs DigitsFlow/12/train --attempt 0
     """
-    stream = "stderr" if stderr else "stdout"
     target = resolve(pathspec)
     if isinstance(target, Task):
-        click.echo(target.logs(attempt, stream), nl=False)  # type: ignore[arg-type]
-        return
-    tasks = target.tasks() if isinstance(target, Run | Step) else []
+        tasks = [target]
+    else:
+        tasks = target.tasks() if isinstance(target, Run | Step) else []
     for task in tasks:
-        if attempt is not None and attempt >= len(task.attempts):
+        if attempt is not None and attempt >= len(task.attempts) and len(tasks) > 1:
             continue
-        prefix = f"{task.step_name}/{task.id}"
-        for line in task.logs(attempt, stream).splitlines():  # type: ignore[arg-type]
-            click.echo(f"{prefix} | {line}")
+        prefix = (
+            "" if len(tasks) == 1 and isinstance(target, Task) else f"{task.step_name}/{task.id} | "
+        )
+        if stream == "both":
+            lines = [(line.time, line.text) for line in task.output(attempt)]
+        else:
+            lines = list(task.loglines(stream, attempt))  # type: ignore[arg-type]
+        for written, text in lines:
+            stamp = ""
+            if timestamps:
+                stamp = f"{written:%Y-%m-%d %H:%M:%S.%f} " if written else " " * 27
+            click.echo(f"{prefix}{stamp}{text}")
 
 
 COMMANDS: list[click.Command] = [runs_command, show_command, logs_command]

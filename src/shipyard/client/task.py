@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.client.artifacts import ArtifactLoader, DataArtifact, TaskData
 from shipyard.client.errors import NotFound
+from shipyard.store import loglines as _lines
 from shipyard.store import pathspec as _pathspec
 from shipyard.store.blobs import BlobNotFound
 from shipyard.store.context import Stores, default_stores
@@ -184,6 +185,26 @@ class Task:
     def logs(self, attempt: int | None = None, stream: Stream = "stdout") -> str:
         """An attempt's log (default: the latest): the stored blob once the attempt ended,
         the live file while it runs, ``""`` if there is neither."""
+        return _lines.strip(self._raw_log(attempt, stream))
+
+    def loglines(
+        self, stream: Stream = "stdout", attempt: int | None = None
+    ) -> Iterator[tuple[datetime | None, str]]:
+        """``(when it was written, line)`` for each line of an attempt's log, as Metaflow's
+        ``Task.loglines``; the time is None for logs recorded before shipyard stamped
+        lines."""
+        for line in _lines.parse(self._raw_log(attempt, stream), stream):
+            yield line.time, line.text
+
+    def output(self, attempt: int | None = None) -> list[_lines.LogLine]:
+        """Both streams of an attempt (default: the latest), interleaved in the order they
+        were written: ``LogLine(stream, ns, text)`` each (``.time`` a UTC datetime)."""
+        return list(
+            _lines.interleave(self._raw_log(attempt, "stdout"), self._raw_log(attempt, "stderr"))
+        )
+
+    def _raw_log(self, attempt: int | None, stream: Stream) -> str:
+        """The log as stored, stamps included (:mod:`shipyard.store.loglines`)."""
         if stream not in _SUFFIX:
             raise ValueError(f"stream must be 'stdout' or 'stderr', got {stream!r}")
         for retry in (False, True):

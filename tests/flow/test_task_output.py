@@ -1,0 +1,98 @@
+"""A task's two streams are captured with a time per line, so ``shipyard logs`` shows them
+interleaved in the order they were written: a failed task's traceback after its prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from shipyard.cli.main import main
+from shipyard.store.records import RunStatus
+from shipyard.testing import run_flow
+
+FLOW = """
+import subprocess, sys, warnings
+from shipyard import FlowSpec, step
+
+class NoisyFlow(FlowSpec):
+    @step
+    def start(self):
+        print("loading", flush=False)
+        print("a warning", file=sys.stderr)
+        print("partial", end="")
+        sys.stdout.flush()
+        print(" line")
+        sys.stdout.buffer.write(b"raw bytes\\n")
+        subprocess.run(["echo", "from a child"], check=True)
+        for i in range(3):
+            print(f"row {i}")
+            print(f"note {i}", file=sys.stderr)
+        print("about to fail")
+        raise ValueError("bad row 7")
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def logs(*args: str) -> str:
+    result = CliRunner().invoke(main, ["logs", *args])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_logs_of_a_failed_task_interleave_prints_and_the_traceback(tmp_path: Path) -> None:
+    run = run_flow(FLOW)
+    assert run.record.status is RunStatus.FAILED
+    task = run["start"].task
+    both = logs(task.pathspec).splitlines()
+    assert both[:9] == [
+        "loading",
+        "a warning",
+        "partial line",
+        "raw bytes",
+        "from a child",
+        "row 0",
+        "note 0",
+        "row 1",
+        "note 1",
+    ]
+    assert both[9:12] == ["row 2", "note 2", "about to fail"]
+    assert both[12] == "Traceback (most recent call last):"
+    assert both[-1] == "ValueError: bad row 7"
+    assert "\x1e" not in "".join(both) and "\x1f" not in "".join(both)
+    # one stream each, and the client's views
+    assert logs(task.pathspec, "--stdout").splitlines()[-1] == "about to fail"
+    assert logs(task.pathspec, "--stderr").splitlines()[:2] == ["a warning", "note 0"]
+    assert task.stderr.endswith("ValueError: bad row 7\n") and "\x1e" not in task.stderr
+    stamped = logs(task.pathspec, "--timestamps").splitlines()
+    assert stamped[0].endswith(" loading") and stamped[0][:4].isdigit()
+    times = [t for t, _ in task.loglines("stdout")]
+    assert times[0] is not None and times == sorted(times)  # type: ignore[type-var]
+    # the step's and the run's logs, prefixed
+    step = logs(f"{run.pathspec}/start").splitlines()
+    assert step[0] == f"start/{task.id} | loading" and step[-1].endswith("| ValueError: bad row 7")
+
+
+def test_the_failure_hint_names_a_command_that_shows_the_traceback(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from shipyard.testing import write_flow
+
+    path = write_flow(FLOW + "\nif __name__ == '__main__':\n    NoisyFlow()\n", tmp_path)
+    out = subprocess.run(
+        [sys.executable, str(path), "run"], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode != 0
+    hint = next(line for line in out.stdout.splitlines() if "see the logs:" in line)
+    command = hint.split("see the logs: shipyard ", 1)[1].split()
+    shown = logs(*command[1:])
+    assert "ValueError: bad row 7" in shown and "about to fail" in shown
+    pathspec = command[1].rsplit("/", 2)[0]
+    show = CliRunner().invoke(main, ["show", pathspec]).output
+    suggested = show.split("(shipyard logs ", 1)[1].split(")", 1)[0].split()
+    assert "ValueError: bad row 7" in logs(*suggested)
