@@ -112,11 +112,16 @@ def _show_run(console: Console, run: Run) -> None:
             nxt += "  (branches)"
         status = summary.status.value if summary.status else None
         running = summary.status in (TaskStatus.RUNNING, TaskStatus.PENDING)
+        took = span(summary.started_at, summary.finished_at, running)
+        if summary.reused:  # reused tasks ran in the origin run: their time is not counted
+            took = (
+                "reused" if summary.reused == summary.tasks else f"{took} ({summary.reused} reused)"
+            )
         table.add_row(
             escape(label),
             status_markup(status),
             f"{summary.done}/{summary.tasks}",
-            span(summary.started_at, summary.finished_at, running),
+            took,
             escape(f"→ {nxt}" if nxt else ""),
         )
     console.print(table)
@@ -152,13 +157,14 @@ def _show_step(console: Console, step: Step) -> None:
         started = utc(record.started_at) if record.started_at else None
         finished = utc(record.finished_at) if record.finished_at else None
         stack = record.foreach_stack
+        reused = record.origin_task_id is not None  # it ran in the origin run
         table.add_row(
             escape(task.pathspec),
             str(stack[-1].get("index", "-")) if stack else "-",
-            status_markup(record.status.value),
+            status_markup(record.status.value) + (" (reused)" if reused else ""),
             str(record.attempts),
             when(started),
-            span(started, finished, running),
+            "reused" if reused else span(started, finished, running),
         )
     console.print(table)
 

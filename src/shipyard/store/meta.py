@@ -498,7 +498,8 @@ class MetaStore:
     def step_summaries(self, run_id: int) -> list[dict[str, Any]]:
         """Per step of the run, in order of each step's first task: ``{"step_name", "tasks"
         (count), "counts" ({task status value: count}, every status present), "started_at"
-        (earliest), "finished_at" (latest; None while no task finished)}``."""
+        (earliest), "finished_at" (latest; None while no task finished), "reused" (tasks a
+        resume reused: their times, the origin run's, are left out of the two)}``."""
         with self._read() as conn:
             return [_rows.step_summary(r) for r in conn.execute(_rows.step_summary_query(run_id))]
 

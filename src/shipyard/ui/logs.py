@@ -169,6 +169,10 @@ def follow(
     if running or more:  # keep a character cut by the limit or by the writer whole
         data = data[: _complete(data)]
         end = offset + len(data)
+    line_start = data.rfind(b"\n") + 1
+    if data[line_start:].startswith(b"\x1e") and b"\x1f" not in data[line_start:] and line_start:
+        data = data[:line_start]  # a stamp cut in two: the next read starts with it whole
+        end = offset + len(data)
     text = loglines.strip(data.decode("utf-8", "replace"), chunk=True)
     return Chunk(text, end, more=more, done=not running and end >= size)
 
