@@ -10,6 +10,7 @@ import io
 import os
 import re
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ class StampedStream(io.TextIOBase):
         self._size = 0
         self._at_line_start = True
         self._buffer: _FlushingRaw | None = None
+        self._lock = threading.Lock()  # threads of the step may print at once
 
     def writable(self) -> bool:
         return True
@@ -57,24 +59,29 @@ class StampedStream(io.TextIOBase):
     def write(self, text: str) -> int:
         if not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
-        self._pending.append(text)
-        self._size += len(text)
-        if "\n" in text or self._size > 8192:
-            pending = "".join(self._pending)
-            cut = pending.rfind("\n") + 1 if self._size <= 8192 else len(pending)
-            self._pending = [pending[cut:]] if cut < len(pending) else []
-            self._size = len(pending) - cut
-            self._emit(pending[:cut])
+        with self._lock:
+            self._pending.append(text)
+            self._size += len(text)
+            if "\n" in text or self._size > 8192:
+                pending = "".join(self._pending)
+                cut = pending.rfind("\n") + 1 if self._size <= 8192 else len(pending)
+                self._pending = [pending[cut:]] if cut < len(pending) else []
+                self._size = len(pending) - cut
+                self._emit(pending[:cut])
         return len(text)
 
     def flush(self) -> None:
-        if self._pending:
-            pending = "".join(self._pending)
-            self._pending, self._size = [], 0
-            self._emit(pending)
+        with self._lock:
+            if self._pending:
+                pending = "".join(self._pending)
+                self._pending, self._size = [], 0
+                self._emit(pending)
 
     def _emit(self, text: str) -> None:
         if not text:
+            return
+        if self._at_line_start and text.find("\n") == len(text) - 1:  # one whole line
+            self._write(f"{loglines.stamp(self._clock())}{text}")
             return
         parts = []
         for line in text.split("\n"):
@@ -85,7 +92,10 @@ class StampedStream(io.TextIOBase):
             self._at_line_start = True
         parts.pop()  # the last piece ends where the text does: no newline after it
         self._at_line_start = text.endswith("\n")
-        view = memoryview("".join(parts).encode("utf-8", "replace"))
+        self._write("".join(parts))
+
+    def _write(self, text: str) -> None:
+        view = memoryview(text.encode("utf-8", "replace"))
         while view:
             view = view[os.write(self._fd, view) :]
 
