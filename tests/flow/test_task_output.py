@@ -72,6 +72,11 @@ def test_logs_of_a_failed_task_interleave_prints_and_the_traceback(tmp_path: Pat
     assert stamped[0].endswith(" loading") and stamped[0][:4].isdigit()
     times = [t for t, _ in task.loglines("stdout")]
     assert times[0] is not None and times == sorted(times)  # type: ignore[type-var]
+    # `shipyard show TASK` ends with the same, both streams in order
+    shown = CliRunner().invoke(main, ["show", task.pathspec]).output
+    tail = shown[shown.index("output (last 20 lines") :].splitlines()
+    assert tail[tail.index("loading") :] == both  # all of it: under 20 lines
+    assert tail.index("about to fail") < tail.index("Traceback (most recent call last):")
     # the step's and the run's logs, prefixed
     step = logs(f"{run.pathspec}/start").splitlines()
     assert step[0] == f"start/{task.id} | loading" and step[-1].endswith("| ValueError: bad row 7")

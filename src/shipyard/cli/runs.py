@@ -21,7 +21,6 @@ from shipyard.cli._common import (
     run_duration,
     span,
     status_markup,
-    tail,
     when,
 )
 from shipyard.client import (
@@ -194,11 +193,15 @@ def _show_task(console: Console, task: Task) -> None:
         )
     console.print(attempts)
     artifact_table(console, task)
-    for stream in ("stdout", "stderr"):
-        text = task.logs(stream=stream)  # type: ignore[arg-type]
-        if text:
-            console.print(f"[bold]{stream}[/bold] (last {LOG_TAIL} lines)")
-            console.print(escape(tail(text)))
+    lines = task.output()[-LOG_TAIL:]  # both streams, in the order they were written
+    if lines:
+        console.print(
+            f"[bold]output[/bold] (last {LOG_TAIL} lines, standard error in red; "
+            f"all of it: shipyard logs {escape(task.pathspec)})"
+        )
+        for line in lines:
+            text = escape(line.text)
+            console.print(f"[red]{text}[/red]" if line.stream == "stderr" else text)
 
 
 @click.command("show")
