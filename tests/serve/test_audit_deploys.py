@@ -8,6 +8,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from hosts import HostProcess
 
@@ -74,5 +75,22 @@ def test_audit_shows_deploys_and_an_alias_move_names_who_still_serves(
     assert "deployment tiny-svc (v1) still serves tiny:1" in moved
     assert "--name tiny-svc --model tiny@prod) to serve version 2" in moved
     assert host.post("/tiny-svc/which", {}).json() == "tiny:1"  # as the message says
+    page = httpx.get(f"{host.url}/ui/models/tiny", timeout=30)
+    assert page.status_code == 200
+    assert "still serves tiny:1: @prod points at version 2 now" in page.text
+
+    # the admin API's alias move says the same
+    moved_back = httpx.post(
+        f"{host.url}/api/v1/models/tiny/aliases/prod", json={"version": 1}, headers=host.admin
+    ).json()
+    assert moved_back["previous"] == 2 and moved_back["still_serving"] == []
+    again = httpx.post(
+        f"{host.url}/api/v1/models/tiny/aliases/prod", json={"version": 2}, headers=host.admin
+    ).json()
+    assert again["still_serving"] == [
+        {"service": "tiny-svc", "deployment_version": 1, "serves": "tiny:1"}
+    ]
     back = host.cli("models", "alias", "tiny", "1", "prod", remote=False).stdout
     assert "still serves" not in back  # it serves what the alias points at again
+    page = httpx.get(f"{host.url}/ui/models/tiny", timeout=30).text
+    assert "still serves" not in page and "what @prod points at" in page

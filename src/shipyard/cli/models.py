@@ -357,20 +357,12 @@ def audit_command(name: str | None, limit: int) -> None:
 def still_serving(name: str, alias: str, version: int) -> list[tuple[str, int, str]]:
     """``(service, deployment version, name:version it serves)`` for each active deployment
     that pinned ``name@alias`` when it was deployed and serves another version than
-    ``version`` (a deployment resolves an alias once, when it is deployed)."""
+    ``version``."""
     from shipyard.serve.deployments import DeploymentStore
     from shipyard.store.context import default_stores
 
-    store = DeploymentStore(default_stores().meta)
-    found = []
-    for deployment in store.active():
-        if deployment.current_version is None:
-            continue
-        current = store.version(deployment.service, deployment.current_version)
-        pinned = current.pins.get(f"{name}@{alias}") if current else None
-        if pinned is not None and pinned != f"{name}:{version}":
-            found.append((deployment.service, deployment.current_version, pinned))
-    return found
+    pinned = DeploymentStore(default_stores().meta).pinned_through(name, alias)
+    return [found for found in pinned if found[2] != f"{name}:{version}"]
 
 
 COMMANDS: list[click.Command] = [models_group]
