@@ -84,14 +84,19 @@ class StampedStream(io.TextIOBase):
             self._write(f"{loglines.stamp(self._clock())}{text}")
             return
         parts = []
-        for line in text.split("\n"):
-            if line and self._at_line_start:
+        lines = text.split("\n")
+        rest = lines.pop()  # after the last newline: the start of a line, or nothing
+        for line in lines:  # every whole line, empty ones too, gets its time
+            if self._at_line_start:
                 parts.append(loglines.stamp(self._clock()))
             parts.append(line)
             parts.append("\n")
             self._at_line_start = True
-        parts.pop()  # the last piece ends where the text does: no newline after it
-        self._at_line_start = text.endswith("\n")
+        if rest:
+            if self._at_line_start:
+                parts.append(loglines.stamp(self._clock()))
+            parts.append(rest)
+            self._at_line_start = False
         self._write("".join(parts))
 
     def _write(self, text: str) -> None:
