@@ -101,3 +101,38 @@ def test_the_failure_hint_names_a_command_that_shows_the_traceback(tmp_path: Pat
     show = CliRunner().invoke(main, ["show", pathspec]).output
     suggested = show.split("(shipyard logs ", 1)[1].split(")", 1)[0].split()
     assert "ValueError: bad row 7" in logs(*suggested)
+
+
+def test_stamped_streams_order_whole_partial_and_empty_lines(tmp_path: Path) -> None:
+    import os
+
+    from shipyard.flow.output import StampedStream
+    from shipyard.store.loglines import Clock, interleave
+
+    out_fd = os.open(tmp_path / "out", os.O_WRONLY | os.O_CREAT)
+    err_fd = os.open(tmp_path / "err", os.O_WRONLY | os.O_CREAT)
+    clock = Clock()
+    out, err = StampedStream(out_fd, clock), StampedStream(err_fd, clock)
+    print("a", file=out)
+    print("err", file=err)
+    print(file=out)
+    out.write("part")
+    out.flush()
+    err.write("x\ny\n\n")
+    out.write("ial\nnext")
+    out.write("z" * 9000)  # a long line with no end is written, not held
+    assert (tmp_path / "out").read_text().endswith("z" * 9000)
+    out.flush()
+    os.close(out_fd)
+    os.close(err_fd)
+    merged = interleave((tmp_path / "out").read_text(), (tmp_path / "err").read_text())
+    assert [(line.stream, line.text) for line in merged] == [
+        ("stdout", "a"),
+        ("stderr", "err"),
+        ("stdout", ""),
+        ("stdout", "partial"),
+        ("stderr", "x"),
+        ("stderr", "y"),
+        ("stderr", ""),
+        ("stdout", "next" + "z" * 9000),
+    ]
