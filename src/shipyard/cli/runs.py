@@ -268,25 +268,21 @@ def logs_command(
       shipyard logs DigitsFlow/12/train --attempt 0
     """
     target = resolve(pathspec)
+    one = isinstance(target, Task)
+    tasks: list[Task] = []
     if isinstance(target, Task):
         tasks = [target]
-    else:
-        tasks = target.tasks() if isinstance(target, Run | Step) else []
+    elif isinstance(target, Run | Step):
+        tasks = target.tasks()
     for task in tasks:
-        if attempt is not None and attempt >= len(task.attempts) and len(tasks) > 1:
+        if not one and attempt is not None and attempt >= len(task.attempts):
             continue
-        prefix = (
-            "" if len(tasks) == 1 and isinstance(target, Task) else f"{task.step_name}/{task.id} | "
-        )
-        if stream == "both":
-            lines = [(line.time, line.text) for line in task.output(attempt)]
-        else:
-            lines = list(task.loglines(stream, attempt))  # type: ignore[arg-type]
-        for written, text in lines:
+        prefix = "" if one else f"{task.step_name}/{task.id} | "
+        for line in task.output(attempt, stream):  # type: ignore[arg-type]
             stamp = ""
             if timestamps:
-                stamp = f"{written:%Y-%m-%d %H:%M:%S.%f} " if written else " " * 27
-            click.echo(f"{prefix}{stamp}{text}")
+                stamp = f"{line.time:%Y-%m-%d %H:%M:%S.%f} " if line.time else " " * 27
+            click.echo(f"{prefix}{stamp}{line.text}")
 
 
 COMMANDS: list[click.Command] = [runs_command, show_command, logs_command]

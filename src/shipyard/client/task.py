@@ -188,20 +188,24 @@ class Task:
         return _lines.strip(self._raw_log(attempt, stream))
 
     def loglines(
-        self, stream: Stream = "stdout", attempt: int | None = None
-    ) -> Iterator[tuple[datetime | None, str]]:
-        """``(when it was written, line)`` for each line of an attempt's log, as Metaflow's
-        ``Task.loglines``; the time is None for logs recorded before shipyard stamped
-        lines."""
+        self, stream: Stream = "stdout", as_unicode: bool = True, *, attempt: int | None = None
+    ) -> Iterator[tuple[datetime | None, str | bytes]]:
+        """``(when it was written, line)`` for each line of an attempt's log (default: the
+        latest), as Metaflow's ``Task.loglines`` (``as_unicode=False``: lines as UTF-8
+        bytes); the time is None for logs recorded before shipyard stamped lines."""
         for line in _lines.parse(self._raw_log(attempt, stream), stream):
-            yield line.time, line.text
+            yield line.time, line.text if as_unicode else line.text.encode("utf-8")
 
-    def output(self, attempt: int | None = None) -> list[_lines.LogLine]:
-        """Both streams of an attempt (default: the latest), interleaved in the order they
-        were written: ``LogLine(stream, ns, text)`` each (``.time`` a UTC datetime)."""
-        return list(
-            _lines.interleave(self._raw_log(attempt, "stdout"), self._raw_log(attempt, "stderr"))
-        )
+    def output(
+        self, attempt: int | None = None, stream: Literal["both", "stdout", "stderr"] = "both"
+    ) -> list[_lines.LogLine]:
+        """An attempt's output (default: the latest): both streams interleaved in the order
+        they were written, or one: ``LogLine(stream, ns, text)`` each (``.time`` a UTC
+        datetime, None for logs recorded before shipyard stamped lines)."""
+        if stream == "both":
+            out, err = self._raw_log(attempt, "stdout"), self._raw_log(attempt, "stderr")
+            return list(_lines.interleave(out, err))
+        return _lines.parse(self._raw_log(attempt, stream), stream)
 
     def _raw_log(self, attempt: int | None, stream: Stream) -> str:
         """The log as stored, stamps included (:mod:`shipyard.store.loglines`)."""
