@@ -101,6 +101,20 @@ def test_the_failure_hint_names_a_command_that_shows_the_traceback(tmp_path: Pat
     show = CliRunner().invoke(main, ["show", pathspec]).output
     suggested = show.split("(shipyard logs ", 1)[1].split(")", 1)[0].split()
     assert "ValueError: bad row 7" in logs(*suggested)
+    # the UI's task page names the same command
+    from starlette.testclient import TestClient
+
+    from shipyard.keys import Guard, KeyStore
+    from shipyard.store.context import default_stores
+    from shipyard.ui import standalone
+
+    stores = default_stores()
+    app = standalone(stores.meta, stores.blobs, Guard(KeyStore(stores.meta)))
+    client = TestClient(app, client=("127.0.0.1", 1234), base_url="http://127.0.0.1:8002")
+    page = client.get(f"/ui/runs/{command[1]}").text
+    ui_command = page.split('id="logs-hint"', 1)[1].split("<code>", 1)[1].split("</code>")[0]
+    assert ui_command.startswith("shipyard logs ")
+    assert "ValueError: bad row 7" in logs(*ui_command.split()[2:])
 
 
 def test_stamped_streams_order_whole_partial_and_empty_lines(tmp_path: Path) -> None:
