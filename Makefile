@@ -3,7 +3,9 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEMO_HOME := $(CURDIR)/.demo
+# each demo has its own home under .demo/, and wipes only that one
+DEMO_HOME := $(CURDIR)/.demo/ranker
+DIGITS_HOME := $(CURDIR)/.demo/digits
 
 .PHONY: demo demo-digits test lint typecheck unit venv services-start services-stop lock clean
 
@@ -21,8 +23,8 @@ demo: venv
 
 # the first demo: digits classified by a scikit-learn model, batched requests
 demo-digits: venv
-	rm -rf $(DEMO_HOME)
-	SHIPYARD_HOME=$(DEMO_HOME) $(BIN)/python examples/digits/demo.py
+	rm -rf $(DIGITS_HOME)
+	SHIPYARD_HOME=$(DIGITS_HOME) $(BIN)/python examples/digits/demo.py
 
 lint: venv
 	$(BIN)/ruff check --no-cache src tests bench examples

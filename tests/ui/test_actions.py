@@ -78,7 +78,13 @@ def test_the_admin_api_moves_an_alias(host: Host, keys: dict[str, str], ui_env: 
 
     first = post({"version": 1}, **admin)
     assert first.status_code == 200
-    assert first.json() == {"model": "uimodel", "alias": "staging", "version": 1, "previous": None}
+    assert first.json() == {
+        "model": "uimodel",
+        "alias": "staging",
+        "version": 1,
+        "previous": None,
+        "still_serving": [],  # no deployment pinned uimodel@staging
+    }
     moved = post({"version": 2}, **admin).json()
     assert moved["previous"] == 1 and _aliases(ui_env)["staging"] == 2
     entries = [e for e in Registry(ui_env.meta).audit("uimodel") if e.alias == "staging"]

@@ -21,6 +21,7 @@ from shipyard.store import pathspec as _pathspec
 
 # --- gc ----------------------------------------------------------------------------------
 @click.command("gc")
+@click.argument("runs", nargs=-1, metavar="[RUN]...")
 @click.option(
     "--older-than",
     "older_than",
@@ -30,7 +31,11 @@ from shipyard.store import pathspec as _pathspec
 @click.option(
     "--keep", type=click.IntRange(min=0), help="Keep the newest N runs of each flow, delete older."
 )
-@click.option("--dry-run", is_flag=True, help="Only report what would be deleted.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Only report what would be deleted, and the bytes of blobs it would free.",
+)
 @click.option(
     "--grace",
     type=DurationType(),
@@ -41,30 +46,57 @@ from shipyard.store import pathspec as _pathspec
 )
 @friendly
 def gc_command(
-    older_than: timedelta | None, keep: int | None, dry_run: bool, grace: timedelta
+    runs: tuple[str, ...],
+    older_than: timedelta | None,
+    keep: int | None,
+    dry_run: bool,
+    grace: timedelta,
 ) -> None:
     """Delete old runs and the stored blobs nothing references any more, and the temp
     files that writes killed mid-way left in a local blob store.
 
     Running runs are never touched. With both limits, a run goes only if both let it go.
+    Tagged runs, and runs that registered a model version (what a deployment serves comes
+    from one), are kept whatever the limits say: name a run (Flow/12) to delete it.
 
     \b
     Examples:
       shipyard gc --older-than 30d --dry-run
       shipyard gc --keep 10
+      shipyard gc DigitsFlow/12 DigitsFlow/13
     """
     from shipyard.client.gc import collect
 
-    if older_than is None and keep is None:
+    if older_than is None and keep is None and not runs:
         raise click.UsageError(
-            "say what to delete: --older-than DURATION and/or --keep N, "
+            "say what to delete: --older-than DURATION and/or --keep N, or runs by name, "
             "e.g. `shipyard gc --older-than 30d --dry-run`"
         )
-    report = collect(older_than=older_than, keep_last=keep, dry_run=dry_run, grace=grace)
+    for name in runs:
+        try:
+            _pathspec.parse(name, min_depth=2, max_depth=2)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="RUN") from None
+    try:
+        report = collect(
+            older_than=older_than, keep_last=keep, dry_run=dry_run, grace=grace, runs=runs
+        )
+    except ValueError as exc:  # a named run is still running
+        raise click.ClickException(str(exc)) from None
     verb = "would delete" if dry_run else "deleted"
     shown = ", ".join(report.runs[:10]) + (", ..." if len(report.runs) > 10 else "")
     click.echo(f"{verb} {len(report.runs)} run(s)" + (f": {shown}" if shown else ""))
-    click.echo(f"{verb} {report.blobs} blob(s), {size(report.bytes)}")
+    for pathspec, reasons in list(report.kept.items())[:20]:
+        click.echo(f"kept {pathspec}: {'; '.join(reasons)}")
+    if len(report.kept) > 20:
+        click.echo(f"kept {len(report.kept) - 20} more run(s) with tags or registered models")
+    if report.kept:
+        click.echo("(name a kept run to delete it: shipyard gc FLOW/RUN_ID)")
+    freed = "an unknown size" if report.bytes is None else size(report.bytes)
+    if dry_run:
+        click.echo(f"would delete {report.blobs} blob(s), freeing {freed}")
+    else:
+        click.echo(f"deleted {report.blobs} blob(s), {freed}")
     if report.log_dirs:
         click.echo(f"{verb} {report.log_dirs} leftover log dir(s)")
     if report.temp_files:
@@ -74,8 +106,6 @@ def gc_command(
         )
     if report.young_blobs:
         click.echo(f"kept {report.young_blobs} unreferenced blob(s) younger than the grace period")
-    if dry_run and report.runs:
-        click.echo("(blobs only these runs use are counted when they are really deleted)")
 
 
 # --- tag ---------------------------------------------------------------------------------

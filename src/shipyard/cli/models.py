@@ -310,6 +310,12 @@ def alias_command(args: tuple[str, ...], delete: bool) -> None:
         click.echo(f"{name}@{alias} already points at version {version}")
     else:
         click.echo(f"{name}@{alias} moved: version {before} -> {version}")
+    for service, deployed, pinned in still_serving(name, alias, version):
+        click.echo(
+            f"deployment {service} (v{deployed}) still serves {pinned}: it pinned "
+            f"{name}@{alias} when deployed; deploy it again (shipyard deploy FILE.py:Class "
+            f"--name {service} --model {name}@{alias}) to serve version {version}"
+        )
 
 
 @models_group.command("audit")
@@ -317,14 +323,22 @@ def alias_command(args: tuple[str, ...], delete: bool) -> None:
 @click.option("--limit", "-n", type=click.IntRange(min=1), default=50, show_default=True)
 @_friendly
 def audit_command(name: str | None, limit: int) -> None:
-    """Who registered versions and moved aliases, and when (newest first)."""
+    """Who registered versions, moved aliases and deployed (or rolled back) services, and
+    when (newest first). For one model, the deploys that pinned one of its versions are shown
+    as its entries: "to" is the version deployed, "alias" the alias it was pinned through.
+
+    \b
+    Examples:
+      shipyard models audit ranker
+      shipyard models audit -n 20
+    """
     entries = Registry().audit(name, limit=limit)
     console = _console()
     if not entries:
         console.print("the audit log is empty" + (f" for {name}" if name else ""))
         return
     table = Table(box=None, pad_edge=False)
-    for column in ("when", "user", "action", "model", "alias", "from", "to"):
+    for column in ("when", "user", "action", "model", "alias", "from", "to", "detail"):
         table.add_column(column)
     for e in entries:
         table.add_row(
@@ -335,8 +349,20 @@ def audit_command(name: str | None, limit: int) -> None:
             escape(e.alias or "-"),
             str(e.from_version) if e.from_version is not None else "-",
             str(e.to_version) if e.to_version is not None else "-",
+            escape(e.summary),
         )
     console.print(table)
+
+
+def still_serving(name: str, alias: str, version: int) -> list[tuple[str, int, str]]:
+    """``(service, deployment version, name:version it serves)`` for each active deployment
+    that pinned ``name@alias`` when it was deployed and serves another version than
+    ``version``."""
+    from shipyard.serve.deployments import DeploymentStore
+    from shipyard.store.context import default_stores
+
+    pinned = DeploymentStore(default_stores().meta).pinned_through(name, alias)
+    return [found for found in pinned if found[2] != f"{name}:{version}"]
 
 
 COMMANDS: list[click.Command] = [models_group]

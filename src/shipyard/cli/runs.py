@@ -21,7 +21,6 @@ from shipyard.cli._common import (
     run_duration,
     span,
     status_markup,
-    tail,
     when,
 )
 from shipyard.client import (
@@ -112,11 +111,16 @@ def _show_run(console: Console, run: Run) -> None:
             nxt += "  (branches)"
         status = summary.status.value if summary.status else None
         running = summary.status in (TaskStatus.RUNNING, TaskStatus.PENDING)
+        took = span(summary.started_at, summary.finished_at, running)
+        if summary.reused:  # reused tasks ran in the origin run: their time is not counted
+            took = (
+                "reused" if summary.reused == summary.tasks else f"{took} ({summary.reused} reused)"
+            )
         table.add_row(
             escape(label),
             status_markup(status),
             f"{summary.done}/{summary.tasks}",
-            span(summary.started_at, summary.finished_at, running),
+            took,
             escape(f"→ {nxt}" if nxt else ""),
         )
     console.print(table)
@@ -126,7 +130,7 @@ def _show_run(console: Console, run: Run) -> None:
         console.print(
             f"[red]failed[/red] {escape(task.pathspec)}: "
             f"{escape(str(error.get('type', '?')))}: {escape(str(error.get('message', '')))}"
-            f"  (shipyard logs {escape(task.pathspec)} --stderr)"
+            f"  (shipyard logs {escape(task.pathspec)})"
         )
     params = run.parameters
     if params:
@@ -152,13 +156,14 @@ def _show_step(console: Console, step: Step) -> None:
         started = utc(record.started_at) if record.started_at else None
         finished = utc(record.finished_at) if record.finished_at else None
         stack = record.foreach_stack
+        reused = record.origin_task_id is not None  # it ran in the origin run
         table.add_row(
             escape(task.pathspec),
             str(stack[-1].get("index", "-")) if stack else "-",
-            status_markup(record.status.value),
+            status_markup(record.status.value) + (" (reused)" if reused else ""),
             str(record.attempts),
             when(started),
-            span(started, finished, running),
+            "reused" if reused else span(started, finished, running),
         )
     console.print(table)
 
@@ -188,11 +193,15 @@ def _show_task(console: Console, task: Task) -> None:
         )
     console.print(attempts)
     artifact_table(console, task)
-    for stream in ("stdout", "stderr"):
-        text = task.logs(stream=stream)  # type: ignore[arg-type]
-        if text:
-            console.print(f"[bold]{stream}[/bold] (last {LOG_TAIL} lines)")
-            console.print(escape(tail(text)))
+    lines = task.output()[-LOG_TAIL:]  # both streams, in the order they were written
+    if lines:
+        console.print(
+            f"[bold]output[/bold] (last {LOG_TAIL} lines, standard error in red; "
+            f"all of it: shipyard logs {escape(task.pathspec)})"
+        )
+        for line in lines:
+            text = escape(line.text)
+            console.print(f"[red]{text}[/red]" if line.stream == "stderr" else text)
 
 
 @click.command("show")
@@ -227,33 +236,53 @@ def show_command(pathspec: _pathspec.Pathspec) -> None:
 # --- logs --------------------------------------------------------------------------------
 @click.command("logs")
 @click.argument("pathspec", type=PathspecType(min_depth=2))
-@click.option("--stderr", "stderr", is_flag=True, help="Standard error instead of output.")
+@click.option(
+    "--both",
+    "stream",
+    flag_value="both",
+    default=True,
+    help="Standard output and error, interleaved in the order written (the default).",
+)
+@click.option("--stdout", "stream", flag_value="stdout", help="Only standard output.")
+@click.option("--stderr", "stream", flag_value="stderr", help="Only standard error.")
+@click.option(
+    "--timestamps", is_flag=True, help="Start each line with the time it was written (UTC)."
+)
 @click.option(
     "--attempt",
     type=click.IntRange(min=0),
     help="Attempt number (0-based); default: the latest.",
 )
 @friendly
-def logs_command(pathspec: _pathspec.Pathspec, stderr: bool, attempt: int | None) -> None:
-    """Print a task's log; for a step or a run, every task's, each line prefixed step/task_id.
+def logs_command(
+    pathspec: _pathspec.Pathspec, stream: str, timestamps: bool, attempt: int | None
+) -> None:
+    """Print a task's output: standard output and error, interleaved in the order they were
+    written (a failed task's traceback among its prints). For a step or a run, every task's,
+    each line prefixed step/task_id.
 
     \b
     Examples:
-      shipyard logs DigitsFlow/12/train/34 --stderr
+      shipyard logs DigitsFlow/12/train/34
+      shipyard logs DigitsFlow/12/train/34 --stderr --timestamps
       shipyard logs DigitsFlow/12/train --attempt 0
     """
-    stream = "stderr" if stderr else "stdout"
     target = resolve(pathspec)
+    one = isinstance(target, Task)
+    tasks: list[Task] = []
     if isinstance(target, Task):
-        click.echo(target.logs(attempt, stream), nl=False)  # type: ignore[arg-type]
-        return
-    tasks = target.tasks() if isinstance(target, Run | Step) else []
+        tasks = [target]
+    elif isinstance(target, Run | Step):
+        tasks = target.tasks()
     for task in tasks:
-        if attempt is not None and attempt >= len(task.attempts):
+        if not one and attempt is not None and attempt >= len(task.attempts):
             continue
-        prefix = f"{task.step_name}/{task.id}"
-        for line in task.logs(attempt, stream).splitlines():  # type: ignore[arg-type]
-            click.echo(f"{prefix} | {line}")
+        prefix = "" if one else f"{task.step_name}/{task.id} | "
+        for line in task.output(attempt, stream):  # type: ignore[arg-type]
+            stamp = ""
+            if timestamps:
+                stamp = f"{line.time:%Y-%m-%d %H:%M:%S.%f} " if line.time else " " * 27
+            click.echo(f"{prefix}{stamp}{line.text}")
 
 
 COMMANDS: list[click.Command] = [runs_command, show_command, logs_command]

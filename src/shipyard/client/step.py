@@ -29,8 +29,12 @@ class StepSummary:
     foreach: str | None
     tasks: int
     counts: dict[TaskStatus, int] = field(default_factory=dict)
+    #: earliest start and latest end of the tasks that ran in this run (a resume's reused
+    #: tasks ran in the origin run: their times are not counted)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    #: tasks a resume reused from the origin run
+    reused: int = 0
 
     @property
     def done(self) -> int:
@@ -51,9 +55,10 @@ class StepSummary:
 
 def summarize(name: str, node: dict[str, Any], tasks: list[TaskRecord]) -> StepSummary:
     """The :class:`StepSummary` of step ``name`` (graph ``node``) over its ``tasks``."""
-    started = [utc(t.started_at) for t in tasks if t.started_at]
-    finished = [utc(t.finished_at) for t in tasks if t.finished_at]
-    all_done = bool(tasks) and len(finished) == len(tasks)
+    ran = [t for t in tasks if t.origin_task_id is None]  # reused ones ran in the origin run
+    started = [utc(t.started_at) for t in ran if t.started_at]
+    finished = [utc(t.finished_at) for t in ran if t.finished_at]
+    all_done = bool(ran) and len(finished) == len(ran)
     return StepSummary(
         name=name,
         type=str(node.get("type", "linear")),
@@ -63,6 +68,7 @@ def summarize(name: str, node: dict[str, Any], tasks: list[TaskRecord]) -> StepS
         counts=dict(Counter(t.status for t in tasks)),
         started_at=min(started) if started else None,
         finished_at=max(finished) if all_done else None,
+        reused=len(tasks) - len(ran),
     )
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.client.artifacts import ArtifactLoader, DataArtifact, TaskData
 from shipyard.client.errors import NotFound
+from shipyard.store import loglines as _lines
 from shipyard.store import pathspec as _pathspec
 from shipyard.store.blobs import BlobNotFound
 from shipyard.store.context import Stores, default_stores
@@ -184,6 +185,30 @@ class Task:
     def logs(self, attempt: int | None = None, stream: Stream = "stdout") -> str:
         """An attempt's log (default: the latest): the stored blob once the attempt ended,
         the live file while it runs, ``""`` if there is neither."""
+        return _lines.strip(self._raw_log(attempt, stream))
+
+    def loglines(
+        self, stream: Stream = "stdout", as_unicode: bool = True, *, attempt: int | None = None
+    ) -> Iterator[tuple[datetime | None, str | bytes]]:
+        """``(when it was written, line)`` for each line of an attempt's log (default: the
+        latest), as Metaflow's ``Task.loglines`` (``as_unicode=False``: lines as UTF-8
+        bytes); the time is None for logs recorded before shipyard stamped lines."""
+        for line in _lines.parse(self._raw_log(attempt, stream), stream):
+            yield line.time, line.text if as_unicode else line.text.encode("utf-8")
+
+    def output(
+        self, attempt: int | None = None, stream: Literal["both", "stdout", "stderr"] = "both"
+    ) -> list[_lines.LogLine]:
+        """An attempt's output (default: the latest): both streams interleaved in the order
+        they were written, or one: ``LogLine(stream, ns, text)`` each (``.time`` a UTC
+        datetime, None for logs recorded before shipyard stamped lines)."""
+        if stream == "both":
+            out, err = self._raw_log(attempt, "stdout"), self._raw_log(attempt, "stderr")
+            return list(_lines.interleave(out, err))
+        return _lines.parse(self._raw_log(attempt, stream), stream)
+
+    def _raw_log(self, attempt: int | None, stream: Stream) -> str:
+        """The log as stored, stamps included (:mod:`shipyard.store.loglines`)."""
         if stream not in _SUFFIX:
             raise ValueError(f"stream must be 'stdout' or 'stderr', got {stream!r}")
         for retry in (False, True):

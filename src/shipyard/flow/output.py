@@ -6,18 +6,131 @@ rich is only imported for a terminal: piped output (CI, notebooks, Runner) is pl
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import sys
+import threading
 from pathlib import Path
 from typing import Any
+
+from shipyard.store import loglines
 
 _MARKUP = re.compile(r"\[/?[a-z ]*\]")
 
 
+class StampedStream(io.TextIOBase):
+    """A task's ``sys.stdout`` or ``sys.stderr``: writes to file descriptor ``fd``, each line
+    starting with the time it was written (:mod:`shipyard.store.loglines`), so that the two
+    streams can be interleaved later. Line-buffered: a line is written when it ends, or
+    when the stream is flushed (the rest of that line then follows without a stamp)."""
+
+    encoding = "utf-8"
+    errors = "replace"
+    line_buffering = True
+
+    def __init__(self, fd: int, clock: loglines.Clock) -> None:
+        super().__init__()
+        self._fd = fd
+        self._clock = clock
+        self._pending: list[str] = []
+        self._size = 0
+        self._at_line_start = True
+        self._buffer: _FlushingRaw | None = None
+        self._lock = threading.Lock()  # threads of the step may print at once
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def isatty(self) -> bool:
+        return False
+
+    @property
+    def buffer(self) -> io.RawIOBase:
+        """Bytes written here go to the file as they are (no stamp), after what is
+        pending."""
+        if self._buffer is None:
+            self._buffer = _FlushingRaw(self)
+        return self._buffer
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        with self._lock:
+            self._pending.append(text)
+            self._size += len(text)
+            if "\n" in text or self._size > 8192:
+                pending = "".join(self._pending)
+                cut = pending.rfind("\n") + 1 if self._size <= 8192 else len(pending)
+                self._pending = [pending[cut:]] if cut < len(pending) else []
+                self._size = len(pending) - cut
+                self._emit(pending[:cut])
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._pending:
+                pending = "".join(self._pending)
+                self._pending, self._size = [], 0
+                self._emit(pending)
+
+    def _emit(self, text: str) -> None:
+        if not text:
+            return
+        if self._at_line_start and text.find("\n") == len(text) - 1:  # one whole line
+            self._write(f"{loglines.stamp(self._clock())}{text}")
+            return
+        parts = []
+        lines = text.split("\n")
+        rest = lines.pop()  # after the last newline: the start of a line, or nothing
+        for line in lines:  # every whole line, empty ones too, gets its time
+            if self._at_line_start:
+                parts.append(loglines.stamp(self._clock()))
+            parts.append(line)
+            parts.append("\n")
+            self._at_line_start = True
+        if rest:
+            if self._at_line_start:
+                parts.append(loglines.stamp(self._clock()))
+            parts.append(rest)
+            self._at_line_start = False
+        self._write("".join(parts))
+
+    def _write(self, text: str) -> None:
+        view = memoryview(text.encode("utf-8", "replace"))
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+
+class _FlushingRaw(io.RawIOBase):
+    """``sys.stdout.buffer`` of a :class:`StampedStream`."""
+
+    def __init__(self, stream: StampedStream) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def writable(self) -> bool:
+        return True
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def write(self, data: Any) -> int:
+        self._stream.flush()
+        view = memoryview(data).cast("B")
+        written = 0
+        while written < len(view):
+            written += os.write(self._stream.fileno(), view[written:])
+        return written
+
+
 class LogTail:
-    """Follows one attempt's log file, yielding complete lines. The file is opened once,
-    when it first exists, and read from where the last read stopped; :meth:`close` it."""
+    """Follows one attempt's log file, yielding complete lines (without their stamps). The
+    file is opened once, when it first exists, and read from where the last read stopped;
+    :meth:`close` it."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -42,7 +155,7 @@ class LogTail:
         if final and self.partial:
             lines.append(self.partial)
             self.partial = b""
-        return [line.decode("utf-8", "replace") for line in lines]
+        return [loglines.strip(line.decode("utf-8", "replace")) for line in lines]
 
     def close(self) -> None:
         if self._fd is not None:

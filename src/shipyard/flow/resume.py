@@ -47,6 +47,22 @@ class ResumePlan:
             return None
         return origin
 
+    def summary(self, steps: dict[int, str], origin: str) -> str | None:
+        """What was reused, for the terminal: ``reused 4 tasks of F/1: start, train ×3``
+        (``steps``: every task of the new run -> its step); None if nothing was."""
+        counts: dict[str, int] = {}
+        for task_id in self.origin_of:
+            counts[steps[task_id]] = counts.get(steps[task_id], 0) + 1
+        if not counts:
+            return None
+        total = sum(counts.values())
+        parts = [name if n == 1 else f"{name} ×{n}" for name, n in counts.items()]
+        ran = len(steps) - total
+        return (
+            f"reused {total} task{'s' if total != 1 else ''} of {origin}: {', '.join(parts)}"
+            f"; ran {ran} (reused tasks' time is the origin run's, not this run's)"
+        )
+
 
 def _position(stack: Any) -> tuple[int, ...]:
     return tuple(int(frame["index"]) for frame in stack)

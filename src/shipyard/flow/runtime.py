@@ -575,6 +575,11 @@ class Runtime:
             self.ledger.write("kill_unfinished_tasks", self.run_id)
         self.ledger.write("finish_run", self.run_id, self.status)
         pathspec = f"{self.graph.flow_name}/{self.run_id}"
+        if self.resume is not None and self.plan.origin is not None:
+            steps = {task_id: task.step for task_id, task in self.task_info.items()}
+            reused = self.resume.summary(steps, self.plan.origin.pathspec)
+            if reused:
+                self.out.line(f"[green]{reused}[/]")
         if ok:
             self.out.line(f"[bold green]{pathspec} succeeded[/]")
         else:

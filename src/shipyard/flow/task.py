@@ -25,9 +25,11 @@ from shipyard.flow.artifacts import ArtifactLoader, save, save_items
 from shipyard.flow.current import start_task
 from shipyard.flow.decorators import TaskContext
 from shipyard.flow.exceptions import ArtifactError, StoreRefused, TransitionError
+from shipyard.flow.output import StampedStream
 from shipyard.flow.report import ForeachSplit, LogKeys, TaskError, TaskResult
 from shipyard.flow.spec import FlowSpec, Inputs, InputView
 from shipyard.store.blobs import BlobStore, open_blob_store
+from shipyard.store.loglines import Clock
 from shipyard.store.records import ArtifactRecord, live_log
 from shipyard.store.serialize import ArtifactNotPicklable
 
@@ -92,9 +94,11 @@ def _redirect_output(spec: TaskSpec) -> None:
         os.dup2(target, fd)
         os.close(target)
     # New file objects over fds 1 and 2: whatever sys.stdout was in the parent (a notebook's
-    # or pytest's capture object) may not write to fd 1 at all.
-    sys.stdout = open(1, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
-    sys.stderr = open(2, "w", buffering=1, encoding="utf-8", errors="replace", closefd=False)  # noqa: SIM115
+    # or pytest's capture object) may not write to fd 1 at all. Each line they write carries
+    # the time it was written, on one clock, so that `shipyard logs` can interleave them.
+    clock = Clock()
+    sys.stdout = StampedStream(1, clock)
+    sys.stderr = StampedStream(2, clock)
     # a segfault in user code then leaves its Python stack in the task's own stderr log
     faulthandler.enable(file=sys.stderr)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -236,14 +237,18 @@ def latest_versions(conn: Connection) -> list[tuple[ModelVersion, int]]:
 
 
 def audit_entries(conn: Connection, name: str | None, limit: int | None) -> list[AuditEntry]:
-    """Newest first."""
+    """Newest first. For one model: its own entries, and the deploys (and rollbacks) that
+    pinned one of its versions (hosting records those with no model, the versions in
+    ``detail["pins"]``), shown as entries of the model (:func:`as_model_entry`)."""
     query = sa.select(audit_log).order_by(audit_log.c.id.desc())
-    if name is not None:
-        query = query.where(audit_log.c.model == name)
-    if limit is not None:
-        query = query.limit(limit)
-    return [
-        AuditEntry(
+    if name is None:
+        if limit is not None:
+            query = query.limit(limit)
+    else:
+        query = query.where(sa.or_(audit_log.c.model == name, audit_log.c.model.is_(None)))
+    entries: list[AuditEntry] = []
+    for row in conn.execute(query):
+        record = AuditEntry(
             id=int(row.id),
             at=row.at,
             user=row.user,
@@ -254,8 +259,25 @@ def audit_entries(conn: Connection, name: str | None, limit: int | None) -> list
             to_version=row.to_version,
             detail=row.detail,
         )
-        for row in conn.execute(query)
-    ]
+        entry = as_model_entry(record, name) if name is not None and row.model is None else record
+        if entry is not None:
+            entries.append(entry)
+            if limit is not None and len(entries) >= limit:
+                break
+    return entries
+
+
+def as_model_entry(entry: AuditEntry, name: str) -> AuditEntry | None:
+    """A hosting entry that pinned a version of model ``name`` as an entry of the model:
+    ``to_version`` the version pinned, ``alias`` the alias it was pinned through (if any);
+    None if it pinned none of its versions."""
+    pins = (entry.detail or {}).get("pins") or {}
+    for spec, pinned in sorted(pins.items()) if isinstance(pins, dict) else ():
+        model, _, version = str(pinned).rpartition(":")
+        if model == name and version.isdigit():
+            _, at, alias = str(spec).partition("@")
+            return replace(entry, model=name, alias=alias if at else None, to_version=int(version))
+    return None
 
 
 def referenced_keys_query() -> sa.CompoundSelect[Any]:

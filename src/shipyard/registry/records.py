@@ -110,5 +110,28 @@ class AuditEntry:
     to_version: int | None
     detail: dict[str, Any] | None
 
+    @property
+    def summary(self) -> str:
+        """What ``detail`` says, in a few words: the service, its version and the models it
+        pinned for a deploy or a rollback, the replicas of a scale, a version's lineage."""
+        detail = self.detail or {}
+        if "service" in detail:
+            text = str(detail["service"])
+            if detail.get("version") is not None:
+                text += f" v{detail['version']}"
+            if detail.get("previous") is not None:
+                text += f" (was v{detail['previous']})"
+            pins = detail.get("pins") or {}
+            if isinstance(pins, dict) and pins:
+                text += ": " + ", ".join(
+                    f"{s} = {p}" if s != p else str(p) for s, p in sorted(pins.items())
+                )
+            if detail.get("replicas") is not None:
+                text += f": {detail['replicas']} replicas"
+            return text
+        if detail.get("lineage"):
+            return f"from {detail['lineage']}"
+        return ""
+
 
 __all__ = ["AuditEntry", "ModelSummary", "ModelVersion"]

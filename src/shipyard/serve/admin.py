@@ -527,7 +527,21 @@ class AdminAPI:
             raise AdminError(422, "validation_error", str(exc)) from None
         except ModelNotFound as exc:
             raise AdminError(404, "not_found", str(exc)) from None
-        return JSONResponse({"model": name, "alias": alias, "version": version, "previous": before})
+        serving = await run_in_threadpool(self.store.pinned_through, name, alias)
+        return JSONResponse(
+            {
+                "model": name,
+                "alias": alias,
+                "version": version,
+                "previous": before,
+                # deployments resolve an alias when deployed: those serving another version
+                "still_serving": [
+                    {"service": service, "deployment_version": deployed, "serves": pinned}
+                    for service, deployed, pinned in serving
+                    if pinned != f"{name}:{version}"
+                ],
+            }
+        )
 
     async def undeploy(self, request: Request) -> Response:
         name = request.path_params["name"]

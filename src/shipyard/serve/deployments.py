@@ -284,3 +284,26 @@ class DeploymentStore:
             if v.version == version:
                 return v
         return None
+
+    def pinned_through(self, name: str, alias: str) -> list[tuple[str, int, str]]:
+        """``(service, deployment version, "name:version" it serves)`` for each active
+        deployment whose current version pinned ``name@alias``: a deployment resolves an
+        alias once, when it is deployed, and serves that version until deployed again."""
+        spec = f"{name}@{alias}"
+        current = sa.select(deployment_versions).join(
+            deployments,
+            sa.and_(
+                deployments.c.service == deployment_versions.c.service,
+                deployments.c.current_version == deployment_versions.c.version,
+            ),
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                current.where(deployments.c.active.is_(True)).order_by(deployments.c.service)
+            ).all()
+        found = []
+        for row in rows:
+            pinned = (row.pins or {}).get(spec)
+            if pinned is not None:
+                found.append((str(row.service), int(row.version), str(pinned)))
+        return found

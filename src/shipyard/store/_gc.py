@@ -13,6 +13,7 @@ from shipyard.store.schema import (
     artifacts,
     attempts,
     deployment_versions,
+    deployments,
     flows,
     model_versions,
     run_params,
@@ -59,13 +60,19 @@ def delete_runs(conn: Connection, run_ids: list[int]) -> None:
     conn.execute(flows.delete().where(~has_runs))
 
 
-def referenced_keys_query() -> sa.CompoundSelect[Any]:
-    """Every blob key a row points at (may contain NULLs; the caller drops them)."""
+def referenced_keys_query(excluding: list[int] | None = None) -> sa.CompoundSelect[Any]:
+    """Every blob key a row points at (may contain NULLs; the caller drops them); with
+    ``excluding``, as if those runs were deleted (what ``gc --dry-run`` would free)."""
+    kept_tasks = sa.select(tasks.c.task_id)
+    kept_runs: sa.ColumnElement[bool] = sa.true()
+    if excluding:
+        kept_tasks = kept_tasks.where(tasks.c.run_id.not_in(excluding))
+        kept_runs = runs.c.run_id.not_in(excluding)
     return sa.union(
-        sa.select(artifacts.c.key),
-        sa.select(attempts.c.stdout_key),
-        sa.select(attempts.c.stderr_key),
-        sa.select(runs.c.code_key),
+        sa.select(artifacts.c.key).where(artifacts.c.task_id.in_(kept_tasks)),
+        sa.select(attempts.c.stdout_key).where(attempts.c.task_id.in_(kept_tasks)),
+        sa.select(attempts.c.stderr_key).where(attempts.c.task_id.in_(kept_tasks)),
+        sa.select(runs.c.code_key).where(kept_runs),
         # a registered model outlives its run; a deployed service keeps its code snapshot
         sa.select(model_versions.c.key),
         sa.select(model_versions.c.code_key),
@@ -73,4 +80,49 @@ def referenced_keys_query() -> sa.CompoundSelect[Any]:
     )
 
 
-__all__ = ["delete_runs", "referenced_keys_query", "runs_for_gc_query"]
+def kept_runs(conn: Connection, run_ids: list[int]) -> dict[int, list[str]]:
+    """Why gc keeps some of these runs unless they are named: ``run_id -> reasons`` for
+    runs that have tags, that registered model versions, or whose model versions a
+    deployment serves (its current version's pins)."""
+    reasons: dict[int, list[str]] = {}
+    wanted = set(run_ids)
+    for part in chunks(run_ids):
+        tagged: dict[int, list[str]] = {}
+        for run_id, tag in conn.execute(
+            sa.select(run_tags.c.run_id, run_tags.c.tag)
+            .where(run_tags.c.run_id.in_(part))
+            .order_by(run_tags.c.tag)
+        ):
+            tagged.setdefault(int(run_id), []).append(str(tag))
+        for run_id, tags in tagged.items():
+            reasons.setdefault(run_id, []).append("tagged " + ", ".join(tags))
+    served: dict[str, list[str]] = {}  # "name:version" -> services
+    current = sa.select(deployment_versions.c.service, deployment_versions.c.pins).join(
+        deployments,
+        sa.and_(
+            deployments.c.service == deployment_versions.c.service,
+            deployments.c.current_version == deployment_versions.c.version,
+        ),
+    )
+    for service, pins in conn.execute(current.where(deployments.c.active.is_(sa.true()))):
+        for spec in set((pins or {}).values()):
+            served.setdefault(str(spec), []).append(str(service))
+    produced: dict[int, list[str]] = {}
+    for part in chunks(run_ids):
+        for run_id, name, version in conn.execute(
+            sa.select(model_versions.c.run_id, model_versions.c.name, model_versions.c.version)
+            .where(model_versions.c.run_id.in_(part))
+            .order_by(model_versions.c.name, model_versions.c.version)
+        ):
+            if int(run_id) in wanted:
+                produced.setdefault(int(run_id), []).append(f"{name}:{version}")
+    for run_id, specs in produced.items():
+        text = "registered " + ", ".join(specs)
+        services = sorted({s for spec in specs for s in served.get(spec, ())})
+        if services:
+            text += " (deployed: " + ", ".join(services) + ")"
+        reasons.setdefault(run_id, []).append(text)
+    return reasons
+
+
+__all__ = ["delete_runs", "kept_runs", "referenced_keys_query", "runs_for_gc_query"]

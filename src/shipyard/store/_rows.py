@@ -180,6 +180,7 @@ def step_summary(row: Row[Any]) -> dict[str, Any]:
         "counts": {s.value: int(getattr(row, s.value) or 0) for s in TaskStatus},
         "started_at": row.started_at,
         "finished_at": row.finished_at,
+        "reused": int(row.reused or 0),
     }
 
 
@@ -188,13 +189,16 @@ def step_summary_query(run_id: int) -> sa.Select[Any]:
         sa.func.sum(sa.case((tasks.c.status == s.value, 1), else_=0)).label(s.value)
         for s in TaskStatus
     ]
+    ran_here = tasks.c.origin_task_id.is_(None)
     return (
         sa.select(
             tasks.c.step_name,
             sa.func.count().label("tasks"),
             *per_status,
-            sa.func.min(tasks.c.started_at).label("started_at"),
-            sa.func.max(tasks.c.finished_at).label("finished_at"),
+            # a task a resume reused ran in the origin run: its times are not this run's
+            sa.func.min(sa.case((ran_here, tasks.c.started_at))).label("started_at"),
+            sa.func.max(sa.case((ran_here, tasks.c.finished_at))).label("finished_at"),
+            sa.func.sum(sa.case((ran_here, 0), else_=1)).label("reused"),
         )
         .where(tasks.c.run_id == run_id)
         .group_by(tasks.c.step_name)

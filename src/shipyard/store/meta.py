@@ -498,7 +498,8 @@ class MetaStore:
     def step_summaries(self, run_id: int) -> list[dict[str, Any]]:
         """Per step of the run, in order of each step's first task: ``{"step_name", "tasks"
         (count), "counts" ({task status value: count}, every status present), "started_at"
-        (earliest), "finished_at" (latest; None while no task finished)}``."""
+        (earliest), "finished_at" (latest; None while no task finished), "reused" (tasks a
+        resume reused: their times, the origin run's, are left out of the two)}``."""
         with self._read() as conn:
             return [_rows.step_summary(r) for r in conn.execute(_rows.step_summary_query(run_id))]
 
@@ -572,16 +573,28 @@ class MetaStore:
             with self._write() as conn:
                 delete_runs(conn, list(dict.fromkeys(run_ids)))
 
-    def referenced_blob_keys(self) -> set[str]:
-        """Every blob key any row still points at (artifacts, logs, code snapshots)."""
-        from shipyard.store._gc import referenced_keys_query
+    def runs_gc_keeps(self, run_ids: Sequence[int]) -> dict[int, list[str]]:
+        """``run_id -> reasons`` for those of these runs that gc keeps unless named: tagged
+        runs, runs that registered model versions (and which deployment serves them)."""
+        from shipyard.store._gc import kept_runs
 
         with self._read() as conn:
-            keys = {key for key in conn.execute(referenced_keys_query()).scalars() if key}
+            return kept_runs(conn, list(dict.fromkeys(run_ids)))
+
+    def referenced_blob_keys(self, excluding: Sequence[int] = ()) -> set[str]:
+        """Every blob key any row still points at (artifacts, logs, code snapshots); with
+        ``excluding`` (run ids), as if those runs were deleted."""
+        from shipyard.store._gc import referenced_keys_query
+
+        left_out = list(excluding)
+        with self._read() as conn:
+            query = referenced_keys_query(left_out)
+            keys = {key for key in conn.execute(query).scalars() if key}
             # a foreach split keeps its items in one blob named in the task's result
-            results = conn.execute(
-                sa.select(schema.tasks.c.result).where(schema.tasks.c.result.is_not(None))
-            ).scalars()
+            with_result = sa.select(schema.tasks.c.result).where(schema.tasks.c.result.is_not(None))
+            if left_out:
+                with_result = with_result.where(schema.tasks.c.run_id.not_in(left_out))
+            results = conn.execute(with_result).scalars()
             for result in results:
                 if not isinstance(result, dict):
                     continue

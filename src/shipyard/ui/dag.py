@@ -72,12 +72,15 @@ def _detail(summary: Mapping[str, Any] | None, status: str) -> str:
         return "not started"
     total = int(summary["tasks"])
     counts: Mapping[str, int] = summary.get("counts") or {}
+    reused = int(summary.get("reused") or 0)
     if total == 1:
-        return status
+        return f"{status} · reused" if reused else status
     parts = [f"{counts.get('succeeded', 0)} / {total} tasks done"]
     for name in ("failed", "running", "killed"):
         if counts.get(name):
             parts.append(f"{counts[name]} {name}")
+    if reused:
+        parts.append(f"{reused} reused")
     return " · ".join(parts)
 
 

@@ -3,7 +3,9 @@ runtime writes while it runs (same rules as ``Task.logs`` in the client).
 
 :func:`tail` is what the task page shows; :func:`follow` reads on from a byte offset, what
 the page's script polls while the attempt runs. Offsets count bytes of the log, so they are
-the same in the live file and in the blob that replaces it when the attempt ends.
+the same in the live file and in the blob that replaces it when the attempt ends. The
+stamps that start the lines (:mod:`shipyard.store.loglines`) are counted in the offsets and
+removed from the text.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from shipyard.store import loglines
 from shipyard.store.blobs import BlobNotFound, BlobStore
 from shipyard.store.records import AttemptRecord, TaskRecord, TaskStatus
 from shipyard.ui.context import UIError
@@ -131,7 +134,7 @@ def tail(
         kept = _complete(data)
         size -= len(data) - kept
         data = data[:kept]
-    return Tail(data.decode("utf-8", "replace"), size > len(data), size)
+    return Tail(loglines.strip(data.decode("utf-8", "replace"), chunk=True), size > len(data), size)
 
 
 def follow(
@@ -166,7 +169,11 @@ def follow(
     if running or more:  # keep a character cut by the limit or by the writer whole
         data = data[: _complete(data)]
         end = offset + len(data)
-    text = data.decode("utf-8", "replace")
+    line_start = data.rfind(b"\n") + 1
+    if data[line_start:].startswith(b"\x1e") and b"\x1f" not in data[line_start:] and line_start:
+        data = data[:line_start]  # a stamp cut in two: the next read starts with it whole
+        end = offset + len(data)
+    text = loglines.strip(data.decode("utf-8", "replace"), chunk=True)
     return Chunk(text, end, more=more, done=not running and end >= size)
 
 

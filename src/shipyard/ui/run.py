@@ -70,7 +70,12 @@ def run_json(ctx: UIContext, request: Request) -> Response:
             "live": run.status is RunStatus.RUNNING,
             "fingerprint": _fingerprint(run, summaries),
             "steps": [
-                {"step_name": s["step_name"], "tasks": s["tasks"], "counts": s["counts"]}
+                {
+                    "step_name": s["step_name"],
+                    "tasks": s["tasks"],
+                    "counts": s["counts"],
+                    "reused": s["reused"],  # tasks a resume reused from the origin run
+                }
                 for s in summaries
             ],
         }

@@ -2,6 +2,10 @@
 
 Up to :data:`MAX_TASK_ROWS` tasks get one bar each; a bigger run gets one bar per step
 (earliest start to latest end, from the SQL aggregate) so the page stays small and fast.
+
+A task a resume reused ran in the origin run, not in this one: it gets no bar on this run's
+time axis but a ``reused`` marker at its start (hatched, zero seconds wide), and its time
+counts for nothing (nor in a step's bar).
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from shipyard.store.records import TaskRecord
 from shipyard.ui.formats import duration, seconds_between, shorten, utc
 
 MAX_TASK_ROWS = 200
+#: the status of a bar for a task (or a whole step) a resume reused
+REUSED = "reused"
 WIDTH = 960
 LABEL_W = 220
 ROW_H = 18
@@ -68,6 +74,9 @@ def build(
             index = t.foreach_stack[-1]["index"] if t.foreach_stack else None
             label = f"{t.step_name}[{index}]" if index is not None else t.step_name
             href = task_href.format(step=t.step_name, task=t.task_id)
+            if t.origin_task_id is not None:
+                rows.append((label, t.pathspec, REUSED, href, None, None))
+                continue
             rows.append((label, t.pathspec, t.status.value, href, t.started_at, t.finished_at))
     else:
         from shipyard.ui.dag import step_status
@@ -75,13 +84,17 @@ def build(
         for s in summaries:
             label = f"{s['step_name']} ({s['tasks']} tasks)"
             href = step_href.format(step=s["step_name"], task="")
-            state = step_status(s)
+            reused = int(s.get("reused") or 0)
+            state = REUSED if reused and reused == s["tasks"] else step_status(s)
             rows.append((label, s["step_name"], state, href, s["started_at"], s["finished_at"]))
     origin, total = _span([(r[4], r[5]) for r in rows], start)
     scale = (WIDTH - LABEL_W - 10) / total
     bars = []
     for i, (label, what, status, href, began, ended) in enumerate(rows):
-        if began is None:
+        if status == REUSED:
+            x, width = 0.0, 0.0
+            title = f"{what}: reused from the origin run (it ran there: no time in this run)"
+        elif began is None:
             x, width = 0.0, 0.0
             title = f"{what}: {status}, not started"
         else:
@@ -95,4 +108,4 @@ def build(
     return Timeline(bars, ticks, WIDTH, height, tasks is None)
 
 
-__all__ = ["MAX_TASK_ROWS", "Bar", "Timeline", "build"]
+__all__ = ["MAX_TASK_ROWS", "REUSED", "Bar", "Timeline", "build"]
