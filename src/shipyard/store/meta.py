@@ -413,6 +413,16 @@ class MetaStore:
                     "start the next attempt with attempt + 1"
                 ) from None
 
+    def record_pid(self, task_id: int, attempt: int, pid: int) -> None:
+        """The process id of a started attempt (known once its process is forked, after
+        :meth:`start_attempt`)."""
+        with self._write() as conn:
+            conn.execute(
+                attempts.update()
+                .where(attempts.c.task_id == task_id, attempts.c.attempt == attempt)
+                .values(pid=pid)
+            )
+
     def finish_attempt(
         self,
         task_id: int,
