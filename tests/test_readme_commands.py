@@ -21,7 +21,8 @@ How a line is read (the conventions documentation follows):
   ``SHELL_PROGRAMS``) is a pipe, and what follows it is not checked;
 - placeholders (``NAME``, ``FILE``, ``sy_3f2a…``, ``route:ROUTE``) are parsed as the values
   they stand for, so each must be a value its option or argument accepts; a Jinja
-  ``{{ … }}`` in a template stands for ``X``;
+  ``{{ … }}`` in a template, or a ``{…}`` in an f-string, stands for ``1`` when what it
+  shows ends in ``id``, ``number``, ``version`` or ``index``, else for ``X``;
 - a file a command names (``gateway.yaml``, ``flow.py``: a word ending in a file
   extension) is taken to exist: commands are parsed in an empty directory where those files
   are created empty.
@@ -48,6 +49,7 @@ import pytest
 from click.testing import CliRunner
 
 from shipyard.cli.main import main
+from shipyard.store import context as _stores
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -120,7 +122,8 @@ def template_commands(directory: Path = UI / "templates") -> list[Command]:
     for path in sorted(directory.glob("*.html")):
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             for text in re.findall(r"<code>(shipyard [^<]*)</code>", line):
-                text = re.sub(r"\{\{.*?\}\}", "X", text).replace("&#39;", "'")
+                text = re.sub(r"\{\{(.*?)\}\}", lambda m: _placeholder(m[1]), text)
+                text = text.replace("&#39;", "'")
                 found.append(Command(f"ui/templates/{path.name}:{number}", text))
     return found
 
@@ -139,7 +142,10 @@ def python_hints(directory: Path = UI) -> list[Command]:
         }
         for node in ast.walk(tree):
             if isinstance(node, ast.JoinedStr):
-                text = "".join(v.value if isinstance(v, ast.Constant) else "X" for v in node.values)
+                text = "".join(
+                    str(v.value) if isinstance(v, ast.Constant) else _placeholder(ast.unparse(v))
+                    for v in node.values
+                )
             elif isinstance(node, ast.Constant) and isinstance(node.value, str):
                 if id(node) in docstrings:
                     continue
@@ -149,6 +155,12 @@ def python_hints(directory: Path = UI) -> list[Command]:
             for hint in re.findall(r"`(shipyard [^`]+)`", text):
                 found.append(Command(f"ui/{path.name}:{node.lineno}", hint))
     return found
+
+
+def _placeholder(shown: str) -> str:
+    """What a value shown by a template or an f-string stands for (see the docstring)."""
+    name = re.sub(r"[^a-z_]", "", shown.split("|")[0].split("!")[0].lower())
+    return "1" if name.endswith(("id", "number", "version", "index")) else "X"
 
 
 def all_commands() -> list[Command]:
@@ -269,6 +281,7 @@ def test_the_conventions(empty_dir: Path) -> None:
     assert list(_from_shell_line("$ KEY=$(shipyard keys list | tail -1)")) == [
         "shipyard keys list | tail -1"
     ]
+    assert _placeholder("{d.run_id}") == "1" and _placeholder("{{ d.service }}") == "X"
     assert problem(Command("x:1", "shipyard serve --gateway gateway.yaml")) is not None
     assert problem(Command("x:1", "shipyard serve --gateway-config gateway.yaml")) is None
     assert "No such command" in (problem(Command("x:1", "shipyard nope")) or "")
@@ -283,12 +296,14 @@ def test_every_documented_command_parses(empty_dir: Path) -> None:
 
 
 @pytest.fixture(name="fresh_home")
-def fresh_home_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def fresh_home_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     home = tmp_path / "home"
     monkeypatch.setenv("SHIPYARD_HOME", str(home))
     for name in ("SHIPYARD_DB_URL", "SHIPYARD_STORE_URL", "SHIPYARD_CACHE_URL", "SHIPYARD_URL"):
         monkeypatch.delenv(name, raising=False)
-    return home
+    _stores.reset()
+    yield home
+    _stores.reset()  # the commands' cached stores point into this home
 
 
 def test_runnable_readme_commands_run_in_a_fresh_home(fresh_home: Path) -> None:

@@ -114,7 +114,7 @@ def tag_list_command(spec: _pathspec.Pathspec | None) -> None:
     counts = default_stores().meta.tag_counts(flow)
     if not counts:
         where = f"{flow}'s runs" if flow else "any run"
-        click.echo(f"no tags on {where} yet: `shipyard tag add FLOW/RUN TAG` adds one")
+        click.echo(f"no tags on {where} yet: `shipyard tag add MyFlow/12 baseline` tags a run")
         return
     width = max(len(tag) for tag, _ in counts)
     for tag, runs in counts:
