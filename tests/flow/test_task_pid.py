@@ -1,5 +1,6 @@
 """Each attempt records the process id of its task: while it runs (for ``py-spy`` or
-``kill``) and after (to match the kernel's OOM-killer lines), shown by ``shipyard show``."""
+``kill``) and after (to match the kernel's OOM-killer lines), shown by ``shipyard show`` and
+the UI's task page."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
+from starlette.testclient import TestClient
 
 from shipyard.cli.main import main
 from shipyard.client import Run
+from shipyard.keys import Guard, KeyStore
 from shipyard.store import context as _stores
+from shipyard.store.blobs import open_blob_store
+from shipyard.store.meta import MetaStore
 from shipyard.testing import write_flow
+from shipyard.ui import standalone
 from support.waiting import wait_for
 
 FLOW = """
@@ -80,3 +86,9 @@ def test_attempts_record_their_task_pid_while_running_and_after(tmp_path: Path) 
     assert [row[0] for row in rows] == ["0", "1"]
     assert str(first_pid) in rows[0] and str(second_pid) in rows[1], shown
     _stores.reset()
+    with MetaStore.open() as meta, KeyStore(meta) as keys:
+        app = standalone(meta, open_blob_store(), Guard(keys, bind_host="127.0.0.1"))
+        with TestClient(app, client=("127.0.0.1", 1234), base_url="http://127.0.0.1:8002") as ui:
+            page = ui.get(f"/ui/runs/{task.pathspec}")
+    assert page.status_code == 200, page.text
+    assert f"<td>{first_pid}</td>" in page.text and f"<td>{second_pid}</td>" in page.text
