@@ -12,7 +12,8 @@ Where commands are found:
 
 How a line is read (the conventions documentation follows):
 
-- it is split like a shell (:mod:`shlex`); a ``#`` starts a comment;
+- it is split like a shell (:mod:`shlex`); a ``#`` starts a comment; a line ending in
+  ``\\`` goes on on the next (named by its first line);
 - ``[...]`` marks an optional part: it is checked *with* the part (``[--stderr]`` is
   ``--stderr``);
 - ``a | b | c`` after a command group lists alternative subcommands of that group
@@ -23,7 +24,7 @@ How a line is read (the conventions documentation follows):
   they stand for, so each must be a value its option or argument accepts; a Jinja
   ``{{ … }}`` in a template, or a ``{…}`` in an f-string, stands for ``1`` when what it
   shows ends in ``id``, ``number``, ``version`` or ``index``, else for ``X``;
-- a file a command names (``gateway.yaml``, ``flow.py``: a word ending in a file
+- a file a command names (``gateway.yaml``, ``flow.py``: a word ending in a file name
   extension) is taken to exist: commands are parsed in an empty directory where those files
   are created empty.
 
@@ -103,15 +104,22 @@ def _split_comment(text: str) -> tuple[str, str, str]:
 def readme_commands(path: Path = README) -> list[Command]:
     found: list[Command] = []
     in_block = runnable = False
-    previous = ""
+    previous = pending = ""
+    first = 0  # the line a command continued with `\` starts on
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if line.lstrip().startswith("```"):
             if not in_block:
                 runnable = previous.strip() == RUNNABLE
-            in_block = not in_block
+            in_block, pending = not in_block, ""
         elif in_block:
-            for text in _from_shell_line(line):
-                found.append(Command(f"{path.name}:{number}", text, runnable))
+            first = first if pending else number
+            whole = pending + line
+            if whole.rstrip().endswith("\\"):  # continued on the next line
+                pending = whole.rstrip()[:-1] + " "
+                continue
+            pending = ""
+            for text in _from_shell_line(whole):
+                found.append(Command(f"{path.name}:{first}", text, runnable))
         if line.strip():
             previous = line
     return found
@@ -223,7 +231,7 @@ def resolve(args: list[str]) -> click.Command:
     return command
 
 
-_FILE = re.compile(r"[\w./-]+\.(?:ya?ml|py|pyi|json|txt|csv|html|pkl|db)")
+_FILE = re.compile(r"[\w./-]+\.[A-Za-z][A-Za-z0-9]{0,5}")
 
 
 def problem(command: Command) -> str | None:
@@ -268,6 +276,12 @@ def empty_dir_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+def tmp_readme(directory: Path, text: str) -> Path:
+    path = directory / "README.md"
+    path.write_text(text)
+    return path
+
+
 def test_the_conventions(empty_dir: Path) -> None:
     assert expand("shipyard logs A/1/s [--stderr]  # logs") == [["logs", "A/1/s", "--stderr"]]
     assert expand("shipyard cache ls | show ns | gc") == [
@@ -282,6 +296,10 @@ def test_the_conventions(empty_dir: Path) -> None:
         "shipyard keys list | tail -1"
     ]
     assert _placeholder("{d.run_id}") == "1" and _placeholder("{{ d.service }}") == "X"
+    continued = tmp_readme(empty_dir, "```console\n$ shipyard keys list \\\n    --all\n```\n")
+    assert [(c.where, c.text) for c in readme_commands(continued)] == [
+        ("README.md:2", "shipyard keys list      --all")
+    ]
     assert problem(Command("x:1", "shipyard serve --gateway gateway.yaml")) is not None
     assert problem(Command("x:1", "shipyard serve --gateway-config gateway.yaml")) is None
     assert "No such command" in (problem(Command("x:1", "shipyard nope")) or "")
