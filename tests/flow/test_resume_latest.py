@@ -61,6 +61,7 @@ def test_resume_step_takes_the_latest_run_when_it_succeeded(tmp_path: Path) -> N
     assert second.origin_run == first and second.successful
     assert second["start"].task.origin_pathspec is not None  # reused
     assert second["end"].task.origin_pathspec is None  # re-run
+    assert all(a.pid for a in second["end"].task.attempts)  # written by MetaStore itself
 
     by_name = run("-m", "shipyard", "resume", "LatestFlow", "--step", "end")
     assert by_name.returncode == 0, by_name.stdout + by_name.stderr
