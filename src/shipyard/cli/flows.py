@@ -128,6 +128,7 @@ def _find_origin(flow_name: str | None, run: str | None, step: str | None = None
     on), the latest finished run of any status that has that step, as Metaflow's ``resume``
     takes the latest run: re-running a step of a run that succeeded needs no run id."""
     from shipyard.store.meta import MetaStore
+    from shipyard.store.records import RunStatus
 
     if run:
         flow, _, number = run.rpartition("/")
@@ -148,7 +149,7 @@ def _find_origin(flow_name: str | None, run: str | None, step: str | None = None
                 )
             return origin
         for record in meta.list_runs(flow_name, limit=200):
-            if step is not None and record.status.value != "running":
+            if step is not None and record.status is not RunStatus.RUNNING:
                 if step in (record.graph.get("steps") or {}):
                     _say_latest(record, flow_name, step)
                     return record
