@@ -22,8 +22,9 @@ How a line is read (the conventions documentation follows):
   ``SHELL_PROGRAMS``) is a pipe, and what follows it is not checked;
 - placeholders (``NAME``, ``FILE``, ``sy_3f2a…``, ``route:ROUTE``) are parsed as the values
   they stand for, so each must be a value its option or argument accepts; a Jinja
-  ``{{ … }}`` in a template, or a ``{…}`` in an f-string, stands for ``1`` when what it
-  shows ends in ``id``, ``number``, ``version`` or ``index``, else for ``X``;
+  ``{{ … }}`` in a template, or a ``{…}`` in an f-string, stands for a value of the kind
+  its name ends in (``PLACEHOLDERS``: ``run_id`` -> ``1``, ``task.pathspec`` ->
+  ``Flow/1/step/1``), else for ``X``;
 - a file a command names (``gateway.yaml``, ``flow.py``: a word ending in a file name
   extension) is taken to exist: commands are parsed in an empty directory where those files
   are created empty.
@@ -165,10 +166,17 @@ def python_hints(directory: Path = UI) -> list[Command]:
     return found
 
 
+#: what a value shown by a template or an f-string stands for, by how its name ends
+PLACEHOLDERS = {
+    ("id", "number", "version", "index", "attempt", "count", "port"): "1",
+    ("pathspec",): "Flow/1/step/1",
+}
+
+
 def _placeholder(shown: str) -> str:
     """What a value shown by a template or an f-string stands for (see the docstring)."""
     name = re.sub(r"[^a-z_]", "", shown.split("|")[0].split("!")[0].lower())
-    return "1" if name.endswith(("id", "number", "version", "index")) else "X"
+    return next((v for ends, v in PLACEHOLDERS.items() if name.endswith(ends)), "X")
 
 
 def all_commands() -> list[Command]:
@@ -296,6 +304,8 @@ def test_the_conventions(empty_dir: Path) -> None:
         "shipyard keys list | tail -1"
     ]
     assert _placeholder("{d.run_id}") == "1" and _placeholder("{{ d.service }}") == "X"
+    assert _placeholder(" task.pathspec ") == "Flow/1/step/1"
+    assert _placeholder(" chosen.attempt ") == "1"
     continued = tmp_readme(empty_dir, "```console\n$ shipyard keys list \\\n    --all\n```\n")
     assert [(c.where, c.text) for c in readme_commands(continued)] == [
         ("README.md:2", "shipyard keys list      --all")
