@@ -110,3 +110,21 @@ def test_revoking_an_unknown_key_exits_1(home: Path) -> None:
     assert result.exit_code == 1
     assert "no key with id or prefix 'sy_0123456789ab'" in result.output
     assert "shipyard keys list --all" in result.output
+
+
+def test_revoke_by_the_whole_key_it_printed(home: Path) -> None:
+    key = create("--scope", "route:chat")
+    secret = key.split("_", 2)[2]
+    wrong = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
+    refused = run("revoke", wrong)  # the prefix exists, the rest is not that key's
+    assert refused.exit_code == 1 and f"no key {key[:15]}_…" in refused.output
+    assert secret[:-4] not in refused.output  # never echoed back
+    result = run("revoke", key)
+    assert result.exit_code == 0, result.output
+    assert "revoked key 1" in result.output and secret not in result.output
+    assert "already revoked" in run("revoke", key).output
+    with MetaStore.open() as meta, KeyStore(meta) as keys:
+        assert keys.verify(key) is None
+    truncated = run("revoke", key[:-1])  # a key cut short is no key: said without its secret
+    assert truncated.exit_code == 2 and "neither a key id nor a key prefix" in truncated.output
+    assert secret[:-1] not in truncated.output

@@ -70,6 +70,7 @@ def test_flow_on_postgres_and_s3(
     assert second["end"].task.data.model.w == sum(i * i for i in range(6))
     assert "weights 55" in second["end"].task.stdout
     assert any(t.origin_pathspec for t in second["work"].tasks())
+    assert all(a.pid for a in second["end"].task.attempts)  # the runtime wrote it itself
     # nothing went to the local default store or database
     home = Path(os.environ["SHIPYARD_HOME"])
     assert not (home / "blobs").exists() and not (home / "meta.db").exists()

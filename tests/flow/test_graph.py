@@ -304,3 +304,65 @@ class F(FlowSpec):
         tmp_path,
     )
     assert err.step == "start" and "@timeout(seconds=-1)" in str(err)
+
+
+FOREACH_FLOW = """
+from shipyard import Parameter
+
+
+class F(FlowSpec):
+    size = Parameter("size", default=3)
+
+    @step
+    def start(self):
+        self.grid = [1, 2]
+        self.next(self.prep)
+
+    @step
+    def prep(self):
+        self.next(self.a, foreach="NAME")
+
+    @step
+    def a(self):
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_a_misspelt_foreach_name_is_caught_with_a_suggestion(tmp_path: Path) -> None:
+    body = FOREACH_FLOW.replace("NAME", "gird")
+    err = error_of(body, tmp_path)
+    assert err.step == "prep"
+    assert err.lineno == line_of(body, 'foreach="gird"')
+    assert "foreach='gird' names an artifact that no step sets" in str(err)
+    assert err.hint == 'did you mean foreach="grid"?'
+
+
+@pytest.mark.parametrize(
+    ("name", "setter"),
+    [
+        ("grid", ""),  # set in an earlier step
+        ("size", ""),  # a parameter
+        ("later", "\n        self.later = [1]"),  # set in this step
+        ("pair", "\n        self.pair, self.other = [1], 2"),  # unpacked
+        ("named", '\n        setattr(self, "named", [1])'),
+        ("anything", "\n        setattr(self, 'any' + 'thing', [1])"),  # computed: not checked
+    ],
+)
+def test_foreach_names_that_are_set_pass(tmp_path: Path, name: str, setter: str) -> None:
+    body = FOREACH_FLOW.replace("NAME", name).replace(
+        "    def prep(self):", "    def prep(self):" + setter
+    )
+    assert graph_of(body, tmp_path)["prep"].foreach == name
+
+
+def test_a_foreach_name_with_nothing_close_says_how_to_set_it(tmp_path: Path) -> None:
+    err = error_of(FOREACH_FLOW.replace("NAME", "zzz"), tmp_path)
+    assert err.hint == "set self.zzz to a list (or any iterable) before self.next()"

@@ -60,6 +60,7 @@ def _writes(store: Any) -> None:
                          result={"foreach": None, "duration": 0.25}, stderr_key="e" * 64,
                          at=_at(5))  # fmt: skip
     store.start_attempt(12, 0, pid=None, at=_at(6))
+    store.record_pid(12, 0, 5678)
     store.kill_unfinished_tasks(7, at=_at(7))
     store.finish_run(7, RunStatus.FAILED, at=_at(8))
 

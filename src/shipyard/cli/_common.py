@@ -5,6 +5,7 @@ pathspec resolution."""
 from __future__ import annotations
 
 import functools
+import os
 import pickle
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -110,8 +111,18 @@ friendly = exits(runtime=(ClientError,))
 
 
 # --- formatting --------------------------------------------------------------------------
+#: the width of tables written to a pipe or a file: wide enough that no row is cut
+PIPED_WIDTH = 1000
+
+
 def make_console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    """The console the commands print tables with. On a terminal, its width; piped or
+    redirected, ``COLUMNS`` if set, else wide enough that no cell is cut or folded (rich
+    would use 80 columns), so ``grep`` and friends see one row per line."""
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
+        console.width = PIPED_WIDTH
+    return console
 
 
 def status_markup(value: str | None) -> str:

@@ -142,10 +142,13 @@ def run_command(loaded: LoadedFlow) -> click.Command:
 _RESUMABLE = ("failed", "killed", "dead")
 
 
-def _find_origin(flow_name: str | None, run: str | None) -> RunRecord:
+def _find_origin(flow_name: str | None, run: str | None, step: str | None = None) -> RunRecord:
     """The run to resume: ``run`` (``12`` or ``Flow/12``), or the latest failed, killed or
-    dead run of ``flow_name`` (of any flow when None)."""
+    dead run of ``flow_name`` (of any flow when None). With ``step`` (re-run from that step
+    on), the latest finished run of any status that has that step, as Metaflow's ``resume``
+    takes the latest run: re-running a step of a run that succeeded needs no run id."""
     from shipyard.store.meta import MetaStore
+    from shipyard.store.records import RunStatus
 
     if run:
         flow, _, number = run.rpartition("/")
@@ -166,11 +169,28 @@ def _find_origin(flow_name: str | None, run: str | None) -> RunRecord:
                 )
             return origin
         for record in meta.list_runs(flow_name, limit=200):
-            if record.status.value in _RESUMABLE:
+            if step is not None and record.status is not RunStatus.RUNNING:
+                if step in (record.graph.get("steps") or {}):
+                    _say_latest(record, flow_name, step)
+                    return record
+            elif record.status.value in _RESUMABLE:
                 return record
+    if step is not None:
+        raise ResumeError(
+            f"{flow_name or 'no flow'} has no finished run with a step {step!r} to resume",
+            hint="name one: shipyard resume Flow/<run id> --step STEP",
+        )
     raise ResumeError(
         f"{flow_name or 'no flow'} has no failed, killed or dead run to resume",
         hint="name one: shipyard resume Flow/<run id>",
+    )
+
+
+def _say_latest(record: RunRecord, flow_name: str | None, step: str) -> None:
+    of = f"of {flow_name}" if flow_name else "with that step"
+    click.echo(
+        f"resuming {record.pathspec} ({record.status.value}; the latest run {of}) from step {step}",
+        err=True,
     )
 
 
@@ -179,7 +199,7 @@ def resume_command(loaded: LoadedFlow) -> click.Command:
 
     def callback(run: str | None, step: str | None, **options: Any) -> None:
         try:
-            origin = _find_origin(flow_name, run)
+            origin = _find_origin(flow_name, run, step)
         except FlowError as exc:
             _fail(exc)
         _execute(loaded, dict(origin.params), options, origin=origin, resume_step=step)
@@ -197,7 +217,8 @@ def resume_command(loaded: LoadedFlow) -> click.Command:
             *_RUN_OPTIONS,
         ],
         help=f"Resume a run of {flow_name}: reuse what succeeded, re-run what failed and "
-        "what depends on it. RUN defaults to the latest failed run.",
+        "what depends on it. RUN defaults to the latest failed run (with --step, to the "
+        "latest run).",
     )
 
 
@@ -334,12 +355,19 @@ shipyard_run = _FlowFileCommand(
 )
 def shipyard_resume(run: str | None, step: str | None, **options: Any) -> None:
     """Resume RUN (Flow/12, or a flow name for its latest failed run; default: the latest
-    failed run of any flow) with the flow file it ran from, changed or not.
+    failed run of any flow) with the flow file it ran from, changed or not. With --step and
+    no run id, the latest run (failed or not) is resumed from that step.
 
-    Example: shipyard resume DigitsFlow/3 --step train
+    \b
+    Examples:
+      shipyard resume DigitsFlow/3 --step train
+      shipyard resume DigitsFlow --step train
     """
     try:
-        record = _find_origin(None, run) if run is None or "/" in run else _find_origin(run, None)
+        if run is None or "/" in run:
+            record = _find_origin(None, run, step)
+        else:
+            record = _find_origin(run, None, step)
     except FlowError as exc:
         _fail(exc)
     source = record.graph.get("file")

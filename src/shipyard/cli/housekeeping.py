@@ -111,13 +111,44 @@ def gc_command(
 # --- tag ---------------------------------------------------------------------------------
 @click.group("tag")
 def tag_group() -> None:
-    """Add or remove a run's tags.
+    """List, add or remove runs' tags.
 
     \b
     Examples:
+      shipyard tag list
+      shipyard tag list DigitsFlow/12
       shipyard tag add DigitsFlow/12 baseline reviewed
       shipyard tag remove DigitsFlow/12 reviewed
     """
+
+
+@tag_group.command("list")
+@click.argument("spec", required=False, metavar="[FLOW | FLOW/RUN]", type=PathspecType(max_depth=2))
+@friendly
+def tag_list_command(spec: _pathspec.Pathspec | None) -> None:
+    """Every tag with how many runs have it (of every flow, or of FLOW), or one run's tags.
+
+    \b
+    Examples:
+      shipyard tag list
+      shipyard tag list DigitsFlow
+      shipyard tag list DigitsFlow/12
+    """
+    from shipyard.store.context import default_stores
+
+    if spec is not None and spec.run_id is not None:
+        run = Run(str(spec))
+        click.echo("\n".join(sorted(run.tags)) or f"{run.pathspec} has no tags")
+        return
+    flow = spec.flow if spec is not None else None
+    counts = default_stores().meta.tag_counts(flow)
+    if not counts:
+        where = f"{flow}'s runs" if flow else "any run"
+        click.echo(f"no tags on {where} yet: `shipyard tag add MyFlow/12 baseline` tags a run")
+        return
+    width = max(len(tag) for tag, _ in counts)
+    for tag, runs in counts:
+        click.echo(f"{tag:<{width}}  {runs} run{'' if runs == 1 else 's'}")
 
 
 def _check_tags(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> Any:

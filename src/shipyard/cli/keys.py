@@ -19,11 +19,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from shipyard.cli._common import DurationType, exits
+from shipyard.cli._common import DurationType, exits, make_console
 from shipyard.keys import KeyInputError, KeyRecord, KeysError, KeyStore, reopened_warning
 from shipyard.keys.scopes import INVOKE, UI
 from shipyard.keys.store import DEFAULT_CACHE_TTL
@@ -129,9 +128,7 @@ def list_command(include_revoked: bool, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([_to_json(r, now) for r in records], indent=2))
         return
-    console = Console(highlight=False, soft_wrap=True)
-    if not console.is_terminal:
-        console.width = 200  # piped: one line per key, for grep and friends
+    console = make_console()
     if not records:
         console.print(
             "no keys yet: `shipyard keys create --scope invoke:SERVICE` makes one"
@@ -158,10 +155,18 @@ def list_command(include_revoked: bool, as_json: bool) -> None:
 
 
 @keys_group.command("revoke")
-@click.argument("key", metavar="ID|PREFIX")
+@click.argument("key", metavar="ID|PREFIX|KEY")
 @_friendly
 def revoke_command(key: str) -> None:
-    """Revoke a key by its id or its sy_... prefix (as `shipyard keys list` shows them)."""
+    """Revoke a key by its id or its sy_... prefix (as `shipyard keys list` shows them), or
+    by the whole key (as `shipyard keys create` printed it).
+
+    \b
+    Examples:
+      shipyard keys revoke 3
+      shipyard keys revoke sy_3f9a0c12ab34
+      shipyard keys revoke "$KEY"
+    """
     with _key_store() as keys:
         before = keys.get(key)
         record = keys.revoke(key)

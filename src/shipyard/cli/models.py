@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from shipyard.cli._common import exits
+from shipyard.cli._common import exits, make_console
 from shipyard.registry import (
     ModelSpecError,
     ModelVersion,
@@ -31,7 +31,7 @@ _friendly = exits(usage=(ModelSpecError,), runtime=(RegistryError,))
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    return make_console()
 
 
 def _when(value: datetime) -> str:

@@ -79,6 +79,7 @@ class Graph:
     """The validated DAG of a flow class."""
 
     def __init__(self, flow_cls: type) -> None:
+        self.flow_cls = flow_cls
         self.flow_name = flow_cls.__name__
         self.nodes: dict[str, Node] = {}
         self.source_file = inspect.getsourcefile(flow_cls) or "<unknown>"
@@ -269,6 +270,70 @@ def check_targets_exist(graph: Graph) -> None:
             raise node.error("self.next() names the same step twice", at_next=True)
 
 
+def check_foreach_names(graph: Graph) -> None:
+    """``foreach="name"`` names an artifact some step sets (``self.name = ...``) or a
+    parameter: a misspelt name fails here, with the names it may have meant, not at run
+    time after the steps before it. Skipped when the flow sets attributes by computed name
+    (``setattr(self, name, ...)``, ``self.__dict__``), since then anything may be set."""
+    wanted = [node for node in graph.nodes.values() if node.foreach is not None]
+    if not wanted:
+        return
+    assigned = _assigned_names(graph.flow_cls)
+    if assigned is None:
+        return
+    for node in wanted:
+        name = node.foreach or ""
+        if name in assigned or hasattr(graph.flow_cls, name):
+            continue
+        known = sorted(
+            assigned
+            | {n for n in dir(graph.flow_cls) if not n.startswith("_") and n not in graph.nodes}
+        )
+        close = difflib.get_close_matches(name, known, n=1)
+        raise node.error(
+            f"foreach={name!r} names an artifact that no step sets",
+            hint=f'did you mean foreach="{close[0]}"?'
+            if close
+            else f"set self.{name} to a list (or any iterable) before self.next()",
+            at_next=True,
+        )
+
+
+def _assigned_names(flow_cls: type) -> set[str] | None:
+    """Every ``self.<name>`` assigned in the source of the flow's classes (any method), or
+    None when that cannot be known (a class without source, a name set by computation)."""
+    names: set[str] = set()
+    for klass in flow_cls.__mro__:
+        if klass is object or klass.__module__.split(".")[0] == "shipyard":
+            continue
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        except (OSError, TypeError, SyntaxError):
+            return None
+        for item in ast.walk(tree):
+            if isinstance(item, ast.Attribute) and _is_self(item.value):
+                if item.attr == "__dict__":
+                    return None
+                if isinstance(item.ctx, ast.Store | ast.Del):
+                    names.add(item.attr)
+            elif (
+                isinstance(item, ast.Call)
+                and isinstance(item.func, ast.Name)
+                and item.func.id in ("setattr", "vars")
+                and item.args
+                and _is_self(item.args[0])
+            ):
+                label = item.args[1] if item.func.id == "setattr" and len(item.args) > 1 else None
+                if not (isinstance(label, ast.Constant) and isinstance(label.value, str)):
+                    return None
+                names.add(label.value)
+    return names
+
+
+def _is_self(item: ast.AST) -> bool:
+    return isinstance(item, ast.Name) and item.id == "self"
+
+
 def check_inputs(graph: Graph) -> None:
     for node in graph.nodes.values():
         node.inputs = []
@@ -418,6 +483,7 @@ RULES: list[Callable[[Graph], None]] = [
     check_start_and_end,
     check_next_calls,
     check_targets_exist,
+    check_foreach_names,
     check_inputs,
     check_no_cycles,
     check_reachable,

@@ -230,6 +230,10 @@ class RunOutput:
     def foreach_advanced(self, step: str, done: int, total: int) -> None:
         if self.progress is not None and step in self.bars:
             self.progress.update(self.bars[step], completed=done)
+            if done >= total:
+                # lines printed above the bar show its last *drawn* state: draw the full bar
+                # now, not at the next tick (10 a second), which a short run may never see
+                self.progress.refresh()
         elif step in self.plain_marks:
             mark = done * 4 // total  # print at 25%, 50%, 75%, 100%
             if mark > self.plain_marks[step]:

@@ -348,6 +348,7 @@ class Runtime:
             return
         if kind == "started":
             running.pid = message[2]
+            self.ledger.write("record_pid", task_id, running.task.attempt, message[2])
         elif kind == "exited":
             running.pid = message[2]
             self._on_exit(running, int(message[3]), message[4])

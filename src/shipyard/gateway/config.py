@@ -1,7 +1,7 @@
 """The gateway's configuration: a YAML file of routes, validated strictly.
 
 ```yaml
-host_url: http://127.0.0.1:8000        # where `service` upstreams live (optional)
+host_url: http://127.0.0.1:8000        # where `service` upstreams live (optional, below)
 routes:
   - name: chat                         # [a-z][a-z0-9-]{0,62}; the `model` clients send
     type: chat                         # chat | completions | embeddings | service | http
@@ -25,6 +25,11 @@ routes:
                auth_header: x-api-key}
     forward_headers: [x-trace-id]      # beyond the default allow-list
 ```
+
+A ``service`` upstream is served by the shipyard host at ``host_url`` (in the upstream, else
+at the top of the file); without one, by the host the gateway is mounted in (``shipyard serve
+--gateway-config``), or, for the gateway alone (``shipyard gateway``), by the host at
+``SHIPYARD_URL`` (default ``http://127.0.0.1:8000``, where ``shipyard serve`` listens).
 
 Every error is a :class:`~shipyard.gateway.errors.ConfigError` naming the file, the line and
 the reason: unknown fields, a wrong type, a bad URL (not http/https, user:password in it, a

@@ -32,7 +32,9 @@ def run_gateway(
     keys = KeyStore(meta)
     try:
         guard = Guard.for_settings(keys, conf, bind_host=bind)
-        gateway = Gateway(config, guard=guard, meta=meta)
+        # `service` routes reach the host the CLI talks to (SHIPYARD_URL, else the address
+        # `shipyard serve` binds by default) unless the file names one (`host_url:`)
+        gateway = Gateway(config, guard=guard, meta=meta, host_url=conf.url)
         print(
             f"shipyard gateway on http://{bind}:{port} with {len(gateway.table.routes)} "
             f"route(s) from {config}:\n{describe(gateway.table.config)}",

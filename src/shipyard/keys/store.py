@@ -63,6 +63,17 @@ def hash_key(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
 
 
+def shown_key(text: str) -> str:
+    """``text`` as errors may show it: a key (or what may be one) cut to its public
+    ``sy_<prefix>`` part, so its secret is never echoed back."""
+    whole = _KEY.fullmatch(text)
+    if whole is not None:
+        return f"{KEY_MARK}{whole.group(1)}_…"
+    if len(text) > 20:
+        return text[:16] + "…"
+    return text
+
+
 def _record(row: Row[Any]) -> KeyRecord:
     return KeyRecord(
         key_id=int(row.key_id),
@@ -170,7 +181,8 @@ class KeyStore:
         raise KeysError(f"could not find an unused key prefix in {self.meta.url}; try again")
 
     def revoke(self, key: int | str) -> KeyRecord:
-        """Revoke a key by id or prefix (``12ab...``, ``sy_12ab...``); a revoked key stays
+        """Revoke a key by id, prefix (``12ab...``, ``sy_12ab...``) or the key itself (what
+        :meth:`create` returned; errors never repeat its secret); a revoked key stays
         revoked (its first revocation time is kept). Effective at once in this process,
         within ``cache_ttl`` in others. Raises :class:`KeyNotFound`."""
         where = self._where(key)
@@ -192,23 +204,35 @@ class KeyStore:
         text = key.strip()
         if text.isdigit() and len(text) < 12:
             return api_keys.c.key_id == int(text)
+        whole = _KEY.fullmatch(text)
+        if whole is not None:  # the key itself, as `keys create` printed it
+            return sa.and_(api_keys.c.prefix == whole.group(1), api_keys.c.hash == hash_key(text))
         match = _PREFIX_REF.fullmatch(text)
         if match is None:
             raise KeyInputError(
-                f"{text!r} is neither a key id nor a key prefix: use the id or the sy_... prefix "
-                "that `shipyard keys list` shows"
+                f"{shown_key(text)!r} is neither a key id nor a key prefix (nor a whole key): use "
+                "the id or the sy_... prefix that `shipyard keys list` shows, or the whole key"
             )
         return api_keys.c.prefix == match.group(1)
 
     def _not_found(self, key: int | str) -> KeyNotFound:
+        text = str(key).strip()
+        whole = _KEY.fullmatch(text)
+        if whole is not None:
+            return KeyNotFound(
+                f"no key {shown_key(text)} in {self.meta.url} (its prefix is unknown, or the "
+                f"rest of it does not match the key sy_{whole.group(1)}): `shipyard keys list "
+                "--all` shows every key"
+            )
         return KeyNotFound(
-            f"no key with id or prefix {str(key)!r} in {self.meta.url}: "
+            f"no key with id or prefix {shown_key(text)!r} in {self.meta.url}: "
             "`shipyard keys list --all` shows every key"
         )
 
     # --- reading ----------------------------------------------------------------------
     def get(self, key: int | str) -> KeyRecord:
-        """One key by id or prefix, revoked or not. Raises :class:`KeyNotFound`."""
+        """One key by id, prefix or the key itself, revoked or not. Raises
+        :class:`KeyNotFound`."""
         with self._reader.connect() as conn:
             row = conn.execute(sa.select(api_keys).where(self._where(key))).first()
         if row is None:

@@ -305,6 +305,18 @@ class MetaStore:
             for tag in tag_list:
                 _rows.insert_ignore(conn, run_tags, {"run_id": run_id, "tag": tag})
 
+    def tag_counts(self, flow_name: str | None = None) -> list[tuple[str, int]]:
+        """Every tag in use (on ``flow_name``'s runs, or on any run) with how many runs
+        have it, by tag."""
+        count = sa.func.count(run_tags.c.run_id)
+        query = sa.select(run_tags.c.tag, count).group_by(run_tags.c.tag).order_by(run_tags.c.tag)
+        if flow_name is not None:
+            query = query.join(runs, runs.c.run_id == run_tags.c.run_id).where(
+                runs.c.flow_name == flow_name
+            )
+        with self._read() as conn:
+            return [(str(tag), int(n)) for tag, n in conn.execute(query)]
+
     def remove_tags(self, run_id: int, tags: Iterable[str]) -> None:
         """Remove tags from the run (tags it does not have are ignored)."""
         tag_list = _rows.clean_tags(tags)
@@ -400,6 +412,16 @@ class MetaStore:
                     f"task {task_id} attempt {attempt} was started already; "
                     "start the next attempt with attempt + 1"
                 ) from None
+
+    def record_pid(self, task_id: int, attempt: int, pid: int) -> None:
+        """The process id of a started attempt (known once its process is forked, after
+        :meth:`start_attempt`)."""
+        with self._write() as conn:
+            conn.execute(
+                attempts.update()
+                .where(attempts.c.task_id == task_id, attempts.c.attempt == attempt)
+                .values(pid=pid)
+            )
 
     def finish_attempt(
         self,

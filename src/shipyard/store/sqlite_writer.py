@@ -146,6 +146,12 @@ class SqliteWriter:
             (task_id, attempt, running, now, pid),
         )
 
+    def record_pid(self, task_id: int, attempt: int, pid: int) -> None:
+        self._run(
+            "UPDATE attempts SET pid = ? WHERE task_id = ? AND attempt = ?",
+            (pid, task_id, attempt),
+        )
+
     def finish_attempt(
         self,
         task_id: int,
