@@ -17,8 +17,8 @@ it and retires the worker whose call overran (``supervisor.py``). A pooled call 
 here, from the moment it began in its thread (a call waiting for a free thread is queued,
 not overrunning, and only the worker knows when it began): one that overruns is answered
 504 with ``OVERRAN`` (protocol.py), and the host retires the worker. Its thread runs on;
-its result is dropped. A pooled call checks ``may_begin`` when it begins, after recording
-that it began: a call the worker may no longer start is answered ``NOT_RUN`` (the worker
+its result is dropped. A pooled call records when it began, then asks ``may_begin``: a
+call the worker may no longer start is answered ``NOT_RUN`` without running (the worker
 sends REFUSED, the host sends it elsewhere), as is one still queued when the pool is
 closed (:meth:`EndpointTable.close`).
 

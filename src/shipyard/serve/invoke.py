@@ -144,7 +144,8 @@ class Invoker:
                 )
                 await self._refuse(send, service, endpoint, started, 503, reason, message, 0, 1)
                 return
-            sync = _inline(info)
+            # inline on the worker's loop (sync, no pool): the hot path, so not _inline()
+            sync = not info.get("async", False) and not info.get("concurrency")
             future: asyncio.Future[Frame] | None = None
             streamed = False
             try:  # until the request is sent, it is pending on its replica

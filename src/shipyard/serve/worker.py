@@ -34,12 +34,15 @@ request after the one RETIRED names is one the worker will not run, and the host
 another replica. A worker stopping on SIGTERM refuses new requests the same way.
 
 A pooled call (``concurrency=N``) taken before the flag may still wait for a free thread.
-Its thread first records that it began, then looks at ``retiring`` (and ``stopping``): the
-same two flags, so a call runs only if its look came before the flag; one that looked after
-is answered REFUSED. Once stopping, the pools are closed, and the calls still queued in them
-are answered REFUSED at once (a cancelled queued call never begins). Calls running finish
-(within the drain limit); a worker whose pooled call overran answers it 504 ``OVERRAN`` and
-is retired by the host like any other, and exits without waiting for that thread.
+When a thread takes it, it first records when it began (the worker times it from then),
+then looks at ``retiring`` and ``stopping``: if either is set it does not run, and is
+answered REFUSED. Once stopping, the pools are closed, and the calls still queued in them
+are answered REFUSED at once (a queued call cancelled never begins). A call is answered
+REFUSED only if none of its code ran, so the host's resend never runs a call twice, and
+every call the worker took gets an answer, RESPONSE or REFUSED. Calls running finish
+(within the drain limit). A pooled call that overruns is answered 504 ``OVERRAN`` by the
+worker; the host retires the worker like any other, which exits without waiting for that
+call's thread.
 
 Exit status: 0 after SIGTERM/SIGINT (stop accepting, finish in-flight requests for at most
 30 s); 3 when the code could not be imported, the class is not a valid service, or
