@@ -115,14 +115,14 @@ def test_a_pooled_call_that_overruns_retires_its_replica_and_its_queue_goes_else
     # the retired worker exits while its stuck thread still sleeps; a new one takes its place
     retired = {pid for pid in before if pid not in {r.json() for _, r in answers}}
     assert len(retired) == 1
+    wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in retired), "it to exit")
+    assert time.monotonic() - started < 6.0  # before the stuck call would have ended
 
     def replaced() -> bool:
         pids = set(host.worker_pids("pooled"))
         return len(pids) == 2 and len(pids - before) == 1 and not pids & retired
 
     wait_for(replaced, "the retired replica to be replaced", timeout=60)
-    wait_for(lambda: not any(Path(f"/proc/{pid}").exists() for pid in retired), "it to exit")
-    assert time.monotonic() - started < 6.0  # before the stuck call would have ended
 
     # no call ran twice, and every call ran: each id is in the workers' logs exactly once
     ran = collections.Counter(int(n) for n in re.findall(r"^ran (\d+)$", _logs(host), re.M))
