@@ -34,7 +34,14 @@ class PoolOverrun(Service):
         return os.getpid()
 
     @endpoint(timeout=1.0, concurrency=2)
-    def pair(self, seconds: float) -> int:
+    def pair(self, seconds: float, tag: str = "") -> int:
+        if tag:
+            print(f"began {tag}", flush=True)
+        time.sleep(seconds)
+        return os.getpid()
+
+    @endpoint(timeout=10.0)
+    def hold(self, seconds: float) -> int:  # inline: holds the worker's event loop
         time.sleep(seconds)
         return os.getpid()
 """
@@ -69,6 +76,23 @@ def test_a_pooled_call_waiting_for_a_thread_past_its_timeout_did_not_overrun(
     with concurrent.futures.ThreadPoolExecutor(8) as clients:
         answers = list(clients.map(lambda _: host.post("/lone/pair", {"seconds": 0.6}), range(8)))
     assert [(r.status_code, r.json()) for r in answers] == [(200, pid)] * 8
+    assert host.worker_pids("lone") == [pid]
+    assert _metric(host, 'shipyard_replica_retirements_total{service="lone"}') == 0
+
+
+def test_a_pooled_call_whose_answer_waits_behind_an_inline_call_did_not_overrun(
+    host: HostProcess,
+) -> None:
+    # the pooled call ends in 0.3 s, but an inline call sent after it holds the worker's
+    # loop for 3 s, and with it the pooled call's answer: past the host's 2 s for the pooled
+    # call, whose replica is quiet; the held loop is the inline call's to answer for
+    (pid,) = host.worker_pids("lone")
+    with concurrent.futures.ThreadPoolExecutor(2) as clients:
+        pooled = clients.submit(host.post, "/lone/pair", {"seconds": 0.3, "tag": "p1"})
+        wait_for(lambda: "began p1\n" in _logs(host, "lone"), "the pooled call to begin")
+        inline = clients.submit(host.post, "/lone/hold", {"seconds": 3.0})
+        answers = [pooled.result(), inline.result()]
+    assert [(r.status_code, r.json()) for r in answers] == [(200, pid)] * 2
     assert host.worker_pids("lone") == [pid]
     assert _metric(host, 'shipyard_replica_retirements_total{service="lone"}') == 0
 
@@ -130,6 +154,6 @@ def test_a_pooled_call_that_overruns_retires_its_replica_and_its_queue_goes_else
     assert set(ran) == expected and set(ran.values()) == {1}, ran.most_common(3)
 
 
-def _logs(host: HostProcess) -> str:
-    logs = (host.home / "serve" / "logs" / "pooled").glob("*.log")
+def _logs(host: HostProcess, service: str = "pooled") -> str:
+    logs = (host.home / "serve" / "logs" / service).glob("*.log")
     return "".join(path.read_text() for path in logs)

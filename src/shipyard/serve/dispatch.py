@@ -87,14 +87,16 @@ NOT_RUN = Reply(0, b"")
 
 
 class _PooledCall:
-    """One call of a pooled endpoint: when it began in its thread (time.monotonic()), and
-    whether it was answered (by its end, or by the 504 of its overrun: only the first)."""
+    """One call of a pooled endpoint: when it began in its thread (time.monotonic()),
+    whether its thread is done with it, and whether it was answered (by its end, or by the
+    504 of its overrun: only the first)."""
 
-    __slots__ = ("answered", "began", "done", "timer")
+    __slots__ = ("answered", "began", "done", "ended", "timer")
 
     def __init__(self, done: Callable[[Reply], None]) -> None:
         self.done = done
         self.began: float | None = None
+        self.ended = False
         self.answered = False
         self.timer: asyncio.TimerHandle | None = None
 
@@ -183,6 +185,7 @@ class EndpointRuntime:
         try:
             return self.call_sync(body)
         finally:
+            call.ended = True
             self.running.discard(call)
 
     def _pooled_done(self, call: _PooledCall, future: asyncio.Future[Reply]) -> None:
@@ -200,8 +203,8 @@ class EndpointRuntime:
     def _check_overrun(self, call: _PooledCall) -> None:
         """The call's timer (on the loop): 504 if it has run ``timeout`` since it began; a
         call still queued, or begun later, is looked at again when it could have overrun."""
-        if call.answered:
-            return
+        if call.answered or call.ended:  # ended: its answer waits for the loop (held by an
+            return  # inline call, say), and comes next; the thread is free, nothing to retire
         timeout = self.spec.options.timeout
         loop = asyncio.get_running_loop()
         began = call.began

@@ -503,15 +503,21 @@ def _waiting(
     its worker from the moment it began in its thread (one waiting for a free thread is
     queued, and only the worker knows when it began): while that worker's loop answers (the
     health pings reach it every second), the call waits for the worker's answer, a 504 if it
-    overruns. A call with an older inline call still in flight waits for that one, whose
-    own timer tells whether it overran (if the worker is retired for it, its RETIRED says
-    whether this call started). Otherwise the call itself overran (or an ``async def``, or
-    a pooled call holding the GIL, holds the loop).
+    overruns; when the loop is held, by any inline call in flight, the pooled call waits
+    for that one too. A call with an older inline call still in flight waits for that one,
+    whose own timer tells whether it overran (if the worker is retired for it, its RETIRED
+    says whether this call started). Otherwise the call itself overran (or an ``async
+    def``, or a pooled call holding the GIL, holds the loop).
     """
     quiet = time.monotonic() - replica.heard
-    if pooled and quiet < timeout + ASYNC_GRACE:
-        return timeout + ASYNC_GRACE - quiet
-    if not is_async and not pooled and quiet < timeout:
+    if pooled:
+        if quiet < timeout + ASYNC_GRACE:
+            return timeout + ASYNC_GRACE - quiet
+        # the loop is held: by an inline call, sent before or after this one (its answer
+        # waits for the loop), whose own timer tells; 0 is never a request id, so this
+        # looks at every inline call in flight
+        return timeout if replica.sync_ahead(0) else None
+    if not is_async and quiet < timeout:
         return timeout - quiet
     if replica.sync_ahead(request_id):
         return timeout
