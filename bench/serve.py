@@ -1,6 +1,6 @@
 """Serving benchmark: a bare Starlette app, BentoML and shipyard's host, on one machine.
 
-    .venv/bin/python bench/serve.py                 # everything (~6 min on 2 cores), to stdout
+    .venv/bin/python bench/serve.py                 # everything (~8 min on 2 cores), to stdout
     .venv/bin/python bench/serve.py --write         # ... and updates BENCHMARKS.md
     .venv/bin/python bench/serve.py --only bare,shipyard --duration 5 --warmup 1
 
