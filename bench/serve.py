@@ -1,6 +1,6 @@
 """Serving benchmark: a bare Starlette app, BentoML and shipyard's host, on one machine.
 
-    .venv/bin/python bench/serve.py                 # everything (~6 min on 2 cores), to stdout
+    .venv/bin/python bench/serve.py                 # everything (~8 min on 2 cores), to stdout
     .venv/bin/python bench/serve.py --write         # ... and updates BENCHMARKS.md
     .venv/bin/python bench/serve.py --only bare,shipyard --duration 5 --warmup 1
 
@@ -15,6 +15,13 @@ of scikit-learn's LogisticRegression fitted on iris (bench/serve/iris_model.py):
   replicas (and 1 replica with ``--no-access-log``);
 - batching: shipyard_service.py:Accelerator, whose model holds a lock ~5 ms per call (a
   serial device), through its batch endpoint and its one-row endpoint, at 64 and 1 clients.
+- sleepy: a sync endpoint that waits 0.2 s on I/O (``time.sleep``), 1 replica, 16 clients
+  (``--sleepy-clients``): shipyard_service.py:Sleepy inline (the default) and with
+  ``@endpoint(concurrency=16)``, and bentoml_service.py:Sleepy, a sync API in BentoML's
+  thread pool, with its default (1 thread) and with ``threads=16``.
+
+With ``shipyard`` measured, the goals also compare the inline default's CPU-ms per request
+with the figures BENCHMARKS.md held before the run (within 5%).
 
 The load generator is Debian's wrk (installed with apt-get when missing), 1 thread, pinned
 to CPU 1 with ``taskset -c 1``; every server process runs on CPU 0 (``taskset -c 0``, which
@@ -33,6 +40,7 @@ import importlib.metadata
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -69,7 +77,9 @@ BODY = '{"features": [5.1, 3.5, 1.4, 0.2]}'
 BATCH_BODY = '{"rows": [[5.1, 3.5, 1.4, 0.2]]}'
 HOLD_MS = 5.0  # how long Accelerator holds its lock per call
 MAX_WAIT_MS = 5.0  # Accelerator.classify's max_wait_ms (bench/serve/shipyard_service.py)
-PARTS = ("bare", "bentoml", "shipyard", "batching")
+WAIT_MS = 200.0  # how long Sleepy's endpoints wait per call
+POOL = 16  # Sleepy.wait_pooled's concurrency=, and BentoML's threads= beside it
+PARTS = ("bare", "bentoml", "shipyard", "batching", "sleepy")
 
 
 # --------------------------------------------------------------------------- tools
@@ -144,6 +154,8 @@ class Config(Bench):
 
     servers_cwd: Path = SERVE
     points: list[Point] = field(default_factory=list)
+    #: shipyard 1 replica's CPU-ms per request by connections, as BENCHMARKS.md had it
+    previous_cpu: dict[int, float] = field(default_factory=dict)
 
     def measure(
         self,
@@ -205,28 +217,38 @@ def part_bare(cfg: Config) -> None:
             cfg.measure(server, url, c)
 
 
-def part_bentoml(cfg: Config) -> None:
+@contextlib.contextmanager
+def bentoml_server(
+    cfg: Config, name: str, target: str, api: str, **extra_env: str
+) -> Iterator[tuple[Server, str]]:
+    """``bentoml serve target`` from its venv, answering at the URL of ``api``."""
     python = ensure_bentoml(BENCH / ".venvs" / "bentoml")
     cfg.versions["bentoml"] = BENTOML_VERSION
-    bentoml = str(python.parent / "bentoml")
+    port = free_port()
+    argv = [
+        str(python.parent / "bentoml"), "serve", target, "--working-dir", str(SERVE),
+        "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    env = cfg.env(
+        BENTOML_HOME=str(cfg.workdir / "bentoml-home"),
+        BENTOML_DO_NOT_TRACK="True",
+        VIRTUAL_ENV=str(python.parent.parent),
+        PATH=f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        **extra_env,
+    )
+    url = f"http://127.0.0.1:{port}/{api}"
+    with cfg.server(name, argv, env=env) as server:
+        server.wait_until(_post_ok(url, BODY), 180)
+        yield server, url
+
+
+def part_bentoml(cfg: Config) -> None:
     for workers in cfg.args.workers:
         name = f"bentoml-{workers}"
-        port = free_port()
-        argv = [
-            bentoml, "serve", "bentoml_service:Iris", "--working-dir", str(SERVE),
-            "--host", "127.0.0.1", "--port", str(port),
-        ]  # fmt: skip
-        env = cfg.env(
-            BENCH_BENTO_WORKERS=str(workers),
-            BENTOML_HOME=str(cfg.workdir / "bentoml-home"),
-            BENTOML_DO_NOT_TRACK="True",
-            VIRTUAL_ENV=str(python.parent.parent),
-            PATH=f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        )
-        url = f"http://127.0.0.1:{port}/predict"
         try:
-            with cfg.server(name, argv, env=env) as server:
-                server.wait_until(_post_ok(url, BODY), 180)
+            with bentoml_server(
+                cfg, name, "bentoml_service:Iris", "predict", BENCH_BENTO_WORKERS=str(workers)
+            ) as (server, url):
                 for c in cfg.args.connections:
                     cfg.measure(server, url, c)
         except (BenchFailed, RuntimeError) as exc:
@@ -306,6 +328,49 @@ def part_batching(cfg: Config) -> None:
         for c in (cfg.args.batch_clients, 1):
             cfg.measure(server, batched, c, body=BATCH_BODY, label="classify", around=stats)
             cfg.measure(server, unbatched, c, label="predict")
+
+
+def settled_measure(cfg: Config, server: Server, url: str, clients: int, label: str) -> Point:
+    """The warm-up, then a pause until the calls wrk left queued are done, then the run.
+
+    wrk leaves its last calls in flight when it stops: on a server running one call at a
+    time, ``clients`` calls of WAIT_MS, which would run during the next run (or under the
+    next endpoint's) and be counted there."""
+    warmup = cfg.args.warmup
+    if warmup > 0:
+        cfg.wrk_run(url, clients, warmup, [BODY])
+    time.sleep(clients * WAIT_MS / 1000 + 0.5)
+    cfg.args.warmup = 0  # done above
+    try:
+        return cfg.measure(server, url, clients, label=label)
+    finally:
+        cfg.args.warmup = warmup
+
+
+def part_sleepy(cfg: Config) -> None:
+    """A sync endpoint waiting on I/O, 1 replica / 1 worker: inline against a pool of 16
+    threads in shipyard, and BentoML's sync API with its default pool and with 16 threads."""
+    clients = cfg.args.sleepy_clients
+    name = "sleepy-shipyard"
+    try:
+        with shipyard_host(cfg, name, "shipyard_service.py:Sleepy", "sleepy", 1) as (server, base):
+            for endpoint in ("wait", "wait_pooled"):
+                url = f"{base}/sleepy/{endpoint}"
+                _post_ok(url, BODY)()
+                settled_measure(cfg, server, url, clients, endpoint)
+    except (BenchFailed, RuntimeError) as exc:
+        cfg.fail(name, exc)
+    for threads in (0, POOL):
+        name = f"sleepy-bentoml-{threads}" if threads else "sleepy-bentoml"
+        extra = {"BENCH_BENTO_THREADS": str(threads)} if threads else {}
+        try:
+            with bentoml_server(cfg, name, "bentoml_service:Sleepy", "wait", **extra) as (
+                server,
+                url,
+            ):
+                settled_measure(cfg, server, url, clients, "wait")
+        except (BenchFailed, RuntimeError) as exc:
+            cfg.fail(name, exc)
 
 
 # --------------------------------------------------------------------------- report
@@ -410,7 +475,45 @@ def goals(cfg: Config) -> list[str]:
                 rows.append(
                     f"| {who}, c=1: p50 ≤ 1 ms | {ms(ship.p50_ms)} | {yes(ship.p50_ms <= 1)} |"
                 )
+    rows.extend(inline_cpu_goals(cfg))
     rows.extend(batching_goals(cfg))
+    rows.extend(sleepy_goals(cfg))
+    return rows
+
+
+def inline_cpu_goals(cfg: Config) -> list[str]:
+    """The inline default's CPU-ms per request against BENCHMARKS.md's before this run."""
+    rows = []
+    for c, before in sorted(cfg.previous_cpu.items()):
+        point = find(cfg, "shipyard-1", c)
+        if point is None:
+            continue
+        change = point.cpu_ms_per_request / before - 1
+        rows.append(
+            f"| shipyard 1 replica, c={c}: the inline default's CPU-ms per request within ±5% "
+            f"of BENCHMARKS.md's before this run | {point.cpu_ms_per_request:.3f} vs "
+            f"{before:.3f}: {change:+.1%} | {yes(abs(change) <= 0.05)} |"
+        )
+    return rows
+
+
+def sleepy_goals(cfg: Config) -> list[str]:
+    clients = cfg.args.sleepy_clients
+    inline = find(cfg, "sleepy-shipyard", clients, "wait")
+    pooled = find(cfg, "sleepy-shipyard", clients, "wait_pooled")
+    if inline is None or pooled is None:
+        return []
+    speed = pooled.rps / inline.rps if inline.rps else float("inf")
+    rows = [
+        f"| sleepy: `concurrency={POOL}` ≥ 15x the inline requests/s per replica | "
+        f"{pooled.rps:,.1f} vs {inline.rps:,.1f} req/s: {speed:.1f}x | {yes(speed >= 15)} |"
+    ]
+    bento = find(cfg, f"sleepy-bentoml-{POOL}", clients)
+    if bento is not None:
+        rows.append(
+            f"| sleepy: `concurrency={POOL}` against BentoML's sync API with threads={POOL}, "
+            f"requests/s | {pooled.rps:,.1f} vs {bento.rps:,.1f} | (not judged) |"
+        )
     return rows
 
 
@@ -466,6 +569,52 @@ def batching_table(cfg: Config) -> list[str]:
     return rows
 
 
+SLEEPY = {
+    ("sleepy-shipyard", "wait"): ("shipyard, `def` endpoint inline (the default)", "1"),
+    ("sleepy-shipyard", "wait_pooled"): (
+        f"shipyard, `@endpoint(concurrency={POOL})`",
+        f"{POOL}",
+    ),
+    ("sleepy-bentoml", "wait"): ("BentoML, sync API, its default `threads`", "1"),
+    (f"sleepy-bentoml-{POOL}", "wait"): (f"BentoML, sync API, `threads={POOL}`", f"{POOL}"),
+}
+
+
+def sleepy_table(cfg: Config) -> list[str]:
+    rows = [
+        "| server | threads per replica | clients | requests/s | p50 | p99 "
+        "| server CPU-ms / request |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    found = False
+    for (server, endpoint), (display, threads) in SLEEPY.items():
+        point = find(cfg, server, cfg.args.sleepy_clients, endpoint)
+        if point is None:
+            continue
+        found = True
+        rps = f"{point.rps:,.1f}" + (" (with errors)" if point.errors else "")
+        rows.append(
+            f"| {display} | {threads} | {point.connections} | {rps} | {ms(point.p50_ms)} | "
+            f"{ms(point.p99_ms)} | {point.cpu_ms_per_request:.3f} |"
+        )
+    return rows if found else []
+
+
+def previous_cpu(path: Path) -> dict[int, float]:
+    """shipyard 1 replica's CPU-ms per request by connections, from BENCHMARKS.md's table."""
+    if not path.exists():
+        return {}
+    row = re.compile(
+        r"^\| shipyard, 1 replica \|[^|]*\| (\d+) \|[^|]*\|[^|]*\|[^|]*\| ([\d.]+) \|", re.M
+    )
+    text = path.read_text()
+    start = text.find("## Serving:")
+    end = text.find("<!-- bench:serve:end -->", start)
+    if start < 0 or end < 0:
+        return {}
+    return {int(c): float(cpu) for c, cpu in row.findall(text[start:end])}
+
+
 def section(cfg: Config, command: str, when: str) -> str:
     m = cfg.machine
     args = cfg.args
@@ -508,6 +657,16 @@ def section(cfg: Config, command: str, when: str) -> str:
             "",
             *batch,
         ]
+    sleepy = sleepy_table(cfg)
+    if sleepy:
+        lines += [
+            "",
+            f"Sleepy: a `def` endpoint that waits {WAIT_MS:g} ms on I/O (`time.sleep`) per call; "
+            f"{cfg.args.sleepy_clients} wrk connections, 1 replica (BentoML: 1 worker). Inline, "
+            "a replica runs one call at a time; a pool of threads waits on many at once.",
+            "",
+            *sleepy,
+        ]
     lines += failed_lines(cfg.errors)
     lines += [
         "",
@@ -537,6 +696,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers", default="1,2", help="BentoML workers / shipyard replicas")
     parser.add_argument("--batch-clients", type=int, default=64, help="clients for batching")
     parser.add_argument("--no-extra", action="store_true", help="skip shipyard --no-access-log")
+    parser.add_argument("--sleepy-clients", type=int, default=16, help="clients for sleepy")
     add_output_options(
         parser,
         no_pin="do not pin wrk and the servers",
@@ -565,7 +725,9 @@ def main(argv: list[str] | None = None) -> int:
         "bentoml": part_bentoml,
         "shipyard": part_shipyard,
         "batching": part_batching,
+        "sleepy": part_sleepy,
     }
+    cfg.previous_cpu = previous_cpu(BENCH.parent / "BENCHMARKS.md")
     workdir = cfg.workdir
     progress(f"work directory {workdir}; parts {args.parts}")
     try:

@@ -82,10 +82,10 @@ def test_ready_payload(worker: WorkerProcess) -> None:
     assert ready["service"] == "ranker"
     assert ready["pid"] == worker.process.pid
     assert ready["endpoints"] == [
-        {"name": "info", "batch": False, "timeout": 30.0, "async": False},
-        {"name": "slow", "batch": False, "timeout": 2.5, "async": True},
-        {"name": "score", "batch": True, "timeout": 30.0, "async": True},
-        {"name": "boom", "batch": False, "timeout": 30.0, "async": False},
+        {"name": "info", "batch": False, "timeout": 30.0, "async": False, "concurrency": None},
+        {"name": "slow", "batch": False, "timeout": 2.5, "async": True, "concurrency": None},
+        {"name": "score", "batch": True, "timeout": 30.0, "async": True, "concurrency": None},
+        {"name": "boom", "batch": False, "timeout": 30.0, "async": False, "concurrency": None},
     ]
     assert ready["models"] == {"ranker@prod": "ranker:7"}
     assert ready["openapi"]["openapi"] == "3.1.0"

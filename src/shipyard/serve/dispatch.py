@@ -5,13 +5,22 @@ serializer and batcher once, instantiates the class and calls ``load()``. Then
 ``table.submit(index, body, done)`` handles one request and calls ``done(Reply)``:
 
 * a sync endpoint runs inline, and ``done`` is called before ``submit`` returns;
+* a sync endpoint with ``concurrency=N`` runs in its own pool of N threads (parsing,
+  the call and serializing, all in the thread: one hop, and the loop stays free);
 * an async endpoint runs as a task, cancelled when it overruns the endpoint's ``timeout``
   (504 ``timeout``: the worker itself stays);
 * a batch endpoint validates the request, queues its items in the endpoint's ``Batcher``
   (an async batch call that overruns is cancelled too: each of its requests gets the 504).
 
-A sync endpoint is not timed here: a thread cannot be stopped, so the host times it and
-retires the worker whose call overran (``supervisor.py``).
+An inline sync endpoint is not timed here: a thread cannot be stopped, so the host times
+it and retires the worker whose call overran (``supervisor.py``). A pooled call is timed
+here, from the moment it began in its thread (a call waiting for a free thread is queued,
+not overrunning, and only the worker knows when it began): one that overruns is answered
+504 with ``OVERRAN`` (protocol.py), and the host retires the worker. Its thread runs on;
+its result is dropped. A pooled call records when it began, then asks ``may_begin``: a
+call the worker may no longer start is answered ``NOT_RUN`` without running (the worker
+sends REFUSED, the host sends it elsewhere), as is one still queued when the pool is
+closed (:meth:`EndpointTable.close`).
 
 User code never reaches the client: an exception becomes a 500 ``internal_error`` with an
 ``error_id``, and the traceback goes to stderr as one JSON line with that id. Except the
@@ -28,6 +37,7 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 from prometheus_client import Counter
@@ -36,10 +46,12 @@ from shipyard.errors import HTTPError, error_body, new_error_id
 from shipyard.names import name_from
 from shipyard.serve.answers import EndpointError, as_http_error
 from shipyard.serve.batching import Batcher, BatchSizeMismatch, BatchTimedOut
+from shipyard.serve.protocol import OVERRAN
 from shipyard.serve.schemas import EndpointSchema, build_openapi
 from shipyard.serve.service import EndpointSpec, Service, collect_endpoints
 
 __all__ = [
+    "NOT_RUN",
     "EndpointRuntime",
     "EndpointTable",
     "Reply",
@@ -69,6 +81,26 @@ class Reply(NamedTuple):
     batch_size: int = 0
 
 
+#: the answer to a call the worker did not run and never will (it is retiring or stopping):
+#: the worker sends REFUSED, and the host may send the call to another replica
+NOT_RUN = Reply(0, b"")
+
+
+class _PooledCall:
+    """One call of a pooled endpoint: when it began in its thread (time.monotonic()),
+    whether its thread is done with it, and whether it was answered (by its end, or by the
+    504 of its overrun: only the first)."""
+
+    __slots__ = ("answered", "began", "done", "ended", "timer")
+
+    def __init__(self, done: Callable[[Reply], None]) -> None:
+        self.done = done
+        self.began: float | None = None
+        self.ended = False
+        self.answered = False
+        self.timer: asyncio.TimerHandle | None = None
+
+
 def log_event(event: str, **fields: Any) -> None:
     """One structured JSON line on stderr (the supervisor keeps the worker's log)."""
     record = {"ts": round(time.time(), 6), "event": event, **fields}
@@ -86,7 +118,18 @@ class EndpointRuntime:
         self.spec: EndpointSpec = schema.spec
         self.name = self.spec.name
         self.function: Callable[..., Any] = bound
-        self.inline = not self.spec.is_async and not self.spec.options.batch
+        concurrency = self.spec.options.concurrency
+        self.inline = not self.spec.is_async and not self.spec.options.batch and not concurrency
+        #: the endpoint's own threads (``concurrency=N``), created with it at load
+        self.pool: ThreadPoolExecutor | None = None
+        if concurrency:
+            prefix = f"{self.spec.method}-{index}"
+            self.pool = ThreadPoolExecutor(concurrency, thread_name_prefix=prefix)
+        #: asked by a pooled call as it begins: False when the worker is retiring or stopping
+        self.may_begin: Callable[[], bool] = lambda: True
+        #: pooled calls begun and not ended (their threads), overrun ones included; a set,
+        #: whose add and discard are atomic under the GIL (a counter's += is not)
+        self.running: set[_PooledCall] = set()
         self.batcher: Batcher | None = None
         if self.spec.options.batch:
             self.batcher = Batcher(
@@ -105,6 +148,8 @@ class EndpointRuntime:
         """Handle one request; ``done`` gets the reply (at once for a sync endpoint)."""
         if self.inline:
             done(self.call_sync(body))
+        elif self.pool is not None:
+            self._submit_pooled(self.pool, body, done)
         elif self.batcher is not None:
             try:
                 kwargs = self.schema.parse(body)
@@ -116,6 +161,64 @@ class EndpointRuntime:
         else:
             task = asyncio.get_running_loop().create_task(self._call_timed(body))
             task.add_done_callback(lambda t: done(_task_reply(t)))
+
+    def _submit_pooled(
+        self, pool: ThreadPoolExecutor, body: bytes, done: Callable[[Reply], None]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        call = _PooledCall(done)
+        try:
+            future = loop.run_in_executor(pool, self._run_pooled, call, body)
+        except RuntimeError:  # the pool is closed: the worker is stopping
+            done(NOT_RUN)
+            return
+        future.add_done_callback(lambda f: self._pooled_done(call, f))
+        call.timer = loop.call_later(self.spec.options.timeout, self._check_overrun, call)
+
+    def _run_pooled(self, call: _PooledCall, body: bytes) -> Reply:
+        """In a pool thread: first the record that the call began, then the look at
+        ``may_begin`` (worker.py's order: a call runs only if it looked before the flag)."""
+        call.began = time.monotonic()
+        if not self.may_begin():
+            return NOT_RUN
+        self.running.add(call)
+        try:
+            return self.call_sync(body)
+        finally:
+            call.ended = True
+            self.running.discard(call)
+
+    def _pooled_done(self, call: _PooledCall, future: asyncio.Future[Reply]) -> None:
+        if call.timer is not None:
+            call.timer.cancel()
+        if call.answered:
+            return  # answered 504 when it overran: its late result is dropped
+        call.answered = True
+        if future.cancelled():  # still queued when the pool was closed: it never ran
+            call.done(NOT_RUN)
+            return
+        error = future.exception()
+        call.done(future.result() if error is None else self._internal_error(error))
+
+    def _check_overrun(self, call: _PooledCall) -> None:
+        """The call's timer (on the loop): 504 if it has run ``timeout`` since it began; a
+        call still queued, or begun later, is looked at again when it could have overrun."""
+        if call.answered or call.ended:  # ended: its answer waits for the loop (held by an
+            return  # inline call, say), and comes next; the thread is free, nothing to retire
+        timeout = self.spec.options.timeout
+        loop = asyncio.get_running_loop()
+        began = call.began
+        left = timeout if began is None else began + timeout - time.monotonic()
+        if left > 0:
+            call.timer = loop.call_later(left, self._check_overrun, call)
+            return
+        call.answered = True
+        message = (
+            f"{self.service}/{self.name} did not finish within {timeout:g} s; its replica is "
+            "replaced (a running call cannot be stopped)"
+        )
+        log_event("pooled_call_overran", service=self.service, endpoint=self.name)
+        call.done(Reply(504, error_body("timeout", message), OVERRAN))
 
     async def _call_timed(self, body: bytes) -> Reply:
         """:meth:`call_async`, cancelled when it overruns the endpoint's timeout."""
@@ -291,6 +394,17 @@ class EndpointTable:
             return
         self.endpoints[index].submit(body, done)
 
+    def close(self) -> None:
+        """Close the endpoints' pools: calls still queued in them are answered ``NOT_RUN``
+        (they never ran); calls running go on (the worker waits for them as it drains)."""
+        for endpoint in self.endpoints:
+            if endpoint.pool is not None:
+                endpoint.pool.shutdown(wait=False, cancel_futures=True)
+
+    def running(self) -> int:
+        """Pooled calls running in their threads now (overrun ones included)."""
+        return sum(len(endpoint.running) for endpoint in self.endpoints)
+
     def ready_info(self, pid: int, models: dict[str, str]) -> dict[str, Any]:
         """The READY payload (see protocol.py)."""
         return {
@@ -303,6 +417,8 @@ class EndpointTable:
                     "timeout": endpoint.spec.options.timeout,
                     # the worker cancels an async call that overruns; a sync one the host times
                     "async": endpoint.spec.is_async,
+                    # threads of a pooled sync endpoint (None: inline); the worker times these
+                    "concurrency": endpoint.spec.options.concurrency,
                 }
                 for endpoint in self.endpoints
             ],

@@ -17,7 +17,9 @@ worker (ABORT) and never runs.
 A call is timed here at its endpoint's ``timeout`` when the endpoint is sync (the worker
 runs it inline and cannot stop it), and at ``timeout`` + 1 s when it is async (the worker
 cancels it itself and answers 504; if it did not, its event loop is held, e.g. by a blocking
-call inside ``async def``). A call that overran here gets 504 and its replica is retired
+call inside ``async def``) or pooled (``concurrency=N``: the worker times it from the moment
+it began in its thread and answers 504 ``OVERRAN``, and the host retires the replica as if
+it had timed the call itself). A call that overran here gets 504 and its replica is retired
 (``Supervisor.retire``); the calls queued on that replica that its worker never started
 (``NotStarted``) are sent again to another replica, each timed afresh: they never ran. A
 streamed body is not kept, so a streamed call not started is answered 503
@@ -43,6 +45,7 @@ from shipyard.serve.bodies import MAX_BODY_BUFFER, BodyBudget
 from shipyard.serve.memory import format_size
 from shipyard.serve.metrics import HostMetrics
 from shipyard.serve.poison import Body, Digested, Held, PoisonRequests, body_hasher
+from shipyard.serve.protocol import OVERRAN
 from shipyard.serve.replica import NotStarted, Replica, ReplicaGone
 from shipyard.serve.supervisor import ServiceGroup, Supervisor
 
@@ -141,7 +144,8 @@ class Invoker:
                 )
                 await self._refuse(send, service, endpoint, started, 503, reason, message, 0, 1)
                 return
-            sync = not info.get("async", False)
+            # inline on the worker's loop (sync, no pool): the hot path, so not _inline()
+            sync = not info.get("async", False) and not info.get("concurrency")
             future: asyncio.Future[Frame] | None = None
             streamed = False
             try:  # until the request is sent, it is pending on its replica
@@ -219,7 +223,7 @@ class Invoker:
         its worker did not start is sent to another replica, at most :data:`MAX_SENDS` in
         all, each timed afresh. ``target``: the endpoint's index and name."""
         index, endpoint = target
-        sync = not info.get("async", False)
+        sync = _inline(info)
         sends = 1
         while True:
             answer = await self._await(future, replica, group, service, endpoint, body, info)
@@ -254,7 +258,8 @@ class Invoker:
         ``_NOT_STARTED`` when the worker did not run it."""
         timeout = info.get("timeout") or 30.0
         is_async = info.get("async", False)
-        limit = timeout + ASYNC_GRACE if is_async else timeout
+        pooled = bool(info.get("concurrency"))
+        limit = timeout + ASYNC_GRACE if is_async or pooled else timeout
         request_id: int | None = None
         try:
             while True:
@@ -266,7 +271,7 @@ class Invoker:
                     request_id = replica.request_id(future)
                     if request_id is None:  # answered at the very moment its timer fired
                         return 504, _timed_out(service, endpoint, timeout)
-                    limit = _waiting(replica, request_id, timeout, is_async)
+                    limit = _waiting(replica, request_id, timeout, is_async, pooled)
                     if limit is None:
                         del replica.in_flight[request_id]
                         raise
@@ -285,6 +290,10 @@ class Invoker:
         except ReplicaGone as exc:
             return 503, self._crashed(replica, service, endpoint, body, exc)
         if frame.extra:
+            if pooled and frame.extra == OVERRAN:  # the worker timed it: its thread runs on
+                reason = f"a call to {endpoint!r} ran longer than its timeout, {timeout:g} s"
+                self.supervisor.retire(group, replica, reason)
+                return frame.code, frame.payload
             self.metrics.endpoint(service, endpoint).batch_size.observe(frame.extra)
         if self.poison.suspecting:
             self.poison.answered(service, endpoint, body)
@@ -478,17 +487,36 @@ def _not_started(service: str, endpoint: str, sends: int) -> bytes:
     return error_body("worker_retiring", message)
 
 
-def _waiting(replica: Replica, request_id: int, timeout: float, is_async: bool) -> float | None:
+def _inline(info: dict[str, Any]) -> bool:
+    """Whether an endpoint's calls run inline on its worker's loop (sync, no pool)."""
+    return not info.get("async", False) and not info.get("concurrency")
+
+
+def _waiting(
+    replica: Replica, request_id: int, timeout: float, is_async: bool, pooled: bool = False
+) -> float | None:
     """A call's timer fired: how much longer it waits, or None when it overran.
 
-    A worker reads calls in order and runs each sync one inline on its event loop,
-    answering nothing while it runs. A sync call whose worker answered within its timeout
-    is queued, not running that long. A call with an older sync call still in flight
-    waits for that one, whose own timer tells whether it overran (if the worker is retired
-    for it, its RETIRED says whether this call started). Otherwise the call itself overran
-    (or an ``async def`` holds the loop).
+    A worker reads calls in order and runs each inline sync one on its event loop,
+    answering nothing while it runs. An inline call whose worker answered within its
+    timeout is queued, not running that long. A pooled call (``concurrency=N``) is timed by
+    its worker from the moment it began in its thread (one waiting for a free thread is
+    queued, and only the worker knows when it began): while that worker's loop answers (the
+    health pings reach it every second), the call waits for the worker's answer, a 504 if it
+    overruns; when the loop is held, by any inline call in flight, the pooled call waits
+    for that one too. A call with an older inline call still in flight waits for that one,
+    whose own timer tells whether it overran (if the worker is retired for it, its RETIRED
+    says whether this call started). Otherwise the call itself overran (or an ``async
+    def``, or a pooled call holding the GIL, holds the loop).
     """
     quiet = time.monotonic() - replica.heard
+    if pooled:
+        if quiet < timeout + ASYNC_GRACE:
+            return timeout + ASYNC_GRACE - quiet
+        # the loop is held: by an inline call, sent before or after this one (its answer
+        # waits for the loop), whose own timer tells; 0 is never a request id, so this
+        # looks at every inline call in flight
+        return timeout if replica.sync_ahead(0) else None
     if not is_async and quiet < timeout:
         return timeout - quiet
     if replica.sync_ahead(request_id):

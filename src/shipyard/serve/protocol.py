@@ -14,10 +14,12 @@ CHUNK      front -> worker        0 / 1 when more follow, 0 for the last / the n
                                   REQUEST's body (frames of other requests may come between)
 ABORT      front -> worker        0 / 0 / empty: drop the partial body of a streamed REQUEST
                                   (too large, or its client left); it gets no RESPONSE
-RESPONSE   worker -> front        HTTP status / batch size it ran in (0 if none) / JSON bytes
+RESPONSE   worker -> front        HTTP status / batch size it ran in (0 if none), or
+                                  OVERRAN on the 504 of a pooled call that overran its
+                                  timeout (the worker is to be retired) / JSON bytes
 READY      worker -> front        0 / 0 / JSON: {"service", "pid", "endpoints": [{"name",
-                                  "batch", "timeout", "async"}], "openapi": {...},
-                                  "models": {...}}
+                                  "batch", "timeout", "async", "concurrency"}],
+                                  "openapi": {...}, "models": {...}}
 PING       front -> worker        0 / 0 / empty         (request_id echoed in PONG; the
                                   host's health pings use request id 0)
 PONG       worker -> front        0 / 0 / empty
@@ -70,6 +72,10 @@ from shipyard.serve.errors import ServeError
 
 HEADER = struct.Struct("!IIBHH")
 MAX_FRAME = 64 << 20  # a frame larger than this is a protocol error, not a request
+#: RESPONSE extra of the 504 a worker sends for a call of a ``concurrency=N`` endpoint that
+#: overran its timeout: the thread cannot be stopped, so the host retires the worker (such an
+#: endpoint is never a batch one, so the batch size never takes this value there)
+OVERRAN = 0xFFFF
 
 
 class Kind(enum.IntEnum):

@@ -42,6 +42,11 @@ __all__ = [
 
 ENDPOINT_NAME = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 DEFAULT_TIMEOUT = 30.0
+#: the most threads ``@endpoint(concurrency=N)`` may give one endpoint: each thread keeps a
+#: stack and a share of the GIL, and an endpoint that waits on that many calls at once is
+#: better written ``async def`` (the host also sends a replica at most ``--max-in-flight``
+#: calls at a time, 64 by default)
+MAX_CONCURRENCY = 1024
 _MARK = "__shipyard_endpoint__"
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -92,6 +97,8 @@ class EndpointOptions:
     max_wait_ms: float = 5.0
     timeout: float = DEFAULT_TIMEOUT
     contract: Any = None
+    #: threads of the endpoint's own pool (None: the sync endpoint runs inline)
+    concurrency: int | None = None
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,7 @@ def endpoint(
     max_wait_ms: float | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     contract: Any = None,
+    concurrency: int | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -154,6 +162,7 @@ def endpoint(
     max_wait_ms: float | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     contract: Any = None,
+    concurrency: int | None = None,
 ) -> F | Callable[[F], F]:
     """Serve a method of a ``Service`` at ``POST /{service}/{name}`` (name: the method's).
 
@@ -163,6 +172,11 @@ def endpoint(
     is enforced by the host's front process. ``contract`` is checked on every response: a
     type (validated like an annotation, e.g. ``Annotated[list[float], Len(384, 384)]``) or a
     callable returning ``True`` for a good value.
+
+    ``concurrency=N`` (a ``def`` endpoint only): run calls in a pool of N threads of the
+    endpoint's own, for an endpoint that spends its time waiting (I/O, a remote model).
+    By default (``None``) a ``def`` endpoint runs inline, one call at a time per replica:
+    the fastest for a model that keeps the CPU busy.
     """
 
     def mark(function: F) -> F:
@@ -186,7 +200,11 @@ def endpoint(
             raise fail(f"timeout must be a positive number of seconds, got {timeout!r}")
         if name is not None and not ENDPOINT_NAME.fullmatch(name):
             raise fail(f"endpoint name {name!r} must match {ENDPOINT_NAME.pattern}")
-        options = EndpointOptions(name, batch, size, float(wait), float(timeout), contract)
+        if concurrency is not None:
+            _check_concurrency(concurrency, batch, inspect.iscoroutinefunction(function), fail)
+        options = EndpointOptions(
+            name, batch, size, float(wait), float(timeout), contract, concurrency
+        )
         setattr(function, _MARK, options)
         return function
 
@@ -195,6 +213,32 @@ def endpoint(
             raise TypeError(f"@endpoint decorates a method, got {fn!r}")
         return mark(fn)
     return mark
+
+
+def _check_concurrency(
+    concurrency: Any,
+    batch: bool,
+    is_async: bool,
+    fail: Callable[[str], ServiceDefinitionError],
+) -> None:
+    """``concurrency=`` is for a plain ``def`` endpoint, from 1 to MAX_CONCURRENCY threads."""
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int):
+        raise fail(f"concurrency must be an int (threads), got {concurrency!r}")
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise fail(
+            f"concurrency must be from 1 to {MAX_CONCURRENCY} threads, got {concurrency}; "
+            "an endpoint that waits on more calls at once is better written `async def`"
+        )
+    if is_async:
+        raise fail(
+            "concurrency= is for `def` endpoints; an `async def` one already runs its calls "
+            "concurrently on the worker's event loop (wait with `await`): remove concurrency="
+        )
+    if batch:
+        raise fail(
+            "concurrency= does not apply with batch=True: batching is how a batch endpoint "
+            "serves concurrent requests (one call over many); remove concurrency="
+        )
 
 
 def collect_endpoints(cls: type) -> list[EndpointSpec]:

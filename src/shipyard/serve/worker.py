@@ -18,7 +18,8 @@ validator, calls ``load()``, freezes the loaded objects out of the garbage colle
 ``protocol.py`` on the Unix socket PATH (mode 0600): READY first on every connection, then
 REQUEST -> RESPONSE (many in flight, any order; a body streamed in CHUNKs runs at its last
 one, and an ABORT drops it) and PING -> PONG. Sync endpoints run inline on the event loop
-(uvloop when installed); async ones are tasks.
+(uvloop when installed); async ones are tasks; ``concurrency=N`` ones run in their pool of N
+threads (``dispatch.py``), which the worker times itself.
 
 Retiring (``--control-fd``): the host retires a worker whose call overran (a sync call cannot
 be stopped) by sending RETIRE on the control channel. A thread reads it, so it is answered
@@ -31,6 +32,17 @@ Under the GIL these are Dekker's two flags: a request runs only if its look came
 flag was set, and then ``current`` was already it or later, so RETIRED covers it; every
 request after the one RETIRED names is one the worker will not run, and the host sends it to
 another replica. A worker stopping on SIGTERM refuses new requests the same way.
+
+A pooled call (``concurrency=N``) taken before the flag may still wait for a free thread.
+When a thread takes it, it first records when it began (the worker times it from then),
+then looks at ``retiring`` and ``stopping``: if either is set it does not run, and is
+answered REFUSED. Once stopping, the pools are closed, and the calls still queued in them
+are answered REFUSED at once (a queued call cancelled never begins). A call is answered
+REFUSED only if none of its code ran, so the host's resend never runs a call twice, and
+every call the worker took gets an answer, RESPONSE or REFUSED. Calls running finish
+(within the drain limit). A pooled call that overruns is answered 504 ``OVERRAN`` by the
+worker; the host retires the worker like any other, which exits without waiting for that
+call's thread.
 
 Exit status: 0 after SIGTERM/SIGINT (stop accepting, finish in-flight requests for at most
 30 s); 3 when the code could not be imported, the class is not a valid service, or
@@ -56,7 +68,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shipyard.serve.dispatch import EndpointTable, Reply, log_event
+from shipyard.serve.dispatch import NOT_RUN, EndpointTable, Reply, log_event
 from shipyard.serve.protocol import Frame, Kind, ProtocolError, encode, read_frame, recv_frame
 from shipyard.serve.service import Service, ServiceDefinitionError
 
@@ -112,7 +124,10 @@ class _Connection:
 
     def reply(self, request_id: int, reply: Reply) -> None:
         self.worker.in_flight -= 1
-        if not self.closed:
+        if reply is NOT_RUN:  # a pooled call that never ran (retiring or stopping)
+            if not self.closed:
+                self.writer.write(encode(Frame(Kind.REFUSED, request_id)))
+        elif not self.closed:
             size = reply.batch_size if reply.batch_size < 0xFFFF else 0xFFFF
             frame = Frame(Kind.RESPONSE, request_id, reply.status, size, reply.body)
             self.writer.write(encode(frame))
@@ -152,6 +167,11 @@ class Worker:
         #: the control thread): see the module's docstring for why this order is enough
         self.current = 0
         self.retiring = False
+        for runtime in table.endpoints:  # asked by a pooled call in its thread as it begins
+            runtime.may_begin = self._may_begin
+
+    def _may_begin(self) -> bool:
+        return not (self.retiring or self.stopping)
 
     def follow_host(self) -> None:
         """Stop (draining) when the host's connection closes: the host keeps one for the
@@ -183,6 +203,7 @@ class Worker:
         await stop.wait()
         self.stopping = True
         server.close()
+        self.table.close()  # pooled calls not begun: REFUSED; running ones are waited for
         with contextlib.suppress(OSError):
             self.socket_path.unlink()
         if self.in_flight > 0:
@@ -362,6 +383,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.host_pid is not None:
         worker.follow_host()
     _run(worker.serve())
+    if table.running():  # a pooled call still running (one that overran): do not wait for
+        # its thread, which the interpreter would join at exit; the worker is done
+        log_event("exit_with_running_calls", service=args.name, running=table.running())
+        sys.stdout.flush()
+        os._exit(0)
     return 0
 
 
