@@ -21,7 +21,15 @@ _EXPORTS = {
     "Parameter": "shipyard.flow.parameters",
     "Runner": "shipyard.flow.runner",
     "Service": "shipyard.serve",
+    "NBRunner": "shipyard.flow.nbrun",
     "catch": "shipyard.flow.decorators",
+    "project": "shipyard.flow.project",
+    "namespace": "shipyard.client",
+    "get_namespace": "shipyard.client",
+    "default_namespace": "shipyard.client",
+    "metadata": "shipyard.client",
+    "get_metadata": "shipyard.client",
+    "default_metadata": "shipyard.client",
     "current": "shipyard.flow.current",
     "endpoint": "shipyard.serve",
     "conda": "shipyard.flow.decorators",
@@ -53,6 +61,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from shipyard.client import Run as Run
     from shipyard.client import Step as Step
     from shipyard.client import Task as Task
+    from shipyard.client import default_metadata as default_metadata
+    from shipyard.client import default_namespace as default_namespace
+    from shipyard.client import get_metadata as get_metadata
+    from shipyard.client import get_namespace as get_namespace
+    from shipyard.client import metadata as metadata
+    from shipyard.client import namespace as namespace
     from shipyard.errors import HTTPError as HTTPError
     from shipyard.flow.current import current as current
     from shipyard.flow.decorators import catch as catch
@@ -65,9 +79,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from shipyard.flow.decorators import retry as retry
     from shipyard.flow.decorators import step as step
     from shipyard.flow.decorators import timeout as timeout
+    from shipyard.flow.nbrun import NBRunner as NBRunner
     from shipyard.flow.parameters import IncludeFile as IncludeFile
     from shipyard.flow.parameters import JSONType as JSONType
     from shipyard.flow.parameters import Parameter as Parameter
+    from shipyard.flow.project import project as project
     from shipyard.flow.runner import Runner as Runner
     from shipyard.flow.spec import FlowSpec as FlowSpec
     from shipyard.registry import Model as Model
