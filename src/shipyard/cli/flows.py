@@ -127,7 +127,7 @@ def _execute(
         _fail(exc)
     activate(on_branch)  # the tasks, forked from this process, see it in current
     default_namespace()  # and the client in a step starts in user:<you>, as in Metaflow
-    if on_branch is not None and not options.get("quiet"):
+    if on_branch is not None:
         click.echo(f"Project: {on_branch.name}, Branch: {on_branch.branch}")
     runtime = Runtime(plan, recorder=take_recorder())
     if options.get("run_id_file"):

@@ -194,6 +194,9 @@ model_versions = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     # the model's input columns (revision 0010; NULL: none recorded), registry/signature.py
     sa.Column("signature", _json(), nullable=True),
+    # the producing run's @project and branch (revision 0012; NULL: no @project)
+    sa.Column("project", sa.String(128), nullable=True),
+    sa.Column("project_branch", sa.String(255), nullable=True),
     sa.Index("ix_model_versions_key", "key"),
     sa.Index("ix_model_versions_run", "run_id"),
 )
