@@ -131,7 +131,7 @@ def test_bad_names_and_options_are_refused(tmp_path: Path) -> None:
     assert run is not None and run.data is not None
     assert "only available in a flow decorated with @project" in run.data.error
     with pytest.raises(AttributeError, match="only available while a flow step runs"):
-        current.branch_name
+        _ = current.branch_name
 
 
 def test_runs_are_filtered_by_namespace(tmp_path: Path) -> None:
