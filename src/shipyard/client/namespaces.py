@@ -20,7 +20,7 @@ from pathlib import Path
 
 from shipyard.config import current_user, settings
 
-#: False: not chosen yet (the default, resolved on first use: SHIPYARD_USER may change first)
+#: False: the default, ``user:<you>``, resolved on each use (it follows SHIPYARD_USER)
 _current: str | None | bool = False
 #: SHIPYARD_HOME before the first metadata() call (default_metadata() puts it back)
 _home_before: str | None | bool = False
@@ -42,15 +42,15 @@ def namespace(ns: str | None) -> str | None:
 def get_namespace() -> str | None:
     """The namespace in use (None: every run)."""
     if _current is False:
-        return default_namespace()
+        return f"user:{current_user()}"
     return _current if isinstance(_current, str) else None
 
 
 def default_namespace() -> str:
     """Go back to the default namespace, ``user:<you>``, and return it."""
     global _current
-    _current = f"user:{current_user()}"
-    return _current
+    _current = False
+    return f"user:{current_user()}"
 
 
 def namespace_filter() -> tuple[str | None, str | None]:
