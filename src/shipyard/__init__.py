@@ -21,15 +21,7 @@ _EXPORTS = {
     "Parameter": "shipyard.flow.parameters",
     "Runner": "shipyard.flow.runner",
     "Service": "shipyard.serve",
-    "NBRunner": "shipyard.flow.nbrun",
     "catch": "shipyard.flow.decorators",
-    "project": "shipyard.flow.project",
-    "namespace": "shipyard.client",
-    "get_namespace": "shipyard.client",
-    "default_namespace": "shipyard.client",
-    "metadata": "shipyard.client",
-    "get_metadata": "shipyard.client",
-    "default_metadata": "shipyard.client",
     "current": "shipyard.flow.current",
     "endpoint": "shipyard.serve",
     "conda": "shipyard.flow.decorators",
@@ -47,6 +39,15 @@ _EXPORTS = {
     "Task": "shipyard.client",
     "card": "shipyard.cards",
     "connect": "shipyard.remote",
+    # what Metaflow users reach for (see "Coming from Metaflow" in the README)
+    "NBRunner": "shipyard.flow.nbrun",
+    "project": "shipyard.flow.project",
+    "namespace": "shipyard.client",
+    "get_namespace": "shipyard.client",
+    "default_namespace": "shipyard.client",
+    "metadata": "shipyard.client",
+    "get_metadata": "shipyard.client",
+    "default_metadata": "shipyard.client",
 }
 
 #: parts used as modules: ``from shipyard import cache`` then ``cache.reader("home-rows")``
@@ -92,4 +93,23 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from shipyard.serve import endpoint as endpoint
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, [*__all__, "__version__"], _MODULES)
+_lazy_getattr, __dir__ = lazy_exports(__name__, _EXPORTS, [*__all__, "__version__"], _MODULES)
+
+#: Metaflow names shipyard does not have, and what to use instead: ``from shipyard import
+#: conda`` in a ported flow then says so, instead of "cannot import name"
+_METAFLOW_ONLY = {
+    "conda": "@conda: no conda channel is reachable from shipyard; use "
+    "@pypi(packages={'name': 'version'}) for a step's packages",
+    "conda_base": "@conda_base: no conda channel is reachable from shipyard; use "
+    "@pypi_base(packages={'name': 'version'}) for the whole flow's packages",
+    "kubernetes": "@kubernetes: shipyard runs steps on this machine; ask for cores and "
+    "memory with @resources(cpu=..., memory=...)",
+    "batch": "@batch: shipyard runs steps on this machine; ask for cores and memory with "
+    "@resources(cpu=..., memory=...)",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _EXPORTS and name in _METAFLOW_ONLY:
+        raise ImportError(f"shipyard has no {_METAFLOW_ONLY[name]}", name=name)
+    return _lazy_getattr(name)
