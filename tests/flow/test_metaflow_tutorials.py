@@ -211,3 +211,9 @@ def test_04_conda_is_refused_naming_pypi(tutorial: Tutorial) -> None:
     assert out.returncode != 0
     assert "@pypi" in out.stderr + out.stdout
     assert "PlayListFlow/" not in out.stdout  # refused before anything ran
+
+
+def test_metaflow_names_shipyard_lacks_say_what_to_use_instead() -> None:
+    for name, instead in [("kubernetes", "@resources"), ("batch", "@resources")]:
+        with pytest.raises(ImportError, match=instead):
+            exec(f"from shipyard import {name}", {})

@@ -5,7 +5,7 @@ A namespace is a run tag, or ``user:<name>`` for the runs a user started: ``Flow
 runs in the current namespace. It starts as :func:`default_namespace` (``user:<you>``, where
 you are ``SHIPYARD_USER`` or your login name); ``namespace(None)`` sees every run;
 ``namespace("project_branch:prod")`` the production runs of ``@project`` flows. Only runs are
-namespaced: models, deployments and schedules are not. The ``shipyard`` command line and the
+namespaced: models and deployments are not. The ``shipyard`` command line and the
 UI see every run.
 
 >>> namespace("project:movies")                  # doctest: +SKIP
