@@ -43,6 +43,7 @@ class RecsFlow(FlowSpec):
         self.is_user_branch = current.is_user_branch
         self.project_flow_name = current.project_flow_name
         self.seen_namespace = get_namespace()
+        self.current_names = (current.username, current.namespace)
         current.register_model("recs", {"weights": [1, 2]})
         self.next(self.end)
 
@@ -105,6 +106,7 @@ def test_branches_tags_current_and_models(tmp_path: Path) -> None:
         assert data.is_production is production and data.is_user_branch is user_branch
         assert data.project_flow_name == f"movies.{branch}.RecsFlow"
         assert data.seen_namespace == "user:alice"  # a step's client starts in user:<you>
+        assert data.current_names == ("alice", "user:alice")
         run = Flow("RecsFlow").latest_run
         assert run is not None and {"project:movies", f"project_branch:{branch}"} <= run.tags
         model = Model(f"recs:{len(Flow('RecsFlow').runs())}").info

@@ -53,6 +53,16 @@ def test_run_takes_parameters_and_returns_an_executing_run(tmp_path: Path) -> No
     assert not out_dir.exists()  # leaving the block removed the output files
 
 
+def test_show_output_prints_the_run_as_it_goes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_flow(FLOW, tmp_path)
+    with Runner(path) as runner:  # show_output defaults to True, as in Metaflow
+        result = runner.run(label="shown")
+    printed = capsys.readouterr().out
+    assert "doubled 1.0 shown" in printed and printed == result.stdout
+
+
 def test_an_unknown_parameter_is_refused_before_anything_runs(tmp_path: Path) -> None:
     path = write_flow(FLOW, tmp_path)
     with Runner(path, show_output=False) as runner:

@@ -116,6 +116,23 @@ class Current:
         spec = self._task("pathspec").ctx.spec
         return f"{spec.flow_name}/{spec.run_id}/{spec.step_name}/{spec.task_id}"
 
+    @property
+    def username(self) -> str:
+        """Who started the run (``SHIPYARD_USER``, or the login name)."""
+        self._task("username")
+        from shipyard.config import current_user
+
+        return current_user()
+
+    @property
+    def namespace(self) -> str | None:
+        """The namespace the step's client reads runs in (``user:<you>`` unless the step
+        switched with ``namespace(...)``)."""
+        self._task("namespace")
+        from shipyard.client.namespaces import get_namespace
+
+        return get_namespace()
+
     def _project(self, name: str) -> ProjectRun:
         self._task(name)
         from shipyard.flow.project import active
