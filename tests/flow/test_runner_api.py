@@ -63,6 +63,16 @@ def test_show_output_prints_the_run_as_it_goes(
     assert "doubled 1.0 shown" in printed and printed == result.stdout
 
 
+def test_a_run_in_another_home_is_read_from_there(tmp_path: Path) -> None:
+    path = write_flow(FLOW, tmp_path)
+    other = tmp_path / "other-home"
+    with Runner(path, show_output=False, env={"SHIPYARD_HOME": str(other)}) as runner:
+        result = runner.run(alpha=4)
+    assert result.run.successful and result.run.data.doubled == 8.0
+    assert (other / "meta.db").exists()
+    assert not (Path(os.environ["SHIPYARD_HOME"]) / "meta.db").exists()
+
+
 def test_an_unknown_parameter_is_refused_before_anything_runs(tmp_path: Path) -> None:
     path = write_flow(FLOW, tmp_path)
     with Runner(path, show_output=False) as runner:

@@ -43,6 +43,7 @@ from shipyard.flow.exceptions import FlowDefinitionError, ParameterError
 if TYPE_CHECKING:
     from shipyard.client import Run
     from shipyard.flow.parameters import Parameter
+    from shipyard.store.context import Stores
 
 Stream = Literal["stdout", "stderr"]
 
@@ -258,6 +259,7 @@ class Runner:
         self._tmp = Path(tempfile.mkdtemp(prefix="shipyard-runner-"))
         self._procs: list[subprocess.Popen[bytes]] = []
         self._started: list[ExecutingRun] = []
+        self._other_stores: Stores | None = None
         self._count = itertools.count()
 
     # --- context management --------------------------------------------------------------
@@ -379,13 +381,45 @@ class Runner:
         self._procs.append(proc)
         return proc
 
+    def _stores(self) -> Stores:
+        """Where the runs are recorded: this process's stores, unless ``env`` points the
+        runs at another home or database (then those, asked of the settings there)."""
+        from shipyard.store.context import Stores, default_stores
+
+        keys = ("SHIPYARD_HOME", "SHIPYARD_DB_URL", "SHIPYARD_STORE_URL")
+        if all(self.env.get(k) == os.environ.get(k) for k in keys):
+            return default_stores()
+        if self._other_stores is None:
+            from shipyard.store.blobs import open_blob_store
+            from shipyard.store.meta import MetaStore
+
+            code = "from shipyard.config import settings as s; c = s(); "
+            code += "print(c.home); print(c.db_url); print(c.store_url)"
+            told = subprocess.run(
+                [sys.executable, "-c", code],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=60,
+            )
+            home, db_url, store_url = told.stdout.splitlines()[-3:]
+            self._other_stores = Stores(
+                meta=MetaStore.open(db_url),
+                blobs=open_blob_store(store_url),
+                home=Path(home),
+                db_url=db_url,
+                store_url=store_url,
+                pid=os.getpid(),
+            )
+        return self._other_stores
+
     def _executing(self, proc: subprocess.Popen[bytes], out: Path) -> ExecutingRun:
         from shipyard.client import Run
-        from shipyard.store.context import default_stores
 
         text = (out / "pathspec").read_text().strip()
         flow_name, _, run_id = text.partition("/")
-        run = Run._from_ids(default_stores(), flow_name, int(run_id))
+        run = Run._from_ids(self._stores(), flow_name, int(run_id))
         executing = ExecutingRun(self, proc, run, out)
         self._started.append(executing)
         return executing
