@@ -93,7 +93,7 @@ def test_a_failed_run_says_failed_and_resume_reruns_from_the_failure(tmp_path: P
         failed = runner.run(alpha=2)
     assert failed.status == "failed" and failed.returncode == 1
     assert not failed.run.successful and "broken on purpose" in failed.stderr + failed.stdout
-    with Runner(path, show_output=False) as runner:
+    with Runner(path, show_output=False, label="for runs only") as runner:
         resumed = runner.resume(origin_run_id=failed.run.id)
         assert resumed.status == "successful", resumed.stderr
         assert resumed.run.origin_run == failed.run

@@ -49,8 +49,6 @@ Stream = Literal["stdout", "stderr"]
 
 #: options of ``run``/``resume`` (not flow parameters) a call may give
 _RUN_OPTIONS = ("tags", "max_workers", "branch", "production")
-#: options the constructor takes besides parameters (``pylint``: Metaflow's, ignored)
-_TOP_OPTIONS = ("quiet", "pylint", *_RUN_OPTIONS)
 _probe_ids = itertools.count()
 
 
@@ -317,13 +315,16 @@ class Runner:
                 f"parameters: {', '.join(names) or 'none'}; run options: {', '.join(_RUN_OPTIONS)}"
             )
         values = {by_name[k].name: v for k, v in merged.items() if k in by_name}
-        if not resume:  # a resume reuses the origin's values
+        if not resume:
             parameter_values(flow_cls, values, parameters)  # ParameterError before it starts
-        elif values:
-            raise ParameterError(
-                f"resume takes no parameter values ({', '.join(sorted(values))}): it reuses "
-                "the origin run's"
-            )
+        else:  # a resume reuses the origin's values (the Runner's own are for runs)
+            refused = sorted(by_name[k].name for k in given if k in by_name)
+            if refused:
+                raise ParameterError(
+                    f"resume takes no parameter values ({', '.join(refused)}): it reuses "
+                    "the origin run's"
+                )
+            values = {}
         resolve(  # --branch without @project, a bad branch name: said here
             flow_cls,
             branch=merged.get("branch"),
