@@ -182,3 +182,23 @@ def test_metadata_names_the_home_and_switches_it(tmp_path: Path, home: Path) -> 
     finally:
         assert default_metadata() == f"local@{home}"
     assert os.environ["SHIPYARD_HOME"] == str(home)
+
+
+def test_gc_does_not_keep_a_run_for_its_project_tags(tmp_path: Path) -> None:
+    path = str(
+        write_flow(
+            PLAIN.replace("class PlainFlow", "@project(name='movies')\nclass PlainFlow").replace(
+                "from shipyard import FlowSpec, current, step",
+                "from shipyard import FlowSpec, current, project, step",
+            ),
+            tmp_path,
+        )
+    )
+    assert shipyard("run", path, "--quiet").returncode == 0
+    assert shipyard("run", path, "--quiet", "--tag", "keep_me").returncode == 0
+    namespace(None)
+    assert [r.id for r in Flow("PlainFlow").runs()] == [2, 1]
+    out = shipyard("gc", "--keep", "0", "--grace", "0s")
+    assert out.returncode == 0, out.stderr
+    assert "kept PlainFlow/2: tagged keep_me" in out.stdout
+    assert [r.id for r in Flow("PlainFlow").runs()] == [2]
