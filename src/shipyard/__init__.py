@@ -96,12 +96,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
 _lazy_getattr, __dir__ = lazy_exports(__name__, _EXPORTS, [*__all__, "__version__"], _MODULES)
 
 #: Metaflow names shipyard does not have, and what to use instead: ``from shipyard import
-#: conda`` in a ported flow then says so, instead of "cannot import name"
+#: kubernetes`` in a ported flow then says so, instead of "cannot import name" (``@conda``
+#: is imported, and refused by the graph check naming ``@pypi``)
 _METAFLOW_ONLY = {
-    "conda": "@conda: no conda channel is reachable from shipyard; use "
-    "@pypi(packages={'name': 'version'}) for a step's packages",
-    "conda_base": "@conda_base: no conda channel is reachable from shipyard; use "
-    "@pypi_base(packages={'name': 'version'}) for the whole flow's packages",
     "kubernetes": "@kubernetes: shipyard runs steps on this machine; ask for cores and "
     "memory with @resources(cpu=..., memory=...)",
     "batch": "@batch: shipyard runs steps on this machine; ask for cores and memory with "
