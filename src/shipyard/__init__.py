@@ -39,6 +39,15 @@ _EXPORTS = {
     "Task": "shipyard.client",
     "card": "shipyard.cards",
     "connect": "shipyard.remote",
+    # what Metaflow users reach for (see "Coming from Metaflow" in the README)
+    "NBRunner": "shipyard.flow.nbrun",
+    "project": "shipyard.flow.project",
+    "namespace": "shipyard.client",
+    "get_namespace": "shipyard.client",
+    "default_namespace": "shipyard.client",
+    "metadata": "shipyard.client",
+    "get_metadata": "shipyard.client",
+    "default_metadata": "shipyard.client",
 }
 
 #: parts used as modules: ``from shipyard import cache`` then ``cache.reader("home-rows")``
@@ -53,6 +62,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from shipyard.client import Run as Run
     from shipyard.client import Step as Step
     from shipyard.client import Task as Task
+    from shipyard.client import default_metadata as default_metadata
+    from shipyard.client import default_namespace as default_namespace
+    from shipyard.client import get_metadata as get_metadata
+    from shipyard.client import get_namespace as get_namespace
+    from shipyard.client import metadata as metadata
+    from shipyard.client import namespace as namespace
     from shipyard.errors import HTTPError as HTTPError
     from shipyard.flow.current import current as current
     from shipyard.flow.decorators import catch as catch
@@ -65,9 +80,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from shipyard.flow.decorators import retry as retry
     from shipyard.flow.decorators import step as step
     from shipyard.flow.decorators import timeout as timeout
+    from shipyard.flow.nbrun import NBRunner as NBRunner
     from shipyard.flow.parameters import IncludeFile as IncludeFile
     from shipyard.flow.parameters import JSONType as JSONType
     from shipyard.flow.parameters import Parameter as Parameter
+    from shipyard.flow.project import project as project
     from shipyard.flow.runner import Runner as Runner
     from shipyard.flow.spec import FlowSpec as FlowSpec
     from shipyard.registry import Model as Model
@@ -76,4 +93,20 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from shipyard.serve import endpoint as endpoint
 
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, [*__all__, "__version__"], _MODULES)
+_lazy_getattr, __dir__ = lazy_exports(__name__, _EXPORTS, [*__all__, "__version__"], _MODULES)
+
+#: Metaflow names shipyard does not have, and what to use instead: ``from shipyard import
+#: kubernetes`` in a ported flow then says so, instead of "cannot import name" (``@conda``
+#: is imported, and refused by the graph check naming ``@pypi``)
+_METAFLOW_ONLY = {
+    "kubernetes": "@kubernetes: shipyard runs steps on this machine; ask for cores and "
+    "memory with @resources(cpu=..., memory=...)",
+    "batch": "@batch: shipyard runs steps on this machine; ask for cores and memory with "
+    "@resources(cpu=..., memory=...)",
+}
+
+
+def __getattr__(name: str) -> object:
+    if name not in _EXPORTS and name in _METAFLOW_ONLY:
+        raise ImportError(f"shipyard has no {_METAFLOW_ONLY[name]}", name=name)
+    return _lazy_getattr(name)

@@ -16,6 +16,8 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("SHIPYARD_HOME", str(path))
     for var in ("SHIPYARD_DB_URL", "SHIPYARD_STORE_URL"):
         monkeypatch.delenv(var, raising=False)
+    # the fake runs are tester's: the client's default namespace (user:<you>) then sees them
+    monkeypatch.setenv("SHIPYARD_USER", "tester")
     return path
 
 

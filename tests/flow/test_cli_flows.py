@@ -136,7 +136,10 @@ def test_show_and_help(tmp_path: Path) -> None:
 
 def test_runner_from_python(tmp_path: Path) -> None:
     path = write_flow(FLOW, tmp_path)
-    run = Runner(path, count=2, grid=[1, 1], verbose=True).run(timeout=120)
+    with Runner(path, show_output=False, count=2, grid=[1, 1], verbose=True) as runner:
+        result = runner.run()
+    run = result.run
+    assert result.status == "successful" and result.returncode == 0
     assert isinstance(run, Run) and run.pathspec == "ParamFlow/1"
     assert run.successful
     assert run["end"].task.data.total == 3.0

@@ -76,6 +76,14 @@ _RUN_OPTIONS = [
         help="Where pip finds @pypi packages (with --no-index; repeatable). "
         "Default: $SHIPYARD_PYPI_FIND_LINKS, else pip's configured index.",
     ),
+    click.Option(
+        ["--branch"],
+        default=None,
+        help="@project flows: run on the branch test.NAME (prod.NAME with --production).",
+    ),
+    click.Option(
+        ["--production"], is_flag=True, help="@project flows: run on the production branch."
+    ),
 ]
 
 
@@ -86,8 +94,11 @@ def _execute(
     origin: Any = None,
     resume_step: str | None = None,
 ) -> NoReturn:
+    from shipyard.client.namespaces import default_namespace
+    from shipyard.config import current_user
     from shipyard.flow.environments import EnvironmentBuildError
     from shipyard.flow.launch import make_plan
+    from shipyard.flow.project import activate, resolve
     from shipyard.flow.recorder import RecorderFailed
     from shipyard.flow.runtime import Runtime
     from shipyard.store.records import RunStatus
@@ -95,10 +106,16 @@ def _execute(
     if options.get("decospecs"):
         import shipyard.cards.decorator  # noqa: F401 - files @card under its name (--with card)
     try:
+        on_branch = resolve(
+            loaded.flow_cls,
+            branch=options.get("branch"),
+            production=bool(options.get("production")),
+            user=current_user(),
+        )
         plan = make_plan(
             loaded,
             given,
-            tags=options.get("tag") or (),
+            tags=[*(options.get("tag") or ()), *(on_branch.tags if on_branch else ())],
             max_workers=options.get("max_workers"),
             quiet=bool(options.get("quiet")),
             origin=origin,
@@ -108,6 +125,10 @@ def _execute(
         )
     except FlowError as exc:
         _fail(exc)
+    activate(on_branch)  # the tasks, forked from this process, see it in current
+    default_namespace()  # and the client in a step starts in user:<you>, as in Metaflow
+    if on_branch is not None:
+        click.echo(f"Project: {on_branch.name}, Branch: {on_branch.branch}")
     runtime = Runtime(plan, recorder=take_recorder())
     if options.get("run_id_file"):
         pathspec_file, flow_name = Path(options["run_id_file"]), plan.graph.flow_name
@@ -353,6 +374,8 @@ shipyard_run = _FlowFileCommand(
     metavar="DIR|URL",
     help="Where pip finds @pypi packages (with --no-index), as for run.",
 )
+@click.option("--branch", default=None, help="@project flows: resume on the branch test.NAME.")
+@click.option("--production", is_flag=True, help="@project flows: resume on the production branch.")
 def shipyard_resume(run: str | None, step: str | None, **options: Any) -> None:
     """Resume RUN (Flow/12, or a flow name for its latest failed run; default: the latest
     failed run of any flow) with the flow file it ran from, changed or not. With --step and

@@ -26,6 +26,9 @@ from shipyard.cli import (
 @click.version_option(package_name="shipyard")
 def main() -> None:
     """shipyard: flows, models, services, cache and gateway for ML work."""
+    from shipyard.client.namespaces import namespace
+
+    namespace(None)  # the command line sees every run (a flow's steps get the default back)
 
 
 for _command in (

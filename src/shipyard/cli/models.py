@@ -171,6 +171,7 @@ def _show_version(console: Console, v: ModelVersion) -> None:
         ("metrics", _metrics_text(v.metrics)),
         ("tags", ", ".join(v.tags) or "-"),
         ("lineage", v.lineage),
+        ("project", f"{v.project} (branch {v.project_branch})" if v.project else "-"),
         ("type", v.artifact.type_name),
         ("preview", v.artifact.preview),
         ("blob", f"{v.artifact.key} ({v.artifact.size} bytes, {v.artifact.encoding})"),

@@ -23,6 +23,13 @@ _EXPORTS = {
     "ClientError": "shipyard.client.errors",
     "CodeSnapshotError": "shipyard.client.errors",
     "NotFound": "shipyard.client.errors",
+    "NotInNamespace": "shipyard.client.errors",
+    "default_metadata": "shipyard.client.namespaces",
+    "default_namespace": "shipyard.client.namespaces",
+    "get_metadata": "shipyard.client.namespaces",
+    "get_namespace": "shipyard.client.namespaces",
+    "metadata": "shipyard.client.namespaces",
+    "namespace": "shipyard.client.namespaces",
     "Flow": "shipyard.client.flow",
     "flows": "shipyard.client.flow",
     "list_runs": "shipyard.client.flow",
@@ -41,9 +48,16 @@ if TYPE_CHECKING:
     from shipyard.client.errors import ClientError as ClientError
     from shipyard.client.errors import CodeSnapshotError as CodeSnapshotError
     from shipyard.client.errors import NotFound as NotFound
+    from shipyard.client.errors import NotInNamespace as NotInNamespace
     from shipyard.client.flow import Flow as Flow
     from shipyard.client.flow import flows as flows
     from shipyard.client.flow import list_runs as list_runs
+    from shipyard.client.namespaces import default_metadata as default_metadata
+    from shipyard.client.namespaces import default_namespace as default_namespace
+    from shipyard.client.namespaces import get_metadata as get_metadata
+    from shipyard.client.namespaces import get_namespace as get_namespace
+    from shipyard.client.namespaces import metadata as metadata
+    from shipyard.client.namespaces import namespace as namespace
     from shipyard.client.run import Run as Run
     from shipyard.client.step import Step as Step
     from shipyard.client.step import StepSummary as StepSummary
@@ -60,6 +74,7 @@ __all__ = [
     "DataArtifact",
     "Flow",
     "NotFound",
+    "NotInNamespace",
     "Run",
     "RunStatus",
     "Step",
@@ -67,8 +82,14 @@ __all__ = [
     "Task",
     "TaskData",
     "TaskStatus",
+    "default_metadata",
+    "default_namespace",
     "flows",
+    "get_metadata",
+    "get_namespace",
     "list_runs",
+    "metadata",
+    "namespace",
 ]
 
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

@@ -4,6 +4,7 @@
 
     ClientError                 root of everything the client raises on purpose
     ├── NotFound                (also a KeyError) no flow / run / step / task / artifact by that id
+    │   └── NotInNamespace      the run exists, outside the namespace in use (see namespace.py)
     └── CodeSnapshotError       (also the store's CodeSnapshotError) a run's code snapshot
                                 cannot be read while loading one of its artifacts
 
@@ -34,8 +35,20 @@ class NotFound(ClientError, KeyError):
         return self.message
 
 
+class NotInNamespace(NotFound):
+    """The run exists but is not in the namespace in use (Metaflow's namespace mismatch)."""
+
+    def __init__(self, pathspec: str, namespace: str | None) -> None:
+        super().__init__(
+            pathspec,
+            f"run {pathspec} is not in the namespace {namespace!r}; see every run with "
+            "shipyard.namespace(None), or switch with shipyard.namespace('user:NAME')",
+        )
+        self.namespace = namespace
+
+
 class CodeSnapshotError(ClientError, _store.CodeSnapshotError):
     """A run's code snapshot could not be loaded to read one of its artifacts."""
 
 
-__all__ = ["ClientError", "CodeSnapshotError", "NotFound"]
+__all__ = ["ClientError", "CodeSnapshotError", "NotFound", "NotInNamespace"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from shipyard.client.errors import NotFound
+from shipyard.client.namespaces import namespace_filter
 from shipyard.client.run import Run, check_tag
 from shipyard.store import pathspec as _pathspec
 from shipyard.store.context import default_stores
@@ -31,14 +32,17 @@ class Flow:
         self.pathspec = spec.flow
 
     def runs(self, *tags: str) -> list[Run]:
-        """The flow's runs having all ``tags``, newest first."""
-        records = self._stores.meta.list_runs(
-            self.name, tags=[check_tag(t) for t in tags], limit=None
-        )
+        """The flow's runs in the current namespace having all ``tags``, newest first."""
+        user, ns_tag = namespace_filter()
+        wanted = [check_tag(t) for t in tags] + ([ns_tag] if ns_tag else [])
+        records = self._stores.meta.list_runs(self.name, tags=wanted, user=user, limit=None)
         return [Run._from_record(self._stores, r) for r in records]
 
     def _latest(self, status: RunStatus | None) -> Run | None:
-        records = self._stores.meta.list_runs(self.name, status=status, limit=1)
+        user, ns_tag = namespace_filter()
+        records = self._stores.meta.list_runs(
+            self.name, tags=[ns_tag] if ns_tag else [], status=status, user=user, limit=1
+        )
         return Run._from_record(self._stores, records[0]) if records else None
 
     @property
@@ -66,14 +70,20 @@ def list_runs(
     status: RunStatus | str | None = None,
     limit: int | None = 100,
 ) -> list[Run]:
-    """Runs of every flow (or of ``flow``) having all ``tags``, newest first.
+    """Runs of every flow (or of ``flow``) in the current namespace having all ``tags``,
+    newest first.
 
     >>> [r.pathspec for r in list_runs(status="failed", limit=5)]   # doctest: +SKIP
     """
     ctx = default_stores()
     wanted = RunStatus(status) if status is not None else None
+    user, ns_tag = namespace_filter()
     records = ctx.meta.list_runs(
-        flow, tags=[check_tag(t) for t in tags], status=wanted, limit=limit
+        flow,
+        tags=[check_tag(t) for t in tags] + ([ns_tag] if ns_tag else []),
+        status=wanted,
+        limit=limit,
+        user=user,
     )
     return [Run._from_record(ctx, r) for r in records]
 

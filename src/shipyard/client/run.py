@@ -8,7 +8,8 @@ from datetime import datetime
 from typing import Any
 
 from shipyard.client.artifacts import ArtifactLoader, TaskData
-from shipyard.client.errors import NotFound
+from shipyard.client.errors import NotFound, NotInNamespace
+from shipyard.client.namespaces import get_namespace, in_namespace
 from shipyard.client.step import Step, StepSummary, summarize
 from shipyard.client.task import Task
 from shipyard.store import pathspec as _pathspec
@@ -53,6 +54,8 @@ class Run:
         record = ctx.meta.get_run(spec.flow, spec.run_id or 0)
         if record is None:
             raise run_not_found(ctx, spec.flow, spec.run_id or 0)
+        if not in_namespace(record.user, record.tags):
+            raise NotInNamespace(record.pathspec, get_namespace())
         self._init(ctx, record)
 
     @classmethod

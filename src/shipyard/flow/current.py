@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     # types only: the cards package sits above flow, and provides current.card at run time
     from shipyard.cards.collector import CardCollector
     from shipyard.flow.decorators import TaskContext
+    from shipyard.flow.project import ProjectRun
 
 
 class RegisterModel(Protocol):
@@ -114,6 +115,60 @@ class Current:
         """``Flow/run/step/task``."""
         spec = self._task("pathspec").ctx.spec
         return f"{spec.flow_name}/{spec.run_id}/{spec.step_name}/{spec.task_id}"
+
+    @property
+    def username(self) -> str:
+        """Who started the run (``SHIPYARD_USER``, or the login name)."""
+        self._task("username")
+        from shipyard.config import current_user
+
+        return current_user()
+
+    @property
+    def namespace(self) -> str | None:
+        """The namespace the step's client reads runs in (``user:<you>`` unless the step
+        switched with ``namespace(...)``)."""
+        self._task("namespace")
+        from shipyard.client.namespaces import get_namespace
+
+        return get_namespace()
+
+    def _project(self, name: str) -> ProjectRun:
+        self._task(name)
+        from shipyard.flow.project import active
+
+        run = active()
+        if run is None:
+            raise AttributeError(
+                f"current.{name} is only available in a flow decorated with @project(name=...)"
+            )
+        return run
+
+    @property
+    def project_name(self) -> str:
+        """The ``@project`` name (a flow with ``@project`` only)."""
+        return self._project("project_name").name
+
+    @property
+    def branch_name(self) -> str:
+        """The run's branch: ``user.<username>``, ``test.<branch>``, ``prod`` or
+        ``prod.<branch>``."""
+        return self._project("branch_name").branch
+
+    @property
+    def is_production(self) -> bool:
+        """True for a run with ``--production`` (or ``@project(production=True)``)."""
+        return self._project("is_production").is_production
+
+    @property
+    def is_user_branch(self) -> bool:
+        """True for a run on the user's own branch (no ``--branch``, no ``--production``)."""
+        return self._project("is_user_branch").is_user_branch
+
+    @property
+    def project_flow_name(self) -> str:
+        """``<project>.<branch>.<Flow>``."""
+        return self._project("project_flow_name").project_flow_name
 
     @property
     def register_model(self) -> RegisterModel:

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Row
 from shipyard.registry.records import AuditEntry, ModelVersion
 from shipyard.registry.signature import Signature
 from shipyard.store.records import ArtifactRecord
-from shipyard.store.schema import audit_log, model_aliases, model_versions, models, runs
+from shipyard.store.schema import audit_log, model_aliases, model_versions, models, run_tags, runs
 
 
 def now() -> datetime:
@@ -48,6 +48,19 @@ def run_code(conn: Connection, run_id: int) -> tuple[str | None, str | None]:
     graph = found.graph if isinstance(found.graph, dict) else {}
     module = graph.get("module")
     return found.code_key, module if isinstance(module, str) else None
+
+
+def run_project(conn: Connection, run_id: int) -> tuple[str | None, str | None]:
+    """The run's ``(project, branch)`` from its ``project:``/``project_branch:`` tags
+    (``@project`` flows); ``(None, None)`` for other runs."""
+    found = conn.execute(
+        sa.select(run_tags.c.tag).where(
+            run_tags.c.run_id == run_id,
+            sa.or_(run_tags.c.tag.like("project:%"), run_tags.c.tag.like("project_branch:%")),
+        )
+    ).scalars()
+    values = dict(str(tag).split(":", 1) for tag in found)
+    return values.get("project"), values.get("project_branch")
 
 
 def add_version(
@@ -78,6 +91,7 @@ def add_version(
         ).scalar_one()
     )
     code_key, module = run_code(conn, run_id)
+    project, project_branch = run_project(conn, run_id)
     conn.execute(
         model_versions.insert().values(
             name=name,
@@ -102,6 +116,8 @@ def add_version(
             user=user,
             created_at=at,
             signature=signature,
+            project=project,
+            project_branch=project_branch,
         )
     )
     lineage = f"{flow_name}/{run_id}/{step_name}/{task_id}"
@@ -184,6 +200,8 @@ def version_record(row: Row[Any], alias_map: dict[str, int]) -> ModelVersion:
         user=row.user,
         created_at=row.created_at,
         signature=Signature.from_json(row.signature) if row.signature else None,
+        project=row.project,
+        project_branch=row.project_branch,
     )
 
 

@@ -37,6 +37,9 @@ class ModelVersion:
     created_at: datetime
     #: the model's input columns, recorded at register time (None: nothing said what they are)
     signature: Signature | None = None
+    #: the producing run's ``@project`` and branch (None: its flow had no @project)
+    project: str | None = None
+    project_branch: str | None = None
 
     @property
     def spec(self) -> str:
@@ -82,6 +85,8 @@ class ModelVersion:
             "user": self.user,
             "created_at": self.created_at.isoformat(),
             "signature": self.signature.to_json() if self.signature is not None else None,
+            "project": self.project,
+            "project_branch": self.project_branch,
         }
 
 

@@ -78,6 +78,8 @@ def record_to_json(version: ModelVersion) -> dict[str, Any]:
         "user": version.user,
         "created_at": version.created_at.isoformat(),
         "signature": version.signature.to_json() if version.signature is not None else None,
+        "project": version.project,
+        "project_branch": version.project_branch,
     }
 
 
@@ -108,6 +110,8 @@ def record_from_json(data: dict[str, Any]) -> ModelVersion:
         user=data["user"],
         created_at=datetime.fromisoformat(data["created_at"]),
         signature=Signature.from_json(signature) if signature else None,
+        project=data.get("project"),
+        project_branch=data.get("project_branch"),
     )
 
 

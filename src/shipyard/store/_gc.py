@@ -91,6 +91,8 @@ def kept_runs(conn: Connection, run_ids: list[int]) -> dict[int, list[str]]:
         for run_id, tag in conn.execute(
             sa.select(run_tags.c.run_id, run_tags.c.tag)
             .where(run_tags.c.run_id.in_(part))
+            # the tags @project puts on every run of its flows say where, not "keep this"
+            .where(~run_tags.c.tag.like("project:%"), ~run_tags.c.tag.like("project_branch:%"))
             .order_by(run_tags.c.tag)
         ):
             tagged.setdefault(int(run_id), []).append(str(tag))

@@ -3,7 +3,7 @@
 The SQLite statements that create the metadata tables at ``REVISION`` (see
 bootstrap.py); tests/store/test_bootstrap.py checks that they are current."""
 
-REVISION = "0012"
+REVISION = "0013"
 
 STATEMENTS = (
     "CREATE TABLE api_keys (\n\tkey_id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tprefix VARCHAR(16) NOT NULL, \n\tname VARCHAR(255) NOT NULL, \n\thash VARCHAR(64) NOT NULL, \n\tscopes JSON NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\texpires_at DATETIME, \n\trevoked_at DATETIME, \n\tlast_used_at DATETIME\n)",
@@ -21,7 +21,7 @@ STATEMENTS = (
     "CREATE TABLE loadtests (\n\tid INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tservice VARCHAR(63) NOT NULL, \n\tversion INTEGER, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\tsummary JSON NOT NULL, \n\treport TEXT\n)",
     "CREATE INDEX ix_loadtests_service_created ON loadtests (service, created_at)",
     "CREATE TABLE models (\n\tname VARCHAR(64) NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tlast_version INTEGER NOT NULL, \n\tPRIMARY KEY (name)\n)",
-    'CREATE TABLE model_versions (\n\tname VARCHAR(64) NOT NULL, \n\tversion INTEGER NOT NULL, \n\tflow_name VARCHAR(255) NOT NULL, \n\trun_id BIGINT NOT NULL, \n\tstep_name VARCHAR(255) NOT NULL, \n\ttask_id BIGINT NOT NULL, \n\tartifact_name VARCHAR(255), \n\t"key" VARCHAR(128) NOT NULL, \n\t"offset" BIGINT, \n\tlength BIGINT, \n\tsize BIGINT NOT NULL, \n\tencoding VARCHAR(64) NOT NULL, \n\ttype_name VARCHAR(255) NOT NULL, \n\tpreview TEXT NOT NULL, \n\tcode_key VARCHAR(128), \n\tmodule VARCHAR(255), \n\tmetrics JSON NOT NULL, \n\ttags JSON NOT NULL, \n\tlibraries JSON NOT NULL, \n\tuser VARCHAR(255) NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tsignature JSON, \n\tPRIMARY KEY (name, version), \n\tFOREIGN KEY(name) REFERENCES models (name)\n)',
+    'CREATE TABLE model_versions (\n\tname VARCHAR(64) NOT NULL, \n\tversion INTEGER NOT NULL, \n\tflow_name VARCHAR(255) NOT NULL, \n\trun_id BIGINT NOT NULL, \n\tstep_name VARCHAR(255) NOT NULL, \n\ttask_id BIGINT NOT NULL, \n\tartifact_name VARCHAR(255), \n\t"key" VARCHAR(128) NOT NULL, \n\t"offset" BIGINT, \n\tlength BIGINT, \n\tsize BIGINT NOT NULL, \n\tencoding VARCHAR(64) NOT NULL, \n\ttype_name VARCHAR(255) NOT NULL, \n\tpreview TEXT NOT NULL, \n\tcode_key VARCHAR(128), \n\tmodule VARCHAR(255), \n\tmetrics JSON NOT NULL, \n\ttags JSON NOT NULL, \n\tlibraries JSON NOT NULL, \n\tuser VARCHAR(255) NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tsignature JSON, \n\tproject VARCHAR(128), \n\tproject_branch VARCHAR(255), \n\tPRIMARY KEY (name, version), \n\tFOREIGN KEY(name) REFERENCES models (name)\n)',
     'CREATE INDEX ix_model_versions_key ON model_versions ("key")',
     "CREATE INDEX ix_model_versions_run ON model_versions (run_id)",
     "CREATE TABLE runs (\n\trun_id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tflow_name VARCHAR(255) NOT NULL, \n\tstatus VARCHAR(16) NOT NULL, \n\tuser VARCHAR(255) NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tfinished_at DATETIME, \n\theartbeat_at DATETIME, \n\tgraph JSON NOT NULL, \n\tcode_key VARCHAR(128), \n\torigin_run_id BIGINT, \n\tFOREIGN KEY(flow_name) REFERENCES flows (name)\n)",

@@ -272,15 +272,19 @@ class MetaStore:
         since: datetime | None = None,
         limit: int | None = 100,
         offset: int = 0,
+        user: str | None = None,
     ) -> list[RunRecord]:
         """Newest first. ``tags``: runs having all of them. ``status=DEAD`` works too.
-        ``since``: runs created at or after it (on the indexed column)."""
+        ``since``: runs created at or after it (on the indexed column). ``user``: runs
+        that user started."""
         cutoff = self._cutoff()
         query = sa.select(runs).order_by(runs.c.created_at.desc(), runs.c.run_id.desc())
         if since is not None:
             query = query.where(runs.c.created_at >= since)
         if flow_name is not None:
             query = query.where(runs.c.flow_name == flow_name)
+        if user is not None:
+            query = query.where(runs.c.user == user)
         for tag in dict.fromkeys(tags):
             has_tag = sa.select(run_tags.c.run_id).where(
                 run_tags.c.run_id == runs.c.run_id, run_tags.c.tag == tag

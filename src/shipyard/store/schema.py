@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 #: the Alembic revision these tables correspond to (checked against the scripts by a test)
-HEAD_REVISION = "0012"
+HEAD_REVISION = "0013"
 
 #: 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the (fast) rowid alias
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -194,6 +194,9 @@ model_versions = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     # the model's input columns (revision 0010; NULL: none recorded), registry/signature.py
     sa.Column("signature", _json(), nullable=True),
+    # the producing run's @project and branch (revision 0013; NULL: no @project)
+    sa.Column("project", sa.String(128), nullable=True),
+    sa.Column("project_branch", sa.String(255), nullable=True),
     sa.Index("ix_model_versions_key", "key"),
     sa.Index("ix_model_versions_run", "run_id"),
 )
