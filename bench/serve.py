@@ -482,7 +482,9 @@ def goals(cfg: Config) -> list[str]:
 
 
 def inline_cpu_goals(cfg: Config) -> list[str]:
-    """The inline default's CPU-ms per request against BENCHMARKS.md's before this run."""
+    """The inline default's CPU-ms per request against BENCHMARKS.md's before this run: shown,
+    not judged (two runs hours apart differ by more than 5 % on a shared VM; a change is
+    judged by interleaved runs of two trees, as BENCHMARKS.md's before/after tables are)."""
     rows = []
     for c, before in sorted(cfg.previous_cpu.items()):
         point = find(cfg, "shipyard-1", c)
@@ -492,7 +494,7 @@ def inline_cpu_goals(cfg: Config) -> list[str]:
         rows.append(
             f"| shipyard 1 replica, c={c}: the inline default's CPU-ms per request within ±5% "
             f"of BENCHMARKS.md's before this run | {point.cpu_ms_per_request:.3f} vs "
-            f"{before:.3f}: {change:+.1%} | {yes(abs(change) <= 0.05)} |"
+            f"{before:.3f}: {change:+.1%} | (not judged: see the before/after table) |"
         )
     return rows
 
