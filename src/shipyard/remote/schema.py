@@ -18,9 +18,10 @@ import operator
 from collections.abc import Mapping
 from typing import Any, Literal
 
+from shipyard._openapi import REF_PREFIX, Components
+
 __all__ = ["Types", "properties_of", "required_of", "show"]
 
-_REF = "#/components/schemas/"
 _SCALARS: dict[str, Any] = {
     "string": str,
     "integer": int,
@@ -37,30 +38,9 @@ def show(annotation: Any) -> str:
     return inspect.formatannotation(annotation).replace("typing.", "")
 
 
-class Types:
+class Types(Components):
     """Reads the schemas of one OpenAPI document (``components``: its
     ``components.schemas``)."""
-
-    def __init__(self, components: Mapping[str, Any]) -> None:
-        self.components = components
-
-    def ref_name(self, schema: Any) -> str | None:
-        if isinstance(schema, Mapping):
-            ref = schema.get("$ref")
-            if isinstance(ref, str) and ref.startswith(_REF):
-                return ref[len(_REF) :]
-        return None
-
-    def resolve(self, schema: Any) -> dict[str, Any]:
-        """``schema`` with its ``$ref`` followed once (an unknown one is ``{}``: anything)."""
-        if not isinstance(schema, Mapping):
-            return {}
-        name = self.ref_name(schema)
-        if name is None:
-            return dict(schema)
-        target = self.components.get(name)
-        rest = {k: v for k, v in schema.items() if k != "$ref"}
-        return {**(target if isinstance(target, Mapping) else {}), **rest}
 
     def title(self, name: str) -> str:
         """A component's name as its service wrote it: ``Pair`` for ``ranker.Pair``."""
@@ -119,7 +99,7 @@ class Types:
 
     def fields(self, name: str) -> list[str]:
         """The lines that describe the fields of component ``name`` (numpydoc style)."""
-        node = self.resolve({"$ref": _REF + name})
+        node = self.resolve({"$ref": REF_PREFIX + name})
         properties = node.get("properties")
         if not isinstance(properties, Mapping):
             return []

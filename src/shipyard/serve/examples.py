@@ -22,10 +22,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from shipyard._openapi import REF_PREFIX, Components
+
 __all__ = ["REF_PREFIX", "NoExample", "SchemaReader"]
 
-#: where a local ``$ref`` points: ``#/components/schemas/<name>``
-REF_PREFIX = "#/components/schemas/"
 
 #: a value for a string of each ``format`` pydantic writes
 _FORMATS = {
@@ -48,35 +48,11 @@ class NoExample(Exception):
     """No valid instance could be made without following a cycle (or from a ``not``)."""
 
 
-class SchemaReader:
+class SchemaReader(Components):
     """Reads the schemas of one OpenAPI document: resolves ``$ref``s, makes examples.
 
     ``components`` is the document's ``components.schemas``.
     """
-
-    def __init__(self, components: Mapping[str, Any]) -> None:
-        self.components = components
-
-    def ref_name(self, schema: Any) -> str | None:
-        """The component name a ``{"$ref": ...}`` schema points at, else None."""
-        if isinstance(schema, Mapping):
-            ref = schema.get("$ref")
-            if isinstance(ref, str) and ref.startswith(REF_PREFIX):
-                return ref[len(REF_PREFIX) :]
-        return None
-
-    def resolve(self, schema: Any) -> dict[str, Any]:
-        """``schema`` with its ``$ref`` followed (once; other keywords beside the ``$ref``,
-        such as a ``description``, override the target's). An unknown ref resolves to
-        ``{}`` (anything), as a validator that cannot follow it would accept anything."""
-        if not isinstance(schema, Mapping):
-            return {}
-        name = self.ref_name(schema)
-        if name is None:
-            return dict(schema)
-        target = self.components.get(name)
-        rest = {k: v for k, v in schema.items() if k != "$ref"}
-        return {**(target if isinstance(target, Mapping) else {}), **rest}
 
     def example(self, schema: Any) -> Any:
         """A valid instance of ``schema``, or :class:`NoExample`."""
