@@ -24,7 +24,7 @@ from shipyard import (
     namespace,
 )
 from shipyard.cli.main import main
-from shipyard.client import NotInNamespace, list_runs
+from shipyard.client import NotInNamespace, Step, Task, list_runs
 from shipyard.flow.exceptions import FlowDefinitionError
 from shipyard.flow.project import project
 from shipyard.registry import Model
@@ -148,6 +148,14 @@ def test_runs_are_filtered_by_namespace(tmp_path: Path) -> None:
     assert [r.id for r in list_runs()] == [1]
     with pytest.raises(NotInNamespace, match="not in the namespace 'user:alice'"):
         Run("RecsFlow/2")
+    namespace(None)
+    bobs_task = Run("RecsFlow/2")["start"].task.pathspec
+    default_namespace()
+    with pytest.raises(NotInNamespace, match="RecsFlow/2"):  # Step and Task too
+        Step("RecsFlow/2/start")
+    with pytest.raises(NotInNamespace, match=bobs_task):
+        Task(bobs_task)
+    assert Task(Run("RecsFlow/1")["start"].task.pathspec).run_id == 1
 
     assert namespace("user:bob") == "user:bob"
     assert [r.id for r in Flow("RecsFlow").runs()] == [3, 2]

@@ -41,7 +41,7 @@ class NotInNamespace(NotFound):
     def __init__(self, pathspec: str, namespace: str | None) -> None:
         super().__init__(
             pathspec,
-            f"run {pathspec} is not in the namespace {namespace!r}; see every run with "
+            f"{pathspec} is not in the namespace {namespace!r}; see every run with "
             "shipyard.namespace(None), or switch with shipyard.namespace('user:NAME')",
         )
         self.namespace = namespace

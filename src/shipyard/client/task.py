@@ -7,7 +7,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.client.artifacts import ArtifactLoader, DataArtifact, TaskData
-from shipyard.client.errors import NotFound
+from shipyard.client.errors import NotFound, NotInNamespace
+from shipyard.client.namespaces import get_namespace, in_namespace
 from shipyard.store import loglines as _lines
 from shipyard.store import pathspec as _pathspec
 from shipyard.store.blobs import BlobNotFound
@@ -86,6 +87,9 @@ class Task:
             or record.step_name != spec.step
         ):
             raise _task_not_found(ctx, str(spec))
+        run = ctx.meta.get_run(spec.flow, record.run_id)
+        if run is not None and not in_namespace(run.user, run.tags):
+            raise NotInNamespace(str(spec), get_namespace())  # as Run() and Step() are
         self._init(ctx, record, ArtifactLoader(ctx, spec.flow, record.run_id))
 
     @classmethod
