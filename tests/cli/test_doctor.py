@@ -215,6 +215,34 @@ def test_an_s3_bucket_is_written_read_and_deleted(
     assert "s3:PutObject" in checks["blob store"]["fix"]
 
 
+def test_an_s3_endpoint_that_never_answers_fails_within_the_deadline(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sock, _ = silent_port()
+    port = sock.getsockname()[1]
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(home.parent / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(home.parent / "no-aws-credentials"),
+        "SHIPYARD_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "SHIPYARD_STORE_URL": "s3://bucket/blobs",
+    }.items():
+        monkeypatch.setenv(name, value)
+    try:
+        start = time.monotonic()
+        result, checks = doctor("--timeout", "0.5")
+        elapsed = time.monotonic() - start
+    finally:
+        sock.close()
+    assert result.exit_code == 1
+    assert checks["blob store"]["status"] == "FAIL"
+    assert checks["blob store"]["detail"] == "no answer within 1.5 s"
+    assert "s3://bucket/blobs" in checks["blob store"]["fix"]
+    assert elapsed < 5, elapsed
+
+
 def test_redis_regions_up_and_down(
     home: Path, redis_urls: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import os
 import stat
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -65,16 +66,38 @@ class _Failed(Exception):
         self.status, self.detail, self.fix = status, detail, fix
 
 
-def timed(check: str, body: Callable[[], tuple[Status, str, str]]) -> Result:
+def timed(
+    check: str,
+    body: Callable[[], tuple[Status, str, str]],
+    *,
+    deadline: float | None = None,
+    late: str = "",
+) -> Result:
     """Run ``body`` (returning status, detail, fix) as the check named ``check``; an
-    unexpected exception is a FAIL naming it."""
+    unexpected exception is a FAIL naming it. With ``deadline`` (seconds), ``body`` runs in a
+    daemon thread, and one that has not finished by then is a FAIL saying ``late`` (for
+    clients whose own timeouts cannot be set short, as boto3's retries)."""
     start = time.perf_counter()
-    try:
-        status, detail, fix = body()
-    except _Failed as exc:
-        status, detail, fix = exc.status, exc.detail, exc.fix
-    except Exception as exc:  # a check must report, never crash the report
-        status, detail, fix = Status.FAIL, f"{type(exc).__name__}: {exc}", ""
+    outcome: list[tuple[Status, str, str]] = []
+
+    def run() -> None:
+        try:
+            outcome.append(body())
+        except _Failed as exc:
+            outcome.append((exc.status, exc.detail, exc.fix))
+        except Exception as exc:  # a check must report, never crash the report
+            outcome.append((Status.FAIL, f"{type(exc).__name__}: {exc}", ""))
+
+    if deadline is None:
+        run()
+    else:
+        # a daemon: a hung client must not keep the command from exiting
+        thread = threading.Thread(target=run, name=f"doctor {check}", daemon=True)
+        thread.start()
+        thread.join(deadline)
+    status, detail, fix = (
+        outcome[0] if outcome else (Status.FAIL, f"no answer within {deadline:g} s", late)
+    )
     return Result(check, status, detail, fix, (time.perf_counter() - start) * 1000)
 
 
@@ -103,7 +126,8 @@ def permissions(home: Path) -> Iterator[Result]:
         yield Result(
             "home permissions",
             Status.WARN,
-            f"{home} is mode {mode:04o}, open to group or others",
+            f"{home} is mode {mode:04o}, open to group or others (shipyard tightens a home of "
+            "its own user when it next opens it)",
             f"chmod 700 {home}",
             ms,
         )
@@ -277,8 +301,9 @@ def _skew(engine: Any) -> tuple[Status, str, str]:
 
 
 # --- the blob store ---------------------------------------------------------------------------
-def blob_store(url: str) -> Result:
-    """A temporary blob written, read back and deleted."""
+def blob_store(url: str, timeout: float) -> Result:
+    """A temporary blob written, read back and deleted, within three times ``timeout`` (three
+    requests)."""
     from shipyard.store.blobs import open_blob_store
 
     def body() -> tuple[Status, str, str]:
@@ -311,7 +336,12 @@ def blob_store(url: str) -> Result:
             return Status.FAIL, f"{url}: read back other bytes than were written", ""
         return Status.OK, f"{url}: wrote, read and deleted a blob", ""
 
-    return timed("blob store", body)
+    return timed(
+        "blob store",
+        body,
+        deadline=3 * timeout,
+        late=f"check that {url} is reachable from here (SHIPYARD_S3_ENDPOINT_URL, network)",
+    )
 
 
 # --- the cache --------------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from shipyard.cli._doctor import Result, Status
     type=click.FloatRange(min=0.1),
     default=5.0,
     show_default=True,
-    help="Seconds each server (database, Redis) has to answer.",
+    help="Seconds each server (database, Redis) has to answer; the blob store gets three "
+    "times as long (a write, a read and a delete).",
 )
 @click.option(
     "--ray-address",
@@ -61,7 +62,7 @@ def run_checks(*, timeout: float, ray_address: str | None) -> list[Result]:
     except ConfigError as exc:
         return [*results, Result("configuration", Status.FAIL, str(exc), "fix config.yaml")]
     results += _doctor.database(conf.db_url, timeout)
-    results.append(_doctor.blob_store(conf.store_url))
+    results.append(_doctor.blob_store(conf.store_url, timeout))
     results += _doctor.cache(conf.cache_url, timeout)
     executor = os.environ.get("SHIPYARD_EXECUTOR") or conf.extra.get("executor")
     address = ray_address or conf.extra.get("ray_address")
