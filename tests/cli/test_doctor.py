@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner, Result
 
+from shipyard.cli._doctor import judge_skew
 from shipyard.cli.main import main
 from shipyard.store import context as _stores
 from support.redis_servers import closed_port_url, silent_port
@@ -269,6 +270,20 @@ def test_open_permissions_name_the_chmod(home: Path) -> None:
     assert checks["home permissions"]["fix"] == f"chmod 700 {home}"
     assert checks["secret cache.key"]["status"] == "FAIL"
     assert checks["secret cache.key"]["fix"].startswith(f"chmod 600 {home / 'cache.key'}")
+
+
+@pytest.mark.parametrize(
+    ("skew", "status", "words"),
+    [
+        (0.2, "OK", "0.200 s behind"),
+        (-1.5, "WARN", "1.500 s ahead of the database (more than 1 s)"),
+        (31.0, "FAIL", "31.000 s behind the database (more than 30 s)"),
+    ],
+)
+def test_clock_skew_thresholds(skew: float, status: str, words: str) -> None:
+    verdict, detail, fix = judge_skew(skew)
+    assert verdict.value == status and words in detail
+    assert ("chrony" in fix) == (status != "OK")
 
 
 def test_ray_is_checked_only_when_configured(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

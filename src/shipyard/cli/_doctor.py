@@ -288,10 +288,15 @@ def _skew(engine: Any) -> tuple[Status, str, str]:
         before = time.time()
         server: datetime = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
         after = time.time()
-    skew = server.timestamp() - (before + after) / 2
-    detail = (
-        f"this machine is {abs(skew):.3f} s {'behind' if skew > 0 else 'ahead of'} the database"
-    )
+    return judge_skew(server.timestamp() - (before + after) / 2)
+
+
+def judge_skew(skew: float) -> tuple[Status, str, str]:
+    """The verdict on the database's clock being ``skew`` seconds ahead of this machine's
+    (negative: behind): WARN above :data:`SKEW_WARN_SECONDS`, FAIL above
+    :data:`SKEW_FAIL_SECONDS`."""
+    side = "behind" if skew > 0 else "ahead of"
+    detail = f"this machine is {abs(skew):.3f} s {side} the database"
     fix = "run a time daemon (chrony, systemd-timesyncd) on this machine and the database's"
     if abs(skew) > SKEW_FAIL_SECONDS:
         return Status.FAIL, detail + f" (more than {SKEW_FAIL_SECONDS:g} s)", fix
@@ -432,4 +437,14 @@ def ray(executor: str | None, address: str | None) -> Result:
     return timed("ray", body)
 
 
-__all__ = ["Result", "Status", "blob_store", "cache", "database", "permissions", "ray", "raw_home"]
+__all__ = [
+    "Result",
+    "Status",
+    "blob_store",
+    "cache",
+    "database",
+    "judge_skew",
+    "permissions",
+    "ray",
+    "raw_home",
+]
