@@ -2,9 +2,10 @@
 
 Where commands are found:
 
-- **README.md**: every line of a fenced code block that starts with ``shipyard `` (after an
-  optional ``$ ``), a ``$(shipyard …)`` inside such a line (``KEY=$(shipyard keys create …
-  | tail -1)``), and an alternative in its comment written ``or: shipyard …``;
+- **README.md** and the guides in **docs/*.md**: every line of a fenced code block that
+  starts with ``shipyard `` (after an optional ``$ ``), a ``$(shipyard …)`` inside such a
+  line (``KEY=$(shipyard keys create … | tail -1)``), and an alternative in its comment
+  written ``or: shipyard …``;
 - **the UI's templates** (``src/shipyard/ui/templates/*.html``): every
   ``<code>shipyard …</code>``;
 - **the UI's Python** (``src/shipyard/ui/*.py``): every ```shipyard …``` in a string that
@@ -55,6 +56,7 @@ from shipyard.store import context as _stores
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
 UI = ROOT / "src" / "shipyard" / "ui"
 RUNNABLE = "<!-- runnable -->"
 #: after a `|`, these start a shell pipe, not an alternative subcommand
@@ -103,6 +105,8 @@ def _split_comment(text: str) -> tuple[str, str, str]:
 
 
 def readme_commands(path: Path = README) -> list[Command]:
+    """The commands of a Markdown file's code blocks (README.md, or a guide in docs/)."""
+    shown = path.relative_to(ROOT).as_posix() if path.is_relative_to(ROOT) else path.name
     found: list[Command] = []
     in_block = runnable = False
     previous = pending = ""
@@ -120,7 +124,7 @@ def readme_commands(path: Path = README) -> list[Command]:
                 continue
             pending = ""
             for text in _from_shell_line(whole):
-                found.append(Command(f"{path.name}:{first}", text, runnable))
+                found.append(Command(f"{shown}:{first}", text, runnable))
         if line.strip():
             previous = line
     return found
@@ -179,8 +183,12 @@ def _placeholder(shown: str) -> str:
     return next((v for ends, v in PLACEHOLDERS.items() if name.endswith(ends)), "X")
 
 
+def docs_commands(directory: Path = DOCS) -> list[Command]:
+    return [c for path in sorted(directory.glob("*.md")) for c in readme_commands(path)]
+
+
 def all_commands() -> list[Command]:
-    return [*readme_commands(), *template_commands(), *python_hints()]
+    return [*readme_commands(), *docs_commands(), *template_commands(), *python_hints()]
 
 
 # --- reading one command ------------------------------------------------------------------
@@ -276,6 +284,9 @@ def test_the_finders_find_what_they_should() -> None:
     assert any(c.runnable for c in readme)
     assert any("gateway-config" in c.text for c in template_commands())
     assert any(c.where.startswith("ui/run.py") for c in python_hints())
+    docs = docs_commands()
+    found = {(c.where.split(":")[0], c.text) for c in docs}
+    assert ("docs/team.md", "shipyard db upgrade") in found
 
 
 @pytest.fixture(name="empty_dir")

@@ -8,6 +8,7 @@ from shipyard.cli import (
     artifacts,
     cache,
     cards,
+    doctor,
     flows,
     gateway,
     housekeeping,
@@ -46,5 +47,6 @@ for _command in (
     *stub.COMMANDS,
     *ui.COMMANDS,
     *loadtest.COMMANDS,
+    *doctor.COMMANDS,
 ):
     main.add_command(_command)
