@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -199,3 +200,126 @@ def test_without_an_address_a_local_ray_is_started_for_the_run_and_stopped(
     assert out.returncode == 0, out.stdout + out.stderr
     assert Run("VersionFlow/1")["end"].task.data.seen_at_end == 7
     assert Run("VersionFlow/1")["end"].task.record.result["node"]
+
+
+SLOW = """
+import time
+from shipyard import FlowSpec, step, timeout
+
+class SlowFlow(FlowSpec):
+    @timeout(seconds=2)
+    @step
+    def start(self):
+        print("sleeping", flush=True)
+        time.sleep(60)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    SlowFlow()
+"""
+
+MISSING_ON_THE_CLUSTER = """
+import ray
+from shipyard import FlowSpec, step
+
+if ray.is_initialized():  # on a Ray worker only: a module the cluster does not have
+    import module_the_cluster_lacks  # noqa: F401
+
+class MissingFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    MissingFlow()
+"""
+
+
+def test_a_timeout_on_ray_cancels_the_task_and_names_the_cause(
+    tmp_path: Path, ray_cluster: RayCluster
+) -> None:
+    path = write_flow(SLOW, tmp_path)
+    started = time.monotonic()
+    out = run_flow(path, "--executor", "ray", "--ray-address", ray_cluster.address)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert time.monotonic() - started < 40
+    error = Run("SlowFlow/1")["start"].task.exception
+    assert error is not None and error["type"] == "TimeoutError", error
+
+
+def test_a_snapshot_that_does_not_import_on_the_node_is_a_named_cause(
+    tmp_path: Path, ray_cluster: RayCluster
+) -> None:
+    path = write_flow(MISSING_ON_THE_CLUSTER, tmp_path)
+    out = run_flow(path, "--executor", "ray", "--ray-address", ray_cluster.address)
+    assert out.returncode == 1, out.stdout + out.stderr
+    error = Run("MissingFlow/1")["start"].task.exception
+    assert error is not None
+    assert error["type"] == "SnapshotImportError: ModuleNotFoundError"
+    assert "module_the_cluster_lacks" in error["message"]
+
+
+RESUMABLE = """
+from pathlib import Path
+from shipyard import FlowSpec, Parameter, step
+
+class ResumableFlow(FlowSpec):
+    marker = Parameter("marker", default="")
+
+    @step
+    def start(self):
+        self.x = 20
+        self.next(self.middle)
+
+    @step
+    def middle(self):
+        if self.marker and Path(self.marker).exists():
+            raise RuntimeError("the marker file is there")
+        self.y = self.x + 1
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.z = self.y * 2
+
+if __name__ == "__main__":
+    ResumableFlow()
+"""
+
+
+def test_a_local_run_resumes_on_ray_and_runner_takes_the_executor(
+    tmp_path: Path, ray_cluster: RayCluster
+) -> None:
+    from shipyard import Runner
+
+    marker = tmp_path / "marker"
+    marker.touch()
+    path = write_flow(RESUMABLE, tmp_path)
+    first = run_flow(path, "--marker", str(marker))
+    assert first.returncode == 1 and "the marker file is there" in first.stdout + first.stderr
+    marker.unlink()
+    resumed = subprocess.run(
+        [sys.executable, str(path), "resume", "--executor", "ray"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "SHIPYARD_RAY_ADDRESS": ray_cluster.address},
+        timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    run = Run("ResumableFlow/2")
+    assert run.origin_run == Run("ResumableFlow/1") and run["end"].task.data.z == 42
+    assert "node" not in run["start"].task.record.result  # reused from the local run
+    assert run["middle"].task.record.result["node"] in ray_cluster.node_ids.values()
+    # Runner passes the executor and the address on
+    done = Runner(str(path), executor="ray", ray_address=ray_cluster.address).run()
+    third = Run("ResumableFlow/3")
+    assert third.successful, done.status
+    assert third["end"].task.record.result["node"] in ray_cluster.node_ids.values()

@@ -393,6 +393,15 @@ shipyard_run = _FlowFileCommand(
     metavar="DIR|URL",
     help="Where pip finds @pypi packages (with --no-index), as for run.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    envvar="SHIPYARD_EXECUTOR",
+    default="local",
+    show_default=True,
+    help="Where tasks run, as for run.",
+)
+@click.option("--ray-address", envvar="SHIPYARD_RAY_ADDRESS", default=None, help="As for run.")
 @click.option("--branch", default=None, help="@project flows: resume on the branch test.NAME.")
 @click.option("--production", is_flag=True, help="@project flows: resume on the production branch.")
 def shipyard_resume(run: str | None, step: str | None, **options: Any) -> None:

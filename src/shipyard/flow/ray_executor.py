@@ -11,7 +11,7 @@ store), extracted once per node by content hash under ``<tmp>/shipyard-ray/code/
 before importing, it drops from ``sys.modules`` every module loaded from another snapshot,
 so a warm worker never serves a stale flow module.
 
-First slice: no timeouts or kills of Ray tasks (``@timeout`` is not enforced), no memory-kill
+First slice: a timeout or Ctrl-C cancels the Ray task (Ray kills its worker); no memory-kill
 or node-lost causes beyond Ray's own exception name and message, no ``--detach``.
 """
 
@@ -115,6 +115,17 @@ class RayExecutor:
         )
         with self._lock:
             self._pending[ref] = token
+
+    def cancel(self, token: int) -> None:
+        """Stop the attempt ``token`` (a timeout, Ctrl-C): Ray kills the worker running
+        it, and its end is reported as any other, as a failure."""
+        with self._lock:
+            refs = [ref for ref, t in self._pending.items() if t == token]
+        for ref in refs:
+            try:
+                _ray().cancel(ref, force=True)
+            except Exception:  # noqa: BLE001, S110 - it ended already
+                pass
 
     def receive(self) -> list[tuple[Any, ...]]:
         """Messages available now: ``("exited", token, None, exitcode, report)``."""

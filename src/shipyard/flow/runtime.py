@@ -573,6 +573,9 @@ class Runtime:
                 if running.pid is not None:
                     running.timed_out = True
                     _kill_group(running.pid, signal.SIGKILL)
+                elif not isinstance(self._tasks, Zygote):  # a Ray task: cancel it
+                    running.timed_out = True
+                    self._tasks.cancel(running.task.task_id)
 
     # -- ending ---------------------------------------------------------------------------
     def _shutdown(self, status: RunStatus) -> None:
@@ -584,6 +587,8 @@ class Runtime:
         for running in self.running.values():
             if running.pid is not None:
                 _kill_group(running.pid, signal.SIGTERM)
+            elif not isinstance(self._tasks, Zygote):  # a Ray task: cancel it
+                self._tasks.cancel(running.task.task_id)
         deadline = time.monotonic() + 3
         with selectors.DefaultSelector() as selector:
             selector.register(self._tasks.sock, selectors.EVENT_READ)
