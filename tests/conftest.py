@@ -6,6 +6,7 @@ summary naming them and how to start the servers."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,21 @@ from shipyard.store.meta import MetaStore
 from support.clock import Clock
 from support.servers import missing_servers, pg_schema_url, server_url
 
-pytest_plugins = ["pytester", "support.blob_stores", "support.redis_servers"]
+pytest_plugins = [
+    "pytester",
+    "support.blob_stores",
+    "support.ray_cluster",
+    "support.redis_servers",
+]
+
+
+def pytest_ignore_collect(collection_path: Path) -> bool | None:
+    """tests/ray starts Ray: collected only inside the network namespace that
+    tests/flow/test_ray_suite.py makes for it (SHIPYARD_RAY_NETNS=1)."""
+    ray_dir = Path(__file__).parent / "ray"
+    if collection_path == ray_dir and os.environ.get("SHIPYARD_RAY_NETNS") != "1":
+        return True
+    return None
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

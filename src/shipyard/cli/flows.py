@@ -56,6 +56,22 @@ _RUN_OPTIONS = [
     ),
     click.Option(["--tag"], multiple=True, help="Tag the run (repeatable)."),
     click.Option(
+        ["--executor"],
+        type=click.Choice(["local", "ray"]),
+        envvar="SHIPYARD_EXECUTOR",
+        default="local",
+        show_default=True,
+        help="Where tasks run: forked local processes, or one Ray task per attempt "
+        "(pip install 'shipyard[ray]').",
+    ),
+    click.Option(
+        ["--ray-address"],
+        envvar="SHIPYARD_RAY_ADDRESS",
+        default=None,
+        help="With --executor ray: an existing cluster's HOST:PORT (default: a local Ray "
+        "started for this run and stopped after).",
+    ),
+    click.Option(
         ["--run-id-file"],
         type=click.Path(dir_okay=False),
         default=None,
@@ -99,6 +115,7 @@ def _execute(
     from shipyard.flow.environments import EnvironmentBuildError
     from shipyard.flow.launch import make_plan
     from shipyard.flow.project import activate, resolve
+    from shipyard.flow.ray_executor import RayExecutorError
     from shipyard.flow.recorder import RecorderFailed
     from shipyard.flow.runtime import Runtime
     from shipyard.store.records import RunStatus
@@ -122,6 +139,8 @@ def _execute(
             resume_step=resume_step,
             decospecs=options.get("decospecs") or (),
             pypi_find_links=options.get("pypi_find_links") or (),
+            executor=options.get("executor") or "local",
+            ray_address=options.get("ray_address"),
         )
     except FlowError as exc:
         _fail(exc)
@@ -139,7 +158,7 @@ def _execute(
         runtime.on_run_id = write_pathspec
     try:
         runtime.run()
-    except (RecorderFailed, StoreRefused, EnvironmentBuildError) as exc:
+    except (RecorderFailed, StoreRefused, EnvironmentBuildError, RayExecutorError) as exc:
         # metadata or blobs not written, or a @pypi environment not built: say why
         raise click.ClickException(str(exc)) from None
     sys.exit({RunStatus.SUCCEEDED: 0, RunStatus.KILLED: 130}.get(runtime.status, 1))
@@ -374,6 +393,15 @@ shipyard_run = _FlowFileCommand(
     metavar="DIR|URL",
     help="Where pip finds @pypi packages (with --no-index), as for run.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    envvar="SHIPYARD_EXECUTOR",
+    default="local",
+    show_default=True,
+    help="Where tasks run, as for run.",
+)
+@click.option("--ray-address", envvar="SHIPYARD_RAY_ADDRESS", default=None, help="As for run.")
 @click.option("--branch", default=None, help="@project flows: resume on the branch test.NAME.")
 @click.option("--production", is_flag=True, help="@project flows: resume on the production branch.")
 def shipyard_resume(run: str | None, step: str | None, **options: Any) -> None:

@@ -45,6 +45,7 @@ _EXPORTS = {
     "environment": "shipyard.flow.decorators",
     "pypi": "shipyard.flow.decorators",
     "pypi_base": "shipyard.flow.decorators",
+    "ray_options": "shipyard.flow.decorators",
     "resources": "shipyard.flow.decorators",
     "retry": "shipyard.flow.decorators",
     "step": "shipyard.flow.decorators",
@@ -65,6 +66,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from shipyard.flow.decorators import environment as environment
     from shipyard.flow.decorators import pypi as pypi
     from shipyard.flow.decorators import pypi_base as pypi_base
+    from shipyard.flow.decorators import ray_options as ray_options
     from shipyard.flow.decorators import resources as resources
     from shipyard.flow.decorators import retry as retry
     from shipyard.flow.decorators import step as step

@@ -53,6 +53,9 @@ class TaskOptions:
     timeout_seconds: float | None = None
     cpu: int = 1
     memory_mb: int = 0
+    gpu: int = 0
+    #: ``@ray_options(**kwargs)``: passed to Ray's task options as given (``--executor ray``)
+    ray_options: dict[str, Any] | None = None
     catch_var: str | None = None  # @catch: the artifact that receives the failure
     environment: dict[str, str] | None = None
 
@@ -212,6 +215,22 @@ class ResourcesDecorator(StepDecorator):
     def runtime_options(self, options: TaskOptions) -> None:
         options.cpu = int(self.attributes["cpu"])
         options.memory_mb = int(self.attributes["memory"])
+        options.gpu = int(self.attributes["gpu"])
+
+
+class RayOptionsDecorator(StepDecorator):
+    """``@ray_options(resources={"node_a": 0.01}, max_retries=0, ...)``: with ``--executor
+    ray``, anything Ray's task options accept, passed through as given (``num_cpus``,
+    ``memory`` and ``num_gpus`` come from ``@resources`` unless given here). Without Ray
+    it does nothing."""
+
+    name = "ray_options"
+
+    def __init__(self, **attributes: Any) -> None:
+        self.attributes = dict(attributes)  # Ray checks them when the task is submitted
+
+    def runtime_options(self, options: TaskOptions) -> None:
+        options.ray_options = dict(self.attributes)
 
 
 class EnvironmentDecorator(StepDecorator):
@@ -373,6 +392,11 @@ def resources(*, cpu: int = ..., memory: int = ..., gpu: int = ...) -> Resources
 def resources(func: F | None = None, **attributes: Any) -> F | ResourcesDecorator:
     """``@resources(cpu=2, memory=4096)`` (memory in MB): what one task of the step needs."""
     return _apply(ResourcesDecorator, func, attributes)
+
+
+def ray_options(**attributes: Any) -> RayOptionsDecorator:
+    """``@ray_options(**kwargs)``: Ray task options for the step (``--executor ray``)."""
+    return RayOptionsDecorator(**attributes)
 
 
 @overload

@@ -34,6 +34,10 @@ class RunPlan:
     decospecs: list[str] = field(default_factory=list)
     #: ``--pypi-find-links``: where pip finds @pypi packages (empty: pip's own config)
     pypi_find_links: list[str] = field(default_factory=list)
+    #: ``--executor``: ``local`` (forked processes) or ``ray`` (a Ray task per attempt)
+    executor: str = "local"
+    #: ``--ray-address``: an existing Ray cluster; None starts a local Ray for the run
+    ray_address: str | None = None
 
 
 def parameter_values(
@@ -64,6 +68,8 @@ def make_plan(
     resume_step: str | None = None,
     decospecs: list[str] | tuple[str, ...] = (),
     pypi_find_links: list[str] | tuple[str, ...] = (),
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> RunPlan:
     """Validate the graph and the parameters; raise a FlowError before anything runs."""
     from shipyard.flow.decorators import attach_decospecs
@@ -77,6 +83,8 @@ def make_plan(
         raise ParameterError(
             f"--step {resume_step!r}: the flow has no such step; it has {graph.order}"
         )
+    if executor not in ("local", "ray"):
+        raise ParameterError(f"--executor {executor!r}: expected local or ray")
     if origin is not None and origin.flow_name != graph.flow_name:
         raise ResumeError(f"{origin.pathspec} is not a run of {graph.flow_name}")
     return RunPlan(
@@ -93,4 +101,6 @@ def make_plan(
         resume_step=resume_step,
         decospecs=list(decospecs),
         pypi_find_links=find_links(tuple(pypi_find_links)),
+        executor=executor,
+        ray_address=ray_address or None,
     )

@@ -44,6 +44,8 @@ class TaskResult(LogKeys, total=False):
     #: what plugins add to the report (``TaskContext.extras``): ``models``, ``cards``
     extras: dict[str, Any]
     duration: float
+    #: ``--executor ray``: the id of the Ray node the attempt ran on
+    node: str
 
 
 __all__ = ["ForeachSplit", "LogKeys", "TaskError", "TaskResult"]

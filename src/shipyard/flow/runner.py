@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 Stream = Literal["stdout", "stderr"]
 
 #: options of ``run``/``resume`` (not flow parameters) a call may give
-_RUN_OPTIONS = ("tags", "max_workers", "branch", "production")
+_RUN_OPTIONS = ("tags", "max_workers", "branch", "production", "executor", "ray_address")
 _probe_ids = itertools.count()
 
 
@@ -216,8 +216,9 @@ class Runner:
     ``show_output``: print the run's output as it comes (blocking calls). ``env``: more
     environment variables for the run. ``cwd``: the directory it runs in. Other keywords:
     ``quiet`` (default True: no progress bars), ``tags``, ``max_workers``, ``branch``,
-    ``production`` (``@project``), given to every run, and parameter values used by every
-    run unless a call gives its own. ``flow``: the class to run when the file has several.
+    ``production`` (``@project``), ``executor`` and ``ray_address`` (``--executor ray``),
+    given to every run, and parameter values used by every run unless a call gives its own.
+    ``flow``: the class to run when the file has several.
     """
 
     def __init__(
@@ -341,6 +342,10 @@ class Runner:
             argv += ["--branch", str(merged["branch"])]
         if merged.get("production"):
             argv.append("--production")
+        if merged.get("executor"):
+            argv += ["--executor", str(merged["executor"])]
+        if merged.get("ray_address"):
+            argv += ["--ray-address", str(merged["ray_address"])]
         if self.quiet:
             argv.append("--quiet")
         for p in parameters:

@@ -20,7 +20,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.config import Settings, current_user, settings
 from shipyard.flow.artifacts import save
@@ -38,6 +38,9 @@ from shipyard.flow.slots import Slots
 from shipyard.flow.successors import NewTask, Successors
 from shipyard.flow.task import InputSpec, TaskSpec, upload_logs
 from shipyard.flow.zygote import Zygote
+
+if TYPE_CHECKING:
+    from shipyard.flow.ray_executor import RayExecutor
 from shipyard.store.blobs import BlobStore, open_blob_store
 from shipyard.store.records import ArtifactRecord, RunStatus, TaskRecord, TaskStatus
 
@@ -112,10 +115,12 @@ class Runtime:
         self.ledger = Ledger(
             self.config.db_url, direct=self.plan.origin is not None, recorder=self._early_recorder
         )
-        self.zygote = Zygote(
-            functools.partial(launch_task, self.plan.flow_cls, self.graph),
-            close_in_child=self.ledger.sockets,
-        )
+        self.zygote: Zygote | RayExecutor | None = None
+        if self.plan.executor == "local":
+            self.zygote = Zygote(
+                functools.partial(launch_task, self.plan.flow_cls, self.graph),
+                close_in_child=self.ledger.sockets,
+            )
         previous = {
             sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)
         }
@@ -123,13 +128,39 @@ class Runtime:
             with self.ledger.closing():
                 self.ledger.bootstrap()
                 self.run_id = self._create_run()
+                if self.zygote is None:  # --executor ray: needs the run's code snapshot
+                    self.zygote = self._ray_executor()
                 self._loop()
             return self.run_id
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.out.close()
-            self.zygote.close()
+            if self.zygote is not None:
+                self.zygote.close()
+
+    @property
+    def _tasks(self) -> Zygote | RayExecutor:
+        """What starts the tasks: the zygote, or Ray (set before the loop starts)."""
+        assert self.zygote is not None
+        return self.zygote
+
+    def _ray_executor(self) -> RayExecutor:
+        """Connect to (or start) Ray; a failure fails the run, with its cause."""
+        from shipyard.flow.ray_executor import RayExecutor, RayExecutorError
+
+        try:
+            return RayExecutor(
+                code_key=self.code_key,
+                flow_name=self.graph.flow_name,
+                decospecs=self.plan.decospecs,
+                options=self.options,
+                address=self.plan.ray_address,
+            )
+        except RayExecutorError:
+            self.ledger.write("finish_run", self.run_id, RunStatus.FAILED)
+            self.status = RunStatus.FAILED
+            raise
 
     def _create_run(self) -> int:
         from shipyard.store.code import pack_code
@@ -137,7 +168,7 @@ class Runtime:
         code = pack_code(self.plan.source_file, self.plan.module)
         import hashlib
 
-        code_key = hashlib.sha256(code).hexdigest()
+        code_key = self.code_key = hashlib.sha256(code).hexdigest()
         try:
             self.store.put(code_key, [code])
             self.param_records = {
@@ -183,7 +214,7 @@ class Runtime:
     def _loop(self) -> None:
         self._advance([], begin=True)
         selector = selectors.DefaultSelector()
-        selector.register(self.zygote.sock, selectors.EVENT_READ, "zygote")
+        selector.register(self._tasks.sock, selectors.EVENT_READ, "zygote")
         if self.ledger.recorder is not None:  # it only ever speaks to say it failed
             selector.register(self.ledger.recorder.sock, selectors.EVENT_READ, "recorder")
         while True:
@@ -195,7 +226,7 @@ class Runtime:
             messages: list[tuple[Any, ...]] = []
             for key, _ in selector.select(self._wait_time()):
                 if key.data == "zygote":
-                    messages = self.zygote.receive()
+                    messages = self._tasks.receive()
                 elif self.ledger.recorder is not None:
                     self.ledger.recorder.check()
             self._advance(messages)
@@ -329,7 +360,7 @@ class Runtime:
     def _spawn_launched(self) -> None:
         """Fork the tasks whose start is now recorded (or sent to the recorder)."""
         for task_id, spec in self.launched:
-            self.zygote.spawn(task_id, spec)
+            self._tasks.spawn(task_id, spec)
         self.launched.clear()
 
     def _input_specs(self, task: _Task) -> list[InputSpec]:
@@ -394,7 +425,12 @@ class Runtime:
         returns a failure result instead if the registry refused them."""
         task = running.task
         artifacts = [ArtifactRecord(**a) for a in result["artifacts"]]
-        keep = {"foreach": result.get("foreach"), "duration": result.get("duration")}
+        keep: dict[str, Any] = {
+            "foreach": result.get("foreach"),
+            "duration": result.get("duration"),
+        }
+        if result.get("node"):  # --executor ray: the Ray node the attempt ran on
+            keep["node"] = result["node"]
         cards = result.get("extras", {}).get("cards")
         if cards:  # rendered by @card in the task: [{"id", "type", "key", ...}]
             keep["cards"] = cards
@@ -537,6 +573,9 @@ class Runtime:
                 if running.pid is not None:
                     running.timed_out = True
                     _kill_group(running.pid, signal.SIGKILL)
+                elif not isinstance(self._tasks, Zygote):  # a Ray task: cancel it
+                    running.timed_out = True
+                    self._tasks.cancel(running.task.task_id)
 
     # -- ending ---------------------------------------------------------------------------
     def _shutdown(self, status: RunStatus) -> None:
@@ -548,12 +587,14 @@ class Runtime:
         for running in self.running.values():
             if running.pid is not None:
                 _kill_group(running.pid, signal.SIGTERM)
+            elif not isinstance(self._tasks, Zygote):  # a Ray task: cancel it
+                self._tasks.cancel(running.task.task_id)
         deadline = time.monotonic() + 3
         with selectors.DefaultSelector() as selector:
-            selector.register(self.zygote.sock, selectors.EVENT_READ)
+            selector.register(self._tasks.sock, selectors.EVENT_READ)
             while self.running and time.monotonic() < deadline:
                 if selector.select(timeout=0.1):
-                    for message in self.zygote.receive():
+                    for message in self._tasks.receive():
                         if message[0] == "exited":
                             self.running.pop(message[1], None)
         for running in self.running.values():
