@@ -8,7 +8,9 @@ FlowError                      root of everything below
 ├── ArtifactError              an artifact cannot be saved / merged / found
 ├── ResumeError                nothing to resume, or the origin run cannot be resumed
 ├── StoreRefused               the blob store refused a write (disk full, read-only); fails the task
-└── RecorderFailed             the run's metadata could not be written (also a RuntimeError)
+├── RecorderFailed             the run's metadata could not be written (also a RuntimeError)
+├── EnvironmentBuildError      a @pypi environment could not be built (environments.py)
+└── RayExecutorError           Ray could not be started or reached (ray_executor.py)
 """
 
 from __future__ import annotations

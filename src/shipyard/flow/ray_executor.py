@@ -27,6 +27,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from shipyard.flow.exceptions import FlowError
+
 if TYPE_CHECKING:
     from shipyard.flow.decorators import TaskOptions
     from shipyard.flow.task import TaskSpec
@@ -35,7 +37,7 @@ if TYPE_CHECKING:
 NODE_HOME = Path(tempfile.gettempdir()) / "shipyard-ray"
 
 
-class RayExecutorError(RuntimeError):
+class RayExecutorError(FlowError):
     """Ray could not be started or reached; the message says which and the fix."""
 
 
