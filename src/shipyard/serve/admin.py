@@ -6,7 +6,8 @@ code.
 ``POST /deployments`` takes a JSON object::
 
     {"name": "ranker", "entry": "service.py:Ranker", "code": "<base64 zip snapshot>",
-     "replicas": 2, "memory": "512M", "models": ["ranker@prod"], "user": "ann",
+     "replicas": 2, "memory": "512M", "models": ["ranker@prod"], "follow": ["ranker@prod"],
+     "user": "ann",
      "env": {"LOG_LEVEL": "info"},
      "secrets": {"API_KEY": "env:RANKER_API_KEY", "DB_PASSWORD": "file:/run/secrets/db"}}
 
@@ -19,6 +20,11 @@ replica (see :mod:`shipyard.serve.memory`); a replica over it is killed and rest
 the service's ``events`` say (``replica_memory_exceeded``). ``GET /deployments/{name}`` shows
 each version's ``env`` names and ``secrets`` references, and the service's recent ``events``
 (a replica that could not start, or was killed over its memory limit, and why).
+
+``follow`` (optional) lists the ``name@alias`` specs the deployment follows from now on: each
+is pinned as ``models`` are, and the host rolls the deployment when the alias moves; a
+rollback pauses following (:mod:`shipyard.serve.follow`). ``GET /deployments/{name}`` shows
+them under ``follows``.
 
 ``GET /services/{name}/logs`` reads the service's replica logs on this host, merged in time
 order (:mod:`shipyard.serve.logs`; ``?error_id=``, ``?version=``, ``?since=10m``,

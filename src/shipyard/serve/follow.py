@@ -355,12 +355,19 @@ class Follower:
             log.error("deployments do not follow their aliases on this host: %s", exc)
             return
         self._woken = asyncio.Event()
+        failing = False
         try:
             while True:
                 try:
                     await self.tick()
-                except Exception:  # the database is away: try again at the next look
-                    log.warning("could not look at the followed aliases", exc_info=True)
+                except Exception:  # the database is away: said once, tried at each look
+                    if not failing:
+                        log.warning("could not look at the followed aliases", exc_info=True)
+                    failing = True
+                else:
+                    if failing:
+                        log.info("looking at the followed aliases again")
+                    failing = False
                 try:
                     await asyncio.wait_for(self._woken.wait(), interval)
                 except TimeoutError:
