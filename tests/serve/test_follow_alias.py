@@ -15,7 +15,7 @@ import pytest
 from hosts import HostProcess
 
 from shipyard.serve.deployments import DeploymentStore
-from shipyard.serve.follow import FollowStore, Outcome
+from shipyard.serve.follow import FollowStore, Outcome, claim_expired
 from shipyard.store import context as _stores
 from shipyard.store.meta import MetaStore
 
@@ -274,7 +274,20 @@ def test_one_claim_wins_a_move(db_url: str) -> None:
         assert pins == {"m@prod": "m:1"} and seen.target == 1 and not seen.paused
         assert one.claim(seen, 2) is True
         assert two.claim(seen, 2) is False  # read before the first claim: it lost
+        claimed = two.get("svc", "m@prod")
+        assert claimed is not None and claimed.claimed_at is not None
+        assert claimed.target == 2 and claimed.outcome is None
+        # the claim holds while its host renews it; once it stops, another host takes over
+        assert not claim_expired(claimed, 60)
+        assert claim_expired(claimed, 60, now=claimed.claimed_at + timedelta(seconds=61))
+        one.renew("svc", "m@prod", 2)
+        assert two.claim(claimed, 2) is False  # renewed since it was read: still held
+        renewed = two.get("svc", "m@prod")
+        assert renewed is not None and renewed.claimed_at is not None
+        assert renewed.claimed_at > claimed.claimed_at
+        assert two.claim(renewed, 2) is True  # as after the lease: the row is as it read it
         two.settle("svc", "m@prod", target=2, outcome=Outcome.LIVE, note="followed")
+        assert not claim_expired(one.of("svc")[0], 0)  # settled: nothing to take over
         [paused] = one.pause("svc", "rolled back", "ann")
         assert paused.spec == "m@prod" and one.watched() == []
         assert one.replace("svc", {}, "ann") == ["m@prod"] and one.of("svc") == []

@@ -19,8 +19,8 @@ ranker@prod → 4"), and so do ``shipyard deployments ranker`` and the UI's depl
   deployment is deployed again with ``--follow``. A deploy states its follows: one without
   ``--follow`` follows nothing.
 - Several hosts on one database: a move is *claimed* with a compare-and-set on the follow's
-  row, so one host records the new version; a claim whose host died is taken over after
-  :data:`FOLLOW_LEASE` seconds.
+  row, so one host records the new version; the host renews its claim while it rolls, and a
+  claim whose host died is taken over :data:`FOLLOW_LEASE` seconds after its last renewal.
 
 Only deployments live on this host are rolled (not one a restart is still bringing back).
 """
@@ -49,8 +49,9 @@ log = logging.getLogger("shipyard.serve")
 #: seconds between two looks at the followed aliases (``SHIPYARD_FOLLOW_INTERVAL``, or
 #: ``follow_interval`` in config.yaml)
 FOLLOW_INTERVAL = 1.0
-#: seconds after which a move claimed by a host that never said how it ended is taken over
-FOLLOW_LEASE = 600.0
+#: seconds after which a move claimed by a host that stopped renewing its claim (it renews it
+#: every third of this while it rolls) is taken over: its host died
+FOLLOW_LEASE = 60.0
 
 
 class FollowError(ServeError):
@@ -283,10 +284,26 @@ class FollowStore:
                     c.paused_at.is_(None),
                     c.updated_at == follow.updated_at,
                     c.target.is_not_distinct_from(follow.target),
+                    c.claimed_at.is_not_distinct_from(follow.claimed_at),
                 )
                 .values(target=target, outcome=None, claimed_at=now, updated_at=now)
             )
         return bool(done.rowcount == 1)
+
+    def renew(self, service: str, spec: str, target: int) -> None:
+        """Keep the claim on rolling to ``target`` (it is under way)."""
+        c = deployment_follows.c
+        with self.engine.begin() as conn:
+            conn.execute(
+                deployment_follows.update()
+                .where(
+                    c.service == service,
+                    c.spec == spec,
+                    c.target == target,
+                    c.outcome.is_(None),
+                )
+                .values(claimed_at=_now())
+            )
 
     def settle(
         self,
@@ -323,6 +340,14 @@ class FollowStore:
                 .where(deployment_follows.c.service == service, deployment_follows.c.spec == spec)
                 .values(note=note, updated_at=_now())
             )
+
+
+def claim_expired(follow: Follow, lease: float, now: datetime | None = None) -> bool:
+    """True if ``follow``'s roll is claimed, unsettled, and its claim was last renewed more
+    than ``lease`` seconds before ``now``: its host died, another may take it over."""
+    if follow.outcome is not None or follow.claimed_at is None:
+        return False
+    return (now or _now()) - follow.claimed_at > timedelta(seconds=lease)
 
 
 class Follower:
@@ -414,19 +439,29 @@ class Follower:
                         note=f"{follow.spec} → {version}: serving {follow.model}:{version}",
                     )
                 continue
-            if follow.target == version and not self._expired(follow):
+            if follow.target == version and not claim_expired(follow, self.lease):
                 continue  # rolled (or failed: wait for the next move), or rolling now
             if self.store.claim(follow, version):
                 due.append((follow, version))
         return due
 
-    def _expired(self, follow: Follow) -> bool:
-        """A roll claimed and never settled, for longer than the lease: its host died."""
-        if follow.outcome is not None or follow.claimed_at is None:
-            return False
-        return _now() - follow.claimed_at > timedelta(seconds=self.lease)
-
     async def _roll(self, follow: Follow, version: int) -> None:
+        """:meth:`_roll_claimed`, renewing the claim until it is done."""
+        renewing = asyncio.create_task(self._renew(follow, version))
+        try:
+            await self._roll_claimed(follow, version)
+        finally:
+            renewing.cancel()
+
+    async def _renew(self, follow: Follow, version: int) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            try:
+                await asyncio.to_thread(self.store.renew, follow.service, follow.spec, version)
+            except Exception:  # the database is away: the roll itself will say more
+                log.debug("could not renew the claim on %s", follow.spec, exc_info=True)
+
+    async def _roll_claimed(self, follow: Follow, version: int) -> None:
         """Record the new deployment version and roll to it, under the service's lock (a
         deploy or rollback meanwhile wins: the follow is looked at again first)."""
         admin = self.admin
@@ -500,6 +535,7 @@ __all__ = [
     "FollowStore",
     "Follower",
     "Outcome",
+    "claim_expired",
     "follow_interval",
     "parse_follow",
 ]
