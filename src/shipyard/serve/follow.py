@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from shipyard.serve.deployments import VersionStatus
 from shipyard.serve.errors import ServeError
 from shipyard.store.schema import deployment_follows, deployment_versions, deployments
 
@@ -450,6 +451,8 @@ class Follower:
         renewing = asyncio.create_task(self._renew(follow, version))
         try:
             await self._roll_claimed(follow, version)
+        except Exception:  # the database went away mid-roll: the lease lets a look retry
+            log.exception("%s: following %s failed", follow.service, follow.spec)
         finally:
             renewing.cancel()
 
@@ -499,9 +502,14 @@ class Follower:
             log.info("%s: %s (was %s): rolling to v%s", service, reason, before, new.version)
             try:
                 await admin.roll_out_locked(new, action="follow", detail={"reason": reason})
-            except ServeError as exc:
-                note = f"{spec} → {version}: {exc}"  # "ranker v5 did not start: ..."
-                log.error("%s: %s", service, note)
+            except Exception as exc:
+                if isinstance(exc, ServeError):  # "ranker v5 did not start: ...": said
+                    log.error("%s: %s → %s: %s", service, spec, version, exc)
+                else:  # its code snapshot unreadable, ...: ours, with the traceback
+                    log.exception("%s: rolling to %s failed", service, pinned)
+                    exc = ServeError(f"{service} v{new.version}: {type(exc).__name__}: {exc}")
+                    admin.store.mark(service, new.version, VersionStatus.FAILED, str(exc))
+                note = f"{spec} → {version}: {exc}"
                 self.store.settle(service, spec, target=version, outcome=Outcome.FAILED, note=note)
                 admin.record_event(service, "follow_failed", note)
                 self._audit_failure(follow, version, new.version, str(exc))
