@@ -311,11 +311,19 @@ def alias_command(args: tuple[str, ...], delete: bool) -> None:
         click.echo(f"{name}@{alias} already points at version {version}")
     else:
         click.echo(f"{name}@{alias} moved: version {before} -> {version}")
+    following = _following(name, alias)
     for service, deployed, pinned in still_serving(name, alias, version):
+        if service in following:
+            click.echo(
+                f"deployment {service} (v{deployed}) follows {name}@{alias}: its host rolls "
+                f"it from {pinned} to version {version} (shipyard deployments {service})"
+            )
+            continue
         click.echo(
             f"deployment {service} (v{deployed}) still serves {pinned}: it pinned "
             f"{name}@{alias} when deployed; deploy it again (shipyard deploy FILE.py:Class "
-            f"--name {service} --model {name}@{alias}) to serve version {version}"
+            f"--name {service} --model {name}@{alias}) to serve version {version}, or with "
+            f"--follow {name}@{alias} to follow it from now on"
         )
 
 
@@ -364,6 +372,16 @@ def still_serving(name: str, alias: str, version: int) -> list[tuple[str, int, s
 
     pinned = DeploymentStore(default_stores().meta).pinned_through(name, alias)
     return [found for found in pinned if found[2] != f"{name}:{version}"]
+
+
+def _following(name: str, alias: str) -> set[str]:
+    """The active deployments that follow ``name@alias`` (not paused): their hosts roll
+    them when it moves."""
+    from shipyard.serve.follow import FollowStore
+    from shipyard.store.context import default_stores
+
+    follows = FollowStore(default_stores().meta).following(f"{name}@{alias}")
+    return {f.service for f in follows if not f.paused}
 
 
 COMMANDS: list[click.Command] = [models_group]

@@ -80,13 +80,22 @@ def _fail(message: str) -> NoReturn:
     raise click.ClickException(message)
 
 
-def _print_deployment(d: dict[str, Any]) -> None:
+def _print_deployment(d: dict[str, Any], *, notes: bool = False) -> None:
     live = d.get("live", [])
     ready = sum(1 for r in live if r["ready"])
+    follows = d.get("follows") or []
+    following = "".join(
+        f"  following {f['spec']}" + (" (paused)" if f["paused"] else "") for f in follows
+    )
     click.echo(
         f"{d['service']}  v{d.get('current_version')}  {ready}/{d.get('replicas')} ready  "
-        f"endpoints: {', '.join(d.get('endpoints', [])) or '-'}"
+        f"endpoints: {', '.join(d.get('endpoints', [])) or '-'}{following}"
     )
+    if notes:  # what following did last, and why it is paused
+        for f in follows:
+            click.echo(f"  {f['describe']}")
+            if f.get("note"):
+                click.echo(f"    last: {f['note']}")
 
 
 @click.command("serve")
@@ -274,6 +283,15 @@ def pack_service(file: Path) -> str:
     help="Each replica's memory limit, e.g. 512M or 2G: a replica over it is killed and "
     "restarted, and its deployment's events say so.",
 )
+@click.option(
+    "--follow",
+    "follows",
+    multiple=True,
+    metavar="NAME@ALIAS",
+    help="Pin the model the alias points at now, and roll to the version it points at "
+    "whenever it moves (repeatable). `shipyard rollback` pauses following until a deploy "
+    "gives --follow again; a deploy without --follow follows nothing.",
+)
 @_url_option
 @_key_option
 def deploy_command(
@@ -281,6 +299,7 @@ def deploy_command(
     name: str,
     replicas: int,
     models: tuple[str, ...],
+    follows: tuple[str, ...],
     env: tuple[str, ...],
     secret_refs: tuple[str, ...],
     memory: str | None,
@@ -299,7 +318,9 @@ def deploy_command(
       shipyard deploy service.py:Ranker --name ranker --secret API_KEY=env:RANKER_API_KEY
       shipyard deploy service.py:Ranker --name ranker --secret API_KEY=file:/run/secrets/ranker
       shipyard deploy service.py:Ranker --name ranker --memory 512M
+      shipyard deploy service.py:Ranker --name ranker --follow ranker@prod
     """
+    from shipyard.serve.follow import FollowError, parse_follow
     from shipyard.serve.memory import SizeError, parse_size
     from shipyard.serve.secrets import SecretError, parse_secret
 
@@ -322,6 +343,11 @@ def deploy_command(
         except SecretError as exc:
             raise click.BadParameter(str(exc), param_hint="--secret") from None
         secrets[secret] = reference
+    for spec in follows:
+        try:
+            parse_follow(spec)
+        except FollowError as exc:
+            raise click.BadParameter(str(exc), param_hint="--follow") from None
     try:
         limit = parse_size(memory) if memory is not None else None
     except SizeError as exc:
@@ -332,13 +358,14 @@ def deploy_command(
         "code": pack_service(path.resolve()),
         "replicas": replicas,
         "models": list(models),
+        "follow": list(follows),
         "env": variables,
         "secrets": secrets,
         "memory": limit,
         "user": current_user(),
     }
     click.echo(f"deploying {target} as {name} ({replicas} replica(s))...", err=True)
-    _print_deployment(_call("POST", url, "/deployments", key, body))
+    _print_deployment(_call("POST", url, "/deployments", key, body), notes=bool(follows))
 
 
 @click.command("undeploy")
@@ -374,9 +401,12 @@ def scale_command(name: str, replicas: int, url: str, key: str | None) -> None:
 def rollback_command(name: str, url: str, key: str | None) -> None:
     """Return a service to its previous version (code snapshot and model pins).
 
+    A deployment that follows an alias (deploy --follow) stops following it until it is
+    deployed again with --follow.
+
     Example: shipyard rollback ranker
     """
-    _print_deployment(_call("POST", url, f"/deployments/{name}/rollback", key, {}))
+    _print_deployment(_call("POST", url, f"/deployments/{name}/rollback", key, {}), notes=True)
 
 
 @click.command("deployments")
@@ -393,7 +423,7 @@ def deployments_command(name: str | None, url: str, key: str | None) -> None:
             _print_deployment(d)
         return
     d = _call("GET", url, f"/deployments/{name}", key)
-    _print_deployment(d)
+    _print_deployment(d, notes=True)
     for v in d["versions"]:
         pins = ", ".join(f"{k}={p}" for k, p in v["pins"].items()) or "-"
         secrets = "".join(f"  secret {k}={r}" for k, r in (v.get("secrets") or {}).items())
@@ -401,6 +431,8 @@ def deployments_command(name: str | None, url: str, key: str | None) -> None:
             secrets += f"  memory {v['memory'] >> 20} MB"
         if v.get("dev"):
             secrets += "  dev (shipyard serve FILE.py:Class; not restored)"
+        if str(v.get("created_by", "")).startswith("follow:"):
+            secrets += f"  by {v['created_by']}"  # the host rolled it: the alias moved
         click.echo(
             f"  v{v['version']}  {v['status']:<9} {v['created_at'][:19]}  "
             f"{v['entry']}  models: {pins}{secrets}  {v.get('message') or ''}".rstrip()

@@ -133,6 +133,8 @@ class AuditEntry:
                 )
             if detail.get("replicas") is not None:
                 text += f": {detail['replicas']} replicas"
+            if detail.get("reason"):  # a deployment that follows an alias says why it rolled
+                text += f" ({detail['reason']})"
             return text
         if detail.get("lineage"):
             return f"from {detail['lineage']}"

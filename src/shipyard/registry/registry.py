@@ -102,6 +102,15 @@ class Registry:
         with self._read() as conn:
             return _db.model_names(conn)
 
+    def aliases(self, names: Iterable[str]) -> dict[str, dict[str, int]]:
+        """``{name: {alias: version}}`` for ``names``, in one query: what a host following
+        aliases polls (a model without aliases, or unknown, is absent)."""
+        wanted = sorted({check_name(n) for n in names})
+        if not wanted:
+            return {}
+        with self._read() as conn:
+            return dict(_db.aliases(conn, wanted))
+
     def list_models(self) -> list[ModelSummary]:
         """Each model with its newest version and aliases, by name."""
         with self._read() as conn:

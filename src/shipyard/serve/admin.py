@@ -6,7 +6,8 @@ code.
 ``POST /deployments`` takes a JSON object::
 
     {"name": "ranker", "entry": "service.py:Ranker", "code": "<base64 zip snapshot>",
-     "replicas": 2, "memory": "512M", "models": ["ranker@prod"], "user": "ann",
+     "replicas": 2, "memory": "512M", "models": ["ranker@prod"], "follow": ["ranker@prod"],
+     "user": "ann",
      "env": {"LOG_LEVEL": "info"},
      "secrets": {"API_KEY": "env:RANKER_API_KEY", "DB_PASSWORD": "file:/run/secrets/db"}}
 
@@ -19,6 +20,11 @@ replica (see :mod:`shipyard.serve.memory`); a replica over it is killed and rest
 the service's ``events`` say (``replica_memory_exceeded``). ``GET /deployments/{name}`` shows
 each version's ``env`` names and ``secrets`` references, and the service's recent ``events``
 (a replica that could not start, or was killed over its memory limit, and why).
+
+``follow`` (optional) lists the ``name@alias`` specs the deployment follows from now on: each
+is pinned as ``models`` are, and the host rolls the deployment when the alias moves; a
+rollback pauses following (:mod:`shipyard.serve.follow`). ``GET /deployments/{name}`` shows
+them under ``follows``.
 
 ``GET /services/{name}/logs`` reads the service's replica logs on this host, merged in time
 order (:mod:`shipyard.serve.logs`; ``?error_id=``, ``?version=``, ``?since=10m``,
@@ -55,6 +61,7 @@ from shipyard.serve.deployments import (
     VersionStatus,
 )
 from shipyard.serve.errors import ServeError
+from shipyard.serve.follow import Follower, FollowError, FollowStore, parse_follow
 from shipyard.serve.live import service_state
 from shipyard.serve.replica import LoadFailed
 from shipyard.serve.secrets import MAX_SECRETS, SecretError, check_reference, resolve_secrets
@@ -100,6 +107,9 @@ class AdminAPI:
         self.supervisor = supervisor
         self.home = home
         self.store = DeploymentStore(meta)
+        #: the aliases deployments follow (``deploy --follow``), and the loop that follows them
+        self.follows = FollowStore(meta)
+        self.follower = Follower(self)
         self._locks: dict[str, asyncio.Lock] = {}
         #: per service, what went wrong lately (a replica that could not start, and why)
         self.events: dict[str, deque[dict[str, Any]]] = {}
@@ -152,7 +162,19 @@ class AdminAPI:
             "endpoints": list(live.endpoints) if live else [],
             "versions": [v.to_json() for v in self.store.versions(service)],
             "events": list(self.events.get(service, ())),
+            "follows": [f.to_json() for f in self.follows.of(service)],
         }
+
+    def lock(self, service: str) -> asyncio.Lock:
+        """The lock every change of ``service``'s deployment holds (deploy, rollback, scale,
+        undeploy, a followed alias's roll)."""
+        return self._locks.setdefault(service, asyncio.Lock())
+
+    def record_event(self, service: str, event: str, reason: str) -> None:
+        """Record that ``event`` happened to ``service`` (``follow_failed``: a followed
+        alias's new version did not start), for ``GET /deployments/{name}``."""
+        events = self.events.setdefault(service, deque(maxlen=MAX_EVENTS))
+        events.append({"at": datetime.now(UTC).isoformat(), "event": event, "reason": reason})
 
     def replica_failed(self, service: str, reason: str) -> None:
         """Record that a replica of ``service`` could not start (``reason`` names a secret
@@ -304,6 +326,12 @@ class AdminAPI:
             raise AdminError(
                 413, "payload_too_large", f"the code snapshot exceeds {MAX_CODE} bytes"
             )
+        follow = _field(body, "follow", list, default=[])
+        for spec in follow:
+            try:
+                parse_follow(spec)
+            except FollowError as exc:
+                raise AdminError(422, "validation_error", str(exc)) from None
         return await self.deploy_code(
             name,
             entry,
@@ -314,6 +342,7 @@ class AdminAPI:
             memory=memory_limit,
             models=_field(body, "models", list, default=[]),
             user=_field(body, "user", str, default="unknown"),
+            follow=follow,
         )
 
     def _check_secrets(self, secrets: dict[str, str]) -> None:
@@ -346,13 +375,17 @@ class AdminAPI:
         secrets: dict[str, str] | None = None,
         memory: int | None = None,
         dev: bool = False,
+        follow: list[str] | None = None,
     ) -> Response:
         """Record a new version of ``name`` from a code snapshot and roll it out.
         ``secrets``: name -> reference, resolved at each worker's start (never stored);
         ``memory``: each replica's limit in bytes; ``dev``: the development loop's (not
-        restored at the next host start)."""
+        restored at the next host start); ``follow``: the ``name@alias`` specs it follows
+        from now on (pinned like ``models``; see :mod:`shipyard.serve.follow`)."""
         self._check_secrets(secrets or {})
-        pins = self._resolve_models(models or [])
+        follow = sorted(set(follow or []))
+        models = [*(models or []), *(s for s in follow if s not in (models or []))]
+        pins = self._resolve_models(models)
         code_key = hashlib.sha256(code).hexdigest()
         self.blobs.put(code_key, [code])
         version = self.store.add_version(
@@ -367,7 +400,14 @@ class AdminAPI:
             memory=memory,
             dev=dev,
         )
-        return await self._roll_out(version, action="deploy")
+        async with self.lock(name):
+            live = await self.roll_out_locked(
+                version, action="deploy", detail={"follow": follow} if follow else None
+            )
+            stopped = self.follows.replace(name, {s: live[s] for s in follow}, user)
+            if stopped:
+                self._audit("follow.stop", name, user, follows=stopped, version=version.version)
+        return JSONResponse(self._describe(name))
 
     def _resolve_models(self, specs: list[Any]) -> dict[str, str]:
         """Each model spec pinned to its ``name:version`` now. A spec that names nothing is
@@ -396,47 +436,56 @@ class AdminAPI:
         )
 
     async def _roll_out(self, version: DeploymentVersion, *, action: str) -> Response:
+        async with self.lock(version.service):
+            await self.roll_out_locked(version, action=action)
+        return JSONResponse(self._describe(version.service))
+
+    async def roll_out_locked(
+        self, version: DeploymentVersion, *, action: str, detail: dict[str, Any] | None = None
+    ) -> dict[str, str]:
+        """Roll ``version`` out (the caller holds :meth:`lock`) and audit it as ``action``
+        with ``detail``; returns the pins it went live with. Raises :class:`AdminError`
+        (``load_failed``: the version is marked failed, the previous one keeps serving)."""
         from shipyard.store.code import extract_code
 
-        lock = self._locks.setdefault(version.service, asyncio.Lock())
-        async with lock:
-            code_dir = extract_code(self.blobs.get(version.code_key), version.code_key, self.home)
-            spec = VersionSpec(
-                service=version.service,
+        code_dir = extract_code(self.blobs.get(version.code_key), version.code_key, self.home)
+        spec = VersionSpec(
+            service=version.service,
+            version=version.version,
+            entry=version.entry,
+            code_dir=code_dir,
+            replicas=version.replicas,
+            env=version.env,
+            pins=version.pins,
+            secrets=version.secrets,
+            memory=version.memory,
+        )
+        try:
+            group = await self.supervisor.deploy(spec, progress=log.info)
+        except LoadFailed as exc:
+            self.store.mark(version.service, version.version, VersionStatus.FAILED, exc.reason)
+            raise AdminError(
+                422,
+                "load_failed",
+                f"{version.service} v{version.version} did not start: "
+                f"{exc.reason}; the previous version keeps serving",
+            ) from None
+        pins = {**group.models, **version.pins}
+        previous = self.store.get(version.service)
+        self.store.mark(version.service, version.version, VersionStatus.LIVE, pins=pins)
+        if action != "restore":
+            self._audit(
+                action,
+                version.service,
+                version.created_by,
                 version=version.version,
-                entry=version.entry,
-                code_dir=code_dir,
-                replicas=version.replicas,
-                env=version.env,
-                pins=version.pins,
-                secrets=version.secrets,
-                memory=version.memory,
+                previous=previous.current_version if previous else None,
+                pins=pins,
+                # who had the host read which variable or file (references only)
+                **({"secrets": version.secrets} if version.secrets else {}),
+                **(detail or {}),
             )
-            try:
-                group = await self.supervisor.deploy(spec, progress=log.info)
-            except LoadFailed as exc:
-                self.store.mark(version.service, version.version, VersionStatus.FAILED, exc.reason)
-                raise AdminError(
-                    422,
-                    "load_failed",
-                    f"{version.service} v{version.version} did not start: "
-                    f"{exc.reason}; the previous version keeps serving",
-                ) from None
-            pins = {**group.models, **version.pins}
-            previous = self.store.get(version.service)
-            self.store.mark(version.service, version.version, VersionStatus.LIVE, pins=pins)
-            if action != "restore":
-                self._audit(
-                    action,
-                    version.service,
-                    version.created_by,
-                    version=version.version,
-                    previous=previous.current_version if previous else None,
-                    pins=pins,
-                    # who had the host read which variable or file (references only)
-                    **({"secrets": version.secrets} if version.secrets else {}),
-                )
-        return JSONResponse(self._describe(version.service))
+        return pins
 
     async def scale(self, request: Request) -> Response:
         name = request.path_params["name"]
@@ -486,7 +535,17 @@ class AdminAPI:
             secrets=target.secrets,
             memory=target.memory,
         )
-        return await self._roll_out(version, action="rollback")
+        user = _user(request)
+        async with self.lock(name):
+            await self.roll_out_locked(version, action="rollback")
+            # a person chose this version: following the alias would undo it
+            paused = self.follows.pause(
+                name, f"rolled back to v{target.version} as v{version.version}", user
+            )
+            if paused:
+                specs = [f.spec for f in paused]
+                self._audit("follow.pause", name, user, follows=specs, version=version.version)
+        return JSONResponse(self._describe(name))
 
     async def loadtest(self, request: Request) -> Response:
         """Keep a load test's ``summary`` (and HTML ``report``) with the service's current
@@ -527,6 +586,7 @@ class AdminAPI:
             raise AdminError(422, "validation_error", str(exc)) from None
         except ModelNotFound as exc:
             raise AdminError(404, "not_found", str(exc)) from None
+        self.follower.wake()  # deployments following it roll now, not at the next look
         serving = await run_in_threadpool(self.store.pinned_through, name, alias)
         return JSONResponse(
             {

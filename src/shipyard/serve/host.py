@@ -280,7 +280,8 @@ class Host:
                     await mounted.enter_async_context(lifespan(each))
                 # the deployments come back in the background, all at once: /healthz answers
                 # meanwhile, /readyz says which are not back yet
-                for start in [self.admin.restore, self._watch_keys, *self.on_start]:
+                starts = [self.admin.restore, self._watch_keys, self.admin.follower.run]
+                for start in [*starts, *self.on_start]:
                     task = asyncio.create_task(start())
                     self._background.add(task)
                     task.add_done_callback(self._background.discard)

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 #: the Alembic revision these tables correspond to (checked against the scripts by a test)
-HEAD_REVISION = "0013"
+HEAD_REVISION = "0016"
 
 #: 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the (fast) rowid alias
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -309,6 +309,29 @@ deployment_versions = sa.Table(
     # deployed by the development loop, `shipyard serve FILE.py:Class`: a later plain
     # `shipyard serve` does not restore it (revision 0011; NULL: not dev)
     sa.Column("dev", sa.Boolean(), nullable=True),
+)
+
+#: deployments that follow a model alias (``deploy --follow ranker@prod``, revision 0016): when
+#: the alias moves, the host rolls the deployment to the version it points at. ``target`` is
+#: the model version last acted on, ``outcome`` how that ended (``live``, ``failed``; NULL:
+#: rolling since ``claimed_at``); ``paused_at`` set: a rollback paused following
+deployment_follows = sa.Table(
+    "deployment_follows",
+    metadata,
+    sa.Column("service", sa.String(63), primary_key=True),
+    sa.Column("spec", sa.String(160), primary_key=True),
+    sa.Column("model", sa.String(64), nullable=False),
+    sa.Column("alias", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("paused_at", UTCDateTime(), nullable=True),
+    sa.Column("paused_by", sa.String(255), nullable=True),
+    sa.Column("paused_note", sa.Text(), nullable=True),
+    sa.Column("target", sa.Integer(), nullable=True),
+    sa.Column("outcome", sa.String(16), nullable=True),
+    sa.Column("claimed_at", UTCDateTime(), nullable=True),
+    sa.Column("note", sa.Text(), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 

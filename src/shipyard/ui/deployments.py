@@ -28,6 +28,7 @@ from shipyard.serve.deployments import (
     DeploymentVersion,
     VersionStatus,
 )
+from shipyard.serve.follow import FollowStore
 from shipyard.serve.history import Point
 from shipyard.serve.live import ServiceState
 from shipyard.serve.logs import Cursor, LogLine, LogsError, read_logs, render
@@ -143,6 +144,7 @@ def deployment_page(ctx: UIContext, request: Request) -> Response:
         versions=list(reversed(versions)),
         replicas=list(live.replicas) if live is not None else [],
         rollback_to=_rollback_target(deployment, versions),
+        follows=FollowStore(ctx.meta).of(name),
         log_lines=[LogView.of(line) for line in logs.lines[-LOG_LINES:]],
         log_cursor=str(logs.cursor),
         log_directory=str(logs.directory),
