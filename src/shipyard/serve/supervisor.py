@@ -109,6 +109,8 @@ class VersionSpec:
     secrets: dict[str, str] = field(default_factory=dict)  # name -> reference (secrets.py)
     #: each replica's memory limit in bytes (None: none)
     memory: int | None = None
+    #: deployed by this host's development loop: the reconciler leaves it alone
+    dev: bool = False
 
 
 class ServiceGroup:
