@@ -64,6 +64,12 @@ def serving(url: str, version: int) -> dict[str, object] | None:
     return dict(answer.json())
 
 
+def running(host: HostProcess) -> list[tuple[str, int]]:
+    """The services ``host`` runs, each with its deployment version."""
+    index = httpx.get(host.url + "/", timeout=10).json()["services"]
+    return [(s["name"], s["version"]) for s in index]
+
+
 def test_what_one_host_deploys_the_other_follows_live(
     team: list[HostProcess], tmp_path: Path
 ) -> None:
@@ -110,6 +116,23 @@ def test_what_one_host_deploys_the_other_follows_live(
     assert {status for status, _ in answers} == {200}, answers
     versions = [version for _, version in answers]
     assert versions == sorted(versions) and versions[0] == 1, "one switch, never back"
+
+    # a version that loads on a but not on b: b keeps serving the one before, and says why
+    a.deploy(f"{write_service(tmp_path / 'v3', 3, fail_on='b')}:Team", "team")
+    assert who(a.url).json()["version"] == 3
+
+    def b_failed() -> list[dict[str, str]]:
+        described = httpx.get(f"{b.url}/api/v1/deployments/team", headers=b.admin).json()
+        return [e for e in described["events"] if e["event"] == "replica_start_failed"]
+
+    events = wait_for(b_failed, "b to try team v3", 30)
+    assert "does not load on host b" in events[0]["reason"]
+    assert who(b.url).json()["version"] == 2
+    # rolled back through a (a new version, v2's code): b follows again
+    a.cli("rollback", "team")
+    assert who(a.url).json()["version"] == 2
+    wait_for(lambda: running(b) == [("team", 4)], "b to run team v4 (v2's code)", 60)
+    assert who(b.url).json()["version"] == 2
 
     # scaled through b: a runs as many replicas
     b.cli("scale", "team", "2")

@@ -24,6 +24,8 @@ from shipyard.serve import Service, endpoint
 class Team(Service):
     def load(self):
         self.home = os.path.basename(os.environ["SHIPYARD_HOME"])
+        if self.home == FAIL_ON:
+            raise RuntimeError(f"this version does not load on host {self.home}")
 
     @endpoint
     def who(self, ms: int = 0) -> dict:
@@ -32,11 +34,12 @@ class Team(Service):
 """
 
 
-def write_service(directory: Path, version: int) -> Path:
-    """The service file of ``version``, in a directory of its own; returns its path."""
+def write_service(directory: Path, version: int, fail_on: str | None = None) -> Path:
+    """The service file of ``version``, in a directory of its own; returns its path. Its
+    ``load()`` fails on the host whose home is named ``fail_on``."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / "team.py"
-    path.write_text(f"VERSION = {version}\n" + SERVICE)
+    path.write_text(f"VERSION = {version}\nFAIL_ON = {fail_on!r}\n" + SERVICE)
     return path
 
 
