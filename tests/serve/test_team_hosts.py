@@ -139,6 +139,26 @@ def test_what_one_host_deploys_the_other_follows_live(
     wait_for(lambda: len(a.worker_pids("team")) == 2, "a to scale team to 2 replicas", 60)
     assert len(b.worker_pids("team")) == 2
 
+    # the desired state unreadable (its table renamed away): both keep serving what they run
+    database = sa.create_engine(a.env["SHIPYARD_DB_URL"])
+    try:
+        with database.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE deployments RENAME TO deployments_away")
+        for host in team:
+            wait_for(
+                lambda h=host: "cannot read the desired deployments" in h.log.read_text(),
+                f"{host.home.name} to find the desired state unreadable",
+                30,
+            )
+            assert who(host.url).json()["version"] == 2
+            assert len(workers_of_home(host.home)) == 2  # (the admin API cannot answer now)
+        with database.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE deployments_away RENAME TO deployments")
+    finally:
+        database.dispose()
+    for host in team:
+        wait_for(lambda h=host: "readable again" in h.log.read_text(), "the state back", 30)
+
     # undeployed through a: b stops it and its workers
     a.cli("undeploy", "team")
     wait_for(lambda: who(b.url).status_code == 404, "b to undeploy team", 30)
