@@ -24,16 +24,18 @@ keeps serving what it runs, and says so once.
 What the development loop (``shipyard serve FILE.py:Class``) runs is that host's own: the
 reconciler leaves a version the loop deployed alone, on the loop's host and on the others.
 
-Each pass is one query; each service converges in a task of its own under the admin API's
-lock for that service (:meth:`AdminAPI.lock <shipyard.serve.admin.AdminAPI.lock>`), reading
-the desired state again inside it, so a slow ``load()`` holds back neither the other services
-nor a deploy made through this host meanwhile. A change made through another host starts
+Each pass is one query. A service found to differ (:meth:`Reconciler.step_for`) converges in
+a task of its own under the admin API's lock for that service (:meth:`AdminAPI.lock
+<shipyard.serve.admin.AdminAPI.lock>`), reading its desired state again inside it: a slow
+``load()`` holds back no other service, and a deploy made through this host meanwhile is
+never undone. A change made through another host starts
 here within ``interval`` and the time of one query; it is served once its replicas are ready.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 from dataclasses import dataclass, replace
@@ -50,6 +52,18 @@ INTERVAL = 1.0
 RETRY_FIRST = 2.0
 #: ... up to this many
 RETRY_MAX = 300.0
+
+
+#: an active deployment and its current version, as :meth:`DeploymentStore.desired` reads them
+Wanted = tuple[Deployment, DeploymentVersion]
+
+
+class Step(enum.Enum):
+    """What a host does to converge one service."""
+
+    START = "start"  # roll out the current version here (in place of the one running, if any)
+    SCALE = "scale"  # run as many replicas as the deployment says
+    UNDEPLOY = "undeploy"  # stop it: it is no longer deployed
 
 
 @dataclass
@@ -105,7 +119,7 @@ class Reconciler:
         """
         self.passes += 1
         try:
-            wanted = {d.service for d, _ in await asyncio.to_thread(self.store.desired)}
+            rows = await asyncio.to_thread(self.store.desired)
         except Exception as exc:  # the database is away: keep serving what runs
             if not self._unreadable:
                 log.warning("cannot read the desired deployments (%s); serving what runs", exc)
@@ -115,11 +129,33 @@ class Reconciler:
             log.info("the desired deployments are readable again")
         self._unreadable = False
         self.last_read = time.monotonic()
-        for service in sorted(wanted | set(self.supervisor.services)):
-            if service not in self._working:
-                task = asyncio.create_task(self._converge_service(service))
-                self._working[service] = task
-                task.add_done_callback(self._done)
+        wanted = {deployment.service: (deployment, version) for deployment, version in rows}
+        for service in sorted(wanted.keys() | self.supervisor.services.keys()):
+            if service in self._working or self.step_for(service, wanted.get(service)) is None:
+                continue
+            task = asyncio.create_task(self._converge_service(service))
+            self._working[service] = task
+            task.add_done_callback(self._done)
+
+    def step_for(self, service: str, wanted: Wanted | None) -> Step | None:
+        """What this host must do so that what it runs of ``service`` is ``wanted`` (its
+        deployment and current version; None: not deployed), or None: nothing."""
+        group = self.supervisor.services.get(service)
+        if group is not None and group.spec.dev:
+            return None  # this host's development loop runs it
+        if wanted is None:
+            return Step.UNDEPLOY if group is not None else None
+        deployment, version = wanted
+        if version.dev:
+            return None  # another host's development loop deployed it
+        if group is None or group.spec.version != version.version:
+            failed = self._failed.get(service)
+            if failed and failed.version == version.version and time.monotonic() < failed.retry_at:
+                return None  # it did not start here: tried again later
+            return Step.START
+        if group.spec.replicas != deployment.replicas:
+            return Step.SCALE
+        return None
 
     def _done(self, task: asyncio.Task[None]) -> None:
         for service, working in list(self._working.items()):
@@ -132,42 +168,35 @@ class Reconciler:
             await asyncio.gather(*self._working.values(), return_exceptions=True)
 
     async def _converge_service(self, service: str) -> None:
+        """Converge ``service`` under its lock, on the desired state read again inside it (a
+        deploy through this host may have changed it since the pass read it)."""
         try:
             async with self.admin.lock(service):
                 found = await asyncio.to_thread(self.store.desired, service)
-                await self._converge_one(service, found[0] if found else None)
+                wanted = found[0] if found else None
+                step = self.step_for(service, wanted)
+                if step is Step.UNDEPLOY:
+                    self._failed.pop(service, None)
+                    log.info("undeploying %s: it is no longer deployed", service)
+                    await self.supervisor.undeploy(service)
+                elif step is Step.START and wanted is not None:
+                    deployment, version = wanted
+                    await self._start(service, replace(version, replicas=deployment.replicas))
+                elif step is Step.SCALE and wanted is not None:
+                    await self._scale(service, wanted[0].replicas)
         except Exception:  # one service's trouble must not stop the others' convergence
             log.exception("could not converge %s on its desired state", service)
 
-    async def _converge_one(
-        self, service: str, wanted: tuple[Deployment, DeploymentVersion] | None
-    ) -> None:
-        group = self.supervisor.services.get(service)
-        if group is not None and group.spec.dev:
-            return  # this host's development loop runs it
-        if wanted is None:
-            self._failed.pop(service, None)
-            if group is not None:
-                log.info("undeploying %s: it is no longer deployed", service)
-                await self.supervisor.undeploy(service)
-            return
-        deployment, version = wanted
-        if version.dev:
-            return  # another host's development loop deployed it
-        if group is None or group.spec.version != version.version:
-            await self._start(service, replace(version, replicas=deployment.replicas))
-        elif group.spec.replicas != deployment.replicas:
-            log.info("scaling %s to %d replica(s)", service, deployment.replicas)
-            try:
-                await self.supervisor.scale(service, deployment.replicas)
-            except LoadFailed as exc:
-                self.admin.replica_failed(service, exc.reason)
+    async def _scale(self, service: str, replicas: int) -> None:
+        log.info("scaling %s to %d replica(s)", service, replicas)
+        try:
+            await self.supervisor.scale(service, replicas)
+        except LoadFailed as exc:
+            log.error("%s: a replica did not start while scaling: %s", service, exc.reason)
+            self.admin.replica_failed(service, exc.reason)
 
     async def _start(self, service: str, version: DeploymentVersion) -> None:
         failed = self._failed.get(service)
-        now = time.monotonic()
-        if failed is not None and failed.version == version.version and now < failed.retry_at:
-            return
         running = self.supervisor.services.get(service)
         log.info(
             "%s v%d is deployed; starting it here%s",
@@ -196,4 +225,4 @@ class Reconciler:
         self._failed.pop(service, None)
 
 
-__all__ = ["INTERVAL", "RETRY_FIRST", "RETRY_MAX", "Reconciler"]
+__all__ = ["INTERVAL", "RETRY_FIRST", "RETRY_MAX", "Reconciler", "Step", "Wanted"]
