@@ -221,12 +221,25 @@ def test_kill_9_of_one_host_under_load_fails_only_its_requests_in_flight(
     wait_for(lambda: not workers_of_home(a.home), "a's workers to die with it", 30)
     theirs = workers_of_home(b.home)
     assert len(theirs) == 2
-    # a restarted on its home stops only its own leftovers: b's workers are untouched
-    a.start()
-    a.wait_ready()
-    assert who(a.url).json()["home"] == "a"
-    assert all(alive(pid, started) for pid, started in theirs.items()), "b's workers live on"
-    assert who(b.url).json()["home"] == "b"
+    # a leftover of a that survived it (as a worker whose service cleared its parent-death
+    # signal would): a process started with a's host id, as the host starts its workers
+    dead_id = json.loads((a.home / "serve" / "host.json").read_text())["id"]
+    leftover = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(600)",
+         "shipyard.serve.worker", "--host-id", dead_id],
+    )  # fmt: skip
+    try:
+        # a restarted on its home stops its own leftover, and nothing of b's
+        a.start()
+        assert leftover.wait(30) == -signal.SIGKILL
+        a.wait_ready()
+        assert who(a.url).json()["home"] == "a"
+        assert all(alive(pid, started) for pid, started in theirs.items()), "b's workers live"
+        assert who(b.url).json()["home"] == "b"
+    finally:
+        if leftover.poll() is None:
+            leftover.kill()
+            leftover.wait()
 
 
 def failed_text(summary: dict[str, object]) -> str:
