@@ -35,9 +35,14 @@ INTERVAL = "0.5"
 
 
 @pytest.fixture
-def team(pg_database: sa.URL, s3_url: str, tmp_path: Path) -> Iterator[list[HostProcess]]:
-    """Hosts ``a`` and ``b``: one fresh PostgreSQL schema and one fresh bucket, two homes."""
-    shared = {"SHIPYARD_DB_URL": pg_schema_url(pg_database), "SHIPYARD_STORE_URL": s3_url}
+def shared(pg_database: sa.URL, s3_url: str) -> dict[str, str]:
+    """What the hosts share: a fresh PostgreSQL schema and a fresh bucket."""
+    return {"SHIPYARD_DB_URL": pg_schema_url(pg_database), "SHIPYARD_STORE_URL": s3_url}
+
+
+@pytest.fixture
+def team(shared: dict[str, str], tmp_path: Path) -> Iterator[list[HostProcess]]:
+    """Hosts ``a`` and ``b`` on the shared database and bucket, each on its own home."""
     args = ("--reconcile-interval", INTERVAL, "--no-access-log")
     hosts = [HostProcess(tmp_path / name, env=shared, args=args) for name in ("a", "b")]
     try:
@@ -163,6 +168,25 @@ def test_what_one_host_deploys_the_other_follows_live(
     a.cli("undeploy", "team")
     wait_for(lambda: who(b.url).status_code == 404, "b to undeploy team", 30)
     wait_for(lambda: not workers_of_home(b.home), "b's team workers to exit", 30)
+
+
+def test_a_development_loop_stays_on_its_own_host(
+    team: list[HostProcess], shared: dict[str, str], tmp_path: Path
+) -> None:
+    a, b = team
+    file = write_service(tmp_path / "dev", 1)
+    args = (f"{file}:Team", "--name", "team", "--reconcile-interval", INTERVAL)
+    dev = HostProcess(tmp_path / "c", env=shared, args=args).start()
+    try:
+        wait_for(lambda: serving(dev.url, 1), "the development loop to serve team", 60)
+        # deployed after it: once b serves this, b has read the state that has the dev version
+        a.deploy(f"{write_service(tmp_path / 'other', 7)}:Team", "other")
+        wait_for(lambda: running(b) == [("other", 1)], "b to follow the plain deploy", 60)
+        assert running(a) == [("other", 1)], "neither host runs the loop's version"
+        for host in team:
+            assert httpx.get(host.url + "/readyz").status_code == 200, "nor waits for it"
+    finally:
+        dev.stop()
 
 
 def test_kill_9_of_one_host_under_load_fails_only_its_requests_in_flight(

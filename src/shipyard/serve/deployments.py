@@ -1,4 +1,5 @@
-"""Desired deployments, kept in the metadata database so a restarted host restores them.
+"""Desired deployments, kept in the metadata database so a restarted host restores them and
+every host sharing the database follows them (:mod:`shipyard.serve.reconcile`).
 
 A deployment is a service name with an ordered history of versions; each version records the
 code snapshot (a blob key), the entry point, the environment, its secrets (as references:

@@ -389,8 +389,13 @@ class Host:
 
     async def readyz(self, request: Request) -> Response:
         """200 when every active deployment has a ready replica (and the host has started),
-        else 503, to any Host; the services' detail only to this host's names."""
-        wanted = {d.service for d in self.admin.store.active()}
+        else 503, to any Host; the services' detail only to this host's names. A version
+        another host's development loop deployed is that host's own: not waited for here."""
+        wanted = {
+            deployment.service
+            for deployment, version in self.admin.store.desired()
+            if not version.dev or deployment.service in self.supervisor.services
+        }
         services = {
             name: {"ready_replicas": group.ready_count, "version": group.spec.version}
             for name, group in self.supervisor.services.items()
