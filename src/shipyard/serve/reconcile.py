@@ -28,8 +28,12 @@ Each pass is one query. A service found to differ (:meth:`Reconciler.step_for`) 
 a task of its own under the admin API's lock for that service (:meth:`AdminAPI.lock
 <shipyard.serve.admin.AdminAPI.lock>`), reading its desired state again inside it: a slow
 ``load()`` holds back no other service, and a deploy made through this host meanwhile is
-never undone. A change made through another host starts
-here within ``interval`` and the time of one query; it is served once its replicas are ready.
+never undone. A change made through another host starts here within ``interval`` and the
+time of one query; it is served once its replicas are ready.
+
+At start, the first pass is the restore: every deployment comes back at its current version,
+all at once, and nothing is written (a host restarting while another deploys must not make
+the version before current again).
 """
 
 from __future__ import annotations
