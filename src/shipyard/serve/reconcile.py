@@ -93,9 +93,6 @@ class Reconciler:
         self.store = admin.store
         self.supervisor = admin.supervisor
         self.interval = interval
-        #: passes made; the time of the last that read the desired state
-        self.passes = 0
-        self.last_read: float | None = None
         self._working: dict[str, asyncio.Task[None]] = {}
         self._failed: dict[str, _Failed] = {}
         self._unreadable = False
@@ -121,7 +118,6 @@ class Reconciler:
         """One pass: read the desired state and start, for each service that differs from
         what this host runs, the work that converges it (unless that service's is under way).
         """
-        self.passes += 1
         try:
             rows = await asyncio.to_thread(self.store.desired)
         except Exception as exc:  # the database is away: keep serving what runs
@@ -132,7 +128,6 @@ class Reconciler:
         if self._unreadable:
             log.info("the desired deployments are readable again")
         self._unreadable = False
-        self.last_read = time.monotonic()
         wanted = {deployment.service: (deployment, version) for deployment, version in rows}
         for service in sorted(wanted.keys() | self.supervisor.services.keys()):
             if service in self._working or self.step_for(service, wanted.get(service)) is None:
