@@ -1,6 +1,7 @@
 # Servers the test suite needs, started on 127.0.0.1 and stopped again.
-#   source scripts/services.sh && services_start   # exports SHIPYARD_TEST_*_URL
-#                                                  # and SHIPYARD_TEST_CHROMIUM
+#   source scripts/services.sh && services_start   # exports SHIPYARD_TEST_*_URL,
+#                                                  # SHIPYARD_TEST_CHROMIUM and
+#                                                  # SHIPYARD_TEST_NGINX
 #   services_stop
 # (SHIPYARD_TEST_REDIS_URLS: two independent redis-servers, comma-separated.)
 # Missing software is installed (apt-get / the venv); under CI=true a server that
@@ -99,9 +100,22 @@ _chromium_check() {
   echo "services: chromium at $SHIPYARD_TEST_CHROMIUM" >&2
 }
 
+_nginx_check() {
+  # Debian's nginx for the tests that put a load balancer in front of several hosts; each
+  # such test starts its own nginx (its own config, port and prefix), as with Chromium.
+  if ! [ -x /usr/sbin/nginx ]; then
+    echo "services: installing nginx-light (apt-get)" >&2
+    (apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null) || true
+  fi
+  [ -x /usr/sbin/nginx ] || { _fail_or_warn "nginx is not installed and could not be installed"; return; }
+  export SHIPYARD_TEST_NGINX=/usr/sbin/nginx
+  echo "services: nginx at $SHIPYARD_TEST_NGINX" >&2
+}
+
 services_start() {
   mkdir -p "$SERVICES_DIR"
   _chromium_check || return 1
+  _nginx_check || return 1
   _postgres_start || return 1
   _s3_start || return 1
   _redis_start || return 1

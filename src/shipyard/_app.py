@@ -40,6 +40,7 @@ def host_app(
     access_log: bool = False,
     gateway_config: str | os.PathLike[str] | None = None,
     ping_timeout: float = 5.0,
+    reconcile_interval: float = 1.0,
 ) -> Host:
     """What ``shipyard serve`` runs: the host of ``config``'s stores, with the gateway of
     ``gateway_config`` (a YAML path) at ``/v1`` and ``/gateway``, and the UI at ``/ui``.
@@ -59,6 +60,7 @@ def host_app(
         access_log=access_log,
         gateway=_gateway(gateway_config, gateways) if gateway_config is not None else None,
         ping_timeout=ping_timeout,
+        reconcile_interval=reconcile_interval,
     )
     ui = make_ui(
         host.meta,

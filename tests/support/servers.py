@@ -19,6 +19,7 @@ import sqlalchemy as sa
 #: the server behind each variable scripts/services.sh exports
 SERVERS = {
     "SHIPYARD_TEST_CHROMIUM": "Chromium",
+    "SHIPYARD_TEST_NGINX": "nginx",
     "SHIPYARD_TEST_PG_URL": "PostgreSQL",
     "SHIPYARD_TEST_REDIS_URLS": "Redis",
     "SHIPYARD_TEST_S3_ENDPOINT": "S3 (moto_server)",

@@ -160,6 +160,15 @@ def _print_deployment(d: dict[str, Any], *, notes: bool = False) -> None:
     "(while another replica of its service answers).",
 )
 @click.option(
+    "--reconcile-interval",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.05, 3600),
+    help="Seconds between two reads of the desired deployments in the metadata database: a "
+    "deploy, scale, rollback or undeploy made through another host sharing it starts here "
+    "within this time.",
+)
+@click.option(
     "--gateway-config",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
@@ -178,6 +187,7 @@ def serve_command(
     body_timeout: float,
     max_connections: int | None,
     ping_timeout: float,
+    reconcile_interval: float,
     gateway_config: Path | None,
 ) -> None:
     """Start the host: every deployed service, the admin API, /metrics, /healthz.
@@ -224,6 +234,7 @@ def serve_command(
             access_log=access_log,
             gateway_config=gateway_config,
             ping_timeout=ping_timeout,
+            reconcile_interval=reconcile_interval,
         )
     except ConfigError as exc:
         raise click.ClickException(f"invalid gateway configuration: {exc}") from None

@@ -54,18 +54,13 @@ from starlette.routing import Route
 
 from shipyard.errors import error_body, error_response
 from shipyard.names import service_name_problem
-from shipyard.serve.deployments import (
-    Deployment,
-    DeploymentStore,
-    DeploymentVersion,
-    VersionStatus,
-)
+from shipyard.serve.deployments import DeploymentStore, DeploymentVersion, VersionStatus
 from shipyard.serve.errors import ServeError
 from shipyard.serve.follow import Follower, FollowError, FollowStore, parse_follow
 from shipyard.serve.live import service_state
 from shipyard.serve.replica import LoadFailed
 from shipyard.serve.secrets import MAX_SECRETS, SecretError, check_reference, resolve_secrets
-from shipyard.serve.supervisor import Supervisor, VersionSpec
+from shipyard.serve.supervisor import ServiceGroup, Supervisor, VersionSpec
 
 if TYPE_CHECKING:
     from shipyard.keys import Guard
@@ -440,12 +435,11 @@ class AdminAPI:
             await self.roll_out_locked(version, action=action)
         return JSONResponse(self._describe(version.service))
 
-    async def roll_out_locked(
-        self, version: DeploymentVersion, *, action: str, detail: dict[str, Any] | None = None
-    ) -> dict[str, str]:
-        """Roll ``version`` out (the caller holds :meth:`lock`) and audit it as ``action``
-        with ``detail``; returns the pins it went live with. Raises :class:`AdminError`
-        (``load_failed``: the version is marked failed, the previous one keeps serving)."""
+    async def start_version(self, version: DeploymentVersion) -> ServiceGroup:
+        """Run ``version`` on this host: its replicas started, traffic switched to them when
+        all are ready, the version before drained. Writes nothing to the desired state; the
+        caller holds :meth:`lock`. Raises :class:`LoadFailed` (the version before keeps
+        serving)."""
         from shipyard.store.code import extract_code
 
         code_dir = extract_code(self.blobs.get(version.code_key), version.code_key, self.home)
@@ -459,9 +453,20 @@ class AdminAPI:
             pins=version.pins,
             secrets=version.secrets,
             memory=version.memory,
+            dev=version.dev,
         )
+        return await self.supervisor.deploy(spec, progress=log.info)
+
+    async def roll_out_locked(
+        self, version: DeploymentVersion, *, action: str, detail: dict[str, Any] | None = None
+    ) -> dict[str, str]:
+        """Roll ``version`` out here (the caller holds :meth:`lock`), record it as the
+        service's current version once every replica is ready (the other hosts follow it:
+        :mod:`shipyard.serve.reconcile`) and audit it as ``action`` with ``detail``; returns
+        the pins it went live with. Raises :class:`AdminError` (``load_failed``: the version
+        is marked failed, reaches no other host, and the previous one keeps serving)."""
         try:
-            group = await self.supervisor.deploy(spec, progress=log.info)
+            group = await self.start_version(version)
         except LoadFailed as exc:
             self.store.mark(version.service, version.version, VersionStatus.FAILED, exc.reason)
             raise AdminError(
@@ -473,18 +478,17 @@ class AdminAPI:
         pins = {**group.models, **version.pins}
         previous = self.store.get(version.service)
         self.store.mark(version.service, version.version, VersionStatus.LIVE, pins=pins)
-        if action != "restore":
-            self._audit(
-                action,
-                version.service,
-                version.created_by,
-                version=version.version,
-                previous=previous.current_version if previous else None,
-                pins=pins,
-                # who had the host read which variable or file (references only)
-                **({"secrets": version.secrets} if version.secrets else {}),
-                **(detail or {}),
-            )
+        self._audit(
+            action,
+            version.service,
+            version.created_by,
+            version=version.version,
+            previous=previous.current_version if previous else None,
+            pins=pins,
+            # who had the host read which variable or file (references only)
+            **({"secrets": version.secrets} if version.secrets else {}),
+            **(detail or {}),
+        )
         return pins
 
     async def scale(self, request: Request) -> Response:
@@ -495,7 +499,7 @@ class AdminAPI:
             raise AdminError(422, "validation_error", "replicas must be between 1 and 64")
         if name not in self.supervisor.services:
             raise AdminError(404, "not_found", f"no live deployment named {name!r}")
-        async with self._locks.setdefault(name, asyncio.Lock()):
+        async with self.lock(name):
             try:
                 await self.supervisor.scale(name, replicas)
             except LoadFailed as exc:
@@ -607,52 +611,11 @@ class AdminAPI:
         name = request.path_params["name"]
         if self.store.get(name) is None:
             raise AdminError(404, "not_found", f"no deployment named {name!r}")
-        async with self._locks.setdefault(name, asyncio.Lock()):
+        async with self.lock(name):
             await self.supervisor.undeploy(name)
             self.store.deactivate(name)
         self._audit("undeploy", name, _user(request))
         return JSONResponse({"service": name, "active": False})
-
-    # -- start-up -------------------------------------------------------------------------
-    async def restore(self) -> None:
-        """Bring back every active deployment at its current version (host restart), all at
-        once: one slow ``load()`` does not hold back the others. A deployment that does not
-        come back is logged and shown in its events; the rest still do. What the
-        development loop deployed (``shipyard serve FILE.py:Class``) is set aside, not
-        brought back."""
-        for service in self.store.set_aside_dev():
-            log.info(
-                "not restoring %s: the development loop (shipyard serve FILE.py:Class) "
-                "deployed it; `shipyard deploy` it to keep it",
-                service,
-            )
-        await asyncio.gather(*(self._restore(d) for d in self.store.active()))
-
-    async def _restore(self, deployment: Deployment) -> None:
-        version = (
-            self.store.version(deployment.service, deployment.current_version)
-            if deployment.current_version
-            else None
-        )
-        if version is None or deployment.service in self.supervisor.services:
-            return  # nothing to bring back, or deployed again meanwhile
-        try:
-            await self._roll_out(_with_replicas(version, deployment.replicas), action="restore")
-        except AdminError as exc:
-            reason = exc.message
-        except Exception as exc:  # its code snapshot unreadable, ...: the others still come back
-            log.exception("could not restore %s", deployment.service)
-            reason = f"{type(exc).__name__}: {exc}"
-        else:
-            return
-        log.error("could not restore %s: %s", deployment.service, reason)
-        self.replica_failed(deployment.service, reason)
-
-
-def _with_replicas(version: DeploymentVersion, replicas: int) -> DeploymentVersion:
-    from dataclasses import replace
-
-    return replace(version, replicas=replicas)
 
 
 def _user(request: Request) -> str:

@@ -1,4 +1,5 @@
-"""Desired deployments, kept in the metadata database so a restarted host restores them.
+"""Desired deployments, kept in the metadata database so a restarted host restores them and
+every host sharing the database follows them (:mod:`shipyard.serve.reconcile`).
 
 A deployment is a service name with an ordered history of versions; each version records the
 code snapshot (a blob key), the entry point, the environment, its secrets (as references:
@@ -284,6 +285,42 @@ class DeploymentStore:
             if v.version == version:
                 return v
         return None
+
+    def desired(self, service: str | None = None) -> list[tuple[Deployment, DeploymentVersion]]:
+        """Each active deployment with its current version, in one query (of ``service``
+        only, if given): what every host converges on (:mod:`shipyard.serve.reconcile`)."""
+        query = (
+            sa.select(
+                deployments.c.replicas.label("wanted_replicas"),
+                deployments.c.active,
+                deployments.c.updated_at.label("deployment_updated_at"),
+                deployment_versions,
+            )
+            .select_from(
+                deployments.join(
+                    deployment_versions,
+                    sa.and_(
+                        deployment_versions.c.service == deployments.c.service,
+                        deployment_versions.c.version == deployments.c.current_version,
+                    ),
+                )
+            )
+            .where(deployments.c.active.is_(True))
+            .order_by(deployments.c.service)
+        )
+        if service is not None:
+            query = query.where(deployments.c.service == service)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        return [
+            (
+                Deployment(
+                    r.service, r.version, r.wanted_replicas, r.active, r.deployment_updated_at
+                ),
+                _version(r),
+            )
+            for r in rows
+        ]
 
     def pinned_through(self, name: str, alias: str) -> list[tuple[str, int, str]]:
         """``(service, deployment version, "name:version" it serves)`` for each active

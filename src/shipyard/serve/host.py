@@ -58,6 +58,7 @@ from shipyard.serve.invoke import MAX_BODY, Invoker
 from shipyard.serve.lifespans import lifespan
 from shipyard.serve.live import ServiceState, service_state
 from shipyard.serve.metrics import HostMetrics
+from shipyard.serve.reconcile import INTERVAL, Reconciler
 from shipyard.serve.supervisor import Supervisor
 
 if TYPE_CHECKING:
@@ -105,6 +106,7 @@ class Host:
         max_body: int = MAX_BODY,
         max_body_buffer: int = MAX_BODY_BUFFER,
         access_log: bool = False,
+        reconcile_interval: float = INTERVAL,
     ) -> None:
         self.meta = meta
         self.blobs = blobs
@@ -120,6 +122,9 @@ class Host:
         supervisor.on_memory_kill.append(lambda s, _: self.metrics.oom_kills.labels(s).inc())
         supervisor.on_retire.append(lambda s, _: self.metrics.retirements.labels(s).inc())
         self.admin = AdminAPI(meta=meta, blobs=blobs, guard=guard, supervisor=supervisor, home=home)
+        #: brings back the deployments at start, then follows the desired state every
+        #: ``reconcile_interval`` seconds (what other hosts on the same database deploy)
+        self.reconciler = Reconciler(self.admin, interval=reconcile_interval)
         #: ``POST /{service}/{endpoint}``; ``access_log``: one JSON line per call on stderr
         self.invoke = Invoker(
             supervisor=supervisor,
@@ -177,13 +182,15 @@ class Host:
         access_log: bool = False,
         gateway: GatewayFactory | None = None,
         ping_timeout: float = 5.0,
+        reconcile_interval: float = INTERVAL,
     ) -> Host:
         """The host of ``config`` (default: :func:`shipyard.config.settings`): its stores
         opened from the settings (and closed when it stops), a guard for ``bind`` and the
         ``allowed_hosts``, ``max_in_flight`` requests per replica, request bodies of at most
         ``max_body`` bytes each and ``max_body_buffer`` bytes together, replicas skipped after
-        ``ping_timeout`` seconds without answering a health ping; ``gateway(guard, meta,
-        host_url)`` builds the gateway to mount, if any."""
+        ``ping_timeout`` seconds without answering a health ping, the desired state read every
+        ``reconcile_interval`` seconds; ``gateway(guard, meta, host_url)`` builds the gateway
+        to mount, if any."""
         from shipyard.keys import Guard, KeyStore
         from shipyard.registry import Registry
         from shipyard.store.blobs import open_blob_store
@@ -221,6 +228,7 @@ class Host:
             max_body=max_body,
             max_body_buffer=max_body_buffer,
             access_log=access_log,
+            reconcile_interval=reconcile_interval,
         )
         host.on_close += [meta.close, keys.close]
         return host
@@ -278,9 +286,10 @@ class Host:
             async with contextlib.AsyncExitStack() as mounted:
                 for each in self._mounted:
                     await mounted.enter_async_context(lifespan(each))
-                # the deployments come back in the background, all at once: /healthz answers
-                # meanwhile, /readyz says which are not back yet
-                starts = [self.admin.restore, self._watch_keys, self.admin.follower.run]
+                # the deployments come back in the background, all at once, and the host then
+                # follows the desired state (reconcile.py) and the followed aliases
+                # (follow.py): /healthz answers meanwhile, /readyz says which are not back yet
+                starts = [self.reconciler.run, self._watch_keys, self.admin.follower.run]
                 for start in [*starts, *self.on_start]:
                     task = asyncio.create_task(start())
                     self._background.add(task)
@@ -381,8 +390,13 @@ class Host:
 
     async def readyz(self, request: Request) -> Response:
         """200 when every active deployment has a ready replica (and the host has started),
-        else 503, to any Host; the services' detail only to this host's names."""
-        wanted = {d.service for d in self.admin.store.active()}
+        else 503, to any Host; the services' detail only to this host's names. A version
+        another host's development loop deployed is that host's own: not waited for here."""
+        wanted = {
+            deployment.service
+            for deployment, version in self.admin.store.desired()
+            if not version.dev or deployment.service in self.supervisor.services
+        }
         services = {
             name: {"ready_replicas": group.ready_count, "version": group.spec.version}
             for name, group in self.supervisor.services.items()

@@ -9,7 +9,8 @@
   user code (nor the metadata database's URL: workers get model records from the host).
 - Workers die with their host, even by ``kill -9`` (``parent.py``); the host claims its home
   at start (:meth:`Supervisor.claim`, ``hostfile.py``): one host per home, and the leftovers
-  of the previous host of this home, if any survived, are stopped before anything starts.
+  of the previous host of this home, if any survived, are stopped before anything starts —
+  only those: other hosts on the machine (other homes) keep their workers.
 - A version deployed with ``--memory`` runs each replica under that limit (``memory.py``: a
   memory cgroup where the host can make one, else an RSS poller); a replica over it is killed
   and restarted like any other that died, and ``on_memory_kill`` hooks hear of it.
@@ -109,6 +110,8 @@ class VersionSpec:
     secrets: dict[str, str] = field(default_factory=dict)  # name -> reference (secrets.py)
     #: each replica's memory limit in bytes (None: none)
     memory: int | None = None
+    #: deployed by this host's development loop: the reconciler leaves it alone
+    dev: bool = False
 
 
 class ServiceGroup:
