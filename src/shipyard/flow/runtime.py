@@ -32,7 +32,7 @@ from shipyard.flow.launch import RunPlan
 from shipyard.flow.ledger import Ledger
 from shipyard.flow.output import LogTail, RunOutput
 from shipyard.flow.recorder import Recorder, RecorderFailed
-from shipyard.flow.report import LogKeys, TaskError, TaskResult
+from shipyard.flow.report import NODE_KEYS, LogKeys, TaskError, TaskResult
 from shipyard.flow.resume import ResumePlan
 from shipyard.flow.slots import Slots
 from shipyard.flow.successors import NewTask, Successors
@@ -397,7 +397,11 @@ class Runtime:
         if result["ok"]:
             result = self._succeeded(running, result, logs)
         if not result["ok"]:
-            self._failed(task, result["error"], logs)
+            error = result["error"]
+            for name in NODE_KEYS:  # --executor ray: where it failed, when the task said
+                if result.get(name) and name not in error:
+                    error[name] = result[name]  # type: ignore[literal-required]
+            self._failed(task, error, logs)
         stored = (logs["stdout_key"], logs["stderr_key"])
         for tail, key in zip(running.tails, stored, strict=True):
             tail.close()
@@ -429,8 +433,9 @@ class Runtime:
             "foreach": result.get("foreach"),
             "duration": result.get("duration"),
         }
-        if result.get("node"):  # --executor ray: the Ray node the attempt ran on
-            keep["node"] = result["node"]
+        for key in NODE_KEYS:  # --executor ray: the Ray node the attempt ran on
+            if result.get(key):
+                keep[key] = result[key]  # type: ignore[literal-required]
         cards = result.get("extras", {}).get("cards")
         if cards:  # rendered by @card in the task: [{"id", "type", "key", ...}]
             keep["cards"] = cards
