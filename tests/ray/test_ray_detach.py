@@ -125,6 +125,8 @@ def test_losing_the_whole_cluster_fails_the_run_in_bounded_time_and_it_resumes_e
         small.shutdown()
         if previous is not None:
             current.write_text(previous)
+        else:  # a bare ray.init() would try the dead cluster, and hang
+            current.unlink(missing_ok=True)
     assert proc.returncode == 1, out
     assert took < 30, f"the runtime took {took:.1f} s to notice"
     assert f"ClusterLost: the Ray cluster at {address} stopped answering" in out
@@ -222,3 +224,16 @@ def test_a_detached_run_goes_on_in_the_cluster_after_the_submitter_exits(
     assert sum("working on" in line for line in logs.stdout.splitlines()) == 4
     shown = shipyard("show", run.pathspec)
     assert "succeeded" in shown.stdout and "nodes" in shown.stdout, shown.stdout
+    # the detached actor ended with its run: nothing is left in the cluster
+    import ray
+
+    ray.init(address=ray_cluster.address, log_to_driver=False)
+    try:
+
+        def no_actor_left() -> bool:
+            named = ray.util.list_named_actors(all_namespaces=True)
+            return not [a for a in named if a["name"].startswith("shipyard-run-")]
+
+        wait_for(no_actor_left, what="the detached actor to end", timeout=30)
+    finally:
+        ray.shutdown()
