@@ -149,13 +149,18 @@ def test_losing_the_whole_cluster_fails_the_run_in_bounded_time_and_it_resumes_e
     assert redone.node is None  # ran here
     assert {t.node for t in resumed["work"] if t.index != 2} != {None}  # ran on the lost one
 
-    # and on another cluster (the session's), from the same origin
+    # and on another cluster (the session's), from the same origin, detached this time
     there = shipyard(
-        "resume", first.pathspec, "--executor", "ray", "--ray-address", ray_cluster.address
-    )
+        "resume", first.pathspec, "--executor", "ray", "--ray-address", ray_cluster.address,
+        "--detach",
+    )  # fmt: skip
     assert there.returncode == 0, there.stdout + there.stderr
+    assert there.stdout.startswith("LosableFlow/3 runs in the Ray cluster"), there.stdout
+    wait_for(lambda: Run("LosableFlow/3").finished, what="the detached resume", timeout=90)
     again = Run("LosableFlow/3")
     assert again.successful and again["join"].task.data.total == 14
+    assert again.origin_run == first
+    assert {t.index for t in again["work"] if t.origin_pathspec is not None} == {0, 1}
     node = next(t for t in again["work"] if t.index == 2).node
     assert node is not None and node.id in ray_cluster.node_ids.values()
 
