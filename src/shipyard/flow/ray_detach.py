@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -215,7 +216,8 @@ class DetachedRuntime:
         me = ray.get_runtime_context().current_actor
 
         def end_when_done() -> None:
-            proc.wait()
+            if proc.wait() == 0:  # else its output stays, for whoever looks at the node
+                shutil.rmtree(work, ignore_errors=True)
             ray.kill(me, no_restart=True)
 
         threading.Thread(target=end_when_done, name="detached-runtime", daemon=True).start()
