@@ -155,6 +155,7 @@ def test_the_run_page_timeline_is_grouped_by_node(recorded: Run) -> None:
     ys = sorted(b.y for b in bars.bars)
     assert header_a < ys[0] and ys[4] < header_b < ys[5]
     assert [b.label for b in bars.bars][-1] == "work[1]"
+    assert "on node b2b2b2b2 (10.0.0.8, worker-b): succeeded" in bars.bars[-1].title
     # one node: no groups
     single = timeline.build(
         recorded.record.created_at, tasks, [], "{step}/{task}", "{step}",

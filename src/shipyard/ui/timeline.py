@@ -96,7 +96,9 @@ def build(
             if t.origin_task_id is not None:
                 rows.append((label, t.pathspec, REUSED, href, None, None))
                 continue
-            rows.append((label, t.pathspec, t.status.value, href, t.started_at, t.finished_at))
+            node = nodes.get(t.task_id) if nodes else None
+            what = f"{t.pathspec} on node {node}" if node is not None else t.pathspec
+            rows.append((label, what, t.status.value, href, t.started_at, t.finished_at))
     else:
         from shipyard.ui.dag import step_status
 
