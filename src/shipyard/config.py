@@ -43,6 +43,12 @@ class Settings:
     #: further names clients may use in the Host header (e.g. a DNS name in front of the
     #: host): ``allowed_hosts`` in config.yaml, a list
     allowed_hosts: tuple[str, ...] = ()
+    #: where flow tasks run: ``local`` (forked processes) or ``ray``
+    #: (``SHIPYARD_EXECUTOR``, ``executor`` in config.yaml, ``--executor``)
+    executor: str = "local"
+    #: the Ray cluster flows run on, ``HOST:PORT`` (``SHIPYARD_RAY_ADDRESS``,
+    #: ``ray_address`` in config.yaml, ``--ray-address``); None: a local Ray per run
+    ray_address: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_overrides(self, **overrides: Any) -> Settings:
@@ -145,6 +151,8 @@ def settings(**overrides: Any) -> Settings:
         "url": "http://127.0.0.1:8000",
         "key": None,
         "heartbeat_seconds": 5.0,
+        "executor": "local",
+        "ray_address": None,
     }
     values: dict[str, Any] = {}
     for name, default in defaults.items():
@@ -163,6 +171,11 @@ def settings(**overrides: Any) -> Settings:
         raise ConfigError(
             f"heartbeat_seconds must be a number, got {values['heartbeat_seconds']!r}"
         ) from None
+    where = "--executor, SHIPYARD_EXECUTOR or executor in " + str(root / "config.yaml")
+    if values["executor"] not in ("local", "ray"):
+        raise ConfigError(f"{where}: expected local or ray, got {values['executor']!r}")
+    if values["ray_address"] is not None:
+        values["ray_address"] = str(values["ray_address"]) or None
     allowed_hosts = _allowed_hosts(file_values.get("allowed_hosts"), root / "config.yaml")
     extra = {k: v for k, v in file_values.items() if k not in defaults and k != "allowed_hosts"}
     return Settings(home=root, allowed_hosts=allowed_hosts, extra=extra, **values)

@@ -39,9 +39,12 @@ def run_flow(
     tags: tuple[str, ...] = (),
     origin: Run | None = None,
     resume_step: str | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
     **params: Any,
 ) -> Run:
-    """Run a flow file (or flow source text) in this process and return its ``Run``."""
+    """Run a flow file (or flow source text) in this process and return its ``Run``
+    (``executor="ray"``: its tasks on the Ray cluster at ``ray_address``)."""
     path = write_flow(flow) if isinstance(flow, str) and "\n" in flow else Path(flow)
     loaded = load_flow(path, flow_name)
     plan = make_plan(
@@ -52,6 +55,8 @@ def run_flow(
         quiet=True,
         origin=origin.record if origin is not None else None,
         resume_step=resume_step,
+        executor=executor,
+        ray_address=ray_address,
     )
     runtime = Runtime(plan)
     run_id = runtime.run()

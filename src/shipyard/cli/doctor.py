@@ -4,7 +4,6 @@ migrate the metadata database to this shipyard's schema."""
 from __future__ import annotations
 
 import json
-import os
 
 import click
 
@@ -64,8 +63,8 @@ def run_checks(*, timeout: float, ray_address: str | None) -> list[Result]:
     results += _doctor.database(conf.db_url, timeout)
     results.append(_doctor.blob_store(conf.store_url, timeout))
     results += _doctor.cache(conf.cache_url, timeout)
-    executor = os.environ.get("SHIPYARD_EXECUTOR") or conf.extra.get("executor")
-    address = ray_address or conf.extra.get("ray_address")
+    executor = conf.executor  # flag > SHIPYARD_EXECUTOR > config.yaml > local
+    address = ray_address or conf.ray_address
     results.append(_doctor.ray(executor, address))
     return results
 

@@ -59,17 +59,25 @@ _RUN_OPTIONS = [
         ["--executor"],
         type=click.Choice(["local", "ray"]),
         envvar="SHIPYARD_EXECUTOR",
-        default="local",
-        show_default=True,
+        default=None,
         help="Where tasks run: forked local processes, or one Ray task per attempt "
-        "(pip install 'shipyard[ray]').",
+        "(pip install 'shipyard[ray]'). Default: SHIPYARD_EXECUTOR, else executor in "
+        "config.yaml, else local.",
     ),
     click.Option(
         ["--ray-address"],
         envvar="SHIPYARD_RAY_ADDRESS",
         default=None,
-        help="With --executor ray: an existing cluster's HOST:PORT (default: a local Ray "
-        "started for this run and stopped after).",
+        help="With --executor ray: an existing cluster's HOST:PORT (default: "
+        "SHIPYARD_RAY_ADDRESS, else ray_address in config.yaml, else a local Ray started "
+        "for this run and stopped after).",
+    ),
+    click.Option(
+        ["--detach"],
+        is_flag=True,
+        help="With --executor ray and a cluster's address: run the runtime itself in the "
+        "cluster (a detached Ray actor), print the run's id and return; follow it with "
+        "shipyard runs / logs / show or the UI.",
     ),
     click.Option(
         ["--run-id-file"],
@@ -123,6 +131,7 @@ def _execute(
     if options.get("decospecs"):
         import shipyard.cards.decorator  # noqa: F401 - files @card under its name (--with card)
     try:
+        executor, ray_address = _executor(options)
         on_branch = resolve(
             loaded.flow_cls,
             branch=options.get("branch"),
@@ -139,11 +148,13 @@ def _execute(
             resume_step=resume_step,
             decospecs=options.get("decospecs") or (),
             pypi_find_links=options.get("pypi_find_links") or (),
-            executor=options.get("executor") or "local",
-            ray_address=options.get("ray_address"),
+            executor=executor,
+            ray_address=ray_address,
         )
     except FlowError as exc:
         _fail(exc)
+    if options.get("detach"):
+        _detach(plan, given, options, origin)
     activate(on_branch)  # the tasks, forked from this process, see it in current
     default_namespace()  # and the client in a step starts in user:<you>, as in Metaflow
     if on_branch is not None:
@@ -162,6 +173,41 @@ def _execute(
         # metadata or blobs not written, or a @pypi environment not built: say why
         raise click.ClickException(str(exc)) from None
     sys.exit({RunStatus.SUCCEEDED: 0, RunStatus.KILLED: 130}.get(runtime.status, 1))
+
+
+def _executor(options: dict[str, Any]) -> tuple[str, str | None]:
+    """``--executor`` and ``--ray-address`` (flag or environment, as click read them), else
+    ``executor`` / ``ray_address`` in config.yaml, else local and no address."""
+    from shipyard.config import ConfigError, settings
+
+    try:
+        conf = settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    executor = options.get("executor") or conf.executor
+    address = options.get("ray_address") or conf.ray_address
+    if options.get("detach") and executor != "ray":
+        raise ParameterError(
+            "--detach runs the runtime in a Ray cluster: it needs --executor ray and "
+            "--ray-address HOST:PORT (or SHIPYARD_EXECUTOR=ray and SHIPYARD_RAY_ADDRESS)"
+        )
+    return executor, address
+
+
+def _detach(plan: Any, given: dict[str, Any], options: dict[str, Any], origin: Any) -> NoReturn:
+    """``--detach``: hand the run to a detached actor in the cluster, say its id, return."""
+    from shipyard.flow.ray_detach import detach
+
+    discard_recorder()  # the runtime in the cluster records the run
+    try:
+        pathspec = detach(plan, given, options, origin)
+    except FlowError as exc:
+        _fail(exc)
+    click.echo(f"{pathspec} runs in the Ray cluster at {plan.ray_address} (detached)")
+    click.echo(f"  follow it: shipyard show {pathspec}   shipyard logs {pathspec}")
+    if options.get("run_id_file"):
+        Path(options["run_id_file"]).write_text(pathspec)
+    sys.exit(0)
 
 
 def run_command(loaded: LoadedFlow) -> click.Command:
@@ -397,11 +443,11 @@ shipyard_run = _FlowFileCommand(
     "--executor",
     type=click.Choice(["local", "ray"]),
     envvar="SHIPYARD_EXECUTOR",
-    default="local",
-    show_default=True,
-    help="Where tasks run, as for run.",
+    default=None,
+    help="Where tasks run, as for run (default: SHIPYARD_EXECUTOR, config.yaml, local).",
 )
 @click.option("--ray-address", envvar="SHIPYARD_RAY_ADDRESS", default=None, help="As for run.")
+@click.option("--detach", is_flag=True, help="Run the runtime in the Ray cluster, as for run.")
 @click.option("--branch", default=None, help="@project flows: resume on the branch test.NAME.")
 @click.option("--production", is_flag=True, help="@project flows: resume on the production branch.")
 def shipyard_resume(run: str | None, step: str | None, **options: Any) -> None:

@@ -34,7 +34,7 @@ from shipyard.client import (
 )
 from shipyard.client.dag import nesting
 from shipyard.store import pathspec as _pathspec
-from shipyard.store.records import utc
+from shipyard.store.records import Node, TaskRecord, utc
 
 
 # --- runs --------------------------------------------------------------------------------
@@ -124,6 +124,7 @@ def _show_run(console: Console, run: Run) -> None:
             escape(f"→ {nxt}" if nxt else ""),
         )
     console.print(table)
+    _show_nodes(console, run)
     failed = run.tasks(status=TaskStatus.FAILED)[:5]
     for task in failed:
         error = task.exception or {}
@@ -140,6 +141,15 @@ def _show_run(console: Console, run: Run) -> None:
     console.print(f"[bold]tags[/bold] {escape(', '.join(sorted(record.tags)) or '-')}")
 
 
+def _show_nodes(console: Console, run: Run) -> None:
+    """``--executor ray``: how many tasks each Ray node ran (from the tasks' results)."""
+    counts = run.nodes()
+    if counts:
+        console.print("[bold]nodes[/bold] (Ray; tasks that ran there)")
+        for node, count in sorted(counts.items(), key=lambda item: str(item[0])):
+            console.print(f"  {escape(str(node))}  {count}")
+
+
 def _show_step(console: Console, step: Step) -> None:
     summary = step.summary
     status = summary.status.value if summary.status else None
@@ -148,10 +158,15 @@ def _show_step(console: Console, step: Step) -> None:
         f"  {summary.done}/{summary.tasks} tasks done"
     )
     table = Table(box=None, pad_edge=False)
-    for column in ("task", "index", "status", "attempts", "started", "duration"):
+    tasks = step.tasks()
+    records = [task.record for task in tasks]  # one query per task: a big foreach stays quick
+    nodes = [_task_node(task, record) for task, record in zip(tasks, records, strict=True)]
+    columns = ["task", "index", "status", "attempts", "started", "duration"]
+    if any(nodes):  # --executor ray: where each task ran
+        columns.append("node")
+    for column in columns:
         table.add_column(column, no_wrap=True)
-    for task in step.tasks():
-        record = task.record  # one query per task: a big foreach stays quick
+    for task, record, node in zip(tasks, records, nodes, strict=True):
         running = record.status in (TaskStatus.RUNNING, TaskStatus.PENDING)
         started = utc(record.started_at) if record.started_at else None
         finished = utc(record.finished_at) if record.finished_at else None
@@ -164,8 +179,17 @@ def _show_step(console: Console, step: Step) -> None:
             str(record.attempts),
             when(started),
             "reused" if reused else span(started, finished, running),
+            *([escape(str(node or "-"))] if len(columns) > 6 else []),
         )
     console.print(table)
+
+
+def _task_node(task: Task, record: TaskRecord) -> Node | None:
+    """Where the task's latest attempt ran: from its result once it succeeded (no query),
+    else from its attempts (a failed attempt records its node with its error)."""
+    if record.result.get("node") or record.status is TaskStatus.SUCCEEDED:
+        return Node.from_fields(record.result)
+    return task.node if record.attempts else None
 
 
 def _show_task(console: Console, task: Task) -> None:
@@ -179,9 +203,14 @@ def _show_task(console: Console, task: Task) -> None:
     if task.origin_pathspec:
         console.print(f"reused from {escape(task.origin_pathspec)}")
     attempts = Table(title="attempts", title_justify="left", box=None, pad_edge=False)
-    for column in ("#", "status", "started", "duration", "pid", "error"):
+    tried = task.attempts
+    nodes = [attempt.node for attempt in tried]
+    columns = ["#", "status", "started", "duration", "pid", "error"]
+    if any(nodes):  # --executor ray: the node each attempt ran on
+        columns.insert(5, "node")
+    for column in columns:
         attempts.add_column(column, no_wrap=column != "error")
-    for attempt in task.attempts:
+    for attempt, node in zip(tried, nodes, strict=True):
         error = attempt.error
         attempts.add_row(
             str(attempt.number),
@@ -189,6 +218,7 @@ def _show_task(console: Console, task: Task) -> None:
             when(attempt.started_at),
             span(attempt.started_at, attempt.finished_at, attempt.finished_at is None),
             str(attempt.pid or "-"),
+            *([escape(str(node or "-"))] if "node" in columns else []),
             escape(f"{error.get('type')}: {error.get('message')}") if error else "",
         )
     console.print(attempts)

@@ -38,6 +38,7 @@ _EXPORTS = {
     "StepSummary": "shipyard.client.step",
     "Attempt": "shipyard.client.task",
     "Task": "shipyard.client.task",
+    "Node": "shipyard.store.records",
     "RunStatus": "shipyard.store.records",
     "TaskStatus": "shipyard.store.records",
 }
@@ -63,6 +64,7 @@ if TYPE_CHECKING:
     from shipyard.client.step import StepSummary as StepSummary
     from shipyard.client.task import Attempt as Attempt
     from shipyard.client.task import Task as Task
+    from shipyard.store.records import Node as Node
     from shipyard.store.records import RunStatus as RunStatus
     from shipyard.store.records import TaskStatus as TaskStatus
 
@@ -73,6 +75,7 @@ __all__ = [
     "CodeSnapshotError",
     "DataArtifact",
     "Flow",
+    "Node",
     "NotFound",
     "NotInNamespace",
     "Run",

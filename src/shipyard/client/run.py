@@ -14,7 +14,7 @@ from shipyard.client.step import Step, StepSummary, summarize
 from shipyard.client.task import Task
 from shipyard.store import pathspec as _pathspec
 from shipyard.store.context import Stores, default_stores
-from shipyard.store.records import RunRecord, RunStatus, TaskStatus, utc
+from shipyard.store.records import Node, RunRecord, RunStatus, TaskStatus, utc
 
 _TAG = re.compile(r"^\S(.{0,253}\S)?$", re.DOTALL)
 
@@ -185,6 +185,17 @@ class Run:
         if status is not None:
             records = [r for r in records if r.status is TaskStatus(status)]
         return [Task._from_record(self._stores, r, self._loader) for r in records]
+
+    def nodes(self) -> dict[Node, int]:
+        """``--executor ray``: the Ray nodes this run's tasks succeeded on, each with how
+        many (tasks a resume reused are not counted: they ran in the origin run); empty
+        for a local run."""
+        counts: dict[Node, int] = {}
+        for record in self._stores.meta.list_tasks(self.id):
+            node = Node.from_fields(record.result) if record.origin_task_id is None else None
+            if node is not None and record.status is TaskStatus.SUCCEEDED:
+                counts[node] = counts.get(node, 0) + 1
+        return counts
 
     def __getitem__(self, step: str) -> Step:
         names = self._order()

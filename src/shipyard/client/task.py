@@ -13,7 +13,7 @@ from shipyard.store import loglines as _lines
 from shipyard.store import pathspec as _pathspec
 from shipyard.store.blobs import BlobNotFound
 from shipyard.store.context import Stores, default_stores
-from shipyard.store.records import AttemptRecord, TaskRecord, TaskStatus, utc
+from shipyard.store.records import AttemptRecord, Node, TaskRecord, TaskStatus, utc
 
 if TYPE_CHECKING:
     from shipyard.client.run import Run
@@ -56,6 +56,14 @@ class Attempt:
     def error(self) -> dict[str, Any] | None:
         """``{"type", "message", "traceback"}`` if this attempt failed."""
         return self.record.error
+
+    @property
+    def node(self) -> Node | None:
+        """The Ray node this attempt ran on (``--executor ray``), None for a local one or
+        one whose node is not known (its worker died before it could say)."""
+        if self.record.status is TaskStatus.SUCCEEDED:
+            return Node.from_fields(self.task.record.result)
+        return Node.from_fields(self.record.error)
 
     @property
     def stdout(self) -> str:
@@ -179,6 +187,14 @@ class Task:
     @property
     def attempts(self) -> list[Attempt]:
         return [Attempt(self, r) for r in self._stores.meta.list_attempts(self.id)]
+
+    @property
+    def node(self) -> Node | None:
+        """The Ray node the latest attempt ran on (``--executor ray``): ``.id``, ``.ip``,
+        ``.host``; ``str(task.node)`` is ``1f2e3d4c (10.0.0.7, worker-1)``. None for a task
+        that ran locally. A task a resume reused says where it ran in the origin run."""
+        attempts = self.attempts
+        return attempts[-1].node if attempts else None
 
     @property
     def exception(self) -> dict[str, Any] | None:

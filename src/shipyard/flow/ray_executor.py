@@ -244,6 +244,8 @@ def _run_attempt(
     try:
         record = pickle.loads(report)
         record["node"] = ray.get_runtime_context().get_node_id()
+        record["node_ip"] = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+        record["node_host"] = socket.gethostname()
         report = pickle.dumps(record, protocol=5)
     except Exception:  # noqa: BLE001, S110 - cut short: the runtime says so
         pass

@@ -7,7 +7,7 @@ made up by the runtime from its exit status (failures.py).
 
 from __future__ import annotations
 
-from typing import Any, Required, TypedDict
+from typing import Any, NotRequired, Required, TypedDict
 
 
 class TaskError(TypedDict):
@@ -16,6 +16,10 @@ class TaskError(TypedDict):
     type: str  # the exception's class name, or TaskCrashed / TimeoutError
     message: str
     traceback: str  # the user's frames only; empty when the process died
+    #: ``--executor ray``: where the attempt ran (as :class:`TaskResult`'s), when known
+    node: NotRequired[str]
+    node_ip: NotRequired[str]
+    node_host: NotRequired[str]
 
 
 class ForeachSplit(TypedDict):
@@ -44,8 +48,15 @@ class TaskResult(LogKeys, total=False):
     #: what plugins add to the report (``TaskContext.extras``): ``models``, ``cards``
     extras: dict[str, Any]
     duration: float
-    #: ``--executor ray``: the id of the Ray node the attempt ran on
+    #: ``--executor ray``: the id of the Ray node the attempt ran on, its IP address and
+    #: host name (see :data:`NODE_KEYS`)
     node: str
+    node_ip: str
+    node_host: str
 
 
-__all__ = ["ForeachSplit", "LogKeys", "TaskError", "TaskResult"]
+#: the keys of a result (and of a failed attempt's error) that say where it ran
+NODE_KEYS = ("node", "node_ip", "node_host")
+
+
+__all__ = ["NODE_KEYS", "ForeachSplit", "LogKeys", "TaskError", "TaskResult"]

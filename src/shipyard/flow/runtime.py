@@ -31,8 +31,9 @@ from shipyard.flow.failures import exit_error
 from shipyard.flow.launch import RunPlan
 from shipyard.flow.ledger import Ledger
 from shipyard.flow.output import LogTail, RunOutput
+from shipyard.flow.ray_watch import CLUSTER_LOST
 from shipyard.flow.recorder import Recorder, RecorderFailed
-from shipyard.flow.report import LogKeys, TaskError, TaskResult
+from shipyard.flow.report import NODE_KEYS, LogKeys, TaskError, TaskResult
 from shipyard.flow.resume import ResumePlan
 from shipyard.flow.slots import Slots
 from shipyard.flow.successors import NewTask, Successors
@@ -41,6 +42,7 @@ from shipyard.flow.zygote import Zygote
 
 if TYPE_CHECKING:
     from shipyard.flow.ray_executor import RayExecutor
+    from shipyard.flow.ray_watch import ClusterWatch
 from shipyard.store.blobs import BlobStore, open_blob_store
 from shipyard.store.records import ArtifactRecord, RunStatus, TaskRecord, TaskStatus
 
@@ -101,6 +103,8 @@ class Runtime:
         self.on_run_id: Callable[[int], None] | None = None  # told the id once it is known
         self.registered: list[str] = []
         self.slots = Slots(self.max_workers, self.options, self.out.line)
+        self.watch: ClusterWatch | None = None  # --executor ray: is the cluster still there?
+        self.lost: str | None = None  # why the cluster is gone, once it is
 
     def run(self) -> int:
         # @pypi environments before anything: a pip failure fails the run before it exists
@@ -136,6 +140,8 @@ class Runtime:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             self.out.close()
+            if self.watch is not None:
+                self.watch.stop()
             if self.zygote is not None:
                 self.zygote.close()
 
@@ -150,7 +156,7 @@ class Runtime:
         from shipyard.flow.ray_executor import RayExecutor, RayExecutorError
 
         try:
-            return RayExecutor(
+            executor = RayExecutor(
                 code_key=self.code_key,
                 flow_name=self.graph.flow_name,
                 decospecs=self.plan.decospecs,
@@ -161,6 +167,8 @@ class Runtime:
             self.ledger.write("finish_run", self.run_id, RunStatus.FAILED)
             self.status = RunStatus.FAILED
             raise
+        self.watch = _watch_cluster(self.plan.ray_address)
+        return executor
 
     def _create_run(self) -> int:
         from shipyard.store.code import pack_code
@@ -230,6 +238,9 @@ class Runtime:
                 elif self.ledger.recorder is not None:
                     self.ledger.recorder.check()
             self._advance(messages)
+            if self.watch is not None and self.watch.lost:
+                self._cluster_lost(self.watch)
+                break
             self._tail_logs()
             self._check_timeouts()
             if time.monotonic() >= self.next_heartbeat:
@@ -397,7 +408,19 @@ class Runtime:
         if result["ok"]:
             result = self._succeeded(running, result, logs)
         if not result["ok"]:
-            self._failed(task, result["error"], logs)
+            error = result["error"]
+            if self._lost_with(result, running):  # the whole cluster went: say that
+                error = {
+                    "type": CLUSTER_LOST,
+                    "message": f"{self.watch.message()} ({error['type']}: {error['message']})"
+                    if self.watch is not None
+                    else error["message"],
+                    "traceback": "",
+                }
+            for name in NODE_KEYS:  # --executor ray: where it failed, when the task said
+                if result.get(name) and name not in error:
+                    error[name] = result[name]  # type: ignore[literal-required]
+            self._failed(task, error, logs)
         stored = (logs["stdout_key"], logs["stderr_key"])
         for tail, key in zip(running.tails, stored, strict=True):
             tail.close()
@@ -429,8 +452,9 @@ class Runtime:
             "foreach": result.get("foreach"),
             "duration": result.get("duration"),
         }
-        if result.get("node"):  # --executor ray: the Ray node the attempt ran on
-            keep["node"] = result["node"]
+        for key in NODE_KEYS:  # --executor ray: the Ray node the attempt ran on
+            if result.get(key):
+                keep[key] = result[key]  # type: ignore[literal-required]
         cards = result.get("extras", {}).get("cards")
         if cards:  # rendered by @card in the task: [{"id", "type", "key", ...}]
             keep["cards"] = cards
@@ -475,8 +499,10 @@ class Runtime:
         """Record a failed attempt, then schedule a retry, the @catch attempt, or stop."""
         opts = self.options[task.step]
         prefix = f"{task.step}/{task.task_id}"
-        retry = task.attempt + 1 < opts.max_attempts and task.caught_error is None
+        lost = self.watch is not None and self.watch.lost  # nowhere to retry or go on
+        retry = task.attempt + 1 < opts.max_attempts and task.caught_error is None and not lost
         catch = not retry and opts.catch_var is not None and task.caught_error is None
+        catch = catch and not lost
         self.ledger.write(
             "finish_attempt",
             task.task_id,
@@ -577,6 +603,38 @@ class Runtime:
                     running.timed_out = True
                     self._tasks.cancel(running.task.task_id)
 
+    def _lost_with(self, result: TaskResult, running: _Running) -> bool:
+        """A Ray attempt that ended without the task's own report (no ``node``: Ray's
+        failure, not the step's): is the whole cluster gone? (probes for a few seconds)"""
+        if self.watch is None or result.get("node") or running.timed_out:
+            return False
+        return self.watch.confirm_lost()
+
+    def _cluster_lost(self, watch: ClusterWatch) -> None:
+        """The cluster is gone: the attempts still running failed with that cause, nothing
+        more starts, and the run fails (``_finish``) — resumable on another cluster."""
+        from shipyard.flow.ray_watch import CLUSTER_LOST
+
+        error: TaskError = {"type": CLUSTER_LOST, "message": watch.message(), "traceback": ""}
+        self.out.line(f"[bold red]{CLUSTER_LOST}[/]: {watch.message()}")
+        with self.ledger.transaction():
+            for running in list(self.running.values()):
+                task = running.task
+                del self.running[task.task_id]
+                for tail in running.tails:
+                    tail.close()
+                self.ledger.write(
+                    "finish_attempt", task.task_id, task.attempt, status=TaskStatus.FAILED,
+                    error=error, final=True,
+                )  # fmt: skip
+                self.failed_tasks.append(f"{task.step}/{task.task_id}")
+        self.ledger.send()
+        for task in self.ready:  # a retry waiting for its turn: its last attempt failed
+            if task.attempt > 0:
+                self.failed_tasks.append(f"{task.step}/{task.task_id}")
+        self.ready.clear()
+        self.lost = watch.message()
+
     # -- ending ---------------------------------------------------------------------------
     def _shutdown(self, status: RunStatus) -> None:
         self.out.line(
@@ -611,7 +669,7 @@ class Runtime:
 
     def _finish(self) -> None:
         self.out.close()
-        ok = not self.failed_tasks
+        ok = not self.failed_tasks and self.lost is None
         self.status = RunStatus.SUCCEEDED if ok else RunStatus.FAILED
         if not ok:
             self.ledger.write("kill_unfinished_tasks", self.run_id)
@@ -624,6 +682,15 @@ class Runtime:
                 self.out.line(f"[green]{reused}[/]")
         if ok:
             self.out.line(f"[bold green]{pathspec} succeeded[/]")
+        elif self.lost is not None:
+            where = f" ({', '.join(self.failed_tasks)} did not finish)" if self.failed_tasks else ""
+            self.out.line(
+                f"[bold red]{pathspec} failed[/]: {CLUSTER_LOST}{where}\n"
+                f"  resume it on another cluster: shipyard resume {pathspec} --executor ray "
+                "--ray-address "
+                "HOST:PORT\n"
+                f"  or here: shipyard resume {pathspec} --executor local"
+            )
         else:
             self.out.line(
                 f"[bold red]{pathspec} failed[/] in {', '.join(self.failed_tasks)}\n"
@@ -631,6 +698,18 @@ class Runtime:
                 f"  fix and resume: shipyard resume {pathspec}"
             )
         _remove_empty_dirs(self.logs_root)
+
+
+def _watch_cluster(address: str | None) -> ClusterWatch | None:
+    """Watch the GCS of the cluster Ray is connected to (None if Ray cannot say where)."""
+    import ray
+    from shipyard.flow.ray_watch import ClusterWatch
+
+    try:
+        gcs = ray.get_runtime_context().gcs_address
+    except Exception:  # noqa: BLE001 - no watch: Ray's own errors still end the attempts
+        return None
+    return ClusterWatch(gcs, address or f"{gcs} (a local Ray)")
 
 
 def _kill_group(pid: int, sig: int) -> None:

@@ -83,6 +83,34 @@ class AttemptRecord:
     stderr_key: str | None
 
 
+@dataclass(frozen=True)
+class Node:
+    """The Ray node an attempt ran on (``--executor ray``), as the attempt recorded it:
+    ``id`` (Ray's node id, hex), ``ip`` and ``host`` (its host name); ``str()`` is the
+    readable form ``shipyard show`` prints, ``1f2e3d4c (10.0.0.7, worker-1)``."""
+
+    id: str
+    ip: str | None = None
+    host: str | None = None
+
+    @property
+    def short(self) -> str:
+        """The first 8 characters of the id, as ``ray status`` abbreviates it."""
+        return self.id[:8]
+
+    @classmethod
+    def from_fields(cls, fields: dict[str, Any] | None) -> Node | None:
+        """From a task's result (or a failed attempt's error): its ``node``, ``node_ip``
+        and ``node_host``; None when it ran locally (no ``node``)."""
+        if not fields or not fields.get("node"):
+            return None
+        return cls(str(fields["node"]), fields.get("node_ip"), fields.get("node_host"))
+
+    def __str__(self) -> str:
+        where = ", ".join(p for p in (self.ip, self.host) if p)
+        return f"{self.short} ({where})" if where else self.short
+
+
 _LOG_SUFFIX = {"stdout": "out", "stderr": "err"}
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from shipyard.store.records import RunRecord, RunStatus
+from shipyard.store.records import Node, RunRecord, RunStatus, TaskRecord, TaskStatus
 from shipyard.ui import dag, timeline
 from shipyard.ui.context import PageError, PageNotFound, UIContext, parse_id
 from shipyard.ui.queries import step_tasks
@@ -42,7 +42,12 @@ def run_page(ctx: UIContext, request: Request) -> Response:
     base = str(request.scope.get("root_path", "")).rstrip("/")
     prefix = f"{base}/runs/{run.pathspec}"
     bars = timeline.build(
-        run.created_at, tasks, summaries, prefix + "/{step}/{task}", prefix + "/{step}"
+        run.created_at,
+        tasks,
+        summaries,
+        prefix + "/{step}/{task}",
+        prefix + "/{step}",
+        nodes=_nodes(ctx, tasks or []),
     )
     return ctx.render(
         request,
@@ -58,6 +63,20 @@ def run_page(ctx: UIContext, request: Request) -> Response:
         fingerprint=_fingerprint(run, summaries),
         poll_url=f"{base}/api/runs/{run.pathspec}",
     )
+
+
+def _nodes(ctx: UIContext, tasks: list[TaskRecord]) -> dict[int, Node]:
+    """task id -> the Ray node its latest attempt ran on (``--executor ray``): from the
+    result of a task that succeeded, from the error of one whose last attempt failed."""
+    found: dict[int, Node] = {}
+    for t in tasks:
+        node = Node.from_fields(t.result)
+        if node is None and t.status is TaskStatus.FAILED and any(found.values()):
+            attempts = ctx.meta.list_attempts(t.task_id)  # few: only failed tasks of Ray runs
+            node = Node.from_fields(attempts[-1].error) if attempts else None
+        if node is not None:
+            found[t.task_id] = node
+    return found
 
 
 def run_json(ctx: UIContext, request: Request) -> Response:
