@@ -110,8 +110,9 @@ class Scheduler:
                 return result
         result.leader = True
         schedules = self.store.list()
-        for record in schedules:
-            result.recorded += self._plan(record, now)
+        moves = [m for m in (self._plan(record, now) for record in schedules) if m is not None]
+        if moves:
+            result.recorded = self.store.advance(moves)
         claimed = self._dispatch(now, {s.name: s for s in schedules}, result)
         for fire, token in claimed:
             try:
@@ -131,10 +132,13 @@ class Scheduler:
             cron = self._crons[expr] = Cron.parse(expr)
         return cron
 
-    def _plan(self, record: ScheduleRecord, now: datetime) -> int:
+    def _plan(
+        self, record: ScheduleRecord, now: datetime
+    ) -> tuple[str, datetime, datetime, list[dict[str, Any]]] | None:
+        """The fire rows of ``record``'s due fire times, and its new cursor."""
         version = record.current
         if record.paused or version.cron is None or record.cursor >= now:
-            return 0
+            return None
         planned, cursor = plan_fires(
             record.name,
             self._cron(version.cron),
@@ -144,7 +148,7 @@ class Scheduler:
             now,
         )
         if not planned:
-            return 0
+            return None
         rows = [
             fire_row(
                 schedule=record.name,
@@ -158,7 +162,7 @@ class Scheduler:
             )
             for p in planned
         ]
-        return len(rows) if self.store.advance(record.name, record.cursor, cursor, rows) else 0
+        return record.name, record.cursor, cursor, rows
 
     # --- dispatch ---------------------------------------------------------------------------
     def _candidates(self, conn: sa.Connection, now: datetime) -> list[FireRecord]:

@@ -303,20 +303,23 @@ class ScheduleStore:
         self._update(name, deleted_at=now, updated_at=now)
 
     def advance(
-        self, name: str, old_cursor: datetime, new_cursor: datetime, rows: Sequence[dict[str, Any]]
-    ) -> bool:
-        """Record the fire rows of the fire times in (old_cursor, new_cursor] and move the
-        cursor, in one transaction, only if the cursor is still ``old_cursor``."""
+        self, moves: Sequence[tuple[str, datetime, datetime, Sequence[dict[str, Any]]]]
+    ) -> int:
+        """For each (name, old cursor, new cursor, rows): record the fire rows of the fire
+        times in (old, new] and move the cursor, only if it is still ``old`` (else another
+        scheduler did it). One transaction for all; returns how many rows were recorded."""
+        recorded = 0
         with self.writer.begin() as conn:
-            moved = conn.execute(
-                schedules.update()
-                .where(schedules.c.name == name, schedules.c.cursor == old_cursor)
-                .values(cursor=new_cursor)
-            )
-            if not moved.rowcount:
-                return False
-            insert_ignore_unique(conn, rows)
-        return True
+            for name, old_cursor, new_cursor, rows in sorted(moves, key=lambda m: m[0]):
+                moved = conn.execute(
+                    schedules.update()
+                    .where(schedules.c.name == name, schedules.c.cursor == old_cursor)
+                    .values(cursor=new_cursor)
+                )
+                if moved.rowcount:
+                    insert_ignore_unique(conn, rows)
+                    recorded += len(rows)
+        return recorded
 
     # --- fire records ---------------------------------------------------------------------
     def add_fires(self, rows: Sequence[dict[str, Any]]) -> int:
