@@ -82,7 +82,7 @@ def race(stores: tuple[ScheduleStore, ScheduleStore], *, use_lease: bool, minute
             ticking = [s for s in schedulers if s.holder != leaders[-1]]
         barrier = threading.Barrier(len(ticking))
 
-        def tick(s: Scheduler) -> None:
+        def tick(s: Scheduler, barrier: threading.Barrier = barrier) -> None:
             try:
                 barrier.wait()
                 ticks.append(s.holder)
