@@ -26,7 +26,9 @@ import os
 import secrets
 import signal
 import socket
+import subprocess
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -82,6 +84,7 @@ class Scheduler:
         max_running: int = MAX_RUNNING,
         use_lease: bool = True,
         batch: int = 200,
+        announce: Callable[[str], None] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -89,7 +92,8 @@ class Scheduler:
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.lease_ttl, self.claim_ttl = lease_ttl, claim_ttl
         self.max_running, self.use_lease, self.batch = max_running, use_lease, batch
-        self.leader = False
+        self.leader: bool | None = None  # not known before the first tick
+        self.announce = announce or log.info
         self._crons: dict[str, Cron] = {}
 
     # --- one tick ---------------------------------------------------------------------------
@@ -97,15 +101,14 @@ class Scheduler:
         """Plan, dispatch and start once; does nothing (``leader=False``) without the lease."""
         now = self.clock()
         result = TickResult()
+        reap = getattr(self.starter, "reap", None)
+        if reap is not None:
+            reap()
         if self.use_lease:
             was = self.leader
             self.leader = self.store.acquire_lease(self.holder, ttl=self.lease_ttl, now=now)
             if self.leader != was:
-                log.info(
-                    "scheduler %s %s the lease",
-                    self.holder,
-                    "took" if self.leader else "lost",
-                )
+                self._tell(was)
             if not self.leader:
                 return result
         result.leader = True
@@ -125,6 +128,17 @@ class Scheduler:
                 )
                 result.errors.append(fire.id)
         return result
+
+    def _tell(self, was: bool | None) -> None:
+        if self.leader:
+            self.announce(f"scheduler {self.holder}: holds the lease, ticks schedules")
+            return
+        held = self.store.lease()
+        who = f"{held[0]} (lease until {held[1]:%H:%M:%S}Z)" if held else "another scheduler"
+        self.announce(
+            f"scheduler {self.holder}: {who} runs this database's schedules; this one stands "
+            "by (one scheduler per database) and takes over if that one stops"
+        )
 
     def _cron(self, expr: str) -> Cron:
         cron = self._crons.get(expr)
@@ -308,7 +322,7 @@ class Scheduler:
                 wait = interval - (now.timestamp() % interval)
                 stop.wait(max(wait, 0.01))
         finally:
-            if self.use_lease and self.leader:
+            if self.use_lease and self.leader is True:
                 try:
                     self.store.release_lease(self.holder)
                 except Exception:
@@ -336,23 +350,46 @@ def cancel(fire: FireRecord) -> None:
         pass
 
 
-def spawn_launcher(store: ScheduleStore) -> Starter:
-    """The default starter: ``python -m shipyard.schedules.launch FIRE TOKEN`` as a fresh
-    process in its own session (never a fork of the scheduler's process)."""
-    from shipyard.schedules.launch import spawn
+class Spawner:
+    """The default starter: ``python -m shipyard.schedule.launch FIRE TOKEN`` as a fresh
+    process in its own session (never a fork of the scheduler's process). Keeps the
+    children to reap them (no zombies in a long-running host)."""
 
-    db_url = store.writer.url.render_as_string(hide_password=False)
+    def __init__(self, store: ScheduleStore) -> None:
+        self.db_url = store.writer.url.render_as_string(hide_password=False)
+        self.children: list[subprocess.Popen[bytes]] = []
 
-    def start(fire: FireRecord, token: str) -> None:
-        spawn(fire, token, db_url=db_url)
+    def __call__(self, fire: FireRecord, token: str) -> None:
+        from shipyard.schedules.launch import spawn
 
-    return start
+        self.reap()
+        self.children.append(spawn(fire, token, db_url=self.db_url))
+
+    def reap(self) -> None:
+        """Forget the children that have exited (and collect their exit status)."""
+        self.children = [c for c in self.children if c.poll() is None]
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Wait up to ``timeout`` seconds for the children (they keep running after)."""
+        deadline = time.monotonic() + timeout
+        for child in self.children:
+            try:
+                child.wait(max(deadline - time.monotonic(), 0.01))
+            except subprocess.TimeoutExpired:
+                pass
+        self.reap()
+
+
+def spawn_launcher(store: ScheduleStore) -> Spawner:
+    """The default starter (see :class:`Spawner`)."""
+    return Spawner(store)
 
 
 __all__ = [
     "MAX_RUNNING",
     "Clock",
     "Scheduler",
+    "Spawner",
     "Starter",
     "TickResult",
     "cancel",
