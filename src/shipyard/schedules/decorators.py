@@ -153,8 +153,12 @@ def _event(value: Any) -> EventSpec:
     )
 
 
-def trigger(*, event: Any = None, events: list[Any] | None = None) -> _Apply:
-    """Run the flow when an event of this name is published (``shipyard event publish``)."""
+def trigger(
+    *, event: Any = None, events: list[Any] | None = None, options: dict[str, Any] | None = None
+) -> _Apply:
+    """Run the flow when an event of this name is published (``shipyard event publish``).
+    ``options`` (Metaflow's backend tuning) is accepted so a ported flow loads, and unused."""
+    _check_options("@trigger", options)
     given = ([event] if event is not None else []) + list(events or [])
     if not given:
         raise ScheduleDefinitionError("@trigger needs event= or events=")
@@ -162,10 +166,17 @@ def trigger(*, event: Any = None, events: list[Any] | None = None) -> _Apply:
 
 
 def trigger_on_finish(
-    *, flow: str | None = None, flows: list[str] | None = None, on: str = "success"
+    *,
+    flow: str | dict[str, str] | None = None,
+    flows: list[str | dict[str, str]] | None = None,
+    on: str = "success",
+    options: dict[str, Any] | None = None,
 ) -> _Apply:
-    """Run the flow when another flow's run finishes (``on``: success, failure or any)."""
-    names = ([flow] if flow is not None else []) + list(flows or [])
+    """Run the flow when another flow's run finishes (``on``: success, failure or any).
+    ``flow`` is a class name (Metaflow's ``{"name": ...}`` form is read too)."""
+    _check_options("@trigger_on_finish", options)
+    given = ([flow] if flow is not None else []) + list(flows or [])
+    names = [f.get("name") if isinstance(f, Mapping) else f for f in given]
     if not names:
         raise ScheduleDefinitionError("@trigger_on_finish needs flow= or flows=")
     if on not in ON:
@@ -177,7 +188,12 @@ def trigger_on_finish(
             raise ScheduleDefinitionError(
                 f"@trigger_on_finish flow={name!r}: give the upstream flow's class name"
             )
-    return _Apply("trigger_on_finish", tuple(FinishSpec(n, on) for n in names))
+    return _Apply("trigger_on_finish", tuple(FinishSpec(str(n), on) for n in names))
+
+
+def _check_options(decorator: str, options: Any) -> None:
+    if options is not None and not isinstance(options, Mapping):
+        raise ScheduleDefinitionError(f"{decorator} options={options!r}: give a dict")
 
 
 class _Apply:
