@@ -3,6 +3,8 @@ real processes started from the schedule's code snapshot by the scheduler's laun
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from shipyard.cli.main import main
-from shipyard.client import Run
+from shipyard.client import Flow, Run
 from shipyard.keys import KeyStore
 from shipyard.schedules.records import FireKind, FireStatus
 from shipyard.schedules.scheduler import Scheduler
@@ -29,8 +31,8 @@ class NightlyFlow(FlowSpec):
     @step
     def start(self):
         trigger = current.trigger
-        self.kind = trigger.type
-        self.scheduled_for = trigger.scheduled_for
+        self.kind = trigger.type if trigger else None  # None: started by hand
+        self.scheduled_for = trigger.scheduled_for if trigger else None
         self.got = self.alpha
         self.next(self.end)
 
@@ -131,6 +133,12 @@ def test_schedule_commands_end_to_end(
     gone = shipyard("schedule", "show", "NightlyFlow")
     assert gone.exit_code == 1 and "no schedule named 'NightlyFlow'" in gone.output
 
+    # a run started by hand has no trigger
+    subprocess.run([sys.executable, "-m", "shipyard", "run", str(flow_file), "-q"], check=True)
+    plain = Flow("NightlyFlow").latest_run
+    assert plain is not None and plain.trigger is None
+    assert plain["start"].task.data.kind is None
+
 
 def check_runs(sched: Scheduler, store: ScheduleStore) -> None:
     settle(sched, store, 1)
@@ -141,6 +149,8 @@ def check_runs(sched: Scheduler, store: ScheduleStore) -> None:
     assert run.successful
     assert run["start"].task.data.kind == "manual"
     assert run["start"].task.data.got == "0.9"
+    assert run.trigger is not None and run.trigger["type"] == "manual"
+    assert run.trigger["schedule"] == "NightlyFlow" and run.trigger["fire_id"] == fire.id
 
     # backfill: one run per fire time, at most 2 at once; the same backfill twice is a no-op
     args = ["backfill", "NightlyFlow", "--start", "2026-03-28", "--end", "2026-03-30T23:00"]
