@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+
+import pytest
 
 from conftest import T0, InProcessStarter, WallClock, add_schedule
 from shipyard.schedules.launch import _check_failures
@@ -267,3 +269,36 @@ def test_manual_triggers_and_deleted_schedules(sched_store: ScheduleStore, wall:
     sched.tick()
     assert sched_store.fire(second).status == FireStatus.SKIPPED
     assert sched_store.fire(second).reason == "the schedule was deleted"
+
+
+@pytest.mark.parametrize(
+    ("start", "expected"),
+    [
+        # 02:30 does not exist on 2026-03-29: it fires once, at 03:00 CEST (01:00 UTC)
+        (
+            datetime(2026, 3, 27, 12, tzinfo=UTC),
+            [(3, 28, 1, 30), (3, 29, 1, 0), (3, 30, 0, 30), (3, 31, 0, 30)],
+        ),
+        # 02:30 happens twice on 2026-10-25: it fires once, at its first (CEST, 00:30 UTC)
+        (
+            datetime(2026, 10, 23, 12, tzinfo=UTC),
+            [(10, 24, 0, 30), (10, 25, 0, 30), (10, 26, 1, 30), (10, 27, 1, 30)],
+        ),
+    ],
+)
+def test_the_scheduler_through_daylight_saving_changes(
+    sched_store: ScheduleStore, start: datetime, expected: list[tuple[int, int, int, int]]
+) -> None:
+    wall = WallClock(start)
+    add_schedule(
+        sched_store, "dst", "30 2 * * *", now=wall(), timezone="Europe/Amsterdam", overlap="allow"
+    )
+    sched, starter = scheduler(sched_store, wall)
+    for _ in range(4 * 24 * 4):  # four days, a tick every 15 minutes
+        wall.advance(minutes=15)
+        sched.tick()
+    fires = sorted(sched_store.fires("dst", limit=100), key=lambda f: f.due_at)
+    assert [f.scheduled_for for f in fires] == [
+        datetime(2026, m, d, h, mi, tzinfo=UTC) for m, d, h, mi in expected
+    ]
+    assert [f.status for f in fires] == [FireStatus.STARTED] * 4  # each on time, once

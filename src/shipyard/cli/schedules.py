@@ -173,11 +173,16 @@ def list_command() -> None:
 
 def _fire_row(fire: FireRecord, flow_name: str) -> list[str]:
     run = f"{flow_name}/{fire.run_id}" if fire.run_id else "-"
+    status = fire.status.value
+    if fire.exit_code is not None:
+        status += f", exit {fire.exit_code}"
     return [
         str(fire.id),
         fire.kind.value,
         _when(fire.scheduled_for),
-        fire.status.value,
+        fire.status.value
+        if fire.exit_code is None
+        else f"{fire.status.value}, exit {fire.exit_code}",
         run,
         escape(fire.reason or ""),
     ]

@@ -209,11 +209,14 @@ class Scheduler:
         ).all()
         cutoff = now - self.store.meta.dead_after
         live: dict[str, list[FireRecord]] = {}
+        here = socket.gethostname()
         for row in rows:
             fire = _fire(row)
             if fire.status == FireStatus.CLAIMED:
                 going = fire.claim_expires is not None and fire.claim_expires >= now
-            elif fire.run_id is None:  # started, run not created yet (or never will be)
+            elif fire.host == here and fire.pid is not None:
+                going = _alive(fire.pid)  # its launcher records the end when the run ends
+            elif fire.run_id is None:  # started elsewhere, run not created yet (or never)
                 going = fire.started_at is not None and now - fire.started_at < self.claim_ttl
             else:
                 going = row.run_status == RunStatus.RUNNING.value and (
@@ -327,6 +330,16 @@ class Scheduler:
                     self.store.release_lease(self.holder)
                 except Exception:
                     log.exception("could not release the scheduler lease")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _same_token(token: str | None) -> sa.ColumnElement[bool]:
