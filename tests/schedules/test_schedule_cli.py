@@ -175,3 +175,21 @@ def check_runs(sched: Scheduler, store: ScheduleStore) -> None:
 
     shown = shipyard("schedule", "show", "NightlyFlow").output
     assert "versions:" in shown and "backfill" in shown and "manual" in shown
+
+
+def test_a_bad_decorator_is_named_with_its_line(
+    flow_file: Path, store: ScheduleStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin_key(store, monkeypatch)
+    flow_file.write_text(FLOW.replace('cron="0 6 * * *"', 'cron="0 6 * * MON-"'))
+    bad = shipyard("schedule", "create", str(flow_file))
+    assert bad.exit_code == 2
+    assert f"{flow_file}:5: @schedule: cron '0 6 * * MON-': field 'day of week'" in bad.output
+    assert store.list() == []
+    flow_file.write_text(FLOW.replace('overlap="queue"', 'overlap="never"'))
+    bad = shipyard("schedule", "create", str(flow_file))
+    assert bad.exit_code == 2 and "overlap='never': choose one of 'skip', 'queue'" in bad.output
+    flow_file.write_text(FLOW.replace('overlap="queue"', 'overlap="queue", overlap="skip"'))
+    bad = shipyard("schedule", "create", str(flow_file))
+    assert bad.exit_code == 2
+    assert f"{flow_file}:5: keyword argument repeated: overlap" in bad.output

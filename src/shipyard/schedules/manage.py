@@ -91,7 +91,14 @@ def create(
     from shipyard.flow.loader import load_flow
     from shipyard.store.code import pack_code
 
-    loaded = load_flow(flow_file, flow_name)
+    try:
+        loaded = load_flow(flow_file, flow_name)
+    except ScheduleDefinitionError as exc:  # a decorator refused: point at the user's line
+        raise ScheduleDefinitionError(f"{_where(exc, Path(flow_file))}{exc.message}") from None
+    except SyntaxError as exc:
+        raise ScheduleDefinitionError(
+            f"{flow_file}:{exc.lineno}: {exc.msg} (the flow file does not compile)"
+        ) from None
     loaded.graph()  # a flow that would not run is refused now, not at 3 a.m.
     found = triggers_of(loaded.flow_cls)
     expr = cron or (found.time.cron if found.time else None)
@@ -128,6 +135,18 @@ def create(
     )
     version = store.save(name, new, user=user, now=now)
     return name, version, new
+
+
+def _where(exc: BaseException, flow_file: Path) -> str:
+    """``file:line: `` of the deepest frame of ``exc`` in ``flow_file``, or nothing."""
+    import traceback
+
+    target = flow_file.resolve()
+    found = ""
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if Path(frame.filename).resolve() == target:
+            found = f"{flow_file}:{frame.lineno}: "
+    return found
 
 
 def _flow_file(code: bytes) -> str:
