@@ -302,3 +302,31 @@ def test_the_scheduler_through_daylight_saving_changes(
         datetime(2026, m, d, h, mi, tzinfo=UTC) for m, d, h, mi in expected
     ]
     assert [f.status for f in fires] == [FireStatus.STARTED] * 4  # each on time, once
+
+
+def test_updating_or_recreating_a_schedule_never_fires_a_time_twice(
+    sched_store: ScheduleStore, wall: WallClock
+) -> None:
+    """Prefect's duplicates came from keys that changed with the schedule (its id, its
+    parameters) and from a scheduler acting on a schedule read before an update; here the
+    key is (schedule name, fire time) whatever the version."""
+    add_schedule(sched_store, "u", "*/5 * * * *", now=wall(), overlap="allow")
+    sched, starter = scheduler(sched_store, wall)
+    wall.advance(minutes=5)
+    stale = sched_store.get("u")  # what a slow scheduler read before the update
+    sched.tick()
+    add_schedule(sched_store, "u", "*/5 * * * *", now=wall(), overlap="allow", jitter=30)
+    assert sched_store.get("u").version == 2
+    sched.tick()
+    # a scheduler still holding version 1 and the old cursor plans the same fire time again
+    plan = sched._plan(stale, wall())
+    assert plan is not None and not sched_store.advance([plan])
+    sched_store.delete("u", now=wall())
+    add_schedule(sched_store, "u", "*/5 * * * *", now=wall(), overlap="allow")  # re-created
+    sched.tick()
+    wall.advance(minutes=5, seconds=30)
+    sched.tick()
+    fires = sorted(sched_store.fires("u"), key=lambda f: f.due_at)
+    assert [f.scheduled_for for f in fires] == [T0 + timedelta(minutes=m) for m in (5, 10)]
+    assert [f.version for f in fires] == [1, 3]
+    assert len(starter.started) == 2
