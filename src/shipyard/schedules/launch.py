@@ -43,14 +43,21 @@ def log_path(home: Path, fire: FireRecord) -> Path:
     return home / "logs" / "schedules" / fire.schedule / f"{fire.id}.log"
 
 
-def spawn(fire: FireRecord, token: str, *, db_url: str | None = None) -> subprocess.Popen[bytes]:
-    """Start the launcher of ``fire`` in its own session; returns at once."""
+def spawn(
+    fire: FireRecord,
+    token: str,
+    *,
+    db_url: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start the launcher of ``fire`` in its own session; returns at once. ``env``: the
+    run's environment (default: this process's)."""
     from shipyard.config import settings
 
     home = settings().home
     path = log_path(home, fire)
     path.parent.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
+    env = dict(os.environ if env is None else env)
     if db_url:
         env["SHIPYARD_DB_URL"] = db_url
     argv = [sys.executable, "-m", "shipyard.schedules.launch", str(fire.id), token]

@@ -368,15 +368,19 @@ class Spawner:
     process in its own session (never a fork of the scheduler's process). Keeps the
     children to reap them (no zombies in a long-running host)."""
 
-    def __init__(self, store: ScheduleStore) -> None:
+    def __init__(
+        self, store: ScheduleStore, env: Callable[[], dict[str, str]] | None = None
+    ) -> None:
         self.db_url = store.writer.url.render_as_string(hide_password=False)
+        self.env = env  # the runs' environment (None: this process's)
         self.children: list[subprocess.Popen[bytes]] = []
 
     def __call__(self, fire: FireRecord, token: str) -> None:
         from shipyard.schedules.launch import spawn
 
         self.reap()
-        self.children.append(spawn(fire, token, db_url=self.db_url))
+        env = self.env() if self.env is not None else None
+        self.children.append(spawn(fire, token, db_url=self.db_url, env=env))
 
     def reap(self) -> None:
         """Forget the children that have exited (and collect their exit status)."""

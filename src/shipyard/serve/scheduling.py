@@ -11,22 +11,52 @@ takes over if that one stops renewing its lease.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import TYPE_CHECKING
 
-from shipyard.schedules.scheduler import MAX_RUNNING, Scheduler
+from shipyard.schedules.scheduler import MAX_RUNNING, Scheduler, Spawner
 from shipyard.schedules.store import ScheduleStore
+from shipyard.serve.supervisor import worker_env
 
 if TYPE_CHECKING:
     from shipyard.serve.host import Host
 
 log = logging.getLogger("shipyard.scheduler")
 
+#: settings a run reads, passed on to scheduled runs besides the workers' allow-list
+RUN_SETTINGS = (
+    "SHIPYARD_RAY_ADDRESS",
+    "SHIPYARD_PYPI_FIND_LINKS",
+    "SHIPYARD_HEARTBEAT_SECONDS",
+)
+_THREADS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def run_env(store_url: str) -> dict[str, str]:
+    """The environment of a scheduled run started by the host: the workers' allow-list (so
+    the gateway's provider keys and the host's other secrets never reach a flow), the store's
+    credentials when it is on S3, and the run settings; the database URL is added by the
+    launcher's spawn."""
+    env = worker_env({}, store_url)
+    for name in _THREADS:  # workers get one BLAS thread each; a flow's tasks decide
+        if name not in os.environ:
+            env.pop(name, None)
+    env.update({k: v for k, v in os.environ.items() if k in RUN_SETTINGS})
+    return env
+
 
 def attach_scheduler(host: Host, *, max_running: int = MAX_RUNNING) -> Scheduler:
     """Run a scheduler on ``host``'s metadata database for as long as the host runs."""
     stop = threading.Event()
-    scheduler = Scheduler(ScheduleStore(host.meta), max_running=max_running, announce=log.warning)
+    store = ScheduleStore(host.meta)
+    store_url = host.blobs.url
+    scheduler = Scheduler(
+        store,
+        max_running=max_running,
+        announce=log.warning,
+        starter=Spawner(store, env=lambda: run_env(store_url)),
+    )
     thread = threading.Thread(
         target=scheduler.serve, args=(stop,), name="shipyard-scheduler", daemon=True
     )
@@ -44,4 +74,4 @@ def attach_scheduler(host: Host, *, max_running: int = MAX_RUNNING) -> Scheduler
     return scheduler
 
 
-__all__ = ["attach_scheduler"]
+__all__ = ["RUN_SETTINGS", "attach_scheduler", "run_env"]
