@@ -205,7 +205,8 @@ def trigger_now(
         trigger={"by": user},
     )
     store.add_fires([row])
-    (fire,) = [f for f in store.fires(name, limit=5) if f.event_id == row["event_id"]]
+    fire = store.fire_for_event(name, row["event_id"])
+    assert fire is not None  # just inserted under a fresh random key
     return fire.id
 
 

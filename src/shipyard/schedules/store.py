@@ -356,6 +356,16 @@ class ScheduleStore:
             raise ScheduleNotFound(f"no fire record {fire_id}")
         return _fire(row)
 
+    def fire_for_event(self, name: str, event_id: str) -> FireRecord | None:
+        """The fire record of ``name`` for ``event_id`` (unique), or None."""
+        with self.reader.connect() as conn:
+            row = conn.execute(
+                sa.select(schedule_fires).where(
+                    schedule_fires.c.schedule == name, schedule_fires.c.event_id == event_id
+                )
+            ).first()
+        return None if row is None else _fire(row)
+
     def existing_times(self, name: str, times: Sequence[datetime]) -> set[datetime]:
         """Which of ``times`` have a record of ``name`` already."""
         found: set[datetime] = set()
