@@ -34,6 +34,9 @@ _EXPORTS = {
     "retry": "shipyard.flow.decorators",
     "step": "shipyard.flow.decorators",
     "timeout": "shipyard.flow.decorators",
+    "schedule": "shipyard.schedules.decorators",
+    "trigger": "shipyard.schedules.decorators",
+    "trigger_on_finish": "shipyard.schedules.decorators",
     "Flow": "shipyard.client",
     "Run": "shipyard.client",
     "Step": "shipyard.client",
@@ -91,6 +94,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from shipyard.flow.spec import FlowSpec as FlowSpec
     from shipyard.registry import Model as Model
     from shipyard.remote import connect as connect
+    from shipyard.schedules.decorators import schedule as schedule
+    from shipyard.schedules.decorators import trigger as trigger
+    from shipyard.schedules.decorators import trigger_on_finish as trigger_on_finish
     from shipyard.serve import Service as Service
     from shipyard.serve import endpoint as endpoint
 

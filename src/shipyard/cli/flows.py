@@ -86,6 +86,8 @@ _RUN_OPTIONS = [
         help="Write the run's pathspec (Flow/12) to this file as soon as it is known.",
     ),
     click.Option(["--quiet", "-q"], is_flag=True, help="No progress bars."),
+    # the scheduler says why the run runs (current.trigger, runs.trigger); not for people
+    click.Option(["--shipyard-trigger"], default=None, hidden=True),
     click.Option(
         ["--with", "decospecs"],
         multiple=True,
@@ -151,10 +153,19 @@ def _execute(
             executor=executor,
             ray_address=ray_address,
         )
+        trigger = None
+        if options.get("shipyard_trigger"):
+            from shipyard.flow.trigger import parse
+
+            trigger = parse(options["shipyard_trigger"])
+            plan.trigger = trigger.to_json()
     except FlowError as exc:
         _fail(exc)
     if options.get("detach"):
         _detach(plan, given, options, origin)
+    from shipyard.flow import trigger as _trigger
+
+    _trigger.activate(trigger)  # current.trigger in the tasks forked from this process
     activate(on_branch)  # the tasks, forked from this process, see it in current
     default_namespace()  # and the client in a step starts in user:<you>, as in Metaflow
     if on_branch is not None:

@@ -16,6 +16,7 @@ from shipyard.cli import (
     loadtest,
     models,
     runs,
+    schedules,
     serve,
     service,
     stub,
@@ -48,5 +49,6 @@ for _command in (
     *ui.COMMANDS,
     *loadtest.COMMANDS,
     *doctor.COMMANDS,
+    *schedules.COMMANDS,
 ):
     main.add_command(_command)

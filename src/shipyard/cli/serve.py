@@ -174,6 +174,13 @@ def _print_deployment(d: dict[str, Any], *, notes: bool = False) -> None:
     default=None,
     help="Also serve the gateway routes of this YAML file under /v1 and /gateway.",
 )
+@click.option(
+    "--scheduler/--no-scheduler",
+    default=True,
+    show_default=True,
+    help="Run the schedules of this database (`shipyard schedule`); one scheduler ticks per "
+    "database, others stand by.",
+)
 def serve_command(
     service: str | None,
     bind: str,
@@ -189,6 +196,7 @@ def serve_command(
     ping_timeout: float,
     reconcile_interval: float,
     gateway_config: Path | None,
+    scheduler: bool,
 ) -> None:
     """Start the host: every deployed service, the admin API, /metrics, /healthz.
 
@@ -238,6 +246,10 @@ def serve_command(
         )
     except ConfigError as exc:
         raise click.ClickException(f"invalid gateway configuration: {exc}") from None
+    if scheduler:
+        from shipyard.serve.scheduling import attach_scheduler
+
+        attach_scheduler(host)
     limits = ConnectionLimits(header_timeout, body_timeout, max_connections)
     run_host(host, dev=dev, limits=limits)
 

@@ -137,6 +137,13 @@ class Run:
     def tags(self) -> frozenset[str]:
         return frozenset(self.record.tags)
 
+    @property
+    def trigger(self) -> dict[str, Any] | None:
+        """Why the run ran, as its ``current.trigger`` said (``type``: schedule, backfill,
+        event, flow, manual; ``schedule``, ``scheduled_for``...), or None (started by hand)."""
+        value = self._first.trigger
+        return dict(value) if value is not None else None
+
     def add_tag(self, tag: str) -> None:
         self.add_tags([tag])
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from shipyard.cards.collector import CardCollector
     from shipyard.flow.decorators import TaskContext
     from shipyard.flow.project import ProjectRun
+    from shipyard.flow.trigger import Trigger
 
 
 class RegisterModel(Protocol):
@@ -132,6 +133,16 @@ class Current:
         from shipyard.client.namespaces import get_namespace
 
         return get_namespace()
+
+    @property
+    def trigger(self) -> Trigger | None:
+        """Why the run runs: ``.type`` (schedule, backfill, event, flow, manual),
+        ``.scheduled_for``, ``.event``, ``.payload``, ``.upstream_run``; None when it was
+        started by hand (``shipyard run``)."""
+        self._task("trigger")
+        from shipyard.flow.trigger import active
+
+        return active()
 
     def _project(self, name: str) -> ProjectRun:
         self._task(name)

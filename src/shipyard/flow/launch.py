@@ -38,6 +38,8 @@ class RunPlan:
     executor: str = "local"
     #: ``--ray-address``: an existing Ray cluster; None starts a local Ray for the run
     ray_address: str | None = None
+    #: why the run runs (``--shipyard-trigger``, from the scheduler); None: by hand
+    trigger: dict[str, Any] | None = None
 
 
 def parameter_values(

@@ -17,7 +17,18 @@ _MISSING: Any = object()
 
 #: option names the run command uses itself; a Parameter may not take them
 RESERVED_NAMES = frozenset(
-    {"max-workers", "max_workers", "tag", "run-id-file", "run_id_file", "quiet", "help", "flow"}
+    {
+        "max-workers",
+        "max_workers",
+        "tag",
+        "run-id-file",
+        "run_id_file",
+        "quiet",
+        "help",
+        "flow",
+        "shipyard-trigger",
+        "shipyard_trigger",
+    }
 )
 
 

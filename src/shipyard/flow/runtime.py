@@ -193,6 +193,8 @@ class Runtime:
             "code_key": code_key,
             "origin_run_id": origin.run_id if origin else None,
         }
+        if self.plan.trigger is not None:
+            fields["trigger"] = self.plan.trigger
         run_id = self.ledger.run_id()
         if run_id is None:
             run_id = self.ledger.store().create_run(self.graph.flow_name, **fields)

@@ -106,6 +106,7 @@ def load_runs(conn: Connection, rows: Sequence[Row[Any]], cutoff: datetime) -> l
             graph=row.graph,
             code_key=row.code_key,
             origin_run_id=row.origin_run_id,
+            trigger=row.trigger,
         )
         for row in rows
     ]

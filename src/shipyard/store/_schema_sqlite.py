@@ -3,7 +3,7 @@
 The SQLite statements that create the metadata tables at ``REVISION`` (see
 bootstrap.py); tests/store/test_bootstrap.py checks that they are current."""
 
-REVISION = "0016"
+REVISION = "0015"
 
 STATEMENTS = (
     "CREATE TABLE api_keys (\n\tkey_id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tprefix VARCHAR(16) NOT NULL, \n\tname VARCHAR(255) NOT NULL, \n\thash VARCHAR(64) NOT NULL, \n\tscopes JSON NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\texpires_at DATETIME, \n\trevoked_at DATETIME, \n\tlast_used_at DATETIME\n)",
@@ -22,10 +22,18 @@ STATEMENTS = (
     "CREATE TABLE loadtests (\n\tid INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tservice VARCHAR(63) NOT NULL, \n\tversion INTEGER, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\tsummary JSON NOT NULL, \n\treport TEXT\n)",
     "CREATE INDEX ix_loadtests_service_created ON loadtests (service, created_at)",
     "CREATE TABLE models (\n\tname VARCHAR(64) NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tlast_version INTEGER NOT NULL, \n\tPRIMARY KEY (name)\n)",
+    'CREATE TABLE schedule_fires (\n\tid INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tschedule VARCHAR(255) NOT NULL, \n\tversion INTEGER NOT NULL, \n\tkind VARCHAR(16) NOT NULL, \n\tscheduled_for DATETIME, \n\tevent_id VARCHAR(255), \n\tdue_at DATETIME NOT NULL, \n\tstatus VARCHAR(16) NOT NULL, \n\treason TEXT, \n\tparams JSON, \n\t"trigger" JSON, \n\tclaim_token VARCHAR(64), \n\tclaimed_by VARCHAR(255), \n\tclaim_expires DATETIME, \n\trun_id BIGINT, \n\tpid INTEGER, \n\thost VARCHAR(255), \n\texit_code INTEGER, \n\tcreated_at DATETIME NOT NULL, \n\tstarted_at DATETIME, \n\tfinished_at DATETIME\n)',
+    "CREATE INDEX ix_schedule_fires_schedule_created ON schedule_fires (schedule, created_at)",
+    "CREATE INDEX ix_schedule_fires_status_due ON schedule_fires (status, due_at)",
+    "CREATE UNIQUE INDEX ux_schedule_fires_event ON schedule_fires (schedule, event_id)",
+    "CREATE UNIQUE INDEX ux_schedule_fires_time ON schedule_fires (schedule, scheduled_for)",
+    "CREATE TABLE schedule_versions (\n\tname VARCHAR(255) NOT NULL, \n\tversion INTEGER NOT NULL, \n\tflow_name VARCHAR(255) NOT NULL, \n\tcode_key VARCHAR(128) NOT NULL, \n\tmodule VARCHAR(255) NOT NULL, \n\tflow_file VARCHAR(1024) NOT NULL, \n\tparameters JSON NOT NULL, \n\tcron VARCHAR(255), \n\ttimezone VARCHAR(64) NOT NULL, \n\ttriggers JSON NOT NULL, \n\tpolicies JSON NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\tPRIMARY KEY (name, version)\n)",
+    "CREATE TABLE scheduler_lease (\n\tname VARCHAR(64) NOT NULL, \n\tholder VARCHAR(255) NOT NULL, \n\texpires_at DATETIME NOT NULL, \n\tacquired_at DATETIME NOT NULL, \n\tPRIMARY KEY (name)\n)",
+    "CREATE TABLE schedules (\n\tname VARCHAR(255) NOT NULL, \n\tflow_name VARCHAR(255) NOT NULL, \n\tversion INTEGER NOT NULL, \n\tpaused BOOLEAN NOT NULL, \n\tnote TEXT, \n\tpaused_at DATETIME, \n\tpaused_by VARCHAR(255), \n\tcursor DATETIME NOT NULL, \n\tdeleted_at DATETIME, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\tupdated_at DATETIME NOT NULL, \n\tPRIMARY KEY (name)\n)",
     'CREATE TABLE model_versions (\n\tname VARCHAR(64) NOT NULL, \n\tversion INTEGER NOT NULL, \n\tflow_name VARCHAR(255) NOT NULL, \n\trun_id BIGINT NOT NULL, \n\tstep_name VARCHAR(255) NOT NULL, \n\ttask_id BIGINT NOT NULL, \n\tartifact_name VARCHAR(255), \n\t"key" VARCHAR(128) NOT NULL, \n\t"offset" BIGINT, \n\tlength BIGINT, \n\tsize BIGINT NOT NULL, \n\tencoding VARCHAR(64) NOT NULL, \n\ttype_name VARCHAR(255) NOT NULL, \n\tpreview TEXT NOT NULL, \n\tcode_key VARCHAR(128), \n\tmodule VARCHAR(255), \n\tmetrics JSON NOT NULL, \n\ttags JSON NOT NULL, \n\tlibraries JSON NOT NULL, \n\tuser VARCHAR(255) NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tsignature JSON, \n\tproject VARCHAR(128), \n\tproject_branch VARCHAR(255), \n\tPRIMARY KEY (name, version), \n\tFOREIGN KEY(name) REFERENCES models (name)\n)',
     'CREATE INDEX ix_model_versions_key ON model_versions ("key")',
     "CREATE INDEX ix_model_versions_run ON model_versions (run_id)",
-    "CREATE TABLE runs (\n\trun_id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tflow_name VARCHAR(255) NOT NULL, \n\tstatus VARCHAR(16) NOT NULL, \n\tuser VARCHAR(255) NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tfinished_at DATETIME, \n\theartbeat_at DATETIME, \n\tgraph JSON NOT NULL, \n\tcode_key VARCHAR(128), \n\torigin_run_id BIGINT, \n\tFOREIGN KEY(flow_name) REFERENCES flows (name)\n)",
+    'CREATE TABLE runs (\n\trun_id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tflow_name VARCHAR(255) NOT NULL, \n\tstatus VARCHAR(16) NOT NULL, \n\tuser VARCHAR(255) NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tfinished_at DATETIME, \n\theartbeat_at DATETIME, \n\tgraph JSON NOT NULL, \n\tcode_key VARCHAR(128), \n\torigin_run_id BIGINT, \n\t"trigger" JSON, \n\tFOREIGN KEY(flow_name) REFERENCES flows (name)\n)',
     "CREATE INDEX ix_runs_created ON runs (created_at)",
     "CREATE INDEX ix_runs_flow_created ON runs (flow_name, created_at)",
     "CREATE INDEX ix_runs_status_heartbeat ON runs (status, heartbeat_at)",

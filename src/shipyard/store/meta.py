@@ -199,6 +199,7 @@ class MetaStore:
         origin_run_id: int | None = None,
         run_id: int | None = None,
         at: datetime | None = None,
+        trigger: dict[str, Any] | None = None,
     ) -> int:
         """Insert a RUNNING run (heartbeat now) and return its run id (unique in this DB):
         ``run_id`` if given (one reserved by ``bootstrap.IdReserver``), else a new one.
@@ -220,6 +221,7 @@ class MetaStore:
                     graph=graph,
                     code_key=code_key,
                     origin_run_id=origin_run_id,
+                    trigger=trigger,
                 )
                 .returning(runs.c.run_id)
             ).scalar_one()

@@ -63,6 +63,8 @@ class RunRecord:
     graph: dict[str, Any]  # the validated DAG as JSON (see flow/graph.py: Graph.to_json)
     code_key: str | None  # blob key of the run's code snapshot
     origin_run_id: int | None  # the run this one resumed
+    #: why it runs (None: by hand): {"type": "schedule"|"backfill"|"event"|"flow"|"manual", ...}
+    trigger: dict[str, Any] | None = None
 
     @property
     def pathspec(self) -> str:

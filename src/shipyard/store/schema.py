@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 #: the Alembic revision these tables correspond to (checked against the scripts by a test)
-HEAD_REVISION = "0016"
+HEAD_REVISION = "0015"
 
 #: 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the (fast) rowid alias
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -78,6 +78,9 @@ runs = sa.Table(
     sa.Column("code_key", sa.String(128), nullable=True),
     # no foreign key: gc may delete the origin of a resumed run
     sa.Column("origin_run_id", sa.BigInteger(), nullable=True),
+    # why the run runs (revision 0014; NULL: started by hand): {"type": "schedule" |
+    # "backfill" | "event" | "flow" | "manual", "schedule", "scheduled_for", "event", ...}
+    sa.Column("trigger", _json(), nullable=True),
     sa.Index("ix_runs_flow_created", "flow_name", "created_at"),
     sa.Index("ix_runs_created", "created_at"),
     sa.Index("ix_runs_status_heartbeat", "status", "heartbeat_at"),  # added in 0002: DEAD runs
@@ -249,6 +252,10 @@ __all__ = [
     "run_params",
     "run_tags",
     "runs",
+    "schedule_fires",
+    "schedule_versions",
+    "scheduler_lease",
+    "schedules",
     "tasks",
 ]
 
@@ -311,7 +318,7 @@ deployment_versions = sa.Table(
     sa.Column("dev", sa.Boolean(), nullable=True),
 )
 
-#: deployments that follow a model alias (``deploy --follow ranker@prod``, revision 0016): when
+#: deployments that follow a model alias (``deploy --follow ranker@prod``, revision 0015): when
 #: the alias moves, the host rolls the deployment to the version it points at. ``target`` is
 #: the model version last acted on, ``outcome`` how that ended (``live``, ``failed``; NULL:
 #: rolling since ``claimed_at``); ``paused_at`` set: a rollback paused following
@@ -406,6 +413,94 @@ loadtests = sa.Table(
     sa.Column("report", sa.Text(), nullable=True),
     sa.Index("ix_loadtests_service_created", "service", "created_at"),
     sqlite_autoincrement=True,
+)
+
+
+# --- schedules (revision 0014) ----------------------------------------------------------
+# A schedule is a named, versioned record of a flow (code snapshot, parameters' defaults,
+# triggers, policies); each fire time or event becomes exactly one schedule_fires row (the
+# unique keys below), which ends as one run or one recorded skip with its reason.
+
+#: one row per schedule name: its current version, pause state and cursor
+schedules = sa.Table(
+    "schedules",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("flow_name", sa.String(255), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("paused", sa.Boolean(), nullable=False),
+    sa.Column("note", sa.Text(), nullable=True),
+    sa.Column("paused_at", UTCDateTime(), nullable=True),
+    sa.Column("paused_by", sa.String(255), nullable=True),
+    # fire times at or before the cursor have their record (or were before the schedule
+    # existed, or fell in a pause)
+    sa.Column("cursor", UTCDateTime(), nullable=False),
+    sa.Column("deleted_at", UTCDateTime(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+#: every version of a schedule: what to run and when
+schedule_versions = sa.Table(
+    "schedule_versions",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("version", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("flow_name", sa.String(255), nullable=False),
+    sa.Column("code_key", sa.String(128), nullable=False),
+    sa.Column("module", sa.String(255), nullable=False),
+    sa.Column("flow_file", sa.String(1024), nullable=False),  # inside the snapshot
+    sa.Column("parameters", _json(), nullable=False),  # name -> default, at create time
+    sa.Column("cron", sa.String(255), nullable=True),  # NULL: no @schedule (events only)
+    sa.Column("timezone", sa.String(64), nullable=False),
+    sa.Column("triggers", _json(), nullable=False),  # events and upstream flows
+    sa.Column("policies", _json(), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("created_by", sa.String(255), nullable=False),
+)
+
+#: one row per fire time (or event, or manual trigger): a run, or a skip with its reason
+schedule_fires = sa.Table(
+    "schedule_fires",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("schedule", sa.String(255), nullable=False),
+    sa.Column("version", sa.Integer(), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # schedule/backfill/event/flow/manual
+    sa.Column("scheduled_for", UTCDateTime(), nullable=True),  # the (nominal) fire time
+    sa.Column("event_id", sa.String(255), nullable=True),
+    sa.Column("due_at", UTCDateTime(), nullable=False),  # fire time + jitter
+    # pending -> claimed -> started; or queued (waits), skipped, error (final)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text(), nullable=True),
+    sa.Column("params", _json(), nullable=True),  # overrides of the version's defaults
+    sa.Column("trigger", _json(), nullable=True),  # event payload, upstream run
+    sa.Column("claim_token", sa.String(64), nullable=True),
+    sa.Column("claimed_by", sa.String(255), nullable=True),
+    sa.Column("claim_expires", UTCDateTime(), nullable=True),
+    sa.Column("run_id", sa.BigInteger(), nullable=True),
+    sa.Column("pid", sa.Integer(), nullable=True),
+    sa.Column("host", sa.String(255), nullable=True),
+    sa.Column("exit_code", sa.Integer(), nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=True),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    sa.Index("ux_schedule_fires_time", "schedule", "scheduled_for", unique=True),
+    sa.Index("ux_schedule_fires_event", "schedule", "event_id", unique=True),
+    sa.Index("ix_schedule_fires_status_due", "status", "due_at"),
+    sa.Index("ix_schedule_fires_schedule_created", "schedule", "created_at"),
+    sqlite_autoincrement=True,
+)
+
+#: who ticks: one row per lease name, held until expires_at unless renewed
+scheduler_lease = sa.Table(
+    "scheduler_lease",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("holder", sa.String(255), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+    sa.Column("acquired_at", UTCDateTime(), nullable=False),
 )
 
 

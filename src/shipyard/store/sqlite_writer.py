@@ -70,14 +70,15 @@ class SqliteWriter:
         origin_run_id: int | None = None,
         run_id: int,
         at: datetime | None = None,
+        trigger: dict[str, Any] | None = None,
     ) -> int:
         tag_list, now = clean_tags(tags), _time(at)
         self._run("INSERT OR IGNORE INTO flows (name, created_at) VALUES (?, ?)", (flow_name, now))
         self._run(
             "INSERT INTO runs (run_id, flow_name, status, user, created_at, heartbeat_at, graph,"
-            " code_key, origin_run_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " code_key, origin_run_id, trigger) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, flow_name, RunStatus.RUNNING.value, user, now, now, _json(graph), code_key,
-             origin_run_id),
+             origin_run_id, None if trigger is None else _json(trigger)),
         )  # fmt: skip
         self._conn.executemany(
             "INSERT INTO run_tags (run_id, tag) VALUES (?, ?)", [(run_id, t) for t in tag_list]

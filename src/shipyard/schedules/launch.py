@@ -1,0 +1,183 @@
+"""Start one scheduled run as a fresh process: ``python -m shipyard.schedules.launch FIRE TOKEN``.
+
+The scheduler spawns this (never forks itself: the host has threads and an event loop). It
+
+1. takes the fire record's claim with ``TOKEN`` (if another scheduler took it over, it
+   exits without running anything: the run starts exactly once);
+2. extracts the schedule version's code snapshot to ``$SHIPYARD_HOME/code/<key>/`` and runs
+   ``python -m shipyard run <snapshot>/<flow file>`` there with the version's parameters
+   (overridden by the fire's), ``--executor`` as the schedule says, and the trigger
+   (``current.trigger``), as the user running the scheduler;
+3. links the run to the fire record as soon as its id is known, waits for it, records the
+   exit code, and pauses the schedule after ``pause_on_failure`` failed runs in a row.
+
+SIGTERM (``overlap="cancel-previous"``) is passed on to the run, which ends as killed.
+Its output goes to ``$SHIPYARD_HOME/logs/schedules/<schedule>/<fire id>.log``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from shipyard.schedules.records import FireRecord, VersionRecord
+from shipyard.schedules.store import ScheduleStore
+
+#: exit codes that do not count as failures for pause_on_failure: success, killed
+_NOT_FAILED = (0, 130, -signal.SIGTERM)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def log_path(home: Path, fire: FireRecord) -> Path:
+    return home / "logs" / "schedules" / fire.schedule / f"{fire.id}.log"
+
+
+def spawn(
+    fire: FireRecord,
+    token: str,
+    *,
+    db_url: str | None = None,
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[bytes]:
+    """Start the launcher of ``fire`` in its own session; returns at once. ``env``: the
+    run's environment (default: this process's)."""
+    from shipyard.config import settings
+
+    home = settings().home
+    path = log_path(home, fire)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ if env is None else env)
+    if db_url:
+        env["SHIPYARD_DB_URL"] = db_url
+    argv = [sys.executable, "-m", "shipyard.schedules.launch", str(fire.id), token]
+    with path.open("ab") as out:
+        return subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+
+
+def trigger_of(fire: FireRecord) -> dict[str, Any]:
+    """``current.trigger`` of the fire's run."""
+    data: dict[str, Any] = {
+        "type": fire.kind.value,
+        "schedule": fire.schedule,
+        "schedule_version": fire.version,
+        "fire_id": fire.id,
+        "scheduled_for": fire.scheduled_for.isoformat() if fire.scheduled_for else None,
+    }
+    data.update({k: v for k, v in fire.trigger.items() if k != "max_parallel"})
+    return data
+
+
+def param_args(values: dict[str, Any]) -> list[str]:
+    """``--name value`` options for the run command (as Runner passes them)."""
+    argv: list[str] = []
+    for name, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            argv.append(f"--{name}" if value else f"--no-{name}")
+        elif isinstance(value, list | dict):
+            argv += [f"--{name}", json.dumps(value)]
+        else:
+            argv += [f"--{name}", str(value)]
+    return argv
+
+
+def run_argv(root: Path, version: VersionRecord, fire: FireRecord, id_file: Path) -> list[str]:
+    argv = [sys.executable, "-m", "shipyard", "run", str(root / version.flow_file)]
+    argv += ["--run-id-file", str(id_file), "--quiet"]
+    argv += ["--shipyard-trigger", json.dumps(trigger_of(fire))]
+    argv += ["--executor", version.policies.executor]
+    return argv + param_args({**version.parameters, **fire.params})
+
+
+def _check_failures(store: ScheduleStore, fire: FireRecord, version: VersionRecord) -> None:
+    limit = version.policies.pause_on_failure
+    if limit <= 0:
+        return
+    ended = [
+        f
+        for f in store.fires(fire.schedule, limit=limit * 4 + 20)
+        if f.finished_at is not None and f.exit_code is not None
+    ][:limit]
+    if len(ended) < limit or any(f.exit_code in _NOT_FAILED for f in ended):
+        return
+    last = f"{version.flow_name}/{fire.run_id}" if fire.run_id else f"fire {fire.id}"
+    note = f"paused after {limit} failed run{'s' if limit > 1 else ''} in a row (last: {last})"
+    record = store.get(fire.schedule)
+    if not record.paused:
+        store.pause(fire.schedule, note, user="scheduler", now=_now())
+        print(f"schedule {fire.schedule!r} {note}", flush=True)
+
+
+def main(argv: list[str]) -> int:
+    from shipyard.config import settings
+    from shipyard.store.blobs import open_blob_store
+    from shipyard.store.code import extract_code
+    from shipyard.store.meta import MetaStore
+
+    fire_id, token = int(argv[0]), argv[1]
+    conf = settings()
+    with MetaStore.open() as meta:
+        store = ScheduleStore(meta)
+        if not store.start(fire_id, token, pid=os.getpid(), now=_now()):
+            print(
+                f"fire {fire_id}: claim taken over by another scheduler; not starting", flush=True
+            )
+            return 0
+        fire = store.fire(fire_id)
+        version = store.version(fire.schedule, fire.version)
+        try:
+            data = open_blob_store(conf.store_url).get(version.code_key)
+            root = extract_code(data, version.code_key, conf.home)
+        except Exception as exc:
+            print(f"fire {fire_id}: cannot get the code snapshot: {exc}", flush=True)
+            store.finish(fire_id, 1, now=_now())
+            return 1
+        with tempfile.TemporaryDirectory(prefix="shipyard-fire-") as tmp:
+            id_file = Path(tmp) / "run-id"
+            command = run_argv(root, version, fire, id_file)
+            print(f"fire {fire_id}: {' '.join(command[2:5])} ({fire.kind.value})", flush=True)
+            proc = subprocess.Popen(command, cwd=root, stdin=subprocess.DEVNULL)
+
+            def forward(signum: int, _frame: Any) -> None:
+                proc.send_signal(signum)
+
+            signal.signal(signal.SIGTERM, forward)
+            signal.signal(signal.SIGINT, forward)
+            while True:  # link the run as soon as its id is known
+                ended = proc.poll() is not None
+                text = id_file.read_text().strip() if id_file.is_file() else ""
+                if "/" in text:
+                    store.link_run(fire_id, int(text.rsplit("/", 1)[1]))
+                    break
+                if ended:
+                    break
+                time.sleep(0.02)
+            code = proc.wait()
+        store.finish(fire_id, code, now=_now())
+        fire = store.fire(fire_id)
+        _check_failures(store, fire, version)
+        return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

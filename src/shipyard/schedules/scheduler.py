@@ -1,0 +1,415 @@
+"""The scheduler: on each tick, record the due fire times and start their runs.
+
+>>> scheduler = Scheduler(ScheduleStore(MetaStore.open()))        # doctest: +SKIP
+>>> scheduler.tick()          # or scheduler.serve(stop) to tick every second until stopped
+
+A tick, by the scheduler holding the lease (one at a time per database; the others stand by
+and take over when it stops renewing):
+
+1. **plan**: for each live, unpaused schedule, the fire times after its cursor that are due
+   by now (jitter included) become ``schedule_fires`` rows, to run or skipped with their
+   reason (``catchup``), and the cursor moves past them, in one transaction;
+2. **dispatch**: rows that are pending, queued, or claimed by a scheduler that died (its
+   claim expired) are locked (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and decided:
+   skipped or queued (``overlap``, the global cap), or claimed with a fresh token;
+3. **start**: each claimed row is handed to the starter, which spawns its run as a fresh
+   process (:mod:`shipyard.schedules.launch`); that process takes the claim with its token.
+
+Time comes from ``clock`` (injectable: tests drive hours of schedules in milliseconds) and
+runs are started by ``starter`` (the default spawns processes).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from shipyard.schedules.cron import Cron
+from shipyard.schedules.plan import plan_fires
+from shipyard.schedules.records import FireKind, FireRecord, FireStatus, ScheduleRecord
+from shipyard.schedules.store import LIVE, ScheduleStore, _fire, fire_row
+from shipyard.store.records import RunStatus
+from shipyard.store.schema import runs, schedule_fires
+
+log = logging.getLogger("shipyard.scheduler")
+
+Clock = Callable[[], datetime]
+#: starts the run of a claimed fire record; the default spawns a process
+Starter = Callable[[FireRecord, str], None]
+
+#: default cap on scheduled runs going at once (the rest are queued)
+MAX_RUNNING = 16
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class TickResult:
+    """What one tick did (for tests, logs and metrics)."""
+
+    leader: bool = False
+    recorded: int = 0
+    started: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+    queued: list[int] = field(default_factory=list)
+    errors: list[int] = field(default_factory=list)
+
+
+class Scheduler:
+    """Ticks schedules. One per process; several may share a database (see the module)."""
+
+    def __init__(
+        self,
+        store: ScheduleStore,
+        *,
+        clock: Clock = utc_now,
+        starter: Starter | None = None,
+        holder: str | None = None,
+        lease_ttl: timedelta = timedelta(seconds=15),
+        claim_ttl: timedelta = timedelta(seconds=120),
+        max_running: int = MAX_RUNNING,
+        use_lease: bool = True,
+        batch: int = 200,
+        announce: Callable[[str], None] | None = None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.starter: Starter = starter or spawn_launcher(store)
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.lease_ttl, self.claim_ttl = lease_ttl, claim_ttl
+        self.max_running, self.use_lease, self.batch = max_running, use_lease, batch
+        self.leader: bool | None = None  # not known before the first tick
+        self.announce = announce or log.info
+        self._crons: dict[str, Cron] = {}
+
+    # --- one tick ---------------------------------------------------------------------------
+    def tick(self) -> TickResult:
+        """Plan, dispatch and start once; does nothing (``leader=False``) without the lease."""
+        now = self.clock()
+        result = TickResult()
+        reap = getattr(self.starter, "reap", None)
+        if reap is not None:
+            reap()
+        if self.use_lease:
+            was = self.leader
+            self.leader = self.store.acquire_lease(self.holder, ttl=self.lease_ttl, now=now)
+            if self.leader != was:
+                self._tell(was)
+            if not self.leader:
+                return result
+        result.leader = True
+        schedules = self.store.list()
+        moves = [m for m in (self._plan(record, now) for record in schedules) if m is not None]
+        if moves:
+            result.recorded = self.store.advance(moves)
+        claimed = self._dispatch(now, {s.name: s for s in schedules}, result)
+        for fire, token in claimed:
+            try:
+                self.starter(fire, token)
+                result.started.append(fire.id)
+            except Exception as exc:  # a spawn that failed: say so on the record
+                log.exception("could not start fire %s of %s", fire.id, fire.schedule)
+                self.store.set_status(
+                    fire.id, FireStatus.ERROR, f"could not start: {exc}", now=self.clock()
+                )
+                result.errors.append(fire.id)
+        return result
+
+    def _tell(self, was: bool | None) -> None:
+        if self.leader:
+            self.announce(f"scheduler {self.holder}: holds the lease, ticks schedules")
+            return
+        held = self.store.lease()
+        who = f"{held[0]} (lease until {held[1]:%H:%M:%S}Z)" if held else "another scheduler"
+        self.announce(
+            f"scheduler {self.holder}: {who} runs this database's schedules; this one stands "
+            "by (one scheduler per database) and takes over if that one stops"
+        )
+
+    def _cron(self, expr: str) -> Cron:
+        cron = self._crons.get(expr)
+        if cron is None:
+            cron = self._crons[expr] = Cron.parse(expr)
+        return cron
+
+    def _plan(
+        self, record: ScheduleRecord, now: datetime
+    ) -> tuple[str, datetime, datetime, list[dict[str, Any]]] | None:
+        """The fire rows of ``record``'s due fire times, and its new cursor."""
+        version = record.current
+        if record.paused or version.cron is None or record.cursor >= now:
+            return None
+        planned, cursor = plan_fires(
+            record.name,
+            self._cron(version.cron),
+            version.timezone,
+            version.policies,
+            record.cursor,
+            now,
+        )
+        if not planned:
+            return None
+        rows = [
+            fire_row(
+                schedule=record.name,
+                version=record.version,
+                kind=FireKind.SCHEDULE,
+                scheduled_for=p.scheduled_for,
+                due_at=p.due_at,
+                status=p.status,
+                reason=p.reason,
+                now=now,
+            )
+            for p in planned
+        ]
+        return record.name, record.cursor, cursor, rows
+
+    # --- dispatch ---------------------------------------------------------------------------
+    def _candidates(self, conn: sa.Connection, now: datetime) -> list[FireRecord]:
+        c = schedule_fires.c
+        query = (
+            sa.select(schedule_fires)
+            .where(
+                sa.or_(
+                    sa.and_(
+                        c.status.in_([FireStatus.PENDING.value, FireStatus.QUEUED.value]),
+                        c.due_at <= now,
+                    ),
+                    sa.and_(c.status == FireStatus.CLAIMED.value, c.claim_expires < now),
+                )
+            )
+            .order_by(c.due_at, c.id)
+            .limit(self.batch)
+        )
+        if self.store.postgres:
+            query = query.with_for_update(skip_locked=True)
+        return [_fire(r) for r in conn.execute(query)]
+
+    def _live(self, conn: sa.Connection, now: datetime) -> dict[str, list[FireRecord]]:
+        """Fire records whose run may still be going, by schedule."""
+        c = schedule_fires.c
+        rows = conn.execute(
+            sa.select(schedule_fires, runs.c.status.label("run_status"), runs.c.heartbeat_at)
+            .outerjoin(runs, runs.c.run_id == c.run_id)
+            .where(c.status.in_(LIVE), c.finished_at.is_(None))
+        ).all()
+        cutoff = now - self.store.meta.dead_after
+        live: dict[str, list[FireRecord]] = {}
+        here = socket.gethostname()
+        for row in rows:
+            fire = _fire(row)
+            if fire.status == FireStatus.CLAIMED:
+                going = fire.claim_expires is not None and fire.claim_expires >= now
+            elif fire.host == here and fire.pid is not None:
+                going = _alive(fire.pid)  # its launcher records the end when the run ends
+            elif fire.run_id is None:  # started elsewhere, run not created yet (or never)
+                going = fire.started_at is not None and now - fire.started_at < self.claim_ttl
+            else:
+                going = row.run_status == RunStatus.RUNNING.value and (
+                    row.heartbeat_at is not None and row.heartbeat_at >= cutoff
+                )
+            if going:
+                live.setdefault(fire.schedule, []).append(fire)
+        return live
+
+    def _dispatch(
+        self, now: datetime, by_name: dict[str, ScheduleRecord], result: TickResult
+    ) -> list[tuple[FireRecord, str]]:
+        claimed: list[tuple[FireRecord, str]] = []
+        with self.store.writer.begin() as conn:
+            candidates = self._candidates(conn, now)
+            if not candidates:
+                return []
+            live = self._live(conn, now)
+            for fire in candidates:
+                running = sum(len(v) for v in live.values())
+                status, reason = self._decide(fire, by_name.get(fire.schedule), live, running)
+                if status == FireStatus.CLAIMED:
+                    token = secrets.token_hex(16)
+                    done = conn.execute(
+                        schedule_fires.update()
+                        .where(
+                            schedule_fires.c.id == fire.id,
+                            schedule_fires.c.status == fire.status.value,
+                            _same_token(fire.claim_token),
+                        )
+                        .values(
+                            status=FireStatus.CLAIMED.value,
+                            claim_token=token,
+                            claimed_by=self.holder,
+                            claim_expires=now + self.claim_ttl,
+                            reason=reason,
+                        )
+                    )
+                    if done.rowcount:
+                        claimed.append((fire, token))
+                        live.setdefault(fire.schedule, []).append(fire)
+                    continue
+                if status == fire.status and reason == fire.reason:
+                    continue  # still queued for the same reason
+                values: dict[str, Any] = {"status": status.value, "reason": reason}
+                if status == FireStatus.SKIPPED:
+                    values["finished_at"] = now
+                conn.execute(
+                    schedule_fires.update()
+                    .where(
+                        schedule_fires.c.id == fire.id,
+                        schedule_fires.c.status == fire.status.value,
+                    )
+                    .values(**values)
+                )
+                (result.skipped if status == FireStatus.SKIPPED else result.queued).append(fire.id)
+        return claimed
+
+    def _decide(
+        self,
+        fire: FireRecord,
+        record: ScheduleRecord | None,
+        live: dict[str, list[FireRecord]],
+        running: int,
+    ) -> tuple[FireStatus, str | None]:
+        if record is None:
+            return FireStatus.SKIPPED, "the schedule was deleted"
+        if fire.status == FireStatus.CLAIMED:  # its scheduler died before its run started
+            return FireStatus.CLAIMED, f"taken over from {fire.claimed_by} (claim expired)"
+        if record.paused and fire.kind != FireKind.MANUAL:
+            return FireStatus.SKIPPED, f"paused: {record.note or 'no note'}"
+        mine = [f for f in live.get(fire.schedule, []) if f.id != fire.id]
+        if fire.kind == FireKind.BACKFILL:
+            limit = int(fire.trigger.get("max_parallel") or 1)
+            going = [f for f in mine if f.kind == FireKind.BACKFILL]
+            if len(going) >= limit:
+                return FireStatus.QUEUED, f"backfill: {len(going)} running (--max-parallel {limit})"
+        elif fire.kind != FireKind.MANUAL and mine:
+            overlap = record.current.policies.overlap
+            previous = ", ".join(_what(f, record.flow_name) for f in mine)
+            if overlap == "skip":
+                return FireStatus.SKIPPED, f"overlap=skip: {previous} still running"
+            if overlap == "queue":
+                return FireStatus.QUEUED, f"overlap=queue: waiting for {previous}"
+            if overlap == "cancel-previous":
+                for other in mine:
+                    cancel(other)
+                live[fire.schedule] = [f for f in live.get(fire.schedule, []) if f not in mine]
+                running -= len(mine)  # they are stopping
+        if running >= self.max_running:
+            return FireStatus.QUEUED, (
+                f"global cap: {running} scheduled runs going (max_running={self.max_running})"
+            )
+        return FireStatus.CLAIMED, None
+
+    # --- the loop ---------------------------------------------------------------------------
+    def serve(self, stop: threading.Event, *, interval: float = 1.0) -> None:
+        """Tick every ``interval`` seconds (aligned to the clock's seconds) until ``stop``."""
+        try:
+            while not stop.is_set():
+                try:
+                    self.tick()
+                except Exception:  # a database hiccup must not end the scheduler
+                    log.exception("scheduler tick failed; trying again")
+                now = self.clock()
+                wait = interval - (now.timestamp() % interval)
+                stop.wait(max(wait, 0.01))
+        finally:
+            if self.use_lease and self.leader is True:
+                try:
+                    self.store.release_lease(self.holder)
+                except Exception:
+                    log.exception("could not release the scheduler lease")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _same_token(token: str | None) -> sa.ColumnElement[bool]:
+    column = schedule_fires.c.claim_token
+    return column.is_(None) if token is None else column == token
+
+
+def _what(fire: FireRecord, flow_name: str) -> str:
+    return f"{flow_name}/{fire.run_id}" if fire.run_id else f"fire {fire.id}"
+
+
+def cancel(fire: FireRecord) -> None:
+    """Stop a fire's run (``overlap="cancel-previous"``): SIGTERM to its launcher, which
+    passes it on to the run (the run then ends as killed). Only on the launcher's host."""
+    if fire.pid is None or fire.host != socket.gethostname():
+        log.warning("cannot cancel fire %s: its run is on %s", fire.id, fire.host or "no host")
+        return
+    try:
+        os.kill(fire.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+
+
+class Spawner:
+    """The default starter: ``python -m shipyard.schedule.launch FIRE TOKEN`` as a fresh
+    process in its own session (never a fork of the scheduler's process). Keeps the
+    children to reap them (no zombies in a long-running host)."""
+
+    def __init__(
+        self, store: ScheduleStore, env: Callable[[], dict[str, str]] | None = None
+    ) -> None:
+        self.db_url = store.writer.url.render_as_string(hide_password=False)
+        self.env = env  # the runs' environment (None: this process's)
+        self.children: list[subprocess.Popen[bytes]] = []
+
+    def __call__(self, fire: FireRecord, token: str) -> None:
+        from shipyard.schedules.launch import spawn
+
+        self.reap()
+        env = self.env() if self.env is not None else None
+        self.children.append(spawn(fire, token, db_url=self.db_url, env=env))
+
+    def reap(self) -> None:
+        """Forget the children that have exited (and collect their exit status)."""
+        self.children = [c for c in self.children if c.poll() is None]
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Wait up to ``timeout`` seconds for the children (they keep running after)."""
+        deadline = time.monotonic() + timeout
+        for child in self.children:
+            try:
+                child.wait(max(deadline - time.monotonic(), 0.01))
+            except subprocess.TimeoutExpired:
+                pass
+        self.reap()
+
+
+def spawn_launcher(store: ScheduleStore) -> Spawner:
+    """The default starter (see :class:`Spawner`)."""
+    return Spawner(store)
+
+
+__all__ = [
+    "MAX_RUNNING",
+    "Clock",
+    "Scheduler",
+    "Spawner",
+    "Starter",
+    "TickResult",
+    "cancel",
+    "spawn_launcher",
+    "utc_now",
+]
