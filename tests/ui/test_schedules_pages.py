@@ -5,6 +5,7 @@ pause and resume from the UI as an admin, refused to anyone else."""
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -106,7 +107,8 @@ class Starter:
     def __call__(self, fire: FireRecord, token: str) -> None:
         if fire.schedule in self.fail:
             raise OSError("no space left on device")
-        assert self.store.start(fire.id, token, pid=1, now=self.clock())
+        # this process stands in for the launcher (alive while its run goes)
+        assert self.store.start(fire.id, token, pid=os.getpid(), now=self.clock())
         flow = self.store.get(fire.schedule).flow_name
         run_id = self.store.meta.create_run(
             flow,
@@ -168,8 +170,9 @@ def _fill(store: ScheduleStore, blobs: Any, root: Path) -> None:
     clock.now += timedelta(seconds=30)
     scheduler.tick()
     starter.fail.clear()
-    for run_id in starter.runs.values():
+    for fire_id, run_id in starter.runs.items():  # the runs end, as their launchers record
         store.meta.finish_run(run_id, RunStatus.SUCCEEDED)
+        store.finish(fire_id, 0, now=clock.now)
     clock.now += timedelta(seconds=30)
     scheduler.tick()  # queuer's queued fire time starts, and the next backfilled one
 
