@@ -1,16 +1,23 @@
-"""The UI's only writes: move a model alias and roll back a deployment, for a key with scope
-``admin``, through the admin API.
+"""The UI's only writes: move a model alias and roll back a deployment, through the admin
+API, and pause or resume a schedule; for a key with scope ``admin``.
 
 Routes (relative to the UI)::
 
     POST /actions/models/{name}/aliases/{alias}     {"version": N}
     POST /actions/deployments/{service}/rollback    {}
+    POST /actions/schedules/{name}/pause            {"note": "why"}  (a note is required)
+    POST /actions/schedules/{name}/resume           {}
 
 Each one is replayed in-process to the host's admin API (``POST /api/v1/models/{name}/aliases
 /{alias}``, ``POST /api/v1/deployments/{service}/rollback``) with the signed-in key as
 ``Authorization: Bearer``, the browser's Host and Origin and ``application/json``: the admin
 API's own checks decide, and its answer (and error) is the action's answer. The UI alone
 (``shipyard ui``) has no admin API behind it and is always read-only (403).
+
+The admin API has no schedule routes (``shipyard schedule`` writes the metadata database
+directly, as ``shipyard keys`` does): pause and resume make the same checks here, with the
+admin API's own :meth:`~shipyard.keys.Guard.check_admin`, then write through
+:class:`~shipyard.schedules.store.ScheduleStore`, recording the key's name as who paused.
 
 Cross-site request forgery, in layers:
 
@@ -29,10 +36,13 @@ Errors are JSON: ``{"error": {"type", "message"}}`` with the status to match.
 from __future__ import annotations
 
 import json
+import logging
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -40,8 +50,12 @@ from shipyard.errors import error_response
 from shipyard.keys import AuthError, RequestInfo
 from shipyard.ui.context import COOKIE, UIContext, UIError
 
+log = logging.getLogger("shipyard.ui")
+
 #: an action's body is a tiny JSON object
 MAX_BODY = 4096
+#: the longest pause note (a sentence and a ticket number, not a report)
+MAX_NOTE = 500
 
 
 class ActionError(UIError):
@@ -67,6 +81,67 @@ async def rollback(ctx: UIContext, request: Request) -> Response:
     """Roll ``service`` back to its previous live version."""
     service = request.path_params["service"]
     return await _act(ctx, request, f"/api/v1/deployments/{quote(service, safe='')}/rollback")
+
+
+async def pause_schedule(ctx: UIContext, request: Request) -> Response:
+    """Pause schedule ``name`` with ``{"note": "why"}`` (required: it is what everyone sees
+    on the schedules page until someone resumes it)."""
+    try:
+        _key, user = _check(ctx, request)
+        note = _note(await _body(request))
+    except (ActionError, AuthError) as exc:
+        return exc.response()
+    return await run_in_threadpool(_pause, ctx, request.path_params["name"], note, user)
+
+
+async def resume_schedule(ctx: UIContext, request: Request) -> Response:
+    """Resume schedule ``name``: fire times from now on run (those while paused do not)."""
+    try:
+        _key, user = _check(ctx, request)
+        await _body(request)
+    except (ActionError, AuthError) as exc:
+        return exc.response()
+    return await run_in_threadpool(_resume, ctx, request.path_params["name"], user)
+
+
+def _note(body: dict[str, Any]) -> str:
+    note = body.get("note")
+    if not isinstance(note, str) or not note.strip():
+        raise ActionError(
+            422, "validation_error", "a pause needs a note saying why (the field 'note')"
+        )
+    note = note.strip()
+    if len(note) > MAX_NOTE:
+        raise ActionError(
+            422, "validation_error", f"the note has {len(note)} characters; at most {MAX_NOTE}"
+        )
+    return note
+
+
+def _pause(ctx: UIContext, name: str, note: str, user: str) -> Response:
+    from shipyard.schedules.errors import ScheduleNotFound
+    from shipyard.schedules.store import ScheduleStore
+
+    store = ScheduleStore(ctx.meta)
+    try:
+        store.pause(name, note, user=user, now=datetime.now(UTC))
+    except ScheduleNotFound as exc:
+        return error_response(404, "not_found", exc.message)
+    return JSONResponse({"schedule": name, "paused": True, "note": note, "paused_by": user})
+
+
+def _resume(ctx: UIContext, name: str, user: str) -> Response:
+    from shipyard.schedules.errors import ScheduleNotFound
+    from shipyard.schedules.store import ScheduleStore
+
+    store = ScheduleStore(ctx.meta)
+    try:
+        was = store.get(name)
+        store.resume(name, now=datetime.now(UTC))
+    except ScheduleNotFound as exc:
+        return error_response(404, "not_found", exc.message)
+    log.info("schedule %r resumed by %s (was paused: %s)", name, user, was.paused)
+    return JSONResponse({"schedule": name, "paused": False, "was_paused": was.paused})
 
 
 async def _act(ctx: UIContext, request: Request, path: str) -> Response:
@@ -152,4 +227,12 @@ async def _forward(
     return JSONResponse(payload, answer.status_code)
 
 
-__all__ = ["MAX_BODY", "ActionError", "move_alias", "rollback"]
+__all__ = [
+    "MAX_BODY",
+    "MAX_NOTE",
+    "ActionError",
+    "move_alias",
+    "pause_schedule",
+    "resume_schedule",
+    "rollback",
+]

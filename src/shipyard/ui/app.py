@@ -17,6 +17,7 @@ Routes (relative to the mount point)::
     /runs/{flow}/{run_id}/{step}        the step's tasks
     /runs/{flow}/{run_id}/{step}/{id}   attempts, errors, artifacts, logs
     /runs/{flow}/{run_id}/{step}/{id}/cards/{card_id}   one card (its own CSP, sandboxed)
+    /schedules, /schedules/{name}       schedules; one schedule's versions and fire history
     /models, /models/{name}             models; one model's versions
     /deployments, /deployments/{name}   services with last-hour charts; one service's versions
     /gateway                            gateway routes (no secrets) and usage (?period=hour|day)
@@ -70,7 +71,9 @@ from shipyard.ui.loadtests import loadtest_report
 from shipyard.ui.models import model_page, models_page
 from shipyard.ui.run import run_json, run_page, step_page
 from shipyard.ui.runs import runs_json, runs_page
+from shipyard.ui.schedules import schedule_page, schedules_page
 from shipyard.ui.task import task_json, task_logs_json, task_page
+from shipyard.ui.triggers import TriggerView
 
 if TYPE_CHECKING:
     from shipyard.gateway import Gateway
@@ -108,6 +111,7 @@ def templates() -> Jinja2Templates:
             formats.seconds_between(s["started_at"], s["finished_at"])
         ),
         step_status=step_status,
+        trigger=lambda run: TriggerView.of(run.trigger),
     )
     return Jinja2Templates(env=env)
 
@@ -186,6 +190,8 @@ def _routes(ctx: UIContext) -> list[BaseRoute]:
         Route(run + "/{step}", _page(ctx, step_page)),
         Route(run + "/{step}/{task_id}", _page(ctx, task_page)),
         Route(run + "/{step}/{task_id}/cards/{card_id}", _page(ctx, card_page)),
+        Route("/schedules", _page(ctx, schedules_page)),
+        Route("/schedules/{name}", _page(ctx, schedule_page)),
         Route("/models", _page(ctx, models_page)),
         Route("/models/{name}", _page(ctx, model_page)),
         Route("/deployments", _page(ctx, deployments_page)),
@@ -205,6 +211,16 @@ def _routes(ctx: UIContext) -> list[BaseRoute]:
         Route(
             "/actions/deployments/{service}/rollback",
             _action(ctx, actions.rollback),
+            methods=["POST"],
+        ),
+        Route(
+            "/actions/schedules/{name}/pause",
+            _action(ctx, actions.pause_schedule),
+            methods=["POST"],
+        ),
+        Route(
+            "/actions/schedules/{name}/resume",
+            _action(ctx, actions.resume_schedule),
             methods=["POST"],
         ),
         Route("/api/runs", _page(ctx, runs_json, api=True)),
