@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from conftest import T0, InProcessStarter, WallClock, add_schedule
 from shipyard.schedules.launch import _check_failures
 from shipyard.schedules.records import FireKind, FireStatus
 from shipyard.schedules.scheduler import Scheduler
 from shipyard.schedules.store import ScheduleStore
+from support.schedules import T0, InProcessStarter, WallClock, add_schedule
 
 
 def scheduler(

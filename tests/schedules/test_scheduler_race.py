@@ -16,11 +16,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from conftest import T0, WallClock, add_schedule
 from shipyard.schedules.records import FireRecord, FireStatus
 from shipyard.schedules.scheduler import Scheduler
 from shipyard.schedules.store import ScheduleStore
 from shipyard.store.meta import MetaStore
+from support.schedules import T0, WallClock, add_schedule
 from support.servers import pg_schema_url
 
 pytestmark = pytest.mark.postgres
