@@ -24,17 +24,24 @@ import socket
 import sys
 import tempfile
 import threading
-from pathlib import Path
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shipyard.flow import ray_node
 from shipyard.flow.exceptions import FlowError
+from shipyard.flow.failures import SNAPSHOT_IMPORT, Evidence, log_tail, ray_failure, with_log_tail
+from shipyard.flow.ray_checks import local_addresses, unreachable_store, version_mismatches
+from shipyard.flow.ray_node import NODE_HOME, SUFFIXES, live_key
+from shipyard.store.blobs import BlobNotFound, BlobStore, open_blob_store
 
 if TYPE_CHECKING:
     from shipyard.flow.decorators import TaskOptions
+    from shipyard.flow.report import TaskResult
     from shipyard.flow.task import TaskSpec
 
-#: where a node keeps the snapshots it extracted (node-local, shared by its workers)
-NODE_HOME = Path(tempfile.gettempdir()) / "shipyard-ray"
+#: seconds to wait for the version probes and for a post-mortem
+PROBE_SECONDS = 30.0
 
 
 class RayExecutorError(FlowError):
@@ -63,11 +70,24 @@ def ray_task_options(opts: TaskOptions) -> dict[str, Any]:
     return options
 
 
+@dataclass
+class _Attempt:
+    """A submitted attempt, as the executor follows it: its spec, when it started, and how
+    many chunks of each stream of its live log are appended to the runtime's file."""
+
+    spec: TaskSpec
+    ref: Any
+    started: float = field(default_factory=time.monotonic)
+    chunks: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUFFIXES, 0))
+
+
 class RayExecutor:
     """Submits task attempts to Ray; tells the runtime of their ends over a socketpair.
 
     ``address``: an existing cluster's (``host:port``); None starts a local Ray for this
-    run, stopped by :meth:`close`."""
+    run, stopped by :meth:`close`. Before anything runs, a cluster's nodes are checked:
+    the same Python, Ray and shipyard as here, and a blob store (``store_url``) they can
+    all reach; either failure raises :class:`RayExecutorError` with both sides or the fix."""
 
     def __init__(
         self,
@@ -77,11 +97,18 @@ class RayExecutor:
         decospecs: list[str],
         options: dict[str, TaskOptions],
         address: str | None,
+        store_url: str | None = None,
     ) -> None:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         ray = _ray()
         self.code_key, self.flow_name, self.decospecs = code_key, flow_name, decospecs
         self.options = options
+        if store_url is None:
+            from shipyard.config import settings
+
+            store_url = settings().store_url
+        self.store: BlobStore = open_blob_store(store_url)
+        self.node_versions: dict[str, dict[str, str]] = {}  # node label -> its versions
         try:
             if address:
                 ray.init(address=address, log_to_driver=False, logging_level="WARNING")
@@ -98,14 +125,65 @@ class RayExecutor:
                 f"--executor ray: could not start or reach {where}: {type(exc).__name__}: {exc}"
                 + ("; check the address (--ray-address / SHIPYARD_RAY_ADDRESS)" if address else "")
             ) from exc
+        try:
+            if address:  # a Ray this process started runs its Python, Ray and shipyard
+                self._check_cluster(address, store_url)
+        except BaseException:
+            ray.shutdown()
+            raise
         self._remote = ray.remote(_run_attempt)
         self.sock, self._wake = socket.socketpair()
         self._lock = threading.Lock()
         self._pending: dict[Any, int] = {}  # ObjectRef -> token
+        self._attempts: dict[int, _Attempt] = {}
         self._done: list[tuple[Any, ...]] = []
         self._closing = False
+        self._next_sync = 0.0
         self._thread = threading.Thread(target=self._wait_loop, name="ray-wait", daemon=True)
         self._thread.start()
+
+    # -- before anything runs -------------------------------------------------------------
+    def _check_cluster(self, address: str, store_url: str) -> None:
+        """Refuse a cluster whose nodes cannot reach the store or run other versions."""
+        ray = _ray()
+        nodes = _alive_nodes()
+        why = unreachable_store(
+            store_url, [n["NodeManagerAddress"] for n in nodes], local_addresses()
+        )
+        if why:
+            raise RayExecutorError(f"--executor ray: {why}")
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        probe = ray.remote(ray_node.versions)
+        refs = {
+            _node_label(node): probe.options(
+                num_cpus=0,
+                max_retries=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
+            ).remote()
+            for node in nodes
+        }
+        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=PROBE_SECONDS)
+        found: dict[str, dict[str, str]] = {}
+        for label, ref in refs.items():
+            if ref not in ready:
+                found[label] = {"error": f"no answer in {PROBE_SECONDS:g} s"}
+                continue
+            try:
+                found[label] = ray.get(ref)
+            except Exception as exc:  # noqa: BLE001
+                names = {cls.__name__ for cls in type(exc).__mro__}
+                if names & {"TaskUnschedulableError", "NodeDiedError"}:
+                    continue  # the node left the cluster: nothing will run there
+                found[label] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        self.node_versions = found
+        mismatches = version_mismatches(ray_node.versions(), found)
+        if mismatches:
+            raise RayExecutorError(
+                f"--executor ray: the Ray cluster at {address} runs other versions than this "
+                f"machine; every node needs the same Python (major.minor), Ray and shipyard:\n"
+                f"{mismatches}\ninstall the same versions here or on the nodes"
+            )
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -117,6 +195,7 @@ class RayExecutor:
         )
         with self._lock:
             self._pending[ref] = token
+            self._attempts[token] = _Attempt(spec, ref)
 
     def cancel(self, token: int) -> None:
         """Stop the attempt ``token`` (a timeout, Ctrl-C): Ray kills the worker running
@@ -146,20 +225,128 @@ class RayExecutor:
                 continue
             ready, _ = ray.wait(refs, num_returns=1, timeout=0.1)
             for ref in ready:
-                try:
-                    code, report = ray.get(ref)
-                except Exception as exc:  # noqa: BLE001 - Ray's failure: the attempt's cause
-                    code = 1
-                    error = {
-                        "type": type(exc).__name__,
-                        "message": f"the Ray task failed: {exc}"[:4000],
-                        "traceback": "",
-                    }
-                    report = pickle.dumps({"ok": False, "error": error}, protocol=5)
                 with self._lock:
-                    token = self._pending.pop(ref)
+                    token = self._pending[ref]
+                    attempt = self._attempts[token]
+                code, report = self._ended(attempt)
+                with self._lock:
+                    del self._pending[ref], self._attempts[token]
                     self._done.append(("exited", token, None, code, report))
                 self._wake.send(b"x")
+            if time.monotonic() >= self._next_sync:
+                self._sync_logs()
+
+    # -- logs -----------------------------------------------------------------------------
+    def _sync_logs(self) -> None:
+        """Append the chunks the running attempts streamed to their live log files here."""
+        self._next_sync = time.monotonic() + ray_node.STREAM_SECONDS / 2
+        now = time.monotonic()
+        with self._lock:
+            attempts = [a for a in self._attempts.values() if now - a.started >= 0.9]
+        for attempt in attempts:
+            try:
+                _append_chunks(self.store, attempt)
+            except Exception:  # noqa: BLE001, S110 - the store's hiccup: next time
+                pass
+
+    def _complete_log(self, attempt: _Attempt, suffix: str, data: bytes) -> None:
+        """The runtime's live file of ``suffix`` made whole from the attempt's full log."""
+        path = attempt.spec.path(suffix)
+        have = path.stat().st_size if path.exists() else 0
+        if len(data) > have:
+            with path.open("ab") as handle:
+                handle.write(data[have:])
+
+    def _finish_logs(self, attempt: _Attempt, result: TaskResult) -> None:
+        for suffix, key in (("out", result.get("stdout_key")), ("err", result.get("stderr_key"))):
+            if key:
+                try:
+                    self._complete_log(attempt, suffix, bytes(self.store.get(key)))
+                except (BlobNotFound, OSError):
+                    pass
+        _drop_chunks(self.store, attempt)
+
+    # -- an attempt ended -----------------------------------------------------------------
+    def _ended(self, attempt: _Attempt) -> tuple[int, bytes]:
+        """The attempt's exit code and report; for a Ray failure, one made here with its
+        named cause, the facts, and the last lines of its log."""
+        ray = _ray()
+        try:
+            code, report = ray.get(attempt.ref)
+        except Exception as exc:  # noqa: BLE001 - Ray's failure: the attempt's cause
+            result = self._failure(attempt, exc)
+            return 1, pickle.dumps(result, protocol=5)
+        try:
+            self._finish_logs(attempt, pickle.loads(report))
+        except Exception:  # noqa: BLE001, S110 - a report cut short: the runtime says so
+            pass
+        return code, report
+
+    def _failure(self, attempt: _Attempt, exc: BaseException) -> TaskResult:
+        from shipyard.flow.task import upload_logs
+
+        names = [cls.__name__ for cls in type(exc).__mro__]
+        evidence = Evidence(
+            ray_task_id=attempt.ref.task_id().hex(),
+            request_mb=self.options[attempt.spec.step_name].memory_mb,
+        )
+        try:
+            _append_chunks(self.store, attempt)
+        except Exception:  # noqa: BLE001, S110 - what was streamed is what there is
+            pass
+        died = {"WorkerCrashedError", "ActorDiedError", "OutOfMemoryError", "TaskCancelledError"}
+        if died & set(names):
+            self._post_mortem(attempt, evidence)
+        _drop_chunks(self.store, attempt)
+        logs = [attempt.spec.path(suffix) for suffix in SUFFIXES]
+        evidence.stdout, evidence.stderr = (
+            p.read_bytes().decode("utf-8", "replace") if p.exists() else "" for p in logs
+        )
+        result: TaskResult = {
+            "ok": False,
+            "error": ray_failure(names, str(exc), evidence),
+            "duration": time.monotonic() - attempt.started,
+        }
+        try:
+            result = {**result, **upload_logs(self.store, attempt.spec)}
+        except Exception:  # noqa: BLE001, S110 - the files stay, for `shipyard logs`
+            pass
+        return result
+
+    def _post_mortem(self, attempt: _Attempt, evidence: Evidence) -> None:
+        """Ask every live node for what the attempt left there (see ray_node.post_mortem)."""
+        ray = _ray()
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        nodes = {node["NodeID"]: node for node in _alive_nodes()}
+        probe = ray.remote(ray_node.post_mortem)
+        refs = [
+            probe.options(
+                num_cpus=0,
+                max_retries=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+            ).remote(attempt.spec, node_id)
+            for node_id in nodes
+        ]
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=PROBE_SECONDS)
+        for ref in ready:
+            try:
+                found = ray.get(ref)
+            except Exception:  # noqa: BLE001, S112 - that node could not say
+                continue
+            if found is None:
+                continue
+            start, memory = found["start"], found["memory"]
+            node = nodes.get(start.get("node", ""))
+            evidence.node = _node_label(node) if node else str(start.get("node", ""))
+            evidence.pid = start.get("pid")
+            evidence.exit_code = found["exit_code"]
+            evidence.oom_kills = memory["oom_kills"] - start["memory"]["oom_kills"]
+            evidence.memory_limit, evidence.memory_peak = memory["limit"], memory["peak"]
+            evidence.cgroup = memory["cgroup"]
+            for suffix in SUFFIXES:
+                self._complete_log(attempt, suffix, found["logs"][suffix])
+            return
 
     def close(self) -> None:
         """Stop waiting, cancel what still runs, disconnect (and stop a local Ray)."""
@@ -174,6 +361,48 @@ class RayExecutor:
         ray.shutdown()
         self.sock.close()
         self._wake.close()
+
+
+def _alive_nodes() -> list[dict[str, Any]]:
+    return [node for node in _ray().nodes() if node.get("Alive")]
+
+
+def _node_label(node: dict[str, Any]) -> str:
+    """``<id> (<address>, <custom resources>)``: which node, in words a user can match."""
+    standard = ("CPU", "GPU", "memory", "object_store_memory")
+    custom = sorted(
+        name
+        for name in node.get("Resources", {})
+        if name not in standard and not name.startswith(("node:", "accelerator_type:"))
+    )
+    extra = f", resources {', '.join(custom)}" if custom else ""
+    return f"{node['NodeID']} ({node.get('NodeManagerAddress', '?')}{extra})"
+
+
+def _append_chunks(store: BlobStore, attempt: _Attempt) -> None:
+    """Append the live log's chunks not appended yet to the runtime's files."""
+    for suffix in SUFFIXES:
+        while True:
+            key = live_key(attempt.spec, suffix, attempt.chunks[suffix])
+            try:
+                data = store.get(key)
+            except BlobNotFound:
+                break
+            with attempt.spec.path(suffix).open("ab") as handle:
+                handle.write(data)
+            attempt.chunks[suffix] += 1
+
+
+def _drop_chunks(store: BlobStore, attempt: _Attempt) -> None:
+    """Delete the live log's chunks: the attempt's log is whole here now."""
+    for suffix in SUFFIXES:
+        number = 0
+        while True:
+            key = live_key(attempt.spec, suffix, number)
+            if number >= attempt.chunks[suffix] and not store.exists(key):
+                break
+            store.delete(key)
+            number += 1
 
 
 def _load_snapshot(spec: TaskSpec, code_key: str, flow_name: str, decospecs: list[str]) -> Any:
@@ -206,34 +435,44 @@ def _run_attempt(
     spec: TaskSpec, code_key: str, flow_name: str, decospecs: list[str]
 ) -> tuple[int, bytes]:
     """The Ray task: run one attempt in this worker, as a forked task would, and return
-    (exit code, the pickled result record with the node's id)."""
+    (exit code, the pickled result record with the node's id). Its output goes to files
+    in a node-local directory, streamed to the blob store as it grows (ray_node.py)."""
     import faulthandler
 
     import ray
-    from shipyard.flow.task import error_dict, run_task, upload_logs, write_result
-    from shipyard.store.blobs import open_blob_store
+    from shipyard.flow.task import _redirect_output, run_task, upload_logs, write_result
 
+    node_id = ray.get_runtime_context().get_node_id()
+    here, local = ray_node.begin(spec, node_id)
+    store = open_blob_store(spec.store_url)
+    streamer = ray_node.LogStreamer(store, spec, local)
     saved_fds = (os.dup(1), os.dup(2))
     saved_streams = (sys.stdout, sys.stderr)
-    with tempfile.TemporaryFile() as out:
+    with tempfile.TemporaryFile() as out, ray_node.recording_exit(here):
         report_fd = os.dup(out.fileno())
         try:
+            _redirect_output(local)  # what importing the snapshot prints is logged too
+            streamer.start()
             try:
                 flow_cls, graph = _load_snapshot(spec, code_key, flow_name, decospecs)
             except BaseException as exc:  # noqa: BLE001 - the attempt's named cause
-                result: Any = {"ok": False, "error": error_dict(exc), "duration": 0.0}
-                result["error"]["type"] = f"SnapshotImportError: {result['error']['type']}"
+                result: Any = {
+                    "ok": False,
+                    "error": _snapshot_error(exc, local),
+                    "duration": 0.0,
+                }
                 try:
-                    result.update(upload_logs(open_blob_store(spec.store_url), spec))
-                except Exception:  # noqa: BLE001, S110 - the runtime uploads what is left
+                    result.update(upload_logs(store, local))
+                except Exception:  # noqa: BLE001, S110 - the runtime has the streamed part
                     pass
                 write_result(report_fd, result)
                 code = 1
             else:
-                code = run_task(flow_cls, graph, spec, report_fd)
+                code = run_task(flow_cls, graph, local, report_fd)
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
+            streamer.stop()
             faulthandler.disable()
             for fd, saved in zip((1, 2), saved_fds, strict=True):
                 os.dup2(saved, fd)
@@ -241,13 +480,37 @@ def _run_attempt(
             sys.stdout, sys.stderr = saved_streams
         out.seek(0)
         report = out.read()
+    ray_node.end(here)
     try:
         record = pickle.loads(report)
-        record["node"] = ray.get_runtime_context().get_node_id()
+        record["node"] = node_id
         report = pickle.dumps(record, protocol=5)
     except Exception:  # noqa: BLE001, S110 - cut short: the runtime says so
         pass
     return code, report
+
+
+def _snapshot_error(exc: BaseException, local: TaskSpec) -> Any:
+    """SnapshotImportError: the exception, its traceback (also in the log), the log's end."""
+    from shipyard.flow.task import error_dict
+
+    error = error_dict(exc)  # its traceback is recorded with it; the log gets the gist
+    print(f"{error['type']}: {error['message']}", file=sys.stderr)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    logs = []
+    for suffix in ray_node.SUFFIXES:
+        try:
+            logs.append(local.path(suffix).read_text("utf-8", "replace"))
+        except OSError:
+            logs.append("")
+    message = (
+        f"the run's code snapshot did not import on the Ray node: "
+        f"{error['type']}: {error['message']}"
+    )
+    error["type"] = SNAPSHOT_IMPORT
+    error["message"] = with_log_tail(message, log_tail(logs[0], logs[1]))
+    return error
 
 
 __all__ = ["RayExecutor", "RayExecutorError", "ray_task_options"]

@@ -156,6 +156,7 @@ class Runtime:
                 decospecs=self.plan.decospecs,
                 options=self.options,
                 address=self.plan.ray_address,
+                store_url=self.config.store_url,
             )
         except RayExecutorError:
             self.ledger.write("finish_run", self.run_id, RunStatus.FAILED)
