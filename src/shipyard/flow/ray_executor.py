@@ -11,8 +11,19 @@ store), extracted once per node by content hash under ``<tmp>/shipyard-ray/code/
 before importing, it drops from ``sys.modules`` every module loaded from another snapshot,
 so a warm worker never serves a stale flow module.
 
-First slice: a timeout or Ctrl-C cancels the Ray task (Ray kills its worker); no memory-kill
-or node-lost causes beyond Ray's own exception name and message, no ``--detach``.
+**Before the first task** (an existing cluster): every live node must run this machine's
+Python (major.minor), Ray and shipyard (one tiny task pinned to each node), and a
+``file://`` store is refused if a node is on another machine (ray_checks.py).
+
+**Logs** (ray_node.py): the attempt writes them to a node-local directory and streams them
+to the blob store in numbered chunks every second; the wait thread here appends the chunks
+to the runtime's live log file of the attempt, and completes it from the stored log (or
+the post-mortem) when the attempt ends.
+
+**Failures**: an attempt that did not report gets a record made here, with a named cause
+(failures.py): Ray's exception, plus — after a crashed worker — what a post-mortem task on
+the attempt's node found (``os._exit`` status, faulthandler's signal, the memory cgroup's
+OOM kills), and the last lines of the log. ``@timeout`` or Ctrl-C cancel the Ray task.
 """
 
 from __future__ import annotations
