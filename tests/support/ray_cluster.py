@@ -138,7 +138,14 @@ def ray_cluster() -> Iterator[RayCluster]:
     common = COMMON_NODE_ARGS
     cluster = Cluster(
         initialize_head=True,
-        head_node_args={**common, "resources": {"node_a": 1}, "include_dashboard": False},
+        head_node_args={
+            **common,
+            "resources": {"node_a": 1},
+            "include_dashboard": False,
+            # a node a test removes is known dead in ~5 s rather than 15 (each next run's
+            # version check waits for every node the cluster still lists)
+            "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 5},
+        },
     )
     try:
         cluster.add_node(**common, resources={"node_b": 1})

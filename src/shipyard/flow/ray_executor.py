@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 
 #: seconds to wait for the version probes and for a post-mortem
 PROBE_SECONDS = 30.0
+#: the most attempts whose live logs one sync looks at, and the longest wait between looks
+LOOKS_PER_SYNC = 32
+LOOK_MAX = 8.0
 
 
 class RayExecutorError(FlowError):
@@ -90,6 +93,10 @@ class _Attempt:
     ref: Any
     started: float = field(default_factory=time.monotonic)
     chunks: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUFFIXES, 0))
+    #: when to look for its next chunk, and the wait after a look that found none (a task
+    #: still queued in Ray streams nothing: its looks thin out, up to LOOK_MAX apart)
+    next_look: float = field(default_factory=lambda: time.monotonic() + 1.0)
+    wait: float = 1.0
 
 
 class RayExecutor:
@@ -249,16 +256,21 @@ class RayExecutor:
 
     # -- logs -----------------------------------------------------------------------------
     def _sync_logs(self) -> None:
-        """Append the chunks the running attempts streamed to their live log files here."""
+        """Append the chunks the running attempts streamed to their live log files here
+        (at most LOOKS_PER_SYNC attempts a time, those due first: a big foreach queued in
+        Ray costs the store a bounded number of reads)."""
         self._next_sync = time.monotonic() + ray_node.STREAM_SECONDS / 2
         now = time.monotonic()
         with self._lock:
-            attempts = [a for a in self._attempts.values() if now - a.started >= 0.9]
-        for attempt in attempts:
+            due = [a for a in self._attempts.values() if a.next_look <= now]
+        due.sort(key=lambda a: a.next_look)
+        for attempt in due[:LOOKS_PER_SYNC]:
             try:
-                _append_chunks(self.store, attempt)
-            except Exception:  # noqa: BLE001, S110 - the store's hiccup: next time
-                pass
+                found = _append_chunks(self.store, attempt)
+            except Exception:  # noqa: BLE001 - the store's hiccup: next time
+                found = False
+            attempt.wait = 1.0 if found else min(LOOK_MAX, attempt.wait * 2)
+            attempt.next_look = time.monotonic() + attempt.wait
 
     def _complete_log(self, attempt: _Attempt, suffix: str, data: bytes) -> None:
         """The runtime's live file of ``suffix`` made whole from the attempt's full log."""
@@ -390,8 +402,10 @@ def _node_label(node: dict[str, Any]) -> str:
     return f"{node['NodeID']} ({node.get('NodeManagerAddress', '?')}{extra})"
 
 
-def _append_chunks(store: BlobStore, attempt: _Attempt) -> None:
-    """Append the live log's chunks not appended yet to the runtime's files."""
+def _append_chunks(store: BlobStore, attempt: _Attempt) -> bool:
+    """Append the live log's chunks not appended yet to the runtime's files; whether there
+    were any."""
+    before = sum(attempt.chunks.values())
     for suffix in SUFFIXES:
         while True:
             key = live_key(attempt.spec, suffix, attempt.chunks[suffix])
@@ -402,6 +416,7 @@ def _append_chunks(store: BlobStore, attempt: _Attempt) -> None:
             with attempt.spec.path(suffix).open("ab") as handle:
                 handle.write(data)
             attempt.chunks[suffix] += 1
+    return sum(attempt.chunks.values()) > before
 
 
 def _drop_chunks(store: BlobStore, attempt: _Attempt) -> None:
