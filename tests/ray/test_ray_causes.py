@@ -224,7 +224,7 @@ def test_a_node_removed_mid_task_is_node_lost_naming_it_with_the_streamed_log(
     assert proc.returncode == 1, output
     error = Run("LostFlow/1")["start"].task.exception
     assert error is not None and error["type"] == failures.NODE_LOST, error
-    assert f"node {node_id}" in error["message"]
+    assert f"node {node_id} (127.0.0.1, resources node_lost)" in error["message"]
     assert tail_of(error["message"]) == ["working on the doomed node", "still working"]
     assert "still working" in Run("LostFlow/1")["start"].task.stdout  # stored, per attempt
 

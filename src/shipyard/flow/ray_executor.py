@@ -41,7 +41,14 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.flow import ray_node
 from shipyard.flow.exceptions import FlowError
-from shipyard.flow.failures import SNAPSHOT_IMPORT, Evidence, log_tail, ray_failure, with_log_tail
+from shipyard.flow.failures import (
+    SNAPSHOT_IMPORT,
+    Evidence,
+    log_tail,
+    node_of,
+    ray_failure,
+    with_log_tail,
+)
 from shipyard.flow.ray_checks import local_addresses, unreachable_store, version_mismatches
 from shipyard.flow.ray_node import NODE_HOME, SUFFIXES, live_key
 from shipyard.store.blobs import BlobNotFound, BlobStore, open_blob_store
@@ -320,6 +327,11 @@ class RayExecutor:
         died = {"WorkerCrashedError", "ActorDiedError", "OutOfMemoryError", "TaskCancelledError"}
         if died & set(names):
             self._post_mortem(attempt, evidence)
+        else:  # a lost node: say which, in words (its address and resources) if Ray knows
+            node_id = node_of(str(exc))
+            known = [n for n in _ray().nodes() if n.get("NodeID") == node_id] if node_id else []
+            if known:
+                evidence.node = _node_label(known[0])
         _drop_chunks(self.store, attempt)
         logs = [attempt.spec.path(suffix) for suffix in SUFFIXES]
         evidence.stdout, evidence.stderr = (
