@@ -253,6 +253,7 @@ def test_a_timeout_on_ray_cancels_the_task_and_names_the_cause(
     assert time.monotonic() - started < 40
     error = Run("SlowFlow/1")["start"].task.exception
     assert error is not None and error["type"] == "TimeoutError", error
+    assert Run("SlowFlow/1")["start"].task.stdout == "sleeping\n"  # the log is stored
 
 
 def test_a_snapshot_that_does_not_import_on_the_node_is_a_named_cause(
