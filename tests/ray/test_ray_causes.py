@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -290,3 +291,44 @@ def test_the_version_check_passes_on_a_cluster_of_this_machines_versions(
         executor.close()
     assert {label.split()[0] for label in found} >= set(ray_cluster.node_ids.values())
     assert all(v == versions() for v in found.values())
+
+
+VERSIONED = """
+from shipyard import FlowSpec, step
+
+class CheckedFlow(FlowSpec):
+    @step
+    def start(self):
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    CheckedFlow()
+"""
+
+
+def test_a_node_with_another_shipyard_is_refused_before_any_task_with_both_sides(
+    tmp_path: Path, ray_cluster: RayCluster
+) -> None:
+    import shipyard
+
+    other = tmp_path / "other"  # this shipyard, but calling itself 0.0.1-other
+    shutil.copytree(Path(shipyard.__file__).parent, other / "shipyard")
+    init = other / "shipyard" / "__init__.py"
+    init.write_text(init.read_text().replace(f'"{shipyard.__version__}"', '"0.0.1-other"', 1))
+    path = write_flow(VERSIONED, tmp_path)
+    with extra_node(ray_cluster, "node_other", pythonpath=str(other)) as (_, node_id):
+        out = ray_run(path, ray_cluster.address)
+    assert out.returncode == 1, out.stdout + out.stderr
+    said = out.stdout + out.stderr
+    assert "runs other versions than this machine" in said
+    assert (
+        f"node {node_id} (127.0.0.1, resources node_other): shipyard 0.0.1-other  "
+        f"(this machine: shipyard {shipyard.__version__})"
+    ) in said
+    assert ray_cluster.node_ids["node_a"] not in said  # the matching nodes are not listed
+    run = Run("CheckedFlow/1")
+    assert not run.successful and run.finished and list(run) == []  # no task ran

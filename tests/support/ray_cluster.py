@@ -66,18 +66,31 @@ def _memory_cgroup() -> tuple[Path, str]:
 
 @contextmanager
 def extra_node(
-    ray_cluster: RayCluster, resource: str, memory_limit: int | None = None
+    ray_cluster: RayCluster,
+    resource: str,
+    memory_limit: int | None = None,
+    pythonpath: str | None = None,
 ) -> Iterator[tuple[Any, str]]:
     """A node of the test's own (the fixture's nodes stay as they are), with the custom
     resource ``resource``; yields (the node, its Ray id) and removes it at the end.
 
     ``memory_limit`` (bytes): the node's raylet, and so its workers, start inside a memory
     cgroup of that size made here (this process moves in to start it, and back out), so a
-    task there that allocates more is killed by the kernel's OOM killer."""
+    task there that allocates more is killed by the kernel's OOM killer. ``pythonpath``:
+    the node's workers import from there (e.g. another shipyard)."""
     cluster = ray_cluster.cluster
     group: Path | None = None
+    saved = os.environ.get("PYTHONPATH")
+    if pythonpath is not None:  # the raylet, and so its workers, inherit this process's
+        os.environ["PYTHONPATH"] = pythonpath
     if memory_limit is None:
-        node = cluster.add_node(**COMMON_NODE_ARGS, resources={resource: 1})
+        try:
+            node = cluster.add_node(**COMMON_NODE_ARGS, resources={resource: 1})
+        finally:
+            if saved is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = saved
     else:
         parent, limit_file = _memory_cgroup()
         group = parent / f"shipyard-test-{os.getpid()}-{resource}"
