@@ -36,7 +36,6 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shipyard.flow import ray_node
@@ -49,8 +48,17 @@ from shipyard.flow.failures import (
     ray_failure,
     with_log_tail,
 )
-from shipyard.flow.ray_checks import local_addresses, unreachable_store, version_mismatches
-from shipyard.flow.ray_node import NODE_HOME, SUFFIXES, live_key
+from shipyard.flow.ray_attempts import (
+    LOOK_MAX,
+    PROBE_SECONDS,
+    Attempt,
+    alive_nodes,
+    append_chunks,
+    check_cluster,
+    drop_chunks,
+    node_label,
+)
+from shipyard.flow.ray_node import NODE_HOME, SUFFIXES
 from shipyard.store.blobs import BlobNotFound, BlobStore, open_blob_store
 
 if TYPE_CHECKING:
@@ -58,11 +66,8 @@ if TYPE_CHECKING:
     from shipyard.flow.report import TaskResult
     from shipyard.flow.task import TaskSpec
 
-#: seconds to wait for the version probes and for a post-mortem
-PROBE_SECONDS = 30.0
-#: the most attempts whose live logs one sync looks at, and the longest wait between looks
+#: the most attempts whose live logs one sync looks at
 LOOKS_PER_SYNC = 32
-LOOK_MAX = 8.0
 
 
 class RayExecutorError(FlowError):
@@ -89,21 +94,6 @@ def ray_task_options(opts: TaskOptions) -> dict[str, Any]:
         options["num_gpus"] = opts.gpu
     options.update(opts.ray_options or {})
     return options
-
-
-@dataclass
-class _Attempt:
-    """A submitted attempt, as the executor follows it: its spec, when it started, and how
-    many chunks of each stream of its live log are appended to the runtime's file."""
-
-    spec: TaskSpec
-    ref: Any
-    started: float = field(default_factory=time.monotonic)
-    chunks: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SUFFIXES, 0))
-    #: when to look for its next chunk, and the wait after a look that found none (a task
-    #: still queued in Ray streams nothing: its looks thin out, up to LOOK_MAX apart)
-    next_look: float = field(default_factory=lambda: time.monotonic() + 1.0)
-    wait: float = 1.0
 
 
 class RayExecutor:
@@ -152,7 +142,9 @@ class RayExecutor:
             ) from exc
         try:
             if address:  # a Ray this process started runs its Python, Ray and shipyard
-                self._check_cluster(address, store_url)
+                problem, self.node_versions = check_cluster(address, store_url)
+                if problem:
+                    raise RayExecutorError(f"--executor ray: {problem}")
         except BaseException:
             ray.shutdown()
             raise
@@ -160,55 +152,12 @@ class RayExecutor:
         self.sock, self._wake = socket.socketpair()
         self._lock = threading.Lock()
         self._pending: dict[Any, int] = {}  # ObjectRef -> token
-        self._attempts: dict[int, _Attempt] = {}
+        self._attempts: dict[int, Attempt] = {}
         self._done: list[tuple[Any, ...]] = []
         self._closing = False
         self._next_sync = 0.0
         self._thread = threading.Thread(target=self._wait_loop, name="ray-wait", daemon=True)
         self._thread.start()
-
-    # -- before anything runs -------------------------------------------------------------
-    def _check_cluster(self, address: str, store_url: str) -> None:
-        """Refuse a cluster whose nodes cannot reach the store or run other versions."""
-        ray = _ray()
-        nodes = _alive_nodes()
-        why = unreachable_store(
-            store_url, [n["NodeManagerAddress"] for n in nodes], local_addresses()
-        )
-        if why:
-            raise RayExecutorError(f"--executor ray: {why}")
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        probe = ray.remote(ray_node.versions)
-        refs = {
-            _node_label(node): probe.options(
-                num_cpus=0,
-                max_retries=0,
-                scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
-            ).remote()
-            for node in nodes
-        }
-        ready, _ = ray.wait(list(refs.values()), num_returns=len(refs), timeout=PROBE_SECONDS)
-        found: dict[str, dict[str, str]] = {}
-        for label, ref in refs.items():
-            if ref not in ready:
-                found[label] = {"error": f"no answer in {PROBE_SECONDS:g} s"}
-                continue
-            try:
-                found[label] = ray.get(ref)
-            except Exception as exc:  # noqa: BLE001
-                names = {cls.__name__ for cls in type(exc).__mro__}
-                if names & {"TaskUnschedulableError", "NodeDiedError"}:
-                    continue  # the node left the cluster: nothing will run there
-                found[label] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
-        self.node_versions = found
-        mismatches = version_mismatches(ray_node.versions(), found)
-        if mismatches:
-            raise RayExecutorError(
-                f"--executor ray: the Ray cluster at {address} runs other versions than this "
-                f"machine; every node needs the same Python (major.minor), Ray and shipyard:\n"
-                f"{mismatches}\ninstall the same versions here or on the nodes"
-            )
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -220,7 +169,7 @@ class RayExecutor:
         )
         with self._lock:
             self._pending[ref] = token
-            self._attempts[token] = _Attempt(spec, ref)
+            self._attempts[token] = Attempt(spec, ref)
 
     def cancel(self, token: int) -> None:
         """Stop the attempt ``token`` (a timeout, Ctrl-C): Ray kills the worker running
@@ -273,31 +222,23 @@ class RayExecutor:
         due.sort(key=lambda a: a.next_look)
         for attempt in due[:LOOKS_PER_SYNC]:
             try:
-                found = _append_chunks(self.store, attempt)
+                found = append_chunks(self.store, attempt)
             except Exception:  # noqa: BLE001 - the store's hiccup: next time
                 found = False
             attempt.wait = 1.0 if found else min(LOOK_MAX, attempt.wait * 2)
             attempt.next_look = time.monotonic() + attempt.wait
 
-    def _complete_log(self, attempt: _Attempt, suffix: str, data: bytes) -> None:
-        """The runtime's live file of ``suffix`` made whole from the attempt's full log."""
-        path = attempt.spec.path(suffix)
-        have = path.stat().st_size if path.exists() else 0
-        if len(data) > have:
-            with path.open("ab") as handle:
-                handle.write(data[have:])
-
-    def _finish_logs(self, attempt: _Attempt, result: TaskResult) -> None:
+    def _finish_logs(self, attempt: Attempt, result: TaskResult) -> None:
         for suffix, key in (("out", result.get("stdout_key")), ("err", result.get("stderr_key"))):
             if key:
                 try:
-                    self._complete_log(attempt, suffix, bytes(self.store.get(key)))
+                    attempt.complete(suffix, bytes(self.store.get(key)))
                 except (BlobNotFound, OSError):
                     pass
-        _drop_chunks(self.store, attempt)
+        drop_chunks(self.store, attempt)
 
     # -- an attempt ended -----------------------------------------------------------------
-    def _ended(self, attempt: _Attempt) -> tuple[int, bytes]:
+    def _ended(self, attempt: Attempt) -> tuple[int, bytes]:
         """The attempt's exit code and report; for a Ray failure, one made here with its
         named cause, the facts, and the last lines of its log."""
         ray = _ray()
@@ -312,7 +253,7 @@ class RayExecutor:
             pass
         return code, report
 
-    def _failure(self, attempt: _Attempt, exc: BaseException) -> TaskResult:
+    def _failure(self, attempt: Attempt, exc: BaseException) -> TaskResult:
         from shipyard.flow.task import upload_logs
 
         names = [cls.__name__ for cls in type(exc).__mro__]
@@ -321,7 +262,7 @@ class RayExecutor:
             request_mb=self.options[attempt.spec.step_name].memory_mb,
         )
         try:
-            _append_chunks(self.store, attempt)
+            append_chunks(self.store, attempt)
         except Exception:  # noqa: BLE001, S110 - what was streamed is what there is
             pass
         died = {"WorkerCrashedError", "ActorDiedError", "OutOfMemoryError", "TaskCancelledError"}
@@ -331,8 +272,8 @@ class RayExecutor:
             node_id = node_of(str(exc))
             known = [n for n in _ray().nodes() if n.get("NodeID") == node_id] if node_id else []
             if known:
-                evidence.node = _node_label(known[0])
-        _drop_chunks(self.store, attempt)
+                evidence.node = node_label(known[0])
+        drop_chunks(self.store, attempt)
         logs = [attempt.spec.path(suffix) for suffix in SUFFIXES]
         evidence.stdout, evidence.stderr = (
             p.read_bytes().decode("utf-8", "replace") if p.exists() else "" for p in logs
@@ -348,12 +289,12 @@ class RayExecutor:
             pass
         return result
 
-    def _post_mortem(self, attempt: _Attempt, evidence: Evidence) -> None:
+    def _post_mortem(self, attempt: Attempt, evidence: Evidence) -> None:
         """Ask every live node for what the attempt left there (see ray_node.post_mortem)."""
         ray = _ray()
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        nodes = {node["NodeID"]: node for node in _alive_nodes()}
+        nodes = {node["NodeID"]: node for node in alive_nodes()}
         probe = ray.remote(ray_node.post_mortem)
         refs = [
             probe.options(
@@ -373,14 +314,14 @@ class RayExecutor:
                 continue
             start, memory = found["start"], found["memory"]
             node = nodes.get(start.get("node", ""))
-            evidence.node = _node_label(node) if node else str(start.get("node", ""))
+            evidence.node = node_label(node) if node else str(start.get("node", ""))
             evidence.pid = start.get("pid")
             evidence.exit_code = found["exit_code"]
             evidence.oom_kills = memory["oom_kills"] - start["memory"]["oom_kills"]
             evidence.memory_limit, evidence.memory_peak = memory["limit"], memory["peak"]
             evidence.cgroup = memory["cgroup"]
             for suffix in SUFFIXES:
-                self._complete_log(attempt, suffix, found["logs"][suffix])
+                attempt.complete(suffix, found["logs"][suffix])
             return
 
     def close(self) -> None:
@@ -396,51 +337,6 @@ class RayExecutor:
         ray.shutdown()
         self.sock.close()
         self._wake.close()
-
-
-def _alive_nodes() -> list[dict[str, Any]]:
-    return [node for node in _ray().nodes() if node.get("Alive")]
-
-
-def _node_label(node: dict[str, Any]) -> str:
-    """``<id> (<address>, <custom resources>)``: which node, in words a user can match."""
-    standard = ("CPU", "GPU", "memory", "object_store_memory")
-    custom = sorted(
-        name
-        for name in node.get("Resources", {})
-        if name not in standard and not name.startswith(("node:", "accelerator_type:"))
-    )
-    extra = f", resources {', '.join(custom)}" if custom else ""
-    return f"{node['NodeID']} ({node.get('NodeManagerAddress', '?')}{extra})"
-
-
-def _append_chunks(store: BlobStore, attempt: _Attempt) -> bool:
-    """Append the live log's chunks not appended yet to the runtime's files; whether there
-    were any."""
-    before = sum(attempt.chunks.values())
-    for suffix in SUFFIXES:
-        while True:
-            key = live_key(attempt.spec, suffix, attempt.chunks[suffix])
-            try:
-                data = store.get(key)
-            except BlobNotFound:
-                break
-            with attempt.spec.path(suffix).open("ab") as handle:
-                handle.write(data)
-            attempt.chunks[suffix] += 1
-    return sum(attempt.chunks.values()) > before
-
-
-def _drop_chunks(store: BlobStore, attempt: _Attempt) -> None:
-    """Delete the live log's chunks: the attempt's log is whole here now."""
-    for suffix in SUFFIXES:
-        number = 0
-        while True:
-            key = live_key(attempt.spec, suffix, number)
-            if number >= attempt.chunks[suffix] and not store.exists(key):
-                break
-            store.delete(key)
-            number += 1
 
 
 def _load_snapshot(spec: TaskSpec, code_key: str, flow_name: str, decospecs: list[str]) -> Any:
