@@ -5,6 +5,7 @@ removed mid-task, a snapshot that does not import. The version check's matching 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -18,7 +19,9 @@ from click.testing import CliRunner
 
 from shipyard.cli.main import main
 from shipyard.client import Run
+from shipyard.config import settings
 from shipyard.flow import failures
+from shipyard.flow.ray_node import NODE_HOME
 from shipyard.testing import write_flow
 from support.ray_cluster import RayCluster, extra_node
 
@@ -227,7 +230,11 @@ def test_a_node_removed_mid_task_is_node_lost_naming_it_with_the_streamed_log(
     assert error is not None and error["type"] == failures.NODE_LOST, error
     assert f"node {node_id} (127.0.0.1, resources node_lost)" in error["message"]
     assert tail_of(error["message"]) == ["working on the doomed node", "still working"]
-    assert "still working" in Run("LostFlow/1")["start"].task.stdout  # stored, per attempt
+    task = Run("LostFlow/1")["start"].task
+    assert "still working" in task.stdout  # stored, per attempt
+    # the lost node's directory for the attempt (on this one machine, its /tmp is ours)
+    store = hashlib.sha256(settings().store_url.encode()).hexdigest()[:12]
+    shutil.rmtree(NODE_HOME / "attempts" / f"LostFlow.1.{task.id}.0.{store}")
 
 
 IMPORT_FAILS = """
