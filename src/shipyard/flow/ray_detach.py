@@ -29,7 +29,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.flow.ray_executor import NODE_HOME, RayExecutorError
+from shipyard.flow.ray_executor import RayExecutorError
+from shipyard.flow.ray_node import NODE_HOME
 
 if TYPE_CHECKING:
     from shipyard.flow.launch import RunPlan

@@ -21,9 +21,6 @@ import time
 PROBE_SECONDS = 0.5
 GRACE_SECONDS = 3.0
 
-#: the error type recorded on the attempts a lost cluster ended
-CLUSTER_LOST = "ClusterLost"
-
 
 def _split(address: str) -> tuple[str, int]:
     host, _, port = address.split("://", 1)[-1].rpartition(":")
@@ -104,4 +101,4 @@ class ClusterWatch:
         self._thread.join(timeout=5)
 
 
-__all__ = ["CLUSTER_LOST", "GRACE_SECONDS", "PROBE_SECONDS", "ClusterWatch"]
+__all__ = ["GRACE_SECONDS", "PROBE_SECONDS", "ClusterWatch"]

@@ -27,11 +27,10 @@ from shipyard.flow.artifacts import save
 from shipyard.flow.decorators import TaskOptions, task_options
 from shipyard.flow.environments import launch_task, prepare_environments, pypi_extra
 from shipyard.flow.exceptions import StoreRefused
-from shipyard.flow.failures import exit_error
+from shipyard.flow.failures import CLUSTER_LOST, exit_error
 from shipyard.flow.launch import RunPlan
 from shipyard.flow.ledger import Ledger
 from shipyard.flow.output import LogTail, RunOutput
-from shipyard.flow.ray_watch import CLUSTER_LOST
 from shipyard.flow.recorder import Recorder, RecorderFailed
 from shipyard.flow.report import NODE_KEYS, LogKeys, TaskError, TaskResult
 from shipyard.flow.resume import ResumePlan
@@ -162,6 +161,7 @@ class Runtime:
                 decospecs=self.plan.decospecs,
                 options=self.options,
                 address=self.plan.ray_address,
+                store_url=self.config.store_url,
             )
         except RayExecutorError:
             self.ledger.write("finish_run", self.run_id, RunStatus.FAILED)
@@ -615,8 +615,6 @@ class Runtime:
     def _cluster_lost(self, watch: ClusterWatch) -> None:
         """The cluster is gone: the attempts still running failed with that cause, nothing
         more starts, and the run fails (``_finish``) — resumable on another cluster."""
-        from shipyard.flow.ray_watch import CLUSTER_LOST
-
         error: TaskError = {"type": CLUSTER_LOST, "message": watch.message(), "traceback": ""}
         self.out.line(f"[bold red]{CLUSTER_LOST}[/]: {watch.message()}")
         with self.ledger.transaction():

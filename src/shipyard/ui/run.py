@@ -8,12 +8,15 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from shipyard.flow.failures import CAUSES
 from shipyard.store.records import Node, RunRecord, RunStatus, TaskRecord, TaskStatus
 from shipyard.ui import dag, timeline
 from shipyard.ui.context import PageError, PageNotFound, UIContext, parse_id
 from shipyard.ui.queries import step_tasks
 
 TASKS_PER_PAGE = 100
+#: failed tasks the run page names with their cause
+FAILURES_SHOWN = 5
 
 
 def get_run(ctx: UIContext, request: Request) -> RunRecord:
@@ -32,6 +35,31 @@ def _fingerprint(run: RunRecord, summaries: list[dict[str, Any]]) -> str:
         for s in summaries
     )
     return f"{run.status.value}|{counts}"
+
+
+def _failures(
+    ctx: UIContext, run: RunRecord, summaries: list[dict[str, Any]], tasks: list[TaskRecord] | None
+) -> list[dict[str, Any]]:
+    """The run's first failed tasks, each with its last attempt's error (its named cause,
+    the facts and the end of its log) and what the cause means."""
+    failed: list[TaskRecord] = []
+    for summary in summaries:
+        if not summary["counts"].get("failed") or len(failed) >= FAILURES_SHOWN:
+            continue
+        step = summary["step_name"]
+        rows = (
+            [t for t in tasks if t.step_name == step]
+            if tasks is not None
+            else ctx.meta.list_tasks(run.run_id, step)
+        )
+        failed += [t for t in rows if t.status is TaskStatus.FAILED]
+    shown = []
+    for task in failed[:FAILURES_SHOWN]:
+        attempts = ctx.meta.list_attempts(task.task_id)
+        error = (attempts[-1].error if attempts else None) or {}
+        kind = str(error.get("type", "?"))
+        shown.append({"task": task, "error": error, "about": CAUSES.get(kind, "")})
+    return shown
 
 
 def run_page(ctx: UIContext, request: Request) -> Response:
@@ -62,6 +90,7 @@ def run_page(ctx: UIContext, request: Request) -> Response:
         live=run.status is RunStatus.RUNNING,
         fingerprint=_fingerprint(run, summaries),
         poll_url=f"{base}/api/runs/{run.pathspec}",
+        failures=_failures(ctx, run, summaries, tasks),
     )
 
 
