@@ -129,6 +129,7 @@ class RayExecutor:
                 ray.init(address=address, log_to_driver=False, logging_level="WARNING")
             else:
                 ray.init(
+                    address="local",  # a new Ray: never one /tmp/ray or RAY_ADDRESS names
                     include_dashboard=False,
                     log_to_driver=False,
                     logging_level="WARNING",
