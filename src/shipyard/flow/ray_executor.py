@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import queue
 import socket
 import sys
 import tempfile
@@ -99,10 +100,12 @@ class RayExecutor:
                 + ("; check the address (--ray-address / SHIPYARD_RAY_ADDRESS)" if address else "")
             ) from exc
         self._remote = ray.remote(_run_attempt)
+        self._remotes: dict[str, Any] = {}  # step name -> the remote with its options
         self.sock, self._wake = socket.socketpair()
         self._lock = threading.Lock()
         self._pending: dict[Any, int] = {}  # ObjectRef -> token
         self._done: list[tuple[Any, ...]] = []
+        self._ready: queue.SimpleQueue[Any] = queue.SimpleQueue()  # ended ObjectRefs
         self._closing = False
         self._thread = threading.Thread(target=self._wait_loop, name="ray-wait", daemon=True)
         self._thread.start()
@@ -111,12 +114,16 @@ class RayExecutor:
         return self.sock.fileno()
 
     def spawn(self, token: int, spec: TaskSpec) -> None:
-        opts = ray_task_options(self.options[spec.step_name])
-        ref = self._remote.options(**opts).remote(
-            spec, self.code_key, self.flow_name, self.decospecs
-        )
+        remote = self._remotes.get(spec.step_name)
+        if remote is None:  # once per step: Ray validates the options on every .options()
+            opts = ray_task_options(self.options[spec.step_name])
+            remote = self._remotes[spec.step_name] = self._remote.options(**opts)
+        ref = remote.remote(spec, self.code_key, self.flow_name, self.decospecs)
         with self._lock:
             self._pending[ref] = token
+        # Ray calls back (from its own thread) when the task's result is there: the wait
+        # thread is woken per ended task instead of polling (see _wait_loop)
+        ref.future().add_done_callback(lambda _: self._ready.put(ref))
 
     def cancel(self, token: int) -> None:
         """Stop the attempt ``token`` (a timeout, Ctrl-C): Ray kills the worker running
@@ -139,12 +146,13 @@ class RayExecutor:
     def _wait_loop(self) -> None:
         ray = _ray()
         while not self._closing:
-            with self._lock:
-                refs = list(self._pending)
-            if not refs:
-                threading.Event().wait(0.05)
+            # Not ray.wait(pending, timeout=...): a task spawned while it waits is not
+            # among what it waits for, and an empty pending list slept 50 ms; both held up
+            # the next task by tens of ms each time (bench/ray.py, BENCHMARKS.md).
+            try:
+                ready = [self._ready.get(timeout=0.1)]
+            except queue.Empty:
                 continue
-            ready, _ = ray.wait(refs, num_returns=1, timeout=0.1)
             for ref in ready:
                 try:
                     code, report = ray.get(ref)
