@@ -19,7 +19,8 @@ Parts (``--only``):
 - tasks: for each of ``--sizes`` (100,1000), the foreach of bench/flows/foreach.py (start ->
   N trivial tasks -> join -> end) run by shipyard on Ray (``--executor ray --ray-address``),
   by shipyard's local fork runtime, by Metaflow's local runtime (all ``--max-workers`` 2), and
-  the foreach's function as N bare Ray tasks (bench/rayflows/bare.py). Measured per command:
+  the foreach's function as N bare Ray tasks (bench/rayflows/bare.py), all at once and with
+  at most ``--workers`` in flight (``ray-window``). Measured per command:
   wall from fork to exit; CPU of the whole machine (user + nice + system + irq + softirq of
   the first line of /proc/stat, before and after); CPU of ours (the command's tree, from
   ``os.wait4``, plus every process of the Ray cluster, from /proc/PID/stat).
@@ -64,9 +65,10 @@ from measure import write_section as write_markdown_section  # noqa: E402
 START, END = "<!-- bench:ray:start -->", "<!-- bench:ray:end -->"
 HEADER = "# Benchmarks\n"
 PARTS = ("tasks", "handoff", "rank")
-TOOLS = ("ray", "shipyard-ray", "shipyard", "metaflow")
+TOOLS = ("ray", "ray-window", "shipyard-ray", "shipyard", "metaflow")
 DISPLAY = {
     "ray": "bare Ray tasks",
+    "ray-window": "bare Ray tasks, at most `--workers` in flight",
     "shipyard-ray": "shipyard `--executor ray`",
     "shipyard": "shipyard local (fork)",
     "metaflow": "Metaflow local",
@@ -301,7 +303,7 @@ def part_tasks(bench: Bench) -> None:
                 case_dir = bench.case_dir(f"{n}-{tool}-{rep}")
                 variables = {"BENCH_FOREACH_N": str(n)}
                 env = bench.env(case_dir, tool, variables)
-                if tool == "ray":
+                if tool in ("ray", "ray-window"):
                     assert bench.cluster is not None
                     argv = [
                         sys.executable,
@@ -309,6 +311,8 @@ def part_tasks(bench: Bench) -> None:
                         bench.cluster.address,
                         str(n),
                     ]
+                    if tool == "ray-window":
+                        argv.append(str(bench.args.workers))
                 else:
                     flow = copy_flow(BENCH / "flows" / "foreach.py", case_dir, tool)
                     argv = bench.flow_argv(tool, flow, n, variables)
@@ -319,9 +323,9 @@ def part_tasks(bench: Bench) -> None:
                     bench.errors[key + "|" + tool] = str(exc)
                     progress(f"  FAILED: {exc}")
                     continue
-                if tool == "ray":
+                if tool in ("ray", "ray-window"):
                     m.extra = json.loads((case_dir / "out.log").read_text().splitlines()[-1])
-                tasks = n if tool == "ray" else n + 3
+                tasks = n if tool.startswith("ray") else n + 3
                 progress(
                     f"  wall {m.wall:.2f} s; CPU machine {m.cpu_machine:.2f} s "
                     f"({1000 * m.cpu_machine / tasks:.1f} ms/task), ours {m.cpu_ours:.2f} s "
@@ -512,7 +516,7 @@ def report(bench: Bench, command: str, versions: dict[str, str]) -> str:
                 if why or (tool != "metaflow" or n <= a.metaflow_max):
                     rows.append(f"| {n:,} | {DISPLAY[tool]} | failed | | | | | |")
                 continue
-            tasks = n if tool == "ray" else n + 3
+            tasks = n if tool.startswith("ray") else n + 3
             wall = med([m.wall for m in ms])
             rows.append(
                 f"| {n:,} | {DISPLAY[tool]} | {fmt_s(wall)} | {tasks:,} | "
