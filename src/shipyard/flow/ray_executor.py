@@ -31,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import queue
 import socket
 import sys
 import tempfile
@@ -150,11 +151,13 @@ class RayExecutor:
             ray.shutdown()
             raise
         self._remote = ray.remote(_run_attempt)
+        self._remotes: dict[str, Any] = {}  # step name -> the remote with its options
         self.sock, self._wake = socket.socketpair()
         self._lock = threading.Lock()
         self._pending: dict[Any, int] = {}  # ObjectRef -> token
         self._attempts: dict[int, Attempt] = {}
         self._done: list[tuple[Any, ...]] = []
+        self._ready: queue.SimpleQueue[Any] = queue.SimpleQueue()  # ended ObjectRefs
         self._closing = False
         self._next_sync = 0.0
         self._thread = threading.Thread(target=self._wait_loop, name="ray-wait", daemon=True)
@@ -164,13 +167,17 @@ class RayExecutor:
         return self.sock.fileno()
 
     def spawn(self, token: int, spec: TaskSpec) -> None:
-        opts = ray_task_options(self.options[spec.step_name])
-        ref = self._remote.options(**opts).remote(
-            spec, self.code_key, self.flow_name, self.decospecs
-        )
+        remote = self._remotes.get(spec.step_name)
+        if remote is None:  # once per step: Ray validates the options on every .options()
+            opts = ray_task_options(self.options[spec.step_name])
+            remote = self._remotes[spec.step_name] = self._remote.options(**opts)
+        ref = remote.remote(spec, self.code_key, self.flow_name, self.decospecs)
         with self._lock:
             self._pending[ref] = token
             self._attempts[token] = Attempt(spec, ref)
+        # Ray calls back (from its own thread) when the task's result is there: the wait
+        # thread is woken per ended task instead of polling (see _wait_loop)
+        ref.future().add_done_callback(lambda _: self._ready.put(ref))
 
     def cancel(self, token: int) -> None:
         """Stop the attempt ``token`` (a timeout, Ctrl-C): Ray kills the worker running
@@ -191,17 +198,19 @@ class RayExecutor:
         return done
 
     def _wait_loop(self) -> None:
-        ray = _ray()
         while not self._closing:
-            with self._lock:
-                refs = list(self._pending)
-            if not refs:
-                threading.Event().wait(0.05)
-                continue
-            ready, _ = ray.wait(refs, num_returns=1, timeout=0.1)
+            # Not ray.wait(pending, timeout=...): a task spawned while it waits is not
+            # among what it waits for, and an empty pending list slept 50 ms; both held up
+            # the next task by tens of ms each time (bench/ray.py, BENCHMARKS.md).
+            try:
+                ready = [self._ready.get(timeout=0.1)]
+            except queue.Empty:
+                ready = []  # nothing ended: the live logs may still have grown
             for ref in ready:
                 with self._lock:
-                    token = self._pending[ref]
+                    token = self._pending.get(ref)
+                    if token is None:  # reported already (a callback for a closed run)
+                        continue
                     attempt = self._attempts[token]
                 code, report = self._ended(attempt)
                 with self._lock:
