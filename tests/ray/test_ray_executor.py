@@ -325,3 +325,49 @@ def test_a_local_run_resumes_on_ray_and_runner_takes_the_executor(
     third = Run("ResumableFlow/3")
     assert third.successful, done.status
     assert third["end"].task.record.result["node"] in ray_cluster.node_ids.values()
+
+
+LEAKY = """
+import os
+
+from shipyard import FlowSpec, environment, ray_options, step
+
+
+class LeakyFlow(FlowSpec):
+    @ray_options(resources={"node_a": 0.01})
+    @environment(vars={"SHIPYARD_LEAK_PROBE": "set"})
+    @step
+    def start(self):
+        os.chdir("/")
+        self.seen = os.environ.get("SHIPYARD_LEAK_PROBE")
+        self.next(self.after)
+
+    @ray_options(resources={"node_a": 0.01})
+    @step
+    def after(self):
+        self.seen_after = [
+            os.environ.get("SHIPYARD_LEAK_PROBE") for _ in range(1)
+        ] + [os.getcwd()]
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    LeakyFlow()
+"""
+
+
+def test_a_reused_ray_worker_does_not_carry_one_tasks_environment_into_the_next(
+    tmp_path: Path, ray_cluster: RayCluster
+) -> None:
+    # node_a has one CPU: the second step runs in the worker the first one used
+    path = write_flow(LEAKY, tmp_path)
+    out = run_flow(path, "--executor", "ray", "--ray-address", ray_cluster.address)
+    assert out.returncode == 0, out.stdout + out.stderr
+    run = Run("LeakyFlow/1")
+    assert run["start"].task.data.seen == "set"
+    seen, cwd = run["after"].task.data.seen_after
+    assert seen is None
+    assert cwd != "/"

@@ -392,6 +392,9 @@ def _run_attempt(
     streamer = ray_node.LogStreamer(store, spec, local)
     saved_fds = (os.dup(1), os.dup(2))
     saved_streams = (sys.stdout, sys.stderr)
+    # a forked task's changes to its environment and directory die with it; a Ray worker
+    # is reused, so put them back (@environment's variables must not reach the next task)
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
     with tempfile.TemporaryFile() as out, ray_node.recording_exit(here):
         report_fd = os.dup(out.fileno())
         try:
@@ -422,6 +425,9 @@ def _run_attempt(
                 os.dup2(saved, fd)
                 os.close(saved)
             sys.stdout, sys.stderr = saved_streams
+            os.environ.clear()
+            os.environ.update(saved_env)
+            os.chdir(saved_cwd)
         out.seek(0)
         report = out.read()
     ray_node.end(here)
