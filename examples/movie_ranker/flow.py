@@ -79,8 +79,11 @@ class MovieRankerFlow(FlowSpec):
         self.gate_matrix = ratings.subset(in_gate).matrix()
         print(f"gate split: {self.gate_matrix.nnz:,} interactions no run trains on")
         self.train_matrix, self.test_matrix = holdout_split(kept, seed=self.seed)
+        # what the grid's rankings leave out: the items the user has seen outside the test
+        # split (the gate pairs are neither trained on nor a hit, so they are not candidates)
+        self.not_test = self.train_matrix + self.gate_matrix
         self.popularity_metrics = evaluate(
-            popularity_scorer(self.train_matrix), self.train_matrix, self.test_matrix
+            popularity_scorer(self.train_matrix), self.not_test, self.test_matrix
         )
         print(f"popularity baseline: {_fmt(self.popularity_metrics)}")
         self.next(self.train, foreach="grid")
@@ -92,7 +95,7 @@ class MovieRankerFlow(FlowSpec):
         self.n_factors = self.input
         als = ImplicitALS(factors=self.n_factors, iterations=self.iterations, seed=self.seed)
         als.fit(self.train_matrix)
-        self.metrics = evaluate(als.scores, self.train_matrix, self.test_matrix)
+        self.metrics = evaluate(als.scores, self.not_test, self.test_matrix)
         print(f"factors={self.n_factors}: {_fmt(self.metrics)}")
         self.next(self.pick)
 
