@@ -242,7 +242,8 @@ def main(argv: list[str]) -> int:
     print("deployment the host restores and rolls when prod moves: the UI at")
     print("http://127.0.0.1:8000/ui (runs, the gate's card, models, schedules, deployments), the")
     print("service's docs at http://127.0.0.1:8000/ranker/docs. The host also runs the schedule")
-    print("every 4 hours while it is up. Bring the host and the UI back up with:")
+    print("(shipyard schedule pause MovieRankerFlow --note WHY stops it), every 4 hours while")
+    print("it is up. Bring the host and the UI back up with:")
     print(f"  SHIPYARD_HOME={home} .venv/bin/shipyard serve --port 8000")
     return 0
 

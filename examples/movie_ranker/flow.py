@@ -252,7 +252,7 @@ def _gate_card(scores: dict[str, dict[str, float]], verdict: str) -> None:
     current.card.append(Markdown(f"# Quality gate\n\n**{verdict}**"))
     current.card.append(
         Table(
-            [[who, round(m["ndcg@10"], 4), round(m["recall@10"], 4)] for who, m in scores.items()],
+            [[who, f"{m['ndcg@10']:.4f}", f"{m['recall@10']:.4f}"] for who, m in scores.items()],
             headers=["model", "gate NDCG@10", "gate recall@10"],
         )
     )

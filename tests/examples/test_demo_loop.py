@@ -53,7 +53,7 @@ def test_demo_schedules_retrains_gates_and_rolls_the_deployment(
     assert _processes_using(home) == []  # the host, its replicas and the runs all ended
     last = out.rstrip().splitlines()[-2:]
     assert last == [
-        "every 4 hours while it is up. Bring the host and the UI back up with:",
+        "it is up. Bring the host and the UI back up with:",
         f"  SHIPYARD_HOME={home} .venv/bin/shipyard serve --port 8000",
     ]
 

@@ -368,6 +368,28 @@ def test_gate_split_is_stable_across_seeds_sizes_and_order() -> None:
         data.gate_mask(a, fraction=1.5)
 
 
+def test_ranker_scores_another_data_sets_users_and_items_by_id() -> None:
+    """How the gate scores last week's model on today's data: matched by id; an item it
+    does not know is never ranked, a profile it does not know gets its popularity order."""
+    ratings = data.synthetic(120, 60, seed=4).ratings
+    seen = ratings.matrix()
+    als = model.ImplicitALS(factors=4, iterations=2).fit(seen)
+    ranker = model.Ranker.build(als, ratings.user_ids, ratings.item_ids, None, seen)
+    users = np.array([ratings.user_ids[5], "someone-new", ratings.user_ids[0]])
+    items = np.array([ratings.item_ids[3], "brand-new", ratings.item_ids[10]])
+    scores = ranker.scorer(users, items)(np.array([2, 0, 1]))
+    assert scores.shape == (3, 3)
+    full = als.user_factors @ als.item_factors.T
+    assert scores[0, [0, 2]] == pytest.approx(full[0, [3, 10]], rel=1e-5)  # row 2: user 0
+    assert scores[1, [0, 2]] == pytest.approx(full[5, [3, 10]], rel=1e-5)
+    assert scores[2, [0, 2]].tolist() == ranker.popularity[[3, 10]].tolist()
+    assert np.all(np.isneginf(scores[:, 1]))
+    import scipy.sparse as sp
+
+    best = model.top_k(scores, sp.csr_matrix((3, 3), dtype=np.float32), np.arange(3), 3)
+    assert not (best == 1).any() and (best[:, -1] == -1).all()  # the unknown item: never
+
+
 def test_gate_keeps_prod_for_a_worse_candidate_and_moves_it_for_a_better_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
