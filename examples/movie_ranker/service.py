@@ -1,6 +1,6 @@
 """The home row as a service: precomputed rows from the cache, a popular row for everyone else.
 
-    shipyard deploy examples/movie_ranker/service.py:Ranker --name ranker --model ranker@prod
+    shipyard deploy examples/movie_ranker/service.py:Ranker --name ranker --follow ranker@prod
     curl -H 'content-type: application/json' localhost:8000/ranker/home \\
          -d '{"profile_id": "u00042", "limit": 5}'
 
@@ -28,6 +28,9 @@ class HomeRow(BaseModel):
     profile_id: str
     items: list[str]
     source: Literal["cache", "popular"]
+    #: the model version this replica serves ("ranker:3"): a deployment that follows
+    #: ranker@prod rolls to the next one when prod moves
+    model: str
 
 
 class Pair(BaseModel):
@@ -53,8 +56,15 @@ class Ranker(Service):
         """The profile's home row: its precomputed ranking, else the most popular items."""
         row = self.rows.get(profile_id, default=None)
         if row is None:
-            return HomeRow(profile_id=profile_id, items=self.popular[:limit], source="popular")
-        return HomeRow(profile_id=profile_id, items=list(row)[:limit], source="cache")
+            return HomeRow(
+                profile_id=profile_id,
+                items=self.popular[:limit],
+                source="popular",
+                model=self.version,
+            )
+        return HomeRow(
+            profile_id=profile_id, items=list(row)[:limit], source="cache", model=self.version
+        )
 
     @endpoint(batch=True, max_batch_size=256, max_wait_ms=5)
     def score(self, pairs: list[Pair]) -> list[float | None]:

@@ -1,6 +1,8 @@
 """examples/movie_ranker: the loaders, the synthetic data's planted structure, the ranker
 against popularity, the flow end to end (model registered, a cache version with a row per
-user) and the Ranker service (cache rows, popular fallback, cache unavailable)."""
+user), the quality gate both ways (a worse candidate keeps prod and the cache, a better one
+moves them), the Ranker service (cache rows, popular fallback, cache unavailable), and the
+demo's whole loop: schedule -> trigger -> gate -> prod -> follow -> roll (test_demo_loop.py)."""
 
 from __future__ import annotations
 
@@ -252,6 +254,13 @@ def test_flow_registers_the_best_model_and_publishes_a_row_per_user(
     assert info.metrics["popularity_ndcg@10"] == pytest.approx(pick.popularity_metrics["ndcg@10"])
     assert info.metrics["ndcg@10"] > info.metrics["popularity_ndcg@10"]
     assert len(run["rank"].tasks()) == 3
+    # the first model has no prod to beat: the gate lets it in, and publish moves prod to it
+    gate = run["gate"].task.data
+    assert gate.promote and gate.prod_version is None and "no ranker@prod yet" in gate.verdict
+    assert Model("ranker@prod").version == info.version
+    assert "gate=passed" in info.tags
+    assert info.metrics["gate_ndcg@10"] == pytest.approx(gate.gate_metrics["candidate"]["ndcg@10"])
+    assert "gate_prod_ndcg@10" not in info.metrics
 
     ranker = Model("ranker").load()
     rows = cache.reader("home-rows")
@@ -272,7 +281,7 @@ def test_flow_registers_the_best_model_and_publishes_a_row_per_user(
 def test_service_answers_known_profiles_from_the_cache_and_strangers_with_popular(
     in_trained_home: dict[str, Any],
 ) -> None:
-    from shipyard import cache
+    from shipyard import Model, cache
     from shipyard.serve import ServiceClient
 
     service = importlib.import_module("service")
@@ -281,15 +290,18 @@ def test_service_answers_known_profiles_from_the_cache_and_strangers_with_popula
     with ServiceClient(service.Ranker) as client:
         popular = client.instance.model.popular(20)
         status, body = client.post("home", {"profile_id": known, "limit": 5})
+        serving = client.instance.version
+        assert serving == f"ranker:{Model('ranker@prod').version}"
         assert (status, body) == (
             200,
-            {"profile_id": known, "items": expected[:5], "source": "cache"},
+            {"profile_id": known, "items": expected[:5], "source": "cache", "model": serving},
         )
         status, body = client.post("home", {"profile_id": "stranger"})
         assert status == 200 and body == {
             "profile_id": "stranger",
             "items": popular[:10],
             "source": "popular",
+            "model": serving,
         }
         assert body["items"] != expected[:10]
         status, body = client.post("home", {"profile_id": known, "limit": 21})
@@ -321,5 +333,116 @@ def test_service_falls_back_to_popular_when_the_cache_is_unavailable(
             status, body = client.post("home", {"profile_id": "u00042", "limit": 7})
             assert (status, body) == (
                 200,
-                {"profile_id": "u00042", "items": popular[:7], "source": "popular"},
+                {
+                    "profile_id": "u00042",
+                    "items": popular[:7],
+                    "source": "popular",
+                    "model": client.instance.version,
+                },
             )
+
+
+# ---------------------------------------------------------------------------- the gate
+
+
+def test_gate_split_is_stable_across_seeds_sizes_and_order() -> None:
+    a = data.synthetic(300, 150, seed=1).ratings
+    b = data.synthetic(400, 150, seed=2).ratings
+    mask_a, mask_b = data.gate_mask(a), data.gate_mask(b)
+    assert 0.07 < mask_a.mean() < 0.13  # about GATE_FRACTION of the pairs
+
+    def pairs(r: Any, mask: np.ndarray) -> set[tuple[str, str]]:
+        return set(zip(r.user_ids[r.user[mask]], r.item_ids[r.item[mask]], strict=True))
+
+    # a pair both data sets hold is in the gate split of both, or of neither
+    shared = pairs(a, np.ones(len(a), bool)) & pairs(b, np.ones(len(b), bool))
+    assert len(shared) > 100
+    assert pairs(a, mask_a) & shared == pairs(b, mask_b) & shared
+    order = np.random.default_rng(0).permutation(len(a))
+    shuffled = data.Ratings(
+        a.user_ids, a.item_ids, a.user[order], a.item[order], a.rating[order],
+        a.timestamp[order], a.titles, a.source,
+    )  # fmt: skip
+    assert np.array_equal(data.gate_mask(shuffled), mask_a[order])
+    with pytest.raises(data.DataError, match="between 0 and 1"):
+        data.gate_mask(a, fraction=1.5)
+
+
+def test_ranker_scores_another_data_sets_users_and_items_by_id() -> None:
+    """How the gate scores last week's model on today's data: matched by id; an item it
+    does not know is never ranked, a profile it does not know gets its popularity order."""
+    ratings = data.synthetic(120, 60, seed=4).ratings
+    seen = ratings.matrix()
+    als = model.ImplicitALS(factors=4, iterations=2).fit(seen)
+    ranker = model.Ranker.build(als, ratings.user_ids, ratings.item_ids, None, seen)
+    users = np.array([ratings.user_ids[5], "someone-new", ratings.user_ids[0]])
+    items = np.array([ratings.item_ids[3], "brand-new", ratings.item_ids[10]])
+    scores = ranker.scorer(users, items)(np.array([2, 0, 1]))
+    assert scores.shape == (3, 3)
+    full = als.user_factors @ als.item_factors.T
+    assert scores[0, [0, 2]] == pytest.approx(full[0, [3, 10]], rel=1e-5)  # row 2: user 0
+    assert scores[1, [0, 2]] == pytest.approx(full[5, [3, 10]], rel=1e-5)
+    assert scores[2, [0, 2]].tolist() == ranker.popularity[[3, 10]].tolist()
+    assert np.all(np.isneginf(scores[:, 1]))
+    import scipy.sparse as sp
+
+    best = model.top_k(scores, sp.csr_matrix((3, 3), dtype=np.float32), np.arange(3), 3)
+    assert not (best == 1).any() and (best[:, -1] == -1).all()  # the unknown item: never
+
+
+def test_gate_keeps_prod_for_a_worse_candidate_and_moves_it_for_a_better_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three small runs in one home: a first model (prod: nothing to beat), a worse one
+    (registered, gate=failed, prod and the cache untouched) and a better one (prod moves,
+    the cache gets its rows)."""
+    from shipyard import Model, cache
+    from shipyard.cards import get_cards
+    from shipyard.testing import run_flow
+
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    for name in ("SHIPYARD_CACHE_URL", "SHIPYARD_DB_URL", "SHIPYARD_STORE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    small = {"users": 300, "items": 150, "shards": 2, "top": 10}
+
+    first = run_flow(EXAMPLE / "flow.py", factors="2", iterations=2, **small)
+    assert first.successful and Model("ranker@prod").version == 1
+    first_rows = cache.reader("home-rows")
+    first_cache = first_rows.version
+    known = str(Model("ranker@prod").load().user_ids[7])
+    first_row = first_rows.get(known)
+    first_gate = Model("ranker:1").info.metrics["gate_ndcg@10"]
+
+    worse = run_flow(EXAMPLE / "flow.py", factors="1", iterations=1, **small)
+    assert worse.successful
+    gate = worse["gate"].task.data
+    assert not gate.promote and gate.prod_version == 1
+    assert (
+        gate.verdict.startswith("failed: gate NDCG@10") and "prod stays at ranker:1" in gate.verdict
+    )
+    v2 = Model("ranker:2").info
+    assert "gate=failed" in v2.tags and "gate_vs=ranker:1" in v2.tags and "prod" not in v2.aliases
+    # both scores on the version; prod's, recomputed on today's gate split, is the score it
+    # had when it was the candidate (same data: the split and the scoring are deterministic)
+    assert v2.metrics["gate_prod_ndcg@10"] == pytest.approx(first_gate)
+    assert v2.metrics["gate_ndcg@10"] < v2.metrics["gate_prod_ndcg@10"]
+    assert Model("ranker@prod").version == 1
+    assert worse["publish"].task.data.cache_version is None
+    assert sum(t.data.rows_written for t in worse["rank"].tasks()) == 0
+    rows = cache.reader("home-rows")
+    assert rows.version == first_cache and rows.get(known) == first_row
+    (html,) = [c.get() for c in get_cards(worse["gate"].task)]
+    assert "Quality gate" in html and "ranker:1" in html and "failed: gate NDCG@10" in html
+    assert f"{v2.metrics['gate_ndcg@10']:.4f}" in html and f"{first_gate:.4f}" in html
+
+    better = run_flow(EXAMPLE / "flow.py", factors="8", iterations=6, **small)
+    gate = better["gate"].task.data
+    assert gate.promote and gate.prod_version == 1  # compared with prod, not the latest
+    v3 = Model("ranker:3").info
+    assert (
+        v3.metrics["gate_ndcg@10"] >= v3.metrics["gate_prod_ndcg@10"] == pytest.approx(first_gate)
+    )
+    assert "gate=passed" in v3.tags and Model("ranker@prod").version == 3
+    rows = cache.reader("home-rows")
+    assert rows.version == better["publish"].task.data.cache_version != first_cache
+    assert rows.get(known) == Model("ranker@prod").load().recommend(known, 10)
