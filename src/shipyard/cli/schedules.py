@@ -73,7 +73,8 @@ def _iso(text: str, option: str) -> datetime:
 
 @click.group("schedule")
 def schedule_group() -> None:
-    """Flows that run themselves: on a cron timetable (more triggers to come).
+    """Flows that run themselves: on a cron timetable, on events (`shipyard event publish`),
+    after other flows (@trigger_on_finish).
 
     \b
     Examples:
