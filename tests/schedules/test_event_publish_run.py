@@ -119,5 +119,11 @@ def test_a_published_event_runs_its_flow_and_the_chain_after_it(
     assert run["start"].task.data.kind == "flow"
     assert run["start"].task.data.upstream == f"RankerFlow/{ranked.run_id}"
     assert run.trigger is not None and run.trigger["upstream_run"] == f"RankerFlow/{ranked.run_id}"
+    shown = shipyard("schedule", "show", "RankerFlow").output
+    assert "triggers: event ratings-updated (day <- date)" in shown
+    assert "ratings-updated #1" in shown
+    shown = shipyard("schedule", "show", "ReportFlow").output
+    assert "triggers: after RankerFlow (success)" in shown
+    assert f"RankerFlow/{ranked.run_id}" in shown
     listed = shipyard("event", "list")
     assert "ratings-updated" in listed.output and "RankerFlow (started)" in listed.output

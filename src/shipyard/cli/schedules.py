@@ -180,7 +180,7 @@ def _fire_row(fire: FireRecord, flow_name: str) -> list[str]:
     return [
         str(fire.id),
         fire.kind.value,
-        _when(fire.scheduled_for),
+        _when(fire.scheduled_for) if fire.scheduled_for else _cause(fire),
         fire.status.value
         if fire.exit_code is None
         else f"{fire.status.value}, exit {fire.exit_code}",
@@ -189,9 +189,31 @@ def _fire_row(fire: FireRecord, flow_name: str) -> list[str]:
     ]
 
 
+def _cause(fire: FireRecord) -> str:
+    """What an event or upstream fire answered: ``ratings-updated #7``, ``RatingsFlow/12``."""
+    if "upstream_run" in fire.trigger:
+        return escape(str(fire.trigger["upstream_run"]))
+    if "event" in fire.trigger:
+        return escape(f"{fire.trigger['event']} #{fire.trigger.get('event_id', '?')}")
+    return "-"
+
+
+def triggers_text(triggers: list[dict[str, Any]]) -> str:
+    """A version's triggers in words: ``event ratings-updated (day <- date), after
+    RatingsFlow (success)``."""
+    parts = []
+    for spec in triggers:
+        if spec.get("type") == "event":
+            mapping = ", ".join(f"{k} <- {v}" for k, v in (spec.get("parameters") or {}).items())
+            parts.append(f"event {spec.get('name')}" + (f" ({mapping})" if mapping else ""))
+        elif spec.get("type") == "flow":
+            parts.append(f"after {spec.get('flow')} ({spec.get('on', 'success')})")
+    return ", ".join(parts)
+
+
 def _history_table(fires: list[FireRecord], record: ScheduleRecord) -> Table:
     table = Table(box=None, pad_edge=False)
-    for column in ("fire", "kind", "scheduled for", "status", "run", "reason"):
+    for column in ("fire", "kind", "scheduled for / cause", "status", "run", "reason"):
         table.add_column(column)
     for fire in fires:
         table.add_row(*_fire_row(fire, record.flow_name))
@@ -217,6 +239,8 @@ def show_command(name: str, limit: int) -> None:
             f"  [yellow]paused[/yellow] by {record.paused_by} at {_when(record.paused_at)}: "
             f"{escape(record.note or '')}"
         )
+    if record.current.triggers:
+        console.print(f"  triggers: {escape(triggers_text(record.current.triggers))}")
     p = record.current.policies
     console.print(
         f"  catchup={p.catchup} (window {p.catchup_window}s, max {p.catchup_max})  "
