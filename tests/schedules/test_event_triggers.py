@@ -15,6 +15,7 @@ import pytest
 from shipyard import cache
 from shipyard.registry import Registry
 from shipyard.schedules.errors import ScheduleDefinitionError
+from shipyard.schedules.feed import Feed
 from shipyard.schedules.manage import create
 from shipyard.schedules.policies import Policies
 from shipyard.schedules.records import FireKind, FireStatus
@@ -321,3 +322,27 @@ def test_a_trigger_loop_is_refused_at_create(
     assert [s.name for s in sched_store.list()] == ["AFlow", "BFlow"]
     with pytest.raises(ScheduleDefinitionError, match="SelfFlow -> SelfFlow"):
         make("self_flow.py")
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_an_event_read_in_a_transaction_that_failed_is_read_again(
+    sched_store: ScheduleStore, wall: WallClock
+) -> None:
+    store = sched_store
+    add(store, "ranker", [RATINGS], wall())
+    event, _ = publish_event(
+        store.meta, "ratings-updated", {"date": "d"}, source="cli", user="ann", now=wall()
+    )
+    feed = Feed(settle=timedelta(0))
+    with pytest.raises(RuntimeError), store.writer.begin() as conn:
+        assert len(feed.read(conn, store.list(), wall()).rows) == 1
+        raise RuntimeError("the database went away before the commit")
+    assert store.fires("ranker") == []
+    with store.writer.begin() as conn:
+        again = feed.read(conn, store.list(), wall())
+    feed.done(again)
+    assert again.inserted == 1 and again.events_passed == event.id
+    with store.writer.begin() as conn:  # the cursor passed it: not read a third time
+        assert feed.read(conn, store.list(), wall()).events == []
+    (fire,) = store.fires("ranker")
+    assert fire.event_id == f"event:{event.id}" and fire.params == {"day": "d"}

@@ -60,6 +60,8 @@ class FeedResult:
     runs: list[int] = field(default_factory=list)  # finished runs new to this scheduler
     rows: list[dict[str, Any]] = field(default_factory=list)  # fire rows offered
     inserted: int = 0  # of which were new (the others existed)
+    events_passed: int | None = None  # the events cursor moved to this id
+    runs_passed: set[int] = field(default_factory=set)  # runs the runs cursor moved past
 
 
 def event_params(
@@ -86,13 +88,25 @@ class Feed:
     def read(
         self, conn: sa.Connection, schedules: Sequence[ScheduleRecord], now: datetime
     ) -> FeedResult:
-        """Record the fire rows of new events and finished runs, in ``conn``'s transaction."""
+        """Record the fire rows of new events and finished runs, in ``conn``'s transaction;
+        call :meth:`done` with the result once it has committed (until then nothing counts
+        as seen: a transaction that fails leaves them to be read again)."""
         result = FeedResult()
         self._events(conn, schedules, now, result)
         self._runs(conn, schedules, now, result)
         if result.rows:
             result.inserted = insert_ignore_unique(conn, result.rows)
         return result
+
+    def done(self, result: FeedResult) -> None:
+        """``result``'s transaction committed: its events and runs are seen (and those the
+        cursors passed need not be remembered)."""
+        self._seen_events.update(e.id for e in result.events)
+        self._seen_runs.update(result.runs)
+        if result.events_passed is not None:
+            passed = result.events_passed
+            self._seen_events = {i for i in self._seen_events if i > passed}
+        self._seen_runs -= result.runs_passed
 
     # --- events -----------------------------------------------------------------------------
     def _events(
@@ -118,7 +132,6 @@ class Feed:
             page = events_after(conn, after, self.batch)
             for event in page:
                 if event.id not in self._seen_events:
-                    self._seen_events.add(event.id)
                     result.events.append(event)
                     for record, spec in by_name.get(event.name, ()):
                         if event.published_at < record.created_at:
@@ -133,7 +146,7 @@ class Feed:
             after = page[-1].id
         if settled_upto > position:
             _move(conn, EVENTS, now, position=settled_upto)
-            self._seen_events = {i for i in self._seen_events if i > settled_upto}
+            result.events_passed = settled_upto
 
     @staticmethod
     def _event_row(
@@ -194,7 +207,6 @@ class Feed:
                 settled = max(settled, row.finished_at)
             if row.run_id in self._seen_runs:
                 continue
-            self._seen_runs.add(row.run_id)
             result.runs.append(int(row.run_id))
             for record, on in downstream.get(row.flow_name, ()):
                 if row.finished_at < record.created_at or row.status not in ENDINGS[on]:
@@ -216,8 +228,7 @@ class Feed:
                 )
         if settled > since or at is None:
             _move(conn, RUNS, now, at=settled)
-            done = {r.run_id for r in rows if r.finished_at <= settled}
-            self._seen_runs -= done
+            result.runs_passed = {int(r.run_id) for r in rows if r.finished_at <= settled}
 
 
 def _cursor(conn: sa.Connection, name: str) -> tuple[int | None, datetime | None]:

@@ -153,6 +153,7 @@ class Scheduler:
                         result.outcomes.append((name, row["status"], reason_kind(row["reason"])))
         with self.store.writer.begin() as conn:  # events and finished runs
             fed = self.feed.read(conn, schedules, now)
+        self.feed.done(fed)  # committed: now they count as seen
         result.recorded += fed.inserted
         result.events = [e.source for e in fed.events]
         for row in fed.rows:
