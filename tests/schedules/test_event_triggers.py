@@ -211,6 +211,21 @@ def test_trigger_on_finish_success_failure_and_any(
     sched.tick()
     (chained,) = store.fires("report")
     assert chained.trigger["upstream_run"] == f"RankerFlow/{starter.runs[fire.id]}"
+    # a run whose process died without recording its end (its heartbeat stopped) is a
+    # failure; if it comes back and succeeds, the success schedules fire then
+    lost = meta.create_run("RatingsFlow", user="ann", params={}, tags=[], graph={}, code_key=None)
+    sched.tick()
+    assert f"RatingsFlow/{lost}" not in upstream("on-failure")  # alive so far
+    wall.advance(seconds=meta.dead_after.total_seconds() + 1)
+    sched.tick()
+    (dead,) = [f for f in store.fires("on-failure") if f.event_id == f"run:{lost}"]
+    assert dead.trigger["upstream_status"] == "dead"
+    assert f"RatingsFlow/{lost}" in upstream("on-any")
+    assert f"RatingsFlow/{lost}" not in upstream("on-success")
+    meta.finish_run(lost, RunStatus.SUCCEEDED)
+    sched.tick()
+    assert f"RatingsFlow/{lost}" in upstream("on-success")
+    assert upstream("on-any").count(f"RatingsFlow/{lost}") == 1  # one record per run
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

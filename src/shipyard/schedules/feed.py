@@ -10,8 +10,11 @@ On each tick, the scheduler holding the lease (or every scheduler, without one):
 - reads the **runs finished** since its cursor (row ``runs``, a time) of the flows some
   schedule's ``@trigger_on_finish`` names and records one fire row per downstream schedule
   with the event id ``run:<run id>`` when the run's end matches ``on`` (``success``:
-  succeeded; ``failure``: failed or killed; ``any``). Every run counts: by hand, scheduled,
-  on Ray. The runtime writes nothing new: a run's end is its ``finished_at``.
+  succeeded; ``failure``: failed, killed, or DEAD — its process died without recording
+  its end, so its heartbeat stopped; ``any``). Every run counts: by hand, scheduled, on
+  Ray. The runtime writes nothing new: a run's end is its ``finished_at`` (or, for a DEAD
+  run, its last heartbeat). A DEAD run that comes back and succeeds still fires the
+  ``success`` schedules then (``failure`` ones have their record already).
 
 Exactly once is the unique key ``(schedule, event_id)`` of ``schedule_fires``: a row that
 exists already is not inserted again, so two schedulers reading the same event, or one
@@ -46,8 +49,8 @@ EVENTS, RUNS = "events", "runs"
 #: which run endings each ``on`` of ``@trigger_on_finish`` takes
 ENDINGS = {
     "success": (RunStatus.SUCCEEDED.value,),
-    "failure": (RunStatus.FAILED.value, RunStatus.KILLED.value),
-    "any": (RunStatus.SUCCEEDED.value, RunStatus.FAILED.value, RunStatus.KILLED.value),
+    "failure": (RunStatus.FAILED.value, RunStatus.KILLED.value, RunStatus.DEAD.value),
+    "any": tuple(s.value for s in RunStatus if s != RunStatus.RUNNING),
 }
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -57,11 +60,13 @@ class FeedResult:
     """What one read of the feed recorded."""
 
     events: list[EventRecord] = field(default_factory=list)  # new to this scheduler
-    runs: list[int] = field(default_factory=list)  # finished runs new to this scheduler
+    #: (run id, dead) of the ended runs new to this scheduler (a DEAD run that comes back
+    #: and ends is new again)
+    runs: list[tuple[int, bool]] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)  # fire rows offered
     inserted: int = 0  # of which were new (the others existed)
     events_passed: int | None = None  # the events cursor moved to this id
-    runs_passed: set[int] = field(default_factory=set)  # runs the runs cursor moved past
+    runs_passed: set[tuple[int, bool]] = field(default_factory=set)  # the cursor is past
 
 
 def event_params(
@@ -80,10 +85,19 @@ def event_params(
 class Feed:
     """Reads events and finished runs into fire rows (see the module docstring)."""
 
-    def __init__(self, *, settle: timedelta = SETTLE, batch: int = 500) -> None:
+    def __init__(
+        self,
+        *,
+        settle: timedelta = SETTLE,
+        batch: int = 500,
+        dead_after: timedelta | None = None,
+    ) -> None:
         self.settle, self.batch = settle, batch
+        #: a RUNNING run without a heartbeat for this long has died (the metadata store's
+        #: rule; the scheduler sets it from its store)
+        self.dead_after = dead_after
         self._seen_events: set[int] = set()
-        self._seen_runs: set[int] = set()
+        self._seen_runs: set[tuple[int, bool]] = set()
 
     def read(
         self, conn: sa.Connection, schedules: Sequence[ScheduleRecord], now: datetime
@@ -192,24 +206,39 @@ class Feed:
         at = _cursor(conn, RUNS)[1]
         first = min(r.created_at for pairs in downstream.values() for r, _ in pairs)
         since = at if at is not None else first
+        dead_after = self.dead_after or timedelta(seconds=30)
+        c = runs.c
+        ended = sa.or_(
+            sa.and_(c.finished_at.is_not(None), c.finished_at > since),
+            # DEAD: its process died without recording the end (the heartbeat stopped)
+            sa.and_(
+                c.finished_at.is_(None),
+                c.status == RunStatus.RUNNING.value,
+                c.heartbeat_at <= now - dead_after,
+                c.heartbeat_at > since - dead_after,
+            ),
+        )
         rows = conn.execute(
-            sa.select(runs.c.run_id, runs.c.flow_name, runs.c.status, runs.c.finished_at)
-            .where(
-                runs.c.flow_name.in_(list(downstream)),
-                runs.c.finished_at.is_not(None),
-                runs.c.finished_at > since,
-            )
-            .order_by(runs.c.finished_at, runs.c.run_id)
+            sa.select(c.run_id, c.flow_name, c.status, c.finished_at, c.heartbeat_at)
+            .where(c.flow_name.in_(list(downstream)), ended)
+            .order_by(c.run_id)
         ).all()
         settled = since
+        ends: dict[tuple[int, bool], datetime] = {}  # when the cursor is past it for good
         for row in rows:
-            if row.finished_at <= now - self.settle:
-                settled = max(settled, row.finished_at)
-            if row.run_id in self._seen_runs:
+            if row.finished_at is not None:
+                end, status = row.finished_at, row.status
+                if end <= now - self.settle:
+                    settled = max(settled, end)
+            else:
+                end, status = row.heartbeat_at, RunStatus.DEAD.value
+            seen = (int(row.run_id), row.finished_at is None)
+            ends[seen] = end if row.finished_at is not None else end + dead_after
+            if seen in self._seen_runs:
                 continue
-            result.runs.append(int(row.run_id))
+            result.runs.append(seen)
             for record, on in downstream.get(row.flow_name, ()):
-                if row.finished_at < record.created_at or row.status not in ENDINGS[on]:
+                if end < record.created_at or status not in ENDINGS[on]:
                     continue
                 result.rows.append(
                     fire_row(
@@ -221,14 +250,14 @@ class Feed:
                         now=now,
                         trigger={
                             "upstream_run": f"{row.flow_name}/{row.run_id}",
-                            "upstream_status": row.status,
+                            "upstream_status": status,
                             "on": on,
                         },
                     )
                 )
         if settled > since or at is None:
             _move(conn, RUNS, now, at=settled)
-            result.runs_passed = {int(r.run_id) for r in rows if r.finished_at <= settled}
+            result.runs_passed = {seen for seen, gone in ends.items() if gone <= settled}
 
 
 def _cursor(conn: sa.Connection, name: str) -> tuple[int | None, datetime | None]:

@@ -124,6 +124,8 @@ class Scheduler:
         self.announce = announce or log.info
         self._crons: dict[str, Cron] = {}
         self.feed = feed or Feed()
+        if self.feed.dead_after is None:
+            self.feed.dead_after = store.meta.dead_after
         #: called with each tick's result (the host counts skips, queues and events)
         self.observe = observe
 
