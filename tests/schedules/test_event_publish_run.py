@@ -92,6 +92,7 @@ def test_a_published_event_runs_its_flow_and_the_chain_after_it(
         (tmp_path / name).write_text(text)
         made = shipyard("schedule", "create", str(tmp_path / name), "--key", admin)
         assert made.exit_code == 0, made.output
+        assert "  triggers: " in made.output
 
     monkeypatch.setenv("SHIPYARD_KEY", publisher)
     refused = shipyard("schedule", "trigger", "RankerFlow")  # the scope publishes, only

@@ -135,6 +135,8 @@ def create_command(
         upcoming = next_times(record, 1, _now())
     what = f"cron {new.cron!r} ({new.timezone})" if new.cron else "no cron"
     click.echo(f"schedule {name!r} version {version}: {new.flow_name}, {what}")
+    if new.triggers:
+        click.echo(f"  triggers: {triggers_text(new.triggers)}")
     if upcoming:
         click.echo(f"  next fire time: {_when(upcoming[0])}")
     if record.paused:
