@@ -3,7 +3,8 @@
 Routes (see DESIGN.md): ``POST /{service}/{endpoint}``, ``GET /{service}/openapi.json`` and
 ``/{service}/docs``, ``GET /`` (the services: JSON, or a page for a browser) and
 ``/openapi.json`` (every service in one document, :mod:`shipyard.serve.index`), the admin API
-under ``/api/v1``, ``/metrics``, ``/healthz``, ``/readyz``; the gateway's ``/v1`` and
+under ``/api/v1`` (and ``POST /api/v1/events`` for ``events:publish`` keys,
+:mod:`shipyard.serve.events`), ``/metrics``, ``/healthz``, ``/readyz``; the gateway's ``/v1`` and
 ``/gateway`` when it is given one, and whatever else is mounted (the UI at ``/ui``) under the
 host's reserved names (:data:`shipyard.names.RESERVED`).
 
