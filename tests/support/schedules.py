@@ -35,7 +35,8 @@ class WallClock:
 
 class InProcessStarter:
     """Takes each claim as the launcher would (:meth:`ScheduleStore.start` with the token)
-    and records a RUNNING run linked to the fire record; ``finish`` ends it."""
+    and records a RUNNING run of the schedule's flow linked to the fire record; ``finish``
+    ends it."""
 
     def __init__(self, store: ScheduleStore, clock: WallClock, pid: int | None = None) -> None:
         self.store, self.clock, self.pid = store, clock, pid
@@ -48,7 +49,7 @@ class InProcessStarter:
             self.lost.append(fire.id)
             return
         run_id = self.store.meta.create_run(
-            "TickFlow",
+            self.store.version(fire.schedule, fire.version).flow_name,
             user="test",
             params={},
             tags=[],

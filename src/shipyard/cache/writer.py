@@ -51,12 +51,40 @@ def publish(
     info = backend.publish(namespace, version, None if size is None else {"bytes": size})
     metrics.PUBLISHES.labels(namespace).inc()
     log.info("cache %s: published version %s (%d keys)", namespace, version, info.keys)
+    announce(namespace, info)
     try:
         for old in prunable(backend.versions(namespace), version, keep, superseded=previous):
             backend.drop(namespace, old.version)
     except CacheError as exc:
         log.warning("cache %s: could not drop old versions after publishing: %s", namespace, exc)
     return info
+
+
+def announce(namespace: str, info: VersionInfo) -> None:
+    """Record the event ``cache.published`` (``{"namespace", "version", "keys", "meta"}``)
+    in the metadata database, so ``@trigger(event="cache.published")`` flows fire. The
+    cache is not in that database, so this follows the publish (it cannot share its
+    transaction); a problem is logged, never raised: the publish has happened."""
+    try:
+        from shipyard.config import current_user
+        from shipyard.store.context import default_stores
+        from shipyard.store.events import publish_event
+
+        payload = {
+            "namespace": namespace,
+            "version": info.version,
+            "keys": info.keys,
+            "meta": {k: v for k, v in info.meta.items() if isinstance(v, str | int | float)},
+        }
+        publish_event(
+            default_stores().meta, "cache.published", payload, source="cache", user=current_user()
+        )
+    except Exception as exc:
+        log.warning(
+            "cache %s: published, but the event cache.published was not recorded: %s",
+            namespace,
+            exc,
+        )
 
 
 class Loader:

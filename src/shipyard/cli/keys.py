@@ -89,7 +89,7 @@ def keys_group() -> None:
     multiple=True,
     metavar="SCOPE",
     help="What the key may do (repeatable): admin, invoke:SERVICE, invoke:*, route:ROUTE, "
-    "route:*, ui.",
+    "route:*, ui, events:publish.",
 )
 @click.option("--name", default="", help="A label for lists (who or what uses the key).")
 @click.option(

@@ -73,7 +73,8 @@ def _iso(text: str, option: str) -> datetime:
 
 @click.group("schedule")
 def schedule_group() -> None:
-    """Flows that run themselves: on a cron timetable (more triggers to come).
+    """Flows that run themselves: on a cron timetable, on events (`shipyard event publish`),
+    after other flows (@trigger_on_finish).
 
     \b
     Examples:
@@ -134,6 +135,8 @@ def create_command(
         upcoming = next_times(record, 1, _now())
     what = f"cron {new.cron!r} ({new.timezone})" if new.cron else "no cron"
     click.echo(f"schedule {name!r} version {version}: {new.flow_name}, {what}")
+    if new.triggers:
+        click.echo(f"  triggers: {triggers_text(new.triggers)}")
     if upcoming:
         click.echo(f"  next fire time: {_when(upcoming[0])}")
     if record.paused:
@@ -179,7 +182,7 @@ def _fire_row(fire: FireRecord, flow_name: str) -> list[str]:
     return [
         str(fire.id),
         fire.kind.value,
-        _when(fire.scheduled_for),
+        _when(fire.scheduled_for) if fire.scheduled_for else _cause(fire),
         fire.status.value
         if fire.exit_code is None
         else f"{fire.status.value}, exit {fire.exit_code}",
@@ -188,9 +191,31 @@ def _fire_row(fire: FireRecord, flow_name: str) -> list[str]:
     ]
 
 
+def _cause(fire: FireRecord) -> str:
+    """What an event or upstream fire answered: ``ratings-updated #7``, ``RatingsFlow/12``."""
+    if "upstream_run" in fire.trigger:
+        return escape(str(fire.trigger["upstream_run"]))
+    if "event" in fire.trigger:
+        return escape(f"{fire.trigger['event']} #{fire.trigger.get('event_id', '?')}")
+    return "-"
+
+
+def triggers_text(triggers: list[dict[str, Any]]) -> str:
+    """A version's triggers in words: ``event ratings-updated (day <- date), after
+    RatingsFlow (success)``."""
+    parts = []
+    for spec in triggers:
+        if spec.get("type") == "event":
+            mapping = ", ".join(f"{k} <- {v}" for k, v in (spec.get("parameters") or {}).items())
+            parts.append(f"event {spec.get('name')}" + (f" ({mapping})" if mapping else ""))
+        elif spec.get("type") == "flow":
+            parts.append(f"after {spec.get('flow')} ({spec.get('on', 'success')})")
+    return ", ".join(parts)
+
+
 def _history_table(fires: list[FireRecord], record: ScheduleRecord) -> Table:
     table = Table(box=None, pad_edge=False)
-    for column in ("fire", "kind", "scheduled for", "status", "run", "reason"):
+    for column in ("fire", "kind", "scheduled for / cause", "status", "run", "reason"):
         table.add_column(column)
     for fire in fires:
         table.add_row(*_fire_row(fire, record.flow_name))
@@ -216,6 +241,8 @@ def show_command(name: str, limit: int) -> None:
             f"  [yellow]paused[/yellow] by {record.paused_by} at {_when(record.paused_at)}: "
             f"{escape(record.note or '')}"
         )
+    if record.current.triggers:
+        console.print(f"  triggers: {escape(triggers_text(record.current.triggers))}")
     p = record.current.policies
     console.print(
         f"  catchup={p.catchup} (window {p.catchup_window}s, max {p.catchup_max})  "
@@ -369,4 +396,112 @@ def scheduler_command(interval: float, max_running: int | None) -> None:
         sched.serve(stop, interval=interval)
 
 
-COMMANDS = [schedule_group, backfill_command, scheduler_command]
+@click.group("event")
+def event_group() -> None:
+    """Events: what @trigger(event=...) schedules wait for.
+
+    \b
+    Examples:
+      shipyard event publish ratings-updated --payload '{"date": "2026-03-01"}'
+      shipyard event list
+    """
+
+
+@event_group.command("publish")
+@click.argument("name")
+@click.option("--payload", default=None, help='A JSON object, e.g. \'{"date": "2026-03-01"}\'.')
+@click.option("--id", "idempotency_key", default=None, help="An idempotency id: twice is once.")
+@click.option(
+    "--key",
+    envvar="SHIPYARD_KEY",
+    default=None,
+    help="A key with scope events:publish or admin (default: $SHIPYARD_KEY, else "
+    "$SHIPYARD_HOME/admin.token).",
+)
+@_friendly
+def publish_command(
+    name: str, payload: str | None, idempotency_key: str | None, key: str | None
+) -> None:
+    """Publish event NAME: every schedule whose @trigger names it fires (on the scheduler's
+    next tick)."""
+    import json
+
+    from shipyard.config import settings
+    from shipyard.schedules.manage import require_publisher
+    from shipyard.store.events import EventError, check_event, publish_event
+
+    body: Any = {}
+    if payload is not None:
+        try:
+            body = json.loads(payload)
+        except ValueError as exc:
+            raise click.BadParameter(f"not JSON: {exc}", param_hint="--payload") from None
+    try:
+        check_event(name, body, idempotency_key)
+    except EventError as exc:
+        raise click.UsageError(str(exc)) from None
+    with _store() as store:
+        user = require_publisher(store.meta, key, settings().home)
+        event, new = publish_event(
+            store.meta, name, body, source="cli", user=user, idempotency_key=idempotency_key
+        )
+        waiting = [
+            r.name
+            for r in store.list()
+            if any(t.get("type") == "event" and t.get("name") == name for t in r.current.triggers)
+        ]
+        leased = store.lease()
+    if not new:
+        click.echo(f"event {event.id} ({event.name}) was published before with this --id")
+        return
+    click.echo(f"published event {event.id}: {event.name}")
+    if waiting:
+        click.echo(f"  schedules waiting for it: {', '.join(waiting)}")
+    else:
+        click.echo("  no schedule waits for it (kept: schedules created later do not fire)")
+    if waiting and (leased is None or leased[1] < _now()):
+        click.echo(
+            "note: no scheduler is running on this database; start `shipyard serve` or "
+            "`shipyard scheduler`",
+            err=True,
+        )
+
+
+@event_group.command("list")
+@click.option("--name", default=None, help="Only events of this name.")
+@click.option("-n", "limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@_friendly
+def event_list_command(name: str | None, limit: int) -> None:
+    """The newest events, and what each one fired."""
+    import json
+
+    from shipyard.store.events import recent_events
+
+    with _store() as store:
+        found = recent_events(store.meta, name=name, limit=limit)
+        fired = store.fires_for_events([f"event:{e.id}" for e in found])
+    console = make_console()
+    if not found:
+        console.print("no events yet: `shipyard event publish NAME` publishes one")
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("id", "name", "source", "by", "published", "payload", "fired"):
+        table.add_column(column)
+    for e in found:
+        fires = fired.get(f"event:{e.id}", [])
+        what = ", ".join(
+            f"{f.schedule} ({f.status.value}{': ' + f.reason if f.reason else ''})" for f in fires
+        )
+        table.add_row(
+            str(e.id),
+            escape(e.name),
+            e.source,
+            escape(e.published_by),
+            _when(e.published_at),
+            escape(json.dumps(e.payload)[:80]),
+            escape(what or "-"),
+        )
+    console.print(table)
+
+
+COMMANDS = [schedule_group, backfill_command, scheduler_command, event_group]

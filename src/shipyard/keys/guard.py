@@ -279,6 +279,27 @@ class Guard:
                 )
         return record
 
+    def check_scope(
+        self, request: HTTPConnection | RequestInfo, needed: str, what: str
+    ) -> KeyRecord:
+        """Allow a request that always needs a key with scope ``needed`` (or ``admin``), such
+        as ``events:publish`` for ``POST /api/v1/events``: the Host/Origin checks of admin,
+        401 without a valid key, 403 naming ``needed`` with another scope, 415 for a write
+        that is not JSON."""
+        info = _info(request)
+        self._check_host(info)
+        self._check_origin(info)
+        record = self._authenticate(info, needed, what)
+        if info.method in WRITE_METHODS:
+            content_type = info.headers.get("content-type") or ""
+            if content_type.split(";", 1)[0].strip().lower() != "application/json":
+                got = repr(content_type) if content_type else "none"
+                raise UnsupportedMediaType(
+                    f"{what}: {info.method} requests must be sent with "
+                    f"`Content-Type: application/json` (got {got})"
+                )
+        return record
+
     def check_invoke(
         self, request: HTTPConnection | RequestInfo, service: str, keys_exist: bool
     ) -> KeyRecord | None:

@@ -5,6 +5,8 @@
 ``invoke:<service>``   call one hosted service; ``invoke:*`` every service
 ``route:<route>``      use one gateway route; ``route:*`` every route
 ``ui``                 sign in to the UI
+``events:publish``     publish events (``POST /api/v1/events``): it can only start
+                       schedules that already exist and wait for that event
 =====================  ==========================================================
 
 Service and route names follow :mod:`shipyard.names` (``[a-z][a-z0-9-]{0,62}``, DESIGN.md's
@@ -22,11 +24,15 @@ ADMIN = "admin"
 UI = "ui"
 INVOKE = "invoke"
 ROUTE = "route"
+EVENTS_PUBLISH = "events:publish"
 
 #: names a service can never have (they are the host's own paths): :data:`shipyard.names.RESERVED`
 RESERVED_SERVICE_NAMES = RESERVED
 
-_EXAMPLES = "admin, ui, invoke:<service>, invoke:*, route:<route>, route:* (e.g. invoke:ranker)"
+_EXAMPLES = (
+    "admin, ui, events:publish, invoke:<service>, invoke:*, route:<route>, route:* "
+    "(e.g. invoke:ranker)"
+)
 
 
 def check_name(kind: str, name: str) -> str:
@@ -40,7 +46,7 @@ def check_name(kind: str, name: str) -> str:
 def parse_scope(text: str) -> str:
     """Validate one scope string and return it (surrounding spaces removed)."""
     scope = text.strip()
-    if scope in (ADMIN, UI):
+    if scope in (ADMIN, UI, EVENTS_PUBLISH):
         return scope
     kind, sep, target = scope.partition(":")
     if not sep or kind not in (INVOKE, ROUTE):
@@ -72,6 +78,7 @@ def allows(scopes: Iterable[str], needed: str) -> bool:
 
 __all__ = [
     "ADMIN",
+    "EVENTS_PUBLISH",
     "INVOKE",
     "NAME_PATTERN",
     "RESERVED_SERVICE_NAMES",

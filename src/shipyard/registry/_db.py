@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection, Row
 
 from shipyard.registry.records import AuditEntry, ModelVersion
 from shipyard.registry.signature import Signature
+from shipyard.store.events import insert_event
 from shipyard.store.records import ArtifactRecord
 from shipyard.store.schema import audit_log, model_aliases, model_versions, models, run_tags, runs
 
@@ -124,6 +125,15 @@ def add_version(
     if artifact_name:
         lineage += f":{artifact_name}"
     add_audit(conn, user, "register", name, to_version=version, detail={"lineage": lineage})
+    # the event commits with the version: a @trigger(event="model.registered") flow fires
+    insert_event(
+        conn,
+        "model.registered",
+        {"model": name, "version": version, "flow": flow_name, "run_id": run_id},
+        source="registry",
+        user=user,
+        now=at,
+    )
     return version
 
 

@@ -32,6 +32,7 @@ from shipyard.registry.names import (
 from shipyard.registry.records import AuditEntry, ModelSummary, ModelVersion
 from shipyard.registry.signature import Signature
 from shipyard.store.blobs import BlobNotFound, BlobStore, keep_blob, read_record
+from shipyard.store.events import insert_event
 from shipyard.store.meta import MetaStore
 from shipyard.store.records import TaskRecord, TaskStatus
 from shipyard.store.schema import model_aliases, models
@@ -257,6 +258,14 @@ class Registry:
                 alias=alias,
                 from_version=before,
                 to_version=version,
+            )
+            # in the same transaction: the move and its event commit together
+            insert_event(
+                conn,
+                "model.alias-moved",
+                {"model": name, "alias": alias, "version": version, "previous": before},
+                source="registry",
+                user=who,
             )
         return None if before is None else int(before)
 

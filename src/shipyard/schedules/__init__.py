@@ -1,4 +1,4 @@
-"""Schedules: flows that run themselves, on a timetable or (later) on events.
+"""Schedules: flows that run themselves, on a timetable, on events, or after other flows.
 
 A *schedule* is a named, versioned record of a flow (a snapshot of its code, its
 parameters' defaults, its triggers and policies) in the metadata database; the scheduler
@@ -7,8 +7,8 @@ exactly one record: a run, or a skip with its reason.
 
 Modules: ``cron`` (the time engine), ``decorators`` (``@schedule``, ``@trigger``,
 ``@trigger_on_finish``), ``policies``, ``plan`` (which fire times are due), ``store`` (the
-tables), ``scheduler`` (the tick loop), ``launch`` (a run's fresh process), ``manage``
-(what the commands do).
+tables), ``feed`` (events and finished runs into fire records), ``scheduler`` (the tick
+loop), ``launch`` (a run's fresh process), ``manage`` (what the commands do).
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@
     ├── ScheduleDefinitionError a bad @schedule / @trigger / @trigger_on_finish, or a bad
     │                           policy flag (names the argument)
     ├── ScheduleNotFound        no schedule of that name
-    └── AdminKeyRequired        creating or changing a schedule without an admin key
+    ├── AdminKeyRequired        creating or changing a schedule without an admin key
+    └── PublishKeyRequired      publishing an event without an events:publish (or admin) key
 """
 
 from __future__ import annotations
@@ -57,9 +58,14 @@ class AdminKeyRequired(ScheduleError, PermissionError):
     """Creating or changing a schedule needs an admin key, and none valid was given."""
 
 
+class PublishKeyRequired(ScheduleError, PermissionError):
+    """Publishing an event needs a key with scope ``events:publish`` (or ``admin``)."""
+
+
 __all__ = [
     "AdminKeyRequired",
     "CronError",
+    "PublishKeyRequired",
     "ScheduleDefinitionError",
     "ScheduleError",
     "ScheduleNotFound",

@@ -17,7 +17,12 @@ from typing import Any
 
 from shipyard.schedules.cron import Cron, zone
 from shipyard.schedules.decorators import triggers_of
-from shipyard.schedules.errors import AdminKeyRequired, CronError, ScheduleDefinitionError
+from shipyard.schedules.errors import (
+    AdminKeyRequired,
+    CronError,
+    PublishKeyRequired,
+    ScheduleDefinitionError,
+)
 from shipyard.schedules.policies import Policies
 from shipyard.schedules.records import FireKind, ScheduleRecord
 from shipyard.schedules.store import NewVersion, ScheduleStore, fire_row
@@ -45,6 +50,34 @@ def require_admin(meta: MetaStore, key: str | None, home: Path) -> str:
         raise AdminKeyRequired(
             "the key given is not a valid admin key of this database (revoked, expired, "
             "of another scope, or of another database): `shipyard keys create --scope admin`"
+        )
+    return record.name or record.label
+
+
+def require_publisher(meta: MetaStore, key: str | None, home: Path) -> str:
+    """The key's name if ``key`` (else ``SHIPYARD_KEY``, else the local admin token) is a
+    valid key of this database with scope ``events:publish`` or ``admin``; raises
+    :class:`PublishKeyRequired`."""
+    from shipyard.keys import KeyStore, read_admin_token
+    from shipyard.keys.scopes import EVENTS_PUBLISH
+
+    given = key or os.environ.get("SHIPYARD_KEY") or read_admin_token(home)
+    if not given:
+        raise PublishKeyRequired(
+            f"publishing an event needs a key with scope {EVENTS_PUBLISH!r} (or admin): give "
+            "--key (or set SHIPYARD_KEY); `shipyard keys create --scope events:publish` "
+            "makes one"
+        )
+    with KeyStore(meta) as keys:
+        record = keys.verify(given)
+    if record is None:
+        raise PublishKeyRequired(
+            "the key given is not a valid key of this database (unknown, revoked or expired)"
+        )
+    if not record.allows(EVENTS_PUBLISH):
+        raise PublishKeyRequired(
+            f"key {record.label} has scopes [{', '.join(record.scopes)}], which do not allow "
+            f"publishing events: use a key with scope {EVENTS_PUBLISH!r} (or admin)"
         )
     return record.name or record.label
 
@@ -133,8 +166,51 @@ def create(
         triggers=found.triggers_json(),
         policies=policies,
     )
+    check_loops(store, name, new)
     version = store.save(name, new, user=user, now=now)
     return name, version, new
+
+
+def check_loops(store: ScheduleStore, name: str, new: NewVersion) -> None:
+    """Refuse a version whose ``@trigger_on_finish`` would close a loop with the live
+    schedules (A's end starts B, B's end starts A): it would run forever. Only flow-finish
+    edges are known beforehand; a flow that publishes an event its own trigger waits for
+    cannot be seen from here."""
+    edges: dict[str, dict[str, str]] = {}  # upstream flow -> {downstream flow: schedule}
+    versions = [(r.name, r.current.flow_name, r.current.triggers) for r in store.list()]
+    versions = [v for v in versions if v[0] != name] + [(name, new.flow_name, new.triggers)]
+    for schedule_name, flow, triggers in versions:
+        for spec in triggers:
+            if spec.get("type") == "flow":
+                edges.setdefault(str(spec["flow"]), {}).setdefault(flow, schedule_name)
+    start = new.flow_name
+    path: list[str] = [start]
+
+    def walk(flow: str) -> list[str] | None:
+        for nxt in sorted(edges.get(flow, {})):
+            if nxt == start:
+                return [*path, start]
+            if nxt in path:
+                continue
+            path.append(nxt)
+            found = walk(nxt)
+            if found:
+                return found
+            path.pop()
+        return None
+
+    cycle = walk(start)
+    if cycle is None:
+        return
+    steps = [
+        f"schedule {edges[a][b]!r} runs {b} when {a} finishes"
+        for a, b in zip(cycle, cycle[1:], strict=False)
+    ]
+    raise ScheduleDefinitionError(
+        f"schedule {name!r} would close a trigger loop: {' -> '.join(cycle)} "
+        f"({'; '.join(steps)}); each run would start the next forever. Remove one "
+        "@trigger_on_finish (or delete one of those schedules) first"
+    )
 
 
 def _where(exc: BaseException, flow_file: Path) -> str:
@@ -286,9 +362,11 @@ __all__ = [
     "MAX_BACKFILL",
     "backfill",
     "backfill_times",
+    "check_loops",
     "create",
     "next_times",
     "parse_params",
     "require_admin",
+    "require_publisher",
     "trigger_now",
 ]

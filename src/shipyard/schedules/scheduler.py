@@ -8,7 +8,9 @@ and take over when it stops renewing):
 
 1. **plan**: for each live, unpaused schedule, the fire times after its cursor that are due
    by now (jitter included) become ``schedule_fires`` rows, to run or skipped with their
-   reason (``catchup``), and the cursor moves past them, in one transaction;
+   reason (``catchup``), and the cursor moves past them, in one transaction; then the
+   events published and the runs finished since the last tick become the rows of the
+   schedules whose ``@trigger`` / ``@trigger_on_finish`` match (:mod:`shipyard.schedules.feed`);
 2. **dispatch**: rows that are pending, queued, or claimed by a scheduler that died (its
    claim expired) are locked (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and decided:
    skipped or queued (``overlap``, the global cap), or claimed with a fresh token;
@@ -37,6 +39,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from shipyard.schedules.cron import Cron
+from shipyard.schedules.feed import Feed
 from shipyard.schedules.plan import plan_fires
 from shipyard.schedules.records import FireKind, FireRecord, FireStatus, ScheduleRecord
 from shipyard.schedules.store import LIVE, ScheduleStore, _fire, fire_row
@@ -67,6 +70,29 @@ class TickResult:
     skipped: list[int] = field(default_factory=list)
     queued: list[int] = field(default_factory=list)
     errors: list[int] = field(default_factory=list)
+    #: events read for the first time by this scheduler (their sources)
+    events: list[str] = field(default_factory=list)
+    #: (schedule, status, reason kind) of each fire time skipped or queued in this tick
+    outcomes: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def reason_kind(reason: str | None) -> str:
+    """A short, bounded label for a skip or queue reason (the reasons themselves name runs):
+    ``overlap``, ``paused``, ``cap``, ``backfill``, ``deleted``, ``missed``, ``payload``,
+    ``other``."""
+    text = reason or ""
+    for prefix, kind in (
+        ("overlap=", "overlap"),
+        ("paused", "paused"),
+        ("global cap", "cap"),
+        ("backfill", "backfill"),
+        ("the schedule was deleted", "deleted"),
+        ("missed", "missed"),
+        ("payload has no field", "payload"),
+    ):
+        if text.startswith(prefix):
+            return kind
+    return "other"
 
 
 class Scheduler:
@@ -85,6 +111,8 @@ class Scheduler:
         use_lease: bool = True,
         batch: int = 200,
         announce: Callable[[str], None] | None = None,
+        feed: Feed | None = None,
+        observe: Callable[[TickResult], None] | None = None,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -95,6 +123,11 @@ class Scheduler:
         self.leader: bool | None = None  # not known before the first tick
         self.announce = announce or log.info
         self._crons: dict[str, Cron] = {}
+        self.feed = feed or Feed()
+        if self.feed.dead_after is None:
+            self.feed.dead_after = store.meta.dead_after
+        #: called with each tick's result (the host counts skips, queues and events)
+        self.observe = observe
 
     # --- one tick ---------------------------------------------------------------------------
     def tick(self) -> TickResult:
@@ -116,6 +149,18 @@ class Scheduler:
         moves = [m for m in (self._plan(record, now) for record in schedules) if m is not None]
         if moves:
             result.recorded = self.store.advance(moves)
+            for name, _old, _new, rows in moves:
+                for row in rows:
+                    if row["status"] == FireStatus.SKIPPED.value:
+                        result.outcomes.append((name, row["status"], reason_kind(row["reason"])))
+        with self.store.writer.begin() as conn:  # events and finished runs
+            fed = self.feed.read(conn, schedules, now)
+        self.feed.done(fed)  # committed: now they count as seen
+        result.recorded += fed.inserted
+        result.events = [e.source for e in fed.events]
+        for row in fed.rows:
+            if row["status"] == FireStatus.SKIPPED.value:
+                result.outcomes.append((row["schedule"], row["status"], "payload"))
         claimed = self._dispatch(now, {s.name: s for s in schedules}, result)
         for fire, token in claimed:
             try:
@@ -127,6 +172,11 @@ class Scheduler:
                     fire.id, FireStatus.ERROR, f"could not start: {exc}", now=self.clock()
                 )
                 result.errors.append(fire.id)
+        if self.observe is not None:
+            try:
+                self.observe(result)
+            except Exception:
+                log.exception("could not count the tick's outcomes")
         return result
 
     def _tell(self, was: bool | None) -> None:
@@ -273,6 +323,7 @@ class Scheduler:
                     .values(**values)
                 )
                 (result.skipped if status == FireStatus.SKIPPED else result.queued).append(fire.id)
+                result.outcomes.append((fire.schedule, status.value, reason_kind(reason)))
         return claimed
 
     def _decide(
@@ -410,6 +461,7 @@ __all__ = [
     "Starter",
     "TickResult",
     "cancel",
+    "reason_kind",
     "spawn_launcher",
     "utc_now",
 ]

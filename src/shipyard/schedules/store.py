@@ -366,6 +366,21 @@ class ScheduleStore:
             ).first()
         return None if row is None else _fire(row)
 
+    def fires_for_events(self, event_ids: Sequence[str]) -> dict[str, builtins.list[FireRecord]]:
+        """The fire records of each event id (``event:<id>``, ``run:<id>``), any schedule."""
+        out: dict[str, builtins.list[FireRecord]] = {}
+        if not event_ids:
+            return out
+        with self.reader.connect() as conn:
+            rows = conn.execute(
+                sa.select(schedule_fires)
+                .where(schedule_fires.c.event_id.in_(list(event_ids)))
+                .order_by(schedule_fires.c.schedule)
+            )
+            for row in rows:
+                out.setdefault(row.event_id, []).append(_fire(row))
+        return out
+
     def existing_times(self, name: str, times: Sequence[datetime]) -> set[datetime]:
         """Which of ``times`` have a record of ``name`` already."""
         found: set[datetime] = set()

@@ -3,7 +3,8 @@
 Routes (see DESIGN.md): ``POST /{service}/{endpoint}``, ``GET /{service}/openapi.json`` and
 ``/{service}/docs``, ``GET /`` (the services: JSON, or a page for a browser) and
 ``/openapi.json`` (every service in one document, :mod:`shipyard.serve.index`), the admin API
-under ``/api/v1``, ``/metrics``, ``/healthz``, ``/readyz``; the gateway's ``/v1`` and
+under ``/api/v1`` (and ``POST /api/v1/events`` for ``events:publish`` keys,
+:mod:`shipyard.serve.events`), ``/metrics``, ``/healthz``, ``/readyz``; the gateway's ``/v1`` and
 ``/gateway`` when it is given one, and whatever else is mounted (the UI at ``/ui``) under the
 host's reserved names (:data:`shipyard.names.RESERVED`).
 
@@ -52,6 +53,7 @@ from shipyard.serve.admin import AdminAPI
 from shipyard.serve.bodies import MAX_BODY_BUFFER
 from shipyard.serve.docs import docs_page, new_nonce, page_headers
 from shipyard.serve.errors import ServeError
+from shipyard.serve.events import EventsAPI
 from shipyard.serve.history import History, Point
 from shipyard.serve.index import combined_openapi, index_page, prefers_html
 from shipyard.serve.invoke import MAX_BODY, Invoker
@@ -159,7 +161,10 @@ class Host:
                 Route("/metrics", self.metrics_endpoint),
                 Route("/", self.index, methods=["GET"]),
                 Route("/openapi.json", self.openapi_all, methods=["GET"]),
-                Mount("/api/v1", routes=self.admin.routes()),
+                Mount(
+                    "/api/v1",
+                    routes=[*self.admin.routes(), *EventsAPI(meta=meta, guard=guard).routes()],
+                ),
                 *self._by_service,
             ],
             exception_handlers={HTTPException: _http_error, Exception: _internal_error},

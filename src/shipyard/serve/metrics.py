@@ -109,6 +109,29 @@ class HostMetrics:
             registry=r,
         )
 
+        # the scheduler's (serve/scheduling.py): counted by the scheduler of this host
+        self.fires_skipped = Counter(
+            "shipyard_schedule_fires_skipped",
+            "Fire times (and events, finished upstream runs) of a schedule recorded as "
+            "skipped, by reason: overlap, paused, missed, payload, deleted, other",
+            ["schedule", "reason"],
+            registry=r,
+        )
+        self.fires_queued = Counter(
+            "shipyard_schedule_fires_queued",
+            "Fire times of a schedule queued, by reason: overlap (overlap=queue), cap (the "
+            "global cap on scheduled runs), backfill (--max-parallel)",
+            ["schedule", "reason"],
+            registry=r,
+        )
+        self.events = Counter(
+            "shipyard_events_published",
+            "Events published (read by this host's scheduler), by source: cli, api, "
+            "registry, cache",
+            ["source"],
+            registry=r,
+        )
+
     def endpoint(self, service: str, endpoint: str) -> EndpointMetrics:
         """The labelled children of one endpoint, looked up once (labels() is not free)."""
         found = self._endpoints.get((service, endpoint))

@@ -15,8 +15,9 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
-from shipyard.schedules.scheduler import MAX_RUNNING, Scheduler, Spawner
+from shipyard.schedules.scheduler import MAX_RUNNING, Scheduler, Spawner, TickResult
 from shipyard.schedules.store import ScheduleStore
+from shipyard.serve.metrics import HostMetrics
 from shipyard.serve.supervisor import worker_env
 
 if TYPE_CHECKING:
@@ -46,6 +47,16 @@ def run_env(store_url: str) -> dict[str, str]:
     return env
 
 
+def count_tick(metrics: HostMetrics, result: TickResult) -> None:
+    """Count a tick's skipped and queued fire times (per schedule and reason) and the
+    events it read (per source) in the host's metrics."""
+    for schedule, status, reason in result.outcomes:
+        counter = metrics.fires_skipped if status == "skipped" else metrics.fires_queued
+        counter.labels(schedule, reason).inc()
+    for source in result.events:
+        metrics.events.labels(source).inc()
+
+
 def attach_scheduler(host: Host, *, max_running: int = MAX_RUNNING) -> Scheduler:
     """Run a scheduler on ``host``'s metadata database for as long as the host runs."""
     stop = threading.Event()
@@ -56,6 +67,7 @@ def attach_scheduler(host: Host, *, max_running: int = MAX_RUNNING) -> Scheduler
         max_running=max_running,
         announce=log.warning,
         starter=Spawner(store, env=lambda: run_env(store_url)),
+        observe=lambda result: count_tick(host.metrics, result),
     )
     thread = threading.Thread(
         target=scheduler.serve, args=(stop,), name="shipyard-scheduler", daemon=True
@@ -74,4 +86,4 @@ def attach_scheduler(host: Host, *, max_running: int = MAX_RUNNING) -> Scheduler
     return scheduler
 
 
-__all__ = ["RUN_SETTINGS", "attach_scheduler", "run_env"]
+__all__ = ["RUN_SETTINGS", "attach_scheduler", "count_tick", "run_env"]

@@ -3,7 +3,7 @@
 The SQLite statements that create the metadata tables at ``REVISION`` (see
 bootstrap.py); tests/store/test_bootstrap.py checks that they are current."""
 
-REVISION = "0015"
+REVISION = "0016"
 
 STATEMENTS = (
     "CREATE TABLE api_keys (\n\tkey_id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tprefix VARCHAR(16) NOT NULL, \n\tname VARCHAR(255) NOT NULL, \n\thash VARCHAR(64) NOT NULL, \n\tscopes JSON NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\texpires_at DATETIME, \n\trevoked_at DATETIME, \n\tlast_used_at DATETIME\n)",
@@ -14,6 +14,9 @@ STATEMENTS = (
     "CREATE TABLE deployment_follows (\n\tservice VARCHAR(63) NOT NULL, \n\tspec VARCHAR(160) NOT NULL, \n\tmodel VARCHAR(64) NOT NULL, \n\talias VARCHAR(64) NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\tpaused_at DATETIME, \n\tpaused_by VARCHAR(255), \n\tpaused_note TEXT, \n\ttarget INTEGER, \n\toutcome VARCHAR(16), \n\tclaimed_at DATETIME, \n\tnote TEXT, \n\tupdated_at DATETIME NOT NULL, \n\tPRIMARY KEY (service, spec)\n)",
     "CREATE TABLE deployment_versions (\n\tservice VARCHAR(63) NOT NULL, \n\tversion INTEGER NOT NULL, \n\tentry VARCHAR(255) NOT NULL, \n\tcode_key VARCHAR(64) NOT NULL, \n\treplicas INTEGER NOT NULL, \n\tenv JSON NOT NULL, \n\tpins JSON NOT NULL, \n\tstatus VARCHAR(16) NOT NULL, \n\tmessage TEXT, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\tsecrets JSON, \n\tmemory BIGINT, \n\tdev BOOLEAN, \n\tPRIMARY KEY (service, version)\n)",
     "CREATE TABLE deployments (\n\tservice VARCHAR(63) NOT NULL, \n\tcurrent_version INTEGER, \n\treplicas INTEGER NOT NULL, \n\tactive BOOLEAN NOT NULL, \n\tupdated_at DATETIME NOT NULL, \n\tPRIMARY KEY (service)\n)",
+    "CREATE TABLE events (\n\tid INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tname VARCHAR(255) NOT NULL, \n\tpayload JSON NOT NULL, \n\tsource VARCHAR(32) NOT NULL, \n\tpublished_by VARCHAR(255) NOT NULL, \n\tpublished_at DATETIME NOT NULL, \n\tidempotency_key VARCHAR(255)\n)",
+    "CREATE INDEX ix_events_published ON events (published_at)",
+    "CREATE UNIQUE INDEX ux_events_idempotency ON events (idempotency_key)",
     "CREATE TABLE flows (\n\tname VARCHAR(255) NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tPRIMARY KEY (name)\n)",
     "CREATE TABLE gateway_budgets (\n\tkey_id BIGINT NOT NULL, \n\tperiod VARCHAR(8) NOT NULL, \n\ttokens BIGINT, \n\tmoney DOUBLE, \n\tupdated_at DATETIME NOT NULL, \n\tupdated_by VARCHAR(255) NOT NULL, \n\tPRIMARY KEY (key_id, period)\n)",
     "CREATE TABLE gateway_spend (\n\tkey_id BIGINT NOT NULL, \n\tperiod VARCHAR(8) NOT NULL, \n\tperiod_start DATETIME NOT NULL, \n\ttokens BIGINT NOT NULL, \n\tmoney DOUBLE NOT NULL, \n\tupdated_at DATETIME NOT NULL, \n\tPRIMARY KEY (key_id, period, period_start)\n)",
@@ -28,6 +31,7 @@ STATEMENTS = (
     "CREATE UNIQUE INDEX ux_schedule_fires_event ON schedule_fires (schedule, event_id)",
     "CREATE UNIQUE INDEX ux_schedule_fires_time ON schedule_fires (schedule, scheduled_for)",
     "CREATE TABLE schedule_versions (\n\tname VARCHAR(255) NOT NULL, \n\tversion INTEGER NOT NULL, \n\tflow_name VARCHAR(255) NOT NULL, \n\tcode_key VARCHAR(128) NOT NULL, \n\tmodule VARCHAR(255) NOT NULL, \n\tflow_file VARCHAR(1024) NOT NULL, \n\tparameters JSON NOT NULL, \n\tcron VARCHAR(255), \n\ttimezone VARCHAR(64) NOT NULL, \n\ttriggers JSON NOT NULL, \n\tpolicies JSON NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\tPRIMARY KEY (name, version)\n)",
+    "CREATE TABLE scheduler_cursors (\n\tname VARCHAR(64) NOT NULL, \n\tposition BIGINT, \n\tat DATETIME, \n\tupdated_at DATETIME NOT NULL, \n\tPRIMARY KEY (name)\n)",
     "CREATE TABLE scheduler_lease (\n\tname VARCHAR(64) NOT NULL, \n\tholder VARCHAR(255) NOT NULL, \n\texpires_at DATETIME NOT NULL, \n\tacquired_at DATETIME NOT NULL, \n\tPRIMARY KEY (name)\n)",
     "CREATE TABLE schedules (\n\tname VARCHAR(255) NOT NULL, \n\tflow_name VARCHAR(255) NOT NULL, \n\tversion INTEGER NOT NULL, \n\tpaused BOOLEAN NOT NULL, \n\tnote TEXT, \n\tpaused_at DATETIME, \n\tpaused_by VARCHAR(255), \n\tcursor DATETIME NOT NULL, \n\tdeleted_at DATETIME, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\tupdated_at DATETIME NOT NULL, \n\tPRIMARY KEY (name)\n)",
     'CREATE TABLE model_versions (\n\tname VARCHAR(64) NOT NULL, \n\tversion INTEGER NOT NULL, \n\tflow_name VARCHAR(255) NOT NULL, \n\trun_id BIGINT NOT NULL, \n\tstep_name VARCHAR(255) NOT NULL, \n\ttask_id BIGINT NOT NULL, \n\tartifact_name VARCHAR(255), \n\t"key" VARCHAR(128) NOT NULL, \n\t"offset" BIGINT, \n\tlength BIGINT, \n\tsize BIGINT NOT NULL, \n\tencoding VARCHAR(64) NOT NULL, \n\ttype_name VARCHAR(255) NOT NULL, \n\tpreview TEXT NOT NULL, \n\tcode_key VARCHAR(128), \n\tmodule VARCHAR(255), \n\tmetrics JSON NOT NULL, \n\ttags JSON NOT NULL, \n\tlibraries JSON NOT NULL, \n\tuser VARCHAR(255) NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tsignature JSON, \n\tproject VARCHAR(128), \n\tproject_branch VARCHAR(255), \n\tPRIMARY KEY (name, version), \n\tFOREIGN KEY(name) REFERENCES models (name)\n)',

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 #: the Alembic revision these tables correspond to (checked against the scripts by a test)
-HEAD_REVISION = "0015"
+HEAD_REVISION = "0016"
 
 #: 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the (fast) rowid alias
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -244,6 +244,7 @@ __all__ = [
     "artifacts",
     "attempts",
     "audit_log",
+    "events",
     "flows",
     "metadata",
     "model_aliases",
@@ -254,6 +255,7 @@ __all__ = [
     "runs",
     "schedule_fires",
     "schedule_versions",
+    "scheduler_cursors",
     "scheduler_lease",
     "schedules",
     "tasks",
@@ -501,6 +503,37 @@ scheduler_lease = sa.Table(
     sa.Column("holder", sa.String(255), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
     sa.Column("acquired_at", UTCDateTime(), nullable=False),
+)
+
+
+# --- events (revision 0016) ---------------------------------------------------------------
+#: every event published (``shipyard event publish``, ``POST /api/v1/events``, the registry's
+#: ``model.registered`` / ``model.alias-moved``, the cache's ``cache.published``); the
+#: scheduler reads them in id order and fires the schedules whose ``@trigger`` names them
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(255), nullable=False),
+    sa.Column("payload", _json(), nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),  # cli, api, registry, cache
+    sa.Column("published_by", sa.String(255), nullable=False),
+    sa.Column("published_at", UTCDateTime(), nullable=False),
+    # the publisher's idempotency id: the same id twice is one event
+    sa.Column("idempotency_key", sa.String(255), nullable=True),
+    sa.Index("ux_events_idempotency", "idempotency_key", unique=True),
+    sa.Index("ix_events_published", "published_at"),
+    sqlite_autoincrement=True,
+)
+
+#: how far the scheduler has read the events and the finished runs (one row per stream)
+scheduler_cursors = sa.Table(
+    "scheduler_cursors",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger(), nullable=True),  # events: the last id read
+    sa.Column("at", UTCDateTime(), nullable=True),  # runs: finished at or before this
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )
 
 
