@@ -216,7 +216,8 @@ def test_trigger_on_finish_success_failure_and_any(
     lost = meta.create_run("RatingsFlow", user="ann", params={}, tags=[], graph={}, code_key=None)
     sched.tick()
     assert f"RatingsFlow/{lost}" not in upstream("on-failure")  # alive so far
-    wall.advance(seconds=meta.dead_after.total_seconds() + 1)
+    # past its heartbeat (real time) by more than dead_after, however long the test took
+    wall.at(datetime.now(UTC) + meta.dead_after + timedelta(seconds=1))
     sched.tick()
     (dead,) = [f for f in store.fires("on-failure") if f.event_id == f"run:{lost}"]
     assert dead.trigger["upstream_status"] == "dead"
