@@ -371,3 +371,42 @@ def test_a_reused_ray_worker_does_not_carry_one_tasks_environment_into_the_next(
     seen, cwd = run["after"].task.data.seen_after
     assert seen is None
     assert cwd != "/"
+
+
+TRIGGERED = """
+from shipyard import FlowSpec, current, project, step
+
+
+@project(name="shelf")
+class TriggeredFlow(FlowSpec):
+    @step
+    def start(self):
+        trigger = current.trigger
+        self.seen = (trigger.type, trigger.event, trigger.payload) if trigger else None
+        self.project = (current.project_name, current.branch_name)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    TriggeredFlow()
+"""
+
+
+def test_a_task_on_ray_sees_why_its_run_runs_and_its_project(
+    tmp_path: Path, ray_cluster: RayCluster
+) -> None:
+    path = write_flow(TRIGGERED, tmp_path)
+    why = '{"type": "event", "event": "ratings-updated", "payload": {"date": "2026-12-05"}}'
+    address = ("--executor", "ray", "--ray-address", ray_cluster.address)
+    out = run_flow(path, *address, "--shipyard-trigger", why)
+    assert out.returncode == 0, out.stdout + out.stderr
+    start = Run("TriggeredFlow/1")["start"].task.data
+    assert start.seen == ("event", "ratings-updated", {"date": "2026-12-05"})
+    assert start.project[0] == "shelf" and start.project[1].startswith("user.")
+    # the same warm workers, a run started by hand: no trigger left over from the last one
+    out = run_flow(path, *address)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert Run("TriggeredFlow/2")["start"].task.data.seen is None

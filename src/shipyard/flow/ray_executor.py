@@ -151,6 +151,11 @@ class RayExecutor:
             ray.shutdown()
             raise
         self._remote = ray.remote(_run_attempt)
+        # what a forked task inherits from the runtime's process, given to each Ray task:
+        # current.trigger (why the run runs) and current's @project names
+        from shipyard.flow import project, trigger
+
+        self._context = (trigger.active(), project.active())
         self._remotes: dict[str, Any] = {}  # step name -> the remote with its options
         self.sock, self._wake = socket.socketpair()
         self._lock = threading.Lock()
@@ -171,7 +176,7 @@ class RayExecutor:
         if remote is None:  # once per step: Ray validates the options on every .options()
             opts = ray_task_options(self.options[spec.step_name])
             remote = self._remotes[spec.step_name] = self._remote.options(**opts)
-        ref = remote.remote(spec, self.code_key, self.flow_name, self.decospecs)
+        ref = remote.remote(spec, self.code_key, self.flow_name, self.decospecs, self._context)
         with self._lock:
             self._pending[ref] = token
             self._attempts[token] = Attempt(spec, ref)
@@ -376,7 +381,11 @@ def _load_snapshot(spec: TaskSpec, code_key: str, flow_name: str, decospecs: lis
 
 
 def _run_attempt(
-    spec: TaskSpec, code_key: str, flow_name: str, decospecs: list[str]
+    spec: TaskSpec,
+    code_key: str,
+    flow_name: str,
+    decospecs: list[str],
+    context: tuple[Any, Any] = (None, None),
 ) -> tuple[int, bytes]:
     """The Ray task: run one attempt in this worker, as a forked task would, and return
     (exit code, the pickled result record with the node's id). Its output goes to files
@@ -384,7 +393,12 @@ def _run_attempt(
     import faulthandler
 
     import ray
+    from shipyard.flow import project, trigger
     from shipyard.flow.task import _redirect_output, run_task, upload_logs, write_result
+
+    # this worker may have served another run: its trigger and project are this run's now
+    trigger.activate(context[0])
+    project.activate(context[1])
 
     node_id = ray.get_runtime_context().get_node_id()
     here, local = ray_node.begin(spec, node_id)
