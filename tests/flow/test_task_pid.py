@@ -62,7 +62,11 @@ def test_attempts_record_their_task_pid_while_running_and_after(tmp_path: Path) 
         [sys.executable, str(path), "run"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
     )
     try:
-        second = wait_for(lambda: (tmp_path / "pid.1").exists(), "the second attempt", 30)
+
+        def written(path: Path) -> bool:  # created, then written: wait for both
+            return path.exists() and path.read_text().strip() != ""
+
+        second = wait_for(lambda: written(tmp_path / "pid.1"), "the second attempt", 30)
         assert second
         first_pid = int((tmp_path / "pid.0").read_text())
         second_pid = int((tmp_path / "pid.1").read_text())

@@ -203,6 +203,9 @@ class Runtime:
         self.logs_root = self.config.home / "logs" / self.graph.flow_name / str(run_id)
         self.logs_root.mkdir(parents=True, exist_ok=True)
         if self.on_run_id is not None:
+            # whoever is told the id (Runner, --detach) reads the run at once: it must be
+            # committed first, not still on its way through the recorder
+            self.ledger.store()
             self.on_run_id(run_id)
         if origin is not None:
             self.resume = ResumePlan(
