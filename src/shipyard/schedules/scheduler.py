@@ -181,7 +181,10 @@ class Scheduler:
 
     def _tell(self, was: bool | None) -> None:
         if self.leader:
-            self.announce(f"scheduler {self.holder}: holds the lease, ticks schedules")
+            self.announce(
+                f"scheduler {self.holder}: holds the lease, ticks schedules (at most "
+                f"{self.max_running} scheduled runs at once)"
+            )
             return
         held = self.store.lease()
         who = f"{held[0]} (lease until {held[1]:%H:%M:%S}Z)" if held else "another scheduler"
