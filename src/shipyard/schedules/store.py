@@ -286,7 +286,8 @@ class ScheduleStore:
             raise AssertionError("unreachable")  # pragma: no cover
 
     def pause(self, name: str, note: str, *, user: str, now: datetime) -> None:
-        """Pause ``name``: no fire time is due while it is paused; ``note`` says why."""
+        """Pause ``name``: nothing runs while it is paused, and each fire time is recorded
+        as skipped, ``paused: <note>``; ``note`` says why."""
         self._update(name, paused=True, note=note, paused_at=now, paused_by=user, updated_at=now)
 
     def resume(self, name: str, *, now: datetime) -> None:
