@@ -49,6 +49,10 @@ class Settings:
     #: the Ray cluster flows run on, ``HOST:PORT`` (``SHIPYARD_RAY_ADDRESS``,
     #: ``ray_address`` in config.yaml, ``--ray-address``); None: a local Ray per run
     ray_address: str | None = None
+    #: scheduled runs going at once on this database's scheduler; the rest queue
+    #: (``SHIPYARD_MAX_SCHEDULED_RUNS``, ``max_scheduled_runs`` in config.yaml,
+    #: ``serve --max-scheduled-runs`` / ``scheduler --max-running``)
+    max_scheduled_runs: int = 16
     extra: dict[str, Any] = field(default_factory=dict)
 
     def with_overrides(self, **overrides: Any) -> Settings:
@@ -153,6 +157,7 @@ def settings(**overrides: Any) -> Settings:
         "heartbeat_seconds": 5.0,
         "executor": "local",
         "ray_address": None,
+        "max_scheduled_runs": 16,
     }
     values: dict[str, Any] = {}
     for name, default in defaults.items():
@@ -174,6 +179,16 @@ def settings(**overrides: Any) -> Settings:
     where = "--executor, SHIPYARD_EXECUTOR or executor in " + str(root / "config.yaml")
     if values["executor"] not in ("local", "ray"):
         raise ConfigError(f"{where}: expected local or ray, got {values['executor']!r}")
+    cap = values["max_scheduled_runs"]
+    try:
+        values["max_scheduled_runs"] = int(cap)
+        if isinstance(cap, bool) or isinstance(cap, float) or values["max_scheduled_runs"] < 1:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise ConfigError(
+            "--max-scheduled-runs, SHIPYARD_MAX_SCHEDULED_RUNS or max_scheduled_runs in "
+            f"{root / 'config.yaml'}: expected a whole number >= 1, got {cap!r}"
+        ) from None
     if values["ray_address"] is not None:
         values["ray_address"] = str(values["ray_address"]) or None
     allowed_hosts = _allowed_hosts(file_values.get("allowed_hosts"), root / "config.yaml")

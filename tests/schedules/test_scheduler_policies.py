@@ -3,8 +3,6 @@ an injected clock (hours in milliseconds), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -123,23 +121,32 @@ def test_overlap_skip_queue_allow(sched_store: ScheduleStore, wall: WallClock) -
     assert statuses(sched_store, "queue")[1] == ("started", None)
 
 
-def test_overlap_cancel_previous_stops_the_running_one(
+def test_overlap_cancel_previous_asks_the_run_to_stop_and_waits_for_it(
     sched_store: ScheduleStore, wall: WallClock
 ) -> None:
     add_schedule(sched_store, "c", "*/5 * * * *", now=wall(), overlap="cancel-previous")
-    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        sched, starter = scheduler(sched_store, wall, starter=None)
-        starter.pid = victim.pid  # the first run's launcher
-        wall.advance(minutes=5)
-        sched.tick()
-        wall.advance(minutes=5)
-        sched.tick()
-        assert victim.wait(timeout=10) != 0  # SIGTERM reached it
-        assert [s for s, _ in statuses(sched_store, "c")] == ["started", "started"]
-    finally:
-        victim.kill()
-        victim.wait()
+    sched, starter = scheduler(sched_store, wall)
+    wall.advance(minutes=5)
+    sched.tick()
+    first = starter.started[0]
+    wall.advance(minutes=5)
+    sched.tick()  # the second asks the first's launcher (any host) to stop, and waits
+    previous = f"TickFlow/{starter.runs[first.id]}"
+    assert statuses(sched_store, "c") == [
+        ("started", None),
+        ("queued", f"overlap=cancel-previous: stopping {previous}"),
+    ]
+    assert sched_store.fire(first.id).cancel_requested_at == wall()
+    assert sched_store.cancel_requested(first.id)
+    wall.advance(seconds=1)
+    sched.tick()  # still going: still waiting, the request kept as first made
+    assert [s for s, _ in statuses(sched_store, "c")] == ["started", "queued"]
+    assert sched_store.fire(first.id).cancel_requested_at == wall() - timedelta(seconds=1)
+    starter.finish(first.id, ok=False)  # its launcher stopped it
+    wall.advance(seconds=1)
+    sched.tick()
+    assert [s for s, _ in statuses(sched_store, "c")] == ["started", "started"]
+    assert len(starter.started) == 2
 
 
 def test_global_cap_queues_the_rest(sched_store: ScheduleStore, wall: WallClock) -> None:
@@ -158,18 +165,34 @@ def test_global_cap_queues_the_rest(sched_store: ScheduleStore, wall: WallClock)
     assert sched_store.fire(queued.id).status == FireStatus.STARTED
 
 
-def test_pause_and_resume(sched_store: ScheduleStore, wall: WallClock) -> None:
+def test_pause_records_each_fire_time_as_skipped(
+    sched_store: ScheduleStore, wall: WallClock
+) -> None:
     add_schedule(sched_store, "p", "*/5 * * * *", now=wall(), overlap="allow")
     sched, starter = scheduler(sched_store, wall)
-    sched_store.pause("p", "data source broken, see INC-12", user="ann", now=wall())
-    wall.advance(minutes=30)
-    sched.tick()
-    assert sched_store.fires("p") == []  # nothing is due while paused
-    assert sched_store.get("p").note == "data source broken, see INC-12"
+    note = "data source broken, see INC-12"
+    sched_store.pause("p", note, user="ann", now=wall())
+    for _ in range(30):  # half an hour, a tick a minute: each fire time one skip, no run
+        wall.advance(minutes=1)
+        sched.tick()
+    assert statuses(sched_store, "p") == [("skipped", f"paused: {note}")] * 6
+    assert starter.started == []
+    assert sched_store.get("p").note == note
+    # fire times passed while no scheduler ticked are recorded by resume itself
+    wall.advance(minutes=12)  # 00:35 and 00:40
     sched_store.resume("p", now=wall())
-    wall.advance(minutes=5)
+    got = sorted(sched_store.fires("p", limit=100), key=lambda f: f.scheduled_for or T0)
+    assert [f.scheduled_for for f in got] == [T0 + timedelta(minutes=5 * i) for i in range(1, 9)]
+    assert {(f.status, f.reason) for f in got} == {(FireStatus.SKIPPED, f"paused: {note}")}
+    wall.advance(minutes=3)  # 00:45 runs
     sched.tick()
-    assert [f.scheduled_for for f in sched_store.fires("p")] == [T0 + timedelta(minutes=35)]
+    assert statuses(sched_store, "p")[-1] == ("started", None)
+    assert len(sched_store.fires("p", limit=100)) == 9
+    # paused with no scheduler at all, then resumed: still one record per fire time
+    sched_store.pause("p", "again", user="ann", now=wall())
+    wall.advance(hours=1)
+    sched_store.resume("p", now=wall())
+    assert statuses(sched_store, "p")[-12:] == [("skipped", "paused: again")] * 12
 
 
 def test_pause_on_failure_pauses_with_the_reason_as_note(
@@ -214,6 +237,9 @@ def test_jitter_is_deterministic_and_delays_the_start(
 def test_a_scheduler_that_dies_after_claiming_leaves_it_to_the_next(
     sched_store: ScheduleStore, wall: WallClock
 ) -> None:
+    # the lease runs out in the injected clock here (on PostgreSQL it is the database's
+    # clock otherwise: test_cancel_lease_cap.py)
+    sched_store = ScheduleStore(sched_store.meta, db_clock=False)
     add_schedule(sched_store, "d", "*/5 * * * *", now=wall())
     tokens: list[str] = []
     dead = Scheduler(
@@ -243,6 +269,9 @@ def test_a_scheduler_that_dies_after_claiming_leaves_it_to_the_next(
 def test_lease_one_scheduler_ticks_and_the_other_takes_over(
     sched_store: ScheduleStore, wall: WallClock
 ) -> None:
+    # the lease expires in the injected clock (db_clock=False; on PostgreSQL the database's
+    # clock times it otherwise: test_cancel_lease_cap.py)
+    sched_store = ScheduleStore(sched_store.meta, db_clock=False)
     add_schedule(sched_store, "l", "* * * * *", now=wall(), overlap="allow")
     a, started_a = scheduler(sched_store, wall, holder="a")
     b, started_b = scheduler(sched_store, wall, holder="b")

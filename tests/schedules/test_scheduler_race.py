@@ -46,7 +46,9 @@ def two_stores(pg_database: sa.URL) -> Iterator[tuple[ScheduleStore, ScheduleSto
     url = pg_schema_url(pg_database)
     first, second = MetaStore.open(url), MetaStore.open(url)
     try:
-        yield ScheduleStore(first), ScheduleStore(second)
+        # the leader's stalls are in the injected clock, so the lease is timed by it too
+        # (db_clock=False); the database-clocked lease: test_cancel_lease_cap.py
+        yield ScheduleStore(first, db_clock=False), ScheduleStore(second, db_clock=False)
     finally:
         first.close()
         second.close()

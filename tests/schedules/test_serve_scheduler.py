@@ -103,12 +103,14 @@ def test_one_scheduler_per_database_the_second_host_says_so(
     procs = []
     try:
         monkeypatch.setenv("CHAT_API_KEY", "sk-secret")  # the hosts' environment
-        first, first_log = serve(tmp_path / "a", db)
+        first, first_log = serve(tmp_path / "a", db, "--max-scheduled-runs", "3")
         monkeypatch.delenv("CHAT_API_KEY")
         procs.append(first)
-        wait_for_line(first_log, "holds the lease, ticks schedules", first)
+        wait_for_line(first_log, "ticks schedules (at most 3 scheduled runs at once)", first)
         run_on_the_host(tmp_path / "a", db, monkeypatch)
+        monkeypatch.setenv("SHIPYARD_MAX_SCHEDULED_RUNS", "5")  # the second host's setting
         second, second_log = serve(tmp_path / "b", db)
+        monkeypatch.delenv("SHIPYARD_MAX_SCHEDULED_RUNS")
         procs.append(second)
         said = wait_for_line(second_log, STANDBY, second)
         assert "holds the lease" not in said
@@ -118,7 +120,7 @@ def test_one_scheduler_per_database_the_second_host_says_so(
         assert "shipyard.scheduler" not in third_log.read_text()  # no scheduler said a word
         first.send_signal(signal.SIGTERM)  # it lets its lease go: the second one takes over
         first.wait(30)
-        wait_for_line(second_log, "holds the lease, ticks schedules", second)
+        wait_for_line(second_log, "ticks schedules (at most 5 scheduled runs at once)", second)
     finally:
         for proc in procs:
             if proc.poll() is None:

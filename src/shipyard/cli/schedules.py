@@ -369,29 +369,40 @@ def backfill_command(
         click.echo(f"  {_when(when)}")
 
 
+def scheduled_runs_cap(flag: int | None, hint: str) -> int:
+    """The global cap on scheduled runs going at once: the flag, else
+    ``SHIPYARD_MAX_SCHEDULED_RUNS``, else ``max_scheduled_runs`` in config.yaml, else 16."""
+    from shipyard.config import ConfigError, settings
+
+    try:
+        return settings(max_scheduled_runs=flag).max_scheduled_runs
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from None
+
+
 @click.command("scheduler")
 @click.option("--interval", default=1.0, show_default=True, help="Seconds between ticks.")
 @click.option(
     "--max-running",
     default=None,
     type=click.IntRange(min=1),
-    help="Scheduled runs going at once; the rest queue (default 16).",
+    help="Scheduled runs going at once; the rest queue (default: SHIPYARD_MAX_SCHEDULED_RUNS, "
+    "max_scheduled_runs in config.yaml, else 16).",
 )
 @_friendly
 def scheduler_command(interval: float, max_running: int | None) -> None:
     """Run the scheduler alone (``shipyard serve`` runs one too); stop with Ctrl-C."""
     import signal
 
-    from shipyard.schedules.scheduler import MAX_RUNNING, Scheduler
+    from shipyard.schedules.scheduler import Scheduler
     from shipyard.store.meta import MetaStore
 
+    cap = scheduled_runs_cap(max_running, "--max-running")
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     with MetaStore.open() as meta:
-        sched = Scheduler(
-            ScheduleStore(meta), max_running=max_running or MAX_RUNNING, announce=click.echo
-        )
+        sched = Scheduler(ScheduleStore(meta), max_running=cap, announce=click.echo)
         click.echo(f"scheduler {sched.holder} on {meta.url}; Ctrl-C stops it")
         sched.serve(stop, interval=interval)
 

@@ -181,6 +181,13 @@ def _print_deployment(d: dict[str, Any], *, notes: bool = False) -> None:
     help="Run the schedules of this database (`shipyard schedule`); one scheduler ticks per "
     "database, others stand by.",
 )
+@click.option(
+    "--max-scheduled-runs",
+    default=None,
+    type=click.IntRange(min=1),
+    help="Scheduled runs going at once; the rest queue (default: SHIPYARD_MAX_SCHEDULED_RUNS, "
+    "max_scheduled_runs in config.yaml, else 16).",
+)
 def serve_command(
     service: str | None,
     bind: str,
@@ -197,6 +204,7 @@ def serve_command(
     reconcile_interval: float,
     gateway_config: Path | None,
     scheduler: bool,
+    max_scheduled_runs: int | None,
 ) -> None:
     """Start the host: every deployed service, the admin API, /metrics, /healthz.
 
@@ -232,6 +240,11 @@ def serve_command(
         if name is not None and (problem := service_name_problem(name)):
             raise click.BadParameter(problem, param_hint="--name")
         dev = (Path(file).resolve(), cls, name or _default_name(cls), replicas)
+    cap = 0  # the global cap on scheduled runs (only with the scheduler)
+    if scheduler:
+        from shipyard.cli.schedules import scheduled_runs_cap
+
+        cap = scheduled_runs_cap(max_scheduled_runs, "--max-scheduled-runs")
     log_to_stderr()
     try:
         host = host_app(
@@ -249,7 +262,7 @@ def serve_command(
     if scheduler:
         from shipyard.serve.scheduling import attach_scheduler
 
-        attach_scheduler(host)
+        attach_scheduler(host, max_running=cap)
     limits = ConnectionLimits(header_timeout, body_timeout, max_connections)
     run_host(host, dev=dev, limits=limits)
 

@@ -11,7 +11,10 @@ The scheduler spawns this (never forks itself: the host has threads and an event
 3. links the run to the fire record as soon as its id is known, waits for it, records the
    exit code, and pauses the schedule after ``pause_on_failure`` failed runs in a row.
 
-SIGTERM (``overlap="cancel-previous"``) is passed on to the run, which ends as killed.
+``overlap="cancel-previous"``: the scheduler that dispatches the next fire time (on any
+host) records a cancel request on this fire's row; this process polls it every
+:data:`CANCEL_POLL` seconds while its run goes and SIGTERMs the run, which ends as killed.
+A SIGTERM sent to this process is passed on to the run too.
 Its output goes to ``$SHIPYARD_HOME/logs/schedules/<schedule>/<fire id>.log``.
 """
 
@@ -33,6 +36,8 @@ from shipyard.schedules.store import ScheduleStore
 
 #: exit codes that do not count as failures for pause_on_failure: success, killed
 _NOT_FAILED = (0, 130, -signal.SIGTERM)
+#: how often (seconds) the launcher looks for a cancel request on its fire's row
+CANCEL_POLL = 0.5
 
 
 def _now() -> datetime:
@@ -128,6 +133,34 @@ def _check_failures(store: ScheduleStore, fire: FireRecord, version: VersionReco
         print(f"schedule {fire.schedule!r} {note}", flush=True)
 
 
+def _watch(store: ScheduleStore, fire_id: int, proc: subprocess.Popen[bytes], id_file: Path) -> int:
+    """Wait for the run: link it to the fire record as soon as its id is known, and SIGTERM
+    it (once) when a scheduler asks for it to stop; returns its exit code."""
+    linked = cancelled = False
+    next_poll = time.monotonic()
+    while (code := proc.poll()) is None:
+        if not linked:
+            text = id_file.read_text().strip() if id_file.is_file() else ""
+            if "/" in text:
+                store.link_run(fire_id, int(text.rsplit("/", 1)[1]))
+                linked = True
+        if not cancelled and time.monotonic() >= next_poll:
+            next_poll = time.monotonic() + CANCEL_POLL
+            try:
+                cancelled = store.cancel_requested(fire_id)
+            except Exception as exc:  # a database hiccup: look again at the next poll
+                print(f"fire {fire_id}: could not look for a cancel request: {exc}", flush=True)
+            if cancelled:
+                print(f"fire {fire_id}: cancel requested (overlap=cancel-previous)", flush=True)
+                proc.send_signal(signal.SIGTERM)
+        time.sleep(0.02 if not linked else 0.1)
+    if not linked:  # a run that ended before it was seen still gets linked
+        text = id_file.read_text().strip() if id_file.is_file() else ""
+        if "/" in text:
+            store.link_run(fire_id, int(text.rsplit("/", 1)[1]))
+    return code
+
+
 def main(argv: list[str]) -> int:
     from shipyard.config import settings
     from shipyard.store.blobs import open_blob_store
@@ -144,6 +177,10 @@ def main(argv: list[str]) -> int:
             )
             return 0
         fire = store.fire(fire_id)
+        if fire.cancel_requested_at is not None:  # cancelled before it could start
+            print(f"fire {fire_id}: cancelled before its run started", flush=True)
+            store.finish(fire_id, -signal.SIGTERM, now=_now())
+            return 0
         version = store.version(fire.schedule, fire.version)
         try:
             data = open_blob_store(conf.store_url).get(version.code_key)
@@ -163,16 +200,7 @@ def main(argv: list[str]) -> int:
 
             signal.signal(signal.SIGTERM, forward)
             signal.signal(signal.SIGINT, forward)
-            while True:  # link the run as soon as its id is known
-                ended = proc.poll() is not None
-                text = id_file.read_text().strip() if id_file.is_file() else ""
-                if "/" in text:
-                    store.link_run(fire_id, int(text.rsplit("/", 1)[1]))
-                    break
-                if ended:
-                    break
-                time.sleep(0.02)
-            code = proc.wait()
+            code = _watch(store, fire_id, proc, id_file)
         store.finish(fire_id, code, now=_now())
         fire = store.fire(fire_id)
         _check_failures(store, fire, version)

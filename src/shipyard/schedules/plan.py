@@ -85,4 +85,20 @@ def plan_fires(
     return out, due[-1][0]
 
 
-__all__ = ["MAX_PER_TICK", "PlannedFire", "plan_fires"]
+def paused_fires(
+    cron: Cron, timezone: str, cursor: datetime, until: datetime, note: str | None
+) -> tuple[list[PlannedFire], datetime]:
+    """The fire times in (``cursor``, ``until``] of a paused schedule, each skipped with the
+    reason ``paused: <note>`` (no jitter: the pause is decided at the fire time), at most
+    :data:`MAX_PER_TICK` of them, and the new cursor. One record per fire time, as the
+    schedule would have made running: a pause hides no fire time."""
+    reason = f"paused: {note or 'no note'}"
+    out: list[PlannedFire] = []
+    for when in cron.fire_times(cursor, timezone, until=until):
+        out.append(PlannedFire(when, when, FireStatus.SKIPPED, reason))
+        if len(out) >= MAX_PER_TICK:
+            break
+    return out, (out[-1].scheduled_for if out else cursor)
+
+
+__all__ = ["MAX_PER_TICK", "PlannedFire", "paused_fires", "plan_fires"]

@@ -12,7 +12,9 @@ policy                 default        meaning
 ``overlap``            ``"skip"``     the previous run still going: ``skip`` records the fire
                                       time as skipped, ``queue`` starts it when the previous
                                       one ends, ``allow`` starts it anyway,
-                                      ``cancel-previous`` stops the previous run first
+                                      ``cancel-previous`` asks the previous run to stop
+                                      (its launcher, on any host) and starts once it
+                                      has ended
 ``jitter``             ``0`` s        start up to this many seconds after the fire time
                                       (the same delay for the same schedule and fire time)
 ``pause_on_failure``   ``0`` (never)  pause the schedule after this many failed runs in a row

@@ -97,6 +97,8 @@ class FireRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    #: when a scheduler asked for this run to stop (``overlap="cancel-previous"``)
+    cancel_requested_at: datetime | None = None
 
 
 __all__ = ["FireKind", "FireRecord", "FireStatus", "ScheduleRecord", "VersionRecord"]

@@ -6,9 +6,10 @@
 A tick, by the scheduler holding the lease (one at a time per database; the others stand by
 and take over when it stops renewing):
 
-1. **plan**: for each live, unpaused schedule, the fire times after its cursor that are due
-   by now (jitter included) become ``schedule_fires`` rows, to run or skipped with their
-   reason (``catchup``), and the cursor moves past them, in one transaction; then the
+1. **plan**: for each live schedule, the fire times after its cursor that are due by now
+   (jitter included) become ``schedule_fires`` rows, to run or skipped with their reason
+   (``catchup``; a paused schedule's are skipped, ``paused: <note>``), and the cursor moves
+   past them, in one transaction; then the
    events published and the runs finished since the last tick become the rows of the
    schedules whose ``@trigger`` / ``@trigger_on_finish`` match (:mod:`shipyard.schedules.feed`);
 2. **dispatch**: rows that are pending, queued, or claimed by a scheduler that died (its
@@ -26,7 +27,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import signal
 import socket
 import subprocess
 import threading
@@ -40,7 +40,7 @@ import sqlalchemy as sa
 
 from shipyard.schedules.cron import Cron
 from shipyard.schedules.feed import Feed
-from shipyard.schedules.plan import plan_fires
+from shipyard.schedules.plan import paused_fires, plan_fires
 from shipyard.schedules.records import FireKind, FireRecord, FireStatus, ScheduleRecord
 from shipyard.schedules.store import LIVE, ScheduleStore, _fire, fire_row
 from shipyard.store.records import RunStatus
@@ -181,7 +181,10 @@ class Scheduler:
 
     def _tell(self, was: bool | None) -> None:
         if self.leader:
-            self.announce(f"scheduler {self.holder}: holds the lease, ticks schedules")
+            self.announce(
+                f"scheduler {self.holder}: holds the lease, ticks schedules (at most "
+                f"{self.max_running} scheduled runs at once)"
+            )
             return
         held = self.store.lease()
         who = f"{held[0]} (lease until {held[1]:%H:%M:%S}Z)" if held else "another scheduler"
@@ -201,16 +204,21 @@ class Scheduler:
     ) -> tuple[str, datetime, datetime, list[dict[str, Any]]] | None:
         """The fire rows of ``record``'s due fire times, and its new cursor."""
         version = record.current
-        if record.paused or version.cron is None or record.cursor >= now:
+        if version.cron is None or record.cursor >= now:
             return None
-        planned, cursor = plan_fires(
-            record.name,
-            self._cron(version.cron),
-            version.timezone,
-            version.policies,
-            record.cursor,
-            now,
-        )
+        if record.paused:  # each fire time while paused: a skip, "paused: <note>"
+            planned, cursor = paused_fires(
+                self._cron(version.cron), version.timezone, record.cursor, now, record.note
+            )
+        else:
+            planned, cursor = plan_fires(
+                record.name,
+                self._cron(version.cron),
+                version.timezone,
+                version.policies,
+                record.cursor,
+                now,
+            )
         if not planned:
             return None
         rows = [
@@ -285,9 +293,12 @@ class Scheduler:
             if not candidates:
                 return []
             live = self._live(conn, now)
+            cancels: list[int] = []
             for fire in candidates:
                 running = sum(len(v) for v in live.values())
-                status, reason = self._decide(fire, by_name.get(fire.schedule), live, running)
+                status, reason = self._decide(
+                    fire, by_name.get(fire.schedule), live, running, cancels
+                )
                 if status == FireStatus.CLAIMED:
                     token = secrets.token_hex(16)
                     done = conn.execute(
@@ -324,6 +335,8 @@ class Scheduler:
                 )
                 (result.skipped if status == FireStatus.SKIPPED else result.queued).append(fire.id)
                 result.outcomes.append((fire.schedule, status.value, reason_kind(reason)))
+            if cancels:
+                self.store.request_cancel(sorted(set(cancels)), now=now, conn=conn)
         return claimed
 
     def _decide(
@@ -332,6 +345,7 @@ class Scheduler:
         record: ScheduleRecord | None,
         live: dict[str, list[FireRecord]],
         running: int,
+        cancels: list[int],
     ) -> tuple[FireStatus, str | None]:
         if record is None:
             return FireStatus.SKIPPED, "the schedule was deleted"
@@ -353,10 +367,10 @@ class Scheduler:
             if overlap == "queue":
                 return FireStatus.QUEUED, f"overlap=queue: waiting for {previous}"
             if overlap == "cancel-previous":
-                for other in mine:
-                    cancel(other)
-                live[fire.schedule] = [f for f in live.get(fire.schedule, []) if f not in mine]
-                running -= len(mine)  # they are stopping
+                # ask the previous runs' launchers (on whichever host) to stop them; this
+                # fire time waits until they have ended: never two runs at once
+                cancels.extend(f.id for f in mine)
+                return FireStatus.QUEUED, f"overlap=cancel-previous: stopping {previous}"
         if running >= self.max_running:
             return FireStatus.QUEUED, (
                 f"global cap: {running} scheduled runs going (max_running={self.max_running})"
@@ -400,18 +414,6 @@ def _same_token(token: str | None) -> sa.ColumnElement[bool]:
 
 def _what(fire: FireRecord, flow_name: str) -> str:
     return f"{flow_name}/{fire.run_id}" if fire.run_id else f"fire {fire.id}"
-
-
-def cancel(fire: FireRecord) -> None:
-    """Stop a fire's run (``overlap="cancel-previous"``): SIGTERM to its launcher, which
-    passes it on to the run (the run then ends as killed). Only on the launcher's host."""
-    if fire.pid is None or fire.host != socket.gethostname():
-        log.warning("cannot cancel fire %s: its run is on %s", fire.id, fire.host or "no host")
-        return
-    try:
-        os.kill(fire.pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
 
 
 class Spawner:
@@ -460,7 +462,6 @@ __all__ = [
     "Spawner",
     "Starter",
     "TickResult",
-    "cancel",
     "reason_kind",
     "spawn_launcher",
     "utc_now",

@@ -103,6 +103,7 @@ def _fire(row: Row[Any]) -> FireRecord:
         created_at=row.created_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        cancel_requested_at=row.cancel_requested_at,
     )
 
 
@@ -134,11 +135,15 @@ class ScheduleStore:
     '0 */4 * * *'
     """
 
-    def __init__(self, meta: MetaStore) -> None:
+    def __init__(self, meta: MetaStore, *, db_clock: bool | None = None) -> None:
         self.meta = meta
         self.writer = meta.writer
         self.reader = meta.reader
         self.postgres = meta.writer.dialect.name == "postgresql"
+        #: time the lease by the database's clock (default: on PostgreSQL, where schedulers
+        #: on several hosts share it); False times it by the scheduler's clock, as tests
+        #: that drive a lease's expiry with an injected clock need
+        self.db_clock = self.postgres if db_clock is None else db_clock and self.postgres
 
     # --- schedules ------------------------------------------------------------------------
     def save(self, name: str, new: NewVersion, *, user: str, now: datetime) -> int:
@@ -281,22 +286,71 @@ class ScheduleStore:
             raise AssertionError("unreachable")  # pragma: no cover
 
     def pause(self, name: str, note: str, *, user: str, now: datetime) -> None:
-        """Pause ``name``: no fire time is due while it is paused; ``note`` says why."""
+        """Pause ``name``: nothing runs while it is paused, and each fire time is recorded
+        as skipped, ``paused: <note>``; ``note`` says why."""
         self._update(name, paused=True, note=note, paused_at=now, paused_by=user, updated_at=now)
 
     def resume(self, name: str, *, now: datetime) -> None:
-        """Resume ``name``: fire times from now on are due (those while paused are not)."""
+        """Resume ``name``: fire times from now on are due. Those while it was paused that no
+        scheduler recorded yet are recorded now, skipped with ``paused: <note>`` (a pause
+        hides no fire time), and the cursor moves to ``now``."""
+        from shipyard.schedules.cron import Cron
+        from shipyard.schedules.plan import paused_fires
+
         with self.writer.begin() as conn:
             row = conn.execute(
-                sa.select(schedules.c.paused, schedules.c.cursor).where(
-                    schedules.c.name == name, schedules.c.deleted_at.is_(None)
+                sa.select(
+                    schedules.c.paused,
+                    schedules.c.note,
+                    schedules.c.cursor,
+                    schedules.c.version,
+                    schedule_versions.c.cron,
+                    schedule_versions.c.timezone,
                 )
+                .join(
+                    schedule_versions,
+                    sa.and_(
+                        schedule_versions.c.name == schedules.c.name,
+                        schedule_versions.c.version == schedules.c.version,
+                    ),
+                )
+                .where(schedules.c.name == name, schedules.c.deleted_at.is_(None))
+                .with_for_update(of=schedules)
             ).first()
-        if row is None:
-            self.get(name)
-            return
-        cursor = max(row.cursor, now) if row.paused else row.cursor
-        self._update(name, paused=False, note=None, cursor=cursor, updated_at=now)
+            if row is None:
+                self.get(name)  # raises ScheduleNotFound
+                return
+            cursor = row.cursor
+            if row.paused and row.cron is not None:
+                cron = Cron.parse(row.cron)
+                while cursor < now:
+                    planned, moved = paused_fires(cron, row.timezone, cursor, now, row.note)
+                    insert_ignore_unique(
+                        conn,
+                        [
+                            fire_row(
+                                schedule=name,
+                                version=row.version,
+                                kind=FireKind.SCHEDULE,
+                                scheduled_for=p.scheduled_for,
+                                due_at=p.due_at,
+                                status=p.status,
+                                reason=p.reason,
+                                now=now,
+                            )
+                            for p in planned
+                        ],
+                    )
+                    if moved == cursor:
+                        break
+                    cursor = moved
+            if row.paused:
+                cursor = max(cursor, now)
+            conn.execute(
+                schedules.update()
+                .where(schedules.c.name == name)
+                .values(paused=False, note=None, cursor=cursor, updated_at=now)
+            )
 
     def delete(self, name: str, *, now: datetime) -> None:
         """Delete ``name`` (its versions and history stay; ``create`` revives it)."""
@@ -431,6 +485,38 @@ class ScheduleStore:
                 .values(exit_code=exit_code, finished_at=now)
             )
 
+    def request_cancel(
+        self, fire_ids: Sequence[int], *, now: datetime, conn: Connection | None = None
+    ) -> int:
+        """Ask the launchers of ``fire_ids`` to stop their runs (``overlap="cancel-previous"``):
+        each launcher, on whichever host, polls its row and SIGTERMs its run. A request
+        already made is kept (its time stays). Returns how many rows were newly asked."""
+        if not fire_ids:
+            return 0
+        stmt = (
+            schedule_fires.update()
+            .where(
+                schedule_fires.c.id.in_(list(fire_ids)),
+                schedule_fires.c.cancel_requested_at.is_(None),
+                schedule_fires.c.finished_at.is_(None),
+            )
+            .values(cancel_requested_at=now)
+        )
+        if conn is not None:
+            return int(conn.execute(stmt).rowcount or 0)
+        with self.writer.begin() as own:
+            return int(own.execute(stmt).rowcount or 0)
+
+    def cancel_requested(self, fire_id: int) -> bool:
+        """Whether a scheduler asked for this fire's run to stop (the launcher polls this)."""
+        with self.writer.connect() as conn:
+            at = conn.execute(
+                sa.select(schedule_fires.c.cancel_requested_at).where(
+                    schedule_fires.c.id == fire_id
+                )
+            ).scalar()
+        return at is not None
+
     def set_status(
         self, fire_id: int, status: FireStatus, reason: str | None, *, now: datetime
     ) -> None:
@@ -453,7 +539,14 @@ class ScheduleStore:
 
     # --- the lease --------------------------------------------------------------------------
     def acquire_lease(self, holder: str, *, ttl: timedelta, now: datetime) -> bool:
-        """Take or renew the scheduler lease; False while another holder's is unexpired."""
+        """Take or renew the scheduler lease; False while another holder's is unexpired.
+
+        On PostgreSQL the lease is timed by the database's clock (``now()``), not ``now``
+        (unless ``db_clock=False``): several hosts whose clocks disagree still see one
+        expiry, so a skewed clock neither steals a live lease nor eats into its TTL. On
+        SQLite (one scheduler per database, on its host) ``now`` is used."""
+        if self.db_clock:
+            return self._acquire_lease_pg(holder, ttl)
         with self.writer.begin() as conn:
             _insert_ignore(
                 conn,
@@ -467,6 +560,29 @@ class ScheduleStore:
                     sa.or_(scheduler_lease.c.holder == holder, scheduler_lease.c.expires_at < now),
                 )
                 .values(holder=holder, expires_at=now + ttl)
+            )
+        return bool(done.rowcount)
+
+    def _acquire_lease_pg(self, holder: str, ttl: timedelta) -> bool:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        db_now = sa.func.now()
+        expires = db_now + sa.cast(sa.literal(f"{ttl.total_seconds()} seconds"), sa.Interval)
+        with self.writer.begin() as conn:
+            conn.execute(
+                pg_insert(scheduler_lease)
+                .values(name=LEASE, holder=holder, expires_at=expires, acquired_at=db_now)
+                .on_conflict_do_nothing()
+            )
+            done = conn.execute(
+                scheduler_lease.update()
+                .where(
+                    scheduler_lease.c.name == LEASE,
+                    sa.or_(
+                        scheduler_lease.c.holder == holder, scheduler_lease.c.expires_at < db_now
+                    ),
+                )
+                .values(holder=holder, expires_at=expires)
             )
         return bool(done.rowcount)
 
@@ -526,6 +642,7 @@ def fire_row(
         "created_at": now,
         "started_at": None,
         "finished_at": now if final else None,
+        "cancel_requested_at": None,
     }
 
 

@@ -3,7 +3,7 @@
 The SQLite statements that create the metadata tables at ``REVISION`` (see
 bootstrap.py); tests/store/test_bootstrap.py checks that they are current."""
 
-REVISION = "0016"
+REVISION = "0017"
 
 STATEMENTS = (
     "CREATE TABLE api_keys (\n\tkey_id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tprefix VARCHAR(16) NOT NULL, \n\tname VARCHAR(255) NOT NULL, \n\thash VARCHAR(64) NOT NULL, \n\tscopes JSON NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\texpires_at DATETIME, \n\trevoked_at DATETIME, \n\tlast_used_at DATETIME\n)",
@@ -25,7 +25,7 @@ STATEMENTS = (
     "CREATE TABLE loadtests (\n\tid INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tservice VARCHAR(63) NOT NULL, \n\tversion INTEGER, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\tsummary JSON NOT NULL, \n\treport TEXT\n)",
     "CREATE INDEX ix_loadtests_service_created ON loadtests (service, created_at)",
     "CREATE TABLE models (\n\tname VARCHAR(64) NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tlast_version INTEGER NOT NULL, \n\tPRIMARY KEY (name)\n)",
-    'CREATE TABLE schedule_fires (\n\tid INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tschedule VARCHAR(255) NOT NULL, \n\tversion INTEGER NOT NULL, \n\tkind VARCHAR(16) NOT NULL, \n\tscheduled_for DATETIME, \n\tevent_id VARCHAR(255), \n\tdue_at DATETIME NOT NULL, \n\tstatus VARCHAR(16) NOT NULL, \n\treason TEXT, \n\tparams JSON, \n\t"trigger" JSON, \n\tclaim_token VARCHAR(64), \n\tclaimed_by VARCHAR(255), \n\tclaim_expires DATETIME, \n\trun_id BIGINT, \n\tpid INTEGER, \n\thost VARCHAR(255), \n\texit_code INTEGER, \n\tcreated_at DATETIME NOT NULL, \n\tstarted_at DATETIME, \n\tfinished_at DATETIME\n)',
+    'CREATE TABLE schedule_fires (\n\tid INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tschedule VARCHAR(255) NOT NULL, \n\tversion INTEGER NOT NULL, \n\tkind VARCHAR(16) NOT NULL, \n\tscheduled_for DATETIME, \n\tevent_id VARCHAR(255), \n\tdue_at DATETIME NOT NULL, \n\tstatus VARCHAR(16) NOT NULL, \n\treason TEXT, \n\tparams JSON, \n\t"trigger" JSON, \n\tclaim_token VARCHAR(64), \n\tclaimed_by VARCHAR(255), \n\tclaim_expires DATETIME, \n\trun_id BIGINT, \n\tpid INTEGER, \n\thost VARCHAR(255), \n\texit_code INTEGER, \n\tcreated_at DATETIME NOT NULL, \n\tstarted_at DATETIME, \n\tfinished_at DATETIME, \n\tcancel_requested_at DATETIME\n)',
     "CREATE INDEX ix_schedule_fires_schedule_created ON schedule_fires (schedule, created_at)",
     "CREATE INDEX ix_schedule_fires_status_due ON schedule_fires (status, due_at)",
     "CREATE UNIQUE INDEX ux_schedule_fires_event ON schedule_fires (schedule, event_id)",

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 #: the Alembic revision these tables correspond to (checked against the scripts by a test)
-HEAD_REVISION = "0016"
+HEAD_REVISION = "0017"
 
 #: 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the (fast) rowid alias
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -488,6 +488,8 @@ schedule_fires = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("started_at", UTCDateTime(), nullable=True),
     sa.Column("finished_at", UTCDateTime(), nullable=True),
+    # overlap="cancel-previous" (revision 0017): the run's launcher, polling, stops the run
+    sa.Column("cancel_requested_at", UTCDateTime(), nullable=True),
     sa.Index("ux_schedule_fires_time", "schedule", "scheduled_for", unique=True),
     sa.Index("ux_schedule_fires_event", "schedule", "event_id", unique=True),
     sa.Index("ix_schedule_fires_status_due", "status", "due_at"),
