@@ -85,4 +85,14 @@ def plan_fires(
     return out, due[-1][0]
 
 
-__all__ = ["MAX_PER_TICK", "PlannedFire", "plan_fires"]
+def next_due(
+    name: str, cron: Cron, timezone: str, policies: Policies, cursor: datetime
+) -> datetime | None:
+    """When the first fire time after ``cursor`` is due (its jitter included), or None if
+    there is none: until then :func:`plan_fires` plans nothing, whatever *now* is."""
+    for when in cron.fire_times(cursor, timezone):
+        return when + policies.jitter_for(name, when)
+    return None
+
+
+__all__ = ["MAX_PER_TICK", "PlannedFire", "next_due", "plan_fires"]

@@ -37,7 +37,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from shipyard.schedules.cron import Cron
-from shipyard.schedules.plan import plan_fires
+from shipyard.schedules.plan import next_due, plan_fires
 from shipyard.schedules.records import FireKind, FireRecord, FireStatus, ScheduleRecord
 from shipyard.schedules.store import LIVE, ScheduleStore, _fire, fire_row
 from shipyard.store.records import RunStatus
@@ -51,6 +51,9 @@ Starter = Callable[[FireRecord, str], None]
 
 #: default cap on scheduled runs going at once (the rest are queued)
 MAX_RUNNING = 16
+#: ``serve`` wakes early for a fire time due before its next tick, but waits at least this
+#: long (seconds) after a tick for it
+MIN_GAP = 0.2
 
 
 def utc_now() -> datetime:
@@ -88,6 +91,9 @@ class Scheduler:
     ) -> None:
         self.store = store
         self.clock = clock
+        #: (name, version, cursor) -> when its next fire time is due: a schedule is not
+        #: planned again before then (walking its cron every tick was most of a tick's CPU)
+        self._due: dict[tuple[str, int, datetime], datetime] = {}
         self.starter: Starter = starter or spawn_launcher(store)
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.lease_ttl, self.claim_ttl = lease_ttl, claim_ttl
@@ -153,16 +159,22 @@ class Scheduler:
         version = record.current
         if record.paused or version.cron is None or record.cursor >= now:
             return None
+        key = (record.name, record.version, record.cursor)
+        due = self._due.get(key)
+        if due is not None and due > now:
+            return None
+        cron = self._cron(version.cron)
         planned, cursor = plan_fires(
-            record.name,
-            self._cron(version.cron),
-            version.timezone,
-            version.policies,
-            record.cursor,
-            now,
+            record.name, cron, version.timezone, version.policies, record.cursor, now
         )
         if not planned:
+            if len(self._due) > 100_000:  # keys of cursors moved by others, versions gone
+                self._due.clear()
+            due = next_due(record.name, cron, version.timezone, version.policies, record.cursor)
+            if due is not None:
+                self._due[key] = due
             return None
+        self._due.pop(key, None)  # the cursor moves on
         rows = [
             fire_row(
                 schedule=record.name,
@@ -314,7 +326,9 @@ class Scheduler:
 
     # --- the loop ---------------------------------------------------------------------------
     def serve(self, stop: threading.Event, *, interval: float = 1.0) -> None:
-        """Tick every ``interval`` seconds (aligned to the clock's seconds) until ``stop``."""
+        """Tick every ``interval`` seconds (aligned to the clock's seconds) until ``stop``,
+        and in between when a fire time is due (:data:`MIN_GAP` after a tick at the
+        soonest)."""
         try:
             while not stop.is_set():
                 try:
@@ -323,6 +337,9 @@ class Scheduler:
                     log.exception("scheduler tick failed; trying again")
                 now = self.clock()
                 wait = interval - (now.timestamp() % interval)
+                soonest = min((d for d in self._due.values() if d > now), default=None)
+                if soonest is not None:  # a fire time due before the next tick: wake for it
+                    wait = min(wait, max((soonest - now).total_seconds(), MIN_GAP))
                 stop.wait(max(wait, 0.01))
         finally:
             if self.use_lease and self.leader is True:
