@@ -666,8 +666,8 @@ def section(
         ),
         (
             "- Lags from the (jittered) fire time: *recorded* = its fire record exists "
-            "(Dagster: its run record, queued); *spawned* = the scheduler claimed it and "
-            "spawned its process in that tick (the claim's tick: `claim_expires` - 120 s; "
+            "(Dagster: its run record, queued); *spawned* = the tick that claimed it began "
+            "(its process is spawned within that tick; `claim_expires` - 120 s; "
             "Dagster: `RUN_STARTING`, its run launcher has spawned the run's process); "
             "*launched* = that process is up and has taken its fire record (`started_at`; "
             "Dagster: `RUN_START`, the run's process executes); *run record* = `shipyard run` "
