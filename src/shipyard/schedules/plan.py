@@ -101,4 +101,14 @@ def paused_fires(
     return out, (out[-1].scheduled_for if out else cursor)
 
 
-__all__ = ["MAX_PER_TICK", "PlannedFire", "paused_fires", "plan_fires"]
+def next_due(
+    name: str, cron: Cron, timezone: str, policies: Policies, cursor: datetime
+) -> datetime | None:
+    """When the first fire time after ``cursor`` is due (its jitter included), or None if
+    there is none: until then :func:`plan_fires` plans nothing, whatever *now* is."""
+    for when in cron.fire_times(cursor, timezone):
+        return when + policies.jitter_for(name, when)
+    return None
+
+
+__all__ = ["MAX_PER_TICK", "PlannedFire", "next_due", "paused_fires", "plan_fires"]

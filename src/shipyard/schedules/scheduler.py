@@ -40,7 +40,7 @@ import sqlalchemy as sa
 
 from shipyard.schedules.cron import Cron
 from shipyard.schedules.feed import Feed
-from shipyard.schedules.plan import paused_fires, plan_fires
+from shipyard.schedules.plan import next_due, paused_fires, plan_fires
 from shipyard.schedules.records import FireKind, FireRecord, FireStatus, ScheduleRecord
 from shipyard.schedules.store import LIVE, ScheduleStore, _fire, fire_row
 from shipyard.store.records import RunStatus
@@ -54,6 +54,9 @@ Starter = Callable[[FireRecord, str], None]
 
 #: default cap on scheduled runs going at once (the rest are queued)
 MAX_RUNNING = 16
+#: ``serve`` wakes early for a fire time due before its next tick, but waits at least this
+#: long (seconds) after a tick for it
+MIN_GAP = 0.2
 
 
 def utc_now() -> datetime:
@@ -116,6 +119,9 @@ class Scheduler:
     ) -> None:
         self.store = store
         self.clock = clock
+        #: (name, version, cursor) -> when its next fire time is due: a schedule is not
+        #: planned again before then (walking its cron every tick was most of a tick's CPU)
+        self._due: dict[tuple[str, int, datetime], datetime] = {}
         self.starter: Starter = starter or spawn_launcher(store)
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.lease_ttl, self.claim_ttl = lease_ttl, claim_ttl
@@ -206,21 +212,25 @@ class Scheduler:
         version = record.current
         if version.cron is None or record.cursor >= now:
             return None
+        key = (record.name, record.version, record.cursor)
+        due = self._due.get(key)
+        if due is not None and due > now:
+            return None
+        cron = self._cron(version.cron)
         if record.paused:  # each fire time while paused: a skip, "paused: <note>"
-            planned, cursor = paused_fires(
-                self._cron(version.cron), version.timezone, record.cursor, now, record.note
-            )
+            planned, cursor = paused_fires(cron, version.timezone, record.cursor, now, record.note)
         else:
             planned, cursor = plan_fires(
-                record.name,
-                self._cron(version.cron),
-                version.timezone,
-                version.policies,
-                record.cursor,
-                now,
+                record.name, cron, version.timezone, version.policies, record.cursor, now
             )
         if not planned:
+            if len(self._due) > 100_000:  # keys of cursors moved by others, versions gone
+                self._due.clear()
+            due = next_due(record.name, cron, version.timezone, version.policies, record.cursor)
+            if due is not None:
+                self._due[key] = due
             return None
+        self._due.pop(key, None)  # the cursor moves on
         rows = [
             fire_row(
                 schedule=record.name,
@@ -379,7 +389,9 @@ class Scheduler:
 
     # --- the loop ---------------------------------------------------------------------------
     def serve(self, stop: threading.Event, *, interval: float = 1.0) -> None:
-        """Tick every ``interval`` seconds (aligned to the clock's seconds) until ``stop``."""
+        """Tick every ``interval`` seconds (aligned to the clock's seconds) until ``stop``,
+        and in between when a fire time is due (:data:`MIN_GAP` after a tick at the
+        soonest)."""
         try:
             while not stop.is_set():
                 try:
@@ -388,6 +400,9 @@ class Scheduler:
                     log.exception("scheduler tick failed; trying again")
                 now = self.clock()
                 wait = interval - (now.timestamp() % interval)
+                soonest = min((d for d in self._due.values() if d > now), default=None)
+                if soonest is not None:  # a fire time due before the next tick: wake for it
+                    wait = min(wait, max((soonest - now).total_seconds(), MIN_GAP))
                 stop.wait(max(wait, 0.01))
         finally:
             if self.use_lease and self.leader is True:
