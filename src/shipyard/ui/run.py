@@ -57,8 +57,12 @@ def _failures(
     for task in failed[:FAILURES_SHOWN]:
         attempts = ctx.meta.list_attempts(task.task_id)
         error = (attempts[-1].error if attempts else None) or {}
-        kind = str(error.get("type", "?"))
-        shown.append({"task": task, "error": error, "about": CAUSES.get(kind, "")})
+        # a failed task may have no error recorded (its attempt's record was cut short)
+        kind = str(error.get("type") or "?")
+        message = str(error.get("message") or "no error was recorded for its last attempt")
+        shown.append(
+            {"task": task, "type": kind, "message": message, "about": CAUSES.get(kind, "")}
+        )
     return shown
 
 
