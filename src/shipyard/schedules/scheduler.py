@@ -15,8 +15,9 @@ and take over when it stops renewing):
 2. **dispatch**: rows that are pending, queued, or claimed by a scheduler that died (its
    claim expired) are locked (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and decided:
    skipped or queued (``overlap``, the global cap), or claimed with a fresh token;
-3. **start**: each claimed row is handed to the starter, which spawns its run as a fresh
-   process (:mod:`shipyard.schedules.launch`); that process takes the claim with its token.
+3. **start**: each claimed row is handed to the starter, which has its launcher
+   (:mod:`shipyard.schedules.launch`) forked by the spawner, a fresh process of its own
+   (:class:`Spawner`); the launcher takes the claim with its token.
 
 Time comes from ``clock`` (injectable: tests drive hours of schedules in milliseconds) and
 runs are started by ``starter`` (the default spawns processes).

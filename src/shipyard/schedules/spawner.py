@@ -97,6 +97,8 @@ def serve(requests: BinaryIO, replies: BinaryIO, command: Command) -> None:
 
 def main(command: Command) -> int:
     """The spawner's process (see the module); ``command``: as for :func:`serve`."""
+    if sys.path and sys.path[0] == os.getcwd():  # ``-m`` put the start directory first;
+        del sys.path[0]  # a run has its snapshot's there instead
     preload()
     # the protocol gets its own descriptors; 0 and 1 go to /dev/null and stderr
     requests = os.fdopen(os.dup(0), "rb")
