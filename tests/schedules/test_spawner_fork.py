@@ -139,3 +139,40 @@ def test_runs_fork_from_the_spawner_which_is_replaced_when_killed(
         assert runs[first]["start"].task.data.mark == "first"
         assert runs[second]["start"].task.data.mark == "second"
         assert runs[first].trigger is not None
+
+
+def test_without_the_spawner_the_launcher_is_a_process_and_runs_shipyard_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``forking=False`` (and the fallback when no spawner can be started): the launcher is
+    ``python -m shipyard.schedules.launch``, the scheduler's child, and its run a second
+    interpreter; the environment is the fire's all the same."""
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    for name in ("SHIPYARD_DB_URL", "SHIPYARD_STORE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    flow = tmp_path / "forked_flow.py"
+    flow.write_text(FLOW)
+    with MetaStore.open() as meta:
+        store = ScheduleStore(meta)
+        now = datetime.now(UTC)
+        create(
+            store, flow, name=None, user="t", now=now, blobs=open_blob_store(settings().store_url)
+        )
+        env = {**os.environ, "SHIPYARD_SPAWN_MARK": "plain"}
+        starter = Spawner(store, env=lambda: env, forking=False)
+        sched = Scheduler(store, starter=starter)
+        try:
+            fire_id = trigger_now(store, "ForkedFlow", {}, user="t", now=datetime.now(UTC))
+            assert sched.tick().started == [fire_id]
+            assert starter.server is None
+            _wait("the launcher's start", lambda: store.fire(fire_id).pid is not None)
+            launcher = store.fire(fire_id).pid
+            assert launcher is not None and _ppid(launcher) == os.getpid()
+            assert b"shipyard.schedules.launch" in Path(f"/proc/{launcher}/cmdline").read_bytes()
+            _wait("the run", lambda: store.fire(fire_id).exit_code is not None)
+        finally:
+            starter.close()
+        fire = store.fire(fire_id)
+        assert fire.exit_code == 0
+        run = Run(f"ForkedFlow/{fire.run_id}")
+        assert run.successful and run["start"].task.data.mark == "plain"

@@ -397,6 +397,12 @@ class Scheduler:
         """Tick every ``interval`` seconds (aligned to the clock's seconds) until ``stop``,
         and in between when a fire time is due (:data:`MIN_GAP` after a tick at the
         soonest)."""
+        warm = getattr(self.starter, "warm", None)
+        if warm is not None:
+            try:
+                warm()  # the spawner imports while the first ticks go
+            except Exception:
+                log.exception("could not start the spawner; it is tried again at a fire")
         try:
             while not stop.is_set():
                 try:
@@ -466,6 +472,8 @@ class Launched:
 
 #: how long (seconds) the scheduler waits for the spawner to say it forked a launcher
 SPAWNER_REPLY = 10.0
+#: ... the first time, while a new spawner imports (slow on a loaded machine)
+SPAWNER_START = 60.0
 
 
 class Spawner:
@@ -489,13 +497,13 @@ class Spawner:
         self.children: list[subprocess.Popen[bytes] | Launched] = []
         #: the spawner process, once started
         self.server: subprocess.Popen[bytes] | None = None
+        self._answered = False  # the spawner has answered once (it is up)
 
     def __call__(self, fire: FireRecord, token: str) -> None:
         from shipyard.schedules.launch import spawn
 
         self.reap()
-        env = dict(self.env() if self.env is not None else os.environ)
-        env["SHIPYARD_DB_URL"] = self.db_url
+        env = self._env()
         if self.forking:
             for attempt in (1, 2):  # a spawner that died is replaced once per fire
                 try:
@@ -511,10 +519,22 @@ class Spawner:
                     self._stop_server()
         self.children.append(spawn(fire, token, env=env))
 
+    def _env(self) -> dict[str, str]:
+        env = dict(self.env() if self.env is not None else os.environ)
+        env["SHIPYARD_DB_URL"] = self.db_url
+        return env
+
+    def warm(self) -> None:
+        """Start the spawner now (it imports in the background) rather than at the first
+        fire; :meth:`Scheduler.serve` calls this."""
+        if self.forking:
+            self._start_server(self._env())
+
     def _start_server(self, env: dict[str, str]) -> subprocess.Popen[bytes]:
         if self.server is not None and self.server.poll() is None:
             return self.server
         self._stop_server()
+        self._answered = False
         self.server = subprocess.Popen(
             [sys.executable, "-m", "shipyard.cli.spawner"],
             stdin=subprocess.PIPE,
@@ -536,13 +556,15 @@ class Spawner:
         request = {"fire": fire.id, "token": token, "env": env, "log": str(path)}
         server.stdin.write(json.dumps(request).encode() + b"\n")
         server.stdin.flush()
-        ready, _, _ = select.select([server.stdout], [], [], SPAWNER_REPLY)
+        wait = SPAWNER_REPLY if self._answered else SPAWNER_START
+        ready, _, _ = select.select([server.stdout], [], [], wait)
         line = server.stdout.readline() if ready else b""
         if not line:
             raise RuntimeError("the spawner did not answer" if not ready else "the spawner ended")
         reply = json.loads(line)
         if reply.get("fire") != fire.id:
             raise RuntimeError(f"the spawner answered for fire {reply.get('fire')}")
+        self._answered = True
         return Launched(int(reply["pid"]))
 
     def _stop_server(self) -> None:
@@ -591,6 +613,7 @@ def spawn_launcher(store: ScheduleStore) -> Spawner:
 __all__ = [
     "MAX_RUNNING",
     "SPAWNER_REPLY",
+    "SPAWNER_START",
     "Clock",
     "Launched",
     "Scheduler",
