@@ -25,6 +25,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -246,7 +247,10 @@ def main(argv: list[str], *, command: Callable[[list[str]], int] | None = None) 
             store.finish(fire_id, 1, now=_now())
             return 1
     # the store is closed: a forked run holds none of its connections
-    with tempfile.TemporaryDirectory(prefix="shipyard-fire-") as tmp:
+    # not a TemporaryDirectory: its finalizer runs at exit, so a run forked from here would
+    # delete the directory of the run-id file at its exit, before this process read it
+    tmp = tempfile.mkdtemp(prefix="shipyard-fire-")
+    try:
         id_file = Path(tmp) / "run-id"
         command_line = run_argv(root, version, fire, id_file)
         print(f"fire {fire_id}: {' '.join(command_line[2:5])} ({fire.kind.value})", flush=True)
@@ -267,6 +271,8 @@ def main(argv: list[str], *, command: Callable[[list[str]], int] | None = None) 
             store.finish(fire_id, code, now=_now())
             fire = store.fire(fire_id)
             _check_failures(store, fire, version)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return code
 
 
