@@ -15,18 +15,24 @@ The scheduler spawns this (never forks itself: the host has threads and an event
 host) records a cancel request on this fire's row; this process polls it every
 :data:`CANCEL_POLL` seconds while its run goes and SIGTERMs the run, which ends as killed.
 A SIGTERM sent to this process is passed on to the run too.
-Its output goes to ``$SHIPYARD_HOME/logs/schedules/<schedule>/<fire id>.log``.
+Started by the spawner (:mod:`shipyard.schedules.spawner`), it is a fork of that process
+and forks the run too, with the ``shipyard`` command in-process instead of a second
+interpreter. Its output goes to ``$SHIPYARD_HOME/logs/schedules/<schedule>/<fire id>.log``.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+import traceback
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -133,7 +139,9 @@ def _check_failures(store: ScheduleStore, fire: FireRecord, version: VersionReco
         print(f"schedule {fire.schedule!r} {note}", flush=True)
 
 
-def _watch(store: ScheduleStore, fire_id: int, proc: subprocess.Popen[bytes], id_file: Path) -> int:
+def _watch(
+    store: ScheduleStore, fire_id: int, proc: subprocess.Popen[bytes] | Forked, id_file: Path
+) -> int:
     """Wait for the run: link it to the fire record as soon as its id is known, and SIGTERM
     it (once) when a scheduler asks for it to stop; returns its exit code."""
     linked = cancelled = False
@@ -161,7 +169,56 @@ def _watch(store: ScheduleStore, fire_id: int, proc: subprocess.Popen[bytes], id
     return code
 
 
-def main(argv: list[str]) -> int:
+class Forked:
+    """The run forked from this launcher (``command`` of :func:`main`), as much of a
+    :class:`subprocess.Popen` as :func:`_watch` uses."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, signum)
+
+
+def fork_run(command: Callable[[list[str]], int], argv: list[str], root: Path) -> Forked:
+    """Run ``shipyard ARGV...`` (``argv`` without the interpreter's part) in a child forked
+    from this single-threaded process, in ``root`` with ``root`` first on ``sys.path`` as
+    ``python -m shipyard`` there would; its exit code is the command's."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, signal.SIG_DFL)
+            os.chdir(root)
+            sys.path.insert(0, str(root))
+            sys.argv = ["shipyard", *argv]
+            code = command(argv)
+            atexit._run_exitfuncs()  # as the interpreter's exit would
+        except BaseException:  # noqa: BLE001 - never return into the launcher's code
+            traceback.print_exc()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code & 0xFF)
+    return Forked(pid)
+
+
+def main(argv: list[str], *, command: Callable[[list[str]], int] | None = None) -> int:
+    """Launch fire ``argv[0]`` with claim token ``argv[1]``. ``command``: runs ``shipyard
+    ARGS...`` in-process (the spawner's); the run is then forked from this process instead
+    of a second interpreter (``python -m shipyard run``)."""
     from shipyard.config import settings
     from shipyard.store.blobs import open_blob_store
     from shipyard.store.code import extract_code
@@ -189,22 +246,34 @@ def main(argv: list[str]) -> int:
             print(f"fire {fire_id}: cannot get the code snapshot: {exc}", flush=True)
             store.finish(fire_id, 1, now=_now())
             return 1
-        with tempfile.TemporaryDirectory(prefix="shipyard-fire-") as tmp:
-            id_file = Path(tmp) / "run-id"
-            command = run_argv(root, version, fire, id_file)
-            print(f"fire {fire_id}: {' '.join(command[2:5])} ({fire.kind.value})", flush=True)
-            proc = subprocess.Popen(command, cwd=root, stdin=subprocess.DEVNULL)
+    # the store is closed: a forked run holds none of its connections
+    # not a TemporaryDirectory: its finalizer runs at exit, so a run forked from here would
+    # delete the directory of the run-id file at its exit, before this process read it
+    tmp = tempfile.mkdtemp(prefix="shipyard-fire-")
+    try:
+        id_file = Path(tmp) / "run-id"
+        command_line = run_argv(root, version, fire, id_file)
+        print(f"fire {fire_id}: {' '.join(command_line[2:5])} ({fire.kind.value})", flush=True)
+        proc: subprocess.Popen[bytes] | Forked
+        if command is not None:
+            proc = fork_run(command, command_line[3:], root)
+        else:
+            proc = subprocess.Popen(command_line, cwd=root, stdin=subprocess.DEVNULL)
 
-            def forward(signum: int, _frame: Any) -> None:
-                proc.send_signal(signum)
+        def forward(signum: int, _frame: Any) -> None:
+            proc.send_signal(signum)
 
-            signal.signal(signal.SIGTERM, forward)
-            signal.signal(signal.SIGINT, forward)
+        signal.signal(signal.SIGTERM, forward)
+        signal.signal(signal.SIGINT, forward)
+        with MetaStore.open() as meta:
+            store = ScheduleStore(meta)
             code = _watch(store, fire_id, proc, id_file)
-        store.finish(fire_id, code, now=_now())
-        fire = store.fire(fire_id)
-        _check_failures(store, fire, version)
-        return code
+            store.finish(fire_id, code, now=_now())
+            fire = store.fire(fire_id)
+            _check_failures(store, fire, version)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return code
 
 
 if __name__ == "__main__":

@@ -15,8 +15,9 @@ and take over when it stops renewing):
 2. **dispatch**: rows that are pending, queued, or claimed by a scheduler that died (its
    claim expired) are locked (``FOR UPDATE SKIP LOCKED`` on PostgreSQL) and decided:
    skipped or queued (``overlap``, the global cap), or claimed with a fresh token;
-3. **start**: each claimed row is handed to the starter, which spawns its run as a fresh
-   process (:mod:`shipyard.schedules.launch`); that process takes the claim with its token.
+3. **start**: each claimed row is handed to the starter, which has its launcher
+   (:mod:`shipyard.schedules.launch`) forked by the spawner, a fresh process of its own
+   (:class:`Spawner`); the launcher takes the claim with its token.
 
 Time comes from ``clock`` (injectable: tests drive hours of schedules in milliseconds) and
 runs are started by ``starter`` (the default spawns processes).
@@ -24,11 +25,15 @@ runs are started by ``starter`` (the default spawns processes).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
+import select
+import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -392,6 +397,12 @@ class Scheduler:
         """Tick every ``interval`` seconds (aligned to the clock's seconds) until ``stop``,
         and in between when a fire time is due (:data:`MIN_GAP` after a tick at the
         soonest)."""
+        warm = getattr(self.starter, "warm", None)
+        if warm is not None:
+            try:
+                warm()  # the spawner imports while the first ticks go
+            except Exception:
+                log.exception("could not start the spawner; it is tried again at a fire")
         try:
             while not stop.is_set():
                 try:
@@ -431,31 +442,160 @@ def _what(fire: FireRecord, flow_name: str) -> str:
     return f"{flow_name}/{fire.run_id}" if fire.run_id else f"fire {fire.id}"
 
 
+class Launched:
+    """A launcher the spawner forked (its child, not ours): enough of a
+    :class:`subprocess.Popen` to wait for it and to stop it."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def poll(self) -> int | None:
+        return None if _alive(self.pid) else 0
+
+    def send_signal(self, signum: int) -> None:
+        try:
+            os.kill(self.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def wait(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while self.poll() is None:
+            if time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"launcher {self.pid}", timeout)
+            time.sleep(0.02)
+        return 0
+
+
+#: how long (seconds) the scheduler waits for the spawner to say it forked a launcher
+SPAWNER_REPLY = 10.0
+#: ... the first time, while a new spawner imports (slow on a loaded machine)
+SPAWNER_START = 60.0
+
+
 class Spawner:
-    """The default starter: ``python -m shipyard.schedule.launch FIRE TOKEN`` as a fresh
-    process in its own session (never a fork of the scheduler's process). Keeps the
-    children to reap them (no zombies in a long-running host)."""
+    """The default starter. Each fire's launcher (:mod:`shipyard.schedules.launch`) is forked
+    by the spawner (``python -m shipyard.cli.spawner``), a fresh single-threaded process this
+    starts on first use (never a fork of the scheduler's process) and restarts when it died;
+    a fire it could not take is started as ``python -m shipyard.schedules.launch FIRE TOKEN``
+    (``forking=False``: always so). Keeps the launchers to reap them (no zombies in a
+    long-running host) and to wait for them."""
 
     def __init__(
-        self, store: ScheduleStore, env: Callable[[], dict[str, str]] | None = None
+        self,
+        store: ScheduleStore,
+        env: Callable[[], dict[str, str]] | None = None,
+        *,
+        forking: bool = True,
     ) -> None:
         self.db_url = store.writer.url.render_as_string(hide_password=False)
         self.env = env  # the runs' environment (None: this process's)
-        self.children: list[subprocess.Popen[bytes]] = []
+        self.forking = forking
+        self.children: list[subprocess.Popen[bytes] | Launched] = []
+        #: the spawner process, once started
+        self.server: subprocess.Popen[bytes] | None = None
+        self._answered = False  # the spawner has answered once (it is up)
 
     def __call__(self, fire: FireRecord, token: str) -> None:
         from shipyard.schedules.launch import spawn
 
         self.reap()
-        env = self.env() if self.env is not None else None
-        self.children.append(spawn(fire, token, db_url=self.db_url, env=env))
+        env = self._env()
+        if self.forking:
+            for attempt in (1, 2):  # a spawner that died is replaced once per fire
+                try:
+                    self.children.append(self._fork(fire, token, env))
+                    return
+                except Exception as exc:
+                    log.warning(
+                        "spawner: could not start fire %s (%s); %s",
+                        fire.id,
+                        exc,
+                        "restarting it" if attempt == 1 else "starting a launcher process",
+                    )
+                    self._stop_server()
+        self.children.append(spawn(fire, token, env=env))
+
+    def _env(self) -> dict[str, str]:
+        env = dict(self.env() if self.env is not None else os.environ)
+        env["SHIPYARD_DB_URL"] = self.db_url
+        return env
+
+    def warm(self) -> None:
+        """Start the spawner now (it imports in the background) rather than at the first
+        fire; :meth:`Scheduler.serve` calls this."""
+        if self.forking:
+            self._start_server(self._env())
+
+    def _start_server(self, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        if self.server is not None and self.server.poll() is None:
+            return self.server
+        self._stop_server()
+        self._answered = False
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "shipyard.cli.spawner"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+            close_fds=True,
+        )
+        return self.server
+
+    def _fork(self, fire: FireRecord, token: str, env: dict[str, str]) -> Launched:
+        from shipyard.config import settings
+        from shipyard.schedules.launch import log_path
+
+        path = log_path(settings().home, fire)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        server = self._start_server(env)
+        assert server.stdin is not None and server.stdout is not None
+        request = {"fire": fire.id, "token": token, "env": env, "log": str(path)}
+        server.stdin.write(json.dumps(request).encode() + b"\n")
+        server.stdin.flush()
+        wait = SPAWNER_REPLY if self._answered else SPAWNER_START
+        ready, _, _ = select.select([server.stdout], [], [], wait)
+        line = server.stdout.readline() if ready else b""
+        if not line:
+            raise RuntimeError("the spawner did not answer" if not ready else "the spawner ended")
+        reply = json.loads(line)
+        if reply.get("fire") != fire.id:
+            raise RuntimeError(f"the spawner answered for fire {reply.get('fire')}")
+        self._answered = True
+        return Launched(int(reply["pid"]))
+
+    def _stop_server(self) -> None:
+        server, self.server = self.server, None
+        if server is None:
+            return
+        if server.poll() is None:
+            server.kill()
+        server.wait()
+        for stream in (server.stdin, server.stdout):
+            if stream is not None:
+                stream.close()
 
     def reap(self) -> None:
         """Forget the children that have exited (and collect their exit status)."""
         self.children = [c for c in self.children if c.poll() is None]
 
     def close(self, timeout: float = 10.0) -> None:
-        """Wait up to ``timeout`` seconds for the children (they keep running after)."""
+        """Stop the spawner and wait up to ``timeout`` seconds for the launchers (they keep
+        running after)."""
+        server, self.server = self.server, None
+        if server is not None:
+            if server.stdin is not None:
+                server.stdin.close()  # the spawner ends at the end of its input
+            try:
+                server.wait(timeout)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            if server.stdout is not None:
+                server.stdout.close()
         deadline = time.monotonic() + timeout
         for child in self.children:
             try:
@@ -472,7 +612,10 @@ def spawn_launcher(store: ScheduleStore) -> Spawner:
 
 __all__ = [
     "MAX_RUNNING",
+    "SPAWNER_REPLY",
+    "SPAWNER_START",
     "Clock",
+    "Launched",
     "Scheduler",
     "Spawner",
     "Starter",

@@ -2,10 +2,11 @@
 
 It ticks in a thread of its own (its database calls block), started once the host is up and
 stopped before the host closes its store. Runs are never forked from the host (it has
-threads and an event loop): each is a fresh ``python -m shipyard.schedules.launch`` process,
-as the host's user. On a database another scheduler already ticks (a second host on the
-same SQLite file, or one of several hosts on PostgreSQL), this one stands by, says so, and
-takes over if that one stops renewing its lease.
+threads and an event loop): each is forked by the spawner, a fresh single-threaded process
+the scheduler starts (see :class:`~shipyard.schedules.scheduler.Spawner`), as the host's
+user, with the workers' allow-listed environment. On a database another scheduler already
+ticks (a second host on the same SQLite file, or one of several hosts on PostgreSQL), this
+one stands by, says so, and takes over if that one stops renewing its lease.
 """
 
 from __future__ import annotations
@@ -62,11 +63,12 @@ def attach_scheduler(host: Host, *, max_running: int = MAX_RUNNING) -> Scheduler
     stop = threading.Event()
     store = ScheduleStore(host.meta)
     store_url = host.blobs.url
+    starter = Spawner(store, env=lambda: run_env(store_url))
     scheduler = Scheduler(
         store,
         max_running=max_running,
         announce=log.warning,
-        starter=Spawner(store, env=lambda: run_env(store_url)),
+        starter=starter,
         observe=lambda result: count_tick(host.metrics, result),
     )
     thread = threading.Thread(
@@ -80,6 +82,7 @@ def attach_scheduler(host: Host, *, max_running: int = MAX_RUNNING) -> Scheduler
         stop.set()
         if thread.is_alive():
             thread.join(timeout=10)
+        starter.close(timeout=1)  # stops the spawner; the runs it started keep going
 
     host.on_start.append(start)
     host.on_close.append(close)
