@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from shipyard.cli.main import main
@@ -26,16 +25,6 @@ from shipyard.testing import write_flow
 from support.ray_cluster import RayCluster, extra_node
 
 MEMORY_LIMIT = 400 * 2**20
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """SQLite and a file:// store under a private SHIPYARD_HOME."""
-    home = tmp_path / "home"
-    monkeypatch.setenv("SHIPYARD_HOME", str(home))
-    for name in ("SHIPYARD_DB_URL", "SHIPYARD_STORE_URL", "SHIPYARD_EXECUTOR"):
-        monkeypatch.delenv(name, raising=False)
-    return home
 
 
 def ray_run(path: Path, address: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -10,8 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from shipyard.client import Run, list_runs
 from shipyard.store.records import RunStatus, TaskStatus
 from shipyard.testing import write_flow
@@ -50,17 +48,6 @@ class LosableFlow(FlowSpec):
 if __name__ == "__main__":
     LosableFlow()
 """
-
-
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """SQLite and a file:// store under a private SHIPYARD_HOME."""
-    home = tmp_path / "home"
-    monkeypatch.setenv("SHIPYARD_HOME", str(home))
-    for name in ("SHIPYARD_DB_URL", "SHIPYARD_STORE_URL", "SHIPYARD_EXECUTOR"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delenv("SHIPYARD_RAY_ADDRESS", raising=False)
-    return home
 
 
 def shipyard(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

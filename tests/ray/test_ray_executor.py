@@ -11,8 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from shipyard.client import Run
 from shipyard.testing import write_flow
 from support.ray_cluster import RayCluster
@@ -114,16 +112,6 @@ if __name__ == "__main__":
 """
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """SQLite and a file:// store under a private SHIPYARD_HOME."""
-    home = tmp_path / "home"
-    monkeypatch.setenv("SHIPYARD_HOME", str(home))
-    for name in ("SHIPYARD_DB_URL", "SHIPYARD_STORE_URL", "SHIPYARD_EXECUTOR"):
-        monkeypatch.delenv(name, raising=False)
-    return home
-
-
 def run_flow(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, str(path), "run", *args],
@@ -222,26 +210,6 @@ if __name__ == "__main__":
     SlowFlow()
 """
 
-MISSING_ON_THE_CLUSTER = """
-import ray
-from shipyard import FlowSpec, step
-
-if ray.is_initialized():  # on a Ray worker only: a module the cluster does not have
-    import module_the_cluster_lacks  # noqa: F401
-
-class MissingFlow(FlowSpec):
-    @step
-    def start(self):
-        self.next(self.end)
-
-    @step
-    def end(self):
-        pass
-
-if __name__ == "__main__":
-    MissingFlow()
-"""
-
 
 def test_a_timeout_on_ray_cancels_the_task_and_names_the_cause(
     tmp_path: Path, ray_cluster: RayCluster
@@ -254,19 +222,6 @@ def test_a_timeout_on_ray_cancels_the_task_and_names_the_cause(
     error = Run("SlowFlow/1")["start"].task.exception
     assert error is not None and error["type"] == "TimeoutError", error
     assert Run("SlowFlow/1")["start"].task.stdout == "sleeping\n"  # the log is stored
-
-
-def test_a_snapshot_that_does_not_import_on_the_node_is_a_named_cause(
-    tmp_path: Path, ray_cluster: RayCluster
-) -> None:
-    path = write_flow(MISSING_ON_THE_CLUSTER, tmp_path)
-    out = run_flow(path, "--executor", "ray", "--ray-address", ray_cluster.address)
-    assert out.returncode == 1, out.stdout + out.stderr
-    error = Run("MissingFlow/1")["start"].task.exception
-    assert error is not None
-    assert error["type"] == "SnapshotImportError"
-    assert "ModuleNotFoundError" in error["message"]
-    assert "module_the_cluster_lacks" in error["message"]
 
 
 RESUMABLE = """

@@ -30,16 +30,6 @@ BODY = (
 )
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """SQLite and a file:// store under a private SHIPYARD_HOME."""
-    home = tmp_path / "home"
-    monkeypatch.setenv("SHIPYARD_HOME", str(home))
-    for name in ("SHIPYARD_DB_URL", "SHIPYARD_STORE_URL", "SHIPYARD_EXECUTOR"):
-        monkeypatch.delenv(name, raising=False)
-    return home
-
-
 def _value(value: Any) -> Any:
     """An artifact's value, comparable across runs (a caught failure by type and message)."""
     if hasattr(value, "type") and hasattr(value, "message"):
