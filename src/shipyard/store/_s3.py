@@ -88,6 +88,8 @@ class S3BlobStore:
 
     multipart_threshold: int = 64 << 20
     part_size: int = 16 << 20
+    #: the part size of a streamed upload (a file artifact's file): S3's minimum is 5 MiB
+    stream_part_size: int = 8 << 20
     list_page_size: int = 1000
 
     def __init__(self, bucket: str, prefix: str = "", endpoint_url: str | None = None) -> None:
@@ -170,10 +172,12 @@ class S3BlobStore:
 
         # parts are read one after the other; at most a few parts are in memory at once
         config = TransferConfig(
-            multipart_threshold=self.multipart_threshold,
-            multipart_chunksize=self.part_size,
+            multipart_threshold=self.stream_part_size,
+            multipart_chunksize=self.stream_part_size,
             max_concurrency=2,
         )
+        # s3transfer reads up to this many parts ahead of the uploads (default 10)
+        config.max_in_memory_upload_chunks = 2
         reader = _StreamReader(chunks)
         self._client().upload_fileobj(reader, self.bucket, self._name(key), Config=config)
 
