@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from hosts import HostProcess
 
-SERVICE = '''
+SERVICE = """
 import mmap, os
 
 from shipyard import Files, Model
@@ -45,7 +45,7 @@ class Lookup(Service):
             "notes": (other / "notes.txt").read_text(),
             "writable": writable,
         }
-'''
+"""
 
 FLOW = """
 import os

@@ -32,7 +32,6 @@ print((after - before) // 1024)
 """
 
 
-
 def _big_file(path: Path, megabytes: int) -> Path:
     with open(path, "wb") as f:
         for i in range(megabytes):

@@ -34,6 +34,7 @@ class S3TreeFlow(FlowSpec):
         self.texts = {p.name: p.read_text() for p in self.tree.path.iterdir()}
 """
 
+
 @pytest.fixture
 def s3_blobs(s3_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[BlobStore]:
     monkeypatch.setenv("SHIPYARD_STORE_URL", s3_url)
