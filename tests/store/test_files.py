@@ -6,7 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,3 +131,182 @@ def test_a_single_file(home: Path, tmp_path: Path) -> None:
     tree = run["start"].task.data.tree
     assert list(tree.manifest) == ["model.onnx"]
     assert tree.file.read_bytes() == source.read_bytes()
+
+
+# --- what listings show ------------------------------------------------------------------
+def test_listings_describe_the_tree_not_a_pickle(home: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from shipyard.cli.main import main
+
+    source = _tree(tmp_path / "src", {"a.txt": "a" * 1500, "b.txt": "b" * 1000})
+    run = run_flow(FLOW, source=str(source))
+    task = run["start"].task
+    artifact = task["tree"]
+    assert artifact.size == 2500  # the bytes it holds, not the manifest's
+    digest = task.data.tree.digest
+    shown = CliRunner().invoke(main, ["artifacts", "list", task.pathspec], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    line = next(row for row in shown.output.splitlines() if row.startswith("tree"))
+    assert "shipyard.store.files.Files" in line and "2.5 KB" in line
+    assert f"Files: 2 files, 2.5 KB, sha256 {digest[:12]}" in line
+    models = CliRunner().invoke(main, ["models", "show", "idx:1"], terminal_width=200)
+    assert models.exit_code == 0, models.output
+    assert f"Files: 2 files, 2.5 KB, sha256 {digest[:12]}" in models.output
+
+
+# --- bad input -------------------------------------------------------------------------------
+BAD_FLOW = """
+from shipyard import FlowSpec, Files, Parameter, step
+
+
+class BadFlow(FlowSpec):
+    source = Parameter("source")
+    nested = Parameter("nested", default=False)
+
+    @step
+    def start(self):
+        if self.nested:
+            self.trees = [Files(self.source)]
+        else:
+            self.tree = Files(self.source)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def _failure(run: object, capsys: pytest.CaptureFixture[str]) -> str:
+    """What the run printed (its failed task's error among it)."""
+    out = capsys.readouterr()
+    return out.out + out.err
+
+
+def test_a_path_that_does_not_exist_is_named(home: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere"
+    with pytest.raises(FilesError, match=rf"Files\('{missing}'\): no such file or directory"):
+        Files(missing)
+
+
+def test_a_symlink_out_of_the_directory_is_refused(home: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "secret.txt"
+    secret.write_text("outside")
+    source = _tree(tmp_path / "src", {"ok.txt": "fine"})
+    (source / "link.txt").symlink_to(secret)
+    with pytest.raises(FilesError, match=rf"{source}/link.txt is a symlink to {secret}, outside"):
+        Files(source)
+    (source / "link.txt").unlink()
+    (source / "inside.txt").symlink_to(source / "ok.txt")  # a link inside is its target
+    assert Files(source).manifest["inside.txt"] == (_sha("fine"), 4)
+    (source / "sub").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(FilesError, match=r"sub is a symlink to the directory .* \(outside"):
+        Files(source)
+
+
+def test_special_files_are_refused(home: Path, tmp_path: Path) -> None:
+    source = _tree(tmp_path / "src", {"ok.txt": "fine"})
+    os.mkfifo(source / "pipe")
+    with pytest.raises(FilesError, match=rf"{source}/pipe is a special file"):
+        Files(source)
+    with pytest.raises(FilesError, match=r"pipe is a special file"):
+        Files(source / "pipe")
+
+
+def test_errors_in_a_step_name_the_step_and_artifact(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = _tree(tmp_path / "src", {"ok.txt": "fine"})
+    nested = run_flow(BAD_FLOW, source=str(source), nested=True)
+    assert not nested.successful
+    said = _failure(nested, capsys)
+    assert "artifact 'trees'" in said and "a Files must be an artifact of its own" in said
+    missing = run_flow(BAD_FLOW, source=str(tmp_path / "gone"))
+    assert not missing.successful
+    said = _failure(missing, capsys)
+    assert f"Files('{tmp_path / 'gone'}'): no such file or directory" in said
+
+
+# --- materialising ---------------------------------------------------------------------------
+def _stored(home: Path, tmp_path: Path, files: dict[str, str]) -> Files:
+    from shipyard.store.files import upload
+
+    store = open_blob_store(f"file://{home}/blobs")
+    tree = Files(_tree(tmp_path / "src", files))
+    upload(store, tree, name="tree")
+    return Files.from_manifest(tree.manifest, store=store)
+
+
+def test_a_local_store_links_instead_of_copying_and_copies_across_file_systems(
+    home: Path, tmp_path: Path
+) -> None:
+    tree = _stored(home, tmp_path, {"a.bin": "a" * 5000})
+    blob = home / "blobs" / _sha("a" * 5000)[:2] / _sha("a" * 5000)
+    linked = materialise(tree, home=home) / "a.bin"
+    same = linked.stat().st_ino == blob.stat().st_ino  # a hard link
+    assert same or linked.stat().st_nlink == 1  # or a reflink (its own inode)
+    assert linked.read_text() == "a" * 5000
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == home.stat().st_dev:
+        pytest.skip("no second file system to materialise on")
+    other = Path(tempfile.mkdtemp(dir=shm))
+    try:
+        copied = materialise(tree, home=other) / "a.bin"
+        assert copied.stat().st_ino != blob.stat().st_ino and copied.read_text() == "a" * 5000
+    finally:
+        for path in [other, *other.rglob("*")]:
+            if path.is_dir():
+                path.chmod(0o700)
+        shutil.rmtree(other)
+
+
+MATERIALISE = """
+import sys, time
+from pathlib import Path
+from shipyard.store import files
+from shipyard.store.blobs import open_blob_store
+
+home, manifest, log = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+fill = files._fill
+
+def counted(*args):
+    with open(log, "a") as f:
+        f.write("built\\n")
+    time.sleep(0.3)  # long enough for every other loader to arrive meanwhile
+    fill(*args)
+
+files._fill = counted
+tree = files.Files.from_manifest(files.parse_manifest(Path(manifest).read_bytes()))
+start = float(sys.argv[4])
+time.sleep(max(0.0, start - time.time()))
+print(files.materialise(tree, open_blob_store(f"file://{home}/blobs"), home))
+"""
+
+
+def test_concurrent_loaders_build_once_and_share_it(home: Path, tmp_path: Path) -> None:
+    from shipyard.store.files import manifest_bytes
+
+    tree = _stored(home, tmp_path, {f"f{i}.txt": str(i) * 1000 for i in range(20)})
+    manifest = tmp_path / "manifest.json"
+    manifest.write_bytes(manifest_bytes(tree.manifest))
+    log = tmp_path / "builds.log"
+    start = time.time() + 1.5
+    loaders = [
+        subprocess.Popen(
+            [sys.executable, "-c", MATERIALISE, str(home), str(manifest), str(log), str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    answers = [p.communicate(timeout=120) for p in loaders]
+    assert [p.returncode for p in loaders] == [0] * 4, answers
+    assert {out.strip() for out, _ in answers} == {str(home / "files" / tree.digest)}
+    assert log.read_text() == "built\n"  # one loader built it, the others reused it
+    assert sorted(p.name for p in (home / "files").iterdir()) == [
+        f".{tree.digest}.lock",
+        tree.digest,
+    ]
+    assert (home / "files" / tree.digest / "f7.txt").read_text() == "7" * 1000

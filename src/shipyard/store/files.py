@@ -382,10 +382,12 @@ def _fetch(store: BlobStore, key: str, size: int, target: Path) -> None:
         )
 
 
-def _make_writable(tree: Path) -> None:
+def _discard(tree: Path) -> None:
+    """Remove a temp tree (its directories are read-only once filled)."""
     for folder, _, _ in os.walk(tree):
         with contextlib.suppress(OSError):
             os.chmod(folder, 0o700)
+    shutil.rmtree(tree, ignore_errors=True)
 
 
 def materialise(files: Files, store: BlobStore | None = None, home: Path | None = None) -> Path:
@@ -429,10 +431,15 @@ def _build(files: Files, store: BlobStore, target: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name[:12]}-", dir=parent))
     try:
         _fill(files, store, tmp)
-        os.rename(tmp, target)
+        try:
+            os.rename(tmp, target)
+        except OSError:
+            if not target.is_dir():  # not a loader that got there first without the lock
+                raise
+            _discard(tmp)
+            return
     except BaseException:
-        _make_writable(tmp)
-        shutil.rmtree(tmp, ignore_errors=True)
+        _discard(tmp)
         raise
     fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:

@@ -63,7 +63,7 @@ class Encoded:
     """
 
     key: str
-    size: int  # uncompressed payload size
+    size: int  # uncompressed payload size (a Files: the total bytes of its files)
     encoding: str  # "pickle5", "pickle5+zstd" or "files"
     type_name: str
     preview: str
@@ -185,7 +185,7 @@ def _encode_files(files: Any, type_name: str) -> Encoded:
     payload = manifest_bytes(files.manifest)
     return Encoded(
         key=hashlib.sha256(payload).hexdigest(),
-        size=len(payload),
+        size=files.size,  # what listings show: the bytes the artifact holds, not the manifest's
         encoding=_ENCODINGS[_FILES],
         type_name=type_name,
         preview=f"Files: {files.describe()}",
