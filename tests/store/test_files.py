@@ -133,6 +133,14 @@ def test_a_single_file(home: Path, tmp_path: Path) -> None:
     assert tree.file.read_bytes() == source.read_bytes()
 
 
+def _forget(folder: Path) -> None:
+    """Remove materialised (read-only) trees."""
+    for path in [folder, *folder.rglob("*")]:
+        if path.is_dir():
+            path.chmod(0o700)
+    shutil.rmtree(folder)
+
+
 # --- what listings show ------------------------------------------------------------------
 def test_listings_describe_the_tree_not_a_pickle(home: Path, tmp_path: Path) -> None:
     from click.testing import CliRunner
@@ -255,10 +263,7 @@ def test_a_local_store_links_instead_of_copying_and_copies_across_file_systems(
         copied = materialise(tree, home=other) / "a.bin"
         assert copied.stat().st_ino != blob.stat().st_ino and copied.read_text() == "a" * 5000
     finally:
-        for path in [other, *other.rglob("*")]:
-            if path.is_dir():
-                path.chmod(0o700)
-        shutil.rmtree(other)
+        _forget(other)
 
 
 MATERIALISE = """
@@ -310,3 +315,61 @@ def test_concurrent_loaders_build_once_and_share_it(home: Path, tmp_path: Path) 
         tree.digest,
     ]
     assert (home / "files" / tree.digest / "f7.txt").read_text() == "7" * 1000
+
+
+def test_artifacts_get_says_where_the_files_are(home: Path, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from shipyard.cli.main import main
+
+    run = run_flow(FLOW, source=str(_tree(tmp_path / "src", {"a.txt": "a"})))
+    address = f"{run['start'].task.pathspec}:tree"
+    digest = run["start"].task.data.tree.digest
+    shown = CliRunner().invoke(main, ["artifacts", "get", address])
+    assert shown.exit_code == 0, shown.output
+    assert f"its files are in {home / 'files' / digest}" in shown.output
+    refused = CliRunner().invoke(main, ["artifacts", "get", address, "-o", str(tmp_path / "x")])
+    assert refused.exit_code == 1
+    assert "is a file artifact (1 file, 1 B" in refused.output
+
+
+def test_gc_removes_what_a_killed_loader_left_but_not_a_live_ones(
+    home: Path, tmp_path: Path
+) -> None:
+    import fcntl
+    from datetime import timedelta
+
+    from shipyard.client.gc import collect
+    from shipyard.store.files import remove_stale
+
+    live, dead = "a" * 64, "b" * 64
+    folder = home / "files"
+    folder.mkdir(parents=True)
+    for digest in (live, dead):
+        (folder / f".tmp-{digest[:12]}-x1").mkdir(mode=0o555)
+        (folder / f".{digest}.lock").touch()
+    fd = os.open(folder / f".{live}.lock", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # a loader materialising `live` right now
+        assert remove_stale(home) == 1
+        assert [p.name for p in folder.glob(".tmp-*")] == [f".tmp-{live[:12]}-x1"]
+    finally:
+        os.close(fd)
+    report = collect(None, 0, dry_run=False, grace=timedelta(0))
+    assert report.files_temps == 1 and not list(folder.glob(".tmp-*"))
+
+
+def test_a_host_staging_a_model_whose_file_is_gone_names_the_model_and_file(
+    home: Path, tmp_path: Path
+) -> None:
+    from shipyard.registry import Registry, RegistryError
+
+    run_flow(FLOW, source=str(_tree(tmp_path / "src", {"a.txt": "a" * 50, "b.txt": "b"})))
+    key = _sha("a" * 50)
+    (home / "blobs" / key[:2] / key).unlink()
+    _forget(home / "files")  # the flow's end step materialised it here: another host, then
+    registry = Registry()
+    version = registry.get("idx")
+    with pytest.raises(RegistryError, match=rf"model idx:1: Files .*: the blob {key} of 'a.txt'"):
+        registry.stage_files(version)
+    assert not (home / "files" / Model("idx").load().digest).exists()

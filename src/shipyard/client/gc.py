@@ -22,7 +22,7 @@ from shipyard.client.errors import NotFound
 from shipyard.store import pathspec as _pathspec
 from shipyard.store.blobs import BlobStore
 from shipyard.store.context import Stores, default_stores
-from shipyard.store.files import file_keys
+from shipyard.store.files import file_keys, remove_stale
 from shipyard.store.records import RunRecord, RunStatus, now
 
 
@@ -43,6 +43,8 @@ class GcReport:
     #: temp files of interrupted blob writes (a task killed mid-write), and their bytes
     temp_files: int = 0
     temp_bytes: int = 0
+    #: temp directories of file-artifact loaders killed mid-way (under SHIPYARD_HOME/files)
+    files_temps: int = 0
 
 
 def _blob_size(blobs: BlobStore, key: str) -> int | None:
@@ -137,6 +139,8 @@ def collect(
         report.blobs += 1
         if not dry_run:
             ctx.blobs.delete(key)
+    if not dry_run:
+        report.files_temps = remove_stale(ctx.home)
     remove_temp_files = getattr(ctx.blobs, "remove_temp_files", None)  # file:// stores only
     if remove_temp_files is not None:
         report.temp_files, report.temp_bytes = remove_temp_files(

@@ -400,7 +400,10 @@ class Registry:
         if version.artifact.encoding != files.ENCODING:
             return None
         tree = self.load(version)
-        return files.materialise(tree, self._blob_store(), self._home_dir())
+        try:
+            return files.materialise(tree, self._blob_store(), self._home_dir())
+        except files.FilesError as exc:
+            raise RegistryError(f"model {version.spec}: {exc}") from None
 
     def load(self, version: ModelVersion) -> Any:
         """Unpickle the version's object, importing classes from its run's code snapshot.

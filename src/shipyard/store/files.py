@@ -469,6 +469,33 @@ def _fill(files: Files, store: BlobStore, tmp: Path) -> None:
         os.chmod(folder, _DIR_MODE)
 
 
+def remove_stale(home: Path) -> int:
+    """Remove the temp directories that loaders killed mid-way left under ``home/files``
+    (those of a tree nobody is materialising now: its lock is free). Returns how many."""
+    folder = home / "files"
+    try:
+        temps = [p for p in folder.iterdir() if p.name.startswith(".tmp-") and p.is_dir()]
+    except FileNotFoundError:
+        return 0
+    removed = 0
+    for tmp in temps:
+        prefix = tmp.name[len(".tmp-") :].partition("-")[0]
+        locks = list(folder.glob(f".{prefix}*.lock"))
+        busy = False
+        for lock in locks:
+            fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                busy = True
+            finally:
+                os.close(fd)
+        if not busy:
+            _discard(tmp)
+            removed += 1
+    return removed
+
+
 def bind(value: Any, store: BlobStore, home: Path | None = None) -> Any:
     """``value``, and if it is a stored :class:`Files`, told which store (and home) to
     materialise from: a loader calls this with the store it read the manifest from."""
@@ -504,5 +531,6 @@ __all__ = [
     "manifest_bytes",
     "materialise",
     "parse_manifest",
+    "remove_stale",
     "upload",
 ]
