@@ -108,8 +108,8 @@ def test_the_materialised_directory_is_read_only_and_verified(home: Path, tmp_pa
     tree = run["start"].task.data.tree
     path = tree.path
     for entry in [path, path / "d"]:
-        assert stat.S_IMODE(entry.stat().st_mode) == 0o555
-    assert stat.S_IMODE((path / "x.txt").stat().st_mode) == 0o444
+        assert stat.S_IMODE(entry.stat().st_mode) == 0o500
+    assert stat.S_IMODE((path / "x.txt").stat().st_mode) == 0o400
     # a corrupt blob is refused when materialising on another host (another home)
     key = _sha("y")
     blob = home / "blobs" / key[:2] / key

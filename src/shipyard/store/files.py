@@ -47,8 +47,9 @@ FORMAT = 1
 CHUNK = 8 << 20
 #: Linux's FICLONE ioctl (_IOW(0x94, 9, int)): a copy-on-write clone of a whole file
 _FICLONE = 0x40049409
-_FILE_MODE = 0o444
-_DIR_MODE = 0o555
+#: read-only, and the owner's alone as blobs are (a hard link shares the blob's mode)
+_FILE_MODE = 0o400
+_DIR_MODE = 0o500
 
 Manifest = dict[str, tuple[str, int]]
 
@@ -344,37 +345,47 @@ def _clone(source: Path, target: Path) -> bool:
         return False
 
 
-def _copy_local(source: Path, target: Path) -> None:
+def _copy_local(source: Path, target: Path) -> tuple[str, int]:
+    """Copy and hash in one pass; returns (sha256, size) of what was written."""
+    digest = hashlib.sha256()
+    size = 0
     with open(source, "rb", buffering=0) as src, open(target, "xb", buffering=0) as dst:
         while chunk := src.read(CHUNK):
             dst.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
 
 
-def _copy_remote(store: BlobStore, key: str, size: int, target: Path) -> None:
-    """Ranged reads of at most :data:`CHUNK` bytes each: memory stays flat."""
+def _copy_remote(store: BlobStore, key: str, size: int, target: Path) -> tuple[str, int]:
+    """Ranged reads of at most :data:`CHUNK` bytes each (memory stays flat), hashed as they
+    are written; returns (sha256, size) of what was written."""
     if size == 0:
         store.get_range(key, 0, 0)  # BlobNotFound if it is not there
+    digest = hashlib.sha256()
+    offset = 0
     with open(target, "xb", buffering=0) as dst:
-        offset = 0
         while offset < size:
             piece = store.get_range(key, offset, min(CHUNK, size - offset))
             if not piece:
-                raise FilesError(f"blob {key} in {store.url} is shorter than its {size} bytes")
+                break  # shorter than the manifest says: reported as corrupt
             dst.write(piece)
+            digest.update(piece)
             offset += len(piece)
+    return digest.hexdigest(), offset
 
 
 def _fetch(store: BlobStore, key: str, size: int, target: Path) -> None:
     local = _local_blob(store, key)
-    if local is not None:
-        if not local.is_file():
-            raise BlobNotFound(f"no blob {key!r} in {store.url}")
-        if not _clone(local, target):
-            _copy_local(local, target)
+    if local is None:
+        found, length = _copy_remote(store, key, size, target)
+    elif not local.is_file():
+        raise BlobNotFound(f"no blob {key!r} in {store.url}")
+    elif _clone(local, target):
+        found, length = _hash_file(target)  # the blob's own bytes: check them too
     else:
-        _copy_remote(store, key, size, target)
+        found, length = _copy_local(local, target)
     os.chmod(target, _FILE_MODE)
-    found, length = _hash_file(target)
     if found != key or length != size:
         raise FilesError(
             f"blob {key} in {store.url} is corrupt: its bytes hash to {found} ({length} bytes, "
