@@ -135,6 +135,8 @@ def test_a_single_file(home: Path, tmp_path: Path) -> None:
 
 def _forget(folder: Path) -> None:
     """Remove materialised (read-only) trees."""
+    if not folder.exists():
+        return
     for path in [folder, *folder.rglob("*")]:
         if path.is_dir():
             path.chmod(0o700)
@@ -373,3 +375,102 @@ def test_a_host_staging_a_model_whose_file_is_gone_names_the_model_and_file(
     with pytest.raises(RegistryError, match=rf"model idx:1: Files .*: the blob {key} of 'a.txt'"):
         registry.stage_files(version)
     assert not (home / "files" / Model("idx").load().digest).exists()
+
+
+# --- DAG shapes --------------------------------------------------------------------------------
+FOREACH_FLOW = """
+from pathlib import Path
+from shipyard import FlowSpec, Files, step
+
+
+class ShardFlow(FlowSpec):
+    @step
+    def start(self):
+        self.shards = ["a", "b", "c"]
+        self.next(self.build, foreach="shards")
+
+    @step
+    def build(self):
+        folder = Path(current_dir()) / self.input
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "shard.txt").write_text(self.input * 10)
+        (folder / "common.txt").write_text("same in every shard")
+        self.shard = self.input
+        self.tree = Files(folder)
+        self.next(self.join)
+
+    @step
+    def join(self, inputs):
+        self.trees = {i.shard: i.tree.digest for i in inputs}
+        self.best = max(inputs, key=lambda i: i.shard).tree  # an inherited Files, kept
+        self.next(self.end)
+
+    @step
+    def end(self):
+        self.text = (self.best / "shard.txt").read_text()
+
+
+def current_dir():
+    import os
+    return os.environ["SHARD_DIR"]
+"""
+
+
+def test_files_through_a_foreach_and_a_join(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHARD_DIR", str(tmp_path / "shards"))
+    run = run_flow(FOREACH_FLOW)
+    assert run.successful
+    join = run["join"].task
+    assert len(set(join.data.trees.values())) == 3
+    assert join["best"].sha == join.data.trees["c"]  # the same manifest, not a copy
+    assert run["end"].task.data.text == "c" * 10
+    common = _sha("same in every shard")
+    assert (home / "blobs" / common[:2] / common).is_file()  # stored once for three shards
+
+
+def test_a_resumed_run_reads_the_files_of_the_step_it_reused(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.testing import resume_flow, write_flow
+
+    flaky = FLOW.replace(
+        "        tree = self.tree\n",
+        "        tree = self.tree\n        if os.environ.get('FAIL_END'):\n"
+        "            raise RuntimeError('boom')\n",
+    )
+    flow = write_flow(flaky, tmp_path, "flaky_files_flow")
+    source = _tree(tmp_path / "src", {"a.txt": "alpha"})
+    monkeypatch.setenv("FAIL_END", "1")
+    failed = run_flow(flow, source=str(source))
+    assert not failed.successful
+    _forget(home / "files")  # as if the resume ran on another host
+    monkeypatch.delenv("FAIL_END")
+    resumed = resume_flow(failed, flow)
+    assert resumed.successful
+    assert resumed["end"].task.data.seen == {"a.txt": "alpha"}
+
+
+def test_the_ui_task_page_describes_a_file_artifact(home: Path, tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from shipyard.keys import Guard, KeyStore
+    from shipyard.store.meta import MetaStore
+    from shipyard.ui import standalone
+
+    run = run_flow(FLOW, source=str(_tree(tmp_path / "src", {"a.txt": "a" * 1500})))
+    task = run["start"].task
+    digest = task.data.tree.digest
+    meta = MetaStore.open()
+    keys = KeyStore(meta)
+    try:
+        app = standalone(meta, open_blob_store(), Guard(keys, bind_host="127.0.0.1"))
+        client = TestClient(app, client=("127.0.0.1", 1234), base_url="http://127.0.0.1:8002")
+        page = client.get(f"/ui/runs/{task.pathspec}").text
+    finally:
+        keys.close()
+        meta.close()
+    row = page[page.index('data-artifact="tree"') :].split("</tr>")[0]
+    assert f"Files: 1 file, 1.5 KB, sha256 {digest[:12]}" in row
+    assert 'title="1500 bytes in its files"' in row
