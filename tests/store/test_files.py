@@ -21,7 +21,8 @@ from shipyard import Files
 from shipyard.registry import Model
 from shipyard.store import context
 from shipyard.store.blobs import open_blob_store
-from shipyard.store.files import FilesError, materialise
+from shipyard.store.files import FilesError
+from shipyard.store.staging import materialise
 from shipyard.testing import run_flow
 
 FLOW = """
@@ -271,11 +272,11 @@ def test_a_local_store_links_instead_of_copying_and_copies_across_file_systems(
 MATERIALISE = """
 import sys, time
 from pathlib import Path
-from shipyard.store import files
+from shipyard.store import files, staging
 from shipyard.store.blobs import open_blob_store
 
 home, manifest, log = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
-fill = files._fill
+fill = staging._fill
 
 def counted(*args):
     with open(log, "a") as f:
@@ -283,11 +284,11 @@ def counted(*args):
     time.sleep(0.3)  # long enough for every other loader to arrive meanwhile
     fill(*args)
 
-files._fill = counted
+staging._fill = counted
 tree = files.Files.from_manifest(files.parse_manifest(Path(manifest).read_bytes()))
 start = float(sys.argv[4])
 time.sleep(max(0.0, start - time.time()))
-print(files.materialise(tree, open_blob_store(f"file://{home}/blobs"), home))
+print(staging.materialise(tree, open_blob_store(f"file://{home}/blobs"), home))
 """
 
 
@@ -342,7 +343,7 @@ def test_gc_removes_what_a_killed_loader_left_but_not_a_live_ones(
     from datetime import timedelta
 
     from shipyard.client.gc import collect
-    from shipyard.store.files import remove_stale
+    from shipyard.store.staging import remove_stale
 
     live, dead = "a" * 64, "b" * 64
     folder = home / "files"

@@ -16,7 +16,8 @@ MEASURE = """
 import os, resource, sys
 from pathlib import Path
 from shipyard.store.blobs import open_blob_store
-from shipyard.store.files import Files, materialise, upload
+from shipyard.store.files import Files, upload
+from shipyard.store.staging import materialise
 
 url, source, home = sys.argv[1:4]
 store = open_blob_store(url)

@@ -22,8 +22,9 @@ from shipyard.client.errors import NotFound
 from shipyard.store import pathspec as _pathspec
 from shipyard.store.blobs import BlobStore
 from shipyard.store.context import Stores, default_stores
-from shipyard.store.files import file_keys, remove_stale
+from shipyard.store.files import file_keys
 from shipyard.store.records import RunRecord, RunStatus, now
+from shipyard.store.staging import remove_stale
 
 
 @dataclass

@@ -395,13 +395,13 @@ class Registry:
         """Materialise a file-artifact model (:class:`shipyard.Files`) under ``home/files``
         now (None: the version is not one). A host does it for its workers, whose view of
         ``home`` is read-only; anywhere else ``load().path`` does it on first use."""
-        from shipyard.store import files
+        from shipyard.store import files, staging
 
         if version.artifact.encoding != files.ENCODING:
             return None
         tree = self.load(version)
         try:
-            return files.materialise(tree, self._blob_store(), self._home_dir())
+            return staging.materialise(tree, self._blob_store(), self._home_dir())
         except files.FilesError as exc:
             raise RegistryError(f"model {version.spec}: {exc}") from None
 

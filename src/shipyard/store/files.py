@@ -10,8 +10,9 @@ gives a :class:`Files` whose :attr:`~Files.path` is a read-only local directory,
 ``SHIPYARD_HOME/files/<digest>``, materialised once per host: the first reader builds it in a
 temp directory, checks every file's digest and renames it into place (others wait on a lock
 and reuse it). On a local blob store the files are reflinked or hard-linked, not copied,
-when the file system allows it. A host materialises the files of the models its workers ask
-for, because an isolated worker sees ``SHIPYARD_HOME`` read-only.
+when the file system allows it (:mod:`shipyard.store.staging`). A host materialises the files
+of the models its workers ask for, because an isolated worker sees ``SHIPYARD_HOME``
+read-only.
 
 Blob gc keeps the file blobs of every manifest it keeps (:func:`file_keys`).
 
@@ -21,14 +22,10 @@ once known, the artifact.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
-import shutil
 import stat
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -45,11 +42,6 @@ ENCODING = "files"
 FORMAT = 1
 #: how much of a file is read or written at a time: memory stays flat whatever the size
 CHUNK = 8 << 20
-#: Linux's FICLONE ioctl (_IOW(0x94, 9, int)): a copy-on-write clone of a whole file
-_FICLONE = 0x40049409
-#: read-only, and the owner's alone as blobs are (a hard link shares the blob's mode)
-_FILE_MODE = 0o400
-_DIR_MODE = 0o500
 
 Manifest = dict[str, tuple[str, int]]
 
@@ -113,7 +105,8 @@ def _regular(path: Path, root: Path) -> Path:
     return path
 
 
-def _hash_file(path: Path) -> tuple[str, int]:
+def hash_file(path: Path) -> tuple[str, int]:
+    """(sha256, size) of a file, read :data:`CHUNK` bytes at a time."""
     digest = hashlib.sha256()
     size = 0
     with open(path, "rb", buffering=0) as f:
@@ -209,7 +202,7 @@ class Files:
     def manifest(self) -> Manifest:
         """``relative path -> (sha256, size)`` (hashes a source directory on first use)."""
         if self._manifest is None:
-            self._manifest = {name: _hash_file(path) for name, path in self._sources}
+            self._manifest = {name: hash_file(path) for name, path in self._sources}
         return dict(self._manifest)
 
     @property
@@ -247,6 +240,8 @@ class Files:
         if self._root is not None:
             return self._root
         if self._path is None:
+            from shipyard.store.staging import materialise
+
             self._path = materialise(self, self._store, self._home)
         return self._path
 
@@ -322,191 +317,6 @@ def upload(store: BlobStore, files: Files, *, name: str = "<files>") -> None:
             )
 
 
-# --- materialising ---------------------------------------------------------------------------
-def _local_blob(store: BlobStore, key: str) -> Path | None:
-    from shipyard.store._local import LocalBlobStore
-
-    return store.path(key) if isinstance(store, LocalBlobStore) else None
-
-
-def _clone(source: Path, target: Path) -> bool:
-    """A reflink of ``source`` at ``target``, or a hard link; False if neither works."""
-    try:
-        with open(source, "rb") as src, open(target, "xb") as dst:
-            fcntl.ioctl(dst.fileno(), _FICLONE, src.fileno())
-        return True
-    except OSError:
-        target.unlink(missing_ok=True)
-    try:
-        # blobs are immutable and the link is made read-only: sharing the inode is safe
-        os.link(source, target)
-        return True
-    except OSError:
-        return False
-
-
-def _copy_local(source: Path, target: Path) -> tuple[str, int]:
-    """Copy and hash in one pass; returns (sha256, size) of what was written."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(source, "rb", buffering=0) as src, open(target, "xb", buffering=0) as dst:
-        while chunk := src.read(CHUNK):
-            dst.write(chunk)
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def _copy_remote(store: BlobStore, key: str, size: int, target: Path) -> tuple[str, int]:
-    """Ranged reads of at most :data:`CHUNK` bytes each (memory stays flat), hashed as they
-    are written; returns (sha256, size) of what was written."""
-    if size == 0:
-        store.get_range(key, 0, 0)  # BlobNotFound if it is not there
-    digest = hashlib.sha256()
-    offset = 0
-    with open(target, "xb", buffering=0) as dst:
-        while offset < size:
-            piece = store.get_range(key, offset, min(CHUNK, size - offset))
-            if not piece:
-                break  # shorter than the manifest says: reported as corrupt
-            dst.write(piece)
-            digest.update(piece)
-            offset += len(piece)
-    return digest.hexdigest(), offset
-
-
-def _fetch(store: BlobStore, key: str, size: int, target: Path) -> None:
-    local = _local_blob(store, key)
-    if local is None:
-        found, length = _copy_remote(store, key, size, target)
-    elif not local.is_file():
-        raise BlobNotFound(f"no blob {key!r} in {store.url}")
-    elif _clone(local, target):
-        found, length = _hash_file(target)  # the blob's own bytes: check them too
-    else:
-        found, length = _copy_local(local, target)
-    os.chmod(target, _FILE_MODE)
-    if found != key or length != size:
-        raise FilesError(
-            f"blob {key} in {store.url} is corrupt: its bytes hash to {found} ({length} bytes, "
-            f"{size} expected)"
-        )
-
-
-def _discard(tree: Path) -> None:
-    """Remove a temp tree (its directories are read-only once filled)."""
-    for folder, _, _ in os.walk(tree):
-        with contextlib.suppress(OSError):
-            os.chmod(folder, 0o700)
-    shutil.rmtree(tree, ignore_errors=True)
-
-
-def materialise(files: Files, store: BlobStore | None = None, home: Path | None = None) -> Path:
-    """``home/files/<digest>`` holding the tree's files, built once per host (see the module
-    docstring). Raises :class:`FilesError` (a file missing from the store, a corrupt blob,
-    a read-only home that nobody materialised into)."""
-    if home is None:
-        from shipyard.config import settings
-
-        home = settings().home
-    digest = files.digest
-    target = home / "files" / digest
-    if target.is_dir():
-        return target
-    if store is None:
-        from shipyard.store.blobs import open_blob_store
-
-        store = open_blob_store()
-    parent = target.parent
-    try:
-        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # one process per host materialises; the others wait here, then reuse its directory
-        lock = os.open(parent / f".{digest}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise FilesError(
-            f"cannot materialise Files {digest[:12]} under {parent}: {exc.strerror} "
-            "(a service's worker sees SHIPYARD_HOME read-only: its host materialises the files "
-            "of the models it resolves for it)"
-        ) from None
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not target.is_dir():
-            _build(files, store, target)
-    finally:
-        os.close(lock)
-    return target
-
-
-def _build(files: Files, store: BlobStore, target: Path) -> None:
-    parent = target.parent
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name[:12]}-", dir=parent))
-    try:
-        _fill(files, store, tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:
-            if not target.is_dir():  # not a loader that got there first without the lock
-                raise
-            _discard(tmp)
-            return
-    except BaseException:
-        _discard(tmp)
-        raise
-    fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fill(files: Files, store: BlobStore, tmp: Path) -> None:
-    folders = {tmp}
-    for rel, (key, size) in sorted(files.manifest.items()):
-        target = tmp / rel
-        for folder in reversed(target.parents):
-            if folder.is_relative_to(tmp) and folder not in folders:
-                folder.mkdir(mode=0o700, exist_ok=True)
-                folders.add(folder)
-        try:
-            _fetch(store, key, size, target)
-        except BlobNotFound:
-            raise FilesError(
-                f"Files {files.digest[:12]}: the blob {key} of {rel!r} is missing from "
-                f"{store.url} (deleted by gc, or a different SHIPYARD_STORE_URL?)"
-            ) from None
-        except FilesError as exc:
-            raise FilesError(f"Files {files.digest[:12]}, file {rel!r}: {exc}") from None
-    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-        os.chmod(folder, _DIR_MODE)
-
-
-def remove_stale(home: Path) -> int:
-    """Remove the temp directories that loaders killed mid-way left under ``home/files``
-    (those of a tree nobody is materialising now: its lock is free). Returns how many."""
-    folder = home / "files"
-    try:
-        temps = [p for p in folder.iterdir() if p.name.startswith(".tmp-") and p.is_dir()]
-    except FileNotFoundError:
-        return 0
-    removed = 0
-    for tmp in temps:
-        prefix = tmp.name[len(".tmp-") :].partition("-")[0]
-        locks = list(folder.glob(f".{prefix}*.lock"))
-        busy = False
-        for lock in locks:
-            fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                busy = True
-            finally:
-                os.close(fd)
-        if not busy:
-            _discard(tmp)
-            removed += 1
-    return removed
-
-
 def bind(value: Any, store: BlobStore, home: Path | None = None) -> Any:
     """``value``, and if it is a stored :class:`Files`, told which store (and home) to
     materialise from: a loader calls this with the store it read the manifest from."""
@@ -540,8 +350,7 @@ __all__ = [
     "bind",
     "file_keys",
     "manifest_bytes",
-    "materialise",
+    "hash_file",
     "parse_manifest",
-    "remove_stale",
     "upload",
 ]
