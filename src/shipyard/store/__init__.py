@@ -1,7 +1,8 @@
 """Persistence: the metadata database (:mod:`.meta`, engines in :mod:`.engine`),
-content-addressed blobs (:mod:`.blobs`), artifact encoding (:mod:`.serialize`), code snapshots
-(:mod:`.code`), the pathspec grammar (:mod:`.pathspec`) and the process-wide store handles
-(:mod:`.context`). Errors: :mod:`.errors`.
+content-addressed blobs (:mod:`.blobs`), artifact encoding (:mod:`.serialize`), file artifacts
+(:mod:`.files`, put on a host by :mod:`.staging`), code snapshots (:mod:`.code`), the
+pathspec grammar (:mod:`.pathspec`) and the process-wide store handles (:mod:`.context`).
+Errors: :mod:`.errors`.
 
 The names below are imported on first use, so ``import shipyard.store`` (and ``import
 shipyard``) stays cheap: the task processes and the recorder never load SQLAlchemy.
