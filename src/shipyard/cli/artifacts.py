@@ -18,6 +18,7 @@ from shipyard.cli._common import (
     size,
 )
 from shipyard.store import pathspec as _pathspec
+from shipyard.store.files import Files
 
 
 # --- artifacts ---------------------------------------------------------------------------
@@ -72,6 +73,14 @@ def artifacts_get(address: str, output: Path | None) -> None:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'Flow/run/step/task:name'") from None
     value = single_task(spec)[name].data
+    if isinstance(value, Files):  # a directory: say where it is rather than pickle it
+        click.echo(f"{value!r}: its files are in {value.path}")
+        if output is not None:
+            raise click.ClickException(
+                f"{address} is a file artifact ({value.describe()}), not one value: copy its "
+                f"files from {value.path}"
+            )
+        return
     if output is None:
         click.echo(repr(value))
         return

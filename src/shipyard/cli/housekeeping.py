@@ -104,6 +104,8 @@ def gc_command(
             f"{verb} {report.temp_files} temp file(s) of interrupted writes, "
             f"{size(report.temp_bytes)}"
         )
+    if report.files_temps:
+        click.echo(f"deleted {report.files_temps} unfinished file-artifact dir(s)")
     if report.young_blobs:
         click.echo(f"kept {report.young_blobs} unreferenced blob(s) younger than the grace period")
 

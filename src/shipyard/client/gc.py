@@ -22,7 +22,9 @@ from shipyard.client.errors import NotFound
 from shipyard.store import pathspec as _pathspec
 from shipyard.store.blobs import BlobStore
 from shipyard.store.context import Stores, default_stores
+from shipyard.store.files import file_keys
 from shipyard.store.records import RunRecord, RunStatus, now
+from shipyard.store.staging import remove_stale
 
 
 @dataclass
@@ -42,6 +44,8 @@ class GcReport:
     #: temp files of interrupted blob writes (a task killed mid-write), and their bytes
     temp_files: int = 0
     temp_bytes: int = 0
+    #: temp directories of file-artifact loaders killed mid-way (under SHIPYARD_HOME/files)
+    files_temps: int = 0
 
 
 def _blob_size(blobs: BlobStore, key: str) -> int | None:
@@ -120,9 +124,10 @@ def collect(
     if doomed and not dry_run:
         ctx.meta.delete_runs([r.run_id for r in doomed])
     # read AFTER listing would race new writes; a dry run counts what the runs alone hold
-    referenced = ctx.meta.referenced_blob_keys(
-        excluding=[r.run_id for r in doomed] if dry_run else ()
-    )
+    excluding = [r.run_id for r in doomed] if dry_run else []
+    referenced = ctx.meta.referenced_blob_keys(excluding=excluding)
+    # a file artifact's files are blobs of their own, listed in its manifest
+    referenced |= file_keys(ctx.blobs, ctx.meta.files_manifest_keys(excluding=excluding))
     oldest_allowed = time.time() - grace.total_seconds()
     for key, mtime in list(ctx.blobs.list()):
         if key in referenced:
@@ -135,6 +140,8 @@ def collect(
         report.blobs += 1
         if not dry_run:
             ctx.blobs.delete(key)
+    if not dry_run:
+        report.files_temps = remove_stale(ctx.home)
     remove_temp_files = getattr(ctx.blobs, "remove_temp_files", None)  # file:// stores only
     if remove_temp_files is not None:
         report.temp_files, report.temp_bytes = remove_temp_files(

@@ -1,7 +1,8 @@
 """Persistence: the metadata database (:mod:`.meta`, engines in :mod:`.engine`),
-content-addressed blobs (:mod:`.blobs`), artifact encoding (:mod:`.serialize`), code snapshots
-(:mod:`.code`), the pathspec grammar (:mod:`.pathspec`) and the process-wide store handles
-(:mod:`.context`). Errors: :mod:`.errors`.
+content-addressed blobs (:mod:`.blobs`), artifact encoding (:mod:`.serialize`), file artifacts
+(:mod:`.files`, put on a host by :mod:`.staging`), code snapshots (:mod:`.code`), the
+pathspec grammar (:mod:`.pathspec`) and the process-wide store handles (:mod:`.context`).
+Errors: :mod:`.errors`.
 
 The names below are imported on first use, so ``import shipyard.store`` (and ``import
 shipyard``) stays cheap: the task processes and the recorder never load SQLAlchemy.
@@ -30,6 +31,8 @@ _EXPORTS = {
     "RecordNotFound": "shipyard.store.errors",
     "StoreError": "shipyard.store.errors",
     "WriteRefused": "shipyard.store.errors",
+    "Files": "shipyard.store.files",
+    "FilesError": "shipyard.store.files",
     "MetaStore": "shipyard.store.meta",
     "Pathspec": "shipyard.store.pathspec",
     "ArtifactRecord": "shipyard.store.records",
@@ -57,6 +60,8 @@ if TYPE_CHECKING:
     from shipyard.store.errors import RecordNotFound as RecordNotFound
     from shipyard.store.errors import StoreError as StoreError
     from shipyard.store.errors import WriteRefused as WriteRefused
+    from shipyard.store.files import Files as Files
+    from shipyard.store.files import FilesError as FilesError
     from shipyard.store.meta import MetaStore as MetaStore
     from shipyard.store.pathspec import Pathspec as Pathspec
     from shipyard.store.records import ArtifactRecord as ArtifactRecord
@@ -75,6 +80,8 @@ __all__ = [
     "BlobStore",
     "ClassFinder",
     "CodeSnapshotError",
+    "Files",
+    "FilesError",
     "MetaStore",
     "MetaStoreError",
     "Pathspec",
