@@ -184,21 +184,28 @@ class LocalLLM(Service):
         produced = int(tokens.shape[0])
         text = self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
         ended = produced < budget or int(tokens[-1]) == self.tokenizer.eos_token_id
-        stops = [stop] if isinstance(stop, str) else (stop or [])
-        cut = [text.index(s) for s in stops if s and s in text]
-        if cut:
-            text, ended = text[: min(cut)], True
+        text, reason = finish(text, ended, stop)
         return ChatCompletion(
             id=f"chatcmpl-{uuid.uuid4().hex}",
             created=int(time.time()),
             model=MODEL_NAME,
-            choices=[
-                Choice(message=Reply(content=text), finish_reason="stop" if ended else "length")
-            ],
+            choices=[Choice(message=Reply(content=text), finish_reason=reason)],
             usage=Usage(
                 prompt_tokens=length, completion_tokens=produced, total_tokens=length + produced
             ),
         )
+
+
+def finish(
+    text: str, ended: bool, stop: str | list[str] | None
+) -> tuple[str, Literal["stop", "length"]]:
+    """The answer cut at its first ``stop`` string, and its ``finish_reason``: ``stop`` when
+    the model ended it or a stop string did, ``length`` when the token budget ran out."""
+    stops = [stop] if isinstance(stop, str) else (stop or [])
+    cuts = [text.index(s) for s in stops if s and s in text]
+    if cuts:
+        return text[: min(cuts)], "stop"
+    return text, "stop" if ended else "length"
 
 
 def conversation_turn(message: Message, index: int) -> dict[str, str]:

@@ -25,6 +25,7 @@ from starlette.testclient import TestClient
 
 from serve.hosts import HostProcess
 from shipyard.gateway import ConfigError, Gateway, parse_config
+from shipyard.gateway.app import describe
 from shipyard.gateway.model import Provider
 from shipyard.keys import Guard, KeyStore
 from shipyard.store.meta import MetaStore
@@ -332,11 +333,13 @@ routes:
     upstream: {provider: service, service: local-llm, endpoint: chat, api_key: "${K}",
                host_url: "http://10.0.0.5:8000"}
 """
-    upstream = parse_config(text, environ={"K": "sy_x"}).routes["local"].upstream
+    config = parse_config(text, environ={"K": "sy_x"})
+    upstream = config.routes["local"].upstream
     assert upstream.provider is Provider.SERVICE and upstream.service == "local-llm"
     assert upstream.base_url == "http://10.0.0.5:8000/local-llm"
     assert upstream.endpoint == "chat" and upstream.api_key == "sy_x"
     assert "sy_x" not in repr(upstream)
+    assert describe(config) == "  local: chat -> service local-llm/chat"
 
 
 @pytest.mark.parametrize(
