@@ -45,7 +45,7 @@ MODEL_NAME = "SmolLM2-135M-Instruct"
 #: the most tokens one answer may have
 MAX_TOKENS = 512
 #: an answer's tokens when the request sets no max_tokens
-DEFAULT_TOKENS = 96
+DEFAULT_TOKENS = 64
 
 
 class ToolFunction(BaseModel):
