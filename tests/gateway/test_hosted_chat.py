@@ -59,6 +59,11 @@ class Chatter(Service):
             return {"content": "just text", "usage": {"prompt_tokens": 2, "completion_tokens": 3}}
         if last == "broken":
             return {"nothing": 1}
+        if last == "use a tool":
+            call = {"id": "call_1", "type": "function",
+                    "function": {"name": "search_docs", "arguments": "{\\"query\\": \\"x\\"}"}}
+            return {"message": {"role": "assistant", "content": None, "tool_calls": [call]},
+                    "finish_reason": "tool_calls"}
         return {
             "id": "chatcmpl-chatter",
             "object": "chat.completion",
@@ -248,6 +253,29 @@ def test_a_stream_is_one_chunk_with_the_whole_answer_then_done(setup: Setup) -> 
         model="hosted", messages=[{"role": "user", "content": "plain"}], stream=True
     )
     assert "".join(c.choices[0].delta.content or "" for c in stream) == "just text"
+
+
+def test_tool_calls_come_through_whole_and_streamed(setup: Setup) -> None:
+    client = setup.openai()
+    messages: Any = [{"role": "user", "content": "use a tool"}]
+    answer = client.chat.completions.create(model="hosted", messages=messages, tools=TOOLS)  # type: ignore[arg-type]
+    (call,) = answer.choices[0].message.tool_calls or []
+    assert call.function.name == "search_docs" and json.loads(call.function.arguments) == {
+        "query": "x"
+    }
+    assert answer.choices[0].finish_reason == "tool_calls"
+    chunks = list(
+        client.chat.completions.create(
+            model="hosted",
+            messages=messages,
+            tools=TOOLS,
+            stream=True,  # type: ignore[arg-type]
+        )
+    )
+    (streamed,) = chunks[0].choices[0].delta.tool_calls or []
+    assert streamed.index == 0 and streamed.id == "call_1"
+    assert streamed.function is not None and streamed.function.name == "search_docs"
+    assert chunks[0].choices[0].finish_reason == "tool_calls"
 
 
 def test_the_host_errors_keep_their_status_in_openai_shape(setup: Setup) -> None:

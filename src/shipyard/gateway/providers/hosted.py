@@ -108,6 +108,11 @@ class HostedChatAdapter(Adapter):
         out = b""
         for choice in completion["choices"]:
             delta = dict(choice.get("message") or {})
+            if isinstance(delta.get("tool_calls"), list):  # a stream's tool calls are indexed
+                delta["tool_calls"] = [
+                    {"index": i, **call} if isinstance(call, dict) else call
+                    for i, call in enumerate(delta["tool_calls"])
+                ]
             event = {
                 **head,
                 "object": "chat.completion.chunk",
