@@ -31,8 +31,9 @@ def gateway_command(
 
     Serves the OpenAI-compatible /v1/chat/completions, /v1/completions, /v1/embeddings and
     /v1/models, other routes under /gateway/ROUTE/..., /healthz and /metrics. Every route
-    needs a key (`shipyard keys create --scope route:ROUTE`). `service` routes call the host
-    at SHIPYARD_URL (default http://127.0.0.1:8000) unless the file sets `host_url:`. Editing
+    needs a key (`shipyard keys create --scope route:ROUTE`). `service` routes (and `chat`
+    routes with `provider: service`) call the host at SHIPYARD_URL (default
+    http://127.0.0.1:8000) unless the file sets `host_url:`. Editing
     the file or sending SIGHUP reloads it without dropping requests; an invalid file is
     refused and logged.
 

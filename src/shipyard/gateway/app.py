@@ -302,6 +302,8 @@ def describe(config: GatewayConfig) -> str:
     for route in config.routes.values():
         up = route.upstream
         target = up.service or up.base_url
+        if up.service and up.endpoint:
+            target += f"/{up.endpoint}"
         model = f" model={up.model}" if up.model else ""
         fallback = f" fallback={','.join(route.fallback)}" if route.fallback else ""
         lines.append(f"  {route.name}: {route.type} -> {up.provider} {target}{model}{fallback}")
