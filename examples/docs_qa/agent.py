@@ -203,12 +203,12 @@ def answer(question: str, search: Search, chat: Chat | None, max_steps: int = 4)
             question, retrieved.passages, reason=f"no language model route: {exc}"
         )
     except ChatUnavailable as exc:
-        result = extractive_answer(
+        fallback = extractive_answer(
             question, retrieved.passages, reason=f"the language model did not answer: {exc}"
         )
-        result.steps = steps
-        return result
-    return _grounded(reply.get("content") or "", retrieved, steps, model or "unknown", question)
+        fallback.steps = steps
+        return fallback
+    return _grounded(reply.get("content") or "", retrieved, steps, model or "unknown")
 
 
 def _message(response: dict[str, Any]) -> dict[str, Any]:
@@ -248,7 +248,7 @@ def _run_tool(
 _MARK = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
 
 
-def _grounded(text: str, retrieved: _Retrieved, steps: int, model: str, question: str) -> Answer:
+def _grounded(text: str, retrieved: _Retrieved, steps: int, model: str) -> Answer:
     """The model's answer with its citations checked against what was retrieved."""
     if not retrieved.passages:
         return Answer(NO_ANSWER, [], steps, model)
@@ -361,4 +361,4 @@ def _error_message(response: Any) -> str:
         error = response.json().get("error")
         return str(error.get("message") if isinstance(error, dict) else error)[:300]
     except (ValueError, AttributeError):
-        return response.text[:300]
+        return str(response.text)[:300]
