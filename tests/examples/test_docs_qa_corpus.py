@@ -48,3 +48,21 @@ def test_a_missing_corpus_is_installed_and_fails_the_run_under_ci(tmp_path: Path
     assert calls[0] == "update -qq" and calls[1].startswith("install -y -qq python3.11-doc")
     local = check(tmp_path, tmp_path / "none")  # not CI: a warning, the run goes on
     assert local.stdout == "rc=0 \n" and "WARNING" in local.stderr
+
+
+def test_the_demo_checks_the_corpus_and_wipes_only_its_own_home() -> None:
+    root = SCRIPT.parents[1]
+    recipe = subprocess.run(
+        ["make", "-n", "-o", "venv", "-o", ".venv/.installed", "demo-docs-qa"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.splitlines()
+    home = root / ".demo" / "docs-qa"
+    assert recipe == [
+        "source scripts/services.sh && python_docs_check",
+        f"rm -rf {home}",
+        f"SHIPYARD_HOME={home} .venv/bin/python examples/docs_qa/demo.py",
+    ]
