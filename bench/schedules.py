@@ -21,10 +21,11 @@ database: for every fire time of the first period,
 
 each minus the *jittered* fire time (``due_at``; Dagster has no jitter: its fire time is the
 cron time). p50/p99 of each, steady load and burst apart; fire times not launched by the end
-count in "not launched". The global cap (``--max-running``, default 128: it admits the
-burst; shipyard's own default is 16) queues fire times by design: those it queued (their
-record says ``global cap: ...``, ``waited: global cap: ...`` once started) get rows of their
-own, and the goal is judged on those it admitted at their fire time. ``--profile DIR`` runs
+count in "not launched". The global cap (``--max-running``, default 16 as shipyard's own;
+128 admits the whole burst, which on 2 cores makes every lag worse: BENCHMARKS.md) queues
+fire times by design: those it queued (their record says ``global cap: ...``, ``waited:
+global cap: ...`` once started) get rows of their own, and the goal is judged on those it
+admitted at their fire time. ``--profile DIR`` runs
 shipyard's scheduler under cProfile (``DIR/<case>-scheduler.prof``).
 
 Cases: ``shipyard-sqlite`` and ``shipyard-pg`` (``python -m shipyard scheduler`` over a
@@ -735,8 +736,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--max-running",
         type=int,
-        default=128,
-        help="the global cap (default 128: it admits the burst; shipyard's default is 16)",
+        default=16,
+        help="the global cap (default 16, shipyard's own; 128 admits the whole burst)",
     )
     parser.add_argument("--interval", type=float, default=1.0, help="shipyard's tick (s)")
     parser.add_argument("--quick", action="store_true", help="a small load, 1-minute period")
