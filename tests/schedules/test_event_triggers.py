@@ -340,6 +340,61 @@ def test_a_trigger_loop_is_refused_at_create(
         make("self_flow.py")
 
 
+SELF_PUBLISH = """
+import subprocess
+
+from shipyard import FlowSpec, current, step, trigger
+
+
+@trigger(event={WAITS!r})
+class EchoFlow(FlowSpec):
+    @step
+    def start(self):
+        {CALL}
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_flow_publishing_the_event_it_waits_for_is_refused_at_create(
+    sched_store: ScheduleStore, wall: WallClock, tmp_path: Path
+) -> None:
+    """A -> A through an event: publishing it from a step (the CLI, or a publish call with
+    the name as a literal), or registering a model / moving an alias / publishing a cache
+    version while waiting for the registry's or the cache's event, is a loop; publishing
+    another event is not."""
+    blobs = open_blob_store(f"file://{tmp_path}/blobs")
+    cases = {
+        "cli": ("ratings-updated", 'subprocess.run("shipyard event publish ratings-updated")'),
+        "call": ("ratings-updated", 'publish_event(meta, "ratings-updated", {})'),
+        "model": ("model.registered", 'current.register_model("ranker", 1)'),
+        "alias": ("model.alias-moved", 'Registry().set_alias("ranker", 3, "prod")'),
+        "cache": ("cache.published", 'cache.writer("rows").close()'),
+    }
+    for i, (case, (waits, call)) in enumerate(cases.items()):
+        flow = tmp_path / f"echo_{case}.py"
+        flow.write_text(SELF_PUBLISH.replace("{WAITS!r}", repr(waits)).replace("{CALL}", call))
+        with pytest.raises(ScheduleDefinitionError) as refused:
+            create(sched_store, flow, name=f"echo-{i}", user="ops", now=wall(), blobs=blobs)
+        assert f"echo_{case}.py:11: schedule 'echo-{i}' would close a trigger loop" in (
+            refused.value.message
+        ), case
+        assert f"EchoFlow -> {waits} -> EchoFlow" in refused.value.message, case
+    assert sched_store.list() == []
+    other = tmp_path / "echo_other.py"
+    other.write_text(
+        SELF_PUBLISH.replace("{WAITS!r}", repr("ratings-updated")).replace(
+            "{CALL}", 'subprocess.run("shipyard event publish ranks-ready")'
+        )
+    )
+    create(sched_store, other, name="echo-ok", user="ops", now=wall(), blobs=blobs)
+    assert [s.name for s in sched_store.list()] == ["echo-ok"]
+
+
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_an_event_read_in_a_transaction_that_failed_is_read_again(
     sched_store: ScheduleStore, wall: WallClock

@@ -193,3 +193,14 @@ def test_a_bad_decorator_is_named_with_its_line(
     bad = shipyard("schedule", "create", str(flow_file))
     assert bad.exit_code == 2
     assert f"{flow_file}:5: keyword argument repeated: overlap" in bad.output
+
+
+def test_pause_help_says_paused_fire_times_are_recorded_as_skips() -> None:
+    """What pause does (README, Pauses): each fire time is still recorded, as skipped."""
+    text = " ".join(
+        CliRunner()
+        .invoke(main, ["schedule", "pause", "--help"], catch_exceptions=False)
+        .output.split()
+    )
+    assert "recorded, once, as skipped with the reason 'paused: NOTE'" in text
+    assert "not due" not in text

@@ -13,7 +13,7 @@ from shipyard.schedules.cron import Cron
 from shipyard.schedules.plan import next_due
 from shipyard.schedules.policies import Policies
 from shipyard.schedules.scheduler import Scheduler
-from shipyard.schedules.store import ScheduleStore
+from shipyard.schedules.store import ScheduleCache, ScheduleStore
 from support.schedules import T0, InProcessStarter, WallClock, add_schedule
 
 
@@ -78,3 +78,58 @@ def test_serve_wakes_for_a_fire_time_due_before_its_next_tick(
     (fire,) = sched_store.fires("soon")
     assert fire.due_at == due
     assert fire.created_at >= due  # seen when due, not before
+
+
+def test_serve_ticks_at_once_for_a_fire_time_that_fell_due_while_a_tick_ran(
+    sched_store: ScheduleStore,
+) -> None:
+    """A tick that began just before a fire time was due and ended after it: the next tick
+    comes at once, not at the next whole interval (a burst due on the second waited ~1 s)."""
+    start = WallClock(T0)
+    add_schedule(sched_store, "edge", "*/5 * * * *", now=start(), jitter=240)
+    due = due_of("edge", "*/5 * * * *", 240, T0)
+    offset = due - timedelta(seconds=0.05) - datetime.now(UTC)  # the first tick: 50 ms early
+
+    def clock() -> datetime:
+        return datetime.now(UTC) + offset
+
+    sched = Scheduler(
+        sched_store,
+        clock=clock,
+        starter=InProcessStarter(sched_store, start),
+        observe=lambda _result: time.sleep(0.3),  # each tick ends 0.3 s after it began
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=sched.serve, args=(stop,), kwargs={"interval": 3600})
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not sched_store.fires("edge") and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join()
+    (fire,) = sched_store.fires("edge")
+    assert due <= fire.created_at < due + timedelta(seconds=2)
+
+
+def test_a_tick_reads_a_changed_schedule_again_and_keeps_the_others(
+    sched_store: ScheduleStore, wall: WallClock
+) -> None:
+    """ScheduleStore.live: a pause, a new version, a moved cursor and a deletion are seen
+    at the next read; an unchanged schedule's record is the one read before."""
+    for name in ("a", "b", "c", "d"):
+        add_schedule(sched_store, name, "0 * * * *", now=wall())
+    cache = ScheduleCache()
+    first = {r.name: r for r in sched_store.live(cache)}
+    sched_store.pause("a", "feed broken", user="t", now=wall())
+    add_schedule(sched_store, "b", "*/5 * * * *", now=wall())
+    sched_store.advance([("c", first["c"].cursor, T0 + timedelta(hours=1), [])])
+    sched_store.delete("d", now=wall())
+    second = {r.name: r for r in sched_store.live(cache)}
+    assert sorted(second) == ["a", "b", "c"]
+    assert second["a"].paused and second["a"].note == "feed broken"
+    assert second["b"].version == 2 and second["b"].current.cron == "*/5 * * * *"
+    assert second["c"].cursor == T0 + timedelta(hours=1)
+    assert [r.name for r in sched_store.live(cache)] == ["a", "b", "c"]
+    assert all(sched_store.live(cache)[i] is second[n] for i, n in enumerate("abc"))

@@ -289,7 +289,9 @@ def next_command(name: str, count: int) -> None:
 @_KEY
 @_friendly
 def pause_command(name: str, note: str, key: str | None) -> None:
-    """Pause a schedule: fire times while paused are not due."""
+    """Pause a schedule: nothing runs while it is paused, and each of its fire times (and
+    events, finished upstream runs) is still recorded, once, as skipped with the reason
+    'paused: NOTE' (schedule show); schedule trigger still runs it."""
     with _store() as store:
         user = _admin(store, key)
         store.pause(name, note, user=user, now=_now())

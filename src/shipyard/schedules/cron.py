@@ -200,13 +200,18 @@ class Cron:
         if first < start:
             first += timedelta(minutes=1)
         limit = day.replace(year=day.year + _HORIZON_YEARS, day=1)
+        first_day = first.replace(hour=0, minute=0)
         while day < limit:
-            if self._day_matches(day):
-                for hour in self.hours:
-                    for minute in self.minutes:
-                        when = day.replace(hour=hour, minute=minute)
-                        if when >= first:
-                            yield when
+            if day >= first_day and self._day_matches(day):
+                hours: tuple[int, ...] = self.hours
+                if day == first_day:  # not from midnight: a minutely cron is 1,440 a day
+                    hours = tuple(h for h in hours if h >= first.hour)
+                for hour in hours:
+                    minutes: tuple[int, ...] = self.minutes
+                    if day == first_day and hour == first.hour:
+                        minutes = tuple(m for m in minutes if m >= first.minute)
+                    for minute in minutes:
+                        yield day.replace(hour=hour, minute=minute)
             day += timedelta(days=1)
 
     # --- instants -------------------------------------------------------------------------
@@ -226,7 +231,9 @@ class Cron:
         tz = zone(timezone)
         # start a few hours back on the wall clock: a gap or a fold near ``after`` moves
         # local times across it, and instants at or before ``after`` are dropped below
-        start = after.astimezone(tz).replace(tzinfo=None) - timedelta(hours=3)
+        # (UTC has neither: walking back 3 h of a minutely cron was most of a plan's CPU)
+        back = timedelta(0) if tz is UTC else timedelta(hours=3)
+        start = after.astimezone(tz).replace(tzinfo=None) - back
         last = after.astimezone(UTC)
         for local in self.local_times(start):
             instant = to_instant(local, tz)

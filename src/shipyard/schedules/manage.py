@@ -8,15 +8,17 @@ database's keys exactly as the host's admin API checks one: the key from ``--key
 
 from __future__ import annotations
 
+import ast
 import os
+import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from shipyard.schedules.cron import Cron, zone
-from shipyard.schedules.decorators import triggers_of
+from shipyard.schedules.decorators import EventSpec, triggers_of
 from shipyard.schedules.errors import (
     AdminKeyRequired,
     CronError,
@@ -167,6 +169,7 @@ def create(
         policies=policies,
     )
     check_loops(store, name, new)
+    check_self_trigger(name, loaded.flow_cls.__name__, Path(loaded.source_file), found.events)
     version = store.save(name, new, user=user, now=now)
     return name, version, new
 
@@ -211,6 +214,80 @@ def check_loops(store: ScheduleStore, name: str, new: NewVersion) -> None:
         f"({'; '.join(steps)}); each run would start the next forever. Remove one "
         "@trigger_on_finish (or delete one of those schedules) first"
     )
+
+
+#: calls (by name) that publish a registry or cache event: a flow whose @trigger waits for
+#: that event and makes such a call starts itself
+_EVENT_CALLS = {
+    "register_model": "model.registered",
+    "register_artifact": "model.registered",
+    "set_alias": "model.alias-moved",
+}
+#: ``cache.<name>(...)``: a new cache version, published when it closes
+_CACHE_CALLS = ("writer", "bulk", "publish")
+_CLI_PUBLISH = re.compile(r"\bevent\s+publish\s+([A-Za-z0-9][A-Za-z0-9_.:-]*)")
+
+
+def published_events(source: str) -> list[tuple[str, int, str]]:
+    """The events the flow's code publishes, as far as its source shows: (event name, line,
+    what publishes it) for a ``publish...(..., "name", ...)`` call with the name as a
+    literal, ``shipyard event publish NAME`` in a string, ``current.register_model``
+    (``model.registered``), ``set_alias`` (``model.alias-moved``) and ``cache.writer`` /
+    ``cache.bulk`` / ``cache.publish`` (``cache.published``). An event name computed at run
+    time is not seen."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    found: list[tuple[str, int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            for match in _CLI_PUBLISH.finditer(node.value):
+                found.append((match.group(1), node.lineno, "shipyard event publish"))
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        if called in _EVENT_CALLS:
+            found.append((_EVENT_CALLS[called], node.lineno, f"{called}()"))
+        if (
+            isinstance(func, ast.Attribute)
+            and called in _CACHE_CALLS
+            and isinstance(func.value, ast.Name)
+            and func.value.id == "cache"
+        ):
+            found.append(("cache.published", node.lineno, f"cache.{called}()"))
+        if "publish" in called.lower():
+            literals = [*node.args, *(k.value for k in node.keywords)]
+            for arg in literals:
+                items = arg.elts if isinstance(arg, ast.List | ast.Tuple) else [arg]
+                for item in items:
+                    if isinstance(item, ast.Constant) and isinstance(item.value, str):
+                        found.append((item.value, node.lineno, f"{called}()"))
+    return found
+
+
+def check_self_trigger(
+    name: str, flow_name: str, source_file: Path, events: Sequence[EventSpec]
+) -> None:
+    """Refuse a flow that publishes an event its own ``@trigger`` waits for (from a step, or
+    by registering a model, moving an alias or publishing a cache version): each run would
+    start the next forever. What the source shows is checked (:func:`published_events`)."""
+    waits = {e.name for e in events}
+    if not waits:
+        return
+    try:
+        source = source_file.read_text()
+    except (OSError, UnicodeDecodeError):
+        return
+    for event, line, how in published_events(source):
+        if event in waits:
+            raise ScheduleDefinitionError(
+                f"{source_file}:{line}: schedule {name!r} would close a trigger loop: "
+                f"{flow_name} publishes {event!r} ({how}) and its own @trigger waits for "
+                f"{event!r}: {flow_name} -> {event} -> {flow_name}, each run would start the "
+                "next forever. Trigger on another event, or publish another one"
+            )
 
 
 def _where(exc: BaseException, flow_file: Path) -> str:
@@ -363,9 +440,11 @@ __all__ = [
     "backfill",
     "backfill_times",
     "check_loops",
+    "check_self_trigger",
     "create",
     "next_times",
     "parse_params",
+    "published_events",
     "require_admin",
     "require_publisher",
     "trigger_now",

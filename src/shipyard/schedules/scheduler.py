@@ -17,7 +17,12 @@ and take over when it stops renewing):
    skipped or queued (``overlap``, the global cap), or claimed with a fresh token;
 3. **start**: each claimed row is handed to the starter, which has its launcher
    (:mod:`shipyard.schedules.launch`) forked by the spawner, a fresh process of its own
-   (:class:`Spawner`); the launcher takes the claim with its token.
+   (:class:`Spawner`; written to its pipe, not waited for); the launcher takes the claim
+   with its token.
+
+A tick reads the schedules' rows, and their versions only when a row changed
+(:meth:`ScheduleStore.live`); it does not walk a schedule's cron before its next fire time
+is due (``_due``).
 
 Time comes from ``clock`` (injectable: tests drive hours of schedules in milliseconds) and
 runs are started by ``starter`` (the default spawns processes).
@@ -47,7 +52,7 @@ from shipyard.schedules.cron import Cron
 from shipyard.schedules.feed import Feed
 from shipyard.schedules.plan import next_due, paused_fires, plan_fires
 from shipyard.schedules.records import FireKind, FireRecord, FireStatus, ScheduleRecord
-from shipyard.schedules.store import LIVE, ScheduleStore, _fire, fire_row
+from shipyard.schedules.store import LIVE, ScheduleCache, ScheduleStore, _fire, fire_row
 from shipyard.store.records import RunStatus
 from shipyard.store.schema import runs, schedule_fires
 
@@ -127,6 +132,11 @@ class Scheduler:
         #: (name, version, cursor) -> when its next fire time is due: a schedule is not
         #: planned again before then (walking its cron every tick was most of a tick's CPU)
         self._due: dict[tuple[str, int, datetime], datetime] = {}
+        #: the schedules as read last: a tick reads their rows, and their versions only
+        #: when a row changed (reading them all every tick was most of a tick's CPU)
+        self._cache = ScheduleCache()
+        #: the soonest instant a known fire time is due (see :meth:`serve`)
+        self._wake: datetime | None = None
         self.starter: Starter = starter or spawn_launcher(store)
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.lease_ttl, self.claim_ttl = lease_ttl, claim_ttl
@@ -145,6 +155,7 @@ class Scheduler:
         """Plan, dispatch and start once; does nothing (``leader=False``) without the lease."""
         now = self.clock()
         result = TickResult()
+        self._wake = None
         reap = getattr(self.starter, "reap", None)
         if reap is not None:
             reap()
@@ -156,8 +167,18 @@ class Scheduler:
             if not self.leader:
                 return result
         result.leader = True
-        schedules = self.store.list()
+        schedules = self.store.live(self._cache)
         moves = [m for m in (self._plan(record, now) for record in schedules) if m is not None]
+        # when the next fire time not recorded yet is due (a schedule that just fired has its
+        # next one found at the next tick); keys of cursors moved elsewhere do not count
+        self._wake = min(
+            (
+                due
+                for r in schedules
+                if (due := self._due.get((r.name, r.version, r.cursor))) is not None
+            ),
+            default=None,
+        )
         if moves:
             result.recorded = self.store.advance(moves)
             for name, _old, _new, rows in moves:
@@ -315,6 +336,8 @@ class Scheduler:
                     fire, by_name.get(fire.schedule), live, running, cancels
                 )
                 if status == FireStatus.CLAIMED:
+                    if reason is None and fire.status == FireStatus.QUEUED and fire.reason:
+                        reason = f"waited: {fire.reason}"  # its history keeps why it waited
                     token = secrets.token_hex(16)
                     done = conn.execute(
                         schedule_fires.update()
@@ -396,13 +419,14 @@ class Scheduler:
     def serve(self, stop: threading.Event, *, interval: float = 1.0) -> None:
         """Tick every ``interval`` seconds (aligned to the clock's seconds) until ``stop``,
         and in between when a fire time is due (:data:`MIN_GAP` after a tick at the
-        soonest)."""
+        soonest; at once if it fell due while the tick ran)."""
         warm = getattr(self.starter, "warm", None)
         if warm is not None:
             try:
                 warm()  # the spawner imports while the first ticks go
             except Exception:
                 log.exception("could not start the spawner; it is tried again at a fire")
+        again: datetime | None = None  # the instant the loop ticked again at once for
         try:
             while not stop.is_set():
                 try:
@@ -411,8 +435,13 @@ class Scheduler:
                     log.exception("scheduler tick failed; trying again")
                 now = self.clock()
                 wait = interval - (now.timestamp() % interval)
-                soonest = min((d for d in self._due.values() if d > now), default=None)
-                if soonest is not None:  # a fire time due before the next tick: wake for it
+                soonest = self._wake
+                if soonest is not None and soonest <= now and soonest != again:
+                    # due since the tick began (it began just before the instant): now, not
+                    # at the next whole second (once: a fire time the tick did not record
+                    # waits for the next one)
+                    wait, again = 0.0, soonest
+                elif soonest is not None:  # a fire time due before the next tick: wake for it
                     wait = min(wait, max((soonest - now).total_seconds(), MIN_GAP))
                 stop.wait(max(wait, 0.01))
         finally:
@@ -476,13 +505,31 @@ SPAWNER_REPLY = 10.0
 SPAWNER_START = 60.0
 
 
+@dataclass
+class _Request:
+    """A fire sent to the spawner, not answered yet."""
+
+    fire: FireRecord
+    token: str
+    env: dict[str, str]
+    sent: float  # time.monotonic() when sent (again)
+    tries: int = 1
+
+
 class Spawner:
     """The default starter. Each fire's launcher (:mod:`shipyard.schedules.launch`) is forked
     by the spawner (``python -m shipyard.cli.spawner``), a fresh single-threaded process this
     starts on first use (never a fork of the scheduler's process) and restarts when it died;
     a fire it could not take is started as ``python -m shipyard.schedules.launch FIRE TOKEN``
     (``forking=False``: always so). Keeps the launchers to reap them (no zombies in a
-    long-running host) and to wait for them."""
+    long-running host) and to wait for them.
+
+    A fire is written to the spawner's pipe and not waited for: its answer (the launcher's
+    pid) is read at the next :meth:`reap` (each tick), so a tick that claims a hundred fires
+    does not wait for a hundred forks, one after another. A fire the spawner has not answered
+    when it died, or within :data:`SPAWNER_REPLY` seconds, is sent again to a new spawner
+    once (the claim token keeps it from starting twice), then started as a launcher process.
+    """
 
     def __init__(
         self,
@@ -498,6 +545,10 @@ class Spawner:
         #: the spawner process, once started
         self.server: subprocess.Popen[bytes] | None = None
         self._answered = False  # the spawner has answered once (it is up)
+        #: fires sent to the spawner and not answered yet, by fire id
+        self.pending: dict[int, _Request] = {}
+        self._replies = b""  # what the spawner wrote after its last whole line
+        self._sent_env: dict[str, str] | None = None  # the environment the spawner has
 
     def __call__(self, fire: FireRecord, token: str) -> None:
         from shipyard.schedules.launch import spawn
@@ -505,9 +556,11 @@ class Spawner:
         self.reap()
         env = self._env()
         if self.forking:
+            request = _Request(fire, token, env, time.monotonic())
             for attempt in (1, 2):  # a spawner that died is replaced once per fire
                 try:
-                    self.children.append(self._fork(fire, token, env))
+                    self._send(request)
+                    self.pending[fire.id] = request
                     return
                 except Exception as exc:
                     log.warning(
@@ -516,7 +569,8 @@ class Spawner:
                         exc,
                         "restarting it" if attempt == 1 else "starting a launcher process",
                     )
-                    self._stop_server()
+                    request.tries += 1
+                    self._replace()
         self.children.append(spawn(fire, token, env=env))
 
     def _env(self) -> dict[str, str]:
@@ -545,30 +599,87 @@ class Spawner:
         )
         return self.server
 
-    def _fork(self, fire: FireRecord, token: str, env: dict[str, str]) -> Launched:
+    def _send(self, request: _Request) -> None:
+        """Write ``request`` to the spawner (started if it is not running); the
+        environment only when it differs from the last one it was sent."""
         from shipyard.config import settings
         from shipyard.schedules.launch import log_path
 
+        fire = request.fire
         path = log_path(settings().home, fire)
         path.parent.mkdir(parents=True, exist_ok=True)
-        server = self._start_server(env)
-        assert server.stdin is not None and server.stdout is not None
-        request = {"fire": fire.id, "token": token, "env": env, "log": str(path)}
-        server.stdin.write(json.dumps(request).encode() + b"\n")
+        server = self._start_server(request.env)
+        assert server.stdin is not None
+        line: dict[str, Any] = {"fire": fire.id, "token": request.token, "log": str(path)}
+        if request.env != self._sent_env:
+            line["env"] = request.env
+        server.stdin.write(json.dumps(line).encode() + b"\n")
         server.stdin.flush()
+        self._sent_env = request.env
+
+    def _read(self, timeout: float) -> bool:
+        """Read the spawner's answers for up to ``timeout`` seconds (until none is pending);
+        False if it ended."""
+        server = self.server
+        if server is None or server.stdout is None:
+            return False
+        fd = server.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while self.pending:
+            ready, _, _ = select.select([fd], [], [], max(deadline - time.monotonic(), 0))
+            if not ready:
+                return True
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return False
+            *lines, self._replies = (self._replies + chunk).split(b"\n")
+            for line in lines:
+                reply = json.loads(line)
+                if self.pending.pop(int(reply["fire"]), None) is not None:
+                    self.children.append(Launched(int(reply["pid"])))
+                self._answered = True
+        return True
+
+    def collect(self, timeout: float = 0.0) -> None:
+        """Take the spawner's answers (waiting up to ``timeout`` seconds for them); send the
+        fires of a spawner that died or did not answer in time again to a new one, once,
+        then start them as launcher processes."""
+        if not self.pending:
+            return
+        up = self._read(timeout)
+        if not self.pending:
+            return
         wait = SPAWNER_REPLY if self._answered else SPAWNER_START
-        ready, _, _ = select.select([server.stdout], [], [], wait)
-        line = server.stdout.readline() if ready else b""
-        if not line:
-            raise RuntimeError("the spawner did not answer" if not ready else "the spawner ended")
-        reply = json.loads(line)
-        if reply.get("fire") != fire.id:
-            raise RuntimeError(f"the spawner answered for fire {reply.get('fire')}")
-        self._answered = True
-        return Launched(int(reply["pid"]))
+        late = [r for r in self.pending.values() if time.monotonic() - r.sent > wait]
+        if up and self.server is not None and self.server.poll() is None and not late:
+            return
+        why = "ended" if not up or self.server is None else "did not answer"
+        log.warning("spawner %s with %d fires not started; replacing it", why, len(self.pending))
+        self._replace()
+
+    def _replace(self) -> None:
+        """Stop the spawner; send the fires it did not answer for to a new one (each fire
+        twice at most, then as a launcher process)."""
+        from shipyard.schedules.launch import spawn
+
+        again, self.pending = list(self.pending.values()), {}
+        self._stop_server()
+        for request in again:
+            request.tries += 1
+            request.sent = time.monotonic()
+            if request.tries <= 2:
+                try:
+                    self._send(request)
+                    self.pending[request.fire.id] = request
+                    continue
+                except Exception as exc:
+                    log.warning("spawner: could not start fire %s (%s)", request.fire.id, exc)
+                    self._stop_server()
+            self.children.append(spawn(request.fire, request.token, env=request.env))
 
     def _stop_server(self) -> None:
         server, self.server = self.server, None
+        self._sent_env, self._replies = None, b""
         if server is None:
             return
         if server.poll() is None:
@@ -579,24 +690,28 @@ class Spawner:
                 stream.close()
 
     def reap(self) -> None:
-        """Forget the children that have exited (and collect their exit status)."""
+        """Take the spawner's answers, and forget the children that have exited (and
+        collect their exit status)."""
+        self.collect()
         self.children = [c for c in self.children if c.poll() is None]
 
     def close(self, timeout: float = 10.0) -> None:
-        """Stop the spawner and wait up to ``timeout`` seconds for the launchers (they keep
-        running after)."""
+        """Stop the spawner (once it has answered for the fires sent to it) and wait up to
+        ``timeout`` seconds for the launchers (they keep running after)."""
+        deadline = time.monotonic() + timeout
+        self.collect(timeout)
         server, self.server = self.server, None
+        self._sent_env = None
         if server is not None:
             if server.stdin is not None:
                 server.stdin.close()  # the spawner ends at the end of its input
             try:
-                server.wait(timeout)
+                server.wait(max(deadline - time.monotonic(), 0.01))
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
             if server.stdout is not None:
                 server.stdout.close()
-        deadline = time.monotonic() + timeout
         for child in self.children:
             try:
                 child.wait(max(deadline - time.monotonic(), 0.01))

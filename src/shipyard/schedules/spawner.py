@@ -9,6 +9,9 @@ no database, and then reads requests, one JSON line each on its stdin::
 
     {"fire": 12, "token": "...", "env": {...}, "log": "/home/.../12.log"}
 
+(``env`` only when it differs from the previous request's: a burst of a hundred fires
+is a few kilobytes on the pipe, not a hundred environments.)
+
 For each it forks a child and answers ``{"fire": 12, "pid": 345}`` on its stdout. The child
 starts a session of its own, points its output at ``log``, takes ``env`` as its whole
 environment (the host's allow-list) and does what :mod:`shipyard.schedules.launch` does,
@@ -72,12 +75,14 @@ def serve(requests: BinaryIO, replies: BinaryIO, command: Command) -> None:
     """Fork a launcher per request line until ``requests`` ends; ``command`` runs the
     ``shipyard run`` of each (in a process forked from the launcher)."""
     signal.signal(signal.SIGCHLD, _reap)
+    env: dict[str, str] = {}
     for line in requests:
         try:
             request = json.loads(line)
         except ValueError:
             print(f"spawner: not a request: {line[:200]!r}", file=sys.stderr, flush=True)
             continue
+        env = request.setdefault("env", env)  # a request without one: the last one sent
         sys.stdout.flush()
         sys.stderr.flush()
         pid = os.fork()
