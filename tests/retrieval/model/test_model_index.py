@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +108,14 @@ def test_save_and_load_memory_maps_and_searches_the_same(
     for query in ["offline installation with wheels", "western film"]:
         for mode in ("hybrid", "bm25", "dense"):
             assert loaded.search(query, k=5, mode=mode) == index.search(query, k=5, mode=mode)
+    code = (
+        "import sys; from shipyard.retrieval import HybridIndex; "
+        f"index = HybridIndex.load({str(tmp_path / 'idx')!r}); "
+        "hits = index.search('western film', k=3, mode='bm25'); "
+        "print(len(hits), hits[0].meta['genre'], 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["3", "Western", "False"]  # keyword search needs no torch
     (tmp_path / "idx" / "index.json").write_text('{"format": 99}')
     with pytest.raises(RetrievalError, match="index format 99"):
         HybridIndex.load(tmp_path / "idx")
