@@ -13,6 +13,7 @@ torch and transformers are imported on first use, not when this module is.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -78,7 +79,7 @@ class Embedder:
         self._lock = threading.Lock()
         self.embedded = 0  # texts encoded so far (a rebuild's test counts them)
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """Names the model's weights: vectors from different fingerprints never mix."""
         h = hashlib.sha256((self.path / "config.json").read_bytes())

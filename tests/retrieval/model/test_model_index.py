@@ -97,6 +97,29 @@ def test_a_filter_matching_half_a_percent_still_returns_k(index: HybridIndex, mo
     assert prefix and all(h.doc.startswith("guide/") for h in prefix)
 
 
+def test_facets_count_what_the_filters_let_through(index: HybridIndex) -> None:
+    assert index.facets("genre", {"year": 1962}) == {"Western": 5}
+    everything = index.facets("genre")
+    direct: dict[str, int] = {}
+    for chunk in index.chunks:
+        if "genre" in chunk.meta:
+            direct[chunk.meta["genre"]] = direct.get(chunk.meta["genre"], 0) + 1
+    assert everything == direct and everything["Western"] == 5
+    by_year = index.facets("year", {"genre": "Western", "year": {"gte": 1900}})
+    assert by_year == {1962: 5}
+
+
+def test_keyword_text_chooses_what_bm25_indexes(
+    embedder: Embedder, all_chunks: list[Chunk]
+) -> None:
+    films = all_chunks[-30:]
+    titles = build_index(films, embedder, keyword_text=lambda c: c.title)
+    assert not titles.search("film", k=3, mode="bm25")  # "film" is in the text, not a title
+    title = films[7].title
+    assert titles.search(title, k=1, mode="bm25")[0].title == title
+    assert titles.search(title, k=1, mode="dense")[0].title == title
+
+
 def test_save_and_load_memory_maps_and_searches_the_same(
     index: HybridIndex, embedder: Embedder, tmp_path: Path
 ) -> None:
