@@ -191,6 +191,8 @@ class HybridIndex:
             raise RetrievalError(f"mode={mode!r}: use one of {', '.join(MODES)}")
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise RetrievalError(f"k={k!r} must be a positive integer")
+        if not isinstance(query, str):
+            raise RetrievalError(f"the query must be a string, got {type(query).__name__}")
         depth = max(k, depth or DEPTH)
         rankers = RANKERS if mode == "hybrid" else (mode,)
         rankings = self.rank(query, rankers, depth=depth, filters=filters)

@@ -202,3 +202,14 @@ def test_evaluate_tune_and_card(index: HybridIndex) -> None:
     assert "tuned on the dev split" in html
     with pytest.raises(RetrievalError, match="no questions in split 'nope'"):
         evaluate(index, QUESTIONS, split="nope")
+
+
+def test_bad_search_arguments_are_named(index: HybridIndex) -> None:
+    with pytest.raises(RetrievalError, match="k=0 must be a positive integer"):
+        index.search("x", k=0)
+    with pytest.raises(RetrievalError, match="mode='sparse': use one of hybrid, bm25, dense"):
+        index.search("x", mode="sparse")
+    with pytest.raises(RetrievalError, match="the query must be a string, got int"):
+        index.search(42)  # type: ignore[arg-type]
+    with pytest.raises(RetrievalError, match=r"weights=\(w_bm25, w_dense\)"):
+        index.search("x", weights=(1.0, 2.0, 3.0))
