@@ -54,8 +54,9 @@ class Embedder:
 
     ``threads`` sets torch's CPU threads for the process (``None``: torch's choice, one per
     core). The default is one: a service gets its parallelism from concurrent requests and
-    replicas, and on a busy shared machine torch's threads wait on each other — a query
-    took 43 ms with one thread and 560 ms with two on the 2-core machine under load."""
+    replicas, and on a busy shared machine torch's threads wait on each other: on the shared
+    2-core machine a query took 12 ms with one thread and 68 ms with two, and bulk embedding
+    ran at 11.5 chunks/s with one and 9 with two."""
 
     dim = 384
 
