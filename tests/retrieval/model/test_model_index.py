@@ -52,11 +52,15 @@ QUESTIONS = [
 def test_embeddings_equal_sentence_transformers(embedder: Embedder) -> None:
     from sentence_transformers import SentenceTransformer
 
-    texts = ["how do I join two paths?", "Deploying services > Rolling back\nrun toolkit rollback"]
+    texts = [
+        "how do I join two paths?",
+        "Deploying services > Rolling back\nrun toolkit rollback",
+        "a text far over the model's 256 tokens, truncated alike by both " * 30,
+    ]
     reference = SentenceTransformer(str(embedder.path), device="cpu", local_files_only=True)
     expected = reference.encode(texts, normalize_embeddings=True)
     got = embedder.encode(texts)
-    assert got.shape == (2, 384) and got.dtype == np.float32
+    assert got.shape == (3, 384) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
 
