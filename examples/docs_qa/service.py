@@ -99,9 +99,9 @@ class DocsQA(Service):
             self.chat = gateway_chat(client, self.route, key)
 
     def _search(self, query: str, k: int = 5) -> list[Any]:
-        # one search at a time: /ask's threads and /search share the query encoder, whose
-        # fast tokenizer raises "Already borrowed" when two threads call it at once (and on
-        # one BLAS thread, two encodings at once are no faster than one after the other)
+        # one search at a time: /ask's threads and /search share the query encoder, which
+        # runs on one BLAS thread, where two encodings at once are no faster than one after
+        # the other (the encoder itself is thread-safe: Embedder.encode takes its own lock)
         with self.searching:
             return list(self.index.search(query, k=k))
 
