@@ -19,6 +19,10 @@ routes:
   - name: ranker
     type: service
     upstream: {service: ranker}        # a service on the shipyard host
+  - name: local-chat
+    type: chat                         # a chat service on the shipyard host: one JSON body
+    upstream: {provider: service, service: local-llm, endpoint: chat,   # per call
+               api_key: "${LOCAL_LLM_KEY}"}   # an invoke:local-llm key of that host
   - name: search
     type: http
     upstream: {base_url: "http://127.0.0.1:9200", api_key: "${SEARCH_KEY}",
@@ -26,10 +30,11 @@ routes:
     forward_headers: [x-trace-id]      # beyond the default allow-list
 ```
 
-A ``service`` upstream is served by the shipyard host at ``host_url`` (in the upstream, else
-at the top of the file); without one, by the host the gateway is mounted in (``shipyard serve
---gateway-config``), or, for the gateway alone (``shipyard gateway``), by the host at
-``SHIPYARD_URL`` (default ``http://127.0.0.1:8000``, where ``shipyard serve`` listens).
+A ``service`` upstream (and a ``chat`` route's ``provider: service``) is served by the
+shipyard host at ``host_url`` (in the upstream, else at the top of the file); without one, by
+the host the gateway is mounted in (``shipyard serve --gateway-config``), or, for the gateway
+alone (``shipyard gateway``), by the host at ``SHIPYARD_URL`` (default
+``http://127.0.0.1:8000``, where ``shipyard serve`` listens).
 
 Every error is a :class:`~shipyard.gateway.errors.ConfigError` naming the file, the line and
 the reason: unknown fields, a wrong type, a bad URL (not http/https, user:password in it, a
@@ -72,6 +77,7 @@ from shipyard.gateway.model import (
     RouteType,
     Upstream,
 )
+from shipyard.gateway.providers.hosted import ENDPOINT_NAME
 from shipyard.gateway.source import Source, parse
 
 _HEADER = re.compile(r"[A-Za-z0-9-]{1,64}")
@@ -169,20 +175,7 @@ class _Reader:
         f = Fields(self.source, route.at("upstream"), value, f"the upstream of {route.what}")
         api_key = read_secret(f, "api_key", self.environ)
         if kind is RouteType.SERVICE:
-            service = check_service(f, f.text("service", required=True) or "")
-            host = check_url(f, "host_url", f.text("host_url")) if f.has("host_url") else None
-            host = host or self.host_url
-            if host is None:
-                raise f.error(
-                    "service",
-                    "a `service` upstream needs the shipyard host's URL: "
-                    "mount the gateway in `shipyard serve --gateway-config`, or set "
-                    "`host_url:` at the top of the file or in this upstream",
-                )
-            f.done()
-            return Upstream(
-                Provider.SERVICE, f"{host.rstrip('/')}/{service}", api_key=api_key, service=service
-            )
+            return self.hosted(f, api_key)
         if kind is RouteType.HTTP:
             base = check_url(f, "base_url", f.text("base_url", required=True))
             auth = (f.text("auth_header") or "authorization").lower()
@@ -190,7 +183,9 @@ class _Reader:
                 raise f.error("auth_header", f"`auth_header` {auth!r} is not a header name")
             f.done()
             return Upstream(Provider.HTTP, base, api_key=api_key, auth_header=auth)
-        provider = read_provider(f, kind)
+        provider = read_provider(f, kind, hosted=True)
+        if provider is Provider.SERVICE:
+            return self.hosted(f, api_key, chat=True)
         base = check_url(f, "base_url", f.text("base_url", default=DEFAULT_BASE_URLS[provider]))
         model = f.text("model", required=True)
         max_tokens = None
@@ -207,6 +202,37 @@ class _Reader:
             api_key=api_key,
             max_tokens=max_tokens,
             anthropic_version=version,
+        )
+
+    def hosted(self, f: Fields, api_key: str | None, *, chat: bool = False) -> Upstream:
+        """A service on a shipyard host: a ``service`` route's upstream, or a ``chat``
+        route's with ``provider: service`` (which also names its ``endpoint``)."""
+        service = check_service(f, f.text("service", required=True) or "")
+        endpoint = None
+        if chat:
+            endpoint = f.text("endpoint", default="chat") or ""
+            if not ENDPOINT_NAME.fullmatch(endpoint):
+                raise f.error(
+                    "endpoint",
+                    f"`endpoint` {endpoint!r} is not an endpoint name "
+                    "(lower-case letters, digits, '_' and '-', starting with a letter)",
+                )
+        host = check_url(f, "host_url", f.text("host_url")) if f.has("host_url") else None
+        host = host or self.host_url
+        if host is None:
+            raise f.error(
+                "service",
+                "a `service` upstream needs the shipyard host's URL: "
+                "mount the gateway in `shipyard serve --gateway-config`, or set "
+                "`host_url:` at the top of the file or in this upstream",
+            )
+        f.done()
+        return Upstream(
+            Provider.SERVICE,
+            f"{host.rstrip('/')}/{service}",
+            api_key=api_key,
+            service=service,
+            endpoint=endpoint,
         )
 
 

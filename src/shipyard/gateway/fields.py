@@ -97,21 +97,26 @@ def check_service(f: Fields, name: str) -> str:
     return name
 
 
-def read_provider(f: Fields, kind: RouteType, *, what: str = "provider") -> Provider:
+def read_provider(
+    f: Fields, kind: RouteType, *, what: str = "provider", hosted: bool = False
+) -> Provider:
     """The LLM provider in ``f``'s ``provider`` field, for a route of type ``kind``.
 
-    ``what`` names it in the message (``MLflow provider`` for MLflow's format).
+    ``what`` names it in the message (``MLflow provider`` for MLflow's format); ``hosted``
+    also allows ``service`` (a chat service hosted by shipyard) on ``chat`` routes.
     """
     text = f.text("provider", required=True) or ""
-    if text not in (Provider.OPENAI, Provider.ANTHROPIC):
+    known = [Provider.OPENAI, Provider.ANTHROPIC] + ([Provider.SERVICE] if hosted else [])
+    if text not in known:
+        more = ", service — a chat service hosted by shipyard —" if hosted else ""
         raise f.error(
             "provider",
             f"unknown {what} {text!r} for a {kind} route "
-            "(known: openai — any OpenAI-compatible server —, anthropic)",
+            f"(known: openai — any OpenAI-compatible server —, anthropic{more})",
         )
     provider = Provider(text)
-    if provider is Provider.ANTHROPIC and kind is not RouteType.CHAT:
-        raise f.error("provider", f"the anthropic provider serves `chat` routes, not {kind}")
+    if provider is not Provider.OPENAI and kind is not RouteType.CHAT:
+        raise f.error("provider", f"the {provider} provider serves `chat` routes, not {kind}")
     return provider
 
 

@@ -34,7 +34,7 @@ class Provider(enum.StrEnum):
 
     OPENAI = "openai"  # any OpenAI-compatible server: OpenAI, vLLM, llama.cpp, Ollama...
     ANTHROPIC = "anthropic"
-    SERVICE = "service"  # a service hosted by shipyard
+    SERVICE = "service"  # a service hosted by shipyard (a `service` route, or a `chat` route)
     HTTP = "http"  # any HTTP base URL, passed through
 
 
@@ -76,6 +76,8 @@ class Upstream:
     model: str | None = None
     api_key: str | None = field(default=None, repr=False)
     service: str | None = None
+    #: the endpoint a ``chat`` route with ``provider: service`` posts to
+    endpoint: str | None = None
     auth_header: str = "authorization"
     max_tokens: int | None = None
     anthropic_version: str = ANTHROPIC_VERSION
