@@ -228,22 +228,24 @@ def choose(summaries: Sequence[dict[str, Any]], budget: float) -> tuple[str | No
     return best["option"], why
 
 
-def open_search(index: str, k: int) -> Search:
+def open_search(index: str, k: int) -> tuple[Search, str]:
     """Search the index: a saved index directory, or a registered model (``docs-index``,
-    ``docs-index:3``) whose files are the index."""
+    ``docs-index:3``) whose files are the index. Returns the search and what it searches
+    (the directory, or the model's ``name:version``)."""
     from shipyard.retrieval import HybridIndex
 
     if Path(index).is_dir():
-        loaded = HybridIndex.load(index)
+        loaded, label = HybridIndex.load(index), index
     else:
         from shipyard.registry import Model
 
-        loaded = HybridIndex.load(Model(index).load().path)
+        model = Model(index)
+        loaded, label = HybridIndex.load(model.load().path), model.resolve()
 
     def search(query: str) -> Sequence[Passage]:
         return loaded.search(query, k=k)
 
-    return search
+    return search, label
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -315,7 +317,7 @@ class DocsQAEvalFlow(FlowSpec):
     def option(self) -> None:
         """Every question through one option."""
         self.name = self.input
-        search = open_search(self.index, self.k)
+        search, self.searched = open_search(self.index, self.k)
         search("warm-up")  # the embedding model loads on the first query: not a latency
         chat = None
         client = None
@@ -348,6 +350,7 @@ class DocsQAEvalFlow(FlowSpec):
         self.summaries = sorted((i.summary for i in inputs), key=lambda s: s["option"])
         self.rows = [row for i in inputs for row in i.rows]
         self.merge_artifacts(inputs, include=["question_kind", "chosen"])
+        self.searched = sorted({i.searched for i in inputs})
         self.choice, self.why = (None, "No budget given (--budget).")
         if self.budget >= 0:
             self.choice, self.why = choose(self.summaries, self.budget)
@@ -355,8 +358,8 @@ class DocsQAEvalFlow(FlowSpec):
         current.card.append(
             Markdown(
                 f"# Answer options on {n} {self.question_kind} questions ({self.split})\n\n"
-                f"Index `{self.index}`, top {self.k} passages; agent loop with at most "
-                f"{self.max_steps} tool turns. {self.why}"
+                f"Index `{', '.join(self.searched)}`, top {self.k} passages; agent loop with "
+                f"at most {self.max_steps} tool turns. {self.why}"
             )
         )
         current.card.append(
