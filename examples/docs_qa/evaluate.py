@@ -6,8 +6,8 @@ under it.
 
     python examples/docs_qa/evaluate.py run                          # extractive only
     SHIPYARD_GATEWAY_KEY=sy_... python examples/docs_qa/evaluate.py run \\
-        --routes local-chat,chat --gateway-config gateway.yaml --budget 0.5 --max-workers 1
-    python examples/docs_qa/evaluate.py run --max-generations 5 --limit 3   # what CI affords
+        --routes local-chat,chat --gateway_config gateway.yaml --budget 0.5 --max-workers 1
+    python examples/docs_qa/evaluate.py run --max_generations 5 --limit 3   # what CI affords
 
     start ─► option (one per answer option) ─► choose (the card) ─► end
 
@@ -18,15 +18,15 @@ under it.
   saved index directory), top ``--k`` passages, the same for every option.
 - **Options**: ``extractive`` (no model: :func:`agent.extractive_answer` on the question's
   passages) and each route of ``--routes``, reached at ``--gateway`` with the key in the
-  environment variable ``--key-env`` (never a parameter: parameters are recorded), answered by
-  :func:`agent.answer` with ``--max-steps``.
-- **Generations** (model calls) are bounded by ``--max-generations`` (0: no bound): it is
-  split evenly over the routes, and since a question may take ``max-steps + 1`` calls, the
+  environment variable ``--key_env`` (never a parameter: parameters are recorded), answered by
+  :func:`agent.answer` with ``--max_steps``.
+- **Generations** (model calls) are bounded by ``--max_generations`` (0: no bound): it is
+  split evenly over the routes, and since a question may take ``max_steps + 1`` calls, the
   question list is cut, for every option alike, to what the bound affords.
 - **Cost**: tokens from each answer's ``usage`` priced with the route's ``prices`` in the
-  gateway's own file (``--gateway-config``) by the gateway's own :func:`cost` — what its
+  gateway's own file (``--gateway_config``) by the gateway's own :func:`cost` — what its
   usage accounting records. No prices on a route (the local model): 0, and the card states
-  its compute time per 1,000 questions instead. Without ``--gateway-config`` a route's cost is
+  its compute time per 1,000 questions instead. Without ``--gateway_config`` a route's cost is
   unknown and it is not chosen under a budget.
 - **Latency** is per question, search included; run with ``--max-workers 1`` so options do
   not share the CPU while timed (the default, 2, is quicker and fine for quality).
@@ -262,10 +262,10 @@ class DocsQAEvalFlow(FlowSpec):
     k = Parameter("k", default=5, help="passages per search")
     routes = Parameter("routes", default="", help="comma-separated gateway chat routes")
     gateway = Parameter("gateway", default="http://127.0.0.1:8000", help="the gateway's URL")
-    gateway_config = Parameter("gateway-config", default="", help="the gateway's YAML (prices)")
-    key_env = Parameter("key-env", default="SHIPYARD_GATEWAY_KEY", help="variable with the key")
-    max_steps = Parameter("max-steps", default=4, help="agent turns with tools")
-    max_generations = Parameter("max-generations", default=0, help="model calls in all (0: any)")
+    gateway_config = Parameter("gateway_config", default="", help="the gateway's YAML (prices)")
+    key_env = Parameter("key_env", default="SHIPYARD_GATEWAY_KEY", help="variable with the key")
+    max_steps = Parameter("max_steps", default=4, help="agent turns with tools")
+    max_generations = Parameter("max_generations", default=0, help="model calls in all (0: any)")
     budget = Parameter("budget", default=-1.0, help="USD per 1,000 questions (<0: none)")
     timeout = Parameter("timeout", default=120.0, help="seconds per model call")
 
@@ -277,7 +277,7 @@ class DocsQAEvalFlow(FlowSpec):
         chosen = question_set.split(self.split)
         if self.limit < 0 or self.k < 1 or self.max_steps < 1 or self.max_generations < 0:
             raise EvaluationError(
-                "--limit and --max-generations must be >= 0, --k and --max-steps >= 1; got "
+                "--limit and --max_generations must be >= 0, --k and --max_steps >= 1; got "
                 f"{self.limit}, {self.max_generations}, {self.k}, {self.max_steps}"
             )
         if self.limit:
@@ -293,8 +293,8 @@ class DocsQAEvalFlow(FlowSpec):
             affordable = self.per_route_generations // (self.max_steps + 1)
             if affordable == 0:
                 raise EvaluationError(
-                    f"--max-generations {self.max_generations} is too few for {len(route_names)} "
-                    f"route(s): a question may take --max-steps + 1 = {self.max_steps + 1} calls"
+                    f"--max_generations {self.max_generations} is too few for {len(route_names)} "
+                    f"route(s): a question may take --max_steps + 1 = {self.max_steps + 1} calls"
                 )
             chosen = chosen[:affordable]
         if not chosen:

@@ -197,13 +197,11 @@ def test_the_evaluation_flow_compares_options_and_chooses_within_budget(
                 index=str(index_dir),
                 routes="chat",
                 gateway=url,
-                **{
-                    "gateway-config": str(config),
-                    "key-env": KEY_ENV,
-                    "max-steps": 1,
-                    "max-generations": 5,  # 5 // (1 + 1) = 2 questions for every option
-                    "budget": 500.0,
-                },
+                gateway_config=str(config),
+                key_env=KEY_ENV,
+                max_steps=1,
+                max_generations=5,  # 5 // (1 + 1) = 2 questions for every option
+                budget=500.0,
             )
     finally:
         keys.close()
