@@ -80,11 +80,12 @@ class _Environ(Mapping[str, str]):
         return len(os.environ)
 
 
-def route_prices(config: str, routes: Sequence[str]) -> dict[str, Any]:
-    """Each route's ``prices`` (None when it has none) from the gateway's YAML file."""
+def route_prices(config: str, routes: Sequence[str], host_url: str) -> dict[str, Any]:
+    """Each route's ``prices`` (None when it has none) from the gateway's YAML file
+    (``host_url``: the host a ``service`` upstream is on when the file does not say)."""
     from shipyard.gateway import load_config
 
-    loaded = load_config(config, environ=_Environ())
+    loaded = load_config(config, host_url=host_url, environ=_Environ())
     missing = [r for r in routes if r not in loaded.routes]
     if missing:
         raise EvaluationError(
@@ -304,7 +305,9 @@ class DocsQAEvalFlow(FlowSpec):
                 f"--routes needs a gateway key in the environment variable {self.key_env}"
             )
         self.prices = (
-            route_prices(self.gateway_config, route_names) if self.gateway_config else None
+            route_prices(self.gateway_config, route_names, self.gateway)
+            if self.gateway_config
+            else None
         )
         self.chosen = chosen
         self.options = [EXTRACTIVE, *route_names]
