@@ -35,6 +35,7 @@ under it.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -166,10 +167,13 @@ def score_option(
     return rows
 
 
+_PREAMBLE = re.compile(r"^Extractive answer[^(:]*(?: \(.*?\))?: ", re.S)
+
+
 def _without_preamble(text: str) -> str:
-    """An extractive answer without the sentence saying it is one: scored on its content."""
-    head, sep, rest = text.partition(": ")
-    return rest if sep and head.startswith("Extractive answer") else text
+    """An extractive answer without the words saying it is one (and why, which may hold a
+    colon itself): scored on its content."""
+    return _PREAMBLE.sub("", text, count=1)
 
 
 def summarise(option: str, rows: Sequence[dict[str, Any]], priced: bool) -> dict[str, Any]:

@@ -140,3 +140,21 @@ def test_route_prices_come_from_the_gateway_file(tmp_path: Path) -> None:
         for name in [n for n in sys.modules if n in _EXAMPLE_MODULES or n.startswith("questions.")]:
             del sys.modules[name]
         sys.path.remove(str(EXAMPLE))
+
+
+def test_an_extractive_answer_is_scored_without_its_preamble() -> None:
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        evaluate = importlib.import_module("evaluate")
+        fallback = (
+            "Extractive answer, quoted from the documents (the language model did not answer: "
+            "route 'chat': 429 slow down): Keys added after deletion: at the end."
+        )
+        assert evaluate._without_preamble(fallback) == "Keys added after deletion: at the end."
+        plain = "Extractive answer, quoted from the documents: Use with_suffix('')."
+        assert evaluate._without_preamble(plain) == "Use with_suffix('')."
+        assert evaluate._without_preamble("An answer: yes [1].") == "An answer: yes [1]."
+    finally:
+        for name in [n for n in sys.modules if n in _EXAMPLE_MODULES or n.startswith("questions.")]:
+            del sys.modules[name]
+        sys.path.remove(str(EXAMPLE))
