@@ -6,8 +6,8 @@ under it.
 
     python examples/docs_qa/evaluate.py run                          # extractive only
     SHIPYARD_GATEWAY_KEY=sy_... python examples/docs_qa/evaluate.py run \\
-        --routes local-chat,chat --gateway-config gateway.yaml --budget 0.5 --max-workers 1
-    python examples/docs_qa/evaluate.py run --max-generations 5 --limit 3   # what CI affords
+        --routes local-chat,chat --gateway_config gateway.yaml --budget 0.5 --max-workers 1
+    python examples/docs_qa/evaluate.py run --max_generations 5 --limit 3   # what CI affords
 
     start ─► option (one per answer option) ─► choose (the card) ─► end
 
@@ -18,15 +18,15 @@ under it.
   saved index directory), top ``--k`` passages, the same for every option.
 - **Options**: ``extractive`` (no model: :func:`agent.extractive_answer` on the question's
   passages) and each route of ``--routes``, reached at ``--gateway`` with the key in the
-  environment variable ``--key-env`` (never a parameter: parameters are recorded), answered by
-  :func:`agent.answer` with ``--max-steps``.
-- **Generations** (model calls) are bounded by ``--max-generations`` (0: no bound): it is
-  split evenly over the routes, and since a question may take ``max-steps + 1`` calls, the
+  environment variable ``--key_env`` (never a parameter: parameters are recorded), answered by
+  :func:`agent.answer` with ``--max_steps``.
+- **Generations** (model calls) are bounded by ``--max_generations`` (0: no bound): it is
+  split evenly over the routes, and since a question may take ``max_steps + 1`` calls, the
   question list is cut, for every option alike, to what the bound affords.
 - **Cost**: tokens from each answer's ``usage`` priced with the route's ``prices`` in the
-  gateway's own file (``--gateway-config``) by the gateway's own :func:`cost` — what its
+  gateway's own file (``--gateway_config``) by the gateway's own :func:`cost` — what its
   usage accounting records. No prices on a route (the local model): 0, and the card states
-  its compute time per 1,000 questions instead. Without ``--gateway-config`` a route's cost is
+  its compute time per 1,000 questions instead. Without ``--gateway_config`` a route's cost is
   unknown and it is not chosen under a budget.
 - **Latency** is per question, search included; run with ``--max-workers 1`` so options do
   not share the CPU while timed (the default, 2, is quicker and fine for quality).
@@ -35,6 +35,7 @@ under it.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -80,11 +81,12 @@ class _Environ(Mapping[str, str]):
         return len(os.environ)
 
 
-def route_prices(config: str, routes: Sequence[str]) -> dict[str, Any]:
-    """Each route's ``prices`` (None when it has none) from the gateway's YAML file."""
+def route_prices(config: str, routes: Sequence[str], host_url: str) -> dict[str, Any]:
+    """Each route's ``prices`` (None when it has none) from the gateway's YAML file
+    (``host_url``: the host a ``service`` upstream is on when the file does not say)."""
     from shipyard.gateway import load_config
 
-    loaded = load_config(config, environ=_Environ())
+    loaded = load_config(config, host_url=host_url, environ=_Environ())
     missing = [r for r in routes if r not in loaded.routes]
     if missing:
         raise EvaluationError(
@@ -165,10 +167,13 @@ def score_option(
     return rows
 
 
+_PREAMBLE = re.compile(r"^Extractive answer[^(:]*(?: \(.*?\))?: ", re.S)
+
+
 def _without_preamble(text: str) -> str:
-    """An extractive answer without the sentence saying it is one: scored on its content."""
-    head, sep, rest = text.partition(": ")
-    return rest if sep and head.startswith("Extractive answer") else text
+    """An extractive answer without the words saying it is one (and why, which may hold a
+    colon itself): scored on its content."""
+    return _PREAMBLE.sub("", text, count=1)
 
 
 def summarise(option: str, rows: Sequence[dict[str, Any]], priced: bool) -> dict[str, Any]:
@@ -228,22 +233,24 @@ def choose(summaries: Sequence[dict[str, Any]], budget: float) -> tuple[str | No
     return best["option"], why
 
 
-def open_search(index: str, k: int) -> Search:
+def open_search(index: str, k: int) -> tuple[Search, str]:
     """Search the index: a saved index directory, or a registered model (``docs-index``,
-    ``docs-index:3``) whose files are the index."""
+    ``docs-index:3``) whose files are the index. Returns the search and what it searches
+    (the directory, or the model's ``name:version``)."""
     from shipyard.retrieval import HybridIndex
 
     if Path(index).is_dir():
-        loaded = HybridIndex.load(index)
+        loaded, label = HybridIndex.load(index), index
     else:
         from shipyard.registry import Model
 
-        loaded = HybridIndex.load(Model(index).load().path)
+        model = Model(index)
+        loaded, label = HybridIndex.load(model.load().path), model.resolve()
 
     def search(query: str) -> Sequence[Passage]:
         return loaded.search(query, k=k)
 
-    return search
+    return search, label
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -260,10 +267,10 @@ class DocsQAEvalFlow(FlowSpec):
     k = Parameter("k", default=5, help="passages per search")
     routes = Parameter("routes", default="", help="comma-separated gateway chat routes")
     gateway = Parameter("gateway", default="http://127.0.0.1:8000", help="the gateway's URL")
-    gateway_config = Parameter("gateway-config", default="", help="the gateway's YAML (prices)")
-    key_env = Parameter("key-env", default="SHIPYARD_GATEWAY_KEY", help="variable with the key")
-    max_steps = Parameter("max-steps", default=4, help="agent turns with tools")
-    max_generations = Parameter("max-generations", default=0, help="model calls in all (0: any)")
+    gateway_config = Parameter("gateway_config", default="", help="the gateway's YAML (prices)")
+    key_env = Parameter("key_env", default="SHIPYARD_GATEWAY_KEY", help="variable with the key")
+    max_steps = Parameter("max_steps", default=4, help="agent turns with tools")
+    max_generations = Parameter("max_generations", default=0, help="model calls in all (0: any)")
     budget = Parameter("budget", default=-1.0, help="USD per 1,000 questions (<0: none)")
     timeout = Parameter("timeout", default=120.0, help="seconds per model call")
 
@@ -275,7 +282,7 @@ class DocsQAEvalFlow(FlowSpec):
         chosen = question_set.split(self.split)
         if self.limit < 0 or self.k < 1 or self.max_steps < 1 or self.max_generations < 0:
             raise EvaluationError(
-                "--limit and --max-generations must be >= 0, --k and --max-steps >= 1; got "
+                "--limit and --max_generations must be >= 0, --k and --max_steps >= 1; got "
                 f"{self.limit}, {self.max_generations}, {self.k}, {self.max_steps}"
             )
         if self.limit:
@@ -291,8 +298,8 @@ class DocsQAEvalFlow(FlowSpec):
             affordable = self.per_route_generations // (self.max_steps + 1)
             if affordable == 0:
                 raise EvaluationError(
-                    f"--max-generations {self.max_generations} is too few for {len(route_names)} "
-                    f"route(s): a question may take --max-steps + 1 = {self.max_steps + 1} calls"
+                    f"--max_generations {self.max_generations} is too few for {len(route_names)} "
+                    f"route(s): a question may take --max_steps + 1 = {self.max_steps + 1} calls"
                 )
             chosen = chosen[:affordable]
         if not chosen:
@@ -302,7 +309,9 @@ class DocsQAEvalFlow(FlowSpec):
                 f"--routes needs a gateway key in the environment variable {self.key_env}"
             )
         self.prices = (
-            route_prices(self.gateway_config, route_names) if self.gateway_config else None
+            route_prices(self.gateway_config, route_names, self.gateway)
+            if self.gateway_config
+            else None
         )
         self.chosen = chosen
         self.options = [EXTRACTIVE, *route_names]
@@ -315,7 +324,7 @@ class DocsQAEvalFlow(FlowSpec):
     def option(self) -> None:
         """Every question through one option."""
         self.name = self.input
-        search = open_search(self.index, self.k)
+        search, self.searched = open_search(self.index, self.k)
         search("warm-up")  # the embedding model loads on the first query: not a latency
         chat = None
         client = None
@@ -348,6 +357,7 @@ class DocsQAEvalFlow(FlowSpec):
         self.summaries = sorted((i.summary for i in inputs), key=lambda s: s["option"])
         self.rows = [row for i in inputs for row in i.rows]
         self.merge_artifacts(inputs, include=["question_kind", "chosen"])
+        self.searched = sorted({i.searched for i in inputs})
         self.choice, self.why = (None, "No budget given (--budget).")
         if self.budget >= 0:
             self.choice, self.why = choose(self.summaries, self.budget)
@@ -355,8 +365,8 @@ class DocsQAEvalFlow(FlowSpec):
         current.card.append(
             Markdown(
                 f"# Answer options on {n} {self.question_kind} questions ({self.split})\n\n"
-                f"Index `{self.index}`, top {self.k} passages; agent loop with at most "
-                f"{self.max_steps} tool turns. {self.why}"
+                f"Index `{', '.join(self.searched)}`, top {self.k} passages; agent loop with "
+                f"at most {self.max_steps} tool turns. {self.why}"
             )
         )
         current.card.append(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "docs_qa"
+_EXAMPLE_MODULES = ("evaluate", "agent", "questions")
 
 
 @pytest.fixture(scope="module")
@@ -109,5 +110,51 @@ def test_choose_takes_the_best_f1_within_budget_and_breaks_ties_by_cost() -> Non
             for n in sys.modules
             if n in ("evaluate", "agent", "questions") or n.startswith("questions.")
         ]:
+            del sys.modules[name]
+        sys.path.remove(str(EXAMPLE))
+
+
+def test_route_prices_come_from_the_gateway_file(tmp_path: Path) -> None:
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        "routes:\n"
+        "  - name: chat\n"
+        "    type: chat\n"
+        '    upstream: {provider: openai, base_url: "https://llm.test/v1", model: m,\n'
+        '               api_key: "${DOCS_QA_EVAL_UNSET_KEY}"}\n'
+        "    prices: {input_per_1k: 0.15, output_per_1k: 0.6}\n"
+        "  - name: local-chat\n"
+        "    type: chat\n"
+        "    upstream: {provider: service, service: local-llm, endpoint: chat}\n"
+    )
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        evaluate = importlib.import_module("evaluate")
+        # a credential the evaluation does not need may be unset; a service route needs a host
+        prices = evaluate.route_prices(str(config), ["chat", "local-chat"], "http://127.0.0.1:1")
+        assert (prices["chat"].input_per_1k, prices["chat"].output_per_1k) == (0.15, 0.6)
+        assert prices["local-chat"] is None
+        with pytest.raises(evaluate.EvaluationError, match="--routes big: not in the gateway"):
+            evaluate.route_prices(str(config), ["big"], "http://127.0.0.1:1")
+    finally:
+        for name in [n for n in sys.modules if n in _EXAMPLE_MODULES or n.startswith("questions.")]:
+            del sys.modules[name]
+        sys.path.remove(str(EXAMPLE))
+
+
+def test_an_extractive_answer_is_scored_without_its_preamble() -> None:
+    sys.path.insert(0, str(EXAMPLE))
+    try:
+        evaluate = importlib.import_module("evaluate")
+        fallback = (
+            "Extractive answer, quoted from the documents (the language model did not answer: "
+            "route 'chat': 429 slow down): Keys added after deletion: at the end."
+        )
+        assert evaluate._without_preamble(fallback) == "Keys added after deletion: at the end."
+        plain = "Extractive answer, quoted from the documents: Use with_suffix('')."
+        assert evaluate._without_preamble(plain) == "Use with_suffix('')."
+        assert evaluate._without_preamble("An answer: yes [1].") == "An answer: yes [1]."
+    finally:
+        for name in [n for n in sys.modules if n in _EXAMPLE_MODULES or n.startswith("questions.")]:
             del sys.modules[name]
         sys.path.remove(str(EXAMPLE))
