@@ -246,6 +246,10 @@ def _run_tool(
 
 
 _MARK = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+#: a run of citation marks (``[1]``, ``[1][7]``, ``[2, 9]``) that is not a subscript: one
+#: right after a name, a call or another subscript (``heap[0]``, ``f()[1]``, ``m[0][1]``) is
+#: Python, and stays as written
+_MARKS = re.compile(r"(?<![\w)\]])(?:\[\d+(?:\s*,\s*\d+)*\])+")
 
 
 def _grounded(text: str, retrieved: _Retrieved, steps: int, model: str) -> Answer:
@@ -253,6 +257,9 @@ def _grounded(text: str, retrieved: _Retrieved, steps: int, model: str) -> Answe
     if not retrieved.passages:
         return Answer(NO_ANSWER, [], steps, model)
     cited: list[Citation] = []
+
+    def keep_run(run: re.Match[str]) -> str:
+        return _MARK.sub(keep, run.group(0))
 
     def keep(match: re.Match[str]) -> str:
         numbers = [int(n) for n in match.group(1).split(",")]
@@ -265,7 +272,7 @@ def _grounded(text: str, retrieved: _Retrieved, steps: int, model: str) -> Answe
                 cited.append(citation)
         return "".join(f"[{n}]" for n in known)
 
-    kept = _MARK.sub(keep, text)
+    kept = _MARKS.sub(keep_run, text)
     kept = re.sub(r"[ \t]+([.,;:])", r"\1", kept).strip()
     return Answer(kept or NO_ANSWER, cited, steps, model)
 

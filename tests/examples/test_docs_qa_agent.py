@@ -266,6 +266,13 @@ def test_a_citation_that_was_not_retrieved_is_dropped(agent: Any, gateway: Any) 
     assert [c.doc for c in result.citations] == ["library/shutil.rst.txt", "library/os.rst.txt"]
 
 
+def test_a_subscript_in_the_answer_is_not_a_citation(agent: Any, gateway: Any) -> None:
+    provider = Provider(said("heap[0] is the smallest [1]; f()[2] and m[0][1] stay [2][9]."))
+    result = agent.answer("How do I copy or remove a file?", Searches(), gateway(provider))
+    assert result.answer == "heap[0] is the smallest [1]; f()[2] and m[0][1] stay [2]."
+    assert [c.doc for c in result.citations] == ["library/shutil.rst.txt", "library/os.rst.txt"]
+
+
 def test_without_a_route_the_answer_is_extractive_and_says_so(agent: Any, gateway: Any) -> None:
     for chat in (None, gateway(Provider(), route="no-such-route")):
         result = agent.answer("How do I copy a file?", Searches(), chat)
