@@ -152,3 +152,33 @@ def test_the_run_tells_its_pathspec_through_the_run_id_file(tmp_path: Path) -> N
     out = python(path, "run", "--count", "1", "--quiet", "--run-id-file", str(told))
     assert out.returncode == 0, out.stderr
     assert told.read_text() == "ParamFlow/1"
+
+
+HYPHENATED = """
+from shipyard import FlowSpec, Parameter, step
+
+class HyphenFlow(FlowSpec):
+    gateway_config = Parameter("gateway-config", default="none.yaml")
+    workers = Parameter("workers", default=7)
+
+    @step
+    def start(self):
+        self.seen = (self.gateway_config, self.workers)
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+
+if __name__ == "__main__":
+    HyphenFlow()
+"""
+
+
+def test_a_hyphenated_parameter_name_is_an_option(tmp_path: Path) -> None:
+    path = write_flow(HYPHENATED, tmp_path)
+    out = python(path, "run", "--gateway-config", "gw.yaml", "--workers", "2")
+    assert out.returncode == 0, out.stderr
+    run = Flow("HyphenFlow").latest_run
+    assert run["start"].task.data.seen == ("gw.yaml", 2)
+    assert run.parameters == {"gateway-config": "gw.yaml", "workers": 2}

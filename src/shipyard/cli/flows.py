@@ -26,10 +26,17 @@ def _fail(exc: FlowError) -> NoReturn:
     raise click.ClickException(str(exc))
 
 
+def _dest(p: Parameter) -> str:
+    """The click destination of a flow parameter: an identifier (a parameter may be named
+    ``gateway-config``), apart from the run options' (a parameter ``max_workers`` is not
+    ``--max-workers``)."""
+    return "param__" + p.name.replace("-", "_")
+
+
 def _param_option(p: Parameter) -> click.Option:
     if p.type is bool:
         return click.Option(
-            [f"--{p.name}/--no-{p.name}", p.name],
+            [f"--{p.name}/--no-{p.name}", _dest(p)],
             default=p.default if p.has_default else None,
             help=p.help,
             show_default=p.has_default,
@@ -38,7 +45,7 @@ def _param_option(p: Parameter) -> click.Option:
     if isinstance(p, IncludeFile):
         click_type = click.Path(dir_okay=False)
     return click.Option(
-        [f"--{p.name}", p.name],
+        [f"--{p.name}", _dest(p)],
         type=click_type,
         default=None,
         required=p.required and not p.has_default,
@@ -225,7 +232,7 @@ def run_command(loaded: LoadedFlow) -> click.Command:
     parameters = flow_parameters(loaded.flow_cls)
 
     def callback(**kwargs: Any) -> None:
-        given = {p.name: kwargs.pop(p.name, None) for p in parameters}
+        given = {p.name: kwargs.pop(_dest(p), None) for p in parameters}
         _execute(loaded, given, kwargs)
 
     return click.Command(
