@@ -9,30 +9,22 @@ decoding is deterministic)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from support.netns import run_in_netns
+
 SCRIPT = Path(__file__).with_name("local_llm_offline.py")
 
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     work = tmp_path_factory.mktemp("local-llm")
-    inner = f"ip link set lo up && exec {sys.executable} {SCRIPT} {work}"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    out = subprocess.run(
-        ["unshare", "-n", "sh", "-c", inner],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=540,
+    out = run_in_netns(
+        f"{sys.executable} {SCRIPT} {work}", timeout=540, env={"PYTHONUNBUFFERED": "1"}
     )
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])

@@ -6,16 +6,13 @@ cluster serves all of tests/ray (a session fixture, support/ray_cluster.py)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import psutil
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from support.netns import OUTSIDE_STORES, run_in_netns
 
 
 def _left_behind(token: str) -> list[psutil.Process]:
@@ -35,23 +32,14 @@ def _left_behind(token: str) -> list[psutil.Process]:
 @pytest.mark.timeout(660)
 def test_the_ray_tests_pass_inside_a_loopback_only_namespace() -> None:
     token = uuid.uuid4().hex
-    inner = f"ip link set lo up && exec {sys.executable} -m pytest -q -p no:cacheprovider tests/ray"
-    env = {
-        **os.environ,
-        "SHIPYARD_RAY_NETNS": "1",
-        "SHIPYARD_RAY_SUITE": token,
-        "RAY_USAGE_STATS_ENABLED": "0",
-    }
-    env.pop("SHIPYARD_DB_URL", None)  # SQLite and file:// only: nothing outside is reachable
-    env.pop("SHIPYARD_STORE_URL", None)
+    env = {"SHIPYARD_RAY_NETNS": "1", "SHIPYARD_RAY_SUITE": token, "RAY_USAGE_STATS_ENABLED": "0"}
     try:
-        out = subprocess.run(
-            ["unshare", "-n", "sh", "-c", inner],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
+        # SQLite and file:// only: nothing outside the namespace is reachable
+        out = run_in_netns(
+            f"{sys.executable} -m pytest -q -p no:cacheprovider tests/ray",
             timeout=600,
+            env=env,
+            drop=OUTSIDE_STORES,
         )
     finally:
         left = _left_behind(token)
