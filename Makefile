@@ -14,7 +14,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,examples,ray]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,examples,ray,retrieval]'
 	touch $@
 
 demo: venv
@@ -46,7 +46,7 @@ test: venv
 # Refresh constraints.txt from a fresh resolve (run by hand, commit the result).
 lock:
 	rm -rf /tmp/shipyard-lock && $(PY) -m venv /tmp/shipyard-lock
-	/tmp/shipyard-lock/bin/pip install -q '.[dev,examples,s3,postgres,ray]'
+	/tmp/shipyard-lock/bin/pip install -q '.[dev,examples,s3,postgres,ray,retrieval]'
 	/tmp/shipyard-lock/bin/pip freeze --exclude shipyard > constraints.txt
 
 clean:
