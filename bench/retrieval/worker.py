@@ -84,6 +84,32 @@ def prepare(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class TimedEmbedder:
+    """The embedder, adding up the seconds the build spends in ``encode``."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.seconds = 0.0
+
+    def encode(self, texts: Any, *args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return self.inner.encode(texts, *args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - t
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def sample(chunks: list[Any], n: int) -> list[Any]:
+    """``n`` chunks spread evenly over the corpus (the same ones for both tools)."""
+    if n <= 0 or n >= len(chunks):
+        return list(chunks)
+    step = len(chunks) / n
+    return [chunks[int(i * step)] for i in range(n)]
+
+
 def build_shipyard(spec: dict[str, Any]) -> dict[str, Any]:
     chunks = load_chunks(spec)
     t0 = time.perf_counter()
@@ -93,18 +119,27 @@ def build_shipyard(spec: dict[str, Any]) -> dict[str, Any]:
     embedder = Embedder()
     embedder.encode(["warm"])  # the model is loaded (lazily or not) before the build clock
     t2 = time.perf_counter()
-    index = build_index(chunks, embedder, progress=False)
+    timed_embedder = TimedEmbedder(embedder)
+    index = build_index(chunks, timed_embedder, progress=False)
     assert index.stats is None or index.stats.embedded == len(chunks)
     t3 = time.perf_counter()
     index.save(Path(spec["index"]))
     t4 = time.perf_counter()
-    return {
+    out = {
         "import_s": t1 - t0,
         "model_s": t2 - t1,
         "build_s": t3 - t2,
+        "embed_s": timed_embedder.seconds,
+        "index_s": t3 - t2 - timed_embedder.seconds,
         "save_s": t4 - t3,
         "bytes": dir_size(Path(spec["index"])),
     }
+    if spec["embed_sample"]:
+        texts = [embed_text(c) for c in sample(chunks, spec["embed_sample"])]
+        t = time.perf_counter()
+        embedder.encode(texts)
+        out.update(sample_s=time.perf_counter() - t, sample_n=len(texts))
+    return out
 
 
 def rebuild_shipyard(spec: dict[str, Any]) -> dict[str, Any]:
@@ -203,6 +238,9 @@ def haystack_documents(chunks: list[Any]) -> list[Any]:
 
 
 def build_haystack(spec: dict[str, Any]) -> dict[str, Any]:
+    """Haystack's indexing pipeline: embed the documents, write them to the store, save it.
+    With ``shared_vectors`` the documents carry shipyard's vectors instead (same model, same
+    normalisation) and only a sample is embedded, timed on its own."""
     chunks = load_chunks(spec)
     t0 = time.perf_counter()
     from haystack.document_stores.in_memory import InMemoryDocumentStore
@@ -219,21 +257,49 @@ def build_haystack(spec: dict[str, Any]) -> dict[str, Any]:
         batch_size=spec["batch_size"],
     )
     embedder.warm_up()
+    embedder.run(documents=haystack_documents(chunks[:1]))
     t2 = time.perf_counter()
     docs = haystack_documents(chunks)
-    embedded = embedder.run(documents=docs)["documents"]
+    if spec["shared_vectors"]:
+        docs = with_shipyard_vectors(docs, Path(spec["shipyard_index"]))
+        t_embedded = time.perf_counter()
+        embed_s = None
+    else:
+        docs = embedder.run(documents=docs)["documents"]
+        t_embedded = time.perf_counter()
+        embed_s = t_embedded - t2
     store = InMemoryDocumentStore()
-    store.write_documents(embedded)
+    store.write_documents(docs)
     t3 = time.perf_counter()
     store.save_to_disk(spec["index"])
     t4 = time.perf_counter()
-    return {
+    out = {
         "import_s": t1 - t0,
         "model_s": t2 - t1,
-        "build_s": t3 - t2,
+        "build_s": t3 - t2 if embed_s is not None else None,
+        "embed_s": embed_s,
+        "index_s": t3 - t_embedded,
         "save_s": t4 - t3,
         "bytes": os.path.getsize(spec["index"]),
     }
+    if spec["embed_sample"]:
+        some = haystack_documents(sample(chunks, spec["embed_sample"]))
+        t = time.perf_counter()
+        embedder.run(documents=some)
+        out.update(sample_s=time.perf_counter() - t, sample_n=len(some))
+    return out
+
+
+def with_shipyard_vectors(docs: list[Any], index_dir: Path) -> list[Any]:
+    """``docs`` carrying the vectors shipyard's build saved for the same chunk ids."""
+    import numpy as np
+
+    ids = [json.loads(line)["id"] for line in (index_dir / "chunks.jsonl").open()]
+    vectors = np.load(index_dir / "vectors.npy")
+    row = {cid: i for i, cid in enumerate(ids)}
+    for doc in docs:
+        doc.embedding = vectors[row[doc.id]].tolist()
+    return docs
 
 
 def query_haystack(spec: dict[str, Any]) -> dict[str, Any]:
