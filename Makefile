@@ -6,8 +6,9 @@ BIN := $(VENV)/bin
 # each demo has its own home under .demo/, and wipes only that one
 DEMO_HOME := $(CURDIR)/.demo/ranker
 DIGITS_HOME := $(CURDIR)/.demo/digits
+DOCSQA_HOME := $(CURDIR)/.demo/docs-qa
 
-.PHONY: demo demo-digits test lint typecheck unit venv services-start services-stop lock clean
+.PHONY: demo demo-digits demo-docs-qa test lint typecheck unit venv services-start services-stop lock clean
 
 venv: $(VENV)/.installed
 
@@ -25,6 +26,13 @@ demo: venv
 demo-digits: venv
 	rm -rf $(DIGITS_HOME)
 	SHIPYARD_HOME=$(DIGITS_HOME) $(BIN)/python examples/digits/demo.py
+
+# the documents assistant over a slice of Python's docs (Debian's python3.11-doc, installed
+# when missing): index, serve, search, ask, rebuild one changed file
+demo-docs-qa: venv
+	source scripts/services.sh && python_docs_check
+	rm -rf $(DOCSQA_HOME)
+	SHIPYARD_HOME=$(DOCSQA_HOME) $(BIN)/python examples/docs_qa/demo.py
 
 lint: venv
 	$(BIN)/ruff check --no-cache src tests bench examples

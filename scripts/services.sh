@@ -6,6 +6,9 @@
 # (SHIPYARD_TEST_REDIS_URLS: two independent redis-servers, comma-separated.)
 # Missing software is installed (apt-get / the venv); under CI=true a server that
 # cannot be started fails the run instead of letting its tests skip.
+# Python's documentation (Debian's python3.11-doc) is the docs_qa example's corpus:
+# python_docs_check installs it and exports SHIPYARD_TEST_PYTHON_DOCS (its reStructuredText
+# sources); `make demo-docs-qa` calls it alone.
 # Each server gets SERVICES_WAIT seconds (120) to answer: a first start right after an
 # install can take much longer than a warm one.
 SERVICES_DIR="${SERVICES_DIR:-$PWD/.services}"
@@ -112,10 +115,23 @@ _nginx_check() {
   echo "services: nginx at $SHIPYARD_TEST_NGINX" >&2
 }
 
+PYTHON_DOCS="${PYTHON_DOCS:-/usr/share/doc/python3.11/html/_sources}"
+
+python_docs_check() {
+  if ! [ -f "$PYTHON_DOCS/library/os.rst.txt" ]; then
+    echo "services: installing python3.11-doc (apt-get)" >&2
+    (apt-get update -qq && apt-get install -y -qq python3.11-doc >/dev/null) || true
+  fi
+  [ -f "$PYTHON_DOCS/library/os.rst.txt" ] || { _fail_or_warn "python3.11-doc is not installed and could not be installed (no $PYTHON_DOCS)"; return; }
+  export SHIPYARD_TEST_PYTHON_DOCS="$PYTHON_DOCS"
+  echo "services: Python's documentation at $SHIPYARD_TEST_PYTHON_DOCS" >&2
+}
+
 services_start() {
   mkdir -p "$SERVICES_DIR"
   _chromium_check || return 1
   _nginx_check || return 1
+  python_docs_check || return 1
   _postgres_start || return 1
   _s3_start || return 1
   _redis_start || return 1

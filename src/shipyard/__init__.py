@@ -13,6 +13,7 @@ from shipyard._lazy import lazy_exports
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "Files": "shipyard.store.files",
     "FlowSpec": "shipyard.flow.spec",
     "HTTPError": "shipyard.errors",
     "IncludeFile": "shipyard.flow.parameters",
@@ -99,6 +100,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time names load on first
     from shipyard.schedules.decorators import trigger_on_finish as trigger_on_finish
     from shipyard.serve import Service as Service
     from shipyard.serve import endpoint as endpoint
+    from shipyard.store.files import Files as Files
 
 
 _lazy_getattr, __dir__ = lazy_exports(__name__, _EXPORTS, [*__all__, "__version__"], _MODULES)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.client.errors import ClientError, CodeSnapshotError
-from shipyard.store import serialize
+from shipyard.store import files, serialize
 from shipyard.store.blobs import BlobNotFound, read_record
 from shipyard.store.code import ClassFinder, extract_code
 from shipyard.store.context import Stores
@@ -58,7 +58,8 @@ class ArtifactLoader:
                 f"{blobs.url} (deleted by gc, or a different SHIPYARD_STORE_URL?)"
             ) from None
         try:
-            return serialize.decode(data, find_class=self._class_finder())
+            value = serialize.decode(data, find_class=self._class_finder())
+            return files.bind(value, blobs, self._stores.home)
         except CodeSnapshotError:
             raise
         except StoreCodeSnapshotError as exc:  # from store.code: make it a ClientError too

@@ -22,6 +22,7 @@ from shipyard.client.errors import NotFound
 from shipyard.store import pathspec as _pathspec
 from shipyard.store.blobs import BlobStore
 from shipyard.store.context import Stores, default_stores
+from shipyard.store.files import file_keys
 from shipyard.store.records import RunRecord, RunStatus, now
 
 
@@ -120,9 +121,10 @@ def collect(
     if doomed and not dry_run:
         ctx.meta.delete_runs([r.run_id for r in doomed])
     # read AFTER listing would race new writes; a dry run counts what the runs alone hold
-    referenced = ctx.meta.referenced_blob_keys(
-        excluding=[r.run_id for r in doomed] if dry_run else ()
-    )
+    excluding = [r.run_id for r in doomed] if dry_run else []
+    referenced = ctx.meta.referenced_blob_keys(excluding=excluding)
+    # a file artifact's files are blobs of their own, listed in its manifest
+    referenced |= file_keys(ctx.blobs, ctx.meta.files_manifest_keys(excluding=excluding))
     oldest_allowed = time.time() - grace.total_seconds()
     for key, mtime in list(ctx.blobs.list()):
         if key in referenced:

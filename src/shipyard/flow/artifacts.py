@@ -8,6 +8,7 @@ import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from shipyard.store import files
 from shipyard.store.blobs import BlobStore, read_record
 from shipyard.store.records import ArtifactRecord
 from shipyard.store.serialize import decode, encode
@@ -17,7 +18,7 @@ _NOT_LOADED: Any = object()
 
 def load_record(store: BlobStore, record: ArtifactRecord) -> Any:
     """Read and decode one artifact (a range of a blob when the record says so)."""
-    return decode(read_record(store, record))
+    return files.bind(decode(read_record(store, record)), store)
 
 
 #: values whose encoding is at most this many bytes are kept in their metadata row: no blob
@@ -27,9 +28,14 @@ INLINE_MAX = 1024
 
 def save(store: BlobStore, name: str, value: Any) -> ArtifactRecord:
     """Encode and write one value (deduplicated by content; a small one inline, see
-    :data:`INLINE_MAX`). Raises ArtifactNotPicklable."""
+    :data:`INLINE_MAX`). A :class:`~shipyard.store.files.Files` writes its files first, and
+    its manifest always gets a blob (gc reads manifests from the store). Raises
+    ArtifactNotPicklable, FilesError."""
+    if isinstance(value, files.Files):
+        files.upload(store, value, name=name)
     enc = encode(value, name=name)
-    if sum(memoryview(c).nbytes for c in enc.chunks) <= INLINE_MAX:
+    small = sum(memoryview(c).nbytes for c in enc.chunks) <= INLINE_MAX
+    if small and enc.encoding != files.ENCODING:
         return enc.record(name, inline=b"".join(enc.chunks))
     store.put(enc.key, enc.chunks)
     return enc.record(name)

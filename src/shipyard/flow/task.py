@@ -29,6 +29,7 @@ from shipyard.flow.output import StampedStream
 from shipyard.flow.report import ForeachSplit, LogKeys, TaskError, TaskResult
 from shipyard.flow.spec import FlowSpec, Inputs, InputView
 from shipyard.store.blobs import BlobStore, open_blob_store
+from shipyard.store.files import FilesError
 from shipyard.store.loglines import Clock
 from shipyard.store.records import ArtifactRecord, live_log
 from shipyard.store.serialize import ArtifactNotPicklable
@@ -246,6 +247,8 @@ def _persist(flow: FlowSpec, spec: TaskSpec, store: BlobStore) -> dict[str, Arti
                 hint=f"store something picklable, or name it self._{name} to keep it "
                 "out of the artifacts",
             ) from None
+        except FilesError as exc:
+            raise ArtifactError(f"step {spec.step_name!r}: {exc}") from None
         except OSError as exc:
             raise StoreRefused(f"artifact {name!r} of step {spec.step_name!r}", exc) from None
     return outputs

@@ -22,6 +22,7 @@ from shipyard.registry.libraries import libraries_for
 from shipyard.registry.names import check_name, clean_metrics, clean_tags
 from shipyard.registry.signature import infer_signature
 from shipyard.store.blobs import BlobStore, keep_blob
+from shipyard.store.files import Files, upload
 from shipyard.store.records import ArtifactRecord
 from shipyard.store.serialize import ArtifactNotPicklable, encode
 
@@ -84,6 +85,8 @@ def capture(
         intent["artifact"] = obj
     else:
         try:
+            if isinstance(obj, Files):
+                upload(store, obj, name=name)
             enc = encode(obj, name=name)
         except ArtifactNotPicklable as exc:
             raise RegistryError(

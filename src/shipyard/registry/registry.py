@@ -391,13 +391,24 @@ class Registry:
             ) from None
         return extract_code(data, code_key, self._home_dir())
 
+    def stage_files(self, version: ModelVersion) -> Path | None:
+        """Materialise a file-artifact model (:class:`shipyard.Files`) under ``home/files``
+        now (None: the version is not one). A host does it for its workers, whose view of
+        ``home`` is read-only; anywhere else ``load().path`` does it on first use."""
+        from shipyard.store import files
+
+        if version.artifact.encoding != files.ENCODING:
+            return None
+        tree = self.load(version)
+        return files.materialise(tree, self._blob_store(), self._home_dir())
+
     def load(self, version: ModelVersion) -> Any:
         """Unpickle the version's object, importing classes from its run's code snapshot.
 
         Warns (:class:`ModelVersionWarning`) first if Python or a recorded library differs
         in major.minor. Loading runs code from whoever could write the store: trust it.
         """
-        from shipyard.store import serialize
+        from shipyard.store import files, serialize
         from shipyard.store.code import ClassFinder
         from shipyard.store.errors import CodeSnapshotError
 
@@ -420,7 +431,8 @@ class Registry:
             ) from None
         finder = ClassFinder(version.module, fetch if code_key is not None else None)
         try:
-            return serialize.decode(data, find_class=finder)
+            value = serialize.decode(data, find_class=finder)
+            return files.bind(value, blobs, self._home)
         except CodeSnapshotError as exc:
             raise RegistryError(f"model {version.spec}: {exc}") from exc
         except (ImportError, AttributeError, ValueError, pickle.UnpicklingError) as exc:

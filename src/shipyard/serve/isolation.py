@@ -7,9 +7,10 @@ and builds there the view of the files the host planned for it (:class:`Plan`):
 - every mount is remounted **read-only** (the venv, /etc, /proc/sys, the code snapshots and
   the blob store: a worker cannot plant code that the host, a flow or another service would
   run later);
-- ``SHIPYARD_HOME`` becomes an empty read-only tmpfs into which only ``code/`` (read-only),
-  the blob store's directory (read-only), the LMDB cache's directory (read-write: readers
-  write its lock file) and ``cache.pub`` are bound back. ``admin.token``, ``cache.key``,
+- ``SHIPYARD_HOME`` becomes an empty read-only tmpfs into which only ``code/`` and
+  ``files/`` (the materialised file artifacts; both read-only), the blob store's directory
+  (read-only), the LMDB cache's directory (read-write: readers write its lock file) and
+  ``cache.pub`` are bound back. ``admin.token``, ``cache.key``,
   ``meta.db`` (and its ``-wal``, ``-shm``), ``config.yaml`` and anything the host writes
   there later are simply not in the worker's view;
 - the host user's home directory (``~/.ssh``, ``~/.aws``, ...) is an empty read-only tmpfs
@@ -208,7 +209,8 @@ def plan_for(
     """The view of a worker of this host. Creates the directories it binds if missing, so
     that the worker and the host share them (a directory made later inside the worker's
     read-only view could not be)."""
-    binds = [Bind(str(home / "code")), Bind(str(code_dir)), Bind(str(socket_dir), True)]
+    binds = [Bind(str(home / "code")), Bind(str(home / "files"))]
+    binds += [Bind(str(code_dir)), Bind(str(socket_dir), True)]
     if store_url.startswith("file://"):
         from shipyard.store.blobs import open_blob_store
 

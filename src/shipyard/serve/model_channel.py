@@ -9,8 +9,8 @@ In the worker, :class:`HostResolver` is the registry's process-wide resolver
 (:func:`shipyard.registry.set_resolver`), installed by :func:`install` when the service's
 code first imports the registry (a worker that never uses it does not pay for importing
 it). On the host, :func:`serve_models` answers, and extracts each answered model's code
-snapshot under ``SHIPYARD_HOME/code`` first, because an isolated worker sees that directory
-read-only.
+snapshot under ``SHIPYARD_HOME/code`` first (and a file-artifact model's files under
+``SHIPYARD_HOME/files``), because an isolated worker sees those directories read-only.
 """
 
 from __future__ import annotations
@@ -44,6 +44,8 @@ class ModelSource(Protocol):
     def get(self, spec: str) -> ModelVersion: ...
 
     def stage_code(self, version: ModelVersion) -> Any: ...
+
+    def stage_files(self, version: ModelVersion) -> Any: ...
 
 
 # -- the records on the wire ------------------------------------------------------------
@@ -201,6 +203,7 @@ def _answer(source: ModelSource, spec: str) -> tuple[int, dict[str, Any]]:
     try:
         version = source.get(spec)
         source.stage_code(version)
+        source.stage_files(version)
     except ModelNotFound as exc:
         return 404, {"error": str(exc)}
     except ModelSpecError as exc:

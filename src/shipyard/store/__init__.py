@@ -30,6 +30,8 @@ _EXPORTS = {
     "RecordNotFound": "shipyard.store.errors",
     "StoreError": "shipyard.store.errors",
     "WriteRefused": "shipyard.store.errors",
+    "Files": "shipyard.store.files",
+    "FilesError": "shipyard.store.files",
     "MetaStore": "shipyard.store.meta",
     "Pathspec": "shipyard.store.pathspec",
     "ArtifactRecord": "shipyard.store.records",
@@ -57,6 +59,8 @@ if TYPE_CHECKING:
     from shipyard.store.errors import RecordNotFound as RecordNotFound
     from shipyard.store.errors import StoreError as StoreError
     from shipyard.store.errors import WriteRefused as WriteRefused
+    from shipyard.store.files import Files as Files
+    from shipyard.store.files import FilesError as FilesError
     from shipyard.store.meta import MetaStore as MetaStore
     from shipyard.store.pathspec import Pathspec as Pathspec
     from shipyard.store.records import ArtifactRecord as ArtifactRecord
@@ -75,6 +79,8 @@ __all__ = [
     "BlobStore",
     "ClassFinder",
     "CodeSnapshotError",
+    "Files",
+    "FilesError",
     "MetaStore",
     "MetaStoreError",
     "Pathspec",

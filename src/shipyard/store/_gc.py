@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from shipyard.store._rows import chunks, not_live_clause
+from shipyard.store.files import ENCODING as FILES_ENCODING
 from shipyard.store.schema import (
     artifacts,
     attempts,
@@ -80,6 +81,20 @@ def referenced_keys_query(excluding: list[int] | None = None) -> sa.CompoundSele
     )
 
 
+def manifest_keys_query(excluding: list[int] | None = None) -> sa.CompoundSelect[Any]:
+    """The blob keys of the file-artifact manifests rows point at (artifacts of kept tasks,
+    model versions): gc keeps the files these manifests list too (see store/files.py)."""
+    kept_tasks = sa.select(tasks.c.task_id)
+    if excluding:
+        kept_tasks = kept_tasks.where(tasks.c.run_id.not_in(excluding))
+    return sa.union(
+        sa.select(artifacts.c.key).where(
+            artifacts.c.encoding == FILES_ENCODING, artifacts.c.task_id.in_(kept_tasks)
+        ),
+        sa.select(model_versions.c.key).where(model_versions.c.encoding == FILES_ENCODING),
+    )
+
+
 def kept_runs(conn: Connection, run_ids: list[int]) -> dict[int, list[str]]:
     """Why gc keeps some of these runs unless they are named: ``run_id -> reasons`` for
     runs that have tags, that registered model versions, or whose model versions a
@@ -127,4 +142,10 @@ def kept_runs(conn: Connection, run_ids: list[int]) -> dict[int, list[str]]:
     return reasons
 
 
-__all__ = ["delete_runs", "kept_runs", "referenced_keys_query", "runs_for_gc_query"]
+__all__ = [
+    "delete_runs",
+    "kept_runs",
+    "manifest_keys_query",
+    "referenced_keys_query",
+    "runs_for_gc_query",
+]

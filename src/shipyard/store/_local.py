@@ -89,6 +89,10 @@ class LocalBlobStore:
         check_key(key)
         return self.root / key[:2] / key
 
+    def path(self, key: str) -> Path:
+        """Where the blob ``key`` is (or would be) on disk: file artifacts link to it."""
+        return self._path(key)
+
     def put(self, key: str, chunks: Iterable[bytes | memoryview]) -> bool:
         """Write ``chunks`` to a temp file next to the final name, fsync, rename, fsync the dir.
 

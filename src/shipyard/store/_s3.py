@@ -54,6 +54,31 @@ class _ChunkReader(io.RawIOBase):
         return bytes(data)
 
 
+class _StreamReader(io.RawIOBase):
+    """A non-seekable file over an iterator of chunks, read one chunk at a time: a file
+    artifact's file goes up without ever being whole in memory."""
+
+    def __init__(self, chunks: Iterator[bytes | memoryview]) -> None:
+        super().__init__()
+        self._chunks = chunks
+        self._current = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        out = memoryview(buffer).cast("B")
+        while not self._current:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._current = memoryview(chunk).cast("B")
+        n = min(len(out), len(self._current))
+        out[:n] = self._current[:n]
+        self._current = self._current[n:]
+        return n
+
+
 class S3BlobStore:
     """Blobs as S3 objects; see :class:`shipyard.store.blobs.BlobStore`.
 
@@ -112,10 +137,15 @@ class S3BlobStore:
         raise exc
 
     def put(self, key: str, chunks: Iterable[bytes | memoryview]) -> bool:
-        """HEAD for dedup, then one PUT (or a multipart upload for big blobs)."""
+        """HEAD for dedup, then one PUT (or a multipart upload for big blobs). ``chunks``
+        that is not a list or tuple (a generator) is streamed: read as the upload goes."""
         if self.exists(key):
             return False
         from botocore.exceptions import ClientError
+
+        if not isinstance(chunks, list | tuple):
+            self._stream(key, iter(chunks))
+            return True
 
         parts = [memoryview(c).cast("B") for c in chunks]
         total = sum(len(p) for p in parts)
@@ -134,6 +164,18 @@ class S3BlobStore:
             )
             client.upload_fileobj(_ChunkReader(parts), self.bucket, self._name(key), Config=config)
         return True
+
+    def _stream(self, key: str, chunks: Iterator[bytes | memoryview]) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        # parts are read one after the other; at most a few parts are in memory at once
+        config = TransferConfig(
+            multipart_threshold=self.multipart_threshold,
+            multipart_chunksize=self.part_size,
+            max_concurrency=2,
+        )
+        reader = _StreamReader(chunks)
+        self._client().upload_fileobj(reader, self.bucket, self._name(key), Config=config)
 
     def get(self, key: str) -> bytearray:
         """One GET streamed with ``readinto`` into a preallocated ``bytearray``."""

@@ -609,6 +609,15 @@ class MetaStore:
         with self._read() as conn:
             return kept_runs(conn, list(dict.fromkeys(run_ids)))
 
+    def files_manifest_keys(self, excluding: Sequence[int] = ()) -> set[str]:
+        """The blob keys of the file-artifact manifests that rows point at (kept artifacts,
+        model versions); with ``excluding`` (run ids), as if those runs were deleted. gc
+        keeps the file blobs these manifests list (``shipyard.store.files.file_keys``)."""
+        from shipyard.store._gc import manifest_keys_query
+
+        with self._read() as conn:
+            return set(conn.execute(manifest_keys_query(list(excluding))).scalars())
+
     def referenced_blob_keys(self, excluding: Sequence[int] = ()) -> set[str]:
         """Every blob key any row still points at (artifacts, logs, code snapshots); with
         ``excluding`` (run ids), as if those runs were deleted."""

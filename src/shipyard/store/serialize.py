@@ -2,7 +2,7 @@
 
 A blob is a 16-byte envelope followed by the payload, raw or as one zstd frame::
 
-    envelope  b"SHPB" | version u8 | encoding u8 (0 pickle5, 1 pickle5+zstd) | 0 u16
+    envelope  b"SHPB" | version u8 | encoding u8 (0 pickle5, 1 pickle5+zstd, 2 files) | 0 u16
               | payload size u64
     payload   b"SHPP" | buffer count u32 | pickle size u64 | buffer sizes u64 each
               | pickle bytes | (zero pad to a multiple of 64 | buffer)*
@@ -10,6 +10,9 @@ A blob is a 16-byte envelope followed by the payload, raw or as one zstd frame::
 Large buffers (numpy arrays, pandas blocks) travel out of band (``buffer_callback``), so they
 are hashed, written and read without being copied into the pickle; each one starts 64-byte
 aligned. The key is the SHA-256 of the payload, so it does not depend on compression.
+
+A :class:`~shipyard.store.files.Files` is encoded as its manifest (encoding 2, ``files``):
+the payload is the manifest's canonical JSON, so the key is the tree's digest.
 
 Importing this module stays cheap: no numpy, pandas or zstandard until an object needs them.
 """
@@ -34,7 +37,9 @@ _VERSION = 1
 _ENVELOPE = struct.Struct("<4sBBHQ")
 _PAYLOAD_HEAD = struct.Struct("<4sIQ")
 _ALIGN = 64
-_ENCODINGS = ("pickle5", "pickle5+zstd")
+_ENCODINGS = ("pickle5", "pickle5+zstd", "files")
+#: the encoding byte of a file artifact's manifest (see files.py): the payload is its JSON
+_FILES = 2
 
 #: compress only if a sample shrinks to at most this fraction of its size
 _WORTH_IT = 0.9
@@ -59,7 +64,7 @@ class Encoded:
 
     key: str
     size: int  # uncompressed payload size
-    encoding: str  # "pickle5" or "pickle5+zstd"
+    encoding: str  # "pickle5", "pickle5+zstd" or "files"
     type_name: str
     preview: str
     chunks: list[bytes | memoryview]
@@ -146,6 +151,10 @@ def encode(obj: Any, *, name: str = "<object>") -> Encoded:
     {'a': 1}
     """
     type_name = _type_name(obj)
+    from shipyard.store.files import Files
+
+    if isinstance(obj, Files):
+        return _encode_files(obj, type_name)
     raw_buffers: list[pickle.PickleBuffer] = []
     try:
         pickled = pickle.dumps(obj, protocol=5, buffer_callback=raw_buffers.append)
@@ -168,6 +177,31 @@ def encode(obj: Any, *, name: str = "<object>") -> Encoded:
         preview=preview(obj),
         chunks=[envelope, *(payload if compressed is None else compressed)],
     )
+
+
+def _encode_files(files: Any, type_name: str) -> Encoded:
+    from shipyard.store.files import manifest_bytes
+
+    payload = manifest_bytes(files.manifest)
+    return Encoded(
+        key=hashlib.sha256(payload).hexdigest(),
+        size=len(payload),
+        encoding=_ENCODINGS[_FILES],
+        type_name=type_name,
+        preview=f"Files: {files.describe()}",
+        chunks=[_ENVELOPE.pack(_MAGIC, _VERSION, _FILES, 0, len(payload)), payload],
+    )
+
+
+def manifest_payload(data: bytes | bytearray | memoryview) -> memoryview:
+    """The manifest JSON inside a file artifact's blob; ``ValueError`` for any other blob."""
+    view = memoryview(data).cast("B")
+    if len(view) < _ENVELOPE.size or view[:4] != _MAGIC:
+        raise ValueError(f"not a shipyard artifact blob (starts with {bytes(view[:8])!r})")
+    _, _, encoding, _, size = _ENVELOPE.unpack_from(view)
+    if encoding != _FILES:
+        raise ValueError(f"not a file artifact's manifest (encoding {encoding})")
+    return view[_ENVELOPE.size : _ENVELOPE.size + size]
 
 
 class _Unpickler(pickle.Unpickler):
@@ -225,6 +259,10 @@ def decode(
             f"artifact blob version {version} encoding {encoding} is not supported by this "
             f"shipyard (reads version {_VERSION}); upgrade shipyard to read it"
         )
+    if encoding == _FILES:
+        from shipyard.store.files import Files, parse_manifest
+
+        return Files.from_manifest(parse_manifest(view[_ENVELOPE.size : _ENVELOPE.size + size]))
     payload = _writable_payload(view, encoding, size)
     _, count, pickle_size = _PAYLOAD_HEAD.unpack_from(payload)
     sizes = struct.unpack_from(f"<{count}Q", payload, _PAYLOAD_HEAD.size)
