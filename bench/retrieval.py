@@ -370,7 +370,7 @@ def part_prepare(run: Run) -> None:
     step = run.worker("prepare", run.spec(), timeout=run.args.timeout)
     run.texts = step.result.pop("texts")
     run.corpus = {"files": len(files), **step.result}
-    present = set(files)
+    present = {f for f in files if not any(fnmatch(f, g) for g in run.args.exclude)}
     for name, path in (("hand-written", run.args.questions), ("known-item", run.args.known)):
         if path is None or not path.exists():
             continue
