@@ -438,7 +438,12 @@ def part_query(run: Run) -> None:
     )
     theirs = run.worker(
         "query-haystack",
-        run.spec(index=str(run.workdir / "haystack-store.json"), questions=qs, timed=timed),
+        run.spec(
+            index=str(run.workdir / "haystack-store.json"),
+            questions=qs,
+            timed=timed,
+            weights=ours.result.get("weights"),
+        ),
         timeout=run.args.timeout,
     )
     k = run.args.k
@@ -673,7 +678,8 @@ MODE_NAMES = {
     "shipyard:hybrid-equal": ("shipyard", "hybrid (RRF, equal weights)"),
     "shipyard:bm25": ("shipyard", "BM25 alone (bm25s)"),
     "shipyard:dense": ("shipyard", "dense alone"),
-    "haystack:hybrid": ("Haystack", "hybrid pipeline (RRF joiner)"),
+    "haystack:hybrid": ("Haystack", "hybrid pipeline (RRF joiner, equal weights)"),
+    "haystack:hybrid-weighted": ("Haystack", "RRF joiner with shipyard's tuned weights"),
     "haystack:bm25": ("Haystack", "InMemoryBM25Retriever alone"),
     "haystack:dense": ("Haystack", "InMemoryEmbeddingRetriever alone"),
 }

@@ -339,14 +339,23 @@ def query_haystack(spec: dict[str, Any]) -> dict[str, Any]:
         return [d.id for d in out["joiner"]["documents"]]
 
     ranked: dict[str, dict[str, list[str]]] = {"hybrid": {}, "bm25": {}, "dense": {}}
+    weighted = None
+    if spec.get("weights"):  # the joiner with shipyard's tuned weights, for a like-for-like row
+        weighted = DocumentJoiner(
+            join_mode="reciprocal_rank_fusion", weights=list(spec["weights"]), top_k=k
+        )
+        ranked["hybrid-weighted"] = {}
     for q in questions:
         text = q["question"]
         ranked["hybrid"][q["id"]] = hybrid(text)
-        ranked["bm25"][q["id"]] = [d.id for d in bm25.run(query=text, top_k=k)["documents"]]
+        deep_bm25 = bm25.run(query=text, top_k=depth)["documents"]
         vector = text_embedder.run(text=text)["embedding"]
-        ranked["dense"][q["id"]] = [
-            d.id for d in dense.run(query_embedding=vector, top_k=k)["documents"]
-        ]
+        deep_dense = dense.run(query_embedding=vector, top_k=depth)["documents"]
+        ranked["bm25"][q["id"]] = [d.id for d in deep_bm25[:k]]
+        ranked["dense"][q["id"]] = [d.id for d in deep_dense[:k]]
+        if weighted is not None:
+            docs = weighted.run(documents=[deep_bm25, deep_dense])["documents"]
+            ranked["hybrid-weighted"][q["id"]] = [d.id for d in docs]
     return {
         "load_s": load_s,
         "ranked": ranked,
