@@ -111,6 +111,7 @@ class Step:
     wall: float
     cpu: float
     peak_rss: int
+    load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average at its start and end
 
 
 @dataclass
@@ -157,6 +158,7 @@ class Run(Bench):
         command = [str(script), task] if script == WORKER else [str(script)]
         argv = ["unshare", "-n", "sh", "-c", inner, str(PYTHON), *command, str(spec_path)]
         progress(f"  {task} ...")
+        load0 = os.getloadavg()[0]
         m: Measured = run_measured(
             argv, cwd=REPO, env=self.env(), timeout=timeout, log_stem=self.workdir / name
         )
@@ -168,7 +170,7 @@ class Run(Bench):
         if not lines:
             raise BenchFailed(f"{task} printed no BENCH_JSON line; logs {self.workdir / name}.*")
         result = json.loads(lines[-1].removeprefix("BENCH_JSON "))
-        step = Step(task, result, m.wall, m.cpu, m.peak_rss)
+        step = Step(task, result, m.wall, m.cpu, m.peak_rss, (load0, os.getloadavg()[0]))
         self.steps[name] = step
         self.steps[task] = step
         progress(f"  {task}: {m.wall:.1f} s wall, {m.cpu:.1f} CPU-s, {m.peak_rss / 2**20:.0f} MB")
@@ -852,6 +854,14 @@ def render(run: Run, how: str) -> str:
         "",
         *goals(run),
         *tables(run),
+        "",
+        "1-minute load average at each step's start → end (the machine is shared): "
+        + ", ".join(
+            f"{k.rsplit('-', 1)[0]} {s.load[0]:.1f} → {s.load[1]:.1f}"
+            for k, s in run.steps.items()
+            if k.rsplit("-", 1)[-1].isdigit()
+        )
+        + ".",
         *failed_lines(run.errors),
     ]
     return "\n".join(lines)
