@@ -126,3 +126,16 @@ def test_bad_front_matter_and_a_missing_folder_are_named(tmp_path: Path) -> None
         load_documents(tmp_path)
     with pytest.raises(DocumentError, match="is not a directory"):
         load_documents(tmp_path / "nope")
+
+
+def test_importing_the_package_loads_no_model_library() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, shipyard.retrieval as r; r.Document; r.rrf; r.load_documents; "
+        "print(sorted(m for m in ('numpy', 'torch', 'transformers', 'bm25s', 'usearch') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

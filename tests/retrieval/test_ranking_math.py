@@ -90,6 +90,8 @@ def test_filters_select_rows_by_prefix_type_equality_lists_and_ranges() -> None:
     assert rows({"rating": {"gt": 7}}) == [3]
     assert rows({"genre": {"ne": "drama"}}) == [2, 3]
     assert rows({"missing": 1}) == []
+    assert columns.counts("genre") == {"Drama": 2, "Comedy": 2}  # as first seen, by count
+    assert columns.counts("genre", columns.mask({"year": 2024})) == {"Drama": 1}
     with pytest.raises(FilterError, match="'year': unknown operator 'between'"):
         columns.mask({"year": {"between": [1, 2]}})
     with pytest.raises(FilterError, match="takes a number"):

@@ -14,6 +14,7 @@ changed.
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -70,6 +71,14 @@ class TokenCounter:
         self.tokenizer = tokenizer
         special = getattr(tokenizer, "num_special_tokens_to_add", None)
         self.special = int(special(pair=False)) if special else 2
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        #: WordPiece after BERT's pre-tokenizer: no token spans whitespace or punctuation, so
+        #: the tokens of spans joined by whitespace are the sum of theirs (counts add up)
+        self.additive = (
+            backend is not None
+            and type(backend.model).__name__ == "WordPiece"
+            and type(backend.pre_tokenizer).__name__ == "BertPreTokenizer"
+        )
 
     def count(self, texts: Sequence[str]) -> list[int]:
         """Tokens in each text, special tokens not included."""
@@ -84,6 +93,15 @@ class TokenCounter:
             return []
         ids = self.tokenizer(list(texts), add_special_tokens=True, verbose=False)["input_ids"]
         return [len(x) for x in ids]
+
+    def offsets(self, texts: Sequence[str]) -> list[list[tuple[int, int]]]:
+        """Each text's tokens as (start, end) character offsets, special tokens not included."""
+        if not texts:
+            return []
+        enc = self.tokenizer(
+            list(texts), add_special_tokens=False, return_offsets_mapping=True, verbose=False
+        )
+        return [[(int(a), int(b)) for a, b in spans] for spans in enc["offset_mapping"]]
 
     def windows(self, text: str, size: int) -> list[str]:
         """``text`` cut into pieces of at most ``size`` tokens, at token boundaries."""
@@ -106,6 +124,7 @@ class _Unit:
     text: str
     tokens: int
     joiner: str  # what goes before it when it follows another unit in a chunk
+    cut: bool = False  # a token window cut out of a longer sentence
 
 
 def chunk_documents(
@@ -133,55 +152,92 @@ def _chunk_document(
     sections = [s for s in doc.outline() if s.text.strip()]
     headers = [_header(doc.title, s.heading_path) for s in sections]
     header_tokens = counter.count(headers)
-    pieces: list[tuple[tuple[str, ...], str, str]] = []  # (heading path, header, text)
-    for section, header, htokens in zip(sections, headers, header_tokens, strict=True):
+    offsets = counter.offsets([s.text for s in sections])  # each section tokenized once
+    pieces: list[_Piece] = []
+    for section, header, htokens, spans in zip(
+        sections, headers, header_tokens, offsets, strict=True
+    ):
         if htokens > max_tokens // 4:  # an absurd heading must not crowd out the text
             header = counter.windows(header, max_tokens // 4)[0]
             htokens = counter.count([header])[0]
         budget = max_tokens - counter.special - htokens
-        for text in _pack(_units(section.text, counter, budget), budget, overlap):
-            pieces.append((section.heading_path, header, text))
+        for text, tokens, cut in _pack(_units(section.text, spans, budget), budget, overlap):
+            estimate = counter.special + htokens + tokens
+            pieces.append(_Piece(section.heading_path, header, text, estimate, cut))
     pieces = _enforce(pieces, counter, max_tokens)
     chunks = []
     seen: dict[str, int] = {}
-    for path, header, text in pieces:
-        embed = f"{header}\n{text}" if header else text
+    for piece in pieces:
+        embed = f"{piece.header}\n{piece.text}" if piece.header else piece.text
         key = f"{doc.path}\0{embed}"
         seen[key] = seen.get(key, 0) + 1
         if seen[key] > 1:  # the same text twice under the same headings: distinct ids
             key += f"\0{seen[key]}"
         digest = hashlib.sha256(key.encode()).hexdigest()[:32]
-        chunks.append(Chunk(digest, doc.path, doc.title, path, text, dict(doc.meta), doc.type))
+        chunks.append(
+            Chunk(digest, doc.path, doc.title, piece.path, piece.text, dict(doc.meta), doc.type)
+        )
     return chunks
 
 
-def _units(text: str, counter: TokenCounter, budget: int) -> list[_Unit]:
-    """Paragraphs; a paragraph over ``budget`` as sentences; a sentence over it as windows."""
-    paragraphs = [p.strip("\n") for p in _PARAGRAPH.split(text) if p.strip()]
+@dataclass
+class _Piece:
+    path: tuple[str, ...]
+    header: str
+    text: str
+    estimate: int  # tokens as the model will see it, from the section's tokenization
+    cut: bool  # holds a token window (cut inside a word: re-tokenized, it may count more)
+
+
+def _spans(pattern: re.Pattern[str], text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """The spans of ``text[start:end]`` between matches of ``pattern``, blank ones left out."""
+    out, at = [], start
+    for match in pattern.finditer(text, start, end):
+        out.append((at, match.start()))
+        at = match.end()
+    out.append((at, end))
+    return [(a, b) for a, b in out if text[a:b].strip()]
+
+
+def _units(text: str, offsets: list[tuple[int, int]], budget: int) -> list[_Unit]:
+    """Paragraphs; a paragraph over ``budget`` as sentences; a sentence over it as token
+    windows. Counts come from the section's one tokenization (``offsets``): the tokens that
+    start inside a span."""
+    starts = [a for a, _ in offsets]
+
+    def tokens(a: int, b: int) -> tuple[int, int]:
+        return bisect.bisect_left(starts, a), bisect.bisect_left(starts, b)
+
     units: list[_Unit] = []
-    for paragraph, tokens in zip(paragraphs, counter.count(paragraphs), strict=True):
-        if tokens <= budget:
-            units.append(_Unit(paragraph, tokens, "\n\n"))
+    for pa, pb in _spans(_PARAGRAPH, text, 0, len(text)):
+        first, last = tokens(pa, pb)
+        if last - first <= budget:
+            units.append(_Unit(text[pa:pb].strip("\n"), last - first, "\n\n"))
             continue
-        sentences = [s for s in _SENTENCE.split(paragraph) if s.strip()]
-        first = True
-        for sentence, stokens in zip(sentences, counter.count(sentences), strict=True):
-            parts = [sentence] if stokens <= budget else counter.windows(sentence, budget)
-            counts = [stokens] if stokens <= budget else counter.count(parts)
-            for part, ptokens in zip(parts, counts, strict=True):
-                units.append(_Unit(part, ptokens, "\n\n" if first else " "))
-                first = False
-    return units
+        joiner = "\n\n"
+        for sa, sb in _spans(_SENTENCE, text, pa, pb):
+            first, last = tokens(sa, sb)
+            if last - first <= budget:
+                units.append(_Unit(text[sa:sb].strip(), last - first, joiner))
+            else:
+                for w in range(first, last, budget):
+                    end = min(w + budget, last)
+                    piece = text[offsets[w][0] : offsets[end - 1][1]].strip()
+                    units.append(_Unit(piece, end - w, joiner, cut=True))
+                    joiner = " "
+            joiner = " "
+    return [u for u in units if u.text]
 
 
-def _pack(units: list[_Unit], budget: int, overlap: int) -> list[str]:
-    """Units packed greedily into texts of at most ``budget`` tokens, with overlap."""
-    texts: list[str] = []
+def _pack(units: list[_Unit], budget: int, overlap: int) -> list[tuple[str, int, bool]]:
+    """Units packed greedily into texts of at most ``budget`` tokens, with overlap:
+    (text, tokens, holds a cut unit)."""
+    texts: list[tuple[str, int, bool]] = []
     current: list[_Unit] = []
     size = 0
     for unit in units:
         if current and size + unit.tokens > budget:
-            texts.append(_join(current))
+            texts.append(_join(current, size))
             carried: list[_Unit] = []
             carried_size = 0
             for prev in reversed(current[1:]):  # never the whole chunk again
@@ -195,29 +251,42 @@ def _pack(units: list[_Unit], budget: int, overlap: int) -> list[str]:
         current.append(unit)
         size += unit.tokens
     if current:
-        texts.append(_join(current))
+        texts.append(_join(current, size))
     return texts
 
 
-def _join(units: list[_Unit]) -> str:
-    return "".join((u.joiner if i else "") + u.text for i, u in enumerate(units)).strip()
+def _join(units: list[_Unit], size: int) -> tuple[str, int, bool]:
+    text = "".join((u.joiner if i else "") + u.text for i, u in enumerate(units)).strip()
+    return text, size, any(u.cut for u in units)
 
 
-def _enforce(
-    pieces: list[tuple[tuple[str, ...], str, str]], counter: TokenCounter, max_tokens: int
-) -> list[tuple[tuple[str, ...], str, str]]:
-    """Each piece measured as the model will see it; one over the limit (a tokenizer whose
-    counts do not add up across spaces) is cut again, tighter, until none is."""
+#: a chunk estimated this close to the limit is re-tokenized whole to check it, unless the
+#: tokenizer's counts add up (WordPiece); one holding a token window always is
+SLACK = 32
+
+
+def _enforce(pieces: list[_Piece], counter: TokenCounter, max_tokens: int) -> list[_Piece]:
+    """Pieces measured as the model will see them (those that could be over the limit); one
+    over it is cut again, tighter, until none is."""
     for _ in range(8):
-        totals = counter.total([f"{h}\n{t}" if h else t for _, h, t in pieces])
-        if all(n <= max_tokens for n in totals):
+        near = max_tokens if counter.additive else max_tokens - SLACK
+        suspects = [i for i, p in enumerate(pieces) if p.cut or p.estimate > near]
+        embeds = [f"{pieces[i].header}\n{pieces[i].text}" if pieces[i].header else pieces[i].text
+                  for i in suspects]  # fmt: skip
+        over = {}
+        for i, total in zip(suspects, counter.total(embeds), strict=True):
+            pieces[i].estimate, pieces[i].cut = total, False
+            if total > max_tokens:
+                over[i] = total
+        if not over:
             return pieces
-        fixed = []
-        for (path, header, text), total in zip(pieces, totals, strict=True):
-            if total <= max_tokens:
-                fixed.append((path, header, text))
+        fixed: list[_Piece] = []
+        for i, piece in enumerate(pieces):
+            if i not in over:
+                fixed.append(piece)
                 continue
-            size = max(8, counter.count([text])[0] - (total - max_tokens) - 4)
-            fixed.extend((path, header, part) for part in counter.windows(text, size))
+            size = max(8, counter.count([piece.text])[0] - (over[i] - max_tokens) - 4)
+            for part in counter.windows(piece.text, size):
+                fixed.append(_Piece(piece.path, piece.header, part, max_tokens, True))
         pieces = fixed
     raise RetrievalError(f"could not cut chunks under {max_tokens} tokens")

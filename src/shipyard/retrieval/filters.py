@@ -67,6 +67,7 @@ class MetaColumns:
         self.types = list(types)
         self.metas = metas
         self._postings: dict[str, dict[Any, np.ndarray]] = {}
+        self._shown: dict[str, dict[Any, Any]] = {}  # normalised value -> as first seen
         self._numbers: dict[str, np.ndarray] = {}
         self._prefixes: dict[str, np.ndarray] = {}
 
@@ -81,13 +82,27 @@ class MetaColumns:
         """Normalised value -> the rows that have it (list-valued fields under each value)."""
         if key not in self._postings:
             found: dict[Any, list[int]] = {}
+            shown: dict[Any, Any] = {}
             for row, value in enumerate(self._field(key)):
                 values = value if isinstance(value, list | tuple | set) else [value]
                 for v in values:
                     if v is not None:
                         found.setdefault(normal(v), []).append(row)
+                        shown.setdefault(normal(v), v)
             self._postings[key] = {v: np.asarray(r, dtype=np.int64) for v, r in found.items()}
+            self._shown[key] = shown
         return self._postings[key]
+
+    def counts(self, key: str, mask: np.ndarray | None = None) -> dict[Any, int]:
+        """Facet counts: each value of ``key`` (as first seen) -> how many rows of ``mask``
+        (all rows if None) have it, most frequent first; values counted 0 are left out."""
+        postings = self.postings(key)
+        shown = self._shown[key]
+        found = {
+            shown[v]: int(len(rows) if mask is None else np.count_nonzero(mask[rows]))
+            for v, rows in postings.items()
+        }
+        return dict(sorted(((v, n) for v, n in found.items() if n), key=lambda kv: -kv[1]))
 
     def numbers(self, key: str) -> np.ndarray:
         """The field as floats (NaN where missing or not a number)."""

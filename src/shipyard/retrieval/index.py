@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,11 +71,6 @@ class BuildStats:
     embedded: int
     reused: int
     seconds: float
-
-
-def _key(chunk: Chunk) -> str:
-    """What a chunk's vector depends on: the text the model sees."""
-    return hashlib.sha256(chunk.embed_text.encode()).hexdigest()[:32]
 
 
 def _weights(weights: Any) -> dict[str, float]:
@@ -129,6 +124,7 @@ class HybridIndex:
             [c.doc for c in chunks], [c.type for c in chunks], [c.meta for c in chunks]
         )
         self._rows_by_doc: dict[str, list[int]] | None = None
+        self._checked: Any = None  # the embedder whose fingerprint matched
 
     def __len__(self) -> int:
         return len(self.chunks)
@@ -195,6 +191,8 @@ class HybridIndex:
             raise RetrievalError(f"mode={mode!r}: use one of {', '.join(MODES)}")
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise RetrievalError(f"k={k!r} must be a positive integer")
+        if not isinstance(query, str):
+            raise RetrievalError(f"the query must be a string, got {type(query).__name__}")
         depth = max(k, depth or DEPTH)
         rankers = RANKERS if mode == "hybrid" else (mode,)
         rankings = self.rank(query, rankers, depth=depth, filters=filters)
@@ -230,6 +228,11 @@ class HybridIndex:
         """The rows ``filters`` let through (a boolean mask), or None for no filter."""
         return self.columns.mask(filters)
 
+    def facets(self, key: str, filters: Mapping[str, Any] | None = None) -> dict[Any, int]:
+        """Counts of each value of metadata field ``key`` over the chunks ``filters`` let
+        through (all chunks without filters), most frequent first."""
+        return self.columns.counts(key, self.columns.mask(filters))
+
     def hit(self, row: int, score: float) -> Hit:
         """Row ``row`` as a :class:`Hit` with ``score``."""
         c = self.chunks[row]
@@ -253,12 +256,14 @@ class HybridIndex:
             from shipyard.retrieval.embedder import Embedder
 
             self.embedder = Embedder()
-        fingerprint = self.embedder.fingerprint
-        if fingerprint != self.info["fingerprint"]:
-            raise RetrievalError(
-                f"the index was embedded by {self.info['fingerprint']}, the query would be by "
-                f"{fingerprint}: load the index with the model it was built with"
-            )
+        if self._checked is not self.embedder:
+            fingerprint = self.embedder.fingerprint
+            if fingerprint != self.info["fingerprint"]:
+                raise RetrievalError(
+                    f"the index was embedded by {self.info['fingerprint']}, the query would be "
+                    f"by {fingerprint}: load the index with the model it was built with"
+                )
+            self._checked = self.embedder
         return np.asarray(self.embedder.encode([query])[0], dtype=np.float32)
 
     def _dense(self, query: str, depth: int, mask: np.ndarray | None) -> Ranking:
@@ -368,13 +373,16 @@ def build_index(
     *,
     progress: Any = False,
     settings: Mapping[str, Any] | None = None,
-    ann: bool = True,
+    embed_text: Callable[[Chunk], str] | None = None,
+    keyword_text: Callable[[Chunk], str] | None = None,
 ) -> HybridIndex:
     """An index of ``chunks``. Chunks whose embedded text is in ``previous`` (built by the
     same model) take their vectors from it; only the others go through ``embedder``
     (``index.stats.embedded`` counts them). ``progress=True`` (or a rich Console) shows a
     progress bar while embedding; ``settings`` (chunking settings...) are kept in
-    ``index.info`` and in the corpus hash."""
+    ``index.info`` and in the corpus hash. What is embedded and what BM25 indexes is each
+    chunk's :attr:`~Chunk.embed_text` (headings, then text) unless ``embed_text`` or
+    ``keyword_text`` say otherwise (say, a record's title alone for keywords)."""
     import bm25s
 
     started = time.perf_counter()
@@ -384,7 +392,9 @@ def build_index(
     ids = [c.id for c in chunks]
     if len(set(ids)) != len(ids):
         raise RetrievalError("chunk ids repeat: chunk each document once")
-    keys = [_key(c) for c in chunks]
+    embed = embed_text or (lambda c: c.embed_text)
+    texts = [embed(c) for c in chunks]
+    keys = [hashlib.sha256(t.encode()).hexdigest()[:32] for t in texts]
     fingerprint = embedder.fingerprint
     dim = int(getattr(embedder, "dim", 384))
     vectors = np.zeros((len(chunks), dim), dtype=np.float32)
@@ -397,12 +407,12 @@ def build_index(
                 vectors[row] = previous.vectors[old[key]]
             else:
                 todo.append(row)
-    texts = [chunks[i].embed_text for i in todo]
-    if texts:
-        vectors[todo] = _embed(embedder, texts, progress)
+    if todo:
+        vectors[todo] = _embed(embedder, [texts[i] for i in todo], progress)
+    keyword = keyword_text or embed
     model = bm25s.BM25()
-    model.index([words(c.embed_text) for c in chunks], show_progress=False)
-    graph = _graph(vectors) if ann else None
+    model.index([words(keyword(c)) for c in chunks], show_progress=False)
+    graph = _graph(vectors)
     settings = dict(settings or {})
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     digest.update(fingerprint.encode())

@@ -124,7 +124,10 @@ _DIRECTIVE = re.compile(r"^(\s*)\.\.\s+([\w:.+-]+)::\s*(.*)$")
 _COMMENT = re.compile(r"^(\s*)\.\.(\s|$)")
 _OPTION = re.compile(r"^\s+:[\w-]+:(\s|$)")
 #: directives whose whole block is left out: no prose in them
-_DROP = {"index", "toctree", "highlight", "sectionauthor", "moduleauthor", "testsetup", "raw"}
+_DROP = {"index", "toctree", "highlight", "sectionauthor", "moduleauthor", "testsetup", "raw",
+         "currentmodule", "tabularcolumns"}  # fmt: skip
+#: a document-wide field before the first heading (``:tocdepth: 2``, ``:orphan:``)
+_DOCINFO = re.compile(r"^:[\w-]+:(\s.*)?$")
 
 
 def _rst_role(match: re.Match[str]) -> str:
@@ -175,6 +178,9 @@ def _rst(text: str) -> list[Section]:
         comment = _COMMENT.match(line)
         if comment:  # a comment or a hyperlink target: `.. _label:`
             skip_indent = len(comment.group(1))
+            i += 1
+            continue
+        if not outline.stack and _DOCINFO.match(line):
             i += 1
             continue
         if options and _OPTION.match(line):  # a directive's options: `:noindex:`

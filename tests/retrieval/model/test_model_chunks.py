@@ -93,3 +93,24 @@ def test_the_model_loads_with_no_network_and_offline_flags_set(embedder: Embedde
     embedder.encode(["warm"])
     assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
     assert embedder.path.name == "model" and (embedder.path / "model.safetensors").is_file()
+
+
+def test_concurrent_encodes_and_token_counts_share_one_embedder(embedder: Embedder) -> None:
+    """encode() has a tokenizer of its own: a fast tokenizer keeps truncation as state, so
+    counting tokens with .tokenizer (no truncation) in another thread could switch it off
+    under a concurrent encode (reproduced with 300 mixed calls on 8 threads: 1,402 tokens
+    reached the model's 512 positions)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"service {i} deploys replicas behind a load balancer. " * 40 for i in range(40)]
+    serial = embedder.encode(texts[1::2])
+
+    def work(i: int) -> object:
+        if i % 2:
+            return embedder.encode([texts[i]])[0]
+        return embedder.tokenizer(texts[i], add_special_tokens=False)
+
+    with ThreadPoolExecutor(8) as pool:
+        found = list(pool.map(work, range(len(texts))))[1::2]
+    for got, want in zip(found, serial, strict=True):
+        assert abs(got - want).max() < 1e-5  # type: ignore[operator]

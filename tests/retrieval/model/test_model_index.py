@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -50,11 +52,15 @@ QUESTIONS = [
 def test_embeddings_equal_sentence_transformers(embedder: Embedder) -> None:
     from sentence_transformers import SentenceTransformer
 
-    texts = ["how do I join two paths?", "Deploying services > Rolling back\nrun toolkit rollback"]
+    texts = [
+        "how do I join two paths?",
+        "Deploying services > Rolling back\nrun toolkit rollback",
+        "a text far over the model's 256 tokens, truncated alike by both " * 30,
+    ]
     reference = SentenceTransformer(str(embedder.path), device="cpu", local_files_only=True)
     expected = reference.encode(texts, normalize_embeddings=True)
     got = embedder.encode(texts)
-    assert got.shape == (2, 384) and got.dtype == np.float32
+    assert got.shape == (3, 384) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
 
@@ -95,6 +101,29 @@ def test_a_filter_matching_half_a_percent_still_returns_k(index: HybridIndex, mo
     assert prefix and all(h.doc.startswith("guide/") for h in prefix)
 
 
+def test_facets_count_what_the_filters_let_through(index: HybridIndex) -> None:
+    assert index.facets("genre", {"year": 1962}) == {"Western": 5}
+    everything = index.facets("genre")
+    direct: dict[str, int] = {}
+    for chunk in index.chunks:
+        if "genre" in chunk.meta:
+            direct[chunk.meta["genre"]] = direct.get(chunk.meta["genre"], 0) + 1
+    assert everything == direct and everything["Western"] == 5
+    by_year = index.facets("year", {"genre": "Western", "year": {"gte": 1900}})
+    assert by_year == {1962: 5}
+
+
+def test_keyword_text_chooses_what_bm25_indexes(
+    embedder: Embedder, all_chunks: list[Chunk]
+) -> None:
+    films = all_chunks[-30:]
+    titles = build_index(films, embedder, keyword_text=lambda c: c.title)
+    assert not titles.search("film", k=3, mode="bm25")  # "film" is in the text, not a title
+    title = films[7].title
+    assert titles.search(title, k=1, mode="bm25")[0].title == title
+    assert titles.search(title, k=1, mode="dense")[0].title == title
+
+
 def test_save_and_load_memory_maps_and_searches_the_same(
     index: HybridIndex, embedder: Embedder, tmp_path: Path
 ) -> None:
@@ -106,6 +135,14 @@ def test_save_and_load_memory_maps_and_searches_the_same(
     for query in ["offline installation with wheels", "western film"]:
         for mode in ("hybrid", "bm25", "dense"):
             assert loaded.search(query, k=5, mode=mode) == index.search(query, k=5, mode=mode)
+    code = (
+        "import sys; from shipyard.retrieval import HybridIndex; "
+        f"index = HybridIndex.load({str(tmp_path / 'idx')!r}); "
+        "hits = index.search('western film', k=3, mode='bm25'); "
+        "print(len(hits), hits[0].meta['genre'], 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["3", "Western", "False"]  # keyword search needs no torch
     (tmp_path / "idx" / "index.json").write_text('{"format": 99}')
     with pytest.raises(RetrievalError, match="index format 99"):
         HybridIndex.load(tmp_path / "idx")
@@ -169,3 +206,14 @@ def test_evaluate_tune_and_card(index: HybridIndex) -> None:
     assert "tuned on the dev split" in html
     with pytest.raises(RetrievalError, match="no questions in split 'nope'"):
         evaluate(index, QUESTIONS, split="nope")
+
+
+def test_bad_search_arguments_are_named(index: HybridIndex) -> None:
+    with pytest.raises(RetrievalError, match="k=0 must be a positive integer"):
+        index.search("x", k=0)
+    with pytest.raises(RetrievalError, match="mode='sparse': use one of hybrid, bm25, dense"):
+        index.search("x", mode="sparse")
+    with pytest.raises(RetrievalError, match="the query must be a string, got int"):
+        index.search(42)  # type: ignore[arg-type]
+    with pytest.raises(RetrievalError, match=r"weights=\(w_bm25, w_dense\)"):
+        index.search("x", weights=(1.0, 2.0, 3.0))
