@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from typing import Annotated, Any
 
 from agent import answer, gateway_chat
@@ -81,6 +82,7 @@ class DocsQA(Service):
 
         from shipyard.retrieval import HybridIndex
 
+        self.searching = threading.Lock()
         model = Model(_index_spec())
         self.version = model.resolve()
         self.index = HybridIndex.load(model.load().path)
@@ -97,7 +99,11 @@ class DocsQA(Service):
             self.chat = gateway_chat(client, self.route, key)
 
     def _search(self, query: str, k: int = 5) -> list[Any]:
-        return list(self.index.search(query, k=k))
+        # one search at a time: /ask's threads and /search share the query encoder, whose
+        # fast tokenizer raises "Already borrowed" when two threads call it at once (and on
+        # one BLAS thread, two encodings at once are no faster than one after the other)
+        with self.searching:
+            return list(self.index.search(query, k=k))
 
     @endpoint
     def search(
