@@ -7,6 +7,7 @@ import math
 import pytest
 
 from shipyard.retrieval import FilterError, RetrievalError, mrr_at_k, ndcg_at_k, recall_at_k, rrf
+from shipyard.retrieval.evaluation import _sign_test
 from shipyard.retrieval.filters import MetaColumns
 from shipyard.retrieval.keywords import words
 
@@ -103,3 +104,10 @@ def test_keywords_keep_dotted_names_whole_and_in_parts() -> None:
         "os.path.join", "os", "path", "join", "function", "join", "path",
     ]  # fmt: skip
     assert words("__init__ and max_workers") == ["init", "max_workers", "max", "worker"]
+
+
+def test_the_sign_test_that_keeps_equal_weights() -> None:
+    assert _sign_test(5, 0) == pytest.approx(1 / 32)  # clear at 0.05
+    assert _sign_test(2, 0) == pytest.approx(1 / 4)  # two dev questions of luck: not clear
+    assert _sign_test(6, 1) == pytest.approx(8 / 128)  # (1 + 7) of 2**7: not clear at 0.05
+    assert _sign_test(0, 0) == 1.0

@@ -197,18 +197,16 @@ def test_evaluate_tune_and_card(index: HybridIndex) -> None:
         assert result.recall == pytest.approx(len(hits) / 4)
         assert result.mrr == pytest.approx(sum(1 / r for r in hits) / 4)
     assert results["hybrid"].recall >= 0.75
-    plain = tune_weights(index, QUESTIONS, k=5, tolerance=0)
+    plain = tune_weights(index, QUESTIONS, k=5, significance=1)
     assert len(plain.grid) == 11 and plain.weights in [(g[0], g[1]) for g in plain.grid]
     ends = {(g[0], g[1]): g[2] for g in plain.grid}
     assert plain.score == max(ends.values())  # the plain best: never below either part
     tuning = tune_weights(index, QUESTIONS, k=5)
-    n_dev = sum(q["split"] == "dev" for q in QUESTIONS)
-    near = [g for g in tuning.grid if g[2] >= plain.score - 1 / n_dev - 1e-9]
-    # within one dev question of the best, the most even weights win
-    assert abs(tuning.weights[0] - tuning.weights[1]) == min(abs(g[0] - g[1]) for g in near)
-    assert tuning.score >= plain.score - 1 / n_dev - 1e-9
-    with pytest.raises(RetrievalError, match="tolerance=-1"):
-        tune_weights(index, QUESTIONS, tolerance=-1)
+    # 4 dev questions cannot show a clear gain (a sign test needs 5 wins): equal weights stay
+    assert sum(q["split"] == "dev" for q in QUESTIONS) == 4 and tuning.weights == (0.5, 0.5)
+    assert tuning.score == ends[(0.5, 0.5)]
+    with pytest.raises(RetrievalError, match="significance=0"):
+        tune_weights(index, QUESTIONS, significance=0)
     html = "".join(c.render() for c in eval_card(results.values(), tuning=tuning))
     assert f"{results['hybrid'].recall:.3f}" in html and "MRR@10" in html and "nDCG@10" in html
     assert "tuned on the dev split" in html
