@@ -11,11 +11,14 @@ Built by :func:`build` into one folder (stored as one ``Files`` artifact)::
 >>> engine = Engine.load("build/catalogue")                                    # doctest: +SKIP
 >>> engine.search("godfathr", k=5, filters={"genre": "Drama", "decade": 1970})  # doctest: +SKIP
 
-**What matches.** A film matches a query when a title word is one of the query's words
-(keywords) or its title is a typo-tolerant match (rapidfuzz's ``WRatio``, which takes the best
-of the whole-title, partial and token-order ratios, at least :data:`FUZZY_MATCH`); an empty
-query matches every film. The semantic ranker ranks every film, so it only orders results: a
-filtered query returns ``k`` results whenever ``k`` films pass the filters. Facet counts are
+**What matches.** A film matches a query when its title holds every keyword of the query, or
+the whole title is within typos of it (rapidfuzz's normalised Indel similarity, ``ratio``, at
+least :data:`TITLE_MATCH`), or the query is within typos of a part of a title at least as long
+(``partial_ratio`` at least :data:`PART_MATCH`); an empty query matches every film. (The
+fuzzy *ranker* uses ``WRatio``, the best of the whole, partial and word-order ratios: right
+for ordering, too loose for saying what matched — ``and the`` alone would.) The semantic
+ranker ranks every film, so it only orders results: a filtered query returns ``k`` results
+whenever ``k`` films pass the filters. Facet counts are
 over the films that match the query and the filters (Meilisearch's ``facetDistribution``).
 """
 
@@ -33,8 +36,10 @@ RANKERS = ("bm25", "dense", "fuzzy")
 DEFAULT_WEIGHTS = {"bm25": 1.0, "dense": 1.0, "fuzzy": 1.0}
 #: candidates each ranker hands fusion
 DEPTH = 100
-#: the WRatio (0-100) from which a title counts as matching a query, for facets
-FUZZY_MATCH = 85.0
+#: the ratio (0-100) from which a whole title counts as matching a query, for facets
+TITLE_MATCH = 80.0
+#: the partial_ratio from which a query counts as part of a (longer) title, for facets
+PART_MATCH = 90.0
 FACETS = ("genre", "decade")
 
 
@@ -97,6 +102,7 @@ class Engine:
         self.info = info
         self.weights: dict[str, float] = dict(info.get("weights") or DEFAULT_WEIGHTS)
         self.votes = np.asarray([c.meta["votes"] for c in index.chunks], dtype=np.int64)
+        self.lengths = np.asarray([len(t) for t in titles], dtype=np.int64)
 
     @classmethod
     def load(cls, folder: str | Path, *, embedder: Any = None) -> Engine:
@@ -125,6 +131,35 @@ class Engine:
             scores = np.where(mask, scores, 0.0)
         return np.asarray(scores, dtype=np.float32)
 
+    def typo_matches(self, query: str) -> np.ndarray:
+        """The films whose whole title is within typos of ``query``, or has a part that is
+        (only titles at least as long as the query: a short title is not a match for every
+        query it is part of)."""
+        from rapidfuzz import fuzz, process
+
+        q = fuzzy_text(query)
+        whole = process.cdist([q], self.titles, scorer=fuzz.ratio, dtype=np.float32)[0]
+        part = process.cdist([q], self.titles, scorer=fuzz.partial_ratio, dtype=np.float32)[0]
+        return np.asarray(
+            (whole >= TITLE_MATCH) | ((part >= PART_MATCH) & (self.lengths >= len(q)))
+        )
+
+    def keyword_matches(self, query: str) -> np.ndarray:
+        """The films whose title holds every keyword of ``query`` (none: no film)."""
+        from shipyard.retrieval.keywords import words
+
+        terms = set(words(query))
+        out = np.zeros(len(self), dtype=bool)
+        if not terms:
+            return out
+        out[:] = True
+        for term in terms:
+            has = np.zeros(len(self), dtype=bool)
+            rows = [r for r, _ in self.index.rank(term, ("bm25",), depth=len(self))["bm25"]]
+            has[rows] = True
+            out &= has
+        return out
+
     def _best(self, scores: np.ndarray, depth: int) -> list[tuple[int, float]]:
         """The ``depth`` best rows with a score above 0: by score, then votes, then row."""
         rows = np.flatnonzero(scores > 0)
@@ -142,14 +177,12 @@ class Engine:
             # a browse: the films the filters let through, most voted first
             scores = np.where(allowed, self.votes.astype(np.float32) + 1.0, 0.0)
             return {"votes": self._best(scores, depth)}, allowed
-        # every keyword match (BM25 scores only films sharing a word: cheap), for facets
-        keyword = self.index.rank(query, ("bm25",), depth=len(self), filters=filters)["bm25"]
+        keyword = self.index.rank(query, ("bm25",), depth=depth, filters=filters)["bm25"]
         dense = self.index.rank(query, ("dense",), depth=depth, filters=filters)["dense"]
         fuzzy = self.fuzzy_scores(query, mask)
-        matched = fuzzy >= FUZZY_MATCH
-        matched[[row for row, _ in keyword]] = True
+        matched = self.typo_matches(query) | self.keyword_matches(query)
         out = {
-            "bm25": keyword[:depth],
+            "bm25": keyword,
             "dense": dense,
             "fuzzy": self._best(fuzzy, depth),
         }
