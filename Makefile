@@ -7,8 +7,9 @@ BIN := $(VENV)/bin
 DEMO_HOME := $(CURDIR)/.demo/ranker
 DIGITS_HOME := $(CURDIR)/.demo/digits
 DOCSQA_HOME := $(CURDIR)/.demo/docs-qa
+CATALOGUE_HOME := $(CURDIR)/.demo/catalogue
 
-.PHONY: demo demo-digits demo-docs-qa test lint typecheck unit venv services-start services-stop lock clean
+.PHONY: demo demo-digits demo-docs-qa demo-catalogue test lint typecheck unit venv services-start services-stop lock clean
 
 venv: $(VENV)/.installed
 
@@ -36,6 +37,12 @@ demo-docs-qa: venv
 	source scripts/services.sh && python_docs_check
 	rm -rf $(DOCSQA_HOME)
 	SHIPYARD_HOME=$(DOCSQA_HOME) $(BIN)/python examples/docs_qa/demo.py
+
+# search over a media catalogue (ggplot2movies, offline) on a 2,000-film sample: index, serve,
+# search by misspelled or partial titles and by genre, decade and rating
+demo-catalogue: venv
+	rm -rf $(CATALOGUE_HOME)
+	SHIPYARD_HOME=$(CATALOGUE_HOME) $(BIN)/python examples/catalogue_search/demo.py
 
 lint: venv
 	$(BIN)/ruff check --no-cache src tests bench examples

@@ -1,0 +1,244 @@
+"""Catalogue search: the retrieval core's keyword (BM25 over titles) and semantic (title
+embeddings) rankers with a typo-tolerant title matcher (rapidfuzz), fused by the core's
+reciprocal-rank fusion, filtered by genre, decade and minimum rating, with facet counts.
+
+Built by :func:`build` into one folder (stored as one ``Files`` artifact)::
+
+    index/          the retrieval core's HybridIndex (one chunk per film)
+    titles.json     the titles as the fuzzy matcher compares them, one per index row
+    catalogue.json  what was indexed: film count, sample, seed, fusion weights
+
+>>> engine = Engine.load("build/catalogue")                                    # doctest: +SKIP
+>>> engine.search("godfathr", k=5, filters={"genre": "Drama", "decade": 1970})  # doctest: +SKIP
+
+**What matches.** A film matches a query when its title holds every keyword of the query, or
+the whole title is within typos of it (rapidfuzz's normalised Indel similarity, ``ratio``, at
+least :data:`TITLE_MATCH`), or the query is within typos of a part of a title at least as long
+(``partial_ratio`` at least :data:`PART_MATCH`); an empty query matches every film. (The
+fuzzy *ranker* uses ``WRatio``, the best of the whole, partial and word-order ratios: right
+for ordering, too loose for saying what matched — ``and the`` alone would.) The semantic
+ranker ranks every film, so it only orders results: a filtered query returns ``k`` results
+whenever ``k`` films pass the filters. Facet counts are
+over the films that match the query and the filters (Meilisearch's ``facetDistribution``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RANKERS = ("bm25", "dense", "fuzzy")
+#: the fused weights until tuned: every ranker counts the same
+DEFAULT_WEIGHTS = {"bm25": 1.0, "dense": 1.0, "fuzzy": 1.0}
+#: candidates each ranker hands fusion
+DEPTH = 100
+#: the ratio (0-100) from which a whole title counts as matching a query, for facets
+TITLE_MATCH = 80.0
+#: the partial_ratio from which a query counts as part of a (longer) title, for facets
+PART_MATCH = 90.0
+FACETS = ("genre", "decade")
+
+
+def fuzzy_text(title: str) -> str:
+    """A title as the fuzzy matcher compares it (rapidfuzz's default processor: lower case,
+    non-alphanumerics as spaces, trimmed)."""
+    from rapidfuzz.utils import default_process
+
+    return str(default_process(title))
+
+
+def film_chunk(film: Mapping[str, Any]) -> Any:
+    """A film as one chunk of the retrieval core: its title is the text, its fields the
+    metadata the filters and facets read (``genre`` is the list of its genres)."""
+    from shipyard.retrieval import Chunk
+
+    meta = {
+        "year": film["year"],
+        "decade": film["decade"],
+        "genre": list(film["genres"]),
+        "rating": film["rating"],
+        "votes": film["votes"],
+        "length": film["length"],
+        "budget": film["budget"],
+        "mpaa": film["mpaa"],
+        "movielens_id": film["movielens_id"],
+    }
+    return Chunk(film["id"], film["id"], film["title"], (), film["title"], meta, "film")
+
+
+def build(films: Sequence[Mapping[str, Any]], embedder: Any, out: str | Path, **info: Any) -> Path:
+    """Index ``films`` into the folder ``out``: keywords from the title and year, an embedding
+    of the title, the fuzzy matcher's titles. ``info`` is kept in ``catalogue.json``."""
+    from shipyard.retrieval import build_index
+
+    out = Path(out)
+    chunks = [film_chunk(f) for f in films]
+    index = build_index(
+        chunks,
+        embedder,
+        embed_text=lambda c: c.title,
+        keyword_text=lambda c: f"{c.title} {c.meta['year']}",
+        settings={"kind": "catalogue"},
+    )
+    index.save(out / "index")
+    (out / "titles.json").write_text(json.dumps([fuzzy_text(c.title) for c in chunks]))
+    meta = {"films": len(chunks), "weights": DEFAULT_WEIGHTS, **info}
+    (out / "catalogue.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return out
+
+
+class Engine:
+    """A built catalogue index, loaded: rank, fuse, filter, count facets."""
+
+    def __init__(self, index: Any, titles: list[str], info: dict[str, Any]) -> None:
+        if len(titles) != len(index):
+            raise ValueError(f"titles.json has {len(titles)} titles, the index {len(index)}")
+        self.index = index
+        self.titles = titles
+        self.info = info
+        self.weights: dict[str, float] = dict(info.get("weights") or DEFAULT_WEIGHTS)
+        self.votes = np.asarray([c.meta["votes"] for c in index.chunks], dtype=np.int64)
+        self.lengths = np.asarray([len(t) for t in titles], dtype=np.int64)
+
+    @classmethod
+    def load(cls, folder: str | Path, *, embedder: Any = None) -> Engine:
+        from shipyard.retrieval import HybridIndex
+
+        folder = Path(folder)
+        index = HybridIndex.load(folder / "index", embedder=embedder)
+        titles = json.loads((folder / "titles.json").read_text())
+        info = json.loads((folder / "catalogue.json").read_text())
+        return cls(index, titles, info)
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    # -- rankers ------------------------------------------------------------------------
+
+    def fuzzy_scores(self, query: str, mask: np.ndarray | None) -> np.ndarray:
+        """WRatio of the query against every title (0 outside ``mask``)."""
+        from rapidfuzz import fuzz, process
+
+        q = fuzzy_text(query)
+        if not q:
+            return np.zeros(len(self.titles), dtype=np.float32)
+        scores = process.cdist([q], self.titles, scorer=fuzz.WRatio, dtype=np.float32)[0]
+        if mask is not None:
+            scores = np.where(mask, scores, 0.0)
+        return np.asarray(scores, dtype=np.float32)
+
+    def typo_matches(self, query: str) -> np.ndarray:
+        """The films whose whole title is within typos of ``query``, or has a part that is
+        (only titles at least as long as the query: a short title is not a match for every
+        query it is part of)."""
+        from rapidfuzz import fuzz, process
+
+        q = fuzzy_text(query)
+        whole = process.cdist([q], self.titles, scorer=fuzz.ratio, dtype=np.float32)[0]
+        part = process.cdist([q], self.titles, scorer=fuzz.partial_ratio, dtype=np.float32)[0]
+        return np.asarray(
+            (whole >= TITLE_MATCH) | ((part >= PART_MATCH) & (self.lengths >= len(q)))
+        )
+
+    def keyword_matches(self, query: str) -> np.ndarray:
+        """The films whose title holds every keyword of ``query`` (none: no film)."""
+        from shipyard.retrieval.keywords import words
+
+        terms = set(words(query))
+        out = np.zeros(len(self), dtype=bool)
+        if not terms:
+            return out
+        out[:] = True
+        for term in terms:
+            has = np.zeros(len(self), dtype=bool)
+            rows = [r for r, _ in self.index.rank(term, ("bm25",), depth=len(self))["bm25"]]
+            has[rows] = True
+            out &= has
+        return out
+
+    def _best(self, scores: np.ndarray, depth: int) -> list[tuple[int, float]]:
+        """The ``depth`` best rows with a score above 0: by score, then votes, then row."""
+        rows = np.flatnonzero(scores > 0)
+        order = np.lexsort((rows, -self.votes[rows], -scores[rows]))[:depth]
+        return [(int(rows[i]), float(scores[rows[i]])) for i in order]
+
+    def rankings(
+        self, query: str, filters: Mapping[str, Any] | None = None, depth: int = DEPTH
+    ) -> tuple[dict[str, list[tuple[int, float]]], np.ndarray]:
+        """Each ranker's ``depth`` best (row, score) for ``query`` among the films the filters
+        let through, and the boolean mask of the films that match (see the module doc)."""
+        mask = self.index.allowed(filters)
+        allowed = np.ones(len(self), dtype=bool) if mask is None else mask
+        if not query.strip():
+            # a browse: the films the filters let through, most voted first
+            scores = np.where(allowed, self.votes.astype(np.float32) + 1.0, 0.0)
+            return {"votes": self._best(scores, depth)}, allowed
+        keyword = self.index.rank(query, ("bm25",), depth=depth, filters=filters)["bm25"]
+        dense = self.index.rank(query, ("dense",), depth=depth, filters=filters)["dense"]
+        fuzzy = self.fuzzy_scores(query, mask)
+        matched = self.typo_matches(query) | self.keyword_matches(query)
+        out = {
+            "bm25": keyword,
+            "dense": dense,
+            "fuzzy": self._best(fuzzy, depth),
+        }
+        return out, matched & allowed
+
+    # -- search -------------------------------------------------------------------------
+
+    def fuse(
+        self,
+        rankings: Mapping[str, list[tuple[int, float]]],
+        k: int,
+        weights: Mapping[str, float] | None = None,
+    ) -> list[tuple[int, float]]:
+        """The fused top ``k`` (row, RRF score) of ``rankings``."""
+        from shipyard.retrieval import rrf
+
+        if "votes" in rankings:  # a browse has one ranking: its order, with RRF's scores
+            return rrf({"votes": [r for r, _ in rankings["votes"]]}, limit=k)
+        w = dict(self.weights if weights is None else weights)
+        lists = {name: [row for row, _ in rankings[name]] for name in RANKERS}
+        return rrf(lists, {n: w.get(n, 0.0) for n in RANKERS}, limit=k)
+
+    def film(self, row: int, score: float) -> dict[str, Any]:
+        chunk = self.index.chunks[row]
+        return {
+            "id": chunk.id,
+            "title": chunk.title,
+            "year": int(chunk.meta["year"]),
+            "genres": list(chunk.meta["genre"]),
+            "score": float(score),
+        }
+
+    def search(
+        self,
+        query: str,
+        k: int = 10,
+        filters: Mapping[str, Any] | None = None,
+        weights: Mapping[str, float] | None = None,
+    ) -> dict[str, Any]:
+        """``{"results": [film...], "facets": {"genre": {...}, "decade": {...}}}``: the ``k``
+        best films (fused) among those the filters let through, and facet counts over the
+        films that match the query and the filters."""
+        rankings, matched = self.rankings(query, filters, depth=max(DEPTH, k))
+        fused = self.fuse(rankings, k, weights)
+        facets = {key: self.index.columns.counts(key, matched) for key in FACETS}
+        return {"results": [self.film(r, s) for r, s in fused], "facets": facets}
+
+
+def core_filters(filters: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The service's filters (``genre``, ``decade``, ``min_rating``) as the core's."""
+    out: dict[str, Any] = {}
+    for key, value in (filters or {}).items():
+        if value is None:
+            continue
+        if key == "min_rating":
+            out["rating"] = {"gte": float(value)}
+        else:
+            out[key] = value
+    return out
