@@ -53,7 +53,16 @@ def test_a_missing_corpus_is_installed_and_fails_the_run_under_ci(tmp_path: Path
 def test_the_demo_checks_the_corpus_and_wipes_only_its_own_home() -> None:
     root = SCRIPT.parents[1]
     recipe = subprocess.run(
-        ["make", "-n", "-o", "venv", "-o", ".venv/.installed", "demo-docs-qa"],
+        [
+            "make",
+            "-n",
+            "--no-print-directory",
+            "-o",
+            "venv",
+            "-o",
+            ".venv/.installed",
+            "demo-docs-qa",
+        ],
         cwd=root,
         capture_output=True,
         text=True,
