@@ -3,6 +3,9 @@ against a real tiny one), bounded by its steps."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+
 from click.testing import CliRunner
 
 from loadtest.http_servers import tiny_server
@@ -31,6 +34,20 @@ def _modelled(plan: Plan, processes: int) -> Outcome:
     return Outcome(plan, processes, [total], total, [result])
 
 
+def _late(cpu_seconds: float) -> Callable[[Plan, int], Outcome]:
+    """The modelled server, with every request sent 5 ms late by a client that used
+    ``cpu_seconds`` of its one second."""
+
+    def step(plan: Plan, processes: int) -> Outcome:
+        outcome = _modelled(plan, processes)
+        for _ in range(100):
+            outcome.total.lag.record(5_000)
+        outcome.results[0] = replace(outcome.results[0], cpu_seconds=cpu_seconds)
+        return outcome
+
+    return step
+
+
 def _plan(rate: float) -> Plan:
     return Plan(Address("http", "127.0.0.1", 9, "/"), (b"",), duration=1.0,
                 max_requests=1000, rate=rate)  # fmt: skip
@@ -50,6 +67,15 @@ def test_the_search_stops_when_close_enough_or_when_nothing_meets() -> None:
     assert search.best is not None and CAPACITY * 0.95 <= search.best.rate <= CAPACITY
     nothing = find_max(_plan(100), parse_slo("p99<1ms"), steps=3, run_step=_modelled)
     assert [s.rate for s in nothing.steps] == [100, 50, 25] and nothing.best is None
+
+
+def test_a_late_client_stops_the_search_only_when_it_was_busy() -> None:
+    # mostly idle and late: the machine was busy; the lateness is in the corrected latency
+    idle = find_max(_plan(100), parse_slo("p99<50ms"), steps=6, run_step=_late(0.1))
+    assert [s.rate for s in idle.steps] == [100, 200, 400, 800, 600, 700]
+    assert not any(s.client_limited for s in idle.steps) and idle.ended_by == "steps"
+    busy = find_max(_plan(100), parse_slo("p99<50ms"), steps=6, run_step=_late(0.6))
+    assert [s.rate for s in busy.steps] == [100] and busy.ended_by == "client"
 
 
 def test_the_command_searches_a_real_server_within_its_steps() -> None:

@@ -68,6 +68,18 @@ def client_warnings(outcome: Outcome) -> list[str]:
     return warnings
 
 
+def client_bound(outcome: Outcome) -> bool:
+    """Whether the client's own CPU was the limit: a process at :data:`CPU_LIMIT` of a core,
+    or (open model) sending late while at least :data:`BUSY_SHARE` busy. A late client that
+    was mostly idle waited for a busy machine's CPU: that lateness is in the corrected
+    latencies, so a rate it met was met, and a higher one is still worth trying."""
+    busiest = max((r.cpu_share for r in outcome.results), default=0.0)
+    if busiest >= CPU_LIMIT:
+        return True
+    late = outcome.plan.open and outcome.total.lag.percentile(99) / 1000 > LAG_LIMIT_MS
+    return late and busiest >= BUSY_SHARE
+
+
 def judge(outcome: Outcome, objectives: list[Objective]) -> list[Check]:
     """Each objective against the run (latency clauses: the corrected latency in the open
     model; errors: failed requests over finished ones, all of them when none finished)."""
@@ -332,6 +344,7 @@ __all__ = [
     "CPU_LIMIT",
     "LAG_LIMIT_MS",
     "PERCENTILES",
+    "client_bound",
     "client_warnings",
     "html",
     "judge",

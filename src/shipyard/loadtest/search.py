@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 
 from shipyard.loadtest.models import Plan
 from shipyard.loadtest.processes import Outcome, run
-from shipyard.loadtest.report import client_warnings, judge
+from shipyard.loadtest.report import client_bound, judge
 from shipyard.loadtest.slo import Check, Objective
 
 #: the search stops when the rates met and missed are this close (relative)
@@ -71,7 +71,7 @@ def find_max(
     for _ in range(steps):
         step_plan = replace(plan, rate=rate, max_requests=max(plan.max_requests, 1))
         outcome = execute(step_plan, processes)
-        step = Step(rate, outcome, judge(outcome, objectives), bool(client_warnings(outcome)))
+        step = Step(rate, outcome, judge(outcome, objectives), client_bound(outcome))
         search.steps.append(step)
         if on_step is not None:
             on_step(step)
