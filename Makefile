@@ -59,7 +59,7 @@ unit: venv
 test: venv
 	source scripts/services.sh && services_start && trap services_stop EXIT && \
 	  $(MAKE) --no-print-directory lint typecheck && \
-	  $(BIN)/pytest -q -p no:cacheprovider
+	  $(BIN)/pytest -q -p no:cacheprovider --durations=30
 
 # Refresh constraints.txt from a fresh resolve (run by hand, commit the result).
 lock:
