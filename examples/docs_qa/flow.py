@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard import FlowSpec, Parameter, current, schedule, step
+from shipyard.cards import Markdown, card
 
 HERE = Path(__file__).resolve().parent
 PYTHON_DOCS = "/usr/share/doc/python3.11/html/_sources"
@@ -119,8 +120,9 @@ class DocsIndexFlow(FlowSpec):
             f"{self.previous or 'no previous index'} ({stats.seconds:.1f} s)"
         )
         dev = questions_in(Path(self.questions), set(self.doc_paths), "dev")
+        self.tuning = None
         if dev:
-            tuning = tune_weights(index, dev, split="dev")
+            tuning = self.tuning = tune_weights(index, dev, split="dev")
             index.weights = tuning.weights
             print(f"weights (bm25, dense) {tuning.weights}: dev recall@10 {tuning.score:.3f}")
         self.weights = index.weights
@@ -134,17 +136,35 @@ class DocsIndexFlow(FlowSpec):
         self.docs_index = Files(self.build_dir)
         self.next(self.end)
 
+    @card(type="blank")
     @step
     def end(self):
-        """Score on the held-out questions the corpus covers, and register the index."""
-        from shipyard.retrieval import HybridIndex, evaluate
+        """Score on the held-out questions the corpus covers (hybrid, and each part alone,
+        in the card), and register the index."""
+        from shipyard.retrieval import HybridIndex, eval_card, evaluate
 
         test = questions_in(Path(self.questions), set(self.doc_paths), "test")
         self.scores: dict[str, float] = {}
         if test:
             index = HybridIndex.load(self.docs_index.path)
-            self.scores = evaluate(index, test, k=10, mode="hybrid", split="test").metrics()
+            runs = {
+                mode: evaluate(index, test, k=10, mode=mode, split="test")
+                for mode in ("hybrid", "bm25", "dense")
+            }
+            self.scores = runs["hybrid"].metrics()
             print(f"scores on {len(test)} held-out questions: {self.scores}")
+            note = f"{len(test)} held-out questions; {len(self.chunks)} chunks of {self.docs}"
+            for component in eval_card(
+                runs.values(), title="docs-index", tuning=self.tuning, note=note
+            ):
+                current.card.append(component)
+        else:
+            current.card.append(
+                Markdown(
+                    f"## docs-index\n\nNo held-out question of {self.questions} has its gold "
+                    f"documents in {self.docs}: the index is registered unscored."
+                )
+            )
         shutil.rmtree(self.build_dir, ignore_errors=True)  # stored by now; read back from the store
         if self.unchanged:
             print(f"the index is the same as {self.previous}'s: nothing new to register")

@@ -149,6 +149,8 @@ def test_index_deploy_search_and_ask_over_http(tmp_path: Path, provider: str) ->
     shown = _run(env, *shipyard, "models", "show", "docs-index")
     assert "DocsIndexFlow/1/end" in shown and "corpus=" in shown and "max_tokens=256" in shown
     assert "exclude=drafts/*, exclude=nothing/*" in shown
+    card = _run(env, *shipyard, "cards", "get", "DocsIndexFlow/1/end")
+    assert "docs-index" in card and "registered unscored" in card  # no question covers PAGES
 
     key = _run(env, *shipyard, "keys", "create", "--scope", "route:chat").strip().splitlines()[-1]
     (tmp_path / "gateway.yaml").write_text(
