@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,17 @@ def post(url: str, body: object) -> object:
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
+
+
+def post_refused(url: str, raw: bytes) -> str:
+    """POST a body the endpoint must refuse; its status and error body (a demo that shows
+    bad input getting a clear error stops if it was accepted)."""
+    request = urllib.request.Request(url, data=raw, headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            raise SystemExit(f"{url} accepted {raw!r} ({response.status}): expected a 4xx")
+    except urllib.error.HTTPError as exc:
+        return f"{exc.code} {exc.read().decode()}"
 
 
 def _free_port() -> int:

@@ -13,14 +13,12 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # examples/demo_support.py
 
-from demo_support import post, running_host, shipyard, step  # noqa: E402
+from demo_support import post, post_refused, running_host, shipyard, step  # noqa: E402
 
 SAMPLE = int(os.environ.get("CATALOGUE_SAMPLE", "2000"))
 SEARCHES = [
@@ -62,15 +60,8 @@ def main() -> int:
             step(f"search: {what}")
             show(url, body)
         step("bad input: a clear 422")
-        bad = urllib.request.Request(
-            f"{url}/catalogue/search",
-            data=b'{"query": "x", "filters": {"genre": "western"}}',
-            headers={"content-type": "application/json"},
-        )
-        try:
-            urllib.request.urlopen(bad, timeout=10)
-        except urllib.error.HTTPError as exc:
-            print(f"genre 'western' -> {exc.code} {exc.read().decode()}")
+        bad = b'{"query": "x", "filters": {"genre": "western"}}'
+        print(f"genre 'western' -> {post_refused(f'{url}/catalogue/search', bad)}")
 
     step("done: the host has stopped and nothing is left running")
     print("Look at the index and its held-out scores (shipyard models show catalogue-index),")

@@ -15,8 +15,6 @@ the ``k`` returned; decades are keys as strings (JSON's keys are).
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import threading
 from pathlib import Path
@@ -60,19 +58,6 @@ class SearchAnswer(BaseModel):
     facets: dict[str, dict[str, int]]
 
 
-def _index_spec() -> str:
-    """``catalogue-index``, unless the deployment pinned a version (``--model
-    catalogue-index:2``)."""
-    try:
-        pins = json.loads(os.environ.get("SHIPYARD_MODEL_PINS") or "{}")
-    except ValueError:
-        pins = {}
-    for spec in pins if isinstance(pins, dict) else ():
-        if spec.split(":")[0].split("@")[0] == MODEL:
-            return str(spec)
-    return MODEL
-
-
 def checked_filters(filters: Filters | None) -> dict[str, Any]:
     """The filters as the engine takes them; a 422 naming the field for a bad one."""
     if filters is None:
@@ -102,7 +87,7 @@ class Catalogue(Service):
     """Search the films of the latest ``catalogue-index``."""
 
     def load(self) -> None:
-        model = Model(_index_spec())
+        model = Model(MODEL)  # the latest, or the version `deploy --model` pinned
         self.version = model.resolve()
         self.engine = Engine.load(model.load().path)
         self.engine.search("warm up", k=1)  # the query encoder's first call is slow

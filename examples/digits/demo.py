@@ -10,13 +10,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # examples/demo_support.py
 
-from demo_support import post, running_host, shipyard, step  # noqa: E402
+from demo_support import post, post_refused, running_host, shipyard, step  # noqa: E402
 
 
 def main() -> int:
@@ -57,15 +56,8 @@ def main() -> int:
             f"{right}/7 single predictions right; batch agrees with labels on "
             f"{sum(int(a == b) for a, b in zip(many, digits.target[:20], strict=True))}/20"
         )
-        bad = urllib.request.Request(
-            f"{url}/digits/predict",
-            data=b'{"pixels": [1, 2]}',
-            headers={"content-type": "application/json"},
-        )
-        try:
-            urllib.request.urlopen(bad, timeout=10)
-        except urllib.error.HTTPError as exc:
-            print(f"POST /digits/predict with 2 pixels -> {exc.code} {exc.read().decode()}")
+        refused = post_refused(f"{url}/digits/predict", b'{"pixels": [1, 2]}')
+        print(f"POST /digits/predict with 2 pixels -> {refused}")
 
     step("done: the host has stopped and nothing is left running")
     print("Look at what it made: the runs (shipyard runs, shipyard show DigitsFlow), the model")

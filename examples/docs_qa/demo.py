@@ -14,14 +14,12 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # examples/demo_support.py
 
-from demo_support import post, running_host, shipyard, step  # noqa: E402
+from demo_support import post, post_refused, running_host, shipyard, step  # noqa: E402
 
 PYTHON_DOCS = Path(os.environ.get("PYTHON_DOCS", "/usr/share/doc/python3.11/html/_sources"))
 #: the slice: pages that some of the hand-written questions are about
@@ -105,15 +103,8 @@ def main() -> int:
             print(f"POST /docs-qa/ask {question!r}")
             print(f"  {reply['answer'][:300]}")
             print(f"  cites {[c['doc'] for c in reply['citations']]}  ({reply['model']})")
-        bad = urllib.request.Request(
-            f"{url}/docs-qa/search",
-            data=b'{"query": "   "}',
-            headers={"content-type": "application/json"},
-        )
-        try:
-            urllib.request.urlopen(bad, timeout=10)
-        except urllib.error.HTTPError as exc:
-            print(f"POST /docs-qa/search with a blank query -> {exc.code} {exc.read().decode()}")
+        refused = post_refused(f"{url}/docs-qa/search", b'{"query": "   "}')
+        print(f"POST /docs-qa/search with a blank query -> {refused}")
 
     step("rebuild after one file changed: only its chunks are embedded again")
     page = docs / "library" / "heapq.rst.txt"

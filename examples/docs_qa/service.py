@@ -18,7 +18,6 @@ answer falls back to an extractive one.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from typing import Annotated, Any
@@ -55,19 +54,6 @@ class AskAnswer(BaseModel):
     model: str = Field(description="the model that answered, or 'extractive'")
 
 
-def _index_spec() -> str:
-    """``docs-index``, unless the deployment pinned a version of it (``--model docs-index:2``
-    or ``docs-index@prod``): then that one."""
-    try:
-        pins = json.loads(os.environ.get("SHIPYARD_MODEL_PINS") or "{}")
-    except ValueError:
-        pins = {}
-    for spec in pins if isinstance(pins, dict) else ():
-        if spec.split(":")[0].split("@")[0] == MODEL:
-            return str(spec)
-    return MODEL
-
-
 def _text(value: str, field: str) -> str:
     if not value.strip():
         raise HTTPError(422, f"`{field}` is empty: send the words to look for", field=field)
@@ -83,7 +69,7 @@ class DocsQA(Service):
         from shipyard.retrieval import HybridIndex
 
         self.searching = threading.Lock()
-        model = Model(_index_spec())
+        model = Model(MODEL)  # the latest, or the version `deploy --model` pinned
         self.version = model.resolve()
         self.index = HybridIndex.load(model.load().path)
         self.index.search("warm up", k=1)  # the query encoder's first call is slow

@@ -3,6 +3,7 @@ audit log, loading and the library-version warning; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 import platform
 import threading
 from typing import TYPE_CHECKING, Any
@@ -182,6 +183,22 @@ def test_model_pins_its_version_when_made(env: Env) -> None:
     assert model.info.key == model.info.artifact.key
     assert Model("ranker@prod", registry=env.registry).resolve() == "ranker:2"
     assert "ranker:1" in repr(model)
+
+
+def test_a_bare_name_in_the_code_takes_the_version_the_deployment_pinned(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for value in ("v1", "v2", "v3"):
+        _register(env, "ranker", value)
+    _register(env, "other", "o1")
+    pins = {"ranker:2": "ranker:2", "other": "other:1"}
+    monkeypatch.setenv("SHIPYARD_MODEL_PINS", json.dumps(pins))
+    assert Model("ranker", registry=env.registry).resolve() == "ranker:2"  # --model ranker:2
+    assert Model("ranker:3", registry=env.registry).resolve() == "ranker:3"  # its own spec
+    assert Model("ranker@latest", registry=env.registry).resolve() == "ranker:3"
+    pins["ranker@prod"] = "ranker:1"  # two pins of one model: a bare name stays the latest
+    monkeypatch.setenv("SHIPYARD_MODEL_PINS", json.dumps(pins))
+    assert Model("ranker", registry=env.registry).resolve() == "ranker:3"
 
 
 def test_aliases_move_and_every_move_is_audited(env: Env) -> None:

@@ -19,7 +19,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from shipyard.registry.errors import RegistryError
+from shipyard.registry.errors import ModelSpecError, RegistryError
+from shipyard.registry.names import parse_spec
 from shipyard.registry.records import ModelVersion
 from shipyard.registry.registry import Registry
 from shipyard.registry.signature import Signature
@@ -63,13 +64,32 @@ def _resolving() -> tuple[Resolver, Registry] | None:
         return _resolver, _loader
 
 
+def _model_name(spec: object) -> str | None:
+    try:
+        return parse_spec(spec).name
+    except ModelSpecError:
+        return None
+
+
 def _pinned(spec: str) -> str | None:
+    """The version the deployment pinned for ``spec``: the pin of that very spec, else, for
+    a bare name in the code (``Model("docs-index")``, the latest), the one version the
+    deployment pinned of that model (``--model docs-index:3``), so pinning at deploy needs no
+    code that reads the pins itself. Two pins of one model leave a bare name to the latest."""
     try:
         pins = json.loads(os.environ.get(PINS_ENV) or "{}")
     except ValueError:
         return None
-    value = pins.get(spec) if isinstance(pins, dict) else None
-    return value if isinstance(value, str) else None
+    if not isinstance(pins, dict):
+        return None
+    value = pins.get(spec)
+    if isinstance(value, str):
+        return value
+    name = _model_name(spec)
+    if name is None or name != spec.strip():
+        return None  # name:3 or name@alias in the code: only its own pin applies
+    found = {v for k, v in pins.items() if isinstance(v, str) and _model_name(k) == name}
+    return found.pop() if len(found) == 1 else None
 
 
 class Model:
