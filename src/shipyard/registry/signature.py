@@ -113,7 +113,10 @@ class Signature:
         if isinstance(value, Signature):
             return value
         if _is_dataframe(value):
-            return cls(tuple(_column(str(n), t) for n, t in value.dtypes.items()), source=source)
+            return cls(
+                tuple(_frame_column(str(n), t, value[n]) for n, t in value.dtypes.items()),
+                source=source,
+            )
         if _is_series(value):  # a DataFrame's .dtypes
             return cls(tuple(_column(str(n), t) for n, t in value.items()), source=source)
         if isinstance(value, Mapping):
@@ -351,6 +354,17 @@ def _column(name: str, spec: Any) -> Column:
             ) from None
         return Column(name, _dtype_name(dtype, name), dims)
     return Column(name, _dtype_name(spec, name))
+
+
+def _frame_column(name: str, dtype: Any, values: Any) -> Column:
+    """A DataFrame column: its dtype, except that an ``object`` column holding only strings
+    (pandas 2's text column) is ``str``, as pandas 3's string dtype is."""
+    if getattr(dtype, "kind", None) == "O":
+        from pandas.api.types import infer_dtype
+
+        if infer_dtype(values, skipna=True) == "string":
+            return Column(name, "str")
+    return _column(name, dtype)
 
 
 def _dtype_name(spec: Any, column: str | None = None) -> str:
