@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.features.errors import FeatureError
 from shipyard.features.logstore import open_segments
+from shipyard.features.servinglog import FIELDS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -63,7 +64,12 @@ def read_serving_log(
             ) from None
         unpacker = msgpack.Unpacker(raw=False, timestamp=3, strict_map_key=False)
         unpacker.feed(raw)
-        for record in unpacker:
+        fields: list[str] = list(FIELDS)
+        for item in unpacker:
+            if isinstance(item, dict):  # the segment's header
+                fields = [str(f) for f in item.get("fields", fields)]
+                continue
+            record = dict(zip(fields, item, strict=False))
             ts = record["ts"]
             if (low is None or ts >= low) and (high is None or ts < high):
                 records.append(record)
