@@ -86,7 +86,8 @@ def logging_cpu(requests: int, rounds: int, home: Path) -> dict[str, Any]:
         ),
     }
     workers = {
-        v: WorkerProcess(HERE, f"service.py:{v}", f"bench-{v.lower()}", env=env) for v in VARIANTS
+        v: WorkerProcess(HERE, f"service.py:{v}", f"bench-{v.lower()}", env=env, ready_timeout=300)
+        for v in VARIANTS
     }
     per_request: dict[str, list[float]] = {v: [] for v in VARIANTS}
     try:
