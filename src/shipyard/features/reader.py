@@ -23,7 +23,7 @@ from shipyard.features.servinglog import FIELDS
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["facts_frame", "read_serving_log"]
+__all__ = ["facts_frame", "lookup_frames", "read_serving_log"]
 
 _FIXED = ("request_id", "ts", "facts", "lookups", "prediction")
 
@@ -109,3 +109,27 @@ def facts_frame(serving_log: pd.DataFrame) -> pd.DataFrame:
     for name, values in names.items():
         facts[f"{name}.as_of"] = values
     return facts
+
+
+def lookup_frames(serving_log: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The logged lookups, one frame of fields per lookup name, aligned with the log's rows
+    (a row whose lookup was missing is all-missing, so ``FeatureSet.frame(...,
+    lookups=lookup_frames(log))`` gives it the lookup's default, as online): recomputing
+    with what the service was given separates code skew from staleness."""
+    import pandas as pd
+
+    names: list[str] = []
+    for found in serving_log["lookups"]:
+        for name in found or {}:
+            if name not in names:
+                names.append(name)
+    frames: dict[str, pd.DataFrame] = {}
+    for name in names:
+        rows = [
+            dict(found[name])
+            if isinstance(found, dict) and isinstance(found.get(name), dict)
+            else {}
+            for found in serving_log["lookups"]
+        ]
+        frames[name] = pd.DataFrame(rows, index=range(len(rows)))
+    return frames
