@@ -42,6 +42,9 @@ class Logged(Service):
         sample=1.0,
         max_bytes=int(os.environ.get("BENCH_LOG_MAX_BYTES", 1 << 20)),
         max_age=timedelta(minutes=5),
+        # knobs for experiments (a writer that sleeps through a round: its queue holds it)
+        flush_interval=float(os.environ.get("BENCH_LOG_FLUSH_INTERVAL", 0.25)),
+        queue_size=int(os.environ.get("BENCH_LOG_QUEUE", 100_000)),
     )
 
     @endpoint
