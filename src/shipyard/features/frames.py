@@ -14,7 +14,6 @@ Imported only when ``frame`` is called: the row path never pays for pandas or Du
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -105,38 +104,40 @@ def compute_frame(
     return pd.DataFrame(columns, index=frame.index, columns=list(fs.names))
 
 
-def _missing(value: Any) -> bool:
-    if value is None or value is pd.NaT:
-        return True
-    return isinstance(value, float) and math.isnan(value)
-
-
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = frame.to_dict("records")
-    for record in records:
-        for key, value in record.items():
-            if _missing(value):
-                record[key] = None
-    return records
+    """The rows as dicts of plain Python values, a missing value (NaN, NaT, None) as
+    ``None``; built column by column (``tolist`` in C), not through ``to_dict``."""
+    missing = frame.isna()
+    columns: list[list[Any]] = []
+    for column in frame.columns:
+        values = frame[column]
+        holes = missing[column]
+        if holes.any():
+            values = values.astype(object).where(~holes, None)
+        columns.append(values.tolist())
+    names = [str(c) for c in frame.columns]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def _lookup_rows(
     found: Mapping[str, pd.DataFrame], declared: Mapping[str, Lookup], count: int
 ) -> list[dict[str, Mapping[str, Any] | None]]:
-    per_lookup = {
-        name: _records(found[name]) if len(found[name].columns) else None for name in declared
-    }
-    rows: list[dict[str, Mapping[str, Any] | None]] = []
-    for i in range(count):
-        row: dict[str, Mapping[str, Any] | None] = {}
-        for name, lookup in declared.items():
-            recs = per_lookup[name]
-            value = recs[i] if recs is not None else None
-            if value is not None and all(v is None for v in value.values()):
-                value = None
-            row[name] = lookup.default if value is None else value
-        rows.append(row)
-    return rows
+    """Each row's lookups: the found fields, or the lookup's default where a row found
+    nothing (all its fields missing)."""
+    names = list(declared)
+    per_lookup: list[list[Mapping[str, Any] | None]] = []
+    for name in names:
+        frame = found[name]
+        default = declared[name].default
+        if not len(frame.columns):
+            per_lookup.append([default] * count)
+            continue
+        present = frame.notna().any(axis=1).tolist()
+        records = _records(frame)
+        per_lookup.append([r if p else default for r, p in zip(records, present, strict=True)])
+    if not names:
+        return [{} for _ in range(count)]
+    return [dict(zip(names, row, strict=True)) for row in zip(*per_lookup, strict=True)]
 
 
 def _with_default(values: pd.DataFrame, lookup: Lookup) -> pd.DataFrame:
