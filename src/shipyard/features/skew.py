@@ -18,7 +18,7 @@ Three checks, each per feature, each against a threshold that can be set per fea
 >>> report = check_skew(online, offline=recomputed, training=train_frame)   # doctest: +SKIP
 >>> report.flagged            # [{"feature": "days_since_release", "check": "row", ...}]
 >>> report.metrics()          # {"row_mismatch.days_since_release": 0.97, ...}
->>> current.card.extend(report.components())
+>>> current.card.extend(skew_components(report))   # from shipyard.cards.skew
 
 Default thresholds (:class:`Thresholds`), and why:
 
@@ -48,13 +48,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-
-if TYPE_CHECKING:
-    from shipyard.cards import Component
 
 Kind = Literal["numeric", "categorical"]
 
@@ -208,7 +205,8 @@ class PredictionSkew:
 
 @dataclass
 class SkewReport:
-    """All checks of one run: ``flagged`` (what alarmed), ``metrics()``, ``components()``."""
+    """All checks of one run: ``flagged`` (what alarmed) and ``metrics()``; its card is
+    :func:`shipyard.cards.skew.skew_components`."""
 
     rows: list[RowSkew] = field(default_factory=list)
     distributions: list[DistributionSkew] = field(default_factory=list)
@@ -257,12 +255,6 @@ class SkewReport:
         return "\n".join(
             f"{f['feature']}: {f['check']} {f['value']:.4g} > {f['threshold']:.4g}" for f in flagged
         )
-
-    def components(self) -> list[Component]:
-        """The report as card components (``current.card.extend(report.components())``)."""
-        from shipyard.features._skew_card import components
-
-        return components(self)
 
 
 def _flag(feature: str, check: str, value: float, threshold: float) -> dict[str, Any]:

@@ -1,12 +1,20 @@
-"""A :class:`~shipyard.features.skew.SkewReport` as card components: what alarmed first, then
-the row-level table with examples, prediction skew, and the distributions (a chart of the
-training and serving shares for every feature whose distribution moved past its threshold)."""
+"""A training/serving skew report (:class:`shipyard.features.skew.SkewReport`) as card
+components: what alarmed first, then the row-level table with examples, prediction skew, and
+the distributions (a chart of the training and serving shares for every feature whose
+distribution moved past its threshold).
+
+>>> current.card.extend(skew_components(report))            # doctest: +SKIP
+
+It lives here, not beside the report: ``shipyard.features`` sits below ``shipyard.cards`` in
+the layers (the flow engine imports features to record a model's feature set).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from shipyard.cards import BarChart, Component, Markdown, Table
+from shipyard.cards.charts import BarChart
+from shipyard.cards.components import Component, Markdown, Table
 
 if TYPE_CHECKING:
     from shipyard.features.skew import SkewReport
@@ -19,7 +27,11 @@ def _pct(value: float) -> str:
     return f"{value:.3%}"
 
 
-def components(report: SkewReport) -> list[Component]:
+__all__ = ["skew_components"]
+
+
+def skew_components(report: SkewReport) -> list[Component]:
+    """The report's card: ``current.card.extend(skew_components(report))``."""
     out: list[Component] = [Markdown("# Training/serving skew")]
     flagged = report.flagged
     if flagged:
