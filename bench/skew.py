@@ -266,6 +266,10 @@ def section(
     lines.append("")
     goal = "yes" if ours["wall"] < GOAL_SECONDS else "NO"
     lines.append(f"- Goal (the check over {rows:,} × 50 in < 2 minutes on 2 cores): {goal}.")
+    lines.append(
+        "- Wall time on a shared machine includes waiting for a core (see the load average "
+        "above); CPU time (user + sys of the process, all threads) is what each tool spent."
+    )
     if skipped_full:
         lines.append(f"- Evidently on the full set: {skipped_full}")
     lines.append(
