@@ -78,7 +78,8 @@ def worker_fixture(tmp_path: Path):  # type: ignore[no-untyped-def]
 def test_ready_payload(worker: WorkerProcess) -> None:
     conn = worker.connect()
     ready = conn.ready
-    assert set(ready) == {"service", "pid", "endpoints", "openapi", "models"}
+    assert set(ready) == {"service", "pid", "endpoints", "openapi", "models", "warnings"}
+    assert ready["warnings"] == []  # e.g. a feature set other than its model's
     assert ready["service"] == "ranker"
     assert ready["pid"] == worker.process.pid
     assert ready["endpoints"] == [

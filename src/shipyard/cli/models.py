@@ -199,7 +199,9 @@ def _inputs_text(signature: Signature | None) -> str:
     count = len(signature)
     what = f"{count} column" + ("" if count == 1 else "s")
     unnamed = "" if signature.named else ", unnamed: rows are lists in this order"
-    return f"{what} (from {signature.source}{unnamed})"
+    fs = signature.feature_set
+    trained = f"; feature set {fs['name']} version {fs['version']}" if fs else ""
+    return f"{what} (from {signature.source}{unnamed}){trained}"
 
 
 def _signature_table(signature: Signature) -> Table:

@@ -91,6 +91,8 @@ def _print_deployment(d: dict[str, Any], *, notes: bool = False) -> None:
         f"{d['service']}  v{d.get('current_version')}  {ready}/{d.get('replicas')} ready  "
         f"endpoints: {', '.join(d.get('endpoints', [])) or '-'}{following}"
     )
+    for warning in d.get("warnings") or []:  # e.g. a feature set not the model's version
+        click.secho(f"  warning: {warning}", fg="yellow")
     if notes:  # what following did last, and why it is paused
         for f in follows:
             click.echo(f"  {f['describe']}")

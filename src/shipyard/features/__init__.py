@@ -27,6 +27,8 @@ from shipyard.features.errors import (
     FeatureSetMismatch,
 )
 from shipyard.features.lookups import Lookup
+from shipyard.features.reader import facts_frame, read_serving_log
+from shipyard.features.servinglog import ServingLog
 from shipyard.features.sets import FeatureSet
 
 __all__ = [
@@ -39,5 +41,8 @@ __all__ = [
     "FeatureSetMismatch",
     "Lookup",
     "Lookups",
+    "ServingLog",
+    "facts_frame",
     "feature",
+    "read_serving_log",
 ]

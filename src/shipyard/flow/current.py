@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 class RegisterModel(Protocol):
     """``current.register_model(name, obj, metrics=..., tags=..., signature=...,
-    input_example=...)``."""
+    input_example=..., features=...)``."""
 
     def __call__(
         self,
@@ -32,6 +32,7 @@ class RegisterModel(Protocol):
         tags: Iterable[str] | None = None,
         signature: Any = None,
         input_example: Any = None,
+        features: Any = None,
     ) -> None: ...
 
 

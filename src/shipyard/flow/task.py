@@ -192,10 +192,12 @@ def _start_current(ctx: TaskContext) -> None:
         tags: Iterable[str] | None = None,
         signature: Any = None,
         input_example: Any = None,
+        features: Any = None,
     ) -> None:
         """Register ``obj`` (or the artifact named by a string) as the next version of the
         model ``name``; committed only if this task succeeds. Its input signature is
-        ``signature``, else inferred (a fitted scikit-learn model, ``input_example``)."""
+        ``signature``, else inferred (a fitted scikit-learn model, ``input_example``);
+        ``features``: the ``FeatureSet`` it was trained on, recorded in that signature."""
         from shipyard.registry import capture
 
         models.append(
@@ -208,6 +210,7 @@ def _start_current(ctx: TaskContext) -> None:
                 tags=tags,
                 signature=signature,
                 input_example=input_example,
+                features=features,
             )
         )
 

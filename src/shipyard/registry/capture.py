@@ -20,7 +20,7 @@ from shipyard.registry import _db
 from shipyard.registry.errors import ModelSpecError, RegistryError
 from shipyard.registry.libraries import libraries_for
 from shipyard.registry.names import check_name, clean_metrics, clean_tags
-from shipyard.registry.signature import infer_signature
+from shipyard.registry.signature import infer_signature, with_feature_set
 from shipyard.store.blobs import BlobStore, keep_blob
 from shipyard.store.files import Files, upload
 from shipyard.store.records import ArtifactRecord
@@ -45,6 +45,7 @@ def capture(
     tags: Iterable[str] | None = None,
     signature: Any = None,
     input_example: Any = None,
+    features: Any = None,
 ) -> dict[str, Any]:
     """Check a registration and return its intent (called in the task process).
 
@@ -56,7 +57,8 @@ def capture(
 
     The input signature is ``signature`` if given, else inferred from the object (a fitted
     scikit-learn model) or from ``input_example`` (see :mod:`shipyard.registry.signature`);
-    an inherited artifact named by a string is not loaded for it.
+    an inherited artifact named by a string is not loaded for it. ``features``: the
+    ``FeatureSet`` the model was trained on, recorded in the signature (its name and version).
 
     >>> capture("ranker", "model", flow=self, store=store, metrics={"ndcg": 0.4})  # doctest: +SKIP
     {'name': 'ranker', 'artifact': 'model', 'metrics': {'ndcg': 0.4}, 'tags': [], ...}
@@ -100,6 +102,8 @@ def capture(
         value = obj
     intent["libraries"] = libraries_for(type_name)
     found = infer_signature(value, signature=signature, input_example=input_example)
+    if features is not None:
+        found = with_feature_set(found, features)
     intent["signature"] = found.to_json() if found is not None else None
     return intent
 

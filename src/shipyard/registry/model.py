@@ -33,6 +33,9 @@ PINS_ENV = "SHIPYARD_MODEL_PINS"
 #: every spec resolved in this process -> "name:version"; a worker reports these when it is
 #: ready, so an alias used in ``load()`` is pinned for every later replica and restart
 resolved: dict[str, str] = {}
+#: the records of those: spec as written -> its ModelVersion (a worker checks the feature set
+#: each was trained with against the service's; see shipyard.features.checks)
+records: dict[str, ModelVersion] = {}
 _resolver: Resolver | None = None
 _loader: Registry | None = None
 _lock = threading.Lock()
@@ -112,6 +115,7 @@ class Model:
             # in a hosted service, what the deployment pinned wins over where an alias points
             self._info = self._registry.get(_pinned(spec) or spec)
         resolved[spec] = self._info.spec
+        records[spec] = self._info
 
     @property
     def info(self) -> ModelVersion:
@@ -163,4 +167,4 @@ class Model:
         return f"Model({self.spec!r} -> {self._info.spec}, {self._info.artifact.type_name})"
 
 
-__all__ = ["PINS_ENV", "Model", "Resolver", "resolved", "set_resolver"]
+__all__ = ["PINS_ENV", "Model", "Resolver", "records", "resolved", "set_resolver"]

@@ -30,7 +30,7 @@ from shipyard.registry.names import (
     parse_spec,
 )
 from shipyard.registry.records import AuditEntry, ModelSummary, ModelVersion
-from shipyard.registry.signature import Signature
+from shipyard.registry.signature import Signature, with_feature_set
 from shipyard.store.blobs import BlobNotFound, BlobStore, keep_blob, read_record
 from shipyard.store.events import insert_event
 from shipyard.store.meta import MetaStore
@@ -302,11 +302,13 @@ class Registry:
         tags: Iterable[str] | None = None,
         user: str | None = None,
         signature: Any = None,
+        features: Any = None,
     ) -> ModelVersion:
         """Register the artifact ``Flow/run/step[/task]:artifact`` as the next version of
         ``name`` without unpickling it (only its metadata row is read). Its input signature
         is ``signature`` if given (see :meth:`Signature.of`), else none: nothing is loaded
-        to infer one.
+        to infer one. ``features``: the ``FeatureSet`` the model was trained on (recorded in
+        the signature).
 
         Library versions: the producing task's, if it recorded them (``result["libraries"]``),
         else none (``{}``), so loading such a version cannot warn about mismatches.
@@ -317,6 +319,8 @@ class Registry:
         clean = clean_metrics(metrics)
         tag_list = clean_tags(tags)
         inputs = Signature.of(signature) if signature is not None else None
+        if features is not None:
+            inputs = with_feature_set(inputs, features)
         try:
             spec, artifact = parse_artifact(address)
         except ValueError as exc:

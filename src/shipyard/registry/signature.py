@@ -17,6 +17,12 @@ Where it comes from (:func:`infer_signature`, first that applies):
 3. ``input_example=``: a DataFrame, a 2-D array, a list of rows (lists or dicts) or one row;
 4. none of these: no signature (``models show`` says so).
 
+With ``features=`` (a ``shipyard.features.FeatureSet``), the signature also records the
+feature set the model was trained with, ``feature_set: {"name", "version"}`` - in the same
+record, not a second one - and, when nothing else gave columns, its features as the columns
+(:func:`with_feature_set`). Records written before feature sets existed load as before
+(``feature_set`` is None).
+
 dtypes are ``float`` (any JSON number), ``int``, ``bool``, ``str`` and ``any``; a column may
 have a ``shape`` (``(384,)``: a list of 384 values of the dtype; ``-1`` is any length).
 
@@ -36,7 +42,7 @@ from typing import Any
 from shipyard.errors import HTTPError
 from shipyard.registry.errors import ModelSpecError
 
-__all__ = ["DTYPES", "Column", "Signature", "infer_signature"]
+__all__ = ["DTYPES", "Column", "Signature", "infer_signature", "with_feature_set"]
 
 #: the column types a signature knows
 DTYPES = ("float", "int", "bool", "str", "any")
@@ -103,6 +109,8 @@ class Signature:
     columns: tuple[Column, ...]
     named: bool = True
     source: str = "explicit"
+    #: the feature set the model was trained with: ``{"name": ..., "version": ...}``
+    feature_set: Mapping[str, str] | None = None
 
     # --- making one --------------------------------------------------------------------
     @classmethod
@@ -140,19 +148,29 @@ class Signature:
             )
             for c in data.get("columns", ())
         )
+        found = data.get("feature_set")
+        feature_set = (
+            {"name": str(found.get("name")), "version": str(found.get("version"))}
+            if isinstance(found, Mapping)
+            else None
+        )
         return cls(
             columns,
             named=bool(data.get("named", True)),
             source=str(data.get("source") or "explicit"),
+            feature_set=feature_set,
         )
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict (stored with the model version)."""
-        return {
+        data: dict[str, Any] = {
             "columns": [c.to_json() for c in self.columns],
             "named": self.named,
             "source": self.source,
         }
+        if self.feature_set is not None:
+            data["feature_set"] = dict(self.feature_set)
+        return data
 
     # --- reading it --------------------------------------------------------------------
     @property
@@ -282,6 +300,36 @@ def infer_signature(
     if input_example is not None:
         return _from_example(input_example)
     return None
+
+
+def with_feature_set(found: Signature | None, features: Any) -> Signature:
+    """``found`` (or, if None, the feature set's features as columns) recording
+    ``features`` (a ``FeatureSet``: read through its ``name``, ``version``, ``names`` and
+    ``dtypes``). Raises ``ModelSpecError`` when the model's columns are not the set's."""
+    try:
+        name, version = str(features.name), str(features.version)
+        names = tuple(str(n) for n in features.names)
+        dtypes = dict(features.dtypes)
+    except AttributeError:
+        raise ModelSpecError(
+            f"features={_short(features)} is not a feature set: pass a shipyard.features.FeatureSet"
+        ) from None
+    ref = {"name": name, "version": version}
+    if found is None:
+        columns = tuple(Column(n, _ALIASES.get(str(dtypes.get(n)), "any")) for n in names)
+        return Signature(columns, named=True, source="features", feature_set=ref)
+    if found.named and found.names != names:
+        raise ModelSpecError(
+            f"the model's input columns ({_listed(list(found.names))}) are not the feature "
+            f"set {name!r}'s features in order ({_listed(list(names))}); train on "
+            f"features.frame(...)[list(features.names)]"
+        )
+    if len(found.columns) != len(names):
+        raise ModelSpecError(
+            f"the model takes {_plural(len(found.columns), 'column')} but the feature set "
+            f"{name!r} has {_plural(len(names), 'feature')}"
+        )
+    return Signature(found.columns, named=found.named, source=found.source, feature_set=ref)
 
 
 # --- inference ---------------------------------------------------------------------------

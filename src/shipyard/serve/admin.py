@@ -158,6 +158,7 @@ class AdminAPI:
             "versions": [v.to_json() for v in self.store.versions(service)],
             "events": list(self.events.get(service, ())),
             "follows": [f.to_json() for f in self.follows.of(service)],
+            "warnings": list(group.warnings) if group is not None else [],
         }
 
     def lock(self, service: str) -> asyncio.Lock:
@@ -476,6 +477,8 @@ class AdminAPI:
                 f"{exc.reason}; the previous version keeps serving",
             ) from None
         pins = {**group.models, **version.pins}
+        for warning in group.warnings:
+            log.warning("%s v%s: %s", version.service, version.version, warning)
         previous = self.store.get(version.service)
         self.store.mark(version.service, version.version, VersionStatus.LIVE, pins=pins)
         self._audit(

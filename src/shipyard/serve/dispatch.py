@@ -48,7 +48,12 @@ from shipyard.serve.answers import EndpointError, as_http_error
 from shipyard.serve.batching import Batcher, BatchSizeMismatch, BatchTimedOut
 from shipyard.serve.protocol import OVERRAN
 from shipyard.serve.schemas import EndpointSchema, build_openapi
-from shipyard.serve.service import EndpointSpec, Service, collect_endpoints
+from shipyard.serve.service import (
+    EndpointSpec,
+    Service,
+    ServiceDefinitionError,
+    collect_endpoints,
+)
 
 __all__ = [
     "NOT_RUN",
@@ -367,6 +372,8 @@ class EndpointTable:
         self.endpoints = endpoints
         self.by_name = {endpoint.name: endpoint for endpoint in endpoints}
         self.openapi = openapi
+        #: what deploy shows the user about this load (a feature set not the model's)
+        self.warnings: list[str] = []
 
     @classmethod
     def load(cls, service_class: type[Service], service: str) -> EndpointTable:
@@ -380,11 +387,14 @@ class EndpointTable:
         openapi = build_openapi(service, description, schemas)
         instance = service_class()
         instance.load()
+        warnings = _check_features(instance, service_class.__qualname__, service)
         endpoints = [
             EndpointRuntime(i, service, schema, getattr(instance, schema.spec.method))
             for i, schema in enumerate(schemas)
         ]
-        return cls(service, instance, endpoints, openapi)
+        table = cls(service, instance, endpoints, openapi)
+        table.warnings = warnings
+        return table
 
     def submit(self, index: int, body: bytes, done: Callable[[Reply], None]) -> None:
         """Handle a request for endpoint number ``index``; ``done`` gets the reply."""
@@ -424,7 +434,27 @@ class EndpointTable:
             ],
             "openapi": self.openapi,
             "models": models,
+            "warnings": self.warnings,
         }
+
+
+def _check_features(instance: Service, qualname: str, service: str) -> list[str]:
+    """Bind the service's serving logs to its name, and check the feature sets it holds
+    against the models ``load()`` resolved (only when its code imported shipyard.features:
+    a service without features pays nothing)."""
+    if sys.modules.get("shipyard.features") is None:
+        return []
+    from shipyard.features import FeatureSetMismatch
+    from shipyard.features.checks import bind_serving_logs, check_service
+
+    bind_serving_logs(instance, service)
+    models = sys.modules.get("shipyard.registry.model")
+    if models is None:
+        return []
+    try:
+        return check_service(instance, dict(getattr(models, "records", {})))
+    except FeatureSetMismatch as exc:
+        raise ServiceDefinitionError(str(exc), service=qualname) from None
 
 
 def _task_reply(task: asyncio.Task[Reply]) -> Reply:

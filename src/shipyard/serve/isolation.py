@@ -205,16 +205,22 @@ def plan_for(
     store_url: str,
     cache_url: str,
     db_url: str,
+    service: str | None = None,
 ) -> Plan:
-    """The view of a worker of this host. Creates the directories it binds if missing, so
-    that the worker and the host share them (a directory made later inside the worker's
-    read-only view could not be)."""
+    """The view of a worker of this host (of ``service``). Creates the directories it binds
+    if missing, so that the worker and the host share them (a directory made later inside
+    the worker's read-only view could not be). The one writable folder of the blob store is
+    the service's own serving log (``blobs/serving-logs/<service>``: see
+    ``shipyard.features.servinglog``), so a worker cannot write another's."""
     binds = [Bind(str(home / "code")), Bind(str(home / "files"))]
     binds += [Bind(str(code_dir)), Bind(str(socket_dir), True)]
     if store_url.startswith("file://"):
         from shipyard.store.blobs import open_blob_store
 
-        binds.append(Bind(str(getattr(open_blob_store(store_url), "root", home / "blobs"))))
+        root = Path(getattr(open_blob_store(store_url), "root", home / "blobs"))
+        binds.append(Bind(str(root)))
+        if service is not None:
+            binds.append(Bind(str(root / "serving-logs" / service), True))
     for part in cache_url.split(","):
         part = part.strip()
         if part.startswith("lmdb://") and part[len("lmdb://") :]:

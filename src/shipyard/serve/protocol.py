@@ -19,7 +19,7 @@ RESPONSE   worker -> front        HTTP status / batch size it ran in (0 if none)
                                   timeout (the worker is to be retired) / JSON bytes
 READY      worker -> front        0 / 0 / JSON: {"service", "pid", "endpoints": [{"name",
                                   "batch", "timeout", "async", "concurrency"}],
-                                  "openapi": {...}, "models": {...}}
+                                  "openapi": {...}, "models": {...}, "warnings": [...]}
 PING       front -> worker        0 / 0 / empty         (request_id echoed in PONG; the
                                   host's health pings use request id 0)
 PONG       worker -> front        0 / 0 / empty

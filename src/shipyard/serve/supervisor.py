@@ -126,6 +126,8 @@ class ServiceGroup:
         }
         self.openapi: dict[str, Any] = info.get("openapi", {})
         self.models: dict[str, str] = info.get("models", {}) or {}
+        #: what the worker's load found worth telling (a feature set not the model's)
+        self.warnings: list[str] = [str(w) for w in info.get("warnings") or []]
         self._turn = 0
 
     def pick(self, max_in_flight: int) -> Replica | None:
@@ -293,6 +295,7 @@ class Supervisor:
                 store_url=self.store_url,
                 cache_url=self.cache_url,
                 db_url=self.db_url,
+                service=spec.service,
             )
         # the home and stores the host resolved (a flag or config.yaml may have named them:
         # an isolated worker cannot read config.yaml), then the deployment's own --env

@@ -1,0 +1,376 @@
+"""Serving logs: what a service saw (facts, lookups), computed (features) and answered
+(prediction) for a sample of its requests, written off the request path.
+
+```python
+class Ranker(Service):
+    serving_log = ServingLog(sample=0.1, max_bytes=32 << 20, max_age=timedelta(minutes=5),
+                             retention=timedelta(days=30))
+
+    @endpoint
+    def score(self, profile_id: str, title_id: str) -> float:
+        facts = {...}
+        row = self.features.row(facts, lookups)
+        prediction = float(self.model.predict([list(row.values())])[0])
+        self.serving_log.log(facts=facts, lookups=lookups, features=row, prediction=prediction)
+        return prediction
+```
+
+The request path does two things: a sampling draw and an append to an in-memory queue (no
+serialization, no lock, no I/O). A full queue drops the record and counts it
+(``dropped``): logging never blocks or slows a request. A background thread, started on the
+first record, wakes every ``flush_interval`` seconds, packs what is queued (msgpack, then
+zstd) into the open segment - a hidden temp file - and publishes the segment (fsync, then an
+atomic rename, or one PUT on S3: see :mod:`shipyard.features.logstore`) when it holds
+``max_bytes`` of records (before compression) or is ``max_age`` old, when :meth:`flush` is
+called, and when the process exits. After each publish, segments whose last record is older
+than ``retention`` are deleted. A record is visible to readers once its segment is published
+(at most ``max_age`` + ``flush_interval`` after it was logged).
+
+Records must not be changed by the caller after ``log`` (they are packed later, in the
+writer thread). Values are packed as msgpack: numbers, strings, bools, None, lists, dicts;
+datetimes (a naive one is taken as UTC); numpy scalars and arrays; pydantic models (dumped);
+anything else as its ``str``.
+
+In a hosted service the worker binds the log to the service's name after ``load()``;
+elsewhere (a script, a bench) pass ``service=``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections import deque
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from shipyard.features.errors import FeatureDefinitionError
+from shipyard.features.logstore import SegmentStore, open_segments
+
+__all__ = ["ServingLog"]
+
+log = logging.getLogger("shipyard.features")
+
+_HOST = (socket.gethostname() or "host").replace("-", "_").replace("/", "_")[:40]
+
+
+class _Flush:
+    """A marker in the queue: publish the open segment, then set ``done``."""
+
+    __slots__ = ("done",)
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+
+
+class ServingLog:
+    """A sampled, batched, rotated log of a service's requests (see the module doc).
+
+    ``sample``: the share of requests logged (0 to 1); ``max_bytes``/``max_age``: when the
+    open segment is published and a new one begun; ``retention``: how long segments are
+    kept; ``queue_size``: records held before new ones are dropped; ``service`` and
+    ``store_url``: where (default: bound by the worker; the settings' blob store).
+    """
+
+    def __init__(
+        self,
+        *,
+        sample: float = 1.0,
+        max_bytes: int = 32 << 20,
+        max_age: timedelta = timedelta(minutes=5),
+        retention: timedelta = timedelta(days=30),
+        queue_size: int = 100_000,
+        flush_interval: float = 0.25,
+        service: str | None = None,
+        store_url: str | None = None,
+        compression_level: int = 3,
+    ) -> None:
+        if not isinstance(sample, int | float) or not 0.0 <= float(sample) <= 1.0:
+            raise FeatureDefinitionError(f"ServingLog(sample={sample!r}): give a share 0..1")
+        for label, value in (("max_age", max_age), ("retention", retention)):
+            if not isinstance(value, timedelta) or value <= timedelta(0):
+                raise FeatureDefinitionError(
+                    f"ServingLog({label}={value!r}): give a positive datetime.timedelta"
+                )
+        if not isinstance(max_bytes, int) or max_bytes < 1:
+            raise FeatureDefinitionError(f"ServingLog(max_bytes={max_bytes!r}): a positive int")
+        if not isinstance(queue_size, int) or queue_size < 1:
+            raise FeatureDefinitionError(f"ServingLog(queue_size={queue_size!r}): a positive int")
+        self.sample = float(sample)
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+        self.retention = retention
+        self.queue_size = queue_size
+        self.flush_interval = float(flush_interval)
+        self.service = service
+        self.store_url = store_url
+        self.compression_level = compression_level
+        #: records queued, sampled out, dropped (queue full), written, and writer errors
+        self.logged = 0
+        self.sampled_out = 0
+        self.dropped = 0
+        self.written = 0
+        self.errors = 0
+        self.segments_published = 0
+        self._queue: deque[Any] = deque()
+        self._draw = random.Random().random
+        self._thread: threading.Thread | None = None
+        self._start_lock = threading.Lock()
+        self._wake = threading.Event()  # flush and close wake the writer at once
+        self._stopping = False
+        self._pid = os.getpid()
+
+    def __repr__(self) -> str:
+        return f"<ServingLog {self.service or '(unbound)'} sample={self.sample}>"
+
+    def bind(self, service: str) -> None:
+        """Name the service whose log this is (the worker does, after ``load()``); a name
+        given to the constructor wins."""
+        if self.service is None:
+            self.service = service
+
+    # --- the request path ----------------------------------------------------------------
+    def log(
+        self,
+        *,
+        facts: Any,
+        features: Any,
+        prediction: Any = None,
+        lookups: Any = None,
+        request_id: str | None = None,
+    ) -> bool:
+        """Queue one request's record if it is sampled; False if not logged (sampled out,
+        or dropped because the queue is full: counted in ``sampled_out`` / ``dropped``)."""
+        if self.sample < 1.0 and self._draw() >= self.sample:
+            self.sampled_out += 1
+            return False
+        queue = self._queue
+        if len(queue) >= self.queue_size:
+            self.dropped += 1
+            return False
+        queue.append((time.time(), request_id, facts, lookups, features, prediction))
+        self.logged += 1
+        if self._thread is None or self._pid != os.getpid():
+            self._start()
+        return True
+
+    # --- control -------------------------------------------------------------------------
+    def stats(self) -> dict[str, int]:
+        """The counters: logged, sampled_out, dropped, written, errors, segments."""
+        return {
+            "logged": self.logged,
+            "sampled_out": self.sampled_out,
+            "dropped": self.dropped,
+            "written": self.written,
+            "errors": self.errors,
+            "segments": self.segments_published,
+            "queued": len(self._queue),
+        }
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Write everything queued and publish the open segment; True once done."""
+        if self._thread is None:
+            return True
+        marker = _Flush()
+        self._queue.append(marker)
+        self._wake.set()
+        return marker.done.wait(timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Flush and stop the writer thread (registered at exit)."""
+        thread = self._thread
+        if thread is None or self._pid != os.getpid():
+            return
+        self._stopping = True
+        self._wake.set()
+        thread.join(timeout)
+        self._thread = None
+        self._stopping = False
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is not None and self._pid == os.getpid():
+                return
+            if self.service is None:
+                raise FeatureDefinitionError(
+                    "ServingLog has no service name: in a hosted service the worker binds it; "
+                    "elsewhere give ServingLog(service='name')"
+                )
+            if self._pid != os.getpid():  # a forked child: its own queue and thread
+                self._queue = deque(r for r in self._queue if not isinstance(r, _Flush))
+                self._pid = os.getpid()
+                self._wake = threading.Event()
+                self._stopping = False
+            writer = _Writer(self, open_segments(self.store_url), self.service)
+            thread = threading.Thread(target=writer.run, name="shipyard-serving-log", daemon=True)
+            self._thread = thread
+            thread.start()
+            atexit.register(self.close)
+
+
+class _Writer:
+    """The background thread's state: the open segment and how to publish it."""
+
+    def __init__(self, owner: ServingLog, store: SegmentStore, service: str) -> None:
+        import msgpack
+        import zstandard
+
+        self.owner = owner
+        self.store = store
+        self.service = service
+        self.packer = msgpack.Packer(default=_plain, datetime=True)
+        self.zstd = zstandard.ZstdCompressor(level=owner.compression_level)
+        self.seq = 0
+        self.file: BinaryIO | None = None
+        self.path: Path | None = None
+        self.compressor: Any = None
+        self.opened = 0.0
+        self.size = 0
+        self.first = 0.0
+        self.last = 0.0
+        self.warned = False
+
+    def run(self) -> None:
+        owner = self.owner
+        try:
+            self.store.clean_spool(self.service)
+            self.retain()
+        except Exception as exc:  # the store is down: the writes will say so again
+            self.failed("could not clean or apply retention", exc)
+        while True:
+            owner._wake.wait(owner.flush_interval)
+            owner._wake.clear()
+            stopping = owner._stopping
+            self.drain()
+            if self.file is not None and (
+                self.size >= owner.max_bytes
+                or time.monotonic() - self.opened >= owner.max_age.total_seconds()
+            ):
+                self.publish()
+            if stopping:
+                self.drain()
+                self.publish()
+                return
+
+    def drain(self) -> None:
+        queue = self.owner._queue
+        while queue:
+            record = queue.popleft()
+            if isinstance(record, _Flush):
+                self.publish()
+                record.done.set()
+                continue
+            try:
+                self.write(record)
+            except Exception as exc:
+                self.failed("could not write a record", exc)
+                self.discard()
+
+    def write(self, record: tuple[Any, ...]) -> None:
+        ts, request_id, facts, lookups, features, prediction = record
+        data = self.packer.pack(
+            {
+                "ts": ts,
+                "request_id": request_id,
+                "facts": facts,
+                "lookups": lookups,
+                "features": features,
+                "prediction": prediction,
+            }
+        )
+        if self.file is None:
+            self.open(ts)
+        assert self.file is not None
+        self.file.write(self.compressor.compress(data))
+        self.size += len(data)
+        self.last = ts
+        self.owner.written += 1
+        if self.size >= self.owner.max_bytes:
+            self.publish()
+
+    def open(self, ts: float) -> None:
+        self.seq += 1
+        self.path = self.store.spool(self.service, f"{self.seq:06d}")
+        self.file = open(self.path, "wb")  # noqa: SIM115 - closed in publish/discard
+        self.compressor = self.zstd.compressobj()
+        self.opened = time.monotonic()
+        self.size = 0
+        self.first = ts
+
+    def publish(self) -> None:
+        if self.file is None or self.path is None:
+            return
+        try:
+            self.file.write(self.compressor.flush())
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            name = (
+                f"{int(self.first * 1000):013d}-{int(self.last * 1000):013d}-{_HOST}-"
+                f"{os.getpid()}-{self.seq:06d}.msgpack.zst"
+            )
+            self.store.publish(self.service, self.path, name)
+            self.owner.segments_published += 1
+        except Exception as exc:
+            self.failed("could not publish a segment", exc)
+            self.discard()
+            return
+        self.file = None
+        self.path = None
+        try:
+            self.retain()
+        except Exception as exc:
+            self.failed("could not apply retention", exc)
+
+    def discard(self) -> None:
+        if self.file is not None:
+            try:
+                self.file.close()
+            except OSError:
+                pass
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+        self.file = None
+        self.path = None
+
+    def retain(self) -> None:
+        cutoff = (time.time() - self.owner.retention.total_seconds()) * 1000
+        for segment in self.store.segments(self.service):
+            if segment.last_ms < cutoff:
+                self.store.delete(self.service, segment.name)
+
+    def failed(self, what: str, exc: BaseException) -> None:
+        self.owner.errors += 1
+        if not self.warned:  # once: a full disk would otherwise log at every record
+            self.warned = True
+            log.warning(
+                "serving log of %s: %s in %s: %s: %s (counted in .errors; logging goes on)",
+                self.service,
+                what,
+                self.store.url,
+                type(exc).__name__,
+                exc,
+            )
+
+
+def _plain(value: Any) -> Any:
+    """What msgpack cannot pack as is."""
+    if isinstance(value, datetime):  # naive: taken as UTC
+        import msgpack
+
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return msgpack.Timestamp.from_datetime(aware)
+    if isinstance(value, date):
+        return value.isoformat()
+    if hasattr(value, "model_dump"):
+        return value.model_dump()
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)

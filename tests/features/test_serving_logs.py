@@ -1,0 +1,184 @@
+"""Serving logs: sampled, off the request path, rotated by size and age, kept for a
+retention, never half-written, read back as a DataFrame."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from shipyard.features import ServingLog, facts_frame, read_serving_log
+from shipyard.features.logstore import open_segments
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+def _log(url: str, **options: object) -> ServingLog:
+    options.setdefault("flush_interval", 0.02)
+    return ServingLog(service="ranker", store_url=url, **options)  # type: ignore[arg-type]
+
+
+def _record(i: int) -> dict[str, object]:
+    return {
+        "facts": {"profile_id": f"p{i % 7}", "title": f"t{i}", "when": datetime(2026, 1, 1)},
+        "features": {"title_length": i, "mean_rating": i / 2},
+        "prediction": i * 0.1,
+        "lookups": {"profile": {"mean_rating": 3.0, "as_of": datetime(2026, 1, 1, tzinfo=UTC)}},
+        "request_id": f"r{i}",
+    }
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"file://{tmp_path / 'blobs'}"
+
+
+def test_records_read_back_with_a_column_per_feature(url: str) -> None:
+    serving = _log(url)
+    for i in range(5):
+        assert serving.log(**_record(i))  # type: ignore[arg-type]
+    assert serving.flush()
+    frame = read_serving_log("ranker", store_url=url)
+    assert list(frame.columns) == [
+        "request_id",
+        "ts",
+        "facts",
+        "lookups",
+        "title_length",
+        "mean_rating",
+        "prediction",
+    ]
+    assert frame["request_id"].tolist() == [f"r{i}" for i in range(5)]
+    assert frame["title_length"].tolist() == [0, 1, 2, 3, 4]
+    assert frame["facts"][3]["when"] == datetime(2026, 1, 1, tzinfo=UTC)  # naive: UTC
+    assert str(frame["ts"].dt.tz) == "UTC"
+    facts = facts_frame(frame)
+    assert {"profile_id", "title", "ts", "profile.as_of"} <= set(facts.columns)
+    later = read_serving_log("ranker", store_url=url, since=datetime.now(UTC))
+    assert len(later) == 0
+    serving.close()
+
+
+def test_rotation_by_size_and_by_age(url: str) -> None:
+    by_size = _log(url, max_bytes=2_000, flush_interval=5.0)
+    for i in range(200):
+        by_size.log(**_record(i))  # type: ignore[arg-type]
+    by_size.flush()
+    segments = open_segments(url).segments("ranker")
+    assert len(segments) >= 5, segments  # ~100 bytes a record, 2 KB a segment
+    assert len(read_serving_log("ranker", store_url=url)) == 200
+    by_size.close()
+
+    store = f"{url}-age"
+    by_age = _log(store, max_age=timedelta(milliseconds=100), flush_interval=0.02)
+    for i in range(3):
+        by_age.log(**_record(i))  # type: ignore[arg-type]
+        time.sleep(0.25)  # each record's segment is older than max_age before the next
+    deadline = time.monotonic() + 5
+    while len(open_segments(store).segments("ranker")) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(open_segments(store).segments("ranker")) == 3  # published without a flush
+    by_age.close()
+
+
+def test_retention_deletes_old_segments(url: str, tmp_path: Path) -> None:
+    folder = tmp_path / "blobs" / "serving-logs" / "ranker"
+    folder.mkdir(parents=True)
+    now_ms = int(time.time() * 1000)
+    old = f"{now_ms - 10 * 86_400_000:013d}-{now_ms - 9 * 86_400_000:013d}-h-1-000001.msgpack.zst"
+    recent = f"{now_ms - 3_600_000:013d}-{now_ms - 60_000:013d}-h-1-000002.msgpack.zst"
+    (folder / old).write_bytes(b"")
+    (folder / recent).write_bytes(b"")
+    serving = _log(url, retention=timedelta(days=2))
+    serving.log(**_record(1))  # type: ignore[arg-type]
+    serving.flush()
+    names = sorted(p.name for p in folder.iterdir())
+    assert old not in names
+    assert recent in names
+    assert len(names) == 2  # the recent one and the new one
+    serving.close()
+
+
+def test_the_sampling_rate_is_kept(url: str) -> None:
+    serving = _log(url, sample=0.3)
+    kept = sum(bool(serving.log(**_record(i))) for i in range(20_000))  # type: ignore[arg-type]
+    assert serving.logged == kept and serving.sampled_out == 20_000 - kept
+    assert abs(kept / 20_000 - 0.3) < 0.015  # > 4 standard deviations
+    serving.flush()
+    assert len(read_serving_log("ranker", store_url=url)) == kept
+    assert ServingLog(sample=0.0, service="x", store_url=url).log(**_record(0)) is False  # type: ignore[arg-type]
+    serving.close()
+
+
+def test_a_full_queue_drops_and_counts_never_blocks(url: str) -> None:
+    serving = _log(url, queue_size=10, flush_interval=30.0)  # the writer sleeps meanwhile
+    started = time.perf_counter()
+    results = [serving.log(**_record(i)) for i in range(1_000)]  # type: ignore[arg-type]
+    assert time.perf_counter() - started < 1.0
+    assert results.count(True) == 10 and serving.dropped == 990
+    serving.flush()
+    assert serving.written == 10
+    serving.close()
+
+
+CRASHING = """
+import sys, time
+from shipyard.features import ServingLog
+log = ServingLog(service="ranker", store_url=sys.argv[1], max_bytes=10_000_000, flush_interval=0.01)
+for i in range(3_000):
+    log.log(facts={"i": i, "pad": "x" * 100}, features={"f": i}, prediction=i)
+    if i == 1_999:
+        log.flush()  # records 0..1999: published
+while log.written < 3_000:  # 2000..2999: in the open segment (under max_bytes), unpublished
+    time.sleep(0.01)
+print("writing", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_crash_mid_write_leaves_no_half_written_segment(url: str, tmp_path: Path) -> None:
+    script = tmp_path / "crash.py"
+    script.write_text(CRASHING)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), url],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": SRC},
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "writing"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    folder = tmp_path / "blobs" / "serving-logs" / "ranker"
+    temps = [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+    assert temps, "the killed writer had a segment open"
+    frame = read_serving_log("ranker", store_url=url)  # reads only finished segments
+    assert frame["f"].tolist() == list(range(2_000))
+    # the next writer of the service clears what the dead one left
+    serving = _log(url)
+    serving.log(**_record(0))  # type: ignore[arg-type]
+    serving.flush()
+    assert not [p for p in folder.iterdir() if p.name.endswith(".tmp")]
+    serving.close()
+
+
+@pytest.mark.s3
+def test_segments_go_to_s3_when_the_store_is_s3(s3_url: str) -> None:
+    serving = ServingLog(service="ranker", store_url=s3_url, max_bytes=1_000, flush_interval=0.02)
+    for i in range(30):
+        serving.log(**_record(i))  # type: ignore[arg-type]
+    assert serving.flush()
+    assert serving.errors == 0
+    assert len(open_segments(s3_url).segments("ranker")) >= 2
+    frame = read_serving_log("ranker", store_url=s3_url)
+    assert frame["request_id"].tolist() == [f"r{i}" for i in range(30)]
+    serving.close()
