@@ -8,7 +8,7 @@ titles), and ``at``, the request's time (UNIX seconds; "now" in the service). Tw
 aggregates, each with the staleness it is allowed:
 
 - ``profile`` (by ``profile_id``, at most 6 hours stale): how many titles the profile rated,
-  their mean rating, its three favourite genres;
+  their mean rating, its five favourite genres;
 - ``title`` (by ``item_id``, at most 24 hours stale): how many ratings the title has.
 
 Online, :class:`Aggregates` serves them as the hourly refresh left them (``as_of`` the
@@ -44,7 +44,7 @@ PRIOR_MEAN = 3.5
 #: days since release of a title whose year is not known
 MISSING_DAYS = -1.0
 #: the favourite genres a profile keeps
-TOP_GENRES = 3
+TOP_GENRES = 5
 DAY = 86_400.0
 
 
