@@ -90,25 +90,24 @@ class SkewFlow(FlowSpec):
         self.requests = len(log)
         self.flagged: list[dict[str, Any]] = []
         self.metrics: dict[str, float] = {"requests": float(self.requests)}
-        if not self.requests:
+        if self.requests:
+            self.report = self._check(log)
+            self.flagged = self.report.flagged
+            self.metrics.update(self.report.metrics())
+            print(self.report.summary())
+            head = f"{self.requests:,} logged requests of `{self.service}` since {since:%F %T} UTC"
+            current.card.append(Markdown(head))
+            current.card.extend(skew_components(self.report))
+        else:
             current.card.append(Markdown(f"No logged `score_title` request of {self.service!r}"))
-            self.next(self.end)
-            return
+        self.next(self.end)
+
+    def _check(self, log: Any) -> SkewReport:
         trained = Flow("ScorerFlow").latest_successful_run
         training = trained["start"].task.data.training if trained is not None else None
         scorer = Model(SCORER).load()
         report, _ = check_log(log, Aggregates(movielens_events()), training, scorer)
-        self.report = report
-        self.flagged = report.flagged
-        self.metrics.update(report.metrics())
-        print(report.summary())
-        current.card.append(
-            Markdown(
-                f"{self.requests:,} logged requests of `{self.service}` since {since:%F %T} UTC"
-            )
-        )
-        current.card.extend(skew_components(report))
-        self.next(self.end)
+        return report
 
     @step
     def end(self) -> None:

@@ -34,6 +34,7 @@ from typing import Any
 
 import pytest
 
+from shipyard.cards import get_cards
 from shipyard.features import FeatureSet, feature
 from shipyard.features.reader import read_serving_log
 from shipyard.features.servinglog import ServingLog
@@ -222,3 +223,15 @@ def test_each_injected_bug_is_flagged_on_the_feature_it_breaks(world: dict[str, 
             assert any("ranker-scoring" in w for w in warnings), warnings
         if name in ("unit", "stale"):  # the replayed model disagrees with what was served
             assert report.prediction is not None and report.prediction.flagged
+    # the daily flow over one of those logs: the same verdict as an artifact, metrics, a card
+    run = run_flow(EXAMPLE / "skew.py", service="ranker-default", hours=1)
+    assert run.successful
+    data = run["start"].task.data
+    assert data.requests == len(bodies)
+    assert [(f["feature"], f["check"]) for f in data.flagged if f["check"] == "row"] == [
+        ("days_since_release", "row")
+    ]
+    assert data.metrics["row_mismatch.days_since_release"] == pytest.approx(missing, abs=1e-9)
+    (skew_card,) = get_cards(run["start"].task)
+    html = skew_card.html
+    assert "days_since_release" in html and "ALARM" in html and "examples of mismatches" in html
