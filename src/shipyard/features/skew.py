@@ -53,6 +53,29 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from shipyard.features.errors import FeatureError
+
+__all__ = [
+    "BINS",
+    "DistributionSkew",
+    "EXAMPLES",
+    "ID_COLUMN",
+    "Kind",
+    "PredictionSkew",
+    "RowSkew",
+    "SkewError",
+    "SkewReport",
+    "Thresholds",
+    "categorical_skew",
+    "check_skew",
+    "distribution_skew",
+    "kind_of",
+    "numeric_skew",
+    "prediction_skew",
+    "resolve_thresholds",
+    "row_skew",
+]
+
 Kind = Literal["numeric", "categorical"]
 
 #: the column that joins a logged request to its offline recompute
@@ -65,7 +88,7 @@ BINS = 10
 _EMPTY_SHARE = 1e-4
 
 
-class SkewError(ValueError):
+class SkewError(FeatureError, ValueError):
     """Inputs a skew check cannot compare: names the frame and column and what to do."""
 
 
