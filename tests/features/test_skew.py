@@ -69,6 +69,12 @@ def test_requests_without_a_recompute_are_counted_not_compared():
     assert rows[0].compared == 90 and rows[0].missing == 10 and rows[0].mismatched == 0
 
 
+def test_an_empty_recompute_is_an_error_not_a_clean_bill():
+    online = _log(10)
+    with pytest.raises(SkewError, match="offline recompute is empty"):
+        row_skew(online, online.iloc[:0])
+
+
 def test_a_logged_string_where_a_number_belongs_is_a_mismatch():
     online = _log(100)
     offline = online.copy()

@@ -339,6 +339,11 @@ def _align(
     """``offline`` reordered to ``online``'s request ids, and which ids it has."""
     ids = online[id_column]
     other = offline[id_column]
+    if len(other) == 0 and len(ids):
+        raise SkewError(
+            f"the offline recompute is empty but the serving log has {len(ids)} requests: "
+            "recompute the logged requests (FeatureSet.frame over the logged facts)"
+        )
     if len(ids) == len(other) and np.array_equal(ids.to_numpy(), other.to_numpy()):
         return offline.reset_index(drop=True), np.ones(len(ids), dtype=bool)
     if other.duplicated().any():
