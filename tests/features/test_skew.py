@@ -130,6 +130,8 @@ def test_thresholds_are_settable_per_feature_and_checked():
     assert "psi" in out["x"].over  # shifted by one sd: PSI ~1
     assert out["y"].over == []
     assert out["y"].thresholds["psi"] == 5.0
+    few = distribution_skew(train, serve.iloc[:99], features=["x"])[0]
+    assert few.measures["psi"] > 0.25 and few.over == [] and not few.enough  # 99 < MIN_ROWS
     with pytest.raises(SkewError, match="unknown field"):
         distribution_skew(train, serve, thresholds={"x": {"jsd": 0.1}})
     with pytest.raises(SkewError, match="does not compare: \\['z'\\]"):

@@ -102,7 +102,9 @@ def skew_components(report: SkewReport) -> list[Component]:
             measures = ", ".join(
                 f"{k} {v:.4f} (≤ {d.thresholds[k]:g})" for k, v in d.measures.items()
             )
-            rows.append([d.feature, d.kind, measures, ", ".join(d.over) or "ok"])
+            judged = "ok" if d.enough else f"< {d.min_rows} rows: not judged"
+            verdict = ", ".join(d.over) or judged
+            rows.append([d.feature, d.kind, measures, verdict])
         out.append(Table(rows, headers=["feature", "kind", "measures", "over"]))
         shown = sorted(report.distributions, key=lambda d: not d.flagged)[:MAX_CHARTS]
         for d in shown:

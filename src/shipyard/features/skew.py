@@ -38,7 +38,9 @@ check              default    reading
                               which natural day-to-day drift of a popular title crosses.
 =================  =========  ===============================================================
 
-Distribution thresholds watch natural drift as much as bugs; the row-level check is the one
+With fewer than :data:`MIN_ROWS` (100) served rows the distribution measures are shown but
+never alarm: a handful of requests always looks drifted. Distribution thresholds watch
+natural drift as much as bugs; the row-level check is the one
 that stays at exactly zero on clean traffic however the world drifts, which is why it alarms at
 0.1%. Everything is vectorised over columns with numpy (a million logged requests by fifty
 features in well under two minutes on two cores: ``bench/skew.py``).
@@ -61,6 +63,7 @@ __all__ = [
     "EXAMPLES",
     "ID_COLUMN",
     "Kind",
+    "MIN_ROWS",
     "PredictionSkew",
     "RowSkew",
     "SkewError",
@@ -84,6 +87,9 @@ ID_COLUMN = "request_id"
 EXAMPLES = 5
 #: quantile bins of a numeric feature's training values (plus one bin for missing values)
 BINS = 10
+#: fewer served rows than this: distribution measures are shown but never alarm (a handful of
+#: requests always looks drifted; their row-level and prediction checks still count)
+MIN_ROWS = 100
 #: the share given to an empty bin so that PSI stays finite (Evidently uses the same floor)
 _EMPTY_SHARE = 1e-4
 
@@ -195,10 +201,18 @@ class DistributionSkew:
     labels: list[str] = field(default_factory=list)
     training_share: list[float] = field(default_factory=list)
     serving_share: list[float] = field(default_factory=list)
+    #: the fewest rows on either side for the measures to alarm
+    min_rows: int = MIN_ROWS
+
+    @property
+    def enough(self) -> bool:
+        return min(self.training, self.serving) >= self.min_rows
 
     @property
     def over(self) -> list[str]:
-        """The measures over their thresholds."""
+        """The measures over their thresholds (none with fewer than ``min_rows`` rows)."""
+        if not self.enough:
+            return []
         return [k for k, v in self.measures.items() if v > self.thresholds[k]]
 
     @property
@@ -486,9 +500,11 @@ def distribution_skew(
     thresholds: Mapping[str, ThresholdSpec] | None = None,
     default: Thresholds | None = None,
     bins: int = BINS,
+    min_rows: int = MIN_ROWS,
 ) -> list[DistributionSkew]:
     """Per feature, training against serving: JS and PSI for numbers, L∞ for categories.
-    A feature's kind is read from the training column's dtype unless ``kinds`` names it."""
+    A feature's kind is read from the training column's dtype unless ``kinds`` names it.
+    With fewer than ``min_rows`` rows on either side nothing alarms (the measures are kept)."""
     names = list(features) if features is not None else _shared(training, serving, ID_COLUMN)
     _require(training, "the training set", names)
     _require(serving, "the serving log", names)
@@ -520,6 +536,7 @@ def distribution_skew(
                 labels=labels,
                 training_share=[float(x) for x in p],
                 serving_share=[float(x) for x in q],
+                min_rows=min_rows,
             )
         )
     return out
@@ -571,6 +588,7 @@ def check_skew(
     replayed: Sequence[Any] | np.ndarray | pd.Series | None = None,
     id_column: str = ID_COLUMN,
     bins: int = BINS,
+    min_rows: int = MIN_ROWS,
 ) -> SkewReport:
     """Every check the inputs allow: row-level against ``offline`` (the recompute from the
     logged facts), distribution against ``training``, prediction when ``online[prediction]``
@@ -599,6 +617,7 @@ def check_skew(
             thresholds=thresholds,
             default=default,
             bins=bins,
+            min_rows=min_rows,
         )
     if prediction is not None and replayed is not None:
         _require(online, "the serving log", [prediction])
