@@ -132,7 +132,7 @@ class Ranker(Service):
         item_id: str,
         genres: str | None = None,
         year: Annotated[int | None, Field(ge=1870, le=2100)] = None,
-        at: float | None = None,
+        at: Annotated[float | None, Field(ge=0, allow_inf_nan=False)] = None,
     ) -> Scored:
         """How likely the profile is to rate the title 4 or more. ``genres`` (MovieLens'
         ``Drama|Sci-Fi``) and ``year`` describe the title; ``at`` is the request's time

@@ -120,6 +120,9 @@ def _serve(world: dict[str, Any], service_class: type, name: str, bodies: list[d
         for body in bodies:
             status, answer = client.post("score_title", body)
             assert status == 200, answer
+        for bad, field in (({"year": 1500}, "year"), ({"at": -5.0}, "at")):
+            status, answer = client.post("score_title", {**bodies[0], **bad})
+            assert status == 422 and answer["error"]["field"] == field, answer  # not logged
         assert client.instance.serving_log.flush()
         warnings = client.table.warnings
     log = read_serving_log(name)
