@@ -160,6 +160,8 @@ def test_clean_and_time_shifted_traffic_raise_no_row_level_alarm(world: dict[str
         report, warnings = _serve(world, _buggy(world), f"ranker-{name}", bodies)
         assert warnings == []  # the service computes the version the scorer learnt
         assert not report.row_alarm, report.summary()
+        # the world moved (a few active profiles, their tastes): distributions see it
+        assert any(f["check"] in ("js", "psi", "linf") for f in report.flagged)
         assert all(r.mismatched == 0 and r.compared == len(bodies) for r in report.rows)
         assert report.prediction is not None and report.prediction.mismatched == 0
         assert not any(f["check"] == "prediction" for f in report.flagged)
