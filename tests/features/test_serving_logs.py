@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.features import ServingLog, facts_frame, read_serving_log
+from shipyard.features import (
+    FeatureSet,
+    Lookup,
+    ServingLog,
+    facts_frame,
+    feature,
+    lookup_frames,
+    read_serving_log,
+)
 from shipyard.features.logstore import open_segments
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -62,6 +70,28 @@ def test_records_read_back_with_a_column_per_feature(url: str) -> None:
     assert {"profile_id", "title", "ts", "profile.as_of"} <= set(facts.columns)
     later = read_serving_log("ranker", store_url=url, since=datetime.now(UTC))
     assert len(later) == 0
+    serving.close()
+
+
+def test_logged_facts_and_lookups_recompute_the_logged_features(url: str) -> None:
+    @feature
+    def words(facts: dict[str, object]) -> int:
+        return len(str(facts.get("title") or "").split())
+
+    @feature
+    def mean(facts: dict[str, object], lookups: dict[str, dict[str, float]]) -> float:
+        return lookups["profile"]["mean"]
+
+    fs = FeatureSet("s", [words, mean], lookups={"profile": Lookup("p", default={"mean": 3.0})})
+    serving = _log(url)
+    cases = [({"title": "a b", "p": "p1"}, {"profile": {"mean": 4.5}}), ({"title": "c"}, {})]
+    for facts, lookups in cases:
+        serving.log(facts=facts, lookups=lookups, features=fs.row(facts, lookups))
+    serving.flush()
+    logged = read_serving_log("ranker", store_url=url)
+    again = fs.frame(facts_frame(logged), lookups=lookup_frames(logged))
+    assert again.to_dict("records") == logged[list(fs.names)].to_dict("records")
+    assert again["mean"].tolist() == [4.5, 3.0]  # the missing lookup: its default again
     serving.close()
 
 

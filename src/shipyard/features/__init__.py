@@ -27,7 +27,7 @@ from shipyard.features.errors import (
     FeatureSetMismatch,
 )
 from shipyard.features.lookups import Lookup
-from shipyard.features.reader import facts_frame, read_serving_log
+from shipyard.features.reader import facts_frame, lookup_frames, read_serving_log
 from shipyard.features.servinglog import ServingLog
 from shipyard.features.sets import FeatureSet
 
@@ -44,5 +44,6 @@ __all__ = [
     "ServingLog",
     "facts_frame",
     "feature",
+    "lookup_frames",
     "read_serving_log",
 ]

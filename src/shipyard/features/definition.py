@@ -76,6 +76,22 @@ class Feature:
     def __repr__(self) -> str:
         return f"<feature {self.name}: {self.dtype}>"
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled by reference, as a function is: the module's attribute of that name
+        (the ``@feature`` replaced the function there, so pickling ``fn`` itself fails)."""
+        return (_find_feature, (self.fn.__module__, self.fn.__qualname__))
+
+
+def _find_feature(module: str, qualname: str) -> Feature:
+    import importlib
+
+    found: Any = importlib.import_module(module)
+    for part in qualname.split("."):
+        found = getattr(found, part)
+    if not isinstance(found, Feature):
+        raise FeatureDefinitionError(f"{module}.{qualname} is not a @feature any more")
+    return found
+
 
 @overload
 def feature(fn: Callable[..., Any], /) -> Feature: ...

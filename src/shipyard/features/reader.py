@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.features.errors import FeatureError
 from shipyard.features.logstore import open_segments
+from shipyard.features.servinglog import FIELDS
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["facts_frame", "read_serving_log"]
+__all__ = ["facts_frame", "lookup_frames", "read_serving_log"]
 
 _FIXED = ("request_id", "ts", "facts", "lookups", "prediction")
 
@@ -63,7 +64,12 @@ def read_serving_log(
             ) from None
         unpacker = msgpack.Unpacker(raw=False, timestamp=3, strict_map_key=False)
         unpacker.feed(raw)
-        for record in unpacker:
+        fields: list[str] = list(FIELDS)
+        for item in unpacker:
+            if isinstance(item, dict):  # the segment's header
+                fields = [str(f) for f in item.get("fields", fields)]
+                continue
+            record = dict(zip(fields, item, strict=False))
             ts = record["ts"]
             if (low is None or ts >= low) and (high is None or ts < high):
                 records.append(record)
@@ -103,3 +109,27 @@ def facts_frame(serving_log: pd.DataFrame) -> pd.DataFrame:
     for name, values in names.items():
         facts[f"{name}.as_of"] = values
     return facts
+
+
+def lookup_frames(serving_log: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The logged lookups, one frame of fields per lookup name, aligned with the log's rows
+    (a row whose lookup was missing is all-missing, so ``FeatureSet.frame(...,
+    lookups=lookup_frames(log))`` gives it the lookup's default, as online): recomputing
+    with what the service was given separates code skew from staleness."""
+    import pandas as pd
+
+    names: list[str] = []
+    for found in serving_log["lookups"]:
+        for name in found or {}:
+            if name not in names:
+                names.append(name)
+    frames: dict[str, pd.DataFrame] = {}
+    for name in names:
+        rows = [
+            dict(found[name])
+            if isinstance(found, dict) and isinstance(found.get(name), dict)
+            else {}
+            for found in serving_log["lookups"]
+        ]
+        frames[name] = pd.DataFrame(rows, index=range(len(rows)))
+    return frames

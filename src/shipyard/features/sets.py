@@ -70,13 +70,21 @@ class FeatureSet:
                 )
         self.must_match = bool(must_match)
         self.names: tuple[str, ...] = tuple(f.name for f in self.features)
-        # the row path: (name, function, takes lookups), nothing else looked up per call
-        self._calls = tuple((f.name, f.fn, f.takes_lookups) for f in self.features)
         self._defaults = {n: lk.default for n, lk in self.lookups.items()}
         self._version: str | None = None
+        self.row = _compile_row(self)  # type: ignore[method-assign]
 
     def __repr__(self) -> str:
         return f"<FeatureSet {self.name} {len(self.features)} features>"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("row", None)  # compiled for this process: made again when loaded
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self.row = _compile_row(self)  # type: ignore[method-assign]
 
     # --- identity ------------------------------------------------------------------------
     @property
@@ -110,28 +118,10 @@ class FeatureSet:
 
         ``lookups``: lookup name -> the aggregate's fields (None or absent: the lookup's
         ``default``). Raises :class:`FeatureComputeError` naming the feature that raised.
+        (Each FeatureSet replaces this method with a function compiled for its features -
+        see :func:`_compile_row` - so a row costs what calling them by hand costs.)
         """
-        if not isinstance(facts, Mapping):
-            raise FeatureComputeError(
-                f"FeatureSet {self.name!r}: facts must be a mapping of field -> value, "
-                f"got {type(facts).__name__}",
-                feature="",
-            )
-        if self._defaults:
-            lookups = self._filled(lookups)
-        elif lookups is None:
-            lookups = {}
-        out: dict[str, Any] = {}
-        name = ""
-        try:
-            for name, fn, takes_lookups in self._calls:
-                out[name] = fn(facts, lookups) if takes_lookups else fn(facts)
-        except Exception as exc:
-            raise FeatureComputeError(
-                f"feature {name!r} of {self.name!r} raised {type(exc).__name__}: {exc}",
-                feature=name,
-            ) from exc
-        return out
+        return self.row(facts, lookups)  # pragma: no cover - replaced in __init__
 
     def vector(self, facts: Facts, lookups: Lookups | None = None) -> list[Any]:
         """:meth:`row`'s values in order: what ``model.predict([...])`` takes."""
@@ -139,18 +129,47 @@ class FeatureSet:
 
     def _filled(self, lookups: Lookups | None) -> dict[str, Mapping[str, Any] | None]:
         given = lookups or {}
+        if not isinstance(given, Mapping):
+            raise FeatureComputeError(
+                f"FeatureSet {self.name!r}: lookups must be a mapping of lookup name -> its "
+                f"fields, got {type(given).__name__}",
+                feature="",
+            )
         filled: dict[str, Mapping[str, Any] | None] = {}
         for lookup_name, default in self._defaults.items():
             value = given.get(lookup_name)
             filled[lookup_name] = default if value is None else value
-        if len(given) > len(filled) or any(k not in filled for k in given):
-            unknown = sorted(k for k in given if k not in filled)
+        unknown = sorted(str(k) for k in given if k not in filled)
+        if unknown:
             raise FeatureComputeError(
                 f"FeatureSet {self.name!r} declares no lookup {', '.join(map(repr, unknown))}; "
-                f"its lookups: {', '.join(sorted(self._defaults))}",
+                f"its lookups: {', '.join(sorted(self._defaults)) or 'none'}",
                 feature="",
             )
         return filled
+
+    def _bad_facts(self, facts: object) -> FeatureComputeError:
+        return FeatureComputeError(
+            f"FeatureSet {self.name!r}: facts must be a mapping of field -> value, "
+            f"got {type(facts).__name__}",
+            feature="",
+        )
+
+    def _failed(self, exc: BaseException) -> FeatureComputeError:
+        """The error naming the feature whose function raised ``exc``."""
+        codes = {f.fn.__code__: f.name for f in self.features}
+        name = ""
+        tb = exc.__traceback__
+        while tb is not None:
+            found = codes.get(tb.tb_frame.f_code)
+            if found is not None:
+                name = found
+                break
+            tb = tb.tb_next
+        return FeatureComputeError(
+            f"feature {name!r} of {self.name!r} raised {type(exc).__name__}: {exc}",
+            feature=name,
+        )
 
     # --- many rows (a training set, a replay) --------------------------------------------
     def frame(
@@ -177,3 +196,54 @@ class FeatureSet:
         return compute_frame(
             self, facts, history=history, lookups=lookups, ts=ts, vectorized=vectorized
         )
+
+
+def _compile_row(fs: FeatureSet) -> Any:
+    """A function computing ``fs``'s row as a user would by hand - one dict display calling
+    each feature function - plus the checks ``row`` promises: facts are a mapping, missing
+    lookups get their defaults, a raising feature is named."""
+    names: dict[str, Any] = {
+        "Mapping": Mapping,
+        "_bad_facts": fs._bad_facts,
+        "_fill": fs._filled,
+        "_failed": fs._failed,
+        "_no_lookups": {},
+    }
+    calls = []
+    for i, item in enumerate(fs.features):
+        names[f"_f{i}"] = item.fn
+        args = "facts, lookups" if item.takes_lookups else "facts"
+        calls.append(f"{item.name!r}: _f{i}({args})")
+    lines = [
+        "def row(facts, lookups=None):",
+        "    if type(facts) is not dict and not isinstance(facts, Mapping):",
+        "        raise _bad_facts(facts)",
+    ]
+    if fs.lookups:
+        # the fast path: every declared lookup given (extra names are not read by any
+        # feature; _fill, which names them as unknown, runs only when one is missing)
+        present = " or ".join(f"lookups.get({n!r}) is None" for n in fs.lookups)
+        lines += [
+            "    if lookups is None:",
+            "        lookups = _fill(None)",
+            f"    elif {present}:",
+            "        lookups = _fill(lookups)",
+        ]
+    else:
+        lines += [
+            "    if lookups is None:",
+            "        lookups = _no_lookups",
+            "    elif lookups:",
+            "        lookups = _fill(lookups)",
+        ]
+    lines += [
+        "    try:",
+        "        return {" + ", ".join(calls) + "}",
+        "    except Exception as exc:",
+        "        raise _failed(exc) from exc",
+    ]
+    code = compile("\n".join(lines), f"<FeatureSet {fs.name} row>", "exec")
+    exec(code, names)
+    row = names["row"]
+    row.__doc__ = FeatureSet.row.__doc__
+    return row

@@ -239,7 +239,11 @@ def _library_version(module: str | None) -> str:
         return "python{}.{}".format(*sys.version_info[:2])
     from importlib import metadata
 
-    dists = metadata.packages_distributions().get(top) or [top]
+    try:  # most import names are their distribution's name: one cheap lookup
+        return f"{top}=={metadata.version(top)}"
+    except (metadata.PackageNotFoundError, ValueError):
+        pass
+    dists = _distributions().get(top) or [top]
     for dist in dists:
         try:
             return f"{dist}=={metadata.version(dist)}"
@@ -247,6 +251,14 @@ def _library_version(module: str | None) -> str:
             continue
     found = sys.modules.get(top)
     return str(getattr(found, "__version__", "?"))
+
+
+@lru_cache(maxsize=1)
+def _distributions() -> dict[str, list[str]]:
+    """Top-level import name -> distributions (read once: it scans every installed one)."""
+    from importlib import metadata
+
+    return {k: list(v) for k, v in metadata.packages_distributions().items()}
 
 
 def _qualname(obj: Any) -> str:

@@ -1,0 +1,202 @@
+"""Features (issue 22): what a serving log and a FeatureSet cost a service.
+
+1. **Logging CPU** - three real worker processes (``python -m shipyard.serve.worker``) serve
+   the same feature endpoint (bench/features/service.py): ``Plain`` computes the row with
+   the FeatureSet, ``Logged`` also logs every request (``ServingLog(sample=1.0)``: facts,
+   lookups, the feature vector and the prediction; segments of 1 MB published as it goes),
+   ``ByHand`` calls the same plain functions one by one; ``WithModel`` and
+   ``WithModelLogged`` add what a ranker's endpoint really does per request, a scikit-learn
+   model's ``predict_proba`` on the row (fitted at load). The client speaks the worker's
+   framing directly on its socket (16 requests in flight), so what is measured is the
+   worker alone: its CPU (user + system of all its threads - the log's writer thread
+   included - from /proc/<pid>/stat) over N requests (default 20,000), after a 0.6 s pause
+   that lets the writer drain. Five rounds, the variants' order rotating each round; the
+   median per variant. Goal: logging adds <= 5%.
+2. **A row in-process** - ``FEATURES.row(facts, lookups)`` vs the same functions called by
+   hand (``by_hand``), interleaved, median of 7 timings of 20,000 rows each; the pandas
+   path Feast users complain about (a one-row DataFrame through ``FEATURES.frame``) beside
+   it, on 500 rows. Goal: row <= by hand + 10%.
+
+    PYTHONPATH=src .venv/bin/python bench/features.py [--requests 20000] [--rounds 5]
+
+The machine is shared: the script prints the load average before and after; re-run on a
+quiet machine with the same command (``nice -n -5`` if allowed, nothing else running).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent / "features"
+sys.path.insert(0, str(HERE))
+
+from ranker_set import FEATURES, by_hand, facts_for, lookups_for  # noqa: E402
+
+from shipyard.serve.protocol import Kind  # noqa: E402
+from shipyard.serve.testing import FrameConnection, WorkerProcess  # noqa: E402
+
+TICKS = os.sysconf("SC_CLK_TCK")
+VARIANTS = ("Plain", "Logged", "ByHand", "WithModel", "WithModelLogged")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of the process (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def drive(conn: FrameConnection, count: int, window: int = 16) -> None:
+    """``count`` requests, ``window`` in flight; every answer must be a 200."""
+    bodies = [json.dumps(_body(i)).encode() for i in range(256)]
+    sent = received = 0
+    while sent < min(window, count):
+        conn.send_request("score", bodies[sent % 256])
+        sent += 1
+    while received < count:
+        frame = conn.recv()
+        if frame.kind is not Kind.RESPONSE or frame.code != 200:
+            raise RuntimeError(
+                f"the worker answered {frame.kind.name} {frame.code}: {frame.payload!r}"
+            )
+        received += 1
+        if sent < count:
+            conn.send_request("score", bodies[sent % 256])
+            sent += 1
+
+
+def _body(i: int) -> dict[str, Any]:
+    facts = facts_for(i)
+    return {k: facts[k] for k in ("profile_id", "title", "genres", "released")}
+
+
+def logging_cpu(requests: int, rounds: int, home: Path) -> dict[str, Any]:
+    env = {
+        "SHIPYARD_HOME": str(home),
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).resolve().parents[1] / "src"), str(HERE)]
+        ),
+    }
+    workers = {
+        v: WorkerProcess(HERE, f"service.py:{v}", f"bench-{v.lower()}", env=env, ready_timeout=300)
+        for v in VARIANTS
+    }
+    per_request: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    try:
+        conns = {v: w.connect() for v, w in workers.items()}
+        for conn in conns.values():  # warm up: imports, caches, the log's thread
+            drive(conn, 2_000)
+        time.sleep(1.0)
+        for r in range(rounds):
+            order = VARIANTS[r % len(VARIANTS) :] + VARIANTS[: r % len(VARIANTS)]
+            for variant in order:
+                pid = workers[variant].process.pid
+                before = cpu_seconds(pid)
+                drive(conns[variant], requests)
+                time.sleep(0.6)  # the writer thread drains (its CPU is the worker's)
+                per_request[variant].append((cpu_seconds(pid) - before) / requests)
+            print(
+                f"  round {r + 1}: "
+                + ", ".join(f"{v} {per_request[v][-1] * 1e6:.1f} us" for v in VARIANTS),
+                flush=True,
+            )
+    finally:
+        for worker in workers.values():
+            worker.close()
+    logged_segments = list((home / "blobs" / "serving-logs" / "bench-logged").glob("*.zst"))
+    median = {v: statistics.median(xs) for v, xs in per_request.items()}
+    return {
+        "per_request_us": {v: [x * 1e6 for x in xs] for v, xs in per_request.items()},
+        "median_us": {v: m * 1e6 for v, m in median.items()},
+        "logging_overhead": median["Logged"] / median["Plain"] - 1,
+        "logging_overhead_with_model": median["WithModelLogged"] / median["WithModel"] - 1,
+        "set_vs_hand_in_service": median["Plain"] / median["ByHand"] - 1,
+        "segments_written": len(logged_segments),
+        "bytes_written": sum(p.stat().st_size for p in logged_segments),
+    }
+
+
+def row_timing(rows: int = 2_000, reps: int = 61) -> dict[str, Any]:
+    """Alternating chunks of ``rows`` rows, ``reps`` times each: on a shared machine the
+    minimum chunk time is the cost least disturbed by other processes (the median is
+    reported too)."""
+    inputs = [(facts_for(i), lookups_for(f"p{i % 100}")) for i in range(rows)]
+    row = FEATURES.row
+    assert all(row(f, lk) == by_hand(f, lk) for f, lk in inputs)
+    times: dict[str, list[float]] = {"row": [], "by_hand": []}
+    for rep in range(reps):
+        pair = (("row", row), ("by_hand", by_hand))
+        for name, fn in pair if rep % 2 else pair[::-1]:
+            start = time.perf_counter()
+            for facts, lookups in inputs:
+                fn(facts, lookups)
+            times[name].append((time.perf_counter() - start) / rows)
+    few = inputs[:200]
+    start = time.perf_counter()
+    for facts, _lookups in few:
+        FEATURES.frame([facts], vectorized=False)
+    pandas_path = (time.perf_counter() - start) / len(few)
+    best = {k: min(v) for k, v in times.items()}
+    median = {k: statistics.median(v) for k, v in times.items()}
+    return {
+        "row_us": best["row"] * 1e6,
+        "by_hand_us": best["by_hand"] * 1e6,
+        "row_overhead": best["row"] / best["by_hand"] - 1,
+        "row_median_us": median["row"] * 1e6,
+        "by_hand_median_us": median["by_hand"] * 1e6,
+        "row_overhead_median": median["row"] / median["by_hand"] - 1,
+        "one_row_frame_us": pandas_path * 1e6,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--requests", type=int, default=20_000)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args(argv)
+    print(
+        f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
+    )
+    print(f"load average before: {os.getloadavg()}")
+    print(
+        f"1. logging CPU: {args.requests} requests x {args.rounds} rounds per variant", flush=True
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-features-") as tmp:
+        cpu = logging_cpu(args.requests, args.rounds, Path(tmp))
+    m = cpu["median_us"]
+    print(
+        f"  median worker CPU per request: Plain {m['Plain']:.1f} us, Logged {m['Logged']:.1f} us "
+        f"(+{cpu['logging_overhead'] * 100:.1f}%; goal <= +5%), ByHand {m['ByHand']:.1f} us "
+        f"(set vs hand in the service {cpu['set_vs_hand_in_service'] * 100:+.1f}%)"
+    )
+    print(
+        f"  with a scikit-learn model: WithModel {m['WithModel']:.1f} us, WithModelLogged "
+        f"{m['WithModelLogged']:.1f} us (+{cpu['logging_overhead_with_model'] * 100:.1f}%)"
+    )
+    print(f"  log: {cpu['segments_written']} segments, {cpu['bytes_written']} bytes (zstd)")
+    print("2. a row in-process", flush=True)
+    rows = row_timing()
+    print(
+        f"  best of 61 chunks: FeatureSet.row {rows['row_us']:.2f} us, by hand "
+        f"{rows['by_hand_us']:.2f} us ({rows['row_overhead'] * 100:+.1f}%; goal <= +10%); "
+        f"medians {rows['row_median_us']:.2f} / {rows['by_hand_median_us']:.2f} us "
+        f"({rows['row_overhead_median'] * 100:+.1f}%); the pandas path (a one-row DataFrame "
+        f"through .frame) {rows['one_row_frame_us']:.0f} us"
+    )
+    print(f"load average after: {os.getloadavg()}")
+    print("BENCH_JSON " + json.dumps({"logging": cpu, "row": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
