@@ -18,8 +18,9 @@ recomputed features through the registered scorer, and compares (``shipyard.feat
   vs the served values (JS and PSI for numbers, L∞ for categories);
 - prediction skew: the logged predictions vs the replay.
 
-It keeps ``flagged`` (the features and checks over their thresholds), ``metrics`` and the
-report, and draws them in its card. Thresholds: the documented defaults, settable per feature
+It keeps ``flagged`` (the features and checks over their thresholds), ``metrics``, the
+report and ``causes`` (per feature flagged row by row: ``code`` if it still differs when
+recomputed with the aggregates as served, ``staleness`` if not), and draws them in its card. Thresholds: the documented defaults, settable per feature
 with ``THRESHOLDS`` below.
 """
 
@@ -34,8 +35,8 @@ from features import FEATURES, Aggregates, movielens_events
 from shipyard import Flow, FlowSpec, Parameter, current, schedule, step
 from shipyard.cards import Markdown, card
 from shipyard.cards.skew import skew_components
-from shipyard.features.reader import facts_frame, read_serving_log
-from shipyard.features.skew import SkewReport, Thresholds, check_skew
+from shipyard.features.reader import facts_frame, lookup_frames, read_serving_log
+from shipyard.features.skew import SkewReport, Thresholds, check_skew, row_skew
 from shipyard.registry import Model
 
 #: per-feature thresholds over the defaults: days since release drifts with the calendar by
@@ -53,11 +54,28 @@ def recompute(log: Any, aggregates: Aggregates) -> Any:
     return offline.reset_index(drop=True)
 
 
+def causes(log: Any, online: Any, report: SkewReport) -> dict[str, str]:
+    """For each feature the row-level check flags, where the difference comes from: the
+    features recomputed once more with the aggregates *as the service was given them*
+    (``lookup_frames``). Still different: the code (``"code"``); equal: the aggregates were
+    staler than declared (``"staleness"``)."""
+    flagged = [r.feature for r in report.rows if r.flagged]
+    if not flagged:
+        return {}
+    facts = facts_frame(log)
+    served = FEATURES.frame(facts, lookups=lookup_frames(log), ts="at")
+    served.insert(0, "request_id", log["request_id"].to_numpy())
+    again = {
+        r.feature: r for r in row_skew(online, served.reset_index(drop=True), features=flagged)
+    }
+    return {name: "code" if again[name].flagged else "staleness" for name in flagged}
+
+
 def check_log(
     log: Any, aggregates: Aggregates, training: Any, scorer: Any
-) -> tuple[SkewReport, Any]:
-    """The three checks over a serving log (see the module doc); the report and the
-    recompute."""
+) -> tuple[SkewReport, dict[str, str]]:
+    """The three checks over a serving log (see the module doc); the report and, per
+    feature flagged row by row, its cause (:func:`causes`)."""
     offline = recompute(log, aggregates)
     online = log[["request_id", *FEATURES.names, "prediction"]].reset_index(drop=True)
     replayed = scorer.score_frame(offline) if scorer is not None else None
@@ -70,7 +88,7 @@ def check_log(
         prediction="prediction" if replayed is not None else None,
         replayed=replayed,
     )
-    return report, offline
+    return report, causes(log, online, report)
 
 
 @schedule(daily=True)
@@ -89,25 +107,34 @@ class SkewFlow(FlowSpec):
         log = log[log["facts"].map(lambda f: isinstance(f, dict) and "at" in f)]  # score_title
         self.requests = len(log)
         self.flagged: list[dict[str, Any]] = []
+        self.causes: dict[str, str] = {}
         self.metrics: dict[str, float] = {"requests": float(self.requests)}
         if self.requests:
-            self.report = self._check(log)
+            self.report, self.causes = self._check(log)
             self.flagged = self.report.flagged
             self.metrics.update(self.report.metrics())
             print(self.report.summary())
             head = f"{self.requests:,} logged requests of `{self.service}` since {since:%F %T} UTC"
             current.card.append(Markdown(head))
             current.card.extend(skew_components(self.report))
+            if self.causes:
+                lines = [f"- **{f}**: {cause}" for f, cause in self.causes.items()]
+                current.card.append(
+                    Markdown(
+                        "## Why (recomputed again with the aggregates as served)\n\n"
+                        "*code*: the online code computes differently; *staleness*: the "
+                        "aggregates were older than declared.\n\n" + "\n".join(lines)
+                    )
+                )
         else:
             current.card.append(Markdown(f"No logged `score_title` request of {self.service!r}"))
         self.next(self.end)
 
-    def _check(self, log: Any) -> SkewReport:
+    def _check(self, log: Any) -> tuple[SkewReport, dict[str, str]]:
         trained = Flow("ScorerFlow").latest_successful_run
         training = trained["start"].task.data.training if trained is not None else None
         scorer = Model(SCORER).load()
-        report, _ = check_log(log, Aggregates(movielens_events()), training, scorer)
-        return report
+        return check_log(log, Aggregates(movielens_events()), training, scorer)
 
     @step
     def end(self) -> None:

@@ -128,8 +128,9 @@ def _serve(world: dict[str, Any], service_class: type, name: str, bodies: list[d
     log = read_serving_log(name)
     assert len(log) == len(bodies)
     scorer = client.instance.scorer
-    report, _ = world["skew"].check_log(log, world["aggregates"], world["training"], scorer)
-    return report, warnings
+    report, causes = world["skew"].check_log(log, world["aggregates"], world["training"], scorer)
+    assert set(causes) == {r.feature for r in report.rows if r.flagged}
+    return report, causes, warnings
 
 
 def _buggy(world: dict[str, Any], **overrides: Any) -> type:
@@ -157,7 +158,8 @@ def test_clean_and_time_shifted_traffic_raise_no_row_level_alarm(world: dict[str
     for name, start in (("clean", "2015-03-01"), ("later", "2016-09-01")):
         bodies = _requests(world, start)
         assert any("year" not in b for b in bodies)  # the missing-year path is exercised
-        report, warnings = _serve(world, _buggy(world), f"ranker-{name}", bodies)
+        report, causes, warnings = _serve(world, _buggy(world), f"ranker-{name}", bodies)
+        assert causes == {}
         assert warnings == []  # the service computes the version the scorer learnt
         assert not report.row_alarm, report.summary()
         # the world moved (a few active profiles, their tastes): distributions see it
@@ -204,7 +206,8 @@ def test_each_injected_bug_is_flagged_on_the_feature_it_breaks(world: dict[str, 
     missing = sum("year" not in b for b in bodies) / len(bodies)
     assert 0.005 < missing < 0.1  # only a few percent of requests take the default path
     for name, (overrides, expected) in bugs.items():
-        report, warnings = _serve(world, _buggy(world, **overrides), f"ranker-{name}", bodies)
+        buggy = _buggy(world, **overrides)
+        report, causes, warnings = _serve(world, buggy, f"ranker-{name}", bodies)
         flagged = _row_flags(report)
         assert expected <= flagged, (name, report.summary())
         rows = {r.feature: r for r in report.rows}
@@ -224,6 +227,9 @@ def test_each_injected_bug_is_flagged_on_the_feature_it_breaks(world: dict[str, 
             assert rows["days_since_release"].rate == pytest.approx(1 - missing, abs=1e-9)
         else:  # the stale aggregate and the text bug touch some requests, not all
             assert 0.0 < rows[next(iter(expected))].rate < 0.5, (name, report.summary())
+        # recomputed with the aggregates as served: the stale bug vanishes, code bugs stay
+        want = "staleness" if name == "stale" else "code"
+        assert set(causes.values()) == {want}, (name, causes)
         if "features" in overrides:  # a divergent copy of the code: a new version, warned
             assert any("ranker-scoring" in w for w in warnings), warnings
         if name in ("unit", "stale"):  # the replayed model disagrees with what was served
@@ -237,6 +243,7 @@ def test_each_injected_bug_is_flagged_on_the_feature_it_breaks(world: dict[str, 
         ("days_since_release", "row")
     ]
     assert data.metrics["row_mismatch.days_since_release"] == pytest.approx(missing, abs=1e-9)
+    assert data.causes == {"days_since_release": "code"}
     (skew_card,) = get_cards(run["start"].task)
     html = skew_card.html
     assert "days_since_release" in html and "ALARM" in html and "examples of mismatches" in html
