@@ -20,8 +20,8 @@ recomputed features through the registered scorer, and compares (``shipyard.feat
 
 It keeps ``flagged`` (the features and checks over their thresholds), ``metrics``, the
 report and ``causes`` (per feature flagged row by row: ``code`` if it still differs when
-recomputed with the aggregates as served, ``staleness`` if not), and draws them in its card. Thresholds: the documented defaults, settable per feature
-with ``THRESHOLDS`` below.
+recomputed with the aggregates as served, ``staleness`` if not), and draws them in its
+card. Thresholds: the documented defaults, settable per feature with ``THRESHOLDS`` below.
 """
 
 from __future__ import annotations
