@@ -49,8 +49,11 @@ import random
 import socket
 import threading
 import time
+from bisect import bisect_right
 from collections import deque
 from datetime import UTC, date, datetime, timedelta
+from itertools import accumulate
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -69,7 +72,7 @@ _HOST = (socket.gethostname() or "host").replace("-", "_").replace("/", "_")[:40
 
 
 class _Flush:
-    """A marker in the queue: publish the open segment, then set ``done``."""
+    """A flush request: publish the open segment, then set ``done``."""
 
     __slots__ = ("done",)
 
@@ -128,6 +131,7 @@ class ServingLog:
         self.segments_published = 0
         self._queue: deque[Any] = deque()
         self._local = threading.local()  # a msgpack Packer per request thread
+        self._flushes: deque[_Flush] = deque()
         self._draw = random.Random().random
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -200,7 +204,7 @@ class ServingLog:
         if self._thread is None:
             return True
         marker = _Flush()
-        self._queue.append(marker)
+        self._flushes.append(marker)  # handled after the records queued before it
         self._wake.set()
         return marker.done.wait(timeout)
 
@@ -225,7 +229,8 @@ class ServingLog:
                     "elsewhere give ServingLog(service='name')"
                 )
             if self._pid != os.getpid():  # a forked child: its own queue and thread
-                self._queue = deque(r for r in self._queue if not isinstance(r, _Flush))
+                self._queue = deque(self._queue)
+                self._flushes = deque()
                 self._pid = os.getpid()
                 self._wake = threading.Event()
                 self._stopping = False
@@ -288,38 +293,39 @@ class _Writer:
                 return
 
     def drain(self) -> None:
-        """Write what is queued: the packed records, joined up to the open segment's room
-        (``max_bytes``), compressed and appended to it."""
-        queue = self.owner._queue
-        while queue:
-            chunks: list[bytes] = []
-            size = 0
+        """Write what is queued, then answer the flush requests made meanwhile. Per record
+        only C-level work: the records are popped in one comprehension, their sizes summed
+        with ``accumulate``, split where the open segment reaches ``max_bytes`` with
+        ``bisect``, and each part joined, compressed and written in one go."""
+        owner = self.owner
+        flushes = owner._flushes
+        pending = len(flushes)  # those asked before this drain began
+        queue = owner._queue
+        count = len(queue)
+        if count:
+            pop = queue.popleft
+            items = [pop() for _ in range(count)]
+            try:
+                self.write_items(items)
+            except Exception as exc:
+                self.failed("could not write records", exc)
+                self.discard()
+        if pending:
+            self.publish()
+            for _ in range(pending):
+                flushes.popleft().done.set()
+
+    def write_items(self, items: list[tuple[float, bytes]]) -> None:
+        ends = list(accumulate(map(len, map(itemgetter(1), items))))
+        start = 0
+        while start < len(items):
+            base = ends[start - 1] if start else 0
             room = self.owner.max_bytes - self.size
-            first = last = 0.0
-            marker: _Flush | None = None
-            while queue:
-                item = queue[0]
-                if isinstance(item, _Flush):
-                    marker = queue.popleft()
-                    break
-                ts, data = item
-                if chunks and size + len(data) > room:
-                    break
-                queue.popleft()
-                if not chunks:
-                    first = ts
-                chunks.append(data)
-                size += len(data)
-                last = ts
-            if chunks:
-                try:
-                    self.write(b"".join(chunks), len(chunks), first, last)
-                except Exception as exc:
-                    self.failed("could not write records", exc)
-                    self.discard()
-            if marker is not None:
-                self.publish()
-                marker.done.set()
+            stop = max(start + 1, bisect_right(ends, base + room, lo=start))
+            part = items[start:stop]
+            data = b"".join(map(itemgetter(1), part))
+            self.write(data, len(part), part[0][0], part[-1][0])
+            start = stop
 
     def write(self, data: bytes, count: int, first: float, last: float) -> None:
         if self.file is None:
