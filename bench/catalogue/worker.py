@@ -29,6 +29,7 @@ import os
 import socket
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -179,8 +180,7 @@ def haystack(spec: dict[str, Any]) -> dict[str, Any]:
         ids = [json.loads(line)["id"] for line in (index / "chunks.jsonl").open()]
         vectors = np.load(index / "vectors.npy")
         row = {cid: i for i, cid in enumerate(ids)}
-        for doc in docs:
-            doc.embedding = vectors[row[doc.id]].tolist()
+        docs = [replace(doc, embedding=vectors[row[doc.id]].tolist()) for doc in docs]
     else:
         embedder = SentenceTransformersDocumentEmbedder(
             model=model_dir(),

@@ -79,6 +79,9 @@ def misspell(title: str, edits: int, rng: random.Random) -> str:
 
 
 def _split(rng: random.Random, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each item ``dev`` or ``test``: the first ``len(items)`` of a shuffled list of one more
+    (or two more) than half of each, so the halves differ by at most 2. (Kept as it is: the
+    measured scores in README.md and BENCHMARKS.md are over these splits.)"""
     flags = ["dev", "test"] * (len(items) // 2 + 1)
     rng.shuffle(flags)
     for item, split in zip(items, flags, strict=False):
