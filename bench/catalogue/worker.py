@@ -227,7 +227,7 @@ def haystack(spec: dict[str, Any]) -> dict[str, Any]:
         if not q["query"].strip():
             out = browse.run({"text_embedder": {"text": q["query"]}, "dense": {"filters": filters}})
             ids = [d.id for d in out["dense"]["documents"]]
-            return {"hybrid": ids, "keyword": [], "dense": ids}
+            return {"hybrid": ids, "dense": ids}  # no keyword answer: not scored
         out = pipe.run(
             {
                 "text_embedder": {"text": q["query"]},
