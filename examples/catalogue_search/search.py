@@ -11,15 +11,17 @@ Built by :func:`build` into one folder (stored as one ``Files`` artifact)::
 >>> engine = Engine.load("build/catalogue")                                    # doctest: +SKIP
 >>> engine.search("godfathr", k=5, filters={"genre": "Drama", "decade": 1970})  # doctest: +SKIP
 
-**What matches.** A film matches a query when its title holds every keyword of the query, or
-the whole title is within typos of it (rapidfuzz's normalised Indel similarity, ``ratio``, at
-least :data:`TITLE_MATCH`), or the query is within typos of a part of a title at least as long
-(``partial_ratio`` at least :data:`PART_MATCH`); an empty query matches every film. (The
-fuzzy *ranker* uses ``WRatio``, the best of the whole, partial and word-order ratios: right
-for ordering, too loose for saying what matched — ``and the`` alone would.) The semantic
-ranker ranks every film, so it only orders results: a filtered query returns ``k`` results
-whenever ``k`` films pass the filters. Facet counts are
-over the films that match the query and the filters (Meilisearch's ``facetDistribution``).
+**What matches.** A film matches a query when its title holds every keyword of the query
+within typos (one typo from 5 letters, two from 9, the last keyword also as a prefix:
+Meilisearch's bounds), or the whole title is within typos of it (rapidfuzz's normalised
+Indel similarity, ``ratio``, at least :data:`~matcher.TITLE_MATCH`); an empty query matches
+every film. The fuzzy *ranker* scores ``WRatio`` (the best of the whole, partial and
+word-order ratios: right for ordering, too loose for saying what matched — ``and the``
+alone would) over the titles those bounds pick (:mod:`matcher`: a few milliseconds over the
+whole catalogue). The semantic ranker ranks every film, so it only orders results: a
+filtered query returns ``k`` results whenever ``k`` films pass the filters. Facet counts
+are over the films that match the query and the filters (Meilisearch's
+``facetDistribution``).
 """
 
 from __future__ import annotations
@@ -30,25 +32,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matcher import TitleMatcher, fuzzy_text
 
 RANKERS = ("bm25", "dense", "fuzzy")
 #: the fused weights until tuned: every ranker counts the same
 DEFAULT_WEIGHTS = {"bm25": 1.0, "dense": 1.0, "fuzzy": 1.0}
 #: candidates each ranker hands fusion
 DEPTH = 100
-#: the ratio (0-100) from which a whole title counts as matching a query, for facets
-TITLE_MATCH = 80.0
-#: the partial_ratio from which a query counts as part of a (longer) title, for facets
-PART_MATCH = 90.0
 FACETS = ("genre", "decade")
-
-
-def fuzzy_text(title: str) -> str:
-    """A title as the fuzzy matcher compares it (rapidfuzz's default processor: lower case,
-    non-alphanumerics as spaces, trimmed)."""
-    from rapidfuzz.utils import default_process
-
-    return str(default_process(title))
 
 
 def film_chunk(film: Mapping[str, Any]) -> Any:
@@ -70,25 +61,74 @@ def film_chunk(film: Mapping[str, Any]) -> Any:
     return Chunk(film["id"], film["id"], film["title"], (), film["title"], meta, "film")
 
 
-def build(films: Sequence[Mapping[str, Any]], embedder: Any, out: str | Path, **info: Any) -> Path:
+def build(
+    films: Sequence[Mapping[str, Any]],
+    embedder: Any,
+    out: str | Path,
+    *,
+    previous: Any = None,
+    progress: bool = False,
+    **info: Any,
+) -> Path:
     """Index ``films`` into the folder ``out``: keywords from the title and year, an embedding
-    of the title, the fuzzy matcher's titles. ``info`` is kept in ``catalogue.json``."""
+    of the title, the fuzzy matcher's titles. Titles ``previous`` (a core ``HybridIndex`` by
+    the same model: the last build's) holds keep their vectors; with ``progress``, a line
+    every few seconds says how far the embedding is. ``info`` is kept in ``catalogue.json``."""
     from shipyard.retrieval import build_index
 
     out = Path(out)
     chunks = [film_chunk(f) for f in films]
     index = build_index(
         chunks,
-        embedder,
+        Progress(embedder) if progress else embedder,
+        previous=previous,
         embed_text=lambda c: c.title,
         keyword_text=lambda c: f"{c.title} {c.meta['year']}",
         settings={"kind": "catalogue"},
     )
+    if progress and index.stats is not None:
+        s = index.stats
+        print(f"indexed {s.chunks:,} films: {s.embedded:,} titles embedded, {s.reused:,} "
+              f"vectors reused ({s.seconds:.0f} s)", flush=True)  # fmt: skip
     index.save(out / "index")
     (out / "titles.json").write_text(json.dumps([fuzzy_text(c.title) for c in chunks]))
     meta = {"films": len(chunks), "weights": DEFAULT_WEIGHTS, **info}
     (out / "catalogue.json").write_text(json.dumps(meta, indent=2) + "\n")
     return out
+
+
+class Progress:
+    """An embedder that prints how far a long ``encode`` is, a line every ``every`` seconds
+    (plain lines: a flow step's output is a log, not a terminal)."""
+
+    def __init__(self, inner: Any, every: float = 10.0) -> None:
+        self.inner = inner
+        self.every = every
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def encode(self, texts: Sequence[str], progress: Any = None) -> Any:
+        import time
+
+        total, done = len(texts), 0
+        started = last = time.monotonic()
+        print(f"embedding {total:,} titles", flush=True)
+
+        def tick(n: int) -> None:
+            nonlocal done, last
+            done += n
+            now = time.monotonic()
+            if now - last >= self.every or done == total:
+                last = now
+                rate = done / max(now - started, 1e-9)
+                left = (total - done) / rate if rate else 0.0
+                print(f"  embedded {done:,} of {total:,} titles ({rate:.0f}/s, "
+                      f"{left:.0f} s left)", flush=True)  # fmt: skip
+            if progress is not None:
+                progress(n)
+
+        return self.inner.encode(texts, progress=tick)
 
 
 class Engine:
@@ -102,7 +142,7 @@ class Engine:
         self.info = info
         self.weights: dict[str, float] = dict(info.get("weights") or DEFAULT_WEIGHTS)
         self.votes = np.asarray([c.meta["votes"] for c in index.chunks], dtype=np.int64)
-        self.lengths = np.asarray([len(t) for t in titles], dtype=np.int64)
+        self.matcher = TitleMatcher(titles, self.votes)
 
     @classmethod
     def load(cls, folder: str | Path, *, embedder: Any = None) -> Engine:
@@ -120,45 +160,13 @@ class Engine:
     # -- rankers ------------------------------------------------------------------------
 
     def fuzzy_scores(self, query: str, mask: np.ndarray | None) -> np.ndarray:
-        """WRatio of the query against every title (0 outside ``mask``)."""
-        from rapidfuzz import fuzz, process
+        """The fuzzy ranker's ``WRatio`` scores (0 outside ``mask`` and for titles it did not
+        score: see :mod:`matcher`)."""
+        return self.matcher.match(query, mask)[0]
 
-        q = fuzzy_text(query)
-        if not q:
-            return np.zeros(len(self.titles), dtype=np.float32)
-        scores = process.cdist([q], self.titles, scorer=fuzz.WRatio, dtype=np.float32)[0]
-        if mask is not None:
-            scores = np.where(mask, scores, 0.0)
-        return np.asarray(scores, dtype=np.float32)
-
-    def typo_matches(self, query: str) -> np.ndarray:
-        """The films whose whole title is within typos of ``query``, or has a part that is
-        (only titles at least as long as the query: a short title is not a match for every
-        query it is part of)."""
-        from rapidfuzz import fuzz, process
-
-        q = fuzzy_text(query)
-        whole = process.cdist([q], self.titles, scorer=fuzz.ratio, dtype=np.float32)[0]
-        part = process.cdist([q], self.titles, scorer=fuzz.partial_ratio, dtype=np.float32)[0]
-        return np.asarray(
-            (whole >= TITLE_MATCH) | ((part >= PART_MATCH) & (self.lengths >= len(q)))
-        )
-
-    def keyword_matches(self, query: str) -> np.ndarray:
-        """The films whose title holds every keyword of ``query`` (none: no film)."""
-        from shipyard.retrieval.keywords import words
-
-        terms = set(words(query))
-        out = np.zeros(len(self), dtype=bool)
-        if not terms:
-            return out
-        out[:] = True
-        for term in terms:
-            has = np.zeros(len(self), dtype=bool)
-            rows = [r for r, _ in self.index.rank(term, ("bm25",), depth=len(self))["bm25"]]
-            has[rows] = True
-            out &= has
-        return out
+    def matches(self, query: str) -> np.ndarray:
+        """The films that match ``query``: every keyword within typos, or the whole title."""
+        return self.matcher.match(query)[1]
 
     def _best(self, scores: np.ndarray, depth: int) -> list[tuple[int, float]]:
         """The ``depth`` best rows with a score above 0: by score, then votes, then row."""
@@ -179,14 +187,13 @@ class Engine:
             return {"votes": self._best(scores, depth)}, allowed
         keyword = self.index.rank(query, ("bm25",), depth=depth, filters=filters)["bm25"]
         dense = self.index.rank(query, ("dense",), depth=depth, filters=filters)["dense"]
-        fuzzy = self.fuzzy_scores(query, mask)
-        matched = self.typo_matches(query) | self.keyword_matches(query)
+        fuzzy, matched = self.matcher.match(query, mask)
         out = {
             "bm25": keyword,
             "dense": dense,
             "fuzzy": self._best(fuzzy, depth),
         }
-        return out, matched & allowed
+        return out, matched
 
     # -- search -------------------------------------------------------------------------
 
