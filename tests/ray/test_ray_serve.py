@@ -3,12 +3,20 @@ replicas. One host for the module, on the session's two-node cluster."""
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import httpx
 import pytest
 
-from support.ray_cluster import RayCluster
+from support.ray_cluster import RayCluster, extra_node
 from support.ray_serve_hosts import RayHost, wait_until, write_service
 
 
@@ -108,3 +116,102 @@ def test_a_replica_on_ray_reads_only_what_a_local_worker_may(
     assert not [k for k, v in environment.items() if token in v]
     assert environment["SHIPYARD_HOME"] == str(home)
     host.cli("undeploy", "probe")
+
+
+def test_a_redeploy_under_load_fails_no_request(
+    host: RayHost, service_file: Path, tmp_path: Path
+) -> None:
+    _deploy(host, service_file, "steady", "--min-replicas", "1", "--max-replicas", "2")
+    out = tmp_path / "report"
+    load = subprocess.Popen(
+        [
+            sys.executable, "-m", "shipyard", "loadtest", "steady/echo", "--json", '{"x": 1}',
+            "--concurrency", "4", "--duration", "20s", "--no-record", "--out", str(out),
+            "--url", host.url,
+        ],
+        env=host.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(2.0)
+        started = time.monotonic()
+        _deploy(host, service_file, "steady", "--env", "ECHO_VERSION=2")
+        print(f"redeploy took {time.monotonic() - started:.1f} s")
+        time.sleep(1.0)
+        started = time.monotonic()
+        host.cli("rollback", "steady")
+        print(f"rollback took {time.monotonic() - started:.1f} s")
+        assert load.poll() is None, "the load test ended before the rollback did"
+        output, _ = load.communicate(timeout=60)
+    finally:
+        if load.poll() is None:
+            load.kill()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["requests"] > 200, output
+    assert summary["errors"] == 0, output
+    assert host.deployment("steady")["current_version"] == 3
+    assert host.post("/steady/echo", {"x": 1}).json()["version"] == "1"
+    host.cli("undeploy", "steady")
+
+
+def _slow_calls(host: RayHost, name: str, count: int, seconds: float) -> list[httpx.Response]:
+    with ThreadPoolExecutor(count) as pool:
+        futures = [
+            pool.submit(host.post, f"/{name}/slow", {"seconds": seconds}, 60) for _ in range(count)
+        ]
+        return [f.result() for f in futures]
+
+
+def test_a_killed_replica_fails_only_its_requests_and_ray_replaces_it(
+    host: RayHost, service_file: Path
+) -> None:
+    _deploy(host, service_file, "sturdy", "--min-replicas", "2")
+    wait_until(lambda: len(host.deployment("sturdy")["live"]) == 2, "two replicas")
+    pids = {r["pid"] for r in host.deployment("sturdy")["live"]}
+    victim = min(pids)
+    with ThreadPoolExecutor(1) as pool:
+        calls = pool.submit(_slow_calls, host, "sturdy", 6, 3.0)
+        time.sleep(1.0)  # the six calls are in flight, three on each replica
+        os.kill(victim, signal.SIGKILL)
+        answers = calls.result()
+    failed = [a for a in answers if a.status_code != 200]
+    assert {a.json() for a in answers if a.status_code == 200} == pids - {victim}
+    assert len(failed) == 3, [a.text for a in answers]
+    for answer in failed:
+        error = answer.json()["error"]
+        assert answer.status_code == 503 and error["type"] == "worker_crashed"
+        assert "the worker was killed (SIGKILL" in error["message"], error
+        assert "Ray node" in error["message"], error
+    # Ray starts a replica in its place; the host connects to it
+    wait_until(
+        lambda: len({r["pid"] for r in host.deployment("sturdy")["live"]} - pids) == 1,
+        "a replacement replica",
+    )
+    assert len(host.answering_pids("sturdy", 30)) == 2
+    host.cli("undeploy", "sturdy")
+
+
+def test_a_node_removed_fails_only_the_requests_it_ran(
+    host: RayHost, service_file: Path, ray_cluster: RayCluster
+) -> None:
+    with extra_node(ray_cluster, "serve_pool"), extra_node(ray_cluster, "serve_pool") as second:
+        _deploy(host, service_file, "spread", "--min-replicas", "2", "--replica-resource",
+                "serve_pool=1")  # fmt: skip
+        wait_until(lambda: len(host.deployment("spread")["live"]) == 2, "two replicas")
+        pids = {r["pid"] for r in host.deployment("spread")["live"]}
+        with ThreadPoolExecutor(1) as pool:
+            calls = pool.submit(_slow_calls, host, "spread", 4, 3.0)
+            time.sleep(1.0)
+            ray_cluster.cluster.remove_node(second[0], allow_graceful=False)
+            answers = calls.result()
+        failed = [a for a in answers if a.status_code != 200]
+        assert len(failed) == 2, [a.text for a in answers]
+        for answer in failed:
+            error = answer.json()["error"]
+            assert answer.status_code == 503 and error["type"] == "worker_crashed", error
+            assert "went away" in error["message"] or "killed" in error["message"], error
+        survivor = {a.json() for a in answers if a.status_code == 200}
+        assert len(survivor) == 1 and survivor < pids
+        # the host sends everything to the replica left (Ray has no node to put another on)
+        wait_until(lambda: len(host.deployment("spread")["live"]) == 1, "the lost replica gone")
+        assert host.answering_pids("spread", 20) == survivor
+        host.cli("undeploy", "spread")

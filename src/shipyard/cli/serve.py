@@ -363,6 +363,14 @@ def pack_service(file: Path) -> str:
     default=None,
     help="--on ray: CPUs Ray reserves for each replica (default 1).",
 )
+@click.option(
+    "--replica-resource",
+    "replica_resources",
+    multiple=True,
+    metavar="NAME=AMOUNT",
+    help="--on ray: a custom Ray resource each replica needs, e.g. gpu_node=0.01 to place "
+    "the replicas only on nodes that have it (repeatable).",
+)
 @_url_option
 @_key_option
 def deploy_command(
@@ -379,6 +387,7 @@ def deploy_command(
     max_replicas: int | None,
     target_ongoing: float | None,
     replica_cpus: float | None,
+    replica_resources: tuple[str, ...],
     url: str,
     key: str | None,
 ) -> None:
@@ -441,12 +450,25 @@ def deploy_command(
         "memory": limit,
         "user": current_user(),
     }
-    ray_options = {
+    ray_options: dict[str, Any] = {
         "min_replicas": min_replicas,
         "max_replicas": max_replicas,
         "target_ongoing": target_ongoing,
         "replica_cpus": replica_cpus,
     }
+    resources: dict[str, float] = {}
+    for item in replica_resources:
+        resource, sep, amount = item.partition("=")
+        try:
+            resources[resource] = float(amount)
+        except ValueError:
+            resource = ""
+        if not sep or not resource:
+            raise click.BadParameter(
+                f"{item!r}: expected NAME=AMOUNT", param_hint="--replica-resource"
+            )
+    if resources:
+        ray_options["replica_resources"] = resources
     given = [k for k, v in ray_options.items() if v is not None]
     if where == "host" and given:
         flags = ", ".join("--" + k.replace("_", "-") for k in given)

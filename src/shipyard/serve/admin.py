@@ -654,7 +654,7 @@ def _ray_field(body: dict[str, Any], replicas: int) -> dict[str, Any] | None:
     where = _field(body, "on", str, default="host")
     if where not in ("host", "ray"):
         raise AdminError(422, "validation_error", f"field 'on' must be host or ray, got {where!r}")
-    names = ("min_replicas", "max_replicas", "target_ongoing", "replica_cpus")
+    names = ("min_replicas", "max_replicas", "target_ongoing", "replica_cpus", "replica_resources")
     if where == "host":
         given = [n for n in names if body.get(n) is not None]
         if given:
@@ -671,7 +671,10 @@ def _ray_field(body: dict[str, Any], replicas: int) -> dict[str, Any] | None:
     high = _field(body, "max_replicas", int, default=None)
     target = body.get("target_ongoing", 2.0)
     cpus = body.get("replica_cpus", 1.0)
-    for label, value in (("target_ongoing", target), ("replica_cpus", cpus)):
+    resources = _field(body, "replica_resources", dict, default={})
+    checked = [("target_ongoing", target), ("replica_cpus", cpus)]
+    checked += [(f"replica_resources.{k}", v) for k, v in resources.items()]
+    for label, value in checked:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise AdminError(422, "validation_error", f"field {label!r} must be a number")
     try:
@@ -680,6 +683,7 @@ def _ray_field(body: dict[str, Any], replicas: int) -> dict[str, Any] | None:
             max_replicas=high if high is not None else max(1, low),
             target_ongoing=float(target),
             cpus=float(cpus),
+            resources={str(k): float(v) for k, v in resources.items()},
         )
     except ValueError as exc:
         raise AdminError(422, "validation_error", str(exc)) from None

@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shipyard.serve.errors import ServeError
@@ -58,6 +58,8 @@ class RayPlacement:
     target_ongoing: float = 2.0
     #: CPUs Ray reserves for each replica
     cpus: float = 1.0
+    #: custom Ray resources each replica needs (``{"gpu_node": 0.01}`` pins them to such nodes)
+    resources: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.min_replicas < 0 or self.max_replicas < max(1, self.min_replicas):
@@ -69,6 +71,9 @@ class RayPlacement:
             raise ValueError(f"target ongoing requests must be > 0, got {self.target_ongoing}")
         if self.cpus < 0:
             raise ValueError(f"CPUs per replica must be >= 0, got {self.cpus}")
+        for name, amount in self.resources.items():
+            if not name or amount <= 0:
+                raise ValueError(f"resource {name!r}: the amount must be > 0, got {amount}")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -76,6 +81,7 @@ class RayPlacement:
             "max_replicas": self.max_replicas,
             "target_ongoing": self.target_ongoing,
             "cpus": self.cpus,
+            "resources": dict(self.resources),
         }
 
     @classmethod
@@ -85,6 +91,7 @@ class RayPlacement:
             max_replicas=int(data.get("max_replicas", data.get("min_replicas", 1))),
             target_ongoing=float(data.get("target_ongoing", 2.0)),
             cpus=float(data.get("cpus", 1.0)),
+            resources={str(k): float(v) for k, v in (data.get("resources") or {}).items()},
         )
 
 
@@ -234,7 +241,7 @@ class RayBackend:
         deployment = serve.deployment(
             WorkerReplica,
             name=spec.service,
-            ray_actor_options={"num_cpus": placement.cpus},
+            ray_actor_options={"num_cpus": placement.cpus, "resources": placement.resources},
             autoscaling_config=_autoscaling(placement),
             health_check_period_s=HEALTH_CHECK_SECONDS,
             health_check_timeout_s=10.0,
@@ -254,6 +261,7 @@ class RayBackend:
         await self.connect()
         app = app_name(spec.service, spec.version)
         application = self._application(spec, config)
+        started = time.monotonic()
         try:
             await asyncio.to_thread(
                 serve.run, application, name=app, route_prefix=None, blocking=False
@@ -264,7 +272,15 @@ class RayBackend:
             raise LoadFailed(reason or _failure(exc)) from None
         assert spec.ray is not None
         wanted = max(1, spec.ray.min_replicas)
+        running = time.monotonic()
         replicas = await self._wait_replicas(app, worker, wanted)
+        log.info(
+            "%s: Ray Serve ran it in %.1f s, %d replica(s) connected in %.1f s more",
+            app,
+            running - started,
+            len(replicas),
+            time.monotonic() - running,
+        )
         return replicas
 
     async def _wait_replicas(

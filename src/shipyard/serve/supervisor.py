@@ -378,7 +378,8 @@ class Supervisor:
             app = app_name(group.spec.service, group.spec.version)
             self._ray.stop_following(app)
             await asyncio.gather(*(r.drain_and_stop() for r in group.replicas))
-            await self._ray.delete(app)
+            # the host sends it nothing more: Ray stops its replicas in the background
+            self._background(self._ray.delete(app))
             return
         await asyncio.gather(*(r.drain_and_stop() for r in group.replicas))
 
