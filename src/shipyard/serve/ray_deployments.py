@@ -205,7 +205,14 @@ class RayBackend:
     async def connect(self) -> None:
         if self._connected:
             return
-        await asyncio.to_thread(self._connect_blocking)
+        try:
+            await asyncio.to_thread(self._connect_blocking)
+        except RayServeError as exc:
+            raise LoadFailed(str(exc)) from None
+        except Exception as exc:  # the cluster is unreachable, or Serve would not start
+            raise LoadFailed(
+                f"could not use the Ray cluster at {self.address}: {type(exc).__name__}: {exc}"
+            ) from None
         self._connected = True
 
     def _connect_blocking(self) -> None:
@@ -267,7 +274,9 @@ class RayBackend:
                 serve.run, application, name=app, route_prefix=None, blocking=False
             )
         except Exception as exc:  # RuntimeError: the deployment failed to start
-            reason = await self._directory.failure.remote(app)
+            reason = None
+            with contextlib.suppress(Exception):
+                reason = await self._directory.failure.remote(app)
             await self.delete(app)
             raise LoadFailed(reason or _failure(exc)) from None
         assert spec.ray is not None
