@@ -558,6 +558,9 @@ def deployments_command(name: str | None, url: str, key: str | None) -> None:
             secrets += f"  memory {v['memory'] >> 20} MB"
         if v.get("dev"):
             secrets += "  dev (shipyard serve FILE.py:Class; not restored)"
+        if v.get("ray"):
+            ray = v["ray"]
+            secrets += f"  on ray {ray['min_replicas']}..{ray['max_replicas']} replicas"
         if str(v.get("created_by", "")).startswith("follow:"):
             secrets += f"  by {v['created_by']}"  # the host rolled it: the alias moved
         click.echo(

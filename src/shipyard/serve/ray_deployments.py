@@ -216,16 +216,16 @@ class RayBackend:
         self._connected = True
 
     def _connect_blocking(self) -> None:
+        if self.address is None:  # before importing Ray: the host has none to use
+            raise RayServeError(
+                "deploy --on ray needs a Ray cluster: start the host with "
+                "SHIPYARD_RAY_ADDRESS=HOST:6379 (or ray_address in config.yaml)"
+            )
         import ray
         from ray import serve
         from shipyard.serve.ray_replica import directory
 
         if not ray.is_initialized():
-            if self.address is None:
-                raise RayServeError(
-                    "deploy --on ray needs a Ray cluster: start the host with "
-                    "SHIPYARD_RAY_ADDRESS=HOST:6379 (or ray_address in config.yaml)"
-                )
             ray.init(
                 address=self.address,
                 namespace="shipyard",
@@ -263,9 +263,9 @@ class RayBackend:
     ) -> list[RemoteReplica]:
         """Run ``spec``'s application and connect to its first ``min_replicas`` workers.
         Raises :class:`LoadFailed` (the application is deleted again)."""
+        await self.connect()
         from ray import serve
 
-        await self.connect()
         app = app_name(spec.service, spec.version)
         application = self._application(spec, config)
         started = time.monotonic()
