@@ -329,4 +329,11 @@ def _tail(path: Path, limit: int = 64 << 10) -> list[str]:
     return [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
 
 
-__all__ = ["DIRECTORY_NAME", "NAMESPACE", "Directory", "WorkerReplica", "directory"]
+__all__ = [
+    "DIRECTORY_NAME",
+    "Directory",
+    "NAMESPACE",
+    "WorkerReplica",
+    "directory",
+    "scale_by_in_flight",
+]
