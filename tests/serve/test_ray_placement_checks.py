@@ -58,6 +58,7 @@ def client(home: Path, tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, A
         ({"on": "cloud"}, "field 'on' must be host or ray, got 'cloud'"),
         ({"min_replicas": 2}, "min_replicas apply to a deployment on Ray"),
         ({"on": "ray", "min_replicas": 3, "max_replicas": 2}, "min (3) <= max (2)"),
+        ({"on": "ray", "min_replicas": 0}, "need 1 <= min (0)"),
         ({"on": "ray", "target_ongoing": 0}, "target ongoing requests must be > 0"),
         ({"on": "ray", "replica_cpus": "two"}, "field 'replica_cpus' must be a number"),
         ({"on": "ray", "replica_resources": {"gpu": -1}}, "resource 'gpu'"),

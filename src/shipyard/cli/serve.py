@@ -340,7 +340,7 @@ def pack_service(file: Path) -> str:
 )
 @click.option(
     "--min-replicas",
-    type=click.IntRange(0, 1024),
+    type=click.IntRange(1, 1024),
     default=None,
     help="--on ray: the fewest replicas Ray keeps (default --replicas).",
 )
@@ -495,7 +495,7 @@ def undeploy_command(name: str, url: str, key: str | None) -> None:
 
 @click.command("scale")
 @click.argument("name")
-@click.argument("replicas", type=click.IntRange(0, 64))
+@click.argument("replicas", type=click.IntRange(1, 64))
 @click.option(
     "--max",
     "max_replicas",

@@ -505,7 +505,7 @@ class AdminAPI:
         if group is None:
             raise AdminError(404, "not_found", f"no live deployment named {name!r}")
         on_ray = group.spec.ray is not None
-        if not (0 if on_ray else 1) <= replicas <= 64:
+        if not 1 <= replicas <= 64:
             raise AdminError(422, "validation_error", "replicas must be between 1 and 64")
         max_replicas = _field(body, "max_replicas", int, default=None)
         if max_replicas is not None and not on_ray:

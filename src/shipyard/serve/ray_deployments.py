@@ -62,10 +62,10 @@ class RayPlacement:
     resources: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.min_replicas < 0 or self.max_replicas < max(1, self.min_replicas):
+        # no scale to zero: a replica that does not exist reports no load to scale up on
+        if self.min_replicas < 1 or self.max_replicas < self.min_replicas:
             raise ValueError(
-                f"replicas on Ray: need 0 <= min ({self.min_replicas}) <= max "
-                f"({self.max_replicas}) and max >= 1"
+                f"replicas on Ray: need 1 <= min ({self.min_replicas}) <= max ({self.max_replicas})"
             )
         if self.target_ongoing <= 0:
             raise ValueError(f"target ongoing requests must be > 0, got {self.target_ongoing}")
