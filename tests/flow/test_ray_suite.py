@@ -30,7 +30,7 @@ def _left_behind(token: str) -> list[psutil.Process]:
 
 # the whole of tests/ray: about 3 minutes on 2 cores for flows (their budget is 6), and
 # about 3.5 more for services on Ray, test_ray_serve.py (its budget is 4)
-@pytest.mark.timeout(960)
+@pytest.mark.timeout(1260)
 def test_the_ray_tests_pass_inside_a_loopback_only_namespace() -> None:
     token = uuid.uuid4().hex
     env = {"SHIPYARD_RAY_NETNS": "1", "SHIPYARD_RAY_SUITE": token, "RAY_USAGE_STATS_ENABLED": "0"}
@@ -38,7 +38,7 @@ def test_the_ray_tests_pass_inside_a_loopback_only_namespace() -> None:
         # SQLite and file:// only: nothing outside the namespace is reachable
         out = run_in_netns(
             f"{sys.executable} -m pytest -q -p no:cacheprovider tests/ray",
-            timeout=900,
+            timeout=1200,
             env=env,
             drop=OUTSIDE_STORES,
         )

@@ -105,18 +105,29 @@ def test_a_replica_on_ray_reads_only_what_a_local_worker_may(
 ) -> None:
     _deploy(host, service_file, "probe")
     home = host.home
-    secret_paths = [str(home / "admin.token"), str(home / "meta.db")]
+    # the admin token, the cache's private signing key and the metadata database
+    secret_paths = [str(home / n) for n in ("admin.token", "cache.key", "meta.db")]
+    assert all(Path(p).exists() for p in secret_paths)
     own_code = next((home / "code").rglob("echo_service.py"))
     answer = host.post("/probe/read", {"paths": [*secret_paths, str(own_code)]}).json()
     for path in secret_paths:
         assert not answer[path].startswith("read:"), f"a replica on Ray read {path}"
     assert answer[str(own_code)].startswith("read:")
+    public = host.post("/probe/read", {"paths": [str(home / "cache.pub")]}).json()
+    assert public[str(home / "cache.pub")] == "read:" + (home / "cache.pub").read_text()
     environment = host.post("/probe/environment", {}).json()
     token = (home / "admin.token").read_text().strip()
     assert "SHIPYARD_DB_URL" not in environment
     assert "SHIPYARD_WORKER_TOKEN" not in environment
     assert not [k for k, v in environment.items() if token in v]
     assert environment["SHIPYARD_HOME"] == str(home)
+
+    # a restarted host takes up the application as it was: the same replica answers
+    before = host.answering_pids("probe", 3)
+    host.stop()
+    host.start()
+    wait_until(lambda: httpx.get(host.url + "/readyz", timeout=10).status_code == 200, "restore")
+    assert host.answering_pids("probe", 3) == before
     host.cli("undeploy", "probe")
 
 

@@ -270,9 +270,13 @@ class RayBackend:
         application = self._application(spec, config)
         started = time.monotonic()
         try:
-            await asyncio.to_thread(
-                serve.run, application, name=app, route_prefix=None, blocking=False
-            )
+            # a version is immutable: one already running (a restarted host) is taken up as
+            # it is (serve.run again would restart its replicas: Ray Serve gives each run of
+            # an imperative deployment a new code version)
+            if not await asyncio.to_thread(_running, app):
+                await asyncio.to_thread(
+                    serve.run, application, name=app, route_prefix=None, blocking=False
+                )
         except Exception as exc:  # RuntimeError: the deployment failed to start
             reason = None
             with contextlib.suppress(Exception):
@@ -374,6 +378,13 @@ class RayBackend:
     def close(self) -> None:
         for app in list(self._pollers):
             self.stop_following(app)
+
+
+def _running(app: str) -> bool:
+    from ray import serve
+
+    status = serve.status().applications.get(app)
+    return status is not None and status.status == "RUNNING"
 
 
 def _autoscaling(placement: RayPlacement) -> dict[str, Any]:

@@ -287,7 +287,9 @@ class Supervisor:
         except OSError as exc:  # the worker still dies with the host; say what is missing
             log.warning("could not record worker %s in %s: %s", pid, self.record.path, exc)
 
-    def _worker_spec(self, spec: VersionSpec, log_name: str) -> WorkerSpec:
+    def _worker_spec(
+        self, spec: VersionSpec, log_name: str, socket_dir: Path | None = None
+    ) -> WorkerSpec:
         """Everything a worker of ``spec`` gets from the host: its environment (the
         allow-list, never the database URL or a token), pins, secrets and isolation plan."""
         logs = self.home / "serve" / "logs" / spec.service
@@ -297,7 +299,7 @@ class Supervisor:
             plan = isolation.plan_for(
                 self.home,
                 code_dir=spec.code_dir,
-                socket_dir=self.socket_dir,
+                socket_dir=socket_dir or self.socket_dir,
                 store_url=self.store_url,
                 cache_url=self.cache_url,
                 db_url=self.db_url,
@@ -395,7 +397,10 @@ class Supervisor:
         environment, isolation plan and pinned model records a local worker would get."""
         from shipyard.serve.model_channel import _pinned
 
-        worker = self._worker_spec(spec, "ray")
+        # a directory that does not change with the host's start: the same config is the
+        # same application for Ray, so a restarted host finds its replicas as they were
+        stable = Path(tempfile.gettempdir()) / "shipyard-ray-serve"
+        worker = self._worker_spec(spec, "ray", socket_dir=stable)
         plan = worker.isolation
         env = dict(worker.env)
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the host's directory, not the node's
