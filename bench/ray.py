@@ -28,6 +28,10 @@ Parts (``--only``):
   locally, against the floor: the same array written to and read back from shipyard's local
   blob store in one process (``artifacts.save`` + ``load_record``, then a sum that reads every
   page).
+- serve: the iris service of bench/serve.py on Ray Serve through shipyard's host, as a
+  plain Ray Serve app through its own HTTP proxy, and on the host's own replica, with
+  ``shipyard loadtest`` at 1 and ``--serve-connections`` connections (bench/ray_serving.py);
+  its table is a section of its own in BENCHMARKS.md.
 - rank: the movie ranker's ``Ranker.rows`` (examples/movie_ranker/model.py: scores against
   the whole catalogue, masks what was seen, top ``--rank-k``) on synthetic factors of
   ``--rank-items`` (10,000) titles x ``--rank-factors`` (64), in one process pinned to one
@@ -63,8 +67,9 @@ from measure import machine, tree_cpu, tree_pids  # noqa: E402
 from measure import write_section as write_markdown_section  # noqa: E402
 
 START, END = "<!-- bench:ray:start -->", "<!-- bench:ray:end -->"
+SERVE_START, SERVE_END = "<!-- bench:ray-serve:start -->", "<!-- bench:ray-serve:end -->"
 HEADER = "# Benchmarks\n"
-PARTS = ("tasks", "handoff", "rank")
+PARTS = ("tasks", "handoff", "rank", "serve")
 TOOLS = ("ray", "ray-window", "shipyard-ray", "shipyard", "metaflow")
 DISPLAY = {
     "ray": "bare Ray tasks",
@@ -638,6 +643,13 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     p.add_argument("--rank-factors", type=int, default=64)
     p.add_argument("--rank-k", type=int, default=20)
     p.add_argument("--rank-seconds", type=int, default=10, help="CPU-seconds of ranking")
+    p.add_argument("--serve-connections", type=int, default=32)
+    p.add_argument("--serve-duration", type=float, default=10.0, help="seconds per load test")
+    p.add_argument(
+        "--serve-targets",
+        default="shipyard-ray,ray-serve,shipyard-local",
+        help="of shipyard-ray,ray-serve,shipyard-local",
+    )
     p.add_argument("--timeout", type=float, default=900)
     p.add_argument("--json", type=Path, help="write every raw measurement here")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -648,8 +660,11 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
     args.sizes = [int(x) for x in str(args.sizes).split(",")]
     args.only = [x for x in args.only.split(",") if x]
     args.tools = [x for x in args.tools.split(",") if x]
-    for name, allowed in (("--only", PARTS), ("--tools", TOOLS)):
-        bad = set(getattr(args, name[2:])) - set(allowed)
+    args.serve_targets = [x for x in args.serve_targets.split(",") if x]
+    from ray_serving import TARGETS
+
+    for name, allowed in (("--only", PARTS), ("--tools", TOOLS), ("--serve-targets", TARGETS)):
+        bad = set(getattr(args, name[2:].replace("-", "_"))) - set(allowed)
         if bad:
             p.error(f"{name}: unknown {sorted(bad)}; choose from {','.join(allowed)}")
     return args
@@ -689,7 +704,12 @@ def main(argv: Sequence[str]) -> int:
     command = "python bench/ray.py" + ("" if not argv else " " + shlex.join(argv))
     load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="ray-", dir=_workroot()))
-    needs_ray = "tasks" in args.only or ("handoff" in args.only and "shipyard-ray" in args.tools)
+    needs_ray = (
+        "tasks" in args.only
+        or "serve" in args.only
+        or ("handoff" in args.only and "shipyard-ray" in args.tools)
+    )
+    serving: dict = {}
     bench = Bench(args, None, workdir)
     bench.load_note = f"{load_before[0]:.2f} at the start; the machine is shared"
     m0, t0 = machine_cpu(), time.perf_counter()
@@ -710,6 +730,11 @@ def main(argv: Sequence[str]) -> int:
             part_handoff(bench)
         if "rank" in args.only:
             part_rank(bench)
+        if "serve" in args.only:
+            from ray_serving import part_serve
+
+            assert bench.cluster is not None
+            serving = part_serve(bench.cluster.address, args, workdir)
     finally:
         if bench.cluster is not None:
             try:
@@ -718,8 +743,26 @@ def main(argv: Sequence[str]) -> int:
                 kill_leftovers()
         if not args.keep and not bench.errors:
             shutil.rmtree(workdir, ignore_errors=True)
-    text = report(bench, command, versions())
+    flows = [part for part in args.only if part != "serve"]
+    text = report(bench, command, versions()) if flows else ""
     print(text)
+    if "serve" in args.only:
+        from ray_serving import serve_report
+
+        info = machine(_workroot())
+        heading = (
+            f"Measured {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {info['nproc']} CPUs "
+            f"({info['cpu']}), {info['ram']} RAM; the machine is shared (load average "
+            f"{os.getloadavg()[0]:.2f} at the end). Versions: "
+            + ", ".join(f"{k} {v}" for k, v in versions().items())
+            + "."
+        )
+        serve_text = serve_report(serving, args, heading, command)
+        print(serve_text)
+        if args.write:
+            write_markdown_section(
+                REPO / "BENCHMARKS.md", SERVE_START, SERVE_END, serve_text, HEADER
+            )
     if args.json:
         raw = {
             key: {tool: [asdict(m) for m in ms] for tool, ms in tools.items()}
@@ -728,7 +771,7 @@ def main(argv: Sequence[str]) -> int:
         args.json.write_text(
             json.dumps({"results": raw, "rank": bench.rank, "errors": bench.errors}, indent=1)
         )
-    if args.write:
+    if args.write and flows:
         write_markdown_section(REPO / "BENCHMARKS.md", START, END, text, HEADER)
         progress("BENCHMARKS.md updated")
     return 1 if bench.errors else 0

@@ -28,8 +28,10 @@ def _left_behind(token: str) -> list[psutil.Process]:
     return found
 
 
-# the whole of tests/ray: about 3 minutes on 2 cores (its budget is 6)
-@pytest.mark.timeout(660)
+# the whole of tests/ray: about 3 minutes on 2 cores for flows (their budget is 6), and
+# about 2.5 more for services on Ray, test_ray_serve.py (its budget is 4); 12 minutes in
+# all were measured on the shared machine at a load average of 20
+@pytest.mark.timeout(1260)
 def test_the_ray_tests_pass_inside_a_loopback_only_namespace() -> None:
     token = uuid.uuid4().hex
     env = {"SHIPYARD_RAY_NETNS": "1", "SHIPYARD_RAY_SUITE": token, "RAY_USAGE_STATS_ENABLED": "0"}
@@ -37,7 +39,7 @@ def test_the_ray_tests_pass_inside_a_loopback_only_namespace() -> None:
         # SQLite and file:// only: nothing outside the namespace is reachable
         out = run_in_netns(
             f"{sys.executable} -m pytest -q -p no:cacheprovider tests/ray",
-            timeout=600,
+            timeout=1200,
             env=env,
             drop=OUTSIDE_STORES,
         )

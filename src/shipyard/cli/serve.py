@@ -330,6 +330,49 @@ def pack_service(file: Path) -> str:
     "whenever it moves (repeatable). `shipyard rollback` pauses following until a deploy "
     "gives --follow again; a deploy without --follow follows nothing.",
 )
+@click.option(
+    "--on",
+    "where",
+    type=click.Choice(["host", "ray"]),
+    default="host",
+    show_default=True,
+    help="Where the replicas run: the host's own worker processes, or a Ray Serve "
+    "deployment that Ray places and autoscales (the host stays the front door; it needs "
+    "SHIPYARD_RAY_ADDRESS).",
+)
+@click.option(
+    "--min-replicas",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="--on ray: the fewest replicas Ray keeps (default --replicas).",
+)
+@click.option(
+    "--max-replicas",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="--on ray: the most replicas Ray scales to (default the minimum).",
+)
+@click.option(
+    "--target-ongoing",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="--on ray: requests each replica should be running; Ray adds replicas above it "
+    "(default 2).",
+)
+@click.option(
+    "--replica-cpus",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="--on ray: CPUs Ray reserves for each replica (default 1).",
+)
+@click.option(
+    "--replica-resource",
+    "replica_resources",
+    multiple=True,
+    metavar="NAME=AMOUNT",
+    help="--on ray: a custom Ray resource each replica needs, e.g. gpu_node=0.01 to place "
+    "the replicas only on nodes that have it (repeatable).",
+)
 @_url_option
 @_key_option
 def deploy_command(
@@ -341,6 +384,12 @@ def deploy_command(
     env: tuple[str, ...],
     secret_refs: tuple[str, ...],
     memory: str | None,
+    where: str,
+    min_replicas: int | None,
+    max_replicas: int | None,
+    target_ongoing: float | None,
+    replica_cpus: float | None,
+    replica_resources: tuple[str, ...],
     url: str,
     key: str | None,
 ) -> None:
@@ -357,6 +406,7 @@ def deploy_command(
       shipyard deploy service.py:Ranker --name ranker --secret API_KEY=file:/run/secrets/ranker
       shipyard deploy service.py:Ranker --name ranker --memory 512M
       shipyard deploy service.py:Ranker --name ranker --follow ranker@prod
+      shipyard deploy service.py:Ranker --name ranker --on ray --min-replicas 1 --max-replicas 8
     """
     from shipyard.serve.follow import FollowError, parse_follow
     from shipyard.serve.memory import SizeError, parse_size
@@ -402,6 +452,32 @@ def deploy_command(
         "memory": limit,
         "user": current_user(),
     }
+    ray_options: dict[str, Any] = {
+        "min_replicas": min_replicas,
+        "max_replicas": max_replicas,
+        "target_ongoing": target_ongoing,
+        "replica_cpus": replica_cpus,
+    }
+    resources: dict[str, float] = {}
+    for item in replica_resources:
+        resource, sep, amount = item.partition("=")
+        try:
+            resources[resource] = float(amount)
+        except ValueError:
+            resource = ""
+        if not sep or not resource:
+            raise click.BadParameter(
+                f"{item!r}: expected NAME=AMOUNT", param_hint="--replica-resource"
+            )
+    if resources:
+        ray_options["replica_resources"] = resources
+    given = [k for k, v in ray_options.items() if v is not None]
+    if where == "host" and given:
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise click.BadParameter(f"{flags} apply with --on ray", param_hint="--on")
+    if where == "ray":
+        body["on"] = "ray"
+        body.update({k: v for k, v in ray_options.items() if v is not None})
     click.echo(f"deploying {target} as {name} ({replicas} replica(s))...", err=True)
     _print_deployment(_call("POST", url, "/deployments", key, body), notes=bool(follows))
 
@@ -422,14 +498,29 @@ def undeploy_command(name: str, url: str, key: str | None) -> None:
 @click.command("scale")
 @click.argument("name")
 @click.argument("replicas", type=click.IntRange(1, 64))
+@click.option(
+    "--max",
+    "max_replicas",
+    type=click.IntRange(1, 1024),
+    default=None,
+    help="A deployment on Ray: Ray autoscales between REPLICAS and this (default REPLICAS).",
+)
 @_url_option
 @_key_option
-def scale_command(name: str, replicas: int, url: str, key: str | None) -> None:
-    """Set a service's number of replicas.
+def scale_command(
+    name: str, replicas: int, max_replicas: int | None, url: str, key: str | None
+) -> None:
+    """Set a service's number of replicas (on Ray: its minimum, and --max its maximum).
 
-    Example: shipyard scale ranker 4
+    \b
+    Examples:
+      shipyard scale ranker 4
+      shipyard scale ranker 2 --max 8      # a deployment on Ray
     """
-    _print_deployment(_call("POST", url, f"/deployments/{name}/scale", key, {"replicas": replicas}))
+    body: dict[str, Any] = {"replicas": replicas}
+    if max_replicas is not None:
+        body["max_replicas"] = max_replicas
+    _print_deployment(_call("POST", url, f"/deployments/{name}/scale", key, body))
 
 
 @click.command("rollback")
@@ -469,6 +560,9 @@ def deployments_command(name: str | None, url: str, key: str | None) -> None:
             secrets += f"  memory {v['memory'] >> 20} MB"
         if v.get("dev"):
             secrets += "  dev (shipyard serve FILE.py:Class; not restored)"
+        if v.get("ray"):
+            ray = v["ray"]
+            secrets += f"  on ray {ray['min_replicas']}..{ray['max_replicas']} replicas"
         if str(v.get("created_by", "")).startswith("follow:"):
             secrets += f"  by {v['created_by']}"  # the host rolled it: the alias moved
         click.echo(

@@ -64,6 +64,7 @@ from shipyard.serve.supervisor import ServiceGroup, Supervisor, VersionSpec
 
 if TYPE_CHECKING:
     from shipyard.keys import Guard
+    from shipyard.serve.ray_deployments import RayPlacement
     from shipyard.store.blobs import BlobStore
     from shipyard.store.meta import MetaStore
 
@@ -296,6 +297,7 @@ class AdminAPI:
         replicas = _field(body, "replicas", int, default=1)
         if not 1 <= replicas <= 64:
             raise AdminError(422, "validation_error", "replicas must be between 1 and 64")
+        ray = _ray_field(body, replicas)
         memory_limit = _memory_field(body)
         env = _field(body, "env", dict, default={})
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
@@ -339,6 +341,7 @@ class AdminAPI:
             models=_field(body, "models", list, default=[]),
             user=_field(body, "user", str, default="unknown"),
             follow=follow,
+            ray=ray,
         )
 
     def _check_secrets(self, secrets: dict[str, str]) -> None:
@@ -372,6 +375,7 @@ class AdminAPI:
         memory: int | None = None,
         dev: bool = False,
         follow: list[str] | None = None,
+        ray: dict[str, Any] | None = None,
     ) -> Response:
         """Record a new version of ``name`` from a code snapshot and roll it out.
         ``secrets``: name -> reference, resolved at each worker's start (never stored);
@@ -395,6 +399,7 @@ class AdminAPI:
             secrets=secrets or {},
             memory=memory,
             dev=dev,
+            ray=ray,
         )
         async with self.lock(name):
             live = await self.roll_out_locked(
@@ -455,6 +460,7 @@ class AdminAPI:
             secrets=version.secrets,
             memory=version.memory,
             dev=version.dev,
+            ray=_placement(version.ray),
         )
         return await self.supervisor.deploy(spec, progress=log.info)
 
@@ -498,17 +504,32 @@ class AdminAPI:
         name = request.path_params["name"]
         body = await self._json(request)
         replicas = _field(body, "replicas", int)
+        group = self.supervisor.services.get(name)
+        if group is None:
+            raise AdminError(404, "not_found", f"no live deployment named {name!r}")
+        on_ray = group.spec.ray is not None
         if not 1 <= replicas <= 64:
             raise AdminError(422, "validation_error", "replicas must be between 1 and 64")
-        if name not in self.supervisor.services:
-            raise AdminError(404, "not_found", f"no live deployment named {name!r}")
+        max_replicas = _field(body, "max_replicas", int, default=None)
+        if max_replicas is not None and not on_ray:
+            raise AdminError(
+                422,
+                "validation_error",
+                f"max_replicas is for a deployment on Ray; {name} runs on the host",
+            )
+        if max_replicas is not None and not max(1, replicas) <= max_replicas <= 1024:
+            raise AdminError(
+                422, "validation_error", f"max_replicas must be >= replicas ({replicas})"
+            )
         async with self.lock(name):
             try:
-                await self.supervisor.scale(name, replicas)
+                await self.supervisor.scale(name, replicas, max_replicas=max_replicas)
             except LoadFailed as exc:
                 raise AdminError(422, "load_failed", exc.reason) from None
             self.store.set_replicas(name, replicas)
-        self._audit("scale", name, _user(request), replicas=replicas)
+            if group.spec.ray is not None:
+                self.store.set_ray(name, group.spec.version, group.spec.ray.to_json())
+        self._audit("scale", name, _user(request), replicas=replicas, max_replicas=max_replicas)
         return JSONResponse(self._describe(name))
 
     async def rollback(self, request: Request) -> Response:
@@ -541,6 +562,7 @@ class AdminAPI:
             created_by=_user(request),
             secrets=target.secrets,
             memory=target.memory,
+            ray=target.ray,
         )
         user = _user(request)
         async with self.lock(name):
@@ -627,6 +649,56 @@ def _user(request: Request) -> str:
 
 
 _MISSING: Any = object()
+
+
+def _ray_field(body: dict[str, Any], replicas: int) -> dict[str, Any] | None:
+    """``"on": "ray"`` with optional ``min_replicas`` (default ``replicas``),
+    ``max_replicas`` (default the min), ``target_ongoing`` (2) and ``replica_cpus`` (1)."""
+    where = _field(body, "on", str, default="host")
+    if where not in ("host", "ray"):
+        raise AdminError(422, "validation_error", f"field 'on' must be host or ray, got {where!r}")
+    names = ("min_replicas", "max_replicas", "target_ongoing", "replica_cpus", "replica_resources")
+    if where == "host":
+        given = [n for n in names if body.get(n) is not None]
+        if given:
+            raise AdminError(
+                422,
+                "validation_error",
+                f'{", ".join(given)} apply to a deployment on Ray ("on": "ray")',
+            )
+        return None
+    from shipyard.serve.ray_deployments import RayPlacement
+
+    low = _field(body, "min_replicas", int, default=None)
+    low = replicas if low is None else low
+    high = _field(body, "max_replicas", int, default=None)
+    target = body.get("target_ongoing", 2.0)
+    cpus = body.get("replica_cpus", 1.0)
+    resources = _field(body, "replica_resources", dict, default={})
+    checked = [("target_ongoing", target), ("replica_cpus", cpus)]
+    checked += [(f"replica_resources.{k}", v) for k, v in resources.items()]
+    for label, value in checked:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise AdminError(422, "validation_error", f"field {label!r} must be a number")
+    try:
+        placement = RayPlacement(
+            min_replicas=low,
+            max_replicas=high if high is not None else max(1, low),
+            target_ongoing=float(target),
+            cpus=float(cpus),
+            resources={str(k): float(v) for k, v in resources.items()},
+        )
+    except ValueError as exc:
+        raise AdminError(422, "validation_error", str(exc)) from None
+    return placement.to_json()
+
+
+def _placement(ray: dict[str, Any] | None) -> RayPlacement | None:
+    if ray is None:
+        return None
+    from shipyard.serve.ray_deployments import RayPlacement
+
+    return RayPlacement.from_json(ray)
 
 
 def _memory_field(body: dict[str, Any]) -> int | None:

@@ -52,6 +52,8 @@ class DeploymentVersion:
     memory: int | None = None
     #: deployed by the development loop: not restored at the next host start
     dev: bool = False
+    #: ``deploy --on ray``: {"min_replicas", "max_replicas", "target_ongoing", "cpus"}
+    ray: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -62,6 +64,8 @@ class DeploymentVersion:
             "replicas": self.replicas,
             "memory": self.memory,
             "dev": self.dev,
+            "on": "ray" if self.ray is not None else "host",
+            "ray": dict(self.ray) if self.ray is not None else None,
             "env": sorted(self.env),  # names only: values may be sensitive
             "secrets": dict(self.secrets),  # references, never values
             "pins": self.pins,
@@ -96,6 +100,7 @@ def _version(row: Any) -> DeploymentVersion:
         secrets=dict(row.secrets or {}),
         memory=row.memory,
         dev=bool(row.dev),
+        ray=dict(row.ray) if row.ray else None,
         pins=dict(row.pins or {}),
         status=VersionStatus(row.status),
         message=row.message,
@@ -123,6 +128,7 @@ class DeploymentStore:
         secrets: dict[str, str] | None = None,
         memory: int | None = None,
         dev: bool = False,
+        ray: dict[str, Any] | None = None,
     ) -> DeploymentVersion:
         """Record a new version (status DEPLOYING) and return it. ``secrets`` maps names to
         references (checked by the caller); only the references are stored. ``memory``: each
@@ -145,6 +151,7 @@ class DeploymentStore:
                 secrets=dict(secrets or {}),
                 memory=memory,
                 dev=dev,
+                ray=ray,
                 message=None,
                 created_at=_now(),
                 created_by=created_by,
@@ -202,6 +209,18 @@ class DeploymentStore:
                 deployments.update()
                 .where(deployments.c.service == service)
                 .values(replicas=replicas, updated_at=_now())
+            )
+
+    def set_ray(self, service: str, version: int, ray: dict[str, Any]) -> None:
+        """A version on Ray was scaled: its bounds, for the next host start."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                deployment_versions.update()
+                .where(
+                    deployment_versions.c.service == service,
+                    deployment_versions.c.version == version,
+                )
+                .values(ray=ray)
             )
 
     def deactivate(self, service: str) -> None:

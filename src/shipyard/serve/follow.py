@@ -498,6 +498,7 @@ class Follower:
                 created_by=f"follow:{spec}",
                 secrets=current.secrets,
                 memory=current.memory,
+                ray=current.ray,
             )
             log.info("%s: %s (was %s): rolling to v%s", service, reason, before, new.version)
             try:

@@ -57,7 +57,15 @@ RETIRE     host -> worker         0 / 0 / empty: stop taking requests, finish th
                                   exit
 RETIRED    worker -> host         request_id = the last request the worker took (0: none);
                                   every request sent after it will not run (see worker.py)
+LISTENING  worker -> host         0 / 0 / JSON {"port": N}: a worker started with ``--listen``
+                                  (a replica on Ray) took TCP port N, after load() succeeded
+STATS      host -> worker         0 / 0 / empty; the worker answers STATS with
+                                  code = the requests it is running (at most 65535)
 =========  =====================  ==========================================================
+
+A worker started with ``--listen HOST`` (a replica on Ray, ``ray_replica.py``) serves the same
+framing on a TCP port instead of a Unix socket; every connection first sends the 32-byte
+token the worker got in ``SHIPYARD_WORKER_TOKEN``, or is closed without an answer.
 """
 
 from __future__ import annotations
@@ -92,6 +100,8 @@ class Kind(enum.IntEnum):
     REFUSED = 11
     RETIRE = 12
     RETIRED = 13
+    LISTENING = 14
+    STATS = 15
 
 
 @dataclass(frozen=True)

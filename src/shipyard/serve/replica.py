@@ -294,12 +294,16 @@ class Replica:
                         future.set_result(frame)
         except (asyncio.IncompleteReadError, ConnectionError, ProtocolError, OSError):
             pass
-        if self.exit_reason is None and self.process is not None:
-            # the connection broke: say why the process went, if it did
+        if self.exit_reason is None:
+            await self._why_closed()
+        self._gone(self.exit_reason or "the worker closed its connection")
+
+    async def _why_closed(self) -> None:
+        """The connection broke: set ``exit_reason`` to why the process went, if it did."""
+        if self.process is not None:
             with contextlib.suppress(TimeoutError):
                 code = await asyncio.wait_for(self.process.wait(), 2.0)
                 self.exit_reason = self._describe_exit(code)
-        self._gone(self.exit_reason or "the worker closed its connection")
 
     async def _control_loop(self, control: socket.socket) -> None:
         """Read the control channel: RETIRED(upto) fails every request sent after ``upto``

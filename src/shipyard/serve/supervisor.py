@@ -44,6 +44,7 @@ from shipyard.serve.replica import LoadFailed, Replica, WorkerSpec
 if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.serve.model_channel import ModelSource
+    from shipyard.serve.ray_deployments import RayBackend, RayPlacement
 
 log = logging.getLogger("shipyard.serve")
 
@@ -112,6 +113,8 @@ class VersionSpec:
     memory: int | None = None
     #: deployed by this host's development loop: the reconciler leaves it alone
     dev: bool = False
+    #: run the replicas on Ray Serve with these bounds (``deploy --on ray``; None: here)
+    ray: RayPlacement | None = None
 
 
 class ServiceGroup:
@@ -210,6 +213,7 @@ class Supervisor:
         ping_interval: float = 1.0,
         ping_timeout: float = 5.0,
         hung_after: float = 60.0,
+        ray_address: str | None = None,
     ) -> None:
         from shipyard.config import settings
 
@@ -225,6 +229,9 @@ class Supervisor:
         #: replicas retired: how many, per service
         self.retirements: dict[str, int] = {}
         conf = config or settings()
+        #: the Ray cluster of ``deploy --on ray`` (connected at the first such deploy)
+        self.ray_address = ray_address if ray_address is not None else conf.ray_address
+        self._ray: RayBackend | None = None
         self.cache_url = conf.cache_url
         self.db_url = conf.db_url
         if models is None:
@@ -282,8 +289,11 @@ class Supervisor:
         except OSError as exc:  # the worker still dies with the host; say what is missing
             log.warning("could not record worker %s in %s: %s", pid, self.record.path, exc)
 
-    def _new_replica(self, spec: VersionSpec) -> Replica:
-        self._counter += 1
+    def _worker_spec(
+        self, spec: VersionSpec, log_name: str, socket_dir: Path | None = None
+    ) -> WorkerSpec:
+        """Everything a worker of ``spec`` gets from the host: its environment (the
+        allow-list, never the database URL or a token), pins, secrets and isolation plan."""
         logs = self.home / "serve" / "logs" / spec.service
         logs.mkdir(parents=True, exist_ok=True)
         plan = None
@@ -291,7 +301,7 @@ class Supervisor:
             plan = isolation.plan_for(
                 self.home,
                 code_dir=spec.code_dir,
-                socket_dir=self.socket_dir,
+                socket_dir=socket_dir or self.socket_dir,
                 store_url=self.store_url,
                 cache_url=self.cache_url,
                 db_url=self.db_url,
@@ -306,19 +316,23 @@ class Supervisor:
         if plan is not None:  # the worker's own tmpfs: everywhere else is read-only
             env["TMPDIR"] = env["HOME"] = "/tmp"
         env = {**env, **spec.env, "PROMETHEUS_MULTIPROC_DIR": str(self.metrics_dir)}
-        worker = WorkerSpec(
+        return WorkerSpec(
             service=spec.service,
             entry=spec.entry,
             code_dir=spec.code_dir,
             env=env,
             pins=spec.pins,
-            log_path=logs / f"v{spec.version}-{self._counter}.log",
+            log_path=logs / f"v{spec.version}-{log_name}.log",
             secrets=spec.secrets,
             models=self.models,
             isolation=plan,
             host_pid=os.getpid(),
             host_id=self.host_id,
         )
+
+    def _new_replica(self, spec: VersionSpec) -> Replica:
+        self._counter += 1
+        worker = self._worker_spec(spec, str(self._counter))
         replica = Replica(worker, self.socket_dir / f"{self._counter}.sock", self._counter)
         replica.on_spawn = self._spawned
         if spec.memory is not None:
@@ -330,32 +344,120 @@ class Supervisor:
         """Start ``spec``'s replicas; when all are ready switch traffic, then drain the old.
         Raises :class:`LoadFailed` (the old version keeps serving)."""
         say = progress or (lambda _: None)
-        replicas = [self._new_replica(spec) for _ in range(max(1, spec.replicas))]
-        say(f"starting {len(replicas)} replica(s) of {spec.service} v{spec.version}")
-        results = await asyncio.gather(*(r.start() for r in replicas), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            await asyncio.gather(*(r.kill() for r in replicas))
-            first = failures[0]
-            raise first if isinstance(first, LoadFailed) else LoadFailed(repr(first))
+        if spec.ray is not None:
+            replicas = await self._start_on_ray(spec, say)
+        else:
+            replicas = [self._new_replica(spec) for _ in range(max(1, spec.replicas))]
+            say(f"starting {len(replicas)} replica(s) of {spec.service} v{spec.version}")
+            results = await asyncio.gather(*(r.start() for r in replicas), return_exceptions=True)
+            failures = [r for r in results if isinstance(r, BaseException)]
+            if failures:
+                await asyncio.gather(*(r.kill() for r in replicas))
+                first = failures[0]
+                raise first if isinstance(first, LoadFailed) else LoadFailed(repr(first))
         group = ServiceGroup(spec, replicas)
         # what load() resolved (an alias) is pinned for every later replica and restart
         spec.pins = {**group.models, **spec.pins}
         old = self.services.get(spec.service)
         self.services[spec.service] = group  # the switch: new requests go to the new replicas
         say(f"{spec.service} v{spec.version} is live on {len(replicas)} replica(s)")
-        for replica in replicas:
-            self._watch(group, replica)
+        if spec.ray is not None:
+            assert self._ray is not None
+            self._ray.follow(group, self._worker_spec(spec, "ray"))
+        else:
+            for replica in replicas:
+                self._watch(group, replica)
         if self._pinger is None:
             self._pinger = asyncio.create_task(self._ping_loop())
         if old is not None:
             say(f"draining v{old.spec.version}")
-            await asyncio.gather(*(r.drain_and_stop() for r in old.replicas))
+            await self._stop_group(old)
         return group
 
-    async def scale(self, service: str, replicas: int) -> ServiceGroup:
+    async def _stop_group(self, group: ServiceGroup) -> None:
+        """Drain ``group``'s replicas (requests in flight finish); on Ray, then delete its
+        application (only once the host sends it nothing more)."""
+        if group.spec.ray is not None and self._ray is not None:
+            from shipyard.serve.ray_deployments import app_name
+
+            app = app_name(group.spec.service, group.spec.version)
+            self._ray.stop_following(app)
+            await asyncio.gather(*(r.drain_and_stop() for r in group.replicas))
+            # the host sends it nothing more: Ray stops its replicas in the background
+            self._background(self._ray.delete(app))
+            return
+        await asyncio.gather(*(r.drain_and_stop() for r in group.replicas))
+
+    def _ray_backend(self) -> RayBackend:
+        if self._ray is None:
+            from shipyard.serve.ray_deployments import RayBackend
+
+            self._ray = RayBackend(self.ray_address)
+        return self._ray
+
+    def ray_config(self, spec: VersionSpec) -> dict[str, Any]:
+        """What each Ray replica of ``spec`` gets (``ray_replica.WorkerReplica``): the
+        environment, isolation plan and pinned model records a local worker would get."""
+        from shipyard.serve.model_channel import _pinned
+
+        # a directory that does not change with the host's start: the same config is the
+        # same application for Ray, so a restarted host finds its replicas as they were
+        stable = Path(tempfile.gettempdir()) / "shipyard-ray-serve"
+        worker = self._worker_spec(spec, "ray", socket_dir=stable)
+        plan = worker.isolation
+        env = dict(worker.env)
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the host's directory, not the node's
+        from shipyard.serve.secrets import resolve_secrets
+
+        env.update(resolve_secrets(spec.secrets))
+        return {
+            "app": f"shipyard-{spec.service}-v{spec.version}",
+            "service": spec.service,
+            "version": spec.version,
+            "entry": spec.entry,
+            "code_dir": str(spec.code_dir),
+            "env": env,
+            "pins": dict(spec.pins),
+            "records": _pinned(self.models, dict(spec.pins)),
+            "isolate": plan.to_json() if plan is not None else None,
+            "make_dirs": [b.path for b in plan.binds if b.writable] if plan else [],
+            "log_dir": str(self.home / "serve" / "logs" / spec.service),
+        }
+
+    async def _start_on_ray(self, spec: VersionSpec, say: Progress) -> list[Replica]:
+        assert spec.ray is not None
+        backend = self._ray_backend()
+        say(
+            f"starting {spec.service} v{spec.version} on Ray "
+            f"({spec.ray.min_replicas}..{spec.ray.max_replicas} replicas)"
+        )
+        from shipyard.serve.secrets import SecretError
+
+        try:
+            config = await asyncio.to_thread(self.ray_config, spec)
+        except SecretError as exc:
+            raise LoadFailed(str(exc)) from None
+        replicas = await backend.run(spec, config, self._worker_spec(spec, "ray"))
+        return list(replicas)
+
+    async def scale(
+        self, service: str, replicas: int, *, max_replicas: int | None = None
+    ) -> ServiceGroup:
+        """Run ``replicas`` replicas (on Ray: between ``replicas`` and ``max_replicas``,
+        default the same number, which Ray's autoscaler keeps to)."""
         group = self.services[service]
         group.spec.replicas = replicas
+        if group.spec.ray is not None:
+            from dataclasses import replace
+
+            group.spec.ray = replace(
+                group.spec.ray,
+                min_replicas=replicas,
+                max_replicas=max_replicas if max_replicas is not None else max(1, replicas),
+            )
+            config = await asyncio.to_thread(self.ray_config, group.spec)
+            await self._ray_backend().scale(group.spec, config)
+            return group
         live = [r for r in group.replicas if not r.stopping]
         if replicas > len(live):
             new = [self._new_replica(group.spec) for _ in range(replicas - len(live))]
@@ -374,7 +476,7 @@ class Supervisor:
     async def undeploy(self, service: str) -> None:
         group = self.services.pop(service, None)
         if group is not None:
-            await asyncio.gather(*(r.drain_and_stop() for r in group.replicas))
+            await self._stop_group(group)
 
     def retire(self, group: ServiceGroup, replica: Replica, reason: str) -> None:
         """Retire a replica that misbehaved (a call overran its timeout, or it stopped
@@ -385,6 +487,11 @@ class Supervisor:
         it is stopped. Its end is not a crash; the watcher does not restart it."""
         if replica.retiring or replica.stopping or not replica.ready:
             return  # retired already, stopping, or gone (the watcher restarts it)
+        if group.spec.ray is not None:
+            # a Ray replica is not the host's to restart: take it out of the rotation
+            log.warning("%s Ray replica %s: %s", group.spec.service, replica.number, reason)
+            replica.ready = False
+            return
         service = group.spec.service
         log.warning("retiring %s replica %s: %s", service, replica.number, reason)
         replica.exit_reason = f"retired: {reason}"
@@ -547,6 +654,8 @@ class Supervisor:
         await asyncio.gather(*(r.terminate() for r in replicas))
         for task in list(self._watchers):
             task.cancel()
+        if self._ray is not None:  # the applications stay: a restarted host takes them up
+            self._ray.close()
         if self._pinger is not None:
             self._pinger.cancel()
         import shutil

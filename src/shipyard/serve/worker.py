@@ -2,7 +2,7 @@
 
     python -m shipyard.serve.worker --socket PATH --code-dir DIR --entry FILE.py:Class \\
         --name SERVICE [--pins '{"ranker@prod": "ranker:7"}'] [--models-fd N] [--isolate PLAN]
-        [--host-pid PID --host-id ID] [--control-fd N]
+        [--host-pid PID --host-id ID] [--control-fd N] [--listen HOST]
 
 With ``--host-pid`` it dies with that host (``parent.py``): the kernel kills it when the host
 exits, it exits at once (status 4) if the host has already gone, and it drains and exits when
@@ -20,6 +20,12 @@ REQUEST -> RESPONSE (many in flight, any order; a body streamed in CHUNKs runs a
 one, and an ABORT drops it) and PING -> PONG. Sync endpoints run inline on the event loop
 (uvloop when installed); async ones are tasks; ``concurrency=N`` ones run in their pool of N
 threads (``dispatch.py``), which the worker times itself.
+
+With ``--listen HOST`` (a replica on Ray: ``ray_replica.py``) it serves on a TCP port of
+HOST instead of the Unix socket, sends LISTENING with the port on the control channel once
+it is ready, and takes only connections that first send the token of its
+``SHIPYARD_WORKER_TOKEN`` (removed from its environment before any service code runs). Its
+control thread also answers STATS (the requests it is running: Ray's autoscaler reads them).
 
 Retiring (``--control-fd``): the host retires a worker whose call overran (a sync call cannot
 be stopped) by sending RETIRE on the control channel. A thread reads it, so it is answered
@@ -56,6 +62,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import hmac
 import importlib
 import json
 import os
@@ -71,6 +78,10 @@ from typing import Any
 from shipyard.serve.dispatch import NOT_RUN, EndpointTable, Reply, log_event
 from shipyard.serve.protocol import Frame, Kind, ProtocolError, encode, read_frame, recv_frame
 from shipyard.serve.service import Service, ServiceDefinitionError
+
+#: the environment variable that carries a ``--listen`` worker's connection token
+TOKEN_ENV = "SHIPYARD_WORKER_TOKEN"
+TOKEN_BYTES = 32
 
 __all__ = ["LOAD_FAILED", "PINS_ENV", "Worker", "import_service", "main"]
 
@@ -147,9 +158,15 @@ class Worker:
         socket_path: Path,
         models: dict[str, str],
         control: socket.socket | None = None,
+        *,
+        listen: str | None = None,
+        token: bytes = b"",
     ) -> None:
         self.table = table
         self.socket_path = socket_path
+        #: serve on a TCP port of this host instead of the Unix socket (a replica on Ray)
+        self.listen = listen
+        self.token = token
         self.ready = encode(
             Frame(Kind.READY, 0, payload=json.dumps(table.ready_info(os.getpid(), models)).encode())
         )
@@ -188,14 +205,24 @@ class Worker:
         stop = self.stop
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        previous = os.umask(0o177)  # the socket file is created 0600, never wider
-        try:
-            server = await asyncio.start_unix_server(
-                self._handle, path=str(self.socket_path), limit=1 << 20
+        server: asyncio.AbstractServer
+        if self.listen is not None:
+            server = await asyncio.start_server(
+                self._handle_tcp, host=self.listen, port=0, limit=1 << 20
             )
-        finally:
-            os.umask(previous)
-        os.chmod(self.socket_path, 0o600)
+            port = server.sockets[0].getsockname()[1]
+            if self.control is not None:
+                payload = json.dumps({"port": port}).encode()
+                self.control.sendall(encode(Frame(Kind.LISTENING, 0, payload=payload)))
+        else:
+            previous = os.umask(0o177)  # the socket file is created 0600, never wider
+            try:
+                server = await asyncio.start_unix_server(
+                    self._handle, path=str(self.socket_path), limit=1 << 20
+                )
+            finally:
+                os.umask(previous)
+            os.chmod(self.socket_path, 0o600)
         if self.control is not None:
             threading.Thread(
                 target=self._control_loop, args=(self.control, loop), daemon=True
@@ -204,8 +231,9 @@ class Worker:
         self.stopping = True
         server.close()
         self.table.close()  # pooled calls not begun: REFUSED; running ones are waited for
-        with contextlib.suppress(OSError):
-            self.socket_path.unlink()
+        if self.listen is None:
+            with contextlib.suppress(OSError):
+                self.socket_path.unlink()
         if self.in_flight > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.drained.wait(), drain_seconds)
@@ -230,6 +258,9 @@ class Worker:
         try:
             while True:
                 frame = recv_frame(control)
+                if frame.kind is Kind.STATS:
+                    control.sendall(encode(Frame(Kind.STATS, 0, min(self.in_flight, 0xFFFF))))
+                    continue
                 if frame.kind is not Kind.RETIRE or self.retiring:
                     continue
                 self.retiring = True  # first the flag, then the read of current
@@ -239,6 +270,19 @@ class Worker:
                 loop.call_soon_threadsafe(self.stop.set)
         except (EOFError, OSError, ProtocolError, RuntimeError):
             return  # the host closed the channel, or the loop is closed: nothing to do
+
+    async def _handle_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """A TCP connection (``--listen``): served only after it sent the token."""
+        try:
+            sent = await asyncio.wait_for(reader.readexactly(len(self.token)), 10.0)
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+            return
+        if not self.token or not hmac.compare_digest(sent, self.token):
+            log_event("connection_refused", service=self.table.service, reason="bad token")
+            writer.close()
+            return
+        await self._handle(reader, writer)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         connection = _Connection(self, writer)
@@ -353,7 +397,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host-pid", type=int, default=None, help="die with this process")
     parser.add_argument("--host-id", default=None, help="the id of the host that started it")
     parser.add_argument("--control-fd", type=int, default=None, help="the control channel's fd")
+    parser.add_argument(
+        "--listen", default=None, help="serve on a TCP port of this address (a replica on Ray)"
+    )
     args = parser.parse_args(argv)
+    # the token of --listen: read before any service code runs, and out of its reach
+    token = os.environ.pop(TOKEN_ENV, "").encode()
+    if args.listen is not None and len(token) != TOKEN_BYTES:
+        parser.error(f"--listen needs a {TOKEN_BYTES}-character {TOKEN_ENV}")
     _die_with_host(args.host_pid)  # before anything slow: the host may die at any time
     if args.control_fd is not None:  # the host's, not for processes the service may start
         os.set_inheritable(args.control_fd, False)
@@ -379,8 +430,15 @@ def main(argv: list[str] | None = None) -> int:
     _die_with_host(args.host_pid)  # load() may have changed the user id, which clears it
     log_event("ready", service=args.name, pid=os.getpid(), frozen_objects=gc.get_freeze_count())
     control = socket.socket(fileno=args.control_fd) if args.control_fd is not None else None
-    worker = Worker(table, args.socket, {**pins, **_resolved_models()}, control)
-    if args.host_pid is not None:
+    worker = Worker(
+        table,
+        args.socket,
+        {**pins, **_resolved_models()},
+        control,
+        listen=args.listen,
+        token=token,
+    )
+    if args.host_pid is not None and args.listen is None:  # a Ray replica's host may come back
         worker.follow_host()
     _run(worker.serve())
     if table.running():  # a pooled call still running (one that overran): do not wait for

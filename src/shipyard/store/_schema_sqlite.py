@@ -3,7 +3,7 @@
 The SQLite statements that create the metadata tables at ``REVISION`` (see
 bootstrap.py); tests/store/test_bootstrap.py checks that they are current."""
 
-REVISION = "0017"
+REVISION = "0018"
 
 STATEMENTS = (
     "CREATE TABLE api_keys (\n\tkey_id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tprefix VARCHAR(16) NOT NULL, \n\tname VARCHAR(255) NOT NULL, \n\thash VARCHAR(64) NOT NULL, \n\tscopes JSON NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\texpires_at DATETIME, \n\trevoked_at DATETIME, \n\tlast_used_at DATETIME\n)",
@@ -12,7 +12,7 @@ STATEMENTS = (
     "CREATE INDEX ix_audit_log_at ON audit_log (at)",
     "CREATE INDEX ix_audit_log_model_at ON audit_log (model, at)",
     "CREATE TABLE deployment_follows (\n\tservice VARCHAR(63) NOT NULL, \n\tspec VARCHAR(160) NOT NULL, \n\tmodel VARCHAR(64) NOT NULL, \n\talias VARCHAR(64) NOT NULL, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\tpaused_at DATETIME, \n\tpaused_by VARCHAR(255), \n\tpaused_note TEXT, \n\ttarget INTEGER, \n\toutcome VARCHAR(16), \n\tclaimed_at DATETIME, \n\tnote TEXT, \n\tupdated_at DATETIME NOT NULL, \n\tPRIMARY KEY (service, spec)\n)",
-    "CREATE TABLE deployment_versions (\n\tservice VARCHAR(63) NOT NULL, \n\tversion INTEGER NOT NULL, \n\tentry VARCHAR(255) NOT NULL, \n\tcode_key VARCHAR(64) NOT NULL, \n\treplicas INTEGER NOT NULL, \n\tenv JSON NOT NULL, \n\tpins JSON NOT NULL, \n\tstatus VARCHAR(16) NOT NULL, \n\tmessage TEXT, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\tsecrets JSON, \n\tmemory BIGINT, \n\tdev BOOLEAN, \n\tPRIMARY KEY (service, version)\n)",
+    "CREATE TABLE deployment_versions (\n\tservice VARCHAR(63) NOT NULL, \n\tversion INTEGER NOT NULL, \n\tentry VARCHAR(255) NOT NULL, \n\tcode_key VARCHAR(64) NOT NULL, \n\treplicas INTEGER NOT NULL, \n\tenv JSON NOT NULL, \n\tpins JSON NOT NULL, \n\tstatus VARCHAR(16) NOT NULL, \n\tmessage TEXT, \n\tcreated_at DATETIME NOT NULL, \n\tcreated_by VARCHAR(255) NOT NULL, \n\tsecrets JSON, \n\tmemory BIGINT, \n\tdev BOOLEAN, \n\tray JSON, \n\tPRIMARY KEY (service, version)\n)",
     "CREATE TABLE deployments (\n\tservice VARCHAR(63) NOT NULL, \n\tcurrent_version INTEGER, \n\treplicas INTEGER NOT NULL, \n\tactive BOOLEAN NOT NULL, \n\tupdated_at DATETIME NOT NULL, \n\tPRIMARY KEY (service)\n)",
     "CREATE TABLE events (\n\tid INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT, \n\tname VARCHAR(255) NOT NULL, \n\tpayload JSON NOT NULL, \n\tsource VARCHAR(32) NOT NULL, \n\tpublished_by VARCHAR(255) NOT NULL, \n\tpublished_at DATETIME NOT NULL, \n\tidempotency_key VARCHAR(255)\n)",
     "CREATE INDEX ix_events_published ON events (published_at)",

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 #: the Alembic revision these tables correspond to (checked against the scripts by a test)
-HEAD_REVISION = "0017"
+HEAD_REVISION = "0018"
 
 #: 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the (fast) rowid alias
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
@@ -318,6 +318,9 @@ deployment_versions = sa.Table(
     # deployed by the development loop, `shipyard serve FILE.py:Class`: a later plain
     # `shipyard serve` does not restore it (revision 0011; NULL: not dev)
     sa.Column("dev", sa.Boolean(), nullable=True),
+    # deployed `--on ray`: {"min_replicas", "max_replicas", "target_ongoing", "cpus"}
+    # (revision 0018; NULL: the host's own replicas)
+    sa.Column("ray", _json(), nullable=True),
 )
 
 #: deployments that follow a model alias (``deploy --follow ranker@prod``, revision 0015): when

@@ -1,0 +1,339 @@
+"""What runs in the Ray cluster for a service deployed ``--on ray``: each Ray Serve replica
+is a thin keeper of one ordinary shipyard worker process.
+
+- :class:`WorkerReplica` is the deployment's class. Its constructor starts
+  ``python -m shipyard.serve.worker --listen NODE_IP`` with exactly the environment and the
+  isolation plan the host computed (the environment a local worker gets: no metadata database
+  URL, no admin token, no signing key), answers the worker's model channel from the records
+  the host resolved at deploy (the deployment's pins: a replica on Ray never reads the
+  registry), waits for the worker's LISTENING (its ``load()`` succeeded) and registers the
+  worker's address and connection token in the :class:`Directory`. The host connects to the
+  worker's port itself: requests never pass through Ray Serve's proxy or a handle.
+- Ray Serve health-checks the replica (:meth:`WorkerReplica.check_health`): a worker that
+  exited makes it unhealthy, so Ray replaces it; the exit's cause is recorded in the
+  directory first, so the host names it for the requests that were in flight.
+- :meth:`WorkerReplica.record_autoscaling_stats` reports the requests the worker is running
+  (its control channel's STATS); :func:`scale_by_in_flight` is the deployment's autoscaling
+  policy over them, as Ray's default one is over the requests its handles saw.
+- :class:`Directory` is one detached actor (``shipyard-serve-directory`` in the Ray namespace
+  ``shipyard``): application name -> replica -> address, and why a replica went.
+
+Nothing here imports the host: a node needs only shipyard and Ray installed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from shipyard.serve.protocol import Frame, Kind, ProtocolError, encode, recv_frame
+
+DIRECTORY_NAME = "shipyard-serve-directory"
+NAMESPACE = "shipyard"
+#: how long a replica waits for its worker's load() before giving up
+LOAD_TIMEOUT = 300.0
+
+
+class Directory:
+    """Where the host finds the workers of each Ray Serve application (one actor for the
+    cluster). Entries are plain dicts: ``host``, ``port``, ``token``, ``node``, ``pid``."""
+
+    def __init__(self) -> None:
+        self.apps: dict[str, dict[str, dict[str, Any]]] = {}
+        self.gone: dict[str, str] = {}  # replica key -> why it went
+        self.failed: dict[str, str] = {}  # application -> why a replica did not start
+
+    def register(self, app: str, key: str, entry: dict[str, Any]) -> None:
+        self.apps.setdefault(app, {})[key] = entry
+
+    def unregister(self, app: str, key: str, reason: str) -> None:
+        self.apps.get(app, {}).pop(key, None)
+        self.gone[key] = reason
+        if len(self.gone) > 10_000:  # keep the recent ones
+            for old in list(self.gone)[:5_000]:
+                del self.gone[old]
+
+    def fail(self, app: str, reason: str) -> None:
+        self.failed[app] = reason
+
+    def failure(self, app: str) -> str | None:
+        return self.failed.get(app)
+
+    def entries(self, app: str) -> dict[str, dict[str, Any]]:
+        return dict(self.apps.get(app, {}))
+
+    def reason(self, key: str) -> str | None:
+        return self.gone.get(key)
+
+    def forget(self, app: str) -> None:
+        self.apps.pop(app, None)
+        self.failed.pop(app, None)
+
+
+def directory() -> Any:
+    """The cluster's directory actor, created on first use (detached, no CPU)."""
+    import ray
+
+    actor = ray.remote(num_cpus=0)(Directory).options(
+        name=DIRECTORY_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True
+    )
+    return actor.remote()
+
+
+class WorkerReplica:
+    """One Ray Serve replica: starts and keeps one shipyard worker (see the module)."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        import ray
+
+        self.app: str = config["app"]
+        self.key = f"{self.app}/{secrets.token_hex(6)}"
+        self.token = secrets.token_hex(16)  # 32 characters
+        self.records: dict[str, Any] = config.get("records") or {}
+        self.stopping = False
+        self.exit_reason: str | None = None
+        self.in_flight = 0
+        context = ray.get_runtime_context()
+        self.node = context.get_node_id()
+        self.host = config.get("listen") or ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+        scratch = Path(tempfile.mkdtemp(prefix="sy-ray-"))
+        log_dir = Path(config.get("log_dir") or scratch)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path = log_dir / f"v{config['version']}-ray-{self.key.rsplit('/', 1)[1]}.log"
+        for directory_path in config.get("make_dirs", []):  # the isolation plan binds them
+            Path(directory_path).mkdir(parents=True, exist_ok=True)
+        control, control_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        models, models_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        argv = [
+            sys.executable,
+            "-m",
+            "shipyard.serve.worker",
+            "--socket",
+            str(scratch / "unused.sock"),
+            "--listen",
+            self.host,
+            "--code-dir",
+            config["code_dir"],
+            "--entry",
+            config["entry"],
+            "--name",
+            config["service"],
+            "--control-fd",
+            str(control_end.fileno()),
+            "--models-fd",
+            str(models_end.fileno()),
+            "--host-pid",
+            str(os.getpid()),
+        ]
+        if config.get("pins"):
+            argv += ["--pins", json.dumps(config["pins"])]
+        if config.get("isolate"):
+            argv += ["--isolate", config["isolate"]]
+        env = {**config["env"], "SHIPYARD_WORKER_TOKEN": self.token}
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                argv,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(control_end.fileno(), models_end.fileno()),
+                start_new_session=True,
+            )
+        control_end.close()
+        models_end.close()
+        self.control = control
+        self._stats_lock = threading.Lock()
+        threading.Thread(target=self._answer_models, args=(models,), daemon=True).start()
+        try:
+            port = self._wait_listening()
+        except RuntimeError as exc:  # the host reads why from the directory
+            ray.get(directory().fail.remote(self.app, str(exc)))
+            raise
+        self.entry = {
+            "host": self.host,
+            "port": port,
+            "token": self.token,
+            "node": self.node,
+            "pid": self.process.pid,
+            "log": str(self.log_path),
+        }
+        self.directory = directory()
+        ray.get(self.directory.register.remote(self.app, self.key, self.entry))
+        threading.Thread(target=self._read_control, daemon=True).start()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    # -- start ------------------------------------------------------------------------------
+    def _answer_models(self, sock: socket.socket) -> None:
+        """The worker's model channel: the pinned records, and a 404 for anything else (a
+        replica on Ray has no registry to ask)."""
+        try:
+            sock.sendall(encode(Frame(Kind.PINNED, 0, payload=json.dumps(self.records).encode())))
+            while True:
+                frame = recv_frame(sock)
+                spec = frame.payload.decode("utf-8", "replace")
+                record = self.records.get(spec)
+                if record is not None:
+                    status, body = 200, record
+                else:
+                    status, body = (
+                        404,
+                        {
+                            "error": f"model {spec!r} is not pinned by this deployment; a replica "
+                            "on Ray loads only the models its deploy pinned (deploy with "
+                            f"--model {spec})"
+                        },
+                    )
+                payload = json.dumps(body).encode()
+                sock.sendall(encode(Frame(Kind.MODEL, frame.request_id, status, 0, payload)))
+        except (EOFError, OSError, ProtocolError):
+            return
+
+    def _wait_listening(self) -> int:
+        self.control.settimeout(1.0)
+        deadline = time.monotonic() + LOAD_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                frame = recv_frame(self.control)
+            except TimeoutError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(self._load_failure()) from None
+                continue
+            except (EOFError, OSError, ProtocolError):
+                self.process.wait()
+                raise RuntimeError(self._load_failure()) from None
+            if frame.kind is Kind.LISTENING:
+                self.control.settimeout(None)
+                return int(json.loads(frame.payload)["port"])
+        self.process.kill()
+        raise RuntimeError("the worker did not become ready in time (is load() stuck?)")
+
+    def _load_failure(self) -> str:
+        code = self.process.wait()
+        lines = _tail(self.log_path)
+        for line in reversed(lines):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and event.get("event") == "load_failed":
+                return f"load() failed: {event.get('error')}"
+        tail = " | ".join(lines[-5:])
+        return f"the worker exited (status {code}) before it was ready" + (
+            f": {tail}" if tail else ""
+        )
+
+    # -- running ----------------------------------------------------------------------------
+    def _read_control(self) -> None:
+        try:
+            while True:
+                frame = recv_frame(self.control)
+                if frame.kind is Kind.STATS:
+                    self.in_flight = frame.code
+        except (EOFError, OSError, ProtocolError):
+            return
+
+    def _watch(self) -> None:
+        """When the worker exits, say why in the directory (the host names it), then let
+        the health check fail: Ray starts a replica in this one's place."""
+        code = self.process.wait()
+        reason = _describe_exit(code, self.node)
+        self.exit_reason = reason
+        if not self.stopping:
+            try:
+                self.directory.unregister.remote(self.app, self.key, reason)
+            except Exception:  # the directory is gone with the cluster: nothing to tell
+                pass
+
+    def check_health(self) -> None:
+        if self.exit_reason is not None:
+            raise RuntimeError(self.exit_reason)
+
+    def record_autoscaling_stats(self) -> dict[str, float]:
+        """The requests the worker runs (asked now; the answer is read next time)."""
+        with self._stats_lock:
+            try:
+                self.control.sendall(encode(Frame(Kind.STATS, 0)))
+            except OSError:
+                pass
+        return {"in_flight": float(self.in_flight)}
+
+    def address(self) -> dict[str, Any]:
+        return dict(self.entry)
+
+    def __del__(self) -> None:
+        """Ray Serve stops the replica (a scale-down, the application deleted): the host
+        drained it before; stop the worker (SIGTERM: it finishes what it runs)."""
+        self.stopping = True
+        process = getattr(self, "process", None)
+        if process is None or process.poll() is not None:
+            return
+        directory_actor = getattr(self, "directory", None)
+        if directory_actor is not None:
+            try:
+                directory_actor.unregister.remote(self.app, self.key, "the replica was stopped")
+            except Exception:
+                pass
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def scale_by_in_flight(ctx: Any) -> tuple[int, dict[str, Any]]:
+    """Ray Serve autoscaling policy: enough replicas that each runs ``target_ongoing``
+    requests (the requests the workers report, not the handles': the host calls workers
+    directly), between the deployment's min and max."""
+    metrics = ctx.aggregated_metrics or {}
+    running = sum((metrics.get("in_flight") or {}).values())
+    target = max(float(getattr(ctx.config, "target_ongoing_requests", 2.0) or 2.0), 0.01)
+    wanted = math.ceil(running / target) if running > 0 else ctx.capacity_adjusted_min_replicas
+    low, high = ctx.capacity_adjusted_min_replicas, ctx.capacity_adjusted_max_replicas
+    return max(low, min(high, wanted)), {}
+
+
+def _describe_exit(code: int, node: str) -> str:
+    import signal
+
+    where = f" (Ray node {node[:8]})"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        if name == "SIGKILL":
+            return "the worker was killed (SIGKILL: out of memory, or kill -9)" + where
+        return f"the worker crashed ({name})" + where
+    return f"the worker exited with status {code}" + where
+
+
+def _tail(path: Path, limit: int = 64 << 10) -> list[str]:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - limit))
+            data = fh.read()
+    except FileNotFoundError:
+        return []
+    return [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+
+
+__all__ = [
+    "DIRECTORY_NAME",
+    "Directory",
+    "NAMESPACE",
+    "WorkerReplica",
+    "directory",
+    "scale_by_in_flight",
+]

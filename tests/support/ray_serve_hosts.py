@@ -1,0 +1,172 @@
+"""A real host (``shipyard serve``) in a subprocess whose ``deploy --on ray`` goes to the
+tests' Ray cluster, and the service the Ray serving tests deploy."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+#: what the tests deploy on Ray: who answered (pid, version), a slow call, and the probes of
+#: what a replica may read
+SERVICE = """
+import os
+import time
+
+from shipyard.serve import Service, endpoint
+
+
+class Echo(Service):
+    def load(self):
+        self.version = os.environ.get("ECHO_VERSION", "1")
+        if os.environ.get("ECHO_FAIL"):
+            raise RuntimeError("load refused on purpose")
+
+    @endpoint
+    def echo(self, x: int) -> dict[str, int | str]:
+        return {"x": x, "pid": os.getpid(), "version": self.version}
+
+    @endpoint
+    async def slow(self, seconds: float) -> int:
+        import asyncio
+
+        await asyncio.sleep(seconds)
+        return os.getpid()
+
+    @endpoint
+    def read(self, paths: list[str]) -> dict[str, str]:
+        found = {}
+        for path in paths:
+            try:
+                with open(path, "rb") as file:
+                    found[path] = "read:" + file.read().decode("utf-8", "replace")
+            except OSError as exc:
+                found[path] = type(exc).__name__
+        return found
+
+    @endpoint
+    def environment(self) -> dict[str, str]:
+        return dict(os.environ)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_service(directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "echo_service.py"
+    path.write_text(SERVICE)
+    return path
+
+
+class RayHost:
+    """``shipyard serve`` with ``SHIPYARD_RAY_ADDRESS`` set to the cluster's address."""
+
+    def __init__(self, home: Path, ray_address: str, env: dict[str, str] | None = None) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "SHIPYARD_HOME": str(home),
+            "SHIPYARD_RAY_ADDRESS": ray_address,
+            "RAY_USAGE_STATS_ENABLED": "0",
+            **(env or {}),
+        }
+        self.log = home / "host.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> RayHost:
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "shipyard", "serve", "--port", str(self.port)],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the host exited: {self.log.read_text()[-3000:]}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"the host did not start: {self.log.read_text()[-3000:]}")
+
+    @property
+    def admin(self) -> dict[str, str]:
+        token = (self.home / "admin.token").read_text().strip()
+        return {"Authorization": f"Bearer {token}"}
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        out = subprocess.run(
+            [sys.executable, "-m", "shipyard", *args, "--url", self.url],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if check and out.returncode != 0:
+            raise AssertionError(
+                f"shipyard {' '.join(args)} failed: {out.stdout}{out.stderr}\n"
+                f"host log: {self.log.read_text()[-3000:]}"
+            )
+        return out
+
+    def post(self, path: str, body: Any, timeout: float = 30) -> httpx.Response:
+        return httpx.post(self.url + path, json=body, timeout=timeout)
+
+    def deployment(self, name: str) -> dict[str, Any]:
+        response = httpx.get(
+            f"{self.url}/api/v1/deployments/{name}", headers=self.admin, timeout=10
+        )
+        response.raise_for_status()
+        return dict(response.json())
+
+    def answering_pids(self, name: str, calls: int = 40) -> set[int]:
+        pids = set()
+        for i in range(calls):
+            response = self.post(f"/{name}/echo", {"x": i})
+            assert response.status_code == 200, response.text
+            pids.add(int(response.json()["pid"]))
+        return pids
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def wait_until(condition: Any, what: str, timeout: float = 60.0, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(every)
+
+
+def loads(text: str) -> Any:
+    return json.loads(text)
