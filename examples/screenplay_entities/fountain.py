@@ -12,13 +12,17 @@ What it reads, line by line (leading indentation is ignored, as Fountain says):
 
 - a **title page** (``Title:``, ``Author:``... key lines at the very top, up to a blank line);
 - **scene headings**: ``INT.``, ``EXT.``, ``EST.``, ``INT./EXT.``, ``INT/EXT``, ``I/E`` (any
-  case), a forced ``.HEADING``, a trailing scene number ``#12A#``; split into place and time on
-  the last `` - `` (or an en/em dash): ``INT. HOUSE - KITCHEN - NIGHT`` → ``HOUSE - KITCHEN``,
-  ``NIGHT``;
+  case), after an upper-case lead-in (``FLASHBACK - EXT. AIRFIELD - DAY``), a forced
+  ``.HEADING``, a trailing scene number ``#12A#``; split into place and time on the last
+  `` - `` (or an en/em dash), or a last ``, `` before a time of day: ``INT. HOUSE - KITCHEN -
+  NIGHT`` → ``HOUSE - KITCHEN``, ``NIGHT``; a parenthesis after the time is not part of it
+  (``DAY (1943)`` → ``DAY``);
 - **character cues**: a line with no lower-case letter after a blank line and followed by text,
   or forced with ``@`` (``@McCLANE``); extensions in parentheses (``(CONT'D)``, ``(V.O.)``,
   ``(O.S.)``, ``(O.C.)``, any case); ``^`` at the end for dual dialogue (both cues of the pair are
-  marked ``dual``); and, for plain text, ``NAME: what they say`` on one line;
+  marked ``dual``); a joint cue (``BENEDEK & PRIYANKA``) is a cue per name; and, for plain
+  text, ``NAME: what they say`` or ``NAME - what they say`` on one line (not ``SOUND:``,
+  ``MUSIC:``, ``NOTE:``...);
 - **dialogue** and **parentheticals** after a cue, up to a blank line (a line of two spaces
   keeps the block going);
 - **transitions** (an upper-case line ending in ``TO:``, or forced ``>``), **centred** text
@@ -45,16 +49,32 @@ _BLANK = " \t\ufeff\u00a0"
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _HIDDEN = re.compile(r"/\*.*?(?:\*/|\Z)|\[\[.*?(?:\]\]|\Z)", re.S)
 _HEADING = re.compile(
-    r"(?P<prefix>int\.?\s*/\s*ext|int/ext|i\s*/\s*e|int|ext|est)(?:\.\s*|\s+)(?=\S)", re.I
+    # an upper-case lead-in may come first: "FLASHBACK - EXT. AIRFIELD - DAY"
+    r"(?:[A-Z][A-Z ]{0,30}?\s+[-–—]+\s+)?"
+    r"(?P<prefix>(?i:int\.?\s*/\s*ext|int/ext|i\s*/\s*e|int|ext|est))(?:\.\s*|\s+)(?=\S)"
 )
 _SCENE_NUMBER = re.compile(r"\s*#[\w.\-]+#\s*$")
 _TIME_SPLIT = re.compile(r"\s+[-–—]+\s+")
+#: what may follow a comma as a heading's time ("CAMPSITE, YOSEMITE VALLEY, EARLY MORNING")
+_COMMA_TIME = re.compile(
+    r",\s+((?:early |late |high )?(?:day|night|morning|evening|afternoon|dawn|dusk|noon|"
+    r"midnight|sunrise|sunset|twilight|continuous|later|moments later|same))\s*$",
+    re.I,
+)
+#: "NAME: words" or "NAME - words" on one line are not cues when NAME is one of these
+_NOT_SPEAKERS = {
+    "SOUND", "SFX", "FX", "MUSIC", "NOTE", "NOTES", "SUPER", "TITLE", "CAPTION", "CUT", "FADE",
+    "INSERT", "CHYRON", "SETTING", "TIME", "PLACE", "SCENE", "ACT", "AT RISE", "PS", "RE",
+}  # fmt: skip
 _EXTENSION = re.compile(r"\s*\(([^()]*)\)")
 _TITLE_KEY = re.compile(
     r"(title|credit|authors?|source|draft date|date|contact|copyright|notes|revision)\s*:",
     re.I,
 )
-_COLON_CUE = re.compile(r"(?P<name>[^\W\d_][^\s:a-z]*(?:[ \t]+[^\s:a-z]+){0,3})[ \t]*:[ \t]*(?=\S)")
+_COLON_CUE = re.compile(
+    r"(?P<name>[^\W\d_][^\s:a-z]*(?:[ \t]+(?![-–—][ \t])[^\s:a-z]+){0,3})"
+    r"(?:[ \t]*:[ \t]*|[ \t]+[-–—][ \t]+)(?=\S)"
+)
 
 
 @dataclass(frozen=True)
@@ -226,11 +246,16 @@ def _heading(line: _Line, original: str) -> Heading | None:
     place: Span | None = None
     time: Span | None = None
     splits = list(_TIME_SPLIT.finditer(body))
-    if splits:
-        last = splits[-1]
-        place_end = body_start + last.start()
-        time_start = body_start + last.end()
+    comma = _COMMA_TIME.search(body)
+    if splits or comma:
+        if comma is not None:
+            place_end, time_start = body_start + comma.start(), body_start + comma.start(1)
+        else:
+            place_end = body_start + splits[-1].start()
+            time_start = body_start + splits[-1].end()
         time_text = original[time_start:body_end].rstrip(_BLANK)
+        # a year or note after the time is not the time of day: "DAY (1943)"
+        time_text = re.sub(r"\s*\([^()]*\)$", "", time_text)
         time = Span(time_start, time_start + len(time_text), time_text) if time_text else None
     else:
         place_end = body_end
@@ -242,8 +267,8 @@ def _heading(line: _Line, original: str) -> Heading | None:
     )
 
 
-def _cue(line: _Line, original: str) -> Cue | None:
-    """A cue line's name, extension and dual mark, or ``None`` if the line is not one."""
+def _cue(line: _Line, original: str) -> list[Cue] | None:
+    """A cue line's names, extension and dual mark, or ``None`` if the line is not one."""
     text = line.text
     forced = text.startswith("@")
     body = text[1:] if forced else text
@@ -261,14 +286,21 @@ def _cue(line: _Line, original: str) -> Cue | None:
     if not forced and (not _no_lower(name) or name.endswith(":")):
         return None
     start = line.start + (1 if forced else 0)
-    written = original[start : start + len(name)]
-    return Cue(
-        " ".join(written.upper().split()),
-        start,
-        start + len(name),
-        ", ".join(e.strip() for e in extensions) or None,
-        dual,
-    )
+    extension = ", ".join(e.strip() for e in extensions) or None
+    return _names(original, start, start + len(name), extension, dual)
+
+
+def _names(
+    original: str, start: int, end: int, extension: str | None = None, dual: bool = False
+) -> list[Cue]:
+    """The cue(s) of a name: a joint cue ("BENEDEK & PRIYANKA") is one per speaker."""
+    cues = []
+    pos = start
+    for part in re.split(r"(\s*&\s*|\s+AND\s+|\s*/\s*)", original[start:end]):
+        if part and not re.fullmatch(r"\s*&\s*|\s+AND\s+|\s*/\s*", part):
+            cues.append(Cue(" ".join(part.upper().split()), pos, pos + len(part), extension, dual))
+        pos += len(part)
+    return cues
 
 
 def _is_transition(text: str) -> bool:
@@ -364,18 +396,24 @@ def parse(text: str) -> Script:
             prev_blank
             and not next_blank
             and not _is_transition(t)
-            and (cue := _cue(line, text)) is not None
+            and (cues := _cue(line, text)) is not None
         ):
-            if cue.dual and s.cues:
+            if cues[0].dual and s.cues:
                 prior = s.cues[-1]
                 s.cues[-1] = Cue(prior.name, prior.start, prior.end, prior.extension, True)
-            s.cues.append(cue)
+            s.cues.extend(cues)
             i = _dialogue(lines, i + 1, s, text)
             prev_blank = False
             continue
-        elif (m := _COLON_CUE.match(t)) and _no_lower(m.group("name")):
+        elif (
+            (m := _COLON_CUE.match(t))
+            and _no_lower(m.group("name"))
+            and " ".join(m.group("name").split()) not in _NOT_SPEAKERS
+            # "RADIO PLAY - "SEVEN MINUTES"": a dash before more capitals is a title
+            and (":" in t[: m.end()] or not _no_lower(t[m.end() :]))
+        ):
             name = m.group("name")
-            s.cues.append(Cue(" ".join(name.upper().split()), line.start, line.start + len(name)))
+            s.cues.extend(_names(text, line.start, line.start + len(name)))
             s.dialogue.append(span(line, line.start + m.end()))
         else:
             s.action.append(span(line))

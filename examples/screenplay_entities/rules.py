@@ -16,6 +16,10 @@
   - a name that is also a common English word (``WILL``, ``MAY``, ``HOPE``, ``ROSE``...) only
     when it is capitalised: "I will go" does not mention WILL.
 
+  - the full name written around a cued name (``ODALYS QUELL`` for a cue ``ODALYS``, ``JUDAH
+    QUELL`` for ``QUELL``: up to two words after it in the same style, and in capitals before
+    it too), then that full name and its words wherever they occur (``Quell``, ``Judah``).
+
   Cues with a digit or ``#`` (``COP #1``, ``GUARD 2``) are labels, not names: their cue is a
   ``CHARACTER`` but their other mentions are not searched.
 - ``LOCATION`` for a heading's place — of a forced heading too (``.KITCHEN - NIGHT``), unless it
@@ -49,6 +53,11 @@ _TITLES = {
     "PROFESSOR", "PROF", "JUDGE", "NURSE", "DOCTOR", "THE", "A", "AN", "OF", "AND", "DE", "LA",
     "VAN", "VON", "DA", "DI", "DEL", "LE", "EL", "OLD", "YOUNG", "LITTLE", "BIG", "MAN",
     "WOMAN", "BOY", "GIRL", "KID", "GUY", "MAN'S", "VOICE", "JR", "SR", "II", "III",
+    "MARSHAL", "SHERIFF", "DEPUTY", "PRESIDENT", "SENATOR", "GOVERNOR", "MAYOR", "CHIEF",
+    "COACH", "REVEREND", "REV", "PASTOR", "RABBI", "IMAM", "PRINCE", "PRINCESS", "KING",
+    "QUEEN", "DUKE", "DUCHESS", "COUNT", "COUNTESS", "BARON", "CEO", "CFO", "CTO", "INSPECTOR",
+    "CONSTABLE", "CORPORAL", "PRIVATE", "ADMIRAL", "COMMANDER", "MADAME", "MONSIEUR", "SEÑOR",
+    "SEÑORA", "HERR", "FRAU", "GRANDMA", "GRANDPA", "MOM", "DAD", "MA", "PA",
 }  # fmt: skip
 _COMMON_WORDS = {
     "WILL", "MAY", "HOPE", "ROSE", "GRACE", "JOY", "JUNE", "APRIL", "AUGUST", "MARK", "BILL",
@@ -65,9 +74,9 @@ _NOT_PLACES = re.compile(
     re.I,
 )
 _TIMES_OF_DAY = re.compile(
-    r"(early |late |mid-?)?(day|night|morning|evening|afternoon|dawn|dusk|noon|midnight|"
+    r"(early |late |high |mid-?)?(day|night|morning|evening|afternoon|dawn|dusk|noon|midnight|"
     r"sunrise|sunset|twilight|daybreak|nightfall|magic hour|golden hour|predawn|pre-dawn)"
-    r"( \(.*\))?|.*\d.*",
+    r"( cycle| shift)?( \(.*\))?|.*\d.*",
     re.I,
 )
 _WORD = r"(?<![\w'’])"
@@ -76,7 +85,7 @@ _NUMBER_WORD = r"(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twel
 _CLOCK = re.compile(
     _WORD
     + r"(?:"
-    + r"\d{1,2}:\d{2}(?:\s?(?:[ap]\.m\.|[ap]m)(?![\w]))?"
+    + r"\d{1,2}:\d{2}(?::\d{2})?(?:\s?(?:[ap]\.m\.|[ap]m)(?![\w]))?"
     + r"|\d{1,2}\s?(?:[ap]\.m\.|[ap]m(?![\w]))"
     + r"|(?:\d{1,2}|" + _NUMBER_WORD + r") o'clock" + _END
     + r"|(?:half|quarter) (?:past|to) (?:\d{1,2}|" + _NUMBER_WORD + r")" + _END
@@ -148,6 +157,43 @@ def _written_as_name(found: str, any_case: set[str]) -> bool:
     return " ".join(found.upper().split()) in any_case
 
 
+_TOKEN = r"[^\W\d_][\w'’\-]*"
+_NEXT = re.compile(rf"[ ]({_TOKEN})(?![\w])")
+_PREVIOUS = re.compile(rf"(?<![\w'’\-])({_TOKEN})[ ]$")
+
+
+def _same_style(word: str, upper: bool) -> bool:
+    letters = [c for c in word if c.isalpha()]
+    if len(letters) < 2 or word.upper().strip("'’-") in _TITLES:
+        return False
+    if upper:
+        return not any(c.islower() for c in letters)
+    return letters[0].isupper() and any(c.islower() for c in letters[1:])
+
+
+def _widened(text: str, start: int, end: int, names: set[str]) -> tuple[int, int]:
+    """A cued name's mention with the rest of the full name written around it: the words
+    after it in the same style (``Maria Santos``, ``ODALYS QUELL``), and in capitals the
+    words before it too (``JUDAH QUELL`` for a cue ``QUELL``: a character's introduction).
+    At most two words each side, never another cued name."""
+    found = text[start:end]
+    upper = not any(c.islower() for c in found)
+    if not upper and not _same_style(found.split()[0], False):
+        return start, end  # a lower-case mention: nothing to widen
+    for _ in range(2):
+        m = _NEXT.match(text, end)
+        if m is None or not _same_style(m.group(1), upper) or m.group(1).upper() in names:
+            break
+        end = m.end()
+    if upper:
+        for _ in range(2):
+            m = _PREVIOUS.search(text, max(0, start - 40), start)
+            if m is None or not _same_style(m.group(1), upper) or m.group(1).upper() in names:
+                break
+            start = m.start()
+    return start, end
+
+
 def _after_article(text: str, start: int) -> bool:
     before = text[max(0, start - 5) : start].lower()
     return re.search(r"(?:^|[^\w])(?:the|an?)\s+$", before) is not None
@@ -182,7 +228,16 @@ def structural(script: Script, text: str) -> list[Entity]:
         for cue in scene.cues:
             add("CHARACTER", cue.start, cue.end, scene.index)
     # 3. mentions of cued names, full names first, then capitalised parts
-    full_re, parts_re, any_case = _name_patterns(cue.name for cue in script.cues)
+    names = {cue.name for cue in script.cues}
+    full_re, _, _ = _name_patterns(names)
+    if full_re is not None:  # a cued name written out in full somewhere: "ODALYS QUELL"
+        names |= {
+            " ".join(text[a:b].upper().split())
+            for m in full_re.finditer(text)
+            for a, b in [_widened(text, m.start(), m.end(), names)]
+            if (a, b) != m.span() and free(a, b)
+        }
+    full_re, parts_re, any_case = _name_patterns(names)
     for pattern in (full_re, parts_re):
         if pattern is None:
             continue

@@ -294,3 +294,44 @@ def test_common_word_names_and_numbered_cues_are_careful() -> None:
         "Sue Grant",
         "SUE GRANT",
     ]
+
+
+def test_loose_drafts_lead_ins_commas_joint_cues_and_dash_cues() -> None:
+    text = (
+        'RADIO PLAY - "SEVEN MINUTES AT THE BANK"\n\n'  # a title, not a cue
+        "FLASHBACK - EXT. RAF BIGGIN HILL - AIRFIELD - DAY (1943)\n\n"
+        "BENEDEK & PRIYANKA\nTogether now.\n\n"
+        "EXT. CAMPSITE, YOSEMITE VALLEY, EARLY MORNING\n\n"
+        "CALLA - Whose idea was this?\nBRAM - (quietly) Yours.\nSOUND: A kettle.\n"
+    )
+    script = parse(text)
+    slices_hold(script, text)
+    title, flashback, camp = script.scenes
+    assert title.cues == [] and title.heading is None
+    assert (flashback.to_json()["place"], flashback.to_json()["time"]) == (
+        "RAF BIGGIN HILL - AIRFIELD",
+        "DAY",  # the year after it is not the time of day
+    )
+    assert flashback.characters == ["BENEDEK", "PRIYANKA"]  # a cue per name
+    assert (camp.to_json()["place"], camp.to_json()["time"]) == (
+        "CAMPSITE, YOSEMITE VALLEY",
+        "EARLY MORNING",
+    )
+    assert camp.characters == ["CALLA", "BRAM"]  # SOUND: is not a speaker
+    assert [d.text for d in camp.dialogue] == ["Whose idea was this?", "(quietly) Yours."]
+
+
+def test_a_cued_name_written_out_in_full_is_one_mention_and_its_words_count() -> None:
+    text = (
+        "INT. SALOON - NIGHT\n\nJUDAH QUELL (50s) and MARSHAL ODALYS VANCE step in.\n\n"
+        "QUELL\nEvening.\n\nODALYS\nJudah. Miss Vance says hello.\n"
+    )
+    got = [(label, t) for label, t, _ in entities(text) if label == "CHARACTER"]
+    assert got == [
+        ("CHARACTER", "JUDAH QUELL"),  # the capitals before the cue's name too
+        ("CHARACTER", "ODALYS VANCE"),  # a title (MARSHAL) is not part of the name
+        ("CHARACTER", "QUELL"),
+        ("CHARACTER", "ODALYS"),
+        ("CHARACTER", "Judah"),  # a word of the full name, alone
+        ("CHARACTER", "Vance"),
+    ]
