@@ -8,8 +8,9 @@ DEMO_HOME := $(CURDIR)/.demo/ranker
 DIGITS_HOME := $(CURDIR)/.demo/digits
 DOCSQA_HOME := $(CURDIR)/.demo/docs-qa
 CATALOGUE_HOME := $(CURDIR)/.demo/catalogue
+ENTITIES_HOME := $(CURDIR)/.demo/entities
 
-.PHONY: demo demo-digits demo-docs-qa demo-catalogue test lint typecheck unit venv services-start services-stop lock clean
+.PHONY: demo demo-digits demo-docs-qa demo-catalogue demo-entities test lint typecheck unit venv services-start services-stop lock clean
 
 venv: $(VENV)/.installed
 
@@ -43,6 +44,12 @@ demo-docs-qa: venv
 demo-catalogue: venv
 	rm -rf $(CATALOGUE_HOME)
 	SHIPYARD_HOME=$(CATALOGUE_HOME) $(BIN)/python examples/catalogue_search/demo.py
+
+# screenplay entities (offline, from a blank spaCy pipeline): train on generated scenes, score
+# on the hand-written gold set beside the rules-and-gazetteer baseline, serve, read scenes
+demo-entities: venv
+	rm -rf $(ENTITIES_HOME)
+	SHIPYARD_HOME=$(ENTITIES_HOME) $(BIN)/python examples/screenplay_entities/demo.py
 
 lint: venv
 	$(BIN)/ruff check --no-cache src tests bench examples

@@ -150,6 +150,8 @@ _HONORIFICS = (
     "Agent ", "Grandpa ", "Professor ", "Judge ", "Sergeant ", "Miss ", "Father ", "Coach ",
 )  # fmt: skip
 _SOUNDS = ("SLAMS", "BANGS", "RINGS", "CRASHES", "BUZZES", "SHATTERS", "HONKS", "BEEPS")
+_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_NUMBERS = ("Two", "Three", "Four", "Five", "Six", "Seven", "Eight", "Nine", "Ten", "Twelve")
 _TRANSITIONS = ("CUT TO:", "SMASH CUT TO:", "DISSOLVE TO:", "MATCH CUT TO:")
 _INDUSTRIES = (
     "Logistics", "Holdings", "Capital", "Pharmaceuticals", "Shipping", "Insurance", "Records",
@@ -276,6 +278,9 @@ _ACTION = (
     "<W>, mostly. <B> shrugs it off.", "<W> <w>: nobody says it out loud.",
     "<W>. <W>. <W>.", "<W> in <L>, <w> in <L>.", "<W> from <O> again.",
     "<W>? <A> hesitates, then nods.", "<W> is the word <B> would use.",
+    "<A> has not slept since <DAY>.", "<DAY> again. <B> hates <DAY>s.",
+    "<NUM> missed calls from <P>.", "<NUM> bags, <NUM> passports, one car.",
+    "A calendar page: <DAY>, circled twice.",
 )  # fmt: skip
 # lines without a name in them: capitals at the start of a line are not names
 _DESCRIPTION = (
@@ -488,10 +493,12 @@ class _Generator:
         rng = self.rng
         template = rng.choice(_ACTION)
         a, b = rng.sample(list(cast), 2) if len(cast) > 1 else (cast[0], cast[0])
-        # a line in capitals with a colon would read as a plain-text cue ("NAME: words")
-        caps_line = rng.random() < 0.05 and ":" not in template
+        # a line in capitals with a colon (a clock time too) reads as a plain-text cue ("AT 6:")
+        caps_line = rng.random() < 0.05 and ":" not in template and "<T>" not in template
         pos = 0
-        for m in re.finditer(r"<(A|B|P|Plast|L|LCAPS|O|OCAPS|ACR|T|ROLE|SOUND|W|w)>", template):
+        for m in re.finditer(
+            r"<(A|B|P|Plast|L|LCAPS|O|OCAPS|ACR|T|ROLE|SOUND|W|w|DAY|NUM)>", template
+        ):
             t.add(self._case_line(template[pos : m.start()], caps_line))
             slot = m.group(1)
             if slot in ("A", "B"):
@@ -508,6 +515,10 @@ class _Generator:
                 t.ent(self.case(self.org(), up), "ORG")
             elif slot == "T":
                 t.ent(self.case(self.clock(), 1.0 if caps_line else 0.05), "TIME")
+            elif slot == "DAY":
+                t.add(rng.choice(_DAYS))
+            elif slot == "NUM":
+                t.add(rng.choice(_NUMBERS))
             elif slot in ("W", "w"):
                 word = rng.choice(_words())
                 t.add(word.capitalize() if slot == "W" else word)

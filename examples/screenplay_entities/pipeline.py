@@ -28,6 +28,7 @@ the entity (``None`` before the first scene).
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -107,8 +108,6 @@ class Extractor:
         out = []
         for script, text, segs in zip(scripts, texts, pieces, strict=True):
             recognised = [(label, a + s, a + e) for a, _ in segs for label, s, e in next(found)]
-            if self.nlp is not None:
-                recognised = [self.gazetteer.correct(text, f) for f in recognised]
             entities = merge(script, text, structural(script, text), recognised)
             out.append(
                 {
@@ -120,12 +119,23 @@ class Extractor:
 
     def recognise(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Found]]:
         """The recogniser's entities in each of ``texts`` (offsets into that text)."""
-        if self.nlp is not None:
-            return [
-                [(e.label_, e.start_char, e.end_char) for e in doc.ents]
-                for doc in self.nlp.pipe(texts, batch_size=batch_size)
-            ]
-        return [self.gazetteer.find(text) for text in texts]
+        if self.nlp is None:
+            return [self.gazetteer.find(text) for text in texts]
+        out = []
+        for text, doc in zip(texts, self.nlp.pipe(texts, batch_size=batch_size), strict=True):
+            trimmed = (_trim(text, (e.label_, e.start_char, e.end_char)) for e in doc.ents)
+            found = [self.gazetteer.correct(text, f) for f in trimmed if f is not None]
+            # places and organisations the gazetteers know, where the model saw nothing
+            for label, a, b in self.gazetteer.find(text):
+                if label not in ("LOCATION", "ORG"):
+                    continue
+                hit = [f for f in found if f[1] < b and a < f[2]]
+                if all(a <= f[1] and f[2] <= b and (f[1], f[2]) != (a, b) for f in hit):
+                    # nothing there, or only shorter spans it holds ("Kesselring" in
+                    # "Kesselring AG")
+                    found = [f for f in found if f not in hit] + [(label, a, b)]
+            out.append(found)
+        return out
 
 
 def segments(script: Script, text: str) -> list[tuple[int, int]]:
@@ -167,9 +177,27 @@ _LEADING = re.compile(
 )
 
 
-def _trim(text: str, found: Found) -> Found:
-    """A recognised span without punctuation or white space at its edges, and a ``PERSON``
-    without the title or the word before the name (``Uncle Kwabena`` → ``Kwabena``)."""
+_DAYS = (
+    "monday tuesday wednesday thursday friday saturday sunday january february march april "
+    "june july august september october november december one two three four five six seven "
+    "eight nine ten eleven twelve twenty thirty hundred thousand"
+).split()
+
+
+@functools.cache
+def _not_names() -> frozenset[str]:
+    """Words that are never a name on their own: English stop words (spaCy's list), number
+    words, days and months."""
+    from spacy.lang.en.stop_words import STOP_WORDS
+
+    return frozenset(STOP_WORDS) | frozenset(_DAYS)
+
+
+def _trim(text: str, found: Found) -> Found | None:
+    """A recognised span without punctuation or white space at its edges, without the
+    sentence's first word when that is a stop word (``Did Pettigrew`` → ``Pettigrew``), and
+    a ``PERSON`` without its title (``Uncle Kwabena`` → ``Kwabena``); ``None`` when nothing
+    that can be a name is left (``Friday``, ``Seven``, ``There``)."""
     label, a, b = found
     s = text[a:b]
     m = _EDGE.search(s)
@@ -177,14 +205,42 @@ def _trim(text: str, found: Found) -> Found:
         s = s[: m.start()] + s[m.end() :] if m.start() > 0 else s[m.end() :]
         a = a + (m.end() if m.start() == 0 else 0)
         m = _EDGE.search(s)
-    b = a + len(s)
+    stop = _not_names()
+    while True:
+        first = re.match(r"([^\W\d_][\w']*)\s+", s)
+        if first is None or first.group(1).lower() not in stop:
+            break
+        a += first.end()
+        s = s[first.end() :]
     if label == "PERSON":
         lead = _LEADING.match(s)
         if lead and lead.end() < len(s):
             a += lead.end()
+            s = s[lead.end() :]
     if s.endswith("'s") or s.endswith("’s"):
-        b -= 2
-    return (label, a, b)
+        s = s[:-2]
+    if not s or (label != "TIME" and s.lower() in stop):
+        return None
+    return (label, a, a + len(s))
+
+
+#: what a name (or a clock time) may hold: no sentence punctuation or line break inside
+_NAME_LIKE = re.compile(
+    r"[^\W_](?:[\w'’\-\" ]|(?:(?<=\b\w)|(?<=\b[A-Z][a-z])|(?<=\b[A-Z][a-z]{2}))\.|:(?=\d))*"
+)
+
+
+def _same_case_start(text: str, start: int, name_start: int) -> int:
+    """Where a recognised name that holds a cued name in capitals (``Engineer RANGI``) starts
+    once the words before it that are not in capitals are left out."""
+    if not text[name_start : name_start + 2].isupper():
+        return start
+    while start < name_start:
+        m = re.match(r"\S+\s+", text[start:name_start])
+        if m is None or m.group().strip().isupper():
+            break
+        start += m.end()
+    return start
 
 
 def _overlaps(a: int, b: int, spans: Iterable[tuple[int, int]]) -> bool:
@@ -201,13 +257,13 @@ def merge(
     headings = [s.heading for s in script.scenes if s.heading is not None]
     slots = [(sp.start, sp.end) for h in headings for sp in (h.place, h.time) if sp is not None]
     heading_spans = [(h.start, h.end) for h in headings]
-    action = [(sp.start, sp.end) for s in script.scenes for sp in s.action]
     hidden = list(script.hidden)
 
     def scene_of(offset: int) -> int | None:
         return script.scene_at(offset)
 
-    candidates = sorted((_trim(text, f) for f in recognised), key=lambda f: (f[1], -f[2]))
+    trimmed = [f for f in (_trim(text, f) for f in recognised) if f is not None]
+    candidates = sorted(trimmed, key=lambda f: (f[1], -f[2]))
     persons: list[Found] = []
     for label, a, b in candidates:
         if label not in LABELS or label == "CHARACTER" or not 0 <= a < b <= len(text):
@@ -216,21 +272,24 @@ def merge(
             continue
         if _overlaps(a, b, heading_spans) and not any(x <= a and b <= y for x, y in slots):
             continue
-        if label == "TIME" and not any(x <= a and b <= y for x, y in action + slots):
-            continue
         if label == "TIME":
+            # times are the rules': the model's only lengthen one ("03:17:44" over "03:17")
             inner_times = [
                 e for e in out.values() if e.label == "TIME" and a <= e.start and e.end <= b
             ]
-            if inner_times and (b - a) > max(e.end - e.start for e in inner_times):
-                if not _overlaps(a, b, [(e.start, e.end) for e in out.values()
-                                        if e not in inner_times]):  # fmt: skip
-                    for e in inner_times:
-                        out.pop((e.start, e.end), None)  # "03:17:44" over the rules' "03:17"
+            others = [(e.start, e.end) for e in out.values() if e not in inner_times]
+            longer = inner_times and (b - a) > max(e.end - e.start for e in inner_times)
+            if longer and not _overlaps(a, b, others) and _NAME_LIKE.fullmatch(text[a:b]):
+                for e in inner_times:
+                    out.pop((e.start, e.end), None)
+                out[(a, b)] = Entity("TIME", text[a:b], a, b, scene_of(a))
+            continue
         if label == "PERSON":
             inner = [e for e in characters if a <= e.start and e.end <= b]
+            if inner:
+                a = _same_case_start(text, a, inner[0].start)
             clash = [e for e in out.values() if e.start < b and a < e.end and e not in inner]
-            if inner and not clash:
+            if inner and not clash and _NAME_LIKE.fullmatch(text[a:b]):
                 for e in inner:
                     out.pop((e.start, e.end), None)
                 out[(a, b)] = Entity("CHARACTER", text[a:b], a, b, scene_of(a))
@@ -310,6 +369,8 @@ class GazetteerRecognizer:
                 ):
                     continue
                 a, b = run[0].start(), run[-1].end()
+                if text[b - 1] == ".":
+                    b -= 1  # "Mr." inside a run; the full stop after its last word is not
                 phrase = " ".join(text[a:b].lower().split())
                 bare = [w.group().lower().rstrip(".").removesuffix("'s") for w in run]
                 if phrase in self.companies or (n > 1 and bare[-1] in self.ORG_WORDS):
