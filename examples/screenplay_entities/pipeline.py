@@ -7,20 +7,28 @@ baseline, the gazetteers.
     ex.extract_many(texts, batch_size=32)         # the same, through nlp.pipe
     Extractor(None).extract(text)                 # the rules-and-gazetteer baseline
 
-How the two are merged (the recogniser's labels are ``PERSON``, ``LOCATION``, ``ORG`` and
-``TIME``; the rules' are ``CHARACTER`` and a heading's ``LOCATION``/``TIME``, plus clock
-times in action):
+What the recogniser reads: the prose — each paragraph of action, of dialogue and of
+parentheticals (``segments``), never a heading or a cue line, which are the rules'. With a
+model, its spans are trimmed (punctuation at the edges, a leading stop word — ``Did
+Pettigrew`` → ``Pettigrew`` —, a title before a person — ``Uncle Kwabena``), then checked
+against the gazetteers (a known place that is nobody's name is a ``LOCATION``; a company, or
+capitalised words ending in ``Bank``, ``Group``, ``Airlines``..., an ``ORG``), and the places
+and organisations the gazetteers find are added where the model found nothing (or only a
+shorter span inside theirs).
+
+How that is merged with the rules (the recogniser's labels are ``PERSON``, ``LOCATION``,
+``ORG``; the rules' are ``CHARACTER``, a heading's ``LOCATION``/``TIME`` and clock times):
 
 1. what the rules found stands: a cue and its mentions are ``CHARACTER``, a heading's place
-   and time are the heading's, whatever the recogniser says there;
+   and time are the heading's, times are the rules' (a model's ``TIME`` only lengthens one
+   it holds: ``03:17:44`` over ``03:17``);
 2. a recognised ``PERSON`` that contains a cued name's mention becomes ``CHARACTER`` over its
-   whole span (``ODALYS QUELL (30s)`` when the cue is ``ODALYS``), and its words join the
+   whole span (``ODALYS QUELL (30s)`` when the cue is ``ODALYS``; words before it that are
+   not in capitals when it is, such as ``Engineer RANGI``, left out), and its words join the
    character's names, so a later ``Mr. Quell`` is ``CHARACTER`` too; any other ``PERSON``
    whose words are all a cued character's names is ``CHARACTER``;
-3. other recognised entities are kept where they overlap nothing the rules found — except
-   inside a heading (only its place or time slot, when the rules left it empty), inside notes
-   or the boneyard (never), and ``TIME`` outside action lines (a time said in dialogue is not
-   marked, as the gold set's conventions say).
+3. other recognised entities are kept where they overlap nothing the rules found, never
+   inside a note or the boneyard.
 
 Offsets are ``str`` indices into the text given; ``scene`` is the index of the scene holding
 the entity (``None`` before the first scene).

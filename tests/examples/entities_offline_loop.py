@@ -47,6 +47,7 @@ def _run(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
+@pytest.mark.timeout(270)
 def test_the_flow_trains_scores_and_registers_the_model(tmp_path: Path, monkeypatch) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
     env["SHIPYARD_HOME"] = str(tmp_path / "home")
@@ -66,7 +67,9 @@ def test_the_flow_trains_scores_and_registers_the_model(tmp_path: Path, monkeypa
     model = Model("screenplay-ner", registry=Registry())
     metrics = model.info.metrics
     for label in LABELS:
-        assert metrics[f"{label}_f1"] > metrics[f"baseline_{label}_f1"], (label, metrics)
+        model_f1, baseline_f1 = metrics[f"{label}_f1"], metrics[f"baseline_{label}_f1"]
+        # above the baseline, unless the rules (which both share) already get every one
+        assert model_f1 > baseline_f1 or model_f1 == baseline_f1 == 1.0, (label, metrics)
     assert metrics["CHARACTER_f1"] >= 0.9, metrics
 
     # the registered files are a spaCy pipeline that loads from its local folder
