@@ -218,7 +218,9 @@ def _mask(text: str) -> tuple[str, list[tuple[int, int]]]:
 
 
 def _no_lower(s: str) -> bool:
-    return any(c.isalpha() for c in s) and not any(c.islower() for c in s)
+    """Some cased letter and no lower-case one (a script without letter case, such as
+    Japanese, has no capitals to mark a cue)."""
+    return s.upper() == s and s.lower() != s
 
 
 def _heading(line: _Line, original: str) -> Heading | None:
@@ -377,6 +379,7 @@ def parse(text: str) -> Script:
             continue
 
         s = current()
+        transition = False
         if re.fullmatch(r"={3,}", t) or t.startswith("#") or (t.startswith("=")):
             pass  # page break, section, synopsis: structure, not text
         elif t.startswith("!"):
@@ -388,14 +391,14 @@ def parse(text: str) -> Script:
             a = line.start + 1 + (len(t[1:-1]) - len(t[1:-1].lstrip(_BLANK)))
             if inner:
                 s.action.append(Span(a, a + len(inner), inner))
-        elif prev_blank and _is_transition(t) and next_blank:
+        elif prev_blank and (transition := _is_transition(t)) and next_blank:
             a = line.start + 1 if t.startswith(">") else line.start
             a += len(text[a : line.end]) - len(text[a : line.end].lstrip(_BLANK))
             s.transitions.append(span(line, a))
         elif (
             prev_blank
             and not next_blank
-            and not _is_transition(t)
+            and not transition
             and (cues := _cue(line, text)) is not None
         ):
             if cues[0].dual and s.cues:

@@ -151,8 +151,7 @@ def _name_patterns(
 
 def _written_as_name(found: str, any_case: set[str]) -> bool:
     """A match counts if it is capitalised, or if its name may be written in lower case."""
-    letters = [c for c in found if c.isalpha()]
-    if letters and letters[0].isupper():
+    if found[:1].isupper():
         return True
     return " ".join(found.upper().split()) in any_case
 
@@ -194,24 +193,32 @@ def _widened(text: str, start: int, end: int, names: set[str]) -> tuple[int, int
     return start, end
 
 
+_ARTICLE = re.compile(r"(?:^|[^\w])(?:the|an?)\s+$", re.I)
+
+
 def _after_article(text: str, start: int) -> bool:
-    before = text[max(0, start - 5) : start].lower()
-    return re.search(r"(?:^|[^\w])(?:the|an?)\s+$", before) is not None
+    return _ARTICLE.search(text[max(0, start - 5) : start]) is not None
 
 
 def structural(script: Script, text: str) -> list[Entity]:
     """The structural entities of ``text`` (which ``script`` was parsed from), sorted by
     offset; see the module docstring."""
-    taken: list[tuple[int, int]] = list(script.hidden)
+    taken = bytearray(len(text))  # 1 where a span (or a note, or a heading) already is
     out: list[Entity] = []
 
+    def take(a: int, b: int) -> None:
+        taken[a:b] = b"\x01" * (b - a)
+
     def free(a: int, b: int) -> bool:
-        return all(b <= x or a >= y for x, y in taken)
+        return taken.find(1, a, b) == -1
 
     def add(label: str, a: int, b: int, scene: int | None) -> None:
         if a < b and free(a, b):
-            taken.append((a, b))
+            take(a, b)
             out.append(Entity(label, text[a:b], a, b, scene))
+
+    for a, b in script.hidden:
+        take(a, b)
 
     # 1. headings: place and time; the whole heading is off limits to mentions
     for scene in script.scenes:
@@ -222,7 +229,7 @@ def structural(script: Script, text: str) -> list[Entity]:
             add("LOCATION", h.place.start, h.place.end, scene.index)
         if h.time is not None and _TIMES_OF_DAY.fullmatch(h.time.text.strip()):
             add("TIME", h.time.start, h.time.end, scene.index)
-        taken.append((h.start, h.end))
+        take(h.start, h.end)
     # 2. cues
     for scene in script.scenes:
         for cue in scene.cues:
