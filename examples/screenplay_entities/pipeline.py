@@ -180,7 +180,8 @@ _LEADING = re.compile(
     r"^(?:(?:mr|mrs|ms|miss|dr|sir|uncle|aunt|auntie|grandpa|grandma|granny|captain|capt|"
     r"agent|detective|officer|sergeant|sgt|judge|prosecutor|professor|prof|doctor|father|"
     r"mother|sister|brother|marshal|commander|chef|nurse|coach|lord|lady|dame|saint|"
-    r"president|senator|mayor|and|but|so|then|even|if|when|wake|tell|ask|call|dear)\.?\s+)+",
+    r"president|senator|mayor|ceo|cfo|coo|cto|vp|and|but|so|then|even|if|when|wake|tell|ask|"
+    r"call|dear)\.?\s+)+",
     re.I,
 )
 
@@ -238,6 +239,9 @@ _NAME_LIKE = re.compile(
 )
 
 
+_CLOCK_PART = re.compile(r"[\d:.\s]*(?:[ap]\.?m\.?)?", re.I)
+
+
 def _same_case_start(text: str, start: int, name_start: int) -> int:
     """Where a recognised name that holds a cued name in capitals (``Engineer RANGI``) starts
     once the words before it that are not in capitals are left out."""
@@ -287,7 +291,14 @@ def merge(
             ]
             others = [(e.start, e.end) for e in out.values() if e not in inner_times]
             longer = inner_times and (b - a) > max(e.end - e.start for e in inner_times)
-            if longer and not _overlaps(a, b, others) and _NAME_LIKE.fullmatch(text[a:b]):
+            extra = (
+                text[a : min(e.start for e in inner_times)]
+                + text[max(e.end for e in inner_times) : b]
+                if inner_times
+                else ""
+            )
+            clockish = _CLOCK_PART.fullmatch(extra) is not None  # "03:17" + ":44", not "and"
+            if longer and clockish and not _overlaps(a, b, others):
                 for e in inner_times:
                     out.pop((e.start, e.end), None)
                 out[(a, b)] = Entity("TIME", text[a:b], a, b, scene_of(a))
