@@ -25,8 +25,9 @@ pytestmark = pytest.mark.skipif(
     reason="run by tests/examples/test_entities_flow.py inside a network namespace",
 )
 
-#: the CI size: enough for the model to beat the baseline on every label of the gold set
-EXAMPLES, STEPS = 300, 300
+#: the CI size (about 30 s of CPU to train): the smallest that beat the baseline on every
+#: label the rules leave something to (300 steps did not on LOCATION: 0.827 vs 0.848)
+EXAMPLES, STEPS = 600, 600
 
 SCENE = """\
 INT. HARBOUR OFFICE - NIGHT
@@ -42,12 +43,12 @@ Behind you.
 
 
 def _run(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=240, cwd=ROOT)
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=420, cwd=ROOT)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
 
 
-@pytest.mark.timeout(270)
+@pytest.mark.timeout(450)
 def test_the_flow_trains_scores_and_registers_the_model(tmp_path: Path, monkeypatch) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
     env["SHIPYARD_HOME"] = str(tmp_path / "home")
