@@ -45,6 +45,7 @@ __all__ = [
     "EndpointSchema",
     "build_openapi",
     "error_body",
+    "takes_request",
 ]
 
 ERROR_SCHEMA_NAME = "ShipyardError"
