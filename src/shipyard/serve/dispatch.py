@@ -162,7 +162,7 @@ class EndpointRuntime:
                 done(Reply(exc.status, exc.to_body()))
                 return
             future = self.batcher.submit(kwargs[self._list_param])
-            future.add_done_callback(lambda f: done(self._batch_reply(f)))
+            future.add_done_callback(lambda f: done(self._batch_reply(f, kwargs)))
         else:
             task = asyncio.get_running_loop().create_task(self._call_timed(body))
             task.add_done_callback(lambda t: done(_task_reply(t)))
@@ -244,20 +244,25 @@ class EndpointRuntime:
 
     def call_sync(self, body: bytes) -> Reply:
         try:
-            value = self.function(**self.schema.parse(body))
+            arguments = self.schema.parse(body)
+            value = self.function(**arguments)
         except Exception as exc:
             return self._error_reply(exc)
-        return self.finish(value)
+        return self.finish(value, request=arguments)
 
     async def call_async(self, body: bytes) -> Reply:
         try:
-            value = await self.function(**self.schema.parse(body))
+            arguments = self.schema.parse(body)
+            value = await self.function(**arguments)
         except Exception as exc:
             return self._error_reply(exc)
-        return self.finish(value)
+        return self.finish(value, request=arguments)
 
-    def finish(self, value: Any, batch_size: int = 0) -> Reply:
-        """Serialize a return value, checking its annotation and the contract."""
+    def finish(
+        self, value: Any, batch_size: int = 0, request: dict[str, Any] | None = None
+    ) -> Reply:
+        """Serialize a return value, checking its annotation and the contract (given the
+        call's arguments, ``request``, when it takes them)."""
         try:
             data, value = self.schema.dump(value)
         except EndpointError as exc:
@@ -266,7 +271,7 @@ class EndpointRuntime:
             return Reply(500, exc.to_body(), batch_size)
         contract = self.schema.contract
         if contract is not None:
-            problem = contract.violation(value)
+            problem = contract.violation(value, request)
             if problem is not None:
                 error_id = new_error_id()
                 message = f"{self.spec.method}() returned a value that breaks its contract: "
@@ -276,14 +281,16 @@ class EndpointRuntime:
                 return Reply(500, body, batch_size)
         return Reply(200, data, batch_size)
 
-    def _batch_reply(self, future: asyncio.Future[tuple[list[Any], int]]) -> Reply:
+    def _batch_reply(
+        self, future: asyncio.Future[tuple[list[Any], int]], request: dict[str, Any]
+    ) -> Reply:
         error = future.exception()
         if error is not None:
             if isinstance(error, HTTPError):  # made by _batch_error: logged if need be
                 return Reply(error.status, error.to_body())
             return self._internal_error(error)
         results, size = future.result()
-        return self.finish(results, size)
+        return self.finish(results, size, request)
 
     def _batch_error(self, exc: BaseException) -> BaseException:
         answer = as_http_error(exc)

@@ -45,6 +45,7 @@ __all__ = [
     "EndpointSchema",
     "build_openapi",
     "error_body",
+    "takes_request",
 ]
 
 ERROR_SCHEMA_NAME = "ShipyardError"
@@ -60,19 +61,27 @@ _JSON_KINDS = {
 
 
 class Contract:
-    """A check on every response value: a type (validated as an annotation) or a predicate."""
+    """A check on every response value: a type (validated as an annotation) or a predicate.
+
+    A predicate of two parameters, ``check(value, request)``, also gets the request's
+    arguments by name (a dict, as the endpoint got them), so an answer can be checked against
+    what was asked: offsets inside the text that was sent, one result per item given.
+    """
 
     def __init__(self, contract: Any) -> None:
         self.source = contract
         self._adapter: TypeAdapter[Any] | None = None
-        self._predicate: Callable[[Any], Any] | None = None
+        self._predicate: Callable[..., Any] | None = None
+        self.takes_request = False
         if _is_predicate(contract):
             self._predicate = contract
+            self.takes_request = takes_request(contract)
         else:
             self._adapter = TypeAdapter(contract)
 
-    def violation(self, value: Any) -> str | None:
-        """Why ``value`` breaks the contract, or ``None`` when it holds."""
+    def violation(self, value: Any, request: dict[str, Any] | None = None) -> str | None:
+        """Why ``value`` breaks the contract, or ``None`` when it holds; ``request`` is the
+        call's arguments, for a predicate that takes them."""
         if self._adapter is not None:
             try:
                 self._adapter.validate_python(value)
@@ -82,7 +91,7 @@ class Contract:
         assert self._predicate is not None
         name = getattr(self._predicate, "__name__", repr(self._predicate))
         try:
-            ok = self._predicate(value)
+            ok = self._predicate(value, request) if self.takes_request else self._predicate(value)
         except Exception as exc:
             return f"the contract check {name}() raised {type(exc).__name__}: {exc}"
         return None if ok else f"the contract check {name}() returned {ok!r}"
@@ -327,6 +336,20 @@ def _describe(error: Any, field: str) -> str:
     if len(got) > 80:
         got = got[:77] + "..."
     return f"{field}: {error['msg']} (got {got})"
+
+
+def takes_request(predicate: Callable[..., Any]) -> bool:
+    """Whether a contract predicate takes the request's arguments too (a second positional
+    parameter, or ``*args``)."""
+    try:
+        parameters = inspect.signature(predicate).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: one argument
+        return False
+    kinds = [p.kind for p in parameters]
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return (
+        sum(kind in positional for kind in kinds) >= 2 or inspect.Parameter.VAR_POSITIONAL in kinds
+    )
 
 
 def _is_predicate(contract: Any) -> bool:

@@ -171,7 +171,9 @@ def endpoint(
     ``max_batch_size`` items, waiting at most ``max_wait_ms`` for more. ``timeout`` (seconds)
     is enforced by the host's front process. ``contract`` is checked on every response: a
     type (validated like an annotation, e.g. ``Annotated[list[float], Len(384, 384)]``) or a
-    callable returning ``True`` for a good value.
+    callable returning ``True`` for a good value; a callable of two parameters,
+    ``check(value, request)``, also gets the request's arguments by name (for a batch
+    endpoint, that request's list), to check the answer against what was asked.
 
     ``concurrency=N`` (a ``def`` endpoint only): run calls in a pool of N threads of the
     endpoint's own, for an endpoint that spends its time waiting (I/O, a remote model).
