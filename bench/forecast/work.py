@@ -1,0 +1,52 @@
+"""The work both sides of ``bench/forecast.py --only parallel`` do, defined once: the
+statistical models over the Tourism quarterly series and the rolling origins.
+
+Seasonal naive, AutoETS, AutoARIMA and AutoTheta (season 4), horizon 8, four origins spaced
+by the horizon, the last window ending at the last observation — statsforecast's
+``cross_validation(h=8, n_windows=4, step_size=8)`` — each fit with statsforecast's defaults.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "forecast_options"
+if str(EXAMPLE) not in sys.path:
+    sys.path.insert(0, str(EXAMPLE))
+
+MODELS = ("SeasonalNaive", "AutoETS", "AutoARIMA", "AutoTheta")
+H, ORIGINS = 8, 4
+
+
+def model(name: str, season_length: int) -> Any:
+    """A fresh statsforecast model by name."""
+    import statsforecast.models as models
+
+    return getattr(models, name)(season_length=season_length)
+
+
+def tourism(series: int = 0) -> tuple[pd.DataFrame, int, str]:
+    """The Tourism quarterly series (the first ``series`` of them; 0: all 427) as the
+    example's data module loads them: (frame, season_length, freq)."""
+    from data import load
+
+    dataset = load("tourism")
+    frame = dataset.frame
+    if series:
+        keep = list(dict.fromkeys(frame["unique_id"]))[:series]
+        frame = frame[frame["unique_id"].isin(keep)]
+    return frame.reset_index(drop=True), int(dataset.season_length), str(dataset.freq)
+
+
+def cut(frame: pd.DataFrame, origin: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training part, the h observations after it) of every series at ``origin`` (1: the
+    earliest of ``ORIGINS``, spaced by ``H``, the last ending at the last observation)."""
+    back = (ORIGINS - origin + 1) * H
+    position = frame.groupby("unique_id").cumcount(ascending=False)  # 0 = last observation
+    train = frame[position >= back]
+    window = frame[(position < back) & (position >= back - H)]
+    return train, window
