@@ -16,7 +16,9 @@ last origin), the series whose intervals fell back to the model's own, and the
 recommendation with its rule:
 
     **the simplest option whose mean MASE is within 2% of the best one**, simplicity being
-    current < improved < lightgbm < ensemble (a family not in that list ranks after them).
+    current < improved < lightgbm < ensemble (the single statistical models ``ets``,
+    ``theta`` and ``arima``, when they are run, rank between current and improved, which
+    chooses among them; a family not in that list ranks after them all).
 
 ``naive2`` is OWA's reference, not an option: it is left out of the table and of the rule.
 """
@@ -35,7 +37,9 @@ import pandas as pd
 from shipyard.cards import BarChart, Component, LineChart, Markdown, Table
 
 #: the options from the simplest to the most complex; the rule prefers the earlier ones
-SIMPLICITY = ("current", "improved", "lightgbm", "ensemble")
+SIMPLICITY = ("current", "ets", "theta", "arima", "improved", "lightgbm", "ensemble")
+#: the four options the report is about (the others are run for comparison)
+OPTIONS = ("current", "improved", "lightgbm", "ensemble")
 #: families scored for reference only (OWA's denominator), never recommended
 REFERENCE = ("naive2",)
 #: how far (relative) above the best mean MASE an option may be and still be chosen
@@ -110,18 +114,21 @@ def options_table(scores: pd.DataFrame) -> pd.DataFrame:
     naive = mase["current"] if "current" in mase else None
     present = mase[[n for n in names if n in mase]]
     winners = present.apply(_winner, axis=1) if len(present.columns) else pd.Series(dtype=object)
-    reference = frame[frame["family"] == "naive2"]
-    ref_mase, ref_smape = _mean(_column(reference, "mase")), _mean(_column(reference, "smape"))
+    reference = frame[frame["family"] == "naive2"].set_index("series_id")
     rows = []
     for name in names:
         part = frame[frame["family"] == name]
         values = _column(part, "mase").dropna()
         smape = _mean(_column(part, "smape"))
         mase_mean = float(values.mean()) if len(values) else math.nan
+        ref = reference.reindex(part["series_id"])
+        ref_mase, ref_smape = _mean(_column(ref, "mase")), _mean(_column(ref, "smape"))
+        owa = math.nan
         if ref_mase > 0 and ref_smape > 0:
             owa = 0.5 * (smape / ref_smape + mase_mean / ref_mase)
-        else:
-            owa = math.nan
+        # a series' fit_seconds is per window (the mean over its windows) when n_windows is
+        # there: the option's CPU is their sum over windows
+        windows = _column(part, "n_windows").fillna(1) if "n_windows" in part else 1
         worse = math.nan
         if naive is not None:
             mine = mase[name].dropna()
@@ -146,7 +153,7 @@ def options_table(scores: pd.DataFrame) -> pd.DataFrame:
                 "coverage_95": _mean(_column(part, "coverage_95")),
                 "winkler_80": _mean(_column(part, "winkler_80")),
                 "winkler_95": _mean(_column(part, "winkler_95")),
-                "cpu_seconds": float(_column(part, "fit_seconds").fillna(0).sum()),
+                "cpu_seconds": float((_column(part, "fit_seconds").fillna(0) * windows).sum()),
                 "wins": int((winners == name).sum()),
                 "fallback_series": 0 if sources is None else int((sources != "conformal").sum()),
             }
@@ -168,11 +175,15 @@ def recommend(summary: pd.DataFrame, tolerance: float = TOLERANCE) -> Recommenda
     are not candidates; ``naive2`` never is."""
     if not 0 <= tolerance < 1:
         raise ValueError(f"tolerance is a fraction between 0 and 1, got {tolerance!r}")
-    if "family" not in summary or "mase_mean" not in summary:
-        raise ValueError("summary needs the columns 'family' and 'mase_mean' (options_table)")
+    column = "mase_mean" if "mase_mean" in summary else "mase"
+    if "family" not in summary or column not in summary:
+        raise ValueError(
+            "summary needs the columns 'family' and 'mase_mean' (options_table) or 'mase' "
+            "(the flow's summary)"
+        )
     means = {
         str(f): float(m)
-        for f, m in zip(summary["family"], summary["mase_mean"], strict=True)
+        for f, m in zip(summary["family"], summary[column], strict=True)
         if str(f) not in REFERENCE and m is not None and math.isfinite(float(m))
     }
     if not means:
@@ -183,7 +194,7 @@ def recommend(summary: pd.DataFrame, tolerance: float = TOLERANCE) -> Recommenda
     chosen = within[0]
     rule = (
         f"the simplest option whose mean MASE is within {tolerance:.0%} of the best "
-        f"(simplest first: {' < '.join(SIMPLICITY)})"
+        f"(simplest first: {' < '.join(sorted(means, key=simplicity_rank))})"
     )
     vs_current = None
     if "current" in means and means["current"] > 0:
@@ -456,6 +467,7 @@ def _fallback_section(scores: pd.DataFrame) -> list[Component]:
 
 
 __all__ = [
+    "OPTIONS",
     "REFERENCE",
     "SIMPLICITY",
     "TOLERANCE",

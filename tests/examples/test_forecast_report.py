@@ -53,6 +53,10 @@ def test_the_simplest_option_within_two_percent_of_the_best_is_chosen() -> None:
     assert "within 1.4% of the best, ensemble" in choice.reason
     assert "16.5% lower than the current option's (1.700)" in choice.reason
     assert "within 2% of the best" in choice.rule
+    assert "current < improved < lightgbm < ensemble" in choice.rule
+    # the flow's own summary names the column mase: the same choice
+    theirs = _summary({"ensemble": 1.40, "improved": 1.42}).rename(columns={"mase_mean": "mase"})
+    assert report.recommend(theirs).family == "improved"
 
 
 def test_the_best_wins_when_nothing_simpler_is_close_and_current_can_win() -> None:
@@ -83,12 +87,10 @@ def test_the_rule_ignores_naive2_and_unscored_options_and_refuses_nonsense() -> 
         report.recommend(_summary({"current": 1.0}), 2.0)
     with pytest.raises(ValueError, match="mase_mean"):
         report.recommend(pd.DataFrame({"family": ["current"]}))
-    assert sorted(["ensemble", "x", "current", "a"], key=report.simplicity_rank) == [
-        "current",
-        "ensemble",
-        "a",
-        "x",
-    ]
+    order = sorted(
+        ["ensemble", "x", "arima", "improved", "current", "a"], key=report.simplicity_rank
+    )
+    assert order == ["current", "arima", "improved", "ensemble", "a", "x"]
 
 
 # ------------------------------------------------------------------- synthetic runs
@@ -179,6 +181,9 @@ def test_options_table_measures_accuracy_risk_coverage_cost_and_wins() -> None:
     assert table.loc["current", "owa"] == pytest.approx(1 / 1.1)
     assert table.loc["current", "coverage_80"] == pytest.approx(0.75)
     assert table.loc["improved", "cpu_seconds"] == pytest.approx(3.0)
+    # fit_seconds per window when the scores say how many windows a series had
+    windows = report.options_table(_scores().assign(n_windows=3)).set_index("family")
+    assert windows.loc["improved", "cpu_seconds"] == pytest.approx(9.0)
     assert table["fallback_series"].to_dict() == {"current": 0, "improved": 1, "lightgbm": 1}
     with pytest.raises(ValueError, match=r"\['mase'\]"):
         report.options_table(_scores().drop(columns="mase"))
