@@ -46,6 +46,13 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+from lightgbm import LGBMRegressor
+from mlforecast import MLForecast
+from mlforecast.target_transforms import LocalStandardScaler
+from statsforecast.models import AutoARIMA, AutoETS, AutoTheta, SeasonalNaive
+
+# (imported here, not in the functions: a flow's tasks fork from a process that has imported
+# this module, so no task pays the ~1 CPU-s these imports cost)
 
 #: ``(train, h, season_length, freq, levels) -> forecasts``; see the module docstring
 Family = Callable[[pd.DataFrame, int, int, str, tuple[int, ...]], pd.DataFrame]
@@ -168,8 +175,6 @@ def seasonal_indices(y: np.ndarray, m: int) -> np.ndarray:
 
 def local_models(season_length: int) -> dict[str, Callable[[], LocalModel]]:
     """The per-series models, by name, each a factory of a fresh unfitted model."""
-    from statsforecast.models import AutoARIMA, AutoETS, AutoTheta, SeasonalNaive
-
     m = season_length
     return {
         "SeasonalNaive": lambda: SeasonalNaive(season_length=m),
@@ -356,10 +361,6 @@ def lightgbm_forecasts(
     recursive over the horizon; calibrated on a fit that ends before the windows, then
     refit on everything. Its own intervals (for series too short to calibrate): normal,
     from the series' in-sample one-step residuals, widened with sqrt(step)."""
-    from lightgbm import LGBMRegressor
-    from mlforecast import MLForecast
-    from mlforecast.target_transforms import LocalStandardScaler
-
     started = time.process_time()
     lags = list(range(1, 2 * max(season_length, 2) + 1))
 
