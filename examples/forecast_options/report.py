@@ -338,7 +338,7 @@ def fan_chart(
             if column in window:
                 lines[f"{level}% {side}"] = [*gap, *window[column].tolist()]
     labels = [_date(d) for d in dates]
-    return LineChart(x=labels, y=lines, title=title, width=560, height=260)
+    return LineChart(x=labels, y=lines, title=title, width=640, height=280)
 
 
 def _date(value: Any) -> str:
@@ -382,13 +382,13 @@ def card(
     out.append(
         Markdown(
             "MASE: each window's mean absolute error over the in-sample seasonal-naive MAE "
-            "of that window's training part, averaged over windows and then over series "
-            "(below 1: better in-sample than seasonal naive). *Worse than naive*: the share "
-            "of series where the option's MASE is above the current option's. Coverage: the "
+            "of that window's training part, averaged over a series' windows, then over "
+            "series (lower is better). *Worse than naive*: the share of series where the "
+            "option's MASE is above the current option's (seasonal naive's). Coverage: the "
             "share of actuals inside the 80% / 95% intervals (nominal 80% / 95%). Winkler: "
-            "interval width plus the penalty for actuals outside it (lower is better). CPU: "
-            "seconds of fitting, summed over series and origins. OWA: mean of sMAPE and MASE "
-            "relative to Naive2 (below 1 beats Naive2)."
+            "the interval's width plus a penalty for actuals outside it, scaled like MASE "
+            "(lower is better). CPU: seconds of fitting, summed over series and origins. "
+            "OWA: the mean of sMAPE and MASE relative to Naive2's (below 1 beats Naive2)."
         )
     )
     names = summary["family"].tolist()
@@ -405,14 +405,13 @@ def card(
             ylabel="series",
         )
     )
-    others = [n for n in names if n != "current"]
-    if "current" in names and others:
+    if "current" in names and len(names) > 1:
         out.append(
-            BarChart(
+            BarChart(  # current against itself is 1 everywhere: the reference bar
                 x=_bin_labels(RELATIVE_BINS),
                 y={
                     n: _histogram(relative.loc[relative["family"] == n, "relative"], RELATIVE_BINS)
-                    for n in others
+                    for n in names
                 },
                 title="Series by MASE relative to seasonal naive (below 1: better)",
                 xlabel="MASE / seasonal naive's MASE",
@@ -430,8 +429,9 @@ def _fans(
     out: list[Component] = [
         Markdown(
             "## Best and worst series of each option\n\nBy MASE relative to seasonal naive "
-            "(by MASE for the current option), at the last origin: history, actuals, the "
-            "forecast and its 80% and 95% intervals."
+            "(×0.5: half seasonal naive's MASE on that series; by MASE alone for the current "
+            "option), at the last origin: history, actuals, the forecast and its 80% and 95% "
+            "intervals."
         )
     ]
     relative = relative_mase(scores).set_index(["family", "series_id"])

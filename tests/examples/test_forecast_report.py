@@ -337,3 +337,113 @@ def test_service_answers_from_the_cache_with_intervals_and_clear_errors(
         assert status == 422 and body["error"]["field"] == "h"
         status, body = client.post("get", {"series_id": "B"})
         assert status == 422 and body["error"]["field"] == "h"
+
+
+# ------------------------------------------------------------------ the flow, end to end
+
+
+@pytest.fixture(scope="module")
+def decided(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One small run of the whole flow (8 Tourism series, 1 origin, the current and the
+    improved option) in its own home, shared by the tests below."""
+    from shipyard.testing import run_flow
+
+    home = tmp_path_factory.mktemp("forecast-options") / "home"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SHIPYARD_HOME", str(home))
+        for name in ("SHIPYARD_CACHE_URL", "SHIPYARD_DB_URL", "SHIPYARD_STORE_URL"):
+            mp.delenv(name, raising=False)
+        run = run_flow(EXAMPLE / "flow.py", series=8, origins=1, families="current,improved")
+        yield {"run": run, "home": home}
+
+
+@pytest.fixture
+def in_decided_home(decided: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.setenv("SHIPYARD_HOME", str(decided["home"]))
+    for name in ("SHIPYARD_CACHE_URL", "SHIPYARD_DB_URL", "SHIPYARD_STORE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    return decided
+
+
+def test_flow_reports_registers_the_choice_and_publishes_every_series(
+    in_decided_home: dict[str, Any],
+) -> None:
+    from shipyard import Model, cache
+    from shipyard.cards import get_cards
+
+    run = in_decided_home["run"]
+    assert run.successful
+    data = run["end"].task.data
+    choice, options = data.recommendation, data.options
+    assert choice == report.recommend(report.options_table(data.scores))
+    assert set(options["family"]) == {"current", "improved"}
+    # the card: the recommendation, the table, the fan charts
+    (found,) = get_cards(run["report"].task)
+    html = found.html
+    assert f"Recommendation: <strong>{choice.family}</strong>" in html
+    assert "The options" in html and "Best and worst series of each option" in html
+    assert html.count("<svg") == 2 + 2 * 4
+    # the registered option, moved to prod by publish
+    model = Model("forecaster@prod")
+    assert model.version == data.model_version
+    info = model.info
+    assert f"family={choice.family}" in info.tags and "horizon=8" in info.tags
+    row = options.set_index("family").loc[choice.family]
+    assert info.metrics["mase"] == pytest.approx(row["mase_mean"])
+    assert info.metrics["current_mase"] == pytest.approx(
+        options.set_index("family").loc["current", "mase_mean"]
+    )
+    forecaster = model.load()
+    assert (forecaster.family, forecaster.horizon, forecaster.season_length) == (
+        choice.family,
+        8,
+        4,
+    )
+    # the cache: one entry per series, the option's forecast from the whole history
+    rows = cache.reader(publish.NAMESPACE)
+    assert rows.version == data.cache_version
+    frame = data.frame
+    ids = [str(s) for s in dict.fromkeys(frame["unique_id"])]
+    entries = rows.get_many(ids)
+    assert sorted(entries) == sorted(ids) and data.written == len(ids) == 8
+    one = ids[3]
+    own = forecaster.forecast(frame[frame["unique_id"] == one])
+    entry = entries[one]
+    assert entry["model"] == f"forecaster:{model.version}"
+    assert entry["mean"] == pytest.approx(own["mean"].tolist())
+    last = pd.Timestamp(frame[frame["unique_id"] == one]["ds"].max())
+    assert entry["ds"][0] == (last + pd.offsets.QuarterBegin(startingMonth=1)).date().isoformat()
+    for e in entries.values():
+        assert len(e["mean"]) == 8
+        for i in range(8):
+            assert e["lo_95"][i] <= e["lo_80"][i] <= e["mean"][i] <= e["hi_80"][i] <= e["hi_95"][i]
+
+
+def test_service_serves_the_published_forecasts(in_decided_home: dict[str, Any]) -> None:
+    from shipyard import cache
+    from shipyard.serve import ServiceClient
+
+    service = importlib.import_module("service")
+    run = in_decided_home["run"]
+    series_id = str(run["end"].task.data.frame["unique_id"].iloc[0])
+    entry = cache.reader(publish.NAMESPACE).get(series_id)
+    with ServiceClient(service.Forecasts) as client:
+        status, body = client.post("get", {"series_id": series_id, "h": 3})
+        assert status == 200, body
+        assert body["model"] == entry["model"] and len(body["forecast"]) == 3
+        assert [p["mean"] for p in body["forecast"]] == entry["mean"][:3]
+        assert [p["hi_95"] for p in body["forecast"]] == entry["hi_95"][:3]
+        status, body = client.post("get", {"series_id": series_id, "h": 9})
+        assert status == 422 and body["error"]["field"] == "h"
+
+
+def test_the_flow_runs_quarterly_and_on_new_data() -> None:
+    from shipyard.schedules.cron import Cron
+    from shipyard.schedules.decorators import EventSpec, triggers_of
+
+    flow = importlib.import_module("flow")
+    found = triggers_of(flow.ForecastOptionsFlow)
+    assert found.time is not None and found.time.cron == "0 6 2 1,4,7,10 *"
+    assert found.time.timezone == "UTC"
+    Cron.parse(found.time.cron)  # a valid expression: the 2nd of Jan, Apr, Jul, Oct
+    assert found.events == (EventSpec("forecast-data-arrived", {"data": "path"}),)
