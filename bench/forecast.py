@@ -27,8 +27,9 @@ Parts (``--only``):
   Song & Wu (2011), "The tourism forecasting competition", International Journal of
   Forecasting 27(3), 822–844, Table 5.
 
-The machine is shared: every row says when it ran, and the section prints the command for a
-re-run on a quiet machine.
+Each part saves what it measured to ``bench/.work/forecast/<part>.json``; the section is
+written from every part saved (each says when and how it ran), so parts can be re-run alone.
+The machine is shared: the section prints the command for a re-run on a quiet machine.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def run_report(args: argparse.Namespace) -> dict[str, Any]:
     argv = [sys.executable, str(EXAMPLE / "flow.py"), "run", "--horizon", "8",
             "--origins", str(args.origins), "--max-workers", "2"]  # fmt: skip
     if args.series:
-        argv += ["--data", str(_sample_csv(case, args.series))]
+        argv += ["--series", str(args.series)]
     progress("report: " + " ".join(argv[1:]))
     measured = _checked(
         run_measured(argv, cwd=REPO, env=_env(case / "home"), timeout=3600, log_stem=case / "flow"),
@@ -128,7 +129,11 @@ def run_report(args: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
     found = json.loads(out.stdout.strip().splitlines()[-1])
     progress(f"report: {measured.wall:.0f} s wall, {measured.cpu:.0f} CPU-s")
-    return {"measured": measured, **found}
+    return {**_numbers(measured), "origins": args.origins, **found}
+
+
+def _numbers(measured: Measured) -> dict[str, float]:
+    return {"wall": measured.wall, "cpu": measured.cpu, "peak_rss": float(measured.peak_rss)}
 
 
 _READ_RUN = f"""
@@ -145,17 +150,6 @@ print(json.dumps({{
     "choice": choice.family, "reason": choice.reason, "rule": choice.rule,
 }}))
 """
-
-
-def _sample_csv(case: Path, series: int) -> Path:
-    from work import tourism
-
-    frame, _, _ = tourism(series)
-    path = case / "sample.csv"
-    frame.rename(columns={"unique_id": "series_id", "ds": "date", "y": "value"}).to_csv(
-        path, index=False, date_format="%Y-%m-%d"
-    )
-    return path
 
 
 # ----------------------------------------------------------------------------- parallel
@@ -183,10 +177,11 @@ def run_parallel(args: argparse.Namespace) -> dict[str, Any]:
             f"the {name} side",
         )
         progress(f"parallel: {name}: {measured.wall:.1f} s wall, {measured.cpu:.1f} CPU-s")
-        results[name] = {"measured": measured, "frame": pd.read_pickle(out),
+        results[name] = {**_numbers(measured), "frame": pd.read_pickle(out),
                          **_bench_json(measured)}  # fmt: skip
     results["difference"] = _difference(results["shipyard"]["frame"],
                                         results["statsforecast"]["frame"])  # fmt: skip
+    results["series"] = int(results["statsforecast"]["frame"]["unique_id"].nunique())
     return results
 
 
@@ -243,6 +238,7 @@ def _fmt_s(seconds: float) -> str:
 
 
 def render(args: argparse.Namespace, found: dict[str, Any], started: dt.datetime) -> str:
+    """The section, from every part in ``found`` (each carries when and how it ran)."""
     info = machine(WORK)
     try:
         load = os.getloadavg()
@@ -253,8 +249,8 @@ def render(args: argparse.Namespace, found: dict[str, Any], started: dt.datetime
     lines = [
         "## Forecast options: the report, foreach vs statsforecast, the Tourism competition",
         "",
-        f"Measured {started:%Y-%m-%d %H:%M} UTC with `.venv/bin/python bench/forecast.py "
-        f"{' '.join(args.argv)}` (from the repository root).",
+        f"Written {started:%Y-%m-%d %H:%M} UTC by `.venv/bin/python bench/forecast.py` (from "
+        "the repository root); each part below says when and with which command it ran.",
         "",
         f"- Machine: {info['nproc']} CPUs ({info['cpu']}), {info['ram']} RAM, Linux "
         f"{info['kernel']}, Python {info['python']}; load average at the end "
@@ -264,11 +260,11 @@ def render(args: argparse.Namespace, found: dict[str, Any], started: dt.datetime
         "",
     ]
     if "report" in found:
-        lines += _report_rows(found["report"], args)
+        lines += _report_rows(found["report"])
     if "parallel" in found:
-        lines += _parallel_rows(found["parallel"], args)
+        lines += _parallel_rows(found["parallel"])
     if "published" in found:
-        lines += _published_rows(found["published"], args)
+        lines += _published_rows(found["published"])
     lines += [
         "",
         "A re-run on a quiet machine (nothing else running): `.venv/bin/python "
@@ -277,19 +273,29 @@ def render(args: argparse.Namespace, found: dict[str, Any], started: dt.datetime
     return "\n".join(lines)
 
 
-def _report_rows(report: dict[str, Any], args: argparse.Namespace) -> list[str]:
-    m: Measured = report["measured"]
+def _when(part: dict[str, Any]) -> str:
+    return (
+        f"Ran {part['when']} UTC: `{part['command']}`; load average at its end "
+        f"{part['load'][0]:.1f} / {part['load'][1]:.1f} / {part['load'][2]:.1f}."
+    )
+
+
+def _report_rows(report: dict[str, Any]) -> list[str]:
     options = {o["family"]: o for o in report["options"]}
+    origins = report["origins"]
+    wall = report["wall"]
     rows = [
-        f"### The whole report: {report['series']} series x {args.origins} origins x every "
+        f"### The whole report: {report['series']} series x {origins} origins x every "
         f"family ({report['run']})",
+        "",
+        _when(report),
         "",
         "| measure | value | goal | met |",
         "|---|---|---|---|",
-        f"| wall, `flow.py run --origins {args.origins} --max-workers 2` | {_fmt_s(m.wall)} | "
-        f"< 5 min on 2 cores | {'yes' if m.wall < GOAL_REPORT_SECONDS else 'no'} |",
-        f"| CPU (process tree) | {_fmt_s(m.cpu)} |  |  |",
-        f"| peak RSS (process tree) | {m.peak_rss / 1e6:.0f} MB |  |  |",
+        f"| wall, `flow.py run --origins {origins} --max-workers 2` | {_fmt_s(wall)} | "
+        f"< 5 min on 2 cores | {'yes' if wall < GOAL_REPORT_SECONDS else 'no'} |",
+        f"| CPU (process tree) | {_fmt_s(report['cpu'])} |  |  |",
+        f"| peak RSS (process tree) | {report['peak_rss'] / 1e6:.0f} MB |  |  |",
         "",
         "| option | mean MASE | median MASE | sMAPE % | OWA | worse than naive | 80% cover | "
         "95% cover | CPU s | series won |",
@@ -325,14 +331,16 @@ def _report_rows(report: dict[str, Any], args: argparse.Namespace) -> list[str]:
     return [*rows, ""]
 
 
-def _parallel_rows(parallel: dict[str, Any], args: argparse.Namespace) -> list[str]:
-    ours, theirs = parallel["shipyard"]["measured"], parallel["statsforecast"]["measured"]
+def _parallel_rows(parallel: dict[str, Any]) -> list[str]:
+    ours, theirs = Numbers(parallel["shipyard"]), Numbers(parallel["statsforecast"])
     diff = parallel["difference"]
     faster = ours.wall <= theirs.wall
-    n = args.series or 426
+    n = parallel["series"]
     rows = [
         f"### The same work two ways: {n} series x 4 origins x (seasonal naive, AutoETS, "
         "AutoARIMA, AutoTheta), h = 8",
+        "",
+        _when(parallel),
         "",
         "| measure | shipyard foreach (16 tasks, `--max-workers 2`) | statsforecast "
         "`cross_validation`, `n_jobs=2` | shipyard / statsforecast |",
@@ -356,16 +364,22 @@ def _parallel_rows(parallel: dict[str, Any], args: argparse.Namespace) -> list[s
     return rows
 
 
-def _published_rows(table: dict[str, dict[str, float]], args: argparse.Namespace) -> list[str]:
+def _published_rows(published: dict[str, Any]) -> list[str]:
+    table = published["table"]
     rows = [
         "### Our MASE beside the Tourism competition's published quarterly MASE",
+        "",
+        _when(published),
         "",
         "Published: Athanasopoulos, Hyndman, Song & Wu (2011), *The tourism forecasting "
         "competition*, International Journal of Forecasting 27(3), 822–844, Table 5, MASE, "
         'column "Average 1–8" (one hold-out: the last 8 quarters of each of the 427 series; '
         "ours: 426 of them, the one with 30 observations being too short for 4 origins). "
-        "Ours: statsforecast's models as above, our MASE (M-competitions' scale); \"last "
-        'origin" is the competition\'s set-up, "4 origins" our protocol.',
+        "doi:10.1016/j.ijforecast.2010.04.009, the authors' copy at "
+        "https://robjhyndman.com/papers/forecompijf.pdf. Ours: the forecasts above — the "
+        "point forecasts of the example's families `current`, `ets`, `arima` and `theta` — "
+        'scored with our MASE (the M-competitions\' scale); "last origin" is the '
+        'competition\'s own set-up, "4 origins" our protocol.',
         "",
         "| model | ours, last origin | ours, 4 origins | published (IJF 2011, Table 5) |",
         "|---|---|---|---|",
@@ -377,9 +391,11 @@ def _published_rows(table: dict[str, dict[str, float]], args: argparse.Namespace
                         f"{PUBLISHED_MASE[name]:.2f} |")  # fmt: skip
     rows.append(f"| Damped trend | – | – | {PUBLISHED_MASE['Damped trend']:.2f} |")
     rows.append(f"| ForecastPro | – | – | {PUBLISHED_MASE['ForecastPro']:.2f} |")
-    if args.series:
+    if published["series"] < 426:
         rows.append("")
-        rows.append(f"(on the first {args.series} series only: not comparable with the paper)")
+        rows.append(
+            f"(on the first {published['series']} series only: not comparable with the paper)"
+        )
     rows += [
         "",
         "The paper's quarterly interval coverage (Table 9, average over h = 1–8), for "
@@ -387,6 +403,35 @@ def _published_rows(table: dict[str, dict[str, float]], args: argparse.Namespace
         "",
     ]
     return rows
+
+
+class Numbers:
+    """A side's wall, CPU and peak RSS, from its saved numbers."""
+
+    def __init__(self, found: dict[str, Any]) -> None:
+        self.wall, self.cpu = float(found["wall"]), float(found["cpu"])
+        self.peak_rss = float(found["peak_rss"])
+
+
+def _stamp(part: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    part["when"] = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}"
+    part["command"] = " ".join([".venv/bin/python bench/forecast.py", *args.argv])
+    part["load"] = list(os.getloadavg())
+    return part
+
+
+def _save(name: str, part: dict[str, Any]) -> None:
+    WORK.mkdir(parents=True, exist_ok=True)
+    (WORK / f"{name}.json").write_text(json.dumps(part, indent=1, default=str))
+
+
+def _saved() -> dict[str, Any]:
+    found = {}
+    for name in PARTS:
+        path = WORK / f"{name}.json"
+        if path.exists():
+            found[name] = json.loads(path.read_text())
+    return found
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -408,19 +453,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = dt.datetime.now(dt.UTC)
     t0 = time.perf_counter()
-    found: dict[str, Any] = {}
     if "report" in args.parts:
-        found["report"] = run_report(args)
+        _save("report", _stamp(run_report(args), args))
     if "parallel" in args.parts or "published" in args.parts:
         parallel = run_parallel(args)
+        frame = parallel["statsforecast"]["frame"]
+        for side in ("shipyard", "statsforecast"):
+            parallel[side].pop("frame")
         if "parallel" in args.parts:
-            found["parallel"] = parallel
+            _save("parallel", _stamp(parallel, args))
         if "published" in args.parts:
             from work import tourism
 
             history, season, _ = tourism(args.series)
-            found["published"] = mase_table(parallel["statsforecast"]["frame"], history, season)
-    text = render(args, found, started)
+            table = mase_table(frame, history, season)
+            _save("published", _stamp({"table": table, "series": parallel["series"]}, args))
+    text = render(args, _saved(), started)
     print(text)
     progress(f"done in {time.perf_counter() - t0:.0f} s")
     if args.write:
