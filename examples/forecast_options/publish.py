@@ -78,6 +78,14 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _iso(dates: pd.Series) -> list[str]:
+    """ISO dates, with the time only when a date has one (hourly data)."""
+    stamps = [pd.Timestamp(d) for d in dates]
+    if all(s == s.normalize() for s in stamps):
+        return [s.date().isoformat() for s in stamps]
+    return [s.isoformat() for s in stamps]
+
+
 def entries(
     frame: pd.DataFrame, *, family: str, model: str
 ) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -97,7 +105,7 @@ def entries(
             "series_id": str(series_id),
             "family": family,
             "model": model,
-            "ds": [pd.Timestamp(d).date().isoformat() for d in part["ds"]],
+            "ds": _iso(part["ds"]),
             "mean": [_number(v) for v in part["mean"]],
         }
         for bound in BOUNDS:

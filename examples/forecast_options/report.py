@@ -337,15 +337,21 @@ def fan_chart(
             column = f"{side}_{level}"
             if column in window:
                 lines[f"{level}% {side}"] = [*gap, *window[column].tolist()]
-    labels = [_date(d) for d in dates]
-    return LineChart(x=labels, y=lines, title=title, width=640, height=280)
+    return LineChart(x=date_labels(dates), y=lines, title=title, width=640, height=280)
 
 
-def _date(value: Any) -> str:
-    stamp = pd.Timestamp(value)
-    if stamp.month in (1, 4, 7, 10) and stamp.day == 1:
-        return f"{stamp.year}Q{(stamp.month - 1) // 3 + 1}"
-    return stamp.strftime("%Y-%m-%d")
+def date_labels(dates: Sequence[Any]) -> list[str]:
+    """Axis labels as short as the dates allow: ``2007Q3`` when every date starts a quarter,
+    ``2007-08`` when every one starts a month, else the date (and the time when any has
+    one)."""
+    stamps = [pd.Timestamp(d) for d in dates]
+    if stamps and all(s == s.normalize() and s.day == 1 for s in stamps):
+        if all(s.month in (1, 4, 7, 10) for s in stamps):
+            return [f"{s.year}Q{(s.month - 1) // 3 + 1}" for s in stamps]
+        return [s.strftime("%Y-%m") for s in stamps]
+    if all(s == s.normalize() for s in stamps):
+        return [s.strftime("%Y-%m-%d") for s in stamps]
+    return [s.strftime("%Y-%m-%d %H:%M") for s in stamps]
 
 
 def fallbacks(scores: pd.DataFrame) -> pd.DataFrame:
@@ -473,6 +479,7 @@ __all__ = [
     "TOLERANCE",
     "Recommendation",
     "card",
+    "date_labels",
     "extremes",
     "fallbacks",
     "fan_chart",

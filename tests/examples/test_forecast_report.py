@@ -277,6 +277,22 @@ def test_entries_are_plain_data_per_series_with_dates_and_bounds() -> None:
         list(publish.entries(_forecast_frame().drop(columns="mean"), family="x", model="y"))
 
 
+def test_dates_keep_what_the_frequency_needs() -> None:
+    quarters = pd.date_range("2007-01-01", periods=3, freq="QS")
+    assert report.date_labels(quarters) == ["2007Q1", "2007Q2", "2007Q3"]
+    months = pd.date_range("2007-01-01", periods=3, freq="MS")
+    assert report.date_labels(months) == ["2007-01", "2007-02", "2007-03"]
+    assert report.date_labels(pd.date_range("2007-01-01", periods=2, freq="D")) == [
+        "2007-01-01",
+        "2007-01-02",
+    ]
+    hours = pd.date_range("2007-01-01 22:00", periods=3, freq="h")
+    assert report.date_labels(hours)[2] == "2007-01-02 00:00"
+    frame = pd.DataFrame({"unique_id": "h", "ds": hours, "mean": [1.0, 2.0, 3.0]})
+    (value,) = dict(publish.entries(frame, family="x", model="m:1")).values()
+    assert value["ds"] == ["2007-01-01T22:00:00", "2007-01-01T23:00:00", "2007-01-02T00:00:00"]
+
+
 def test_shards_deal_every_series_once() -> None:
     ids = [f"s{i}" for i in range(7)]
     parts = publish.shards(ids, 3)
