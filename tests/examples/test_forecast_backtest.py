@@ -66,6 +66,8 @@ def test_measures_by_hand_on_a_tiny_series() -> None:
     # 80%: alpha 0.2, penalty 2/0.2 = 10 per unit outside: widths 1, 2, 1; the last is 1 below
     assert metrics.winkler(actual, lo, hi, 80, scale) == pytest.approx((1 + 2 + 1 + 10) / 3 / 1.25)
     assert metrics.owa(10.0, 1.0, 20.0, 2.0) == pytest.approx(0.5)
+    no_interval = metrics.coverage_terms(actual, np.array([2.5, np.nan, 1]), hi)
+    np.testing.assert_array_equal(no_interval, [1.0, np.nan, 0.0])
     assert np.isnan(metrics.seasonal_naive_mae(np.array([1.0, 2, 3, 4]), 4))
     assert np.isnan(metrics.mase(actual, forecast, 0.0))  # a constant training part
 
