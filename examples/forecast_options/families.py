@@ -27,7 +27,9 @@ interval for step ``j`` is ``mean +- q_j x scale`` with ``q_j`` the finite-sampl
 quantile (rank ``ceil((n + 1) level)`` of the ``n`` pooled scores). The point forecast is
 always the model refit on the whole training part. A series whose training part is too short
 to hold the windows and still fit (``len < CALIBRATION_WINDOWS x h + min_train``) keeps the
-model's own intervals, flagged ``interval_source = "model"``.
+model's own intervals, flagged ``interval_source = "model"``; so does every series when the
+pooled scores are too few for the level (fewer than ``ceil((n + 1) level)``, i.e. under 19
+scores for 95%: fewer than 10 calibrated series).
 
 **CPU.** ``fit_seconds`` is each series' CPU time (``time.process_time``) for its fits and
 forecasts, calibration included; a global model's time is shared by the series in proportion
@@ -473,12 +475,15 @@ def conformal(
         actual = np.vstack([y[cut : cut + h] for cut in cuts])
         scores.append(np.abs(r.calibration - actual) / scales[uid])
     quantiles: dict[int, np.ndarray] = {}
-    if scores:
+    n = sum(len(block) for block in scores)
+    # with fewer scores than ceil((n + 1) level) needs, the conformal bound is infinite: the
+    # models' own intervals then stand for every series (a handful of series, not Tourism)
+    if scores and all(math.ceil((n + 1) * lv / 100) <= n for lv in levels):
         pooled = np.vstack(scores)  # (calibrated series x windows, h)
-        n = pooled.shape[0]
         for lv in levels:
             rank = min(1.0, math.ceil((n + 1) * lv / 100) / n)
-            quantiles[lv] = np.quantile(pooled, rank, axis=0, method="higher")
+            # the k-th smallest score, k = ceil((n + 1) level): inverted_cdf at k / n
+            quantiles[lv] = np.quantile(pooled, rank, axis=0, method="inverted_cdf")
     last = train.groupby("unique_id", sort=False)["ds"].max()
     frames = []
     for uid, r in results.items():
@@ -497,9 +502,12 @@ def conformal(
         row["fit_seconds"] = r.seconds
         row["model"] = r.model
         frames.append(pd.DataFrame(row))
+    columns = ["unique_id", "ds", "mean"]
+    columns += [f"{side}_{lv}" for lv in levels for side in ("lo", "hi")]
+    columns += ["interval_source", "fit_seconds", "model"]
     if not frames:
-        return pd.DataFrame({c: [] for c in COLUMNS})
-    return pd.concat(frames, ignore_index=True)[list(COLUMNS)]
+        return pd.DataFrame({c: [] for c in columns})
+    return pd.concat(frames, ignore_index=True)[columns]
 
 
 def _z(level: int) -> float:

@@ -59,8 +59,11 @@ def bias_terms(y: np.ndarray, f: np.ndarray, scale: np.ndarray | float) -> np.nd
 
 
 def coverage_terms(y: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    y = np.asarray(y, float)
-    return ((y >= np.asarray(lo, float)) & (y <= np.asarray(hi, float))).astype(float)
+    """1 inside the interval, 0 outside, NaN where a model gave no interval (left out of
+    the means rather than counted as a miss)."""
+    y, lo, hi = np.asarray(y, float), np.asarray(lo, float), np.asarray(hi, float)
+    inside = ((y >= lo) & (y <= hi)).astype(float)
+    return np.where(np.isnan(lo) | np.isnan(hi), np.nan, inside)
 
 
 def winkler_terms(
