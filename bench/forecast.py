@@ -257,6 +257,9 @@ def render(args: argparse.Namespace, found: dict[str, Any], started: dt.datetime
         f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1 / 5 / 15 min): the machine is "
         "shared with other sessions, so times are upper bounds.",
         f"- Versions: statsforecast {statsforecast.__version__}; shipyard from this tree.",
+        "- How to read it on a shared machine: wall times are upper bounds (other sessions' "
+        "work shares the 2 cores); the CPU-seconds of a process tree do not depend on the "
+        "load, and on a quiet 2-core machine a run's wall time is at best its CPU-seconds / 2.",
         "",
     ]
     if "report" in found:
