@@ -384,16 +384,25 @@ def _published_rows(published: dict[str, Any]) -> list[str]:
         'scored with our MASE (the M-competitions\' scale); "last origin" is the '
         'competition\'s own set-up, "4 origins" our protocol.',
         "",
-        "| model | ours, last origin | ours, 4 origins | published (IJF 2011, Table 5) |",
-        "|---|---|---|---|",
+        "| model | ours, last origin | ours, 4 origins | published (IJF 2011, Table 5) | "
+        "÷ seasonal naive's: ours, last origin | ÷ seasonal naive's: published |",
+        "|---|---|---|---|---|---|",
     ]
+    ours_naive = table.get("SeasonalNaive", {}).get("last", float("nan"))
+    paper_naive = PUBLISHED_MASE["SeasonalNaive"]
     for name, paper in PAPER_NAME.items():
         if name in table:
             mine = table[name]
-            rows.append(f"| {paper} (`{name}`) | {mine['last']:.2f} | {mine['all']:.2f} | "
-                        f"{PUBLISHED_MASE[name]:.2f} |")  # fmt: skip
-    rows.append(f"| Damped trend | – | – | {PUBLISHED_MASE['Damped trend']:.2f} |")
-    rows.append(f"| ForecastPro | – | – | {PUBLISHED_MASE['ForecastPro']:.2f} |")
+            rows.append(
+                f"| {paper} (`{name}`) | {mine['last']:.2f} | {mine['all']:.2f} | "
+                f"{PUBLISHED_MASE[name]:.2f} | {mine['last'] / ours_naive:.3f} | "
+                f"{PUBLISHED_MASE[name] / paper_naive:.3f} |"
+            )
+    for name in ("Damped trend", "ForecastPro"):
+        rows.append(
+            f"| {name} | – | – | {PUBLISHED_MASE[name]:.2f} | – | "
+            f"{PUBLISHED_MASE[name] / paper_naive:.3f} |"
+        )
     if published["series"] < 426:
         rows.append("")
         rows.append(
