@@ -5,6 +5,7 @@ and interval coverage against nominal.
     .venv/bin/python bench/forecast.py                      # everything, a table on stdout
     .venv/bin/python bench/forecast.py --write              # ... and updates BENCHMARKS.md
     .venv/bin/python bench/forecast.py --only parallel --series 40     # a quick check
+    .venv/bin/python bench/forecast.py --render --write      # the section from the saved parts
 
 Parts (``--only``):
 
@@ -452,9 +453,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--series", type=int, default=0, help="the first N series (0: 427)")
     parser.add_argument("--origins", type=int, default=4, help="origins of the report run")
     parser.add_argument("--write", action="store_true", help="update BENCHMARKS.md")
+    parser.add_argument(
+        "--render", action="store_true", help="run nothing: the section from the saved parts"
+    )
     args = parser.parse_args(argv)
     args.argv = list(argv if argv is not None else sys.argv[1:])
-    args.parts = [p.strip() for p in args.only.split(",") if p.strip()]
+    args.parts = [] if args.render else [p.strip() for p in args.only.split(",") if p.strip()]
     unknown = set(args.parts) - set(PARTS)
     if unknown:
         parser.error(f"--only: unknown part(s) {sorted(unknown)}; choose from {', '.join(PARTS)}")
