@@ -252,7 +252,6 @@ def test_the_ensemble_is_the_mean_of_its_members() -> None:
     train, _ = backtest.split(frame, 8, 1, 1, 4)
     args = (train, 8, 4, "QS", (80, 95))
     members = {
-        "AutoETS": families.ets(*args),
         "AutoTheta": families.theta(*args),
         "lightgbm": families.lightgbm(*args),
     }
@@ -260,7 +259,7 @@ def test_the_ensemble_is_the_mean_of_its_members() -> None:
     expected = np.mean([members[name]["mean"].to_numpy() for name in families.ENSEMBLE], axis=0)
     np.testing.assert_allclose(together["mean"].to_numpy(), expected, rtol=1e-9)
     assert set(together["interval_source"]) == {"model"}  # 6 scores: too few for 95%
-    assert together["model"].iloc[0] == "mean(AutoETS, AutoTheta, LightGBM)"
+    assert together["model"].iloc[0] == "mean(AutoTheta, LightGBM)"
 
 
 # ------------------------------------------------------------------------ data
