@@ -192,6 +192,28 @@ def test_series_too_short_for_calibration_windows_fall_back_and_are_flagged() ->
     assert set(out["interval_source"]) == {"model"}
 
 
+def test_improved_calibrates_on_the_selection_not_on_the_model_it_selected() -> None:
+    """The conformal score of a choosing family is the last window forecast by the model
+    the earlier window alone picks; the earlier window is left out of the pool."""
+    rng = np.random.default_rng(7)
+    y = 100 + np.tile([8.0, -5, 3, -6], 10) + np.cumsum(rng.normal(scale=3, size=40))
+    train = _frame({"s": list(y)})
+    h, m = 4, 4
+    names = ["SeasonalNaive", "Naive2"]
+    chosen = families.local_family(train, h, m, (80, 95), names, choose=True)["s"]
+    assert chosen.model in names
+    own = {
+        name: families.fit_local(families.local_models(m)[name], y, h, m, (80,), final=False)
+        for name in names
+    }
+    first = 40 - 2 * h  # the calibration windows start at 32 and 36
+    early = {n: np.mean(np.abs(own[n].calibration[0] - y[first : first + h])) for n in names}
+    picked = min(early, key=early.__getitem__)
+    assert np.isnan(chosen.calibration[0]).all()
+    np.testing.assert_allclose(chosen.calibration[1], own[picked].calibration[1])
+    assert chosen.seconds > 0
+
+
 # ---------------------------------------------- the same backtest with cross_validation
 
 
