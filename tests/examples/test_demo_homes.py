@@ -30,6 +30,7 @@ def test_the_demos_wipe_and_use_only_their_own_home() -> None:
         ("demo-docs-qa", "docs_qa"),
         ("demo-catalogue", "catalogue_search"),
         ("demo-entities", "screenplay_entities"),
+        ("demo-forecast", "forecast_options"),
     )
     for target, script in demos:
         recipe = _recipe(target)
