@@ -163,14 +163,6 @@ class RemoteReplica(Replica):
             f"({self.entry['host']}) went away: its actor or its node was lost"
         )
 
-    async def drain_and_stop(self, grace: float = 30.0) -> None:
-        self.stopping = True
-        self.ready = False
-        deadline = asyncio.get_running_loop().time() + grace
-        while (self.in_flight or self.pending) and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.02)
-        await self.terminate()
-
     async def terminate(self, grace: float = 10.0) -> None:
         """Close the connection; Ray stops the replica (scale-down or the app deleted)."""
         self.stopping = True

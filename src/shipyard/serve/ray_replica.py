@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.serve.protocol import Frame, Kind, ProtocolError, encode, recv_frame
+from shipyard.serve.replica import exit_before_ready
 
 DIRECTORY_NAME = "shipyard-serve-directory"
 NAMESPACE = "shipyard"
@@ -219,19 +220,7 @@ class WorkerReplica:
         raise RuntimeError("the worker did not become ready in time (is load() stuck?)")
 
     def _load_failure(self) -> str:
-        code = self.process.wait()
-        lines = _tail(self.log_path)
-        for line in reversed(lines):
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict) and event.get("event") == "load_failed":
-                return f"load() failed: {event.get('error')}"
-        tail = " | ".join(lines[-5:])
-        return f"the worker exited (status {code}) before it was ready" + (
-            f": {tail}" if tail else ""
-        )
+        return exit_before_ready(self.log_path, self.process.wait())
 
     # -- running ----------------------------------------------------------------------------
     def _read_control(self) -> None:
@@ -316,17 +305,6 @@ def _describe_exit(code: int, node: str) -> str:
             return "the worker was killed (SIGKILL: out of memory, or kill -9)" + where
         return f"the worker crashed ({name})" + where
     return f"the worker exited with status {code}" + where
-
-
-def _tail(path: Path, limit: int = 64 << 10) -> list[str]:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            fh.seek(max(0, fh.tell() - limit))
-            data = fh.read()
-    except FileNotFoundError:
-        return []
-    return [line for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
 
 
 __all__ = [

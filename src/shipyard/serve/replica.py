@@ -262,18 +262,8 @@ class Replica:
             from shipyard.serve.memory import exceeded
 
             return exceeded(self.memory.limit) + " before it was ready"
-        lines = _tail_lines(self.spec.log_path)
-        for line in reversed(lines):
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict) and event.get("event") == "load_failed":
-                return f"load() failed: {event.get('error')}"
-        code = self.process.returncode if self.process else None
-        tail = " | ".join(lines[-5:])
-        return f"the worker exited (status {code}) before it was ready" + (
-            f": {tail}" if tail else ""
+        return exit_before_ready(
+            self.spec.log_path, self.process.returncode if self.process else None
         )
 
     async def _read_loop(self) -> None:
@@ -547,6 +537,21 @@ def _describe_exit(code: int) -> str:
             return "the worker was killed (SIGKILL: out of memory, or kill -9)"
         return f"the worker crashed ({name})"
     return f"the worker exited with status {code}"
+
+
+def exit_before_ready(log_path: Path | None, code: int | None) -> str:
+    """Why a worker stopped before it was ready, from the end of its log: ``load()``'s
+    error when it logged one, else its exit status and last lines."""
+    lines = _tail_lines(log_path)
+    for line in reversed(lines):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict) and event.get("event") == "load_failed":
+            return f"load() failed: {event.get('error')}"
+    tail = " | ".join(lines[-5:])
+    return f"the worker exited (status {code}) before it was ready" + (f": {tail}" if tail else "")
 
 
 def _tail_lines(path: Path | None, limit: int = 64 << 10) -> list[str]:
