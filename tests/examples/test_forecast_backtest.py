@@ -5,8 +5,6 @@ MASE, CSV errors naming line and column, and a small run of the flow (``scores``
 
 from __future__ import annotations
 
-import importlib
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,29 +14,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from support.example_modules import example_modules
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "forecast_options"
-_NAMES = ("data", "metrics", "families", "backtest", "flow")
-for _name in _NAMES:  # another example's module of the same name must not stand in for ours
-    _module = sys.modules.get(_name)
-    if _module is not None and not str(getattr(_module, "__file__", "")).startswith(str(EXAMPLE)):
-        del sys.modules[_name]
-if str(EXAMPLE) not in sys.path:
-    sys.path.insert(0, str(EXAMPLE))
-data: Any = importlib.import_module("data")
-metrics: Any = importlib.import_module("metrics")
-families: Any = importlib.import_module("families")
-backtest: Any = importlib.import_module("backtest")
+data: Any = None
+metrics: Any = None
+families: Any = None
+backtest: Any = None
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _example_modules() -> Iterator[None]:
-    """Leave no module of this example behind for the test modules that run after this one."""
-    yield
-    for name, module in list(sys.modules.items()):
-        if str(getattr(module, "__file__", "") or "").startswith(str(EXAMPLE)):
-            del sys.modules[name]
-    while str(EXAMPLE) in sys.path:
-        sys.path.remove(str(EXAMPLE))
+    """This example's modules while this test module runs, and none of them after."""
+    global data, metrics, families, backtest
+    with example_modules(EXAMPLE, "data", "metrics", "families", "backtest") as modules:
+        data, metrics = modules["data"], modules["metrics"]
+        families, backtest = modules["families"], modules["backtest"]
+        yield
 
 
 def _frame(series: dict[str, list[float]], start: str = "2000-01-01") -> pd.DataFrame:

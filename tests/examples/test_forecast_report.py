@@ -7,7 +7,6 @@ bulk step writes, and the ``/forecasts/get`` service over a real cache (answers,
 from __future__ import annotations
 
 import importlib
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,22 +15,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from support.example_modules import example_modules
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "forecast_options"
-if str(EXAMPLE) not in sys.path:
-    sys.path.insert(0, str(EXAMPLE))
-report: Any = importlib.import_module("report")
-publish: Any = importlib.import_module("publish")
+report: Any = None
+publish: Any = None
 
 
 @pytest.fixture(scope="module", autouse=True)
 def _example_modules() -> Iterator[None]:
-    """Leave no example module behind for the test modules that run after this one."""
-    yield
-    for name, module in list(sys.modules.items()):
-        if str(getattr(module, "__file__", "") or "").startswith(str(EXAMPLE)):
-            del sys.modules[name]
-    while str(EXAMPLE) in sys.path:
-        sys.path.remove(str(EXAMPLE))
+    """This example's modules while this test module runs, and none of them after."""
+    global report, publish
+    with example_modules(EXAMPLE, "report", "publish") as modules:
+        report, publish = modules["report"], modules["publish"]
+        yield
 
 
 def _summary(means: dict[str, float]) -> pd.DataFrame:
