@@ -164,7 +164,9 @@ def test_ray_autoscales_and_a_redeploy_under_load_fails_no_request(
         if load.poll() is None:
             load.kill()
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["requests"] > 300, output
+    # 4 connections of 0.2 s calls are ~20 requests/s; the load ran from before the scale-up
+    # to 2 s after the rollback (checked above), whatever the redeploy's speed: at least ~8 s
+    assert summary["requests"] >= 150, output
     assert summary["errors"] == 0, output
     assert host.deployment("steady")["current_version"] == 3
     assert host.post("/steady/echo", {"x": 1}).json()["version"] == "1"
