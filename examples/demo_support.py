@@ -1,5 +1,6 @@
 """What the demos share: printing steps, running ``shipyard``, POSTing JSON, and a host on a
-free loopback port that is always stopped at the end (``make demo`` leaves nothing running).
+free loopback port that is always stopped at the end (``make demo`` leaves nothing running),
+with the demo's service deployed on it.
 """
 
 from __future__ import annotations
@@ -71,6 +72,21 @@ def running_host(home: Path, what: str) -> Iterator[str]:
         finally:
             host.send_signal(signal.SIGTERM)
             host.wait(30)
+
+
+@contextmanager
+def deployed(home: Path, what: str, target: str, name: str, *options: str) -> Iterator[str]:
+    """A host (:func:`running_host`) with ``target`` (``FILE.py:Class``) deployed on it as
+    ``name``: ``shipyard deploy TARGET --name NAME OPTIONS... --url URL``, printed as it runs.
+    Yields the host's URL for the demo's calls; the host stops when the block ends.
+
+        with deployed(home, "the model as a service", f"{HERE / 'service.py'}:Digits",
+                      "digits", "--replicas", "2") as url:
+            post(f"{url}/digits/predict", {"pixels": pixels})
+    """
+    with running_host(home, what) as url:
+        shipyard("deploy", target, "--name", name, *options, "--url", url)
+        yield url
 
 
 def _wait_healthy(url: str, host: subprocess.Popen[bytes], log: Path) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # examples/demo_support.py
 
-from demo_support import post, post_refused, running_host, shipyard, step  # noqa: E402
+from demo_support import deployed, post, post_refused, shipyard, step  # noqa: E402
 
 SAMPLE = int(os.environ.get("CATALOGUE_SAMPLE", "2000"))
 SEARCHES = [
@@ -53,9 +53,12 @@ def main() -> int:
     print(f"(the flow took {time.monotonic() - started:.0f} s)")
     shipyard("models", "show", "catalogue-index")
 
-    with running_host(home, "the index deployed as the catalogue service") as url:
-        shipyard("deploy", f"{HERE / 'service.py'}:Catalogue", "--name", "catalogue",
-                 "--url", url)  # fmt: skip
+    with deployed(
+        home,
+        "the index deployed as the catalogue service",
+        f"{HERE / 'service.py'}:Catalogue",
+        "catalogue",
+    ) as url:
         for what, body in SEARCHES:
             step(f"search: {what}")
             show(url, body)

@@ -15,7 +15,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # examples/demo_support.py
 
-from demo_support import post, post_refused, running_host, shipyard, step  # noqa: E402
+from demo_support import deployed, post, post_refused, shipyard, step  # noqa: E402
 
 
 def main() -> int:
@@ -27,20 +27,16 @@ def main() -> int:
     shipyard("models", "alias", "digits", "latest", "prod")
     shipyard("models", "show", "digits")
 
-    with running_host(home, "the model deployed as a service") as url:
-        shipyard(
-            "deploy",
-            str(HERE / "service.py") + ":Digits",
-            "--name",
-            "digits",
-            "--replicas",
-            "2",
-            "--model",
-            "digits@prod",
-            "--url",
-            url,
-        )
-
+    with deployed(
+        home,
+        "the model deployed as a service",
+        str(HERE / "service.py") + ":Digits",
+        "digits",
+        "--replicas",
+        "2",
+        "--model",
+        "digits@prod",
+    ) as url:
         step("requests: real handwritten digits from the held-out set")
         from sklearn.datasets import load_digits
 

@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # examples/demo_support.py
 
-from demo_support import post, post_refused, running_host, shipyard, step  # noqa: E402
+from demo_support import deployed, post, post_refused, shipyard, step  # noqa: E402
 
 PYTHON_DOCS = Path(os.environ.get("PYTHON_DOCS", "/usr/share/doc/python3.11/html/_sources"))
 #: the slice: pages that some of the hand-written questions are about
@@ -81,9 +81,12 @@ def main() -> int:
     index(docs)
     shipyard("models", "show", "docs-index")
 
-    with running_host(home, "the index deployed as the docs-qa service") as url:
-        shipyard("deploy", f"{HERE / 'service.py'}:DocsQA", "--name", "docs-qa", "--url", url)
-
+    with deployed(
+        home,
+        "the index deployed as the docs-qa service",
+        f"{HERE / 'service.py'}:DocsQA",
+        "docs-qa",
+    ) as url:
         step("search: passages, with the document each comes from")
         query = "copy a file with its metadata"
         hits = post(f"{url}/docs-qa/search", {"query": query, "k": 3})

@@ -36,7 +36,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # examples/demo_support.py
 
-from demo_support import SHIPYARD, post, running_host, shipyard, step  # noqa: E402
+from demo_support import SHIPYARD, deployed, post, shipyard, step  # noqa: E402
 
 FLOW = "MovieRankerFlow"
 #: the first model: deliberately quick (few factors, two sweeps), so the scheduled retrain
@@ -180,20 +180,16 @@ def main(argv: list[str]) -> int:
     shipyard("models", "show", "ranker")
     shipyard("cache", "ls")
 
-    with running_host(home, "the Ranker service reading the cache") as url:
-        shipyard(
-            "deploy",
-            str(HERE / "service.py") + ":Ranker",
-            "--name",
-            "ranker",
-            "--replicas",
-            "2",
-            "--follow",
-            "ranker@prod",
-            "--url",
-            url,
-        )
-
+    with deployed(
+        home,
+        "the Ranker service reading the cache",
+        str(HERE / "service.py") + ":Ranker",
+        "ranker",
+        "--replicas",
+        "2",
+        "--follow",
+        "ranker@prod",
+    ) as url:
         step(
             "requests: a known profile is answered from the cache, a stranger with the popular row"
         )

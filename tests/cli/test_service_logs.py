@@ -5,8 +5,10 @@ written later, new replicas' files included, until Ctrl-C."""
 from __future__ import annotations
 
 import json
+import os
 import queue
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -199,6 +201,79 @@ def test_follow_prints_new_lines_and_new_replicas_until_ctrl_c(host: HostProcess
             if follow.poll() is None:
                 follow.kill()
             host.cli("scale", "divider", "2")
+
+
+#: how CI launched the suite (``setsid ... &`` from a script): a shell without job control
+#: starts a background command with SIGINT ignored, and every process it starts inherits that
+IGNORING_SIGINT = ["sh", "-c", 'trap "" INT; exec "$@"', "sh"]
+
+
+def _sigint_ignored(status: str) -> bool:
+    """Whether a ``/proc/PID/status`` text says SIGINT is ignored."""
+    (ignored,) = [line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")]
+    return bool(int(ignored, 16) & (1 << (signal.SIGINT - 1)))
+
+
+def test_the_launcher_hands_on_sigint_ignored() -> None:
+    """What the two tests below rely on: a process started so ignores SIGINT."""
+    status = subprocess.run(
+        [*IGNORING_SIGINT, "cat", "/proc/self/status"], capture_output=True, text=True, check=True
+    ).stdout
+    assert _sigint_ignored(status)
+
+
+def test_ctrl_c_stops_follow_even_when_it_inherited_sigint_ignored(host: HostProcess) -> None:
+    command = [sys.executable, "-m", "shipyard", "service", "logs", "divider", "-f", "--tail", "1"]
+    with subprocess.Popen(
+        [*IGNORING_SIGINT, *command, "--url", host.url],
+        env=host.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as follow:
+        try:
+            lines = _reader(follow)
+            assert lines.get(timeout=30)
+            assert host.post("/divider/divide", {"a": 8, "b": 2}).status_code == 200
+            _until(lines, "| dividing 8 by 2")  # in the follow loop now
+            follow.send_signal(signal.SIGINT)
+            assert follow.wait(10) == 0
+        finally:
+            if follow.poll() is None:
+                follow.kill()
+
+
+def test_ctrl_c_stops_follow_while_a_request_waits_for_an_answer(tmp_path: Path) -> None:
+    """SIGINT at the worst point: the command waits (up to 10 min) for a host that took the
+    request and does not answer, and it started with SIGINT ignored."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        command = [sys.executable, "-m", "shipyard", "service", "logs", "svc", "-f"]
+        with subprocess.Popen(
+            [*IGNORING_SIGINT, *command, "--url", url, "--key", "k"],
+            env={**os.environ, "SHIPYARD_HOME": str(tmp_path / "home")},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        ) as follow:
+            try:
+                listener.settimeout(60)
+                connection, _ = listener.accept()
+                with connection:
+                    request = b""
+                    while b"\r\n\r\n" not in request:  # all of it: it waits for the answer
+                        request += connection.recv(65536)
+                    assert request.startswith(b"GET /api/v1/services/svc/logs")
+                    status = Path(f"/proc/{follow.pid}/status").read_text()
+                    assert not _sigint_ignored(status)  # the command took SIGINT back
+                    follow.send_signal(signal.SIGINT)
+                    assert follow.wait(10) == 0
+                    assert follow.stderr is not None and follow.stderr.read() == ""
+            finally:
+                if follow.poll() is None:
+                    follow.kill()
 
 
 def test_a_tail_of_a_long_log_reads_its_end(tmp_path: Path) -> None:

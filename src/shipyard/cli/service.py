@@ -9,7 +9,11 @@ machine, ``$SHIPYARD_HOME/admin.token``: the logs live beside the host that ran 
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -29,6 +33,28 @@ def service_group() -> None:
 def _path(name: str, **query: Any) -> str:
     params = {k: str(v) for k, v in query.items() if v is not None}
     return f"/services/{quote(name, safe='')}/logs" + (f"?{urlencode(params)}" if params else "")
+
+
+@contextmanager
+def _ctrl_c_raises() -> Iterator[None]:
+    """Make Ctrl-C (SIGINT) raise :class:`KeyboardInterrupt` here, whatever this process
+    inherited.
+
+    A shell without job control starts a background command (``cmd &``) with SIGINT ignored,
+    and so does anything launched from such a command; a Python that starts with SIGINT
+    ignored keeps it ignored and never raises KeyboardInterrupt. ``logs -f`` only ends on
+    Ctrl-C, so it would never end. Signal handlers can only be set from the main thread; in
+    another (a ``CliRunner`` in a thread) the disposition is left as it is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        if previous is not None:  # None: set outside Python, nothing to put back
+            signal.signal(signal.SIGINT, previous)
 
 
 def _show(lines: list[dict[str, Any]], as_json: bool) -> None:
@@ -91,25 +117,34 @@ def logs_command(
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--since") from None
     filters: dict[str, Any] = {"error_id": error_id, "version": version, "since": since}
+    if not follow:
+        _first_page(name, filters, tail, as_json, url, key)
+        return
+    with _ctrl_c_raises():
+        try:  # Ctrl-C, wherever it lands (a request, a sleep, printing), ends following
+            cursor = _first_page(name, filters, tail, as_json, url, key)
+            while True:
+                time.sleep(FOLLOW_INTERVAL)
+                page = _call("GET", url, _path(name, **filters, after=cursor), key)
+                _show(page["lines"], as_json)
+                cursor = page["cursor"]
+        except KeyboardInterrupt:
+            return
+
+
+def _first_page(
+    name: str, filters: dict[str, Any], tail: int | None, as_json: bool, url: str, key: str | None
+) -> str:
+    """Print the lines asked for; the cursor to follow from."""
     page = _call("GET", url, _path(name, **filters, tail=tail), key)
-    if error_id is not None and not page["lines"]:
+    if filters["error_id"] is not None and not page["lines"]:
         raise click.ClickException(
-            f"no error id {error_id!r} in the logs of service {name!r} "
+            f"no error id {filters['error_id']!r} in the logs of service {name!r} "
             f"(looked in {page['files']} file(s) under {page['directory']}); "
             "an error id is in the logs of the host that answered the 500"
         )
     _show(page["lines"], as_json)
-    if not follow:
-        return
-    cursor = page["cursor"]
-    try:
-        while True:
-            time.sleep(FOLLOW_INTERVAL)
-            page = _call("GET", url, _path(name, **filters, after=cursor), key)
-            _show(page["lines"], as_json)
-            cursor = page["cursor"]
-    except KeyboardInterrupt:
-        return
+    return str(page["cursor"])
 
 
 COMMANDS: list[click.Command] = [service_group]
