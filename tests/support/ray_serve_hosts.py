@@ -4,16 +4,13 @@ tests' Ray cluster, and the service the Ray serving tests deploy."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from serve.hosts import HostProcess
 
 #: what the tests deploy on Ray: who answered (pid, version), a slow call, and the probes of
 #: what a replica may read
@@ -55,13 +52,11 @@ class Echo(Service):
     @endpoint
     def environment(self) -> dict[str, str]:
         return dict(os.environ)
+
+    @endpoint
+    def source(self) -> str:
+        return __file__
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def write_service(directory: Path) -> Path:
@@ -71,66 +66,23 @@ def write_service(directory: Path) -> Path:
     return path
 
 
-class RayHost:
-    """``shipyard serve`` with ``SHIPYARD_RAY_ADDRESS`` set to the cluster's address."""
+class RayHost(HostProcess):
+    """``shipyard serve`` (:class:`serve.hosts.HostProcess`) with ``SHIPYARD_RAY_ADDRESS``
+    set to the cluster's address."""
 
     def __init__(self, home: Path, ray_address: str, env: dict[str, str] | None = None) -> None:
-        self.home = home
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "SHIPYARD_HOME": str(home),
-            "SHIPYARD_RAY_ADDRESS": ray_address,
-            "RAY_USAGE_STATS_ENABLED": "0",
-            **(env or {}),
-        }
-        self.log = home / "host.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        ray_env = {"SHIPYARD_RAY_ADDRESS": ray_address, "RAY_USAGE_STATS_ENABLED": "0"}
+        super().__init__(home, {**ray_env, **(env or {})})
 
-    def start(self, timeout: float = 60) -> RayHost:
-        self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "shipyard", "serve", "--port", str(self.port)],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the host exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"the host did not start: {self.log.read_text()[-3000:]}")
-
-    @property
-    def admin(self) -> dict[str, str]:
-        token = (self.home / "admin.token").read_text().strip()
-        return {"Authorization": f"Bearer {token}"}
-
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        out = subprocess.run(
-            [sys.executable, "-m", "shipyard", *args, "--url", self.url],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+    def cli(self, *args: str, check: bool = True, remote: bool = True) -> Any:
+        """``shipyard ARGS`` against the host; a failure shows the host's log too."""
+        out = super().cli(*args, check=False, remote=remote)
         if check and out.returncode != 0:
             raise AssertionError(
                 f"shipyard {' '.join(args)} failed: {out.stdout}{out.stderr}\n"
                 f"host log: {self.log.read_text()[-3000:]}"
             )
         return out
-
-    def post(self, path: str, body: Any, timeout: float = 30) -> httpx.Response:
-        return httpx.post(self.url + path, json=body, timeout=timeout)
 
     def deployment(self, name: str) -> dict[str, Any]:
         response = httpx.get(
@@ -146,15 +98,6 @@ class RayHost:
             assert response.status_code == 200, response.text
             pids.add(int(response.json()["pid"]))
         return pids
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def wait_until(condition: Any, what: str, timeout: float = 60.0, every: float = 0.2) -> Any:

@@ -10,6 +10,9 @@ port itself (:class:`RemoteReplica`): the request path is the local one (keys, v
 contracts, metrics and access logs in the host; the same framing to the worker), with no
 Ray proxy or handle in between.
 
+- The application's config holds no secret value and no blob: the host hands the version's
+  code snapshot, pinned blobs and secrets to the cluster's directory first, and each replica
+  fetches them to its node (``ray_files.py``).
 - A redeploy starts the new version's application, waits until its minimum of replicas
   answered READY, switches traffic, drains the old version's replicas in the host, then
   deletes the old application: no request is sent to a replica Ray is stopping, which is
@@ -251,10 +254,18 @@ class RayBackend:
         return deployment.bind(config)  # type: ignore[attr-defined]
 
     async def run(
-        self, spec: VersionSpec, config: dict[str, Any], worker: WorkerSpec
+        self,
+        spec: VersionSpec,
+        config: dict[str, Any],
+        worker: WorkerSpec,
+        payload: dict[str, bytes],
+        secrets: dict[str, str],
     ) -> list[RemoteReplica]:
         """Run ``spec``'s application and connect to its first ``min_replicas`` workers.
-        Raises :class:`LoadFailed` (the application is deleted again)."""
+        ``payload`` (the blobs ``config`` names by digest) and ``secrets`` (their values) go
+        to the cluster's directory first, where the replicas fetch them (``ray_files.py``):
+        not into the application's config, which the GCS keeps. Raises :class:`LoadFailed`
+        (the application is deleted again)."""
         await self.connect()
         from ray import serve
 
@@ -262,6 +273,9 @@ class RayBackend:
         application = self._application(spec, config)
         started = time.monotonic()
         try:
+            # before the replicas start (and again when a restarted host takes the
+            # application up: the directory may have lost it with the cluster's head)
+            await self._directory.keep.remote(app, payload, secrets)
             # a version is immutable: one already running (a restarted host) is taken up as
             # it is (serve.run again would restart its replicas: Ray Serve gives each run of
             # an imperative deployment a new code version)
