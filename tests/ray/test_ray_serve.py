@@ -3,6 +3,7 @@ replicas. One host for the module, on the session's two-node cluster."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -19,7 +20,7 @@ import httpx
 import pytest
 
 from support.ray_cluster import RayCluster, extra_node
-from support.ray_serve_hosts import RayHost, wait_until, write_service
+from support.ray_serve_hosts import WEIGHTS, RayHost, register_tiny, wait_until, write_service
 
 #: the value of the probe's secret, in the host's environment only
 SECRET = "s3cr3t-" + secrets.token_hex(12)
@@ -127,8 +128,13 @@ def _under_a_node_cache(path: str, ray_cluster: RayCluster) -> bool:
 def test_a_replica_on_ray_reads_only_what_a_local_worker_may(
     host: RayHost, service_file: Path, ray_cluster: RayCluster
 ) -> None:
-    _deploy(host, service_file, "probe", "--secret", "PROBE_SECRET=env:PROBE_SECRET_SOURCE")
+    register_tiny(host.home)
+    _deploy(host, service_file, "probe", "--secret", "PROBE_SECRET=env:PROBE_SECRET_SOURCE",
+            "--model", "tiny")  # fmt: skip
     home = host.home
+    # its pinned model's blob came to its node too (the worker reads the node's store)
+    weights = hashlib.sha256(WEIGHTS).hexdigest()
+    assert host.post("/probe/model", {}).json() == weights
     # the admin token, the cache's private signing key and the metadata database
     secret_paths = [str(home / n) for n in ("admin.token", "cache.key", "meta.db")]
     assert all(Path(p).exists() for p in secret_paths)
@@ -179,6 +185,7 @@ def test_a_replica_on_ray_reads_only_what_a_local_worker_may(
         again = host.post("/probe/source", {}).json()
         assert _under_a_node_cache(again, ray_cluster) and Path(again).is_file()
         assert host.post("/probe/environment", {}).json()["PROBE_SECRET"] == SECRET
+        assert host.post("/probe/model", {}).json() == weights
     finally:
         moved.rename(host_code.parent)
 

@@ -56,7 +56,52 @@ class Echo(Service):
     @endpoint
     def source(self) -> str:
         return __file__
+
+    @endpoint
+    def model(self) -> str:
+        import hashlib
+
+        from shipyard import Model
+
+        return hashlib.sha256(Model("tiny").load()).hexdigest()
 """
+
+
+#: a flow that registers model ``tiny``: bytes over the inline limit, so a blob of its own
+FLOW = """
+import random
+from shipyard import FlowSpec, step, current
+
+class TinyFlow(FlowSpec):
+    @step
+    def start(self):
+        current.register_model("tiny", random.Random(7).randbytes(8192))
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+WEIGHTS = __import__("random").Random(7).randbytes(8192)
+
+
+def register_tiny(home: Path) -> None:
+    """Run :data:`FLOW` in this process against ``home`` (the host's)."""
+    import os
+
+    from shipyard.store.context import reset
+    from shipyard.testing import run_flow
+
+    saved = os.environ.get("SHIPYARD_HOME")
+    os.environ["SHIPYARD_HOME"] = str(home)
+    try:
+        run_flow(FLOW)
+    finally:
+        reset()
+        if saved is None:
+            os.environ.pop("SHIPYARD_HOME", None)
+        else:
+            os.environ["SHIPYARD_HOME"] = saved
 
 
 def write_service(directory: Path) -> Path:
