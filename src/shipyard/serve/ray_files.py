@@ -134,7 +134,9 @@ def fetch(
             raise FetchError(
                 f"blob {key} arrived corrupt: its SHA-256 is {digest(data)}, not {digests[key]}"
             )
-        store.delete(key)  # a corrupt copy, if any: put() keeps a key that exists
+        path = root / "blobs" / key[:2] / key
+        if path.exists() and not verified(path, digests[key]):  # not another replica's copy
+            store.delete(key)  # a corrupt one: put() keeps a key that exists
         store.put(key, [data])
     for key in snapshots:  # the version's code, and the run snapshots of its models
         if not (home / "code" / check_key(key)).is_dir():
