@@ -24,8 +24,8 @@ same way, held by the directory in memory: never in the GCS, the dashboard or ``
 config``.
 
 (Ray's ``runtime_env`` ``working_dir``/``py_modules`` would upload the snapshot as a package
-into the GCS, which keeps it under a size limit of its own and for the cluster's life; and
-it cannot carry the model blobs or the secrets.)
+into the GCS's key-value store, one gRPC message of at most 512 MiB in Ray 2.60; it is no
+place for model blobs or secrets. The object store takes bytes of any size.)
 """
 
 from __future__ import annotations
