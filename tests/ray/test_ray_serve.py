@@ -20,7 +20,14 @@ import httpx
 import pytest
 
 from support.ray_cluster import RayCluster, extra_node
-from support.ray_serve_hosts import WEIGHTS, RayHost, register_tiny, wait_until, write_service
+from support.ray_serve_hosts import (
+    TREE,
+    WEIGHTS,
+    RayHost,
+    register_tiny,
+    wait_until,
+    write_service,
+)
 
 #: the value of the probe's secret, in the host's environment only
 SECRET = "s3cr3t-" + secrets.token_hex(12)
@@ -130,11 +137,15 @@ def test_a_replica_on_ray_reads_only_what_a_local_worker_may(
 ) -> None:
     register_tiny(host.home)
     _deploy(host, service_file, "probe", "--secret", "PROBE_SECRET=env:PROBE_SECRET_SOURCE",
-            "--model", "tiny")  # fmt: skip
+            "--model", "tiny", "--model", "tree")  # fmt: skip
     home = host.home
     # its pinned model's blob came to its node too (the worker reads the node's store)
     weights = hashlib.sha256(WEIGHTS).hexdigest()
     assert host.post("/probe/model", {}).json() == weights
+    # and its file-artifact model's files, materialised in the node's cache
+    tree = host.post("/probe/tree", {}).json()
+    assert _under_a_node_cache(tree.pop(""), ray_cluster)
+    assert tree == TREE
     # the admin token, the cache's private signing key and the metadata database
     secret_paths = [str(home / n) for n in ("admin.token", "cache.key", "meta.db")]
     assert all(Path(p).exists() for p in secret_paths)
@@ -186,6 +197,8 @@ def test_a_replica_on_ray_reads_only_what_a_local_worker_may(
         assert _under_a_node_cache(again, ray_cluster) and Path(again).is_file()
         assert host.post("/probe/environment", {}).json()["PROBE_SECRET"] == SECRET
         assert host.post("/probe/model", {}).json() == weights
+        tree = host.post("/probe/tree", {}).json()
+        assert _under_a_node_cache(tree.pop(""), ray_cluster) and tree == TREE
     finally:
         moved.rename(host_code.parent)
 

@@ -5,6 +5,7 @@ and the isolation view built around it. No Ray here: ``get`` is the directory's 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,87 @@ def test_the_workers_view_binds_the_node_cache_and_hides_the_hosts_home(tmp_path
     # a node without the host's home: the node cache's home is the hidden one
     elsewhere = Plan(home=str(tmp_path / "absent"), binds=(), hide=()).to_json()
     assert json.loads(node_plan(elsewhere, root, code_dir, "echo"))["home"] == str(root / "home")
+
+
+TREE_FLOW = """
+from shipyard import FlowSpec, Files, Parameter, current, step
+
+
+class TreeFlow(FlowSpec):
+    source = Parameter("source")
+
+    @step
+    def start(self):
+        current.register_model("tree", Files(self.source))
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+
+
+def test_a_file_artifact_model_travels_file_by_file_and_is_materialised_once_per_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.registry import Registry
+    from shipyard.serve.model_channel import record_to_json
+    from shipyard.serve.ray_files import file_blobs, read_payload, stage_files
+    from shipyard.store.context import reset
+    from shipyard.testing import run_flow
+
+    host_home = tmp_path / "host"
+    monkeypatch.setenv("SHIPYARD_HOME", str(host_home))
+    source = tmp_path / "model"
+    (source / "vocab").mkdir(parents=True)
+    weights = bytes(range(256)) * 300
+    (source / "weights.bin").write_bytes(weights)
+    (source / "vocab" / "labels.txt").write_text("PERSON\nPLACE\n")
+    reset()
+    try:
+        assert run_flow(TREE_FLOW, source=str(source)).successful
+        records = {"tree:1": record_to_json(Registry().get("tree:1"))}
+    finally:
+        reset()
+    store_url = (host_home / "blobs").as_uri()
+
+    # the host reads the manifest: one blob per file, keyed by its SHA-256
+    file_keys = file_blobs(store_url, records)
+    assert sorted(file_keys) == sorted([digest(weights), digest(b"PERSON\nPLACE\n")])
+    code_key, code = _snapshot(tmp_path)
+    keys, snapshots = needed_blobs(code_key, records)
+    keys += file_keys
+    blobs = {code_key: code, **read_payload(store_url, [k for k in keys if k != code_key])}
+    digests = {k: digest(v) for k, v in blobs.items()}
+    directory = Directory(blobs)
+    root = tmp_path / "node"
+
+    fetch(root, code_key, digests, snapshots, directory.get)
+    (tree,) = stage_files(root, records)
+    assert tree.parent == root / "home" / "files"
+    assert (tree / "weights.bin").read_bytes() == weights
+    assert (tree / "vocab" / "labels.txt").read_text() == "PERSON\nPLACE\n"
+    assert not os.access(tree / "weights.bin", os.W_OK) or os.geteuid() == 0
+    assert set(directory.asked[0]) == set(keys)
+
+    # a second replica on the node fetches nothing and finds the tree in place
+    fetch(root, code_key, digests, snapshots, directory.get)
+    assert stage_files(root, records) == [tree]
+    assert len(directory.asked) == 1
+
+    # a file whose bytes do not match its digest never reaches the node's store or tree
+    other = tmp_path / "node-b"
+    bad = Directory({**blobs, digest(weights): weights[:-1] + b"x"})
+    with pytest.raises(FetchError, match=f"blob {digest(weights)} arrived corrupt"):
+        fetch(other, code_key, digests, snapshots, bad.get)
+    assert not (other / "home" / "files").exists() or not any((other / "home" / "files").iterdir())
+
+    # a file blob damaged on a node before it was materialised: the tree is refused
+    third = tmp_path / "node-c"
+    fetch(third, code_key, digests, snapshots, directory.get)
+    damaged = third / "blobs" / digest(weights)[:2] / digest(weights)
+    os.chmod(damaged, 0o644)
+    damaged.write_bytes(b"x" * len(weights))
+    with pytest.raises(FetchError, match="model tree:1"):
+        stage_files(third, records)
+    assert not (third / "home" / "files" / tree.name).exists()

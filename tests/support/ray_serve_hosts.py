@@ -64,18 +64,35 @@ class Echo(Service):
         from shipyard import Model
 
         return hashlib.sha256(Model("tiny").load()).hexdigest()
+
+    @endpoint
+    def tree(self) -> dict[str, str]:
+        from shipyard import Model
+
+        tree = Model("tree").load()
+        found = {"": str(tree.path)}
+        for path in sorted(tree.path.rglob("*")):
+            if path.is_file():
+                found[str(path.relative_to(tree.path))] = path.read_text()
+        return found
 """
 
 
-#: a flow that registers model ``tiny``: bytes over the inline limit, so a blob of its own
+#: a flow that registers model ``tiny``: bytes over the inline limit, so a blob of its own;
+#: and ``tree``, a file-artifact model (a folder of files, like examples/screenplay_entities')
 FLOW = """
-import random
-from shipyard import FlowSpec, step, current
+import pathlib, random, tempfile
+from shipyard import FlowSpec, Files, step, current
 
 class TinyFlow(FlowSpec):
     @step
     def start(self):
         current.register_model("tiny", random.Random(7).randbytes(8192))
+        folder = pathlib.Path(tempfile.mkdtemp())
+        (folder / "labels").mkdir()
+        (folder / "config.json").write_text('{"labels": 2}')
+        (folder / "labels" / "names.txt").write_text("PERSON\\nPLACE\\n")
+        current.register_model("tree", Files(folder))
         self.next(self.end)
 
     @step
@@ -83,6 +100,8 @@ class TinyFlow(FlowSpec):
         pass
 """
 WEIGHTS = __import__("random").Random(7).randbytes(8192)
+#: the files of model ``tree``
+TREE = {"config.json": '{"labels": 2}', "labels/names.txt": "PERSON\nPLACE\n"}
 
 
 def register_tiny(home: Path) -> None:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.serve.errors import ServeError
+from shipyard.store.files import ENCODING as FILES_ENCODING
 
 #: the environment variable, on a node, naming its cache directory
 NODE_CACHE_ENV = "SHIPYARD_RAY_NODE_CACHE"
@@ -62,7 +63,7 @@ def digest(data: bytes | bytearray | memoryview) -> str:
 def needed_blobs(code_key: str, records: dict[str, Any]) -> tuple[list[str], list[str]]:
     """The blob keys a version's replicas read, and which of them are code snapshots: its
     own snapshot, and each pinned model's artifact blob (unless kept inline in its record)
-    and run snapshot. (A file-artifact model's files are not among them.)"""
+    and run snapshot. (A file-artifact model's files: :func:`file_blobs`.)"""
     keys, snapshots = [code_key], [code_key]
     for record in records.values():
         artifact = record.get("artifact") or {}
@@ -72,6 +73,30 @@ def needed_blobs(code_key: str, records: dict[str, Any]) -> tuple[list[str], lis
             keys.append(str(record["code_key"]))
             snapshots.append(str(record["code_key"]))
     return list(dict.fromkeys(keys)), list(dict.fromkeys(snapshots))
+
+
+def file_blobs(store_url: str, records: dict[str, Any]) -> list[str]:
+    """The blob keys of the files of each file-artifact model (:class:`shipyard.Files`)
+    among ``records``, read from their manifests in the host's store: a node fetches them
+    like any other blob, then :func:`stage_files` materialises each tree."""
+    from shipyard.store.blobs import BlobNotFound, open_blob_store
+
+    store = open_blob_store(store_url)
+    keys: list[str] = []
+    for spec, record in records.items():
+        artifact = record.get("artifact") or {}
+        if artifact.get("encoding") != FILES_ENCODING:
+            continue
+        try:
+            manifest = _manifest(store, artifact)
+        except BlobNotFound:
+            raise FetchError(
+                f"model {spec}: its manifest {artifact.get('key')} is missing from {store.url}"
+            ) from None
+        except ValueError as exc:  # FilesError is one
+            raise FetchError(f"model {spec}: {exc}") from None
+        keys.extend(key for key, _ in manifest.values())
+    return list(dict.fromkeys(keys))
 
 
 def read_payload(store_url: str, keys: list[str]) -> dict[str, bytes]:
@@ -145,6 +170,50 @@ def fetch(
     return code_dir
 
 
+def stage_files(root: Path, records: dict[str, Any]) -> list[Path]:
+    """Materialise each file-artifact model among ``records`` under ``root/home/files``
+    from the node's blob store (which :func:`fetch` filled), once per node: built in a temp
+    directory, every file's SHA-256 checked, renamed into place (``store/staging.py``).
+    The worker's view of its home is read-only, so the replica does it before it starts
+    the worker. Returns the trees' directories. Raises :class:`FetchError`."""
+    from shipyard.store.blobs import BlobNotFound, open_blob_store
+    from shipyard.store.files import Files
+    from shipyard.store.staging import materialise
+
+    store = open_blob_store((root / "blobs").as_uri())
+    home = root / "home"
+    trees = []
+    for spec, record in records.items():
+        artifact = record.get("artifact") or {}
+        if artifact.get("encoding") != FILES_ENCODING:
+            continue
+        try:
+            tree = Files.from_manifest(_manifest(store, artifact), store=store, home=home)
+            trees.append(materialise(tree, store, home))
+        except BlobNotFound as exc:
+            raise FetchError(f"model {spec}: a blob is missing on this node: {exc}") from None
+        except ValueError as exc:  # FilesError: a file whose digest does not match
+            raise FetchError(f"model {spec}: {exc}") from None
+    return trees
+
+
+def _manifest(store: Any, artifact: dict[str, Any]) -> dict[str, tuple[str, int]]:
+    """A file artifact's manifest, from its record (inline) or its blob (or range)."""
+    from shipyard.store.files import parse_manifest
+    from shipyard.store.serialize import manifest_payload
+
+    inline = artifact.get("inline")
+    offset = artifact.get("offset")
+    data: bytes | bytearray
+    if offset is not None:
+        data = store.get_range(artifact["key"], int(offset), int(artifact.get("length") or 0))
+    elif inline is not None:
+        data = bytes.fromhex(inline)
+    else:
+        data = store.get(artifact["key"])
+    return parse_manifest(manifest_payload(data))
+
+
 def node_plan(host_plan: str, root: Path, code_dir: Path, service: str) -> str:
     """The worker's isolation view on this node: the host's plan (its writable binds, what
     it hides), with the host's home hidden where this node has one (a shared filesystem)
@@ -179,9 +248,11 @@ __all__ = [
     "FetchError",
     "digest",
     "fetch",
+    "file_blobs",
     "needed_blobs",
     "node_cache",
     "node_plan",
     "read_payload",
+    "stage_files",
     "verified",
 ]

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.serve.protocol import Frame, Kind, ProtocolError, encode, recv_frame
-from shipyard.serve.ray_files import FetchError, fetch, node_cache, node_plan
+from shipyard.serve.ray_files import FetchError, fetch, node_cache, node_plan, stage_files
 from shipyard.serve.replica import exit_before_ready
 
 DIRECTORY_NAME = "shipyard-serve-directory"
@@ -237,6 +237,7 @@ class WorkerReplica:
         code_dir = fetch(
             root, config["code_key"], dict(config["blobs"]), list(config["snapshots"]), get
         )
+        stage_files(root, self.records)  # file-artifact models: their trees, once per node
         home = root / "home"
         if config.get("cache_pub") and not _holds(home / "cache.pub", config["cache_pub"]):
             _write(home / "cache.pub", config["cache_pub"])

@@ -235,6 +235,8 @@ class Supervisor:
         self._ray: RayBackend | None = None
         #: the SHA-256 of each blob a version on Ray needs (read once: scale needs them too)
         self._ray_digests: dict[str, str] = {}
+        #: version -> the blob keys of its file-artifact models' files (read from manifests)
+        self._ray_file_keys: dict[tuple[str, int], list[str]] = {}
         self.cache_url = conf.cache_url
         self.db_url = conf.db_url
         if models is None:
@@ -407,7 +409,7 @@ class Supervisor:
         and no store credential: Ray Serve keeps this in the GCS. ``payload``, if given, is
         filled with the blobs' bytes (for the cluster's directory)."""
         from shipyard.serve.model_channel import _pinned
-        from shipyard.serve.ray_files import digest, needed_blobs, read_payload
+        from shipyard.serve.ray_files import digest, file_blobs, needed_blobs, read_payload
         from shipyard.store.blobs import check_key
 
         # a directory that does not change with the host's start: the same config is the
@@ -427,6 +429,11 @@ class Supervisor:
             ) from None
         records = _pinned(self.models, dict(spec.pins))
         keys, snapshots = needed_blobs(code_key, records)
+        # a file-artifact model's files, each a blob keyed by its SHA-256 (once per version)
+        which = (spec.service, spec.version)
+        if which not in self._ray_file_keys:
+            self._ray_file_keys[which] = file_blobs(self.store_url, records)
+        keys = list(dict.fromkeys([*keys, *self._ray_file_keys[which]]))
         unknown = [k for k in keys if k not in self._ray_digests]
         if unknown:
             fresh = read_payload(self.store_url, unknown)
