@@ -253,6 +253,41 @@ def test_ray_autoscales_and_a_redeploy_under_load_fails_no_request(
     host.cli("undeploy", "steady")
 
 
+def _logged(host: RayHost) -> list[int]:
+    """The ``x`` of every record of service ``logged`` in the host's store."""
+    from shipyard.features import read_serving_log
+
+    frame = read_serving_log("logged", home=host.home)
+    return sorted(int(facts["x"]) for facts in frame["facts"]) if len(frame) else []
+
+
+@pytest.mark.timeout(300)  # Ray Serve starts an application in ~7 s, more on a busy machine
+def test_a_replicas_serving_log_reaches_the_hosts_store_also_when_drained(
+    host: RayHost, service_file: Path, ray_cluster: RayCluster
+) -> None:
+    _deploy(host, service_file, "logged", "--env", "LOG_MAX_AGE=1")
+    for x in range(12):
+        assert host.post("/logged/note", {"x": x}).json() == x
+    # segments published while the replica runs (every second) are shipped on a timer
+    wait_until(lambda: _logged(host) == list(range(12)), "the first records in the host's store")
+    # v2 and v3 publish only when their worker stops (max_age 5 minutes): a redeploy and an
+    # undeploy drain them, and the segment each publishes as it stops comes too
+    _deploy(host, service_file, "logged", "--env", "ECHO_VERSION=2")
+    for x in range(12, 24):
+        assert host.post("/logged/note", {"x": x}).json() == x
+    _deploy(host, service_file, "logged", "--env", "ECHO_VERSION=3")
+    for x in range(24, 36):
+        assert host.post("/logged/note", {"x": x}).json() == x
+    host.cli("undeploy", "logged")
+    wait_until(lambda: _logged(host) == list(range(36)), "every record in the host's store", 90)
+    # a segment left on a node is one the host holds already (deleted at the next offer)
+    held = {p.name for p in (host.home / "blobs" / "serving-logs" / "logged").iterdir()}
+    for cache in ray_cluster.node_caches.values():
+        on_node = cache / "blobs" / "serving-logs" / "logged"
+        left = {p.name for p in on_node.iterdir()} if on_node.is_dir() else set()
+        assert {n for n in left if not n.startswith(".")} <= held
+
+
 def _slow_calls(host: RayHost, name: str, count: int, seconds: float) -> list[httpx.Response]:
     with ThreadPoolExecutor(count) as pool:
         body = {"seconds": seconds}

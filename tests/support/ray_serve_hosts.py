@@ -17,11 +17,16 @@ from serve.hosts import HostProcess
 SERVICE = """
 import os
 import time
+from datetime import timedelta
 
+from shipyard.features import ServingLog
 from shipyard.serve import Service, endpoint
 
 
 class Echo(Service):
+    # a segment published every LOG_MAX_AGE seconds, and the last one when the worker stops
+    serving_log = ServingLog(max_age=timedelta(seconds=float(os.environ.get("LOG_MAX_AGE", 300))))
+
     def load(self):
         self.version = os.environ.get("ECHO_VERSION", "1")
         if os.environ.get("ECHO_FAIL"):
@@ -30,6 +35,11 @@ class Echo(Service):
     @endpoint
     def echo(self, x: int) -> dict[str, int | str]:
         return {"x": x, "pid": os.getpid(), "version": self.version}
+
+    @endpoint
+    def note(self, x: int) -> int:
+        self.serving_log.log(facts={"x": x}, features={"x": x}, prediction=float(x))
+        return x
 
     @endpoint
     async def slow(self, seconds: float) -> int:

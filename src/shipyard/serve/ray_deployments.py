@@ -190,8 +190,12 @@ class RemoteReplica(Replica):
 class RayBackend:
     """The host's link to Ray Serve (the host is a Ray driver; see the module)."""
 
-    def __init__(self, address: str | None) -> None:
+    def __init__(self, address: str | None, store_url: str | None = None) -> None:
         self.address = address
+        #: the host's store, where the replicas' serving-log segments land (``ray_logs.py``)
+        self.store_url = store_url
+        self._collector: asyncio.Task[None] | None = None
+        self._collect_warned: set[str] = set()
         self._connected = False
         self._directory: Any = None
         self._pollers: dict[str, asyncio.Task[None]] = {}
@@ -209,6 +213,44 @@ class RayBackend:
                 f"could not use the Ray cluster at {self.address}: {type(exc).__name__}: {exc}"
             ) from None
         self._connected = True
+        if self.store_url is not None:
+            self._collector = asyncio.create_task(self._collect_loop())
+
+    async def _collect_loop(self) -> None:
+        from shipyard.serve.ray_logs import COLLECT_SECONDS
+
+        while True:
+            await asyncio.sleep(COLLECT_SECONDS)
+            try:
+                await self.collect_logs()
+            except Exception as exc:  # the cluster is unreachable for a moment
+                log.warning("taking the serving logs of replicas on Ray failed: %s", exc)
+
+    async def collect_logs(self) -> int:
+        """Take the serving-log segments the nodes shipped to the directory into the host's
+        store (``ray_logs.py``); returns how many were stored."""
+        import ray
+        from shipyard.serve.ray_logs import LogShipError, store_segments
+
+        assert self.store_url is not None
+        pending: dict[str, dict[str, Any]] = await self._directory.pending_logs.remote()
+        count = 0
+        for service, segments in pending.items():
+            names = list(segments)
+            refs = [segments[n][1] for n in names]
+            data = await asyncio.to_thread(ray.get, refs)
+            batch = {n: (segments[n][0], d) for n, d in zip(names, data, strict=True)}
+            try:
+                stored = await asyncio.to_thread(store_segments, self.store_url, service, batch)
+            except LogShipError as exc:
+                if service not in self._collect_warned:  # once: they wait in the directory
+                    self._collect_warned.add(service)
+                    log.warning("%s: %s", service, exc)
+                continue
+            if stored:
+                await self._directory.logs_taken.remote(service, stored)
+                count += len(stored)
+        return count
 
     def _connect_blocking(self) -> None:
         if self.address is None:  # before importing Ray: the host has none to use
@@ -247,7 +289,8 @@ class RayBackend:
             autoscaling_config=_autoscaling(placement),
             health_check_period_s=HEALTH_CHECK_SECONDS,
             health_check_timeout_s=10.0,
-            graceful_shutdown_timeout_s=5.0,
+            # the replica stops its worker, then ships its last serving-log segment
+            graceful_shutdown_timeout_s=15.0,
             graceful_shutdown_wait_loop_s=0.5,
             max_constructor_retry_count=1,
         )
@@ -384,6 +427,8 @@ class RayBackend:
     def close(self) -> None:
         for app in list(self._pollers):
             self.stop_following(app)
+        if self._collector is not None:  # what is left waits in the directory
+            self._collector.cancel()
 
 
 def _running(app: str) -> bool:

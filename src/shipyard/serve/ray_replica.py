@@ -41,6 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shipyard.serve import ray_logs
 from shipyard.serve.protocol import Frame, Kind, ProtocolError, encode, recv_frame
 from shipyard.serve.ray_files import FetchError, fetch, node_cache, node_plan, stage_files
 from shipyard.serve.replica import exit_before_ready
@@ -67,6 +68,11 @@ class Directory:
         self.kept: dict[str, dict[str, Any]] = {}
         #: application -> the values of its secrets (in this actor's memory only)
         self.secret_values: dict[str, dict[str, str]] = {}
+        #: service -> serving-log segment -> (SHA-256, its bytes in the object store): what
+        #: the nodes shipped and the host has not taken yet (``ray_logs.py``)
+        self.logs: dict[str, dict[str, tuple[str, Any]]] = {}
+        #: service -> the segments the host stored (their nodes may delete them)
+        self.logs_stored: dict[str, dict[str, None]] = {}
 
     def keep(self, app: str, blobs: dict[str, bytes], secrets: dict[str, str]) -> None:
         """What the host hands a version's replicas (``ray_files.py``): its blobs, put in
@@ -87,6 +93,41 @@ class Directory:
 
     def secrets(self, app: str) -> dict[str, str] | None:
         return self.secret_values.get(app)
+
+    def offer_logs(self, service: str, names: list[str]) -> dict[str, list[str]]:
+        """Which of a node's published segments the host ``stored`` (the node deletes
+        them) and which it still ``wanted`` (the node sends them)."""
+        stored = self.logs_stored.get(service, {})
+        pending = self.logs.get(service, {})
+        return {
+            "stored": [n for n in names if n in stored],
+            "wanted": [n for n in names if n not in stored and n not in pending],
+        }
+
+    def ship_logs(self, service: str, segments: dict[str, tuple[str, bytes]]) -> None:
+        """Keep a node's segments (in the object store, owned here) until the host takes
+        them."""
+        import ray
+
+        pending = self.logs.setdefault(service, {})
+        stored = self.logs_stored.get(service, {})
+        for name, (sha, data) in segments.items():
+            if name not in pending and name not in stored:
+                pending[name] = (sha, ray.put(data))
+
+    def pending_logs(self) -> dict[str, dict[str, tuple[str, Any]]]:
+        """service -> segment -> (SHA-256, reference): what the host has to take."""
+        return {service: dict(p) for service, p in self.logs.items() if p}
+
+    def logs_taken(self, service: str, names: list[str]) -> None:
+        """The host's store holds these now: drop them here, let the nodes delete them."""
+        pending = self.logs.get(service, {})
+        stored = self.logs_stored.setdefault(service, {})
+        for name in names:
+            pending.pop(name, None)
+            stored[name] = None
+        while len(stored) > 100_000:  # keep the recent ones
+            del stored[next(iter(stored))]
 
     def register(self, app: str, key: str, entry: dict[str, Any]) -> None:
         self.apps.setdefault(app, {})[key] = entry
@@ -140,6 +181,9 @@ class WorkerReplica:
         self.stopping = False
         self.exit_reason: str | None = None
         self.in_flight = 0
+        #: this service's serving-log folder on the node (shipped to the host: ray_logs.py)
+        self.log_folder = ray_logs.folder(node_cache(), config["service"])
+        self._ship_lock = threading.Lock()
         context = ray.get_runtime_context()
         self.node = context.get_node_id()
         self.host = config.get("listen") or ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
@@ -217,6 +261,7 @@ class WorkerReplica:
         ray.get(self.directory.register.remote(self.app, self.key, self.entry))
         threading.Thread(target=self._read_control, daemon=True).start()
         threading.Thread(target=self._watch, daemon=True).start()
+        threading.Thread(target=self._ship_loop, daemon=True).start()
 
     # -- start ------------------------------------------------------------------------------
     def _node_files(self, config: dict[str, Any]) -> tuple[Path, dict[str, str], str | None]:
@@ -318,11 +363,34 @@ class WorkerReplica:
         code = self.process.wait()
         reason = _describe_exit(code, self.node)
         self.exit_reason = reason
+        self._ship_logs()  # the segment it published as it exited
         if not self.stopping:
             try:
                 self.directory.unregister.remote(self.app, self.key, reason)
             except Exception:  # the directory is gone with the cluster: nothing to tell
                 pass
+
+    def _ship_loop(self) -> None:
+        """Every few seconds, the node's published serving-log segments of the service
+        (also those a killed predecessor left here) go to the directory."""
+        while self.exit_reason is None and not self.stopping:
+            self._ship_logs()
+            time.sleep(ray_logs.SHIP_SECONDS)
+
+    def _ship_logs(self) -> None:
+        service = self.log_folder.name
+        keeper = getattr(self, "directory", None) or directory()
+        try:
+            import ray
+
+            with self._ship_lock:
+                ray_logs.offer(
+                    self.log_folder,
+                    lambda names: ray.get(keeper.offer_logs.remote(service, names)),
+                    lambda batch: ray.get(keeper.ship_logs.remote(service, batch)),
+                )
+        except Exception as exc:  # the directory is unreachable: next time
+            print(f"shipping the serving log of {service}: {exc!r}", file=sys.stderr)
 
     def check_health(self) -> None:
         if self.exit_reason is not None:
@@ -358,6 +426,7 @@ class WorkerReplica:
             process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
+        self._ship_logs()  # the segment the worker published as it stopped
 
 
 def _holds(path: Path, text: str) -> bool:

@@ -397,7 +397,7 @@ class Supervisor:
         if self._ray is None:
             from shipyard.serve.ray_deployments import RayBackend
 
-            self._ray = RayBackend(self.ray_address)
+            self._ray = RayBackend(self.ray_address, self.store_url)
         return self._ray
 
     def ray_config(
