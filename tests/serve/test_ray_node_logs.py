@@ -98,5 +98,22 @@ def test_names_that_leave_the_folder_and_remote_stores_are_refused(tmp_path: Pat
         store_segments(tmp_path.as_uri(), "ranker", {"../escape": ("0" * 64, b"")})
     with pytest.raises(ValueError, match="not a serving-log name"):
         store_segments(tmp_path.as_uri(), "..", {"x": ("0" * 64, b"")})
-    with pytest.raises(LogShipError, match="file:// store only"):
-        store_segments("s3://bucket/prefix", "ranker", {})
+    with pytest.raises(LogShipError, match="cannot ship serving logs to the store"):
+        store_segments("gs://bucket/prefix", "ranker", {})
+
+
+def test_segments_reach_a_hosts_store_on_s3(tmp_path: Path, s3_url: str) -> None:
+    node = tmp_path / "node"
+    where = folder(node, "ranker")
+    _log(node / "blobs", "ranker", range(4))
+    between = GoBetween()
+    assert offer(where, between.ask, between.send) == 1
+    ((name, (sha, data)),) = between.pending.items()
+    corrupt = {name: (sha, data[:-1] + bytes([data[-1] ^ 1]))}
+    assert store_segments(s3_url, "ranker", corrupt) == []
+    assert between.take(s3_url, "ranker") == [name]
+    assert store_segments(s3_url, "ranker", {name: (sha, data)}) == [name]  # held already
+    logged = read_serving_log("ranker", store_url=s3_url)
+    assert sorted(row["x"] for row in logged["facts"]) == list(range(4))
+    offer(where, between.ask, between.send)
+    assert not where.exists() or not list(where.iterdir())

@@ -19,8 +19,9 @@ segments travel back:
    actor: it outlives a host restart) until the host took it.
 3. **On the host** a task takes the pending segments every :data:`COLLECT_SECONDS`,
    checks each one's SHA-256, writes it atomically into its store's
-   ``serving-logs/<service>/`` (hidden temp file, fsync, rename, fsync of the folder:
-   :func:`store_segments`) and tells the directory, which lets the nodes delete them.
+   ``serving-logs/<service>/`` (hidden temp file, fsync, rename, fsync of the folder; on
+   S3 one PUT: :func:`store_segments`) and tells the directory, which lets the nodes
+   delete them.
 
 A node deletes a segment only once the host's store holds it. A segment that arrives
 twice (two replicas of one node offering the same file) is written once.
@@ -51,7 +52,7 @@ Segments = dict[str, tuple[str, bytes]]
 
 
 class LogShipError(ValueError):
-    """The host cannot store shipped segments (its store is not a local folder)."""
+    """The host cannot store shipped segments (a store URL it cannot write them to)."""
 
 
 def folder(root: Path, service: str) -> Path:
@@ -107,20 +108,22 @@ def offer(
 
 
 def store_segments(store_url: str, service: str, segments: Segments) -> list[str]:
-    """Write ``segments`` into the host's store (``file://`` only), each atomically and
-    only once its SHA-256 matched; returns the names the store now holds (those it had
-    already included). A corrupt segment is left out (the node keeps its copy and offers
-    it again)."""
+    """Write ``segments`` into the host's store, each only once its SHA-256 matched and
+    atomically (a ``file://`` store: hidden temp file, fsync, rename, fsync of the folder;
+    ``s3://``: one PUT of ``prefix/serving-logs/<service>/<name>``); returns the names the
+    store now holds (those it had already included). A corrupt segment is left out (the
+    node keeps its copy and offers it again)."""
     parts = urlsplit(store_url)
-    if parts.scheme != "file":
-        raise LogShipError(
-            f"serving logs of replicas on Ray are shipped to a file:// store only, not {store_url}"
-        )
-    target = Path(unquote(parts.path)) / FOLDER / _checked(service)
-    target.mkdir(parents=True, exist_ok=True)
+    _checked(service)
+    if parts.scheme == "file":
+        writer: _Writer = _LocalWriter(Path(unquote(parts.path)) / FOLDER / service)
+    elif parts.scheme == "s3" and parts.netloc:
+        writer = _S3Writer(parts.netloc, parts.path.strip("/"), service)
+    else:
+        raise LogShipError(f"cannot ship serving logs to the store {store_url}")
     stored = []
     for name, (expected, data) in segments.items():
-        path = target / _checked(name)
+        _checked(name)
         actual = hashlib.sha256(data).hexdigest()
         if actual != expected:
             log.warning(
@@ -131,31 +134,82 @@ def store_segments(store_url: str, service: str, segments: Segments) -> list[str
                 expected,
             )
             continue
-        if path.is_file():
-            if _sha256(path) == expected:
-                stored.append(name)
-            else:
-                log.warning("serving log %s: %s exists with other bytes: kept", service, name)
+        held = writer.held(name)
+        if held is None:
+            writer.write(name, data)
+        elif held != expected:
+            log.warning("serving log %s: %s exists with other bytes: kept", service, name)
             continue
-        tmp = target / f".{name}.{os.getpid()}.tmp"
+        stored.append(name)
+    if stored:
+        writer.done()
+    return stored
+
+
+class _Writer:
+    def held(self, name: str) -> str | None:
+        """The SHA-256 of the segment ``name`` the store holds (None: it has none)."""
+        raise NotImplementedError
+
+    def write(self, name: str, data: bytes) -> None:
+        raise NotImplementedError
+
+    def done(self) -> None:
+        pass
+
+
+class _LocalWriter(_Writer):
+    def __init__(self, target: Path) -> None:
+        self.target = target
+        target.mkdir(parents=True, exist_ok=True)
+
+    def held(self, name: str) -> str | None:
+        try:
+            with open(self.target / name, "rb") as file:
+                return hashlib.file_digest(file, "sha256").hexdigest()
+        except FileNotFoundError:
+            return None
+
+    def write(self, name: str, data: bytes) -> None:
+        tmp = self.target / f".{name}.{os.getpid()}.tmp"
         with open(tmp, "wb") as file:
             file.write(data)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(tmp, path)
-        stored.append(name)
-    if stored:
-        fd = os.open(target, os.O_RDONLY | os.O_DIRECTORY)
+        os.replace(tmp, self.target / name)
+
+    def done(self) -> None:
+        fd = os.open(self.target, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-    return stored
 
 
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as file:
-        return hashlib.file_digest(file, "sha256").hexdigest()
+class _S3Writer(_Writer):
+    def __init__(self, bucket: str, prefix: str, service: str) -> None:
+        import boto3
+
+        endpoint = (
+            os.environ.get("SHIPYARD_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL") or None
+        )
+        self.client = boto3.session.Session().client("s3", endpoint_url=endpoint)
+        self.bucket = bucket
+        self.folder = "/".join(p for p in (prefix, FOLDER, service) if p)
+
+    def held(self, name: str) -> str | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=f"{self.folder}/{name}")
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                return None
+            raise
+        return hashlib.sha256(answer["Body"].read()).hexdigest()
+
+    def write(self, name: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=f"{self.folder}/{name}", Body=data)
 
 
 def _checked(name: str) -> str:
