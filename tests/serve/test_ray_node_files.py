@@ -140,7 +140,7 @@ def test_a_file_artifact_model_travels_file_by_file_and_is_materialised_once_per
 ) -> None:
     from shipyard.registry import Registry
     from shipyard.serve.model_channel import record_to_json
-    from shipyard.serve.ray_files import file_blobs, read_payload, stage_files
+    from shipyard.serve.ray_files import file_blobs, read_payload, stage_files, staged_files
     from shipyard.store.context import reset
     from shipyard.testing import run_flow
 
@@ -182,6 +182,9 @@ def test_a_file_artifact_model_travels_file_by_file_and_is_materialised_once_per
     fetch(root, code_key, digests, snapshots, directory.get)
     assert stage_files(root, records) == [tree]
     assert len(directory.asked) == 1
+    # nor does it read the files of a tree in place again (checked when it was built)
+    assert staged_files(root, records) == set(file_keys)
+    assert staged_files(tmp_path / "empty-node", records) == set()
 
     # a file whose bytes do not match its digest never reaches the node's store or tree
     other = tmp_path / "node-b"

@@ -197,6 +197,29 @@ def stage_files(root: Path, records: dict[str, Any]) -> list[Path]:
     return trees
 
 
+def staged_files(root: Path, records: dict[str, Any]) -> set[str]:
+    """The blob keys of the files of those file-artifact models among ``records`` whose
+    tree this node materialised already (every file was checked then): :func:`fetch` need
+    neither get nor hash them again."""
+    from shipyard.store.blobs import open_blob_store
+    from shipyard.store.files import manifest_bytes
+
+    store = open_blob_store((root / "blobs").as_uri())
+    keys: set[str] = set()
+    for record in records.values():
+        artifact = record.get("artifact") or {}
+        if artifact.get("encoding") != FILES_ENCODING:
+            continue
+        try:
+            manifest = _manifest(store, artifact)
+        except Exception:  # not on this node yet (or damaged): fetch gets it
+            continue
+        tree = hashlib.sha256(manifest_bytes(manifest)).hexdigest()
+        if (root / "home" / "files" / tree).is_dir():
+            keys.update(key for key, _ in manifest.values())
+    return keys
+
+
 def _manifest(store: Any, artifact: dict[str, Any]) -> dict[str, tuple[str, int]]:
     """A file artifact's manifest, from its record (inline) or its blob (or range)."""
     from shipyard.store.files import parse_manifest
@@ -254,5 +277,6 @@ __all__ = [
     "node_plan",
     "read_payload",
     "stage_files",
+    "staged_files",
     "verified",
 ]

@@ -43,7 +43,14 @@ from typing import Any
 
 from shipyard.serve import ray_logs
 from shipyard.serve.protocol import Frame, Kind, ProtocolError, encode, recv_frame
-from shipyard.serve.ray_files import FetchError, fetch, node_cache, node_plan, stage_files
+from shipyard.serve.ray_files import (
+    FetchError,
+    fetch,
+    node_cache,
+    node_plan,
+    stage_files,
+    staged_files,
+)
 from shipyard.serve.replica import exit_before_ready
 
 DIRECTORY_NAME = "shipyard-serve-directory"
@@ -279,9 +286,10 @@ class WorkerReplica:
             return dict(zip(refs, ray.get(list(refs.values())), strict=True))
 
         root = node_cache()
-        code_dir = fetch(
-            root, config["code_key"], dict(config["blobs"]), list(config["snapshots"]), get
-        )
+        # the files of a tree this node materialised before are neither fetched nor hashed
+        skip = staged_files(root, self.records)
+        digests = {k: v for k, v in config["blobs"].items() if k not in skip}
+        code_dir = fetch(root, config["code_key"], digests, list(config["snapshots"]), get)
         stage_files(root, self.records)  # file-artifact models: their trees, once per node
         home = root / "home"
         if config.get("cache_pub") and not _holds(home / "cache.pub", config["cache_pub"]):
