@@ -371,12 +371,12 @@ class WorkerReplica:
         code = self.process.wait()
         reason = _describe_exit(code, self.node)
         self.exit_reason = reason
-        self._ship_logs()  # the segment it published as it exited
         if not self.stopping:
             try:
                 self.directory.unregister.remote(self.app, self.key, reason)
             except Exception:  # the directory is gone with the cluster: nothing to tell
                 pass
+        self._ship_logs()  # the segment it published as it exited (after the host's answer)
 
     def _ship_loop(self) -> None:
         """Every few seconds, the node's published serving-log segments of the service
