@@ -29,7 +29,7 @@ def _left_behind(token: str) -> list[psutil.Process]:
 
 
 # the whole of tests/ray: about 3 minutes on 2 cores for flows (their budget is 6), and
-# about 2.5 more for services on Ray, test_ray_serve.py (its budget is 4); 12 minutes in
+# about 3.8 more for services on Ray, test_ray_serve.py (its budget is 4); 12 minutes in
 # all were measured on the shared machine at a load average of 20
 @pytest.mark.timeout(1260)
 def test_the_ray_tests_pass_inside_a_loopback_only_namespace() -> None:

@@ -3,8 +3,11 @@ replicas. One host for the module, on the session's two-node cluster."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,13 +20,23 @@ import httpx
 import pytest
 
 from support.ray_cluster import RayCluster, extra_node
-from support.ray_serve_hosts import RayHost, wait_until, write_service
+from support.ray_serve_hosts import (
+    TREE,
+    WEIGHTS,
+    RayHost,
+    register_tiny,
+    wait_until,
+    write_service,
+)
+
+#: the value of the probe's secret, in the host's environment only
+SECRET = "s3cr3t-" + secrets.token_hex(12)
 
 
 @pytest.fixture(scope="module")
 def host(ray_cluster: RayCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayHost]:
     home = tmp_path_factory.mktemp("ray-serve") / "home"
-    running = RayHost(home, ray_cluster.address).start()
+    running = RayHost(home, ray_cluster.address, {"PROBE_SECRET_SOURCE": SECRET}).start()
     try:
         yield running
     finally:
@@ -99,28 +112,95 @@ def test_deploy_scale_and_rollback_on_ray(host: RayHost, service_file: Path) -> 
     host.cli("undeploy", "echo")
 
 
+def _gcs_serve_values(address: str) -> list[bytes]:
+    """Every value Ray Serve keeps in the cluster's GCS (its controller's checkpoints: the
+    applications' configs and their deployments' init arguments)."""
+    from ray.experimental.internal_kv import _internal_kv_get, _internal_kv_list
+
+    import ray
+
+    ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+    try:
+        keys = _internal_kv_list(b"", namespace=b"serve")
+        return [_internal_kv_get(key, namespace=b"serve") or b"" for key in keys]
+    finally:
+        ray.shutdown()
+
+
+def _under_a_node_cache(path: str, ray_cluster: RayCluster) -> bool:
+    return any(Path(path).is_relative_to(c) for c in ray_cluster.node_caches.values())
+
+
 @pytest.mark.timeout(300)  # Ray Serve starts an application in ~7 s, more on a busy machine
 def test_a_replica_on_ray_reads_only_what_a_local_worker_may(
-    host: RayHost, service_file: Path
+    host: RayHost, service_file: Path, ray_cluster: RayCluster
 ) -> None:
-    _deploy(host, service_file, "probe")
+    register_tiny(host.home)
+    _deploy(host, service_file, "probe", "--secret", "PROBE_SECRET=env:PROBE_SECRET_SOURCE",
+            "--model", "tiny", "--model", "tree")  # fmt: skip
     home = host.home
+    # its pinned model's blob came to its node too (the worker reads the node's store)
+    weights = hashlib.sha256(WEIGHTS).hexdigest()
+    assert host.post("/probe/model", {}).json() == weights
+    # and its file-artifact model's files, materialised in the node's cache
+    tree = host.post("/probe/tree", {}).json()
+    assert _under_a_node_cache(tree.pop(""), ray_cluster)
+    assert tree == TREE
     # the admin token, the cache's private signing key and the metadata database
     secret_paths = [str(home / n) for n in ("admin.token", "cache.key", "meta.db")]
     assert all(Path(p).exists() for p in secret_paths)
-    own_code = next((home / "code").rglob("echo_service.py"))
-    answer = host.post("/probe/read", {"paths": [*secret_paths, str(own_code)]}).json()
-    for path in secret_paths:
+    # the replica runs its node's copy of the code snapshot, not the host's
+    host_code = next((home / "code").rglob("echo_service.py"))
+    own_code = host.post("/probe/source", {}).json()
+    assert _under_a_node_cache(own_code, ray_cluster), own_code
+    assert Path(own_code).parent.name == host_code.parent.name  # the same snapshot's key
+    answer = host.post("/probe/read", {"paths": [*secret_paths, str(host_code), own_code]}).json()
+    for path in [*secret_paths, str(host_code)]:
         assert not answer[path].startswith("read:"), f"a replica on Ray read {path}"
-    assert answer[str(own_code)].startswith("read:")
+    assert answer[own_code] == "read:" + host_code.read_text()
     public = host.post("/probe/read", {"paths": [str(home / "cache.pub")]}).json()
-    assert public[str(home / "cache.pub")] == "read:" + (home / "cache.pub").read_text()
+    assert not public[str(home / "cache.pub")].startswith("read:")  # the host's home is hidden
     environment = host.post("/probe/environment", {}).json()
+    node_pub = Path(environment["SHIPYARD_HOME"]) / "cache.pub"
+    assert host.post("/probe/read", {"paths": [str(node_pub)]}).json()[str(node_pub)] == (
+        "read:" + (home / "cache.pub").read_text()
+    )
     token = (home / "admin.token").read_text().strip()
     assert "SHIPYARD_DB_URL" not in environment
     assert "SHIPYARD_WORKER_TOKEN" not in environment
     assert not [k for k, v in environment.items() if token in v]
-    assert environment["SHIPYARD_HOME"] == str(home)
+    assert _under_a_node_cache(environment["SHIPYARD_HOME"], ray_cluster)
+    assert environment["SHIPYARD_STORE_URL"].startswith("file://")
+    assert _under_a_node_cache(environment["SHIPYARD_STORE_URL"][len("file://") :], ray_cluster)
+    # the user's code sees its secret; the configs Ray Serve keeps in the GCS do not hold it
+    assert environment["PROBE_SECRET"] == SECRET
+    stored = _gcs_serve_values(ray_cluster.address)
+    code_key = host_code.parent.name
+    assert any(code_key.encode() in value for value in stored)  # the probe's config is there
+    assert not [value for value in stored if SECRET.encode() in value]
+
+    # with neither the host's snapshot nor any node's copy on disk, the replica Ray starts
+    # in place of a killed one fetches the code from the cluster (and its secret again)
+    moved = host_code.parent.with_name(code_key + ".away")
+    host_code.parent.rename(moved)
+    try:
+        for cache in ray_cluster.node_caches.values():
+            for entry in cache.iterdir():
+                shutil.rmtree(entry)
+        (victim,) = {r["pid"] for r in host.deployment("probe")["live"]}
+        os.kill(victim, signal.SIGKILL)
+        wait_until(
+            lambda: [r for r in host.deployment("probe")["live"] if r["pid"] != victim],
+            "a replacement replica",
+        )
+        again = host.post("/probe/source", {}).json()
+        assert _under_a_node_cache(again, ray_cluster) and Path(again).is_file()
+        assert host.post("/probe/environment", {}).json()["PROBE_SECRET"] == SECRET
+        assert host.post("/probe/model", {}).json() == weights
+        tree = host.post("/probe/tree", {}).json()
+        assert _under_a_node_cache(tree.pop(""), ray_cluster) and tree == TREE
+    finally:
+        moved.rename(host_code.parent)
 
     # a restarted host takes up the application as it was: the same replica answers
     before = host.answering_pids("probe", 3)
@@ -173,11 +253,45 @@ def test_ray_autoscales_and_a_redeploy_under_load_fails_no_request(
     host.cli("undeploy", "steady")
 
 
+def _logged(host: RayHost) -> list[int]:
+    """The ``x`` of every record of service ``logged`` in the host's store."""
+    from shipyard.features import read_serving_log
+
+    frame = read_serving_log("logged", home=host.home)
+    return sorted(int(facts["x"]) for facts in frame["facts"]) if len(frame) else []
+
+
+@pytest.mark.timeout(300)  # Ray Serve starts an application in ~7 s, more on a busy machine
+def test_a_replicas_serving_log_reaches_the_hosts_store_also_when_drained(
+    host: RayHost, service_file: Path, ray_cluster: RayCluster
+) -> None:
+    _deploy(host, service_file, "logged", "--env", "LOG_MAX_AGE=1")
+    for x in range(12):
+        assert host.post("/logged/note", {"x": x}).json() == x
+    # segments published while the replica runs (every second) are shipped on a timer
+    wait_until(lambda: _logged(host) == list(range(12)), "the first records in the host's store")
+    # v2 and v3 publish only when their worker stops (max_age 5 minutes): a redeploy and an
+    # undeploy drain them, and the segment each publishes as it stops comes too
+    _deploy(host, service_file, "logged", "--env", "ECHO_VERSION=2")
+    for x in range(12, 24):
+        assert host.post("/logged/note", {"x": x}).json() == x
+    _deploy(host, service_file, "logged", "--env", "ECHO_VERSION=3")
+    for x in range(24, 36):
+        assert host.post("/logged/note", {"x": x}).json() == x
+    host.cli("undeploy", "logged")
+    wait_until(lambda: _logged(host) == list(range(36)), "every record in the host's store", 90)
+    # a segment left on a node is one the host holds already (deleted at the next offer)
+    held = {p.name for p in (host.home / "blobs" / "serving-logs" / "logged").iterdir()}
+    for cache in ray_cluster.node_caches.values():
+        on_node = cache / "blobs" / "serving-logs" / "logged"
+        left = {p.name for p in on_node.iterdir()} if on_node.is_dir() else set()
+        assert {n for n in left if not n.startswith(".")} <= held
+
+
 def _slow_calls(host: RayHost, name: str, count: int, seconds: float) -> list[httpx.Response]:
     with ThreadPoolExecutor(count) as pool:
-        futures = [
-            pool.submit(host.post, f"/{name}/slow", {"seconds": seconds}, 60) for _ in range(count)
-        ]
+        body = {"seconds": seconds}
+        futures = [pool.submit(host.post, f"/{name}/slow", body, timeout=60) for _ in range(count)]
         return [f.result() for f in futures]
 
 

@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 OBJECT_STORE_BYTES = 100 * 2**20
+NODES = ("node_a", "node_b")
 
 
 def metadata_probe_errno() -> int | None:
@@ -41,6 +44,8 @@ class RayCluster:
     address: str
     node_ids: dict[str, str]  # "node_a" / "node_b" -> Ray node id
     cluster: Any = None  # ray.cluster_utils.Cluster: tests add and remove nodes of their own
+    #: "node_a" / "node_b" -> the node's own cache of services' files (SHIPYARD_RAY_NODE_CACHE)
+    node_caches: dict[str, Path] = field(default_factory=dict)
 
 
 COMMON_NODE_ARGS = {
@@ -149,6 +154,10 @@ def ray_cluster() -> Iterator[RayCluster]:
     import ray
 
     common = COMMON_NODE_ARGS
+    # each node its own cache of services' code and blobs, as nodes without a shared
+    # filesystem have (a service replica's node fetches them: shipyard.serve.ray_files)
+    caches = {name: Path(tempfile.mkdtemp(prefix=f"sy-{name}-cache-")) for name in NODES}
+    os.environ["SHIPYARD_RAY_NODE_CACHE"] = str(caches["node_a"])
     cluster = Cluster(
         initialize_head=True,
         head_node_args={
@@ -161,20 +170,24 @@ def ray_cluster() -> Iterator[RayCluster]:
         },
     )
     try:
+        os.environ["SHIPYARD_RAY_NODE_CACHE"] = str(caches["node_b"])
         cluster.add_node(**common, resources={"node_b": 1})
+        os.environ.pop("SHIPYARD_RAY_NODE_CACHE")
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, log_to_driver=False)
         node_ids = {
             name: node["NodeID"]
             for node in ray.nodes()
-            for name in ("node_a", "node_b")
+            for name in NODES
             if name in node["Resources"]
         }
         ray.shutdown()
-        yield RayCluster(cluster.address, node_ids, cluster)
+        yield RayCluster(cluster.address, node_ids, cluster, caches)
     finally:
         try:
             ray.shutdown()
             cluster.shutdown()
         finally:
             _kill_descendants()
+            for cache in caches.values():
+                shutil.rmtree(cache, ignore_errors=True)

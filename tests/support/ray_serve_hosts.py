@@ -4,27 +4,29 @@ tests' Ray cluster, and the service the Ray serving tests deploy."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from serve.hosts import HostProcess
+
 #: what the tests deploy on Ray: who answered (pid, version), a slow call, and the probes of
 #: what a replica may read
 SERVICE = """
 import os
 import time
+from datetime import timedelta
 
+from shipyard.features import ServingLog
 from shipyard.serve import Service, endpoint
 
 
 class Echo(Service):
+    # a segment published every LOG_MAX_AGE seconds, and the last one when the worker stops
+    serving_log = ServingLog(max_age=timedelta(seconds=float(os.environ.get("LOG_MAX_AGE", 300))))
+
     def load(self):
         self.version = os.environ.get("ECHO_VERSION", "1")
         if os.environ.get("ECHO_FAIL"):
@@ -33,6 +35,11 @@ class Echo(Service):
     @endpoint
     def echo(self, x: int) -> dict[str, int | str]:
         return {"x": x, "pid": os.getpid(), "version": self.version}
+
+    @endpoint
+    def note(self, x: int) -> int:
+        self.serving_log.log(facts={"x": x}, features={"x": x}, prediction=float(x))
+        return x
 
     @endpoint
     async def slow(self, seconds: float) -> int:
@@ -55,13 +62,75 @@ class Echo(Service):
     @endpoint
     def environment(self) -> dict[str, str]:
         return dict(os.environ)
+
+    @endpoint
+    def source(self) -> str:
+        return __file__
+
+    @endpoint
+    def model(self) -> str:
+        import hashlib
+
+        from shipyard import Model
+
+        return hashlib.sha256(Model("tiny").load()).hexdigest()
+
+    @endpoint
+    def tree(self) -> dict[str, str]:
+        from shipyard import Model
+
+        tree = Model("tree").load()
+        found = {"": str(tree.path)}
+        for path in sorted(tree.path.rglob("*")):
+            if path.is_file():
+                found[str(path.relative_to(tree.path))] = path.read_text()
+        return found
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+#: a flow that registers model ``tiny``: bytes over the inline limit, so a blob of its own;
+#: and ``tree``, a file-artifact model (a folder of files, like examples/screenplay_entities')
+FLOW = """
+import pathlib, random, tempfile
+from shipyard import FlowSpec, Files, step, current
+
+class TinyFlow(FlowSpec):
+    @step
+    def start(self):
+        current.register_model("tiny", random.Random(7).randbytes(8192))
+        folder = pathlib.Path(tempfile.mkdtemp())
+        (folder / "labels").mkdir()
+        (folder / "config.json").write_text('{"labels": 2}')
+        (folder / "labels" / "names.txt").write_text("PERSON\\nPLACE\\n")
+        current.register_model("tree", Files(folder))
+        self.next(self.end)
+
+    @step
+    def end(self):
+        pass
+"""
+WEIGHTS = __import__("random").Random(7).randbytes(8192)
+#: the files of model ``tree``
+TREE = {"config.json": '{"labels": 2}', "labels/names.txt": "PERSON\nPLACE\n"}
+
+
+def register_tiny(home: Path) -> None:
+    """Run :data:`FLOW` in this process against ``home`` (the host's)."""
+    import os
+
+    from shipyard.store.context import reset
+    from shipyard.testing import run_flow
+
+    saved = os.environ.get("SHIPYARD_HOME")
+    os.environ["SHIPYARD_HOME"] = str(home)
+    try:
+        run_flow(FLOW)
+    finally:
+        reset()
+        if saved is None:
+            os.environ.pop("SHIPYARD_HOME", None)
+        else:
+            os.environ["SHIPYARD_HOME"] = saved
 
 
 def write_service(directory: Path) -> Path:
@@ -71,66 +140,23 @@ def write_service(directory: Path) -> Path:
     return path
 
 
-class RayHost:
-    """``shipyard serve`` with ``SHIPYARD_RAY_ADDRESS`` set to the cluster's address."""
+class RayHost(HostProcess):
+    """``shipyard serve`` (:class:`serve.hosts.HostProcess`) with ``SHIPYARD_RAY_ADDRESS``
+    set to the cluster's address."""
 
     def __init__(self, home: Path, ray_address: str, env: dict[str, str] | None = None) -> None:
-        self.home = home
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {
-            **os.environ,
-            "SHIPYARD_HOME": str(home),
-            "SHIPYARD_RAY_ADDRESS": ray_address,
-            "RAY_USAGE_STATS_ENABLED": "0",
-            **(env or {}),
-        }
-        self.log = home / "host.log"
-        self.proc: subprocess.Popen[bytes] | None = None
+        ray_env = {"SHIPYARD_RAY_ADDRESS": ray_address, "RAY_USAGE_STATS_ENABLED": "0"}
+        super().__init__(home, {**ray_env, **(env or {})})
 
-    def start(self, timeout: float = 60) -> RayHost:
-        self.home.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "shipyard", "serve", "--port", str(self.port)],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the host exited: {self.log.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"the host did not start: {self.log.read_text()[-3000:]}")
-
-    @property
-    def admin(self) -> dict[str, str]:
-        token = (self.home / "admin.token").read_text().strip()
-        return {"Authorization": f"Bearer {token}"}
-
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        out = subprocess.run(
-            [sys.executable, "-m", "shipyard", *args, "--url", self.url],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+    def cli(self, *args: str, check: bool = True, remote: bool = True) -> Any:
+        """``shipyard ARGS`` against the host; a failure shows the host's log too."""
+        out = super().cli(*args, check=False, remote=remote)
         if check and out.returncode != 0:
             raise AssertionError(
                 f"shipyard {' '.join(args)} failed: {out.stdout}{out.stderr}\n"
                 f"host log: {self.log.read_text()[-3000:]}"
             )
         return out
-
-    def post(self, path: str, body: Any, timeout: float = 30) -> httpx.Response:
-        return httpx.post(self.url + path, json=body, timeout=timeout)
 
     def deployment(self, name: str) -> dict[str, Any]:
         response = httpx.get(
@@ -146,15 +172,6 @@ class RayHost:
             assert response.status_code == 200, response.text
             pids.add(int(response.json()["pid"]))
         return pids
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def wait_until(condition: Any, what: str, timeout: float = 60.0, every: float = 0.2) -> Any:

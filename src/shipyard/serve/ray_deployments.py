@@ -10,6 +10,9 @@ port itself (:class:`RemoteReplica`): the request path is the local one (keys, v
 contracts, metrics and access logs in the host; the same framing to the worker), with no
 Ray proxy or handle in between.
 
+- The application's config holds no secret value and no blob: the host hands the version's
+  code snapshot, pinned blobs and secrets to the cluster's directory first, and each replica
+  fetches them to its node (``ray_files.py``).
 - A redeploy starts the new version's application, waits until its minimum of replicas
   answered READY, switches traffic, drains the old version's replicas in the host, then
   deletes the old application: no request is sent to a replica Ray is stopping, which is
@@ -187,8 +190,12 @@ class RemoteReplica(Replica):
 class RayBackend:
     """The host's link to Ray Serve (the host is a Ray driver; see the module)."""
 
-    def __init__(self, address: str | None) -> None:
+    def __init__(self, address: str | None, store_url: str | None = None) -> None:
         self.address = address
+        #: the host's store, where the replicas' serving-log segments land (``ray_logs.py``)
+        self.store_url = store_url
+        self._collector: asyncio.Task[None] | None = None
+        self._collect_warned: set[str] = set()
         self._connected = False
         self._directory: Any = None
         self._pollers: dict[str, asyncio.Task[None]] = {}
@@ -206,6 +213,44 @@ class RayBackend:
                 f"could not use the Ray cluster at {self.address}: {type(exc).__name__}: {exc}"
             ) from None
         self._connected = True
+        if self.store_url is not None:
+            self._collector = asyncio.create_task(self._collect_loop())
+
+    async def _collect_loop(self) -> None:
+        from shipyard.serve.ray_logs import COLLECT_SECONDS
+
+        while True:
+            await asyncio.sleep(COLLECT_SECONDS)
+            try:
+                await self.collect_logs()
+            except Exception as exc:  # the cluster is unreachable for a moment
+                log.warning("taking the serving logs of replicas on Ray failed: %s", exc)
+
+    async def collect_logs(self) -> int:
+        """Take the serving-log segments the nodes shipped to the directory into the host's
+        store (``ray_logs.py``); returns how many were stored."""
+        import ray
+        from shipyard.serve.ray_logs import LogShipError, store_segments
+
+        assert self.store_url is not None
+        pending: dict[str, dict[str, Any]] = await self._directory.pending_logs.remote()
+        count = 0
+        for service, segments in pending.items():
+            names = list(segments)
+            refs = [segments[n][1] for n in names]
+            data = await asyncio.to_thread(ray.get, refs)
+            batch = {n: (segments[n][0], d) for n, d in zip(names, data, strict=True)}
+            try:
+                stored = await asyncio.to_thread(store_segments, self.store_url, service, batch)
+            except LogShipError as exc:
+                if service not in self._collect_warned:  # once: they wait in the directory
+                    self._collect_warned.add(service)
+                    log.warning("%s: %s", service, exc)
+                continue
+            if stored:
+                await self._directory.logs_taken.remote(service, stored)
+                count += len(stored)
+        return count
 
     def _connect_blocking(self) -> None:
         if self.address is None:  # before importing Ray: the host has none to use
@@ -244,17 +289,26 @@ class RayBackend:
             autoscaling_config=_autoscaling(placement),
             health_check_period_s=HEALTH_CHECK_SECONDS,
             health_check_timeout_s=10.0,
-            graceful_shutdown_timeout_s=5.0,
+            # the replica stops its worker, then ships its last serving-log segment
+            graceful_shutdown_timeout_s=15.0,
             graceful_shutdown_wait_loop_s=0.5,
             max_constructor_retry_count=1,
         )
         return deployment.bind(config)  # type: ignore[attr-defined]
 
     async def run(
-        self, spec: VersionSpec, config: dict[str, Any], worker: WorkerSpec
+        self,
+        spec: VersionSpec,
+        config: dict[str, Any],
+        worker: WorkerSpec,
+        payload: dict[str, bytes],
+        secrets: dict[str, str],
     ) -> list[RemoteReplica]:
         """Run ``spec``'s application and connect to its first ``min_replicas`` workers.
-        Raises :class:`LoadFailed` (the application is deleted again)."""
+        ``payload`` (the blobs ``config`` names by digest) and ``secrets`` (their values) go
+        to the cluster's directory first, where the replicas fetch them (``ray_files.py``):
+        not into the application's config, which the GCS keeps. Raises :class:`LoadFailed`
+        (the application is deleted again)."""
         await self.connect()
         from ray import serve
 
@@ -262,6 +316,9 @@ class RayBackend:
         application = self._application(spec, config)
         started = time.monotonic()
         try:
+            # before the replicas start (and again when a restarted host takes the
+            # application up: the directory may have lost it with the cluster's head)
+            await self._directory.keep.remote(app, payload, secrets)
             # a version is immutable: one already running (a restarted host) is taken up as
             # it is (serve.run again would restart its replicas: Ray Serve gives each run of
             # an imperative deployment a new code version)
@@ -370,6 +427,8 @@ class RayBackend:
     def close(self) -> None:
         for app in list(self._pollers):
             self.stop_following(app)
+        if self._collector is not None:  # what is left waits in the directory
+            self._collector.cancel()
 
 
 def _running(app: str) -> bool:

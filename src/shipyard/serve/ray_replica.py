@@ -1,11 +1,14 @@
 """What runs in the Ray cluster for a service deployed ``--on ray``: each Ray Serve replica
 is a thin keeper of one ordinary shipyard worker process.
 
-- :class:`WorkerReplica` is the deployment's class. Its constructor starts
-  ``python -m shipyard.serve.worker --listen NODE_IP`` with exactly the environment and the
-  isolation plan the host computed (the environment a local worker gets: no metadata database
-  URL, no admin token, no signing key), answers the worker's model channel from the records
-  the host resolved at deploy (the deployment's pins: a replica on Ray never reads the
+- :class:`WorkerReplica` is the deployment's class. Its constructor makes its node's cache
+  hold the version's code snapshot and pinned blobs (``ray_files.py``: fetched from the
+  directory, checked by digest), then starts ``python -m shipyard.serve.worker --listen
+  NODE_IP`` with the environment the host computed (the one a local worker gets: no metadata
+  database URL, no admin token, no signing key, no store credentials), its home and blob
+  store moved to the node cache, the secrets the directory holds for it, and the host's
+  isolation plan rebuilt around the node cache; it answers the worker's model channel from
+  the records the host resolved at deploy (the deployment's pins: a replica on Ray never reads the
   registry), waits for the worker's LISTENING (its ``load()`` succeeded) and registers the
   worker's address and connection token in the :class:`Directory`. The host connects to the
   worker's port itself: requests never pass through Ray Serve's proxy or a handle.
@@ -16,7 +19,9 @@ is a thin keeper of one ordinary shipyard worker process.
   (its control channel's STATS); :func:`scale_by_in_flight` is the deployment's autoscaling
   policy over them, as Ray's default one is over the requests its handles saw.
 - :class:`Directory` is one detached actor (``shipyard-serve-directory`` in the Ray namespace
-  ``shipyard``): application name -> replica -> address, and why a replica went.
+  ``shipyard``): application name -> replica -> address, and why a replica went; and what
+  the host hands each application's replicas (its blobs, in the object store, and its
+  secrets), which never go into the application's config that the GCS keeps.
 
 Nothing here imports the host: a node needs only shipyard and Ray installed.
 """
@@ -36,13 +41,26 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shipyard.serve import ray_logs
 from shipyard.serve.protocol import Frame, Kind, ProtocolError, encode, recv_frame
+from shipyard.serve.ray_files import (
+    FetchError,
+    fetch,
+    node_cache,
+    node_plan,
+    stage_files,
+    staged_files,
+)
 from shipyard.serve.replica import exit_before_ready
 
 DIRECTORY_NAME = "shipyard-serve-directory"
 NAMESPACE = "shipyard"
 #: how long a replica waits for its worker's load() before giving up
 LOAD_TIMEOUT = 300.0
+_LOST = (
+    "the cluster's directory no longer holds this version's files and secrets (was the "
+    "Ray head restarted?): restart the host or redeploy, and the host hands them again"
+)
 
 
 class Directory:
@@ -53,6 +71,70 @@ class Directory:
         self.apps: dict[str, dict[str, dict[str, Any]]] = {}
         self.gone: dict[str, str] = {}  # replica key -> why it went
         self.failed: dict[str, str] = {}  # application -> why a replica did not start
+        #: application -> blob key -> the bytes in Ray's object store, owned by this actor
+        self.kept: dict[str, dict[str, Any]] = {}
+        #: application -> the values of its secrets (in this actor's memory only)
+        self.secret_values: dict[str, dict[str, str]] = {}
+        #: service -> serving-log segment -> (SHA-256, its bytes in the object store): what
+        #: the nodes shipped and the host has not taken yet (``ray_logs.py``)
+        self.logs: dict[str, dict[str, tuple[str, Any]]] = {}
+        #: service -> the segments the host stored (their nodes may delete them)
+        self.logs_stored: dict[str, dict[str, None]] = {}
+
+    def keep(self, app: str, blobs: dict[str, bytes], secrets: dict[str, str]) -> None:
+        """What the host hands a version's replicas (``ray_files.py``): its blobs, put in
+        the object store (owned here, they outlive the host), and its secrets' values."""
+        import ray
+
+        kept = self.kept.setdefault(app, {})
+        for key, data in blobs.items():
+            kept[key] = ray.put(data)
+        self.secret_values[app] = dict(secrets)
+
+    def blobs(self, app: str, keys: list[str]) -> dict[str, Any] | None:
+        """References to ``keys`` of ``app`` (None: the directory has nothing of it)."""
+        kept = self.kept.get(app)
+        if kept is None:
+            return None
+        return {key: kept[key] for key in keys if key in kept}
+
+    def secrets(self, app: str) -> dict[str, str] | None:
+        return self.secret_values.get(app)
+
+    def offer_logs(self, service: str, names: list[str]) -> dict[str, list[str]]:
+        """Which of a node's published segments the host ``stored`` (the node deletes
+        them) and which it still ``wanted`` (the node sends them)."""
+        stored = self.logs_stored.get(service, {})
+        pending = self.logs.get(service, {})
+        return {
+            "stored": [n for n in names if n in stored],
+            "wanted": [n for n in names if n not in stored and n not in pending],
+        }
+
+    def ship_logs(self, service: str, segments: dict[str, tuple[str, bytes]]) -> None:
+        """Keep a node's segments (in the object store, owned here) until the host takes
+        them."""
+        import ray
+
+        pending = self.logs.setdefault(service, {})
+        stored = self.logs_stored.get(service, {})
+        for name, (sha, data) in segments.items():
+            if name not in pending and name not in stored:
+                pending[name] = (sha, ray.put(data))
+
+    def pending_logs(self) -> dict[str, dict[str, tuple[str, Any]]]:
+        """service -> segment -> (SHA-256, reference): what the host has to take."""
+        return {service: dict(p) for service, p in self.logs.items() if p}
+
+    def logs_taken(self, service: str, names: list[str]) -> None:
+        """The host's store holds these now: drop them here, let the nodes delete them."""
+        pending = self.logs.get(service, {})
+        stored = self.logs_stored.setdefault(service, {})
+        for name in names:
+            pending.pop(name, None)
+            stored[name] = None
+        while len(stored) > 100_000:  # keep the recent ones
+            del stored[next(iter(stored))]
 
     def register(self, app: str, key: str, entry: dict[str, Any]) -> None:
         self.apps.setdefault(app, {})[key] = entry
@@ -79,6 +161,8 @@ class Directory:
     def forget(self, app: str) -> None:
         self.apps.pop(app, None)
         self.failed.pop(app, None)
+        self.kept.pop(app, None)
+        self.secret_values.pop(app, None)
 
 
 def directory() -> Any:
@@ -104,15 +188,26 @@ class WorkerReplica:
         self.stopping = False
         self.exit_reason: str | None = None
         self.in_flight = 0
+        #: this service's serving-log folder on the node (shipped to the host: ray_logs.py)
+        self.log_folder = ray_logs.folder(node_cache(), config["service"])
+        self._ship_lock = threading.Lock()
         context = ray.get_runtime_context()
         self.node = context.get_node_id()
         self.host = config.get("listen") or ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
         scratch = Path(tempfile.mkdtemp(prefix="sy-ray-"))
         log_dir = Path(config.get("log_dir") or scratch)
-        log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            log_dir.mkdir(parents=True, exist_ok=True)
+        except OSError:  # the host's path is not this node's to make: keep the log here
+            log_dir = scratch
         self.log_path = log_dir / f"v{config['version']}-ray-{self.key.rsplit('/', 1)[1]}.log"
         for directory_path in config.get("make_dirs", []):  # the isolation plan binds them
             Path(directory_path).mkdir(parents=True, exist_ok=True)
+        try:
+            code_dir, env, isolate = self._node_files(config)
+        except (FetchError, OSError, ValueError) as exc:  # the host reads why
+            ray.get(directory().fail.remote(self.app, f"the replica's files: {exc}"))
+            raise RuntimeError(f"the replica's files: {exc}") from None
         control, control_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         models, models_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         argv = [
@@ -124,7 +219,7 @@ class WorkerReplica:
             "--listen",
             self.host,
             "--code-dir",
-            config["code_dir"],
+            str(code_dir),
             "--entry",
             config["entry"],
             "--name",
@@ -138,9 +233,9 @@ class WorkerReplica:
         ]
         if config.get("pins"):
             argv += ["--pins", json.dumps(config["pins"])]
-        if config.get("isolate"):
-            argv += ["--isolate", config["isolate"]]
-        env = {**config["env"], "SHIPYARD_WORKER_TOKEN": self.token}
+        if isolate is not None:
+            argv += ["--isolate", isolate]
+        env["SHIPYARD_WORKER_TOKEN"] = self.token
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 argv,
@@ -173,8 +268,46 @@ class WorkerReplica:
         ray.get(self.directory.register.remote(self.app, self.key, self.entry))
         threading.Thread(target=self._read_control, daemon=True).start()
         threading.Thread(target=self._watch, daemon=True).start()
+        threading.Thread(target=self._ship_loop, daemon=True).start()
 
     # -- start ------------------------------------------------------------------------------
+    def _node_files(self, config: dict[str, Any]) -> tuple[Path, dict[str, str], str | None]:
+        """The version's files in this node's cache, fetched from the directory when
+        missing (``ray_files.py``); the worker's environment (with its secrets) and
+        isolation plan, both pointing there rather than at the host's home and store."""
+        import ray
+
+        keeper = directory()
+
+        def get(keys: list[str]) -> dict[str, bytes]:
+            refs = ray.get(keeper.blobs.remote(self.app, keys))
+            if refs is None:
+                raise FetchError(_LOST)
+            return dict(zip(refs, ray.get(list(refs.values())), strict=True))
+
+        root = node_cache()
+        # the files of a tree this node materialised before are neither fetched nor hashed
+        skip = staged_files(root, self.records)
+        digests = {k: v for k, v in config["blobs"].items() if k not in skip}
+        code_dir = fetch(root, config["code_key"], digests, list(config["snapshots"]), get)
+        stage_files(root, self.records)  # file-artifact models: their trees, once per node
+        home = root / "home"
+        if config.get("cache_pub") and not _holds(home / "cache.pub", config["cache_pub"]):
+            _write(home / "cache.pub", config["cache_pub"])
+        values = ray.get(keeper.secrets.remote(self.app))
+        if values is None:
+            raise FetchError(_LOST)
+        env = {
+            **config["env"],
+            **values,
+            "SHIPYARD_HOME": str(home),
+            "SHIPYARD_STORE_URL": (root / "blobs").as_uri(),
+        }
+        isolate = config.get("isolate")
+        if isolate:
+            isolate = node_plan(isolate, root, code_dir, config["service"])
+        return code_dir, env, isolate or None
+
     def _answer_models(self, sock: socket.socket) -> None:
         """The worker's model channel: the pinned records, and a 404 for anything else (a
         replica on Ray has no registry to ask)."""
@@ -243,6 +376,29 @@ class WorkerReplica:
                 self.directory.unregister.remote(self.app, self.key, reason)
             except Exception:  # the directory is gone with the cluster: nothing to tell
                 pass
+        self._ship_logs()  # the segment it published as it exited (after the host's answer)
+
+    def _ship_loop(self) -> None:
+        """Every few seconds, the node's published serving-log segments of the service
+        (also those a killed predecessor left here) go to the directory."""
+        while self.exit_reason is None and not self.stopping:
+            self._ship_logs()
+            time.sleep(ray_logs.SHIP_SECONDS)
+
+    def _ship_logs(self) -> None:
+        service = self.log_folder.name
+        keeper = getattr(self, "directory", None) or directory()
+        try:
+            import ray
+
+            with self._ship_lock:
+                ray_logs.offer(
+                    self.log_folder,
+                    lambda names: ray.get(keeper.offer_logs.remote(service, names)),
+                    lambda batch: ray.get(keeper.ship_logs.remote(service, batch)),
+                )
+        except Exception as exc:  # the directory is unreachable: next time
+            print(f"shipping the serving log of {service}: {exc!r}", file=sys.stderr)
 
     def check_health(self) -> None:
         if self.exit_reason is not None:
@@ -278,6 +434,24 @@ class WorkerReplica:
             process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
+        self._ship_logs()  # the segment the worker published as it stopped
+
+
+def _holds(path: Path, text: str) -> bool:
+    try:
+        return path.read_text() == text
+    except OSError:
+        return False
+
+
+def _write(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (replicas of one node may race)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".cache-pub-")
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
 
 
 def scale_by_in_flight(ctx: Any) -> tuple[int, dict[str, Any]]:

@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.serve import hostfile, isolation, memory
 from shipyard.serve.replica import LoadFailed, Replica, WorkerSpec
+from shipyard.serve.secrets import resolve_secrets
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
@@ -232,6 +233,10 @@ class Supervisor:
         #: the Ray cluster of ``deploy --on ray`` (connected at the first such deploy)
         self.ray_address = ray_address if ray_address is not None else conf.ray_address
         self._ray: RayBackend | None = None
+        #: the SHA-256 of each blob a version on Ray needs (read once: scale needs them too)
+        self._ray_digests: dict[str, str] = {}
+        #: version -> the blob keys of its file-artifact models' files (read from manifests)
+        self._ray_file_keys: dict[tuple[str, int], list[str]] = {}
         self.cache_url = conf.cache_url
         self.db_url = conf.db_url
         if models is None:
@@ -392,13 +397,20 @@ class Supervisor:
         if self._ray is None:
             from shipyard.serve.ray_deployments import RayBackend
 
-            self._ray = RayBackend(self.ray_address)
+            self._ray = RayBackend(self.ray_address, self.store_url)
         return self._ray
 
-    def ray_config(self, spec: VersionSpec) -> dict[str, Any]:
+    def ray_config(
+        self, spec: VersionSpec, payload: dict[str, bytes] | None = None
+    ) -> dict[str, Any]:
         """What each Ray replica of ``spec`` gets (``ray_replica.WorkerReplica``): the
-        environment, isolation plan and pinned model records a local worker would get."""
+        environment, isolation plan and pinned model records a local worker would get, and
+        the key and digest of each blob its node fetches (``ray_files.py``). No secret value
+        and no store credential: Ray Serve keeps this in the GCS. ``payload``, if given, is
+        filled with the blobs' bytes (for the cluster's directory)."""
         from shipyard.serve.model_channel import _pinned
+        from shipyard.serve.ray_files import digest, file_blobs, needed_blobs, read_payload
+        from shipyard.store.blobs import check_key
 
         # a directory that does not change with the host's start: the same config is the
         # same application for Ray, so a restarted host finds its replicas as they were
@@ -407,18 +419,42 @@ class Supervisor:
         plan = worker.isolation
         env = dict(worker.env)
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)  # the host's directory, not the node's
-        from shipyard.serve.secrets import resolve_secrets
-
-        env.update(resolve_secrets(spec.secrets))
+        for name in _S3_ENV:  # the replica reads its node's copy, never the host's store
+            env.pop(name, None)
+        try:
+            code_key = check_key(spec.code_dir.name)
+        except ValueError:
+            raise LoadFailed(
+                f"{spec.code_dir} is not a stored code snapshot: a version on Ray runs from one"
+            ) from None
+        records = _pinned(self.models, dict(spec.pins))
+        keys, snapshots = needed_blobs(code_key, records)
+        # a file-artifact model's files, each a blob keyed by its SHA-256 (once per version)
+        which = (spec.service, spec.version)
+        if which not in self._ray_file_keys:
+            self._ray_file_keys[which] = file_blobs(self.store_url, records)
+        keys = list(dict.fromkeys([*keys, *self._ray_file_keys[which]]))
+        unknown = [k for k in keys if k not in self._ray_digests]
+        if unknown:
+            fresh = read_payload(self.store_url, unknown)
+            self._ray_digests.update({k: digest(v) for k, v in fresh.items()})
+            if payload is not None:
+                payload.update(fresh)
+        if payload is not None:
+            payload.update(read_payload(self.store_url, [k for k in keys if k not in payload]))
+        public = self.home / "cache.pub"
         return {
             "app": f"shipyard-{spec.service}-v{spec.version}",
             "service": spec.service,
             "version": spec.version,
             "entry": spec.entry,
-            "code_dir": str(spec.code_dir),
+            "code_key": code_key,
+            "blobs": {k: self._ray_digests[k] for k in keys},
+            "snapshots": snapshots,
+            "cache_pub": public.read_text() if public.is_file() else None,
             "env": env,
             "pins": dict(spec.pins),
-            "records": _pinned(self.models, dict(spec.pins)),
+            "records": records,
             "isolate": plan.to_json() if plan is not None else None,
             "make_dirs": [b.path for b in plan.binds if b.writable] if plan else [],
             "log_dir": str(self.home / "serve" / "logs" / spec.service),
@@ -431,13 +467,18 @@ class Supervisor:
             f"starting {spec.service} v{spec.version} on Ray "
             f"({spec.ray.min_replicas}..{spec.ray.max_replicas} replicas)"
         )
+        from shipyard.serve.ray_files import FetchError
         from shipyard.serve.secrets import SecretError
 
+        payload: dict[str, bytes] = {}
         try:
-            config = await asyncio.to_thread(self.ray_config, spec)
-        except SecretError as exc:
+            config = await asyncio.to_thread(self.ray_config, spec, payload)
+            # resolved now, handed to the cluster's directory: never in the app's config
+            values = resolve_secrets(spec.secrets)
+        except (SecretError, FetchError) as exc:
             raise LoadFailed(str(exc)) from None
-        replicas = await backend.run(spec, config, self._worker_spec(spec, "ray"))
+        worker = self._worker_spec(spec, "ray")
+        replicas = await backend.run(spec, config, worker, payload, values)
         return list(replicas)
 
     async def scale(
