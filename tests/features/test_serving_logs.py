@@ -232,17 +232,27 @@ def test_the_writer_counts_drops_and_writes_in_prometheus(url: str) -> None:
     assert sample("segments") - before["segments"] == 1
 
 
-def test_a_record_that_cannot_be_encoded_is_left_out_the_rest_written(url: str) -> None:
+def test_a_record_that_cannot_be_encoded_is_counted_the_rest_written(url: str) -> None:
     serving = _log(url)
     for i in range(5):
         record = _record(i)
         if i == 2:
             record["features"] = {"title_length": 2**70, "mean_rating": 1.0}  # past 64 bits
-        serving.log(**record)  # type: ignore[arg-type]
+        assert serving.log(**record) is (i != 2)  # type: ignore[arg-type]
     serving.flush()
-    assert serving.errors == 1 and serving.written == 4 and serving.logged == 5
+    assert serving.errors == 1 and serving.written == 4 and serving.logged == 4
     frame = read_serving_log("ranker", store_url=url)
     assert frame["request_id"].tolist() == ["r0", "r1", "r3", "r4"]
+    serving.close()
+
+
+def test_a_record_is_encoded_when_logged(url: str) -> None:
+    serving = _log(url)
+    facts = {"title": "Heat"}
+    serving.log(facts=facts, features={"n": 1})
+    facts["title"] = "changed after logging"
+    serving.flush()
+    assert read_serving_log("ranker", store_url=url)["facts"].tolist() == [{"title": "Heat"}]
     serving.close()
 
 
@@ -252,7 +262,7 @@ def test_both_encoders_write_the_same_values_and_old_segments_still_read(url: st
     import zstandard
     from pydantic import BaseModel
 
-    from shipyard.features.servinglog import FIELDS, batch_encoder
+    from shipyard.features.servinglog import FIELDS, encoder
 
     class Profile(BaseModel):
         mean: float
@@ -266,11 +276,11 @@ def test_both_encoders_write_the_same_values_and_old_segments_still_read(url: st
         np.float64(0.25),
     )
     decoded = [
-        msgpack.unpackb(batch_encoder(name)([record]), timestamp=3, strict_map_key=False)
+        msgpack.unpackb(encoder(name)(record), timestamp=3, strict_map_key=False)
         for name in ("ormsgpack", "msgpack")
     ]
     assert decoded[0] == decoded[1]
-    (values,) = decoded[0]
+    values = decoded[0]
     assert values[2] == {
         "when": datetime(2026, 1, 1, tzinfo=UTC),
         "tags": ["a"],

@@ -15,33 +15,31 @@ class Ranker(Service):
         return prediction
 ```
 
-On the request path, :meth:`ServingLog.log` does the least it can: a sampling draw (none at
-``sample=1``), a look at the queue's length, one ``time.time()`` and a
-``collections.deque.append`` of a tuple of references - no copy, no encoding, no lock, no
-counter. **The contract**: the objects given to ``log`` are read later, by the writer
-thread (within ``flush_interval``); the caller must not change them after logging (a
-service builds fresh dicts per request, and ``FeatureSet.row`` returns a new dict: nothing
-to do). A lookup that is a live, mutable cache entry should be passed as a copy. An object
-changed meanwhile is logged as the writer finds it, or, if it cannot be encoded then,
-counted in ``errors`` and left out.
+On the request path, :meth:`ServingLog.log` does a sampling draw (none at ``sample=1``), a
+look at the queue's length, one ``time.time()``, one C call that encodes the record
+(ormsgpack when installed, the ``features`` extra; msgpack otherwise: the same values,
+slower) and a ``collections.deque.append`` of the bytes - no lock, no I/O, no compression,
+no counter. A record is encoded when ``log`` is called, so changing the dicts afterwards
+changes nothing logged. Encoding there rather than in the writer is measured, not a
+shortcut: queued as live objects, records are walked by the garbage collector until the
+writer takes them, and in a worker whose endpoint allocates (a scikit-learn model's
+``predict_proba``) that cost the request thread more than the encoding does
+(BENCHMARKS.md, "Features"); bytes are not tracked by the collector. A record that cannot
+be encoded (an integer past 64 bits) is counted in ``errors`` and not logged.
 
 A full queue (``queue_size`` records) drops the record and counts it (``dropped``): logging
 never blocks, and memory stays bounded. A background thread, started on the first record,
-wakes every ``flush_interval`` seconds (0.05 s by default: queued records are live objects
-that the garbage collector walks until they are taken, and they encode faster while still
-in the CPU's caches; in a worker, 0.05 s cost less CPU than 0.25 s; idle, it backs off to a
-wake a second), takes what is queued and encodes it in batches - one C call per batch of up
-to 2,048 records (ormsgpack when installed, the ``features`` extra; msgpack otherwise: the
-same values, slower) - compresses each batch (zstd, streamed through the segment) and
-appends it to the open segment, a hidden temp file. A segment is a header, then msgpack
-arrays of records (one per batch, each record an array in ``FIELDS``' order). It is
-published (fsync, then an atomic rename, or one PUT on S3: see
-:mod:`shipyard.features.logstore`) when it holds ``max_bytes`` of records (before
-compression; a batch is sized to the room left by the size of the records before, so a
-segment ends near ``max_bytes``) or is ``max_age`` old, when :meth:`flush` is called, and
-when the process exits. After each publish, segments whose last record is older than
-``retention`` are deleted. A record is visible to readers once its segment is published (at
-most ``max_age`` + ``flush_interval`` after it was logged).
+wakes every ``flush_interval`` seconds (0.05 s: in bench/features.py's workers, 0.25 s cost
+more CPU per request; it backs off to one wake a second while nothing comes: an idle wake
+costs ~0.1 ms of CPU), takes what is queued, joins it into msgpack arrays of records (no
+Python work per record beyond the pop), compresses each (zstd, streamed through the
+segment) and appends it to the open segment, a hidden temp file. A segment is a header,
+then msgpack arrays of records (each record an array in ``FIELDS``' order). It is published
+(fsync, then an atomic rename, or one PUT on S3: see :mod:`shipyard.features.logstore`)
+when it holds ``max_bytes`` of records (before compression) or is ``max_age`` old, when
+:meth:`flush` is called, and when the process exits. After each publish, segments whose
+last record is older than ``retention`` are deleted. A record is visible to readers once
+its segment is published (at most ``max_age`` + ``flush_interval`` after it was logged).
 
 The counters - ``logged``, ``sampled_out``, ``dropped``, ``written``, ``errors``,
 ``segments_published`` - are read on the object (:meth:`ServingLog.stats`); the writer
@@ -61,15 +59,17 @@ from __future__ import annotations
 
 import atexit
 import logging
-import math
 import os
 import random
 import socket
 import threading
 import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from itertools import accumulate
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -81,19 +81,16 @@ __all__ = ["ServingLog"]
 log = logging.getLogger("shipyard.features")
 
 #: a segment's first msgpack value; then arrays of records, each an array in FIELDS' order
-#: (version 1, written before batches: the records themselves, one value each)
+#: (version 1, written before: the records themselves, one value each)
 FIELDS = ("ts", "request_id", "facts", "lookups", "features", "prediction")
 VERSION = 2
 HEADER = {"format": "shipyard-serving-log", "version": VERSION, "fields": list(FIELDS)}
-#: records encoded in one call at most (the writer holds the GIL that long: ~1 ms)
-BATCH = 2_048
 #: the longest an idle writer sleeps between two looks at the queue (seconds)
 IDLE_WAIT = 1.0
 
 _HOST = (socket.gethostname() or "host").replace("-", "_").replace("/", "_")[:40]
 
-Record = tuple[float, Any, Any, Any, Any, Any]
-Encoder = Callable[[list[Record]], bytes]
+Encoder = Callable[[Any], bytes]
 
 
 class _Flush:
@@ -153,7 +150,8 @@ class ServingLog:
         self.written = 0
         self.errors = 0
         self.segments_published = 0
-        self._queue: deque[Record] = deque()
+        self._encode = encoder()
+        self._queue: deque[tuple[float, bytes]] = deque()
         self._taken = 0  # records the writer took from the queue
         self._taking = threading.Lock()  # the writer's take, against reading ``logged``
         self._flushes: deque[_Flush] = deque()
@@ -185,9 +183,9 @@ class ServingLog:
         request_id: str | None = None,
     ) -> bool:
         """Queue one request's record if it is sampled; False if not logged (sampled out,
-        or dropped because the queue is full: counted in ``sampled_out`` / ``dropped``).
-        The objects are kept as they are and encoded later by the writer thread: do not
-        change them after this call (see the module doc)."""
+        dropped because the queue is full, or not encodable: counted in ``sampled_out`` /
+        ``dropped`` / ``errors``). The record is encoded now: changing the objects later
+        changes nothing logged."""
         if self.sample < 1.0 and self._draw() >= self.sample:
             self.sampled_out += 1
             return False
@@ -195,7 +193,14 @@ class ServingLog:
         if len(queue) >= self.queue_size:
             self.dropped += 1
             return False
-        queue.append((time.time(), request_id, facts, lookups, features, prediction))
+        ts = time.time()
+        try:
+            data = self._encode((ts, request_id, facts, lookups, features, prediction))
+        except Exception as exc:  # an integer past 64 bits, a dict changed meanwhile
+            self.errors += 1
+            log.warning("serving log of %s: a record could not be encoded: %s", self.service, exc)
+            return False
+        queue.append((ts, data))
         if self._thread is None:
             self._start()
         return True
@@ -280,10 +285,8 @@ class _Writer:
         self.owner = owner
         self.store = store
         self.service = service
-        self.encode = batch_encoder()
-        self.header = self.encode(HEADER)  # type: ignore[arg-type]
+        self.header = owner._encode(HEADER)
         self.zstd = zstandard.ZstdCompressor(level=owner.compression_level)
-        self.record_bytes = 256.0  # an encoded record's size, as the last batch had it
         self.seq = 0
         self.file: BinaryIO | None = None
         self.path: Path | None = None
@@ -355,42 +358,27 @@ class _Writer:
             except Exception as exc:
                 self.failed("could not write records", exc)
                 self.discard()
-            del items  # the records' objects go now, not at the next wake
         if pending:
             self.publish()
             for _ in range(pending):
                 flushes.popleft().done.set()
         return count > 0
 
-    def write_items(self, items: list[Record]) -> None:
-        """Encode ``items`` in batches sized to the open segment's room (by the size of the
-        records before) and write each; a full segment is published as it fills."""
-        start, total = 0, len(items)
-        while start < total:
+    def write_items(self, items: list[tuple[float, bytes]]) -> None:
+        """Write ``items`` as msgpack arrays of records (one per part): the records' sizes
+        summed with ``accumulate``, split where the open segment reaches ``max_bytes``
+        with ``bisect``, each part joined, compressed and written in one go - no Python
+        work per record beyond the pop."""
+        ends = list(accumulate(map(len, map(itemgetter(1), items))))
+        start = 0
+        while start < len(items):
+            base = ends[start - 1] if start else 0
             room = self.owner.max_bytes - self.size
-            take = min(BATCH, max(1, math.ceil(room / self.record_bytes)))
-            part = items[start : start + take]
-            start += len(part)
-            data, count = self.encode_batch(part)
-            if count:
-                self.record_bytes = max(1.0, len(data) / count)
-                self.write(data, count, part[0][0], part[-1][0])
-
-    def encode_batch(self, part: list[Record]) -> tuple[bytes, int]:
-        """``part`` as one msgpack array (one C call); if a record cannot be encoded (an
-        integer past 64 bits, a dict changed meanwhile), each record on its own, counting
-        and leaving out those that fail."""
-        try:
-            return self.encode(part), len(part)
-        except Exception:
-            pass
-        chunks: list[bytes] = []
-        for record in part:
-            try:
-                chunks.append(self.encode([record]))
-            except Exception as exc:
-                self.failed("could not encode a record (left out)", exc)
-        return b"".join(chunks), len(chunks)
+            stop = max(start + 1, bisect_right(ends, base + room, lo=start))
+            part = items[start:stop]
+            data = _array_header(len(part)) + b"".join(map(itemgetter(1), part))
+            self.write(data, len(part), part[0][0], part[-1][0])
+            start = stop
 
     def write(self, data: bytes, count: int, first: float, last: float) -> None:
         if self.file is None:
@@ -516,9 +504,18 @@ def _metrics(service: str) -> tuple[Any, ...]:
     return tuple(metric.labels(service) for metric in _METRICS)
 
 
-def batch_encoder(prefer: str = "ormsgpack") -> Encoder:
-    """A function that encodes a list of records (or any value) as msgpack bytes: ormsgpack
-    when installed and ``prefer`` says so (a Rust encoder, ~2-3x msgpack's speed here),
+def _array_header(count: int) -> bytes:
+    """A msgpack array header of ``count`` items: the records joined after it are the array."""
+    if count < 16:
+        return bytes((0x90 | count,))
+    if count < 1 << 16:
+        return b"\xdc" + count.to_bytes(2, "big")
+    return b"\xdd" + count.to_bytes(4, "big")
+
+
+def encoder(prefer: str = "ormsgpack") -> Encoder:
+    """A function that encodes a record (or any value) as msgpack bytes: ormsgpack when
+    installed and ``prefer`` says so (a Rust encoder, ~2x msgpack's speed on a record),
     else msgpack's. Both write the same values (see the module doc)."""
     if prefer == "ormsgpack":
         try:
