@@ -13,6 +13,16 @@ from shipyard import Service, endpoint
 from shipyard.features import ServingLog
 
 
+def _knobs() -> dict[str, Any]:
+    """The log's defaults unless BENCH_LOG_FLUSH_INTERVAL / BENCH_LOG_QUEUE say otherwise."""
+    knobs: dict[str, Any] = {}
+    if "BENCH_LOG_FLUSH_INTERVAL" in os.environ:
+        knobs["flush_interval"] = float(os.environ["BENCH_LOG_FLUSH_INTERVAL"])
+    if "BENCH_LOG_QUEUE" in os.environ:
+        knobs["queue_size"] = int(os.environ["BENCH_LOG_QUEUE"])
+    return knobs
+
+
 def _predict(values: list[Any]) -> float:
     return sum(w * float(v) for w, v in zip(WEIGHTS, values, strict=True))
 
@@ -43,8 +53,7 @@ class Logged(Service):
         max_bytes=int(os.environ.get("BENCH_LOG_MAX_BYTES", 1 << 20)),
         max_age=timedelta(minutes=5),
         # knobs for experiments (a writer that sleeps through a round: its queue holds it)
-        flush_interval=float(os.environ.get("BENCH_LOG_FLUSH_INTERVAL", 0.25)),
-        queue_size=int(os.environ.get("BENCH_LOG_QUEUE", 100_000)),
+        **_knobs(),
     )
 
     @endpoint
@@ -92,6 +101,7 @@ class WithModelLogged(Service):
         sample=1.0,
         max_bytes=int(os.environ.get("BENCH_LOG_MAX_BYTES", 1 << 20)),
         max_age=timedelta(minutes=5),
+        **_knobs(),
     )
 
     def load(self) -> None:

@@ -206,6 +206,14 @@ def test_same_features_deploy_quietly_and_serving_is_logged(
     assert frame["mean"].tolist() == [4.0, 3.0, 4.0]  # p2: the lookup's default
     assert frame["prediction"].tolist() == [4.0, 5.5, 8.0]
     assert frame["facts"][1] == {"x": 2.0, "profile_id": "p2"}
+    # the worker's writer counts in Prometheus; the host's /metrics adds the workers' up
+    written = 'shipyard_serving_log_written_total{service="scorer"} 3.0'
+    text = httpx.get(f"{host.url}/metrics").text
+    while written not in text and time.monotonic() < deadline:
+        time.sleep(0.1)
+        text = httpx.get(f"{host.url}/metrics").text
+    assert written in text
+    assert 'shipyard_serving_log_dropped_total{service="scorer"} 0.0' in text  # none dropped
 
 
 def test_a_changed_helper_constant_is_warned_then_refused_when_it_must_match(

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -212,3 +212,92 @@ def test_segments_go_to_s3_when_the_store_is_s3(s3_url: str) -> None:
     frame = read_serving_log("ranker", store_url=s3_url)
     assert frame["request_id"].tolist() == [f"r{i}" for i in range(30)]
     serving.close()
+
+
+def test_the_writer_counts_drops_and_writes_in_prometheus(url: str) -> None:
+    from prometheus_client import REGISTRY
+
+    def sample(name: str) -> float:
+        value = REGISTRY.get_sample_value(f"shipyard_serving_log_{name}_total", {"service": "m"})
+        return value or 0.0
+
+    before = {name: sample(name) for name in ("written", "dropped", "segments")}
+    serving = ServingLog(service="m", store_url=url, queue_size=10, flush_interval=30.0)
+    results = [serving.log(**_record(i)) for i in range(25)]  # type: ignore[arg-type]
+    assert results.count(True) == 10 and serving.dropped == 15
+    assert sample("dropped") == before["dropped"]  # the request path touched no metric
+    serving.close()  # the writer reports after its last wake
+    assert sample("written") - before["written"] == 10
+    assert sample("dropped") - before["dropped"] == 15
+    assert sample("segments") - before["segments"] == 1
+
+
+def test_a_record_that_cannot_be_encoded_is_counted_the_rest_written(url: str) -> None:
+    serving = _log(url)
+    for i in range(5):
+        record = _record(i)
+        if i == 2:
+            record["features"] = {"title_length": 2**70, "mean_rating": 1.0}  # past 64 bits
+        assert serving.log(**record) is (i != 2)  # type: ignore[arg-type]
+    serving.flush()
+    assert serving.errors == 1 and serving.written == 4 and serving.logged == 4
+    frame = read_serving_log("ranker", store_url=url)
+    assert frame["request_id"].tolist() == ["r0", "r1", "r3", "r4"]
+    serving.close()
+
+
+def test_a_record_is_encoded_when_logged(url: str) -> None:
+    serving = _log(url)
+    facts = {"title": "Heat"}
+    serving.log(facts=facts, features={"n": 1})
+    facts["title"] = "changed after logging"
+    serving.flush()
+    assert read_serving_log("ranker", store_url=url)["facts"].tolist() == [{"title": "Heat"}]
+    serving.close()
+
+
+def test_both_encoders_write_the_same_values_and_old_segments_still_read(url: str) -> None:
+    import msgpack
+    import numpy as np
+    import zstandard
+    from pydantic import BaseModel
+
+    from shipyard.features.servinglog import FIELDS, encoder
+
+    class Profile(BaseModel):
+        mean: float
+
+    record = (
+        1.5,
+        "r1",
+        {"when": datetime(2026, 1, 1), "tags": {"a"}, "at": datetime(2026, 1, 1, tzinfo=UTC)},
+        {"profile": Profile(mean=4.0), "day": date(2026, 1, 2)},
+        {"n": np.int64(3), "x": np.float32(0.5), "v": np.array([1, 2]), "t": (1, 2)},
+        np.float64(0.25),
+    )
+    decoded = [
+        msgpack.unpackb(encoder(name)(record), timestamp=3, strict_map_key=False)
+        for name in ("ormsgpack", "msgpack")
+    ]
+    assert decoded[0] == decoded[1]
+    values = decoded[0]
+    assert values[2] == {
+        "when": datetime(2026, 1, 1, tzinfo=UTC),
+        "tags": ["a"],
+        "at": datetime(2026, 1, 1, tzinfo=UTC),
+    }
+    assert values[3] == {"profile": {"mean": 4.0}, "day": "2026-01-02"}
+    assert values[4] == {"n": 3, "x": 0.5, "v": [1, 2], "t": [1, 2]} and values[5] == 0.25
+
+    # a version-1 segment (one record per msgpack value, before batches) reads as before
+    folder = Path(url.removeprefix("file://")) / "serving-logs" / "old"
+    folder.mkdir(parents=True)
+    header = {"format": "shipyard-serving-log", "version": 1, "fields": list(FIELDS)}
+    raw = msgpack.packb(header) + b"".join(
+        msgpack.packb([float(i), f"r{i}", {"i": i}, None, {"f": i}, i * 2]) for i in range(3)
+    )
+    (folder / "0000000000000-0000000002000-h-1-000001.msgpack.zst").write_bytes(
+        zstandard.ZstdCompressor().compress(raw)
+    )
+    frame = read_serving_log("old", store_url=url)
+    assert frame["f"].tolist() == [0, 1, 2] and frame["prediction"].tolist() == [0, 2, 4]

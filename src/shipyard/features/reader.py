@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.features.errors import FeatureError
 from shipyard.features.logstore import open_segments
-from shipyard.features.servinglog import FIELDS
+from shipyard.features.servinglog import FIELDS, VERSION
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,14 +65,23 @@ def read_serving_log(
         unpacker = msgpack.Unpacker(raw=False, timestamp=3, strict_map_key=False)
         unpacker.feed(raw)
         fields: list[str] = list(FIELDS)
+        batched = False
         for item in unpacker:
             if isinstance(item, dict):  # the segment's header
                 fields = [str(f) for f in item.get("fields", fields)]
+                version = item.get("version", 1)
+                if not isinstance(version, int) or version > VERSION:
+                    raise FeatureError(
+                        f"serving log segment {segment.name} of {service!r} in {store.url} "
+                        f"has format version {version!r}; this shipyard reads up to {VERSION}"
+                    )
+                batched = version >= 2  # arrays of records; version 1: one record a value
                 continue
-            record = dict(zip(fields, item, strict=False))
-            ts = record["ts"]
-            if (low is None or ts >= low) and (high is None or ts < high):
-                records.append(record)
+            for values in item if batched else (item,):
+                record = dict(zip(fields, values, strict=False))
+                ts = record["ts"]
+                if (low is None or ts >= low) and (high is None or ts < high):
+                    records.append(record)
     records.sort(key=lambda r: r["ts"])
     features = pd.DataFrame([r.get("features") or {} for r in records])
     clash = sorted(set(features.columns) & set(_FIXED))

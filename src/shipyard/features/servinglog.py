@@ -7,7 +7,7 @@ class Ranker(Service):
                              retention=timedelta(days=30))
 
     @endpoint
-    def score(self, profile_id: str, title_id: str) -> float:
+    def score(self, profile_id: str, title: str) -> float:
         facts = {...}
         row = self.features.row(facts, lookups)
         prediction = float(self.model.predict([list(row.values())])[0])
@@ -15,26 +15,41 @@ class Ranker(Service):
         return prediction
 ```
 
-On the request path: a sampling draw, the record packed into msgpack bytes (one C call,
-about a microsecond for a ranker's row) and an append to an in-memory queue - no lock, no
-I/O, no compression. Packing there, not in the writer, is measured, not a shortcut: a
-record queued as live dicts survives a few garbage collections before the writer takes it,
-and in bench/features.py that cost the worker three times what packing costs (the bytes
-are not tracked by the collector). A full queue drops the record and counts it
-(``dropped``): logging never blocks. A background thread, started on the first record,
-wakes every ``flush_interval`` seconds, compresses what is queued (zstd) into the open
-segment - a hidden temp file; a segment is a header, then one msgpack array per record -
-and publishes the segment (fsync, then an atomic rename, or one PUT on S3: see
-:mod:`shipyard.features.logstore`) when it holds
-``max_bytes`` of records (before compression) or is ``max_age`` old, when :meth:`flush` is
-called, and when the process exits. After each publish, segments whose last record is older
-than ``retention`` are deleted. A record is visible to readers once its segment is published
-(at most ``max_age`` + ``flush_interval`` after it was logged).
+On the request path, :meth:`ServingLog.log` does a sampling draw (none at ``sample=1``), a
+look at the queue's length, one ``time.time()``, one C call that encodes the record
+(ormsgpack when installed, the ``features`` extra; msgpack otherwise: the same values,
+slower) and a ``collections.deque.append`` of the bytes - no lock, no I/O, no compression,
+no counter. A record is encoded when ``log`` is called, so changing the dicts afterwards
+changes nothing logged. Encoding there rather than in the writer is measured, not a
+shortcut: queued as live objects, records are walked by the garbage collector until the
+writer takes them, and in a worker whose endpoint allocates (a scikit-learn model's
+``predict_proba``) that cost the request thread more than the encoding does
+(BENCHMARKS.md, "Features"); bytes are not tracked by the collector. A record that cannot
+be encoded (an integer past 64 bits) is counted in ``errors`` and not logged.
 
-A record is packed when ``log`` is called (changing the dicts afterwards changes nothing
-logged). Values are packed as msgpack: numbers, strings, bools, None, lists, dicts;
-datetimes (a naive one is taken as UTC); numpy scalars and arrays; pydantic models (dumped);
-anything else as its ``str``.
+A full queue (``queue_size`` records) drops the record and counts it (``dropped``): logging
+never blocks, and memory stays bounded. A background thread, started on the first record,
+wakes every ``flush_interval`` seconds (0.05 s: in bench/features.py's workers, 0.25 s cost
+more CPU per request; it backs off to one wake a second while nothing comes: an idle wake
+costs ~0.1 ms of CPU), takes what is queued, joins it into msgpack arrays of records (no
+Python work per record beyond the pop), compresses each (zstd, streamed through the
+segment) and appends it to the open segment, a hidden temp file. A segment is a header,
+then msgpack arrays of records (each record an array in ``FIELDS``' order). It is published
+(fsync, then an atomic rename, or one PUT on S3: see :mod:`shipyard.features.logstore`)
+when it holds ``max_bytes`` of records (before compression) or is ``max_age`` old, when
+:meth:`flush` is called, and when the process exits. After each publish, segments whose
+last record is older than ``retention`` are deleted. A record is visible to readers once
+its segment is published (at most ``max_age`` + ``flush_interval`` after it was logged).
+
+The counters - ``logged``, ``sampled_out``, ``dropped``, ``written``, ``errors``,
+``segments_published`` - are read on the object (:meth:`ServingLog.stats`); the writer
+adds what changed to Prometheus counters after each wake
+(``shipyard_serving_log_{written,dropped,errors,segments}_total``, by service), which a
+hosted worker's ``/metrics`` shows.
+
+Values are encoded as msgpack: numbers, strings, bools, None, lists, tuples, dicts;
+datetimes as msgpack timestamps (a naive one is taken as UTC); dates as ISO strings; numpy
+scalars and arrays; pydantic models (dumped); sets as lists; anything else as its ``str``.
 
 In a hosted service the worker binds the log to the service's name after ``load()``;
 elsewhere (a script, a bench) pass ``service=``.
@@ -51,7 +66,9 @@ import threading
 import time
 from bisect import bisect_right
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from itertools import accumulate
 from operator import itemgetter
 from pathlib import Path
@@ -64,11 +81,17 @@ __all__ = ["ServingLog"]
 
 log = logging.getLogger("shipyard.features")
 
-#: a segment's first msgpack value; then its records, each an array in FIELDS' order
+#: a segment's first msgpack value; then arrays of records, each an array in FIELDS' order
+#: (version 1, written before: the records themselves, one value each)
 FIELDS = ("ts", "request_id", "facts", "lookups", "features", "prediction")
-HEADER = {"format": "shipyard-serving-log", "version": 1, "fields": list(FIELDS)}
+VERSION = 2
+HEADER = {"format": "shipyard-serving-log", "version": VERSION, "fields": list(FIELDS)}
+#: the longest an idle writer sleeps between two looks at the queue (seconds)
+IDLE_WAIT = 1.0
 
 _HOST = (socket.gethostname() or "host").replace("-", "_").replace("/", "_")[:40]
+
+Encoder = Callable[[Any], bytes]
 
 
 class _Flush:
@@ -97,7 +120,7 @@ class ServingLog:
         max_age: timedelta = timedelta(minutes=5),
         retention: timedelta = timedelta(days=30),
         queue_size: int = 100_000,
-        flush_interval: float = 0.25,
+        flush_interval: float = 0.05,
         service: str | None = None,
         store_url: str | None = None,
         compression_level: int = 3,
@@ -122,15 +145,16 @@ class ServingLog:
         self.service = service
         self.store_url = store_url
         self.compression_level = compression_level
-        #: records queued, sampled out, dropped (queue full), written, and writer errors
-        self.logged = 0
+        #: sampled out, dropped (queue full), written, writer errors, segments published
         self.sampled_out = 0
         self.dropped = 0
         self.written = 0
         self.errors = 0
         self.segments_published = 0
-        self._queue: deque[Any] = deque()
-        self._local = threading.local()  # a msgpack Packer per request thread
+        self._encode = encoder()
+        self._queue: deque[tuple[float, bytes]] = deque()
+        self._taken = 0  # records the writer took from the queue
+        self._taking = threading.Lock()  # the writer's take, against reading ``logged``
         self._flushes: deque[_Flush] = deque()
         self._draw = random.Random().random
         self._thread: threading.Thread | None = None
@@ -160,7 +184,9 @@ class ServingLog:
         request_id: str | None = None,
     ) -> bool:
         """Queue one request's record if it is sampled; False if not logged (sampled out,
-        or dropped because the queue is full: counted in ``sampled_out`` / ``dropped``)."""
+        dropped because the queue is full, or not encodable: counted in ``sampled_out`` /
+        ``dropped`` / ``errors``). The record is encoded now: changing the objects later
+        changes nothing logged."""
         if self.sample < 1.0 and self._draw() >= self.sample:
             self.sampled_out += 1
             return False
@@ -170,25 +196,25 @@ class ServingLog:
             return False
         ts = time.time()
         try:
-            packer = self._local.packer
-        except AttributeError:
-            packer = self._local.packer = _packer()
-        try:
-            data = packer.pack((ts, request_id, facts, lookups, features, prediction))
-        except Exception as exc:  # a value even _plain cannot turn into msgpack
+            data = self._encode((ts, request_id, facts, lookups, features, prediction))
+        except Exception as exc:  # an integer past 64 bits, a dict changed meanwhile
             self.errors += 1
-            packer.reset()
-            log.warning("serving log of %s: a record could not be packed: %s", self.service, exc)
+            log.warning("serving log of %s: a record could not be encoded: %s", self.service, exc)
             return False
         queue.append((ts, data))
-        self.logged += 1
         if self._thread is None:
             self._start()
         return True
 
     # --- control -------------------------------------------------------------------------
+    @property
+    def logged(self) -> int:
+        """Records accepted by :meth:`log` (queued, written, or failed to encode)."""
+        with self._taking:
+            return self._taken + len(self._queue)
+
     def stats(self) -> dict[str, int]:
-        """The counters: logged, sampled_out, dropped, written, errors, segments."""
+        """The counters: logged, sampled_out, dropped, written, errors, segments, queued."""
         return {
             "logged": self.logged,
             "sampled_out": self.sampled_out,
@@ -244,21 +270,23 @@ class ServingLog:
                 os.register_at_fork(after_in_child=self._forked)
 
     def _forked(self) -> None:
-        """In a child forked from a process with a writer thread: none runs here yet."""
+        """In a child forked from a process with a writer thread: none runs here yet (and
+        no lock is held by a thread that is not here)."""
         self._thread = None
+        self._taking = threading.Lock()
+        self._start_lock = threading.Lock()
 
 
 class _Writer:
     """The background thread's state: the open segment and how to publish it."""
 
     def __init__(self, owner: ServingLog, store: SegmentStore, service: str) -> None:
-        import msgpack
         import zstandard
 
         self.owner = owner
         self.store = store
         self.service = service
-        self.header = msgpack.packb(HEADER)
+        self.header = owner._encode(HEADER)
         self.zstd = zstandard.ZstdCompressor(level=owner.compression_level)
         self.seq = 0
         self.file: BinaryIO | None = None
@@ -269,6 +297,8 @@ class _Writer:
         self.first = 0.0
         self.last = 0.0
         self.warned = False
+        self.metrics = _metrics(service)
+        self.reported = (0, 0, 0, 0)
 
     def run(self) -> None:
         owner = self.owner
@@ -277,11 +307,12 @@ class _Writer:
             self.retain()
         except Exception as exc:  # the store is down: the writes will say so again
             self.failed("could not clean or apply retention", exc)
+        wait = owner.flush_interval
         while True:
-            owner._wake.wait(owner.flush_interval)
+            owner._wake.wait(wait)
             owner._wake.clear()
             stopping = owner._stopping
-            self.drain()
+            busy = self.drain()
             if self.file is not None and (
                 self.size >= owner.max_bytes
                 or time.monotonic() - self.opened >= owner.max_age.total_seconds()
@@ -290,13 +321,29 @@ class _Writer:
             if stopping:
                 self.drain()
                 self.publish()
+            self.report()
+            if stopping:
                 return
+            wait = self.next_wait(wait, busy)
 
-    def drain(self) -> None:
-        """Write what is queued, then answer the flush requests made meanwhile. Per record
-        only C-level work: the records are popped in one comprehension, their sizes summed
-        with ``accumulate``, split where the open segment reaches ``max_bytes`` with
-        ``bisect``, and each part joined, compressed and written in one go."""
+    def next_wait(self, wait: float, busy: bool) -> float:
+        """``flush_interval`` while records come; after a wake that found none, twice the
+        wait before, up to ``IDLE_WAIT`` (an idle writer's wake costs ~0.1 ms of CPU: 20 a
+        second would be a cost of its own), and never past the open segment's ``max_age``.
+        A record after a quiet spell waits that long at most; ``flush``/``close`` wake the
+        writer at once."""
+        interval = self.owner.flush_interval
+        if busy:
+            return interval
+        wait = min(max(interval, IDLE_WAIT), wait * 2)
+        if self.file is not None:
+            due = self.opened + self.owner.max_age.total_seconds() - time.monotonic()
+            wait = min(wait, max(interval, due))
+        return wait
+
+    def drain(self) -> bool:
+        """Write what is queued, then answer the flush requests made meanwhile; whether
+        there were records."""
         owner = self.owner
         flushes = owner._flushes
         pending = len(flushes)  # those asked before this drain began
@@ -304,7 +351,9 @@ class _Writer:
         count = len(queue)
         if count:
             pop = queue.popleft
-            items = [pop() for _ in range(count)]
+            with owner._taking:
+                items = [pop() for _ in range(count)]
+                owner._taken += count
             try:
                 self.write_items(items)
             except Exception as exc:
@@ -314,8 +363,13 @@ class _Writer:
             self.publish()
             for _ in range(pending):
                 flushes.popleft().done.set()
+        return count > 0
 
     def write_items(self, items: list[tuple[float, bytes]]) -> None:
+        """Write ``items`` as msgpack arrays of records (one per part): the records' sizes
+        summed with ``accumulate``, split where the open segment reaches ``max_bytes``
+        with ``bisect``, each part joined, compressed and written in one go - no Python
+        work per record beyond the pop."""
         ends = list(accumulate(map(len, map(itemgetter(1), items))))
         start = 0
         while start < len(items):
@@ -323,7 +377,7 @@ class _Writer:
             room = self.owner.max_bytes - self.size
             stop = max(start + 1, bisect_right(ends, base + room, lo=start))
             part = items[start:stop]
-            data = b"".join(map(itemgetter(1), part))
+            data = _array_header(len(part)) + b"".join(map(itemgetter(1), part))
             self.write(data, len(part), part[0][0], part[-1][0])
             start = stop
 
@@ -390,6 +444,16 @@ class _Writer:
             if segment.last_ms < cutoff:
                 self.store.delete(self.service, segment.name)
 
+    def report(self) -> None:
+        """Add what the counters gained since the last wake to the Prometheus counters
+        (the request path never touches them)."""
+        owner = self.owner
+        now = (owner.written, owner.dropped, owner.errors, owner.segments_published)
+        for metric, value, before in zip(self.metrics, now, self.reported, strict=True):
+            if value > before:
+                metric.inc(value - before)
+        self.reported = now
+
     def failed(self, what: str, exc: BaseException) -> None:
         self.owner.errors += 1
         if not self.warned:  # once: a full disk would otherwise log at every record
@@ -404,14 +468,78 @@ class _Writer:
             )
 
 
-def _packer() -> Any:
+_METRICS: tuple[Any, Any, Any, Any] | None = None
+_METRICS_LOCK = threading.Lock()
+
+
+def _metrics(service: str) -> tuple[Any, ...]:
+    """The service's Prometheus counters: written, dropped, errors, segments (in a hosted
+    worker, prometheus_client's multiprocess files: the host's ``/metrics`` adds them up)."""
+    global _METRICS
+    with _METRICS_LOCK:
+        if _METRICS is None:
+            from prometheus_client import Counter
+
+            _METRICS = (
+                Counter(
+                    "shipyard_serving_log_written",
+                    "Records a service's serving log wrote to its segments",
+                    ["service"],
+                ),
+                Counter(
+                    "shipyard_serving_log_dropped",
+                    "Records a serving log dropped because its queue was full (it never blocks)",
+                    ["service"],
+                ),
+                Counter(
+                    "shipyard_serving_log_errors",
+                    "Serving log records that could not be encoded, and failed segment writes",
+                    ["service"],
+                ),
+                Counter(
+                    "shipyard_serving_log_segments",
+                    "Serving log segments published",
+                    ["service"],
+                ),
+            )
+    return tuple(metric.labels(service) for metric in _METRICS)
+
+
+def _array_header(count: int) -> bytes:
+    """A msgpack array header of ``count`` items: the records joined after it are the array."""
+    if count < 16:
+        return bytes((0x90 | count,))
+    if count < 1 << 16:
+        return b"\xdc" + count.to_bytes(2, "big")
+    return b"\xdd" + count.to_bytes(4, "big")
+
+
+def encoder(prefer: str = "ormsgpack") -> Encoder:
+    """A function that encodes a record (or any value) as msgpack bytes: ormsgpack when
+    installed and ``prefer`` says so (a Rust encoder, ~2x msgpack's speed on a record),
+    else msgpack's. Both write the same values (see the module doc)."""
+    if prefer == "ormsgpack":
+        try:
+            import ormsgpack
+        except ImportError:
+            pass
+        else:
+            options = (
+                ormsgpack.OPT_NAIVE_UTC
+                | ormsgpack.OPT_DATETIME_AS_TIMESTAMP_EXT
+                | ormsgpack.OPT_SERIALIZE_NUMPY
+                | ormsgpack.OPT_SERIALIZE_PYDANTIC
+                | ormsgpack.OPT_NON_STR_KEYS
+            )
+            # a partial, not a def: no Python frame per record on the request path
+            return partial(ormsgpack.packb, default=_plain, option=options)
     import msgpack
 
-    return msgpack.Packer(default=_plain, datetime=True)
+    return partial(msgpack.packb, default=_plain, datetime=True)
 
 
 def _plain(value: Any) -> Any:
-    """What msgpack cannot pack as is."""
+    """What the encoder cannot encode as is."""
     if isinstance(value, datetime):  # naive: taken as UTC
         import msgpack
 
