@@ -5,7 +5,7 @@ by side on the media catalogue, and the catalogue service under load.
     .venv/bin/python bench/catalogue.py --sample 2000        # a seeded sample (~3 min)
     .venv/bin/python bench/catalogue.py --write              # ... and update BENCHMARKS.md
     .venv/bin/python bench/catalogue.py --only quality       # no service part
-    .venv/bin/python bench/catalogue.py --no-haystack        # shipyard alone (Haystack is slow)
+    .venv/bin/python bench/catalogue.py --no-haystack        # shipyard alone
 
 Measured in one run on the same films, model and k:
 
@@ -17,7 +17,13 @@ Measured in one run on the same films, model and k:
   hybrid pipeline (``InMemoryBM25Retriever`` + ``InMemoryEmbeddingRetriever`` +
   ``DocumentJoiner(join_mode="reciprocal_rank_fusion")``, the facet filters as Haystack
   filters) with its two retrievers alone beside; shipyard's facet counts against a direct
-  count; the in-process latency of a search for both (query embedding included);
+  count; the in-process latency of a search for both (query embedding included when the
+  dense ranker runs), and shipyard's CPU time per search, with the tuned weights and with
+  every ranker run. Haystack's in-memory retrievers take about a CPU-second a query over
+  the whole catalogue: there it answers a seeded subsample of the held-out queries, 50 per
+  kind (``--haystack-per-kind``; all of them with ``--sample``), split among
+  ``--haystack-workers`` (2) processes at once, and shipyard's hybrid is scored on the same
+  subsample beside;
 - service (``--only service``, needs the quality part's index in the same run): the flow
   registers the index (reusing its vectors), ``shipyard serve`` and ``shipyard deploy
   examples/catalogue_search/service.py:Catalogue --replicas R``, then ``shipyard loadtest

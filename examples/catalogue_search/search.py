@@ -21,7 +21,12 @@ alone would) over the titles those bounds pick (:mod:`matcher`: a few millisecon
 whole catalogue). The semantic ranker ranks every film, so it only orders results: a
 filtered query returns ``k`` results whenever ``k`` films pass the filters. Facet counts
 are over the films that match the query and the filters (Meilisearch's
-``facetDistribution``).
+``facetDistribution``), counted with ``np.bincount`` over integer codes (:class:`FacetCodes`).
+
+**What a search runs.** Only the rankers its weights fuse: in reciprocal-rank fusion a
+ranker of weight 0 changes nothing, so :meth:`Engine.search` does not run it — with the
+weights tuned over the whole catalogue (the fuzzy ranker alone) a query is not embedded at
+all. What matches (the facets) does not depend on the weights.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """examples/catalogue_search with the embedding model (run inside a loopback-only network
 namespace by tests/examples/test_catalogue_search.py): on a sample of the catalogue, facet
 counts equal a direct count, a filter matching few films returns k, hybrid recall@10 holds
-its own against keyword and dense alone on the held-out queries; then the flow registers
-catalogue-index, a real host serves Catalogue, and /catalogue/search answers the issue's
-shapes with clear 422s for bad input."""
+its own against keyword and dense alone on the held-out queries, facets equal the core's
+count and a search equals fusing every ranking; then the flow registers catalogue-index, a
+second run embeds only the titles the latest catalogue-index lacks, a real host serves
+Catalogue, and /catalogue/search answers the issue's shapes with clear 422s for bad input."""
 
 from __future__ import annotations
 
