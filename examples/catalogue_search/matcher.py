@@ -52,6 +52,11 @@ def typo_budget(word: str) -> int:
     return 0 if n < ONE_TYPO else 1 if n < TWO_TYPOS else 2
 
 
+def deletions(word: str) -> set[str]:
+    """``word`` and every string one letter shorter that deleting a letter of it gives."""
+    return {word, *(word[:i] + word[i + 1 :] for i in range(len(word)))}
+
+
 def fuzzy_text(title: str) -> str:
     """A title as the whole-title scorers compare it (rapidfuzz's default processor: lower
     case, non-alphanumerics as spaces, trimmed)."""
@@ -82,6 +87,15 @@ class TitleMatcher:
         self.len_words = [self.vocab[i] for i in self.len_order]
         sizes = np.arange(lengths.max(initial=0) + 2)
         self.len_start = np.searchsorted(lengths[self.len_order], sizes)
+        # one-typo keywords (5-8 letters) look their candidates up: every word of 4-9
+        # letters under itself and each of its one-letter deletions. A word one typo away
+        # (a letter deleted, inserted, replaced, or two neighbours swapped) shares one of
+        # those with the keyword's own (symmetric deletion, as SymSpell does)
+        self.one_off: dict[str, list[int]] = {}
+        for i, term in enumerate(self.vocab):
+            if ONE_TYPO - 1 <= len(term) <= TWO_TYPOS:
+                for variant in deletions(term):
+                    self.one_off.setdefault(variant, []).append(i)
 
     def __len__(self) -> int:
         return len(self.titles)
@@ -96,7 +110,13 @@ class TitleMatcher:
 
         budget = typo_budget(term)
         found = [np.asarray([self.term_id[term]] if term in self.term_id else [], np.int64)]
-        if budget:
+        if budget == 1:
+            near = sorted({i for v in deletions(term) for i in self.one_off.get(v, ())})
+            if near:
+                far = process.cdist([term], [self.vocab[i] for i in near], scorer=OSA.distance,
+                                    score_cutoff=1, dtype=np.int32, workers=1)[0]  # fmt: skip
+                found.append(np.asarray(near, dtype=np.int64)[far <= 1])
+        elif budget:
             top = len(self.len_start) - 1
             lo = self.len_start[min(top, max(1, len(term) - budget))]
             hi = self.len_start[min(top, len(term) + budget + 1)]
