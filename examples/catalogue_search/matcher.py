@@ -12,10 +12,12 @@ Typesense bound typo tolerance — per word, by the word's length:
   typo): none under :data:`ONE_TYPO` letters, one under :data:`TWO_TYPOS`, two from there
   (Meilisearch's defaults, ``minWordSizeForTypos``); the last keyword also matches as a
   prefix (``godfath`` → ``godfather``), as both engines do while people type. Candidate title
-  words come from the catalogue's vocabulary by length (a word ``b`` edits away is within
-  ``b`` letters of the same length), so a keyword is compared with a few thousand words, not
-  every title. A title matches when it holds every keyword so (Meilisearch's ``all``
-  matching strategy);
+  words come from the catalogue's vocabulary: for a one-typo keyword, the words sharing it
+  or one of its one-letter deletions (symmetric deletion: every word of 4-9 letters is
+  indexed under those once), for a two-typo keyword the words of a length within two (a
+  word ``b`` edits away is within ``b`` letters of the same length); only those are
+  compared, not every title. A title matches when it holds every keyword so (Meilisearch's
+  ``all`` matching strategy);
 - **whole titles within typos**: ``ratio`` (normalised Indel similarity, 2 ms over the
   catalogue) of the query against every title; a title at least :data:`TITLE_MATCH` matches
   (two typos in a ten-letter title still do).
