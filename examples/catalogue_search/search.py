@@ -21,7 +21,12 @@ alone would) over the titles those bounds pick (:mod:`matcher`: a few millisecon
 whole catalogue). The semantic ranker ranks every film, so it only orders results: a
 filtered query returns ``k`` results whenever ``k`` films pass the filters. Facet counts
 are over the films that match the query and the filters (Meilisearch's
-``facetDistribution``).
+``facetDistribution``), counted with ``np.bincount`` over integer codes (:class:`FacetCodes`).
+
+**What a search runs.** Only the rankers its weights fuse: in reciprocal-rank fusion a
+ranker of weight 0 changes nothing, so :meth:`Engine.search` does not run it — with the
+weights tuned over the whole catalogue (the fuzzy ranker alone) a query is not embedded at
+all. What matches (the facets) does not depend on the weights.
 """
 
 from __future__ import annotations
@@ -143,6 +148,7 @@ class Engine:
         self.weights: dict[str, float] = dict(info.get("weights") or DEFAULT_WEIGHTS)
         self.votes = np.asarray([c.meta["votes"] for c in index.chunks], dtype=np.int64)
         self.matcher = TitleMatcher(titles, self.votes)
+        self.facets = {key: FacetCodes(index.chunks, key) for key in FACETS}
 
     @classmethod
     def load(cls, folder: str | Path, *, embedder: Any = None) -> Engine:
@@ -175,24 +181,26 @@ class Engine:
         return [(int(rows[i]), float(scores[rows[i]])) for i in order]
 
     def rankings(
-        self, query: str, filters: Mapping[str, Any] | None = None, depth: int = DEPTH
+        self,
+        query: str,
+        filters: Mapping[str, Any] | None = None,
+        depth: int = DEPTH,
+        rankers: Sequence[str] = RANKERS,
     ) -> tuple[dict[str, list[tuple[int, float]]], np.ndarray]:
-        """Each ranker's ``depth`` best (row, score) for ``query`` among the films the filters
-        let through, and the boolean mask of the films that match (see the module doc)."""
+        """Each of ``rankers``' ``depth`` best (row, score) for ``query`` among the films the
+        filters let through, and the boolean mask of the films that match (see the module
+        doc: what matches does not depend on ``rankers``)."""
         mask = self.index.allowed(filters)
-        allowed = np.ones(len(self), dtype=bool) if mask is None else mask
         if not query.strip():
             # a browse: the films the filters let through, most voted first
+            allowed = np.ones(len(self), dtype=bool) if mask is None else mask
             scores = np.where(allowed, self.votes.astype(np.float32) + 1.0, 0.0)
             return {"votes": self._best(scores, depth)}, allowed
-        keyword = self.index.rank(query, ("bm25",), depth=depth, filters=filters)["bm25"]
-        dense = self.index.rank(query, ("dense",), depth=depth, filters=filters)["dense"]
-        fuzzy, matched = self.matcher.match(query, mask)
-        out = {
-            "bm25": keyword,
-            "dense": dense,
-            "fuzzy": self._best(fuzzy, depth),
-        }
+        core = [name for name in ("bm25", "dense") if name in rankers]
+        out = self.index.rank(query, core, depth=depth, filters=filters) if core else {}
+        fuzzy, matched = self.matcher.match(query, mask, score="fuzzy" in rankers)
+        if "fuzzy" in rankers:
+            out["fuzzy"] = self._best(fuzzy, depth)
         return out, matched
 
     # -- search -------------------------------------------------------------------------
@@ -209,7 +217,10 @@ class Engine:
         if "votes" in rankings:  # a browse has one ranking: its order, with RRF's scores
             return rrf({"votes": [r for r, _ in rankings["votes"]]}, limit=k)
         w = dict(self.weights if weights is None else weights)
-        lists = {name: [row for row, _ in rankings[name]] for name in RANKERS}
+        missing = [n for n in RANKERS if w.get(n, 0.0) and n not in rankings]
+        if missing:
+            raise ValueError(f"weights fuse {missing}, but no ranking of them was computed")
+        lists = {name: [row for row, _ in rankings.get(name, [])] for name in RANKERS}
         return rrf(lists, {n: w.get(n, 0.0) for n in RANKERS}, limit=k)
 
     def film(self, row: int, score: float) -> dict[str, Any]:
@@ -232,10 +243,59 @@ class Engine:
         """``{"results": [film...], "facets": {"genre": {...}, "decade": {...}}}``: the ``k``
         best films (fused) among those the filters let through, and facet counts over the
         films that match the query and the filters."""
-        rankings, matched = self.rankings(query, filters, depth=max(DEPTH, k))
-        fused = self.fuse(rankings, k, weights)
-        facets = {key: self.index.columns.counts(key, matched) for key in FACETS}
+        w = dict(self.weights if weights is None else weights)
+        # a ranker fused with weight 0 changes nothing (RRF): it is not run, and a query
+        # is embedded only when the dense ranker counts
+        rankers = [name for name in RANKERS if w.get(name, 0.0) > 0]
+        rankings, matched = self.rankings(query, filters, depth=max(DEPTH, k), rankers=rankers)
+        fused = self.fuse(rankings, k, w)
+        rows = np.flatnonzero(matched)
+        facets = {key: codes.counts(rows) for key, codes in self.facets.items()}
         return {"results": [self.film(r, s) for r, s in fused], "facets": facets}
+
+
+class FacetCodes:
+    """A facet field's values as integer codes, for counting with ``np.bincount``: each
+    value (as first seen; values equal as the core's filters compare them are one) gets a
+    code, and ``pairs`` holds a (row, code) pair for each value of each row (a film with
+    three genres has three)."""
+
+    def __init__(self, chunks: Sequence[Any], key: str) -> None:
+        from shipyard.retrieval.filters import normal
+
+        code_of: dict[Any, int] = {}
+        self.values: list[Any] = []
+        rows, codes = [], []
+        for row, chunk in enumerate(chunks):
+            value = chunk.meta.get(key)
+            for v in value if isinstance(value, list | tuple | set) else [value]:
+                if v is None:
+                    continue
+                code = code_of.setdefault(normal(v), len(code_of))
+                if code == len(self.values):
+                    self.values.append(v)
+                rows.append(row)
+                codes.append(code)
+        self.n = len(chunks)
+        order = np.argsort(np.asarray(rows, dtype=np.int64), kind="stable")
+        self.codes = np.asarray(codes, dtype=np.int64)[order]
+        # the pairs of row r are codes[start[r]:start[r + 1]]
+        self.start = np.searchsorted(np.asarray(rows, dtype=np.int64)[order], np.arange(self.n + 1))
+        self.single = bool(np.all(np.diff(self.start) <= 1))
+
+    def counts(self, rows: np.ndarray) -> dict[Any, int]:
+        """Each value -> how many of ``rows`` have it, most frequent first (ties: the value
+        seen first), values counted 0 left out: the core's ``MetaColumns.counts``."""
+        if self.single and len(self.codes) == self.n:  # one value a row: codes by row
+            picked = self.codes[rows]
+        else:
+            lo, hi = self.start[rows], self.start[rows + 1]
+            size = hi - lo
+            first = np.repeat(lo - np.cumsum(size) + size, size)  # each pair's row's start
+            picked = self.codes[first + np.arange(size.sum())]
+        found = np.bincount(picked, minlength=len(self.values))
+        order = np.argsort(-found, kind="stable")
+        return {self.values[i]: int(found[i]) for i in order if found[i]}
 
 
 def core_filters(filters: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -1,9 +1,10 @@
 """examples/catalogue_search with the embedding model (run inside a loopback-only network
 namespace by tests/examples/test_catalogue_search.py): on a sample of the catalogue, facet
 counts equal a direct count, a filter matching few films returns k, hybrid recall@10 holds
-its own against keyword and dense alone on the held-out queries; then the flow registers
-catalogue-index, a real host serves Catalogue, and /catalogue/search answers the issue's
-shapes with clear 422s for bad input."""
+its own against keyword and dense alone on the held-out queries, facets equal the core's
+count and a search equals fusing every ranking; then the flow registers catalogue-index, a
+second run embeds only the titles the latest catalogue-index lacks, a real host serves
+Catalogue, and /catalogue/search answers the issue's shapes with clear 422s for bad input."""
 
 from __future__ import annotations
 
@@ -59,6 +60,21 @@ def test_facets_filters_and_the_fusion_on_held_out_queries(engine, sample) -> No
     assert hybrid >= max(test["keyword"]["all"]["recall"], test["dense"]["all"]["recall"])
     assert test["hybrid (tuned)"]["misspelled"]["recall"] >= 0.9
 
+    # facet counts (integer codes, np.bincount) equal the core's count over what matched;
+    # a search runs only the rankers its weights fuse, and answers as if it ran them all
+    for q in made[::10]:
+        f = search.core_filters(q["filters"])
+        rankings, matched = engine.rankings(q["query"], f)
+        got = engine.search(q["query"], 10, f)["facets"]
+        assert got == {key: engine.index.columns.counts(key, matched) for key in search.FACETS}
+        assert [list(c) for c in got.values()] == [
+            list(engine.index.columns.counts(key, matched)) for key in search.FACETS
+        ]  # most frequent first, as the core orders them
+        for w in ({"fuzzy": 1.0}, {"bm25": 1.0, "dense": 0.0, "fuzzy": 2.0}, {"dense": 1.0}):
+            alone = engine.search(q["query"], 10, f, weights=w)["results"]
+            fused = engine.fuse(rankings, 10, w)
+            assert [r["id"] for r in alone] == [engine.index.chunks[r].id for r, _ in fused]
+
     # a filter only a few films pass: k of them come back, whatever the query
     combos = Counter((g, f["decade"]) for f in sample for g in f["genres"])
     (genre, decade), n = min(((c, m) for c, m in combos.items() if m >= 3), key=lambda x: x[1])
@@ -99,6 +115,19 @@ def test_flow_deploy_and_search_over_http(tmp_path: Path) -> None:
     assert "300 of 58788 films" in out and "registered catalogue-index" in out, out
     shown = _run(env, *shipyard, "models", "show", "catalogue-index")
     assert "sample=300" in shown and "misspelled_recall@10" in shown, shown
+    assert "300 titles embedded, 0 vectors reused" in out, out
+
+    # the weekly rebuild: a catalogue that gained and lost films reuses the vectors of the
+    # latest catalogue-index for every title it holds and embeds only the others
+    everything = catalogue.load_catalogue()
+    before = {f["title"] for f in catalogue.sample(everything, 300)}
+    films = catalogue.sample(everything, 320)
+    new = {f["title"] for f in films} - before
+    assert 0 < len(new) < 320
+    out = _run(env, sys.executable, str(EXAMPLE / "flow.py"), "run", "--sample", "320")
+    assert "320 of 58788 films" in out and "registered catalogue-index" in out, out
+    embedded = sum(f["title"] in new for f in films)
+    assert f"{embedded} titles embedded, {320 - embedded} vectors reused" in out, out
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -117,7 +146,6 @@ def test_flow_deploy_and_search_over_http(tmp_path: Path) -> None:
                 time.sleep(0.1)
         _run(env, *shipyard, "deploy", f"{EXAMPLE / 'service.py'}:Catalogue",
              "--name", "catalogue", "--url", url)  # fmt: skip
-        films = catalogue.sample(catalogue.load_catalogue(), 300)
         target = next(f for f in films if len(f["title"]) >= 8 and f["genres"])
         typo = target["title"][:3] + target["title"][4:]  # one letter dropped
         with httpx.Client(base_url=url, timeout=60) as client:
