@@ -36,7 +36,11 @@ KINDS = ("exact", "misspelled", "partial", "facet")
 TITLE_KINDS = ("exact", "misspelled", "partial")
 K = 10
 #: each ranker's weight is tried at these values (all zero left out)
-GRID = (0.0, 0.5, 1.0, 2.0)
+#: each ranker's weight in the tuning grid. None is 0: the search is a fusion of keyword,
+#: semantic and fuzzy-title results (the issue's contract), so tuning chooses how much each
+#: counts, never to drop one — at full size a grid with 0 picked the fuzzy matcher alone by a
+#: hair on dev (equal recall, MRR +0.01), which would serve a search that never embeds.
+GRID = (0.25, 0.5, 1.0, 2.0)
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
@@ -235,8 +239,6 @@ def tune(ranked: Sequence[Ranked], engine: Engine) -> tuple[dict[str, float], li
     grid tried."""
     grid = []
     for ws in product(GRID, repeat=len(RANKERS)):
-        if not any(ws):
-            continue
         weights = dict(zip(RANKERS, ws, strict=True))
         s = scores(ranked, engine, weights, "dev")
         kinds = [k for k in TITLE_KINDS if k in s]

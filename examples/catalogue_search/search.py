@@ -24,9 +24,9 @@ are over the films that match the query and the filters (Meilisearch's
 ``facetDistribution``), counted with ``np.bincount`` over integer codes (:class:`FacetCodes`).
 
 **What a search runs.** Only the rankers its weights fuse: in reciprocal-rank fusion a
-ranker of weight 0 changes nothing, so :meth:`Engine.search` does not run it — with the
-weights tuned over the whole catalogue (the fuzzy ranker alone) a query is not embedded at
-all. What matches (the facets) does not depend on the weights.
+ranker of weight 0 changes nothing, so :meth:`Engine.search` does not run it (tuning
+never gives one 0: :data:`queries.GRID`, so a tuned search embeds every query). What
+matches (the facets) does not depend on the weights.
 """
 
 from __future__ import annotations
