@@ -18,7 +18,7 @@ the medians over the rounds:
   ``doc._.screenplay``; the service's ``Extractor.extract`` is that and nothing else).
   ``nlp.pipe(texts, batch_size=32)`` over the texts of one batch body, pass after pass
   (words/s), and ``nlp(scene)`` on a 500-word scene (p50 of ``--calls`` calls); the same
-  with ``tok2vec`` + ``ner`` alone on the whole texts (``nlp.select_pipes``), reported
+  with ``tok2vec`` + ``ner`` alone on the whole texts (enabled for it), reported
   beside them so a reader sees the model's share; and CPU times of each part;
 - shipyard: ``shipyard serve`` with ``Entities`` deployed, 1 replica (host and worker on CPU
   0). ``shipyard loadtest .../entities/extract_batch`` (``--concurrency 2``, each body
@@ -206,8 +206,11 @@ def part_inprocess(run: Run, key: str) -> None:
     )
 
 
-def loadtest(run: Run, target: str, body: Path, concurrency: int, name: str) -> dict[str, Any]:
-    """``shipyard loadtest`` (pinned with the load): its summary.json."""
+def loadtest(
+    run: Run, target: str, body: Path, concurrency: int, name: str, server: Server | None = None
+) -> dict[str, Any]:
+    """``shipyard loadtest`` (pinned with the load): its summary.json, with the server's CPU
+    seconds (host and workers, all processes) over the measured run as ``server_cpu_s``."""
     out = run.workdir / f"loadtest-{name}"
     argv = [
         *run.pin_load, str(PYTHON), "-m", "shipyard", "loadtest", target,
@@ -219,11 +222,13 @@ def loadtest(run: Run, target: str, body: Path, concurrency: int, name: str) -> 
     if run.args.warmup > 0:
         warm = [*argv[: argv.index("--duration")], "--duration", f"{run.args.warmup:g}s"]
         subprocess.run(warm, env=_plain_env(), capture_output=True, text=True, timeout=600)
+    cpu0 = server.cpu() if server is not None else 0.0
     done = subprocess.run(argv, env=_plain_env(), capture_output=True, text=True, timeout=900)
+    cpu = server.cpu() - cpu0 if server is not None else float("nan")
     summary = out / "summary.json"
     if not summary.exists():
         raise BenchFailed(f"shipyard loadtest {target} wrote no summary:\n{done.stderr[-2000:]}")
-    return dict(json.loads(summary.read_text()))
+    return {**json.loads(summary.read_text()), "server_cpu_s": cpu}
 
 
 def _plain_env() -> dict[str, str]:
@@ -247,7 +252,7 @@ def measure_server(run: Run, name: str, server: Server, base: str, key: str) -> 
     cpu0 = server.cpu()
     batch = loadtest(run, f"{base}/extract_batch", batch_body, 2, f"{key}-batch")
     cpu_batch = server.cpu() - cpu0
-    scene = loadtest(run, f"{base}/extract", scene_body, 1, f"{key}-scene")
+    scene = loadtest(run, f"{base}/extract", scene_body, 1, f"{key}-scene", server)
     errors = int(batch.get("errors", 0)) + int(scene.get("errors", 0))
     run.results[key] = {
         "batch": batch,
@@ -257,6 +262,8 @@ def measure_server(run: Run, name: str, server: Server, base: str, key: str) -> 
         "words_per_s": batch["rps"] * (1 - batch["error_rate"]) * batch_words,
         "server_cpu_s_batch": cpu_batch,
         "p50_ms": scene["latency_ms"]["p50"],
+        # CPU of the host and its worker per answered scene (the load's share does not count)
+        "cpu_ms_scene": 1000 * scene["server_cpu_s"] / max(1, scene.get("responses", 0)),
         "errors": errors,
     }
     if errors:
@@ -436,6 +443,22 @@ def section(run: Run, cmd: str) -> str:
             f"{c['rules']:.2f} ms; tok2vec + ner alone on the whole scene "
             f"{c['model']:.2f} ms."
         )
+    for name in ("shipyard", "bentoml"):
+        per = [
+            (y["cpu_ms_scene"], x["cpu_ms"]["nlp"])
+            for r in range(run.args.rounds)
+            if (y := run.results.get(f"{name}-{r}")) and "cpu_ms_scene" in y
+            if (x := run.results.get(f"inprocess-{r}")) and "cpu_ms" in x
+        ]
+        if per:
+            served, bare = _median([a for a, _ in per]), _median([b for _, b in per])
+            lines.append(
+                f"- {name}: CPU per 500-word scene answered (server processes, all threads, "
+                f"over the p50 run): {served:.2f} ms against in-process `nlp(text)`'s "
+                f"{bare:.2f} ms: serving costs {served - bare:+.2f} ms of CPU a request "
+                "(HTTP, the host, the worker's framing, JSON, the output contract); the "
+                "load-independent side of the p50 goal."
+            )
     lines += scores(run)
     lines += [
         "- On a shared machine wall-clock figures swing from round to round by more than the "
@@ -500,6 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     if set(args.parts) - set(PARTS):
         parser.error(f"--only: choose from {','.join(PARTS)}")
     run = start(Run, args, "entities", wrk=False)
+    # servers start in this run's scratch folder, not in bench/: there bench/catalogue.py
+    # would shadow the `catalogue` package spaCy imports (a worker puts its cwd on sys.path)
+    run.servers_cwd = run.workdir
     began = time.perf_counter()
     try:
         ensure_model(run)
