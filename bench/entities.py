@@ -456,8 +456,9 @@ def section(run: Run, cmd: str) -> str:
                 f"- {name}: CPU per 500-word scene answered (server processes, all threads, "
                 f"over the p50 run): {served:.2f} ms against in-process `nlp(text)`'s "
                 f"{bare:.2f} ms: serving costs {served - bare:+.2f} ms of CPU a request "
-                "(HTTP, the host, the worker's framing, JSON, the output contract); the "
-                "load-independent side of the p50 goal."
+                "(HTTP, the server's processes and their hand-offs, JSON, validation; for "
+                "shipyard the output contract too): the load-independent side of the p50 "
+                "goal."
             )
     lines += scores(run)
     lines += [
