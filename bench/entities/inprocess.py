@@ -1,6 +1,22 @@
-"""In-process timings of the screenplay NER pipeline (run by bench/entities.py, pinned to the
-servers' CPU): bare spaCy — ``nlp.pipe`` over the batch texts, ``nlp(text)`` on the 500-word
-scene — and the example's ``Extractor`` over the same (parse, rules, model, merge).
+"""In-process timings of the registered screenplay-ner pipeline (run by bench/entities.py,
+pinned to the servers' CPU).
+
+What ``nlp`` is here: ``spacy.load(model)`` of the registered pipeline, whose components
+are ``tok2vec`` and ``ner`` (disabled) and ``screenplay`` (examples/screenplay_entities/
+pipeline.py, which runs them on the prose paragraphs): ``nlp(text)`` does the whole
+extraction the service answers with (the tokenizer, the Fountain parse, the model on the
+prose, the structural rules, the merge; ``doc._.screenplay`` is the answer), and the
+service's ``Extractor.extract(text)`` is ``nlp(text)._.screenplay`` and nothing more. So
+the servers are compared with the same work in-process, and what they add is the serving.
+Measured:
+
+- ``pipe``: ``nlp.pipe(texts, batch_size)`` over the batch body's texts, pass after pass
+  (words/s); ``nlp_scene``: ``nlp(scene)`` on the 500-word scene (p50 of ``calls`` calls);
+- ``model_pipe``, ``model_scene``: ``tok2vec`` + ``ner`` alone on the whole text (the
+  ``screenplay`` component off, the two enabled), the model's share;
+- ``cpu_ms``: CPU time (``time.process_time``, best of 5 x 50 calls; the machine's load does
+  not count) of ``nlp(scene)``, of ``tok2vec`` + ``ner`` alone on the whole scene, of the
+  tokenizer, and of the parse and the rules.
 
     python bench/entities/inprocess.py SPEC.json     # prints one BENCH_JSON line
 
@@ -44,56 +60,66 @@ def p50_ms(call, text: str, calls: int) -> dict[str, float]:
     return {"p50": times[len(times) // 2], "p90": times[int(len(times) * 0.9)], "calls": calls}
 
 
-def overhead_cpu_ms(nlp, scene: str, n: int = 50) -> dict[str, float]:
-    """CPU ms (``time.process_time``, best of 5 x ``n``) of what the service adds to spaCy on
-    the scene: the parse, the rules, the merge with the model's entities, and the JSON."""
-    from fountain import parse
-    from pipeline import merge
-    from rules import structural
-
-    doc = nlp(scene)
-    found = [(e.label_, e.start_char, e.end_char) for e in doc.ents]
-    script = parse(scene)
-    rules = structural(script, scene)
-
-    def best(call) -> float:
-        times = []
-        for _ in range(5):
-            t0 = time.process_time()
-            for _ in range(n):
-                call()
-            times.append((time.process_time() - t0) / n * 1000)
-        return min(times)
-
-    return {
-        "parse": best(lambda: parse(scene)),
-        "rules": best(lambda: structural(script, scene)),
-        "merge": best(lambda: merge(script, scene, rules, found)),
-        "model": best(lambda: nlp(scene)) if n else 0.0,
-    }
+def cpu_ms(call, n: int = 50) -> float:
+    """CPU ms of one call: best of 5 rounds of ``n``."""
+    times = []
+    for _ in range(5):
+        t0 = time.process_time()
+        for _ in range(n):
+            call()
+        times.append((time.process_time() - t0) / n * 1000)
+    return min(times)
 
 
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
     import spacy
-    from pipeline import Extractor
+    from fountain import parse
+    from pipeline import COMPONENT
+    from rules import structural
 
-    nlp = spacy.load(spec["model"])
-    extractor = Extractor(nlp)
+    nlp = spacy.load(spec["model"])  # importing pipeline registered its component
+    if COMPONENT not in nlp.pipe_names:
+        raise SystemExit(f"{spec['model']} has no {COMPONENT!r} component: {nlp.pipe_names}")
     texts, scene, size = spec["texts"], spec["scene"], int(spec["batch_size"])
     for warm in texts[:8]:
         nlp(warm)
-        extractor.extract(warm)
-    out = {
+    whole = {
         "pipe": words_per_second(
             lambda ts: list(nlp.pipe(ts, batch_size=size)), texts, spec["seconds"]
         ),
-        "extract_many": words_per_second(
-            lambda ts: extractor.extract_many(ts, batch_size=size), texts, spec["seconds"]
-        ),
         "nlp_scene": p50_ms(nlp, scene, spec["calls"]),
-        "extract_scene": p50_ms(extractor.extract, scene, spec["calls"]),
-        "overhead_cpu_ms": overhead_cpu_ms(nlp, scene),
+    }
+    # tok2vec + ner alone: enabled as components of their own, the screenplay one off
+    # (select_pipes only disables; these two are disabled in the registered pipeline)
+    for name in ("tok2vec", "ner"):
+        if name in nlp.component_names:
+            nlp.enable_pipe(name)
+    with nlp.select_pipes(disable=[COMPONENT]):
+        model = {
+            "model_pipe": words_per_second(
+                lambda ts: list(nlp.pipe(ts, batch_size=size)), texts, spec["seconds"]
+            ),
+            "model_scene": p50_ms(nlp, scene, spec["calls"]),
+            "model_cpu": cpu_ms(lambda: nlp(scene)),
+            "model_pipes": list(nlp.pipe_names),
+        }
+    for name in ("tok2vec", "ner"):
+        if name in nlp.component_names:
+            nlp.disable_pipe(name)
+    script = parse(scene)
+    out = {
+        **whole,
+        **{k: v for k, v in model.items() if k != "model_cpu"},
+        "pipes": list(nlp.pipe_names),
+        "cpu_ms": {
+            "nlp": cpu_ms(lambda: nlp(scene)),
+            "model": model["model_cpu"],
+            "tokenizer": cpu_ms(lambda: nlp.make_doc(scene)),
+            "parse": cpu_ms(lambda: parse(scene)),
+            "rules": cpu_ms(lambda: structural(script, scene)),
+        },
+        "pipe_names": nlp.pipe_names,
         "spacy": spacy.__version__,
         "cpu_affinity": sorted(os.sched_getaffinity(0)),
     }

@@ -137,7 +137,7 @@ def headers(result: Mapping[str, Any]) -> list[str]:
     return ["label"] + [f"{n} {m}" for n in result for m in MODES] + ["gold"]
 
 
-def card(result: Mapping[str, Any], note: str = "", misses: int = 25) -> list[Any]:
+def card(result: Mapping[str, Any], note: str = "", misses: int = 25, title: str = "") -> list[Any]:
     """Card components: F1 per label and mode for each extractor, the model's confusions and
     a sample of its misses."""
     from shipyard.cards import Markdown, Table
@@ -146,12 +146,20 @@ def card(result: Mapping[str, Any], note: str = "", misses: int = 25) -> list[An
     conf = result[first]["confusion"]
     cols = [*LABELS, NONE]
     components = [
-        Markdown("## Screenplay entities on the gold set" + (f"\n\n{note}" if note else "")),
-        Table(table(result), headers=headers(result), title="Entity-level F1 (nervaluate)"),
+        Markdown(
+            f"## Screenplay entities on the {title + ' ' if title else ''}gold set"
+            + (f"\n\n{note}" if note else "")
+        ),
+        Table(
+            table(result),
+            headers=headers(result),
+            title=f"Entity-level F1 (nervaluate){', ' + title if title else ''}",
+        ),
         Table(
             [[g] + [conf.get(g, {}).get(c, 0) for c in cols] for g in cols],
             headers=["gold \\ predicted", *cols],
-            title=f"Confusions of {first} (rows: gold; (none): missed or spurious)",
+            title=f"Confusions of {first}{', ' + title if title else ''} (rows: gold; "
+            "(none): missed or spurious)",
         ),
     ]
     rows = [[m["scene"], m["label"], m["text"], m["got"]] for m in result[first]["misses"]]
@@ -160,7 +168,8 @@ def card(result: Mapping[str, Any], note: str = "", misses: int = 25) -> list[An
             Table(
                 rows[:misses],
                 headers=["scene", "gold", "text", "predicted"],
-                title=f"Misses of {first} ({len(rows)}; the first {min(misses, len(rows))})",
+                title=f"Misses of {first}{', ' + title if title else ''} ({len(rows)}; the "
+                f"first {min(misses, len(rows))})",
             )
         )
     return components
@@ -173,12 +182,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", help="a trained pipeline's directory (default: baseline only)")
     parser.add_argument("--misses", action="store_true", help="list the model's misses")
+    parser.add_argument(
+        "--heldout", action="store_true", help="score on gold/heldout/ instead of gold/"
+    )
     args = parser.parse_args()
     extractors: dict[str, Any] = {}
     if args.model:
         extractors["model"] = Extractor.load(args.model)
     extractors["baseline"] = Extractor(None)
-    result = compare(extractors, gold.load())
+    result = compare(extractors, gold.load(gold.HELDOUT_DIR if args.heldout else gold.GOLD_DIR))
     print(" | ".join(headers(result)))
     for row in table(result):
         print(" | ".join(str(c) for c in row))

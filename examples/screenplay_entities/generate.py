@@ -424,20 +424,47 @@ class _Generator:
         return "".join(w[0].upper() for w in words[:4]) if len(words) > 1 else name.upper()
 
     def clock(self) -> str:
+        """An explicit time as scripts write them: digits (``10:30``, ``3 a.m.``, ``12.45``),
+        military (``1900 hours``, ``0645``), words (``twenty to eleven``, ``half six``,
+        ``seven-thirty``, ``six fifty-two``, ``nine p.m.``) or a time of day (``noon``)."""
         rng = self.rng
-        h, m = rng.randint(1, 12), rng.choice((0, 5, 10, 15, 20, 30, 40, 45, 47, 55))
-        r = rng.random()
-        if r < 0.3:
-            return f"{h}:{m:02d}"
-        if r < 0.55:
-            return f"{h}:{m:02d} {rng.choice(('a.m.', 'p.m.', 'AM', 'PM', 'am', 'pm'))}"
-        if r < 0.7:
-            return f"{h} {rng.choice(('a.m.', 'p.m.', 'AM', 'PM'))}"
+        h, m = rng.randint(1, 12), rng.choice((0, 5, 10, 15, 20, 25, 30, 35, 40, 45, 47, 50, 55))
         words = ("one two three four five six seven eight nine ten eleven twelve").split()
-        if r < 0.8:
-            return rng.choice(("noon", "midnight", "dawn", "dusk"))
-        if r < 0.9:
-            return f"{rng.choice(('half past', 'quarter past', 'quarter to'))} {words[h - 1]}"
+        minutes = {
+            5: "five", 10: "ten", 15: "fifteen", 20: "twenty", 25: "twenty-five", 30: "thirty",
+            35: "thirty-five", 40: "forty", 45: "forty-five", 47: "forty-seven", 50: "fifty",
+            55: "fifty-five",
+        }  # fmt: skip
+        r = rng.random()
+        if r < 0.18:
+            return f"{h}:{m:02d}"
+        if r < 0.3:
+            return f"{h}:{m:02d} {rng.choice(('a.m.', 'p.m.', 'AM', 'PM', 'am', 'pm'))}"
+        if r < 0.38:
+            return f"{h} {rng.choice(('a.m.', 'p.m.', 'AM', 'PM'))}"
+        if r < 0.43:
+            return f"{h}.{m:02d}"
+        if r < 0.52:  # military
+            hh = rng.randint(0, 23)
+            digits = f"{hh:02d}{m:02d}"
+            return rng.choice((digits, f"{digits} hours", f"{digits} hrs", f"{digits}h"))
+        if r < 0.58:
+            return rng.choice(("noon", "midnight", "dawn", "dusk", "midday", "sunrise", "sunset"))
+        if r < 0.75 and m:  # "twenty to eleven", "ten past two", "half past six"
+            before = m > 30 and rng.random() < 0.85
+            n = 60 - m if before else m
+            part = {15: "quarter", 30: "half", 45: "quarter"}.get(n) or (minutes.get(n) or f"{n}")
+            if rng.random() < 0.2 and n not in (15, 30):
+                part += " minutes"
+            hour = words[h % 12] if before else words[h - 1]
+            if n == 30 and rng.random() < 0.3:
+                return f"half {hour}"  # British "half six"
+            return f"{part} {'to' if before else 'past'} {hour}"
+        if r < 0.87 and m:  # "seven-thirty", "six fifty-two"
+            sep = rng.choice((" ", "-"))
+            return f"{words[h - 1]}{sep}{minutes[m]}"
+        if r < 0.93:
+            return f"{words[h - 1]} {rng.choice(('a.m.', 'p.m.', 'in the morning', 'at night'))}"
         return f"{words[h - 1]} o'clock"
 
     def case(self, s: str, caps: float = 0.15) -> str:

@@ -2,26 +2,38 @@
 merged with what a recogniser finds in its prose — the trained spaCy model, or, for the
 baseline, the gazetteers.
 
-    ex = Extractor.load("path/to/model-best")     # the registered screenplay-ner pipeline
-    ex.extract(text)  # {"entities": [{"label", "text", "start", "end", "scene"}], "scenes": [...]}
+    nlp = spacy.load("path/to/model-best")        # the registered screenplay-ner pipeline
+    nlp(text)._.screenplay  # {"entities": [{"label", "text", "start", "end", "scene"}],
+                            #  "scenes": [...]}
+    ex = Extractor.load("path/to/model-best")     # the same, as the service calls it
+    ex.extract(text)                              # nlp(text)._.screenplay
     ex.extract_many(texts, batch_size=32)         # the same, through nlp.pipe
     Extractor(None).extract(text)                 # the rules-and-gazetteer baseline
 
-What the recogniser reads: the prose — each paragraph of action, of dialogue and of
-parentheticals (``segments``), never a heading or a cue line, which are the rules'. With a
-model, its spans are trimmed (punctuation at the edges, a leading stop word — ``Did
-Pettigrew`` → ``Pettigrew`` —, a title before a person — ``Uncle Kwabena``), then checked
-against the gazetteers (a known place that is nobody's name is a ``LOCATION``; a company, or
-capitalised words ending in ``Bank``, ``Group``, ``Airlines``..., an ``ORG``), and the places
-and organisations the gazetteers find are added where the model found nothing (or only a
-shorter span inside theirs).
+The registered pipeline *is* the extractor: its components are ``tok2vec`` and ``ner``
+(trained on paragraphs of generated prose; disabled, so ``nlp(text)`` does not run them on
+the whole text) and ``screenplay`` (:class:`ScreenplayComponent`: the parse, the recogniser
+run on the prose paragraphs as slices of the ``Doc``, the rules and the merge below), so
+``nlp(text)`` on it does the whole extraction and ``Extractor`` adds nothing to it.
+
+What of the recogniser's output is used: what lies in the prose — each paragraph of
+action, of dialogue and of parentheticals (``segments``), never a heading or a cue line,
+which are the rules'. With a model, its spans are trimmed (punctuation at the edges, a
+leading stop word — ``Did Pettigrew`` → ``Pettigrew`` —, a title before a person —
+``Uncle Kwabena``), then checked against the gazetteers (a known place that is nobody's
+name is a ``LOCATION``; a company, or capitalised words ending in ``Bank``, ``Group``,
+``Airlines``..., an ``ORG``), and the places and organisations the gazetteers find are
+added where the model found nothing (or only a shorter span inside theirs).
 
 How that is merged with the rules (the recogniser's labels are ``PERSON``, ``LOCATION``,
 ``ORG``; the rules' are ``CHARACTER``, a heading's ``LOCATION``/``TIME`` and clock times):
 
 1. what the rules found stands: a cue and its mentions are ``CHARACTER``, a heading's place
-   and time are the heading's, times are the rules' (a model's ``TIME`` only lengthens one
-   it holds: ``03:17:44`` over ``03:17``);
+   and time are the heading's, times are the rules' (a model's ``TIME`` lengthens one it
+   holds: ``03:17:44`` over ``03:17``), and a model's ``TIME`` in an action line that
+   overlaps nothing and is made of numbers and clock words (``_time_like``) is kept
+   (``twenty to eleven``, ``1900 hours``: forms the rules do not read); in dialogue it is
+   not (times said aloud are not the label's);
 2. a recognised ``PERSON`` that contains a cued name's mention becomes ``CHARACTER`` over its
    whole span (``ODALYS QUELL (30s)`` when the cue is ``ODALYS``; words before it that are
    not in capitals when it is, such as ``Engineer RANGI``, left out), and its words join the
@@ -36,11 +48,12 @@ the entity (``None`` before the first scene).
 
 from __future__ import annotations
 
+import bisect
 import functools
 import os
 import re
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +66,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the pipeline loads from a local 
 from fountain import Script, parse  # noqa: E402
 from rules import LABELS, Entity, structural  # noqa: E402
 
-__all__ = ["LABELS", "Extractor", "GazetteerRecognizer", "merge", "segments"]
+__all__ = [
+    "COMPONENT",
+    "LABELS",
+    "Extractor",
+    "GazetteerRecognizer",
+    "ScreenplayComponent",
+    "add_component",
+    "answer",
+    "merge",
+    "segments",
+]
 
 Found = tuple[str, int, int]  # (label, start, end)
 
@@ -68,16 +91,25 @@ class ExtractorError(ValueError):
     """The pipeline cannot be loaded or the input is not text; the message says which."""
 
 
+#: the name of the pipeline component that turns a ``Doc`` into the service's answer
+COMPONENT = "screenplay"
+
+
 class Extractor:
     """Screenplay entities and per-scene structure; see the module docstring.
 
-    ``nlp`` is a spaCy pipeline with an ``ner`` component (labels PERSON, LOCATION, ORG,
-    TIME); ``None`` uses :class:`GazetteerRecognizer`, the rules-and-gazetteer baseline.
+    ``nlp`` is a spaCy pipeline with a ``ner`` component (labels PERSON, LOCATION, ORG,
+    TIME) and ``screenplay`` last (:class:`ScreenplayComponent`; added, and ``tok2vec`` and
+    ``ner`` disabled, if it is missing: ``add_component``): ``nlp(text)._.screenplay`` is
+    the whole answer, so ``extract(text)`` is ``nlp(text)`` and nothing else. ``None``
+    uses :class:`GazetteerRecognizer`, the rules-and-gazetteer baseline, without spaCy.
     """
 
     def __init__(self, nlp: Any | None = None, *, gazetteer: GazetteerRecognizer | None = None):
         self.nlp = nlp
-        self.gazetteer = gazetteer or GazetteerRecognizer()
+        self.gazetteer = gazetteer or shared_gazetteer()
+        if nlp is not None:
+            add_component(nlp)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> Extractor:
@@ -90,8 +122,8 @@ class Extractor:
             folder = folder / "model-best"
         if not (folder / "config.cfg").is_file():
             raise ExtractorError(f"{folder} holds no spaCy pipeline (no config.cfg)")
-        nlp = spacy.load(folder)
-        if "ner" not in nlp.pipe_names:
+        nlp = spacy.load(folder)  # this module registered the ``screenplay`` factory
+        if "ner" not in nlp.component_names:
             raise ExtractorError(f"the pipeline in {folder} has no 'ner' component")
         return cls(nlp)
 
@@ -101,49 +133,165 @@ class Extractor:
 
     def extract(self, text: str) -> dict[str, Any]:
         """Entities and scenes of one text."""
-        return self.extract_many([text])[0]
+        if self.nlp is None:
+            return self.extract_many([text])[0]
+        if not isinstance(text, str):
+            raise ExtractorError(f"text is {type(text).__name__}, not str")
+        return self.nlp(text)._.screenplay  # type: ignore[no-any-return]
 
     def extract_many(self, texts: Sequence[str], batch_size: int = 32) -> list[dict[str, Any]]:
-        """Entities and scenes of each text; the recogniser reads the prose of all of them in
-        one pass (``nlp.pipe`` over every paragraph of action and dialogue)."""
+        """Entities and scenes of each text: ``nlp.pipe`` over the texts."""
         for i, text in enumerate(texts):
             if not isinstance(text, str):
                 raise ExtractorError(f"texts[{i}] is {type(text).__name__}, not str")
-        scripts = [parse(text) for text in texts]
-        pieces = [segments(script, text) for script, text in zip(scripts, texts, strict=True)]
-        flat = [text[a:b] for text, segs in zip(texts, pieces, strict=True) for a, b in segs]
-        found = iter(self.recognise(flat, batch_size=batch_size))
+        if self.nlp is not None:
+            return [doc._.screenplay for doc in self.nlp.pipe(texts, batch_size=batch_size)]
         out = []
-        for script, text, segs in zip(scripts, texts, pieces, strict=True):
-            recognised = [(label, a + s, a + e) for a, _ in segs for label, s, e in next(found)]
-            entities = merge(script, text, structural(script, text), recognised)
-            out.append(
-                {
-                    "entities": [e.to_json() for e in entities],
-                    "scenes": [s.to_json() for s in script.scenes],
-                }
-            )
+        for text in texts:
+            script = parse(text)
+            found: list[Found] = []
+            for a, b in segments(script, text):
+                found += [(label, a + s, a + e) for label, s, e in self.gazetteer.find(text[a:b])]
+            out.append(answer(script, text, found))
         return out
 
-    def recognise(self, texts: Sequence[str], batch_size: int = 32) -> list[list[Found]]:
-        """The recogniser's entities in each of ``texts`` (offsets into that text)."""
+
+def answer(script: Script, text: str, recognised: Iterable[Found]) -> dict[str, Any]:
+    """The service's answer for ``text``: the rules' entities merged with ``recognised``
+    (offsets into ``text``), and the scenes."""
+    entities = merge(script, text, structural(script, text), recognised)
+    return {
+        "entities": [e.to_json() for e in entities],
+        "scenes": [s.to_json() for s in script.scenes],
+    }
+
+
+class ScreenplayComponent:
+    """The spaCy component that makes a trained ``tok2vec`` + ``ner`` pipeline a screenplay
+    entity extractor, and sets ``doc._.screenplay`` to the service's answer ``{"entities":
+    [...], "scenes": [...]}``. For each ``Doc`` it
+
+    1. parses ``doc.text`` (fountain.py: one pass over the lines, offsets in ``str`` indices);
+    2. runs the recogniser — the pipeline's ``tok2vec`` and ``ner``, which are *disabled* so
+       that ``nlp(text)`` does not run them on the whole text — on the prose only: each
+       paragraph of action and dialogue (``segments``) as a slice of the ``Doc``'s own tokens
+       (``Span.as_doc``: nothing is tokenised again), the paragraphs of a whole ``nlp.pipe``
+       batch in one pass, as the model was trained (train.py: one ``Doc`` per paragraph);
+    3. trims and corrects what it found against the gazetteers, and merges it with the
+       structural rules (``merge``).
+
+    Without a ``ner`` in the pipeline the gazetteers are the recogniser (the baseline). It
+    has no weights: saving a pipeline saves its name in ``config.cfg``; loading one needs
+    this module imported (which registers the factory)."""
+
+    def __init__(
+        self,
+        nlp: Any = None,
+        name: str = COMPONENT,
+        gazetteer: GazetteerRecognizer | None = None,
+        batch_size: int = 256,
+    ):
+        self.nlp = nlp
+        self.name = name
+        self.gazetteer = gazetteer or shared_gazetteer()
+        self.batch_size = batch_size
+
+    def _recognisers(self) -> list[Any]:
         if self.nlp is None:
-            return [self.gazetteer.find(text) for text in texts]
-        out = []
-        for text, doc in zip(texts, self.nlp.pipe(texts, batch_size=batch_size), strict=True):
-            trimmed = (_trim(text, (e.label_, e.start_char, e.end_char)) for e in doc.ents)
-            found = [self.gazetteer.correct(text, f) for f in trimmed if f is not None]
-            # places and organisations the gazetteers know, where the model saw nothing
-            for label, a, b in self.gazetteer.find(text):
-                if label not in ("LOCATION", "ORG"):
-                    continue
-                hit = [f for f in found if f[1] < b and a < f[2]]
-                if all(a <= f[1] and f[2] <= b and (f[1], f[2]) != (a, b) for f in hit):
-                    # nothing there, or only shorter spans it holds ("Kesselring" in
-                    # "Kesselring AG")
-                    found = [f for f in found if f not in hit] + [(label, a, b)]
-            out.append(found)
-        return out
+            return []
+        names = [n for n, _ in self.nlp.components if n in ("tok2vec", "ner")]
+        return [self.nlp.get_pipe(n) for n in names] if "ner" in names else []
+
+    def __call__(self, doc: Any) -> Any:
+        return next(iter(self.pipe([doc])))
+
+    def pipe(self, docs: Iterable[Any], batch_size: int | None = None) -> Iterator[Any]:
+        size = batch_size or self.batch_size
+        batch: list[Any] = []
+        for doc in docs:
+            batch.append(doc)
+            if len(batch) >= size:
+                yield from self._annotate(batch)
+                batch = []
+        if batch:
+            yield from self._annotate(batch)
+
+    def _annotate(self, docs: list[Any]) -> list[Any]:
+        from spacy.tokens import Doc
+
+        recognisers = self._recognisers()
+        parsed = []
+        pieces: list[Any] = []
+        shifts: list[int] = []
+        for doc in docs:
+            script = parse(doc.text)
+            segs = segments(script, doc.text)
+            parsed.append((script, segs))
+            if recognisers:
+                # each paragraph as a Doc of the tokens it covers (no tokenising again)
+                starts = [t.idx for t in doc]
+                words = [t.text for t in doc]
+                spaces = [bool(t.whitespace_) for t in doc]
+                for a, b in segs:
+                    i = max(0, bisect.bisect_right(starts, a) - 1)
+                    j = bisect.bisect_left(starts, b)
+                    pieces.append(Doc(doc.vocab, words=words[i:j], spaces=spaces[i:j]))
+                    shifts.append(starts[i] if i < len(starts) else a)
+        for component in recognisers:
+            pieces = list(component.pipe(pieces))
+        found_in = iter(zip(pieces, shifts, strict=True))
+        for doc, (script, segs) in zip(docs, parsed, strict=True):
+            text = doc.text
+            found: list[Found] = []
+            for a, b in segs:
+                inside: list[Found] = []
+                if recognisers:
+                    piece, shift = next(found_in)
+                    for e in piece.ents:
+                        f = _trim(text, (e.label_, e.start_char + shift, e.end_char + shift))
+                        if f is not None and a <= f[1] and f[2] <= b:
+                            inside.append(self.gazetteer.correct(text, f))
+                found += _with_gazetteer(inside, self.gazetteer.find(text[a:b]), a)
+            doc._.screenplay = answer(script, text, found)
+        return docs
+
+
+def _with_gazetteer(found: list[Found], known: Sequence[Found], offset: int) -> list[Found]:
+    """The model's spans, and the places and organisations the gazetteers know (offsets
+    relative to ``offset``) where the model saw nothing or only shorter spans inside them
+    (``Kesselring`` in ``Kesselring AG``)."""
+    for label, x, y in known:
+        if label not in ("LOCATION", "ORG"):
+            continue
+        a, b = x + offset, y + offset
+        hit = [f for f in found if f[1] < b and a < f[2]]
+        if all(a <= f[1] and f[2] <= b and (f[1], f[2]) != (a, b) for f in hit):
+            found = [f for f in found if f not in hit] + [(label, a, b)]
+    return found
+
+
+def add_component(nlp: Any) -> None:
+    """Make ``nlp`` the whole extractor: ``screenplay`` at its end unless it is there (a
+    pipeline saved by an older train.py has only ``tok2vec`` and ``ner``), and ``tok2vec``
+    and ``ner`` disabled, since ``screenplay`` runs them on the prose itself."""
+    if COMPONENT not in nlp.component_names:
+        nlp.add_pipe(COMPONENT, last=True)
+    for name in ("tok2vec", "ner"):
+        if name in nlp.pipe_names:
+            nlp.disable_pipe(name)
+
+
+def _register() -> None:
+    from spacy.language import Language
+    from spacy.tokens import Doc
+
+    if not Doc.has_extension("screenplay"):
+        Doc.set_extension("screenplay", default=None)
+    if not Language.has_factory(COMPONENT):
+
+        @Language.factory(COMPONENT)
+        def make_screenplay(nlp: Any, name: str) -> ScreenplayComponent:
+            return ScreenplayComponent(nlp, name)
 
 
 def segments(script: Script, text: str) -> list[tuple[int, int]]:
@@ -204,7 +352,8 @@ def _not_names() -> frozenset[str]:
 
 def _trim(text: str, found: Found) -> Found | None:
     """A recognised span without punctuation or white space at its edges, without the
-    sentence's first word when that is a stop word (``Did Pettigrew`` → ``Pettigrew``), and
+    sentence's first word when that is a stop word (``Did Pettigrew`` → ``Pettigrew``; not in a
+    ``TIME``: ``twenty to eleven``), and
     a ``PERSON`` without its title (``Uncle Kwabena`` → ``Kwabena``); ``None`` when nothing
     that can be a name is left (``Friday``, ``Seven``, ``There``)."""
     label, a, b = found
@@ -215,7 +364,7 @@ def _trim(text: str, found: Found) -> Found | None:
         a = a + (m.end() if m.start() == 0 else 0)
         m = _EDGE.search(s)
     stop = _not_names()
-    while True:
+    while label != "TIME":  # "twenty to eleven" keeps its number words
         first = re.match(r"([^\W\d_][\w']*)\s+", s)
         if first is None or first.group(1).lower() not in stop:
             break
@@ -237,6 +386,35 @@ def _trim(text: str, found: Found) -> Found | None:
 _NAME_LIKE = re.compile(
     r"[^\W_](?:[\w'’\-\" ]|(?:(?<=\b\w)|(?<=\b[A-Z][a-z])|(?<=\b[A-Z][a-z]{2}))\.|:(?=\d))*"
 )
+
+
+#: what a recognised time may be made of: numbers (digits, or number words up to the
+#: tens), the words of clock times and times of day; "three seconds" or "two of his" is not
+#: a time, whatever the model says
+_TIME_WORD = re.compile(
+    r"(?:\d[\d:.]*h?|(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|"
+    r"thirteen|fourteen|fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|"
+    r"fifty)(?:-(?:one|two|three|four|five|six|seven|eight|nine|thirty|forty|fifty))*|"
+    r"past|to|half|quarter|minutes?|hours|hrs|o'clock|[ap]\.?m\.?|noon|midnight|midday|"
+    r"dawn|dusk|sunrise|sunset|in|the|morning|afternoon|evening|at|night)",
+    re.I,
+)
+
+
+#: a time in one word: a clock's digits (``12.30``, ``1900h``, ``0645``), a time of day, or
+#: number words joined (``seven-thirty``); a bare ``19`` or ``half`` is not one
+_ONE_WORD_TIME = re.compile(
+    r"\d{1,2}[:.]\d{2}|\d{4}h?|\d{1,2}h|noon|midnight|midday|dawn|dusk|sunrise|sunset|"
+    r"[a-z]+(?:-[a-z]+)+",
+    re.I,
+)
+
+
+def _time_like(s: str) -> bool:
+    words = s.split()
+    if len(words) == 1 and not _ONE_WORD_TIME.fullmatch(words[0]):
+        return False
+    return bool(words) and all(_TIME_WORD.fullmatch(w) for w in words)
 
 
 _CLOCK_PART = re.compile(r"[\d:.\s]*(?:[ap]\.?m\.?)?", re.I)
@@ -270,6 +448,7 @@ def merge(
     slots = [(sp.start, sp.end) for h in headings for sp in (h.place, h.time) if sp is not None]
     heading_spans = [(h.start, h.end) for h in headings]
     hidden = list(script.hidden)
+    action = [(sp.start, sp.end) for s in script.scenes for sp in s.action]
 
     def scene_of(offset: int) -> int | None:
         return script.scene_at(offset)
@@ -302,6 +481,15 @@ def merge(
                 for e in inner_times:
                     out.pop((e.start, e.end), None)
                 out[(a, b)] = Entity("TIME", text[a:b], a, b, scene_of(a))
+            elif (
+                not inner_times
+                and _time_like(text[a:b])
+                and any(x <= a and b <= y for x, y in action)
+                and not _overlaps(a, b, [(e.start, e.end) for e in out.values()])
+            ):
+                # a time the rules do not read ("twenty to eleven", "1900 hours"), in an
+                # action line: times in dialogue are not the label's
+                out[(a, b)] = Entity("TIME", text[a:b], a, b, scene_of(a))
             continue
         if label == "PERSON":
             inner = [e for e in characters if a <= e.start and e.end <= b]
@@ -325,6 +513,12 @@ def merge(
         label = "CHARACTER" if words and all(w in names for w in words) else "PERSON"
         out[(a, b)] = Entity(label, text[a:b], a, b, scene_of(a))
     return sorted(out.values(), key=lambda e: (e.start, e.end))
+
+
+@functools.cache
+def shared_gazetteer() -> GazetteerRecognizer:
+    """One :class:`GazetteerRecognizer` per process (it only reads its lists)."""
+    return GazetteerRecognizer()
 
 
 class GazetteerRecognizer:
@@ -407,3 +601,9 @@ class GazetteerRecognizer:
             else:
                 i += 1
         return out
+
+
+try:  # the baseline runs without spaCy; with it, the component is registered on import
+    _register()
+except ImportError:  # pragma: no cover - spaCy is in the example's extra
+    pass

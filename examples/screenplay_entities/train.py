@@ -1,5 +1,7 @@
 """Train the screenplay NER model: spaCy's ``tok2vec`` + ``ner`` from ``spacy.blank("en")``
-and ``config.cfg`` beside this file, on generated scenes (generate.py), never on the gold set.
+and ``config.cfg`` beside this file, on generated scenes (generate.py), never on the gold set;
+then the ``screenplay`` component (pipeline.py: the parse, the model on the prose, the rules,
+the merge) is added to the saved pipeline, so the registered model is the whole extractor.
 
     train(generate(600, seed=7), generate(60, seed=8), "out/")   # -> out/model-best
     python examples/screenplay_entities/train.py --n 150 --steps 200 --out /tmp/ner
@@ -98,7 +100,19 @@ def train(
         else:
             spacy_train(CONFIG, out, overrides=overrides)
         seconds = time.perf_counter() - began
+    add_screenplay(out / "model-best")
     return {"path": out / "model-best", "seconds": seconds, "skipped": skipped, "words": words}
+
+
+def add_screenplay(folder: Path) -> None:
+    """Make the saved pipeline the whole extractor: ``screenplay`` (pipeline.py) after
+    ``ner``, so ``spacy.load(folder)(text)._.screenplay`` is the service's answer."""
+    import spacy
+    from pipeline import add_component
+
+    nlp = spacy.load(folder)
+    add_component(nlp)
+    nlp.to_disk(folder)
 
 
 def main() -> None:

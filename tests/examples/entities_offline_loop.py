@@ -71,12 +71,19 @@ def test_the_flow_trains_scores_and_registers_the_model(tmp_path: Path, monkeypa
         model_f1, baseline_f1 = metrics[f"{label}_f1"], metrics[f"baseline_{label}_f1"]
         # above the baseline, unless the rules (which both share) already get every one
         assert model_f1 > baseline_f1 or model_f1 == baseline_f1 == 1.0, (label, metrics)
+        assert f"heldout_{label}_f1" in metrics and f"baseline_heldout_{label}_f1" in metrics
     assert metrics["CHARACTER_f1"] >= 0.9, metrics
+    # the held-out set's times in action lines are in forms the rules do not read: there the
+    # model must find times the baseline cannot
+    assert metrics["heldout_TIME_f1"] > metrics["baseline_heldout_TIME_f1"], metrics
 
     # the registered files are a spaCy pipeline that loads from its local folder
     extractor = Extractor.load(model.load())
-    assert extractor.nlp.pipe_names == ["tok2vec", "ner"]
+    # the registered pipeline is the whole extractor: nlp(text) gives the service's answer
+    assert extractor.nlp.component_names == ["tok2vec", "ner", "screenplay"]
+    assert extractor.nlp.pipe_names == ["screenplay"]  # it runs tok2vec and ner on the prose
     answer = extractor.extract(SCENE)
+    assert extractor.nlp(SCENE)._.screenplay == answer
     for e in answer["entities"]:
         assert SCENE[e["start"] : e["end"]] == e["text"] and e["label"] in LABELS, e
     got = {(e["label"], e["text"]) for e in answer["entities"]}

@@ -32,6 +32,11 @@ def scenes() -> list[gold.GoldScene]:
     return gold.load()
 
 
+@pytest.fixture(scope="module")
+def heldout() -> list[gold.GoldScene]:
+    return gold.load(gold.HELDOUT_DIR)
+
+
 def test_the_gold_set_is_big_enough_and_every_mark_points_at_its_text(scenes) -> None:
     assert len(scenes) >= 30
     counts = Counter(s.label for g in scenes for s in g.spans)
@@ -149,10 +154,34 @@ def _sentences(text: str) -> list[str]:
     return out
 
 
-def test_no_gold_sentence_appears_in_the_training_data(scenes, training_data) -> None:
+def test_the_heldout_set_is_big_enough_and_holds_times_in_many_forms(heldout) -> None:
+    assert len(heldout) >= 15
+    counts = Counter(s.label for g in heldout for s in g.spans)
+    assert set(counts) == set(LABELS), counts
+    assert sum(not g.fountain for g in heldout) >= 3
+    for g in heldout:
+        source = gold.HELDOUT_DIR / (g.name + (".fountain" if g.fountain else ".txt"))
+        marked = source.read_text(encoding="utf-8")
+        for s in g.spans:  # every mark's text is what its offsets point at
+            assert "{" + g.text[s.start : s.end] + "|" + s.label + "}" in marked, g.name
+    # explicit times in action lines, most of them in forms that are not a clock's digits
+    in_action = []
+    for g in heldout:
+        action = [(sp.start, sp.end) for sc in parse(g.text).scenes for sp in sc.action]
+        in_action += [
+            g.text[s.start : s.end]
+            for s in g.spans
+            if s.label == "TIME" and any(a <= s.start and s.end <= b for a, b in action)
+        ]
+    assert len(in_action) >= 25, in_action
+    assert sum(not re.search(r"\d:\d", t) for t in in_action) >= 20, in_action
+
+
+def test_no_gold_sentence_appears_in_the_training_data(scenes, heldout, training_data) -> None:
     corpus = "\n".join(" ".join(ex.text.split()) for ex in training_data)
+    scenes = [*scenes, *heldout]  # both sets
     gold_sentences = {s for g in scenes for s in _sentences(g.text)}
-    assert len(gold_sentences) > 300
+    assert len(gold_sentences) > 400
     leaked = [s for s in gold_sentences if s in corpus]
     assert not leaked, leaked[:5]
     # and the other way round: no generated line is a gold line
