@@ -19,7 +19,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # examples/demo_support.py
 
-from demo_support import post, post_refused, running_host, shipyard, step  # noqa: E402
+from demo_support import deployed, post, post_refused, shipyard, step  # noqa: E402
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -86,9 +86,12 @@ def main() -> int:
     print(f"(the flow took {time.monotonic() - started:.0f} s)")
     shipyard("models", "show", "screenplay-ner")
 
-    with running_host(home, "the model deployed as the entities service") as url:
-        shipyard("deploy", f"{HERE / 'service.py'}:Entities", "--name", "entities",
-                 "--url", url)  # fmt: skip
+    with deployed(
+        home,
+        "the model deployed as the entities service",
+        f"{HERE / 'service.py'}:Entities",
+        "entities",
+    ) as url:
         step("extract: one scene (POST /entities/extract)")
         answer = post(f"{url}/entities/extract", {"text": SCENE})
         assert isinstance(answer, dict)
