@@ -457,7 +457,13 @@ def card(
         shown = by_origin.copy()
         for column in shown.columns[1:]:
             shown[column] = shown[column].map(lambda v: _fmt(v, ".1%"))
-        out.append(Table(shown, title="Interval coverage per origin (nominal 80% and 95%)"))
+        out.append(
+            Table(
+                shown,
+                title="Interval coverage per origin, over every forecast of the origin "
+                "(nominal 80% and 95%)",
+            )
+        )
     out.extend(_fans(scores, forecasts, history, names))
     out.extend(_fallback_section(scores))
     return out
