@@ -139,6 +139,7 @@ def _numbers(measured: Measured) -> dict[str, float]:
 
 _READ_RUN = f"""
 import json
+from report import coverage_by_origin
 from shipyard import Flow
 run = Flow({FLOW!r}).latest_run
 data = run["end"].task.data
@@ -149,6 +150,7 @@ print(json.dumps({{
     "series": int(data.scores["series_id"].nunique()),
     "options": options.to_dict(orient="records"),
     "choice": choice.family, "reason": choice.reason, "rule": choice.rule,
+    "by_origin": coverage_by_origin(data.forecasts).to_dict(orient="records"),
 }}))
 """
 
@@ -332,6 +334,20 @@ def _report_rows(report: dict[str, Any]) -> list[str]:
             "within ±3 points of nominal" if not off else "outside ±3 points: " + ", ".join(off)
         )
         rows.append(f"- Coverage, {name}: {verdict}.")
+    by_origin = report.get("by_origin") or []
+    if by_origin:
+        columns = [c for c in by_origin[0] if c != "family"]
+        rows += [
+            "",
+            "Coverage per origin (1 the earliest; each origin's intervals calibrated on data "
+            "before it only):",
+            "",
+            "| option | " + " | ".join(columns) + " |",
+            "|---|" + "---|" * len(columns),
+        ]
+        for row in by_origin:
+            cells = " | ".join(f"{row[c]:.1%}" for c in columns)
+            rows.append(f"| {row['family']} | {cells} |")
     return [*rows, ""]
 
 

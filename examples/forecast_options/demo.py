@@ -8,7 +8,7 @@ origins, writes the report card, registers the option its rule recommends as
 ``/forecasts/get`` from it; the flow is registered as a schedule (quarterly, and on the
 ``forecast-data-arrived`` event).
 
-    python examples/forecast_options/demo.py                 # 60 series, 2 origins
+    python examples/forecast_options/demo.py                 # 24 series, 2 origins
     python examples/forecast_options/demo.py --series 20 --origins 1   # small (the tests)
 
 Runs under its own SHIPYARD_HOME (``.demo/forecast/``), ends by itself and leaves nothing
@@ -43,7 +43,7 @@ def sample_ids(series: int) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--series", type=int, default=60, help="Tourism series in the sample")
+    parser.add_argument("--series", type=int, default=24, help="Tourism series in the sample")
     parser.add_argument("--origins", type=int, default=2, help="rolling origins per series")
     parser.add_argument("--horizon", type=int, default=8, help="quarters ahead")
     args = parser.parse_args(argv)

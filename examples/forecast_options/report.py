@@ -354,6 +354,34 @@ def date_labels(dates: Sequence[Any]) -> list[str]:
     return [s.strftime("%Y-%m-%d %H:%M") for s in stamps]
 
 
+def coverage_by_origin(forecasts: pd.DataFrame) -> pd.DataFrame:
+    """One row per option (``naive2`` aside): the share of actuals inside its 80% and 95%
+    intervals at each origin and over all of them (``forecasts``: the backtest's rows,
+    ``family, origin, y, lo_80, hi_80, lo_95, hi_95``). Coverage moves from one origin to
+    the next when the origins' periods differ (a shock in one, a calm stretch in another):
+    the per-origin spread says how far one quarter's intervals can be trusted."""
+    frame = forecasts[~forecasts["family"].astype(str).isin(REFERENCE)]
+    y = frame["y"].to_numpy(float)
+    inside = {
+        lv: (y >= frame[f"lo_{lv}"].to_numpy(float)) & (y <= frame[f"hi_{lv}"].to_numpy(float))
+        for lv in (80, 95)
+    }
+    marks = frame[["family", "origin"]].assign(**{f"in_{lv}": v for lv, v in inside.items()})
+    rows = []
+    for family, group in marks.groupby("family", sort=False):
+        row: dict[str, Any] = {"family": family}
+        for lv in (80, 95):
+            for origin, part in group.groupby("origin"):
+                row[f"{lv}% origin {origin}"] = float(part[f"in_{lv}"].mean())
+            row[f"{lv}% all"] = float(group[f"in_{lv}"].mean())
+        rows.append(row)
+    order = {name: simplicity_rank(name) for name in marks["family"].unique()}
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    return table.sort_values("family", key=lambda c: c.map(order)).reset_index(drop=True)
+
+
 def fallbacks(scores: pd.DataFrame) -> pd.DataFrame:
     """The (family, series) whose intervals are the model's own, not conformal (the series
     was too short for conformal windows), in all or some (``mixed``) of its windows."""
@@ -424,6 +452,18 @@ def card(
                 ylabel="series",
             )
         )
+    by_origin = coverage_by_origin(forecasts)
+    if not by_origin.empty:
+        shown = by_origin.copy()
+        for column in shown.columns[1:]:
+            shown[column] = shown[column].map(lambda v: _fmt(v, ".1%"))
+        out.append(
+            Table(
+                shown,
+                title="Interval coverage per origin, over every forecast of the origin "
+                "(nominal 80% and 95%)",
+            )
+        )
     out.extend(_fans(scores, forecasts, history, names))
     out.extend(_fallback_section(scores))
     return out
@@ -479,6 +519,7 @@ __all__ = [
     "TOLERANCE",
     "Recommendation",
     "card",
+    "coverage_by_origin",
     "date_labels",
     "extremes",
     "fallbacks",

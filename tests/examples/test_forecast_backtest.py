@@ -167,6 +167,25 @@ def test_conformal_quantiles_are_pooled_per_step_and_short_series_keep_the_model
     assert half.loc["c", "lo_50"].isna().all()  # the model had no 50% interval
 
 
+def test_each_calibration_window_is_scaled_by_the_data_before_its_cutoff() -> None:
+    """A score is scaled by what was known when its window was forecast, as the interval is
+    at the origin: here the series jumps after the first cutoff, so the whole training
+    part's scale (6) would shrink the scores and the intervals with them."""
+    h, m = 2, 4
+    y = [*np.arange(20.0), 30, 31, 32, 33]  # seasonal diffs 4, then 14 from position 20
+    train = _frame({"d": y})
+    # cutoffs 20 and 22: actuals (30, 31) and (32, 33); errors (4, 0) and (0, 5)
+    calibration = np.array([[26.0, 31], [32, 28]])
+    result = families.SeriesForecast(np.array([40.0, 40]), {}, calibration, "x", 0.1)
+    out = families.conformal(train, {"d": result}, h, m, "QS", (50,))
+    before_20, before_22, whole = 4.0, (16 * 4 + 2 * 14) / 18, (16 * 4 + 4 * 14) / 20
+    # 2 scores per step: 50% takes the ceil(3 x 0.5) = 2nd smallest, the larger
+    step1, step2 = max(4 / before_20, 0 / before_22), max(0 / before_20, 5 / before_22)
+    half = out["hi_50"].to_numpy() - out["mean"].to_numpy()
+    np.testing.assert_allclose(half, [step1 * whole, step2 * whole])
+    assert set(out["interval_source"]) == {"conformal"}
+
+
 def test_series_too_short_for_calibration_windows_fall_back_and_are_flagged() -> None:
     rng = np.random.default_rng(1)
     season = np.tile([5.0, -3, 2, -4], 20)

@@ -186,6 +186,26 @@ def test_options_table_measures_accuracy_risk_coverage_cost_and_wins() -> None:
         report.options_table(_scores().drop(columns="mase"))
 
 
+def test_coverage_per_origin_counts_actuals_inside_each_origins_intervals() -> None:
+    rows = []
+    for family, origin, ys in (
+        ("lightgbm", 1, [0.0, 0.0]),
+        ("improved", 1, [0.0, 10.0]),  # one of two outside the 80% interval
+        ("improved", 2, [0.0, 0.5, 30.0, -30.0]),  # two of four outside both
+        ("naive2", 1, [50.0, 50.0]),  # the reference: not an option
+    ):
+        for y in ys:
+            rows.append({"family": family, "origin": origin, "y": y,
+                         "lo_80": -1.0, "hi_80": 1.0, "lo_95": -20.0, "hi_95": 20.0})  # fmt: skip
+    table = report.coverage_by_origin(pd.DataFrame(rows))
+    assert table["family"].tolist() == ["improved", "lightgbm"]  # simplest first, no naive2
+    improved = table.set_index("family").loc["improved"]
+    assert improved["80% origin 1"] == 0.5 and improved["80% origin 2"] == 0.5
+    assert improved["95% origin 1"] == 1.0 and improved["95% origin 2"] == 0.5
+    assert improved["80% all"] == pytest.approx(3 / 6) and improved["95% all"] == 4 / 6
+    assert table.set_index("family").loc["lightgbm", "80% all"] == 1.0
+
+
 def test_extremes_rank_by_mase_relative_to_seasonal_naive() -> None:
     scores = _scores()
     scores.loc[(scores["family"] == "improved") & (scores["series_id"] == "S2"), "mase"] = 0.1
@@ -212,6 +232,7 @@ def test_the_card_renders_the_choice_the_table_the_fans_and_the_fallbacks() -> N
     titles = [f.title for f in fans if f.title.startswith("improved, worst")]
     assert titles[0].startswith("improved, worst: S5 (MASE 1.80, ×1.20)")
     assert "Intervals that fell back to the model" in html
+    assert "Interval coverage per origin" in html
     assert "<td>S0</td><td>model</td>" in html and "<td>S1</td><td>mixed</td>" in html
     # a fan chart: history, actuals, forecast and both bands, over the last origin
     svg = render_component(fans[0])
