@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))  # examples/demo_support.py
 sys.path.insert(0, str(HERE))  # data.py
 
-from demo_support import post, post_refused, running_host, shipyard, step  # noqa: E402
+from demo_support import deployed, post, post_refused, shipyard, step  # noqa: E402
 
 FLOW = "ForecastOptionsFlow"
 
@@ -62,9 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"(the flow took {time.monotonic() - started:.0f} s)")
     shipyard("models", "show", "forecaster")
 
-    with running_host(home, "the chosen option's forecasts served by a host") as url:
-        shipyard("deploy", f"{HERE / 'service.py'}:Forecasts", "--name", "forecasts",
-                 "--url", url)  # fmt: skip
+    with deployed(
+        home,
+        "the chosen option's forecasts served by a host",
+        f"{HERE / 'service.py'}:Forecasts",
+        "forecasts",
+    ) as url:
         for series_id, h in ((ids[0], 4), (ids[-1], 2)):
             step(f"forecast: {series_id}, {h} quarters ahead, with 80% and 95% intervals")
             answer = post(f"{url}/forecasts/get", {"series_id": series_id, "h": h})
