@@ -149,6 +149,11 @@ class Engine:
         self.votes = np.asarray([c.meta["votes"] for c in index.chunks], dtype=np.int64)
         self.matcher = TitleMatcher(titles, self.votes)
         self.facets = {key: FacetCodes(index.chunks, key) for key in FACETS}
+        # the filters' columns built now, not by the first filtered query: over the whole
+        # catalogue that query took 2.8 s of CPU (a replica's first facet request)
+        for key in FACETS:
+            index.columns.postings(key)
+        index.columns.numbers("rating")
 
     @classmethod
     def load(cls, folder: str | Path, *, embedder: Any = None) -> Engine:

@@ -87,8 +87,9 @@ class MetaColumns:
                 values = value if isinstance(value, list | tuple | set) else [value]
                 for v in values:
                     if v is not None:
-                        found.setdefault(normal(v), []).append(row)
-                        shown.setdefault(normal(v), v)
+                        key_v = normal(v)
+                        found.setdefault(key_v, []).append(row)
+                        shown.setdefault(key_v, v)
             self._postings[key] = {v: np.asarray(r, dtype=np.int64) for v, r in found.items()}
             self._shown[key] = shown
         return self._postings[key]

@@ -63,6 +63,13 @@ def test_embeddings_equal_sentence_transformers(embedder: Embedder) -> None:
     assert got.shape == (3, 384) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+    # one text at a time (a query) takes SingleBert's forward, not the model's: the same
+    # vectors to float noise, the truncated one included
+    assert embedder._single is not None
+    one = np.vstack([embedder.encode([t]) for t in texts])
+    assert one.shape == (3, 384) and one.dtype == np.float32
+    np.testing.assert_allclose(one, expected, atol=1e-5)
+    np.testing.assert_allclose(one, got, atol=1e-6)
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "bm25", "dense"])
