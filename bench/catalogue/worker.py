@@ -67,7 +67,7 @@ def subsample(queries: list[dict[str, Any]], per_kind: int, seed: int) -> list[d
 
 
 def shipyard(spec: dict[str, Any]) -> dict[str, Any]:
-    import catalogue
+    import filmdata
     import queries as qmod
     import search
 
@@ -75,10 +75,10 @@ def shipyard(spec: dict[str, Any]) -> dict[str, Any]:
 
     work = Path(spec["workdir"])
     t0 = time.perf_counter()
-    films = catalogue.load_catalogue()
+    films = filmdata.load_catalogue()
     total = len(films)
     if spec["sample"]:
-        films = catalogue.sample(films, spec["sample"], spec["seed"])
+        films = filmdata.sample(films, spec["sample"], spec["seed"])
     queries = qmod.make_queries(films, seed=spec["seed"])
     (work / "films.json").write_text(json.dumps(films))
     (work / "queries.json").write_text(json.dumps(queries))

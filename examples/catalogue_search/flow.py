@@ -67,13 +67,13 @@ class CatalogueIndexFlow(FlowSpec):
     @step
     def start(self):
         """The catalogue (or its sample) and the evaluation queries over it."""
-        import catalogue
+        import filmdata
         import queries
 
-        films = catalogue.load_catalogue()
+        films = filmdata.load_catalogue()
         self.total = len(films)
         if self.sample:
-            films = catalogue.sample(films, int(self.sample), int(self.seed))
+            films = filmdata.sample(films, int(self.sample), int(self.seed))
         self.films = films
         self.queries = queries.make_queries(films, seed=int(self.seed))
         print(f"{len(films)} of {self.total} films, {len(self.queries)} evaluation queries")

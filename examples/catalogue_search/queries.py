@@ -338,15 +338,15 @@ def card(result: Mapping[str, Any], note: str = "") -> list[Any]:
 
 
 def main() -> None:
-    import catalogue
+    import filmdata
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sample", type=int, default=0)
     parser.add_argument("--seed", type=int, default=SEED)
     args = parser.parse_args()
-    films = catalogue.load_catalogue()
+    films = filmdata.load_catalogue()
     if args.sample:
-        films = catalogue.sample(films, args.sample, args.seed)
+        films = filmdata.sample(films, args.sample, args.seed)
     queries = make_queries(films, seed=args.seed)
     for kind in KINDS:
         of = [q for q in queries if q["kind"] == kind]

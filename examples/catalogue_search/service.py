@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from catalogue import GENRES  # noqa: E402
+from filmdata import GENRES  # noqa: E402
 from search import Engine, core_filters  # noqa: E402
 
 MODEL = "catalogue-index"

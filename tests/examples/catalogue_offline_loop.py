@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "catalogue_search"
 sys.path.insert(0, str(EXAMPLE))
 
-import catalogue  # noqa: E402
+import filmdata  # noqa: E402
 import queries  # noqa: E402
 import search  # noqa: E402
 
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def sample() -> list[dict]:
-    return catalogue.sample(catalogue.load_catalogue(), 800)
+    return filmdata.sample(filmdata.load_catalogue(), 800)
 
 
 @pytest.fixture(scope="module")
@@ -119,9 +119,9 @@ def test_flow_deploy_and_search_over_http(tmp_path: Path) -> None:
 
     # the weekly rebuild: a catalogue that gained and lost films reuses the vectors of the
     # latest catalogue-index for every title it holds and embeds only the others
-    everything = catalogue.load_catalogue()
-    before = {f["title"] for f in catalogue.sample(everything, 300)}
-    films = catalogue.sample(everything, 320)
+    everything = filmdata.load_catalogue()
+    before = {f["title"] for f in filmdata.sample(everything, 300)}
+    films = filmdata.sample(everything, 320)
     new = {f["title"] for f in films} - before
     assert 0 < len(new) < 320
     out = _run(env, sys.executable, str(EXAMPLE / "flow.py"), "run", "--sample", "320")

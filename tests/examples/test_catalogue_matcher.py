@@ -83,9 +83,9 @@ def test_on_the_whole_catalogue_misspelled_and_partial_titles_rank_in_the_top_10
     """Over all 58,788 titles, the ranker (WRatio over its candidates only) puts the film
     in its top 10 and counts it as matched. (A full WRatio scan is no better: its best for
     'godfather part' is the film 'Go', a partial match of two letters.)"""
-    import catalogue
+    import filmdata
 
-    films = catalogue.load_catalogue()
+    films = filmdata.load_catalogue()
     names = [matcher.fuzzy_text(f["title"]) for f in films]
     votes = np.asarray([f["votes"] for f in films])
     m = matcher.TitleMatcher(names, votes)

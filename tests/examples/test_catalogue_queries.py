@@ -13,14 +13,14 @@ import pytest
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "catalogue_search"
 sys.path.insert(0, str(EXAMPLE))
 
-import catalogue  # noqa: E402
+import filmdata  # noqa: E402
 import queries  # noqa: E402
 from search import fuzzy_text  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def films() -> list[dict]:
-    return catalogue.load_catalogue()
+    return filmdata.load_catalogue()
 
 
 def test_the_catalogue_is_every_film_with_genres_decades_and_movielens_ids(films) -> None:
@@ -32,13 +32,13 @@ def test_the_catalogue_is_every_film_with_genres_decades_and_movielens_ids(films
     assert toy[0]["movielens_id"] == 1  # MovieLens' own id of Toy Story (1995)
     assert 3000 < sum(f["movielens_id"] is not None for f in films) < 9066
     assert all(f["decade"] == f["year"] // 10 * 10 for f in films)
-    assert all(set(f["genres"]) <= set(catalogue.GENRES) for f in films)
+    assert all(set(f["genres"]) <= set(filmdata.GENRES) for f in films)
 
 
 def test_the_sample_is_seeded_and_keeps_the_facets_in_proportion(films) -> None:
-    a = catalogue.sample(films, 2000)
-    assert a == catalogue.sample(films, 2000) and len(a) == 2000
-    assert a != catalogue.sample(films, 2000, seed=7)
+    a = filmdata.sample(films, 2000)
+    assert a == filmdata.sample(films, 2000) and len(a) == 2000
+    assert a != filmdata.sample(films, 2000, seed=7)
     assert len({f["id"] for f in a}) == 2000
     whole = Counter(f["decade"] for f in films)
     part = Counter(f["decade"] for f in a)
@@ -47,12 +47,12 @@ def test_the_sample_is_seeded_and_keeps_the_facets_in_proportion(films) -> None:
         assert abs(part[decade] - share) <= 1 + len({g for f in films for g in f["genres"]}), decade
     drama = sum("Drama" in f["genres"] for f in a) / 2000
     assert abs(drama - sum("Drama" in f["genres"] for f in films) / len(films)) < 0.02
-    with pytest.raises(catalogue.CatalogueError, match="at least one"):
-        catalogue.sample(films, 0)
+    with pytest.raises(filmdata.CatalogueError, match="at least one"):
+        filmdata.sample(films, 0)
 
 
 def test_the_query_sets_are_reproducible_with_their_edit_counts(films) -> None:
-    sample = catalogue.sample(films, 2000)
+    sample = filmdata.sample(films, 2000)
     made = queries.make_queries(sample)
     assert made == queries.make_queries(sample)
     assert made != queries.make_queries(sample, seed=3)

