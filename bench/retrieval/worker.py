@@ -36,7 +36,7 @@ os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
 sys.path.append(str(Path(__file__).resolve().parents[1]))  # bench/, for model_steps
 
-from model_steps import emit, model_dir, require_netns, timed  # noqa: E402
+from model_steps import model_dir, timed, worker_main  # noqa: E402
 
 MODES = ("hybrid", "bm25", "dense")
 
@@ -371,15 +371,5 @@ TASKS = {
 }
 
 
-def main() -> int:
-    require_netns()
-    if len(sys.argv) != 3 or sys.argv[1] not in TASKS:
-        print(f"usage: worker.py {{{','.join(TASKS)}}} SPEC.json", file=sys.stderr)
-        return 2
-    spec = json.loads(Path(sys.argv[2]).read_text())
-    emit(TASKS[sys.argv[1]](spec))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(worker_main(TASKS))

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from shipyard.serve.errors import ServeError
-from shipyard.serve.protocol import Kind, ProtocolError, read_frame
+from shipyard.serve.protocol import ProtocolError
 from shipyard.serve.replica import LoadFailed, Replica, WorkerSpec
 
 if TYPE_CHECKING:
@@ -126,19 +126,11 @@ class RemoteReplica(Replica):
             ) from None
 
     async def _connect(self) -> None:
-        import json
-
         self.reader, self.writer = await asyncio.open_connection(
             self.entry["host"], int(self.entry["port"]), limit=64 << 20
         )
         self.writer.write(str(self.entry["token"]).encode())
-        first = await read_frame(self.reader)
-        if first.kind is not Kind.READY:
-            raise ProtocolError(f"expected READY, got {first.kind.name}")
-        self.ready_info = json.loads(first.payload)
-        self.heard = time.monotonic()
-        self.ready = True
-        self._reader_task = asyncio.create_task(self._read_loop())
+        await self._await_ready()
 
     def _gone(self, reason: str) -> None:
         super()._gone(reason)

@@ -51,6 +51,7 @@ from shipyard.serve.ray_files import (
     stage_files,
     staged_files,
 )
+from shipyard.serve.replica import _describe_exit as describe_local_exit
 from shipyard.serve.replica import exit_before_ready
 
 DIRECTORY_NAME = "shipyard-serve-directory"
@@ -467,18 +468,8 @@ def scale_by_in_flight(ctx: Any) -> tuple[int, dict[str, Any]]:
 
 
 def _describe_exit(code: int, node: str) -> str:
-    import signal
-
-    where = f" (Ray node {node[:8]})"
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        if name == "SIGKILL":
-            return "the worker was killed (SIGKILL: out of memory, or kill -9)" + where
-        return f"the worker crashed ({name})" + where
-    return f"the worker exited with status {code}" + where
+    """A local worker's exit, described as :mod:`shipyard.serve.replica` does, and where."""
+    return f"{describe_local_exit(code)} (Ray node {node[:8]})"
 
 
 __all__ = [

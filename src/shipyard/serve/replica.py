@@ -245,6 +245,14 @@ class Replica:
                 break
             except (FileNotFoundError, ConnectionRefusedError):
                 await asyncio.sleep(0.02)
+        await self._await_ready()
+        if self._control is not None:
+            self._control_task = asyncio.create_task(self._control_loop(self._control))
+
+    async def _await_ready(self) -> None:
+        """Read the worker's first frame, READY (its info), on the connection just made, and
+        start reading answers: ready for calls."""
+        assert self.reader is not None
         first = await read_frame(self.reader)
         if first.kind is not Kind.READY:
             raise ProtocolError(f"expected READY, got {first.kind.name}")
@@ -252,8 +260,6 @@ class Replica:
         self.heard = time.monotonic()
         self.ready = True
         self._reader_task = asyncio.create_task(self._read_loop())
-        if self._control is not None:
-            self._control_task = asyncio.create_task(self._control_loop(self._control))
 
     def _failure_reason(self, exc: BaseException) -> str:
         if isinstance(exc, TimeoutError):
