@@ -210,16 +210,16 @@ def log_decomposed(rows: int = 100_000, reps: int = 3) -> dict[str, Any]:
         for i in range(rows):
             facts = facts_for(i)
             lookups = lookups_for(facts["profile_id"])
-            row = FEATURES.row(facts, lookups)
+            values = list(FEATURES.row(facts, lookups).values())
             if serving is not None:
-                serving.log(facts=facts, lookups=lookups, features=row, prediction=1.0)
+                serving.log(facts=facts, lookups=lookups, features=values, prediction=1.0)
         if serving is not None:
             serving.flush()
         return (time.thread_time() - thread) / rows, (time.process_time() - process) / rows
 
     gc.freeze()  # as a worker does after load(): the collector walks only what is new
     with tempfile.TemporaryDirectory(prefix="bench-features-log-") as tmp:
-        serving = ServingLog(service="bench", store_url=f"file://{tmp}")
+        serving = ServingLog(service="bench", store_url=f"file://{tmp}", features=FEATURES)
         off: list[tuple[float, float]] = []
         on: list[tuple[float, float]] = []
         for _ in range(reps):
