@@ -398,3 +398,26 @@ def test_version_2_segments_still_read(url: str) -> None:
     frame = read_serving_log("v2", store_url=url)
     assert frame["f"].tolist() == [0, 1, 2, 3] and frame["g"].tolist() == [0, -1, -2, -3]
     assert frame["request_id"].tolist() == ["r0", "r1", "r2", "r3"]
+
+
+def test_retention_applies_after_a_publish_once_its_interval_passed(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.features import servinglog
+
+    folder = tmp_path / "blobs" / "serving-logs" / "ranker"
+    serving = _log(url, retention=timedelta(days=2))
+    serving.log(**_record(0))  # type: ignore[arg-type]
+    serving.flush()  # the writer started (retention applied) and published
+    now_ms = int(time.time() * 1000)
+    old = f"{now_ms - 10 * 86_400_000:013d}-{now_ms - 9 * 86_400_000:013d}-h-1-000009.msgpack.zst"
+    (folder / old).write_bytes(b"")
+    serving.log(**_record(1))  # type: ignore[arg-type]
+    serving.flush()
+    assert (folder / old).exists()  # within RETAIN_EVERY of the last listing: kept for now
+    monkeypatch.setattr(servinglog, "RETAIN_EVERY", 0.0)
+    serving.log(**_record(2))  # type: ignore[arg-type]
+    serving.flush()
+    assert not (folder / old).exists()
+    assert len(read_serving_log("ranker", store_url=url)) == 3
+    serving.close()

@@ -35,25 +35,26 @@ worker whose endpoint allocates (a scikit-learn model's ``predict_proba``) that 
 request thread more than the encoding does (BENCHMARKS.md, "Features"); bytes are not
 tracked by the collector. (Joining records into chunks on the request path, so the writer
 handles a few buffers, was measured too: it cost the request thread more than it saved the
-writer.) A record that cannot
-be encoded (an integer past 64 bits) is counted in ``errors`` and not logged.
+writer.) A record that cannot be encoded (an integer past 64 bits) is counted in
+``errors`` and not logged.
 
 A full queue (``queue_size`` records) drops the record and counts it (``dropped``): logging
 never blocks, and memory stays bounded. A background thread, started on the first record,
 wakes every ``flush_interval`` seconds (0.05 s: in bench/features.py's workers, 0.25 s cost
 more CPU per request; it backs off to one wake a second while nothing comes: an idle wake
 costs ~0.1 ms of CPU; no request wakes it), takes what is queued, joins it into one msgpack
-array of records (one ``join``, no Python code per record: the pops are called from C; cut where
-the open segment reaches ``max_bytes``), compresses it (zstd level ``compression_level``,
-default 1: ~0.2 us a record, ~20x smaller on bench/features.py's records; level 3 cost
-more for little; streamed through the segment) and appends it to the open segment, a
-hidden temp file. A segment is a header,
-then msgpack arrays of records (each record an array in ``FIELDS``' order). It is published
-(fsync, then an atomic rename, or one PUT on S3: see :mod:`shipyard.features.logstore`)
-when it holds ``max_bytes`` of records (before compression) or is ``max_age`` old, when
-:meth:`flush` is called, and when the process exits. After each publish, segments whose
-last record is older than ``retention`` are deleted. A record is visible to readers once
-its segment is published (at most ``max_age`` + ``flush_interval`` after it was logged).
+array of records (one ``join``, no Python code per record: the pops are called from C; cut
+where the open segment reaches ``max_bytes``), compresses it (zstd level
+``compression_level``, default 1: ~0.2 us a record, ~20x smaller on bench/features.py's
+records; level 3 cost more for little; streamed through the segment) and appends it to the
+open segment, a hidden temp file. A segment is a header, then msgpack arrays of records
+(each record an array in ``FIELDS``' order). It is published (fsync, then an atomic rename,
+or one PUT on S3: see :mod:`shipyard.features.logstore`) when it holds ``max_bytes`` of
+records (before compression) or is ``max_age`` old, when :meth:`flush` is called, and when
+the process exits. Segments whose last record is older than ``retention`` are deleted when
+the writer starts, then after a publish at most once a minute (a listing per publish is a
+cost of its own, and a network call on S3). A record is visible to readers once its
+segment is published (at most ``max_age`` + ``flush_interval`` after it was logged).
 
 The counters - ``logged``, ``sampled_out``, ``dropped``, ``written``, ``errors``,
 ``segments_published`` - are read on the object (:meth:`ServingLog.stats`); the writer
@@ -106,6 +107,9 @@ FIELDS = ("ts", "request_id", "facts", "lookups", "features", "prediction")
 VERSION = 3
 #: the longest an idle writer sleeps between two looks at the queue (seconds)
 IDLE_WAIT = 1.0
+#: retention is applied when the writer starts and after a publish, at most this often (s):
+#: a listing of the service's segments per publish cost more than the publish's writes
+RETAIN_EVERY = 60.0
 
 _HOST = (socket.gethostname() or "host").replace("-", "_").replace("/", "_")[:40]
 
@@ -337,6 +341,7 @@ class _Writer:
         self.first = 0.0
         self.last = 0.0
         self.warned = False
+        self.retained = 0.0  # when retention was last applied (monotonic)
         self.metrics = _metrics(service)
         self.reported = (0, 0, 0, 0)
 
@@ -487,10 +492,11 @@ class _Writer:
             return
         self.file = None
         self.path = None
-        try:
-            self.retain()
-        except Exception as exc:
-            self.failed("could not apply retention", exc)
+        if time.monotonic() - self.retained >= RETAIN_EVERY:
+            try:
+                self.retain()
+            except Exception as exc:
+                self.failed("could not apply retention", exc)
 
     def discard(self) -> None:
         if self.file is not None:
@@ -504,6 +510,8 @@ class _Writer:
         self.path = None
 
     def retain(self) -> None:
+        """Delete the service's segments whose last record is older than ``retention``."""
+        self.retained = time.monotonic()
         cutoff = (time.time() - self.owner.retention.total_seconds()) * 1000
         for segment in self.store.segments(self.service):
             if segment.last_ms < cutoff:
