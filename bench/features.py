@@ -3,7 +3,8 @@
 1. **Logging CPU** - five real worker processes (``python -m shipyard.serve.worker``) serve
    the same feature endpoint (bench/features/service.py): ``Plain`` computes the row with
    the FeatureSet, ``Logged`` also logs every request (``ServingLog(sample=1.0)``: facts,
-   lookups, the feature vector and the prediction; segments of 1 MB published as it goes),
+   lookups, the feature vector - named once per segment, ``ServingLog(features=FEATURES)``
+   - and the prediction; segments of 1 MB published as it goes),
    ``ByHand`` calls the same plain functions one by one; ``WithModel`` and
    ``WithModelLogged`` add what a ranker's endpoint really does per request, a scikit-learn
    model's ``predict_proba`` on the row (fitted at load). The client speaks the worker's
@@ -210,16 +211,16 @@ def log_decomposed(rows: int = 100_000, reps: int = 3) -> dict[str, Any]:
         for i in range(rows):
             facts = facts_for(i)
             lookups = lookups_for(facts["profile_id"])
-            row = FEATURES.row(facts, lookups)
+            values = list(FEATURES.row(facts, lookups).values())
             if serving is not None:
-                serving.log(facts=facts, lookups=lookups, features=row, prediction=1.0)
+                serving.log(facts=facts, lookups=lookups, features=values, prediction=1.0)
         if serving is not None:
             serving.flush()
         return (time.thread_time() - thread) / rows, (time.process_time() - process) / rows
 
     gc.freeze()  # as a worker does after load(): the collector walks only what is new
     with tempfile.TemporaryDirectory(prefix="bench-features-log-") as tmp:
-        serving = ServingLog(service="bench", store_url=f"file://{tmp}")
+        serving = ServingLog(service="bench", store_url=f"file://{tmp}", features=FEATURES)
         off: list[tuple[float, float]] = []
         on: list[tuple[float, float]] = []
         for _ in range(reps):
@@ -341,7 +342,9 @@ def section(
         "tick-rounded rusage figure is in the JSON). Each round gives each variant the "
         "requests in 20 chunks interleaved with the others', then a 0.6 s pause lets the "
         "writers drain. `Plain`: the set's row and a Python linear model; `Logged`: the same, "
-        "every request logged (facts, lookups, eight features, the prediction); `ByHand`: "
+        "every request logged (facts, lookups, the eight features' vector - its names once "
+        "per segment, `ServingLog(features=FEATURES)` - and the prediction; 1 MB segments, "
+        "published, fsynced and renamed as it goes); `ByHand`: "
         "the functions called one by one; `WithModel` / `WithModelLogged`: a scikit-learn "
         "`LogisticRegression.predict_proba` on the row.",
         "",

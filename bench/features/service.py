@@ -52,6 +52,7 @@ class Logged(Service):
         sample=1.0,
         max_bytes=int(os.environ.get("BENCH_LOG_MAX_BYTES", 1 << 20)),
         max_age=timedelta(minutes=5),
+        features=FEATURES,  # the vector's names, once per segment
         # knobs for experiments (a writer that sleeps through a round: its queue holds it)
         **_knobs(),
     )
@@ -60,9 +61,9 @@ class Logged(Service):
     def score(self, profile_id: str, title: str, genres: list[str], released: float) -> float:
         facts = {"profile_id": profile_id, "title": title, "genres": genres, "released": released}
         lookups = lookups_for(profile_id)
-        row = FEATURES.row(facts, lookups)
-        prediction = _predict(list(row.values()))
-        self.serving_log.log(facts=facts, lookups=lookups, features=row, prediction=prediction)
+        values = list(FEATURES.row(facts, lookups).values())  # what Plain computes
+        prediction = _predict(values)
+        self.serving_log.log(facts=facts, lookups=lookups, features=values, prediction=prediction)
         return prediction
 
 
@@ -101,6 +102,7 @@ class WithModelLogged(Service):
         sample=1.0,
         max_bytes=int(os.environ.get("BENCH_LOG_MAX_BYTES", 1 << 20)),
         max_age=timedelta(minutes=5),
+        features=FEATURES,
         **_knobs(),
     )
 
@@ -111,7 +113,7 @@ class WithModelLogged(Service):
     def score(self, profile_id: str, title: str, genres: list[str], released: float) -> float:
         facts = {"profile_id": profile_id, "title": title, "genres": genres, "released": released}
         lookups = lookups_for(profile_id)
-        row = FEATURES.row(facts, lookups)
-        prediction = float(self.model.predict_proba([list(row.values())])[0, 1])
-        self.serving_log.log(facts=facts, lookups=lookups, features=row, prediction=prediction)
+        values = list(FEATURES.row(facts, lookups).values())
+        prediction = float(self.model.predict_proba([values])[0, 1])
+        self.serving_log.log(facts=facts, lookups=lookups, features=values, prediction=prediction)
         return prediction

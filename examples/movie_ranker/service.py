@@ -82,7 +82,10 @@ class Ranker(Service):
     features computed online."""
 
     features: FeatureSet = FEATURES
-    serving_log = ServingLog(sample=1.0, max_age=timedelta(minutes=5), retention=timedelta(days=30))
+    #: every request's facts, lookups, feature vector (named once per segment) and score
+    serving_log = ServingLog(
+        sample=1.0, max_age=timedelta(minutes=5), retention=timedelta(days=30), features=FEATURES
+    )
 
     def load(self) -> None:
         try:
@@ -151,9 +154,10 @@ class Ranker(Service):
             facts["year"] = year
         lookups = self.aggregates.lookups(facts, as_of=self.lookup_time(facts["at"]))
         row = self.features.row(facts, lookups)
-        score = float(self.scorer.predict([list(row.values())])[0])
+        vector = list(row.values())
+        score = float(self.scorer.predict([vector])[0])
         request_id = uuid.uuid4().hex
         self.serving_log.log(
-            facts=facts, lookups=lookups, features=row, prediction=score, request_id=request_id
+            facts=facts, lookups=lookups, features=vector, prediction=score, request_id=request_id
         )
         return Scored(request_id=request_id, score=score, features=row, model=self.scorer_version)

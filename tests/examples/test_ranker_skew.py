@@ -136,7 +136,8 @@ def _serve(world: dict[str, Any], service_class: type, name: str, bodies: list[d
 def _buggy(world: dict[str, Any], **overrides: Any) -> type:
     """The Ranker with its own serving log and ``overrides`` (a feature set, a method)."""
     service = world["service"]
-    attributes = {"serving_log": ServingLog(sample=1.0), **overrides}
+    names = world["features"].FEATURES  # a buggy set has the same names, in order
+    attributes = {"serving_log": ServingLog(sample=1.0, features=names), **overrides}
     return type("BuggyRanker", (service.Ranker,), attributes)
 
 

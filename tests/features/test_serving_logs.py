@@ -301,3 +301,123 @@ def test_both_encoders_write_the_same_values_and_old_segments_still_read(url: st
     )
     frame = read_serving_log("old", store_url=url)
     assert frame["f"].tolist() == [0, 1, 2] and frame["prediction"].tolist() == [0, 2, 4]
+
+
+def test_a_feature_vector_is_logged_with_its_names_once_per_segment(url: str) -> None:
+    import msgpack
+    import zstandard
+
+    @feature
+    def words(facts: dict[str, object]) -> int:
+        return len(str(facts.get("title") or "").split())
+
+    @feature
+    def loud(facts: dict[str, object]) -> bool:
+        return str(facts.get("title") or "").isupper()
+
+    fs = FeatureSet("vec", [words, loud])
+    serving = _log(url, features=fs)
+    titles = ["a b", "HEAT", "c d e"]
+    for i, title in enumerate(titles):
+        facts = {"title": title}
+        assert serving.log(facts=facts, features=fs.vector(facts), prediction=i, request_id=f"r{i}")
+    serving.log(facts={"title": "x"}, features={"words": 1, "loud": False}, request_id="r3")
+    assert serving.flush()
+    frame = read_serving_log("ranker", store_url=url)
+    columns = ["request_id", "ts", "facts", "lookups", "words", "loud", "prediction"]
+    assert list(frame.columns) == columns
+    assert frame["words"].tolist() == [2, 1, 3, 1]
+    assert frame["loud"].tolist() == [False, True, False, False]
+    # the names are in the header, not in each record
+    (segment,) = open_segments(url).segments("ranker")
+    raw = (
+        zstandard.ZstdDecompressor()
+        .decompressobj()
+        .decompress(open_segments(url).read("ranker", segment.name))
+    )
+    unpacker = msgpack.Unpacker(raw=False, timestamp=3, strict_map_key=False)
+    unpacker.feed(raw)
+    header, records = list(unpacker)
+    assert header["version"] == 3 and header["features"] == ["words", "loud"]
+    assert records[0][4] == [2, False] and records[3][4] == {"words": 1, "loud": False}
+    # the segment's name bounds its records' times
+    assert segment.first_ms <= records[0][0] * 1000 < segment.first_ms + 1
+    assert segment.last_ms <= records[-1][0] * 1000 < segment.last_ms + 1
+    serving.close()
+
+
+def test_a_vector_without_names_or_of_the_wrong_length_is_a_clear_error(
+    url: str, tmp_path: Path
+) -> None:
+    from shipyard.features import FeatureDefinitionError, FeatureError
+
+    with pytest.raises(FeatureDefinitionError, match="feature names"):
+        ServingLog(service="x", features="words")
+    with pytest.raises(FeatureDefinitionError, match="distinct"):
+        ServingLog(service="x", features=["a", "a"])
+    unnamed = _log(url)
+    unnamed.log(facts={}, features=[1, 2])
+    unnamed.flush()
+    with pytest.raises(FeatureError, match="no feature names in its header"):
+        read_serving_log("ranker", store_url=url)
+    unnamed.close()
+    other = f"file://{tmp_path / 'other'}"
+    short = _log(other, features=["a", "b", "c"])
+    short.log(facts={}, features=[1, 2])
+    short.flush()
+    with pytest.raises(FeatureError, match="has 2 values, but its header names 3"):
+        read_serving_log("ranker", store_url=other)
+    short.close()
+
+
+def test_a_record_time_is_read_from_its_bytes_with_either_encoder() -> None:
+    from shipyard.features.servinglog import encoder, packer, record_time
+
+    record = (1_790_000_000.123456, "r", {"a": 1}, None, [1.5], 0.5)
+    for name in ("ormsgpack", "msgpack"):
+        data = encoder(name)(record)
+        pack, default, option = packer(name)
+        assert pack(record, default, option) == data
+        assert record_time(b"xx" + data, 2) == record_time(data) == record[0]
+
+
+def test_version_2_segments_still_read(url: str) -> None:
+    import msgpack
+    import zstandard
+
+    folder = Path(url.removeprefix("file://")) / "serving-logs" / "v2"
+    folder.mkdir(parents=True)
+    from shipyard.features.servinglog import FIELDS
+
+    header = {"format": "shipyard-serving-log", "version": 2, "fields": list(FIELDS)}
+    batch = [[float(i), f"r{i}", {"i": i}, None, {"f": i, "g": -i}, i * 2] for i in range(4)]
+    raw = msgpack.packb(header) + msgpack.packb(batch[:2]) + msgpack.packb(batch[2:])
+    (folder / "0000000000000-0000000003000-h-1-000001.msgpack.zst").write_bytes(
+        zstandard.ZstdCompressor().compress(raw)
+    )
+    frame = read_serving_log("v2", store_url=url)
+    assert frame["f"].tolist() == [0, 1, 2, 3] and frame["g"].tolist() == [0, -1, -2, -3]
+    assert frame["request_id"].tolist() == ["r0", "r1", "r2", "r3"]
+
+
+def test_retention_applies_after_a_publish_once_its_interval_passed(
+    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.features import servinglog
+
+    folder = tmp_path / "blobs" / "serving-logs" / "ranker"
+    serving = _log(url, retention=timedelta(days=2))
+    serving.log(**_record(0))  # type: ignore[arg-type]
+    serving.flush()  # the writer started (retention applied) and published
+    now_ms = int(time.time() * 1000)
+    old = f"{now_ms - 10 * 86_400_000:013d}-{now_ms - 9 * 86_400_000:013d}-h-1-000009.msgpack.zst"
+    (folder / old).write_bytes(b"")
+    serving.log(**_record(1))  # type: ignore[arg-type]
+    serving.flush()
+    assert (folder / old).exists()  # within RETAIN_EVERY of the last listing: kept for now
+    monkeypatch.setattr(servinglog, "RETAIN_EVERY", 0.0)
+    serving.log(**_record(2))  # type: ignore[arg-type]
+    serving.flush()
+    assert not (folder / old).exists()
+    assert len(read_serving_log("ranker", store_url=url)) == 3
+    serving.close()

@@ -65,6 +65,7 @@ def read_serving_log(
         unpacker = msgpack.Unpacker(raw=False, timestamp=3, strict_map_key=False)
         unpacker.feed(raw)
         fields: list[str] = list(FIELDS)
+        names: list[str] | None = None
         batched = False
         for item in unpacker:
             if isinstance(item, dict):  # the segment's header
@@ -76,11 +77,16 @@ def read_serving_log(
                         f"has format version {version!r}; this shipyard reads up to {VERSION}"
                     )
                 batched = version >= 2  # arrays of records; version 1: one record a value
+                found = item.get("features")  # version 3: a feature vector's names
+                names = [str(n) for n in found] if isinstance(found, list) else None
                 continue
             for values in item if batched else (item,):
                 record = dict(zip(fields, values, strict=False))
                 ts = record["ts"]
                 if (low is None or ts >= low) and (high is None or ts < high):
+                    vector = record.get("features")
+                    if isinstance(vector, list):
+                        record["features"] = _named(vector, names, segment.name, service)
                     records.append(record)
     records.sort(key=lambda r: r["ts"])
     features = pd.DataFrame([r.get("features") or {} for r in records])
@@ -99,6 +105,25 @@ def read_serving_log(
         out[column] = features[column].to_numpy()
     out["prediction"] = [r.get("prediction") for r in records]
     return out
+
+
+def _named(
+    vector: list[Any], names: list[str] | None, segment: str, service: str
+) -> dict[str, Any]:
+    """A logged feature vector (values only) by the names its segment's header gives."""
+    if names is None:
+        raise FeatureError(
+            f"serving log segment {segment} of {service!r} has a feature vector (values only) "
+            "but no feature names in its header: log features as a dict, or give "
+            "ServingLog(features=<the FeatureSet>) so the names are written"
+        )
+    if len(vector) != len(names):
+        raise FeatureError(
+            f"serving log segment {segment} of {service!r}: a record's feature vector has "
+            f"{len(vector)} values, but its header names {len(names)} features {names}: log "
+            "the vector of the FeatureSet given as ServingLog(features=...)"
+        )
+    return dict(zip(names, vector, strict=True))
 
 
 def facts_frame(serving_log: pd.DataFrame) -> pd.DataFrame:

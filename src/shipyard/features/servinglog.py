@@ -3,43 +3,58 @@
 
 ```python
 class Ranker(Service):
+    features = ranker_features
     serving_log = ServingLog(sample=0.1, max_bytes=32 << 20, max_age=timedelta(minutes=5),
-                             retention=timedelta(days=30))
+                             retention=timedelta(days=30), features=ranker_features)
 
     @endpoint
     def score(self, profile_id: str, title: str) -> float:
         facts = {...}
-        row = self.features.row(facts, lookups)
-        prediction = float(self.model.predict([list(row.values())])[0])
-        self.serving_log.log(facts=facts, lookups=lookups, features=row, prediction=prediction)
+        vector = self.features.vector(facts, lookups)
+        prediction = float(self.model.predict([vector])[0])
+        self.serving_log.log(facts=facts, lookups=lookups, features=vector, prediction=prediction)
         return prediction
 ```
 
+``features=`` may be a dict of name -> value (each record carries the names), or - the
+cheaper form, for a log given ``ServingLog(features=<the FeatureSet>)`` (or the names) - the
+vector of values the model was given: the names are written once in each segment's header
+(format version 3) and the reader puts them back (a vector whose length differs from the
+names is a clear error when read).
+
 On the request path, :meth:`ServingLog.log` does a sampling draw (none at ``sample=1``), a
-look at the queue's length, one ``time.time()``, one C call that encodes the record
-(ormsgpack when installed, the ``features`` extra; msgpack otherwise: the same values,
-slower) and a ``collections.deque.append`` of the bytes - no lock, no I/O, no compression,
-no counter. A record is encoded when ``log`` is called, so changing the dicts afterwards
-changes nothing logged. Encoding there rather than in the writer is measured, not a
-shortcut: queued as live objects, records are walked by the garbage collector until the
-writer takes them, and in a worker whose endpoint allocates (a scikit-learn model's
-``predict_proba``) that cost the request thread more than the encoding does
-(BENCHMARKS.md, "Features"); bytes are not tracked by the collector. A record that cannot
-be encoded (an integer past 64 bits) is counted in ``errors`` and not logged.
+look at the queue's length, one ``time.time()``, one C call with positional arguments that
+encodes the record (ormsgpack's ``packb`` when installed, the ``features`` extra; msgpack
+otherwise: the same values, slower) and a ``collections.deque.append`` of the bytes - no
+lock, no Event or Condition, no I/O, no compression, no counter, no object per record but
+the bytes (the writer reads a record's time from them: :func:`record_time`). A record is
+encoded when ``log`` is called, so changing the dicts afterwards changes nothing logged.
+Encoding there rather than in the writer is measured, not a shortcut: queued as live
+objects, records are walked by the garbage collector until the writer takes them, and in a
+worker whose endpoint allocates (a scikit-learn model's ``predict_proba``) that cost the
+request thread more than the encoding does (BENCHMARKS.md, "Features"); bytes are not
+tracked by the collector. (Joining records into chunks on the request path, so the writer
+handles a few buffers, was measured too: it cost the request thread more than it saved the
+writer.) A record that cannot be encoded (an integer past 64 bits) is counted in
+``errors`` and not logged.
 
 A full queue (``queue_size`` records) drops the record and counts it (``dropped``): logging
 never blocks, and memory stays bounded. A background thread, started on the first record,
 wakes every ``flush_interval`` seconds (0.05 s: in bench/features.py's workers, 0.25 s cost
 more CPU per request; it backs off to one wake a second while nothing comes: an idle wake
-costs ~0.1 ms of CPU), takes what is queued, joins it into msgpack arrays of records (no
-Python work per record beyond the pop), compresses each (zstd, streamed through the
-segment) and appends it to the open segment, a hidden temp file. A segment is a header,
-then msgpack arrays of records (each record an array in ``FIELDS``' order). It is published
-(fsync, then an atomic rename, or one PUT on S3: see :mod:`shipyard.features.logstore`)
-when it holds ``max_bytes`` of records (before compression) or is ``max_age`` old, when
-:meth:`flush` is called, and when the process exits. After each publish, segments whose
-last record is older than ``retention`` are deleted. A record is visible to readers once
-its segment is published (at most ``max_age`` + ``flush_interval`` after it was logged).
+costs ~0.1 ms of CPU; no request wakes it), takes what is queued, joins it into one msgpack
+array of records (one ``join``, no Python code per record: the pops are called from C; cut
+where the open segment reaches ``max_bytes``), compresses it (zstd level
+``compression_level``, default 1: ~0.2 us a record, ~20x smaller on bench/features.py's
+records; level 3 cost more for little; streamed through the segment) and appends it to the
+open segment, a hidden temp file. A segment is a header, then msgpack arrays of records
+(each record an array in ``FIELDS``' order). It is published (fsync, then an atomic rename,
+or one PUT on S3: see :mod:`shipyard.features.logstore`) when it holds ``max_bytes`` of
+records (before compression) or is ``max_age`` old, when :meth:`flush` is called, and when
+the process exits. Segments whose last record is older than ``retention`` are deleted when
+the writer starts, then after a publish at most once a minute (a listing per publish is a
+cost of its own, and a network call on S3). A record is visible to readers once its
+segment is published (at most ``max_age`` + ``flush_interval`` after it was logged).
 
 The counters - ``logged``, ``sampled_out``, ``dropped``, ``written``, ``errors``,
 ``segments_published`` - are read on the object (:meth:`ServingLog.stats`); the writer
@@ -62,32 +77,39 @@ import logging
 import os
 import random
 import socket
+import struct
 import threading
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from itertools import accumulate
-from operator import itemgetter
+from itertools import accumulate, islice
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from shipyard.features.errors import FeatureDefinitionError
 from shipyard.features.logstore import SegmentStore, open_segments
+
+if TYPE_CHECKING:
+    from shipyard.features.sets import FeatureSet
 
 __all__ = ["ServingLog"]
 
 log = logging.getLogger("shipyard.features")
 
-#: a segment's first msgpack value; then arrays of records, each an array in FIELDS' order
-#: (version 1, written before: the records themselves, one value each)
+#: a segment's first msgpack value (its header); then arrays of records, each an array in
+#: FIELDS' order. Version 3 (now): the header may name the features (``"features"``), and a
+#: record's features are then their values in that order; version 2: the same without names
+#: (each record's features a map); version 1: one record per msgpack value, no arrays.
 FIELDS = ("ts", "request_id", "facts", "lookups", "features", "prediction")
-VERSION = 2
-HEADER = {"format": "shipyard-serving-log", "version": VERSION, "fields": list(FIELDS)}
+VERSION = 3
 #: the longest an idle writer sleeps between two looks at the queue (seconds)
 IDLE_WAIT = 1.0
+#: retention is applied when the writer starts and after a publish, at most this often (s):
+#: a listing of the service's segments per publish cost more than the publish's writes
+RETAIN_EVERY = 60.0
 
 _HOST = (socket.gethostname() or "host").replace("-", "_").replace("/", "_")[:40]
 
@@ -109,7 +131,9 @@ class ServingLog:
     ``sample``: the share of requests logged (0 to 1); ``max_bytes``/``max_age``: when the
     open segment is published and a new one begun; ``retention``: how long segments are
     kept; ``queue_size``: records held before new ones are dropped; ``service`` and
-    ``store_url``: where (default: bound by the worker; the settings' blob store).
+    ``store_url``: where (default: bound by the worker; the settings' blob store);
+    ``features``: the FeatureSet (or its names) whose vectors ``log(features=[...])`` is
+    given - the names are written once per segment.
     """
 
     def __init__(
@@ -123,7 +147,8 @@ class ServingLog:
         flush_interval: float = 0.05,
         service: str | None = None,
         store_url: str | None = None,
-        compression_level: int = 3,
+        compression_level: int = 1,
+        features: FeatureSet | Sequence[str] | None = None,
     ) -> None:
         if not isinstance(sample, int | float) or not 0.0 <= float(sample) <= 1.0:
             raise FeatureDefinitionError(f"ServingLog(sample={sample!r}): give a share 0..1")
@@ -136,6 +161,20 @@ class ServingLog:
             raise FeatureDefinitionError(f"ServingLog(max_bytes={max_bytes!r}): a positive int")
         if not isinstance(queue_size, int) or queue_size < 1:
             raise FeatureDefinitionError(f"ServingLog(queue_size={queue_size!r}): a positive int")
+        # a FeatureSet, or the names themselves
+        names: Any = getattr(features, "names", features)
+        if names is not None and (
+            isinstance(names, str)
+            or not all(isinstance(n, str) for n in names)
+            or len(set(names)) != len(names)
+        ):
+            raise FeatureDefinitionError(
+                f"ServingLog(features={features!r}): give the FeatureSet whose vectors are "
+                "logged, or its feature names (distinct strings, in order)"
+            )
+        #: the names of the values in a logged feature vector (``log(features=[...])``),
+        #: written once in each segment's header
+        self.feature_names: tuple[str, ...] | None = None if names is None else tuple(names)
         self.sample = float(sample)
         self.max_bytes = max_bytes
         self.max_age = max_age
@@ -152,7 +191,8 @@ class ServingLog:
         self.errors = 0
         self.segments_published = 0
         self._encode = encoder()
-        self._queue: deque[tuple[float, bytes]] = deque()
+        self._pack, self._default, self._option = packer()
+        self._queue: deque[bytes] = deque()  # encoded records
         self._taken = 0  # records the writer took from the queue
         self._taking = threading.Lock()  # the writer's take, against reading ``logged``
         self._flushes: deque[_Flush] = deque()
@@ -185,23 +225,27 @@ class ServingLog:
     ) -> bool:
         """Queue one request's record if it is sampled; False if not logged (sampled out,
         dropped because the queue is full, or not encodable: counted in ``sampled_out`` /
-        ``dropped`` / ``errors``). The record is encoded now: changing the objects later
-        changes nothing logged."""
+        ``dropped`` / ``errors``). ``features``: a dict of name -> value, or the values in
+        the order of ``ServingLog(features=...)``'s names (the vector the model was given:
+        the names are written once per segment, not per record). The record is encoded now:
+        changing the objects later changes nothing logged."""
         if self.sample < 1.0 and self._draw() >= self.sample:
             self.sampled_out += 1
             return False
-        queue = self._queue
-        if len(queue) >= self.queue_size:
+        if len(self._queue) >= self.queue_size:
             self.dropped += 1
             return False
-        ts = time.time()
-        try:
-            data = self._encode((ts, request_id, facts, lookups, features, prediction))
+        try:  # one C call, positional arguments (a partial's keywords cost a dict a call)
+            data = self._pack(
+                (time.time(), request_id, facts, lookups, features, prediction),
+                self._default,
+                self._option,
+            )
         except Exception as exc:  # an integer past 64 bits, a dict changed meanwhile
             self.errors += 1
             log.warning("serving log of %s: a record could not be encoded: %s", self.service, exc)
             return False
-        queue.append((ts, data))
+        self._queue.append(data)  # the bytes alone: the writer reads ts from them
         if self._thread is None:
             self._start()
         return True
@@ -286,7 +330,7 @@ class _Writer:
         self.owner = owner
         self.store = store
         self.service = service
-        self.header = owner._encode(HEADER)
+        self.header = owner._encode(header(owner.feature_names))
         self.zstd = zstandard.ZstdCompressor(level=owner.compression_level)
         self.seq = 0
         self.file: BinaryIO | None = None
@@ -297,6 +341,7 @@ class _Writer:
         self.first = 0.0
         self.last = 0.0
         self.warned = False
+        self.retained = 0.0  # when retention was last applied (monotonic)
         self.metrics = _metrics(service)
         self.reported = (0, 0, 0, 0)
 
@@ -350,9 +395,8 @@ class _Writer:
         queue = owner._queue
         count = len(queue)
         if count:
-            pop = queue.popleft
-            with owner._taking:
-                items = [pop() for _ in range(count)]
+            with owner._taking:  # popleft called from C, ``count`` times: no frame per record
+                items = list(islice(iter(queue.popleft, None), count))
                 owner._taken += count
             try:
                 self.write_items(items)
@@ -365,27 +409,53 @@ class _Writer:
                 flushes.popleft().done.set()
         return count > 0
 
-    def write_items(self, items: list[tuple[float, bytes]]) -> None:
-        """Write ``items`` as msgpack arrays of records (one per part): the records' sizes
-        summed with ``accumulate``, split where the open segment reaches ``max_bytes``
-        with ``bisect``, each part joined, compressed and written in one go - no Python
-        work per record beyond the pop."""
-        ends = list(accumulate(map(len, map(itemgetter(1), items))))
+    def write_items(self, items: list[bytes]) -> None:
+        """Write ``items`` (encoded records) as one msgpack array of records: one join, one
+        compressor call (no Python work per record beyond the writer's pop); the first and
+        last records' times are read from their bytes (:func:`record_time`). A batch that
+        would take the open segment past ``max_bytes`` is cut where it reaches it
+        (:meth:`write_split`)."""
+        data = b"".join(items)
+        if self.size + len(data) < self.owner.max_bytes:
+            self.write(
+                _array_header(len(items)),
+                data,
+                len(items),
+                record_time(data),
+                record_time(items[-1]),
+            )
+        else:
+            self.write_split(data, list(accumulate(map(len, items))))
+
+    def write_split(self, data: bytes, ends: list[int]) -> None:
+        """Write encoded records (``data``; record ``i`` ends at ``ends[i]``) as msgpack
+        arrays of records, a new one where the open segment reaches ``max_bytes`` (the cut
+        found with ``bisect``)."""
+        view = memoryview(data)
         start = 0
-        while start < len(items):
+        while start < len(ends):
             base = ends[start - 1] if start else 0
             room = self.owner.max_bytes - self.size
             stop = max(start + 1, bisect_right(ends, base + room, lo=start))
-            part = items[start:stop]
-            data = _array_header(len(part)) + b"".join(map(itemgetter(1), part))
-            self.write(data, len(part), part[0][0], part[-1][0])
+            last = ends[stop - 2] if stop - start > 1 else base
+            self.write(
+                _array_header(stop - start),
+                view[base : ends[stop - 1]],
+                stop - start,
+                record_time(data, base),
+                record_time(data, last),
+            )
             start = stop
 
-    def write(self, data: bytes, count: int, first: float, last: float) -> None:
+    def write(
+        self, head: bytes, data: bytes | memoryview, count: int, first: float, last: float
+    ) -> None:
+        """Append one msgpack array of ``count`` records (``head``, then ``data``)."""
         if self.file is None:
             self.open(first)
         assert self.file is not None
-        self.file.write(self.compressor.compress(data))
+        compress = self.compressor.compress
+        self.file.write(compress(head) + compress(data))
         self.size += len(data)
         self.last = last
         self.owner.written += count
@@ -422,10 +492,11 @@ class _Writer:
             return
         self.file = None
         self.path = None
-        try:
-            self.retain()
-        except Exception as exc:
-            self.failed("could not apply retention", exc)
+        if time.monotonic() - self.retained >= RETAIN_EVERY:
+            try:
+                self.retain()
+            except Exception as exc:
+                self.failed("could not apply retention", exc)
 
     def discard(self) -> None:
         if self.file is not None:
@@ -439,6 +510,8 @@ class _Writer:
         self.path = None
 
     def retain(self) -> None:
+        """Delete the service's segments whose last record is older than ``retention``."""
+        self.retained = time.monotonic()
         cutoff = (time.time() - self.owner.retention.total_seconds()) * 1000
         for segment in self.store.segments(self.service):
             if segment.last_ms < cutoff:
@@ -514,6 +587,63 @@ def _array_header(count: int) -> bytes:
     return b"\xdd" + count.to_bytes(4, "big")
 
 
+def header(feature_names: tuple[str, ...] | None) -> dict[str, Any]:
+    """A segment's header: the format, its version, the record fields and (when the log
+    was given them) the names of a logged feature vector's values."""
+    found: dict[str, Any] = {
+        "format": "shipyard-serving-log",
+        "version": VERSION,
+        "fields": list(FIELDS),
+    }
+    if feature_names is not None:
+        found["features"] = list(feature_names)
+    return found
+
+
+_TIME = struct.Struct(">d")
+
+
+def record_time(data: bytes, offset: int = 0) -> float:
+    """The time (epoch seconds) of an encoded record: both encoders write a record as a
+    msgpack array of six (``0x96``) whose first item, ``time.time()``'s float, is a
+    float 64 (``0xcb``) and its 8 big-endian bytes; ``offset``: where the record begins."""
+    return float(_TIME.unpack_from(data, offset + 2)[0])
+
+
+Packer = Callable[[Any, Any, Any], bytes]
+
+
+def packer(prefer: str = "ormsgpack") -> tuple[Packer, Any, Any]:
+    """``(pack, default, option)``: ``pack(value, default, option)`` encodes like
+    :func:`encoder`'s function, called with positional arguments only (the request path's
+    cheapest call: ormsgpack's ``packb`` itself)."""
+    if prefer == "ormsgpack":
+        try:
+            import ormsgpack
+        except ImportError:
+            pass
+        else:
+            return ormsgpack.packb, _plain, _ormsgpack_options()
+    import msgpack
+
+    def pack(value: Any, default: Any, option: Any) -> bytes:
+        return bytes(msgpack.packb(value, default=default, datetime=True))
+
+    return pack, _plain, None
+
+
+def _ormsgpack_options() -> int:
+    import ormsgpack
+
+    return int(
+        ormsgpack.OPT_NAIVE_UTC
+        | ormsgpack.OPT_DATETIME_AS_TIMESTAMP_EXT
+        | ormsgpack.OPT_SERIALIZE_NUMPY
+        | ormsgpack.OPT_SERIALIZE_PYDANTIC
+        | ormsgpack.OPT_NON_STR_KEYS
+    )
+
+
 def encoder(prefer: str = "ormsgpack") -> Encoder:
     """A function that encodes a record (or any value) as msgpack bytes: ormsgpack when
     installed and ``prefer`` says so (a Rust encoder, ~2x msgpack's speed on a record),
@@ -524,15 +654,7 @@ def encoder(prefer: str = "ormsgpack") -> Encoder:
         except ImportError:
             pass
         else:
-            options = (
-                ormsgpack.OPT_NAIVE_UTC
-                | ormsgpack.OPT_DATETIME_AS_TIMESTAMP_EXT
-                | ormsgpack.OPT_SERIALIZE_NUMPY
-                | ormsgpack.OPT_SERIALIZE_PYDANTIC
-                | ormsgpack.OPT_NON_STR_KEYS
-            )
-            # a partial, not a def: no Python frame per record on the request path
-            return partial(ormsgpack.packb, default=_plain, option=options)
+            return partial(ormsgpack.packb, default=_plain, option=_ormsgpack_options())
     import msgpack
 
     return partial(msgpack.packb, default=_plain, datetime=True)
