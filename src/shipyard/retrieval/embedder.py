@@ -302,7 +302,7 @@ def packed_linears(weights: dict[str, Any], layers: int) -> dict[str, tuple[Any,
     from torch.nn import functional as f
 
     ops = getattr(torch.ops, "mkldnn", None)
-    if not torch.backends.mkldnn.is_available() or ops is None:
+    if ops is None or not torch.backends.mkldnn.is_available():  # type: ignore[no-untyped-call]
         return {}
     packed: dict[str, tuple[Any, Any]] = {}
     generator = torch.Generator().manual_seed(0)
