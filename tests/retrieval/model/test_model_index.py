@@ -72,6 +72,41 @@ def test_embeddings_equal_sentence_transformers(embedder: Embedder) -> None:
     np.testing.assert_allclose(one, got, atol=1e-6)
 
 
+def test_a_query_runs_on_packed_weights_and_gets_the_same_vector(embedder: Embedder) -> None:
+    import torch
+
+    from shipyard.retrieval.embedder import SingleBert
+
+    embedder.encode(["load the model"])
+    single = embedder._single
+    assert single is not None
+    # this torch has oneDNN: every encoder layer's four products run on packed weights
+    # (query, key and value stacked into one)
+    assert torch.backends.mkldnn.is_available()
+    assert len(single.packed) == 4 * single.layers
+    assert single.packed["encoder.layer.0.attention.self"][1].shape == (3 * 384,)
+    plain = SingleBert.of(embedder._model)
+    assert plain is not None
+    plain = SingleBert(plain.w, plain.layers, plain.heads, plain.eps, pack=False)
+    assert plain.packed == {}
+    texts = ["godfathr", "Star Wars: Episode V - The Empire Strikes Back", "a", "Jaws 2 1978"]
+    texts.append("a text far over the model's 256 tokens, truncated alike by both " * 30)
+    packed_vectors = np.vstack([embedder.encode([t]) for t in texts])
+    with torch.inference_mode():
+        plain_vectors = np.vstack(
+            [
+                plain.embed(embedder._encoding([t], truncation=True, max_length=256,
+                                               return_tensors="pt")["input_ids"][0]).numpy()
+                for t in texts
+            ]
+        )  # fmt: skip
+    # float noise: the same float32 arithmetic summed in another order
+    np.testing.assert_allclose(packed_vectors, plain_vectors, atol=1e-6)
+    assert not np.array_equal(packed_vectors, plain_vectors)  # the packed path did run
+    # and both equal the batched model's (the padded, masked path) to float noise
+    np.testing.assert_allclose(packed_vectors, embedder.encode(texts), atol=1e-6)
+
+
 @pytest.mark.parametrize("mode", ["hybrid", "bm25", "dense"])
 def test_each_mode_finds_the_passage(index: HybridIndex, mode: str) -> None:
     hits = index.search("scaling replicas of a deployed service", k=3, mode=mode)
