@@ -580,6 +580,12 @@ class GazetteerRecognizer:
         "foods", "energy", "media", "partners", "systems", "freight", "labs", "construction",
         "times", "herald", "orchestra", "service", "police", "ag", "gmbh", "sons",
     }  # fmt: skip
+    #: titles only people have (not "Saint", "Lord", "Captain": St. Louis, Lord Howe
+    #: Island, Captain Cook Hotel are places)
+    PERSONAL_TITLES = {
+        "mr", "mrs", "ms", "miss", "dr", "brother", "sister", "uncle", "aunt", "auntie",
+        "grandpa", "grandma", "granny", "nurse", "detective", "officer", "sergeant", "sgt",
+    }  # fmt: skip
     STOP = {
         "the", "a", "an", "i", "he", "she", "it", "we", "they", "you", "his", "her", "and",
         "but", "or", "so", "then", "now", "no", "yes", "not", "what", "who", "where", "when",
@@ -599,7 +605,9 @@ class GazetteerRecognizer:
     def correct(self, text: str, found: Found) -> Found:
         """A recognised span's label checked against what the gazetteers know for sure: a
         place that is no person's name is a ``LOCATION``; a company, or capitalised words
-        ending in a company word (``Kestrel Bank``), an ``ORG``."""
+        ending in a company word (``Kestrel Bank``), an ``ORG``; a title only people have
+        and a capitalised name (``Brother Ilie``), a ``PERSON`` (the merge trims the
+        title)."""
         label, a, b = found
         if label == "TIME":
             return found
@@ -611,6 +619,13 @@ class GazetteerRecognizer:
             return ("ORG", a, b)
         if phrase in self.places and not any(w in self.persons for w in words):
             return ("LOCATION", a, b)
+        if (
+            label != "PERSON"
+            and 1 < len(words) <= 3
+            and words[0].rstrip(".") in self.PERSONAL_TITLES
+            and all(w[:1].isupper() for w in text[a:b].split()[1:])
+        ):
+            return ("PERSON", a, b)  # "Brother Ilie", "Dr. Brandauer": a title, then a name
         return found
 
     def find(self, text: str) -> list[Found]:

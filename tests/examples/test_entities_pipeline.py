@@ -114,3 +114,18 @@ def test_a_recognised_person_holding_a_cued_name_becomes_the_character_only_when
         "Ivy Pennock",  # the full stop of "Mrs." ends no sentence
     ], answer["entities"]
     assert {e["label"] for e in answer["entities"][2:7]} == {"CHARACTER"}
+
+
+def test_a_place_or_organisation_that_starts_with_a_title_only_people_have_is_a_person() -> None:
+    text = "EXT. PIER - DAWN\n\nTAVITA waves at Brother Ilie, then walks to St. Louis Road.\n"
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("entity_ruler", name="ner")  # a model's confusions
+    ruler.add_patterns(
+        [
+            {"label": "LOCATION", "pattern": "Brother Ilie"},
+            {"label": "LOCATION", "pattern": "St. Louis Road"},
+        ]
+    )
+    got = [(e["label"], e["text"]) for e in Extractor(nlp).extract(text)["entities"]]
+    assert ("PERSON", "Ilie") in got, got  # the title trimmed, as a person's is
+    assert ("LOCATION", "St. Louis Road") in got, got  # "Saint" names places too
