@@ -13,6 +13,7 @@ unmarked).
 
     python examples/screenplay_entities/gold.py            # counts per label, per file
     python examples/screenplay_entities/gold.py --heldout  # the same for gold/heldout/
+    python examples/screenplay_entities/gold.py --probe    # ... and for gold/probe/
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ GOLD_DIR = Path(__file__).resolve().parent / "gold"
 #: the second, held-out set: written before the last changes to the generator and the rules,
 #: never looked at while tuning them (gold/heldout/README.md)
 HELDOUT_DIR = GOLD_DIR / "heldout"
+#: a few inputs written to develop changes against (gold/probe/README.md), so that the
+#: held-out set stays unlooked-at; never trained on, not scored by the flow
+PROBE_DIR = GOLD_DIR / "probe"
 LABELS = ("CHARACTER", "PERSON", "LOCATION", "ORG", "TIME")
 SUFFIXES = (".fountain", ".txt")
 
@@ -111,7 +115,9 @@ def load(folder: Path = GOLD_DIR) -> list[GoldScene]:
 
 
 def main() -> None:
-    scenes = load(HELDOUT_DIR if "--heldout" in sys.argv[1:] else GOLD_DIR)
+    args = sys.argv[1:]
+    folder = HELDOUT_DIR if "--heldout" in args else PROBE_DIR if "--probe" in args else GOLD_DIR
+    scenes = load(folder)
     total: Counter[str] = Counter()
     for scene in scenes:
         counts = Counter(s.label for s in scene.spans)

@@ -35,8 +35,10 @@ How that is merged with the rules (the recogniser's labels are ``PERSON``, ``LOC
    (``twenty to eleven``, ``1900 hours``: forms the rules do not read); in dialogue it is
    not (times said aloud are not the label's);
 2. a recognised ``PERSON`` that contains a cued name's mention becomes ``CHARACTER`` over its
-   whole span (``ODALYS QUELL (30s)`` when the cue is ``ODALYS``; words before it that are
-   not in capitals when it is, such as ``Engineer RANGI``, left out), and its words join the
+   whole span (``ODALYS QUELL`` when the cue is ``ODALYS``; words before it that are
+   not in capitals when it is, such as ``Engineer RANGI``, left out) when it is one name —
+   every word besides the mentions capitalised, so not ``Tavita and Oyelaran`` (each keeps
+   its own mention) nor ``Maria nods`` —, and its words join the
    character's names, so a later ``Mr. Quell`` is ``CHARACTER`` too; any other ``PERSON``
    whose words are all a cued character's names is ``CHARACTER``;
 3. other recognised entities are kept where they overlap nothing the rules found, never
@@ -433,6 +435,48 @@ def _same_case_start(text: str, start: int, name_start: int) -> int:
     return start
 
 
+_SENTENCE_END = re.compile(r"(?:^|[.!?:;\"“(\[—–-])\s*$")
+
+
+def _past_sentence_start(text: str, start: int, name_start: int) -> int:
+    """Where a recognised name that holds a cued mention starts once a first word before
+    the mention that opens a sentence and is nobody's name in the gazetteers is left out
+    (``Like Brodie's grandfather`` → ``Brodie``): a sentence's first word is capitalised
+    whatever it is, so its capital says nothing (``Maria Santos`` keeps ``Maria``)."""
+    if start >= name_start:
+        return start
+    line_start = max(text.rfind("\n", 0, start), text.rfind("\r", 0, start)) + 1
+    before = text[line_start:start]
+    if not _SENTENCE_END.search(before):
+        return start
+    title = re.search(r"(\w+)\.\s*$", before)
+    if title is not None and _LEADING.fullmatch(title.group() + " "):
+        return start  # "Mrs. Ivy Pennock": the full stop of a title ends no sentence
+    first = re.match(r"(\S+)\s+", text[start:name_start])
+    if first is None:
+        return start
+    word = first.group(1).strip("\"'’“”").lower()
+    if word in shared_gazetteer().persons:
+        return start
+    return start + first.end()
+
+
+def _one_name(text: str, a: int, b: int, inner: Sequence[Entity]) -> bool:
+    """Whether a recognised person ``text[a:b]`` holding cued mentions (``inner``) is one
+    name: made of name characters (``_NAME_LIKE``) and each word outside the mentions
+    capitalised — so neither ``Tavita and Oyelaran`` (two characters joined: each keeps
+    its own mention) nor ``Maria nods`` (a sentence's words) becomes one character."""
+    if not _NAME_LIKE.fullmatch(text[a:b]):
+        return False
+    rest, at = [], a
+    for e in sorted(inner, key=lambda e: e.start):
+        rest.append(text[at : e.start])
+        at = e.end
+    rest.append(text[at:b])
+    words = [w.strip("\"'’-") for w in " ".join(rest).split()]
+    return all(w[:1].isupper() for w in words if w)
+
+
 def _overlaps(a: int, b: int, spans: Iterable[tuple[int, int]]) -> bool:
     return any(a < y and x < b for x, y in spans)
 
@@ -495,8 +539,9 @@ def merge(
             inner = [e for e in characters if a <= e.start and e.end <= b]
             if inner:
                 a = _same_case_start(text, a, inner[0].start)
+                a = _past_sentence_start(text, a, inner[0].start)
             clash = [e for e in out.values() if e.start < b and a < e.end and e not in inner]
-            if inner and not clash and _NAME_LIKE.fullmatch(text[a:b]):
+            if inner and not clash and _one_name(text, a, b, inner):
                 for e in inner:
                     out.pop((e.start, e.end), None)
                 out[(a, b)] = Entity("CHARACTER", text[a:b], a, b, scene_of(a))
@@ -535,6 +580,12 @@ class GazetteerRecognizer:
         "foods", "energy", "media", "partners", "systems", "freight", "labs", "construction",
         "times", "herald", "orchestra", "service", "police", "ag", "gmbh", "sons",
     }  # fmt: skip
+    #: titles only people have (not "Saint", "Lord", "Captain": St. Louis, Lord Howe
+    #: Island, Captain Cook Hotel are places)
+    PERSONAL_TITLES = {
+        "mr", "mrs", "ms", "miss", "dr", "brother", "sister", "uncle", "aunt", "auntie",
+        "grandpa", "grandma", "granny", "nurse", "detective", "officer", "sergeant", "sgt",
+    }  # fmt: skip
     STOP = {
         "the", "a", "an", "i", "he", "she", "it", "we", "they", "you", "his", "her", "and",
         "but", "or", "so", "then", "now", "no", "yes", "not", "what", "who", "where", "when",
@@ -554,7 +605,9 @@ class GazetteerRecognizer:
     def correct(self, text: str, found: Found) -> Found:
         """A recognised span's label checked against what the gazetteers know for sure: a
         place that is no person's name is a ``LOCATION``; a company, or capitalised words
-        ending in a company word (``Kestrel Bank``), an ``ORG``."""
+        ending in a company word (``Kestrel Bank``), an ``ORG``; a title only people have
+        and a capitalised name (``Brother Ilie``), a ``PERSON`` (the merge trims the
+        title)."""
         label, a, b = found
         if label == "TIME":
             return found
@@ -566,6 +619,13 @@ class GazetteerRecognizer:
             return ("ORG", a, b)
         if phrase in self.places and not any(w in self.persons for w in words):
             return ("LOCATION", a, b)
+        if (
+            label != "PERSON"
+            and 1 < len(words) <= 3
+            and words[0].rstrip(".") in self.PERSONAL_TITLES
+            and all(w[:1].isupper() for w in text[a:b].split()[1:])
+        ):
+            return ("PERSON", a, b)  # "Brother Ilie", "Dr. Brandauer": a title, then a name
         return found
 
     def find(self, text: str) -> list[Found]:

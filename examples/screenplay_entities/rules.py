@@ -18,7 +18,8 @@
 
   - the full name written around a cued name (``ODALYS QUELL`` for a cue ``ODALYS``, ``JUDAH
     QUELL`` for ``QUELL``: up to two words after it in the same style, and in capitals before
-    it too), then that full name and its words wherever they occur (``Quell``, ``Judah``).
+    it too; never in a line all in capitals, where capitals set nothing apart), then that
+    full name and its words wherever they occur (``Quell``, ``Judah``).
 
   Cues with a digit or ``#`` (``COP #1``, ``GUARD 2``) are labels, not names: their cue is a
   ``CHARACTER`` but their other mentions are not searched.
@@ -179,6 +180,8 @@ def _widened(text: str, start: int, end: int, names: set[str]) -> tuple[int, int
     upper = not any(c.islower() for c in found)
     if not upper and not _same_style(found.split()[0], False):
         return start, end  # a lower-case mention: nothing to widen
+    if upper and not _has_lower(text, start, end):
+        return start, end  # a line all in capitals ("FENELLA AND MCGUIRE WATCH"): no sign
     for _ in range(2):
         m = _NEXT.match(text, end)
         if m is None or not _same_style(m.group(1), upper) or m.group(1).upper() in names:
@@ -191,6 +194,14 @@ def _widened(text: str, start: int, end: int, names: set[str]) -> tuple[int, int
                 break
             start = m.start()
     return start, end
+
+
+def _has_lower(text: str, start: int, end: int) -> bool:
+    """Whether the line holding ``text[start:end]`` has a lower-case letter: only then do
+    capitals set a name apart (an introduction, ``Dispatcher ROSALIND ACHEBE (50s)``)."""
+    a = max(text.rfind("\n", 0, start), text.rfind("\r", 0, start)) + 1
+    b = min((i for i in (text.find("\n", end), text.find("\r", end)) if i >= 0), default=len(text))
+    return any(c.islower() for c in text[a:b])
 
 
 _ARTICLE = re.compile(r"(?:^|[^\w])(?:the|an?)\s+$", re.I)

@@ -321,6 +321,17 @@ def test_loose_drafts_lead_ins_commas_joint_cues_and_dash_cues() -> None:
     assert [d.text for d in camp.dialogue] == ["Whose idea was this?", "(quietly) Yours."]
 
 
+def test_a_line_all_in_capitals_widens_no_cued_name() -> None:
+    text = (
+        "EXT. ORCHARD - DUSK\n\nFENELLA\nLadder.\n\nMCGUIRE\nHere.\n\n"
+        "!FENELLA AND MCGUIRE WATCH THE SUN GO DOWN.\n\nA shout: ODALYS QUELL (50s) runs in.\n\n"
+        "ODALYS\nLate!\n"
+    )
+    got = [t for label, t, _ in entities(text) if label == "CHARACTER"]
+    # in a shouted line capitals set no name apart; in a line with lower case they do
+    assert got == ["FENELLA", "MCGUIRE", "FENELLA", "MCGUIRE", "ODALYS QUELL", "ODALYS"]
+
+
 def test_a_cued_name_written_out_in_full_is_one_mention_and_its_words_count() -> None:
     text = (
         "INT. SALOON - NIGHT\n\nJUDAH QUELL (50s) and MARSHAL ODALYS VANCE step in.\n\n"

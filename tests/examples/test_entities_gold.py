@@ -37,6 +37,11 @@ def heldout() -> list[gold.GoldScene]:
     return gold.load(gold.HELDOUT_DIR)
 
 
+@pytest.fixture(scope="module")
+def probe() -> list[gold.GoldScene]:
+    return gold.load(gold.PROBE_DIR)
+
+
 def test_the_gold_set_is_big_enough_and_every_mark_points_at_its_text(scenes) -> None:
     assert len(scenes) >= 30
     counts = Counter(s.label for g in scenes for s in g.spans)
@@ -177,9 +182,20 @@ def test_the_heldout_set_is_big_enough_and_holds_times_in_many_forms(heldout) ->
     assert sum(not re.search(r"\d:\d", t) for t in in_action) >= 20, in_action
 
 
-def test_no_gold_sentence_appears_in_the_training_data(scenes, heldout, training_data) -> None:
+def test_the_probe_set_marks_point_at_their_text(probe) -> None:
+    assert len(probe) >= 6
+    for g in probe:
+        source = gold.PROBE_DIR / (g.name + (".fountain" if g.fountain else ".txt"))
+        marked = source.read_text(encoding="utf-8")
+        for s in g.spans:
+            assert "{" + g.text[s.start : s.end] + "|" + s.label + "}" in marked, g.name
+
+
+def test_no_gold_sentence_appears_in_the_training_data(
+    scenes, heldout, probe, training_data
+) -> None:
     corpus = "\n".join(" ".join(ex.text.split()) for ex in training_data)
-    scenes = [*scenes, *heldout]  # both sets
+    scenes = [*scenes, *heldout, *probe]  # every hand-written set
     gold_sentences = {s for g in scenes for s in _sentences(g.text)}
     assert len(gold_sentences) > 400
     leaked = [s for s in gold_sentences if s in corpus]

@@ -82,3 +82,50 @@ def test_the_baseline_needs_no_spacy_pipeline_and_answers_the_same_shape() -> No
     assert ("CHARACTER", "TAVISH") in labels and ("TIME", "NIGHT") in labels
     # the rules do not read "twenty to eleven"; only a recogniser can
     assert ("TIME", "twenty to eleven") not in labels
+
+
+def test_a_recognised_person_holding_a_cued_name_becomes_the_character_only_when_one_name() -> None:
+    text = (
+        "INT. PIER - DAWN\n\n"
+        "Maria Santos ties a rope. Tavita and Oyelaran watch. Like Brodie's father, "
+        "she works fast. Mrs. Ivy Pennock waves.\n\n"
+        "SANTOS\nRope.\n\nTAVITA\nKnots.\n\nOYELARAN\nYes.\n\nBRODIE\nFast.\n\nPENNOCK\nHello.\n"
+    )
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("entity_ruler", name="ner")  # what a model could find as persons
+    ruler.add_patterns(
+        [
+            {"label": "PERSON", "pattern": "Maria Santos"},
+            {"label": "PERSON", "pattern": "Tavita and Oyelaran"},
+            {"label": "PERSON", "pattern": [{"LOWER": "like"}, {"LOWER": "brodie"}]},
+            {"label": "PERSON", "pattern": "Ivy Pennock"},
+        ]
+    )
+    answer = Extractor(nlp).extract(text)
+    action_end = text.index("\n\nSANTOS")
+    got = [e["text"] for e in answer["entities"] if e["start"] < action_end]
+    assert got == [
+        "PIER",
+        "DAWN",
+        "Maria Santos",  # a full name around the cued SANTOS: one character
+        "Tavita",  # two characters joined by "and" keep a mention each
+        "Oyelaran",
+        "Brodie",  # a sentence's first word ("Like") is capitalised whatever it is
+        "Ivy Pennock",  # the full stop of "Mrs." ends no sentence
+    ], answer["entities"]
+    assert {e["label"] for e in answer["entities"][2:7]} == {"CHARACTER"}
+
+
+def test_a_place_or_organisation_that_starts_with_a_title_only_people_have_is_a_person() -> None:
+    text = "EXT. PIER - DAWN\n\nTAVITA waves at Brother Ilie, then walks to St. Louis Road.\n"
+    nlp = spacy.blank("en")
+    ruler = nlp.add_pipe("entity_ruler", name="ner")  # a model's confusions
+    ruler.add_patterns(
+        [
+            {"label": "LOCATION", "pattern": "Brother Ilie"},
+            {"label": "LOCATION", "pattern": "St. Louis Road"},
+        ]
+    )
+    got = [(e["label"], e["text"]) for e in Extractor(nlp).extract(text)["entities"]]
+    assert ("PERSON", "Ilie") in got, got  # the title trimmed, as a person's is
+    assert ("LOCATION", "St. Louis Road") in got, got  # "Saint" names places too
