@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import OrderedDict
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -109,11 +110,14 @@ def test_rotation_by_size_and_by_age(url: str) -> None:
     by_age = _log(store, max_age=timedelta(milliseconds=100), flush_interval=0.02)
     for i in range(3):
         by_age.log(**_record(i))  # type: ignore[arg-type]
-        time.sleep(0.25)  # each record's segment is older than max_age before the next
-    deadline = time.monotonic() + 5
-    while len(open_segments(store).segments("ranker")) < 3 and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert len(open_segments(store).segments("ranker")) == 3  # published without a flush
+        # each record's segment is published for its age alone (no flush) before the next
+        # record comes: waited for, not slept, so a slow machine cannot merge two segments
+        deadline = time.monotonic() + 5
+        while len(open_segments(store).segments("ranker")) < i + 1:
+            assert time.monotonic() < deadline, f"segment {i + 1} not published by age"
+            time.sleep(0.02)
+    assert len(open_segments(store).segments("ranker")) == 3
+    assert len(read_serving_log("ranker", store_url=store)) == 3
     by_age.close()
 
 
@@ -346,8 +350,8 @@ def test_a_feature_vector_is_logged_with_its_names_once_per_segment(url: str) ->
     serving.close()
 
 
-def test_a_vector_without_names_or_of_the_wrong_length_is_a_clear_error(
-    url: str, tmp_path: Path
+def test_a_vector_without_names_or_of_the_wrong_length_is_refused_and_a_clear_error(
+    url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     from shipyard.features import FeatureDefinitionError, FeatureError
 
@@ -355,19 +359,46 @@ def test_a_vector_without_names_or_of_the_wrong_length_is_a_clear_error(
         ServingLog(service="x", features="words")
     with pytest.raises(FeatureDefinitionError, match="distinct"):
         ServingLog(service="x", features=["a", "a"])
+    # refused when logged: counted in errors, with a warning; nothing else logged is lost
     unnamed = _log(url)
-    unnamed.log(facts={}, features=[1, 2])
+    with caplog.at_level("WARNING", logger="shipyard.features"):
+        assert not unnamed.log(facts={}, features=[1, 2])
+    assert "the log has no feature names" in caplog.text
+    assert unnamed.log(facts={}, features={"a": 1})
+    assert unnamed.log(facts={}, features=OrderedDict(a=2))  # any mapping carries its names
     unnamed.flush()
-    with pytest.raises(FeatureError, match="no feature names in its header"):
-        read_serving_log("ranker", store_url=url)
+    assert unnamed.stats()["errors"] == 1 and unnamed.stats()["written"] == 2
+    assert read_serving_log("ranker", store_url=url)["a"].tolist() == [1, 2]
     unnamed.close()
-    other = f"file://{tmp_path / 'other'}"
-    short = _log(other, features=["a", "b", "c"])
-    short.log(facts={}, features=[1, 2])
-    short.flush()
-    with pytest.raises(FeatureError, match="has 2 values, but its header names 3"):
-        read_serving_log("ranker", store_url=other)
+    short = _log(url, features=["a", "b", "c"])
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="shipyard.features"):
+        assert not short.log(facts={}, features=[1, 2])
+        assert not short.log(facts={}, features=3.5)
+    assert "has 2 values, but the log's features are 3 (a, b, c)" in caplog.text
+    assert short.stats()["errors"] == 2
     short.close()
+    # a segment written elsewhere with such records is a clear error when read
+    import msgpack
+    import zstandard
+
+    from shipyard.features.servinglog import FIELDS
+
+    for name, header_names, message in (
+        ("nameless", None, "no feature names in its header"),
+        ("short", ["a", "b", "c"], "has 2 values, but its header names 3"),
+    ):
+        folder = tmp_path / "store" / "serving-logs" / name
+        folder.mkdir(parents=True)
+        header = {"format": "shipyard-serving-log", "version": 3, "fields": list(FIELDS)}
+        if header_names:
+            header["features"] = header_names
+        raw = msgpack.packb(header) + msgpack.packb([[1.0, "r", {}, None, [1, 2], None]])
+        (folder / "0000000001000-0000000001000-h-1-000001.msgpack.zst").write_bytes(
+            zstandard.ZstdCompressor().compress(raw)
+        )
+        with pytest.raises(FeatureError, match=message):
+            read_serving_log(name, store_url=f"file://{tmp_path / 'store'}")
 
 
 def test_a_record_time_is_read_from_its_bytes_with_either_encoder() -> None:

@@ -54,7 +54,8 @@ records (before compression) or is ``max_age`` old, when :meth:`flush` is called
 the process exits. Segments whose last record is older than ``retention`` are deleted when
 the writer starts, then after a publish at most once a minute (a listing per publish is a
 cost of its own, and a network call on S3). A record is visible to readers once its
-segment is published (at most ``max_age`` + ``flush_interval`` after it was logged).
+segment is published: at most ``max_age`` + ``flush_interval`` after it was logged while
+records keep coming, up to ``IDLE_WAIT`` (1 s) more for the first record after a quiet spell.
 
 The counters - ``logged``, ``sampled_out``, ``dropped``, ``written``, ``errors``,
 ``segments_published`` - are read on the object (:meth:`ServingLog.stats`); the writer
@@ -82,7 +83,7 @@ import threading
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from itertools import accumulate, islice
@@ -175,6 +176,7 @@ class ServingLog:
         #: the names of the values in a logged feature vector (``log(features=[...])``),
         #: written once in each segment's header
         self.feature_names: tuple[str, ...] | None = None if names is None else tuple(names)
+        self._width = -1 if names is None else len(self.feature_names or ())
         self.sample = float(sample)
         self.max_bytes = max_bytes
         self.max_age = max_age
@@ -227,13 +229,22 @@ class ServingLog:
         dropped because the queue is full, or not encodable: counted in ``sampled_out`` /
         ``dropped`` / ``errors``). ``features``: a dict of name -> value, or the values in
         the order of ``ServingLog(features=...)``'s names (the vector the model was given:
-        the names are written once per segment, not per record). The record is encoded now:
+        the names are written once per segment, not per record; a vector of another length,
+        or one given to a log without names, is not logged: counted in ``errors``, with a
+        warning that says why). The record is encoded now:
         changing the objects later changes nothing logged."""
         if self.sample < 1.0 and self._draw() >= self.sample:
             self.sampled_out += 1
             return False
         if len(self._queue) >= self.queue_size:
             self.dropped += 1
+            return False
+        if (  # a vector must fit the names (a dict, the common case, is not looked at)
+            features.__class__ is not dict
+            and features is not None
+            and not isinstance(features, Mapping)
+            and not self._fits(features)
+        ):
             return False
         try:  # one C call, positional arguments (a partial's keywords cost a dict a call)
             data = self._pack(
@@ -249,6 +260,28 @@ class ServingLog:
         if self._thread is None:
             self._start()
         return True
+
+    def _fits(self, vector: Any) -> bool:
+        """Whether a feature vector (values only) can be named by this log's feature names;
+        if not, it is refused here, counted in ``errors`` (a segment never holds a vector
+        its header cannot name, so no read of the log fails on it)."""
+        try:
+            width = len(vector)
+        except TypeError:
+            width = -2
+        if width == self._width:
+            return True
+        self.errors += 1
+        log.warning(
+            "serving log of %s: a record was not logged: %s",
+            self.service,
+            "its features are a vector of values but the log has no feature names: give "
+            "ServingLog(features=<the FeatureSet>) or log a dict of name -> value"
+            if self._width < 0
+            else f"its feature vector has {width} values, but the log's features are "
+            f"{self._width} ({', '.join(self.feature_names or ())})",
+        )
+        return False
 
     # --- control -------------------------------------------------------------------------
     @property
