@@ -19,6 +19,13 @@ Measured:
   tokenizer, and of the parse and the rules.
 
     python bench/entities/inprocess.py SPEC.json     # prints one BENCH_JSON line
+    python bench/entities/inprocess.py SPEC.json --bursts   # paired with the servers
+
+``--bursts``: the pipeline loaded and warmed once, prints ``READY``, then for each line
+``N`` read on stdin runs ``nlp(scene)`` N times and prints one BURST_JSON line: the p50 of
+their wall times and their mean CPU time (``time.thread_time``), so the driver can
+alternate short bursts in-process with bursts through a server (paired p50s: the
+machine's drift cancels within a pair).
 
 SPEC: {"model": DIR, "texts": [...], "scene": str, "batch_size": 32, "seconds": 10,
 "calls": 200}.
@@ -71,6 +78,21 @@ def cpu_ms(call, n: int = 50) -> float:
     return min(times)
 
 
+def bursts(nlp, scene: str) -> None:
+    """Answer each line ``N`` on stdin with the p50 wall ms and mean CPU ms of N calls."""
+    print("READY", flush=True)
+    for line in sys.stdin:
+        n = int(line)
+        walls, cpus = [], []
+        for _ in range(n):
+            c0, t0 = time.thread_time(), time.perf_counter()
+            nlp(scene)
+            walls.append((time.perf_counter() - t0) * 1000)
+            cpus.append((time.thread_time() - c0) * 1000)
+        out = {"p50": statistics.median(walls), "cpu_ms": statistics.mean(cpus), "calls": n}
+        print("BURST_JSON " + json.dumps(out), flush=True)
+
+
 def main() -> None:
     spec = json.loads(Path(sys.argv[1]).read_text())
     import spacy
@@ -84,6 +106,11 @@ def main() -> None:
     texts, scene, size = spec["texts"], spec["scene"], int(spec["batch_size"])
     for warm in texts[:8]:
         nlp(warm)
+    if "--bursts" in sys.argv[2:]:
+        for _ in range(20):
+            nlp(scene)
+        bursts(nlp, scene)
+        return
     whole = {
         "pipe": words_per_second(
             lambda ts: list(nlp.pipe(ts, batch_size=size)), texts, spec["seconds"]
