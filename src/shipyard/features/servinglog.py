@@ -239,8 +239,10 @@ class ServingLog:
         if len(self._queue) >= self.queue_size:
             self.dropped += 1
             return False
-        if (  # a vector must fit the names (a dict, the common case, is not looked at)
-            features.__class__ is not dict
+        kind = features.__class__
+        if (  # a vector must fit the names (a dict, or a list that fits: two compares)
+            kind is not dict
+            and not (kind is list and len(features) == self._width)
             and features is not None
             and not isinstance(features, Mapping)
             and not self._fits(features)
