@@ -1,5 +1,13 @@
-"""The services bench/features.py serves: one feature endpoint, its row computed by the
-FeatureSet (logging off / at 100%) or by calling the plain functions by hand."""
+"""The services bench/features.py serves. Each compares its variants as endpoints of one
+worker process - the same heap layout, hash seed and CPU - because between two worker
+processes those alone move a request's CPU by several us (bench/features.py, ``pin``):
+
+- ``Minimal``: the feature set's row and a Python linear model (``plain``), the same with
+  every request logged (``logged``), and the row by calling the plain functions one by one
+  (``by_hand``);
+- ``WithModel``: the row and a scikit-learn model's ``predict_proba`` (``plain``), and the
+  same logged (``logged``);
+- the movie ranker's own ``score_title`` beside its work without the log: ranker.py."""
 
 from __future__ import annotations
 
@@ -23,53 +31,49 @@ def _knobs() -> dict[str, Any]:
     return knobs
 
 
+def _log() -> ServingLog:
+    """Every request; segments of 1 MB (BENCH_LOG_MAX_BYTES) published as it goes; the
+    feature vector's names once per segment."""
+    return ServingLog(
+        sample=1.0,
+        max_bytes=int(os.environ.get("BENCH_LOG_MAX_BYTES", 1 << 20)),
+        max_age=timedelta(minutes=5),
+        features=FEATURES,
+        **_knobs(),
+    )
+
+
 def _predict(values: list[Any]) -> float:
     return sum(w * float(v) for w, v in zip(WEIGHTS, values, strict=True))
 
 
-class Plain(Service):
-    """The feature set's row, no log."""
+class Minimal(Service):
+    """The row and a Python linear model: the least a feature endpoint does."""
+
+    serving_log = _log()
 
     @endpoint
-    def score(self, profile_id: str, title: str, genres: list[str], released: float) -> float:
+    def plain(self, profile_id: str, title: str, genres: list[str], released: float) -> float:
         facts = {"profile_id": profile_id, "title": title, "genres": genres, "released": released}
         return _predict(list(FEATURES.row(facts, lookups_for(profile_id)).values()))
 
-
-class ByHand(Service):
-    """The same plain functions called one by one, no FeatureSet."""
-
     @endpoint
-    def score(self, profile_id: str, title: str, genres: list[str], released: float) -> float:
-        facts = {"profile_id": profile_id, "title": title, "genres": genres, "released": released}
-        return _predict(list(by_hand(facts, lookups_for(profile_id)).values()))
-
-
-class Logged(Service):
-    """The feature set's row, every request logged."""
-
-    serving_log = ServingLog(
-        sample=1.0,
-        max_bytes=int(os.environ.get("BENCH_LOG_MAX_BYTES", 1 << 20)),
-        max_age=timedelta(minutes=5),
-        features=FEATURES,  # the vector's names, once per segment
-        # knobs for experiments (a writer that sleeps through a round: its queue holds it)
-        **_knobs(),
-    )
-
-    @endpoint
-    def score(self, profile_id: str, title: str, genres: list[str], released: float) -> float:
+    def logged(self, profile_id: str, title: str, genres: list[str], released: float) -> float:
         facts = {"profile_id": profile_id, "title": title, "genres": genres, "released": released}
         lookups = lookups_for(profile_id)
-        values = list(FEATURES.row(facts, lookups).values())  # what Plain computes
+        values = list(FEATURES.row(facts, lookups).values())  # what plain computes
         prediction = _predict(values)
         self.serving_log.log(facts=facts, lookups=lookups, features=values, prediction=prediction)
         return prediction
 
+    @endpoint
+    def by_hand(self, profile_id: str, title: str, genres: list[str], released: float) -> float:
+        facts = {"profile_id": profile_id, "title": title, "genres": genres, "released": released}
+        return _predict(list(by_hand(facts, lookups_for(profile_id)).values()))
+
 
 def _fitted() -> Any:
-    """A scikit-learn model over the eight features, fitted at load on synthetic rows (what
-    a ranker's scoring endpoint calls per request)."""
+    """A scikit-learn model over the eight features, fitted at load on synthetic rows."""
     import numpy as np
     from ranker_set import facts_for
     from sklearn.linear_model import LogisticRegression
@@ -83,34 +87,21 @@ def _fitted() -> Any:
 
 
 class WithModel(Service):
-    """The feature set's row and a scikit-learn model's probability, no log."""
+    """The row and a scikit-learn model's probability."""
+
+    serving_log = _log()
 
     def load(self) -> None:
         self.model = _fitted()
 
     @endpoint
-    def score(self, profile_id: str, title: str, genres: list[str], released: float) -> float:
+    def plain(self, profile_id: str, title: str, genres: list[str], released: float) -> float:
         facts = {"profile_id": profile_id, "title": title, "genres": genres, "released": released}
         row = FEATURES.row(facts, lookups_for(profile_id))
         return float(self.model.predict_proba([list(row.values())])[0, 1])
 
-
-class WithModelLogged(Service):
-    """The same, every request logged."""
-
-    serving_log = ServingLog(
-        sample=1.0,
-        max_bytes=int(os.environ.get("BENCH_LOG_MAX_BYTES", 1 << 20)),
-        max_age=timedelta(minutes=5),
-        features=FEATURES,
-        **_knobs(),
-    )
-
-    def load(self) -> None:
-        self.model = _fitted()
-
     @endpoint
-    def score(self, profile_id: str, title: str, genres: list[str], released: float) -> float:
+    def logged(self, profile_id: str, title: str, genres: list[str], released: float) -> float:
         facts = {"profile_id": profile_id, "title": title, "genres": genres, "released": released}
         lookups = lookups_for(profile_id)
         values = list(FEATURES.row(facts, lookups).values())

