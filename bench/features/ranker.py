@@ -11,9 +11,6 @@ import importlib.util
 import sys
 import uuid
 from pathlib import Path
-from typing import Annotated
-
-from pydantic import Field
 
 from shipyard import endpoint
 
@@ -55,8 +52,8 @@ class Ranker(_service.Ranker):  # type: ignore[name-defined,misc]
         profile_id: str,
         item_id: str,
         genres: str | None = None,
-        year: Annotated[int | None, Field(ge=1870, le=2100)] = None,
-        at: Annotated[float | None, Field(ge=0, allow_inf_nan=False)] = None,
+        year: _service.Year = None,  # type: ignore[name-defined]
+        at: _service.At = None,  # type: ignore[name-defined]
     ) -> _service.Scored:  # type: ignore[name-defined]
         _facts, _lookups, row, score = self.score_facts(profile_id, item_id, genres, year, at)
         return _service.Scored(

@@ -48,6 +48,11 @@ SCORER = "ranker-scorer"
 MAX_ROW = 20
 
 
+#: ``score_title``'s title year and request time (UNIX seconds), as validated
+Year = Annotated[int | None, Field(ge=1870, le=2100)]
+At = Annotated[float | None, Field(ge=0, allow_inf_nan=False)]
+
+
 class HomeRow(BaseModel):
     profile_id: str
     items: list[str]
@@ -134,8 +139,8 @@ class Ranker(Service):
         profile_id: str,
         item_id: str,
         genres: str | None = None,
-        year: Annotated[int | None, Field(ge=1870, le=2100)] = None,
-        at: Annotated[float | None, Field(ge=0, allow_inf_nan=False)] = None,
+        year: Year = None,
+        at: At = None,
     ) -> Scored:
         """How likely the profile is to rate the title 4 or more. ``genres`` (MovieLens'
         ``Drama|Sci-Fi``) and ``year`` describe the title; ``at`` is the request's time
