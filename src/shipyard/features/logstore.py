@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
+from shipyard._proc import pid_alive
+
 __all__ = ["SEGMENT", "LocalSegments", "S3Segments", "Segment", "SegmentStore", "open_segments"]
 
 FOLDER = "serving-logs"
@@ -73,16 +75,6 @@ class SegmentStore(Protocol):
     def clean_spool(self, service: str) -> int:
         """Remove temp files left by writers that are gone; how many."""
         ...
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _fsync_dir(path: Path) -> None:
@@ -134,7 +126,7 @@ class LocalSegments:
         removed = 0
         for entry in list(self._names(service)):
             found = _TEMP.fullmatch(entry.name)
-            if found is not None and not _alive(int(found.group(2))):
+            if found is not None and not pid_alive(int(found.group(2))):
                 Path(entry.path).unlink(missing_ok=True)
                 removed += 1
         return removed
@@ -201,7 +193,7 @@ class S3Segments:
             return 0
         for path in folder.iterdir():
             found = _TEMP.fullmatch(path.name)
-            if found is not None and not _alive(int(found.group(2))):
+            if found is not None and not pid_alive(int(found.group(2))):
                 path.unlink(missing_ok=True)
                 removed += 1
         return removed

@@ -48,6 +48,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from shipyard._proc import pid_alive
 from shipyard.schedules.cron import Cron
 from shipyard.schedules.feed import Feed
 from shipyard.schedules.plan import next_due, paused_fires, plan_fires
@@ -309,7 +310,7 @@ class Scheduler:
             if fire.status == FireStatus.CLAIMED:
                 going = fire.claim_expires is not None and fire.claim_expires >= now
             elif fire.host == here and fire.pid is not None:
-                going = _alive(fire.pid)  # its launcher records the end when the run ends
+                going = pid_alive(fire.pid)  # its launcher records the end when the run ends
             elif fire.run_id is None:  # started elsewhere, run not created yet (or never)
                 going = fire.started_at is not None and now - fire.started_at < self.claim_ttl
             else:
@@ -452,16 +453,6 @@ class Scheduler:
                     log.exception("could not release the scheduler lease")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _same_token(token: str | None) -> sa.ColumnElement[bool]:
     column = schedule_fires.c.claim_token
     return column.is_(None) if token is None else column == token
@@ -479,7 +470,7 @@ class Launched:
         self.pid = pid
 
     def poll(self) -> int | None:
-        return None if _alive(self.pid) else 0
+        return None if pid_alive(self.pid) else 0
 
     def send_signal(self, signum: int) -> None:
         try:

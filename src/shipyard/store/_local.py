@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from shipyard._proc import pid_alive
 from shipyard.store.blobs import BlobNotFound, check_key, check_range, is_key
 
 _TMP_PREFIX = ".tmp-"
@@ -33,13 +34,7 @@ def _writer_gone(name: str) -> bool:
     host, _, rest = name[len(_TMP_PREFIX) :].rpartition("-")[0].rpartition("-")
     if host != _HOST or not rest.isdigit():
         return False
-    try:
-        os.kill(int(rest), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # running, as someone else
-        return False
-    return False
+    return not pid_alive(int(rest))
 
 
 def _fsync_dir(path: Path) -> None:
