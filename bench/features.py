@@ -30,6 +30,7 @@
    thread (``time.thread_time``) and of the writer (the process's minus it).
 
     PYTHONPATH=src .venv/bin/python bench/features.py [--requests 20000] [--rounds 5] [--write]
+    PYTHONPATH=src .venv/bin/python bench/features.py --only-logging     # part 1 alone
 
 ``--write`` puts the results in BENCHMARKS.md between ``<!-- bench:features:start -->`` and
 ``<!-- bench:features:end -->``. The machine is shared: the script prints the load average
