@@ -2,8 +2,8 @@
 
 1. **Logging CPU** - real worker processes (``python -m shipyard.serve.worker``), each
    serving a variant pair as endpoints of one process (bench/features/service.py,
-   bench/features/ranker.py), so logging on and off are compared within one process - the
-   same heap layout, hash seed and CPU:
+   bench/features/ranker.py), so logging on and off are compared within one process, on
+   the same CPU:
    - ``Minimal``: a feature endpoint that does the least one can - the FeatureSet's row of
      eight ranker features over request facts and two lookups, and a Python linear model -
      ``plain``, ``logged`` (every request: facts, lookups, the feature vector - its names
@@ -217,7 +217,7 @@ def logging_cpu(requests: int, rounds: int, home: Path) -> dict[str, Any]:
         return median[logged] / median[plain] - 1
 
     def paired(plain: str, logged: str) -> float:
-        """The median over chunk pairs (the same round and chunk: adjacent in time) of
+        """The median over chunk pairs (the same round and chunk index: close in time) of
         logged / plain - 1, each logged chunk carrying its round's writer CPU per request."""
         ratios = [
             (b + writer_us[logged][r]) / a - 1
@@ -441,8 +441,8 @@ def section(
         f"- Versions: {_versions()}",
         "- What runs: three worker processes (`python -m shipyard.serve.worker`), each serving "
         "a variant pair as endpoints of one process, so that logging on and off are compared "
-        "within one process (between two processes, the heap layout and the CPU the kernel "
-        "picks alone moved the same endpoint's CPU by 30% and more; see the bench's `pin`): "
+        "within one process (between two processes, the CPU the kernel picks for each "
+        "alone moved the same endpoint's CPU by 30% and more; see the bench's `pin`): "
         "`Minimal` (bench/features/service.py: the FeatureSet's row of eight ranker "
         "features over request facts and two lookups, and a Python linear model - the least "
         "a feature endpoint does; `ByHand`: the functions called one by one), `WithModel` "
@@ -458,8 +458,9 @@ def section(
         "logged variant. 20 chunks per variant per round, alternating with its pair's; a "
         "0.6 s pause lets the writer drain. The figure is the ratio of the medians over the "
         "rounds; the chunk-paired figure beside it is the median over the chunk pairs "
-        "(adjacent in time, each logged chunk carrying its round's writer CPU) of logged / "
-        "plain - 1, less moved by the machine's drift between rounds.",
+        "(the same round and chunk index, close in time, each logged chunk carrying its "
+        "round's writer CPU) of logged / plain - 1, less moved by the machine's drift "
+        "between rounds.",
         "",
         "| goal | measured | met |",
         "|---|---|---|",

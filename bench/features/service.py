@@ -1,6 +1,6 @@
 """The services bench/features.py serves. Each compares its variants as endpoints of one
-worker process - the same heap layout, hash seed and CPU - because between two worker
-processes those alone move a request's CPU by several us (bench/features.py, ``pin``):
+worker process, on the same CPU, because between two worker processes where the kernel
+puts each alone moves a request's CPU by several us (bench/features.py, ``pin``):
 
 - ``Minimal``: the feature set's row and a Python linear model (``plain``), the same with
   every request logged (``logged``), and the row by calling the plain functions one by one
