@@ -31,12 +31,12 @@ the bytes (the writer reads a record's time from them: :func:`record_time`). A r
 encoded when ``log`` is called, so changing the dicts afterwards changes nothing logged.
 Encoding there rather than in the writer is measured, not a shortcut: queued as live
 objects, records are walked by the garbage collector until the writer takes them and are
-freed by it cold: on bench/features.py's paired workers the writer then cost 2.2 us a record,
-against ~1.5 us for encoding in ``log`` and 0.5 us for writing the bytes (README, "Serving
-logs"); bytes are not tracked by the collector. (Joining records into chunks on the
-request path, so the writer handles a few buffers, was measured too: it cost the request
-thread more than it saved the writer.) A record that cannot be encoded (an integer past
-64 bits) is counted in ``errors`` and not logged.
+freed by it cold: on bench/features.py's paired workers that cost 4.1 us a request in all
+(the writer 2.2 of it), against 2.9 us for encoding in ``log`` in the same pair of runs
+(README, "Serving logs"); bytes are not tracked by the collector. (Joining records into
+chunks on the request path, so the writer handles a few buffers, was measured too: it cost
+the request thread more than it saved the writer.) A record that cannot be encoded (an
+integer past 64 bits) is counted in ``errors`` and not logged.
 
 A full queue (``queue_size`` records) drops the record and counts it (``dropped``): logging
 never blocks, and memory stays bounded. A background thread, started on the first record,
