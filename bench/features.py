@@ -14,7 +14,7 @@
      as-of aggregates, ``FEATURES.row``, the scorer pipeline, the serving log) beside the
      same work without the log, on MovieLens requests.
    The workers are pinned to one CPU and this client to the other (``pin``: otherwise a
-   worker that happens to share the client's core spends 30-40% more CPU per request). The
+   worker that happens to share the client's core spends 30-50% more CPU per request). The
    client speaks the worker's framing on its socket (16 requests in flight), in chunks of
    one endpoint, each bracketed by two readings of the worker's main thread CPU once it
    sleeps (``/proc/<pid>/task/<pid>/schedstat``, ns: the thread that serves every request);
@@ -105,7 +105,7 @@ def idle_thread_cpu(pid: int) -> float:
 def pin(pids: list[int]) -> str:
     """The workers' threads on one CPU, this client on another: where the kernel puts them
     otherwise changes from process to process, and a worker that shares its core with the
-    client spends 30-40% more CPU per request (its caches are the client's too) - measured
+    client spends 30-50% more CPU per request (its caches are the client's too) - measured
     on this 2-core machine, the same worker ~16.5 us/request beside the client's core and
     ~22-25 us on it. Threads a worker starts later (the log's writer) inherit its CPU.
     What was done, in words."""
