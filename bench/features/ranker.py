@@ -55,7 +55,9 @@ class Ranker(_service.Ranker):  # type: ignore[name-defined,misc]
         year: _service.Year = None,  # type: ignore[name-defined]
         at: _service.At = None,  # type: ignore[name-defined]
     ) -> _service.Scored:  # type: ignore[name-defined]
-        _facts, _lookups, row, score = self.score_facts(profile_id, item_id, genres, year, at)
+        _facts, _lookups, row, _vector, score = self.score_facts(
+            profile_id, item_id, genres, year, at
+        )
         return _service.Scored(
             request_id=uuid.uuid4().hex, score=score, features=row, model=self.scorer_version
         )

@@ -145,14 +145,10 @@ class Ranker(Service):
         """How likely the profile is to rate the title 4 or more. ``genres`` (MovieLens'
         ``Drama|Sci-Fi``) and ``year`` describe the title; ``at`` is the request's time
         (default now; set it to replay history)."""
-        facts, lookups, row, score = self.score_facts(profile_id, item_id, genres, year, at)
+        facts, lookups, row, vector, score = self.score_facts(profile_id, item_id, genres, year, at)
         request_id = uuid.uuid4().hex
         self.serving_log.log(
-            facts=facts,
-            lookups=lookups,
-            features=list(row.values()),
-            prediction=score,
-            request_id=request_id,
+            facts=facts, lookups=lookups, features=vector, prediction=score, request_id=request_id
         )
         return Scored(request_id=request_id, score=score, features=row, model=self.scorer_version)
 
@@ -163,9 +159,10 @@ class Ranker(Service):
         genres: str | None,
         year: int | None,
         at: float | None,
-    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], float]:
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[Any], float]:
         """``score_title``'s work but the log: the request's facts, the aggregates it is
-        served, its feature row and its score."""
+        served, its feature row, the row's values (the vector the scorer was given) and its
+        score."""
         if self.scorer is None:
             raise HTTPError(
                 503, f"no model {SCORER!r} yet: run examples/movie_ranker/scorer_flow.py"
@@ -180,5 +177,6 @@ class Ranker(Service):
             facts["year"] = year
         lookups = self.aggregates.lookups(facts, as_of=self.lookup_time(facts["at"]))
         row = self.features.row(facts, lookups)
-        score = float(self.scorer.predict([list(row.values())])[0])
-        return facts, lookups, row, score
+        vector = list(row.values())
+        score = float(self.scorer.predict([vector])[0])
+        return facts, lookups, row, vector, score
